@@ -1,0 +1,53 @@
+// Backend: the one narrow interface between thaw and an inference engine.
+// Nothing outside src/backend includes an engine header (torch, OpenCV,
+// XGBoost); a new engine is a new file here plus one line in CreateBackend.
+//
+// Lifecycle: CreateBackend loads the model file named by the config, prepares
+// it for inference (for TorchScript: freeze + optimize_for_inference) and
+// warms it with a zero-filled input of the declared shape (-1 dims become 1),
+// so the first real request runs at warm speed.
+//
+// Threading: Run may be called from several threads at once (an instance with
+// instance_concurrency > 1). Thread count for intra-op parallelism is set by
+// SetIntraOpThreads, per process; call it before the first Run in a process
+// (and again in a forked child: a parent must stay single-threaded or the
+// child hangs in OpenMP).
+//
+// Errors: kNotFound (no model file), kInvalidArgument (model and config
+// disagree, e.g. wrong input count or output count), kInternal (engine error
+// while running, with the engine's message).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "repo/model_config.h"
+#include "tensor/tensor.h"
+
+namespace thaw {
+
+struct BackendLoadTimings {
+  Micros model_load_us = 0;  // reading, freezing and optimising the model
+  Micros warmup_us = 0;      // warm-up runs
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Runs one execution. `inputs` are in the config's input order and have
+  // already been checked against the config (names, datatypes, shapes).
+  // Fills `outputs` with the config's outputs, in config order, each named
+  // as in the config and with the datatype the config declares.
+  virtual Status Run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) = 0;
+};
+
+StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, const Clock& clock,
+                                                 BackendLoadTimings* timings);
+
+// Sets the engine's intra-op thread count for this process.
+void SetIntraOpThreads(int threads);
+
+}  // namespace thaw

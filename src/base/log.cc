@@ -1,0 +1,63 @@
+#include "base/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "base/clock.h"
+
+namespace thaw {
+namespace {
+
+LogLevel InitialLevel() {
+  const char* env = std::getenv("THAW_LOG_LEVEL");
+  return env ? ParseLogLevel(env, LogLevel::kInfo) : LogLevel::kInfo;
+}
+
+std::atomic<LogLevel>& MinLevel() {
+  static std::atomic<LogLevel> level{InitialLevel()};
+  return level;
+}
+
+std::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "DEBUG";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kWarning: return "WARN";
+    case LogLevel::kError: return "ERROR";
+  }
+  return "INFO";
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { MinLevel().store(level); }
+
+LogLevel ParseLogLevel(std::string_view name, LogLevel fallback) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "info") return LogLevel::kInfo;
+  if (name == "warning" || name == "warn") return LogLevel::kWarning;
+  if (name == "error") return LogLevel::kError;
+  return fallback;
+}
+
+void LogEvent(LogLevel level, std::string_view event, std::string_view fields) {
+  if (level < MinLevel().load()) return;
+  std::string line = WallTimeIso8601();
+  line += ' ';
+  line += LevelName(level);
+  line += ' ';
+  line += event;
+  if (!fields.empty()) {
+    line += ' ';
+    line += fields;
+  }
+  line += '\n';
+  // One write per line; a short write to a pipe of this size does not happen.
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace thaw

@@ -1,0 +1,20 @@
+// One-line structured logging to stderr: `<time> <level> <event> key=value ...`.
+// Each call writes one line with a single write(2), so lines from several
+// processes (server and workers) do not interleave.
+// Thread safety: safe from any thread.
+#pragma once
+
+#include <string_view>
+
+namespace thaw {
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+// Lines below this level are dropped. Default kInfo; THAW_LOG_LEVEL=debug|info|warning|error.
+void SetLogLevel(LogLevel level);
+LogLevel ParseLogLevel(std::string_view name, LogLevel fallback);
+
+// `fields` is already formatted as "key=value key=value".
+void LogEvent(LogLevel level, std::string_view event, std::string_view fields = {});
+
+}  // namespace thaw

@@ -1,0 +1,105 @@
+// Messages between the server and a worker process over a Unix stream socket.
+//
+// Wire format: every message is one frame
+//   u32 payload_length (little-endian) | u8 MessageType | payload
+// where payload_length counts the type byte and the payload. Integers are
+// little-endian; strings and tensor data are u32/u64 length-prefixed.
+//
+// Conversation: the worker sends exactly one kReady or kInitError after it
+// has loaded its model; then the server sends kInferRequest frames and the
+// worker answers each with one kInferResponse carrying the same request_id
+// (possibly out of order when instance_concurrency > 1).
+//
+// Errors: decoding returns kInvalidArgument for a malformed payload; a frame
+// longer than kMaxFrameBytes is rejected.
+// Thread safety: pure functions; FrameReader is not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "tensor/tensor.h"
+
+namespace thaw::ipc {
+
+constexpr size_t kMaxFrameBytes = size_t{1} << 30;
+constexpr size_t kFrameHeaderBytes = 5;  // u32 length + u8 type
+
+enum class MessageType : uint8_t {
+  kReady = 1,
+  kInitError = 2,
+  kInferRequest = 3,
+  kInferResponse = 4,
+};
+
+// Worker -> server, once, after the model is loaded and warmed.
+struct ReadyMessage {
+  int32_t pid = 0;
+  Micros runtime_init_us = 0;  // process start to backend ready to load
+  Micros model_load_us = 0;    // loading (and optimising) the model file
+  Micros warmup_us = 0;        // first runs before serving
+};
+
+// Worker -> server, instead of kReady, when the model cannot be loaded.
+struct InitErrorMessage {
+  std::string message;
+};
+
+// Server -> worker.
+struct InferRequestMessage {
+  uint64_t request_id = 0;
+  std::vector<Tensor> inputs;             // in the model config's input order
+  std::vector<std::string> output_names;  // empty = all outputs
+};
+
+// Worker -> server.
+struct InferResponseMessage {
+  uint64_t request_id = 0;
+  StatusCode code = StatusCode::kOk;
+  std::string error;            // set when code != kOk
+  std::vector<Tensor> outputs;  // when code == kOk
+  Micros compute_us = 0;        // time inside the backend
+};
+
+// Each Encode returns a complete frame ready to write.
+std::string Encode(const ReadyMessage& m);
+std::string Encode(const InitErrorMessage& m);
+std::string Encode(const InferRequestMessage& m);
+std::string Encode(const InferResponseMessage& m);
+
+// Each Decode takes the payload of a frame (after the type byte).
+StatusOr<ReadyMessage> DecodeReady(std::string_view payload);
+StatusOr<InitErrorMessage> DecodeInitError(std::string_view payload);
+StatusOr<InferRequestMessage> DecodeInferRequest(std::string_view payload);
+StatusOr<InferResponseMessage> DecodeInferResponse(std::string_view payload);
+
+struct Frame {
+  MessageType type;
+  std::string payload;  // bytes after the type byte
+};
+
+// Splits a byte stream into frames.
+class FrameReader {
+ public:
+  // Appends bytes read from the socket.
+  void Append(const char* data, size_t size);
+  // The next complete frame, nullopt if more bytes are needed, or an error
+  // for an oversized or unknown frame (the stream is then unusable).
+  StatusOr<std::optional<Frame>> Next();
+
+ private:
+  std::string buffer_;
+  size_t consumed_ = 0;
+};
+
+// Blocking helpers for the worker side: write a whole frame; read one frame.
+// ReadFrame returns kUnavailable on EOF (peer closed).
+Status WriteAll(int fd, std::string_view bytes);
+StatusOr<Frame> ReadFrame(int fd);
+
+}  // namespace thaw::ipc

@@ -1,0 +1,193 @@
+#include "repo/model_config.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace thaw {
+namespace {
+
+namespace fs = std::filesystem;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+Status FieldError(const std::string& source, std::string_view field, std::string_view what) {
+  return InvalidArgument(source + ": field '" + std::string(field) + "': " + std::string(what));
+}
+
+// Reads an integer field if present; range-checked by ValidateModelConfig.
+template <typename T>
+Status ReadInt(const object& obj, std::string_view key, const std::string& source, T* out) {
+  element value;
+  if (obj[key].get(value)) return Status::Ok();  // absent: keep the default
+  int64_t v;
+  if (value.get_int64().get(v)) return FieldError(source, key, "must be an integer");
+  *out = static_cast<T>(v);
+  return Status::Ok();
+}
+
+Status ReadString(const object& obj, std::string_view key, const std::string& source, std::string* out) {
+  element value;
+  if (obj[key].get(value)) return Status::Ok();
+  std::string_view s;
+  if (value.get_string().get(s)) return FieldError(source, key, "must be a string");
+  *out = std::string(s);
+  return Status::Ok();
+}
+
+Status ReadTensorSpecs(const object& obj, std::string_view key, const std::string& source,
+                       std::vector<TensorSpec>* out) {
+  element value;
+  if (obj[key].get(value)) return FieldError(source, key, "is required");
+  simdjson::dom::array items;
+  if (value.get_array().get(items)) return FieldError(source, key, "must be an array");
+  size_t index = 0;
+  for (element item : items) {
+    const std::string field = std::string(key) + "[" + std::to_string(index++) + "]";
+    object spec_obj;
+    if (item.get_object().get(spec_obj)) return FieldError(source, field, "must be an object");
+    TensorSpec spec;
+    std::string_view name, datatype;
+    if (spec_obj["name"].get_string().get(name) || name.empty())
+      return FieldError(source, field + ".name", "must be a non-empty string");
+    spec.name = std::string(name);
+    if (spec_obj["datatype"].get_string().get(datatype))
+      return FieldError(source, field + ".datatype", "must be a string");
+    auto type = ParseDataType(datatype);
+    if (!type) return FieldError(source, field + ".datatype", "unknown datatype '" + std::string(datatype) + "'");
+    spec.datatype = *type;
+    simdjson::dom::array dims;
+    if (spec_obj["shape"].get_array().get(dims)) return FieldError(source, field + ".shape", "must be an array of integers");
+    for (element dim : dims) {
+      int64_t d;
+      if (dim.get_int64().get(d) || d < -1 || d == 0)
+        return FieldError(source, field + ".shape", "dimensions must be positive integers or -1");
+      spec.shape.push_back(d);
+    }
+    out->push_back(std::move(spec));
+  }
+  return Status::Ok();
+}
+
+Status CheckRange(const std::string& source, std::string_view field, int64_t value, int64_t lo, int64_t hi) {
+  if (value < lo || value > hi)
+    return FieldError(source, field,
+                      "is " + std::to_string(value) + "; must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return Status::Ok();
+}
+
+Status CheckSpecs(const std::string& source, std::string_view key, const std::vector<TensorSpec>& specs) {
+  if (specs.empty()) return FieldError(source, key, "must list at least one tensor");
+  for (size_t i = 0; i < specs.size(); ++i)
+    for (size_t j = i + 1; j < specs.size(); ++j)
+      if (specs[i].name == specs[j].name)
+        return FieldError(source, key, "tensor name '" + specs[i].name + "' appears twice");
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
+                                       const std::string& directory, const std::string& source) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(json);
+  element root;
+  if (auto error = parser.parse(padded).get(root))
+    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
+  object obj;
+  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+
+  static constexpr std::string_view kKnown[] = {
+      "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
+      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads"};
+  std::vector<std::string_view> seen;
+  for (auto field : obj) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
+      return FieldError(source, field.key, "unknown field");
+    // A repeated key would silently take one of the values.
+    if (std::find(seen.begin(), seen.end(), field.key) != seen.end())
+      return FieldError(source, field.key, "appears twice");
+    seen.push_back(field.key);
+  }
+
+  ModelConfig config;
+  config.name = name;
+  config.directory = directory;
+  THAW_RETURN_IF_ERROR(ReadString(obj, "backend", source, &config.backend));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "model_file", source, &config.model_file));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "platform", source, &config.platform));
+  THAW_RETURN_IF_ERROR(ReadTensorSpecs(obj, "inputs", source, &config.inputs));
+  THAW_RETURN_IF_ERROR(ReadTensorSpecs(obj, "outputs", source, &config.outputs));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "memory_mb", source, &config.memory_mb));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "timeout_ms", source, &config.timeout_ms));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "max_concurrency", source, &config.max_concurrency));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "instance_concurrency", source, &config.instance_concurrency));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "min_instances", source, &config.min_instances));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "keep_alive_s", source, &config.keep_alive_s));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "max_queue", source, &config.max_queue));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "threads", source, &config.threads));
+  THAW_RETURN_IF_ERROR(ValidateModelConfig(config, source));
+  return config;
+}
+
+Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
+  if (c.backend != "torchscript")
+    return FieldError(source, "backend", "unknown backend '" + c.backend + "'; supported: torchscript");
+  if (c.model_file.empty() || c.model_file.find("..") != std::string::npos || c.model_file.front() == '/')
+    return FieldError(source, "model_file", "must be a file name inside the model directory");
+  THAW_RETURN_IF_ERROR(CheckSpecs(source, "inputs", c.inputs));
+  THAW_RETURN_IF_ERROR(CheckSpecs(source, "outputs", c.outputs));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "memory_mb", c.memory_mb, 128, 10240));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "timeout_ms", c.timeout_ms, 1, 900000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "max_concurrency", c.max_concurrency, 1, 1000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "instance_concurrency", c.instance_concurrency, 1, 1000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "min_instances", c.min_instances, 0, c.max_concurrency));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "keep_alive_s", c.keep_alive_s, 0, 7 * 24 * 3600));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue", c.max_queue, 0, 1000000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "threads", c.threads, 1, 64));
+  return Status::Ok();
+}
+
+StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(model_dir, ec);
+  if (ec) return NotFound(model_dir + ": " + ec.message());
+  dir = dir.lexically_normal();
+  if (dir.has_filename() == false) dir = dir.parent_path();
+  const std::string source = (dir / "config.json").string();
+  std::ifstream in(source, std::ios::binary);
+  if (!in) return NotFound(source + ": cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = ParseModelConfig(text.str(), dir.filename().string(), dir.string(), source);
+  if (!config.ok()) return config;
+  if (!fs::is_regular_file(config->ModelPath(), ec))
+    return NotFound(source + ": field 'model_file': " + config->ModelPath() + " does not exist");
+  return config;
+}
+
+StatusOr<RepositoryScan> ScanRepository(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return NotFound("model repository '" + root + "' is not a directory");
+  RepositoryScan scan;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (!entry.is_directory() || !fs::exists(entry.path() / "config.json")) continue;
+    auto config = LoadModelConfig(entry.path().string());
+    if (config.ok()) {
+      scan.models.push_back(std::move(config).value());
+    } else {
+      scan.errors.push_back({entry.path().filename().string(), config.status()});
+    }
+  }
+  if (ec) return NotFound("model repository '" + root + "': " + ec.message());
+  std::sort(scan.models.begin(), scan.models.end(),
+            [](const ModelConfig& a, const ModelConfig& b) { return a.name < b.name; });
+  std::sort(scan.errors.begin(), scan.errors.end(),
+            [](const RepositoryEntryError& a, const RepositoryEntryError& b) { return a.model < b.model; });
+  return scan;
+}
+
+}  // namespace thaw

@@ -1,0 +1,75 @@
+// Model repository: a directory with one sub-directory per model. Each model
+// directory holds the model file and a `config.json` (format in README.md,
+// "Model repository"). The directory name is the model name.
+//
+// Loading validates every field once; an error names the file and the field.
+// A model that fails validation is reported and skipped; it never stops the
+// others from loading (ScanRepository).
+// Thread safety: value types and pure functions; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "tensor/tensor.h"
+
+namespace thaw {
+
+struct TensorSpec {
+  std::string name;
+  DataType datatype = DataType::kFp32;
+  Shape shape;  // -1 marks a variable dimension (usually the batch, dim 0)
+};
+
+struct ModelConfig {
+  std::string name;       // the directory name
+  std::string directory;  // absolute path of the model directory
+
+  std::string backend = "torchscript";  // the only backend so far
+  std::string model_file = "model.pt";  // relative to `directory`
+  std::string platform = "pytorch_torchscript";  // reported in v2 metadata
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+
+  // Serverless settings. Defaults follow AWS Lambda where it has one.
+  int64_t memory_mb = 1024;      // memory an instance is sized and billed for; 128..10240
+  int64_t timeout_ms = 30000;    // per-request deadline; 1..900000
+  int max_concurrency = 4;       // cap on instances of this model; >= 1
+  int instance_concurrency = 1;  // requests one instance runs at once; >= 1
+  int min_instances = 0;         // provisioned instances kept warm; 0..max_concurrency
+  int64_t keep_alive_s = 600;    // idle time before an instance is stopped; >= 0
+  int max_queue = 128;           // requests waiting for an instance; >= 0
+  int threads = 1;               // intra-op threads per instance; 1..64
+
+  std::string ModelPath() const { return directory + "/" + model_file; }
+};
+
+// Parses and validates `<model_dir>/config.json`. The model name is the last
+// component of model_dir. Errors are kInvalidArgument (bad field: message
+// names "<file>: field '<f>': ...") or kNotFound (no config or model file).
+StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
+
+// Parses config JSON text; `source` names the file in error messages.
+StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
+                                       const std::string& directory, const std::string& source);
+
+// Checks value ranges and consistency; messages start with `source`.
+Status ValidateModelConfig(const ModelConfig& config, const std::string& source);
+
+struct RepositoryEntryError {
+  std::string model;
+  Status status;
+};
+
+struct RepositoryScan {
+  std::vector<ModelConfig> models;           // valid models, sorted by name
+  std::vector<RepositoryEntryError> errors;  // one per invalid model directory
+};
+
+// Loads every sub-directory of `root` that contains a config.json.
+// kNotFound if `root` is not a directory.
+StatusOr<RepositoryScan> ScanRepository(const std::string& root);
+
+}  // namespace thaw

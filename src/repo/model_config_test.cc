@@ -1,0 +1,146 @@
+#include "repo/model_config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace thaw {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kValid = R"({
+  "backend": "torchscript",
+  "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
+  "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+  "memory_mb": 1024, "max_concurrency": 3, "min_instances": 1, "keep_alive_s": 30
+})";
+
+StatusOr<ModelConfig> Parse(std::string_view json) { return ParseModelConfig(json, "m", "/repo/m", "m/config.json"); }
+
+TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
+  auto config = Parse(kValid);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->name, "m");
+  ASSERT_EQ(config->inputs.size(), 1u);
+  EXPECT_EQ(config->inputs[0].shape, (Shape{-1, 1, 28, 28}));
+  EXPECT_EQ(config->outputs[0].datatype, DataType::kFp32);
+  EXPECT_EQ(config->memory_mb, 1024);
+  EXPECT_EQ(config->max_concurrency, 3);
+  EXPECT_EQ(config->min_instances, 1);
+  EXPECT_EQ(config->keep_alive_s, 30);
+  EXPECT_EQ(config->instance_concurrency, 1);  // default, as Lambda
+  EXPECT_EQ(config->threads, 1);
+  EXPECT_EQ(config->ModelPath(), "/repo/m/model.pt");
+}
+
+struct BadCase {
+  std::string json;
+  std::string field;
+};
+
+class ModelConfigErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ModelConfigErrorTest, NamesFileAndField) {
+  auto config = Parse(GetParam().json);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(config.status().message().find("m/config.json"), std::string::npos) << config.status().message();
+  EXPECT_NE(config.status().message().find(GetParam().field), std::string::npos) << config.status().message();
+}
+
+constexpr std::string_view kMinimal = R"({
+  "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
+  "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]
+})";
+
+std::string With(std::string_view extra) {
+  std::string json(kMinimal);
+  json.insert(json.rfind('}'), std::string(", ") + std::string(extra));
+  return json;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadConfigs, ModelConfigErrorTest,
+    ::testing::Values(BadCase{"{", "malformed JSON"}, BadCase{"[]", "JSON object"},
+                      BadCase{With(R"("memory_mb": 64)"), "'memory_mb'"},
+                      BadCase{With(R"("memory_mb": "big")"), "'memory_mb'"},
+                      BadCase{With(R"("timeout_ms": 0)"), "'timeout_ms'"},
+                      BadCase{With(R"("max_concurrency": 0)"), "'max_concurrency'"},
+                      BadCase{With(R"("instance_concurrency": 0)"), "'instance_concurrency'"},
+                      BadCase{With(R"("min_instances": 5)"), "'min_instances'"},
+                      BadCase{With(R"("keep_alive_s": -1)"), "'keep_alive_s'"},
+                      BadCase{With(R"("threads": 0)"), "'threads'"},
+                      BadCase{With(R"("backend": "onnx")"), "'backend'"},
+                      BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
+                      BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
+                      BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},
+                      BadCase{R"({"outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})", "'inputs'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP33", "shape": [1]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].datatype'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [0]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].shape'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]},
+                                             {"name": "x", "datatype": "FP32", "shape": [1]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "appears twice"}));
+
+class RepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("thaw_repo_test_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void AddModel(const std::string& name, std::string_view config, bool with_model_file) {
+    fs::create_directories(root_ / name);
+    std::ofstream(root_ / name / "config.json") << config;
+    if (with_model_file) std::ofstream(root_ / name / "model.pt") << "weights";
+  }
+
+  fs::path root_;
+};
+
+TEST_F(RepositoryTest, BadModelsAreReportedAndGoodOnesLoad) {
+  AddModel("good", kValid, true);
+  AddModel("broken", With(R"("threads": 0)"), true);
+  AddModel("nofile", kValid, false);
+  fs::create_directories(root_ / "not_a_model");
+  auto scan = ScanRepository(root_.string());
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->models.size(), 1u);
+  EXPECT_EQ(scan->models[0].name, "good");
+  EXPECT_EQ(scan->models[0].directory, (root_ / "good").string());
+  ASSERT_EQ(scan->errors.size(), 2u);
+  EXPECT_EQ(scan->errors[0].model, "broken");
+  EXPECT_EQ(scan->errors[0].status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(scan->errors[1].model, "nofile");
+  EXPECT_EQ(scan->errors[1].status.code(), StatusCode::kNotFound);
+  EXPECT_NE(scan->errors[1].status.message().find("model_file"), std::string::npos);
+}
+
+TEST_F(RepositoryTest, MissingRootIsNotFound) {
+  auto scan = ScanRepository((root_ / "absent").string());
+  EXPECT_EQ(scan.status().code(), StatusCode::kNotFound);
+}
+
+TEST(ExampleRepositoryTest, BundledExamplesAreValid) {
+  const char* source = std::getenv("THAW_SOURCE_DIR");
+  ASSERT_NE(source, nullptr);
+  auto scan = ScanRepository(std::string(source) + "/examples/models");
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  for (const auto& error : scan->errors) {
+    // `large` is generated by the setup script and may be absent before setup.
+    if (error.model == "large" && error.status.code() == StatusCode::kNotFound) continue;
+    ADD_FAILURE() << error.model << ": " << error.status.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace thaw

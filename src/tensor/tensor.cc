@@ -1,0 +1,89 @@
+#include "tensor/tensor.h"
+
+#include <cstring>
+#include <limits>
+
+namespace thaw {
+namespace {
+
+struct TypeInfo {
+  DataType type;
+  std::string_view name;
+  size_t size;
+};
+
+constexpr TypeInfo kTypes[] = {
+    {DataType::kBool, "BOOL", 1},     {DataType::kUint8, "UINT8", 1},
+    {DataType::kUint16, "UINT16", 2}, {DataType::kUint32, "UINT32", 4},
+    {DataType::kUint64, "UINT64", 8}, {DataType::kInt8, "INT8", 1},
+    {DataType::kInt16, "INT16", 2},   {DataType::kInt32, "INT32", 4},
+    {DataType::kInt64, "INT64", 8},   {DataType::kFp16, "FP16", 2},
+    {DataType::kFp32, "FP32", 4},     {DataType::kFp64, "FP64", 8},
+    {DataType::kBytes, "BYTES", 0},
+};
+
+}  // namespace
+
+std::optional<DataType> ParseDataType(std::string_view name) {
+  for (const auto& t : kTypes)
+    if (t.name == name) return t.type;
+  return std::nullopt;
+}
+
+std::string_view DataTypeName(DataType type) {
+  for (const auto& t : kTypes)
+    if (t.type == type) return t.name;
+  return "UNKNOWN";
+}
+
+size_t DataTypeSize(DataType type) {
+  for (const auto& t : kTypes)
+    if (t.type == type) return t.size;
+  return 0;
+}
+
+int64_t ElementCount(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return -1;
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+std::string ShapeToString(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  s += ']';
+  return s;
+}
+
+Status CheckTensorData(const Tensor& tensor) {
+  const int64_t count = tensor.element_count();
+  if (count < 0) return InvalidArgument("tensor '" + tensor.name + "' has an invalid shape " + ShapeToString(tensor.shape));
+  if (tensor.datatype != DataType::kBytes) {
+    const size_t want = static_cast<size_t>(count) * DataTypeSize(tensor.datatype);
+    if (tensor.data.size() != want)
+      return InvalidArgument("tensor '" + tensor.name + "' has " + std::to_string(tensor.data.size()) +
+                             " bytes of data; shape " + ShapeToString(tensor.shape) + " of " +
+                             std::string(DataTypeName(tensor.datatype)) + " needs " + std::to_string(want));
+    return Status::Ok();
+  }
+  size_t pos = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    if (tensor.data.size() - pos < 4) return InvalidArgument("tensor '" + tensor.name + "': BYTES data is truncated");
+    uint32_t len;
+    std::memcpy(&len, tensor.data.data() + pos, 4);
+    pos += 4;
+    if (tensor.data.size() - pos < len) return InvalidArgument("tensor '" + tensor.name + "': BYTES element is truncated");
+    pos += len;
+  }
+  if (pos != tensor.data.size()) return InvalidArgument("tensor '" + tensor.name + "': BYTES data has trailing bytes");
+  return Status::Ok();
+}
+
+}  // namespace thaw

@@ -1,0 +1,65 @@
+#include "tensor/tensor.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace thaw {
+namespace {
+
+TEST(DataTypeTest, NamesRoundTrip) {
+  for (auto name : {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
+                    "FP64", "BYTES"}) {
+    auto type = ParseDataType(name);
+    ASSERT_TRUE(type.has_value()) << name;
+    EXPECT_EQ(DataTypeName(*type), name);
+  }
+  EXPECT_FALSE(ParseDataType("FP33").has_value());
+  EXPECT_FALSE(ParseDataType("fp32").has_value());
+}
+
+TEST(DataTypeTest, Sizes) {
+  EXPECT_EQ(DataTypeSize(DataType::kBool), 1u);
+  EXPECT_EQ(DataTypeSize(DataType::kFp16), 2u);
+  EXPECT_EQ(DataTypeSize(DataType::kInt32), 4u);
+  EXPECT_EQ(DataTypeSize(DataType::kFp64), 8u);
+  EXPECT_EQ(DataTypeSize(DataType::kBytes), 0u);
+}
+
+TEST(ShapeTest, ElementCount) {
+  EXPECT_EQ(ElementCount({}), 1);
+  EXPECT_EQ(ElementCount({2, 3, 4}), 24);
+  EXPECT_EQ(ElementCount({2, 0}), 0);
+  EXPECT_EQ(ElementCount({-1, 3}), -1);
+  EXPECT_EQ(ElementCount({int64_t{1} << 40, int64_t{1} << 40}), -1);
+  EXPECT_EQ(ShapeToString({1, 3, 224, 224}), "[1,3,224,224]");
+}
+
+TEST(CheckTensorDataTest, FixedSizeTypes) {
+  Tensor t{"x", DataType::kFp32, {2, 3}, std::string(24, '\0')};
+  EXPECT_TRUE(CheckTensorData(t).ok());
+  t.data.resize(20);
+  Status s = CheckTensorData(t);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'x'"), std::string::npos);
+}
+
+std::string BytesElement(std::string_view s) {
+  uint32_t len = s.size();
+  std::string out(4, '\0');
+  std::memcpy(out.data(), &len, 4);
+  out += s;
+  return out;
+}
+
+TEST(CheckTensorDataTest, BytesElements) {
+  Tensor t{"s", DataType::kBytes, {2}, BytesElement("ab") + BytesElement("")};
+  EXPECT_TRUE(CheckTensorData(t).ok());
+  t.data += "x";
+  EXPECT_FALSE(CheckTensorData(t).ok());
+  t.data = BytesElement("abc").substr(0, 5);
+  EXPECT_FALSE(CheckTensorData(t).ok());
+}
+
+}  // namespace
+}  // namespace thaw
