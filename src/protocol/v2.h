@@ -23,13 +23,13 @@ namespace thaw::v2 {
 
 struct RequestedOutput {
   std::string name;
-  bool binary_data = false;  // parameters.binary_data (or binary_data_output)
+  bool binary_data = false;  // parameters.binary_data; binary_data_output also makes it binary
 };
 
 struct InferRequest {
   std::optional<std::string> id;        // echoed in the response when present
   std::vector<Tensor> inputs;           // after ValidateInferRequest: config order
-  std::vector<RequestedOutput> outputs; // empty = every output, as JSON
+  std::vector<RequestedOutput> outputs; // empty = every output (binary iff binary_data_output)
   bool binary_data_output = false;      // request-wide parameters.binary_data_output
   std::optional<int64_t> timeout_ms;    // request parameters.timeout_ms, if given
 };
@@ -52,8 +52,10 @@ struct EncodedBody {
 
 // Encodes a response. `outputs` are the model's outputs in config order; the
 // response carries those the request selected (all when none selected), each
-// as JSON data or as binary data per the request. `parameters_json` is an
-// optional JSON object text ("{...}") placed as the response's "parameters".
+// as JSON data or as binary data per the request, in the request's order (config
+// order when none selected). `parameters_json` is an optional JSON object text
+// ("{...}") placed as the response's "parameters". Floats are written as the
+// shortest text that reads back exactly; NaN and infinities as null.
 EncodedBody EncodeInferResponse(const std::string& model_name, const InferRequest& request,
                                 const std::vector<Tensor>& outputs, std::string_view parameters_json = {});
 

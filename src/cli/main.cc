@@ -1,0 +1,102 @@
+// The `thaw` binary. It does not link any inference engine, so it starts in
+// milliseconds; engines live in thaw-worker processes.
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "cli/cli.h"
+#include "repo/model_config.h"
+#include "runtime/runtime.h"
+#include "server/http_server.h"
+#include "server/v2_handler.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path ExecutableDir() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path() : self.parent_path();
+}
+
+std::string DefaultRepo() {
+  if (fs::is_directory("examples/models")) return "examples/models";
+  return THAW_DEFAULT_REPO;
+}
+
+int Serve(const thaw::cli::ServeOptions& options) {
+  using thaw::LogEvent;
+  using thaw::LogLevel;
+  const std::string repo = options.repo.empty() ? DefaultRepo() : options.repo;
+  const std::string worker =
+      options.worker_path.empty() ? (ExecutableDir() / "thaw-worker").string() : options.worker_path;
+  if (::access(worker.c_str(), X_OK) != 0) {
+    std::cerr << "thaw: worker executable '" << worker << "' not found; pass --worker\n";
+    return 2;
+  }
+  auto scan = thaw::ScanRepository(repo);
+  if (!scan.ok()) {
+    std::cerr << "thaw: " << scan.status().message() << "\n";
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  boost::asio::io_context io;
+  thaw::RealClock clock;
+  thaw::Runtime runtime(io, clock, thaw::RuntimeOptions{worker});
+  for (const auto& error : scan->errors)
+    LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=\"" + error.status.message() + "\"");
+  for (auto& model : scan->models) {
+    thaw::Status added = runtime.AddModel(model);
+    if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=\"" + added.message() + "\"");
+  }
+  thaw::V2Handler handler(runtime, clock);
+  thaw::HttpServer server(io, handler, {.host = options.host, .port = options.port});
+  if (auto started = server.Start(); !started.ok()) {
+    std::cerr << "thaw: " << started.message() << "\n";
+    return 1;
+  }
+  LogEvent(LogLevel::kInfo, "server_listening",
+           "address=" + options.host + ":" + std::to_string(server.port()) + " repo=" + fs::absolute(repo).string() +
+               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()));
+
+  boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    LogEvent(LogLevel::kInfo, "server_stopping", "signal=" + std::to_string(signal));
+    server.Stop();
+    runtime.Shutdown();
+    io.stop();
+  });
+  io.run();
+  LogEvent(LogLevel::kInfo, "server_stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto command = thaw::cli::ParseCommandLine(args);
+  if (!command.ok()) {
+    std::cerr << "thaw: " << command.status().message() << "\n";
+    return 2;
+  }
+  switch (command->kind) {
+    case thaw::cli::CommandKind::kHelp:
+      std::cout << thaw::cli::HelpText();
+      return 0;
+    case thaw::cli::CommandKind::kVersion:
+      std::cout << "thaw 0.1.0\n";
+      return 0;
+    case thaw::cli::CommandKind::kServe:
+      return Serve(command->serve);
+  }
+  return 0;
+}

@@ -1,0 +1,576 @@
+#include "runtime/runtime.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <limits>
+
+#include "base/log.h"
+#include "ipc/messages.h"
+#include "policy/scaling.h"
+
+extern char** environ;
+
+namespace thaw {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Worker file descriptor number for its end of the socket.
+constexpr int kWorkerFd = 3;
+// Backoff before provisioned instances are retried after a failed start.
+constexpr Micros kMinStartRetryUs = 1 * kMicrosPerSecond;
+constexpr Micros kMaxStartRetryUs = 60 * kMicrosPerSecond;
+
+std::string Fields(std::initializer_list<std::pair<std::string_view, std::string>> kv) {
+  std::string out;
+  for (const auto& [k, v] : kv) {
+    if (!out.empty()) out += ' ';
+    out += k;
+    out += '=';
+    out += v;
+  }
+  return out;
+}
+
+std::string Ms(Micros us) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(us) / kMicrosPerMilli);
+  return buf;
+}
+
+}  // namespace
+
+struct Runtime::Pending {
+  uint64_t request_id = 0;
+  std::vector<Tensor> inputs;
+  std::vector<std::string> output_names;
+  Micros arrival_us = 0;
+  Micros deadline_us = 0;
+  Micros dispatched_us = 0;
+  InferCallback done;
+};
+
+struct Runtime::Instance {
+  explicit Instance(asio::io_context& io) : socket(io) {}
+
+  uint64_t id = 0;
+  pid_t pid = 0;
+  bool ready = false;
+  bool removed = false;
+  asio::local::stream_protocol::socket socket;
+  ipc::FrameReader reader;
+  std::array<char, 256 * 1024> read_buffer;
+  std::deque<std::string> write_queue;
+  bool writing = false;
+  std::map<uint64_t, std::unique_ptr<Pending>> in_flight;
+  Micros spawned_us = 0;
+  Micros ready_us = 0;
+  Micros idle_since_us = 0;
+};
+
+struct Runtime::Model {
+  explicit Model(asio::io_context& io) : timer(io) {}
+
+  ModelConfig config;
+  std::deque<std::unique_ptr<Pending>> queue;
+  std::map<uint64_t, std::shared_ptr<Instance>> instances;
+  asio::steady_timer timer;
+  Micros scheduled_wake_us = std::numeric_limits<Micros>::max();
+  std::string last_start_error;
+  Micros start_retry_after_us = 0;
+  Micros start_retry_backoff_us = kMinStartRetryUs;
+
+  int in_flight() const {
+    int n = 0;
+    for (const auto& [id, instance] : instances) n += static_cast<int>(instance->in_flight.size());
+    return n;
+  }
+};
+
+struct Runtime::ChildWatcher {
+  explicit ChildWatcher(asio::io_context& io) : signals(io, SIGCHLD) {}
+  asio::signal_set signals;
+};
+
+Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
+    : io_(io), clock_(clock), options_(std::move(options)), child_watcher_(std::make_unique<ChildWatcher>(io)) {
+  WatchChildren();
+}
+
+Runtime::~Runtime() { Shutdown(); }
+
+Status Runtime::AddModel(ModelConfig config) {
+  if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
+  auto model = std::make_unique<Model>(io_);
+  model->config = std::move(config);
+  Model& ref = *model;
+  models_.emplace(ref.config.name, std::move(model));
+  LogEvent(LogLevel::kInfo, "model_added",
+           Fields({{"model", ref.config.name},
+                   {"min_instances", std::to_string(ref.config.min_instances)},
+                   {"max_concurrency", std::to_string(ref.config.max_concurrency)},
+                   {"keep_alive_s", std::to_string(ref.config.keep_alive_s)}}));
+  Pump(ref);
+  return Status::Ok();
+}
+
+const ModelConfig* Runtime::FindModel(std::string_view name) const {
+  auto it = models_.find(name);
+  return it == models_.end() ? nullptr : &it->second->config;
+}
+
+std::vector<std::string> Runtime::ModelNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, model] : models_) names.push_back(name);
+  return names;
+}
+
+StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
+  const Model& model = *it->second;
+  ModelStatus status;
+  status.name = model.config.name;
+  status.queued = static_cast<int>(model.queue.size());
+  status.last_start_error = model.last_start_error;
+  for (const auto& [id, instance] : model.instances) {
+    InstanceStatus s;
+    s.id = id;
+    s.pid = instance->pid;
+    s.in_flight = static_cast<int>(instance->in_flight.size());
+    s.state = !instance->ready ? InstanceState::kStarting : s.in_flight ? InstanceState::kBusy : InstanceState::kIdle;
+    status.instances.push_back(s);
+  }
+  return status;
+}
+
+void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std::vector<std::string> output_names,
+                    Micros deadline_us, InferCallback done) {
+  auto finish_now = [&](Status status) {
+    InferOutcome outcome;
+    outcome.status = std::move(status);
+    asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+  };
+  if (shut_down_) return finish_now(Unavailable("server is shutting down"));
+  auto it = models_.find(model_name);
+  if (it == models_.end()) return finish_now(NotFound("model '" + std::string(model_name) + "' is not loaded"));
+  Model& model = *it->second;
+  const Micros now = clock_.NowMicros();
+  if (deadline_us <= now) return finish_now(DeadlineExceeded("request deadline already passed"));
+
+  // Requests beyond the instance slots the model may ever have wait in the
+  // queue, up to max_queue; past that the caller is told to retry later.
+  const int slots = model.config.max_concurrency * model.config.instance_concurrency;
+  const int unused_slots = std::max(0, slots - model.in_flight());
+  if (static_cast<int>(model.queue.size()) >= model.config.max_queue + unused_slots) {
+    return finish_now(ResourceExhausted("model '" + model.config.name + "' is at max_concurrency=" +
+                                        std::to_string(model.config.max_concurrency) + " with max_queue=" +
+                                        std::to_string(model.config.max_queue) + " requests queued; retry later"));
+  }
+  auto pending = std::make_unique<Pending>();
+  pending->request_id = next_request_id_++;
+  pending->inputs = std::move(inputs);
+  pending->output_names = std::move(output_names);
+  pending->arrival_us = now;
+  pending->deadline_us = deadline_us;
+  pending->done = std::move(done);
+  model.queue.push_back(std::move(pending));
+  Pump(model);
+}
+
+void Runtime::Pump(Model& model) {
+  if (shut_down_) return;
+  const int per_instance = model.config.instance_concurrency;
+  while (!model.queue.empty()) {
+    // Fill busy instances first, then the most recently used idle one, so
+    // that surplus instances age out through keep-alive.
+    Instance* best = nullptr;
+    for (auto& [id, instance] : model.instances) {
+      if (!instance->ready || static_cast<int>(instance->in_flight.size()) >= per_instance) continue;
+      if (!best) {
+        best = instance.get();
+        continue;
+      }
+      const bool busy = !instance->in_flight.empty(), best_busy = !best->in_flight.empty();
+      if (busy != best_busy ? busy : instance->idle_since_us > best->idle_since_us) best = instance.get();
+    }
+    if (!best) break;
+    auto pending = std::move(model.queue.front());
+    model.queue.pop_front();
+    Dispatch(model, *best, std::move(pending));
+  }
+
+  const Micros now = clock_.NowMicros();
+  policy::ModelLoad load;
+  load.queued = static_cast<int>(model.queue.size());
+  for (const auto& [id, instance] : model.instances) {
+    if (instance->ready) {
+      ++load.ready_instances;
+      load.free_slots += per_instance - static_cast<int>(instance->in_flight.size());
+    } else {
+      ++load.starting_instances;
+    }
+  }
+  policy::ScalingLimits limits;
+  limits.max_instances = model.config.max_concurrency;
+  limits.instance_concurrency = per_instance;
+  // After a failed start, the provisioned floor waits for the backoff;
+  // queued requests still trigger a start.
+  limits.min_instances = now >= model.start_retry_after_us ? model.config.min_instances : 0;
+  const int to_start = policy::InstancesToStart(load, limits);
+  for (int i = 0; i < to_start; ++i) StartInstance(model);
+  Reschedule(model);
+}
+
+void Runtime::StartInstance(Model& model) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", "socketpair"}}));
+    FailQueued(model, Unavailable("cannot create a socket for a new instance"));
+    return;
+  }
+  // dup2 onto the same number would keep FD_CLOEXEC; move it out of the way.
+  if (fds[1] == kWorkerFd) {
+    int moved = ::fcntl(fds[1], F_DUPFD_CLOEXEC, kWorkerFd + 1);
+    ::close(fds[1]);
+    fds[1] = moved;
+  }
+  const std::string threads = std::to_string(model.config.threads);
+  const std::string fd_arg = std::to_string(kWorkerFd);
+  std::vector<std::string> args = {options_.worker_path, "--model-dir", model.config.directory, "--fd", fd_arg};
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    if (entry.starts_with("OMP_NUM_THREADS=") || entry.starts_with("GLIBC_TUNABLES=")) continue;
+    env_strings.emplace_back(entry);
+  }
+  env_strings.push_back("OMP_NUM_THREADS=" + threads);
+  // Page faults cost 15-20 us here: keep freed activations in the heap.
+  env_strings.push_back("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824");
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], kWorkerFd);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Own process group: a Ctrl-C at the terminal reaches the server, which
+  // then stops its workers, rather than killing workers mid-request.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  pid_t pid = 0;
+  const Micros spawn_start = clock_.NowMicros();
+  int rc = ::posix_spawn(&pid, options_.worker_path.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    const std::string error = "cannot start worker '" + options_.worker_path + "': " + std::strerror(rc);
+    LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", "\"" + error + "\""}}));
+    model.last_start_error = error;
+    FailQueued(model, Unavailable(error));
+    return;
+  }
+  auto instance = std::make_shared<Instance>(io_);
+  instance->id = next_instance_id_++;
+  instance->pid = pid;
+  instance->spawned_us = spawn_start;
+  instance->socket.assign(asio::local::stream_protocol(), fds[0]);
+  model.instances.emplace(instance->id, instance);
+  LogEvent(LogLevel::kInfo, "instance_start",
+           Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)}, {"pid", std::to_string(pid)}}));
+  ReadMore(model, instance);
+}
+
+void Runtime::Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending) {
+  pending->dispatched_us = clock_.NowMicros();
+  ipc::InferRequestMessage message;
+  message.request_id = pending->request_id;
+  message.inputs = std::move(pending->inputs);
+  message.output_names = pending->output_names;
+  instance.write_queue.push_back(ipc::Encode(message));
+  instance.in_flight.emplace(pending->request_id, std::move(pending));
+  WriteMore(model.instances.at(instance.id));
+}
+
+void Runtime::WriteMore(std::shared_ptr<Instance> instance) {
+  if (instance->writing || instance->write_queue.empty() || instance->removed) return;
+  instance->writing = true;
+  asio::async_write(instance->socket, asio::buffer(instance->write_queue.front()),
+                    [this, instance](const boost::system::error_code& ec, size_t) {
+                      instance->writing = false;
+                      if (instance->removed) return;
+                      instance->write_queue.pop_front();
+                      // A write error shows up as EOF on the read side, which handles it.
+                      if (!ec) WriteMore(instance);
+                    });
+}
+
+void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
+  instance->socket.async_read_some(
+      asio::buffer(instance->read_buffer), [this, &model, instance](const boost::system::error_code& ec, size_t n) {
+        if (instance->removed) return;
+        if (ec) {
+          const bool was_ready = instance->ready;
+          std::string reason = was_ready ? "crashed" : "start_failed";
+          if (!was_ready) {
+            if (model.last_start_error.empty()) model.last_start_error = "worker exited before it was ready";
+            const Micros now = clock_.NowMicros();
+            model.start_retry_after_us = now + model.start_retry_backoff_us;
+            model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
+          }
+          StopInstance(model, instance->id, reason,
+                       Unavailable("instance " + std::to_string(instance->id) + " of model '" + model.config.name +
+                                   "' exited while running the request"));
+          if (!was_ready) {
+            if (model.instances.empty()) FailQueued(model, Unavailable("model '" + model.config.name + "' failed to start: " +
+                                                       model.last_start_error));
+          }
+          Pump(model);
+          return;
+        }
+        instance->reader.Append(instance->read_buffer.data(), n);
+        while (!instance->removed) {
+          auto frame = instance->reader.Next();
+          if (!frame.ok()) {
+            LogEvent(LogLevel::kError, "instance_protocol_error",
+                     Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
+                             {"error", "\"" + frame.status().message() + "\""}}));
+            StopInstance(model, instance->id, "protocol_error",
+                         Internal("instance sent a malformed message: " + frame.status().message()));
+            Pump(model);
+            return;
+          }
+          if (!frame->has_value()) break;
+          OnFrame(model, *instance, static_cast<uint8_t>((*frame)->type), (*frame)->payload);
+        }
+        if (!instance->removed) ReadMore(model, instance);
+        Pump(model);
+      });
+}
+
+void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload) {
+  const Micros now = clock_.NowMicros();
+  switch (static_cast<ipc::MessageType>(type)) {
+    case ipc::MessageType::kReady: {
+      auto ready = ipc::DecodeReady(payload);
+      instance.ready = true;
+      instance.ready_us = now;
+      instance.idle_since_us = now;
+      model.last_start_error.clear();
+      model.start_retry_backoff_us = kMinStartRetryUs;
+      LogEvent(LogLevel::kInfo, "instance_ready",
+               Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                       {"pid", std::to_string(instance.pid)}, {"start_ms", Ms(now - instance.spawned_us)},
+                       {"load_ms", ready.ok() ? Ms(ready->model_load_us) : "?"},
+                       {"warmup_ms", ready.ok() ? Ms(ready->warmup_us) : "?"}}));
+      return;
+    }
+    case ipc::MessageType::kInitError: {
+      auto error = ipc::DecodeInitError(payload);
+      model.last_start_error = error.ok() ? error->message : "worker reported an unreadable error";
+      LogEvent(LogLevel::kError, "instance_init_error",
+               Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                       {"error", "\"" + model.last_start_error + "\""}}));
+      return;  // the worker exits; EOF handling fails the queue
+    }
+    case ipc::MessageType::kInferResponse: {
+      auto response = ipc::DecodeInferResponse(payload);
+      if (!response.ok()) {
+        StopInstance(model, instance.id, "protocol_error", Internal(response.status().message()));
+        return;
+      }
+      auto it = instance.in_flight.find(response->request_id);
+      if (it == instance.in_flight.end()) return;  // already failed by its deadline
+      std::unique_ptr<Pending> pending = std::move(it->second);
+      instance.in_flight.erase(it);
+      if (instance.in_flight.empty()) instance.idle_since_us = now;
+      InferOutcome outcome;
+      outcome.status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
+      outcome.outputs = std::move(response->outputs);
+      outcome.timing.queue_us = pending->dispatched_us - pending->arrival_us;
+      outcome.timing.compute_us = response->compute_us;
+      outcome.timing.total_us = now - pending->arrival_us;
+      outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
+      outcome.timing.instance_start_us = outcome.timing.cold_start ? instance.ready_us - instance.spawned_us : 0;
+      outcome.timing.instance_id = instance.id;
+      pending->done(std::move(outcome));
+      return;
+    }
+    default:
+      StopInstance(model, instance.id, "protocol_error", Internal("instance sent an unexpected message"));
+  }
+}
+
+void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view reason, const Status& in_flight_status) {
+  auto it = model.instances.find(instance_id);
+  if (it == model.instances.end()) return;
+  std::shared_ptr<Instance> instance = it->second;
+  model.instances.erase(it);
+  instance->removed = true;
+  boost::system::error_code ignored;
+  instance->socket.close(ignored);
+  // Idle instances leave on EOF; anything else is killed outright.
+  const bool graceful = reason == "keep_alive";
+  if (!graceful) ::kill(instance->pid, SIGKILL);
+  const int failed = static_cast<int>(instance->in_flight.size());
+  for (auto& [id, pending] : instance->in_flight) {
+    InferOutcome outcome;
+    outcome.status = in_flight_status;
+    outcome.timing.instance_id = instance->id;
+    outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
+    auto done = std::move(pending->done);
+    asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+  }
+  instance->in_flight.clear();
+  LogEvent(graceful ? LogLevel::kInfo : LogLevel::kWarning, "instance_stop",
+           Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
+                   {"pid", std::to_string(instance->pid)}, {"reason", std::string(reason)},
+                   {"failed_requests", std::to_string(failed)}}));
+}
+
+void Runtime::FailQueued(Model& model, const Status& status) {
+  while (!model.queue.empty()) {
+    auto pending = std::move(model.queue.front());
+    model.queue.pop_front();
+    InferOutcome outcome;
+    outcome.status = status;
+    outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
+    asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable {
+      done(std::move(outcome));
+    });
+  }
+}
+
+void Runtime::OnTimer(Model& model) {
+  const Micros now = clock_.NowMicros();
+  // Queued past the deadline: fail without running.
+  for (auto it = model.queue.begin(); it != model.queue.end();) {
+    if ((*it)->deadline_us > now) {
+      ++it;
+      continue;
+    }
+    auto pending = std::move(*it);
+    it = model.queue.erase(it);
+    InferOutcome outcome;
+    outcome.status = DeadlineExceeded("request waited " + Ms(now - pending->arrival_us) + " ms in the queue of model '" +
+                                      model.config.name + "' and reached its deadline before running");
+    outcome.timing.total_us = now - pending->arrival_us;
+    outcome.timing.queue_us = outcome.timing.total_us;
+    pending->done(std::move(outcome));
+  }
+  // Running past the deadline: fail those requests and replace the instance.
+  std::vector<uint64_t> timed_out;
+  for (auto& [id, instance] : model.instances) {
+    for (auto it = instance->in_flight.begin(); it != instance->in_flight.end();) {
+      if (it->second->deadline_us > now) {
+        ++it;
+        continue;
+      }
+      InferOutcome outcome;
+      outcome.status = DeadlineExceeded("model '" + model.config.name + "' did not answer within the request's " +
+                                        "deadline (timeout_ms=" + std::to_string(model.config.timeout_ms) + ")");
+      outcome.timing.total_us = now - it->second->arrival_us;
+      outcome.timing.instance_id = id;
+      it->second->done(std::move(outcome));
+      it = instance->in_flight.erase(it);
+      timed_out.push_back(id);
+    }
+  }
+  for (uint64_t id : timed_out)
+    StopInstance(model, id, "timeout", Unavailable("instance was replaced after another request timed out"));
+
+  std::vector<policy::IdleInstance> idle;
+  for (const auto& [id, instance] : model.instances)
+    if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
+  auto decision = policy::DecideKeepAlive(idle, static_cast<int>(model.instances.size()), model.config.min_instances,
+                                          model.config.keep_alive_s * kMicrosPerSecond, now);
+  for (uint64_t id : decision.stop) StopInstance(model, id, "keep_alive", Internal("unreachable: instance was idle"));
+  Pump(model);
+}
+
+void Runtime::Reschedule(Model& model) {
+  const Micros now = clock_.NowMicros();
+  Micros wake = std::numeric_limits<Micros>::max();
+  for (const auto& pending : model.queue) wake = std::min(wake, pending->deadline_us);
+  std::vector<policy::IdleInstance> idle;
+  for (const auto& [id, instance] : model.instances) {
+    for (const auto& [rid, pending] : instance->in_flight) wake = std::min(wake, pending->deadline_us);
+    if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
+  }
+  auto decision = policy::DecideKeepAlive(idle, static_cast<int>(model.instances.size()), model.config.min_instances,
+                                          model.config.keep_alive_s * kMicrosPerSecond, now);
+  if (!decision.stop.empty()) wake = now;
+  if (decision.next_wake_us) wake = std::min(wake, *decision.next_wake_us);
+  if (static_cast<int>(model.instances.size()) < model.config.min_instances && model.start_retry_after_us > now)
+    wake = std::min(wake, model.start_retry_after_us);
+
+  if (wake == model.scheduled_wake_us) return;
+  model.scheduled_wake_us = wake;
+  if (wake == std::numeric_limits<Micros>::max()) {
+    model.timer.cancel();
+    return;
+  }
+  model.timer.expires_after(std::chrono::microseconds(std::max<Micros>(0, wake - now)));
+  model.timer.async_wait([this, &model, wake](const boost::system::error_code& ec) {
+    if (ec || model.scheduled_wake_us != wake) return;  // cancelled or superseded
+    model.scheduled_wake_us = std::numeric_limits<Micros>::max();
+    OnTimer(model);
+  });
+}
+
+void Runtime::WatchChildren() {
+  child_watcher_->signals.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    ReapChildren();
+    WatchChildren();
+  });
+}
+
+void Runtime::ReapChildren() {
+  int status = 0;
+  pid_t pid;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    std::string how = WIFEXITED(status) ? "exit=" + std::to_string(WEXITSTATUS(status))
+                                        : "signal=" + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    LogEvent(LogLevel::kDebug, "worker_reaped", Fields({{"pid", std::to_string(pid)}, {"status", how}}));
+  }
+}
+
+void Runtime::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  const Status status = Unavailable("server is shutting down");
+  for (auto& [name, model] : models_) {
+    FailQueued(*model, status);
+    std::vector<uint64_t> ids;
+    for (const auto& [id, instance] : model->instances) ids.push_back(id);
+    for (uint64_t id : ids) StopInstance(*model, id, "shutdown", status);
+    model->timer.cancel();
+  }
+  boost::system::error_code ignored;
+  child_watcher_->signals.cancel(ignored);
+  ReapChildren();
+}
+
+}  // namespace thaw

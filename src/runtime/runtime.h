@@ -1,0 +1,142 @@
+// Runtime: runs models as serverless functions. Each instance of a model is a
+// separate worker process (thaw-worker) that loads the model through a
+// backend and answers requests over a Unix socket (src/ipc).
+//
+// What it guarantees:
+//  - A request for a model with no free instance slot waits in the model's
+//    queue; if the scaling policy says so an instance is started (a cold
+//    start) while it waits. At most max_concurrency instances per model run
+//    at once, each with at most instance_concurrency requests in flight.
+//  - Back-pressure: a request that finds max_queue requests already queued
+//    is refused at once with kResourceExhausted (HTTP 429).
+//  - Deadlines: a request still queued at its deadline fails with
+//    kDeadlineExceeded and never runs; a request still running at its
+//    deadline fails with kDeadlineExceeded and its instance is killed and
+//    replaced on demand.
+//  - Crashes: an instance whose process dies fails its in-flight requests
+//    with kUnavailable (HTTP 503); queued requests are served by a fresh
+//    instance. A model that cannot load fails its queued requests with
+//    kUnavailable naming the load error.
+//  - Keep-alive: an instance idle for keep_alive_s is stopped (scale to
+//    zero); min_instances are started at once and kept, replaced if they die.
+//  - Every accepted request's callback is called exactly once.
+//
+// Threading: not thread-safe. All methods and all callbacks run on the
+// io_context's thread; run the io_context on one thread.
+// Ownership: the Runtime owns its worker processes and kills them on
+// destruction; the caller owns the io_context and the clock, which must
+// outlive it.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "repo/model_config.h"
+#include "tensor/tensor.h"
+
+namespace thaw {
+
+struct RuntimeOptions {
+  // Path of the thaw-worker executable.
+  std::string worker_path;
+};
+
+// Timings of one invocation, for responses and logs.
+struct InvocationTiming {
+  Micros queue_us = 0;    // arrival to dispatch to an instance
+  Micros compute_us = 0;  // inside the backend
+  Micros total_us = 0;    // arrival to completion
+  bool cold_start = false;     // waited for an instance started for it
+  Micros instance_start_us = 0;  // for a cold start: process start to ready
+  uint64_t instance_id = 0;
+};
+
+struct InferOutcome {
+  Status status;
+  std::vector<Tensor> outputs;  // the model's outputs in config order (or the selected ones)
+  InvocationTiming timing;
+};
+
+using InferCallback = std::function<void(InferOutcome)>;
+
+// What an instance is doing, for status reports.
+enum class InstanceState { kStarting, kIdle, kBusy };
+
+struct InstanceStatus {
+  uint64_t id = 0;
+  int pid = 0;
+  InstanceState state = InstanceState::kStarting;
+  int in_flight = 0;
+};
+
+struct ModelStatus {
+  std::string name;
+  std::vector<InstanceStatus> instances;
+  int queued = 0;
+  std::string last_start_error;  // empty if the last start succeeded
+};
+
+class Runtime {
+ public:
+  Runtime(boost::asio::io_context& io, const Clock& clock, RuntimeOptions options);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Registers a validated model and starts its min_instances.
+  // kInvalidArgument if a model of that name exists.
+  Status AddModel(ModelConfig config);
+
+  const ModelConfig* FindModel(std::string_view name) const;
+  std::vector<std::string> ModelNames() const;
+  StatusOr<ModelStatus> GetModelStatus(std::string_view name) const;
+
+  // Runs one request. `inputs` are checked against the model's config and in
+  // its input order; `output_names` selects outputs (empty = all).
+  // `deadline_us` is on the runtime's clock. `done` is called exactly once,
+  // on the io_context thread, possibly before Infer returns.
+  void Infer(std::string_view model, std::vector<Tensor> inputs, std::vector<std::string> output_names,
+             Micros deadline_us, InferCallback done);
+
+  // Fails queued and in-flight requests with kUnavailable and kills every
+  // instance. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Model;
+  struct Instance;
+  struct Pending;
+
+  void Pump(Model& model);
+  void StartInstance(Model& model);
+  void Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending);
+  void ReadMore(Model& model, std::shared_ptr<Instance> instance);
+  void WriteMore(std::shared_ptr<Instance> instance);
+  void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
+  void StopInstance(Model& model, uint64_t instance_id, std::string_view reason, const Status& in_flight_status);
+  void OnTimer(Model& model);
+  void Reschedule(Model& model);
+  void FailQueued(Model& model, const Status& status);
+  void ReapChildren();
+  void WatchChildren();
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  RuntimeOptions options_;
+  std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
+  uint64_t next_request_id_ = 1;
+  uint64_t next_instance_id_ = 1;
+  bool shut_down_ = false;
+  struct ChildWatcher;
+  std::unique_ptr<ChildWatcher> child_watcher_;
+};
+
+}  // namespace thaw

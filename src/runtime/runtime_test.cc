@@ -1,0 +1,206 @@
+// Runtime tests against real worker processes and the bundled fraud and
+// fashion models. Assertions are on behaviour (which instance served, which
+// status came back), never on how long anything took.
+#include "runtime/runtime.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+namespace thaw {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string SourceDir() { return std::getenv("THAW_SOURCE_DIR") ? std::getenv("THAW_SOURCE_DIR") : "."; }
+std::string BuildDir() { return std::getenv("THAW_BUILD_DIR") ? std::getenv("THAW_BUILD_DIR") : "."; }
+
+Tensor FloatTensor(std::string name, Shape shape, float value) {
+  Tensor t;
+  t.name = std::move(name);
+  t.datatype = DataType::kFp32;
+  t.shape = std::move(shape);
+  std::vector<float> values(ElementCount(t.shape), value);
+  t.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  return t;
+}
+
+class RuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* model : {"fraud", "fashion"}) {
+      if (!fs::exists(SourceDir() + "/examples/models/" + model + "/model.pt"))
+        GTEST_SKIP() << "example model '" << model << "' is missing; run models/build_models.py";
+    }
+    runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{BuildDir() + "/thaw-worker"});
+  }
+  void TearDown() override {
+    if (runtime_) runtime_->Shutdown();
+    io_.poll();
+    runtime_.reset();
+  }
+
+  ModelConfig Load(const std::string& name) {
+    auto config = LoadModelConfig(SourceDir() + "/examples/models/" + name);
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    return config.value();
+  }
+
+  // Sends one request and runs the loop until it completes.
+  InferOutcome Run(const std::string& model, std::vector<Tensor> inputs, Micros timeout_us = 30 * kMicrosPerSecond) {
+    std::optional<InferOutcome> result;
+    runtime_->Infer(model, std::move(inputs), {}, clock_.NowMicros() + timeout_us,
+                    [&](InferOutcome outcome) { result = std::move(outcome); });
+    RunUntil([&] { return result.has_value(); });
+    return std::move(*result);
+  }
+
+  // Runs the event loop until `done` holds; fails the test after 60 s.
+  template <typename F>
+  void RunUntil(F done) {
+    const Micros give_up = clock_.NowMicros() + 60 * kMicrosPerSecond;
+    while (!done() && clock_.NowMicros() < give_up) {
+      io_.run_for(std::chrono::milliseconds(10));
+      io_.restart();
+    }
+    ASSERT_TRUE(done()) << "condition not reached within 60 s";
+  }
+
+  int InstanceCount(const std::string& model) { return runtime_->GetModelStatus(model)->instances.size(); }
+
+  boost::asio::io_context io_;
+  RealClock clock_;
+  std::unique_ptr<Runtime> runtime_;
+};
+
+TEST_F(RuntimeTest, FirstRequestColdStartsThenInstanceIsReused) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  EXPECT_EQ(InstanceCount("fraud"), 0);  // scale to zero until asked
+
+  InferOutcome first = Run("fraud", {FloatTensor("features", {2, 30}, 1.0f)});
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_TRUE(first.timing.cold_start);
+  EXPECT_GT(first.timing.instance_start_us, 0);
+  ASSERT_EQ(first.outputs.size(), 1u);
+  EXPECT_EQ(first.outputs[0].name, "probabilities");
+  EXPECT_EQ(first.outputs[0].shape, (Shape{2, 2}));
+
+  InferOutcome second = Run("fraud", {FloatTensor("features", {1, 30}, 0.5f)});
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_FALSE(second.timing.cold_start);
+  EXPECT_EQ(second.timing.instance_id, first.timing.instance_id);
+  EXPECT_EQ(InstanceCount("fraud"), 1);
+}
+
+TEST_F(RuntimeTest, IdleInstanceStopsAfterKeepAlive) {
+  ModelConfig config = Load("fraud");
+  config.keep_alive_s = 1;
+  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  EXPECT_EQ(InstanceCount("fraud"), 1);
+  RunUntil([&] { return InstanceCount("fraud") == 0; });
+  InferOutcome again = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(again.status.ok());
+  EXPECT_TRUE(again.timing.cold_start);
+}
+
+TEST_F(RuntimeTest, MinInstancesStartAtOnceAndStay) {
+  ModelConfig config = Load("fraud");
+  config.min_instances = 1;
+  config.keep_alive_s = 0;
+  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->instances.size() == 1 && status->instances[0].state == InstanceState::kIdle;
+  });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_FALSE(outcome.timing.cold_start);
+  io_.run_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(InstanceCount("fraud"), 1);  // keep_alive_s = 0, but provisioned
+}
+
+TEST_F(RuntimeTest, KilledInstanceIsReplacedOnNextRequest) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  InferOutcome first = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(first.status.ok());
+  const int pid = runtime_->GetModelStatus("fraud")->instances.at(0).pid;
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  RunUntil([&] { return InstanceCount("fraud") == 0; });
+  InferOutcome second = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_TRUE(second.timing.cold_start);
+  EXPECT_NE(second.timing.instance_id, first.timing.instance_id);
+}
+
+TEST_F(RuntimeTest, DeadlinePassedInQueueNeverRuns) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  // A 1 ms deadline cannot survive a cold start: the request expires queued.
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, kMicrosPerMilli);
+  EXPECT_EQ(outcome.status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(outcome.status.message().find("queue"), std::string::npos) << outcome.status.message();
+  EXPECT_EQ(outcome.timing.instance_id, 0u);
+}
+
+TEST_F(RuntimeTest, RequestRunningPastDeadlineFailsAndInstanceIsReplaced) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  InferOutcome warm = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(warm.status.ok()) << warm.status.ToString();
+  // A batch of 4000 images cannot finish in 2 ms.
+  InferOutcome slow = Run("fashion", {FloatTensor("image", {4000, 1, 28, 28}, 0.5f)}, 2 * kMicrosPerMilli);
+  EXPECT_EQ(slow.status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(slow.timing.instance_id, warm.timing.instance_id);
+  EXPECT_EQ(InstanceCount("fashion"), 0);
+  InferOutcome after = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(after.status.ok());
+  EXPECT_NE(after.timing.instance_id, warm.timing.instance_id);
+}
+
+TEST_F(RuntimeTest, FullQueueIsRefusedWithResourceExhausted) {
+  ModelConfig config = Load("fraud");
+  config.max_concurrency = 1;
+  config.max_queue = 0;
+  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  std::vector<InferOutcome> outcomes;
+  for (int i = 0; i < 3; ++i)
+    runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
+                    [&](InferOutcome o) { outcomes.push_back(std::move(o)); });
+  RunUntil([&] { return outcomes.size() == 3; });
+  int ok = 0, refused = 0;
+  for (const auto& o : outcomes) {
+    ok += o.status.ok();
+    refused += o.status.code() == StatusCode::kResourceExhausted;
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(refused, 2);
+}
+
+TEST_F(RuntimeTest, ModelThatCannotLoadFailsRequestsWithUnavailable) {
+  ModelConfig config = Load("fraud");
+  const fs::path dir = fs::temp_directory_path() / ("thaw_broken_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "model.pt") << "this is not a TorchScript archive";
+  fs::copy_file(config.directory + "/config.json", dir / "config.json", fs::copy_options::overwrite_existing);
+  auto broken = LoadModelConfig(dir.string());
+  ASSERT_TRUE(broken.ok()) << broken.status().ToString();
+  ASSERT_TRUE(runtime_->AddModel(broken.value()).ok());
+  InferOutcome outcome = Run(broken->name, {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(outcome.status.message().find("failed to start"), std::string::npos) << outcome.status.message();
+  EXPECT_FALSE(runtime_->GetModelStatus(broken->name)->last_start_error.empty());
+  fs::remove_all(dir);
+}
+
+TEST_F(RuntimeTest, UnknownModelIsNotFound) {
+  InferOutcome outcome = Run("nope", {});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace thaw

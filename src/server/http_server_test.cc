@@ -1,0 +1,188 @@
+// HTTP tests over real sockets: the server and runtime run on an io_context
+// thread with real worker processes; the test is a plain blocking HTTP client.
+#include "server/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "base/clock.h"
+#include "runtime/runtime.h"
+
+namespace thaw {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string Env(const char* name) { return std::getenv(name) ? std::getenv(name) : "."; }
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+  std::string header_length;
+  std::string retry_after;
+  std::string allow;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(Env("THAW_SOURCE_DIR") + "/examples/models/fraud/model.pt"))
+      GTEST_SKIP() << "example model 'fraud' is missing; run models/build_models.py";
+    runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{Env("THAW_BUILD_DIR") + "/thaw-worker"});
+    auto config = LoadModelConfig(Env("THAW_SOURCE_DIR") + "/examples/models/fraud");
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    ASSERT_TRUE(runtime_->AddModel(config.value()).ok());
+    handler_ = std::make_unique<V2Handler>(*runtime_, clock_);
+    server_ = std::make_unique<HttpServer>(io_, *handler_, HttpServerOptions{.port = 0});
+    ASSERT_TRUE(server_->Start().ok());
+    work_.emplace(io_.get_executor());
+    thread_ = std::thread([this] { io_.run(); });
+    Connect();
+  }
+
+  void TearDown() override {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] {
+      server_->Stop();
+      runtime_->Shutdown();
+      work_.reset();
+      io_.stop();
+    });
+    thread_.join();
+  }
+
+  void Connect() {
+    stream_ = std::make_unique<beast::tcp_stream>(client_io_);
+    stream_->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+  }
+
+  Reply Send(http::verb method, const std::string& target, const std::string& body = "",
+             std::optional<size_t> header_length = std::nullopt) {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "localhost");
+    if (header_length) req.set("Inference-Header-Content-Length", std::to_string(*header_length));
+    req.body() = body;
+    req.prepare_payload();
+    http::write(*stream_, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(*stream_, buffer, res);
+    Reply reply;
+    reply.status = res.result_int();
+    reply.body = res.body();
+    reply.content_type = std::string(res[http::field::content_type]);
+    reply.header_length = std::string(res["Inference-Header-Content-Length"]);
+    reply.retry_after = std::string(res[http::field::retry_after]);
+    reply.allow = std::string(res[http::field::allow]);
+    return reply;
+  }
+
+  static std::string Features(int rows) {
+    std::string data;
+    for (int i = 0; i < rows * 30; ++i) data += (i ? "," : "") + std::to_string(i % 7);
+    return R"({"id":"req-1","inputs":[{"name":"features","shape":[)" + std::to_string(rows) +
+           R"(,30],"datatype":"FP32","data":[)" + data + "]}]}";
+  }
+
+  asio::io_context io_;
+  RealClock clock_;
+  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<V2Handler> handler_;
+  std::unique_ptr<HttpServer> server_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  asio::io_context client_io_;
+  std::unique_ptr<beast::tcp_stream> stream_;
+};
+
+TEST_F(HttpServerTest, ServerMetadataAndHealth) {
+  Reply meta = Send(http::verb::get, "/v2");
+  EXPECT_EQ(meta.status, 200);
+  EXPECT_NE(meta.body.find("\"binary_tensor_data\""), std::string::npos) << meta.body;
+  EXPECT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
+  EXPECT_EQ(Send(http::verb::get, "/v2/health/ready").status, 200);
+  EXPECT_EQ(Send(http::verb::get, "/v2/models/fraud/ready").status, 200);
+  EXPECT_EQ(Send(http::verb::get, "/v2/models/fraud/versions/1/ready").status, 200);
+}
+
+TEST_F(HttpServerTest, ModelMetadata) {
+  Reply meta = Send(http::verb::get, "/v2/models/fraud");
+  EXPECT_EQ(meta.status, 200);
+  EXPECT_NE(meta.body.find("\"features\""), std::string::npos) << meta.body;
+  EXPECT_NE(meta.body.find("[-1,30]"), std::string::npos) << meta.body;
+}
+
+TEST_F(HttpServerTest, UnknownModelAndRouteAre404WithJsonError) {
+  Reply model = Send(http::verb::get, "/v2/models/nope");
+  EXPECT_EQ(model.status, 404);
+  EXPECT_NE(model.body.find("\"error\""), std::string::npos);
+  EXPECT_NE(model.body.find("nope"), std::string::npos);
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/nope/infer", Features(1)).status, 404);
+  EXPECT_EQ(Send(http::verb::get, "/v2/models/fraud/versions/7").status, 404);
+  EXPECT_EQ(Send(http::verb::get, "/v3").status, 404);
+}
+
+TEST_F(HttpServerTest, WrongMethodIs405) {
+  Reply reply = Send(http::verb::get, "/v2/models/fraud/infer");
+  EXPECT_EQ(reply.status, 405);
+  EXPECT_EQ(reply.allow, "POST");
+}
+
+TEST_F(HttpServerTest, BadBodiesAre400WithMessage) {
+  Reply malformed = Send(http::verb::post, "/v2/models/fraud/infer", "{\"inputs\": [");
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_NE(malformed.body.find("\"error\""), std::string::npos);
+  std::string wrong_shape = R"({"inputs":[{"name":"features","shape":[1,29],"datatype":"FP32","data":[0)";
+  for (int i = 1; i < 29; ++i) wrong_shape += ",0";
+  wrong_shape += "]}]}";
+  Reply shape = Send(http::verb::post, "/v2/models/fraud/infer", wrong_shape);
+  EXPECT_EQ(shape.status, 400) << shape.body;
+  EXPECT_NE(shape.body.find("features"), std::string::npos) << shape.body;
+  Reply bad_header = Send(http::verb::post, "/v2/models/fraud/infer", Features(1), size_t{1} << 40);
+  EXPECT_EQ(bad_header.status, 400) << bad_header.body;
+}
+
+TEST_F(HttpServerTest, InferOverKeepAliveReportsColdThenWarm) {
+  Reply first = Send(http::verb::post, "/v2/models/fraud/infer", Features(2));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.content_type, "application/json");
+  EXPECT_NE(first.body.find("\"id\":\"req-1\""), std::string::npos) << first.body;
+  EXPECT_NE(first.body.find("\"cold_start\":true"), std::string::npos) << first.body;
+  EXPECT_NE(first.body.find("\"shape\":[2,2]"), std::string::npos) << first.body;
+  Reply second = Send(http::verb::post, "/v2/models/fraud/versions/1/infer", Features(1));
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_NE(second.body.find("\"cold_start\":false"), std::string::npos) << second.body;
+}
+
+TEST_F(HttpServerTest, BinaryTensorsInAndOut) {
+  const std::string header =
+      R"({"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}],)"
+      R"("parameters":{"binary_data_output":true}})";
+  std::string body = header;
+  std::vector<float> features(30, 1.0f);
+  body.append(reinterpret_cast<const char*>(features.data()), 120);
+  Reply reply = Send(http::verb::post, "/v2/models/fraud/infer", body, header.size());
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.content_type, "application/octet-stream");
+  ASSERT_FALSE(reply.header_length.empty());
+  const size_t json_length = std::stoul(reply.header_length);
+  ASSERT_EQ(reply.body.size(), json_length + 2 * sizeof(float));
+  EXPECT_NE(reply.body.substr(0, json_length).find("\"binary_data_size\":8"), std::string::npos);
+  float probabilities[2];
+  std::memcpy(probabilities, reply.body.data() + json_length, sizeof(probabilities));
+  EXPECT_NEAR(probabilities[0] + probabilities[1], 1.0f, 1e-5);
+}
+
+}  // namespace
+}  // namespace thaw

@@ -1,0 +1,53 @@
+// V2Handler: the KServe v2 REST routes, independent of the HTTP library.
+//   GET  /v2                                  server metadata
+//   GET  /v2/health/live, /v2/health/ready    200 when live / ready
+//   GET  /v2/models/{m}[/versions/{v}]        model metadata
+//   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready, 503 if it cannot start
+//   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors)
+// Errors are {"error": "..."} with the status of the Status code (400, 404,
+// 405, 429 with Retry-After, 503, 504). Every request gets exactly one
+// response, also when the runtime fails it.
+// Threading: like Runtime, everything runs on the io_context thread.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "runtime/runtime.h"
+
+namespace thaw {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and optional query
+  std::string body;
+  std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+HttpResponse ErrorResponse(const Status& status);
+
+class V2Handler {
+ public:
+  V2Handler(Runtime& runtime, const Clock& clock) : runtime_(runtime), clock_(clock) {}
+
+  void Handle(HttpRequest request, std::function<void(HttpResponse)> respond);
+
+ private:
+  void Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond);
+
+  Runtime& runtime_;
+  const Clock& clock_;
+};
+
+}  // namespace thaw
