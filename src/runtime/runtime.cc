@@ -433,6 +433,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
   // Idle instances leave on EOF; anything else is killed outright.
   const bool graceful = reason == "keep_alive";
   if (!graceful) ::kill(instance->pid, SIGKILL);
+  const bool expected = graceful || reason == "shutdown";
   const int failed = static_cast<int>(instance->in_flight.size());
   for (auto& [id, pending] : instance->in_flight) {
     InferOutcome outcome;
@@ -443,7 +444,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
     asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
   }
   instance->in_flight.clear();
-  LogEvent(graceful ? LogLevel::kInfo : LogLevel::kWarning, "instance_stop",
+  LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"pid", std::to_string(instance->pid)}, {"reason", std::string(reason)},
                    {"failed_requests", std::to_string(failed)}}));

@@ -8,6 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -48,6 +51,12 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });
+    // Worker exits raise SIGCHLD; let the server thread take it, not this
+    // thread's blocking client calls (which would fail with EINTR).
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &child, nullptr);
     Connect();
   }
 

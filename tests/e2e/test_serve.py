@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""End-to-end test of `thaw serve` with real clients.
+
+Starts build/thaw on the example repository, sends requests with curl and
+hey, and checks: every example model's outputs against the Python
+references (JSON and binary tensors), v2 errors (404, 400, 405), 2000
+requests under concurrency, a worker killed with SIGKILL mid-traffic, a
+request past its deadline (504), and a clean SIGTERM shutdown.
+Prints "N passed, N failed" and exits non-zero on any failure.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+THAW = os.path.join(ROOT, "build", "thaw")
+EXAMPLES = os.path.join(ROOT, "examples")
+MODELS = ["fraud", "fashion", "textenc", "large"]
+PACK = {"FP32": "f", "FP64": "d", "INT64": "q", "INT32": "i", "BOOL": "?"}
+
+TMP = tempfile.mkdtemp(prefix="thaw_e2e_")
+results = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT = free_port()
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+def curl(method, path, body=None, headers=()):
+    """Returns (status, headers dict with lower-case names, body bytes)."""
+    out, hdr = os.path.join(TMP, "body"), os.path.join(TMP, "headers")
+    cmd = ["curl", "-sS", "-X", method, "-o", out, "-D", hdr, "-w", "%{http_code}", "--max-time", "120"]
+    for h in headers:
+        cmd += ["-H", h]
+    if body is not None:
+        src = os.path.join(TMP, "request")
+        with open(src, "wb") as f:
+            f.write(body if isinstance(body, bytes) else body.encode())
+        cmd += ["--data-binary", "@" + src]
+        if not any(h.lower().startswith("content-type") for h in headers):
+            cmd += ["-H", "Content-Type: application/json"]
+    cmd.append(BASE + path)
+    status = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    response_headers = {}
+    with open(hdr) as f:
+        for line in f:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                response_headers[k.strip().lower()] = v.strip()
+    with open(out, "rb") as f:
+        return int(status), response_headers, f.read()
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append((name, None))
+        print(f"PASS {name}", flush=True)
+    except Exception as e:  # report and continue with the next check
+        results.append((name, e))
+        print(f"FAIL {name}: {e}", flush=True)
+        traceback.print_exc()
+
+
+def load(kind, model):
+    with open(os.path.join(EXAMPLES, kind, model + ".json")) as f:
+        return json.load(f)
+
+
+def flat(data):
+    if isinstance(data, list):
+        return [x for item in data for x in flat(item)]
+    return [data]
+
+
+def assert_close(got, want, what):
+    assert len(got) == len(want), f"{what}: {len(got)} values, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        if abs(g - w) > 1e-4 + 1e-3 * abs(w):
+            raise AssertionError(f"{what}[{i}] = {g}, reference {w}")
+
+
+def check_outputs(model, outputs):
+    ref = load("references", model)
+    by_name = {o["name"]: o for o in outputs}
+    for want in ref["outputs"]:
+        got = by_name[want["name"]]
+        assert got["shape"] == want["shape"], f"{model}: shape {got['shape']} != {want['shape']}"
+        assert got["datatype"] == want["datatype"]
+        assert_close(got["data"], want["data"], f"{model}.{want['name']}")
+        rows = want["shape"][0]
+        cols = len(want["data"]) // rows
+        argmax = [max(range(cols), key=lambda j: got["data"][r * cols + j]) for r in range(rows)]
+        assert argmax == ref["predicted"], f"{model}: predicted {argmax}, reference {ref['predicted']}"
+
+
+def infer_json(model):
+    request = load("requests", model)
+    status, headers, body = curl("POST", f"/v2/models/{model}/infer", json.dumps(request))
+    assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
+    response = json.loads(body)
+    assert response["model_name"] == model
+    assert response["id"] == request["id"], "id not echoed"
+    assert "cold_start" in response["parameters"]
+    check_outputs(model, response["outputs"])
+
+
+def to_binary(request):
+    """The same request with every input as binary data and binary outputs."""
+    header = {"id": request["id"], "inputs": [], "parameters": {"binary_data_output": True}}
+    blobs = b""
+    for tensor in request["inputs"]:
+        values = flat(tensor["data"])
+        blob = struct.pack("<%d%s" % (len(values), PACK[tensor["datatype"]]), *values)
+        header["inputs"].append({"name": tensor["name"], "shape": tensor["shape"], "datatype": tensor["datatype"],
+                                 "parameters": {"binary_data_size": len(blob)}})
+        blobs += blob
+    text = json.dumps(header).encode()
+    return text + blobs, len(text)
+
+
+def infer_binary(model):
+    body, header_length = to_binary(load("requests", model))
+    status, headers, response = curl("POST", f"/v2/models/{model}/infer", body,
+                                     [f"Inference-Header-Content-Length: {header_length}",
+                                      "Content-Type: application/octet-stream"])
+    assert status == 200, f"{model}: HTTP {status}: {response[:300]}"
+    json_length = int(headers["inference-header-content-length"])
+    meta = json.loads(response[:json_length])
+    offset = json_length
+    outputs = []
+    for out in meta["outputs"]:
+        size = out["parameters"]["binary_data_size"]
+        n = size // struct.calcsize(PACK[out["datatype"]])
+        out["data"] = list(struct.unpack_from("<%d%s" % (n, PACK[out["datatype"]]), response, offset))
+        offset += size
+        outputs.append(out)
+    assert offset == len(response), "trailing bytes after binary outputs"
+    check_outputs(model, outputs)
+
+
+def nested_data_and_output_selection():
+    request = load("requests", "fraud")
+    tensor = request["inputs"][0]
+    rows, cols = tensor["shape"]
+    tensor["data"] = [tensor["data"][r * cols:(r + 1) * cols] for r in range(rows)]
+    request["outputs"] = [{"name": "probabilities"}]
+    status, _, body = curl("POST", "/v2/models/fraud/infer", json.dumps(request))
+    assert status == 200, body
+    check_outputs("fraud", json.loads(body)["outputs"])
+
+
+def expect_error(method, path, body, code, needle):
+    status, headers, response = curl(method, path, body)
+    assert status == code, f"{method} {path}: HTTP {status}, expected {code}: {response[:200]}"
+    error = json.loads(response)["error"]
+    assert needle in error, f"error {error!r} does not mention {needle!r}"
+
+
+def errors():
+    expect_error("GET", "/v2/models/nosuchmodel", None, 404, "nosuchmodel")
+    expect_error("POST", "/v2/models/nosuchmodel/infer", "{}", 404, "nosuchmodel")
+    expect_error("POST", "/v2/models/fraud/infer", '{"inputs": [{"name": "features", ', 400, "JSON")
+    wrong_shape = {"inputs": [{"name": "features", "shape": [1, 29], "datatype": "FP32", "data": [0.0] * 29}]}
+    expect_error("POST", "/v2/models/fraud/infer", json.dumps(wrong_shape), 400, "shape")
+    wrong_type = {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "INT64", "data": [0] * 30}]}
+    expect_error("POST", "/v2/models/fraud/infer", json.dumps(wrong_type), 400, "datatype")
+    short = {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [0.0] * 3}]}
+    expect_error("POST", "/v2/models/fraud/infer", json.dumps(short), 400, "features")
+    expect_error("GET", "/v2/models/fraud/infer", None, 405, "POST")
+
+
+def metadata_and_health():
+    status, _, body = curl("GET", "/v2")
+    assert status == 200 and "binary_tensor_data" in json.loads(body)["extensions"]
+    for path in ["/v2/health/live", "/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in MODELS]:
+        status, _, body = curl("GET", path)
+        assert status == 200, f"{path}: HTTP {status}"
+    status, _, body = curl("GET", "/v2/models/fashion")
+    meta = json.loads(body)
+    assert meta["inputs"][0] == {"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}, meta
+
+
+def hey(model, args):
+    request = os.path.join(TMP, f"hey_{model}.json")
+    with open(request, "w") as f:
+        json.dump(load("requests", model), f)
+    cmd = ["hey", *args, "-m", "POST", "-T", "application/json", "-D", request, f"{BASE}/v2/models/{model}/infer"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def status_counts(hey_output):
+    return {int(code): int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", hey_output)}
+
+
+def load_2000_requests():
+    out, _ = hey("fraud", ["-n", "2000", "-c", "16"]).communicate(timeout=300)
+    counts = status_counts(out)
+    assert counts == {200: 2000}, f"status codes {counts}\n{out}"
+
+
+def worker_pids(model):
+    out = subprocess.run(["pgrep", "-f", f"thaw-worker --model-dir .*/{model}( |$)"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def kill_worker_mid_traffic():
+    curl("POST", "/v2/models/fashion/infer", json.dumps(load("requests", "fashion")))  # make sure one runs
+    load_gen = hey("fashion", ["-z", "4s", "-c", "4"])
+    time.sleep(1.5)
+    pids = worker_pids("fashion")
+    assert pids, "no fashion worker running"
+    os.kill(pids[0], signal.SIGKILL)
+    out, _ = load_gen.communicate(timeout=60)
+    counts = status_counts(out)
+    assert set(counts) <= {200, 503}, f"unexpected status codes {counts}\n{out}"
+    assert counts.get(200, 0) > 0, f"no successful requests: {counts}"
+    assert server.poll() is None, "server exited"
+    status, _, _ = curl("GET", "/v2/health/live")
+    assert status == 200
+    assert pids[0] not in worker_pids("fashion"), "killed worker still listed"
+    infer_json("fashion")
+
+
+def deadline_exceeded():
+    infer_json("large")  # an instance is running
+    request = load("requests", "large")
+    request["parameters"] = {"timeout_ms": 1}
+    status, _, body = curl("POST", "/v2/models/large/infer", json.dumps(request))
+    assert status == 504, f"HTTP {status}: {body[:200]}"
+    assert "deadline" in json.loads(body)["error"]
+    infer_json("large")  # a fresh instance replaces the timed-out one
+
+
+def main():
+    global server
+    if not os.access(THAW, os.X_OK):
+        sys.exit(f"{THAW} not built; run scripts/build")
+    log_path = os.path.join(TMP, "server.log")
+    log = open(log_path, "w")
+    server = subprocess.Popen([THAW, "serve", "--repo", os.path.join(EXAMPLES, "models"), "--port", str(PORT)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                if curl("GET", "/v2/health/live")[0] == 200:
+                    break
+            except subprocess.CalledProcessError:
+                time.sleep(0.05)
+        check("metadata and health", metadata_and_health)
+        for model in MODELS:
+            check(f"{model}: JSON tensors match the Python reference", lambda m=model: infer_json(m))
+            check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
+        check("nested data and output selection", nested_data_and_output_selection)
+        check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
+        check("hey -n 2000 -c 16 on fraud: 2000 x 200", load_2000_requests)
+        check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
+        check("request past its deadline: 504, instance replaced", deadline_exceeded)
+
+        def clean_shutdown():
+            pids = [p for m in MODELS for p in worker_pids(m)]
+            assert pids, "expected running workers before shutdown"
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) == 0, "non-zero exit"
+            time.sleep(0.5)
+            alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()]
+            assert not alive, f"workers still running after shutdown: {alive}"
+        check("SIGTERM: server exits 0 and stops its workers", clean_shutdown)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        log.close()
+    failed = [name for name, error in results if error]
+    if failed:
+        print("--- server log (last 60 lines) ---")
+        print("".join(open(log_path).readlines()[-60:]))
+    print(f"e2e: {len(results) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
