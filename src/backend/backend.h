@@ -4,8 +4,11 @@
 //
 // Lifecycle: CreateBackend loads the model file named by the config, prepares
 // it for inference (for TorchScript: freeze + optimize_for_inference) and
-// warms it with a zero-filled input of the declared shape (-1 dims become 1),
-// so the first real request runs at warm speed.
+// warms it with inputs of the declared shape (-1 dims become 1), zeros for
+// floating types and ones for integer/BOOL types (0 is usually a padding
+// token id or a "masked" flag), so the first real request runs at warm
+// speed. A warm-up failure (e.g. the model returns fewer outputs than the
+// config declares) fails the load with kInvalidArgument.
 //
 // Threading: Run may be called from several threads at once (an instance with
 // instance_concurrency > 1). Thread count for intra-op parallelism is set by
@@ -14,8 +17,12 @@
 // child hangs in OpenMP).
 //
 // Errors: kNotFound (no model file), kInvalidArgument (model and config
-// disagree, e.g. wrong input count or output count), kInternal (engine error
-// while running, with the engine's message).
+// disagree, e.g. wrong input count or output count; unreadable model file;
+// a datatype the engine lacks), kInternal (engine error while running, with
+// the engine's message). Run also rejects inputs whose shape, datatype or
+// byte size disagrees with the config (kInvalidArgument): an optimised
+// TorchScript graph can crash the process on a wrong shape instead of
+// throwing.
 #pragma once
 
 #include <memory>

@@ -13,13 +13,15 @@
 #include <fstream>
 #include <optional>
 
+#include "base/test_paths.h"
+
 namespace thaw {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string SourceDir() { return std::getenv("THAW_SOURCE_DIR") ? std::getenv("THAW_SOURCE_DIR") : "."; }
-std::string BuildDir() { return std::getenv("THAW_BUILD_DIR") ? std::getenv("THAW_BUILD_DIR") : "."; }
+std::string SourceDir() { return TestSourceDir(); }
+std::string BuildDir() { return TestBuildDir(); }
 
 Tensor FloatTensor(std::string name, Shape shape, float value) {
   Tensor t;

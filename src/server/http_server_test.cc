@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/test_paths.h"
 #include "runtime/runtime.h"
 
 namespace thaw {
@@ -25,8 +26,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-
-std::string Env(const char* name) { return std::getenv(name) ? std::getenv(name) : "."; }
 
 struct Reply {
   int status = 0;
@@ -40,10 +39,10 @@ struct Reply {
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::exists(Env("THAW_SOURCE_DIR") + "/examples/models/fraud/model.pt"))
+    if (!std::filesystem::exists(TestSourceDir() + "/examples/models/fraud/model.pt"))
       GTEST_SKIP() << "example model 'fraud' is missing; run models/build_models.py";
-    runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{Env("THAW_BUILD_DIR") + "/thaw-worker"});
-    auto config = LoadModelConfig(Env("THAW_SOURCE_DIR") + "/examples/models/fraud");
+    runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{TestBuildDir() + "/thaw-worker"});
+    auto config = LoadModelConfig(TestSourceDir() + "/examples/models/fraud");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     ASSERT_TRUE(runtime_->AddModel(config.value()).ok());
     handler_ = std::make_unique<V2Handler>(*runtime_, clock_);

@@ -1,0 +1,460 @@
+#include "backend/backend.h"
+#include "base/test_paths.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include "base/clock.h"
+#include "repo/model_config.h"
+
+namespace thaw {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string SourceDir() { return TestSourceDir(); }
+
+std::string ExampleModelDir(const std::string& model) { return SourceDir() + "/examples/models/" + model; }
+
+bool ExampleModelPresent(const std::string& model) {
+  return fs::exists(ExampleModelDir(model) + "/config.json") && fs::exists(ExampleModelDir(model) + "/model.pt");
+}
+
+#define SKIP_WITHOUT_EXAMPLE(model)                                                              \
+  if (!ExampleModelPresent(model))                                                               \
+  GTEST_SKIP() << "example model " << ExampleModelDir(model)                                     \
+               << " (config.json + model.pt) is not present; build the examples to run this test"
+
+template <typename T>
+std::string Bytes(const std::vector<T>& v) {
+  std::string s(v.size() * sizeof(T), '\0');
+  std::memcpy(s.data(), v.data(), s.size());
+  return s;
+}
+
+template <typename T>
+std::vector<T> Values(const Tensor& t) {
+  std::vector<T> v(t.data.size() / sizeof(T));
+  std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));
+  return v;
+}
+
+Tensor MakeTensor(std::string name, DataType type, Shape shape, std::string data) {
+  Tensor t;
+  t.name = std::move(name);
+  t.datatype = type;
+  t.shape = std::move(shape);
+  t.data = std::move(data);
+  return t;
+}
+
+struct Loaded {
+  ModelConfig config;
+  std::unique_ptr<Backend> backend;
+  BackendLoadTimings timings;
+};
+
+// Loads an example model; fails the test on error.
+Loaded LoadExample(const std::string& model) {
+  Loaded l;
+  auto config = LoadModelConfig(ExampleModelDir(model));
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  if (!config.ok()) return l;
+  l.config = *config;
+  RealClock clock;
+  auto backend = CreateBackend(l.config, clock, &l.timings);
+  EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+  if (backend.ok()) l.backend = std::move(backend).value();
+  return l;
+}
+
+// A config for one of the small models in src/backend/testdata.
+ModelConfig TestdataConfig(const std::string& file) {
+  ModelConfig c;
+  c.name = file;
+  c.directory = SourceDir() + "/src/backend/testdata";
+  c.model_file = file + ".pt";
+  return c;
+}
+
+TensorSpec Spec(std::string name, DataType type, Shape shape) { return TensorSpec{std::move(name), type, std::move(shape)}; }
+
+// Fraud features: `rows` rows of 30 plausible values.
+Tensor FraudInput(int rows) {
+  std::vector<float> v;
+  for (int r = 0; r < rows; ++r)
+    for (int i = 0; i < 30; ++i) v.push_back(0.05f * (i + 1) * (r + 1));
+  return MakeTensor("features", DataType::kFp32, {rows, 30}, Bytes(v));
+}
+
+// ---- JSON helpers for examples/requests and examples/references ----------
+
+void Flatten(simdjson::dom::element e, std::vector<double>* out) {
+  if (e.is_array()) {
+    for (simdjson::dom::element child : e.get_array()) Flatten(child, out);
+  } else if (e.is_bool()) {
+    out->push_back(bool(e.get_bool()) ? 1.0 : 0.0);
+  } else {
+    out->push_back(double(e.get_double()));
+  }
+}
+
+// Encodes JSON numbers as raw bytes of the given datatype.
+std::string Encode(DataType type, const std::vector<double>& v) {
+  std::string s;
+  auto put = [&](auto x) { s.append(reinterpret_cast<const char*>(&x), sizeof(x)); };
+  for (double d : v) {
+    switch (type) {
+      case DataType::kFp32: put(float(d)); break;
+      case DataType::kFp64: put(d); break;
+      case DataType::kInt64: put(int64_t(d)); break;
+      case DataType::kInt32: put(int32_t(d)); break;
+      case DataType::kInt16: put(int16_t(d)); break;
+      case DataType::kInt8: put(int8_t(d)); break;
+      case DataType::kUint8: put(uint8_t(d)); break;
+      case DataType::kBool: put(uint8_t(d != 0)); break;
+      default: ADD_FAILURE() << "unsupported datatype in example JSON"; break;
+    }
+  }
+  return s;
+}
+
+std::vector<double> Decode(const Tensor& t) {
+  std::vector<double> v;
+  switch (t.datatype) {
+    case DataType::kFp32: for (float x : Values<float>(t)) v.push_back(x); break;
+    case DataType::kFp64: return Values<double>(t);
+    case DataType::kInt64: for (int64_t x : Values<int64_t>(t)) v.push_back(double(x)); break;
+    case DataType::kInt32: for (int32_t x : Values<int32_t>(t)) v.push_back(x); break;
+    case DataType::kBool:
+    case DataType::kUint8: for (uint8_t x : Values<uint8_t>(t)) v.push_back(x); break;
+    default: ADD_FAILURE() << "unsupported output datatype"; break;
+  }
+  return v;
+}
+
+struct JsonTensor {
+  std::string name;
+  DataType datatype;
+  Shape shape;
+  std::vector<double> values;
+};
+
+std::vector<JsonTensor> ReadJsonTensors(const std::string& path, const char* key) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.load(path);
+  std::vector<JsonTensor> out;
+  for (simdjson::dom::element t : doc[key].get_array()) {
+    JsonTensor j;
+    j.name = std::string(std::string_view(t["name"]));
+    j.datatype = *ParseDataType(std::string_view(t["datatype"]));
+    for (simdjson::dom::element d : t["shape"].get_array()) j.shape.push_back(int64_t(d));
+    Flatten(t["data"], &j.values);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// ---- Example models ------------------------------------------------------
+
+TEST(BackendTest, FraudVariableBatch) {
+  SKIP_WITHOUT_EXAMPLE("fraud");
+  Loaded l = LoadExample("fraud");
+  ASSERT_NE(l.backend, nullptr);
+  EXPECT_GT(l.timings.model_load_us, 0);
+  EXPECT_GT(l.timings.warmup_us, 0);
+  for (int rows : {2, 3, 1}) {
+    std::vector<Tensor> outputs;
+    Status s = l.backend->Run({FraudInput(rows)}, &outputs);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(outputs.size(), 1u);
+    EXPECT_EQ(outputs[0].name, "probabilities");
+    EXPECT_EQ(outputs[0].datatype, DataType::kFp32);
+    EXPECT_EQ(outputs[0].shape, (Shape{rows, 2}));
+    std::vector<float> p = Values<float>(outputs[0]);
+    ASSERT_EQ(p.size(), size_t(rows * 2));
+    for (int r = 0; r < rows; ++r) {
+      EXPECT_GE(p[2 * r], 0.0f);
+      EXPECT_GE(p[2 * r + 1], 0.0f);
+      EXPECT_NEAR(p[2 * r] + p[2 * r + 1], 1.0f, 1e-5) << "row " << r;
+    }
+  }
+}
+
+TEST(BackendTest, FraudWrongInputCount) {
+  SKIP_WITHOUT_EXAMPLE("fraud");
+  Loaded l = LoadExample("fraud");
+  ASSERT_NE(l.backend, nullptr);
+  std::vector<Tensor> outputs;
+  EXPECT_EQ(l.backend->Run({}, &outputs).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.backend->Run({FraudInput(1), FraudInput(1)}, &outputs).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(BackendTest, FraudBadInputs) {
+  SKIP_WITHOUT_EXAMPLE("fraud");
+  Loaded l = LoadExample("fraud");
+  ASSERT_NE(l.backend, nullptr);
+  std::vector<Tensor> outputs;
+  // Data size disagrees with the shape: rejected before the engine sees it.
+  Tensor short_data = FraudInput(2);
+  short_data.shape = {3, 30};
+  EXPECT_EQ(l.backend->Run({short_data}, &outputs).code(), StatusCode::kInvalidArgument);
+  // Wrong datatype.
+  Tensor wrong_type = MakeTensor("features", DataType::kFp64, {1, 30}, std::string(30 * 8, '\0'));
+  EXPECT_EQ(l.backend->Run({wrong_type}, &outputs).code(), StatusCode::kInvalidArgument);
+  // A shape that disagrees with the config: rejected by the backend (the
+  // optimised graph would crash the process on it, not throw).
+  Tensor wrong_width = MakeTensor("features", DataType::kFp32, {2, 7}, std::string(2 * 7 * 4, '\0'));
+  EXPECT_EQ(l.backend->Run({wrong_width}, &outputs).code(), StatusCode::kInvalidArgument);
+  Tensor wrong_rank = MakeTensor("features", DataType::kFp32, {60}, std::string(60 * 4, '\0'));
+  EXPECT_EQ(l.backend->Run({wrong_rank}, &outputs).code(), StatusCode::kInvalidArgument);
+  // Still serves afterwards.
+  EXPECT_TRUE(l.backend->Run({FraudInput(1)}, &outputs).ok());
+}
+
+TEST(BackendTest, FraudConcurrentRuns) {
+  SKIP_WITHOUT_EXAMPLE("fraud");
+  Loaded l = LoadExample("fraud");
+  ASSERT_NE(l.backend, nullptr);
+  std::vector<Tensor> expected;
+  ASSERT_TRUE(l.backend->Run({FraudInput(3)}, &expected).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        std::vector<Tensor> out;
+        Status s = l.backend->Run({FraudInput(3)}, &out);
+        if (!s.ok() || out.size() != 1 || out[0].data != expected[0].data) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// Every example model with a request and a reference answer must reproduce it.
+TEST(BackendTest, ExamplesMatchReferences) {
+  int checked = 0;
+  for (const std::string model : {"fraud", "fashion", "textenc", "large"}) {
+    std::string request = SourceDir() + "/examples/requests/" + model + ".json";
+    std::string reference = SourceDir() + "/examples/references/" + model + ".json";
+    if (!ExampleModelPresent(model) || !fs::exists(request) || !fs::exists(reference)) continue;
+    SCOPED_TRACE(model);
+    Loaded l = LoadExample(model);
+    ASSERT_NE(l.backend, nullptr);
+
+    std::vector<Tensor> inputs;
+    for (const JsonTensor& j : ReadJsonTensors(request, "inputs"))
+      inputs.push_back(MakeTensor(j.name, j.datatype, j.shape, Encode(j.datatype, j.values)));
+    // The request may list inputs in any order; the backend takes config order.
+    std::vector<Tensor> ordered;
+    for (const TensorSpec& spec : l.config.inputs)
+      for (const Tensor& t : inputs)
+        if (t.name == spec.name) ordered.push_back(t);
+    ASSERT_EQ(ordered.size(), l.config.inputs.size());
+
+    std::vector<Tensor> outputs;
+    Status s = l.backend->Run(ordered, &outputs);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    for (const JsonTensor& want : ReadJsonTensors(reference, "outputs")) {
+      const Tensor* got = nullptr;
+      for (const Tensor& t : outputs)
+        if (t.name == want.name) got = &t;
+      ASSERT_NE(got, nullptr) << "no output " << want.name;
+      EXPECT_EQ(got->shape, want.shape) << want.name;
+      EXPECT_EQ(got->datatype, want.datatype) << want.name;
+      std::vector<double> values = Decode(*got);
+      ASSERT_EQ(values.size(), want.values.size()) << want.name;
+      for (size_t i = 0; i < values.size(); ++i)
+        EXPECT_NEAR(values[i], want.values[i], 1e-4 + 1e-4 * std::abs(want.values[i])) << want.name << "[" << i << "]";
+    }
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no example model with a request and a reference under " << SourceDir() << "/examples";
+}
+
+// ---- Errors --------------------------------------------------------------
+
+TEST(BackendTest, UnknownBackendIsInvalidArgument) {
+  ModelConfig c = TestdataConfig("list_model");
+  c.backend = "tensorflow";
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("tensorflow"), std::string::npos);
+}
+
+TEST(BackendTest, MissingModelFileIsNotFound) {
+  ModelConfig c = TestdataConfig("no_such_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1})};
+  c.outputs = {Spec("y", DataType::kFp32, {-1})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kNotFound);
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/thaw_backend_test_XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(BackendTest, CorruptModelFileIsAnError) {
+  TempDir dir;
+  for (const std::string& contents : {std::string("this is not a zip file"), std::string(),
+                                      std::string("PK\x03\x04garbage", 12)}) {
+    std::ofstream(dir.path() + "/model.pt") << contents;
+    ModelConfig c;
+    c.name = "corrupt";
+    c.directory = dir.path();
+    c.inputs = {Spec("x", DataType::kFp32, {-1})};
+    c.outputs = {Spec("y", DataType::kFp32, {-1})};
+    RealClock clock;
+    auto b = CreateBackend(c, clock, nullptr);
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(b.status().message().find("model.pt"), std::string::npos) << b.status().message();
+  }
+}
+
+TEST(BackendTest, UnsupportedDatatypeIsInvalidArgument) {
+  ModelConfig c = TestdataConfig("list_model");
+  c.inputs = {Spec("x", DataType::kBytes, {-1})};
+  c.outputs = {Spec("a", DataType::kFp32, {-1}), Spec("b", DataType::kFp32, {-1})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("BYTES"), std::string::npos);
+}
+
+// ---- Output forms and conversions (src/backend/testdata) -----------------
+
+ModelConfig TupleConfig() {
+  ModelConfig c = TestdataConfig("tuple_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1, 4}), Spec("ids", DataType::kInt64, {-1, 3})};
+  // The model returns float, int64, bool; the config asks for FP64 for the
+  // first, so the backend converts.
+  c.outputs = {Spec("lin", DataType::kFp64, {-1, 2}), Spec("ids2", DataType::kInt64, {-1, 3}),
+               Spec("pos", DataType::kBool, {-1, 4})};
+  return c;
+}
+
+TEST(BackendTest, TupleOutputWithConversion) {
+  RealClock clock;
+  BackendLoadTimings timings;
+  auto b = CreateBackend(TupleConfig(), clock, &timings);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::vector<Tensor> outputs;
+  Status s = (*b)->Run({MakeTensor("x", DataType::kFp32, {2, 4}, Bytes<float>({1, 2, 3, 4, -1, -2, 0, 5})),
+                        MakeTensor("ids", DataType::kInt64, {2, 3}, Bytes<int64_t>({1, 2, 3, 4, 5, 6}))},
+                       &outputs);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(outputs.size(), 3u);
+  EXPECT_EQ(outputs[0].name, "lin");
+  EXPECT_EQ(outputs[0].datatype, DataType::kFp64);
+  EXPECT_EQ(outputs[0].shape, (Shape{2, 2}));
+  EXPECT_EQ(Values<double>(outputs[0]), (std::vector<double>{1.5, 8.5, -0.5, 2.5}));
+  EXPECT_EQ(outputs[1].name, "ids2");
+  EXPECT_EQ(Values<int64_t>(outputs[1]), (std::vector<int64_t>{2, 4, 6, 8, 10, 12}));
+  EXPECT_EQ(outputs[2].datatype, DataType::kBool);
+  EXPECT_EQ(outputs[2].data, std::string("\1\1\1\1\0\0\0\1", 8));
+}
+
+TEST(BackendTest, ListOutput) {
+  ModelConfig c = TestdataConfig("list_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1})};
+  c.outputs = {Spec("plus1", DataType::kFp32, {-1}), Spec("square", DataType::kFp32, {-1})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::vector<Tensor> outputs;
+  ASSERT_TRUE((*b)->Run({MakeTensor("x", DataType::kFp32, {3}, Bytes<float>({1, 2, 3}))}, &outputs).ok());
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(Values<float>(outputs[0]), (std::vector<float>{2, 3, 4}));
+  EXPECT_EQ(Values<float>(outputs[1]), (std::vector<float>{1, 4, 9}));
+}
+
+TEST(BackendTest, EngineErrorIsInternal) {
+  ModelConfig c = TestdataConfig("raise_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1})};
+  c.outputs = {Spec("y", DataType::kFp32, {-1})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::vector<Tensor> outputs;
+  Status s = (*b)->Run({MakeTensor("x", DataType::kFp32, {2}, Bytes<float>({1, -5}))}, &outputs);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("negative input sum"), std::string::npos) << s.message();
+  // Still serves afterwards.
+  ASSERT_TRUE((*b)->Run({MakeTensor("x", DataType::kFp32, {2}, Bytes<float>({1, 5}))}, &outputs).ok());
+  EXPECT_EQ(Values<float>(outputs[0]), (std::vector<float>{1, 5}));
+}
+
+TEST(BackendTest, OutputCountMismatchFailsAtLoad) {
+  ModelConfig c = TupleConfig();
+  c.outputs.pop_back();
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("3 output(s)"), std::string::npos) << b.status().message();
+}
+
+TEST(BackendTest, OutputShapeMismatchFailsAtLoad) {
+  ModelConfig c = TupleConfig();
+  c.outputs[0].shape = {-1, 5};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(BackendTest, NonTensorOutputFailsAtLoad) {
+  ModelConfig c = TestdataConfig("int_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1})};
+  c.outputs = {Spec("n", DataType::kInt64, {})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(BackendTest, TimingsUseTheClock) {
+  // A clock that advances 1 ms per reading: load and warm-up each span
+  // exactly two readings' difference.
+  class SteppingClock : public Clock {
+   public:
+    Micros NowMicros() const override { return now_ += 1000; }
+    mutable Micros now_ = 0;
+  } clock;
+  BackendLoadTimings timings;
+  auto b = CreateBackend(TupleConfig(), clock, &timings);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(timings.model_load_us, 1000);
+  EXPECT_EQ(timings.warmup_us, 1000);
+}
+
+TEST(BackendTest, SetIntraOpThreadsAllowsRepeatedCalls) {
+  SetIntraOpThreads(2);
+  SetIntraOpThreads(1);
+  RealClock clock;
+  auto b = CreateBackend(TupleConfig(), clock, nullptr);
+  ASSERT_TRUE(b.ok());
+}
+
+}  // namespace
+}  // namespace thaw

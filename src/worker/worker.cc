@@ -1,0 +1,311 @@
+#include "worker/worker.h"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/log.h"
+#include "ipc/messages.h"
+#include "repo/model_config.h"
+
+namespace thaw {
+namespace {
+
+// A log field value on one line, quoted when it has spaces or quotes.
+std::string LogValue(std::string_view s) {
+  bool quote = s.empty();
+  std::string body;
+  body.reserve(s.size());
+  for (char c : s) {
+    if (c == '\n' || c == '\r') {
+      if (!body.empty() && body.back() != ' ') body += " | ";
+      quote = true;
+      continue;
+    }
+    if (c == ' ' || c == '"' || c == '=') quote = true;
+    if (c == '"' || c == '\\') body += '\\';
+    body += c;
+  }
+  return quote ? "\"" + body + "\"" : body;
+}
+
+std::string ModelNameOf(const std::string& model_dir) {
+  std::string_view d = model_dir;
+  while (d.size() > 1 && d.back() == '/') d.remove_suffix(1);
+  size_t slash = d.rfind('/');
+  return std::string(slash == std::string_view::npos ? d : d.substr(slash + 1));
+}
+
+// Serialises writes of whole frames to the socket.
+class Responder {
+ public:
+  explicit Responder(int fd) : fd_(fd) {}
+
+  void Send(const ipc::InferResponseMessage& response) {
+    std::string frame = ipc::Encode(response);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken_) return;
+    Status s = ipc::WriteAll(fd_, frame);
+    if (!s.ok()) {
+      // The server is gone; the reader will see EOF and wind down.
+      broken_ = true;
+      LogEvent(LogLevel::kWarning, "worker_write_failed",
+               "request_id=" + std::to_string(response.request_id) + " error=" + LogValue(s.message()));
+    }
+  }
+
+ private:
+  const int fd_;
+  std::mutex mu_;
+  bool broken_ = false;
+};
+
+// Runs one request and builds its response.
+ipc::InferResponseMessage Execute(Backend& backend, const Clock& clock, ipc::InferRequestMessage& request) {
+  ipc::InferResponseMessage response;
+  response.request_id = request.request_id;
+  std::vector<Tensor> outputs;
+  const Micros start = clock.NowMicros();
+  Status s = backend.Run(request.inputs, &outputs);
+  response.compute_us = clock.NowMicros() - start;
+  request.inputs.clear();  // free the input bytes before encoding the response
+
+  if (s.ok() && !request.output_names.empty()) {
+    std::vector<Tensor> selected;
+    selected.reserve(request.output_names.size());
+    for (const std::string& name : request.output_names) {
+      auto it = std::find_if(outputs.begin(), outputs.end(), [&](const Tensor& t) { return t.name == name; });
+      if (it == outputs.end()) {
+        s = InvalidArgument("unknown output '" + name + "'");
+        break;
+      }
+      selected.push_back(*it);
+    }
+    outputs = std::move(selected);
+  }
+  if (s.ok()) {
+    response.outputs = std::move(outputs);
+  } else {
+    response.code = s.code();
+    response.error = s.message();
+    if (s.code() == StatusCode::kInternal)
+      LogEvent(LogLevel::kWarning, "worker_request_failed",
+               "request_id=" + std::to_string(request.request_id) + " error=" + LogValue(s.message()));
+  }
+  return response;
+}
+
+// A fixed pool of executor threads fed by the reading thread.
+class Executor {
+ public:
+  Executor(int threads, Backend& backend, const Clock& clock, Responder& responder)
+      : backend_(backend), clock_(clock), responder_(responder) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+
+  ~Executor() { Drain(); }
+
+  void Submit(ipc::InferRequestMessage request) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(request));
+    }
+    cv_.notify_one();
+  }
+
+  // Finishes every queued request, then stops the threads.
+  void Drain() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      ipc::InferRequestMessage request;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return closed_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // closed and drained
+        request = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      responder_.Send(Execute(backend_, clock_, request));
+    }
+  }
+
+  Backend& backend_;
+  const Clock& clock_;
+  Responder& responder_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<ipc::InferRequestMessage> queue_;
+  bool closed_ = false;
+  std::vector<std::thread> threads_;
+};
+
+int InitFailed(int fd, const std::string& model, const Status& status) {
+  LogEvent(LogLevel::kError, "worker_init_error",
+           "pid=" + std::to_string(::getpid()) + " model=" + LogValue(model) + " code=" +
+               std::string(StatusCodeName(status.code())) + " error=" + LogValue(status.message()));
+  Status s = ipc::WriteAll(fd, ipc::Encode(ipc::InitErrorMessage{status.ToString()}));
+  if (!s.ok()) LogEvent(LogLevel::kError, "worker_write_failed", "error=" + LogValue(s.message()));
+  LogEvent(LogLevel::kInfo, "worker_exit",
+           "pid=" + std::to_string(::getpid()) + " model=" + LogValue(model) +
+               " reason=init_error exit_code=" + std::to_string(kWorkerExitInitError));
+  return kWorkerExitInitError;
+}
+
+}  // namespace
+
+StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
+  WorkerOptions options;
+  bool have_fd = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    std::string_view flag = arg;
+    size_t eq = arg.find('=');
+    if (arg.starts_with("--") && eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else if (arg == "--model-dir" || arg == "--fd") {
+      if (i + 1 >= argc) return InvalidArgument(std::string(arg) + " needs a value");
+      value = argv[++i];
+    }
+    if (flag == "--model-dir") {
+      if (value.empty()) return InvalidArgument("--model-dir needs a value");
+      options.model_dir = std::string(value);
+    } else if (flag == "--fd") {
+      int fd = -1;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
+      if (ec != std::errc() || end != value.data() + value.size() || fd < 0)
+        return InvalidArgument("--fd: not a file descriptor number: '" + std::string(value) + "'");
+      options.fd = fd;
+      have_fd = true;
+    } else {
+      return InvalidArgument("unknown argument '" + std::string(arg) + "'");
+    }
+  }
+  if (options.model_dir.empty()) return InvalidArgument("--model-dir is required");
+  if (!have_fd) return InvalidArgument("--fd is required");
+  return options;
+}
+
+void ConfigureWorkerMalloc() {
+  ::mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+  ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+}
+
+int RunWorker(const WorkerOptions& options) {
+  ConfigureWorkerMalloc();  // idempotent; main() should already have done it
+  RealClock clock;
+  const Micros start = options.start_us >= 0 ? options.start_us : clock.NowMicros();
+  const int fd = options.fd;
+  const std::string pid = std::to_string(::getpid());
+  const std::string model = ModelNameOf(options.model_dir);
+  // Writes use MSG_NOSIGNAL; this also covers descriptors that are not
+  // sockets.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  LogEvent(LogLevel::kInfo, "worker_start",
+           "pid=" + pid + " model=" + LogValue(model) + " model_dir=" + LogValue(options.model_dir) +
+               " fd=" + std::to_string(fd));
+  if (::fcntl(fd, F_GETFD) < 0) {
+    LogEvent(LogLevel::kError, "worker_init_error", "pid=" + pid + " error=" + LogValue("bad --fd " + std::to_string(fd)));
+    return kWorkerExitUsage;
+  }
+
+  StatusOr<ModelConfig> config = LoadModelConfig(options.model_dir);
+  if (!config.ok()) return InitFailed(fd, model, config.status());
+  SetIntraOpThreads(config->threads);
+
+  ipc::ReadyMessage ready;
+  ready.pid = static_cast<int32_t>(::getpid());
+  ready.runtime_init_us = clock.NowMicros() - start;
+  BackendLoadTimings timings;
+  StatusOr<std::unique_ptr<Backend>> created = CreateBackend(*config, clock, &timings);
+  if (!created.ok()) return InitFailed(fd, model, created.status());
+  std::unique_ptr<Backend> backend = std::move(created).value();
+  ready.model_load_us = timings.model_load_us;
+  ready.warmup_us = timings.warmup_us;
+
+  Status sent = ipc::WriteAll(fd, ipc::Encode(ready));
+  if (!sent.ok()) {
+    LogEvent(LogLevel::kError, "worker_write_failed", "pid=" + pid + " error=" + LogValue(sent.message()));
+    return kWorkerExitInitError;
+  }
+  const int concurrency = std::max(1, config->instance_concurrency);
+  LogEvent(LogLevel::kInfo, "worker_ready",
+           "pid=" + pid + " model=" + LogValue(model) + " runtime_init_us=" + std::to_string(ready.runtime_init_us) +
+               " model_load_us=" + std::to_string(ready.model_load_us) +
+               " warmup_us=" + std::to_string(ready.warmup_us) + " threads=" + std::to_string(config->threads) +
+               " instance_concurrency=" + std::to_string(concurrency));
+
+  Responder responder(fd);
+  std::unique_ptr<Executor> executor;
+  if (concurrency > 1) executor = std::make_unique<Executor>(concurrency, *backend, clock, responder);
+
+  int exit_code = kWorkerExitOk;
+  std::string reason = "eof";
+  uint64_t requests = 0;
+  for (;;) {
+    StatusOr<ipc::Frame> frame = ipc::ReadFrame(fd);
+    if (!frame.ok()) {
+      if (frame.status().code() != StatusCode::kUnavailable) {
+        exit_code = kWorkerExitProtocolError;
+        reason = frame.status().code() == StatusCode::kInvalidArgument ? "bad_frame" : "read_error";
+        LogEvent(LogLevel::kError, "worker_bad_frame",
+                 "pid=" + pid + " model=" + LogValue(model) + " error=" + LogValue(frame.status().message()));
+      }
+      break;
+    }
+    if (frame->type != ipc::MessageType::kInferRequest) {
+      exit_code = kWorkerExitProtocolError;
+      reason = "bad_frame";
+      LogEvent(LogLevel::kError, "worker_bad_frame",
+               "pid=" + pid + " model=" + LogValue(model) +
+                   " error=" + LogValue("unexpected message type " + std::to_string(int(frame->type))));
+      break;
+    }
+    StatusOr<ipc::InferRequestMessage> request = ipc::DecodeInferRequest(frame->payload);
+    if (!request.ok()) {
+      exit_code = kWorkerExitProtocolError;
+      reason = "bad_frame";
+      LogEvent(LogLevel::kError, "worker_bad_frame",
+               "pid=" + pid + " model=" + LogValue(model) + " error=" + LogValue(request.status().message()));
+      break;
+    }
+    frame->payload = std::string();  // the decoded request holds its own copy
+    ++requests;
+    if (executor) {
+      executor->Submit(std::move(request).value());
+    } else {
+      responder.Send(Execute(*backend, clock, *request));
+    }
+  }
+  if (executor) executor->Drain();  // in-flight requests still get answers
+  LogEvent(LogLevel::kInfo, "worker_exit",
+           "pid=" + pid + " model=" + LogValue(model) + " reason=" + reason + " requests=" +
+               std::to_string(requests) + " exit_code=" + std::to_string(exit_code));
+  return exit_code;
+}
+
+}  // namespace thaw

@@ -1,0 +1,53 @@
+// The worker process: loads one model and serves inference requests for the
+// server over one Unix stream socket (protocol in src/ipc/messages.h).
+//
+//   thaw-worker --model-dir DIR --fd N
+//
+// Lifecycle: tune malloc (page faults are expensive, see the engine notes),
+// load `DIR/config.json`, set the intra-op thread count, load and warm the
+// model, then send exactly one Ready (or InitError and exit 1). Then serve
+// InferRequest frames, answering each with one InferResponse carrying the
+// same request_id. With instance_concurrency == 1 requests run inline on the
+// reading thread; with N > 1 they run on N executor threads and responses may
+// come back out of order. EOF on the socket finishes in-flight requests and
+// exits 0; a malformed or unexpected frame finishes in-flight requests and
+// exits 2.
+//
+// Output filtering: a request with output_names gets exactly those outputs,
+// in the requested order; an unknown name fails that request with
+// kInvalidArgument.
+// Thread safety: RunWorker is meant to be called once per process.
+#pragma once
+
+#include <string>
+
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace thaw {
+
+constexpr int kWorkerExitOk = 0;             // the server closed the socket
+constexpr int kWorkerExitInitError = 1;      // InitError sent (or could not be)
+constexpr int kWorkerExitProtocolError = 2;  // malformed or unexpected frame
+constexpr int kWorkerExitUsage = 64;         // bad command line
+
+struct WorkerOptions {
+  std::string model_dir;
+  int fd = -1;  // connected stream socket to the server, owned by the worker
+  // RealClock time at main() entry, the start of runtime_init_us; -1 means
+  // "when RunWorker starts".
+  Micros start_us = -1;
+};
+
+// Parses `--model-dir DIR --fd N` (also `--model-dir=DIR`, `--fd=N`).
+StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv);
+
+// Sets glibc's mmap threshold to 64 MiB and trim threshold to 1 GiB so
+// activation buffers are reused instead of being returned to the kernel and
+// faulted in again on every call. Call first thing in main().
+void ConfigureWorkerMalloc();
+
+// Runs the worker until the socket closes; returns the process exit code.
+int RunWorker(const WorkerOptions& options);
+
+}  // namespace thaw

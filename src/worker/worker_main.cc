@@ -1,0 +1,19 @@
+// thaw-worker --model-dir DIR --fd N: one model, served over the socket N.
+// See worker/worker.h.
+#include <cstdio>
+
+#include "base/clock.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  thaw::ConfigureWorkerMalloc();  // before anything allocates
+  const thaw::Micros start = thaw::RealClock().NowMicros();
+  thaw::StatusOr<thaw::WorkerOptions> options = thaw::ParseWorkerArgs(argc, argv);
+  if (!options.ok()) {
+    std::fprintf(stderr, "thaw-worker: %s\nusage: thaw-worker --model-dir DIR --fd N\n",
+                 options.status().message().c_str());
+    return thaw::kWorkerExitUsage;
+  }
+  options->start_us = start;
+  return thaw::RunWorker(*options);
+}
