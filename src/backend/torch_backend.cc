@@ -233,26 +233,6 @@ Status TorchScriptBackend::CollectOutputs(const c10::IValue& result, std::vector
   return Status::Ok();
 }
 
-// Warm-up input for one declared input: -1 dims become 1. Floating inputs
-// are zeros; integer and BOOL inputs are ones, because integer inputs are
-// usually token ids or masks, where 0 is padding / "masked" (the example
-// text encoder pads with 0) and an all-padding input can take a different,
-// unrepresentative path.
-Tensor WarmupInput(const TensorSpec& spec) {
-  Tensor t;
-  t.name = spec.name;
-  t.datatype = spec.datatype;
-  for (int64_t d : spec.shape) t.shape.push_back(d < 0 ? 1 : d);
-  size_t count = static_cast<size_t>(ElementCount(t.shape));
-  size_t size = DataTypeSize(spec.datatype);
-  t.data.assign(count * size, '\0');
-  bool floating = spec.datatype == DataType::kFp16 || spec.datatype == DataType::kFp32 ||
-                  spec.datatype == DataType::kFp64;
-  if (!floating)
-    for (size_t i = 0; i < count; ++i) t.data[i * size] = 1;  // little-endian 1
-  return t;
-}
-
 Status CheckSpecTypes(const ModelConfig& config, const std::vector<TensorSpec>& specs, const char* kind,
                       std::vector<at::ScalarType>* types) {
   for (const TensorSpec& spec : specs) {
@@ -310,18 +290,7 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
 
   auto backend = std::make_unique<TorchScriptBackend>(config, std::move(module), std::move(input_types),
                                                       std::move(output_types));
-  std::vector<Tensor> inputs;
-  for (const TensorSpec& spec : config.inputs) inputs.push_back(WarmupInput(spec));
-  std::vector<Tensor> outputs;
-  for (int i = 0; i < kWarmupRuns; ++i) {
-    Status s = backend->Run(inputs, &outputs);
-    if (!s.ok()) {
-      std::string shapes;
-      for (const Tensor& t : inputs) shapes += (shapes.empty() ? "" : ",") + ShapeToString(t.shape);
-      return InvalidArgument("model '" + config.name + "': warm-up with input shape(s) " + shapes +
-                             " failed: " + s.message());
-    }
-  }
+  THAW_RETURN_IF_ERROR(WarmUp(*backend, config, kWarmupRuns));
   const Micros warm_end = clock.NowMicros();
 
   timings->model_load_us = load_end - load_start;

@@ -182,7 +182,7 @@ bool ValidStatusCode(uint8_t c) { return c <= static_cast<uint8_t>(StatusCode::k
 
 bool KnownType(uint8_t t) {
   return t >= static_cast<uint8_t>(MessageType::kReady) &&
-         t <= static_cast<uint8_t>(MessageType::kInferResponse);
+         t <= static_cast<uint8_t>(MessageType::kSpawn);
 }
 
 uint32_t LoadU32(const char* p) {
@@ -206,8 +206,9 @@ Status CheckHeader(uint32_t length, uint8_t type) {
 // ---- Messages -------------------------------------------------------------
 
 std::string Encode(const ReadyMessage& m) {
-  Writer w(MessageType::kReady, 28);
+  Writer w(MessageType::kReady, 36);
   w.I32(m.pid);
+  w.I64(m.started_us);
   w.I64(m.runtime_init_us);
   w.I64(m.model_load_us);
   w.I64(m.warmup_us);
@@ -246,10 +247,25 @@ std::string Encode(const InferResponseMessage& m) {
   return w.Finish();
 }
 
+std::string Encode(const SpawnMessage& m) {
+  Writer w(MessageType::kSpawn, 4 + m.model_dir.size());
+  w.String(m.model_dir);
+  return w.Finish();
+}
+
+StatusOr<SpawnMessage> DecodeSpawn(std::string_view payload) {
+  Reader r(payload);
+  SpawnMessage m;
+  r.String(&m.model_dir);
+  if (!r.ok() || !r.AtEnd()) return Malformed("Spawn", r);
+  return m;
+}
+
 StatusOr<ReadyMessage> DecodeReady(std::string_view payload) {
   Reader r(payload);
   ReadyMessage m;
   r.I32(&m.pid);
+  r.I64(&m.started_us);
   r.I64(&m.runtime_init_us);
   r.I64(&m.model_load_us);
   r.I64(&m.warmup_us);
@@ -361,11 +377,34 @@ Status WriteAll(int fd, std::string_view bytes) {
 
 namespace {
 
+// One read; with `received_fd`, through recvmsg to pick up a passed descriptor.
+ssize_t ReadSome(int fd, char* out, size_t size, int* received_fd) {
+  if (!received_fd) return ::read(fd, out, size);
+  iovec iov{out, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n <= 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int passed;
+      std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+      if (*received_fd >= 0) ::close(*received_fd);
+      *received_fd = passed;
+    }
+  }
+  return n;
+}
+
 // Reads exactly `size` bytes. `*got` is how many arrived before EOF or error.
-Status ReadExact(int fd, char* out, size_t size, size_t* got) {
+Status ReadExact(int fd, char* out, size_t size, size_t* got, int* received_fd = nullptr) {
   *got = 0;
   while (*got < size) {
-    ssize_t n = ::read(fd, out + *got, size - *got);
+    ssize_t n = ReadSome(fd, out + *got, size - *got, received_fd);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -380,10 +419,12 @@ Status ReadExact(int fd, char* out, size_t size, size_t* got) {
 
 }  // namespace
 
-StatusOr<Frame> ReadFrame(int fd) {
+StatusOr<Frame> ReadFrame(int fd, int* received_fd) {
+  if (received_fd) *received_fd = -1;
   char header[kFrameHeaderBytes];
   size_t got = 0;
-  Status s = ReadExact(fd, header, sizeof(header), &got);
+  // The sender attaches a descriptor to the frame's first bytes.
+  Status s = ReadExact(fd, header, sizeof(header), &got, received_fd);
   if (!s.ok()) {
     if (got > 0 && s.code() == StatusCode::kUnavailable)
       return Unavailable("IPC peer closed the connection in the middle of a frame header");
@@ -409,6 +450,28 @@ StatusOr<Frame> ReadFrame(int fd) {
     }
   }
   return frame;
+}
+
+Status SendFrameWithFd(int socket_fd, std::string_view frame, int passed_fd) {
+  iovec iov{const_cast<char*>(frame.data()), frame.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &passed_fd, sizeof(int));
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Unavailable(std::string("cannot pass a socket to the spawner: ") + std::strerror(errno));
+  // The rest of a frame too large for one send goes without the descriptor.
+  return WriteAll(socket_fd, frame.substr(static_cast<size_t>(n)));
 }
 
 }  // namespace thaw::ipc

@@ -10,6 +10,11 @@
 // worker answers each with one kInferResponse carrying the same request_id
 // (possibly out of order when instance_concurrency > 1).
 //
+// Spawners (zygote and template processes) have a control socket of their
+// own: they send one kReady (or kInitError) when they can fork, then take
+// kSpawn frames, each carrying the instance's socket as SCM_RIGHTS
+// ancillary data. The forked instance talks on that socket as above.
+//
 // Errors: decoding returns kInvalidArgument for a malformed payload; a frame
 // longer than kMaxFrameBytes is rejected.
 // Thread safety: pure functions; FrameReader is not thread-safe.
@@ -35,11 +40,13 @@ enum class MessageType : uint8_t {
   kInitError = 2,
   kInferRequest = 3,
   kInferResponse = 4,
+  kSpawn = 5,
 };
 
 // Worker -> server, once, after the model is loaded and warmed.
 struct ReadyMessage {
   int32_t pid = 0;
+  Micros started_us = 0;       // RealClock time at main() entry, or right after fork
   Micros runtime_init_us = 0;  // process start to backend ready to load
   Micros model_load_us = 0;    // loading (and optimising) the model file
   Micros warmup_us = 0;        // first runs before serving
@@ -66,17 +73,24 @@ struct InferResponseMessage {
   Micros compute_us = 0;        // time inside the backend
 };
 
+// Server -> spawner: fork an instance that serves on the attached socket.
+struct SpawnMessage {
+  std::string model_dir;  // zygote: the model to load after fork; template: ignored
+};
+
 // Each Encode returns a complete frame ready to write.
 std::string Encode(const ReadyMessage& m);
 std::string Encode(const InitErrorMessage& m);
 std::string Encode(const InferRequestMessage& m);
 std::string Encode(const InferResponseMessage& m);
+std::string Encode(const SpawnMessage& m);
 
 // Each Decode takes the payload of a frame (after the type byte).
 StatusOr<ReadyMessage> DecodeReady(std::string_view payload);
 StatusOr<InitErrorMessage> DecodeInitError(std::string_view payload);
 StatusOr<InferRequestMessage> DecodeInferRequest(std::string_view payload);
 StatusOr<InferResponseMessage> DecodeInferResponse(std::string_view payload);
+StatusOr<SpawnMessage> DecodeSpawn(std::string_view payload);
 
 struct Frame {
   MessageType type;
@@ -98,8 +112,14 @@ class FrameReader {
 };
 
 // Blocking helpers for the worker side: write a whole frame; read one frame.
-// ReadFrame returns kUnavailable on EOF (peer closed).
+// ReadFrame returns kUnavailable on EOF (peer closed). With `received_fd`,
+// a descriptor passed with the frame (SCM_RIGHTS) is stored there (close-on-
+// exec), or -1 if none came.
 Status WriteAll(int fd, std::string_view bytes);
-StatusOr<Frame> ReadFrame(int fd);
+StatusOr<Frame> ReadFrame(int fd, int* received_fd = nullptr);
+
+// Sends one whole frame with `passed_fd` attached, without blocking:
+// kUnavailable if the socket buffer is full or the peer is gone.
+Status SendFrameWithFd(int socket_fd, std::string_view frame, int passed_fd);
 
 }  // namespace thaw::ipc

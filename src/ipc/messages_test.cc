@@ -60,14 +60,16 @@ InferRequestMessage SampleRequest() {
 }
 
 TEST(IpcMessagesTest, ReadyRoundTrip) {
-  ReadyMessage m{.pid = 4242, .runtime_init_us = -5, .model_load_us = 123456789012LL, .warmup_us = 7};
+  ReadyMessage m{
+      .pid = 4242, .started_us = 99, .runtime_init_us = -5, .model_load_us = 123456789012LL, .warmup_us = 7};
   std::string bytes = Encode(m);
-  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 28);
+  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 36);
   Frame f = Parse(bytes);
   EXPECT_EQ(f.type, MessageType::kReady);
   auto d = DecodeReady(f.payload);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->pid, 4242);
+  EXPECT_EQ(d->started_us, 99);
   EXPECT_EQ(d->runtime_init_us, -5);
   EXPECT_EQ(d->model_load_us, 123456789012LL);
   EXPECT_EQ(d->warmup_us, 7);
@@ -299,7 +301,7 @@ TEST(IpcFrameReaderTest, OversizedFrameIsRejected) {
 }
 
 TEST(IpcFrameReaderTest, UnknownTypeIsRejected) {
-  for (uint8_t type : {0, 5, 255}) {
+  for (uint8_t type : {0, 6, 255}) {
     FrameReader r;
     std::string h = Header(1, type);
     r.Append(h.data(), h.size());
@@ -436,6 +438,42 @@ TEST_F(IpcSocketPairTest, SurvivesEintr) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->inputs[0].data, payload);
   ::sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(IpcMessagesTest, SpawnRoundTrip) {
+  Frame f = Parse(Encode(SpawnMessage{.model_dir = "/models/fashion"}));
+  EXPECT_EQ(f.type, MessageType::kSpawn);
+  auto d = DecodeSpawn(f.payload);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->model_dir, "/models/fashion");
+  EXPECT_FALSE(DecodeSpawn(f.payload + "x").ok());
+}
+
+TEST_F(IpcSocketPairTest, PassesDescriptorWithFrame) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  const std::string frame = Encode(SpawnMessage{.model_dir = "m"});
+  ASSERT_TRUE(SendFrameWithFd(fds_[0], frame, pipe_fds[1]).ok());
+  ::close(pipe_fds[1]);
+  int received = -1;
+  auto got = ReadFrame(fds_[1], &received);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->type, MessageType::kSpawn);
+  ASSERT_GE(received, 0);
+  // The received descriptor is the pipe's write end: bytes written to it arrive.
+  ASSERT_EQ(::write(received, "ok", 2), 2);
+  ::close(received);
+  char buf[2];
+  ASSERT_EQ(::read(pipe_fds[0], buf, 2), 2);
+  EXPECT_EQ(std::string(buf, 2), "ok");
+  ::close(pipe_fds[0]);
+}
+
+TEST_F(IpcSocketPairTest, FrameWithoutDescriptorReportsNone) {
+  ASSERT_TRUE(WriteAll(fds_[0], Encode(SpawnMessage{.model_dir = "m"})).ok());
+  int received = 7;
+  ASSERT_TRUE(ReadFrame(fds_[1], &received).ok());
+  EXPECT_EQ(received, -1);
 }
 
 }  // namespace

@@ -29,6 +29,13 @@ Status ReadInt(const object& obj, std::string_view key, const std::string& sourc
   return Status::Ok();
 }
 
+Status ReadBool(const object& obj, std::string_view key, const std::string& source, bool* out) {
+  element value;
+  if (obj[key].get(value)) return Status::Ok();
+  if (value.get_bool().get(*out)) return FieldError(source, key, "must be true or false");
+  return Status::Ok();
+}
+
 Status ReadString(const object& obj, std::string_view key, const std::string& source, std::string* out) {
   element value;
   if (obj[key].get(value)) return Status::Ok();
@@ -90,6 +97,21 @@ Status CheckSpecs(const std::string& source, std::string_view key, const std::ve
 
 }  // namespace
 
+std::string_view StartPathName(StartPath path) {
+  switch (path) {
+    case StartPath::kExec: return "exec";
+    case StartPath::kZygote: return "zygote";
+    case StartPath::kTemplate: return "template";
+  }
+  return "template";
+}
+
+std::optional<StartPath> ParseStartPath(std::string_view name) {
+  for (StartPath p : {StartPath::kExec, StartPath::kZygote, StartPath::kTemplate})
+    if (StartPathName(p) == name) return p;
+  return std::nullopt;
+}
+
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
                                        const std::string& directory, const std::string& source) {
   simdjson::dom::parser parser;
@@ -102,7 +124,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 
   static constexpr std::string_view kKnown[] = {
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
-      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads"};
+      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby"};
   std::vector<std::string_view> seen;
   for (auto field : obj) {
     if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
@@ -129,6 +151,12 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   THAW_RETURN_IF_ERROR(ReadInt(obj, "keep_alive_s", source, &config.keep_alive_s));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "max_queue", source, &config.max_queue));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "threads", source, &config.threads));
+  std::string start_path(StartPathName(config.start_path));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "start_path", source, &start_path));
+  auto path = ParseStartPath(start_path);
+  if (!path) return FieldError(source, "start_path", "unknown start path '" + start_path + "'; use exec, zygote or template");
+  config.start_path = *path;
+  THAW_RETURN_IF_ERROR(ReadBool(obj, "template_standby", source, &config.template_standby));
   THAW_RETURN_IF_ERROR(ValidateModelConfig(config, source));
   return config;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,16 @@ struct TensorSpec {
   DataType datatype = DataType::kFp32;
   Shape shape;  // -1 marks a variable dimension (usually the batch, dim 0)
 };
+
+// How a new instance of a model comes to life.
+enum class StartPath {
+  kExec,      // a fresh thaw-worker process: runtime init + model load + warm-up
+  kZygote,    // fork of a process with the engines initialised; loads the model after fork
+  kTemplate,  // fork of a per-model process that has loaded and warmed the model
+};
+
+std::string_view StartPathName(StartPath path);
+std::optional<StartPath> ParseStartPath(std::string_view name);
 
 struct ModelConfig {
   std::string name;       // the directory name
@@ -42,6 +53,10 @@ struct ModelConfig {
   int64_t keep_alive_s = 600;    // idle time before an instance is stopped; >= 0
   int max_queue = 128;           // requests waiting for an instance; >= 0
   int threads = 1;               // intra-op threads per instance; 1..64
+  StartPath start_path = StartPath::kTemplate;
+  // Template path: keep one child forked and warmed ahead of demand, so a
+  // cold start only hands it a socket. Costs the child's private pages.
+  bool template_standby = true;
 
   std::string ModelPath() const { return directory + "/" + model_file; }
 };

@@ -35,7 +35,18 @@ TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
   EXPECT_EQ(config->keep_alive_s, 30);
   EXPECT_EQ(config->instance_concurrency, 1);  // default, as Lambda
   EXPECT_EQ(config->threads, 1);
+  EXPECT_EQ(config->start_path, StartPath::kTemplate);
   EXPECT_EQ(config->ModelPath(), "/repo/m/model.pt");
+}
+
+TEST(ModelConfigTest, StartPaths) {
+  for (auto name : {"exec", "zygote", "template"}) {
+    auto config = Parse(std::string(R"({"start_path": ")") + name + R"(",
+      "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+      "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})");
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    EXPECT_EQ(StartPathName(config->start_path), name);
+  }
 }
 
 struct BadCase {
@@ -76,6 +87,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("keep_alive_s": -1)"), "'keep_alive_s'"},
                       BadCase{With(R"("threads": 0)"), "'threads'"},
                       BadCase{With(R"("backend": "onnx")"), "'backend'"},
+                      BadCase{With(R"("start_path": "snapshot")"), "'start_path'"},
+                      BadCase{With(R"("template_standby": 1)"), "'template_standby'"},
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},

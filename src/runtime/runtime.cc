@@ -78,15 +78,39 @@ struct Runtime::Instance {
   std::deque<std::string> write_queue;
   bool writing = false;
   std::map<uint64_t, std::unique_ptr<Pending>> in_flight;
-  Micros spawned_us = 0;
+  StartPath start_path = StartPath::kExec;
+  Micros spawn_start_us = 0;  // StartInstance
+  Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
   Micros ready_us = 0;
   Micros idle_since_us = 0;
+  ipc::ReadyMessage ready_message;
+};
+
+// A template (one model, loaded and warmed) or the zygote (engines only):
+// a process that forks instances on request.
+struct Runtime::Spawner {
+  explicit Spawner(asio::io_context& io) : socket(io) {}
+
+  struct Waiting {
+    std::string model_dir;
+    int child_fd;
+  };
+
+  Model* owner = nullptr;  // the template's model; nullptr for the zygote
+  pid_t pid = 0;
+  bool ready = false;
+  bool gone = false;
+  asio::local::stream_protocol::socket socket;
+  ipc::FrameReader reader;
+  std::array<char, 4096> read_buffer;
+  std::vector<Waiting> waiting;  // spawns asked for before it was ready
 };
 
 struct Runtime::Model {
   explicit Model(asio::io_context& io) : timer(io) {}
 
   ModelConfig config;
+  std::shared_ptr<Spawner> spawner;  // start path template
   std::deque<std::unique_ptr<Pending>> queue;
   std::map<uint64_t, std::shared_ptr<Instance>> instances;
   asio::steady_timer timer;
@@ -124,7 +148,10 @@ Status Runtime::AddModel(ModelConfig config) {
            Fields({{"model", ref.config.name},
                    {"min_instances", std::to_string(ref.config.min_instances)},
                    {"max_concurrency", std::to_string(ref.config.max_concurrency)},
-                   {"keep_alive_s", std::to_string(ref.config.keep_alive_s)}}));
+                   {"keep_alive_s", std::to_string(ref.config.keep_alive_s)},
+                   {"start_path", std::string(StartPathName(ref.config.start_path))}}));
+  // Templates and the zygote start at deploy so the first request finds them ready.
+  if (ref.config.start_path != StartPath::kExec) EnsureSpawner(ref);
   Pump(ref);
   return Status::Ok();
 }
@@ -146,6 +173,11 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   const Model& model = *it->second;
   ModelStatus status;
   status.name = model.config.name;
+  status.start_path = model.config.start_path;
+  const Spawner* spawner = model.config.start_path == StartPath::kTemplate ? model.spawner.get()
+                           : model.config.start_path == StartPath::kZygote  ? zygote_.get()
+                                                                             : nullptr;
+  if (spawner && !spawner->gone) status.spawner = SpawnerStatus{spawner->pid, spawner->ready};
   status.queued = static_cast<int>(model.queue.size());
   status.last_start_error = model.last_start_error;
   for (const auto& [id, instance] : model.instances) {
@@ -244,15 +276,50 @@ void Runtime::StartInstance(Model& model) {
     FailQueued(model, Unavailable("cannot create a socket for a new instance"));
     return;
   }
-  // dup2 onto the same number would keep FD_CLOEXEC; move it out of the way.
-  if (fds[1] == kWorkerFd) {
-    int moved = ::fcntl(fds[1], F_DUPFD_CLOEXEC, kWorkerFd + 1);
+  auto instance = std::make_shared<Instance>(io_);
+  instance->id = next_instance_id_++;
+  instance->start_path = model.config.start_path;
+  instance->spawn_start_us = clock_.NowMicros();
+  instance->socket.assign(asio::local::stream_protocol(), fds[0]);
+  if (instance->start_path == StartPath::kExec) {
+    auto pid = SpawnProcess({options_.worker_path, "--model-dir", model.config.directory, "--fd",
+                             std::to_string(kWorkerFd)},
+                            model.config.threads, fds[1]);
     ::close(fds[1]);
-    fds[1] = moved;
+    if (!pid.ok()) {
+      model.last_start_error = pid.status().message();
+      LogEvent(LogLevel::kError, "instance_start_failed",
+               Fields({{"model", model.config.name}, {"error", "\"" + model.last_start_error + "\""}}));
+      FailQueued(model, Unavailable(model.last_start_error));
+      return;  // the instance's socket closes with it
+    }
+    instance->pid = *pid;
+    instance->spawn_done_us = clock_.NowMicros();
+  } else {
+    std::shared_ptr<Spawner> spawner = EnsureSpawner(model);
+    if (spawner && spawner->ready) {
+      SendSpawn(*spawner, model.config.directory, fds[1]);
+    } else if (spawner) {
+      spawner->waiting.push_back({model.config.directory, fds[1]});
+    } else {
+      ::close(fds[1]);  // the instance sees EOF: a failed start
+    }
   }
-  const std::string threads = std::to_string(model.config.threads);
-  const std::string fd_arg = std::to_string(kWorkerFd);
-  std::vector<std::string> args = {options_.worker_path, "--model-dir", model.config.directory, "--fd", fd_arg};
+  model.instances.emplace(instance->id, instance);
+  LogEvent(LogLevel::kInfo, "instance_start",
+           Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
+                   {"start_path", std::string(StartPathName(instance->start_path))},
+                   {"pid", std::to_string(instance->pid)}}));
+  ReadMore(model, instance);
+}
+
+StatusOr<int> Runtime::SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd) {
+  // dup2 onto the same number would keep FD_CLOEXEC; move it out of the way.
+  int moved = -1;
+  if (child_fd == kWorkerFd) {
+    moved = ::fcntl(child_fd, F_DUPFD_CLOEXEC, kWorkerFd + 1);
+    child_fd = moved;
+  }
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) {
     std::string_view entry(*e);
@@ -261,21 +328,22 @@ void Runtime::StartInstance(Model& model) {
       continue;
     env_strings.emplace_back(entry);
   }
-  env_strings.push_back("OMP_NUM_THREADS=" + threads);
+  env_strings.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
   // Spinning OpenMP threads starve each other when instances share 2 cores
   // (60-80 ms per call instead of 0.6 ms, measured on textenc with 2 threads).
   env_strings.push_back("OMP_WAIT_POLICY=PASSIVE");
   // Page faults cost 15-20 us here: keep freed activations in the heap.
   env_strings.push_back("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824");
+  std::vector<std::string> arg_copies = args;
   std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
+  for (auto& a : arg_copies) argv.push_back(a.data());
   argv.push_back(nullptr);
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], kWorkerFd);
+  posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerFd);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group: a Ctrl-C at the terminal reaches the server, which
@@ -283,28 +351,127 @@ void Runtime::StartInstance(Model& model) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid = 0;
-  const Micros spawn_start = clock_.NowMicros();
   int rc = ::posix_spawn(&pid, options_.worker_path.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    const std::string error = "cannot start worker '" + options_.worker_path + "': " + std::strerror(rc);
-    LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", "\"" + error + "\""}}));
-    model.last_start_error = error;
-    FailQueued(model, Unavailable(error));
-    return;
+  if (moved >= 0) ::close(moved);
+  if (rc != 0) return Unavailable("cannot start worker '" + options_.worker_path + "': " + std::strerror(rc));
+  return static_cast<int>(pid);
+}
+
+std::shared_ptr<Runtime::Spawner> Runtime::EnsureSpawner(Model& model) {
+  std::shared_ptr<Spawner>& slot = model.config.start_path == StartPath::kTemplate ? model.spawner : zygote_;
+  if (!slot || slot->gone) slot = StartSpawner(model.config.start_path == StartPath::kTemplate ? &model : nullptr);
+  return slot;
+}
+
+std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
+  std::vector<std::string> args = {options_.worker_path};
+  if (owner) {
+    args.insert(args.end(), {"--template", "--model-dir", owner->config.directory});
+  } else {
+    args.push_back("--zygote");
   }
-  auto instance = std::make_shared<Instance>(io_);
-  instance->id = next_instance_id_++;
-  instance->pid = pid;
-  instance->spawned_us = spawn_start;
-  instance->socket.assign(asio::local::stream_protocol(), fds[0]);
-  model.instances.emplace(instance->id, instance);
-  LogEvent(LogLevel::kInfo, "instance_start",
-           Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)}, {"pid", std::to_string(pid)}}));
-  ReadMore(model, instance);
+  args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
+  // One thread: a parent that ran OpenMP on more would hang its children.
+  auto pid = SpawnProcess(args, 1, fds[1]);
+  ::close(fds[1]);
+  const std::string name = owner ? owner->config.name : "zygote";
+  if (!pid.ok()) {
+    ::close(fds[0]);
+    if (owner) owner->last_start_error = pid.status().message();
+    LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", "\"" + pid.status().message() + "\""}}));
+    return nullptr;
+  }
+  auto spawner = std::make_shared<Spawner>(io_);
+  spawner->owner = owner;
+  spawner->pid = *pid;
+  spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
+  LogEvent(LogLevel::kInfo, owner ? "template_start" : "zygote_start",
+           Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
+  ReadSpawner(spawner);
+  return spawner;
+}
+
+void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
+  spawner->socket.async_read_some(
+      asio::buffer(spawner->read_buffer), [this, spawner](const boost::system::error_code& ec, size_t n) {
+        if (spawner->gone) return;
+        if (ec) return OnSpawnerGone(*spawner);
+        spawner->reader.Append(spawner->read_buffer.data(), n);
+        for (;;) {
+          auto frame = spawner->reader.Next();
+          if (!frame.ok()) return OnSpawnerGone(*spawner);
+          if (!frame->has_value()) break;
+          const std::string name = spawner->owner ? spawner->owner->config.name : "zygote";
+          if ((*frame)->type == ipc::MessageType::kReady) {
+            auto ready = ipc::DecodeReady((*frame)->payload);
+            spawner->ready = true;
+            LogEvent(LogLevel::kInfo, spawner->owner ? "template_ready" : "zygote_ready",
+                     Fields({{"model", name}, {"pid", std::to_string(spawner->pid)},
+                             {"start_ms", ready.ok() ? Ms(clock_.NowMicros() - ready->started_us) : "?"},
+                             {"load_ms", ready.ok() ? Ms(ready->model_load_us) : "?"},
+                             {"warmup_ms", ready.ok() ? Ms(ready->warmup_us) : "?"}}));
+            std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
+            spawner->waiting.clear();
+            for (auto& w : waiting) SendSpawn(*spawner, w.model_dir, w.child_fd);
+          } else if ((*frame)->type == ipc::MessageType::kInitError) {
+            auto error = ipc::DecodeInitError((*frame)->payload);
+            const std::string message = error.ok() ? error->message : "unreadable error";
+            if (spawner->owner) spawner->owner->last_start_error = message;
+            LogEvent(LogLevel::kError, "spawner_init_error", Fields({{"model", name}, {"error", "\"" + message + "\""}}));
+          }
+        }
+        ReadSpawner(spawner);
+      });
+}
+
+void Runtime::OnSpawnerGone(Spawner& spawner) {
+  if (spawner.gone) return;
+  spawner.gone = true;
+  const bool was_ready = spawner.ready;
+  boost::system::error_code ignored;
+  spawner.socket.close(ignored);
+  ::kill(spawner.pid, SIGKILL);
+  // Instances that were waiting for it see EOF and fail their start.
+  for (auto& w : spawner.waiting) ::close(w.child_fd);
+  spawner.waiting.clear();
+  const std::string name = spawner.owner ? spawner.owner->config.name : "zygote";
+  LogEvent(shut_down_ ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
+           Fields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
+  // A spawner that had been serving is replaced at once; one that never got
+  // ready is retried when an instance is next needed.
+  if (shut_down_ || !was_ready) return;
+  if (spawner.owner) {
+    spawner.owner->spawner = StartSpawner(spawner.owner);
+  } else {
+    zygote_ = StartSpawner(nullptr);
+  }
+}
+
+void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd) {
+  Status sent = ipc::SendFrameWithFd(spawner.socket.native_handle(), ipc::Encode(ipc::SpawnMessage{model_dir}), child_fd);
+  ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
+  if (!sent.ok())
+    LogEvent(LogLevel::kError, "spawn_failed",
+             Fields({{"pid", std::to_string(spawner.pid)}, {"error", "\"" + sent.message() + "\""}}));
+}
+
+StatusOr<int> Runtime::Warm(std::string_view model_name, int instances) {
+  auto it = models_.find(model_name);
+  if (it == models_.end()) return NotFound("model '" + std::string(model_name) + "' is not loaded");
+  if (instances < 0) return InvalidArgument("instances must be >= 0");
+  Model& model = *it->second;
+  const int target = std::min(instances, model.config.max_concurrency);
+  int started = 0;
+  for (int live = static_cast<int>(model.instances.size()); live < target && !shut_down_; ++live) {
+    StartInstance(model);
+    ++started;
+  }
+  Reschedule(model);
+  return started;
 }
 
 void Runtime::Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending) {
@@ -379,6 +546,12 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
   switch (static_cast<ipc::MessageType>(type)) {
     case ipc::MessageType::kReady: {
       auto ready = ipc::DecodeReady(payload);
+      if (ready.ok()) {
+        instance.ready_message = *ready;
+        // A forked instance is known by its pid only from here on.
+        if (instance.pid == 0) instance.pid = ready->pid;
+        if (instance.start_path != StartPath::kExec) instance.spawn_done_us = ready->started_us;
+      }
       instance.ready = true;
       instance.ready_us = now;
       instance.idle_since_us = now;
@@ -386,7 +559,9 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       model.start_retry_backoff_us = kMinStartRetryUs;
       LogEvent(LogLevel::kInfo, "instance_ready",
                Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                       {"pid", std::to_string(instance.pid)}, {"start_ms", Ms(now - instance.spawned_us)},
+                       {"pid", std::to_string(instance.pid)},
+                       {"start_path", std::string(StartPathName(instance.start_path))},
+                       {"start_ms", Ms(now - instance.spawn_start_us)},
                        {"load_ms", ready.ok() ? Ms(ready->model_load_us) : "?"},
                        {"warmup_ms", ready.ok() ? Ms(ready->warmup_us) : "?"}}));
       return;
@@ -417,8 +592,31 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       outcome.timing.compute_us = response->compute_us;
       outcome.timing.total_us = now - pending->arrival_us;
       outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
-      outcome.timing.instance_start_us = outcome.timing.cold_start ? instance.ready_us - instance.spawned_us : 0;
+      outcome.timing.start_path = instance.start_path;
       outcome.timing.instance_id = instance.id;
+      if (outcome.timing.cold_start) {
+        ColdStartBreakdown& cold = outcome.timing.cold;
+        const ipc::ReadyMessage& ready = instance.ready_message;
+        cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
+                        (pending->dispatched_us - instance.ready_us);
+        cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
+        // For exec, the time from posix_spawn to main() is the loader and
+        // the engines' static initialisation.
+        cold.runtime_init_us =
+            ready.runtime_init_us +
+            (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
+        cold.model_load_us = ready.model_load_us;
+        cold.warmup_us = ready.warmup_us;
+        cold.first_inference_us = response->compute_us;
+        cold.total_us = outcome.timing.total_us;
+        LogEvent(LogLevel::kInfo, "cold_start",
+                 Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                         {"start_path", std::string(StartPathName(instance.start_path))},
+                         {"queue_ms", Ms(cold.queue_us)}, {"spawn_ms", Ms(cold.spawn_us)},
+                         {"runtime_init_ms", Ms(cold.runtime_init_us)}, {"model_load_ms", Ms(cold.model_load_us)},
+                         {"warmup_ms", Ms(cold.warmup_us)}, {"first_inference_ms", Ms(cold.first_inference_us)},
+                         {"total_ms", Ms(cold.total_us)}}));
+      }
       pending->done(std::move(outcome));
       return;
     }
@@ -437,7 +635,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
   instance->socket.close(ignored);
   // Idle instances leave on EOF; anything else is killed outright.
   const bool graceful = reason == "keep_alive";
-  if (!graceful) ::kill(instance->pid, SIGKILL);
+  if (!graceful && instance->pid > 0) ::kill(instance->pid, SIGKILL);
   const bool expected = graceful || reason == "shutdown";
   const int failed = static_cast<int>(instance->in_flight.size());
   for (auto& [id, pending] : instance->in_flight) {
@@ -573,7 +771,9 @@ void Runtime::Shutdown() {
     for (const auto& [id, instance] : model->instances) ids.push_back(id);
     for (uint64_t id : ids) StopInstance(*model, id, "shutdown", status);
     model->timer.cancel();
+    if (model->spawner) OnSpawnerGone(*model->spawner);
   }
+  if (zygote_) OnSpawnerGone(*zygote_);
   boost::system::error_code ignored;
   child_watcher_->signals.cancel(ignored);
   ReapChildren();

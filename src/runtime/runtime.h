@@ -33,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,13 +50,30 @@ struct RuntimeOptions {
   std::string worker_path;
 };
 
+// Where the time of a cold start went. The parts follow one another:
+// queue (waiting for the spawn and, once ready, for dispatch), spawn
+// (posix_spawn, or asking a spawner to fork, until the process runs),
+// runtime_init (exec: the dynamic loader and libtorch's static init before
+// main(); all paths: setup in main() or after fork), model_load, warmup, and
+// the first inference itself.
+struct ColdStartBreakdown {
+  Micros queue_us = 0;
+  Micros spawn_us = 0;
+  Micros runtime_init_us = 0;
+  Micros model_load_us = 0;
+  Micros warmup_us = 0;
+  Micros first_inference_us = 0;
+  Micros total_us = 0;  // the request's whole latency inside the server
+};
+
 // Timings of one invocation, for responses and logs.
 struct InvocationTiming {
   Micros queue_us = 0;    // arrival to dispatch to an instance
   Micros compute_us = 0;  // inside the backend
   Micros total_us = 0;    // arrival to completion
-  bool cold_start = false;     // waited for an instance started for it
-  Micros instance_start_us = 0;  // for a cold start: process start to ready
+  bool cold_start = false;  // waited for an instance that became ready after it arrived
+  StartPath start_path = StartPath::kExec;  // how that instance started
+  ColdStartBreakdown cold;  // when cold_start
   uint64_t instance_id = 0;
 };
 
@@ -72,14 +90,21 @@ enum class InstanceState { kStarting, kIdle, kBusy };
 
 struct InstanceStatus {
   uint64_t id = 0;
-  int pid = 0;
+  int pid = 0;  // 0 while a forked instance has not reported yet
   InstanceState state = InstanceState::kStarting;
   int in_flight = 0;
 };
 
+struct SpawnerStatus {
+  int pid = 0;
+  bool ready = false;
+};
+
 struct ModelStatus {
   std::string name;
+  StartPath start_path = StartPath::kTemplate;
   std::vector<InstanceStatus> instances;
+  std::optional<SpawnerStatus> spawner;  // the template or zygote this model forks from
   int queued = 0;
   std::string last_start_error;  // empty if the last start succeeded
 };
@@ -106,6 +131,10 @@ class Runtime {
   void Infer(std::string_view model, std::vector<Tensor> inputs, std::vector<std::string> output_names,
              Micros deadline_us, InferCallback done);
 
+  // Starts instances so that at least `instances` are live (capped at
+  // max_concurrency), ahead of traffic. Returns how many it started.
+  StatusOr<int> Warm(std::string_view model, int instances);
+
   // Fails queued and in-flight requests with kUnavailable and kills every
   // instance. Idempotent.
   void Shutdown();
@@ -114,9 +143,17 @@ class Runtime {
   struct Model;
   struct Instance;
   struct Pending;
+  struct Spawner;
 
   void Pump(Model& model);
   void StartInstance(Model& model);
+  // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
+  StatusOr<int> SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd);
+  std::shared_ptr<Spawner> EnsureSpawner(Model& model);
+  std::shared_ptr<Spawner> StartSpawner(Model* owner);
+  void ReadSpawner(std::shared_ptr<Spawner> spawner);
+  void OnSpawnerGone(Spawner& spawner);
+  void SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd);
   void Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending);
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
@@ -132,6 +169,7 @@ class Runtime {
   const Clock& clock_;
   RuntimeOptions options_;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
+  std::shared_ptr<Spawner> zygote_;  // shared by every zygote-path model
   uint64_t next_request_id_ = 1;
   uint64_t next_instance_id_ = 1;
   bool shut_down_ = false;

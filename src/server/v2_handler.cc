@@ -1,9 +1,11 @@
 #include "server/v2_handler.h"
 
+#include <charconv>
 #include <cstdio>
 #include <string_view>
 
 #include "protocol/v2.h"
+#include "runtime/process_memory.h"
 
 namespace thaw {
 namespace {
@@ -30,10 +32,30 @@ std::string Ms(Micros us) {
   return buf;
 }
 
+std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, std::string_view quote) {
+  const std::pair<std::string_view, Micros> parts[] = {
+      {"queue", c.queue_us},         {"spawn", c.spawn_us},   {"runtime_init", c.runtime_init_us},
+      {"model_load", c.model_load_us}, {"warmup", c.warmup_us}, {"first_inference", c.first_inference_us},
+      {"total", c.total_us}};
+  std::string out;
+  for (const auto& [name, us] : parts) {
+    if (!out.empty()) out += ',';
+    out += quote;
+    out += name;
+    out += quote;
+    out += sep;
+    out += Ms(us);
+  }
+  return out;
+}
+
 std::string TimingParameters(const InvocationTiming& t) {
   std::string json = "{\"cold_start\":";
   json += t.cold_start ? "true" : "false";
-  if (t.cold_start) json += ",\"instance_start_ms\":" + Ms(t.instance_start_us);
+  if (t.cold_start) {
+    json += ",\"start_path\":\"" + std::string(StartPathName(t.start_path)) + "\"";
+    json += ",\"cold_start_ms\":{" + ColdStartFields(t.cold, ":", "\"") + "}";
+  }
   json += ",\"queue_ms\":" + Ms(t.queue_us);
   json += ",\"compute_ms\":" + Ms(t.compute_us);
   json += ",\"total_ms\":" + Ms(t.total_us);
@@ -91,7 +113,8 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     }
     const ModelConfig* config = runtime_.FindModel(model);
     std::string_view action = next < parts.size() ? parts[next] : "";
-    if (next + 1 < parts.size() || (action != "" && action != "ready" && action != "infer"))
+    if (next + 1 < parts.size() ||
+        (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm"))
       return respond(ErrorResponse(NotFound("no route for " + std::string(path))));
     if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
     if (action.empty()) {
@@ -105,10 +128,76 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
         return respond(ErrorResponse(Unavailable("model '" + model + "' failed to start: " + status->last_start_error)));
       return respond(Json(200, "{\"name\":\"" + model + "\",\"ready\":true}"));
     }
+    if (action == "status") {
+      if (!get) return method_not_allowed("GET");
+      return respond(Json(200, StatusJson(model)));
+    }
     if (request.method != "POST") return method_not_allowed("POST");
+    if (action == "warm") return respond(Warm(model, request.target));
     return Infer(model, std::move(request), std::move(respond));
   }
   respond(ErrorResponse(NotFound("no route for " + std::string(path))));
+}
+
+std::string V2Handler::StatusJson(const std::string& model) {
+  auto status = runtime_.GetModelStatus(model);
+  if (!status.ok()) return v2::EncodeError(status.status().message());
+  auto memory_json = [](int pid) {
+    auto memory = pid > 0 ? ReadProcessMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
+    if (!memory.ok()) return std::string("\"rss_kb\":null,\"pss_kb\":null,\"private_kb\":null");
+    return "\"rss_kb\":" + std::to_string(memory->rss_kb) + ",\"pss_kb\":" + std::to_string(memory->pss_kb) +
+           ",\"private_kb\":" + std::to_string(memory->private_kb);
+  };
+  std::string json = "{\"name\":";
+  v2::AppendJsonString(&json, status->name);
+  json += ",\"start_path\":\"" + std::string(StartPathName(status->start_path)) + "\"";
+  json += ",\"queued\":" + std::to_string(status->queued);
+  json += ",\"last_start_error\":";
+  if (status->last_start_error.empty()) {
+    json += "null";
+  } else {
+    v2::AppendJsonString(&json, status->last_start_error);
+  }
+  json += ",\"template\":";
+  if (status->spawner) {
+    json += "{\"pid\":" + std::to_string(status->spawner->pid) +
+            ",\"ready\":" + (status->spawner->ready ? "true," : "false,") + memory_json(status->spawner->pid) + "}";
+  } else {
+    json += "null";
+  }
+  json += ",\"instances\":[";
+  for (size_t i = 0; i < status->instances.size(); ++i) {
+    const InstanceStatus& instance = status->instances[i];
+    static constexpr std::string_view kStates[] = {"starting", "idle", "busy"};
+    if (i) json += ',';
+    json += "{\"id\":" + std::to_string(instance.id) + ",\"pid\":" + std::to_string(instance.pid) +
+            ",\"state\":\"" + std::string(kStates[static_cast<int>(instance.state)]) +
+            "\",\"in_flight\":" + std::to_string(instance.in_flight) + "," + memory_json(instance.pid) + "}";
+  }
+  json += "]}";
+  return json;
+}
+
+HttpResponse V2Handler::Warm(const std::string& model, std::string_view target) {
+  int instances = 1;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    std::string_view query = target.substr(q + 1);
+    while (!query.empty()) {
+      std::string_view pair = query.substr(0, query.find('&'));
+      query.remove_prefix(std::min(query.size(), pair.size() + 1));
+      if (!pair.starts_with("instances=")) continue;
+      std::string_view value = pair.substr(10);
+      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), instances);
+      if (err != std::errc() || end != value.data() + value.size() || instances < 0)
+        return ErrorResponse(InvalidArgument("query parameter 'instances' must be a non-negative integer"));
+    }
+  }
+  auto started = runtime_.Warm(model, instances);
+  if (!started.ok()) return ErrorResponse(started.status());
+  auto status = runtime_.GetModelStatus(model);
+  return Json(200, "{\"name\":\"" + model + "\",\"requested\":" + std::to_string(instances) +
+                       ",\"started\":" + std::to_string(*started) +
+                       ",\"instances\":" + std::to_string(status.ok() ? status->instances.size() : 0) + "}");
 }
 
 void V2Handler::Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond) {
@@ -142,7 +231,10 @@ void V2Handler::Infer(const std::string& model, HttpRequest request, std::functi
                    if (encoded.header_length)
                      response.headers.emplace_back("Inference-Header-Content-Length",
                                                    std::to_string(*encoded.header_length));
-                   if (outcome.timing.cold_start) response.headers.emplace_back("X-Thaw-Cold-Start", "true");
+                   if (outcome.timing.cold_start)
+                     response.headers.emplace_back(
+                         "X-Thaw-Cold-Start", std::string(StartPathName(outcome.timing.start_path)) + ";" +
+                                                  ColdStartFields(outcome.timing.cold, "=", ""));
                    respond(std::move(response));
                  });
 }

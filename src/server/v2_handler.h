@@ -4,6 +4,8 @@
 //   GET  /v2/models/{m}[/versions/{v}]        model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready, 503 if it cannot start
 //   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors)
+//   GET  /v2/models/{m}/status                instances, template, RSS/PSS (thaw)
+//   POST /v2/models/{m}/warm?instances=N      start instances ahead of traffic (thaw)
 // Errors are {"error": "..."} with the status of the Status code (400, 404,
 // 405, 429 with Retry-After, 503, 504). Every request gets exactly one
 // response, also when the runtime fails it.
@@ -45,6 +47,8 @@ class V2Handler {
 
  private:
   void Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond);
+  std::string StatusJson(const std::string& model);
+  HttpResponse Warm(const std::string& model, std::string_view target);
 
   Runtime& runtime_;
   const Clock& clock_;

@@ -1,11 +1,17 @@
 #include "worker/worker.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -190,7 +196,10 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
       if (i + 1 >= argc) return InvalidArgument(std::string(arg) + " needs a value");
       value = argv[++i];
     }
-    if (flag == "--model-dir") {
+    if (flag == "--template" || flag == "--zygote") {
+      if (!value.empty()) return InvalidArgument(std::string(flag) + " takes no value");
+      options.mode = flag == "--template" ? WorkerMode::kTemplate : WorkerMode::kZygote;
+    } else if (flag == "--model-dir") {
       if (value.empty()) return InvalidArgument("--model-dir needs a value");
       options.model_dir = std::string(value);
     } else if (flag == "--fd") {
@@ -204,7 +213,9 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
       return InvalidArgument("unknown argument '" + std::string(arg) + "'");
     }
   }
-  if (options.model_dir.empty()) return InvalidArgument("--model-dir is required");
+  if (options.mode == WorkerMode::kZygote && !options.model_dir.empty())
+    return InvalidArgument("--zygote takes no --model-dir: instances name their model");
+  if (options.mode != WorkerMode::kZygote && options.model_dir.empty()) return InvalidArgument("--model-dir is required");
   if (!have_fd) return InvalidArgument("--fd is required");
   return options;
 }
@@ -214,54 +225,31 @@ void ConfigureWorkerMalloc() {
   ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
 }
 
-int RunWorker(const WorkerOptions& options) {
-  ConfigureWorkerMalloc();  // idempotent; main() should already have done it
-  RealClock clock;
-  const Micros start = options.start_us >= 0 ? options.start_us : clock.NowMicros();
-  const int fd = options.fd;
+namespace {
+
+// How long after handing off its standby a template forks the next one.
+constexpr Micros kStandbyReplenishDelayUs = 200 * kMicrosPerMilli;
+
+// Sends Ready, then serves requests on `fd` until EOF; returns the exit code.
+int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& clock, const ipc::ReadyMessage& ready) {
   const std::string pid = std::to_string(::getpid());
-  const std::string model = ModelNameOf(options.model_dir);
-  // Writes use MSG_NOSIGNAL; this also covers descriptors that are not
-  // sockets.
-  ::signal(SIGPIPE, SIG_IGN);
-
-  LogEvent(LogLevel::kInfo, "worker_start",
-           "pid=" + pid + " model=" + LogValue(model) + " model_dir=" + LogValue(options.model_dir) +
-               " fd=" + std::to_string(fd));
-  if (::fcntl(fd, F_GETFD) < 0) {
-    LogEvent(LogLevel::kError, "worker_init_error", "pid=" + pid + " error=" + LogValue("bad --fd " + std::to_string(fd)));
-    return kWorkerExitUsage;
-  }
-
-  StatusOr<ModelConfig> config = LoadModelConfig(options.model_dir);
-  if (!config.ok()) return InitFailed(fd, model, config.status());
-  SetIntraOpThreads(config->threads);
-
-  ipc::ReadyMessage ready;
-  ready.pid = static_cast<int32_t>(::getpid());
-  ready.runtime_init_us = clock.NowMicros() - start;
-  BackendLoadTimings timings;
-  StatusOr<std::unique_ptr<Backend>> created = CreateBackend(*config, clock, &timings);
-  if (!created.ok()) return InitFailed(fd, model, created.status());
-  std::unique_ptr<Backend> backend = std::move(created).value();
-  ready.model_load_us = timings.model_load_us;
-  ready.warmup_us = timings.warmup_us;
-
+  const std::string& model = config.name;
   Status sent = ipc::WriteAll(fd, ipc::Encode(ready));
   if (!sent.ok()) {
     LogEvent(LogLevel::kError, "worker_write_failed", "pid=" + pid + " error=" + LogValue(sent.message()));
     return kWorkerExitInitError;
   }
-  const int concurrency = std::max(1, config->instance_concurrency);
+  const int concurrency = std::max(1, config.instance_concurrency);
   LogEvent(LogLevel::kInfo, "worker_ready",
-           "pid=" + pid + " model=" + LogValue(model) + " runtime_init_us=" + std::to_string(ready.runtime_init_us) +
+           "pid=" + pid + " model=" + LogValue(model) + " start_path=" + std::string(StartPathName(config.start_path)) +
+               " runtime_init_us=" + std::to_string(ready.runtime_init_us) +
                " model_load_us=" + std::to_string(ready.model_load_us) +
-               " warmup_us=" + std::to_string(ready.warmup_us) + " threads=" + std::to_string(config->threads) +
+               " warmup_us=" + std::to_string(ready.warmup_us) + " threads=" + std::to_string(config.threads) +
                " instance_concurrency=" + std::to_string(concurrency));
 
   Responder responder(fd);
   std::unique_ptr<Executor> executor;
-  if (concurrency > 1) executor = std::make_unique<Executor>(concurrency, *backend, clock, responder);
+  if (concurrency > 1) executor = std::make_unique<Executor>(concurrency, backend, clock, responder);
 
   int exit_code = kWorkerExitOk;
   std::string reason = "eof";
@@ -298,7 +286,7 @@ int RunWorker(const WorkerOptions& options) {
     if (executor) {
       executor->Submit(std::move(request).value());
     } else {
-      responder.Send(Execute(*backend, clock, *request));
+      responder.Send(Execute(backend, clock, *request));
     }
   }
   if (executor) executor->Drain();  // in-flight requests still get answers
@@ -306,6 +294,211 @@ int RunWorker(const WorkerOptions& options) {
            "pid=" + pid + " model=" + LogValue(model) + " reason=" + reason + " requests=" +
                std::to_string(requests) + " exit_code=" + std::to_string(exit_code));
   return exit_code;
+}
+
+struct LoadedModel {
+  ModelConfig config;
+  std::unique_ptr<Backend> backend;
+};
+
+// Loads and warms the model in `model_dir` with `threads` intra-op threads
+// (the config's own count when 0), filling the load timings of `ready`.
+StatusOr<LoadedModel> LoadModel(const std::string& model_dir, int threads, const Clock& clock,
+                                ipc::ReadyMessage* ready) {
+  StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+  if (!config.ok()) return config.status();
+  SetIntraOpThreads(threads > 0 ? threads : config->threads);
+  ready->runtime_init_us = clock.NowMicros() - ready->started_us;
+  BackendLoadTimings timings;
+  StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(*config, clock, &timings);
+  if (!backend.ok()) return backend.status();
+  ready->model_load_us = timings.model_load_us;
+  ready->warmup_us = timings.warmup_us;
+  return LoadedModel{std::move(config).value(), std::move(backend).value()};
+}
+
+bool ValidFd(int fd, const std::string& pid) {
+  if (::fcntl(fd, F_GETFD) >= 0) return true;
+  LogEvent(LogLevel::kError, "worker_init_error", "pid=" + pid + " error=" + LogValue("bad --fd " + std::to_string(fd)));
+  return false;
+}
+
+}  // namespace
+
+int RunWorker(const WorkerOptions& options) {
+  ConfigureWorkerMalloc();  // idempotent; main() should already have done it
+  RealClock clock;
+  const int fd = options.fd;
+  const std::string pid = std::to_string(::getpid());
+  const std::string model = ModelNameOf(options.model_dir);
+  // Writes use MSG_NOSIGNAL; this also covers descriptors that are not
+  // sockets.
+  ::signal(SIGPIPE, SIG_IGN);
+  LogEvent(LogLevel::kInfo, "worker_start",
+           "pid=" + pid + " model=" + LogValue(model) + " model_dir=" + LogValue(options.model_dir) +
+               " fd=" + std::to_string(fd));
+  if (!ValidFd(fd, pid)) return kWorkerExitUsage;
+
+  ipc::ReadyMessage ready;
+  ready.pid = static_cast<int32_t>(::getpid());
+  ready.started_us = options.start_us >= 0 ? options.start_us : clock.NowMicros();
+  StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 0, clock, &ready);
+  if (!loaded.ok()) return InitFailed(fd, model, loaded.status());
+  return Serve(fd, loaded->config, *loaded->backend, clock, ready);
+}
+
+int RunSpawner(const WorkerOptions& options) {
+  ConfigureWorkerMalloc();
+  RealClock clock;
+  const int control = options.fd;
+  const std::string pid = std::to_string(::getpid());
+  const bool is_template = !options.model_dir.empty();
+  const std::string name = is_template ? ModelNameOf(options.model_dir) : "zygote";
+  ::signal(SIGPIPE, SIG_IGN);
+  LogEvent(LogLevel::kInfo, is_template ? "template_start" : "zygote_start",
+           "pid=" + pid + " model=" + LogValue(name) + " fd=" + std::to_string(control));
+  if (!ValidFd(control, pid)) return kWorkerExitUsage;
+
+  // A template loads and warms its model on one thread: a parent that ever
+  // ran OpenMP with more threads would hang its forked children.
+  ipc::ReadyMessage template_ready;
+  template_ready.pid = static_cast<int32_t>(::getpid());
+  template_ready.started_us = options.start_us >= 0 ? options.start_us : clock.NowMicros();
+  std::optional<LoadedModel> preloaded;
+  if (is_template) {
+    StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 1, clock, &template_ready);
+    if (!loaded.ok()) return InitFailed(control, name, loaded.status());
+    preloaded = std::move(loaded).value();
+  } else {
+    SetIntraOpThreads(1);
+    template_ready.runtime_init_us = clock.NowMicros() - template_ready.started_us;
+  }
+  Status sent = ipc::WriteAll(control, ipc::Encode(template_ready));
+  if (!sent.ok()) return kWorkerExitInitError;
+  LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
+           "pid=" + pid + " model=" + LogValue(name) + " model_load_us=" + std::to_string(template_ready.model_load_us) +
+               " warmup_us=" + std::to_string(template_ready.warmup_us));
+
+  // Forked instances are reaped automatically; the server watches them
+  // through their sockets.
+  ::signal(SIGCHLD, SIG_IGN);
+
+  // Runs in a freshly forked child: becomes an instance serving `instance_fd`.
+  auto become_instance = [&](int instance_fd, const std::string& model_dir, ipc::ReadyMessage ready) {
+    ::signal(SIGCHLD, SIG_DFL);
+    int code;
+    if (preloaded) {
+      code = Serve(instance_fd, preloaded->config, *preloaded->backend, clock, ready);
+    } else {
+      StatusOr<LoadedModel> loaded = LoadModel(model_dir, 0, clock, &ready);
+      code = loaded.ok() ? Serve(instance_fd, loaded->config, *loaded->backend, clock, ready)
+                         : InitFailed(instance_fd, ModelNameOf(model_dir), loaded.status());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  };
+
+  // A standby is a child forked and warmed ahead of demand (template only):
+  // its fork, thread pool start and first-touch page faults happen before a
+  // request waits. It blocks until the template hands it an instance socket.
+  struct Standby {
+    pid_t pid;
+    int socket;  // the template's end
+  };
+  std::optional<Standby> standby;
+  const bool use_standby = preloaded && preloaded->config.template_standby;
+  Micros replenish_at_us = use_standby ? clock.NowMicros() : -1;
+  auto make_standby = [&]() {
+    replenish_at_us = -1;
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) return;
+    const pid_t child = ::fork();
+    if (child < 0) {
+      ::close(sp[0]);
+      ::close(sp[1]);
+      return;
+    }
+    if (child > 0) {
+      ::close(sp[1]);
+      standby = Standby{child, sp[0]};
+      return;
+    }
+    ::close(control);
+    ::close(sp[0]);
+    SetIntraOpThreads(preloaded->config.threads);
+    Status warmed = WarmUp(*preloaded->backend, preloaded->config, 2);
+    if (!warmed.ok()) ::_exit(kWorkerExitInitError);
+    int instance_fd = -1;
+    StatusOr<ipc::Frame> handoff = ipc::ReadFrame(sp[1], &instance_fd);
+    if (!handoff.ok() || instance_fd < 0) ::_exit(kWorkerExitOk);  // the template is gone
+    ::close(sp[1]);
+    ipc::ReadyMessage ready;
+    ready.pid = static_cast<int32_t>(::getpid());
+    ready.started_us = clock.NowMicros();
+    become_instance(instance_fd, options.model_dir, ready);
+  };
+
+  uint64_t spawned = 0;
+  for (;;) {
+    if (use_standby && !standby && replenish_at_us >= 0) {
+      const Micros wait_us = replenish_at_us - clock.NowMicros();
+      pollfd p{control, POLLIN, 0};
+      const int polled = wait_us <= 0 ? 0 : ::poll(&p, 1, static_cast<int>((wait_us + 999) / 1000));
+      if (polled == 0) make_standby();
+      if (polled <= 0) continue;  // replenished, or interrupted
+    }
+    int instance_fd = -1;
+    StatusOr<ipc::Frame> frame = ipc::ReadFrame(control, &instance_fd);
+    if (!frame.ok()) break;  // the server is gone: existing instances live on until their sockets close
+    StatusOr<ipc::SpawnMessage> spawn = frame->type == ipc::MessageType::kSpawn
+                                            ? ipc::DecodeSpawn(frame->payload)
+                                            : StatusOr<ipc::SpawnMessage>(InvalidArgument("expected a Spawn frame"));
+    if (!spawn.ok() || instance_fd < 0) {
+      LogEvent(LogLevel::kError, "spawner_bad_frame",
+               "pid=" + pid + " error=" + LogValue(spawn.ok() ? "no socket attached" : spawn.status().message()));
+      if (instance_fd >= 0) ::close(instance_fd);
+      continue;
+    }
+    ++spawned;
+    if (standby) {
+      Status handed = ipc::SendFrameWithFd(standby->socket, ipc::Encode(*spawn), instance_fd);
+      ::close(standby->socket);
+      standby.reset();
+      if (handed.ok()) {
+        ::close(instance_fd);
+        // Replace it once the new instance's first request is likely done,
+        // so the two do not compete for the cores.
+        replenish_at_us = clock.NowMicros() + kStandbyReplenishDelayUs;
+        continue;
+      }
+      // The standby died; fork directly instead.
+    }
+    const pid_t child = ::fork();
+    if (child < 0) {
+      LogEvent(LogLevel::kError, "spawner_fork_failed", "pid=" + pid + " error=" + LogValue(std::strerror(errno)));
+      ::close(instance_fd);  // the server sees EOF: a failed start
+      continue;
+    }
+    if (child > 0) {
+      ::close(instance_fd);
+      if (use_standby) replenish_at_us = clock.NowMicros() + kStandbyReplenishDelayUs;
+      continue;
+    }
+    // The child: an instance.
+    ipc::ReadyMessage ready;
+    ready.started_us = clock.NowMicros();
+    ready.pid = static_cast<int32_t>(::getpid());
+    ::close(control);
+    if (preloaded) {
+      SetIntraOpThreads(preloaded->config.threads);
+      ready.runtime_init_us = clock.NowMicros() - ready.started_us;
+    }
+    become_instance(instance_fd, spawn->model_dir, ready);
+  }
+  if (standby) ::close(standby->socket);  // it exits on EOF
+  LogEvent(LogLevel::kInfo, is_template ? "template_exit" : "zygote_exit",
+           "pid=" + pid + " model=" + LogValue(name) + " spawned=" + std::to_string(spawned));
+  return kWorkerExitOk;
 }
 
 }  // namespace thaw

@@ -1,7 +1,16 @@
 // The worker process: loads one model and serves inference requests for the
 // server over one Unix stream socket (protocol in src/ipc/messages.h).
 //
-//   thaw-worker --model-dir DIR --fd N
+//   thaw-worker --model-dir DIR --fd N             an instance (start path exec)
+//   thaw-worker --template --model-dir DIR --fd N  a template for DIR's model
+//   thaw-worker --zygote --fd N                    a zygote (engines only)
+//
+// Templates and zygotes are spawners: they become ready (a template loads and
+// warms its model on ONE thread first, so forked children can use OpenMP),
+// then fork one instance per kSpawn frame on the control socket N. The
+// instance serves on the socket passed with the frame, exactly as below,
+// after setting its own thread count; a zygote's instance loads its model
+// after the fork. Forked instances share the parent's pages copy-on-write.
 //
 // Lifecycle: tune malloc (page faults are expensive, see the engine notes),
 // load `DIR/config.json`, set the intra-op thread count, load and warm the
@@ -31,15 +40,18 @@ constexpr int kWorkerExitInitError = 1;      // InitError sent (or could not be)
 constexpr int kWorkerExitProtocolError = 2;  // malformed or unexpected frame
 constexpr int kWorkerExitUsage = 64;         // bad command line
 
+enum class WorkerMode { kInstance, kTemplate, kZygote };
+
 struct WorkerOptions {
-  std::string model_dir;
+  WorkerMode mode = WorkerMode::kInstance;
+  std::string model_dir;  // empty for a zygote
   int fd = -1;  // connected stream socket to the server, owned by the worker
   // RealClock time at main() entry, the start of runtime_init_us; -1 means
   // "when RunWorker starts".
   Micros start_us = -1;
 };
 
-// Parses `--model-dir DIR --fd N` (also `--model-dir=DIR`, `--fd=N`).
+// Parses `[--template|--zygote] --model-dir DIR --fd N` (also `--model-dir=DIR`, `--fd=N`).
 StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv);
 
 // Sets glibc's mmap threshold to 64 MiB and trim threshold to 1 GiB so
@@ -49,5 +61,9 @@ void ConfigureWorkerMalloc();
 
 // Runs the worker until the socket closes; returns the process exit code.
 int RunWorker(const WorkerOptions& options);
+
+// Runs a template (model_dir set) or zygote until its control socket closes;
+// forked instances return from here only through _exit.
+int RunSpawner(const WorkerOptions& options);
 
 }  // namespace thaw

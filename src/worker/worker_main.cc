@@ -10,10 +10,10 @@ int main(int argc, char** argv) {
   const thaw::Micros start = thaw::RealClock().NowMicros();
   thaw::StatusOr<thaw::WorkerOptions> options = thaw::ParseWorkerArgs(argc, argv);
   if (!options.ok()) {
-    std::fprintf(stderr, "thaw-worker: %s\nusage: thaw-worker --model-dir DIR --fd N\n",
+    std::fprintf(stderr, "thaw-worker: %s\nusage: thaw-worker [--template] --model-dir DIR --fd N | --zygote --fd N\n",
                  options.status().message().c_str());
     return thaw::kWorkerExitUsage;
   }
   options->start_us = start;
-  return thaw::RunWorker(*options);
+  return options->mode == thaw::WorkerMode::kInstance ? thaw::RunWorker(*options) : thaw::RunSpawner(*options);
 }
