@@ -179,6 +179,39 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   return Status::Ok();
 }
 
+namespace {
+
+void AppendSpecs(std::string* out, const std::vector<TensorSpec>& specs) {
+  *out += '[';
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (i) *out += ", ";
+    *out += "{\"name\": \"" + specs[i].name + "\", \"datatype\": \"" + std::string(DataTypeName(specs[i].datatype)) +
+            "\", \"shape\": " + ShapeToString(specs[i].shape) + "}";
+  }
+  *out += ']';
+}
+
+}  // namespace
+
+std::string EncodeModelConfig(const ModelConfig& c) {
+  // Names are checked to be plain identifiers-ish by the repository layout;
+  // tensor names come from the config itself and are written back verbatim.
+  std::string out = "{\n  \"backend\": \"" + c.backend + "\",\n  \"model_file\": \"" + c.model_file +
+                    "\",\n  \"platform\": \"" + c.platform + "\",\n  \"inputs\": ";
+  AppendSpecs(&out, c.inputs);
+  out += ",\n  \"outputs\": ";
+  AppendSpecs(&out, c.outputs);
+  out += ",\n  \"memory_mb\": " + std::to_string(c.memory_mb) + ",\n  \"timeout_ms\": " + std::to_string(c.timeout_ms) +
+         ",\n  \"max_concurrency\": " + std::to_string(c.max_concurrency) +
+         ",\n  \"instance_concurrency\": " + std::to_string(c.instance_concurrency) +
+         ",\n  \"min_instances\": " + std::to_string(c.min_instances) +
+         ",\n  \"keep_alive_s\": " + std::to_string(c.keep_alive_s) + ",\n  \"max_queue\": " + std::to_string(c.max_queue) +
+         ",\n  \"threads\": " + std::to_string(c.threads) + ",\n  \"start_path\": \"" +
+         std::string(StartPathName(c.start_path)) + "\",\n  \"template_standby\": " +
+         (c.template_standby ? "true" : "false") + "\n}\n";
+  return out;
+}
+
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   std::error_code ec;
   fs::path dir = fs::absolute(model_dir, ec);

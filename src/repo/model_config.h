@@ -70,6 +70,10 @@ StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
                                        const std::string& directory, const std::string& source);
 
+// The config as config.json text (every field, defaults included);
+// ParseModelConfig reads it back to an equal config.
+std::string EncodeModelConfig(const ModelConfig& config);
+
 // Checks value ranges and consistency; messages start with `source`.
 Status ValidateModelConfig(const ModelConfig& config, const std::string& source);
 

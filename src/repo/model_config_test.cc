@@ -39,6 +39,21 @@ TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
   EXPECT_EQ(config->ModelPath(), "/repo/m/model.pt");
 }
 
+TEST(ModelConfigTest, EncodeRoundTrips) {
+  auto config = Parse(kValid);
+  ASSERT_TRUE(config.ok());
+  config->threads = 2;
+  config->start_path = StartPath::kZygote;
+  config->template_standby = false;
+  auto again = Parse(EncodeModelConfig(*config));
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << EncodeModelConfig(*config);
+  EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
+  EXPECT_EQ(again->threads, 2);
+  EXPECT_EQ(again->start_path, StartPath::kZygote);
+  EXPECT_FALSE(again->template_standby);
+  EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
+}
+
 TEST(ModelConfigTest, StartPaths) {
   for (auto name : {"exec", "zygote", "template"}) {
     auto config = Parse(std::string(R"({"start_path": ")") + name + R"(",

@@ -46,12 +46,26 @@ class RuntimeTest : public ::testing::Test {
     if (runtime_) runtime_->Shutdown();
     io_.poll();
     runtime_.reset();
+    fs::remove_all(fs::temp_directory_path() / ("thaw_rt_" + std::to_string(::getpid())));
   }
 
   ModelConfig Load(const std::string& name) {
     auto config = LoadModelConfig(SourceDir() + "/examples/models/" + name);
     EXPECT_TRUE(config.ok()) << config.status().ToString();
     return config.value();
+  }
+
+  // Workers read config.json from the model directory, so a changed config
+  // needs a directory of its own: the example's model file, this config.
+  ModelConfig Deploy(const ModelConfig& config) {
+    const fs::path dir = fs::temp_directory_path() / ("thaw_rt_" + std::to_string(::getpid())) / config.name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::create_symlink(config.ModelPath(), dir / config.model_file);
+    std::ofstream(dir / "config.json") << EncodeModelConfig(config);
+    auto deployed = LoadModelConfig(dir.string());
+    EXPECT_TRUE(deployed.ok()) << deployed.status().ToString();
+    return deployed.value();
   }
 
   // Sends one request and runs the loop until it completes.
@@ -103,7 +117,7 @@ TEST_F(RuntimeTest, FirstRequestColdStartsThenInstanceIsReused) {
 TEST_F(RuntimeTest, IdleInstanceStopsAfterKeepAlive) {
   ModelConfig config = Load("fraud");
   config.keep_alive_s = 1;
-  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
   ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
   EXPECT_EQ(InstanceCount("fraud"), 1);
   RunUntil([&] { return InstanceCount("fraud") == 0; });
@@ -116,7 +130,7 @@ TEST_F(RuntimeTest, MinInstancesStartAtOnceAndStay) {
   ModelConfig config = Load("fraud");
   config.min_instances = 1;
   config.keep_alive_s = 0;
-  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
   RunUntil([&] {
     auto status = runtime_->GetModelStatus("fraud");
     return status->instances.size() == 1 && status->instances[0].state == InstanceState::kIdle;
@@ -168,7 +182,7 @@ TEST_F(RuntimeTest, FullQueueIsRefusedWithResourceExhausted) {
   ModelConfig config = Load("fraud");
   config.max_concurrency = 1;
   config.max_queue = 0;
-  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
   std::vector<InferOutcome> outcomes;
   for (int i = 0; i < 3; ++i)
     runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
@@ -202,6 +216,103 @@ TEST_F(RuntimeTest, ModelThatCannotLoadFailsRequestsWithUnavailable) {
 TEST_F(RuntimeTest, UnknownModelIsNotFound) {
   InferOutcome outcome = Run("nope", {});
   EXPECT_EQ(outcome.status.code(), StatusCode::kNotFound);
+}
+
+// Every start path serves, reports a cold start with its breakdown, and a
+// forked instance runs with 2 intra-op threads without hanging (a parent
+// that ran OpenMP on more than one thread would hang it).
+class StartPathTest : public RuntimeTest,
+                      public ::testing::WithParamInterface<std::tuple<StartPath, bool>> {};
+
+TEST_P(StartPathTest, ColdStartWithTwoThreadsServesAndReportsBreakdown) {
+  const auto [path, standby] = GetParam();
+  ModelConfig config = Load("fashion");
+  config.start_path = path;
+  config.template_standby = standby;
+  config.threads = 2;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  // Batch 8 makes both threads work.
+  InferOutcome first = Run("fashion", {FloatTensor("image", {8, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  EXPECT_EQ(first.outputs.at(0).shape, (Shape{8, 10}));
+  EXPECT_TRUE(first.timing.cold_start);
+  EXPECT_EQ(first.timing.start_path, path);
+  const ColdStartBreakdown& cold = first.timing.cold;
+  EXPECT_GT(cold.first_inference_us, 0);
+  EXPECT_GE(cold.total_us, cold.first_inference_us);
+  if (path == StartPath::kTemplate) {
+    EXPECT_EQ(cold.model_load_us, 0);  // loaded in the template, before the fork
+    EXPECT_EQ(cold.warmup_us, 0);
+  } else {
+    EXPECT_GT(cold.model_load_us, 0);
+  }
+  InferOutcome second = Run("fashion", {FloatTensor("image", {8, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+  EXPECT_FALSE(second.timing.cold_start);
+  EXPECT_EQ(second.outputs.at(0).data, first.outputs.at(0).data);
+
+  auto status = runtime_->GetModelStatus("fashion");
+  ASSERT_EQ(status->instances.size(), 1u);
+  EXPECT_GT(status->instances[0].pid, 0);
+  EXPECT_EQ(status->spawner.has_value(), path != StartPath::kExec);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, StartPathTest,
+                         ::testing::Values(std::make_tuple(StartPath::kExec, false),
+                                           std::make_tuple(StartPath::kZygote, false),
+                                           std::make_tuple(StartPath::kTemplate, false),
+                                           std::make_tuple(StartPath::kTemplate, true)));
+
+// The OpenMP trap needs a parent that really ran a parallel region: the
+// large model's 224x224 warm-up does (fashion's 28x28 one is too small for
+// libtorch to go parallel). A template that warmed on 2 threads hangs here.
+TEST_F(RuntimeTest, TemplateChildRunsLargeModelOnTwoThreads) {
+  if (!fs::exists(SourceDir() + "/examples/models/large/model.pt"))
+    GTEST_SKIP() << "examples/models/large is generated by scripts/build";
+  ModelConfig config = Load("large");
+  config.start_path = StartPath::kTemplate;
+  config.template_standby = false;
+  config.threads = 2;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  InferOutcome outcome = Run("large", {FloatTensor("image", {2, 3, 224, 224}, 0.5f)});
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_TRUE(outcome.timing.cold_start);
+  EXPECT_EQ(outcome.outputs.at(0).shape, (Shape{2, 1000}));
+}
+
+TEST_F(RuntimeTest, KilledTemplateIsRestartedAndServes) {
+  ModelConfig config = Load("fraud");
+  config.start_path = StartPath::kTemplate;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+  const int old_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
+  ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+  RunUntil([&] {
+    auto spawner = runtime_->GetModelStatus("fraud")->spawner;
+    return spawner && spawner->ready && spawner->pid != old_pid;
+  });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_TRUE(outcome.timing.cold_start);
+}
+
+TEST_F(RuntimeTest, WarmStartsInstancesAheadOfTraffic) {
+  ModelConfig config = Load("fraud");
+  config.max_concurrency = 2;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  auto started = runtime_->Warm("fraud", 5);
+  ASSERT_TRUE(started.ok());
+  EXPECT_EQ(*started, 2);  // capped at max_concurrency
+  EXPECT_EQ(*runtime_->Warm("fraud", 1), 0);
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->instances.size() == 2 && status->instances[0].state == InstanceState::kIdle &&
+           status->instances[1].state == InstanceState::kIdle;
+  });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_FALSE(outcome.timing.cold_start);
+  EXPECT_EQ(runtime_->Warm("nope", 1).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
