@@ -2,8 +2,9 @@
 """End-to-end test of `thaw serve` with real clients.
 
 Starts build/thaw on the example repository, sends requests with curl and
-hey, and checks: every example model's outputs against the Python
-references (JSON and binary tensors), v2 errors (404, 400, 405), 2000
+hey, and checks: a cold start from zero and its breakdown, memory shared
+with the template, pre-warming, every example model's outputs against the
+Python references (JSON and binary tensors), v2 errors (404, 400, 405), 2000
 requests under concurrency, a worker killed with SIGKILL mid-traffic, a
 request past its deadline (504), and a clean SIGTERM shutdown.
 Prints "N passed, N failed" and exits non-zero on any failure.
@@ -153,6 +154,49 @@ def infer_binary(model):
     check_outputs(model, outputs)
 
 
+def cold_start_breakdown():
+    """The first request to a scaled-to-zero model reports where its cold start went."""
+    status, headers, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
+    assert status == 200, body[:200]
+    params = json.loads(body)["parameters"]
+    assert params["cold_start"] is True, params
+    assert params["start_path"] == "template", params
+    parts = params["cold_start_ms"]
+    for key in ["queue", "spawn", "runtime_init", "model_load", "warmup", "first_inference", "total"]:
+        assert key in parts and parts[key] >= 0, parts
+    assert parts["model_load"] == 0 and parts["warmup"] == 0, "a template's instance loads nothing: " + str(parts)
+    assert headers["x-thaw-cold-start"].startswith("template;"), headers
+    status, _, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
+    assert json.loads(body)["parameters"]["cold_start"] is False
+
+
+def status_shows_shared_memory():
+    status, _, body = curl("GET", "/v2/models/textenc/status")
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["start_path"] == "template" and doc["template"]["ready"] is True, doc
+    instance = doc["instances"][0]
+    assert instance["pid"] > 0 and instance["state"] == "idle", doc
+    # Forked from the template: most of the instance's resident pages are shared.
+    assert instance["rss_kb"] > 0 and instance["pss_kb"] < instance["rss_kb"], doc
+    assert instance["private_kb"] < instance["rss_kb"] / 2, doc
+
+
+def warm_ahead_of_traffic():
+    status, _, body = curl("POST", "/v2/models/fashion/warm?instances=2")
+    assert status == 200, body
+    assert json.loads(body)["instances"] == 2, body
+    for _ in range(100):
+        doc = json.loads(curl("GET", "/v2/models/fashion/status")[2])
+        if [i["state"] for i in doc["instances"]] == ["idle", "idle"]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"instances not idle: {doc}")
+    expect_error("POST", "/v2/models/fashion/warm?instances=lots", None, 400, "instances")
+    expect_error("POST", "/v2/models/nosuchmodel/warm", None, 404, "nosuchmodel")
+
+
 def nested_data_and_output_selection():
     request = load("requests", "fraud")
     tensor = request["inputs"][0]
@@ -213,9 +257,21 @@ def load_2000_requests():
     assert counts == {200: 2000}, f"status codes {counts}\n{out}"
 
 
-def worker_pids(model):
-    out = subprocess.run(["pgrep", "-f", f"thaw-worker --model-dir .*/{model}( |$)"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+def worker_pids(model, with_template=False):
+    """Instance pids from the server's status (forked instances share their template's command line)."""
+    doc = json.loads(curl("GET", f"/v2/models/{model}/status")[2])
+    pids = [i["pid"] for i in doc["instances"] if i["pid"] > 0]
+    if with_template and doc.get("template"):
+        pids.append(doc["template"]["pid"])
+    return pids
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "zombie" not in f.read().lower()
+    except OSError:
+        return False
 
 
 def kill_worker_mid_traffic():
@@ -232,6 +288,7 @@ def kill_worker_mid_traffic():
     assert server.poll() is None, "server exited"
     status, _, _ = curl("GET", "/v2/health/live")
     assert status == 200
+    assert not alive(pids[0]), "killed worker still running"
     assert pids[0] not in worker_pids("fashion"), "killed worker still listed"
     infer_json("fashion")
 
@@ -262,6 +319,9 @@ def main():
             except subprocess.CalledProcessError:
                 time.sleep(0.05)
         check("metadata and health", metadata_and_health)
+        check("cold start from zero: template path, breakdown in parameters and header", cold_start_breakdown)
+        check("status: instance forked from its template shares its pages (PSS < RSS)", status_shows_shared_memory)
+        check("warm: POST /warm?instances=2 starts instances ahead of traffic", warm_ahead_of_traffic)
         for model in MODELS:
             check(f"{model}: JSON tensors match the Python reference", lambda m=model: infer_json(m))
             check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
@@ -272,13 +332,13 @@ def main():
         check("request past its deadline: 504, instance replaced", deadline_exceeded)
 
         def clean_shutdown():
-            pids = [p for m in MODELS for p in worker_pids(m)]
+            pids = [p for m in MODELS for p in worker_pids(m, with_template=True)]
             assert pids, "expected running workers before shutdown"
             server.send_signal(signal.SIGTERM)
             assert server.wait(timeout=30) == 0, "non-zero exit"
             time.sleep(0.5)
-            alive = [p for p in pids if os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()]
-            assert not alive, f"workers still running after shutdown: {alive}"
+            running = [p for p in pids if alive(p)]
+            assert not running, f"workers still running after shutdown: {running}"
         check("SIGTERM: server exits 0 and stops its workers", clean_shutdown)
     finally:
         if server.poll() is None:
