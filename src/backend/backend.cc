@@ -5,11 +5,11 @@
 namespace thaw {
 namespace {
 
-Tensor WarmupInput(const TensorSpec& spec) {
+Tensor WarmupInput(const TensorSpec& spec, int64_t variable_dim) {
   Tensor t;
   t.name = spec.name;
   t.datatype = spec.datatype;
-  for (int64_t d : spec.shape) t.shape.push_back(d < 0 ? 1 : d);
+  for (int64_t d : spec.shape) t.shape.push_back(d < 0 ? variable_dim : d);
   const size_t count = static_cast<size_t>(ElementCount(t.shape));
   const size_t size = DataTypeSize(spec.datatype);
   t.data.assign(count * size, '\0');
@@ -23,10 +23,13 @@ Tensor WarmupInput(const TensorSpec& spec) {
 }  // namespace
 
 Status WarmUp(Backend& backend, const ModelConfig& config, int runs) {
-  std::vector<Tensor> inputs;
-  for (const TensorSpec& spec : config.inputs) inputs.push_back(WarmupInput(spec));
   std::vector<Tensor> outputs;
   for (int i = 0; i < runs; ++i) {
+    // Variable dims cycle through 1, 2, 4: an executor that specialises on
+    // shapes then has seen several, and a new batch size does not pay a
+    // re-specialisation on the request path.
+    std::vector<Tensor> inputs;
+    for (const TensorSpec& spec : config.inputs) inputs.push_back(WarmupInput(spec, int64_t{1} << (i % 3)));
     Status s = backend.Run(inputs, &outputs);
     if (!s.ok()) {
       std::string shapes;

@@ -55,8 +55,8 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, cons
                                                  BackendLoadTimings* timings);
 
 // Runs `backend` `runs` times on warm-up inputs of the config's shapes (-1
-// dims become 1; floating inputs zeros, integer and BOOL inputs ones, since
-// 0 is usually padding). Used at load, and by forked standby instances to
+// dims become 1, 2, 4, 1, ... in turn; floating inputs zeros, integer and
+// BOOL inputs ones, since 0 is usually padding). Used at load, and by forked standby instances to
 // fault in their pages and thread pool before they are given work.
 Status WarmUp(Backend& backend, const ModelConfig& config, int runs);
 

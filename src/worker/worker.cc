@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <malloc.h>
 #include <signal.h>
@@ -285,6 +286,19 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
     ++requests;
     if (executor) {
       executor->Submit(std::move(request).value());
+    } else if (requests == 1) {
+      // The first request after a start shows what a cold instance still
+      // pays: page faults (copy-on-write after fork, code pages) cost
+      // 15-20 us each on this kind of VM.
+      rusage before{}, after{};
+      ::getrusage(RUSAGE_SELF, &before);
+      ipc::InferResponseMessage response = Execute(backend, clock, *request);
+      ::getrusage(RUSAGE_SELF, &after);
+      LogEvent(LogLevel::kInfo, "worker_first_request",
+               "pid=" + pid + " model=" + LogValue(model) + " compute_us=" + std::to_string(response.compute_us) +
+                   " minor_faults=" + std::to_string(after.ru_minflt - before.ru_minflt) +
+                   " major_faults=" + std::to_string(after.ru_majflt - before.ru_majflt));
+      responder.Send(response);
     } else {
       responder.Send(Execute(backend, clock, *request));
     }
