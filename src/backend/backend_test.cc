@@ -48,15 +48,6 @@ std::vector<T> Values(const Tensor& t) {
   return v;
 }
 
-Tensor MakeTensor(std::string name, DataType type, Shape shape, std::string data) {
-  Tensor t;
-  t.name = std::move(name);
-  t.datatype = type;
-  t.shape = std::move(shape);
-  t.data = std::move(data);
-  return t;
-}
-
 struct Loaded {
   ModelConfig config;
   std::unique_ptr<Backend> backend;
@@ -93,7 +84,7 @@ Tensor FraudInput(int rows) {
   std::vector<float> v;
   for (int r = 0; r < rows; ++r)
     for (int i = 0; i < 30; ++i) v.push_back(0.05f * (i + 1) * (r + 1));
-  return MakeTensor("features", DataType::kFp32, {rows, 30}, Bytes(v));
+  return Tensor{"features", DataType::kFp32, {rows, 30}, Bytes(v)};
 }
 
 // ---- JSON helpers for examples/requests and examples/references ----------
@@ -209,13 +200,13 @@ TEST(BackendTest, FraudBadInputs) {
   short_data.shape = {3, 30};
   EXPECT_EQ(l.backend->Run({short_data}, &outputs).code(), StatusCode::kInvalidArgument);
   // Wrong datatype.
-  Tensor wrong_type = MakeTensor("features", DataType::kFp64, {1, 30}, std::string(30 * 8, '\0'));
+  Tensor wrong_type = Tensor{"features", DataType::kFp64, {1, 30}, std::string(30 * 8, '\0')};
   EXPECT_EQ(l.backend->Run({wrong_type}, &outputs).code(), StatusCode::kInvalidArgument);
   // A shape that disagrees with the config: rejected by the backend (the
   // optimised graph would crash the process on it, not throw).
-  Tensor wrong_width = MakeTensor("features", DataType::kFp32, {2, 7}, std::string(2 * 7 * 4, '\0'));
+  Tensor wrong_width = Tensor{"features", DataType::kFp32, {2, 7}, std::string(2 * 7 * 4, '\0')};
   EXPECT_EQ(l.backend->Run({wrong_width}, &outputs).code(), StatusCode::kInvalidArgument);
-  Tensor wrong_rank = MakeTensor("features", DataType::kFp32, {60}, std::string(60 * 4, '\0'));
+  Tensor wrong_rank = Tensor{"features", DataType::kFp32, {60}, std::string(60 * 4, '\0')};
   EXPECT_EQ(l.backend->Run({wrong_rank}, &outputs).code(), StatusCode::kInvalidArgument);
   // Still serves afterwards.
   EXPECT_TRUE(l.backend->Run({FraudInput(1)}, &outputs).ok());
@@ -255,7 +246,7 @@ TEST(BackendTest, ExamplesMatchReferences) {
 
     std::vector<Tensor> inputs;
     for (const JsonTensor& j : ReadJsonTensors(request, "inputs"))
-      inputs.push_back(MakeTensor(j.name, j.datatype, j.shape, Encode(j.datatype, j.values)));
+      inputs.push_back(Tensor{j.name, j.datatype, j.shape, Encode(j.datatype, j.values)});
     // The request may list inputs in any order; the backend takes config order.
     std::vector<Tensor> ordered;
     for (const TensorSpec& spec : l.config.inputs)
@@ -362,8 +353,8 @@ TEST(BackendTest, TupleOutputWithConversion) {
   auto b = CreateBackend(TupleConfig(), clock, &timings);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   std::vector<Tensor> outputs;
-  Status s = (*b)->Run({MakeTensor("x", DataType::kFp32, {2, 4}, Bytes<float>({1, 2, 3, 4, -1, -2, 0, 5})),
-                        MakeTensor("ids", DataType::kInt64, {2, 3}, Bytes<int64_t>({1, 2, 3, 4, 5, 6}))},
+  Status s = (*b)->Run({Tensor{"x", DataType::kFp32, {2, 4}, Bytes<float>({1, 2, 3, 4, -1, -2, 0, 5})},
+                        Tensor{"ids", DataType::kInt64, {2, 3}, Bytes<int64_t>({1, 2, 3, 4, 5, 6})}},
                        &outputs);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(outputs.size(), 3u);
@@ -385,7 +376,7 @@ TEST(BackendTest, ListOutput) {
   auto b = CreateBackend(c, clock, nullptr);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   std::vector<Tensor> outputs;
-  ASSERT_TRUE((*b)->Run({MakeTensor("x", DataType::kFp32, {3}, Bytes<float>({1, 2, 3}))}, &outputs).ok());
+  ASSERT_TRUE((*b)->Run({Tensor{"x", DataType::kFp32, {3}, Bytes<float>({1, 2, 3})}}, &outputs).ok());
   ASSERT_EQ(outputs.size(), 2u);
   EXPECT_EQ(Values<float>(outputs[0]), (std::vector<float>{2, 3, 4}));
   EXPECT_EQ(Values<float>(outputs[1]), (std::vector<float>{1, 4, 9}));
@@ -399,11 +390,11 @@ TEST(BackendTest, EngineErrorIsInternal) {
   auto b = CreateBackend(c, clock, nullptr);
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   std::vector<Tensor> outputs;
-  Status s = (*b)->Run({MakeTensor("x", DataType::kFp32, {2}, Bytes<float>({1, -5}))}, &outputs);
+  Status s = (*b)->Run({Tensor{"x", DataType::kFp32, {2}, Bytes<float>({1, -5})}}, &outputs);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_NE(s.message().find("negative input sum"), std::string::npos) << s.message();
   // Still serves afterwards.
-  ASSERT_TRUE((*b)->Run({MakeTensor("x", DataType::kFp32, {2}, Bytes<float>({1, 5}))}, &outputs).ok());
+  ASSERT_TRUE((*b)->Run({Tensor{"x", DataType::kFp32, {2}, Bytes<float>({1, 5})}}, &outputs).ok());
   EXPECT_EQ(Values<float>(outputs[0]), (std::vector<float>{1, 5}));
 }
 

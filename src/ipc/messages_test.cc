@@ -17,15 +17,6 @@
 namespace thaw::ipc {
 namespace {
 
-Tensor MakeTensor(std::string name, DataType type, Shape shape, std::string data) {
-  Tensor t;
-  t.name = std::move(name);
-  t.datatype = type;
-  t.shape = std::move(shape);
-  t.data = std::move(data);
-  return t;
-}
-
 void ExpectTensorEq(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.name, b.name);
   EXPECT_EQ(a.datatype, b.datatype);
@@ -52,9 +43,9 @@ std::string FloatBytes(std::initializer_list<float> values) {
 InferRequestMessage SampleRequest() {
   InferRequestMessage m;
   m.request_id = 0x1122334455667788ULL;
-  m.inputs.push_back(MakeTensor("x", DataType::kFp32, {2, 2}, FloatBytes({1, 2, 3, 4})));
-  m.inputs.push_back(MakeTensor("ids", DataType::kInt64, {1, 0}, ""));
-  m.inputs.push_back(MakeTensor("", DataType::kBytes, {1}, std::string("\x03\0\0\0abc", 7)));
+  m.inputs.push_back(Tensor{"x", DataType::kFp32, {2, 2}, FloatBytes({1, 2, 3, 4})});
+  m.inputs.push_back(Tensor{"ids", DataType::kInt64, {1, 0}, ""});
+  m.inputs.push_back(Tensor{"", DataType::kBytes, {1}, std::string("\x03\0\0\0abc", 7)});
   m.output_names = {"probs", "", "logits"};
   return m;
 }
@@ -108,8 +99,8 @@ TEST(IpcMessagesTest, InferRequestRoundTrip) {
 TEST(IpcMessagesTest, InferResponseRoundTrip) {
   InferResponseMessage ok;
   ok.request_id = 9;
-  ok.outputs.push_back(MakeTensor("probs", DataType::kFp32, {1, 2}, FloatBytes({0.25f, 0.75f})));
-  ok.outputs.push_back(MakeTensor("flag", DataType::kBool, {}, std::string("\x01", 1)));
+  ok.outputs.push_back(Tensor{"probs", DataType::kFp32, {1, 2}, FloatBytes({0.25f, 0.75f})});
+  ok.outputs.push_back(Tensor{"flag", DataType::kBool, {}, std::string("\x01", 1)});
   ok.compute_us = 1234;
   Frame f = Parse(Encode(ok));
   EXPECT_EQ(f.type, MessageType::kInferResponse);
@@ -138,7 +129,7 @@ TEST(IpcMessagesTest, InferResponseRoundTrip) {
 TEST(IpcMessagesTest, AllDataTypesRoundTrip) {
   for (int t = 0; t <= static_cast<int>(DataType::kBytes); ++t) {
     InferResponseMessage m;
-    m.outputs.push_back(MakeTensor("t", static_cast<DataType>(t), {1}, "abcdefgh"));
+    m.outputs.push_back(Tensor{"t", static_cast<DataType>(t), {1}, "abcdefgh"});
     auto d = DecodeInferResponse(Parse(Encode(m)).payload);
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(d->outputs[0].datatype, static_cast<DataType>(t));
@@ -150,7 +141,7 @@ TEST(IpcMessagesTest, LargeTensorRoundTrip) {
   m.request_id = 1;
   std::string data(600 * 1024, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 31);
-  m.inputs.push_back(MakeTensor("img", DataType::kFp32, {1, 3, 224, 224}, data.substr(0, 3 * 224 * 224 * 4)));
+  m.inputs.push_back(Tensor{"img", DataType::kFp32, {1, 3, 224, 224}, data.substr(0, 3 * 224 * 224 * 4)});
   auto d = DecodeInferRequest(Parse(Encode(m)).payload);
   ASSERT_TRUE(d.ok());
   ExpectTensorEq(d->inputs[0], m.inputs[0]);
@@ -163,7 +154,7 @@ TEST(IpcMessagesTest, TruncatedPayloadsAreRejected) {
       {Encode(SampleRequest()), [](std::string_view p) { return DecodeInferRequest(p).status(); }},
   };
   InferResponseMessage resp;
-  resp.outputs.push_back(MakeTensor("y", DataType::kFp32, {1}, FloatBytes({1})));
+  resp.outputs.push_back(Tensor{"y", DataType::kFp32, {1}, FloatBytes({1})});
   cases.push_back({Encode(resp), [](std::string_view p) { return DecodeInferResponse(p).status(); }});
 
   for (auto& [frame, decode] : cases) {
@@ -186,7 +177,7 @@ TEST(IpcMessagesTest, InconsistentPayloadsAreRejected) {
 
   // A bad datatype byte.
   InferRequestMessage m;
-  m.inputs.push_back(MakeTensor("x", DataType::kFp32, {1}, FloatBytes({1})));
+  m.inputs.push_back(Tensor{"x", DataType::kFp32, {1}, FloatBytes({1})});
   std::string payload = Encode(m).substr(kFrameHeaderBytes);
   payload[8 + 4 + 4 + 1] = 100;  // request id, count, name length, name
   EXPECT_EQ(DecodeInferRequest(payload).status().code(), StatusCode::kInvalidArgument);
@@ -224,7 +215,7 @@ TEST(IpcFrameReaderTest, ManyFramesInOneAppend) {
   for (uint64_t i = 0; i < 1000; ++i) {
     InferResponseMessage m;
     m.request_id = i;
-    m.outputs.push_back(MakeTensor("y", DataType::kFp32, {1}, FloatBytes({float(i)})));
+    m.outputs.push_back(Tensor{"y", DataType::kFp32, {1}, FloatBytes({float(i)})});
     stream += Encode(m);
   }
   FrameReader r;
@@ -249,7 +240,7 @@ TEST(IpcFrameReaderTest, LargeFramesInOddChunks) {
   for (int i = 0; i < kFrames; ++i) {
     InferRequestMessage m;
     m.request_id = i;
-    m.inputs.push_back(MakeTensor("img", DataType::kUint8, {600 * 1024}, std::string(600 * 1024, char('a' + i))));
+    m.inputs.push_back(Tensor{"img", DataType::kUint8, {600 * 1024}, std::string(600 * 1024, char('a' + i))});
     stream += Encode(m);
   }
   FrameReader r;
@@ -335,7 +326,7 @@ TEST_F(IpcSocketPairTest, WriteAllReadFrame) {
   // the reader drains concurrently.
   InferRequestMessage big;
   big.request_id = 77;
-  big.inputs.push_back(MakeTensor("img", DataType::kUint8, {3 << 20}, std::string(3 << 20, 'z')));
+  big.inputs.push_back(Tensor{"img", DataType::kUint8, {3 << 20}, std::string(3 << 20, 'z')});
   std::string frames = Encode(big) + Encode(ReadyMessage{.pid = 5});
   std::thread writer([&] {
     EXPECT_TRUE(WriteAll(fds_[0], frames).ok());
@@ -410,7 +401,7 @@ TEST_F(IpcSocketPairTest, SurvivesEintr) {
   std::atomic<bool> done{false};
   std::string payload(2 << 20, 'q');
   InferRequestMessage m;
-  m.inputs.push_back(MakeTensor("x", DataType::kUint8, {2 << 20}, payload));
+  m.inputs.push_back(Tensor{"x", DataType::kUint8, {2 << 20}, payload});
   std::string frame = Encode(m);
 
   std::thread writer([&] {

@@ -49,15 +49,6 @@ std::string OneInput(std::string_view name, std::string_view shape, std::string_
          ",\"datatype\":\"" + std::string(datatype) + "\",\"data\":" + std::string(data) + "}]}";
 }
 
-Tensor MakeTensor(std::string name, DataType type, Shape shape, std::string data) {
-  Tensor t;
-  t.name = std::move(name);
-  t.datatype = type;
-  t.shape = std::move(shape);
-  t.data = std::move(data);
-  return t;
-}
-
 // Encodes `t` as a JSON response output and parses that back as a request
 // input (an encoded output entry has exactly an input's fields).
 Tensor RoundTrip(const Tensor& t) {
@@ -354,9 +345,9 @@ InferRequest Request(std::vector<Tensor> inputs) {
 }
 
 Tensor Image(Shape shape, DataType type = DataType::kFp32) {
-  return MakeTensor("image", type, shape, std::string(ElementCount(shape) * DataTypeSize(type), '\0'));
+  return Tensor{"image", type, shape, std::string(ElementCount(shape) * DataTypeSize(type), '\0')};
 }
-Tensor Scale() { return MakeTensor("scale", DataType::kFp32, {1}, Bytes<float>({1.f})); }
+Tensor Scale() { return Tensor{"scale", DataType::kFp32, {1}, Bytes<float>({1.f})}; }
 
 TEST(ValidateInferRequest, AcceptsAndSortsIntoConfigOrder) {
   InferRequest r = Request({Scale(), Image({3, 1, 28, 28})});
@@ -406,8 +397,8 @@ TEST(ValidateInferRequest, Errors) {
 // Encoding responses
 
 std::vector<Tensor> Outputs() {
-  return {MakeTensor("logits", DataType::kFp32, {1, 3}, Bytes<float>({0.5f, -1.f, 0.1f})),
-          MakeTensor("label", DataType::kInt64, {1}, Bytes<int64_t>({2}))};
+  return {Tensor{"logits", DataType::kFp32, {1, 3}, Bytes<float>({0.5f, -1.f, 0.1f})},
+          Tensor{"label", DataType::kInt64, {1}, Bytes<int64_t>({2})}};
 }
 
 TEST(EncodeInferResponse, AllOutputsAsJson) {
@@ -424,7 +415,7 @@ TEST(EncodeInferResponse, AllOutputsAsJson) {
 
 TEST(EncodeInferResponse, IdAbsentAndParameters) {
   InferRequest req;
-  EncodedBody e = EncodeInferResponse("m", req, {MakeTensor("o", DataType::kBool, {2}, std::string("\1\0", 2))},
+  EncodedBody e = EncodeInferResponse("m", req, {Tensor{"o", DataType::kBool, {2}, std::string("\1\0", 2)}},
                                       R"({"cold_start":true})");
   EXPECT_EQ(e.body,
             R"({"model_name":"m","model_version":"1","parameters":{"cold_start":true},"outputs":[)"
@@ -483,7 +474,7 @@ TEST(EncodeInferResponse, BinaryRoundTripThroughParser) {
   // A binary response has the same layout as a binary request.
   InferRequest req;
   req.binary_data_output = true;
-  const Tensor t = MakeTensor("s", DataType::kBytes, {2}, BytesElements({"x\0y", "\xff"}));
+  const Tensor t = Tensor{"s", DataType::kBytes, {2}, BytesElements({"x\0y", "\xff"})};
   EncodedBody e = EncodeInferResponse("m", req, {t});
   std::string body = e.body;
   body.replace(body.find("\"outputs\":"), std::strlen("\"outputs\":"), "\"inputs\":");
@@ -495,17 +486,17 @@ TEST(EncodeInferResponse, BinaryRoundTripThroughParser) {
 
 TEST(EncodeInferResponse, NonFiniteFloatsAreNull) {
   const float inf = std::numeric_limits<float>::infinity();
-  const Tensor t = MakeTensor("o", DataType::kFp32, {3}, Bytes<float>({std::nanf(""), inf, -inf}));
+  const Tensor t = Tensor{"o", DataType::kFp32, {3}, Bytes<float>({std::nanf(""), inf, -inf})};
   EXPECT_THAT(EncodeInferResponse("m", {}, {t}).body, HasSubstr("\"data\":[null,null,null]"));
-  const Tensor h = MakeTensor("o", DataType::kFp16, {2}, Bytes<uint16_t>({0x7c00, 0x7e00}));
+  const Tensor h = Tensor{"o", DataType::kFp16, {2}, Bytes<uint16_t>({0x7c00, 0x7e00})};
   EXPECT_THAT(EncodeInferResponse("m", {}, {h}).body, HasSubstr("\"data\":[null,null]"));
   // "-0" would read back as the integer 0, so negative zero keeps a fraction.
-  const Tensor z = MakeTensor("o", DataType::kFp64, {2}, Bytes<double>({-0.0, 0.0}));
+  const Tensor z = Tensor{"o", DataType::kFp64, {2}, Bytes<double>({-0.0, 0.0})};
   EXPECT_THAT(EncodeInferResponse("m", {}, {z}).body, HasSubstr("\"data\":[-0.0,0]"));
 }
 
 TEST(EncodeInferResponse, BytesOutputsAsJsonStrings) {
-  const Tensor t = MakeTensor("o", DataType::kBytes, {3}, BytesElements({"caf\xc3\xa9", "q\"\\", "\x80\x01"}));
+  const Tensor t = Tensor{"o", DataType::kBytes, {3}, BytesElements({"caf\xc3\xa9", "q\"\\", "\x80\x01"})};
   EXPECT_THAT(EncodeInferResponse("m", {}, {t}).body,
               HasSubstr(R"("data":["café","q\"\\","\u0080\u0001"])"));
 }
@@ -515,22 +506,22 @@ TEST(EncodeInferResponse, BytesOutputsAsJsonStrings) {
 
 TEST(RoundTrip, EveryDatatype) {
   const std::vector<Tensor> tensors = {
-      MakeTensor("b", DataType::kBool, {2}, std::string("\0\1", 2)),
-      MakeTensor("u8", DataType::kUint8, {2}, Bytes<uint8_t>({0, 255})),
-      MakeTensor("u16", DataType::kUint16, {2}, Bytes<uint16_t>({1, 65535})),
-      MakeTensor("u32", DataType::kUint32, {2}, Bytes<uint32_t>({2, 4294967295u})),
-      MakeTensor("u64", DataType::kUint64, {2}, Bytes<uint64_t>({3, 18446744073709551615ull})),
-      MakeTensor("i8", DataType::kInt8, {2}, Bytes<int8_t>({-128, 127})),
-      MakeTensor("i16", DataType::kInt16, {2}, Bytes<int16_t>({-32768, 32767})),
-      MakeTensor("i32", DataType::kInt32, {2}, Bytes<int32_t>({std::numeric_limits<int32_t>::min(), 7})),
-      MakeTensor("i64", DataType::kInt64, {2}, Bytes<int64_t>({std::numeric_limits<int64_t>::min(), -1})),
-      MakeTensor("f32", DataType::kFp32, {2, 4},
+      Tensor{"b", DataType::kBool, {2}, std::string("\0\1", 2)},
+      Tensor{"u8", DataType::kUint8, {2}, Bytes<uint8_t>({0, 255})},
+      Tensor{"u16", DataType::kUint16, {2}, Bytes<uint16_t>({1, 65535})},
+      Tensor{"u32", DataType::kUint32, {2}, Bytes<uint32_t>({2, 4294967295u})},
+      Tensor{"u64", DataType::kUint64, {2}, Bytes<uint64_t>({3, 18446744073709551615ull})},
+      Tensor{"i8", DataType::kInt8, {2}, Bytes<int8_t>({-128, 127})},
+      Tensor{"i16", DataType::kInt16, {2}, Bytes<int16_t>({-32768, 32767})},
+      Tensor{"i32", DataType::kInt32, {2}, Bytes<int32_t>({std::numeric_limits<int32_t>::min(), 7})},
+      Tensor{"i64", DataType::kInt64, {2}, Bytes<int64_t>({std::numeric_limits<int64_t>::min(), -1})},
+      Tensor{"f32", DataType::kFp32, {2, 4},
                  Bytes<float>({0.1f, -0.f, std::numeric_limits<float>::max(), std::numeric_limits<float>::min(),
-                               std::numeric_limits<float>::denorm_min(), 1e-10f, 3.14159274f, -123456.789f})),
-      MakeTensor("f64", DataType::kFp64, {5},
+                               std::numeric_limits<float>::denorm_min(), 1e-10f, 3.14159274f, -123456.789f})},
+      Tensor{"f64", DataType::kFp64, {5},
                  Bytes<double>({0.1, std::numeric_limits<double>::max(), std::numeric_limits<double>::denorm_min(),
-                                -1e-300, 2.718281828459045})),
-      MakeTensor("s", DataType::kBytes, {2, 2}, BytesElements({"", "plain", "tab\there \"q\"", "\xe2\x82\xac\n"})),
+                                -1e-300, 2.718281828459045})},
+      Tensor{"s", DataType::kBytes, {2, 2}, BytesElements({"", "plain", "tab\there \"q\"", "\xe2\x82\xac\n"})},
   };
   for (const Tensor& t : tensors) {
     const Tensor back = RoundTrip(t);
@@ -546,12 +537,12 @@ TEST(RoundTrip, EveryFiniteFp16Value) {
   for (uint32_t h = 0; h < 0x10000; ++h)
     if ((h & 0x7c00) != 0x7c00) halves.push_back(static_cast<uint16_t>(h));
   std::string data(reinterpret_cast<const char*>(halves.data()), halves.size() * 2);
-  const Tensor t = MakeTensor("h", DataType::kFp16, {static_cast<int64_t>(halves.size())}, data);
+  const Tensor t = Tensor{"h", DataType::kFp16, {static_cast<int64_t>(halves.size())}, data};
   EXPECT_EQ(RoundTrip(t).data, data);
 }
 
 TEST(RoundTrip, Fp16ShortestText) {
-  const Tensor t = MakeTensor("h", DataType::kFp16, {5}, Bytes<uint16_t>({0x3c00, 0x2e66, 0x7bff, 0x0001, 0xc000}));
+  const Tensor t = Tensor{"h", DataType::kFp16, {5}, Bytes<uint16_t>({0x3c00, 0x2e66, 0x7bff, 0x0001, 0xc000})};
   EXPECT_THAT(EncodeInferResponse("m", {}, {t}).body, HasSubstr("\"data\":[1,0.1,65504,6e-08,-2]"));
 }
 
