@@ -1,0 +1,177 @@
+#include "policy/keep_alive.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace thaw::policy {
+
+Status Validate(const KeepAliveOptions& o) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    return InvalidArgument("keep-alive option '" + field + "' " + why);
+  };
+  if (o.keep_alive_us < 0) return bad("keep_alive_us", "must be >= 0");
+  if (o.bin_width_us <= 0) return bad("bin_width_us", "must be > 0");
+  if (o.range_us <= 0 || o.range_us % o.bin_width_us != 0)
+    return bad("range_us", "must be a positive multiple of bin_width_us");
+  if (o.range_us / o.bin_width_us > 1000000) return bad("range_us", "must span at most 1000000 bins");
+  if (!(o.head_percentile >= 0 && o.head_percentile < 100)) return bad("head_percentile", "must be in [0, 100)");
+  if (!(o.tail_percentile > o.head_percentile && o.tail_percentile <= 100))
+    return bad("tail_percentile", "must be in (head_percentile, 100]");
+  if (!(o.margin_fraction >= 0 && o.margin_fraction < 1)) return bad("margin_fraction", "must be in [0, 1)");
+  if (o.min_samples < 1) return bad("min_samples", "must be >= 1");
+  if (!(o.min_cv >= 0)) return bad("min_cv", "must be >= 0");
+  if (!(o.max_out_of_range_fraction >= 0 && o.max_out_of_range_fraction <= 1))
+    return bad("max_out_of_range_fraction", "must be in [0, 1]");
+  return Status::Ok();
+}
+
+IdleHistogram::IdleHistogram(const KeepAliveOptions& options)
+    : bin_width_us_(options.bin_width_us), bins_(static_cast<size_t>(options.range_us / options.bin_width_us), 0) {}
+
+void IdleHistogram::Record(Micros idle_us) {
+  ++total_;
+  const Micros bin = std::max<Micros>(0, idle_us) / bin_width_us_;
+  if (bin >= static_cast<Micros>(bins_.size())) {
+    ++out_of_range_;
+  } else {
+    ++bins_[static_cast<size_t>(bin)];
+  }
+}
+
+double IdleHistogram::BinCv() const {
+  const double in_range = static_cast<double>(total_ - out_of_range_);
+  if (in_range <= 0) return 0;
+  const double n = static_cast<double>(bins_.size());
+  const double mean = in_range / n;
+  double sum_sq = 0;
+  for (int64_t c : bins_) sum_sq += (c - mean) * (c - mean);
+  return std::sqrt(sum_sq / n) / mean;
+}
+
+int IdleHistogram::PercentileBin(double percentile) const {
+  const double threshold = percentile / 100.0 * static_cast<double>(total_ - out_of_range_);
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < bins_.size(); ++i) {
+    cumulative += bins_[i];
+    if (cumulative > 0 && static_cast<double>(cumulative) >= threshold) return static_cast<int>(i);
+  }
+  return static_cast<int>(bins_.size()) - 1;
+}
+
+std::string_view PlanSourceName(PlanSource source) {
+  switch (source) {
+    case PlanSource::kFixed: return "fixed";
+    case PlanSource::kHistogram: return "histogram";
+    case PlanSource::kTooFewSamples: return "fixed (too few samples)";
+    case PlanSource::kTooSpread: return "fixed (histogram too spread)";
+    case PlanSource::kOutOfRange: return "fixed (idle times out of range)";
+  }
+  return "unknown";
+}
+
+IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& histogram, Micros ended_us) {
+  auto fixed = [&](PlanSource source) {
+    IdlePlan plan;
+    plan.unload_now = options.keep_alive_us == 0;
+    plan.keep_until_us = ended_us + options.keep_alive_us;
+    plan.source = source;
+    return plan;
+  };
+  if (options.kind == KeepAliveKind::kFixed) return fixed(PlanSource::kFixed);
+  const int64_t total = histogram.total();
+  if (total < options.min_samples) return fixed(PlanSource::kTooFewSamples);
+  if (histogram.out_of_range() == total ||
+      static_cast<double>(histogram.out_of_range()) > options.max_out_of_range_fraction * static_cast<double>(total))
+    return fixed(PlanSource::kOutOfRange);
+  if (!(histogram.BinCv() > options.min_cv)) return fixed(PlanSource::kTooSpread);
+
+  const Micros width = histogram.bin_width_us();
+  // Head: the lower edge of its bin; tail: the upper edge of its bin.
+  const Micros head_us = histogram.PercentileBin(options.head_percentile) * width;
+  const Micros tail_us = (histogram.PercentileBin(options.tail_percentile) + 1) * width;
+  // Rounded to the microsecond: 3 s x 1.1 must be 3.3 s, not a hair more.
+  const Micros prewarm_us = std::llround(static_cast<double>(head_us) * (1 - options.margin_fraction));
+  // Measured from the pre-warm, so the shortened pre-warm never shortens
+  // what is kept: the instance lives past the tail by the margin.
+  const Micros keep_us = std::llround(static_cast<double>(tail_us - prewarm_us) * (1 + options.margin_fraction));
+
+  IdlePlan plan;
+  plan.source = PlanSource::kHistogram;
+  if (prewarm_us <= 0) {
+    plan.keep_until_us = ended_us + keep_us;  // the next arrival may come at once: stay loaded
+  } else {
+    plan.unload_now = true;
+    plan.prewarm_at_us = ended_us + prewarm_us;
+    plan.keep_until_us = *plan.prewarm_at_us + keep_us;
+  }
+  return plan;
+}
+
+KeepAlivePolicy::KeepAlivePolicy(const KeepAliveOptions& options) : options_(options), histogram_(options) {}
+
+void KeepAlivePolicy::OnArrival(Micros now_us) {
+  if (idle_since_us_) histogram_.Record(now_us - *idle_since_us_);
+  idle_since_us_.reset();
+  plan_.reset();
+}
+
+IdlePlan KeepAlivePolicy::OnIdle(Micros now_us) {
+  idle_since_us_ = now_us;
+  plan_ = PlanIdlePeriod(options_, histogram_, now_us);
+  return *plan_;
+}
+
+IdleVerdict KeepAlivePolicy::CheckIdleInstance(Micros idle_since_us, Micros now_us) const {
+  IdleVerdict verdict;
+  Micros stop_at = idle_since_us + options_.keep_alive_us;
+  if (plan_ && plan_->source == PlanSource::kHistogram) {
+    // Before the pre-warm time no instance should be loaded.
+    if (plan_->prewarm_at_us && now_us < *plan_->prewarm_at_us) {
+      verdict.stop = true;
+      return verdict;
+    }
+    stop_at = plan_->keep_until_us;
+  }
+  if (now_us >= stop_at) {
+    verdict.stop = true;
+  } else {
+    verdict.next_wake_us = stop_at;
+  }
+  return verdict;
+}
+
+KeepAliveActions KeepAlivePolicy::Decide(std::span<const IdleInstance> idle, int total_instances, int min_instances,
+                                         Micros now_us) const {
+  std::vector<IdleInstance> by_age(idle.begin(), idle.end());
+  std::stable_sort(by_age.begin(), by_age.end(),
+                   [](const IdleInstance& a, const IdleInstance& b) { return a.idle_since_us < b.idle_since_us; });
+  KeepAliveActions actions;
+  auto wake_at = [&](Micros t) {
+    if (!actions.next_wake_us || t < *actions.next_wake_us) actions.next_wake_us = t;
+  };
+  int stoppable = std::max(0, total_instances - min_instances);
+  for (const IdleInstance& instance : by_age) {
+    IdleVerdict verdict = CheckIdleInstance(instance.idle_since_us, now_us);
+    if (verdict.stop) {
+      // Past its time but part of the provisioned floor: kept, no wake needed.
+      if (stoppable > 0) {
+        actions.stop.push_back(instance.id);
+        --stoppable;
+      }
+    } else if (verdict.next_wake_us) {
+      wake_at(*verdict.next_wake_us);
+    }
+  }
+  if (plan_ && plan_->prewarm_at_us) {
+    const int left = total_instances - static_cast<int>(actions.stop.size());
+    if (now_us < *plan_->prewarm_at_us) {
+      wake_at(*plan_->prewarm_at_us);
+    } else if (now_us < plan_->keep_until_us && left <= 0) {
+      actions.prewarm_now = true;
+    }
+  }
+  return actions;
+}
+
+}  // namespace thaw::policy
