@@ -36,6 +36,13 @@ Status ReadBool(const object& obj, std::string_view key, const std::string& sour
   return Status::Ok();
 }
 
+Status ReadDouble(const object& obj, std::string_view key, const std::string& source, double* out) {
+  element value;
+  if (obj[key].get(value)) return Status::Ok();
+  if (value.get_double().get(*out)) return FieldError(source, key, "must be a number");
+  return Status::Ok();
+}
+
 Status ReadString(const object& obj, std::string_view key, const std::string& source, std::string* out) {
   element value;
   if (obj[key].get(value)) return Status::Ok();
@@ -124,7 +131,9 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 
   static constexpr std::string_view kKnown[] = {
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
-      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby"};
+      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
+      "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
+      "panic_window_s"};
   std::vector<std::string_view> seen;
   for (auto field : obj) {
     if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
@@ -157,6 +166,12 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   if (!path) return FieldError(source, "start_path", "unknown start path '" + start_path + "'; use exec, zygote or template");
   config.start_path = *path;
   THAW_RETURN_IF_ERROR(ReadBool(obj, "template_standby", source, &config.template_standby));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "keep_alive_policy", source, &config.keep_alive_policy));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_bin_ms", source, &config.histogram_bin_ms));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_range_s", source, &config.histogram_range_s));
+  THAW_RETURN_IF_ERROR(ReadDouble(obj, "target_concurrency", source, &config.target_concurrency));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "stable_window_s", source, &config.stable_window_s));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "panic_window_s", source, &config.panic_window_s));
   THAW_RETURN_IF_ERROR(ValidateModelConfig(config, source));
   return config;
 }
@@ -176,6 +191,16 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   THAW_RETURN_IF_ERROR(CheckRange(source, "keep_alive_s", c.keep_alive_s, 0, 7 * 24 * 3600));
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue", c.max_queue, 0, 1000000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "threads", c.threads, 1, 64));
+  if (c.keep_alive_policy != "fixed" && c.keep_alive_policy != "histogram")
+    return FieldError(source, "keep_alive_policy", "is '" + c.keep_alive_policy + "'; use fixed or histogram");
+  THAW_RETURN_IF_ERROR(CheckRange(source, "histogram_bin_ms", c.histogram_bin_ms, 1, 3600 * 1000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "histogram_range_s", c.histogram_range_s, 1, 7 * 24 * 3600));
+  if ((c.histogram_range_s * 1000) % c.histogram_bin_ms != 0 || c.histogram_range_s * 1000 / c.histogram_bin_ms > 1000000)
+    return FieldError(source, "histogram_range_s", "must be a multiple of histogram_bin_ms, at most 1e6 bins");
+  if (!(c.target_concurrency >= 0 && c.target_concurrency <= 1e6))
+    return FieldError(source, "target_concurrency", "must be in [0, 1e6] (0 = instance_concurrency)");
+  THAW_RETURN_IF_ERROR(CheckRange(source, "stable_window_s", c.stable_window_s, 1, 3600));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "panic_window_s", c.panic_window_s, 1, c.stable_window_s));
   return Status::Ok();
 }
 
@@ -208,7 +233,12 @@ std::string EncodeModelConfig(const ModelConfig& c) {
          ",\n  \"keep_alive_s\": " + std::to_string(c.keep_alive_s) + ",\n  \"max_queue\": " + std::to_string(c.max_queue) +
          ",\n  \"threads\": " + std::to_string(c.threads) + ",\n  \"start_path\": \"" +
          std::string(StartPathName(c.start_path)) + "\",\n  \"template_standby\": " +
-         (c.template_standby ? "true" : "false") + "\n}\n";
+         (c.template_standby ? "true" : "false") + ",\n  \"keep_alive_policy\": \"" + c.keep_alive_policy +
+         "\",\n  \"histogram_bin_ms\": " + std::to_string(c.histogram_bin_ms) +
+         ",\n  \"histogram_range_s\": " + std::to_string(c.histogram_range_s) +
+         ",\n  \"target_concurrency\": " + std::to_string(c.target_concurrency) +
+         ",\n  \"stable_window_s\": " + std::to_string(c.stable_window_s) +
+         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + "\n}\n";
   return out;
 }
 

@@ -58,6 +58,17 @@ struct ModelConfig {
   // cold start only hands it a socket. Costs the child's private pages.
   bool template_standby = true;
 
+  // Keep-alive policy: "fixed" (keep_alive_s) or "histogram" (the hybrid
+  // histogram policy: pre-warm and keep alive from the model's idle times).
+  std::string keep_alive_policy = "fixed";
+  int64_t histogram_bin_ms = 60000;  // idle-time histogram bin width; >= 1
+  int64_t histogram_range_s = 14400; // histogram range; a multiple of the bin width
+
+  // Autoscaler (Knative-KPA-like) on in-flight + queued requests.
+  double target_concurrency = 0;  // per instance; 0 = instance_concurrency
+  int64_t stable_window_s = 60;   // averaging window; 1..3600
+  int64_t panic_window_s = 6;     // burst window; 1..stable_window_s
+
   std::string ModelPath() const { return directory + "/" + model_file; }
 };
 

@@ -45,12 +45,16 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   config->threads = 2;
   config->start_path = StartPath::kZygote;
   config->template_standby = false;
+  config->keep_alive_policy = "histogram";
+  config->target_concurrency = 0.7;
   auto again = Parse(EncodeModelConfig(*config));
   ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << EncodeModelConfig(*config);
   EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
   EXPECT_EQ(again->threads, 2);
   EXPECT_EQ(again->start_path, StartPath::kZygote);
   EXPECT_FALSE(again->template_standby);
+  EXPECT_EQ(again->keep_alive_policy, "histogram");
+  EXPECT_DOUBLE_EQ(again->target_concurrency, 0.7);
   EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
 }
 
@@ -104,6 +108,11 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("backend": "onnx")"), "'backend'"},
                       BadCase{With(R"("start_path": "snapshot")"), "'start_path'"},
                       BadCase{With(R"("template_standby": 1)"), "'template_standby'"},
+                      BadCase{With(R"("keep_alive_policy": "lru")"), "'keep_alive_policy'"},
+                      BadCase{With(R"("histogram_bin_ms": 0)"), "'histogram_bin_ms'"},
+                      BadCase{With(R"("histogram_bin_ms": 7000, "histogram_range_s": 60)"), "'histogram_range_s'"},
+                      BadCase{With(R"("target_concurrency": -1)"), "'target_concurrency'"},
+                      BadCase{With(R"("panic_window_s": 61)"), "'panic_window_s'"},
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},

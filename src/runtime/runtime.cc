@@ -20,6 +20,8 @@
 
 #include "base/log.h"
 #include "ipc/messages.h"
+#include "policy/autoscaler.h"
+#include "policy/keep_alive.h"
 #include "policy/scaling.h"
 
 extern char** environ;
@@ -30,6 +32,7 @@ namespace asio = boost::asio;
 
 namespace {
 
+constexpr Micros kNever = std::numeric_limits<Micros>::max();
 // Worker file descriptor number for its end of the socket.
 constexpr int kWorkerFd = 3;
 // Backoff before provisioned instances are retried after a failed start.
@@ -106,8 +109,33 @@ struct Runtime::Spawner {
   std::vector<Waiting> waiting;  // spawns asked for before it was ready
 };
 
+policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
+  policy::AutoscalerOptions o;
+  o.stable_window_us = c.stable_window_s * kMicrosPerSecond;
+  o.panic_window_us = c.panic_window_s * kMicrosPerSecond;
+  o.instance_concurrency = c.instance_concurrency;
+  // Lambda-like default: one instance per unit of instance_concurrency.
+  o.target_concurrency = c.target_concurrency > 0 ? c.target_concurrency : c.instance_concurrency;
+  o.min_instances = c.min_instances;
+  o.max_instances = c.max_concurrency;
+  return o;
+}
+
+policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
+  policy::KeepAliveOptions o;
+  o.kind = c.keep_alive_policy == "histogram" ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
+  o.keep_alive_us = c.keep_alive_s * kMicrosPerSecond;
+  o.bin_width_us = c.histogram_bin_ms * kMicrosPerMilli;
+  o.range_us = c.histogram_range_s * kMicrosPerSecond;
+  return o;
+}
+
 struct Runtime::Model {
-  explicit Model(asio::io_context& io) : timer(io) {}
+  Model(asio::io_context& io, ModelConfig c)
+      : config(std::move(c)),
+        timer(io),
+        autoscaler(AutoscalerOptionsFor(config)),
+        keep_alive(KeepAliveOptionsFor(config)) {}
 
   ModelConfig config;
   std::shared_ptr<Spawner> spawner;  // start path template
@@ -115,6 +143,12 @@ struct Runtime::Model {
   std::map<uint64_t, std::shared_ptr<Instance>> instances;
   asio::steady_timer timer;
   Micros scheduled_wake_us = std::numeric_limits<Micros>::max();
+  policy::Autoscaler autoscaler;
+  policy::KeepAlivePolicy keep_alive;
+  bool busy = false;     // requests in flight or queued: the model is not in an idle period
+  Micros autoscaler_wake_us = std::numeric_limits<Micros>::max();
+  bool panicking = false;
+  int desired = 0;       // the autoscaler's last answer
   std::string last_start_error;
   Micros start_retry_after_us = 0;
   Micros start_retry_backoff_us = kMinStartRetryUs;
@@ -140,8 +174,10 @@ Runtime::~Runtime() { Shutdown(); }
 
 Status Runtime::AddModel(ModelConfig config) {
   if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
-  auto model = std::make_unique<Model>(io_);
-  model->config = std::move(config);
+  // Config validation covers these; a mismatch here is a bug, not a crash.
+  THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
+  auto model = std::make_unique<Model>(io_, std::move(config));
   Model& ref = *model;
   models_.emplace(ref.config.name, std::move(model));
   LogEvent(LogLevel::kInfo, "model_added",
@@ -222,6 +258,8 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   pending->deadline_us = deadline_us;
   pending->done = std::move(done);
   model.queue.push_back(std::move(pending));
+  model.keep_alive.OnArrival(now);
+  model.busy = true;
   Pump(model);
 }
 
@@ -264,7 +302,25 @@ void Runtime::Pump(Model& model) {
   // After a failed start, the provisioned floor waits for the backoff;
   // queued requests still trigger a start.
   limits.min_instances = now >= model.start_retry_after_us ? model.config.min_instances : 0;
-  const int to_start = policy::InstancesToStart(load, limits);
+  int to_start = policy::InstancesToStart(load, limits);
+  // Queued work starts instances at once; beyond that the autoscaler adds
+  // instances toward its desired count while there is load or a burst.
+  const int concurrency = model.in_flight() + load.queued;
+  const policy::AutoscaleDecision scale =
+      model.autoscaler.Update({.now_us = now, .concurrency = concurrency, .ready_instances = load.ready_instances});
+  if (scale.panicking != model.panicking)
+    LogEvent(LogLevel::kInfo, scale.panicking ? "autoscaler_panic" : "autoscaler_calm",
+             Fields({{"model", model.config.name}, {"desired", std::to_string(scale.desired_instances)},
+                     {"ready", std::to_string(load.ready_instances)}}));
+  model.panicking = scale.panicking;
+  model.desired = scale.desired_instances;
+  // Only a panic holds instances, so only a panic needs the autoscaler
+  // re-asked as its windows move.
+  model.autoscaler_wake_us = scale.panicking && scale.next_wake_us ? *scale.next_wake_us : kNever;
+  if (concurrency > 0 || scale.panicking) {
+    const int live = load.ready_instances + load.starting_instances;
+    to_start = std::max(to_start, std::min(scale.desired_instances, model.config.max_concurrency) - live);
+  }
   for (int i = 0; i < to_start; ++i) StartInstance(model);
   Reschedule(model);
 }
@@ -585,6 +641,16 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       std::unique_ptr<Pending> pending = std::move(it->second);
       instance.in_flight.erase(it);
       if (instance.in_flight.empty()) instance.idle_since_us = now;
+      if (model.busy && model.queue.empty() && model.in_flight() == 0) {
+        model.busy = false;
+        const policy::IdlePlan plan = model.keep_alive.OnIdle(now);
+        if (plan.source != policy::PlanSource::kFixed)
+          LogEvent(LogLevel::kDebug, "keep_alive_plan",
+                   Fields({{"model", model.config.name}, {"source", std::string(policy::PlanSourceName(plan.source))},
+                           {"unload_now", plan.unload_now ? "true" : "false"},
+                           {"prewarm_in_ms", plan.prewarm_at_us ? Ms(*plan.prewarm_at_us - now) : "-"},
+                           {"keep_ms", Ms(plan.keep_until_us - now)}}));
+      }
       InferOutcome outcome;
       outcome.status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
       outcome.outputs = std::move(response->outputs);
@@ -704,28 +770,34 @@ void Runtime::OnTimer(Model& model) {
   for (uint64_t id : timed_out)
     StopInstance(model, id, "timeout", Unavailable("instance was replaced after another request timed out"));
 
+  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
+  for (uint64_t id : actions.stop) StopInstance(model, id, "keep_alive", Internal("unreachable: instance was idle"));
+  if (actions.prewarm_now) {
+    LogEvent(LogLevel::kInfo, "keep_alive_prewarm", Fields({{"model", model.config.name}}));
+    StartInstance(model);
+  }
+  Pump(model);
+}
+
+policy::KeepAliveActions Runtime::KeepAliveActionsFor(const Model& model, Micros now) const {
   std::vector<policy::IdleInstance> idle;
   for (const auto& [id, instance] : model.instances)
     if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
-  auto decision = policy::DecideKeepAlive(idle, static_cast<int>(model.instances.size()), model.config.min_instances,
-                                          model.config.keep_alive_s * kMicrosPerSecond, now);
-  for (uint64_t id : decision.stop) StopInstance(model, id, "keep_alive", Internal("unreachable: instance was idle"));
-  Pump(model);
+  // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
+  const int floor = std::max(model.config.min_instances, model.panicking ? model.desired : 0);
+  return model.keep_alive.Decide(idle, static_cast<int>(model.instances.size()), floor, now);
 }
 
 void Runtime::Reschedule(Model& model) {
   const Micros now = clock_.NowMicros();
   Micros wake = std::numeric_limits<Micros>::max();
   for (const auto& pending : model.queue) wake = std::min(wake, pending->deadline_us);
-  std::vector<policy::IdleInstance> idle;
-  for (const auto& [id, instance] : model.instances) {
+  for (const auto& [id, instance] : model.instances)
     for (const auto& [rid, pending] : instance->in_flight) wake = std::min(wake, pending->deadline_us);
-    if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
-  }
-  auto decision = policy::DecideKeepAlive(idle, static_cast<int>(model.instances.size()), model.config.min_instances,
-                                          model.config.keep_alive_s * kMicrosPerSecond, now);
-  if (!decision.stop.empty()) wake = now;
-  if (decision.next_wake_us) wake = std::min(wake, *decision.next_wake_us);
+  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
+  if (!actions.stop.empty() || actions.prewarm_now) wake = now;
+  if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
+  wake = std::min(wake, model.autoscaler_wake_us);
   if (static_cast<int>(model.instances.size()) < model.config.min_instances && model.start_retry_after_us > now)
     wake = std::min(wake, model.start_retry_after_us);
 

@@ -45,6 +45,10 @@
 
 namespace thaw {
 
+namespace policy {
+struct KeepAliveActions;
+}
+
 struct RuntimeOptions {
   // Path of the thaw-worker executable.
   std::string worker_path;
@@ -161,6 +165,7 @@ class Runtime {
   void StopInstance(Model& model, uint64_t instance_id, std::string_view reason, const Status& in_flight_status);
   void OnTimer(Model& model);
   void Reschedule(Model& model);
+  policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Micros now) const;
   void FailQueued(Model& model, const Status& status);
   void ReapChildren();
   void WatchChildren();

@@ -34,7 +34,7 @@ Tensor FloatTensor(std::string name, Shape shape, float value) {
 }
 
 class RuntimeTest : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     for (const char* model : {"fraud", "fashion"}) {
       if (!fs::exists(SourceDir() + "/examples/models/" + model + "/model.pt"))
@@ -313,6 +313,38 @@ TEST_F(RuntimeTest, WarmStartsInstancesAheadOfTraffic) {
   ASSERT_TRUE(outcome.status.ok());
   EXPECT_FALSE(outcome.timing.cold_start);
   EXPECT_EQ(runtime_->Warm("nope", 1).status().code(), StatusCode::kNotFound);
+}
+
+// A caller that comes back every ~1 s, with keep_alive_s 0: under the fixed
+// policy every call is a cold start; the histogram policy learns the idle
+// time, unloads, and pre-warms an instance just before the next call.
+int ColdStartsForPeriodicCaller(RuntimeTest& test, const std::string& policy, int calls) {
+  ModelConfig config = test.Load("fraud");
+  config.name = "fraud_" + policy;
+  config.keep_alive_s = 0;
+  config.keep_alive_policy = policy;
+  config.histogram_bin_ms = 100;
+  config.histogram_range_s = 60;
+  EXPECT_TRUE(test.runtime_->AddModel(test.Deploy(config)).ok());
+  int cold = 0;
+  for (int i = 0; i < calls; ++i) {
+    InferOutcome outcome = test.Run(config.name, {FloatTensor("features", {1, 30}, 1.0f)});
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+    cold += outcome.timing.cold_start;
+    const Micros next = test.clock_.NowMicros() + kMicrosPerSecond;
+    test.RunUntil([&] { return test.clock_.NowMicros() >= next; });
+  }
+  return cold;
+}
+
+TEST_F(RuntimeTest, HistogramKeepAlivePrewarmsForAPeriodicCaller) {
+  constexpr int kCalls = 14;  // the histogram needs 10 idle times before it is trusted
+  const int fixed_cold = ColdStartsForPeriodicCaller(*this, "fixed", kCalls);
+  const int histogram_cold = ColdStartsForPeriodicCaller(*this, "histogram", kCalls);
+  EXPECT_EQ(fixed_cold, kCalls);
+  // Cold until the histogram has 10 samples (the first 11 calls), then warm.
+  EXPECT_LE(histogram_cold, 12);
+  EXPECT_LT(histogram_cold, fixed_cold - 1);
 }
 
 }  // namespace
