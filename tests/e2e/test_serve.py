@@ -257,6 +257,37 @@ def load_2000_requests():
     assert counts == {200: 2000}, f"status codes {counts}\n{out}"
 
 
+def make_repository():
+    """The example models, plus `fashion-capped` (max_concurrency 2, max_queue 8) for back-pressure."""
+    repo = os.path.join(TMP, "repo")
+    os.makedirs(repo)
+    for model in MODELS:
+        os.symlink(os.path.join(EXAMPLES, "models", model), os.path.join(repo, model))
+    capped = os.path.join(repo, "fashion-capped")
+    os.makedirs(capped)
+    os.symlink(os.path.join(EXAMPLES, "models", "fashion", "model.pt"), os.path.join(capped, "model.pt"))
+    with open(os.path.join(EXAMPLES, "models", "fashion", "config.json")) as f:
+        config = json.load(f)
+    config.update({"max_concurrency": 2, "max_queue": 8})
+    with open(os.path.join(capped, "config.json"), "w") as f:
+        json.dump(config, f)
+    return repo
+
+
+def back_pressure():
+    """64 concurrent clients against 2 instances and a queue of 8: 200s and 429s, never a 5xx."""
+    request = os.path.join(TMP, "hey_capped.json")
+    with open(request, "w") as f:
+        json.dump(load("requests", "fashion"), f)
+    out = subprocess.run(["hey", "-n", "1000", "-c", "64", "-m", "POST", "-T", "application/json", "-D", request,
+                          f"{BASE}/v2/models/fashion-capped/infer"], capture_output=True, text=True, timeout=300).stdout
+    counts = status_counts(out)
+    assert set(counts) <= {200, 429}, f"status codes {counts}\n{out}"
+    assert counts.get(200, 0) > 0 and counts.get(429, 0) > 0, f"expected both 200 and 429: {counts}"
+    status, headers, body = curl("GET", "/v2/models/fashion-capped/status")
+    assert len(json.loads(body)["instances"]) <= 2, body
+
+
 def worker_pids(model, with_template=False):
     """Instance pids from the server's status (forked instances share their template's command line)."""
     doc = json.loads(curl("GET", f"/v2/models/{model}/status")[2])
@@ -309,7 +340,7 @@ def main():
         sys.exit(f"{THAW} not built; run scripts/build")
     log_path = os.path.join(TMP, "server.log")
     log = open(log_path, "w")
-    server = subprocess.Popen([THAW, "serve", "--repo", os.path.join(EXAMPLES, "models"), "--port", str(PORT)],
+    server = subprocess.Popen([THAW, "serve", "--repo", make_repository(), "--port", str(PORT)],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
@@ -328,6 +359,7 @@ def main():
         check("nested data and output selection", nested_data_and_output_selection)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
         check("hey -n 2000 -c 16 on fraud: 2000 x 200", load_2000_requests)
+        check("hey -c 64 on a model capped at 2 instances + queue 8: only 200 and 429", back_pressure)
         check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
         check("request past its deadline: 504, instance replaced", deadline_exceeded)
 
