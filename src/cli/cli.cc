@@ -19,12 +19,15 @@ std::string HelpText() {
   return R"(thaw: serverless inference for machine-learning models on one machine.
 
 Usage:
-  thaw serve [--repo DIR] [--host ADDR] [--port N] [--worker PATH]
+  thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--worker PATH]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
                 bundled examples of this build)
       --host    address to listen on (default 127.0.0.1)
       --port    port to listen on (default 8080; 0 picks a free one)
+      --memory-mb  budget for the memory_mb of live instances (default: 80 %
+                of RAM); a cold start over it first stops the least recently
+                used idle instances of other models, else gets 503
       --worker  the thaw-worker executable (default: beside thaw)
   thaw version      print the version
   thaw --help       print this help
@@ -67,6 +70,12 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
       auto port = ParsePort(value);
       if (!port.ok()) return port.status();
       command.serve.port = *port;
+    } else if (name == "--memory-mb") {
+      int64_t mb = 0;
+      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), mb);
+      if (err != std::errc() || end != value.data() + value.size() || mb < 128)
+        return InvalidArgument("--memory-mb must be an integer >= 128, got '" + value + "'");
+      command.serve.memory_mb = mb;
     } else if (name == "--worker") {
       command.serve.worker_path = value;
     } else {

@@ -16,6 +16,7 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   std::string worker_path;  // empty = thaw-worker beside the thaw binary
+  int64_t memory_mb = 0;    // node memory budget for instances; 0 = 80 % of RAM
 };
 
 enum class CommandKind { kHelp, kVersion, kServe };

@@ -22,11 +22,12 @@ TEST(CliTest, ServeDefaults) {
 }
 
 TEST(CliTest, ServeFlagsInBothForms) {
-  auto command = ParseCommandLine({"serve", "--repo", "/models", "--port=9000", "--host", "0.0.0.0"});
+  auto command = ParseCommandLine({"serve", "--repo", "/models", "--port=9000", "--host", "0.0.0.0", "--memory-mb", "4096"});
   ASSERT_TRUE(command.ok()) << command.status().ToString();
   EXPECT_EQ(command->serve.repo, "/models");
   EXPECT_EQ(command->serve.port, 9000);
   EXPECT_EQ(command->serve.host, "0.0.0.0");
+  EXPECT_EQ(command->serve.memory_mb, 4096);
 }
 
 TEST(CliTest, ErrorsNameTheProblem) {
@@ -34,6 +35,7 @@ TEST(CliTest, ErrorsNameTheProblem) {
   EXPECT_EQ(bad_port.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad_port.status().message().find("--port"), std::string::npos);
   EXPECT_FALSE(ParseCommandLine({"serve", "--port", "70000"}).ok());
+  EXPECT_NE(ParseCommandLine({"serve", "--memory-mb", "lots"}).status().message().find("--memory-mb"), std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--repo"}).status().message().find("--repo needs a value"), std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--colour", "red"}).status().message().find("--colour"), std::string::npos);
   EXPECT_NE(ParseCommandLine({"deploy"}).status().message().find("deploy"), std::string::npos);

@@ -46,10 +46,14 @@ int Serve(const thaw::cli::ServeOptions& options) {
     std::cerr << "thaw: " << scan.status().message() << "\n";
     return 2;
   }
+  // Default budget: 80 % of physical memory.
+  const int64_t memory_mb = options.memory_mb > 0
+                                ? options.memory_mb
+                                : static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1 << 20) * 8 / 10;
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io;
   thaw::RealClock clock;
-  thaw::Runtime runtime(io, clock, thaw::RuntimeOptions{worker});
+  thaw::Runtime runtime(io, clock, thaw::RuntimeOptions{.worker_path = worker, .memory_budget_mb = memory_mb});
   for (const auto& error : scan->errors)
     LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=\"" + error.status.message() + "\"");
   for (auto& model : scan->models) {
@@ -64,7 +68,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   }
   LogEvent(LogLevel::kInfo, "server_listening",
            "address=" + options.host + ":" + std::to_string(server.port()) + " repo=" + fs::absolute(repo).string() +
-               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()));
+               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb));
 
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {

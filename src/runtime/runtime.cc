@@ -20,6 +20,7 @@
 
 #include "base/log.h"
 #include "ipc/messages.h"
+#include "policy/admission.h"
 #include "policy/autoscaler.h"
 #include "policy/keep_alive.h"
 #include "policy/scaling.h"
@@ -325,7 +326,32 @@ void Runtime::Pump(Model& model) {
   Reschedule(model);
 }
 
+Status Runtime::ReserveMemory(Model& model) {
+  if (options_.memory_budget_mb <= 0) return Status::Ok();
+  std::vector<policy::LiveInstance> live;
+  for (const auto& [name, other] : models_)
+    for (const auto& [id, instance] : other->instances)
+      live.push_back({name, id, other->config.memory_mb, instance->ready && instance->in_flight.empty(),
+                      instance->idle_since_us});
+  auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
+  if (!plan.ok())
+    return Unavailable("no memory for a new instance of model '" + model.config.name + "': " + plan.status().message());
+  for (const policy::Eviction& eviction : plan->evict) {
+    auto it = models_.find(eviction.model);
+    if (it == models_.end()) continue;
+    StopInstance(*it->second, eviction.id, "memory_pressure", Internal("unreachable: instance was idle"));
+  }
+  return Status::Ok();
+}
+
 void Runtime::StartInstance(Model& model) {
+  if (Status room = ReserveMemory(model); !room.ok()) {
+    LogEvent(LogLevel::kWarning, "instance_start_refused",
+             Fields({{"model", model.config.name}, {"error", "\"" + room.message() + "\""}}));
+    // Queued requests fail only if no instance of the model can serve them.
+    if (model.instances.empty()) FailQueued(model, room);
+    return;
+  }
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", "socketpair"}}));
@@ -700,7 +726,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
   boost::system::error_code ignored;
   instance->socket.close(ignored);
   // Idle instances leave on EOF; anything else is killed outright.
-  const bool graceful = reason == "keep_alive";
+  const bool graceful = reason == "keep_alive" || reason == "memory_pressure";
   if (!graceful && instance->pid > 0) ::kill(instance->pid, SIGKILL);
   const bool expected = graceful || reason == "shutdown";
   const int failed = static_cast<int>(instance->in_flight.size());

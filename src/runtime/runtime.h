@@ -19,6 +19,9 @@
 //    kUnavailable naming the load error.
 //  - Keep-alive: an instance idle for keep_alive_s is stopped (scale to
 //    zero); min_instances are started at once and kept, replaced if they die.
+//  - Memory: live instances' memory_mb stay within memory_budget_mb; idle
+//    instances of other models are evicted (least recently used first) to
+//    make room, else the start fails with kUnavailable.
 //  - Every accepted request's callback is called exactly once.
 //
 // Threading: not thread-safe. All methods and all callbacks run on the
@@ -52,6 +55,10 @@ struct KeepAliveActions;
 struct RuntimeOptions {
   // Path of the thaw-worker executable.
   std::string worker_path;
+  // Node-wide budget for the memory_mb of live instances; 0 = unlimited.
+  // A start that would exceed it first stops the least recently used idle
+  // instances of other models; if that cannot make room, it fails with 503.
+  int64_t memory_budget_mb = 0;
 };
 
 // Where the time of a cold start went. The parts follow one another:
@@ -151,6 +158,8 @@ class Runtime {
 
   void Pump(Model& model);
   void StartInstance(Model& model);
+  // Makes room under the memory budget for one more instance of `model`.
+  Status ReserveMemory(Model& model);
   // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
   StatusOr<int> SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd);
   std::shared_ptr<Spawner> EnsureSpawner(Model& model);

@@ -347,5 +347,31 @@ TEST_F(RuntimeTest, HistogramKeepAlivePrewarmsForAPeriodicCaller) {
   EXPECT_LT(histogram_cold, fixed_cold - 1);
 }
 
+TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherModel) {
+  runtime_->Shutdown();
+  // fraud needs 512 MB and fashion 1024 MB: 1200 MB holds one of them.
+  runtime_ = std::make_unique<Runtime>(
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  EXPECT_EQ(InstanceCount("fraud"), 1);
+  InferOutcome fashion = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(fashion.status.ok()) << fashion.status.ToString();
+  EXPECT_EQ(InstanceCount("fraud"), 0);  // evicted to make room
+  EXPECT_EQ(InstanceCount("fashion"), 1);
+}
+
+TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
+  runtime_->Shutdown();
+  runtime_ = std::make_unique<Runtime>(
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1000});
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());  // 1024 MB per instance
+  InferOutcome outcome = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(outcome.status.message().find("memory"), std::string::npos) << outcome.status.message();
+  EXPECT_EQ(InstanceCount("fashion"), 0);
+}
+
 }  // namespace
 }  // namespace thaw
