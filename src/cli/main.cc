@@ -60,7 +60,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
     thaw::Status added = runtime.AddModel(model);
     if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=\"" + added.message() + "\"");
   }
-  thaw::V2Handler handler(runtime, clock);
+  thaw::V2Handler handler(runtime, clock, repo);
   thaw::HttpServer server(io, handler, {.host = options.host, .port = options.port});
   if (auto started = server.Start(); !started.ok()) {
     std::cerr << "thaw: " << started.message() << "\n";

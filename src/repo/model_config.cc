@@ -242,6 +242,39 @@ std::string EncodeModelConfig(const ModelConfig& c) {
   return out;
 }
 
+StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view settings_json,
+                                    const std::string& source) {
+  simdjson::dom::parser patch_parser, current_parser;
+  simdjson::padded_string patch_text(settings_json);
+  element patch_root;
+  if (auto error = patch_parser.parse(patch_text).get(patch_root))
+    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
+  object patch;
+  if (patch_root.get_object().get(patch)) return InvalidArgument(source + ": must be a JSON object");
+  const std::string encoded = EncodeModelConfig(current);
+  simdjson::padded_string current_text(encoded);
+  object base;
+  if (current_parser.parse(current_text).get_object().get(base)) return Internal("cannot re-read the current config");
+  static constexpr std::string_view kFixed[] = {"backend", "model_file", "platform", "inputs", "outputs"};
+  for (auto field : patch) {
+    if (std::find(std::begin(kFixed), std::end(kFixed), field.key) != std::end(kFixed))
+      return FieldError(source, field.key, "defines the model and cannot change while serving; edit config.json and load the model again");
+    element ignored;
+    if (base[field.key].get(ignored)) return FieldError(source, field.key, "unknown field");
+  }
+  std::string merged = "{";
+  for (auto field : base) {
+    if (merged.size() > 1) merged += ',';
+    merged += '"';
+    merged += field.key;
+    merged += "\":";
+    element value;
+    merged += simdjson::minify(patch[field.key].get(value) ? field.value : value);
+  }
+  merged += '}';
+  return ParseModelConfig(merged, current.name, current.directory, source);
+}
+
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   std::error_code ec;
   fs::path dir = fs::absolute(model_dir, ec);

@@ -85,6 +85,14 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 // ParseModelConfig reads it back to an equal config.
 std::string EncodeModelConfig(const ModelConfig& config);
 
+// Applies a JSON object of serverless settings (memory_mb, timeout_ms,
+// max_concurrency, ..., as in config.json) to `current` and validates the
+// result like a config file. Fields that define the model itself (backend,
+// model_file, platform, inputs, outputs) cannot change this way: kInvalidArgument
+// naming the field, as for an unknown field or a bad value.
+StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view settings_json,
+                                    const std::string& source);
+
 // Checks value ranges and consistency; messages start with `source`.
 Status ValidateModelConfig(const ModelConfig& config, const std::string& source);
 

@@ -58,6 +58,28 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
 }
 
+TEST(ModelConfigTest, ApplySettingsChangesServerlessFieldsOnly) {
+  auto config = Parse(kValid);
+  ASSERT_TRUE(config.ok());
+  auto changed = ApplySettings(*config, R"({"max_concurrency": 5, "keep_alive_policy": "histogram"})", "PUT");
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(changed->max_concurrency, 5);
+  EXPECT_EQ(changed->keep_alive_policy, "histogram");
+  EXPECT_EQ(changed->memory_mb, config->memory_mb);  // untouched
+  EXPECT_EQ(changed->name, "m");
+  EXPECT_EQ(changed->inputs[0].shape, config->inputs[0].shape);
+
+  auto fixed = ApplySettings(*config, R"({"inputs": []})", "PUT");
+  EXPECT_EQ(fixed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(fixed.status().message().find("'inputs'"), std::string::npos);
+  auto unknown = ApplySettings(*config, R"({"max_concurency": 5})", "PUT");
+  EXPECT_NE(unknown.status().message().find("'max_concurency': unknown field"), std::string::npos);
+  auto bad = ApplySettings(*config, R"({"min_instances": 9})", "PUT");
+  EXPECT_NE(bad.status().message().find("'min_instances'"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(ApplySettings(*config, "[1]", "PUT").ok());
+  EXPECT_FALSE(ApplySettings(*config, "{", "PUT").ok());
+}
+
 TEST(ModelConfigTest, StartPaths) {
   for (auto name : {"exec", "zygote", "template"}) {
     auto config = Parse(std::string(R"({"start_path": ")") + name + R"(",

@@ -16,6 +16,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "base/log.h"
@@ -88,6 +90,7 @@ struct Runtime::Instance {
   Micros ready_us = 0;
   Micros idle_since_us = 0;
   ipc::ReadyMessage ready_message;
+  uint64_t generation = 0;  // the model settings it started with
 };
 
 // A template (one model, loaded and warmed) or the zygote (engines only):
@@ -139,6 +142,10 @@ struct Runtime::Model {
         keep_alive(KeepAliveOptionsFor(config)) {}
 
   ModelConfig config;
+  // Where workers read the effective config: config.json as the runtime
+  // holds it (settings may change while serving) and a link to the model file.
+  std::string run_directory;
+  bool removed = false;  // unloaded; kept only until its callbacks drain
   std::shared_ptr<Spawner> spawner;  // start path template
   std::deque<std::unique_ptr<Pending>> queue;
   std::map<uint64_t, std::shared_ptr<Instance>> instances;
@@ -147,6 +154,7 @@ struct Runtime::Model {
   policy::Autoscaler autoscaler;
   policy::KeepAlivePolicy keep_alive;
   bool busy = false;     // requests in flight or queued: the model is not in an idle period
+  uint64_t generation = 0;  // bumped when the settings change
   Micros autoscaler_wake_us = std::numeric_limits<Micros>::max();
   bool panicking = false;
   int desired = 0;       // the autoscaler's last answer
@@ -168,10 +176,46 @@ struct Runtime::ChildWatcher {
 
 Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
     : io_(io), clock_(clock), options_(std::move(options)), child_watcher_(std::make_unique<ChildWatcher>(io)) {
+  run_dir_ = options_.run_dir;
+  if (run_dir_.empty()) {
+    char pattern[] = "/tmp/thaw-run-XXXXXX";
+    if (::mkdtemp(pattern)) {
+      run_dir_ = pattern;
+      owns_run_dir_ = true;
+    } else {
+      LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", std::strerror(errno)}}));
+    }
+  }
   WatchChildren();
 }
 
-Runtime::~Runtime() { Shutdown(); }
+Runtime::~Runtime() {
+  Shutdown();
+  std::error_code ignored;
+  if (owns_run_dir_) std::filesystem::remove_all(run_dir_, ignored);
+}
+
+Status Runtime::WriteRunDirectory(Model& model) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(run_dir_) / model.config.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path link = dir / model.config.model_file;
+  fs::remove(link, ec);
+  fs::create_symlink(model.config.ModelPath(), link, ec);
+  if (ec) return Internal("cannot prepare " + dir.string() + " for model '" + model.config.name + "': " + ec.message());
+  const fs::path config = dir / "config.json";
+  const fs::path staged = dir / "config.json.new";
+  {
+    std::ofstream out(staged, std::ios::trunc);
+    out << EncodeModelConfig(model.config);
+    if (!out) return Internal("cannot write " + staged.string());
+  }
+  fs::rename(staged, config, ec);  // workers never see a half-written file
+  if (ec) return Internal("cannot write " + config.string() + ": " + ec.message());
+  model.run_directory = dir.string();
+  return Status::Ok();
+}
 
 Status Runtime::AddModel(ModelConfig config) {
   if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
@@ -179,6 +223,7 @@ Status Runtime::AddModel(ModelConfig config) {
   THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
   THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
   auto model = std::make_unique<Model>(io_, std::move(config));
+  THAW_RETURN_IF_ERROR(WriteRunDirectory(*model));
   Model& ref = *model;
   models_.emplace(ref.config.name, std::move(model));
   LogEvent(LogLevel::kInfo, "model_added",
@@ -265,7 +310,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
 }
 
 void Runtime::Pump(Model& model) {
-  if (shut_down_) return;
+  if (shut_down_ || model.removed) return;
   const int per_instance = model.config.instance_concurrency;
   while (!model.queue.empty()) {
     // Fill busy instances first, then the most recently used idle one, so
@@ -273,6 +318,7 @@ void Runtime::Pump(Model& model) {
     Instance* best = nullptr;
     for (auto& [id, instance] : model.instances) {
       if (!instance->ready || static_cast<int>(instance->in_flight.size()) >= per_instance) continue;
+      if (instance->generation != model.generation) continue;  // started with old settings: retiring
       if (!best) {
         best = instance.get();
         continue;
@@ -361,10 +407,11 @@ void Runtime::StartInstance(Model& model) {
   auto instance = std::make_shared<Instance>(io_);
   instance->id = next_instance_id_++;
   instance->start_path = model.config.start_path;
+  instance->generation = model.generation;
   instance->spawn_start_us = clock_.NowMicros();
   instance->socket.assign(asio::local::stream_protocol(), fds[0]);
   if (instance->start_path == StartPath::kExec) {
-    auto pid = SpawnProcess({options_.worker_path, "--model-dir", model.config.directory, "--fd",
+    auto pid = SpawnProcess({options_.worker_path, "--model-dir", model.run_directory, "--fd",
                              std::to_string(kWorkerFd)},
                             model.config.threads, fds[1]);
     ::close(fds[1]);
@@ -380,9 +427,9 @@ void Runtime::StartInstance(Model& model) {
   } else {
     std::shared_ptr<Spawner> spawner = EnsureSpawner(model);
     if (spawner && spawner->ready) {
-      SendSpawn(*spawner, model.config.directory, fds[1]);
+      SendSpawn(*spawner, model.run_directory, fds[1]);
     } else if (spawner) {
-      spawner->waiting.push_back({model.config.directory, fds[1]});
+      spawner->waiting.push_back({model.run_directory, fds[1]});
     } else {
       ::close(fds[1]);  // the instance sees EOF: a failed start
     }
@@ -452,7 +499,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
   std::vector<std::string> args = {options_.worker_path};
   if (owner) {
-    args.insert(args.end(), {"--template", "--model-dir", owner->config.directory});
+    args.insert(args.end(), {"--template", "--model-dir", owner->run_directory});
   } else {
     args.push_back("--zygote");
   }
@@ -527,7 +574,9 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
   // ready is retried when an instance is next needed.
   if (shut_down_ || !was_ready) return;
   if (spawner.owner) {
-    spawner.owner->spawner = StartSpawner(spawner.owner);
+    Model* owner = spawner.owner;
+    if (owner->removed || owner->config.start_path != StartPath::kTemplate || owner->spawner.get() != &spawner) return;
+    owner->spawner = StartSpawner(owner);
   } else {
     zygote_ = StartSpawner(nullptr);
   }
@@ -539,6 +588,51 @@ void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int chil
   if (!sent.ok())
     LogEvent(LogLevel::kError, "spawn_failed",
              Fields({{"pid", std::to_string(spawner.pid)}, {"error", "\"" + sent.message() + "\""}}));
+}
+
+Status Runtime::UpdateModelConfig(ModelConfig config) {
+  auto it = models_.find(config.name);
+  if (it == models_.end()) return NotFound("model '" + config.name + "' is not loaded");
+  THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
+  Model& model = *it->second;
+  config.directory = model.config.directory;
+  model.config = std::move(config);
+  model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
+  model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
+  THAW_RETURN_IF_ERROR(WriteRunDirectory(model));
+  ++model.generation;
+  // New instances must start from the new settings.
+  if (std::shared_ptr<Spawner> spawner = std::move(model.spawner)) OnSpawnerGone(*spawner);
+  if (model.config.start_path == StartPath::kTemplate) EnsureSpawner(model);
+  std::vector<uint64_t> idle;
+  for (const auto& [id, instance] : model.instances)
+    if (instance->ready && instance->in_flight.empty()) idle.push_back(id);
+  for (uint64_t id : idle) StopInstance(model, id, "config_changed", Internal("unreachable: instance was idle"));
+  LogEvent(LogLevel::kInfo, "model_config_changed",
+           Fields({{"model", model.config.name}, {"generation", std::to_string(model.generation)}}));
+  Pump(model);
+  return Status::Ok();
+}
+
+Status Runtime::RemoveModel(std::string_view name) {
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
+  Model& model = *it->second;
+  model.removed = true;
+  const Status status = Unavailable("model '" + model.config.name + "' was unloaded");
+  FailQueued(model, status);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, instance] : model.instances) ids.push_back(id);
+  for (uint64_t id : ids) StopInstance(model, id, "unload", status);
+  model.timer.cancel();
+  if (model.spawner) OnSpawnerGone(*model.spawner);
+  std::error_code ignored;
+  std::filesystem::remove_all(model.run_directory, ignored);
+  LogEvent(LogLevel::kInfo, "model_removed", Fields({{"model", model.config.name}}));
+  retired_models_.push_back(std::move(it->second));
+  models_.erase(it);
+  return Status::Ok();
 }
 
 StatusOr<int> Runtime::Warm(std::string_view model_name, int instances) {
@@ -710,6 +804,8 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
                          {"total_ms", Ms(cold.total_us)}}));
       }
       pending->done(std::move(outcome));
+      if (instance.in_flight.empty() && instance.generation != model.generation)
+        StopInstance(model, instance.id, "config_changed", Internal("unreachable: instance was idle"));
       return;
     }
     default:
@@ -726,7 +822,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
   boost::system::error_code ignored;
   instance->socket.close(ignored);
   // Idle instances leave on EOF; anything else is killed outright.
-  const bool graceful = reason == "keep_alive" || reason == "memory_pressure";
+  const bool graceful = reason == "keep_alive" || reason == "memory_pressure" || reason == "config_changed";
   if (!graceful && instance->pid > 0) ::kill(instance->pid, SIGKILL);
   const bool expected = graceful || reason == "shutdown";
   const int failed = static_cast<int>(instance->in_flight.size());
@@ -815,6 +911,7 @@ policy::KeepAliveActions Runtime::KeepAliveActionsFor(const Model& model, Micros
 }
 
 void Runtime::Reschedule(Model& model) {
+  if (model.removed) return;
   const Micros now = clock_.NowMicros();
   Micros wake = std::numeric_limits<Micros>::max();
   for (const auto& pending : model.queue) wake = std::min(wake, pending->deadline_us);

@@ -59,6 +59,9 @@ struct RuntimeOptions {
   // A start that would exceed it first stops the least recently used idle
   // instances of other models; if that cannot make room, it fails with 503.
   int64_t memory_budget_mb = 0;
+  // Where the runtime writes each model's effective config for its workers;
+  // empty = a fresh directory under /tmp, removed on destruction.
+  std::string run_dir;
 };
 
 // Where the time of a cold start went. The parts follow one another:
@@ -142,6 +145,17 @@ class Runtime {
   void Infer(std::string_view model, std::vector<Tensor> inputs, std::vector<std::string> output_names,
              Micros deadline_us, InferCallback done);
 
+  // Replaces a loaded model's settings (a validated config of the same model
+  // directory). New instances use them: the template is replaced, idle
+  // instances are retired, and busy ones retire when they finish.
+  // kNotFound for an unknown model.
+  Status UpdateModelConfig(ModelConfig config);
+
+  // Unloads a model: its queued requests fail with kUnavailable, its
+  // instances and template stop (requests running on them fail with
+  // kUnavailable), and its name is free to load again. kNotFound if absent.
+  Status RemoveModel(std::string_view name);
+
   // Starts instances so that at least `instances` are live (capped at
   // max_concurrency), ahead of traffic. Returns how many it started.
   StatusOr<int> Warm(std::string_view model, int instances);
@@ -158,6 +172,7 @@ class Runtime {
 
   void Pump(Model& model);
   void StartInstance(Model& model);
+  Status WriteRunDirectory(Model& model);
   // Makes room under the memory budget for one more instance of `model`.
   Status ReserveMemory(Model& model);
   // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
@@ -184,6 +199,9 @@ class Runtime {
   RuntimeOptions options_;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   std::shared_ptr<Spawner> zygote_;  // shared by every zygote-path model
+  std::vector<std::unique_ptr<Model>> retired_models_;  // unloaded; their handlers may still run
+  std::string run_dir_;
+  bool owns_run_dir_ = false;
   uint64_t next_request_id_ = 1;
   uint64_t next_instance_id_ = 1;
   bool shut_down_ = false;

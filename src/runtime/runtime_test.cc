@@ -373,5 +373,44 @@ TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
   EXPECT_EQ(InstanceCount("fashion"), 0);
 }
 
+TEST_F(RuntimeTest, RemoveModelFailsItsWorkLoudlyAndFreesTheName) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  ASSERT_TRUE(Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)}).status.ok());
+  std::vector<InferOutcome> outcomes;
+  for (int i = 0; i < 3; ++i)  // one running, two queued (max_concurrency 2 is not reached: one instance busy)
+    runtime_->Infer("fashion", {FloatTensor("image", {2000, 1, 28, 28}, 0.5f)}, {},
+                    clock_.NowMicros() + 60 * kMicrosPerSecond, [&](InferOutcome o) { outcomes.push_back(std::move(o)); });
+  ASSERT_TRUE(runtime_->RemoveModel("fashion").ok());
+  RunUntil([&] { return outcomes.size() == 3; });
+  for (const auto& o : outcomes) {
+    EXPECT_EQ(o.status.code(), StatusCode::kUnavailable);
+    EXPECT_NE(o.status.message().find("unloaded"), std::string::npos) << o.status.message();
+  }
+  EXPECT_EQ(runtime_->FindModel("fashion"), nullptr);
+  EXPECT_EQ(runtime_->RemoveModel("fashion").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  InferOutcome again = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(again.status.ok()) << again.status.ToString();
+}
+
+TEST_F(RuntimeTest, UpdatedSettingsReplaceTheTemplateAndRetireIdleInstances) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  const int old_template = runtime_->GetModelStatus("fraud")->spawner->pid;
+  ModelConfig changed = *runtime_->FindModel("fraud");
+  changed.keep_alive_s = 5;
+  ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
+  EXPECT_EQ(runtime_->FindModel("fraud")->keep_alive_s, 5);
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->instances.empty() && status->spawner && status->spawner->ready && status->spawner->pid != old_template;
+  });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_TRUE(outcome.timing.cold_start);
+  changed.name = "nope";
+  EXPECT_EQ(runtime_->UpdateModelConfig(changed).code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace thaw

@@ -1,5 +1,6 @@
 #include "server/v2_handler.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <string_view>
@@ -96,11 +97,16 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     return respond(ErrorResponse(NotFound("no route for " + std::string(path) + "; the API is under /v2")));
   if (parts.size() == 1) {
     if (!get) return method_not_allowed("GET");
-    return respond(Json(200, v2::EncodeServerMetadata(kServerName, kServerVersion, {"binary_tensor_data"})));
+    return respond(
+        Json(200, v2::EncodeServerMetadata(kServerName, kServerVersion, {"binary_tensor_data", "model_repository"})));
   }
   if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
     if (!get) return method_not_allowed("GET");
     return respond(Json(200, std::string("{\"") + std::string(parts[2]) + "\":true}"));
+  }
+  if (parts[1] == "repository") {
+    if (request.method != "POST") return method_not_allowed("POST");
+    return respond(Repository(parts));
   }
   if (parts[1] == "models" && parts.size() >= 3) {
     const std::string model(parts[2]);
@@ -114,7 +120,8 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     const ModelConfig* config = runtime_.FindModel(model);
     std::string_view action = next < parts.size() ? parts[next] : "";
     if (next + 1 < parts.size() ||
-        (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm"))
+        (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm" &&
+         action != "config"))
       return respond(ErrorResponse(NotFound("no route for " + std::string(path))));
     if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
     if (action.empty()) {
@@ -131,6 +138,11 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     if (action == "status") {
       if (!get) return method_not_allowed("GET");
       return respond(Json(200, StatusJson(model)));
+    }
+    if (action == "config") {
+      if (get) return respond(Json(200, EncodeModelConfig(*config)));
+      if (request.method != "PUT") return method_not_allowed("GET, PUT");
+      return respond(PutConfig(model, request.body));
     }
     if (request.method != "POST") return method_not_allowed("POST");
     if (action == "warm") return respond(Warm(model, request.target));
@@ -198,6 +210,68 @@ HttpResponse V2Handler::Warm(const std::string& model, std::string_view target) 
   return Json(200, "{\"name\":\"" + model + "\",\"requested\":" + std::to_string(instances) +
                        ",\"started\":" + std::to_string(*started) +
                        ",\"instances\":" + std::to_string(status.ok() ? status->instances.size() : 0) + "}");
+}
+
+HttpResponse V2Handler::PutConfig(const std::string& model, const std::string& body) {
+  const ModelConfig* current = runtime_.FindModel(model);
+  if (!current) return ErrorResponse(NotFound("model '" + model + "' is not loaded"));
+  auto changed = ApplySettings(*current, body, "PUT /v2/models/" + model + "/config");
+  if (!changed.ok()) return ErrorResponse(changed.status());
+  if (Status updated = runtime_.UpdateModelConfig(changed.value()); !updated.ok()) return ErrorResponse(updated);
+  return Json(200, EncodeModelConfig(*runtime_.FindModel(model)));
+}
+
+HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
+  if (repository_root_.empty()) return ErrorResponse(NotFound("this server has no model repository"));
+  if (parts.size() == 3 && parts[2] == "index") {
+    auto scan = ScanRepository(repository_root_);
+    if (!scan.ok()) return ErrorResponse(scan.status());
+    std::string json = "[";
+    auto entry = [&](const std::string& name, bool ready, const std::string& reason) {
+      if (json.size() > 1) json += ',';
+      json += "{\"name\":";
+      v2::AppendJsonString(&json, name);
+      json += ",\"version\":\"1\",\"state\":\"";
+      json += ready ? "READY" : "UNAVAILABLE";
+      json += "\",\"reason\":";
+      v2::AppendJsonString(&json, reason);
+      json += '}';
+    };
+    std::vector<std::string> listed;
+    for (const auto& model : scan->models) {
+      entry(model.name, runtime_.FindModel(model.name) != nullptr, runtime_.FindModel(model.name) ? "" : "unloaded");
+      listed.push_back(model.name);
+    }
+    for (const auto& error : scan->errors) {
+      entry(error.model, runtime_.FindModel(error.model) != nullptr, error.status.message());
+      listed.push_back(error.model);
+    }
+    for (const std::string& name : runtime_.ModelNames())  // loaded, then removed from disk
+      if (std::find(listed.begin(), listed.end(), name) == listed.end()) entry(name, true, "");
+    json += ']';
+    return Json(200, json);
+  }
+  if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
+    const std::string model(parts[3]);
+    if (model.find("..") != std::string::npos || model.front() == '.')
+      return ErrorResponse(InvalidArgument("'" + model + "' is not a model name"));
+    if (parts[4] == "unload") {
+      if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
+      return Json(200, "{\"name\":\"" + model + "\",\"loaded\":false}");
+    }
+    auto config = LoadModelConfig(repository_root_ + "/" + model);
+    if (!config.ok()) return ErrorResponse(config.status());
+    if (runtime_.FindModel(model)) {
+      if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
+    }
+    if (Status added = runtime_.AddModel(config.value()); !added.ok()) return ErrorResponse(added);
+    return Json(200, "{\"name\":\"" + model + "\",\"loaded\":true}");
+  }
+  return ErrorResponse(NotFound("no route for /" + [&] {
+    std::string path;
+    for (auto p : parts) path += std::string(p) + "/";
+    return path;
+  }()));
 }
 
 void V2Handler::Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond) {

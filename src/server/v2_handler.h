@@ -6,6 +6,10 @@
 //   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors)
 //   GET  /v2/models/{m}/status                instances, template, RSS/PSS (thaw)
 //   POST /v2/models/{m}/warm?instances=N      start instances ahead of traffic (thaw)
+//   GET|PUT /v2/models/{m}/config             serverless settings, changed while serving (thaw)
+//   POST /v2/repository/index                 models in the repository and their state
+//   POST /v2/repository/models/{m}/load       load (or reload) a model from the repository
+//   POST /v2/repository/models/{m}/unload     unload a model
 // Errors are {"error": "..."} with the status of the Status code (400, 404,
 // 405, 429 with Retry-After, 503, 504). Every request gets exactly one
 // response, also when the runtime fails it.
@@ -41,7 +45,9 @@ HttpResponse ErrorResponse(const Status& status);
 
 class V2Handler {
  public:
-  V2Handler(Runtime& runtime, const Clock& clock) : runtime_(runtime), clock_(clock) {}
+  // `repository_root` is the directory the repository routes load from.
+  V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root = "")
+      : runtime_(runtime), clock_(clock), repository_root_(std::move(repository_root)) {}
 
   void Handle(HttpRequest request, std::function<void(HttpResponse)> respond);
 
@@ -49,9 +55,12 @@ class V2Handler {
   void Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond);
   std::string StatusJson(const std::string& model);
   HttpResponse Warm(const std::string& model, std::string_view target);
+  HttpResponse PutConfig(const std::string& model, const std::string& body);
+  HttpResponse Repository(const std::vector<std::string_view>& parts);
 
   Runtime& runtime_;
   const Clock& clock_;
+  std::string repository_root_;
 };
 
 }  // namespace thaw

@@ -110,11 +110,16 @@ def check_outputs(model, outputs):
 
 
 def infer_json(model):
+    infer_json_as(model, model)
+
+
+def infer_json_as(deployed, model):
+    """Sends `model`'s sample request to the model deployed as `deployed` and checks the outputs."""
     request = load("requests", model)
-    status, headers, body = curl("POST", f"/v2/models/{model}/infer", json.dumps(request))
-    assert status == 200, f"{model}: HTTP {status}: {body[:300]}"
+    status, headers, body = curl("POST", f"/v2/models/{deployed}/infer", json.dumps(request))
+    assert status == 200, f"{deployed}: HTTP {status}: {body[:300]}"
     response = json.loads(body)
-    assert response["model_name"] == model
+    assert response["model_name"] == deployed
     assert response["id"] == request["id"], "id not echoed"
     assert "cold_start" in response["parameters"]
     check_outputs(model, response["outputs"])
@@ -271,7 +276,60 @@ def make_repository():
     config.update({"max_concurrency": 2, "max_queue": 8})
     with open(os.path.join(capped, "config.json"), "w") as f:
         json.dump(config, f)
+    broken = os.path.join(repo, "broken")  # a bad config must not stop the others
+    os.makedirs(broken)
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(broken, "model.pt"))
+    with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
+        config = json.load(f)
+    config["memory_mb"] = 64  # below Lambda's minimum of 128
+    with open(os.path.join(broken, "config.json"), "w") as f:
+        json.dump(config, f)
     return repo
+
+
+def settings_api():
+    status, _, body = curl("GET", "/v2/models/fashion-capped/config")
+    assert status == 200 and json.loads(body)["max_queue"] == 8, body
+    before = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])["template"]["pid"]
+    status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
+    assert status == 200, body
+    config = json.loads(body)
+    assert config["keep_alive_s"] == 30 and config["keep_alive_policy"] == "histogram" and config["max_queue"] == 8, config
+    assert json.loads(curl("GET", "/v2/models/fashion-capped/config")[2])["keep_alive_s"] == 30
+    # New instances start from a new template with the new settings.
+    for _ in range(100):
+        doc = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])
+        if doc["template"] and doc["template"]["pid"] != before and doc["template"]["ready"]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"template not replaced: {doc}")
+    infer_json_as("fashion-capped", "fashion")
+    expect_error("PUT", "/v2/models/fashion-capped/config", '{"inputs": []}', 400, "'inputs'")
+    expect_error("PUT", "/v2/models/fashion-capped/config", '{"memory_mb": 1}', 400, "'memory_mb'")
+    expect_error("PUT", "/v2/models/fashion-capped/config", '{"max_concurency": 1}', 400, "max_concurency")
+    expect_error("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": ', 400, "JSON")
+    expect_error("PUT", "/v2/models/nosuchmodel/config", '{}', 404, "nosuchmodel")
+
+
+def repository_api():
+    def index():
+        status, _, body = curl("POST", "/v2/repository/index", "{}")
+        assert status == 200, body
+        return {m["name"]: m for m in json.loads(body)}
+    models = index()
+    assert all(models[m]["state"] == "READY" for m in MODELS), models
+    assert models["broken"]["state"] == "UNAVAILABLE" and "memory_mb" in models["broken"]["reason"], models
+    status, _, body = curl("POST", "/v2/repository/models/fraud/unload")
+    assert status == 200, body
+    expect_error("POST", "/v2/models/fraud/infer", json.dumps(load("requests", "fraud")), 404, "fraud")
+    assert index()["fraud"]["state"] == "UNAVAILABLE"
+    status, _, body = curl("POST", "/v2/repository/models/fraud/load")
+    assert status == 200, body
+    infer_json("fraud")
+    expect_error("POST", "/v2/repository/models/broken/load", None, 400, "memory_mb")
+    expect_error("POST", "/v2/repository/models/nosuchmodel/load", None, 404, "nosuchmodel")
+    expect_error("POST", "/v2/repository/models/nosuchmodel/unload", None, 404, "nosuchmodel")
 
 
 def back_pressure():
@@ -358,6 +416,8 @@ def main():
             check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
         check("nested data and output selection", nested_data_and_output_selection)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
+        check("settings API: GET/PUT config while serving, validated, new template", settings_api)
+        check("repository API: index, unload, load; a bad model is listed, not served", repository_api)
         check("hey -n 2000 -c 16 on fraud: 2000 x 200", load_2000_requests)
         check("hey -c 64 on a model capped at 2 instances + queue 8: only 200 and 429", back_pressure)
         check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
