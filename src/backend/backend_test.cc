@@ -430,6 +430,7 @@ TEST(BackendTest, TimingsUseTheClock) {
   class SteppingClock : public Clock {
    public:
     Micros NowMicros() const override { return now_ += 1000; }
+    Micros WallMicros() const override { return now_; }
     mutable Micros now_ = 0;
   } clock;
   BackendLoadTimings timings;

@@ -12,6 +12,12 @@ Micros RealClock::NowMicros() const {
       .count();
 }
 
+Micros RealClock::WallMicros() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string WallTimeIso8601() {
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);

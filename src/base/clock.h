@@ -20,12 +20,16 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual Micros NowMicros() const = 0;
+  // Wall-clock time, microseconds since the Unix epoch (UTC), for schedules
+  // that follow the calendar. May jump; never use it to measure durations.
+  virtual Micros WallMicros() const = 0;
 };
 
 // Monotonic system time.
 class RealClock final : public Clock {
  public:
   Micros NowMicros() const override;
+  Micros WallMicros() const override;
 };
 
 // Virtual time that moves only when told to.
@@ -33,11 +37,15 @@ class ManualClock final : public Clock {
  public:
   explicit ManualClock(Micros start = 0) : now_(start) {}
   Micros NowMicros() const override { return now_; }
+  // Wall time moves with the monotonic time, from a settable origin.
+  Micros WallMicros() const override { return now_ + wall_offset_; }
   void Advance(Micros delta) { now_ += delta; }
   void Set(Micros t) { now_ = t; }
+  void SetWall(Micros wall) { wall_offset_ = wall - now_; }
 
  private:
   Micros now_;
+  Micros wall_offset_ = 0;
 };
 
 // Wall-clock time as "YYYY-MM-DDTHH:MM:SS.mmmZ", for log lines only.

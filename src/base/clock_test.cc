@@ -14,6 +14,18 @@ TEST(ManualClockTest, MovesOnlyWhenTold) {
   EXPECT_EQ(clock.NowMicros(), 10);
 }
 
+TEST(ManualClockTest, WallTimeMovesWithIt) {
+  ManualClock clock(100);
+  clock.SetWall(1'000'000);
+  EXPECT_EQ(clock.WallMicros(), 1'000'000);
+  clock.Advance(50);
+  EXPECT_EQ(clock.WallMicros(), 1'000'050);
+}
+
+TEST(RealClockTest, WallTimeIsAfter2020) {
+  EXPECT_GT(RealClock().WallMicros(), int64_t{1577836800} * kMicrosPerSecond);
+}
+
 TEST(RealClockTest, IsMonotonic) {
   RealClock clock;
   Micros a = clock.NowMicros();

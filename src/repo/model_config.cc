@@ -52,6 +52,75 @@ Status ReadString(const object& obj, std::string_view key, const std::string& so
   return Status::Ok();
 }
 
+constexpr std::string_view kDayNames[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+// "HH:MM" -> minute of the day; "24:00" allowed for an end.
+std::optional<int> ParseMinute(std::string_view text) {
+  if (text.size() != 5 || text[2] != ':') return std::nullopt;
+  for (size_t i : {0, 1, 3, 4})
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+  const int h = (text[0] - '0') * 10 + (text[1] - '0'), m = (text[3] - '0') * 10 + (text[4] - '0');
+  if (m > 59 || h > 24 || (h == 24 && m != 0)) return std::nullopt;
+  return h * 60 + m;
+}
+
+std::string MinuteText(int minute) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%02d:%02d", minute / 60, minute % 60);
+  return buf;
+}
+
+Status ReadSchedule(const object& obj, const std::string& source, std::vector<ScheduleWindow>* out) {
+  element value;
+  if (obj["provisioned_schedule"].get(value)) return Status::Ok();
+  simdjson::dom::array windows;
+  if (value.get_array().get(windows)) return FieldError(source, "provisioned_schedule", "must be an array");
+  size_t index = 0;
+  for (element item : windows) {
+    const std::string field = "provisioned_schedule[" + std::to_string(index++) + "]";
+    object w;
+    if (item.get_object().get(w)) return FieldError(source, field, "must be an object");
+    ScheduleWindow window;
+    element days;
+    if (w["days"].get(days)) return FieldError(source, field + ".days", "is required");
+    std::string_view days_text;
+    simdjson::dom::array day_list;
+    if (!days.get_string().get(days_text)) {
+      if (days_text == "daily") window.days_mask = 0x7f;
+      else if (days_text == "weekdays") window.days_mask = 0x1f;
+      else if (days_text == "weekends") window.days_mask = 0x60;
+      else return FieldError(source, field + ".days", "use daily, weekdays, weekends or a list of mon..sun");
+    } else if (!days.get_array().get(day_list)) {
+      window.days_mask = 0;
+      for (element d : day_list) {
+        std::string_view name;
+        auto it = d.get_string().get(name) ? std::end(kDayNames) : std::find(std::begin(kDayNames), std::end(kDayNames), name);
+        if (it == std::end(kDayNames)) return FieldError(source, field + ".days", "day names are mon, tue, ..., sun");
+        window.days_mask |= 1 << (it - std::begin(kDayNames));
+      }
+      if (window.days_mask == 0) return FieldError(source, field + ".days", "lists no day");
+    } else {
+      return FieldError(source, field + ".days", "must be a string or a list of day names");
+    }
+    std::string_view start, end;
+    std::optional<int> start_minute, end_minute;
+    if (w["start"].get_string().get(start) || !(start_minute = ParseMinute(start)) || *start_minute >= 1440)
+      return FieldError(source, field + ".start", "must be \"HH:MM\" (UTC)");
+    if (w["end"].get_string().get(end) || !(end_minute = ParseMinute(end)) || *end_minute == 0)
+      return FieldError(source, field + ".end", "must be \"HH:MM\" (UTC), 00:01..24:00");
+    if (*start_minute == *end_minute) return FieldError(source, field + ".end", "must differ from start");
+    window.start_minute = *start_minute;
+    window.end_minute = *end_minute;
+    int64_t min = 0;
+    if (w["min_instances"].get_int64().get(min) || min < 0)
+      return FieldError(source, field + ".min_instances", "must be a non-negative integer");
+    window.min_instances = static_cast<int>(min);
+    out->push_back(window);
+  }
+  if (out->size() > 64) return FieldError(source, "provisioned_schedule", "has more than 64 windows");
+  return Status::Ok();
+}
+
 Status ReadTensorSpecs(const object& obj, std::string_view key, const std::string& source,
                        std::vector<TensorSpec>* out) {
   element value;
@@ -133,7 +202,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
       "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
       "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
-      "panic_window_s"};
+      "panic_window_s", "provisioned_schedule"};
   std::vector<std::string_view> seen;
   for (auto field : obj) {
     if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
@@ -172,6 +241,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   THAW_RETURN_IF_ERROR(ReadDouble(obj, "target_concurrency", source, &config.target_concurrency));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "stable_window_s", source, &config.stable_window_s));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "panic_window_s", source, &config.panic_window_s));
+  THAW_RETURN_IF_ERROR(ReadSchedule(obj, source, &config.provisioned_schedule));
   THAW_RETURN_IF_ERROR(ValidateModelConfig(config, source));
   return config;
 }
@@ -201,6 +271,9 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
     return FieldError(source, "target_concurrency", "must be in [0, 1e6] (0 = instance_concurrency)");
   THAW_RETURN_IF_ERROR(CheckRange(source, "stable_window_s", c.stable_window_s, 1, 3600));
   THAW_RETURN_IF_ERROR(CheckRange(source, "panic_window_s", c.panic_window_s, 1, c.stable_window_s));
+  for (size_t i = 0; i < c.provisioned_schedule.size(); ++i)
+    THAW_RETURN_IF_ERROR(CheckRange(source, "provisioned_schedule[" + std::to_string(i) + "].min_instances",
+                                    c.provisioned_schedule[i].min_instances, 0, c.max_concurrency));
   return Status::Ok();
 }
 
@@ -238,7 +311,22 @@ std::string EncodeModelConfig(const ModelConfig& c) {
          ",\n  \"histogram_range_s\": " + std::to_string(c.histogram_range_s) +
          ",\n  \"target_concurrency\": " + std::to_string(c.target_concurrency) +
          ",\n  \"stable_window_s\": " + std::to_string(c.stable_window_s) +
-         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + "\n}\n";
+         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"provisioned_schedule\": [";
+  for (size_t i = 0; i < c.provisioned_schedule.size(); ++i) {
+    const ScheduleWindow& w = c.provisioned_schedule[i];
+    out += i ? ", {\"days\": [" : "{\"days\": [";
+    bool first = true;
+    for (int d = 0; d < 7; ++d) {
+      if (!(w.days_mask & (1 << d))) continue;
+      out += first ? "\"" : ", \"";
+      out += kDayNames[d];
+      out += '"';
+      first = false;
+    }
+    out += "], \"start\": \"" + MinuteText(w.start_minute) + "\", \"end\": \"" + MinuteText(w.end_minute) +
+           "\", \"min_instances\": " + std::to_string(w.min_instances) + "}";
+  }
+  out += "]\n}\n";
   return out;
 }
 

@@ -34,6 +34,15 @@ enum class StartPath {
 std::string_view StartPathName(StartPath path);
 std::optional<StartPath> ParseStartPath(std::string_view name);
 
+// A weekly window (UTC) that raises a model's provisioned minimum, e.g.
+// weekdays 08:00-18:00: 4 instances. An end before the start crosses midnight.
+struct ScheduleWindow {
+  uint8_t days_mask = 0x7f;  // bit 0 Monday .. bit 6 Sunday
+  int start_minute = 0;      // 0..1439
+  int end_minute = 1440;     // 1..1440, != start_minute
+  int min_instances = 0;     // 0..max_concurrency
+};
+
 struct ModelConfig {
   std::string name;       // the directory name
   std::string directory;  // absolute path of the model directory
@@ -50,6 +59,7 @@ struct ModelConfig {
   int max_concurrency = 4;       // cap on instances of this model; >= 1
   int instance_concurrency = 1;  // requests one instance runs at once; >= 1
   int min_instances = 0;         // provisioned instances kept warm; 0..max_concurrency
+  std::vector<ScheduleWindow> provisioned_schedule;  // windows raising min_instances; at most 64
   int64_t keep_alive_s = 600;    // idle time before an instance is stopped; >= 0
   int max_queue = 128;           // requests waiting for an instance; >= 0
   int threads = 1;               // intra-op threads per instance; 1..64

@@ -135,6 +135,14 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("histogram_bin_ms": 7000, "histogram_range_s": 60)"), "'histogram_range_s'"},
                       BadCase{With(R"("target_concurrency": -1)"), "'target_concurrency'"},
                       BadCase{With(R"("panic_window_s": 61)"), "'panic_window_s'"},
+                      BadCase{With(R"("provisioned_schedule": [{"days": "often", "start": "08:00", "end": "09:00",
+                                     "min_instances": 1}])"), "'provisioned_schedule[0].days'"},
+                      BadCase{With(R"("provisioned_schedule": [{"days": "daily", "start": "8am", "end": "09:00",
+                                     "min_instances": 1}])"), "'provisioned_schedule[0].start'"},
+                      BadCase{With(R"("provisioned_schedule": [{"days": "daily", "start": "08:00", "end": "08:00",
+                                     "min_instances": 1}])"), "'provisioned_schedule[0].end'"},
+                      BadCase{With(R"("provisioned_schedule": [{"days": "daily", "start": "08:00", "end": "09:00",
+                                     "min_instances": 9}])"), "'provisioned_schedule[0].min_instances'"},
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},
@@ -199,6 +207,22 @@ TEST(ExampleRepositoryTest, BundledExamplesAreValid) {
     if (error.model == "large" && error.status.code() == StatusCode::kNotFound) continue;
     ADD_FAILURE() << error.model << ": " << error.status.ToString();
   }
+}
+
+TEST(ModelConfigTest, ProvisionedScheduleParsesAndRoundTrips) {
+  auto config = Parse(With(R"("max_concurrency": 4, "provisioned_schedule": [
+      {"days": "weekdays", "start": "08:00", "end": "18:00", "min_instances": 3},
+      {"days": ["sat", "sun"], "start": "22:30", "end": "02:00", "min_instances": 1}])"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_EQ(config->provisioned_schedule.size(), 2u);
+  EXPECT_EQ(config->provisioned_schedule[0].days_mask, 0x1f);
+  EXPECT_EQ(config->provisioned_schedule[0].start_minute, 8 * 60);
+  EXPECT_EQ(config->provisioned_schedule[0].end_minute, 18 * 60);
+  EXPECT_EQ(config->provisioned_schedule[1].days_mask, 0x60);
+  EXPECT_EQ(config->provisioned_schedule[1].end_minute, 120);
+  auto again = Parse(EncodeModelConfig(*config));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "policy/admission.h"
 #include "policy/autoscaler.h"
 #include "policy/keep_alive.h"
+#include "policy/provisioned.h"
 #include "policy/scaling.h"
 
 extern char** environ;
@@ -348,7 +349,7 @@ void Runtime::Pump(Model& model) {
   limits.instance_concurrency = per_instance;
   // After a failed start, the provisioned floor waits for the backoff;
   // queued requests still trigger a start.
-  limits.min_instances = now >= model.start_retry_after_us ? model.config.min_instances : 0;
+  limits.min_instances = now >= model.start_retry_after_us ? ProvisionedMinimum(model).min_instances : 0;
   int to_start = policy::InstancesToStart(load, limits);
   // Queued work starts instances at once; beyond that the autoscaler adds
   // instances toward its desired count while there is load or a burst.
@@ -901,12 +902,19 @@ void Runtime::OnTimer(Model& model) {
   Pump(model);
 }
 
+policy::ProvisionedFloor Runtime::ProvisionedMinimum(const Model& model) const {
+  std::vector<policy::ProvisionedWindow> windows;
+  for (const ScheduleWindow& w : model.config.provisioned_schedule)
+    windows.push_back({w.days_mask, w.start_minute, w.end_minute, w.min_instances});
+  return policy::MinInstancesAt(windows, model.config.min_instances, clock_.WallMicros());
+}
+
 policy::KeepAliveActions Runtime::KeepAliveActionsFor(const Model& model, Micros now) const {
   std::vector<policy::IdleInstance> idle;
   for (const auto& [id, instance] : model.instances)
     if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
   // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
-  const int floor = std::max(model.config.min_instances, model.panicking ? model.desired : 0);
+  const int floor = std::max(ProvisionedMinimum(model).min_instances, model.panicking ? model.desired : 0);
   return model.keep_alive.Decide(idle, static_cast<int>(model.instances.size()), floor, now);
 }
 
@@ -921,7 +929,10 @@ void Runtime::Reschedule(Model& model) {
   if (!actions.stop.empty() || actions.prewarm_now) wake = now;
   if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
   wake = std::min(wake, model.autoscaler_wake_us);
-  if (static_cast<int>(model.instances.size()) < model.config.min_instances && model.start_retry_after_us > now)
+  const policy::ProvisionedFloor provisioned = ProvisionedMinimum(model);
+  if (provisioned.next_change_wall_us)  // the schedule's next change, on the monotonic scale
+    wake = std::min(wake, now + std::max<Micros>(0, *provisioned.next_change_wall_us - clock_.WallMicros()));
+  if (static_cast<int>(model.instances.size()) < provisioned.min_instances && model.start_retry_after_us > now)
     wake = std::min(wake, model.start_retry_after_us);
 
   if (wake == model.scheduled_wake_us) return;

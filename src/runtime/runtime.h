@@ -18,7 +18,8 @@
 //    instance. A model that cannot load fails its queued requests with
 //    kUnavailable naming the load error.
 //  - Keep-alive: an instance idle for keep_alive_s is stopped (scale to
-//    zero); min_instances are started at once and kept, replaced if they die.
+//    zero); min_instances (raised by provisioned_schedule windows while they
+//    are in force) are started at once and kept, replaced if they die.
 //  - Memory: live instances' memory_mb stay within memory_budget_mb; idle
 //    instances of other models are evicted (least recently used first) to
 //    make room, else the start fails with kUnavailable.
@@ -50,6 +51,7 @@ namespace thaw {
 
 namespace policy {
 struct KeepAliveActions;
+struct ProvisionedFloor;
 }
 
 struct RuntimeOptions {
@@ -190,6 +192,8 @@ class Runtime {
   void OnTimer(Model& model);
   void Reschedule(Model& model);
   policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Micros now) const;
+  // min_instances, raised by the schedule window in force now.
+  policy::ProvisionedFloor ProvisionedMinimum(const Model& model) const;
   void FailQueued(Model& model, const Status& status);
   void ReapChildren();
   void WatchChildren();

@@ -412,5 +412,25 @@ TEST_F(RuntimeTest, UpdatedSettingsReplaceTheTemplateAndRetireIdleInstances) {
   EXPECT_EQ(runtime_->UpdateModelConfig(changed).code(), StatusCode::kNotFound);
 }
 
+TEST_F(RuntimeTest, ProvisionedScheduleRaisesTheFloorOnlyWhileInForce) {
+  // 1970-01-01 was a Thursday; bit 0 is Monday.
+  const int today = static_cast<int>((clock_.WallMicros() / kMicrosPerSecond / 86400 + 3) % 7);
+  ModelConfig in_force = Load("fraud");
+  in_force.name = "fraud_today";
+  in_force.provisioned_schedule = {{.days_mask = static_cast<uint8_t>(1 << today), .min_instances = 1}};
+  ModelConfig not_today = Load("fraud");
+  not_today.name = "fraud_other_days";
+  not_today.provisioned_schedule = {{.days_mask = static_cast<uint8_t>(0x7f & ~(1 << today)), .min_instances = 1}};
+  ASSERT_TRUE(runtime_->AddModel(Deploy(in_force)).ok());
+  ASSERT_TRUE(runtime_->AddModel(Deploy(not_today)).ok());
+  // Adding a model starts its provisioned instances at once.
+  EXPECT_EQ(InstanceCount("fraud_today"), 1);
+  EXPECT_EQ(InstanceCount("fraud_other_days"), 0);
+  RunUntil([&] { return runtime_->GetModelStatus("fraud_today")->instances[0].state == InstanceState::kIdle; });
+  InferOutcome outcome = Run("fraud_today", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_FALSE(outcome.timing.cold_start);
+}
+
 }  // namespace
 }  // namespace thaw
