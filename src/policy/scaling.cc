@@ -15,26 +15,4 @@ int InstancesToStart(const ModelLoad& load, const ScalingLimits& limits) {
   return std::min(headroom, std::max(for_queue, for_floor));
 }
 
-KeepAliveDecision DecideKeepAlive(std::span<const IdleInstance> idle, int total_instances, int min_instances,
-                                  Micros keep_alive_us, Micros now_us) {
-  std::vector<IdleInstance> by_age(idle.begin(), idle.end());
-  std::stable_sort(by_age.begin(), by_age.end(),
-                   [](const IdleInstance& a, const IdleInstance& b) { return a.idle_since_us < b.idle_since_us; });
-  KeepAliveDecision decision;
-  int stoppable = std::max(0, total_instances - min_instances);
-  for (const IdleInstance& instance : by_age) {
-    if (stoppable == 0) break;  // the rest are the provisioned floor: no wake needed for them
-    const Micros expires = instance.idle_since_us + keep_alive_us;
-    if (expires <= now_us) {
-      decision.stop.push_back(instance.id);
-      --stoppable;
-    } else {
-      // Sorted by age, so this is the earliest future expiry.
-      decision.next_wake_us = expires;
-      break;
-    }
-  }
-  return decision;
-}
-
 }  // namespace thaw::policy

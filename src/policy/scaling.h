@@ -1,14 +1,12 @@
-// Scaling and keep-alive policies: pure functions of a model's state and
-// `now`. They never read a clock, sleep, lock or do I/O; the live runtime and
-// the simulator call the same functions.
+// Scale-up on queued work: a pure function of a model's state. Like every
+// policy here it never reads a clock, sleeps, locks or does I/O; the live
+// runtime and the simulator call the same functions. IdleInstance is shared
+// with the keep-alive policies (keep_alive.h).
 //
 // Guarantees:
 //  - InstancesToStart never takes a model above max_instances, and starts
 //    only what queued work (beyond free slots and instances already
 //    starting) or the min_instances floor calls for: scale-up is immediate.
-//  - DecideKeepAlive stops an idle instance exactly when it has been idle for
-//    keep_alive_us, never takes the model below min_instances, and returns
-//    the next time it wants to be asked again.
 // Thread safety: pure functions.
 #pragma once
 
@@ -42,15 +40,5 @@ struct IdleInstance {
   uint64_t id = 0;
   Micros idle_since_us = 0;  // when its last request finished (or it became ready)
 };
-
-struct KeepAliveDecision {
-  std::vector<uint64_t> stop;            // instances to stop now, longest idle first
-  std::optional<Micros> next_wake_us;    // when to decide again; nullopt = only on change
-};
-
-// `idle` lists the model's idle instances; `total_instances` counts all of its
-// live instances (idle, busy and starting).
-KeepAliveDecision DecideKeepAlive(std::span<const IdleInstance> idle, int total_instances, int min_instances,
-                                  Micros keep_alive_us, Micros now_us);
 
 }  // namespace thaw::policy

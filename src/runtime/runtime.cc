@@ -290,13 +290,11 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
 
   // Requests beyond the instance slots the model may ever have wait in the
   // queue, up to max_queue; past that the caller is told to retry later.
-  const int slots = model.config.max_concurrency * model.config.instance_concurrency;
-  const int unused_slots = std::max(0, slots - model.in_flight());
-  if (static_cast<int>(model.queue.size()) >= model.config.max_queue + unused_slots) {
-    return finish_now(ResourceExhausted("model '" + model.config.name + "' is at max_concurrency=" +
-                                        std::to_string(model.config.max_concurrency) + " with max_queue=" +
-                                        std::to_string(model.config.max_queue) + " requests queued; retry later"));
-  }
+  const Status admitted = policy::Admit(
+      {.queued = static_cast<int>(model.queue.size()), .in_flight = model.in_flight()},
+      {.max_concurrency = model.config.max_concurrency, .instance_concurrency = model.config.instance_concurrency,
+       .max_queue = model.config.max_queue});
+  if (!admitted.ok()) return finish_now(Status(admitted.code(), "model '" + model.config.name + "': " + admitted.message()));
   auto pending = std::make_unique<Pending>();
   pending->request_id = next_request_id_++;
   pending->inputs = std::move(inputs);
@@ -858,13 +856,14 @@ void Runtime::FailQueued(Model& model, const Status& status) {
 void Runtime::OnTimer(Model& model) {
   const Micros now = clock_.NowMicros();
   // Queued past the deadline: fail without running.
-  for (auto it = model.queue.begin(); it != model.queue.end();) {
-    if ((*it)->deadline_us > now) {
-      ++it;
-      continue;
-    }
+  std::vector<policy::QueuedRequest> queued;
+  for (const auto& pending : model.queue) queued.push_back({pending->request_id, pending->deadline_us});
+  const policy::ExpiryScan expiry = policy::ExpiredRequests(queued, now);
+  for (uint64_t expired_id : expiry.expired) {
+    auto it = std::find_if(model.queue.begin(), model.queue.end(),
+                           [&](const auto& pending) { return pending->request_id == expired_id; });
     auto pending = std::move(*it);
-    it = model.queue.erase(it);
+    model.queue.erase(it);
     InferOutcome outcome;
     outcome.status = DeadlineExceeded("request waited " + Ms(now - pending->arrival_us) + " ms in the queue of model '" +
                                       model.config.name + "' and reached its deadline before running");

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "policy/admission.h"
 #include "protocol/v2.h"
 #include "runtime/process_memory.h"
 
@@ -282,19 +283,14 @@ void V2Handler::Infer(const std::string& model, HttpRequest request, std::functi
   if (!valid.ok()) return respond(ErrorResponse(valid));
 
   // A request may shorten its deadline, never extend it past the model's cap.
-  int64_t timeout_ms = config.timeout_ms;
-  if (parsed->timeout_ms) {
-    if (*parsed->timeout_ms <= 0)
-      return respond(ErrorResponse(InvalidArgument("parameter 'timeout_ms' must be a positive integer")));
-    timeout_ms = std::min(timeout_ms, *parsed->timeout_ms);
-  }
-  const Micros deadline = clock_.NowMicros() + timeout_ms * kMicrosPerMilli;
+  auto deadline = policy::RequestDeadline(clock_.NowMicros(), config.timeout_ms, parsed->timeout_ms);
+  if (!deadline.ok()) return respond(ErrorResponse(deadline.status()));
 
   std::vector<std::string> output_names;
   for (const auto& output : parsed->outputs) output_names.push_back(output.name);
   auto shared_request = std::make_shared<v2::InferRequest>(std::move(parsed).value());
   std::vector<Tensor> inputs = std::move(shared_request->inputs);
-  runtime_.Infer(model, std::move(inputs), std::move(output_names), deadline,
+  runtime_.Infer(model, std::move(inputs), std::move(output_names), *deadline,
                  [model, shared_request, respond = std::move(respond)](InferOutcome outcome) {
                    if (!outcome.status.ok()) return respond(ErrorResponse(outcome.status));
                    v2::EncodedBody encoded = v2::EncodeInferResponse(model, *shared_request, outcome.outputs,
