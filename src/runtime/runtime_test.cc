@@ -432,5 +432,25 @@ TEST_F(RuntimeTest, ProvisionedScheduleRaisesTheFloorOnlyWhileInForce) {
   EXPECT_FALSE(outcome.timing.cold_start);
 }
 
+TEST_F(RuntimeTest, ProvisionedInstanceThatDiesIsReplaced) {
+  ModelConfig config = Load("fraud");
+  config.min_instances = 1;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->instances.size() == 1 && status->instances[0].state == InstanceState::kIdle;
+  });
+  const int pid = runtime_->GetModelStatus("fraud")->instances[0].pid;
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->instances.size() == 1 && status->instances[0].state == InstanceState::kIdle &&
+           status->instances[0].pid != pid;
+  });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(outcome.status.ok());
+  EXPECT_FALSE(outcome.timing.cold_start);
+}
+
 }  // namespace
 }  // namespace thaw
