@@ -65,7 +65,7 @@ std::optional<int> ParseMinute(std::string_view text) {
 }
 
 std::string MinuteText(int minute) {
-  char buf[8];
+  char buf[16];
   std::snprintf(buf, sizeof(buf), "%02d:%02d", minute / 60, minute % 60);
   return buf;
 }
