@@ -337,7 +337,9 @@ void Runtime::Pump(Model& model) {
   for (const auto& [id, instance] : model.instances) {
     if (instance->ready) {
       ++load.ready_instances;
-      load.free_slots += per_instance - static_cast<int>(instance->in_flight.size());
+      // A retiring instance (old settings) takes no new work: no free slots.
+      if (instance->generation == model.generation)
+        load.free_slots += per_instance - static_cast<int>(instance->in_flight.size());
     } else {
       ++load.starting_instances;
     }
@@ -374,10 +376,18 @@ void Runtime::Pump(Model& model) {
 Status Runtime::ReserveMemory(Model& model) {
   if (options_.memory_budget_mb <= 0) return Status::Ok();
   std::vector<policy::LiveInstance> live;
-  for (const auto& [name, other] : models_)
-    for (const auto& [id, instance] : other->instances)
-      live.push_back({name, id, other->config.memory_mb, instance->ready && instance->in_flight.empty(),
-                      instance->idle_since_us});
+  for (const auto& [name, other] : models_) {
+    // Provisioned instances are kept: only idle ones beyond the floor may go.
+    int protected_left = ProvisionedMinimum(*other).min_instances;
+    for (const auto& [id, instance] : other->instances) {
+      bool evictable = instance->ready && instance->in_flight.empty();
+      if (evictable && protected_left > 0) {
+        --protected_left;
+        evictable = false;
+      }
+      live.push_back({name, id, other->config.memory_mb, evictable, instance->idle_since_us});
+    }
+  }
   auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
   if (!plan.ok())
     return Unavailable("no memory for a new instance of model '" + model.config.name + "': " + plan.status().message());

@@ -21,8 +21,9 @@
 //    zero); min_instances (raised by provisioned_schedule windows while they
 //    are in force) are started at once and kept, replaced if they die.
 //  - Memory: live instances' memory_mb stay within memory_budget_mb; idle
-//    instances of other models are evicted (least recently used first) to
-//    make room, else the start fails with kUnavailable.
+//    instances of other models beyond their provisioned minimum are evicted
+//    (least recently used first) to make room, else the start fails with
+//    kUnavailable.
 //  - Every accepted request's callback is called exactly once.
 //
 // Threading: not thread-safe. All methods and all callbacks run on the

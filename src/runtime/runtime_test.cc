@@ -362,6 +362,20 @@ TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherMo
   EXPECT_EQ(InstanceCount("fashion"), 1);
 }
 
+TEST_F(RuntimeTest, MemoryPressureKeepsProvisionedInstances) {
+  runtime_->Shutdown();
+  runtime_ = std::make_unique<Runtime>(
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+  ModelConfig fraud = Load("fraud");
+  fraud.min_instances = 1;  // provisioned: must not be evicted for fashion
+  ASSERT_TRUE(runtime_->AddModel(Deploy(fraud)).ok());
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  RunUntil([&] { return runtime_->GetModelStatus("fraud")->instances.at(0).state == InstanceState::kIdle; });
+  InferOutcome fashion = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  EXPECT_EQ(fashion.status.code(), StatusCode::kUnavailable) << fashion.status.ToString();
+  EXPECT_EQ(InstanceCount("fraud"), 1);
+}
+
 TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
   runtime_->Shutdown();
   runtime_ = std::make_unique<Runtime>(
