@@ -332,6 +332,18 @@ void Runtime::Pump(Model& model) {
   }
 
   const Micros now = clock_.NowMicros();
+  // The model's work ran out (answered, failed or expired): an idle period
+  // starts, and the keep-alive policy plans it.
+  if (model.busy && model.queue.empty() && model.in_flight() == 0) {
+    model.busy = false;
+    const policy::IdlePlan plan = model.keep_alive.OnIdle(now);
+    if (plan.source != policy::PlanSource::kFixed)
+      LogEvent(LogLevel::kDebug, "keep_alive_plan",
+               Fields({{"model", model.config.name}, {"source", std::string(policy::PlanSourceName(plan.source))},
+                       {"unload_now", plan.unload_now ? "true" : "false"},
+                       {"prewarm_in_ms", plan.prewarm_at_us ? Ms(*plan.prewarm_at_us - now) : "-"},
+                       {"keep_ms", Ms(plan.keep_until_us - now)}}));
+  }
   policy::ModelLoad load;
   load.queued = static_cast<int>(model.queue.size());
   for (const auto& [id, instance] : model.instances) {
@@ -770,16 +782,6 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       std::unique_ptr<Pending> pending = std::move(it->second);
       instance.in_flight.erase(it);
       if (instance.in_flight.empty()) instance.idle_since_us = now;
-      if (model.busy && model.queue.empty() && model.in_flight() == 0) {
-        model.busy = false;
-        const policy::IdlePlan plan = model.keep_alive.OnIdle(now);
-        if (plan.source != policy::PlanSource::kFixed)
-          LogEvent(LogLevel::kDebug, "keep_alive_plan",
-                   Fields({{"model", model.config.name}, {"source", std::string(policy::PlanSourceName(plan.source))},
-                           {"unload_now", plan.unload_now ? "true" : "false"},
-                           {"prewarm_in_ms", plan.prewarm_at_us ? Ms(*plan.prewarm_at_us - now) : "-"},
-                           {"keep_ms", Ms(plan.keep_until_us - now)}}));
-      }
       InferOutcome outcome;
       outcome.status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
       outcome.outputs = std::move(response->outputs);
