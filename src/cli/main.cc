@@ -5,6 +5,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <filesystem>
 #include <iostream>
 
@@ -70,14 +72,36 @@ int Serve(const thaw::cli::ServeOptions& options) {
            "address=" + options.host + ":" + std::to_string(server.port()) + " repo=" + fs::absolute(repo).string() +
                " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb));
 
+  // SIGTERM/SIGINT: stop accepting connections, answer every request already
+  // accepted (new ones on open connections get 503), then stop. A second
+  // signal, or kDrainLimit, stops at once.
+  constexpr auto kDrainLimit = std::chrono::seconds(30);
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-  stop_signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    LogEvent(LogLevel::kInfo, "server_stopping", "signal=" + std::to_string(signal));
-    server.Stop();
+  boost::asio::steady_timer drain_limit(io);
+  boost::asio::steady_timer flush_wait(io);
+  auto stop_now = [&](const char* how) {
+    LogEvent(LogLevel::kInfo, "server_stopping", std::string("how=") + how);
     runtime.Shutdown();
-    io.stop();
-  });
+    // Let the last responses leave their sockets before the loop stops.
+    flush_wait.expires_after(std::chrono::milliseconds(100));
+    flush_wait.async_wait([&](const boost::system::error_code&) { io.stop(); });
+  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        static bool draining = false;
+        if (draining) return stop_now("second_signal");
+        draining = true;
+        LogEvent(LogLevel::kInfo, "server_draining", "signal=" + std::to_string(signal));
+        server.Stop();
+        runtime.Drain([&] { stop_now("drained"); });
+        drain_limit.expires_after(kDrainLimit);
+        drain_limit.async_wait([&](const boost::system::error_code& ec) {
+          if (!ec) stop_now("drain_limit");
+        });
+        stop_signals.async_wait(on_signal);
+      };
+  stop_signals.async_wait(on_signal);
   io.run();
   LogEvent(LogLevel::kInfo, "server_stopped");
   return 0;

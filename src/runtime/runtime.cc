@@ -281,7 +281,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
     outcome.status = std::move(status);
     asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
   };
-  if (shut_down_) return finish_now(Unavailable("server is shutting down"));
+  if (shut_down_ || draining_) return finish_now(Unavailable("server is shutting down"));
   auto it = models_.find(model_name);
   if (it == models_.end()) return finish_now(NotFound("model '" + std::string(model_name) + "' is not loaded"));
   Model& model = *it->second;
@@ -309,6 +309,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
 }
 
 void Runtime::Pump(Model& model) {
+  if (on_drained_) CheckDrained();
   if (shut_down_ || model.removed) return;
   const int per_instance = model.config.instance_concurrency;
   while (!model.queue.empty()) {
@@ -976,6 +977,19 @@ void Runtime::ReapChildren() {
                                         : "signal=" + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     LogEvent(LogLevel::kDebug, "worker_reaped", Fields({{"pid", std::to_string(pid)}, {"status", how}}));
   }
+}
+
+void Runtime::Drain(std::function<void()> drained) {
+  draining_ = true;
+  on_drained_ = std::move(drained);
+  CheckDrained();
+}
+
+void Runtime::CheckDrained() {
+  for (const auto& [name, model] : models_)
+    if (!model->queue.empty() || model->in_flight() > 0) return;
+  // Answers are delivered through posted callbacks; finish after them.
+  asio::post(io_, std::exchange(on_drained_, nullptr));
 }
 
 void Runtime::Shutdown() {

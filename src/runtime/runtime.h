@@ -163,6 +163,11 @@ class Runtime {
   // max_concurrency), ahead of traffic. Returns how many it started.
   StatusOr<int> Warm(std::string_view model, int instances);
 
+  // Stops taking requests (new ones fail with kUnavailable) and calls
+  // `drained` once every accepted request has been answered. Instances keep
+  // running until Shutdown.
+  void Drain(std::function<void()> drained);
+
   // Fails queued and in-flight requests with kUnavailable and kills every
   // instance. Idempotent.
   void Shutdown();
@@ -210,6 +215,9 @@ class Runtime {
   uint64_t next_request_id_ = 1;
   uint64_t next_instance_id_ = 1;
   bool shut_down_ = false;
+  bool draining_ = false;              // no new requests
+  std::function<void()> on_drained_;   // called once the accepted ones are answered
+  void CheckDrained();
   struct ChildWatcher;
   std::unique_ptr<ChildWatcher> child_watcher_;
 };

@@ -466,5 +466,23 @@ TEST_F(RuntimeTest, ProvisionedInstanceThatDiesIsReplaced) {
   EXPECT_FALSE(outcome.timing.cold_start);
 }
 
+TEST_F(RuntimeTest, DrainAnswersAcceptedWorkAndRefusesNewWork) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  std::vector<InferOutcome> accepted;
+  for (int i = 0; i < 3; ++i)
+    runtime_->Infer("fashion", {FloatTensor("image", {64, 1, 28, 28}, 0.5f)}, {},
+                    clock_.NowMicros() + 60 * kMicrosPerSecond, [&](InferOutcome o) { accepted.push_back(std::move(o)); });
+  bool drained = false;
+  runtime_->Drain([&] { drained = true; });
+  std::optional<InferOutcome> refused;
+  runtime_->Infer("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)}, {},
+                  clock_.NowMicros() + 60 * kMicrosPerSecond, [&](InferOutcome o) { refused = std::move(o); });
+  RunUntil([&] { return drained; });
+  ASSERT_EQ(accepted.size(), 3u);  // every accepted request answered before `drained`
+  for (const auto& o : accepted) EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status.code(), StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace thaw

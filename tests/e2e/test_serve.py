@@ -426,12 +426,27 @@ def main():
         def clean_shutdown():
             pids = [p for m in MODELS for p in worker_pids(m, with_template=True)]
             assert pids, "expected running workers before shutdown"
+            # A slow request (1000 images) in flight when SIGTERM arrives is still answered.
+            rows = 1000
+            header = json.dumps({"inputs": [{"name": "image", "shape": [rows, 1, 28, 28], "datatype": "FP32",
+                                             "parameters": {"binary_data_size": rows * 784 * 4}}]}).encode()
+            body = os.path.join(TMP, "slow.bin")
+            with open(body, "wb") as f:
+                f.write(header + struct.pack("<%df" % (rows * 784), *([0.5] * (rows * 784))))
+            slow = subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST",
+                                     "-H", f"Inference-Header-Content-Length: {len(header)}", "-H", "Expect:",
+                                     "--data-binary", "@" + body, f"{BASE}/v2/models/fashion/infer"],
+                                    stdout=subprocess.PIPE, text=True)
+            time.sleep(0.15)
             server.send_signal(signal.SIGTERM)
+            code, seconds = slow.communicate(timeout=60)[0].split()
+            assert code == "200", f"in-flight request got HTTP {code} on shutdown"
+            assert float(seconds) > 0.15, f"request took {seconds} s: it finished before SIGTERM, so this proves nothing"
             assert server.wait(timeout=30) == 0, "non-zero exit"
             time.sleep(0.5)
             running = [p for p in pids if alive(p)]
             assert not running, f"workers still running after shutdown: {running}"
-        check("SIGTERM: server exits 0 and stops its workers", clean_shutdown)
+        check("SIGTERM: in-flight request answered, server exits 0, workers stop", clean_shutdown)
     finally:
         if server.poll() is None:
             server.kill()
