@@ -70,7 +70,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   }
   LogEvent(LogLevel::kInfo, "server_listening",
            "address=" + options.host + ":" + std::to_string(server.port()) + " repo=" + fs::absolute(repo).string() +
-               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb));
+               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb) + " run_dir=" + runtime.run_dir());
 
   // SIGTERM/SIGINT: stop accepting connections, answer every request already
   // accepted (new ones on open connections get 503), then stop. A second

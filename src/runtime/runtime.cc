@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -187,6 +188,9 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
       LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", std::strerror(errno)}}));
     }
   }
+  // Instances forked by a template outlive it when it is replaced; as a
+  // subreaper the server, not init, inherits and reaps them.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   WatchChildren();
 }
 
@@ -648,7 +652,11 @@ Status Runtime::RemoveModel(std::string_view name) {
   for (const auto& [id, instance] : model.instances) ids.push_back(id);
   for (uint64_t id : ids) StopInstance(model, id, "unload", status);
   model.timer.cancel();
-  if (model.spawner) OnSpawnerGone(*model.spawner);
+  if (model.spawner) {
+    // The template's process group holds its standby and its instances too.
+    ::kill(-model.spawner->pid, SIGKILL);
+    OnSpawnerGone(*model.spawner);
+  }
   std::error_code ignored;
   std::filesystem::remove_all(model.run_directory, ignored);
   LogEvent(LogLevel::kInfo, "model_removed", Fields({{"model", model.config.name}}));
@@ -1002,12 +1010,28 @@ void Runtime::Shutdown() {
     for (const auto& [id, instance] : model->instances) ids.push_back(id);
     for (uint64_t id : ids) StopInstance(*model, id, "shutdown", status);
     model->timer.cancel();
-    if (model->spawner) OnSpawnerGone(*model->spawner);
+    if (model->spawner) {
+      // The template's process group holds its standby and its instances too.
+      ::kill(-model->spawner->pid, SIGKILL);
+      OnSpawnerGone(*model->spawner);
+    }
   }
-  if (zygote_) OnSpawnerGone(*zygote_);
+  if (zygote_) {
+    ::kill(-zygote_->pid, SIGKILL);
+    OnSpawnerGone(*zygote_);
+  }
   boost::system::error_code ignored;
   child_watcher_->signals.cancel(ignored);
-  ReapChildren();
+  // Reap the processes just killed (templates, the zygote, exec instances),
+  // so none outlives the server as a zombie; bounded, as a kill takes a moment.
+  const Micros give_up = clock_.NowMicros() + 500 * kMicrosPerMilli;
+  for (;;) {
+    ReapChildren();
+    errno = 0;
+    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) break;
+    if (clock_.NowMicros() >= give_up) break;
+    ::usleep(5000);
+  }
 }
 
 }  // namespace thaw

@@ -138,6 +138,8 @@ class Runtime {
   Status AddModel(ModelConfig config);
 
   const ModelConfig* FindModel(std::string_view name) const;
+  // Where workers read effective configs; every worker's --model-dir is below it.
+  const std::string& run_dir() const { return run_dir_; }
   std::vector<std::string> ModelNames() const;
   StatusOr<ModelStatus> GetModelStatus(std::string_view name) const;
 

@@ -443,9 +443,13 @@ def main():
             assert code == "200", f"in-flight request got HTTP {code} on shutdown"
             assert float(seconds) > 0.15, f"request took {seconds} s: it finished before SIGTERM, so this proves nothing"
             assert server.wait(timeout=30) == 0, "non-zero exit"
-            time.sleep(0.5)
             running = [p for p in pids if alive(p)]
             assert not running, f"workers still running after shutdown: {running}"
+            # No worker of this server is left running, standby children
+            # included (every worker's --model-dir is under run_dir).
+            run_dir = re.search(r"run_dir=(\S+)", open(log_path).read()).group(1)
+            left = subprocess.run(["pgrep", "-f", run_dir], capture_output=True, text=True).stdout.split()
+            assert not left, f"processes left after shutdown: {left}"
         check("SIGTERM: in-flight request answered, server exits 0, workers stop", clean_shutdown)
     finally:
         if server.poll() is None:
