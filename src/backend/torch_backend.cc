@@ -30,15 +30,13 @@ constexpr int kWarmupRuns = 3;
 // Intra-op thread count requested by SetTorchIntraOpThreads; 0 = not set.
 std::atomic<int> g_intra_op_threads{0};
 
-std::string Quote(const std::string& s);
-
 // Sends libtorch warnings (TORCH_WARN) to the log as one line each instead
 // of glog's multi-line stderr output.
 class LogWarningHandler final : public c10::WarningHandler {
  public:
   void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
     LogEvent(LogLevel::kWarning, "torch_warning",
-             "message=" + Quote(msg) + " source=" + std::string(where.file) + ":" + std::to_string(where.line));
+             "message=" + LogValue(msg) + " source=" + std::string(where.file) + ":" + std::to_string(where.line));
   }
 };
 
@@ -86,30 +84,6 @@ std::optional<at::ScalarType> TorchType(DataType type) {
 std::string EngineMessage(const std::exception& e) {
   if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
   return e.what();
-}
-
-// Log fields are one line: newlines become " | ".
-std::string OneLine(std::string s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '\n') {
-      if (!out.empty() && out.back() != ' ') out += " | ";
-    } else if (c != '\r') {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : OneLine(s)) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '"';
-  return out;
 }
 
 // True if every declared dim (other than -1) matches `actual`.
@@ -278,13 +252,13 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
     module = torch::jit::freeze(module);
   } catch (const std::exception& e) {
     LogEvent(LogLevel::kWarning, "torch_freeze_failed",
-             "model=" + config.name + " error=" + Quote(EngineMessage(e)));
+             "model=" + config.name + " error=" + LogValue(EngineMessage(e)));
   }
   try {
     module = torch::jit::optimize_for_inference(module);
   } catch (const std::exception& e) {
     LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-             "model=" + config.name + " error=" + Quote(EngineMessage(e)));
+             "model=" + config.name + " error=" + LogValue(EngineMessage(e)));
   }
   const Micros load_end = clock.NowMicros();
 

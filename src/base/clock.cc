@@ -18,6 +18,12 @@ Micros RealClock::WallMicros() const {
       .count();
 }
 
+std::string MillisText(Micros us) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(us) / kMicrosPerMilli);
+  return buf;
+}
+
 std::string WallTimeIso8601() {
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);

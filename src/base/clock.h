@@ -48,6 +48,10 @@ class ManualClock final : public Clock {
   Micros wall_offset_ = 0;
 };
 
+// A duration in milliseconds with three decimals ("12.345"), for logs and
+// JSON timing fields.
+std::string MillisText(Micros us);
+
 // Wall-clock time as "YYYY-MM-DDTHH:MM:SS.mmmZ", for log lines only.
 std::string WallTimeIso8601();
 

@@ -35,6 +35,23 @@ std::string_view LevelName(LogLevel level) {
 
 void SetLogLevel(LogLevel level) { MinLevel().store(level); }
 
+std::string LogValue(std::string_view s) {
+  bool quote = s.empty();
+  std::string body;
+  body.reserve(s.size());
+  for (char c : s) {
+    if (c == '\n' || c == '\r') {
+      if (!body.empty() && body.back() != ' ') body += " | ";
+      quote = true;
+      continue;
+    }
+    if (c == ' ' || c == '"' || c == '=') quote = true;
+    if (c == '"' || c == '\\') body += '\\';
+    body += c;
+  }
+  return quote ? "\"" + body + "\"" : body;
+}
+
 LogLevel ParseLogLevel(std::string_view name, LogLevel fallback) {
   if (name == "debug") return LogLevel::kDebug;
   if (name == "info") return LogLevel::kInfo;

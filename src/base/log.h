@@ -4,6 +4,7 @@
 // Thread safety: safe from any thread.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace thaw {
@@ -13,6 +14,11 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 // Lines below this level are dropped. Default kInfo; THAW_LOG_LEVEL=debug|info|warning|error.
 void SetLogLevel(LogLevel level);
 LogLevel ParseLogLevel(std::string_view name, LogLevel fallback);
+
+// A field value for a log line: newlines become " | ", quotes and
+// backslashes are escaped, and the value is quoted when it has spaces, '=' or
+// quotes (or is empty), so every event stays one parseable line.
+std::string LogValue(std::string_view value);
 
 // `fields` is already formatted as "key=value key=value".
 void LogEvent(LogLevel level, std::string_view event, std::string_view fields = {});

@@ -36,6 +36,7 @@ std::string DefaultRepo() {
 int Serve(const thaw::cli::ServeOptions& options) {
   using thaw::LogEvent;
   using thaw::LogLevel;
+  using thaw::LogValue;
   const std::string repo = options.repo.empty() ? DefaultRepo() : options.repo;
   const std::string worker =
       options.worker_path.empty() ? (ExecutableDir() / "thaw-worker").string() : options.worker_path;
@@ -57,10 +58,10 @@ int Serve(const thaw::cli::ServeOptions& options) {
   thaw::RealClock clock;
   thaw::Runtime runtime(io, clock, thaw::RuntimeOptions{.worker_path = worker, .memory_budget_mb = memory_mb});
   for (const auto& error : scan->errors)
-    LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=\"" + error.status.message() + "\"");
+    LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=" + LogValue(error.status.message()));
   for (auto& model : scan->models) {
     thaw::Status added = runtime.AddModel(model);
-    if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=\"" + added.message() + "\"");
+    if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=" + LogValue(added.message()));
   }
   thaw::V2Handler handler(runtime, clock, repo);
   thaw::HttpServer server(io, handler, {.host = options.host, .port = options.port});

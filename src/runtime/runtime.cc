@@ -55,12 +55,6 @@ std::string Fields(std::initializer_list<std::pair<std::string_view, std::string
   return out;
 }
 
-std::string Ms(Micros us) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(us) / kMicrosPerMilli);
-  return buf;
-}
-
 }  // namespace
 
 struct Runtime::Pending {
@@ -346,8 +340,8 @@ void Runtime::Pump(Model& model) {
       LogEvent(LogLevel::kDebug, "keep_alive_plan",
                Fields({{"model", model.config.name}, {"source", std::string(policy::PlanSourceName(plan.source))},
                        {"unload_now", plan.unload_now ? "true" : "false"},
-                       {"prewarm_in_ms", plan.prewarm_at_us ? Ms(*plan.prewarm_at_us - now) : "-"},
-                       {"keep_ms", Ms(plan.keep_until_us - now)}}));
+                       {"prewarm_in_ms", plan.prewarm_at_us ? MillisText(*plan.prewarm_at_us - now) : "-"},
+                       {"keep_ms", MillisText(plan.keep_until_us - now)}}));
   }
   policy::ModelLoad load;
   load.queued = static_cast<int>(model.queue.size());
@@ -419,7 +413,7 @@ Status Runtime::ReserveMemory(Model& model) {
 void Runtime::StartInstance(Model& model) {
   if (Status room = ReserveMemory(model); !room.ok()) {
     LogEvent(LogLevel::kWarning, "instance_start_refused",
-             Fields({{"model", model.config.name}, {"error", "\"" + room.message() + "\""}}));
+             Fields({{"model", model.config.name}, {"error", LogValue(room.message())}}));
     // Queued requests fail only if no instance of the model can serve them.
     if (model.instances.empty()) FailQueued(model, room);
     return;
@@ -444,7 +438,7 @@ void Runtime::StartInstance(Model& model) {
     if (!pid.ok()) {
       model.last_start_error = pid.status().message();
       LogEvent(LogLevel::kError, "instance_start_failed",
-               Fields({{"model", model.config.name}, {"error", "\"" + model.last_start_error + "\""}}));
+               Fields({{"model", model.config.name}, {"error", LogValue(model.last_start_error)}}));
       FailQueued(model, Unavailable(model.last_start_error));
       return;  // the instance's socket closes with it
     }
@@ -537,7 +531,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
   if (!pid.ok()) {
     ::close(fds[0]);
     if (owner) owner->last_start_error = pid.status().message();
-    LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", "\"" + pid.status().message() + "\""}}));
+    LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", LogValue(pid.status().message())}}));
     return nullptr;
   }
   auto spawner = std::make_shared<Spawner>(io_);
@@ -566,9 +560,9 @@ void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
             spawner->ready = true;
             LogEvent(LogLevel::kInfo, spawner->owner ? "template_ready" : "zygote_ready",
                      Fields({{"model", name}, {"pid", std::to_string(spawner->pid)},
-                             {"start_ms", ready.ok() ? Ms(clock_.NowMicros() - ready->started_us) : "?"},
-                             {"load_ms", ready.ok() ? Ms(ready->model_load_us) : "?"},
-                             {"warmup_ms", ready.ok() ? Ms(ready->warmup_us) : "?"}}));
+                             {"start_ms", ready.ok() ? MillisText(clock_.NowMicros() - ready->started_us) : "?"},
+                             {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
+                             {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
             for (auto& w : waiting) SendSpawn(*spawner, w.model_dir, w.child_fd);
@@ -576,7 +570,7 @@ void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
             auto error = ipc::DecodeInitError((*frame)->payload);
             const std::string message = error.ok() ? error->message : "unreadable error";
             if (spawner->owner) spawner->owner->last_start_error = message;
-            LogEvent(LogLevel::kError, "spawner_init_error", Fields({{"model", name}, {"error", "\"" + message + "\""}}));
+            LogEvent(LogLevel::kError, "spawner_init_error", Fields({{"model", name}, {"error", LogValue(message)}}));
           }
         }
         ReadSpawner(spawner);
@@ -613,7 +607,7 @@ void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int chil
   ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
   if (!sent.ok())
     LogEvent(LogLevel::kError, "spawn_failed",
-             Fields({{"pid", std::to_string(spawner.pid)}, {"error", "\"" + sent.message() + "\""}}));
+             Fields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(sent.message())}}));
 }
 
 Status Runtime::UpdateModelConfig(ModelConfig config) {
@@ -733,7 +727,7 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
           if (!frame.ok()) {
             LogEvent(LogLevel::kError, "instance_protocol_error",
                      Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
-                             {"error", "\"" + frame.status().message() + "\""}}));
+                             {"error", LogValue(frame.status().message())}}));
             StopInstance(model, instance->id, "protocol_error",
                          Internal("instance sent a malformed message: " + frame.status().message()));
             Pump(model);
@@ -767,9 +761,9 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
                Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
                        {"pid", std::to_string(instance.pid)},
                        {"start_path", std::string(StartPathName(instance.start_path))},
-                       {"start_ms", Ms(now - instance.spawn_start_us)},
-                       {"load_ms", ready.ok() ? Ms(ready->model_load_us) : "?"},
-                       {"warmup_ms", ready.ok() ? Ms(ready->warmup_us) : "?"}}));
+                       {"start_ms", MillisText(now - instance.spawn_start_us)},
+                       {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
+                       {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
       return;
     }
     case ipc::MessageType::kInitError: {
@@ -777,7 +771,7 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       model.last_start_error = error.ok() ? error->message : "worker reported an unreadable error";
       LogEvent(LogLevel::kError, "instance_init_error",
                Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                       {"error", "\"" + model.last_start_error + "\""}}));
+                       {"error", LogValue(model.last_start_error)}}));
       return;  // the worker exits; EOF handling fails the queue
     }
     case ipc::MessageType::kInferResponse: {
@@ -818,10 +812,10 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
         LogEvent(LogLevel::kInfo, "cold_start",
                  Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
                          {"start_path", std::string(StartPathName(instance.start_path))},
-                         {"queue_ms", Ms(cold.queue_us)}, {"spawn_ms", Ms(cold.spawn_us)},
-                         {"runtime_init_ms", Ms(cold.runtime_init_us)}, {"model_load_ms", Ms(cold.model_load_us)},
-                         {"warmup_ms", Ms(cold.warmup_us)}, {"first_inference_ms", Ms(cold.first_inference_us)},
-                         {"total_ms", Ms(cold.total_us)}}));
+                         {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
+                         {"runtime_init_ms", MillisText(cold.runtime_init_us)}, {"model_load_ms", MillisText(cold.model_load_us)},
+                         {"warmup_ms", MillisText(cold.warmup_us)}, {"first_inference_ms", MillisText(cold.first_inference_us)},
+                         {"total_ms", MillisText(cold.total_us)}}));
       }
       pending->done(std::move(outcome));
       if (instance.in_flight.empty() && instance.generation != model.generation)
@@ -886,7 +880,7 @@ void Runtime::OnTimer(Model& model) {
     auto pending = std::move(*it);
     model.queue.erase(it);
     InferOutcome outcome;
-    outcome.status = DeadlineExceeded("request waited " + Ms(now - pending->arrival_us) + " ms in the queue of model '" +
+    outcome.status = DeadlineExceeded("request waited " + MillisText(now - pending->arrival_us) + " ms in the queue of model '" +
                                       model.config.name + "' and reached its deadline before running");
     outcome.timing.total_us = now - pending->arrival_us;
     outcome.timing.queue_us = outcome.timing.total_us;

@@ -28,12 +28,6 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
   return parts;
 }
 
-std::string Ms(Micros us) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(us) / kMicrosPerMilli);
-  return buf;
-}
-
 std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, std::string_view quote) {
   const std::pair<std::string_view, Micros> parts[] = {
       {"queue", c.queue_us},         {"spawn", c.spawn_us},   {"runtime_init", c.runtime_init_us},
@@ -46,7 +40,7 @@ std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, s
     out += name;
     out += quote;
     out += sep;
-    out += Ms(us);
+    out += MillisText(us);
   }
   return out;
 }
@@ -58,9 +52,9 @@ std::string TimingParameters(const InvocationTiming& t) {
     json += ",\"start_path\":\"" + std::string(StartPathName(t.start_path)) + "\"";
     json += ",\"cold_start_ms\":{" + ColdStartFields(t.cold, ":", "\"") + "}";
   }
-  json += ",\"queue_ms\":" + Ms(t.queue_us);
-  json += ",\"compute_ms\":" + Ms(t.compute_us);
-  json += ",\"total_ms\":" + Ms(t.total_us);
+  json += ",\"queue_ms\":" + MillisText(t.queue_us);
+  json += ",\"compute_ms\":" + MillisText(t.compute_us);
+  json += ",\"total_ms\":" + MillisText(t.total_us);
   json += ",\"instance\":" + std::to_string(t.instance_id);
   json += '}';
   return json;

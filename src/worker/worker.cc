@@ -30,24 +30,6 @@
 namespace thaw {
 namespace {
 
-// A log field value on one line, quoted when it has spaces or quotes.
-std::string LogValue(std::string_view s) {
-  bool quote = s.empty();
-  std::string body;
-  body.reserve(s.size());
-  for (char c : s) {
-    if (c == '\n' || c == '\r') {
-      if (!body.empty() && body.back() != ' ') body += " | ";
-      quote = true;
-      continue;
-    }
-    if (c == ' ' || c == '"' || c == '=') quote = true;
-    if (c == '"' || c == '\\') body += '\\';
-    body += c;
-  }
-  return quote ? "\"" + body + "\"" : body;
-}
-
 std::string ModelNameOf(const std::string& model_dir) {
   std::string_view d = model_dir;
   while (d.size() > 1 && d.back() == '/') d.remove_suffix(1);
