@@ -405,7 +405,7 @@ Status Runtime::ReserveMemory(Model& model) {
   for (const policy::Eviction& eviction : plan->evict) {
     auto it = models_.find(eviction.model);
     if (it == models_.end()) continue;
-    StopInstance(*it->second, eviction.id, "memory_pressure", Internal("unreachable: instance was idle"));
+    RetireIdleInstance(*it->second, eviction.id, "memory_pressure");
   }
   return Status::Ok();
 }
@@ -628,7 +628,7 @@ Status Runtime::UpdateModelConfig(ModelConfig config) {
   std::vector<uint64_t> idle;
   for (const auto& [id, instance] : model.instances)
     if (instance->ready && instance->in_flight.empty()) idle.push_back(id);
-  for (uint64_t id : idle) StopInstance(model, id, "config_changed", Internal("unreachable: instance was idle"));
+  for (uint64_t id : idle) RetireIdleInstance(model, id, "config_changed");
   LogEvent(LogLevel::kInfo, "model_config_changed",
            Fields({{"model", model.config.name}, {"generation", std::to_string(model.generation)}}));
   Pump(model);
@@ -644,7 +644,7 @@ Status Runtime::RemoveModel(std::string_view name) {
   FailQueued(model, status);
   std::vector<uint64_t> ids;
   for (const auto& [id, instance] : model.instances) ids.push_back(id);
-  for (uint64_t id : ids) StopInstance(model, id, "unload", status);
+  for (uint64_t id : ids) StopInstance(model, id, StopKind::kKill, "unload", status);
   model.timer.cancel();
   if (model.spawner) {
     // The template's process group holds its standby and its instances too.
@@ -711,7 +711,7 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
             model.start_retry_after_us = now + model.start_retry_backoff_us;
             model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
           }
-          StopInstance(model, instance->id, reason,
+          StopInstance(model, instance->id, StopKind::kKillFault, reason,
                        Unavailable("instance " + std::to_string(instance->id) + " of model '" + model.config.name +
                                    "' exited while running the request"));
           if (!was_ready) {
@@ -728,7 +728,7 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
             LogEvent(LogLevel::kError, "instance_protocol_error",
                      Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                              {"error", LogValue(frame.status().message())}}));
-            StopInstance(model, instance->id, "protocol_error",
+            StopInstance(model, instance->id, StopKind::kKillFault, "protocol_error",
                          Internal("instance sent a malformed message: " + frame.status().message()));
             Pump(model);
             return;
@@ -777,7 +777,7 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
     case ipc::MessageType::kInferResponse: {
       auto response = ipc::DecodeInferResponse(payload);
       if (!response.ok()) {
-        StopInstance(model, instance.id, "protocol_error", Internal(response.status().message()));
+        StopInstance(model, instance.id, StopKind::kKillFault, "protocol_error", Internal(response.status().message()));
         return;
       }
       auto it = instance.in_flight.find(response->request_id);
@@ -819,15 +819,20 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       }
       pending->done(std::move(outcome));
       if (instance.in_flight.empty() && instance.generation != model.generation)
-        StopInstance(model, instance.id, "config_changed", Internal("unreachable: instance was idle"));
+        RetireIdleInstance(model, instance.id, "config_changed");
       return;
     }
     default:
-      StopInstance(model, instance.id, "protocol_error", Internal("instance sent an unexpected message"));
+      StopInstance(model, instance.id, StopKind::kKillFault, "protocol_error", Internal("instance sent an unexpected message"));
   }
 }
 
-void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view reason, const Status& in_flight_status) {
+void Runtime::RetireIdleInstance(Model& model, uint64_t instance_id, std::string_view reason) {
+  StopInstance(model, instance_id, StopKind::kRetire, reason, Internal("unreachable: instance was idle"));
+}
+
+void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, std::string_view reason,
+                           const Status& in_flight_status) {
   auto it = model.instances.find(instance_id);
   if (it == model.instances.end()) return;
   std::shared_ptr<Instance> instance = it->second;
@@ -836,9 +841,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
   boost::system::error_code ignored;
   instance->socket.close(ignored);
   // Idle instances leave on EOF; anything else is killed outright.
-  const bool graceful = reason == "keep_alive" || reason == "memory_pressure" || reason == "config_changed";
-  if (!graceful && instance->pid > 0) ::kill(instance->pid, SIGKILL);
-  const bool expected = graceful || reason == "shutdown";
+  if (kind != StopKind::kRetire && instance->pid > 0) ::kill(instance->pid, SIGKILL);
   const int failed = static_cast<int>(instance->in_flight.size());
   for (auto& [id, pending] : instance->in_flight) {
     InferOutcome outcome;
@@ -849,7 +852,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, std::string_view 
     asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
   }
   instance->in_flight.clear();
-  LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "instance_stop",
+  LogEvent(kind == StopKind::kKillFault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"pid", std::to_string(instance->pid)}, {"reason", std::string(reason)},
                    {"failed_requests", std::to_string(failed)}}));
@@ -905,10 +908,10 @@ void Runtime::OnTimer(Model& model) {
     }
   }
   for (uint64_t id : timed_out)
-    StopInstance(model, id, "timeout", Unavailable("instance was replaced after another request timed out"));
+    StopInstance(model, id, StopKind::kKillFault, "timeout", Unavailable("instance was replaced after another request timed out"));
 
   const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
-  for (uint64_t id : actions.stop) StopInstance(model, id, "keep_alive", Internal("unreachable: instance was idle"));
+  for (uint64_t id : actions.stop) RetireIdleInstance(model, id, "keep_alive");
   if (actions.prewarm_now) {
     LogEvent(LogLevel::kInfo, "keep_alive_prewarm", Fields({{"model", model.config.name}}));
     StartInstance(model);
@@ -1002,7 +1005,7 @@ void Runtime::Shutdown() {
     FailQueued(*model, status);
     std::vector<uint64_t> ids;
     for (const auto& [id, instance] : model->instances) ids.push_back(id);
-    for (uint64_t id : ids) StopInstance(*model, id, "shutdown", status);
+    for (uint64_t id : ids) StopInstance(*model, id, StopKind::kKill, "shutdown", status);
     model->timer.cancel();
     if (model->spawner) {
       // The template's process group holds its standby and its instances too.

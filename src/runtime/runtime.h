@@ -196,7 +196,13 @@ class Runtime {
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
-  void StopInstance(Model& model, uint64_t instance_id, std::string_view reason, const Status& in_flight_status);
+  // How an instance goes: kRetire closes the socket of an idle instance (it
+  // exits on EOF); kKill and kKillFault kill it, failing its in-flight
+  // requests with `in_flight_status`; kKillFault is logged as a warning.
+  enum class StopKind { kRetire, kKill, kKillFault };
+  void StopInstance(Model& model, uint64_t instance_id, StopKind kind, std::string_view reason,
+                    const Status& in_flight_status);
+  void RetireIdleInstance(Model& model, uint64_t instance_id, std::string_view reason);
   void OnTimer(Model& model);
   void Reschedule(Model& model);
   policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Micros now) const;
