@@ -16,9 +16,9 @@ constexpr double kMinGain = 0.1;           // waiting must cut cost per row by a
 Micros CeilMicros(double us) { return static_cast<Micros>(std::ceil(std::max(0.0, us))); }
 
 // `t - d`, where t may be kNoDeadline.
-Micros LatestStart(Micros deadline_us, double exec_us) {
+Micros LatestStart(Micros deadline_us, double exec_us, Micros slack_us) {
   if (deadline_us == kNoDeadline) return kNoDeadline;
-  return deadline_us - CeilMicros(exec_us);
+  return deadline_us - CeilMicros(exec_us) - slack_us;
 }
 
 // The batch headed by the oldest request: see the header comment.
@@ -35,11 +35,11 @@ Candidate FormCandidate(const BatchingOptions& o, const BatchObservation& obs, c
   const std::string& key = obs.queue.front().shape_key;
   int64_t rows = 0;
   Micros min_deadline = kNoDeadline;
-  for (const QueuedRequest& r : obs.queue) {
+  for (const BatchRequest& r : obs.queue) {
     if (r.shape_key != key) continue;
     const int64_t next_rows = rows + r.rows;
     const Micros next_deadline = std::min(min_deadline, r.deadline_us);
-    const Micros next_latest = LatestStart(next_deadline, cost.Predict(next_rows));
+    const Micros next_latest = LatestStart(next_deadline, cost.Predict(next_rows), o.deadline_slack_us);
     if (!c.ids.empty()) {
       // Stop at the first request that does not fit, or whose joining would
       // make the batch (sent now) miss a deadline it would otherwise meet.
@@ -79,6 +79,7 @@ Status Validate(const BatchingOptions& o) {
     if (!seen.insert(size).second) return bad("preferred_batch_sizes", "entries must be distinct");
   }
   if (!(o.slo_p99_ms > 0) || !std::isfinite(o.slo_p99_ms)) return bad("slo_p99_ms", "must be a finite number > 0");
+  if (o.deadline_slack_us < 0) return bad("deadline_slack_us", "must be >= 0");
   return Status::Ok();
 }
 
@@ -142,7 +143,7 @@ BatchDecision DecideBatch(const BatchingOptions& o, const BatchObservation& obs,
   if (o.mode == BatchingMode::kOff) return {{obs.queue.front().id}, std::nullopt};
 
   const Candidate c = FormCandidate(o, obs, cost);
-  if (c.full) return SendAll(c);
+  if (c.full || !cost.has_samples()) return SendAll(c);
   // Largest prefix of a preferred size goes at once.
   for (size_t i = c.ids.size(); i-- > 0;) {
     const int64_t rows = c.cum_rows[i];

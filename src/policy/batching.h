@@ -26,8 +26,9 @@
 //            every wait.
 // In every mode waiting never makes a request miss its deadline: a batch is
 // sent no later than (earliest deadline in it) - (estimated execution time of
-// the batch), the estimate coming from the learned cost model (0 before any
-// OnBatchDone report).
+// the batch) - deadline_slack_us, the estimate coming from the learned cost
+// model. Before the first OnBatchDone report there is no estimate, so every
+// mode sends at once (kFixed too): the first execution teaches the cost.
 //
 // Errors: Validate; the constructor requires valid options.
 // Thread safety: value types; not thread-safe.
@@ -53,6 +54,10 @@ struct BatchingOptions {
   Micros max_queue_delay_us = 1000;         // longest a request waits for a batch to fill; >= 0
   std::vector<int> preferred_batch_sizes;   // kFixed: each in [1, max_batch_size], distinct; may be empty
   double slo_p99_ms = 100;                  // kAdaptive: latency target (queueing + execution); > 0
+  // A batch kept waiting is sent at least this long before (its earliest
+  // deadline - its estimated execution time): room for a late timer and the
+  // dispatch itself. >= 0.
+  Micros deadline_slack_us = 1000;
 };
 
 Status Validate(const BatchingOptions& options);
@@ -60,7 +65,7 @@ Status Validate(const BatchingOptions& options);
 // A deadline far enough away to mean "none".
 constexpr Micros kNoDeadline = std::numeric_limits<Micros>::max();
 
-struct QueuedRequest {
+struct BatchRequest {
   uint64_t id = 0;
   Micros arrival_us = 0;
   Micros deadline_us = kNoDeadline;
@@ -70,7 +75,7 @@ struct QueuedRequest {
 
 struct BatchObservation {
   Micros now_us = 0;
-  std::span<const QueuedRequest> queue;  // oldest first; must outlive the call
+  std::span<const BatchRequest> queue;  // oldest first; must outlive the call
   int free_slots = 0;                    // instances that can take a batch now
 };
 

@@ -12,13 +12,15 @@ namespace {
 constexpr Micros kMs = kMicrosPerMilli;
 constexpr Micros kSecond = kMicrosPerSecond;
 
+// Slack 0 keeps the deadline arithmetic in these tests exact; the slack has a test of its own.
 BatchingOptions Options(BatchingMode mode) {
   BatchingOptions o;
   o.mode = mode;
+  o.deadline_slack_us = 0;
   return o;
 }
 
-QueuedRequest Req(uint64_t id, Micros arrival, int64_t rows = 1, std::string key = "k", Micros deadline = kNoDeadline) {
+BatchRequest Req(uint64_t id, Micros arrival, int64_t rows = 1, std::string key = "k", Micros deadline = kNoDeadline) {
   return {id, arrival, deadline, rows, std::move(key)};
 }
 
@@ -50,7 +52,7 @@ struct SimResult {
 // arrival, completion and requested wake, exactly as the runtime is meant to.
 SimResult Simulate(AdaptiveBatcher& batcher, const std::vector<Arrival>& arrivals, int slots, Micros a, Micros b) {
   SimResult result;
-  std::vector<QueuedRequest> queue;
+  std::vector<BatchRequest> queue;
   std::multimap<Micros, int64_t> running;  // completion time -> rows
   int free_slots = slots;
   std::optional<Micros> wake;
@@ -89,7 +91,7 @@ SimResult Simulate(AdaptiveBatcher& batcher, const std::vector<Arrival>& arrival
       Micros min_deadline = kNoDeadline;
       const std::string key = queue.front().shape_key;
       for (uint64_t id : d.dispatch) {
-        auto it = std::find_if(queue.begin(), queue.end(), [id](const QueuedRequest& q) { return q.id == id; });
+        auto it = std::find_if(queue.begin(), queue.end(), [id](const BatchRequest& q) { return q.id == id; });
         if (it == queue.end()) {
           ADD_FAILURE() << "dispatched id " << id << " is not queued";
           return result;
@@ -173,7 +175,7 @@ TEST(BatchingTest, CostModelFitsALine) {
 
 TEST(BatchingTest, OffSendsTheOldestAloneAndNeverWaits) {
   AdaptiveBatcher batcher(Options(BatchingMode::kOff));
-  std::vector<QueuedRequest> queue = {Req(1, 0), Req(2, 10), Req(3, 20)};
+  std::vector<BatchRequest> queue = {Req(1, 0), Req(2, 10), Req(3, 20)};
   BatchDecision d = batcher.Decide({.now_us = 20, .queue = queue, .free_slots = 2});
   EXPECT_EQ(d.dispatch, (std::vector<uint64_t>{1}));
   EXPECT_FALSE(d.next_wake_us);
@@ -193,7 +195,7 @@ TEST(BatchingTest, FixedSendsAFullBatchAtOnce) {
   o.max_batch_size = 4;
   o.max_queue_delay_us = 10 * kMs;
   AdaptiveBatcher batcher(o);
-  std::vector<QueuedRequest> queue = {Req(1, 0), Req(2, 1), Req(3, 2), Req(4, 3), Req(5, 4)};
+  std::vector<BatchRequest> queue = {Req(1, 0), Req(2, 1), Req(3, 2), Req(4, 3), Req(5, 4)};
   BatchDecision d = batcher.Decide({.now_us = 4, .queue = queue, .free_slots = 1});
   EXPECT_EQ(d.dispatch, (std::vector<uint64_t>{1, 2, 3, 4}));
   // Rows count, not requests: 3 + 1 fills 4; a 2-row request cannot join 3 rows.
@@ -215,8 +217,9 @@ TEST(BatchingTest, FixedWaitsForTheQueueDelayThenSends) {
   BatchingOptions o = Options(BatchingMode::kFixed);
   o.max_queue_delay_us = 1000;
   AdaptiveBatcher batcher(o);
+  batcher.OnBatchDone(1, 100);
   // A lone request with a free slot still waits (Triton semantics).
-  std::vector<QueuedRequest> queue = {Req(7, 500)};
+  std::vector<BatchRequest> queue = {Req(7, 500)};
   BatchDecision d = batcher.Decide({.now_us = 500, .queue = queue, .free_slots = 1});
   EXPECT_TRUE(d.dispatch.empty());
   EXPECT_EQ(d.next_wake_us, 1500);
@@ -228,13 +231,33 @@ TEST(BatchingTest, FixedWaitsForTheQueueDelayThenSends) {
   EXPECT_EQ(d.dispatch, (std::vector<uint64_t>{7, 8}));
 }
 
+// Before any execution there is no cost estimate to keep a deadline with, so
+// even kFixed sends at once; the slack moves the latest start earlier.
+TEST(BatchingTest, FixedSendsAtOnceUntilItKnowsTheCostAndKeepsTheSlack) {
+  BatchingOptions o = Options(BatchingMode::kFixed);
+  o.max_queue_delay_us = 10 * kMs;
+  o.deadline_slack_us = 700;
+  AdaptiveBatcher batcher(o);
+  std::vector<BatchRequest> queue = {Req(1, 0, 1, "k", 5 * kMs)};
+  EXPECT_EQ(batcher.Decide({.now_us = 0, .queue = queue, .free_slots = 1}).dispatch, (std::vector<uint64_t>{1}));
+  batcher.OnBatchDone(1, 1000);
+  BatchDecision d = batcher.Decide({.now_us = 0, .queue = queue, .free_slots = 1});
+  EXPECT_TRUE(d.dispatch.empty());
+  EXPECT_EQ(d.next_wake_us, 5 * kMs - 1000 - 700);
+  EXPECT_EQ(batcher.Decide({.now_us = 5 * kMs - 1700, .queue = queue, .free_slots = 1}).dispatch,
+            (std::vector<uint64_t>{1}));
+  o.deadline_slack_us = -1;
+  EXPECT_FALSE(Validate(o).ok());
+}
+
 TEST(BatchingTest, FixedSendsTheLargestPreferredPrefix) {
   BatchingOptions o = Options(BatchingMode::kFixed);
   o.max_batch_size = 8;
   o.max_queue_delay_us = 10 * kMs;
   o.preferred_batch_sizes = {2, 4};
   AdaptiveBatcher batcher(o);
-  std::vector<QueuedRequest> queue = {Req(1, 0), Req(2, 1), Req(3, 2), Req(4, 3), Req(5, 4)};
+  batcher.OnBatchDone(1, 100);
+  std::vector<BatchRequest> queue = {Req(1, 0), Req(2, 1), Req(3, 2), Req(4, 3), Req(5, 4)};
   EXPECT_EQ(batcher.Decide({.now_us = 4, .queue = queue, .free_slots = 1}).dispatch, (std::vector<uint64_t>{1, 2, 3, 4}));
   queue = {Req(1, 0), Req(2, 1), Req(3, 2)};
   EXPECT_EQ(batcher.Decide({.now_us = 2, .queue = queue, .free_slots = 1}).dispatch, (std::vector<uint64_t>{1, 2}));
@@ -249,7 +272,7 @@ TEST(BatchingTest, WaitingNeverMakesARequestMissItsDeadline) {
   batcher.OnBatchDone(1, 1000);
   batcher.OnBatchDone(2, 1100);
   // Deadline 3 ms after arrival; a batch of one runs ~1 ms: send by 2 ms.
-  std::vector<QueuedRequest> queue = {Req(1, 0, 1, "k", 3 * kMs)};
+  std::vector<BatchRequest> queue = {Req(1, 0, 1, "k", 3 * kMs)};
   BatchDecision d = batcher.Decide({.now_us = 0, .queue = queue, .free_slots = 1});
   EXPECT_TRUE(d.dispatch.empty());
   EXPECT_EQ(d.next_wake_us, 2 * kMs);
@@ -286,7 +309,7 @@ TEST(BatchingTest, NeverMixesShapeKeys) {
     o.max_batch_size = 3;
     AdaptiveBatcher batcher(o);
     batcher.OnBatchDone(1, 1000);
-    std::vector<QueuedRequest> queue = {Req(1, 0, 1, "a"), Req(2, 1, 1, "b"), Req(3, 2, 1, "a"),
+    std::vector<BatchRequest> queue = {Req(1, 0, 1, "a"), Req(2, 1, 1, "b"), Req(3, 2, 1, "a"),
                                         Req(4, 3, 1, "b"), Req(5, 4, 1, "a"), Req(6, 5, 1, "a")};
     BatchDecision d = batcher.Decide({.now_us = 5 * kSecond, .queue = queue, .free_slots = 1});
     if (mode == BatchingMode::kOff) {

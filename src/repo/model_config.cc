@@ -43,6 +43,20 @@ Status ReadDouble(const object& obj, std::string_view key, const std::string& so
   return Status::Ok();
 }
 
+Status ReadIntList(const object& obj, std::string_view key, const std::string& source, std::vector<int>* out) {
+  element value;
+  if (obj[key].get(value)) return Status::Ok();
+  simdjson::dom::array items;
+  if (value.get_array().get(items)) return FieldError(source, key, "must be an array of integers");
+  out->clear();
+  for (element item : items) {
+    int64_t v;
+    if (item.get_int64().get(v) || v < 0 || v > 1000000) return FieldError(source, key, "must be an array of integers");
+    out->push_back(static_cast<int>(v));
+  }
+  return Status::Ok();
+}
+
 Status ReadString(const object& obj, std::string_view key, const std::string& source, std::string* out) {
   element value;
   if (obj[key].get(value)) return Status::Ok();
@@ -202,7 +216,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
       "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
       "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
-      "panic_window_s", "provisioned_schedule"};
+      "panic_window_s", "provisioned_schedule", "batching", "max_batch_size", "max_queue_delay_us",
+      "preferred_batch_sizes", "slo_p99_ms"};
   std::vector<std::string_view> seen;
   for (auto field : obj) {
     if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
@@ -242,6 +257,11 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   THAW_RETURN_IF_ERROR(ReadInt(obj, "stable_window_s", source, &config.stable_window_s));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "panic_window_s", source, &config.panic_window_s));
   THAW_RETURN_IF_ERROR(ReadSchedule(obj, source, &config.provisioned_schedule));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "batching", source, &config.batching));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "max_batch_size", source, &config.max_batch_size));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "max_queue_delay_us", source, &config.max_queue_delay_us));
+  THAW_RETURN_IF_ERROR(ReadIntList(obj, "preferred_batch_sizes", source, &config.preferred_batch_sizes));
+  THAW_RETURN_IF_ERROR(ReadDouble(obj, "slo_p99_ms", source, &config.slo_p99_ms));
   THAW_RETURN_IF_ERROR(ValidateModelConfig(config, source));
   return config;
 }
@@ -274,6 +294,32 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   for (size_t i = 0; i < c.provisioned_schedule.size(); ++i)
     THAW_RETURN_IF_ERROR(CheckRange(source, "provisioned_schedule[" + std::to_string(i) + "].min_instances",
                                     c.provisioned_schedule[i].min_instances, 0, c.max_concurrency));
+  if (c.batching != "off" && c.batching != "fixed" && c.batching != "adaptive")
+    return FieldError(source, "batching", "is '" + c.batching + "'; use off, fixed or adaptive");
+  THAW_RETURN_IF_ERROR(CheckRange(source, "max_batch_size", c.max_batch_size, 1, 1024));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue_delay_us", c.max_queue_delay_us, 0, 10000000));
+  for (size_t i = 0; i < c.preferred_batch_sizes.size(); ++i) {
+    const int size = c.preferred_batch_sizes[i];
+    if (size < 1 || size > c.max_batch_size)
+      return FieldError(source, "preferred_batch_sizes",
+                        "size " + std::to_string(size) + " is outside [1, max_batch_size=" + std::to_string(c.max_batch_size) + "]");
+    if (std::find(c.preferred_batch_sizes.begin(), c.preferred_batch_sizes.begin() + i, size) !=
+        c.preferred_batch_sizes.begin() + i)
+      return FieldError(source, "preferred_batch_sizes", "size " + std::to_string(size) + " appears twice");
+  }
+  if (!(c.slo_p99_ms > 0 && c.slo_p99_ms <= 3600e3))
+    return FieldError(source, "slo_p99_ms", "must be in (0, 3600000]");
+  if (c.batching == "adaptive" && c.slo_p99_ms > static_cast<double>(c.timeout_ms))
+    return FieldError(source, "slo_p99_ms", "exceeds timeout_ms: a request would time out before the SLO is missed");
+  if (c.batching != "off") {
+    // Requests are joined along dim 0; a fixed dim 0 has no room for that.
+    for (const auto* specs : {&c.inputs, &c.outputs})
+      for (const TensorSpec& spec : *specs)
+        if (spec.shape.empty() || spec.shape[0] != -1)
+          return FieldError(source, "batching",
+                            "needs a variable batch dimension (-1 first in shape) on every tensor; '" + spec.name +
+                                "' has shape " + ShapeToString(spec.shape));
+  }
   return Status::Ok();
 }
 
@@ -311,7 +357,12 @@ std::string EncodeModelConfig(const ModelConfig& c) {
          ",\n  \"histogram_range_s\": " + std::to_string(c.histogram_range_s) +
          ",\n  \"target_concurrency\": " + std::to_string(c.target_concurrency) +
          ",\n  \"stable_window_s\": " + std::to_string(c.stable_window_s) +
-         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"provisioned_schedule\": [";
+         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"batching\": \"" + c.batching +
+         "\",\n  \"max_batch_size\": " + std::to_string(c.max_batch_size) +
+         ",\n  \"max_queue_delay_us\": " + std::to_string(c.max_queue_delay_us) + ",\n  \"preferred_batch_sizes\": [";
+  for (size_t i = 0; i < c.preferred_batch_sizes.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(c.preferred_batch_sizes[i]);
+  out += "],\n  \"slo_p99_ms\": " + std::to_string(c.slo_p99_ms) + ",\n  \"provisioned_schedule\": [";
   for (size_t i = 0; i < c.provisioned_schedule.size(); ++i) {
     const ScheduleWindow& w = c.provisioned_schedule[i];
     out += i ? ", {\"days\": [" : "{\"days\": [";

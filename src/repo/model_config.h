@@ -79,6 +79,17 @@ struct ModelConfig {
   int64_t stable_window_s = 60;   // averaging window; 1..3600
   int64_t panic_window_s = 6;     // burst window; 1..stable_window_s
 
+  // Request batching (src/policy/batching.h): "off", "fixed" (a dynamic
+  // batcher: full batch, preferred size or max_queue_delay_us) or "adaptive"
+  // (batch size and wait chosen online to keep queueing + execution within
+  // slo_p99_ms). Batching needs every input and output to have a variable
+  // dim 0 (-1), the batch dimension.
+  std::string batching = "off";
+  int max_batch_size = 8;                  // rows per execution; 1..1024
+  int64_t max_queue_delay_us = 1000;       // longest wait for a batch to fill; 0..10000000
+  std::vector<int> preferred_batch_sizes;  // fixed: sizes sent at once; each 1..max_batch_size, distinct
+  double slo_p99_ms = 100;                 // adaptive: latency target; > 0, <= timeout_ms
+
   std::string ModelPath() const { return directory + "/" + model_file; }
 };
 

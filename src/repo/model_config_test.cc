@@ -22,6 +22,13 @@ constexpr std::string_view kValid = R"({
 
 StatusOr<ModelConfig> Parse(std::string_view json) { return ParseModelConfig(json, "m", "/repo/m", "m/config.json"); }
 
+constexpr std::string_view kMinimal = R"({
+  "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
+  "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]
+})";
+
+std::string With(std::string_view extra);
+
 TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
   auto config = Parse(kValid);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -56,6 +63,29 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   EXPECT_EQ(again->keep_alive_policy, "histogram");
   EXPECT_DOUBLE_EQ(again->target_concurrency, 0.7);
   EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
+}
+
+TEST(ModelConfigTest, BatchingFieldsParseAndRoundTrip) {
+  auto config = Parse(With(R"("batching": "fixed", "max_batch_size": 16, "max_queue_delay_us": 2500,
+                              "preferred_batch_sizes": [4, 8], "slo_p99_ms": 25.5)"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->batching, "fixed");
+  EXPECT_EQ(config->max_batch_size, 16);
+  EXPECT_EQ(config->max_queue_delay_us, 2500);
+  EXPECT_EQ(config->preferred_batch_sizes, (std::vector<int>{4, 8}));
+  EXPECT_DOUBLE_EQ(config->slo_p99_ms, 25.5);
+  auto again = Parse(EncodeModelConfig(*config));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
+
+  auto defaults = Parse(kMinimal);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->batching, "off");
+  EXPECT_EQ(defaults->max_batch_size, 8);
+  // A settings change may switch batching on while serving.
+  auto adaptive = ApplySettings(*defaults, R"({"batching": "adaptive", "slo_p99_ms": 20})", "PUT");
+  ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
+  EXPECT_EQ(adaptive->batching, "adaptive");
 }
 
 TEST(ModelConfigTest, ApplySettingsChangesServerlessFieldsOnly) {
@@ -105,11 +135,6 @@ TEST_P(ModelConfigErrorTest, NamesFileAndField) {
   EXPECT_NE(config.status().message().find(GetParam().field), std::string::npos) << config.status().message();
 }
 
-constexpr std::string_view kMinimal = R"({
-  "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
-  "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]
-})";
-
 std::string With(std::string_view extra) {
   std::string json(kMinimal);
   json.insert(json.rfind('}'), std::string(", ") + std::string(extra));
@@ -143,6 +168,18 @@ INSTANTIATE_TEST_SUITE_P(
                                      "min_instances": 1}])"), "'provisioned_schedule[0].end'"},
                       BadCase{With(R"("provisioned_schedule": [{"days": "daily", "start": "08:00", "end": "09:00",
                                      "min_instances": 9}])"), "'provisioned_schedule[0].min_instances'"},
+                      BadCase{With(R"("batching": "dynamic")"), "'batching'"},
+                      BadCase{With(R"("max_batch_size": 0)"), "'max_batch_size'"},
+                      BadCase{With(R"("max_queue_delay_us": -1)"), "'max_queue_delay_us'"},
+                      BadCase{With(R"("preferred_batch_sizes": [4, 16])"), "'preferred_batch_sizes'"},
+                      BadCase{With(R"("preferred_batch_sizes": [4, 4])"), "'preferred_batch_sizes'"},
+                      BadCase{With(R"("preferred_batch_sizes": "4")"), "'preferred_batch_sizes'"},
+                      BadCase{With(R"("slo_p99_ms": 0)"), "'slo_p99_ms'"},
+                      BadCase{With(R"("batching": "adaptive", "timeout_ms": 50, "slo_p99_ms": 100)"), "'slo_p99_ms'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}],
+                                 "batching": "fixed"})",
+                              "'batching': needs a variable batch dimension"},
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},

@@ -25,9 +25,11 @@
 #include "ipc/messages.h"
 #include "policy/admission.h"
 #include "policy/autoscaler.h"
+#include "policy/batching.h"
 #include "policy/keep_alive.h"
 #include "policy/provisioned.h"
 #include "policy/scaling.h"
+#include "tensor/batch.h"
 
 extern char** environ;
 
@@ -61,10 +63,21 @@ struct Runtime::Pending {
   uint64_t request_id = 0;
   std::vector<Tensor> inputs;
   std::vector<std::string> output_names;
+  int64_t rows = 1;       // dim 0 of the inputs
+  std::string batch_key;  // requests with equal keys may share an execution
   Micros arrival_us = 0;
   Micros deadline_us = 0;
   Micros dispatched_us = 0;
+  Micros batch_wait_us = 0;  // part of the queue time spent with a free slot, filling a batch
   InferCallback done;
+};
+
+// One message to an instance: a batch of one or more requests.
+struct Runtime::Execution {
+  uint64_t id = 0;  // the IPC request id
+  std::vector<std::unique_ptr<Pending>> requests;
+  int64_t rows = 0;
+  Micros dispatched_us = 0;
 };
 
 struct Runtime::Instance {
@@ -79,12 +92,13 @@ struct Runtime::Instance {
   std::array<char, 256 * 1024> read_buffer;
   std::deque<std::string> write_queue;
   bool writing = false;
-  std::map<uint64_t, std::unique_ptr<Pending>> in_flight;
+  std::map<uint64_t, Execution> in_flight;  // by execution id
   StartPath start_path = StartPath::kExec;
   Micros spawn_start_us = 0;  // StartInstance
   Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
   Micros ready_us = 0;
   Micros idle_since_us = 0;
+  Micros slot_free_since_us = 0;  // when it last had a slot free after being full (or became ready)
   ipc::ReadyMessage ready_message;
   uint64_t generation = 0;  // the model settings it started with
 };
@@ -121,6 +135,18 @@ policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
   return o;
 }
 
+policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
+  policy::BatchingOptions o;
+  o.mode = c.batching == "fixed"      ? policy::BatchingMode::kFixed
+           : c.batching == "adaptive" ? policy::BatchingMode::kAdaptive
+                                      : policy::BatchingMode::kOff;
+  o.max_batch_size = c.max_batch_size;
+  o.max_queue_delay_us = c.max_queue_delay_us;
+  o.preferred_batch_sizes = c.preferred_batch_sizes;
+  o.slo_p99_ms = c.slo_p99_ms;
+  return o;
+}
+
 policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
   policy::KeepAliveOptions o;
   o.kind = c.keep_alive_policy == "histogram" ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
@@ -135,7 +161,8 @@ struct Runtime::Model {
       : config(std::move(c)),
         timer(io),
         autoscaler(AutoscalerOptionsFor(config)),
-        keep_alive(KeepAliveOptionsFor(config)) {}
+        keep_alive(KeepAliveOptionsFor(config)),
+        batcher(BatchingOptionsFor(config)) {}
 
   ModelConfig config;
   // Where workers read the effective config: config.json as the runtime
@@ -149,6 +176,8 @@ struct Runtime::Model {
   Micros scheduled_wake_us = std::numeric_limits<Micros>::max();
   policy::Autoscaler autoscaler;
   policy::KeepAlivePolicy keep_alive;
+  policy::AdaptiveBatcher batcher;
+  Micros batch_wake_us = std::numeric_limits<Micros>::max();  // the batcher's wait ends
   bool busy = false;     // requests in flight or queued: the model is not in an idle period
   uint64_t generation = 0;  // bumped when the settings change
   Micros autoscaler_wake_us = std::numeric_limits<Micros>::max();
@@ -158,7 +187,16 @@ struct Runtime::Model {
   Micros start_retry_after_us = 0;
   Micros start_retry_backoff_us = kMinStartRetryUs;
 
+  bool batching() const { return config.batching != "off"; }
+  // Requests running on instances.
   int in_flight() const {
+    int n = 0;
+    for (const auto& [id, instance] : instances)
+      for (const auto& [eid, execution] : instance->in_flight) n += static_cast<int>(execution.requests.size());
+    return n;
+  }
+  // Executions (batches) running on instances: the slots in use.
+  int in_flight_executions() const {
     int n = 0;
     for (const auto& [id, instance] : instances) n += static_cast<int>(instance->in_flight.size());
     return n;
@@ -221,6 +259,7 @@ Status Runtime::AddModel(ModelConfig config) {
   // Config validation covers these; a mismatch here is a bug, not a crash.
   THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
   THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
   auto model = std::make_unique<Model>(io_, std::move(config));
   THAW_RETURN_IF_ERROR(WriteRunDirectory(*model));
   Model& ref = *model;
@@ -265,7 +304,7 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
     InstanceStatus s;
     s.id = id;
     s.pid = instance->pid;
-    s.in_flight = static_cast<int>(instance->in_flight.size());
+    for (const auto& [eid, execution] : instance->in_flight) s.in_flight += static_cast<int>(execution.requests.size());
     s.state = !instance->ready ? InstanceState::kStarting : s.in_flight ? InstanceState::kBusy : InstanceState::kIdle;
     status.instances.push_back(s);
   }
@@ -289,7 +328,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   // Requests beyond the instance slots the model may ever have wait in the
   // queue, up to max_queue; past that the caller is told to retry later.
   const Status admitted = policy::Admit(
-      {.queued = static_cast<int>(model.queue.size()), .in_flight = model.in_flight()},
+      {.queued = static_cast<int>(model.queue.size()), .in_flight = model.in_flight_executions()},
       {.max_concurrency = model.config.max_concurrency, .instance_concurrency = model.config.instance_concurrency,
        .max_queue = model.config.max_queue});
   if (!admitted.ok()) return finish_now(Status(admitted.code(), "model '" + model.config.name + "': " + admitted.message()));
@@ -297,11 +336,21 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   pending->request_id = next_request_id_++;
   pending->inputs = std::move(inputs);
   pending->output_names = std::move(output_names);
+  if (model.batching()) {
+    // A request whose tensors disagree on dim 0 still runs, alone.
+    auto rows = BatchRows(pending->inputs);
+    pending->rows = rows.ok() ? *rows : 1;
+    pending->batch_key = rows.ok() ? ShapeKey(pending->inputs) : "#" + std::to_string(pending->request_id);
+    // Requests selecting different outputs are not mixed either.
+    for (const std::string& name : pending->output_names) pending->batch_key += "|" + name;
+  }
   pending->arrival_us = now;
   pending->deadline_us = deadline_us;
   pending->done = std::move(done);
+  const int64_t pending_rows = pending->rows;
   model.queue.push_back(std::move(pending));
   model.keep_alive.OnArrival(now);
+  model.batcher.OnArrival(now, pending_rows);
   model.busy = true;
   Pump(model);
 }
@@ -310,13 +359,18 @@ void Runtime::Pump(Model& model) {
   if (on_drained_) CheckDrained();
   if (shut_down_ || model.removed) return;
   const int per_instance = model.config.instance_concurrency;
+  const Micros now = clock_.NowMicros();
+  model.batch_wake_us = kNever;
+  std::vector<policy::BatchRequest> waiting;
   while (!model.queue.empty()) {
     // Fill busy instances first, then the most recently used idle one, so
     // that surplus instances age out through keep-alive.
     Instance* best = nullptr;
+    int free_slots = 0;
     for (auto& [id, instance] : model.instances) {
       if (!instance->ready || static_cast<int>(instance->in_flight.size()) >= per_instance) continue;
       if (instance->generation != model.generation) continue;  // started with old settings: retiring
+      free_slots += per_instance - static_cast<int>(instance->in_flight.size());
       if (!best) {
         best = instance.get();
         continue;
@@ -325,12 +379,34 @@ void Runtime::Pump(Model& model) {
       if (busy != best_busy ? busy : instance->idle_since_us > best->idle_since_us) best = instance.get();
     }
     if (!best) break;
-    auto pending = std::move(model.queue.front());
-    model.queue.pop_front();
-    Dispatch(model, *best, std::move(pending));
+    std::vector<std::unique_ptr<Pending>> batch;
+    if (!model.batching()) {
+      batch.push_back(std::move(model.queue.front()));
+      model.queue.pop_front();
+    } else {
+      waiting.clear();
+      for (const auto& pending : model.queue)
+        waiting.push_back({pending->request_id, pending->arrival_us, pending->deadline_us, pending->rows, pending->batch_key});
+      const policy::BatchDecision decision = model.batcher.Decide({.now_us = now, .queue = waiting, .free_slots = free_slots});
+      if (decision.dispatch.empty()) {
+        if (decision.next_wake_us) model.batch_wake_us = *decision.next_wake_us;
+        break;
+      }
+      // The decision lists ids in queue order; take them out in one pass.
+      size_t next = 0;
+      for (auto it = model.queue.begin(); it != model.queue.end() && next < decision.dispatch.size();) {
+        if ((*it)->request_id != decision.dispatch[next]) {
+          ++it;
+          continue;
+        }
+        batch.push_back(std::move(*it));
+        it = model.queue.erase(it);
+        ++next;
+      }
+    }
+    Dispatch(model, *best, std::move(batch));
   }
 
-  const Micros now = clock_.NowMicros();
   // The model's work ran out (answered, failed or expired): an idle period
   // starts, and the keep-alive policy plans it.
   if (model.busy && model.queue.empty() && model.in_flight() == 0) {
@@ -345,15 +421,31 @@ void Runtime::Pump(Model& model) {
   }
   policy::ModelLoad load;
   load.queued = static_cast<int>(model.queue.size());
+  int serving_slots = 0;  // slots of ready instances with the current settings, busy or free
   for (const auto& [id, instance] : model.instances) {
     if (instance->ready) {
       ++load.ready_instances;
       // A retiring instance (old settings) takes no new work: no free slots.
-      if (instance->generation == model.generation)
+      if (instance->generation == model.generation) {
         load.free_slots += per_instance - static_cast<int>(instance->in_flight.size());
+        serving_slots += per_instance;
+      }
     } else {
       ++load.starting_instances;
     }
+  }
+  if (model.batching() && !model.queue.empty()) {
+    // Batching first: queued rows are work for instances only beyond what
+    // every serving slot takes in its next batch (a batch of the size the
+    // batcher aims for), so a batch forming behind a busy instance starts
+    // nothing, while a queue longer than batching can absorb does.
+    int64_t queued_rows = 0;
+    for (const auto& pending : model.queue) queued_rows += pending->rows;
+    const int64_t batch_rows = model.config.batching == "fixed" ? model.config.max_batch_size
+                                                                : model.batcher.TargetBatchSize(now);
+    const int64_t uncovered = std::max<int64_t>(0, queued_rows - static_cast<int64_t>(serving_slots) * batch_rows);
+    load.queued = static_cast<int>((uncovered + batch_rows - 1) / batch_rows);
+    load.free_slots = 0;
   }
   policy::ScalingLimits limits;
   limits.max_instances = model.config.max_concurrency;
@@ -364,7 +456,7 @@ void Runtime::Pump(Model& model) {
   int to_start = policy::InstancesToStart(load, limits);
   // Queued work starts instances at once; beyond that the autoscaler adds
   // instances toward its desired count while there is load or a burst.
-  const int concurrency = model.in_flight() + load.queued;
+  const int concurrency = model.in_flight_executions() + load.queued;
   const policy::AutoscaleDecision scale =
       model.autoscaler.Update({.now_us = now, .concurrency = concurrency, .ready_instances = load.ready_instances});
   if (scale.panicking != model.panicking)
@@ -615,11 +707,13 @@ Status Runtime::UpdateModelConfig(ModelConfig config) {
   if (it == models_.end()) return NotFound("model '" + config.name + "' is not loaded");
   THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
   THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
   Model& model = *it->second;
   config.directory = model.config.directory;
   model.config = std::move(config);
   model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
   model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
+  model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(model.config));
   THAW_RETURN_IF_ERROR(WriteRunDirectory(model));
   ++model.generation;
   // New instances must start from the new settings.
@@ -674,14 +768,45 @@ StatusOr<int> Runtime::Warm(std::string_view model_name, int instances) {
   return started;
 }
 
-void Runtime::Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending) {
-  pending->dispatched_us = clock_.NowMicros();
+void Runtime::Dispatch(Model& model, Instance& instance, std::vector<std::unique_ptr<Pending>> batch) {
+  const Micros now = clock_.NowMicros();
+  Execution execution;
+  execution.id = batch.front()->request_id;
+  execution.dispatched_us = now;
   ipc::InferRequestMessage message;
-  message.request_id = pending->request_id;
-  message.inputs = std::move(pending->inputs);
-  message.output_names = pending->output_names;
+  message.request_id = execution.id;
+  message.output_names = batch.front()->output_names;
+  if (batch.size() == 1) {
+    message.inputs = std::move(batch.front()->inputs);
+  } else {
+    std::vector<std::vector<Tensor>> inputs;
+    inputs.reserve(batch.size());
+    for (auto& pending : batch) inputs.push_back(std::move(pending->inputs));
+    auto joined = ConcatBatch(inputs);
+    if (!joined.ok()) {
+      // Requests are grouped by shape key, so this is a bug; fail them rather than guess.
+      LogEvent(LogLevel::kError, "batch_concat_failed",
+               Fields({{"model", model.config.name}, {"error", LogValue(joined.status().message())}}));
+      for (auto& pending : batch) {
+        InferOutcome outcome;
+        outcome.status = Internal("cannot batch requests: " + joined.status().message());
+        outcome.timing.total_us = now - pending->arrival_us;
+        asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+      }
+      return;
+    }
+    message.inputs = std::move(joined).value();
+  }
+  // Time a request spent queued while this instance had a slot free: waiting for its batch.
+  const Micros slot_free_since = instance.in_flight.empty() ? instance.idle_since_us : instance.slot_free_since_us;
+  for (auto& pending : batch) {
+    pending->dispatched_us = now;
+    pending->batch_wait_us = now - std::max(pending->arrival_us, std::min(now, slot_free_since));
+    execution.rows += pending->rows;
+  }
+  execution.requests = std::move(batch);
   instance.write_queue.push_back(ipc::Encode(message));
-  instance.in_flight.emplace(pending->request_id, std::move(pending));
+  instance.in_flight.emplace(execution.id, std::move(execution));
   WriteMore(model.instances.at(instance.id));
 }
 
@@ -755,6 +880,7 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       instance.ready = true;
       instance.ready_us = now;
       instance.idle_since_us = now;
+      instance.slot_free_since_us = now;
       model.last_start_error.clear();
       model.start_retry_backoff_us = kMinStartRetryUs;
       LogEvent(LogLevel::kInfo, "instance_ready",
@@ -782,42 +908,83 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       }
       auto it = instance.in_flight.find(response->request_id);
       if (it == instance.in_flight.end()) return;  // already failed by its deadline
-      std::unique_ptr<Pending> pending = std::move(it->second);
+      Execution execution = std::move(it->second);
       instance.in_flight.erase(it);
+      instance.slot_free_since_us = now;
       if (instance.in_flight.empty()) instance.idle_since_us = now;
-      InferOutcome outcome;
-      outcome.status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
-      outcome.outputs = std::move(response->outputs);
-      outcome.timing.queue_us = pending->dispatched_us - pending->arrival_us;
-      outcome.timing.compute_us = response->compute_us;
-      outcome.timing.total_us = now - pending->arrival_us;
-      outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
-      outcome.timing.start_path = instance.start_path;
-      outcome.timing.instance_id = instance.id;
-      if (outcome.timing.cold_start) {
-        ColdStartBreakdown& cold = outcome.timing.cold;
-        const ipc::ReadyMessage& ready = instance.ready_message;
-        cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
-                        (pending->dispatched_us - instance.ready_us);
-        cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
-        // For exec, the time from posix_spawn to main() is the loader and
-        // the engines' static initialisation.
-        cold.runtime_init_us =
-            ready.runtime_init_us +
-            (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
-        cold.model_load_us = ready.model_load_us;
-        cold.warmup_us = ready.warmup_us;
-        cold.first_inference_us = response->compute_us;
-        cold.total_us = outcome.timing.total_us;
-        LogEvent(LogLevel::kInfo, "cold_start",
-                 Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                         {"start_path", std::string(StartPathName(instance.start_path))},
-                         {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
-                         {"runtime_init_ms", MillisText(cold.runtime_init_us)}, {"model_load_ms", MillisText(cold.model_load_us)},
-                         {"warmup_ms", MillisText(cold.warmup_us)}, {"first_inference_ms", MillisText(cold.first_inference_us)},
-                         {"total_ms", MillisText(cold.total_us)}}));
+      const Micros round_trip_us = now - execution.dispatched_us;
+      // What the batcher learns is the whole round trip, not only the
+      // backend's time: per-call overhead (IPC, decoding) is what batching saves.
+      if (response->code == StatusCode::kOk && model.config.instance_concurrency == 1)
+        model.batcher.OnBatchDone(execution.rows, round_trip_us);
+      const Status status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
+      std::vector<std::vector<Tensor>> outputs_per_request;
+      Status split = Status::Ok();
+      if (status.ok() && execution.requests.size() > 1) {
+        std::vector<int64_t> rows;
+        for (const auto& pending : execution.requests) rows.push_back(pending->rows);
+        auto parts = SplitBatch(response->outputs, rows);
+        if (parts.ok()) outputs_per_request = std::move(parts).value();
+        else split = Internal("model '" + model.config.name + "' returned outputs that do not split back into the batch: " +
+                              parts.status().message());
       }
-      pending->done(std::move(outcome));
+      if (options_.on_execution) {
+        ExecutionRecord record;
+        record.model = model.config.name;
+        record.instance_id = instance.id;
+        record.requests = static_cast<int>(execution.requests.size());
+        record.rows = execution.rows;
+        record.compute_us = response->compute_us;
+        record.round_trip_us = round_trip_us;
+        record.memory_mb = model.config.memory_mb;
+        record.ok = status.ok() && split.ok();
+        options_.on_execution(record);
+      }
+      bool cold_start_logged = false;
+      for (size_t i = 0; i < execution.requests.size(); ++i) {
+        std::unique_ptr<Pending> pending = std::move(execution.requests[i]);
+        InferOutcome outcome;
+        outcome.status = !status.ok() ? status : split;
+        if (outcome.status.ok())
+          outcome.outputs = execution.requests.size() == 1 ? std::move(response->outputs) : std::move(outputs_per_request[i]);
+        outcome.timing.queue_us = pending->dispatched_us - pending->arrival_us;
+        outcome.timing.batch_wait_us = pending->batch_wait_us;
+        outcome.timing.compute_us = response->compute_us;
+        outcome.timing.total_us = now - pending->arrival_us;
+        outcome.timing.batch_size = execution.rows;
+        outcome.timing.batch_requests = static_cast<int>(execution.requests.size());
+        outcome.timing.batch_share = static_cast<double>(pending->rows) / static_cast<double>(std::max<int64_t>(1, execution.rows));
+        outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
+        outcome.timing.start_path = instance.start_path;
+        outcome.timing.instance_id = instance.id;
+        if (outcome.timing.cold_start) {
+          ColdStartBreakdown& cold = outcome.timing.cold;
+          const ipc::ReadyMessage& ready = instance.ready_message;
+          cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
+                          (pending->dispatched_us - instance.ready_us);
+          cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
+          // For exec, the time from posix_spawn to main() is the loader and
+          // the engines' static initialisation.
+          cold.runtime_init_us =
+              ready.runtime_init_us +
+              (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
+          cold.model_load_us = ready.model_load_us;
+          cold.warmup_us = ready.warmup_us;
+          cold.first_inference_us = response->compute_us;
+          cold.total_us = outcome.timing.total_us;
+          if (!cold_start_logged)  // once per execution, not per request in it
+            LogEvent(LogLevel::kInfo, "cold_start",
+                     Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                             {"start_path", std::string(StartPathName(instance.start_path))},
+                             {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
+                             {"runtime_init_ms", MillisText(cold.runtime_init_us)},
+                             {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
+                             {"first_inference_ms", MillisText(cold.first_inference_us)},
+                             {"total_ms", MillisText(cold.total_us)}}));
+          cold_start_logged = true;
+        }
+        pending->done(std::move(outcome));
+      }
       if (instance.in_flight.empty() && instance.generation != model.generation)
         RetireIdleInstance(model, instance.id, "config_changed");
       return;
@@ -842,14 +1009,17 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, st
   instance->socket.close(ignored);
   // Idle instances leave on EOF; anything else is killed outright.
   if (kind != StopKind::kRetire && instance->pid > 0) ::kill(instance->pid, SIGKILL);
-  const int failed = static_cast<int>(instance->in_flight.size());
-  for (auto& [id, pending] : instance->in_flight) {
-    InferOutcome outcome;
-    outcome.status = in_flight_status;
-    outcome.timing.instance_id = instance->id;
-    outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
-    auto done = std::move(pending->done);
-    asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+  int failed = 0;
+  for (auto& [id, execution] : instance->in_flight) {
+    for (auto& pending : execution.requests) {
+      InferOutcome outcome;
+      outcome.status = in_flight_status;
+      outcome.timing.instance_id = instance->id;
+      outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
+      auto done = std::move(pending->done);
+      asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+      ++failed;
+    }
   }
   instance->in_flight.clear();
   LogEvent(kind == StopKind::kKillFault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
@@ -892,20 +1062,22 @@ void Runtime::OnTimer(Model& model) {
   // Running past the deadline: fail those requests and replace the instance.
   std::vector<uint64_t> timed_out;
   for (auto& [id, instance] : model.instances) {
-    for (auto it = instance->in_flight.begin(); it != instance->in_flight.end();) {
-      if (it->second->deadline_us > now) {
-        ++it;
-        continue;
+    bool expired_here = false;
+    for (auto& [eid, execution] : instance->in_flight) {
+      for (auto& pending : execution.requests) {
+        if (!pending || pending->deadline_us > now) continue;
+        InferOutcome outcome;
+        outcome.status = DeadlineExceeded("model '" + model.config.name + "' did not answer within the request's " +
+                                          "deadline (timeout_ms=" + std::to_string(model.config.timeout_ms) + ")");
+        outcome.timing.total_us = now - pending->arrival_us;
+        outcome.timing.instance_id = id;
+        pending->done(std::move(outcome));
+        pending.reset();
+        expired_here = true;
       }
-      InferOutcome outcome;
-      outcome.status = DeadlineExceeded("model '" + model.config.name + "' did not answer within the request's " +
-                                        "deadline (timeout_ms=" + std::to_string(model.config.timeout_ms) + ")");
-      outcome.timing.total_us = now - it->second->arrival_us;
-      outcome.timing.instance_id = id;
-      it->second->done(std::move(outcome));
-      it = instance->in_flight.erase(it);
-      timed_out.push_back(id);
+      std::erase(execution.requests, nullptr);
     }
+    if (expired_here) timed_out.push_back(id);
   }
   for (uint64_t id : timed_out)
     StopInstance(model, id, StopKind::kKillFault, "timeout", Unavailable("instance was replaced after another request timed out"));
@@ -941,7 +1113,9 @@ void Runtime::Reschedule(Model& model) {
   Micros wake = std::numeric_limits<Micros>::max();
   for (const auto& pending : model.queue) wake = std::min(wake, pending->deadline_us);
   for (const auto& [id, instance] : model.instances)
-    for (const auto& [rid, pending] : instance->in_flight) wake = std::min(wake, pending->deadline_us);
+    for (const auto& [eid, execution] : instance->in_flight)
+      for (const auto& pending : execution.requests) wake = std::min(wake, pending->deadline_us);
+  wake = std::min(wake, model.batch_wake_us);
   const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
   if (!actions.stop.empty() || actions.prewarm_now) wake = now;
   if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);

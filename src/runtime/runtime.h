@@ -55,6 +55,19 @@ struct KeepAliveActions;
 struct ProvisionedFloor;
 }
 
+// One execution on an instance: a batch of one or more requests, run and
+// billed once (the metering hook: a request's cost is its share of this).
+struct ExecutionRecord {
+  std::string model;
+  uint64_t instance_id = 0;
+  int requests = 0;         // requests in the batch
+  int64_t rows = 0;         // dim-0 rows in the batch
+  Micros compute_us = 0;    // inside the backend
+  Micros round_trip_us = 0; // dispatch to the instance's answer
+  int64_t memory_mb = 0;    // the instance's configured memory
+  bool ok = false;          // the batch ran and its outputs split back
+};
+
 struct RuntimeOptions {
   // Path of the thaw-worker executable.
   std::string worker_path;
@@ -65,6 +78,9 @@ struct RuntimeOptions {
   // Where the runtime writes each model's effective config for its workers;
   // empty = a fresh directory under /tmp, removed on destruction.
   std::string run_dir;
+  // Called on the io_context thread once per finished execution (successful
+  // or not); not for requests failed before an answer (crash, timeout).
+  std::function<void(const ExecutionRecord&)> on_execution;
 };
 
 // Where the time of a cold start went. The parts follow one another:
@@ -86,8 +102,12 @@ struct ColdStartBreakdown {
 // Timings of one invocation, for responses and logs.
 struct InvocationTiming {
   Micros queue_us = 0;    // arrival to dispatch to an instance
+  Micros batch_wait_us = 0;  // the part of queue_us spent with a slot free, waiting for the batch to fill
   Micros compute_us = 0;  // inside the backend
   Micros total_us = 0;    // arrival to completion
+  int64_t batch_size = 1;   // rows in the execution this request ran in
+  int batch_requests = 1;   // requests in that execution
+  double batch_share = 1;   // this request's rows / batch_size: its share of the execution's cost
   bool cold_start = false;  // waited for an instance that became ready after it arrived
   StartPath start_path = StartPath::kExec;  // how that instance started
   ColdStartBreakdown cold;  // when cold_start
@@ -178,6 +198,7 @@ class Runtime {
   struct Model;
   struct Instance;
   struct Pending;
+  struct Execution;
   struct Spawner;
 
   void Pump(Model& model);
@@ -192,7 +213,8 @@ class Runtime {
   void ReadSpawner(std::shared_ptr<Spawner> spawner);
   void OnSpawnerGone(Spawner& spawner);
   void SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd);
-  void Dispatch(Model& model, Instance& instance, std::unique_ptr<Pending> pending);
+  // Sends a batch of queued requests (one or more) to `instance` as one execution.
+  void Dispatch(Model& model, Instance& instance, std::vector<std::unique_ptr<Pending>> batch);
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);

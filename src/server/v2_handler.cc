@@ -53,11 +53,20 @@ std::string TimingParameters(const InvocationTiming& t) {
     json += ",\"cold_start_ms\":{" + ColdStartFields(t.cold, ":", "\"") + "}";
   }
   json += ",\"queue_ms\":" + MillisText(t.queue_us);
+  json += ",\"batch_wait_ms\":" + MillisText(t.batch_wait_us);
   json += ",\"compute_ms\":" + MillisText(t.compute_us);
   json += ",\"total_ms\":" + MillisText(t.total_us);
+  json += ",\"batch_size\":" + std::to_string(t.batch_size);
+  json += ",\"batch_requests\":" + std::to_string(t.batch_requests);
   json += ",\"instance\":" + std::to_string(t.instance_id);
   json += '}';
   return json;
+}
+
+// W3C Server-Timing: the same parts, so browser and curl users see them.
+std::string ServerTiming(const InvocationTiming& t) {
+  return "queue;dur=" + MillisText(t.queue_us) + ", batch_wait;dur=" + MillisText(t.batch_wait_us) +
+         ", compute;dur=" + MillisText(t.compute_us) + ", total;dur=" + MillisText(t.total_us);
 }
 
 HttpResponse Json(int status, std::string body) {
@@ -295,6 +304,7 @@ void V2Handler::Infer(const std::string& model, HttpRequest request, std::functi
                    if (encoded.header_length)
                      response.headers.emplace_back("Inference-Header-Content-Length",
                                                    std::to_string(*encoded.header_length));
+                   response.headers.emplace_back("Server-Timing", ServerTiming(outcome.timing));
                    if (outcome.timing.cold_start)
                      response.headers.emplace_back(
                          "X-Thaw-Cold-Start", std::string(StartPathName(outcome.timing.start_path)) + ";" +

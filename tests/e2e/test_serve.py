@@ -276,6 +276,14 @@ def make_repository():
     config.update({"max_concurrency": 2, "max_queue": 8})
     with open(os.path.join(capped, "config.json"), "w") as f:
         json.dump(config, f)
+    batched = os.path.join(repo, "fraud-batched")  # fixed batching: only a full batch of 8 rows goes at once
+    os.makedirs(batched)
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(batched, "model.pt"))
+    with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
+        config = json.load(f)
+    config.update({"batching": "fixed", "max_batch_size": 8, "max_queue_delay_us": 2000000, "max_concurrency": 1})
+    with open(os.path.join(batched, "config.json"), "w") as f:
+        json.dump(config, f)
     broken = os.path.join(repo, "broken")  # a bad config must not stop the others
     os.makedirs(broken)
     os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(broken, "model.pt"))
@@ -310,6 +318,32 @@ def settings_api():
     expect_error("PUT", "/v2/models/fashion-capped/config", '{"max_concurency": 1}', 400, "max_concurency")
     expect_error("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": ', 400, "JSON")
     expect_error("PUT", "/v2/models/nosuchmodel/config", '{}', 404, "nosuchmodel")
+
+
+def concurrent_curls_share_a_batch():
+    """Four concurrent curls of the 2-row fraud request fill one batch of 8 rows; each
+    response says so in `parameters`, carries a Server-Timing header and matches the reference."""
+    infer_json_as("fraud-batched", "fraud")  # the first execution goes alone and teaches the cost
+    request = load("requests", "fraud")
+    procs = []
+    for i in range(4):
+        src, hdr = os.path.join(TMP, f"batch_req{i}"), os.path.join(TMP, f"batch_hdr{i}")
+        with open(src, "w") as f:
+            json.dump(dict(request, id=f"batch-{i}"), f)
+        procs.append(subprocess.Popen(
+            ["curl", "-sS", "--max-time", "60", "-D", hdr, "-H", "Content-Type: application/json",
+             "--data-binary", "@" + src, BASE + "/v2/models/fraud-batched/infer"],
+            stdout=subprocess.PIPE, text=True))
+    for i, proc in enumerate(procs):
+        out, _ = proc.communicate(timeout=90)
+        response = json.loads(out)
+        assert response["id"] == f"batch-{i}", response
+        params = response["parameters"]
+        assert params["batch_size"] == 8 and params["batch_requests"] == 4, params
+        check_outputs("fraud", response["outputs"])
+        with open(os.path.join(TMP, f"batch_hdr{i}")) as f:
+            timing = [line for line in f if line.lower().startswith("server-timing:")]
+        assert timing and "batch_wait;dur=" in timing[0] and "compute;dur=" in timing[0], timing
 
 
 def repository_api():
@@ -418,6 +452,7 @@ def main():
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
         check("settings API: GET/PUT config while serving, validated, new template", settings_api)
         check("repository API: index, unload, load; a bad model is listed, not served", repository_api)
+        check("4 concurrent curls on a batching model: one batch of 8 rows, batch_size in parameters", concurrent_curls_share_a_batch)
         check("hey -n 2000 -c 16 on fraud: 2000 x 200", load_2000_requests)
         check("hey -c 64 on a model capped at 2 instances + queue 8: only 200 and 429", back_pressure)
         check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
