@@ -1,6 +1,9 @@
 #include "cli/cli.h"
 
 #include <charconv>
+#include <cmath>
+
+#include "load/load_generator.h"
 
 namespace thaw::cli {
 namespace {
@@ -11,6 +14,147 @@ StatusOr<uint16_t> ParsePort(const std::string& text) {
   if (err != std::errc() || end != text.data() + text.size() || value > 65535)
     return InvalidArgument("--port must be an integer in [0, 65535], got '" + text + "'");
   return static_cast<uint16_t>(value);
+}
+
+// A number of seconds or a rate: finite, in [min, max] (min excluded when
+// min_exclusive).
+StatusOr<double> ParseNumber(const std::string& flag, const std::string& text, double min, bool min_exclusive,
+                             double max) {
+  double value = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const bool in_range = min_exclusive ? value > min : value >= min;
+  if (err != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || !in_range || value > max)
+    return InvalidArgument(flag + " must be a number " + (min_exclusive ? "> " : ">= ") + std::to_string(static_cast<int64_t>(min)) +
+                           " and at most " + std::to_string(static_cast<int64_t>(max)) + ", got '" + text + "'");
+  return value;
+}
+
+template <typename Int>
+StatusOr<Int> ParseInteger(const std::string& flag, const std::string& text, Int min, Int max) {
+  Int value = 0;
+  auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (err != std::errc() || end != text.data() + text.size() || value < min || value > max)
+    return InvalidArgument(flag + " must be an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+                           "], got '" + text + "'");
+  return value;
+}
+
+// Splits "--name=value" and "--name value"; advances *i past a separate value.
+Status NextFlag(const std::vector<std::string>& args, size_t* i, std::string* name, std::string* value) {
+  const std::string& flag = args[*i];
+  if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+    *name = flag.substr(0, eq);
+    *value = flag.substr(eq + 1);
+  } else if (flag.starts_with("--")) {
+    if (*i + 1 >= args.size()) return InvalidArgument(flag + " needs a value");
+    *name = flag;
+    *value = args[++*i];
+  } else {
+    return InvalidArgument("unexpected argument '" + flag + "'; see 'thaw --help'");
+  }
+  return Status::Ok();
+}
+
+bool IsHelp(const std::string& arg) { return arg == "--help" || arg == "-h"; }
+
+Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, bool* help) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (IsHelp(args[i])) {
+      *help = true;
+      return Status::Ok();
+    }
+    std::string name, value;
+    THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
+    if (name == "--repo") {
+      serve->repo = value;
+    } else if (name == "--host") {
+      serve->host = value;
+    } else if (name == "--port") {
+      auto port = ParsePort(value);
+      if (!port.ok()) return port.status();
+      serve->port = *port;
+    } else if (name == "--memory-mb") {
+      int64_t mb = 0;
+      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), mb);
+      if (err != std::errc() || end != value.data() + value.size() || mb < 128)
+        return InvalidArgument("--memory-mb must be an integer >= 128, got '" + value + "'");
+      serve->memory_mb = mb;
+    } else if (name == "--worker") {
+      serve->worker_path = value;
+    } else {
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw --help'");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseLoad(const std::vector<std::string>& args, LoadCommandOptions* load, bool* help) {
+  bool has_rate = false, has_duration = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (IsHelp(args[i])) {
+      *help = true;
+      return Status::Ok();
+    }
+    std::string name, value;
+    THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
+    if (name == "--url") {
+      auto url = load::ParseHttpUrl(value);
+      if (!url.ok()) return InvalidArgument("--url: " + url.status().message());
+      load->url = value;
+    } else if (name == "--model") {
+      if (value.empty() || value.find_first_of("/?# \r\n") != std::string::npos)
+        return InvalidArgument("--model must be a model name, got '" + value + "'");
+      load->model = value;
+    } else if (name == "--request") {
+      if (value.empty()) return InvalidArgument("--request needs a file name");
+      load->request_path = value;
+    } else if (name == "--rate") {
+      auto rate = ParseNumber(name, value, 0, true, 10'000'000);
+      if (!rate.ok()) return rate.status();
+      load->rate_per_s = *rate;
+      has_rate = true;
+    } else if (name == "--duration-s") {
+      auto duration = ParseNumber(name, value, 0, true, 86400);
+      if (!duration.ok()) return duration.status();
+      load->duration_s = *duration;
+      has_duration = true;
+    } else if (name == "--arrivals") {
+      auto process = load::ParseArrivalProcess(value);
+      if (!process.ok()) return InvalidArgument("--arrivals must be 'poisson' or 'constant', got '" + value + "'");
+      load->arrivals = *process;
+    } else if (name == "--seed") {
+      auto seed = ParseInteger<uint64_t>(name, value, 0, UINT64_MAX);
+      if (!seed.ok()) return seed.status();
+      load->seed = *seed;
+    } else if (name == "--max-connections") {
+      auto n = ParseInteger<int>(name, value, 1, 60000);
+      if (!n.ok()) return n.status();
+      load->max_connections = *n;
+    } else if (name == "--warmup-s") {
+      auto warmup = ParseNumber(name, value, 0, false, 86400);
+      if (!warmup.ok()) return warmup.status();
+      load->warmup_s = *warmup;
+    } else if (name == "--drain-timeout-s") {
+      auto drain = ParseNumber(name, value, 0, false, 86400);
+      if (!drain.ok()) return drain.status();
+      load->drain_timeout_s = *drain;
+    } else if (name == "--json") {
+      load->json_path = value;
+    } else if (name == "--csv") {
+      load->csv_path = value;
+    } else {
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw load'; see 'thaw --help'");
+    }
+  }
+  for (auto [missing, flag] : {std::pair{load->url.empty(), "--url"}, {load->model.empty(), "--model"},
+                               {load->request_path.empty(), "--request"}, {!has_rate, "--rate"},
+                               {!has_duration, "--duration-s"}}) {
+    if (missing) return InvalidArgument(std::string("thaw load needs ") + flag + "; see 'thaw --help'");
+  }
+  if (load->rate_per_s * (load->duration_s + load->warmup_s) > static_cast<double>(load::kMaxArrivals))
+    return InvalidArgument("--rate x (--duration-s + --warmup-s) asks for more than " +
+                           std::to_string(load::kMaxArrivals) + " requests");
+  return Status::Ok();
 }
 
 }  // namespace
@@ -29,6 +173,24 @@ Usage:
                 of RAM); a cold start over it first stops the least recently
                 used idle instances of other models, else gets 503
       --worker  the thaw-worker executable (default: beside thaw)
+  thaw load --url http://HOST:PORT --model NAME --request FILE --rate RPS --duration-s S
+            [--arrivals poisson|constant] [--seed N] [--max-connections N] [--warmup-s S]
+            [--drain-timeout-s S] [--json FILE] [--csv FILE]
+      Open-loop load: POST FILE to /v2/models/NAME/infer at RPS requests per
+      second for S seconds, each at its scheduled time whether or not earlier
+      ones were answered, and report throughput, latency percentiles (from
+      the scheduled time, 2xx only), status counts and mean batch_size.
+      --arrivals  poisson (default; exponential gaps from --seed, default 1)
+                  or constant (exactly 1/RPS apart)
+      --max-connections  keep-alive connections at most (default 256); a
+                  request due when all are busy is not sent and counted as
+                  client_overload: then the generator, not the server, was
+                  the limit
+      --warmup-s  send at the same rate for S seconds first; not reported
+      --drain-timeout-s  after the last send, wait this long for responses
+                  (default 30); the rest count as timeouts
+      --json FILE  write the summary as JSON;  --csv FILE  one row per
+                  request: offset_us,latency_us,status,batch_size,outcome,send_lateness_us
   thaw version      print the version
   thaw --help       print this help
 
@@ -43,45 +205,17 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.kind = CommandKind::kVersion;
     return command;
   }
-  if (args[0] != "serve") return InvalidArgument("unknown command '" + args[0] + "'; see 'thaw --help'");
-  command.kind = CommandKind::kServe;
-  for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (flag == "--help" || flag == "-h") {
-      command.kind = CommandKind::kHelp;
-      return command;
-    }
-    std::string value;
-    std::string name = flag;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      name = flag.substr(0, eq);
-      value = flag.substr(eq + 1);
-    } else if (flag.starts_with("--")) {
-      if (i + 1 >= args.size()) return InvalidArgument(flag + " needs a value");
-      value = args[++i];
-    } else {
-      return InvalidArgument("unexpected argument '" + flag + "'; see 'thaw --help'");
-    }
-    if (name == "--repo") {
-      command.serve.repo = value;
-    } else if (name == "--host") {
-      command.serve.host = value;
-    } else if (name == "--port") {
-      auto port = ParsePort(value);
-      if (!port.ok()) return port.status();
-      command.serve.port = *port;
-    } else if (name == "--memory-mb") {
-      int64_t mb = 0;
-      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), mb);
-      if (err != std::errc() || end != value.data() + value.size() || mb < 128)
-        return InvalidArgument("--memory-mb must be an integer >= 128, got '" + value + "'");
-      command.serve.memory_mb = mb;
-    } else if (name == "--worker") {
-      command.serve.worker_path = value;
-    } else {
-      return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw --help'");
-    }
+  if (args[0] != "serve" && args[0] != "load")
+    return InvalidArgument("unknown command '" + args[0] + "'; see 'thaw --help'");
+  bool help = false;
+  if (args[0] == "serve") {
+    command.kind = CommandKind::kServe;
+    THAW_RETURN_IF_ERROR(ParseServe(args, &command.serve, &help));
+  } else {
+    command.kind = CommandKind::kLoad;
+    THAW_RETURN_IF_ERROR(ParseLoad(args, &command.load, &help));
   }
+  if (help) command.kind = CommandKind::kHelp;
   return command;
 }
 

@@ -8,11 +8,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "base/clock.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "load/arrivals.h"
+#include "load/load_generator.h"
+#include "load/report.h"
 #include "repo/model_config.h"
 #include "runtime/runtime.h"
 #include "server/http_server.h"
@@ -108,6 +113,69 @@ int Serve(const thaw::cli::ServeOptions& options) {
   return 0;
 }
 
+int Load(const thaw::cli::LoadCommandOptions& options) {
+  namespace load = thaw::load;
+  std::ifstream file(options.request_path, std::ios::binary);
+  if (!file) {
+    std::cerr << "thaw: cannot read --request file '" << options.request_path << "'\n";
+    return 2;
+  }
+  std::stringstream body;
+  body << file.rdbuf();
+  // Warm-up and measurement are one schedule: the warm-up is its first
+  // warmup_s seconds, so the arrival process runs on without a seam.
+  auto offsets = load::MakeArrivals({.process = options.arrivals,
+                                     .rate_per_s = options.rate_per_s,
+                                     .duration_s = options.warmup_s + options.duration_s,
+                                     .seed = options.seed});
+  if (!offsets.ok()) {
+    std::cerr << "thaw: " << offsets.status().message() << "\n";
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  std::cout << "thaw load: " << load::ArrivalProcessName(options.arrivals) << " " << options.rate_per_s
+            << " req/s for " << options.duration_s << " s";
+  if (options.warmup_s > 0) std::cout << " after " << options.warmup_s << " s warm-up";
+  std::cout << " -> " << options.url << " model " << options.model << " (" << offsets->size() << " requests)"
+            << std::endl;
+  thaw::RealClock clock;
+  load::LoadGenerator generator(clock, {.url = options.url,
+                                        .model = options.model,
+                                        .body = body.str(),
+                                        .max_connections = options.max_connections,
+                                        .drain_timeout_s = options.drain_timeout_s,
+                                        .warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond)});
+  auto result = generator.Run(*offsets);
+  if (!result.ok()) {
+    std::cerr << "thaw: " << result.status().message() << "\n";
+    return 1;
+  }
+  const load::LoadSummary summary = load::Summarize(*result, options.duration_s);
+  std::cout << load::SummaryText(summary);
+  int exit_code = 0;
+  if (!options.json_path.empty()) {
+    const load::RunInfo run{.url = options.url,
+                            .model = options.model,
+                            .arrivals = std::string(load::ArrivalProcessName(options.arrivals)),
+                            .rate_per_s = options.rate_per_s,
+                            .duration_s = options.duration_s,
+                            .warmup_s = options.warmup_s,
+                            .seed = options.seed,
+                            .max_connections = options.max_connections};
+    if (auto written = load::WriteTextFile(options.json_path, load::SummaryJson(summary, run)); !written.ok()) {
+      std::cerr << "thaw: " << written.message() << "\n";
+      exit_code = 1;
+    }
+  }
+  if (!options.csv_path.empty()) {
+    if (auto written = load::WriteTextFile(options.csv_path, load::RequestsCsv(*result)); !written.ok()) {
+      std::cerr << "thaw: " << written.message() << "\n";
+      exit_code = 1;
+    }
+  }
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,6 +194,8 @@ int main(int argc, char** argv) {
       return 0;
     case thaw::cli::CommandKind::kServe:
       return Serve(command->serve);
+    case thaw::cli::CommandKind::kLoad:
+      return Load(command->load);
   }
   return 0;
 }

@@ -1,0 +1,235 @@
+#include "load/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+namespace thaw::load {
+namespace {
+
+Percentiles ComputePercentiles(std::vector<Micros> values) {
+  Percentiles p;
+  p.count = static_cast<int64_t>(values.size());
+  if (values.empty()) return p;
+  std::sort(values.begin(), values.end());
+  auto at = [&](double q) {
+    size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(values.size())));
+    rank = std::clamp<size_t>(rank, 1, values.size());
+    return static_cast<double>(values[rank - 1]) / kMicrosPerMilli;
+  };
+  double sum = 0;
+  for (Micros v : values) sum += static_cast<double>(v);
+  p.mean_ms = sum / static_cast<double>(values.size()) / kMicrosPerMilli;
+  p.p50_ms = at(0.50);
+  p.p90_ms = at(0.90);
+  p.p99_ms = at(0.99);
+  p.p999_ms = at(0.999);
+  p.max_ms = static_cast<double>(values.back()) / kMicrosPerMilli;
+  return p;
+}
+
+std::string Fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
+  return buf;
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+std::string PercentilesJson(const Percentiles& p) {
+  return "{\"count\":" + std::to_string(p.count) + ",\"mean_ms\":" + Fixed(p.mean_ms, 3) +
+         ",\"p50_ms\":" + Fixed(p.p50_ms, 3) + ",\"p90_ms\":" + Fixed(p.p90_ms, 3) + ",\"p99_ms\":" + Fixed(p.p99_ms, 3) +
+         ",\"p999_ms\":" + Fixed(p.p999_ms, 3) + ",\"max_ms\":" + Fixed(p.max_ms, 3) + "}";
+}
+
+}  // namespace
+
+LoadSummary Summarize(const LoadResult& result, double schedule_duration_s) {
+  LoadSummary s;
+  s.schedule_duration_s = schedule_duration_s;
+  s.scheduled = static_cast<int64_t>(result.requests.size());
+  s.warmup_requests = result.warmup_requests;
+  s.connections_opened = result.connections_opened;
+  s.stale_retries = result.stale_retries;
+  std::map<int, int64_t> statuses;
+  std::vector<Micros> latencies, lateness;
+  latencies.reserve(result.requests.size());
+  lateness.reserve(result.requests.size());
+  Micros first_send = 0, last_ok = 0;
+  bool any_sent = false, any_ok = false;
+  double batch_sum = 0;
+  for (const RequestRecord& r : result.requests) {
+    if (r.send_lateness_us >= 0) {
+      ++s.sent;
+      lateness.push_back(r.send_lateness_us);
+      const Micros sent_at = r.offset_us + r.send_lateness_us;
+      first_send = any_sent ? std::min(first_send, sent_at) : sent_at;
+      any_sent = true;
+    }
+    switch (r.outcome) {
+      case Outcome::kResponse: {
+        ++s.responses;
+        ++statuses[r.status];
+        if (r.status >= 200 && r.status < 300) {
+          ++s.ok_2xx;
+          latencies.push_back(r.latency_us);
+          const Micros done_at = r.offset_us + r.latency_us;
+          last_ok = any_ok ? std::max(last_ok, done_at) : done_at;
+          any_ok = true;
+        }
+        if (r.batch_size >= 0) {
+          ++s.batch_size_responses;
+          batch_sum += r.batch_size;
+        }
+        break;
+      }
+      case Outcome::kClientOverload: ++s.client_overload; break;
+      case Outcome::kTimeout: ++s.timeouts; break;
+      case Outcome::kError: ++s.errors; break;
+    }
+  }
+  s.status_counts.assign(statuses.begin(), statuses.end());
+  if (schedule_duration_s > 0) s.offered_rate_per_s = static_cast<double>(s.scheduled) / schedule_duration_s;
+  if (any_ok && last_ok > first_send)
+    s.achieved_per_s = static_cast<double>(s.ok_2xx) * kMicrosPerSecond / static_cast<double>(last_ok - first_send);
+  s.latency = ComputePercentiles(std::move(latencies));
+  s.send_lateness = ComputePercentiles(std::move(lateness));
+  if (s.batch_size_responses > 0) s.mean_batch_size = batch_sum / static_cast<double>(s.batch_size_responses);
+  s.parameters = result.parameters;
+  return s;
+}
+
+std::string SummaryText(const LoadSummary& s) {
+  std::string out;
+  auto line = [&](const std::string& label, const std::string& value) {
+    out += "  " + label + std::string(label.size() < 18 ? 18 - label.size() : 1, ' ') + value + "\n";
+  };
+  if (s.client_overload > 0) {
+    out += "  WARNING: " + std::to_string(s.client_overload) +
+           " requests were not sent (client_overload): all connections were busy with earlier\n"
+           "  requests, so the server never saw this part of the load; the generator's connection cap was\n"
+           "  the limit. Raise --max-connections or lower --rate.\n";
+  }
+  line("offered", Fixed(s.offered_rate_per_s, 1) + " req/s  (" + std::to_string(s.scheduled) + " requests over " +
+                      Fixed(s.schedule_duration_s, 1) + " s" +
+                      (s.warmup_requests > 0 ? "; " + std::to_string(s.warmup_requests) + " warm-up not counted" : "") +
+                      ")");
+  line("achieved", Fixed(s.achieved_per_s, 1) + " req/s  (2xx responses, first send to last 2xx)");
+  std::string statuses;
+  for (const auto& [status, count] : s.status_counts)
+    statuses += (statuses.empty() ? "" : "  ") + std::to_string(status) + ": " + std::to_string(count);
+  line("status", statuses.empty() ? "(no responses)" : statuses);
+  line("client_overload", std::to_string(s.client_overload) + (s.client_overload > 0 ? "  <-- generator-limited" : ""));
+  line("timeouts", std::to_string(s.timeouts) + "   errors " + std::to_string(s.errors));
+  const Percentiles& l = s.latency;
+  line("latency (ms)", "p50 " + Fixed(l.p50_ms, 3) + "  p90 " + Fixed(l.p90_ms, 3) + "  p99 " + Fixed(l.p99_ms, 3) +
+                           "  p99.9 " + Fixed(l.p999_ms, 3) + "  max " + Fixed(l.max_ms, 3) + "  (" +
+                           std::to_string(l.count) + " 2xx only, from scheduled time)");
+  line("send lateness", "p99 " + Fixed(s.send_lateness.p99_ms, 3) + " ms  max " + Fixed(s.send_lateness.max_ms, 3) + " ms");
+  line("batch_size", s.batch_size_responses > 0 ? "mean " + Fixed(s.mean_batch_size, 2) + "  (" +
+                                                      std::to_string(s.batch_size_responses) + " responses reported one)"
+                                                : "(not reported)");
+  std::string params;
+  for (const ParameterMean& p : s.parameters)
+    if (p.count > 0) params += (params.empty() ? "" : "  ") + p.name + " " + Fixed(p.sum / static_cast<double>(p.count), 3);
+  if (!params.empty()) line("server (mean)", params);
+  line("connections", std::to_string(s.connections_opened) + " opened" +
+                          (s.stale_retries > 0 ? ", " + std::to_string(s.stale_retries) + " stale resends" : ""));
+  return out;
+}
+
+std::string SummaryJson(const LoadSummary& s, const RunInfo& run) {
+  std::string j = "{\"run\":{\"url\":" + JsonString(run.url) + ",\"model\":" + JsonString(run.model) +
+                  ",\"arrivals\":" + JsonString(run.arrivals) + ",\"rate_per_s\":" + Fixed(run.rate_per_s, 3) +
+                  ",\"duration_s\":" + Fixed(run.duration_s, 3) + ",\"warmup_s\":" + Fixed(run.warmup_s, 3) +
+                  ",\"seed\":" + std::to_string(run.seed) + ",\"max_connections\":" + std::to_string(run.max_connections) +
+                  "}";
+  j += ",\"schedule_duration_s\":" + Fixed(s.schedule_duration_s, 3);
+  j += ",\"scheduled\":" + std::to_string(s.scheduled);
+  j += ",\"warmup_requests\":" + std::to_string(s.warmup_requests);
+  j += ",\"sent\":" + std::to_string(s.sent);
+  j += ",\"responses\":" + std::to_string(s.responses);
+  j += ",\"ok_2xx\":" + std::to_string(s.ok_2xx);
+  j += ",\"client_overload\":" + std::to_string(s.client_overload);
+  j += ",\"timeouts\":" + std::to_string(s.timeouts);
+  j += ",\"errors\":" + std::to_string(s.errors);
+  j += ",\"status_counts\":{";
+  for (size_t i = 0; i < s.status_counts.size(); ++i)
+    j += (i ? ",\"" : "\"") + std::to_string(s.status_counts[i].first) + "\":" + std::to_string(s.status_counts[i].second);
+  j += "}";
+  j += ",\"offered_rate_per_s\":" + Fixed(s.offered_rate_per_s, 3);
+  j += ",\"achieved_per_s\":" + Fixed(s.achieved_per_s, 3);
+  j += ",\"latency_2xx\":" + PercentilesJson(s.latency);
+  j += ",\"send_lateness\":" + PercentilesJson(s.send_lateness);
+  j += ",\"batch_size\":{\"responses\":" + std::to_string(s.batch_size_responses) +
+       ",\"mean\":" + Fixed(s.mean_batch_size, 4) + "}";
+  j += ",\"parameter_means\":{";
+  bool first = true;
+  for (const ParameterMean& p : s.parameters) {
+    if (p.count == 0) continue;
+    j += (first ? "" : ",") + JsonString(p.name) + ":{\"mean\":" + Fixed(p.sum / static_cast<double>(p.count), 6) +
+         ",\"count\":" + std::to_string(p.count) + "}";
+    first = false;
+  }
+  j += "}";
+  j += ",\"connections_opened\":" + std::to_string(s.connections_opened);
+  j += ",\"stale_retries\":" + std::to_string(s.stale_retries);
+  j += "}\n";
+  return j;
+}
+
+std::string RequestsCsv(const LoadResult& result) {
+  std::string out = "offset_us,latency_us,status,batch_size,compute_ms,outcome,send_lateness_us\n";
+  out.reserve(out.size() + result.requests.size() * 48);
+  for (const RequestRecord& r : result.requests) {
+    out += std::to_string(r.offset_us);
+    out += ',';
+    if (r.latency_us >= 0) out += std::to_string(r.latency_us);
+    out += ',';
+    out += std::to_string(r.status);
+    out += ',';
+    if (r.batch_size >= 0) out += std::to_string(r.batch_size);
+    out += ',';
+    if (r.compute_ms >= 0) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.3f", r.compute_ms);
+      out += text;
+    }
+    out += ',';
+    out += OutcomeName(r.outcome);
+    out += ',';
+    if (r.send_lateness_us >= 0) out += std::to_string(r.send_lateness_us);
+    out += '\n';
+  }
+  return out;
+}
+
+Status WriteTextFile(const std::string& path, const std::string& contents) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  if (!file) return Unavailable("cannot open '" + path + "' for writing: " + std::strerror(errno));
+  file.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  file.close();
+  if (!file) return Unavailable("cannot write '" + path + "'");
+  return Status::Ok();
+}
+
+}  // namespace thaw::load
