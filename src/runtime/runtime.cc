@@ -299,6 +299,12 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
                                                                              : nullptr;
   if (spawner && !spawner->gone) status.spawner = SpawnerStatus{spawner->pid, spawner->ready};
   status.queued = static_cast<int>(model.queue.size());
+  const Micros now = clock_.NowMicros();
+  status.batching = {.mode = model.config.batching,
+                     .target_batch_size = model.batcher.TargetBatchSize(now),
+                     .cost_intercept_us = model.batcher.cost().intercept_us(),
+                     .cost_per_row_us = model.batcher.cost().slope_us_per_row(),
+                     .arrival_rows_per_s = model.batcher.ArrivalRowsPerSecond(now)};
   status.last_start_error = model.last_start_error;
   for (const auto& [id, instance] : model.instances) {
     InstanceStatus s;

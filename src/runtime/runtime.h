@@ -137,8 +137,18 @@ struct SpawnerStatus {
   bool ready = false;
 };
 
+// What the batcher has learned (src/policy/batching.h).
+struct BatchingStatus {
+  std::string mode;                 // off, fixed, adaptive
+  int target_batch_size = 1;        // adaptive: the rows it aims for now
+  double cost_intercept_us = 0;     // execution ~ intercept + per_row * rows
+  double cost_per_row_us = 0;
+  double arrival_rows_per_s = 0;
+};
+
 struct ModelStatus {
   std::string name;
+  BatchingStatus batching;
   StartPath start_path = StartPath::kTemplate;
   std::vector<InstanceStatus> instances;
   std::optional<SpawnerStatus> spawner;  // the template or zygote this model forks from

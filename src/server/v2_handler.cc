@@ -141,7 +141,10 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     }
     if (action == "status") {
       if (!get) return method_not_allowed("GET");
-      return respond(Json(200, StatusJson(model)));
+      // Reading smaps_rollup costs milliseconds per process on this one
+      // thread; pollers that want only instance states pass memory=false.
+      const bool with_memory = request.target.find("memory=false") == std::string::npos;
+      return respond(Json(200, StatusJson(model, with_memory)));
     }
     if (action == "config") {
       if (get) return respond(Json(200, EncodeModelConfig(*config)));
@@ -155,11 +158,11 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   respond(ErrorResponse(NotFound("no route for " + std::string(path))));
 }
 
-std::string V2Handler::StatusJson(const std::string& model) {
+std::string V2Handler::StatusJson(const std::string& model, bool with_memory) {
   auto status = runtime_.GetModelStatus(model);
   if (!status.ok()) return v2::EncodeError(status.status().message());
-  auto memory_json = [](int pid) {
-    auto memory = pid > 0 ? ReadProcessMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
+  auto memory_json = [with_memory](int pid) {
+    auto memory = pid > 0 && with_memory ? ReadProcessMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
     if (!memory.ok()) return std::string("\"rss_kb\":null,\"pss_kb\":null,\"private_kb\":null");
     return "\"rss_kb\":" + std::to_string(memory->rss_kb) + ",\"pss_kb\":" + std::to_string(memory->pss_kb) +
            ",\"private_kb\":" + std::to_string(memory->private_kb);
@@ -168,6 +171,13 @@ std::string V2Handler::StatusJson(const std::string& model) {
   v2::AppendJsonString(&json, status->name);
   json += ",\"start_path\":\"" + std::string(StartPathName(status->start_path)) + "\"";
   json += ",\"queued\":" + std::to_string(status->queued);
+  char batching[256];
+  std::snprintf(batching, sizeof(batching),
+                ",\"batching\":{\"mode\":\"%s\",\"target_batch_size\":%d,\"cost_intercept_us\":%.1f,"
+                "\"cost_per_row_us\":%.1f,\"arrival_rows_per_s\":%.1f}",
+                status->batching.mode.c_str(), status->batching.target_batch_size, status->batching.cost_intercept_us,
+                status->batching.cost_per_row_us, status->batching.arrival_rows_per_s);
+  json += batching;
   json += ",\"last_start_error\":";
   if (status->last_start_error.empty()) {
     json += "null";

@@ -53,7 +53,7 @@ class V2Handler {
 
  private:
   void Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond);
-  std::string StatusJson(const std::string& model);
+  std::string StatusJson(const std::string& model, bool with_memory);
   HttpResponse Warm(const std::string& model, std::string_view target);
   HttpResponse PutConfig(const std::string& model, const std::string& body);
   HttpResponse Repository(const std::vector<std::string_view>& parts);

@@ -344,6 +344,9 @@ def concurrent_curls_share_a_batch():
         with open(os.path.join(TMP, f"batch_hdr{i}")) as f:
             timing = [line for line in f if line.lower().startswith("server-timing:")]
         assert timing and "batch_wait;dur=" in timing[0] and "compute;dur=" in timing[0], timing
+    status = json.loads(curl("GET", "/v2/models/fraud-batched/status?memory=false")[2])
+    assert status["batching"]["mode"] == "fixed" and status["batching"]["cost_intercept_us"] > 0, status
+    assert status["instances"][0]["rss_kb"] is None, status  # memory=false skips the smaps readings
 
 
 def repository_api():
