@@ -2,6 +2,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
+#include <optional>
+#include <string_view>
 
 #include "load/load_generator.h"
 
@@ -81,6 +84,11 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
       serve->memory_mb = mb;
     } else if (name == "--worker") {
       serve->worker_path = value;
+    } else if (name == "--usage-log") {
+      serve->usage_log_path = value;  // empty: no log
+    } else if (name == "--prices") {
+      if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
+      serve->prices = value;
     } else {
       return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw --help'");
     }
@@ -157,13 +165,155 @@ Status ParseLoad(const std::vector<std::string>& args, LoadCommandOptions* load,
   return Status::Ok();
 }
 
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant,
+// "chrono-Compatible Low-Level Date Algorithms").
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// Reads exactly `digits` decimal digits at text[*pos].
+std::optional<int64_t> Digits(std::string_view text, size_t* pos, size_t digits) {
+  if (*pos + digits > text.size()) return std::nullopt;
+  int64_t value = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    const char c = text[*pos + i];
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  *pos += digits;
+  return value;
+}
+
+bool Expect(std::string_view text, size_t* pos, char c) {
+  if (*pos >= text.size() || text[*pos] != c) return false;
+  ++*pos;
+  return true;
+}
+
+// YYYY-MM-DDTHH:MM[:SS[.f{1,6}]]Z -> microseconds since the epoch.
+std::optional<Micros> ParseIsoUtc(std::string_view text) {
+  size_t pos = 0;
+  auto year = Digits(text, &pos, 4);
+  if (!year || !Expect(text, &pos, '-')) return std::nullopt;
+  auto month = Digits(text, &pos, 2);
+  if (!month || !Expect(text, &pos, '-')) return std::nullopt;
+  auto day = Digits(text, &pos, 2);
+  if (!day || !Expect(text, &pos, 'T')) return std::nullopt;
+  auto hour = Digits(text, &pos, 2);
+  if (!hour || !Expect(text, &pos, ':')) return std::nullopt;
+  auto minute = Digits(text, &pos, 2);
+  if (!minute) return std::nullopt;
+  int64_t second = 0, micros = 0;
+  if (Expect(text, &pos, ':')) {
+    auto s = Digits(text, &pos, 2);
+    if (!s) return std::nullopt;
+    second = *s;
+    if (Expect(text, &pos, '.')) {
+      int n = 0;
+      while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9' && n < 6) {
+        micros = micros * 10 + (text[pos++] - '0');
+        ++n;
+      }
+      if (n == 0) return std::nullopt;
+      for (; n < 6; ++n) micros *= 10;
+    }
+  }
+  if (!Expect(text, &pos, 'Z') || pos != text.size()) return std::nullopt;
+  static constexpr int kDaysInMonth[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (*month < 1 || *month > 12) return std::nullopt;
+  const int days_in_month = kDaysInMonth[*month - 1] + (*month == 2 && IsLeapYear(*year) ? 1 : 0);
+  if (*day < 1 || *day > days_in_month || *hour > 23 || *minute > 59 || second > 59) return std::nullopt;
+  const int64_t days = DaysFromCivil(*year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
+  return ((days * 24 + *hour) * 60 + *minute) * 60 * kMicrosPerSecond + second * kMicrosPerSecond + micros;
+}
+
+Status ParseCost(const std::vector<std::string>& args, CostCommandOptions* cost, bool* help) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (IsHelp(args[i])) {
+      *help = true;
+      return Status::Ok();
+    }
+    // --json is a switch: it takes no value.
+    if (args[i] == "--json") {
+      cost->json = true;
+      continue;
+    }
+    if (args[i].starts_with("--json=")) return InvalidArgument("--json takes no value");
+    std::string name, value;
+    THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
+    if (name == "--usage-log") {
+      if (value.empty()) return InvalidArgument("--usage-log needs a file name");
+      cost->usage_log_path = value;
+    } else if (name == "--since") {
+      auto since = ParseSince(value);
+      if (!since.ok()) return since.status();
+      cost->since = *since;
+    } else if (name == "--prices") {
+      if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
+      cost->prices = value;
+    } else {
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw cost'; see 'thaw --help'");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+StatusOr<Since> ParseSince(std::string_view text) {
+  const auto error = [&] {
+    return InvalidArgument("--since must be an ISO-8601 UTC time (2026-11-28T20:00:00Z) or a duration before now "
+                           "(30s, 15m, 2h, 7d), got '" + std::string(text) + "'");
+  };
+  Since since;
+  if (auto wall = ParseIsoUtc(text)) {
+    since.kind = Since::Kind::kWallTime;
+    since.wall_us = *wall;
+    return since;
+  }
+  if (text.size() < 2) return error();
+  Micros unit = 0;
+  switch (text.back()) {
+    case 's': unit = kMicrosPerSecond; break;
+    case 'm': unit = 60 * kMicrosPerSecond; break;
+    case 'h': unit = 3600 * kMicrosPerSecond; break;
+    case 'd': unit = 86400 * kMicrosPerSecond; break;
+    default: return error();
+  }
+  const std::string_view number = text.substr(0, text.size() - 1);
+  int64_t count = 0;
+  auto [end, err] = std::from_chars(number.data(), number.data() + number.size(), count);
+  constexpr Micros kMaxBefore = Micros{36525} * 86400 * kMicrosPerSecond;  // 100 years
+  if (err != std::errc() || end != number.data() + number.size() || count < 1 || count > kMaxBefore / unit)
+    return error();
+  since.kind = Since::Kind::kBeforeNow;
+  since.before_us = count * unit;
+  return since;
+}
+
+Micros SinceWallUs(const Since& since, Micros now_wall_us) {
+  switch (since.kind) {
+    case Since::Kind::kWallTime: return since.wall_us;
+    case Since::Kind::kBeforeNow: return now_wall_us - since.before_us;
+    case Since::Kind::kAll: break;
+  }
+  return std::numeric_limits<Micros>::min();
+}
 
 std::string HelpText() {
   return R"(thaw: serverless inference for machine-learning models on one machine.
 
 Usage:
   thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--worker PATH]
+             [--usage-log FILE] [--prices NAME|FILE]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
                 bundled examples of this build)
@@ -173,6 +323,11 @@ Usage:
                 of RAM); a cold start over it first stops the least recently
                 used idle instances of other models, else gets 503
       --worker  the thaw-worker executable (default: beside thaw)
+      --usage-log  append usage records (invocations, instances, provisioned
+                intervals) to FILE as JSON lines (default thaw-usage.jsonl;
+                --usage-log '' keeps none)
+      --prices  price sheet for /v2/stats: aws-x86 (default), aws-arm64
+                (AWS Lambda, US East) or a price sheet file (prices/README.md)
   thaw load --url http://HOST:PORT --model NAME --request FILE --rate RPS --duration-s S
             [--arrivals poisson|constant] [--seed N] [--max-connections N] [--warmup-s S]
             [--drain-timeout-s S] [--json FILE] [--csv FILE]
@@ -191,6 +346,17 @@ Usage:
                   (default 30); the rest count as timeouts
       --json FILE  write the summary as JSON;  --csv FILE  one row per
                   request: offset_us,latency_us,status,batch_size,outcome,send_lateness_us
+  thaw cost [--usage-log FILE] [--since WHEN] [--prices NAME|FILE] [--json]
+      What the usage in the usage log would cost on a serverless provider:
+      per model and in total, invocations, 2xx, cold starts, p50/p90/p99
+      latency of 2xx, mean batch rows, GB-s (on-demand, init, provisioned,
+      idle-warm), dollars and dollars per 1 M 2xx inferences.
+      --usage-log  the log written by thaw serve (default thaw-usage.jsonl)
+      --since   only usage from WHEN on: an ISO-8601 UTC time
+                (2026-11-28T20:00:00Z) or a duration before now (30s, 15m,
+                2h, 7d); default: everything
+      --prices  aws-x86 (default), aws-arm64 or a price sheet file
+      --json    print JSON instead of the table
   thaw version      print the version
   thaw --help       print this help
 
@@ -205,15 +371,18 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.kind = CommandKind::kVersion;
     return command;
   }
-  if (args[0] != "serve" && args[0] != "load")
+  if (args[0] != "serve" && args[0] != "load" && args[0] != "cost")
     return InvalidArgument("unknown command '" + args[0] + "'; see 'thaw --help'");
   bool help = false;
   if (args[0] == "serve") {
     command.kind = CommandKind::kServe;
     THAW_RETURN_IF_ERROR(ParseServe(args, &command.serve, &help));
-  } else {
+  } else if (args[0] == "load") {
     command.kind = CommandKind::kLoad;
     THAW_RETURN_IF_ERROR(ParseLoad(args, &command.load, &help));
+  } else {
+    command.kind = CommandKind::kCost;
+    THAW_RETURN_IF_ERROR(ParseCost(args, &command.cost, &help));
   }
   if (help) command.kind = CommandKind::kHelp;
   return command;

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "load/arrivals.h"
 
@@ -18,6 +20,8 @@ struct ServeOptions {
   uint16_t port = 8080;
   std::string worker_path;  // empty = thaw-worker beside the thaw binary
   int64_t memory_mb = 0;    // node memory budget for instances; 0 = 80 % of RAM
+  std::string usage_log_path = "thaw-usage.jsonl";  // usage records as JSON lines; empty = keep no log
+  std::string prices = "aws-x86";  // price sheet for /stats: aws-x86, aws-arm64 or a file (metering/price_sheet.h)
 };
 
 // `thaw load`: an open-loop load generator (src/load).
@@ -36,12 +40,38 @@ struct LoadCommandOptions {
   std::string csv_path;       // empty = no CSV file
 };
 
-enum class CommandKind { kHelp, kVersion, kServe, kLoad };
+// `thaw cost --since WHEN`: a wall time, or a duration before the moment
+// the command runs (resolved then, since parsing reads no clock).
+struct Since {
+  enum class Kind { kAll, kWallTime, kBeforeNow };
+  Kind kind = Kind::kAll;
+  Micros wall_us = 0;    // kWallTime: microseconds since the Unix epoch, UTC
+  Micros before_us = 0;  // kBeforeNow: how long before now
+};
+
+// WHEN: an ISO-8601 UTC time, YYYY-MM-DDTHH:MM[:SS[.ffffff]]Z
+// ("2026-11-28T20:00:00Z"), or a positive whole number of s, m, h or d
+// ("30s", "15m", "2h", "7d"; at most 100 years).
+StatusOr<Since> ParseSince(std::string_view text);
+// The wall time `since` stands for when it is now_wall_us; kAll -> the
+// smallest Micros (everything).
+Micros SinceWallUs(const Since& since, Micros now_wall_us);
+
+// `thaw cost`: a cost report from the usage log (src/metering).
+struct CostCommandOptions {
+  std::string usage_log_path = "thaw-usage.jsonl";
+  Since since;
+  std::string prices = "aws-x86";  // a built-in sheet name or a price sheet file
+  bool json = false;               // JSON instead of the table
+};
+
+enum class CommandKind { kHelp, kVersion, kServe, kLoad, kCost };
 
 struct Command {
   CommandKind kind = CommandKind::kHelp;
   ServeOptions serve;
   LoadCommandOptions load;
+  CostCommandOptions cost;
 };
 
 // args excludes argv[0].

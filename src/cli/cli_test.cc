@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace thaw::cli {
 namespace {
 
@@ -19,6 +21,23 @@ TEST(CliTest, ServeDefaults) {
   EXPECT_EQ(command->serve.port, 8080);
   EXPECT_EQ(command->serve.host, "127.0.0.1");
   EXPECT_TRUE(command->serve.repo.empty());
+  EXPECT_EQ(command->serve.usage_log_path, "thaw-usage.jsonl");
+  EXPECT_EQ(command->serve.prices, "aws-x86");
+}
+
+TEST(CliTest, ServeUsageLogAndPrices) {
+  auto command = ParseCommandLine({"serve", "--usage-log", "/var/log/thaw.jsonl", "--prices=aws-arm64"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.usage_log_path, "/var/log/thaw.jsonl");
+  EXPECT_EQ(command->serve.prices, "aws-arm64");
+  command = ParseCommandLine({"serve", "--usage-log=", "--prices", "prices/mine.json"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.usage_log_path, "");  // no log
+  EXPECT_EQ(command->serve.prices, "prices/mine.json");
+  EXPECT_NE(ParseCommandLine({"serve", "--prices="}).status().message().find("--prices"), std::string::npos);
+  EXPECT_NE(ParseCommandLine({"serve", "--usage-log"}).status().message().find("--usage-log needs a value"),
+            std::string::npos);
+  EXPECT_NE(HelpText().find("--usage-log"), std::string::npos);
 }
 
 TEST(CliTest, ServeFlagsInBothForms) {
@@ -115,6 +134,77 @@ TEST(CliTest, LoadErrorsNameTheFlag) {
   expect_error(LoadArgs({"--json"}), "--json needs a value");
   expect_error(LoadArgs({"--port", "80"}), "'--port' for 'thaw load'");
   expect_error(LoadArgs({"--rate", "10000000", "--duration-s", "86400"}), "--rate x");
+}
+
+constexpr Micros kNov28 = 1'795'896'000 * kMicrosPerSecond;  // 2026-11-28T20:00:00Z
+
+TEST(CliTest, CostDefaults) {
+  auto command = ParseCommandLine({"cost"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->kind, CommandKind::kCost);
+  EXPECT_EQ(command->cost.usage_log_path, "thaw-usage.jsonl");
+  EXPECT_EQ(command->cost.since.kind, Since::Kind::kAll);
+  EXPECT_EQ(command->cost.prices, "aws-x86");
+  EXPECT_FALSE(command->cost.json);
+  EXPECT_EQ(SinceWallUs(command->cost.since, kNov28), std::numeric_limits<Micros>::min());
+  EXPECT_EQ(ParseCommandLine({"cost", "--help"})->kind, CommandKind::kHelp);
+  EXPECT_NE(HelpText().find("thaw cost"), std::string::npos);
+}
+
+TEST(CliTest, CostFlagsInBothForms) {
+  auto command = ParseCommandLine({"cost", "--usage-log", "u.jsonl", "--since=2026-11-28T20:00:00Z", "--json",
+                                   "--prices", "aws-arm64"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  const CostCommandOptions& cost = command->cost;
+  EXPECT_EQ(cost.usage_log_path, "u.jsonl");
+  EXPECT_EQ(cost.since.kind, Since::Kind::kWallTime);
+  EXPECT_EQ(SinceWallUs(cost.since, 0), kNov28);
+  EXPECT_TRUE(cost.json);
+  EXPECT_EQ(cost.prices, "aws-arm64");
+}
+
+TEST(CliTest, SinceWallTimes) {
+  EXPECT_EQ(ParseSince("2026-11-28T20:00:00Z")->wall_us, kNov28);
+  EXPECT_EQ(ParseSince("2026-11-28T20:00Z")->wall_us, kNov28);
+  EXPECT_EQ(ParseSince("2026-11-28T20:00:00.25Z")->wall_us, kNov28 + 250'000);
+  EXPECT_EQ(ParseSince("2026-11-28T20:00:00.000001Z")->wall_us, kNov28 + 1);
+  EXPECT_EQ(ParseSince("1970-01-01T00:00:00Z")->wall_us, 0);
+  EXPECT_EQ(ParseSince("2024-02-29T23:59:59Z")->wall_us, 1'709'251'199 * kMicrosPerSecond);  // leap day
+  for (const char* bad : {"2026-11-28", "2026-11-28T20:00:00", "2026-11-28T20:00:00+01:00", "2026-13-01T00:00:00Z",
+                          "2026-02-29T00:00:00Z", "2026-11-31T00:00:00Z", "2026-11-28T24:00:00Z",
+                          "2026-11-28T20:60:00Z", "2026-11-28T20:00:60Z", "2026-11-28T20:00:00.Z",
+                          "2026-11-28T20:00:00.1234567Z", "26-11-28T20:00:00Z", "2026-11-28t20:00:00z"}) {
+    auto since = ParseSince(bad);
+    ASSERT_FALSE(since.ok()) << bad;
+    EXPECT_NE(since.status().message().find("--since"), std::string::npos);
+    EXPECT_NE(since.status().message().find(bad), std::string::npos);
+  }
+}
+
+TEST(CliTest, SinceDurationsBeforeNow) {
+  EXPECT_EQ(SinceWallUs(*ParseSince("30s"), kNov28), kNov28 - 30 * kMicrosPerSecond);
+  EXPECT_EQ(SinceWallUs(*ParseSince("15m"), kNov28), kNov28 - 15 * 60 * kMicrosPerSecond);
+  EXPECT_EQ(SinceWallUs(*ParseSince("2h"), kNov28), kNov28 - 2 * 3600 * kMicrosPerSecond);
+  EXPECT_EQ(SinceWallUs(*ParseSince("7d"), kNov28), kNov28 - 7 * 86400 * kMicrosPerSecond);
+  EXPECT_EQ(ParseSince("7d")->kind, Since::Kind::kBeforeNow);
+  for (const char* bad : {"", "s", "0s", "-5m", "1.5h", "10w", "10", "99999999999d", "2 h"})
+    EXPECT_FALSE(ParseSince(bad).ok()) << bad;
+}
+
+TEST(CliTest, CostErrorsNameTheFlag) {
+  auto expect_error = [](std::vector<std::string> args, const std::string& needle) {
+    auto command = ParseCommandLine(args);
+    ASSERT_FALSE(command.ok()) << needle;
+    EXPECT_EQ(command.status().code(), StatusCode::kInvalidArgument) << needle;
+    EXPECT_NE(command.status().message().find(needle), std::string::npos) << command.status().message();
+  };
+  expect_error({"cost", "--since", "yesterday"}, "--since");
+  expect_error({"cost", "--since"}, "--since needs a value");
+  expect_error({"cost", "--usage-log="}, "--usage-log");
+  expect_error({"cost", "--prices", ""}, "--prices");
+  expect_error({"cost", "--json=yes"}, "--json takes no value");
+  expect_error({"cost", "--port", "1"}, "'--port' for 'thaw cost'");
+  expect_error({"cost", "extra"}, "unexpected argument 'extra'");
 }
 
 }  // namespace

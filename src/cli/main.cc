@@ -18,9 +18,14 @@
 #include "load/arrivals.h"
 #include "load/load_generator.h"
 #include "load/report.h"
+#include "metering/meter.h"
+#include "metering/price_sheet.h"
+#include "metering/usage_log.h"
+#include "metering/usage_stats.h"
 #include "repo/model_config.h"
 #include "runtime/runtime.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/v2_handler.h"
 
 namespace {
@@ -58,17 +63,64 @@ int Serve(const thaw::cli::ServeOptions& options) {
   const int64_t memory_mb = options.memory_mb > 0
                                 ? options.memory_mb
                                 : static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE) / (1 << 20) * 8 / 10;
+  auto prices = thaw::metering::LoadPriceSheet(options.prices);
+  if (!prices.ok()) {
+    std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
+    return 2;
+  }
+  auto meter = thaw::metering::Meter::Create({.prices = *prices, .usage_log_path = options.usage_log_path});
+  if (!meter.ok()) {
+    std::cerr << "thaw: --usage-log: " << meter.status().message() << "\n";
+    return 2;
+  }
+  thaw::PrometheusMetrics metrics;
+  thaw::metering::UsageFanOut usage({meter->get(), &metrics});
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io;
   thaw::RealClock clock;
-  thaw::Runtime runtime(io, clock, thaw::RuntimeOptions{.worker_path = worker, .memory_budget_mb = memory_mb});
+  thaw::Runtime runtime(io, clock,
+                        thaw::RuntimeOptions{.worker_path = worker,
+                                             .memory_budget_mb = memory_mb,
+                                             .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
+                                             .usage = &usage});
   for (const auto& error : scan->errors)
     LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=" + LogValue(error.status.message()));
   for (auto& model : scan->models) {
     thaw::Status added = runtime.AddModel(model);
     if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=" + LogValue(added.message()));
   }
-  thaw::V2Handler handler(runtime, clock, repo);
+  thaw::metering::Meter& usage_meter = **meter;
+  thaw::Observability observability{
+      .metrics = &metrics,
+      .costs =
+          [&] {
+            std::vector<thaw::ModelCostTotals> costs;
+            for (const auto& row : usage_meter.Report().models)
+              costs.push_back({.model = row.model,
+                               .on_demand_gb_s = row.usage.on_demand_duration_gb_s,
+                               .init_gb_s = row.usage.init_gb_s,
+                               .provisioned_gb_s = row.usage.provisioned_capacity_gb_s,
+                               .provisioned_duration_gb_s = row.usage.provisioned_duration_gb_s,
+                               .idle_warm_gb_s = row.usage.idle_warm_gb_s,
+                               .dollars = row.bill.total_usd});
+            return costs;
+          },
+      .stats_json = [&] { return usage_meter.StatsJson(); },
+      .model_stats_json = [&](const std::string& model) -> std::optional<std::string> {
+        return usage_meter.ModelStatsJson(model);
+      }};
+  // The usage log is written in batches, once a second, and at exit.
+  boost::asio::steady_timer usage_flush(io);
+  std::function<void()> flush_usage_soon = [&] {
+    usage_flush.expires_after(std::chrono::seconds(1));
+    usage_flush.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      (void)usage_meter.Flush();  // failures are counted and logged by the meter
+      flush_usage_soon();
+    });
+  };
+  flush_usage_soon();
+  thaw::V2Handler handler(runtime, clock, repo, observability);
   thaw::HttpServer server(io, handler, {.host = options.host, .port = options.port});
   if (auto started = server.Start(); !started.ok()) {
     std::cerr << "thaw: " << started.message() << "\n";
@@ -88,6 +140,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   auto stop_now = [&](const char* how) {
     LogEvent(LogLevel::kInfo, "server_stopping", std::string("how=") + how);
     runtime.Shutdown();
+    usage_flush.cancel();
     // Let the last responses leave their sockets before the loop stops.
     flush_wait.expires_after(std::chrono::milliseconds(100));
     flush_wait.async_wait([&](const boost::system::error_code&) { io.stop(); });
@@ -109,7 +162,12 @@ int Serve(const thaw::cli::ServeOptions& options) {
       };
   stop_signals.async_wait(on_signal);
   io.run();
-  LogEvent(LogLevel::kInfo, "server_stopped");
+  // Records of the last answers and of the instances Shutdown stopped.
+  if (thaw::Status flushed = usage_meter.Flush(); !flushed.ok())
+    LogEvent(LogLevel::kError, "usage_log_error", "error=" + LogValue(flushed.message()));
+  LogEvent(LogLevel::kInfo, "server_stopped",
+           "usage_records=" + std::to_string(usage_meter.Report().total.invocations) +
+               " usage_log=" + (options.usage_log_path.empty() ? std::string("none") : options.usage_log_path));
   return 0;
 }
 
@@ -176,6 +234,35 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
   return exit_code;
 }
 
+// `thaw cost`: reads the usage log into UsageStats and prints the report.
+int Cost(const thaw::cli::CostCommandOptions& options) {
+  namespace metering = thaw::metering;
+  auto prices = metering::LoadPriceSheet(options.prices);
+  if (!prices.ok()) {
+    std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
+    return 2;
+  }
+  thaw::RealClock clock;
+  const thaw::Micros since_wall_us = thaw::cli::SinceWallUs(options.since, clock.WallMicros());
+  metering::UsageStats stats(prices->granularity_us);
+  thaw::Status read = metering::ReadUsageLog(options.usage_log_path, since_wall_us,
+                                             [&](metering::UsageRecord record) { stats.Add(record); });
+  if (!read.ok()) {
+    std::cerr << "thaw: " << read.message() << "\n";
+    return 1;
+  }
+  const metering::UsageReport report = stats.Report(*prices);
+  if (options.json) {
+    std::cout << metering::ReportJson(report);
+    return 0;
+  }
+  std::cout << "usage log " << options.usage_log_path;
+  if (options.since.kind != thaw::cli::Since::Kind::kAll)
+    std::cout << ", since " << metering::WallTimeText(since_wall_us);
+  std::cout << "\n" << metering::ReportTable(report);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +283,8 @@ int main(int argc, char** argv) {
       return Serve(command->serve);
     case thaw::cli::CommandKind::kLoad:
       return Load(command->load);
+    case thaw::cli::CommandKind::kCost:
+      return Cost(command->cost);
   }
   return 0;
 }

@@ -99,6 +99,10 @@ struct Runtime::Instance {
   Micros ready_us = 0;
   Micros idle_since_us = 0;
   Micros slot_free_since_us = 0;  // when it last had a slot free after being full (or became ready)
+  Micros start_wall_us = 0;
+  Micros busy_since_us = 0;  // when in_flight last became non-empty
+  Micros busy_us = 0;        // total time with executions in flight
+  bool provisioned = false;  // started to keep the provisioned floor
   ipc::ReadyMessage ready_message;
   uint64_t generation = 0;  // the model settings it started with
 };
@@ -183,6 +187,8 @@ struct Runtime::Model {
   Micros autoscaler_wake_us = std::numeric_limits<Micros>::max();
   bool panicking = false;
   int desired = 0;       // the autoscaler's last answer
+  int provisioned_instances = 0;         // the floor in force, for usage records
+  Micros provisioned_since_wall_us = 0;  // since when
   std::string last_start_error;
   Micros start_retry_after_us = 0;
   Micros start_retry_backoff_us = kMinStartRetryUs;
@@ -311,7 +317,10 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
     s.id = id;
     s.pid = instance->pid;
     for (const auto& [eid, execution] : instance->in_flight) s.in_flight += static_cast<int>(execution.requests.size());
-    s.state = !instance->ready ? InstanceState::kStarting : s.in_flight ? InstanceState::kBusy : InstanceState::kIdle;
+    s.state = !instance->ready                          ? InstanceState::kStarting
+              : instance->generation != model.generation ? InstanceState::kStopping
+              : s.in_flight                              ? InstanceState::kBusy
+                                                         : InstanceState::kIdle;
     status.instances.push_back(s);
   }
   return status;
@@ -329,6 +338,13 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   if (it == models_.end()) return finish_now(NotFound("model '" + std::string(model_name) + "' is not loaded"));
   Model& model = *it->second;
   const Micros now = clock_.NowMicros();
+  if (options_.usage) {
+    done = [this, name = model.config.name, memory_mb = model.config.memory_mb, id = next_request_id_,
+            done = std::move(done)](InferOutcome outcome) {
+      RecordInvocation(name, memory_mb, outcome, id);
+      done(std::move(outcome));
+    };
+  }
   if (deadline_us <= now) return finish_now(DeadlineExceeded("request deadline already passed"));
 
   // Requests beyond the instance slots the model may ever have wait in the
@@ -342,10 +358,10 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   pending->request_id = next_request_id_++;
   pending->inputs = std::move(inputs);
   pending->output_names = std::move(output_names);
+  // A request whose tensors disagree on dim 0 still runs, alone.
+  auto rows = BatchRows(pending->inputs);
+  pending->rows = rows.ok() ? *rows : 1;
   if (model.batching()) {
-    // A request whose tensors disagree on dim 0 still runs, alone.
-    auto rows = BatchRows(pending->inputs);
-    pending->rows = rows.ok() ? *rows : 1;
     pending->batch_key = rows.ok() ? ShapeKey(pending->inputs) : "#" + std::to_string(pending->request_id);
     // Requests selecting different outputs are not mixed either.
     for (const std::string& name : pending->output_names) pending->batch_key += "|" + name;
@@ -479,7 +495,72 @@ void Runtime::Pump(Model& model) {
     to_start = std::max(to_start, std::min(scale.desired_instances, model.config.max_concurrency) - live);
   }
   for (int i = 0; i < to_start; ++i) StartInstance(model);
+  UpdateProvisioned(model, ProvisionedMinimum(model).min_instances);
   Reschedule(model);
+}
+
+void Runtime::RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome,
+                               uint64_t request_id) {
+  const InvocationTiming& t = outcome.timing;
+  metering::InvocationRecord r;
+  r.model = model;
+  r.request_id = request_id;
+  r.instance_id = t.instance_id;
+  r.arrival_wall_us = clock_.WallMicros() - t.total_us;
+  r.latency_us = t.total_us;
+  r.queue_us = t.queue_us;
+  r.batch_wait_us = t.batch_wait_us;
+  r.compute_us = t.compute_us;
+  r.http_status = outcome.status.ok() ? 200 : HttpStatusFor(outcome.status.code());
+  r.memory_mb = memory_mb;
+  // Requests that never reached an instance ran in no execution.
+  const bool ran = t.instance_id != 0;
+  r.batch_rows = ran ? t.batch_size : 0;
+  r.batch_requests = ran ? t.batch_requests : 0;
+  r.share = ran ? t.batch_share : 0;
+  r.cold_start = t.cold_start;
+  if (t.cold_start) r.init_us = t.cold.spawn_us + t.cold.runtime_init_us + t.cold.model_load_us + t.cold.warmup_us;
+  r.provisioned = t.provisioned;
+  if (ran) r.start_path = std::string(StartPathName(t.start_path));
+  options_.usage->Record(std::move(r));
+}
+
+void Runtime::RecordInstanceStop(const Model& model, const Instance& instance, std::string_view reason) {
+  if (!options_.usage) return;
+  const Micros now = clock_.NowMicros();
+  metering::InstanceRecord r;
+  r.model = model.config.name;
+  r.instance_id = instance.id;
+  r.start_path = std::string(StartPathName(instance.start_path));
+  r.memory_mb = model.config.memory_mb;
+  r.start_wall_us = instance.start_wall_us;
+  r.stop_wall_us = clock_.WallMicros();
+  const Micros lifetime = now - instance.spawn_start_us;
+  r.init_us = instance.ready ? instance.ready_us - instance.spawn_start_us : lifetime;
+  r.busy_us = instance.busy_us + (instance.in_flight.empty() ? 0 : now - instance.busy_since_us);
+  r.idle_us = std::max<Micros>(0, lifetime - r.init_us - r.busy_us);
+  r.provisioned = instance.provisioned;
+  r.stop_reason = std::string(reason);
+  options_.usage->Record(std::move(r));
+}
+
+void Runtime::UpdateProvisioned(Model& model, int instances, std::optional<Micros> wall_now) {
+  if (instances == model.provisioned_instances && !wall_now) return;
+  const Micros wall = wall_now ? *wall_now : clock_.WallMicros();
+  if (model.provisioned_instances > 0 && options_.usage)
+    options_.usage->Record(metering::ProvisionedRecord{.model = model.config.name,
+                                                        .memory_mb = model.config.memory_mb,
+                                                        .instances = model.provisioned_instances,
+                                                        .start_wall_us = model.provisioned_since_wall_us,
+                                                        .end_wall_us = wall});
+  model.provisioned_instances = instances;
+  model.provisioned_since_wall_us = wall;
+}
+
+void Runtime::FlushUsage() {
+  const Micros wall = clock_.WallMicros();
+  for (auto& [name, model] : models_)
+    if (model->provisioned_instances > 0) UpdateProvisioned(*model, model->provisioned_instances, wall);
 }
 
 Status Runtime::ReserveMemory(Model& model) {
@@ -527,6 +608,8 @@ void Runtime::StartInstance(Model& model) {
   instance->start_path = model.config.start_path;
   instance->generation = model.generation;
   instance->spawn_start_us = clock_.NowMicros();
+  instance->start_wall_us = clock_.WallMicros();
+  instance->provisioned = static_cast<int>(model.instances.size()) < ProvisionedMinimum(model).min_instances;
   instance->socket.assign(asio::local::stream_protocol(), fds[0]);
   if (instance->start_path == StartPath::kExec) {
     auto pid = SpawnProcess({options_.worker_path, "--model-dir", model.run_directory, "--fd",
@@ -740,6 +823,7 @@ Status Runtime::RemoveModel(std::string_view name) {
   if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
   Model& model = *it->second;
   model.removed = true;
+  UpdateProvisioned(model, 0);
   const Status status = Unavailable("model '" + model.config.name + "' was unloaded");
   FailQueued(model, status);
   std::vector<uint64_t> ids;
@@ -811,6 +895,7 @@ void Runtime::Dispatch(Model& model, Instance& instance, std::vector<std::unique
     execution.rows += pending->rows;
   }
   execution.requests = std::move(batch);
+  if (instance.in_flight.empty()) instance.busy_since_us = now;
   instance.write_queue.push_back(ipc::Encode(message));
   instance.in_flight.emplace(execution.id, std::move(execution));
   WriteMore(model.instances.at(instance.id));
@@ -917,7 +1002,10 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       Execution execution = std::move(it->second);
       instance.in_flight.erase(it);
       instance.slot_free_since_us = now;
-      if (instance.in_flight.empty()) instance.idle_since_us = now;
+      if (instance.in_flight.empty()) {
+        instance.idle_since_us = now;
+        instance.busy_us += now - instance.busy_since_us;
+      }
       const Micros round_trip_us = now - execution.dispatched_us;
       // What the batcher learns is the whole round trip, not only the
       // backend's time: per-call overhead (IPC, decoding) is what batching saves.
@@ -963,6 +1051,7 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
         outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
         outcome.timing.start_path = instance.start_path;
         outcome.timing.instance_id = instance.id;
+        outcome.timing.provisioned = instance.provisioned;
         if (outcome.timing.cold_start) {
           ColdStartBreakdown& cold = outcome.timing.cold;
           const ipc::ReadyMessage& ready = instance.ready_message;
@@ -1027,6 +1116,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, st
       ++failed;
     }
   }
+  RecordInstanceStop(model, *instance, reason);
   instance->in_flight.clear();
   LogEvent(kind == StopKind::kKillFault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
@@ -1186,6 +1276,7 @@ void Runtime::Shutdown() {
     std::vector<uint64_t> ids;
     for (const auto& [id, instance] : model->instances) ids.push_back(id);
     for (uint64_t id : ids) StopInstance(*model, id, StopKind::kKill, "shutdown", status);
+    UpdateProvisioned(*model, 0);
     model->timer.cancel();
     if (model->spawner) {
       // The template's process group holds its standby and its instances too.

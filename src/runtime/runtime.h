@@ -45,6 +45,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "metering/usage.h"
 #include "repo/model_config.h"
 #include "tensor/tensor.h"
 
@@ -81,6 +82,10 @@ struct RuntimeOptions {
   // Called on the io_context thread once per finished execution (successful
   // or not); not for requests failed before an answer (crash, timeout).
   std::function<void(const ExecutionRecord&)> on_execution;
+  // Receives a usage record for every request (answered or refused), every
+  // instance when it stops and every provisioned interval (metering/usage.h).
+  // Not owned; must outlive the runtime. nullptr = none.
+  metering::UsageSink* usage = nullptr;
 };
 
 // Where the time of a cold start went. The parts follow one another:
@@ -108,6 +113,7 @@ struct InvocationTiming {
   int64_t batch_size = 1;   // rows in the execution this request ran in
   int batch_requests = 1;   // requests in that execution
   double batch_share = 1;   // this request's rows / batch_size: its share of the execution's cost
+  bool provisioned = false; // ran on an instance of the model's provisioned floor
   bool cold_start = false;  // waited for an instance that became ready after it arrived
   StartPath start_path = StartPath::kExec;  // how that instance started
   ColdStartBreakdown cold;  // when cold_start
@@ -123,7 +129,8 @@ struct InferOutcome {
 using InferCallback = std::function<void(InferOutcome)>;
 
 // What an instance is doing, for status reports.
-enum class InstanceState { kStarting, kIdle, kBusy };
+// kStopping: started with settings since replaced; it finishes its work and retires.
+enum class InstanceState { kStarting, kIdle, kBusy, kStopping };
 
 struct InstanceStatus {
   uint64_t id = 0;
@@ -204,6 +211,10 @@ class Runtime {
   // instance. Idempotent.
   void Shutdown();
 
+  // Closes the provisioned intervals open now (and reopens them), so usage
+  // read next includes provisioned time up to now.
+  void FlushUsage();
+
  private:
   struct Model;
   struct Instance;
@@ -258,6 +269,12 @@ class Runtime {
   bool draining_ = false;              // no new requests
   std::function<void()> on_drained_;   // called once the accepted ones are answered
   void CheckDrained();
+  // Usage: one record per request, per stopped instance, per provisioned interval.
+  void RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome, uint64_t request_id);
+  // Closes the open provisioned interval when the floor changes (or at
+  // `wall_now`, always) and opens the next one.
+  void UpdateProvisioned(Model& model, int instances, std::optional<Micros> wall_now = std::nullopt);
+  void RecordInstanceStop(const Model& model, const Instance& instance, std::string_view reason);
   struct ChildWatcher;
   std::unique_ptr<ChildWatcher> child_watcher_;
 };

@@ -667,5 +667,79 @@ TEST_F(RuntimeTest, LoneRequestIsSentBeforeItsDeadlineDespiteTheBatchWindow) {
   EXPECT_GT(lone.timing.batch_wait_us, 0);  // it did wait for company, within its deadline
 }
 
+
+struct CollectingSink : metering::UsageSink {
+  void Record(metering::UsageRecord record) override { records.push_back(std::move(record)); }
+  template <typename T>
+  std::vector<T> Of() const {
+    std::vector<T> out;
+    for (const auto& r : records)
+      if (const T* t = std::get_if<T>(&r)) out.push_back(*t);
+    return out;
+  }
+  std::vector<metering::UsageRecord> records;
+};
+
+// Every request leaves an invocation record (refused ones too), every
+// stopped instance an instance record, and a provisioned floor its interval.
+TEST_F(RuntimeTest, UsageRecordsForRequestsInstancesAndProvisionedTime) {
+  CollectingSink sink;
+  runtime_.reset();
+  runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .usage = &sink});
+  ModelConfig config = Load("fraud");
+  config.min_instances = 1;
+  config.max_concurrency = 1;
+  config.max_queue = 0;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  RunUntil([&] { return runtime_->GetModelStatus("fraud")->instances.at(0).state == InstanceState::kIdle; });
+  InferOutcome ok = Run("fraud", {FloatTensor("features", {3, 30}, 1.0f)});
+  ASSERT_TRUE(ok.status.ok());
+  // With the only slot busy and no queue, a second request is refused (429).
+  std::optional<InferOutcome> first, refused;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + kMicrosPerSecond * 30,
+                  [&](InferOutcome o) { first = std::move(o); });
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + kMicrosPerSecond * 30,
+                  [&](InferOutcome o) { refused = std::move(o); });
+  RunUntil([&] { return first && refused; });
+  ASSERT_EQ(refused->status.code(), StatusCode::kResourceExhausted);
+  runtime_->FlushUsage();
+  runtime_->Shutdown();
+  io_.poll();
+
+  const auto invocations = sink.Of<metering::InvocationRecord>();
+  ASSERT_EQ(invocations.size(), 3u);
+  const metering::InvocationRecord& served = invocations[0];
+  EXPECT_EQ(served.model, "fraud");
+  EXPECT_EQ(served.http_status, 200);
+  EXPECT_EQ(served.batch_rows, 3);
+  EXPECT_DOUBLE_EQ(served.share, 1.0);
+  EXPECT_EQ(served.memory_mb, config.memory_mb);
+  EXPECT_TRUE(served.provisioned);  // the min_instances instance
+  EXPECT_FALSE(served.cold_start);
+  EXPECT_GT(served.compute_us, 0);
+  EXPECT_EQ(served.start_path, "template");
+  const auto refused_record = std::find_if(invocations.begin(), invocations.end(),
+                                           [](const auto& r) { return r.http_status == 429; });
+  ASSERT_NE(refused_record, invocations.end());
+  EXPECT_EQ(refused_record->instance_id, 0u);  // never ran: billed nothing
+  EXPECT_EQ(refused_record->batch_rows, 0);
+
+  const auto instances = sink.Of<metering::InstanceRecord>();
+  ASSERT_EQ(instances.size(), 1u);
+  EXPECT_EQ(instances[0].stop_reason, "shutdown");
+  EXPECT_TRUE(instances[0].provisioned);
+  EXPECT_GT(instances[0].busy_us, 0);
+  EXPECT_GT(instances[0].init_us, 0);
+  EXPECT_LE(instances[0].init_us + instances[0].busy_us + instances[0].idle_us,
+            instances[0].stop_wall_us - instances[0].start_wall_us + 1000);
+
+  // FlushUsage closed the first interval; Shutdown closed the reopened one.
+  const auto provisioned = sink.Of<metering::ProvisionedRecord>();
+  ASSERT_EQ(provisioned.size(), 2u);
+  EXPECT_EQ(provisioned[0].instances, 1);
+  EXPECT_EQ(provisioned[0].end_wall_us, provisioned[1].start_wall_us);
+  EXPECT_GE(provisioned[1].end_wall_us, provisioned[1].start_wall_us);
+}
+
 }  // namespace
 }  // namespace thaw

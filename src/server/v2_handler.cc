@@ -97,6 +97,20 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     respond(std::move(response));
   };
 
+  if (parts.size() == 1 && parts[0] == "metrics" && observability_.metrics) {
+    if (!get) return method_not_allowed("GET");
+    runtime_.FlushUsage();  // provisioned time up to now
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = observability_.metrics->Render(
+        runtime_, observability_.costs ? observability_.costs() : std::vector<ModelCostTotals>{});
+    return respond(std::move(response));
+  }
+  if (parts.size() == 2 && parts[0] == "v2" && parts[1] == "stats" && observability_.stats_json) {
+    if (!get) return method_not_allowed("GET");
+    runtime_.FlushUsage();
+    return respond(Json(200, observability_.stats_json()));
+  }
   if (parts.empty() || parts[0] != "v2")
     return respond(ErrorResponse(NotFound("no route for " + std::string(path) + "; the API is under /v2")));
   if (parts.size() == 1) {
@@ -125,7 +139,7 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     std::string_view action = next < parts.size() ? parts[next] : "";
     if (next + 1 < parts.size() ||
         (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm" &&
-         action != "config"))
+         action != "config" && action != "stats"))
       return respond(ErrorResponse(NotFound("no route for " + std::string(path))));
     if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
     if (action.empty()) {
@@ -145,6 +159,14 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
       // thread; pollers that want only instance states pass memory=false.
       const bool with_memory = request.target.find("memory=false") == std::string::npos;
       return respond(Json(200, StatusJson(model, with_memory)));
+    }
+    if (action == "stats") {
+      if (!get) return method_not_allowed("GET");
+      if (!observability_.model_stats_json) return respond(ErrorResponse(NotFound("usage statistics are not kept")));
+      runtime_.FlushUsage();
+      auto stats = observability_.model_stats_json(model);
+      if (!stats) return respond(ErrorResponse(NotFound("model '" + model + "' has no usage yet")));
+      return respond(Json(200, std::move(*stats)));
     }
     if (action == "config") {
       if (get) return respond(Json(200, EncodeModelConfig(*config)));
@@ -194,7 +216,7 @@ std::string V2Handler::StatusJson(const std::string& model, bool with_memory) {
   json += ",\"instances\":[";
   for (size_t i = 0; i < status->instances.size(); ++i) {
     const InstanceStatus& instance = status->instances[i];
-    static constexpr std::string_view kStates[] = {"starting", "idle", "busy"};
+    static constexpr std::string_view kStates[] = {"starting", "idle", "busy", "stopping"};
     if (i) json += ',';
     json += "{\"id\":" + std::to_string(instance.id) + ",\"pid\":" + std::to_string(instance.pid) +
             ",\"state\":\"" + std::string(kStates[static_cast<int>(instance.state)]) +

@@ -10,6 +10,8 @@
 //   POST /v2/repository/index                 models in the repository and their state
 //   POST /v2/repository/models/{m}/load       load (or reload) a model from the repository
 //   POST /v2/repository/models/{m}/unload     unload a model
+//   GET  /v2/models/{m}/stats, /v2/stats      usage and cost since start (thaw)
+//   GET  /metrics                             Prometheus text format (thaw)
 // Errors are {"error": "..."} with the status of the Status code (400, 404,
 // 405, 429 with Retry-After, 503, 504). Every request gets exactly one
 // response, also when the runtime fails it.
@@ -24,6 +26,7 @@
 
 #include "base/clock.h"
 #include "runtime/runtime.h"
+#include "server/metrics.h"
 
 namespace thaw {
 
@@ -43,11 +46,24 @@ struct HttpResponse {
 
 HttpResponse ErrorResponse(const Status& status);
 
+// Where the observability routes get their data; a route whose source is
+// empty answers 404. Not owned; must outlive the handler.
+struct Observability {
+  PrometheusMetrics* metrics = nullptr;
+  std::function<std::vector<ModelCostTotals>()> costs;  // cumulative cost per model, for /metrics
+  std::function<std::string()> stats_json;             // GET /v2/stats
+  // GET /v2/models/{m}/stats; nullopt if the model has no usage yet.
+  std::function<std::optional<std::string>(const std::string& model)> model_stats_json;
+};
+
 class V2Handler {
  public:
   // `repository_root` is the directory the repository routes load from.
-  V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root = "")
-      : runtime_(runtime), clock_(clock), repository_root_(std::move(repository_root)) {}
+  V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root = "", Observability observability = {})
+      : runtime_(runtime),
+        clock_(clock),
+        repository_root_(std::move(repository_root)),
+        observability_(std::move(observability)) {}
 
   void Handle(HttpRequest request, std::function<void(HttpResponse)> respond);
 
@@ -61,6 +77,7 @@ class V2Handler {
   Runtime& runtime_;
   const Clock& clock_;
   std::string repository_root_;
+  Observability observability_;
 };
 
 }  // namespace thaw

@@ -10,6 +10,7 @@ request past its deadline (504), and a clean SIGTERM shutdown.
 Prints "N passed, N failed" and exits non-zero on any failure.
 """
 import json
+import math
 import os
 import re
 import signal
@@ -244,10 +245,10 @@ def metadata_and_health():
     assert meta["inputs"][0] == {"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}, meta
 
 
-def hey(model, args):
+def hey(model, args, request_model=None):
     request = os.path.join(TMP, f"hey_{model}.json")
     with open(request, "w") as f:
-        json.dump(load("requests", model), f)
+        json.dump(load("requests", request_model or model), f)
     cmd = ["hey", *args, "-m", "POST", "-T", "application/json", "-D", request, f"{BASE}/v2/models/{model}/infer"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -284,6 +285,10 @@ def make_repository():
     config.update({"batching": "fixed", "max_batch_size": 8, "max_queue_delay_us": 2000000, "max_concurrency": 1})
     with open(os.path.join(batched, "config.json"), "w") as f:
         json.dump(config, f)
+    metered = os.path.join(repo, "fraud-metered")  # only the SIGTERM check sends to it
+    os.makedirs(metered)
+    for name in ("model.pt", "config.json"):
+        os.symlink(os.path.join(EXAMPLES, "models", "fraud", name), os.path.join(metered, name))
     broken = os.path.join(repo, "broken")  # a bad config must not stop the others
     os.makedirs(broken)
     os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(broken, "model.pt"))
@@ -429,13 +434,64 @@ def deadline_exceeded():
     infer_json("large")  # a fresh instance replaces the timed-out one
 
 
+USAGE_LOG = os.path.join(TMP, "usage.jsonl")
+X86 = {"request": 0.20 / 1e6, "on_demand": 0.0000166667, "provisioned": 0.0000041667, "provisioned_duration": 0.0000097222}
+
+
+def prometheus_metrics():
+    """/metrics passes `promtool check metrics` and has the families the issue asks for."""
+    status, headers, body = curl("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4"), headers
+    check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert check.returncode == 0, f"promtool: {check.stdout.decode()}{check.stderr.decode()}"
+    text = body.decode()
+    for family in ["thaw_requests_total", "thaw_request_duration_seconds", "thaw_queue_duration_seconds",
+                   "thaw_compute_duration_seconds", "thaw_cold_starts_total", "thaw_cold_start_duration_seconds",
+                   "thaw_instances", "thaw_in_flight_requests", "thaw_queued_requests", "thaw_batch_rows",
+                   "thaw_gigabyte_seconds_total", "thaw_cost_dollars_total"]:
+        assert f"# TYPE {family} " in text, f"{family} missing"
+    assert re.search(r'thaw_requests_total\{model="fraud",code="200"\} [1-9]', text), "no fraud 200s counted"
+    assert re.search(r'thaw_instances\{model="fraud",state="idle"\} [1-9]', text), "no idle fraud instance"
+
+
+def usage_stats():
+    """/v2/stats and /v2/models/{m}/stats report invocations, latency, GB-s and dollars."""
+    status, _, body = curl("GET", "/v2/models/fraud/stats")
+    assert status == 200, body
+    stats = json.loads(body)
+    assert stats["ok"] >= 2000 and stats["latency_ms"]["p99"] > 0 and stats["usd"]["total"] > 0, stats
+    assert stats["gb_s"]["on_demand_duration"] > 0 and stats["cold_starts"] >= 1, stats
+    everything = json.loads(curl("GET", "/v2/stats")[2])
+    assert {m["model"] for m in everything["models"]} >= {"fraud", "fashion"}, everything["models"]
+    assert everything["total"]["invocations"] >= stats["invocations"]
+
+
+def hand_bill(path):
+    """Dollars per model from the usage log, computed here from AWS's x86 prices (not thaw's code)."""
+    bill = {}
+    for line in open(path):
+        r = json.loads(line)
+        gb = r["memory_mb"] / 1024
+        m = bill.setdefault(r["model"], 0.0)
+        if r["kind"] == "invocation" and r["instance_id"]:
+            billed_s = max(1, math.ceil(r["compute_us"] / 1000)) / 1000  # each execution rounded up to 1 ms
+            price = X86["provisioned_duration"] if r["provisioned"] else X86["on_demand"]
+            m += X86["request"] + billed_s * gb * r["share"] * price
+            if r["cold_start"] and not r["provisioned"]:  # init is billed (AWS prices page, 2025)
+                m += max(1, math.ceil(r["init_us"] / 1000)) / 1000 * gb * r["share"] * X86["on_demand"]
+        elif r["kind"] == "provisioned":
+            m += r["instances"] * (r["end_wall_us"] - r["start_wall_us"]) / 1e6 * gb * X86["provisioned"]
+        bill[r["model"]] = m
+    return bill
+
+
 def main():
     global server
     if not os.access(THAW, os.X_OK):
         sys.exit(f"{THAW} not built; run scripts/build")
     log_path = os.path.join(TMP, "server.log")
     log = open(log_path, "w")
-    server = subprocess.Popen([THAW, "serve", "--repo", make_repository(), "--port", str(PORT)],
+    server = subprocess.Popen([THAW, "serve", "--repo", make_repository(), "--port", str(PORT), "--usage-log", USAGE_LOG],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
@@ -460,6 +516,8 @@ def main():
         check("hey -c 64 on a model capped at 2 instances + queue 8: only 200 and 429", back_pressure)
         check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
         check("request past its deadline: 504, instance replaced", deadline_exceeded)
+        check("/metrics: promtool check metrics passes; every family present", prometheus_metrics)
+        check("/v2/stats and /v2/models/fraud/stats: invocations, p99, GB-s, dollars", usage_stats)
 
         def clean_shutdown():
             pids = [p for m in MODELS for p in worker_pids(m, with_template=True)]
@@ -475,8 +533,11 @@ def main():
                                      "-H", f"Inference-Header-Content-Length: {len(header)}", "-H", "Expect:",
                                      "--data-binary", "@" + body, f"{BASE}/v2/models/fashion/infer"],
                                     stdout=subprocess.PIPE, text=True)
-            time.sleep(0.15)
+            # And fraud-metered under load from hey: every 200 it gets must be in the usage log.
+            load = hey("fraud-metered", ["-z", "3s", "-c", "8"], request_model="fraud")
+            time.sleep(0.8)
             server.send_signal(signal.SIGTERM)
+            load_out, _ = load.communicate(timeout=60)
             code, seconds = slow.communicate(timeout=60)[0].split()
             assert code == "200", f"in-flight request got HTTP {code} on shutdown"
             assert float(seconds) > 0.15, f"request took {seconds} s: it finished before SIGTERM, so this proves nothing"
@@ -488,7 +549,24 @@ def main():
             run_dir = re.search(r"run_dir=(\S+)", open(log_path).read()).group(1)
             left = subprocess.run(["pgrep", "-f", run_dir], capture_output=True, text=True).stdout.split()
             assert not left, f"processes left after shutdown: {left}"
-        check("SIGTERM: in-flight request answered, server exits 0, workers stop", clean_shutdown)
+            answered = status_counts(load_out).get(200, 0)
+            logged = sum(1 for line in open(USAGE_LOG) if '"model":"fraud-metered"' in line and
+                         json.loads(line).get("http_status") == 200)
+            assert answered > 0 and logged == answered, f"hey got {answered} x 200, usage log has {logged}"
+        check("SIGTERM under load: in-flight answered, no usage record lost, exit 0, workers stop", clean_shutdown)
+
+        def cost_equals_hand_bill():
+            run = subprocess.run([THAW, "cost", "--usage-log", USAGE_LOG, "--json"], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr
+            report = json.loads(run.stdout)
+            expected = hand_bill(USAGE_LOG)
+            for row in report["models"]:
+                want = expected[row["model"]]
+                assert abs(row["usd"]["total"] - want) <= 1e-9 + 1e-9 * want, f"{row['model']}: {row['usd']} vs {want}"
+            assert abs(report["total"]["usd"]["total"] - sum(expected.values())) < 1e-8
+            table = subprocess.run([THAW, "cost", "--usage-log", USAGE_LOG], capture_output=True, text=True).stdout
+            assert "fraud" in table and "$" in table, table
+        check("thaw cost on the usage log equals a bill computed by hand from AWS prices", cost_equals_hand_bill)
     finally:
         if server.poll() is None:
             server.kill()

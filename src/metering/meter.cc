@@ -1,0 +1,64 @@
+#include "metering/meter.h"
+
+#include "base/log.h"
+
+namespace thaw::metering {
+
+StatusOr<std::unique_ptr<Meter>> Meter::Create(MeterOptions options) {
+  THAW_RETURN_IF_ERROR(policy::Validate(options.prices));
+  std::unique_ptr<UsageLog> log;
+  if (!options.usage_log_path.empty()) {
+    auto opened = UsageLog::Open(options.usage_log_path, options.log);
+    if (!opened.ok()) return opened.status();
+    log = std::move(opened).value();
+  }
+  return std::unique_ptr<Meter>(new Meter(std::move(options), std::move(log)));
+}
+
+Meter::Meter(MeterOptions options, std::unique_ptr<UsageLog> log)
+    : options_(std::move(options)),
+      stats_(options_.prices.granularity_us),
+      recent_(options_.recent_capacity),
+      log_(std::move(log)) {}
+
+void Meter::Record(UsageRecord record) {
+  stats_.Add(record);
+  if (log_) NoteLogResult(log_->Append(record));
+  recent_.Add(std::move(record));
+}
+
+Status Meter::Flush() {
+  if (!log_) return Status::Ok();
+  Status flushed = log_->Flush();
+  NoteLogResult(flushed);
+  return flushed;
+}
+
+void Meter::NoteLogResult(const Status& status) {
+  if (status.ok()) {
+    if (log_failing_ && log_->buffered_bytes() == 0)
+      LogEvent(LogLevel::kInfo, "usage_log_recovered", "path=" + LogValue(log_->path()) +
+                                                           " dropped_records=" + std::to_string(log_->dropped_records()));
+    if (log_->buffered_bytes() == 0) log_failing_ = false;
+    return;
+  }
+  ++log_write_errors_;
+  if (!log_failing_)
+    LogEvent(LogLevel::kError, "usage_log_error", "path=" + LogValue(log_->path()) + " error=" + LogValue(status.message()));
+  log_failing_ = true;
+}
+
+std::string Meter::StatsJson() const { return ReportJson(Report()); }
+
+std::string Meter::ModelStatsJson(std::string_view model) const {
+  return ModelReportJson(stats_.ModelReport(model, options_.prices), options_.prices, stats_.granularity_us());
+}
+
+void UsageFanOut::Record(UsageRecord record) {
+  for (size_t i = 0; i < sinks_.size(); ++i) {
+    if (i + 1 == sinks_.size()) sinks_[i]->Record(std::move(record));  // the last one may take it
+    else sinks_[i]->Record(record);
+  }
+}
+
+}  // namespace thaw::metering

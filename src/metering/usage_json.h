@@ -1,0 +1,48 @@
+// Usage records (usage.h) as JSON lines: the usage log's format.
+//
+// One record per line, one JSON object with a "kind" and every field of the
+// record under the struct's field name, in this order:
+//   {"kind":"invocation","model":"fraud","request_id":7,"instance_id":2,
+//    "arrival_wall_us":1795896000000000,"latency_us":2950,"queue_us":120,
+//    "batch_wait_us":300,"compute_us":2400,"http_status":200,"memory_mb":1024,
+//    "batch_rows":4,"batch_requests":4,"share":0.25,"cold_start":false,
+//    "init_us":0,"provisioned":false,"start_path":"template"}
+//   {"kind":"instance","model":"fraud","instance_id":2,"start_path":"template",
+//    "memory_mb":1024,"start_wall_us":...,"stop_wall_us":...,"init_us":...,
+//    "busy_us":...,"idle_us":...,"provisioned":false,"stop_reason":"keep_alive"}
+//   {"kind":"provisioned","model":"fraud","memory_mb":1024,"instances":2,
+//    "start_wall_us":...,"end_wall_us":...}
+// Times are integers (wall-clock microseconds since the Unix epoch, UTC, or
+// durations in microseconds); "share" is a number in its shortest form that
+// reads back bit-exact.
+//
+// Decoding: "kind" and "model" are required; any other absent field takes
+// the struct's default (so logs written before a field existed still read).
+// Unknown or repeated fields, wrong types and impossible values (negative
+// durations or counts, share outside [0, 1], an end before its start) are
+// kInvalidArgument naming the field and quoting the line (up to 200 chars).
+// Thread safety: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "metering/usage.h"
+
+namespace thaw::metering {
+
+// One line, without the trailing newline.
+std::string EncodeUsageRecord(const UsageRecord& record);
+
+StatusOr<UsageRecord> DecodeUsageRecord(std::string_view line);
+
+// "invocation", "instance" or "provisioned".
+std::string_view UsageRecordKind(const UsageRecord& record);
+
+// A JSON string literal (quoted, escaped), shared by the metering encoders.
+std::string JsonString(std::string_view s);
+// The shortest text that reads back as the same double; non-finite -> "0".
+std::string JsonNumber(double value);
+
+}  // namespace thaw::metering

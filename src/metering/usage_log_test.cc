@@ -1,0 +1,181 @@
+#include "metering/usage_log.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "metering/usage_json.h"
+
+namespace thaw::metering {
+namespace {
+
+namespace fs = std::filesystem;
+
+class UsageLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "thaw_usage_log_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "usage.jsonl").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Contents() const {
+    std::ifstream in(path_, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  void Write(const std::string& text) const { std::ofstream(path_, std::ios::binary) << text; }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+InvocationRecord Invocation(uint64_t id, Micros arrival_wall_us) {
+  return InvocationRecord{.model = "fraud", .request_id = id, .instance_id = 1, .arrival_wall_us = arrival_wall_us,
+                          .latency_us = 1500, .compute_us = 1000, .memory_mb = 1024, .batch_rows = 1,
+                          .batch_requests = 1, .share = 1.0};
+}
+
+TEST_F(UsageLogTest, AppendBuffersAndFlushWrites) {
+  auto log = UsageLog::Open(path_);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_TRUE((*log)->Append(Invocation(1, 100)).ok());
+  EXPECT_TRUE((*log)->Append(ProvisionedRecord{.model = "fraud", .memory_mb = 1024, .instances = 1,
+                                               .start_wall_us = 0, .end_wall_us = 50})
+                  .ok());
+  EXPECT_EQ(Contents(), "");  // nothing written before Flush
+  EXPECT_GT((*log)->buffered_bytes(), 0u);
+  ASSERT_TRUE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->buffered_bytes(), 0u);
+  EXPECT_EQ(Contents(), EncodeUsageRecord(Invocation(1, 100)) + "\n" +
+                            EncodeUsageRecord(ProvisionedRecord{.model = "fraud", .memory_mb = 1024, .instances = 1,
+                                                                .start_wall_us = 0, .end_wall_us = 50}) +
+                            "\n");
+
+  auto records = ReadUsageLog(path_);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ(std::get<InvocationRecord>((*records)[0]).request_id, 1u);
+  EXPECT_EQ(std::get<ProvisionedRecord>((*records)[1]).end_wall_us, 50);
+}
+
+TEST_F(UsageLogTest, DestructorFlushesAndReopeningAppends) {
+  {
+    auto log = UsageLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(Invocation(1, 100)).ok());
+  }
+  {
+    auto log = UsageLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(Invocation(2, 200)).ok());
+  }
+  auto records = ReadUsageLog(path_);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ(std::get<InvocationRecord>((*records)[0]).request_id, 1u);
+  EXPECT_EQ(std::get<InvocationRecord>((*records)[1]).request_id, 2u);
+}
+
+TEST_F(UsageLogTest, AppendFlushesByItselfWhenTheBufferIsLarge) {
+  auto log = UsageLog::Open(path_, {.flush_at_bytes = 1});
+  ASSERT_TRUE(log.ok());
+  ASSERT_TRUE((*log)->Append(Invocation(1, 100)).ok());
+  EXPECT_EQ((*log)->buffered_bytes(), 0u);
+  EXPECT_EQ(Contents(), EncodeUsageRecord(Invocation(1, 100)) + "\n");
+}
+
+TEST_F(UsageLogTest, TornLastLineStaysAloneAndIsReported) {
+  Write("{\"kind\":\"invocation\",\"mod");  // a crash mid-write
+  {
+    auto log = UsageLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(Invocation(7, 100)).ok());
+  }
+  EXPECT_EQ(Contents(), "{\"kind\":\"invocation\",\"mod\n" + EncodeUsageRecord(Invocation(7, 100)) + "\n");
+  auto records = ReadUsageLog(path_);
+  ASSERT_FALSE(records.ok());
+  EXPECT_NE(records.status().message().find("line 1:"), std::string::npos) << records.status().message();
+}
+
+TEST_F(UsageLogTest, MalformedLineIsAnErrorNamingItsNumber) {
+  Write(EncodeUsageRecord(Invocation(1, 100)) + "\n\n" + "{\"kind\":\"invocation\",\"model\":\"m\",\"colour\":1}\n");
+  auto records = ReadUsageLog(path_);
+  ASSERT_FALSE(records.ok());
+  EXPECT_EQ(records.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(records.status().message().find(path_), std::string::npos);
+  EXPECT_NE(records.status().message().find("line 3:"), std::string::npos) << records.status().message();
+  EXPECT_NE(records.status().message().find("colour"), std::string::npos);
+}
+
+TEST_F(UsageLogTest, EmptyLinesAndAMissingFinalNewlineAreFine) {
+  Write("\n" + EncodeUsageRecord(Invocation(1, 100)) + "\n\n" + EncodeUsageRecord(Invocation(2, 100)));
+  auto records = ReadUsageLog(path_);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  EXPECT_EQ(records->size(), 2u);
+}
+
+TEST_F(UsageLogTest, MissingLogIsNotFound) {
+  auto records = ReadUsageLog(path_ + ".nope");
+  EXPECT_EQ(records.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(records.status().message().find(".nope"), std::string::npos);
+}
+
+TEST_F(UsageLogTest, OpenFailureNamesThePath) {
+  auto log = UsageLog::Open((dir_ / "no" / "such" / "dir.jsonl").string());
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(log.status().message().find("dir.jsonl"), std::string::npos);
+}
+
+TEST_F(UsageLogTest, SinceSelectsByRecordTimeAndClipsProvisionedIntervals) {
+  {
+    auto log = UsageLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    (void)(*log)->Append(Invocation(1, 999));   // before
+    (void)(*log)->Append(Invocation(2, 1000));  // at: kept
+    (void)(*log)->Append(InstanceRecord{.model = "fraud", .start_wall_us = 0, .stop_wall_us = 500});    // stopped before
+    (void)(*log)->Append(InstanceRecord{.model = "fraud", .start_wall_us = 0, .stop_wall_us = 1500});   // kept whole
+    (void)(*log)->Append(ProvisionedRecord{.model = "fraud", .instances = 1, .start_wall_us = 0, .end_wall_us = 900});
+    (void)(*log)->Append(ProvisionedRecord{.model = "fraud", .instances = 1, .start_wall_us = 400, .end_wall_us = 4000});
+  }
+  auto records = ReadUsageLog(path_, 1000);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 3u);
+  EXPECT_EQ(std::get<InvocationRecord>((*records)[0]).request_id, 2u);
+  EXPECT_EQ(std::get<InstanceRecord>((*records)[1]).start_wall_us, 0);
+  const auto& p = std::get<ProvisionedRecord>((*records)[2]);
+  EXPECT_EQ(p.start_wall_us, 1000);  // clipped
+  EXPECT_EQ(p.end_wall_us, 4000);
+
+  int calls = 0;
+  ASSERT_TRUE(ReadUsageLog(path_, kSinceBeginning, [&](UsageRecord) { ++calls; }).ok());
+  EXPECT_EQ(calls, 6);
+}
+
+TEST_F(UsageLogTest, WriteFailuresKeepTheBufferThenDropAndCount) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  const size_t line_bytes = EncodeUsageRecord(Invocation(1, 100)).size() + 1;
+  auto log = UsageLog::Open("/dev/full", {.flush_at_bytes = 10 * line_bytes, .max_buffer_bytes = 10 * line_bytes});
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_TRUE((*log)->Append(Invocation(1, 100)).ok());
+  Status flushed = (*log)->Flush();
+  EXPECT_EQ(flushed.code(), StatusCode::kUnavailable);
+  EXPECT_NE(flushed.message().find("/dev/full"), std::string::npos);
+  EXPECT_EQ((*log)->buffered_bytes(), line_bytes);  // kept for the next try
+  int errors = 0;
+  for (int i = 0; i < 20; ++i) errors += (*log)->Append(Invocation(1, 100)).ok() ? 0 : 1;
+  EXPECT_GT(errors, 0);
+  EXPECT_EQ((*log)->buffered_bytes(), 10 * line_bytes);  // bounded
+  EXPECT_EQ((*log)->dropped_records(), 11);               // 21 appended, 10 fit
+}
+
+}  // namespace
+}  // namespace thaw::metering

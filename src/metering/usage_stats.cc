@@ -1,0 +1,356 @@
+#include "metering/usage_stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "metering/price_sheet.h"
+#include "metering/usage_json.h"
+#include "metering/usage_log.h"
+
+namespace thaw::metering {
+namespace {
+
+// Bucket i holds (gamma^(i-1), gamma^i] and reports 2 gamma^i / (gamma + 1),
+// within (gamma - 1) / (gamma + 1) of any value in it. That bound is set a
+// little under kRelativeError so floating-point error at bucket edges stays
+// inside it.
+constexpr double kBucketError = LatencyHistogram::kRelativeError * 0.99;
+const double kGamma = (1 + kBucketError) / (1 - kBucketError);
+const double kLogGamma = std::log(kGamma);
+
+int BucketIndex(Micros value_us) {
+  return static_cast<int>(std::ceil(std::log(static_cast<double>(value_us)) / kLogGamma));
+}
+
+double BucketValue(int index) { return 2 * std::pow(kGamma, index) / (kGamma + 1); }
+
+bool Is2xx(int status) { return status >= 200 && status < 300; }
+
+// Number for report JSON: 10 significant digits, enough for dollars and GB-s.
+std::string Num(double value) {
+  if (!std::isfinite(value)) return "0";
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.10g", value);
+  return buf;
+}
+
+std::string Fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
+  return buf;
+}
+
+// Fields of a row, without braces.
+std::string RowFields(const ModelUsage& row) {
+  std::string j = "\"model\":" + JsonString(row.model);
+  j += ",\"invocations\":" + std::to_string(row.invocations);
+  j += ",\"ok\":" + std::to_string(row.ok);
+  j += ",\"status_counts\":{";
+  for (size_t i = 0; i < row.status_counts.size(); ++i)
+    j += (i ? ",\"" : "\"") + std::to_string(row.status_counts[i].first) + "\":" +
+         std::to_string(row.status_counts[i].second);
+  j += "}";
+  j += ",\"cold_starts\":" + std::to_string(row.cold_starts);
+  j += ",\"latency_ms\":{\"count\":" + std::to_string(row.latency_count) + ",\"p50\":" + Num(row.p50_ms) +
+       ",\"p90\":" + Num(row.p90_ms) + ",\"p99\":" + Num(row.p99_ms) + "}";
+  j += ",\"mean_batch_rows\":" + Num(row.mean_batch_rows);
+  j += ",\"instances_stopped\":" + std::to_string(row.instances_stopped);
+  j += ",\"billed_requests\":" + std::to_string(row.usage.requests);
+  const policy::UsageTotals& u = row.usage;
+  j += ",\"gb_s\":{\"on_demand_duration\":" + Num(u.on_demand_duration_gb_s) + ",\"init\":" + Num(u.init_gb_s) +
+       ",\"provisioned_capacity\":" + Num(u.provisioned_capacity_gb_s) +
+       ",\"provisioned_duration\":" + Num(u.provisioned_duration_gb_s) + ",\"idle_warm\":" + Num(u.idle_warm_gb_s) + "}";
+  const policy::Bill& b = row.bill;
+  j += ",\"usd\":{\"requests\":" + Num(b.request_usd) + ",\"on_demand_duration\":" + Num(b.on_demand_duration_usd) +
+       ",\"init\":" + Num(b.init_usd) + ",\"provisioned_capacity\":" + Num(b.provisioned_capacity_usd) +
+       ",\"provisioned_duration\":" + Num(b.provisioned_duration_usd) + ",\"total\":" + Num(b.total_usd) + "}";
+  j += ",\"usd_per_million_ok\":" + Num(row.usd_per_million_ok);
+  return j;
+}
+
+std::string GranularityMs(Micros granularity_us) { return Num(static_cast<double>(granularity_us) / kMicrosPerMilli); }
+
+// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian
+// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+}  // namespace
+
+void LatencyHistogram::Add(Micros value_us) {
+  ++count_;
+  if (value_us <= 0) {
+    ++zeros_;
+    return;
+  }
+  const int index = BucketIndex(value_us);
+  if (counts_.empty()) {
+    first_index_ = index;
+    counts_.assign(1, 0);
+  } else if (index < first_index_) {
+    counts_.insert(counts_.begin(), static_cast<size_t>(first_index_ - index), 0);
+    first_index_ = index;
+  } else if (index >= first_index_ + static_cast<int>(counts_.size())) {
+    counts_.resize(static_cast<size_t>(index - first_index_ + 1), 0);
+  }
+  ++counts_[static_cast<size_t>(index - first_index_)];
+}
+
+void LatencyHistogram::Merge(const LatencyHistogram& other) {
+  if (other.counts_.empty()) {
+    count_ += other.count_;
+    zeros_ += other.zeros_;
+    return;
+  }
+  if (counts_.empty()) {
+    const int64_t count = count_ + other.count_, zeros = zeros_ + other.zeros_;
+    *this = other;
+    count_ = count;
+    zeros_ = zeros;
+    return;
+  }
+  const int first = std::min(first_index_, other.first_index_);
+  const int end = std::max(first_index_ + static_cast<int>(counts_.size()),
+                           other.first_index_ + static_cast<int>(other.counts_.size()));
+  std::vector<int64_t> merged(static_cast<size_t>(end - first), 0);
+  for (size_t i = 0; i < counts_.size(); ++i) merged[first_index_ - first + i] += counts_[i];
+  for (size_t i = 0; i < other.counts_.size(); ++i) merged[other.first_index_ - first + i] += other.counts_[i];
+  counts_ = std::move(merged);
+  first_index_ = first;
+  count_ += other.count_;
+  zeros_ += other.zeros_;
+}
+
+double LatencyHistogram::QuantileUs(double q) const {
+  if (count_ == 0) return 0;
+  // The epsilon keeps q x count from rounding up past an exact rank (0.9 x 10).
+  auto rank = static_cast<int64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_) - 1e-9));
+  rank = std::clamp<int64_t>(rank, 1, count_);
+  if (rank <= zeros_) return 0;
+  int64_t seen = zeros_;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    seen += counts_[i];
+    if (seen >= rank) return BucketValue(first_index_ + static_cast<int>(i));
+  }
+  return BucketValue(first_index_ + static_cast<int>(counts_.size()) - 1);
+}
+
+UsageStats::UsageStats(Micros granularity_us) : granularity_us_(std::max<Micros>(granularity_us, 1)) {
+  rounding_.granularity_us = granularity_us_;
+}
+
+void UsageStats::AddTo(Accumulator& acc, const UsageRecord& record) const {
+  if (const auto* r = std::get_if<InvocationRecord>(&record)) {
+    ++acc.invocations;
+    ++acc.status_counts[r->http_status];
+    if (r->cold_start) ++acc.cold_starts;
+    if (Is2xx(r->http_status)) {
+      ++acc.ok;
+      acc.latency.Add(r->latency_us);
+      acc.batch_rows_ok += r->batch_rows;
+    }
+    if (r->instance_id != 0) {
+      ++acc.usage.requests;
+      const double gb_s = policy::ExecutionShareGbSeconds(r->compute_us, r->memory_mb, r->share, rounding_);
+      (r->provisioned ? acc.usage.provisioned_duration_gb_s : acc.usage.on_demand_duration_gb_s) += gb_s;
+      // A provisioned instance's init is covered by its provisioned capacity.
+      if (r->cold_start && !r->provisioned)
+        acc.usage.init_gb_s += policy::ExecutionShareGbSeconds(r->init_us, r->memory_mb, r->share, rounding_);
+    }
+  } else if (const auto* r = std::get_if<InstanceRecord>(&record)) {
+    ++acc.instances_stopped;
+    if (!r->provisioned) acc.usage.idle_warm_gb_s += policy::GbSeconds(std::max<Micros>(r->idle_us, 0), r->memory_mb);
+  } else {
+    const auto& p = std::get<ProvisionedRecord>(record);
+    acc.usage.provisioned_capacity_gb_s +=
+        policy::ProvisionedCapacityGbSeconds(p.instances, p.end_wall_us - p.start_wall_us, p.memory_mb);
+  }
+}
+
+void UsageStats::Add(const UsageRecord& record) {
+  Micros start = 0, end = 0;
+  std::string_view model;
+  if (const auto* r = std::get_if<InvocationRecord>(&record)) {
+    start = r->arrival_wall_us;
+    end = r->arrival_wall_us + r->latency_us;
+    model = r->model;
+  } else if (const auto* r = std::get_if<InstanceRecord>(&record)) {
+    start = r->start_wall_us;
+    end = r->stop_wall_us;
+    model = r->model;
+  } else {
+    const auto& p = std::get<ProvisionedRecord>(record);
+    start = p.start_wall_us;
+    end = p.end_wall_us;
+    model = p.model;
+  }
+  from_wall_us_ = records_ == 0 ? start : std::min(from_wall_us_, start);
+  to_wall_us_ = records_ == 0 ? end : std::max(to_wall_us_, end);
+  ++records_;
+  auto it = models_.find(model);
+  if (it == models_.end()) it = models_.emplace(std::string(model), Accumulator{}).first;
+  AddTo(it->second, record);
+  AddTo(total_, record);
+}
+
+ModelUsage UsageStats::Row(const std::string& model, const Accumulator& acc, const policy::PriceSheet& prices) {
+  ModelUsage row;
+  row.model = model;
+  row.invocations = acc.invocations;
+  row.ok = acc.ok;
+  row.status_counts.assign(acc.status_counts.begin(), acc.status_counts.end());
+  row.cold_starts = acc.cold_starts;
+  row.latency_count = acc.latency.count();
+  row.p50_ms = acc.latency.QuantileUs(0.50) / kMicrosPerMilli;
+  row.p90_ms = acc.latency.QuantileUs(0.90) / kMicrosPerMilli;
+  row.p99_ms = acc.latency.QuantileUs(0.99) / kMicrosPerMilli;
+  if (acc.ok > 0) row.mean_batch_rows = static_cast<double>(acc.batch_rows_ok) / static_cast<double>(acc.ok);
+  row.instances_stopped = acc.instances_stopped;
+  row.usage = acc.usage;
+  row.bill = policy::ComputeBill(acc.usage, prices);
+  if (acc.ok > 0) row.usd_per_million_ok = row.bill.total_usd / static_cast<double>(acc.ok) * 1e6;
+  return row;
+}
+
+UsageReport UsageStats::Report(const policy::PriceSheet& prices) const {
+  UsageReport report;
+  report.prices = prices;
+  report.granularity_us = granularity_us_;
+  report.records = records_;
+  report.from_wall_us = from_wall_us_;
+  report.to_wall_us = to_wall_us_;
+  for (const auto& [model, acc] : models_) report.models.push_back(Row(model, acc, prices));
+  report.total = Row("", total_, prices);
+  return report;
+}
+
+ModelUsage UsageStats::ModelReport(std::string_view model, const policy::PriceSheet& prices) const {
+  auto it = models_.find(model);
+  return Row(std::string(model), it == models_.end() ? Accumulator{} : it->second, prices);
+}
+
+std::string ReportJson(const UsageReport& report) {
+  std::string j = "{\"prices\":" + PriceSheetJson(report.prices);
+  j += ",\"granularity_ms\":" + GranularityMs(report.granularity_us);
+  j += ",\"records\":" + std::to_string(report.records);
+  j += ",\"from_wall_us\":" + std::to_string(report.from_wall_us);
+  j += ",\"to_wall_us\":" + std::to_string(report.to_wall_us);
+  j += ",\"models\":[";
+  for (size_t i = 0; i < report.models.size(); ++i) j += (i ? ",{" : "{") + RowFields(report.models[i]) + "}";
+  j += "],\"total\":{" + RowFields(report.total) + "}}\n";
+  return j;
+}
+
+std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& prices, Micros granularity_us) {
+  return "{" + RowFields(row) + ",\"prices\":" + PriceSheetJson(prices) +
+         ",\"granularity_ms\":" + GranularityMs(granularity_us) + "}\n";
+}
+
+std::string WallTimeText(Micros wall_us) {
+  const Micros seconds = wall_us >= 0 ? wall_us / kMicrosPerSecond : -((-wall_us + kMicrosPerSecond - 1) / kMicrosPerSecond);
+  const int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+  const int64_t in_day = seconds - days * 86400;
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", static_cast<long long>(y), m, d,
+                static_cast<long long>(in_day / 3600), static_cast<long long>(in_day / 60 % 60),
+                static_cast<long long>(in_day % 60));
+  return buf;
+}
+
+std::string ReportTable(const UsageReport& report) {
+  std::string out = "prices " + report.prices.name + " (" + GranularityMs(report.granularity_us) +
+                    " ms granularity, init " + (report.prices.bill_init ? "billed" : "not billed") + "); " +
+                    std::to_string(report.records) + " records";
+  if (report.records > 0)
+    out += ", " + WallTimeText(report.from_wall_us) + " to " + WallTimeText(report.to_wall_us);
+  out += "\n";
+  if (report.prices.granularity_us != report.granularity_us)
+    out += "NOTE: durations were rounded to " + GranularityMs(report.granularity_us) + " ms, not the sheet's " +
+           GranularityMs(report.prices.granularity_us) + " ms\n";
+
+  // Columns right-aligned at these widths (the model name left-aligned),
+  // one space apart; two group labels span the latency and GB-s columns.
+  size_t model_width = 5;
+  for (const ModelUsage& row : report.models) model_width = std::max(model_width, row.model.size());
+  const std::vector<std::pair<std::string, size_t>> columns = {
+      {"model", model_width}, {"invocations", 11}, {"2xx", 8}, {"cold", 6}, {"p50", 8}, {"p90", 8}, {"p99", 8},
+      {"batch", 6}, {"on-demand", 10}, {"init", 9}, {"provisioned", 11}, {"idle-warm", 10}, {"$", 12},
+      {"$/1M 2xx", 10}};
+  auto join = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const size_t width = columns[i].second;
+      const std::string& cell = cells[i];
+      const std::string pad(cell.size() < width ? width - cell.size() : 0, ' ');
+      line += (i ? " " : "") + (i == 0 ? cell + pad : pad + cell);
+    }
+    return line + "\n";
+  };
+  // "--- label ---" over columns [first, last].
+  std::string groups;
+  auto group = [&](size_t first, size_t last, const std::string& label) {
+    size_t begin = 0;
+    for (size_t i = 0; i < first; ++i) begin += columns[i].second + 1;
+    size_t span = 0;
+    for (size_t i = first; i <= last; ++i) span += columns[i].second + (i > first ? 1 : 0);
+    const std::string text = " " + label + " ";
+    const size_t left = (span - text.size()) / 2;
+    groups.resize(begin, ' ');
+    groups += std::string(left, '-') + text + std::string(span - left - text.size(), '-');
+  };
+  group(4, 6, "latency of 2xx, ms");
+  group(8, 11, "GB-s");
+  out += groups + "\n";
+  std::vector<std::string> header;
+  for (const auto& column : columns) header.push_back(column.first);
+  out += join(header);
+  auto add_row = [&](const ModelUsage& row, const std::string& name) {
+    const policy::UsageTotals& u = row.usage;
+    out += join({name, std::to_string(row.invocations), std::to_string(row.ok), std::to_string(row.cold_starts),
+                 Fixed(row.p50_ms, 3), Fixed(row.p90_ms, 3), Fixed(row.p99_ms, 3), Fixed(row.mean_batch_rows, 2),
+                 Fixed(u.on_demand_duration_gb_s, 4), Fixed(u.init_gb_s, 4),
+                 Fixed(u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s, 4), Fixed(u.idle_warm_gb_s, 4),
+                 Fixed(row.bill.total_usd, 8), Fixed(row.usd_per_million_ok, 4)});
+  };
+  for (const ModelUsage& row : report.models) add_row(row, row.model);
+  add_row(report.total, "total");
+  const policy::Bill& b = report.total.bill;
+  out += "total $: requests " + Fixed(b.request_usd, 8) + " (" + std::to_string(report.total.usage.requests) +
+         ")  on-demand duration " + Fixed(b.on_demand_duration_usd, 8) + "  init " + Fixed(b.init_usd, 8) +
+         "  provisioned capacity " + Fixed(b.provisioned_capacity_usd, 8) + "  provisioned duration " +
+         Fixed(b.provisioned_duration_usd, 8) + "  = " + Fixed(b.total_usd, 8) + "\n";
+  out += "(idle-warm GB-s: on-demand instances kept alive without work; not billed by this price sheet)\n";
+  return out;
+}
+
+RecentUsage::RecentUsage(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+void RecentUsage::Add(UsageRecord record) {
+  if (records_.size() >= capacity_) {
+    records_.pop_front();
+    ++dropped_;
+  }
+  records_.push_back(std::move(record));
+}
+
+std::vector<UsageRecord> RecentUsage::Since(Micros since_wall_us) const {
+  std::vector<UsageRecord> out;
+  for (const UsageRecord& record : records_)
+    if (auto selected = SelectSince(record, since_wall_us)) out.push_back(std::move(*selected));
+  return out;
+}
+
+}  // namespace thaw::metering

@@ -1,0 +1,163 @@
+// Usage statistics: an incremental summary of usage records per model and
+// for all models, priced with a price sheet (policy/pricing.h) into a cost
+// report: as JSON for the HTTP API (GET /v2/stats, /v2/models/{m}/stats),
+// and as a text table for `thaw cost`. Also RecentUsage, a bounded store of
+// the latest records.
+//
+// What is counted, per model and in total:
+//  - invocations, by HTTP status; 2xx ("ok"); cold starts (any status);
+//  - latency p50/p90/p99 of 2xx invocations, from a log-bucketed histogram
+//    (LatencyHistogram): memory is O(log(max/min)) buckets, never the
+//    samples, and a percentile is within 1 % of the exact nearest-rank one;
+//  - mean batch rows of 2xx invocations (the rows of the execution each ran in);
+//  - billable usage (policy::UsageTotals): billed requests (invocations with
+//    an instance), GB-s of on-demand executions, on-demand init, provisioned
+//    capacity and executions on provisioned instances, all as pricing.h
+//    defines them; and idle-but-warm GB-s of on-demand instances
+//    (InstanceRecord idle_us x memory), which the price sheet does not price;
+//  - instances stopped (InstanceRecords).
+// Durations are rounded to the granularity given at construction when a
+// record is added (the rounding is per execution, so it cannot be redone
+// later); Report takes the prices and bill_init from its sheet. Pass a sheet
+// with the same granularity (Meter and `thaw cost` do); the report keeps
+// both, and the table flags a difference.
+//
+// Thread safety: not thread-safe; one owner. Errors: none (records are
+// taken as they are; decoding validated them).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "metering/usage.h"
+#include "policy/pricing.h"
+
+namespace thaw::metering {
+
+// Counts of non-negative values (microseconds) in buckets growing by a
+// factor gamma, so any value is represented within kRelativeError.
+class LatencyHistogram {
+ public:
+  static constexpr double kRelativeError = 0.01;
+
+  void Add(Micros value_us);  // values <= 0 count as 0
+  void Merge(const LatencyHistogram& other);
+  int64_t count() const { return count_; }
+  // Nearest-rank percentile (q in [0, 1]): the value of rank ceil(q x count),
+  // within kRelativeError of the exact one; 0 when empty.
+  double QuantileUs(double q) const;
+
+ private:
+  int64_t count_ = 0;
+  int64_t zeros_ = 0;           // values <= 0
+  int first_index_ = 0;         // bucket index of counts_[0]
+  std::vector<int64_t> counts_;
+};
+
+// One row of a report: one model, or the total over all models.
+struct ModelUsage {
+  std::string model;  // "" for the total
+  int64_t invocations = 0;
+  int64_t ok = 0;  // 2xx
+  std::vector<std::pair<int, int64_t>> status_counts;  // ascending status
+  int64_t cold_starts = 0;
+  int64_t latency_count = 0;  // 2xx with a latency, = ok
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0;
+  double mean_batch_rows = 0;  // over 2xx
+  int64_t instances_stopped = 0;
+  policy::UsageTotals usage;   // billed requests and GB-s
+  policy::Bill bill;
+  double usd_per_million_ok = 0;  // bill.total_usd per 1 M 2xx invocations; 0 without any
+};
+
+struct UsageReport {
+  policy::PriceSheet prices;
+  Micros granularity_us = 0;     // the rounding applied to the GB-s
+  int64_t records = 0;
+  Micros from_wall_us = 0;       // earliest start of a record; 0 with no records
+  Micros to_wall_us = 0;         // latest end of a record
+  std::vector<ModelUsage> models;  // by model name
+  ModelUsage total;
+};
+
+class UsageStats {
+ public:
+  explicit UsageStats(Micros granularity_us = policy::PriceSheet{}.granularity_us);  // >= 1
+
+  void Add(const UsageRecord& record);
+
+  UsageReport Report(const policy::PriceSheet& prices) const;
+  // One model's row; all zeros (named `model`) if no record named it.
+  ModelUsage ModelReport(std::string_view model, const policy::PriceSheet& prices) const;
+
+  int64_t records() const { return records_; }
+  Micros granularity_us() const { return granularity_us_; }
+
+ private:
+  struct Accumulator {
+    int64_t invocations = 0, ok = 0, cold_starts = 0, batch_rows_ok = 0, instances_stopped = 0;
+    std::map<int, int64_t> status_counts;
+    LatencyHistogram latency;
+    policy::UsageTotals usage;
+  };
+  void AddTo(Accumulator& acc, const UsageRecord& record) const;
+  static ModelUsage Row(const std::string& model, const Accumulator& acc, const policy::PriceSheet& prices);
+
+  Micros granularity_us_;
+  policy::PriceSheet rounding_;  // only its granularity is used, by Add
+  int64_t records_ = 0;
+  Micros from_wall_us_ = 0, to_wall_us_ = 0;
+  std::map<std::string, Accumulator, std::less<>> models_;
+  Accumulator total_;
+};
+
+// The whole report: {"prices":{sheet},"granularity_ms":1,"records":N,
+// "from_wall_us":..,"to_wall_us":..,"models":[row,...],"total":row}, where a row is
+// {"model":"fraud","invocations":5,"ok":4,"status_counts":{"200":4,"429":1},
+//  "cold_starts":1,"latency_ms":{"count":4,"p50":..,"p90":..,"p99":..},
+//  "mean_batch_rows":2.5,"instances_stopped":1,"billed_requests":4,
+//  "gb_s":{"on_demand_duration":..,"init":..,"provisioned_capacity":..,
+//          "provisioned_duration":..,"idle_warm":..},
+//  "usd":{"requests":..,"on_demand_duration":..,"init":..,"provisioned_capacity":..,
+//         "provisioned_duration":..,"total":..},
+//  "usd_per_million_ok":..}
+// (the total's "model" is ""). One line, ending in a newline.
+std::string ReportJson(const UsageReport& report);
+// One model: its row with "prices" and "granularity_ms" added.
+std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& prices, Micros granularity_us);
+// For people: a header, one line per model, the total, and the dollars per
+// component of the total.
+std::string ReportTable(const UsageReport& report);
+
+// "YYYY-MM-DDTHH:MM:SSZ" for wall-clock microseconds since the Unix epoch.
+std::string WallTimeText(Micros wall_us);
+
+// The latest records, oldest first, at most `capacity`; when full the oldest
+// is dropped and counted. At the default capacity it holds ~20 MB.
+class RecentUsage {
+ public:
+  static constexpr size_t kDefaultCapacity = 100000;
+
+  explicit RecentUsage(size_t capacity = kDefaultCapacity);  // capacity >= 1
+
+  void Add(UsageRecord record);
+  const std::deque<UsageRecord>& records() const { return records_; }
+  // Records selected as ReadUsageLog selects them (usage_log.h).
+  std::vector<UsageRecord> Since(Micros since_wall_us) const;
+  size_t size() const { return records_.size(); }
+  size_t capacity() const { return capacity_; }
+  int64_t dropped() const { return dropped_; }
+
+ private:
+  size_t capacity_;
+  std::deque<UsageRecord> records_;
+  int64_t dropped_ = 0;
+};
+
+}  // namespace thaw::metering

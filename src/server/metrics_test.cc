@@ -1,0 +1,62 @@
+// PrometheusMetrics renders counters and histograms from records, and gauges
+// from a runtime (here one with no models loaded).
+#include "server/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+namespace thaw {
+namespace {
+
+metering::InvocationRecord Invocation(std::string model, int status, Micros latency_us, bool cold = false) {
+  metering::InvocationRecord r;
+  r.model = std::move(model);
+  r.http_status = status;
+  r.latency_us = latency_us;
+  r.queue_us = latency_us / 4;
+  r.compute_us = latency_us / 2;
+  r.instance_id = status == 429 ? 0 : 1;
+  r.cold_start = cold;
+  r.start_path = "template";
+  r.init_us = cold ? 3000 : 0;
+  return r;
+}
+
+bool Has(const std::string& text, const std::string& line) { return text.find(line + "\n") != std::string::npos; }
+
+TEST(PrometheusMetricsTest, CountsHistogramsAndCosts) {
+  boost::asio::io_context io;
+  RealClock clock;
+  Runtime runtime(io, clock, RuntimeOptions{.worker_path = "/nonexistent"});
+  PrometheusMetrics metrics;
+  metrics.Record(Invocation("fraud", 200, 700));
+  metrics.Record(Invocation("fraud", 200, 2000, /*cold=*/true));
+  metrics.Record(Invocation("fraud", 429, 10));
+  metrics.Record(Invocation("a\"b", 200, 100));  // a label value that needs escaping
+  metrics.OnExecution({.model = "fraud", .requests = 4, .rows = 8});
+  const std::string text = metrics.Render(runtime, {{.model = "fraud", .on_demand_gb_s = 0.5, .dollars = 0.25}});
+
+  EXPECT_TRUE(Has(text, "# TYPE thaw_requests_total counter")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_requests_total{model="fraud",code="200"} 2)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_requests_total{model="fraud",code="429"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_requests_total{model="a\"b",code="200"} 1)")) << text;
+  // 0.7 ms and 2 ms fall in the 1 ms and 2.5 ms buckets; buckets are cumulative.
+  EXPECT_TRUE(Has(text, R"(thaw_request_duration_seconds_bucket{model="fraud",le="0.0005"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_request_duration_seconds_bucket{model="fraud",le="0.001"} 2)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_request_duration_seconds_bucket{model="fraud",le="0.0025"} 3)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_request_duration_seconds_bucket{model="fraud",le="+Inf"} 3)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_request_duration_seconds_count{model="fraud"} 3)")) << text;
+  // The refused request never ran: no compute observation.
+  EXPECT_TRUE(Has(text, R"(thaw_compute_duration_seconds_count{model="fraud"} 2)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_cold_starts_total{model="fraud",start_path="template"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_cold_start_duration_seconds_sum{model="fraud",start_path="template"} 0.003)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_batch_rows_bucket{model="fraud",le="8"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_batch_rows_bucket{model="fraud",le="4"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_gigabyte_seconds_total{model="fraud",kind="on_demand"} 0.5)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_cost_dollars_total{model="fraud"} 0.25)")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE thaw_instances gauge")) << text;
+}
+
+}  // namespace
+}  // namespace thaw
