@@ -74,7 +74,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
     return 2;
   }
   thaw::PrometheusMetrics metrics;
-  thaw::metering::UsageFanOut usage({meter->get(), &metrics});
+  thaw::metering::UsageFanOut usage({&metrics, meter->get()});  // the meter keeps the record: last, so it gets it moved
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io;
   thaw::RealClock clock;

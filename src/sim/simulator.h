@@ -1,0 +1,82 @@
+// Simulator: runs a request trace against models in virtual time, with the
+// very policies the server runs -- admission (policy::Admit), deadlines
+// (RequestDeadline, ExpiredRequests), scale-up (InstancesToStart), the
+// autoscaler, keep-alive (fixed and histogram), the provisioned floor
+// (MinInstancesAt), batching (AdaptiveBatcher) -- and the server's metering
+// (metering::UsageStats and the pricing policy), so its report has the same
+// rows as `thaw cost` and /v2/stats. Only the orchestration around the
+// policies (queues, instances, events) is the simulator's own, mirroring
+// src/runtime; what an instance costs in time comes from a model profile.
+//
+// Model of an instance. It becomes ready start_us(start_path) after it is
+// started; an execution of n rows takes exec_us(n) (the profile's table,
+// linear between measured sizes, times a lognormal factor of coefficient of
+// variation exec_cv drawn from the seed). A request whose execution ends
+// past its deadline is answered 504 at the deadline and its instance is
+// replaced, as the runtime does.
+//
+// Guarantees: deterministic for a seed; virtual time only (never reads a
+// clock, never sleeps). Errors: kInvalidArgument for a trace function with no
+// model, an invalid config or profile. Thread safety: none needed (pure).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "metering/usage_stats.h"
+#include "policy/pricing.h"
+#include "repo/model_config.h"
+
+namespace thaw::sim {
+
+// What a model costs in time on this machine (thaw profile writes it).
+struct ModelProfile {
+  // Round trip of an execution by batch rows (at the config's thread count):
+  // sorted by rows, at least one entry. Sizes in between are interpolated,
+  // beyond the last extrapolated from the last two.
+  std::vector<std::pair<int64_t, Micros>> exec_us_by_rows;
+  // Start to ready per start path ("exec", "zygote", "template").
+  std::map<std::string, Micros> start_us;
+  double exec_cv = 0;  // execution-time coefficient of variation; 0 = deterministic
+
+  Micros ExecUs(int64_t rows) const;
+  Status Validate() const;
+};
+
+struct SimModel {
+  ModelConfig config;  // as the server would load it (validated)
+  ModelProfile profile;
+};
+
+// One arrival: when, and which model (index into the models given to Simulate).
+struct SimArrival {
+  Micros time_us = 0;
+  uint32_t model = 0;
+  int64_t rows = 1;
+};
+
+struct SimOptions {
+  uint64_t seed = 1;
+  Micros start_wall_us = 0;  // wall time of virtual 0, for provisioned schedules and records
+};
+
+struct SimResult {
+  metering::UsageReport report;  // per model and total, priced
+  int64_t requests = 0;
+  int64_t cold_starts = 0;
+  int64_t rejected_429 = 0;
+  int64_t deadline_504 = 0;
+  double busy_instance_s = 0, idle_instance_s = 0, provisioned_instance_s = 0;
+  int64_t events = 0;  // event-loop iterations, for speed measurements
+  int max_instances = 0;
+};
+
+// Arrivals must be sorted by time.
+StatusOr<SimResult> Simulate(const std::vector<SimModel>& models, const std::vector<SimArrival>& arrivals,
+                             const policy::PriceSheet& prices, const SimOptions& options = {});
+
+}  // namespace thaw::sim

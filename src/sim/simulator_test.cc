@@ -1,0 +1,136 @@
+// Simulator tests, in virtual time: every figure is computed from the
+// profile and the trace, so the expectations are exact.
+#include "sim/simulator.h"
+
+#include <gtest/gtest.h>
+
+namespace thaw::sim {
+namespace {
+
+constexpr Micros kMs = kMicrosPerMilli;
+constexpr Micros kS = kMicrosPerSecond;
+
+SimModel Model(std::string name = "m") {
+  SimModel m;
+  m.config.name = name;
+  m.config.inputs = {{"x", DataType::kFp32, {-1, 4}}};
+  m.config.outputs = {{"y", DataType::kFp32, {-1, 2}}};
+  m.config.keep_alive_s = 10;
+  m.config.max_concurrency = 4;
+  m.profile.exec_us_by_rows = {{1, 2 * kMs}, {8, 4 * kMs}};
+  m.profile.start_us = {{"template", 5 * kMs}, {"exec", 500 * kMs}};
+  return m;
+}
+
+std::vector<SimArrival> Every(Micros gap, int n, Micros start = 0) {
+  std::vector<SimArrival> out;
+  for (int i = 0; i < n; ++i) out.push_back({start + i * gap, 0, 1});
+  return out;
+}
+
+const metering::ModelUsage& Row(const SimResult& r) { return r.report.models.at(0); }
+
+TEST(SimulatorTest, ProfileInterpolatesAndExtrapolates) {
+  ModelProfile p;
+  p.exec_us_by_rows = {{1, 1000}, {5, 2000}};
+  EXPECT_EQ(p.ExecUs(1), 1000);
+  EXPECT_EQ(p.ExecUs(3), 1500);
+  EXPECT_EQ(p.ExecUs(9), 3000);
+  EXPECT_TRUE(p.Validate().ok());
+  p.exec_us_by_rows = {{5, 1}, {1, 2}};
+  EXPECT_FALSE(p.Validate().ok());
+}
+
+// A caller every second with keep_alive 10 s: one cold start, then warm.
+TEST(SimulatorTest, FixedKeepAliveKeepsTheInstanceWarm) {
+  auto result = Simulate({Model()}, Every(kS, 20), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->cold_starts, 1);
+  EXPECT_EQ(Row(*result).ok, 20);
+  EXPECT_EQ(Row(*result).cold_starts, 1);
+  // Latency: 5 ms start + 2 ms for the first, 2 ms for the rest.
+  EXPECT_NEAR(Row(*result).p50_ms, 2.0, 0.05);
+  EXPECT_EQ(result->max_instances, 1);
+}
+
+// With keep_alive 0 every call of a periodic caller is cold.
+TEST(SimulatorTest, KeepAliveZeroMakesEveryCallCold) {
+  SimModel m = Model();
+  m.config.keep_alive_s = 0;
+  auto result = Simulate({m}, Every(kS, 10), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->cold_starts, 10);
+}
+
+// A burst beyond instances x slots + max_queue is refused with 429, as the server does.
+TEST(SimulatorTest, BackPressureRefusesBeyondTheQueue) {
+  SimModel m = Model();
+  m.config.max_concurrency = 1;
+  m.config.max_queue = 3;
+  auto result = Simulate({m}, Every(0, 10), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->rejected_429, 6);  // 1 runs (the slot), 3 queue, 6 refused
+  EXPECT_EQ(Row(*result).ok, 4);
+}
+
+// Batching uses the server's batcher: 8 simultaneous rows go as one execution.
+TEST(SimulatorTest, FixedBatchingRunsOneExecutionForAFullBatch) {
+  SimModel m = Model();
+  m.config.batching = "fixed";
+  m.config.max_batch_size = 8;
+  m.config.max_queue_delay_us = 50 * kMs;
+  m.config.max_concurrency = 1;
+  std::vector<SimArrival> arrivals = Every(0, 1);             // teaches the cost first
+  for (const SimArrival& a : Every(0, 8, kS)) arrivals.push_back(a);
+  auto result = Simulate({m}, arrivals, policy::PriceSheet{});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(Row(*result).ok, 9);
+  EXPECT_NEAR(Row(*result).mean_batch_rows, (1 + 8 * 8) / 9.0, 1e-9);
+  // Billed: 1 execution of 2 ms + 1 of 4 ms, at 1 GB: 6 ms = 0.006 GB-s.
+  EXPECT_NEAR(Row(*result).usage.on_demand_duration_gb_s, 0.006, 1e-12);
+}
+
+// Queued past the deadline: 504 without running.
+TEST(SimulatorTest, DeadlinesFailQueuedRequests) {
+  SimModel m = Model();
+  m.config.max_concurrency = 1;
+  m.config.timeout_ms = 5;
+  m.profile.exec_us_by_rows = {{1, 4 * kMs}};
+  m.profile.start_us = {{"template", 0}};
+  auto result = Simulate({m}, Every(0, 3), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok());
+  // First runs 0-4 ms; second 4-8 ms ends past its 5 ms deadline; third expires queued at 5 ms.
+  EXPECT_EQ(Row(*result).ok, 1);
+  EXPECT_EQ(result->deadline_504, 2);
+}
+
+// Provisioned instances are billed for the whole trace and serve warm.
+TEST(SimulatorTest, ProvisionedFloorIsWarmAndBilledForCapacity) {
+  SimModel m = Model();
+  m.config.min_instances = 1;
+  auto result = Simulate({m}, Every(kS, 11, kS), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->cold_starts, 0);
+  // 1 instance x 11 s (0 to the last answer at 11.002 s) x 1 GB.
+  EXPECT_NEAR(Row(*result).usage.provisioned_capacity_gb_s, 11.002, 1e-9);
+}
+
+TEST(SimulatorTest, SameSeedSameResult) {
+  SimModel m = Model();
+  m.profile.exec_cv = 0.5;
+  auto a = Simulate({m}, Every(3 * kMs, 2000), policy::PriceSheet{}, {.seed = 7});
+  auto b = Simulate({m}, Every(3 * kMs, 2000), policy::PriceSheet{}, {.seed = 7});
+  auto c = Simulate({m}, Every(3 * kMs, 2000), policy::PriceSheet{}, {.seed = 8});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(Row(*a).p99_ms, Row(*b).p99_ms);
+  EXPECT_EQ(Row(*a).bill.total_usd, Row(*b).bill.total_usd);
+  EXPECT_NE(Row(*a).bill.total_usd, Row(*c).bill.total_usd);
+}
+
+TEST(SimulatorTest, BadInputsAreErrors) {
+  EXPECT_FALSE(Simulate({Model()}, {{0, 1, 1}}, policy::PriceSheet{}).ok());            // no model 1
+  EXPECT_FALSE(Simulate({Model()}, {{5, 0, 1}, {1, 0, 1}}, policy::PriceSheet{}).ok());  // unsorted
+}
+
+}  // namespace
+}  // namespace thaw::sim
