@@ -266,6 +266,95 @@ Status ParseCost(const std::vector<std::string>& args, CostCommandOptions* cost,
   return Status::Ok();
 }
 
+Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOptions* sim, bool* help, bool plan,
+                     bool replay) {
+  const std::string command = replay ? "thaw replay" : plan ? "thaw plan" : "thaw simulate";
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (IsHelp(args[i])) {
+      *help = true;
+      return Status::Ok();
+    }
+    if (args[i] == "--json") {
+      sim->json = true;
+      continue;
+    }
+    std::string name, value;
+    THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
+    if (name == "--trace" || name == "--azure") {
+      if (value.empty()) return InvalidArgument(name + " needs a file name");
+      sim->trace_path = value;
+      sim->azure = name == "--azure";
+    } else if (name == "--azure-top") {
+      auto top = ParseInteger<size_t>(name, value, 1, 100000);
+      if (!top.ok()) return top.status();
+      sim->azure_top = *top;
+    } else if (name == "--spread") {
+      if (value != "uniform" && value != "poisson") return InvalidArgument("--spread must be uniform or poisson, got '" + value + "'");
+      sim->spread = value;
+    } else if (name == "--time-scale") {
+      auto scale = ParseNumber(name, value, 0, true, 1e6);
+      if (!scale.ok()) return scale.status();
+      sim->time_scale = *scale;
+    } else if (name == "--poisson") {
+      auto rate = ParseNumber(name, value, 0, true, 1e8);
+      if (!rate.ok()) return rate.status();
+      sim->poisson_rate_per_s = *rate;
+    } else if (name == "--duration-s") {
+      auto duration = ParseNumber(name, value, 0, true, 1e8);
+      if (!duration.ok()) return duration.status();
+      sim->duration_s = *duration;
+    } else if (name == "--profile") {
+      sim->profile_path = value;
+    } else if (name == "--config") {
+      sim->config_path = value;
+    } else if (name == "--prices") {
+      if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
+      sim->prices = value;
+    } else if (name == "--seed") {
+      auto seed = ParseInteger<uint64_t>(name, value, 0, std::numeric_limits<uint64_t>::max());
+      if (!seed.ok()) return seed.status();
+      sim->seed = *seed;
+    } else if (!replay && name == "--rows") {
+      auto rows = ParseInteger<int64_t>(name, value, 1, 1 << 20);
+      if (!rows.ok()) return rows.status();
+      sim->rows_per_request = *rows;
+    } else if (plan && name == "--slo-p99-ms") {
+      auto slo = ParseNumber(name, value, 0, true, 3.6e6);
+      if (!slo.ok()) return slo.status();
+      sim->slo_p99_ms = *slo;
+    } else if (plan && name == "--out") {
+      sim->out_path = value;
+    } else if (replay && name == "--url") {
+      auto url = load::ParseHttpUrl(value);
+      if (!url.ok()) return InvalidArgument("--url: " + url.status().message());
+      sim->url = value;
+    } else if (replay && name == "--model") {
+      sim->model = value;
+    } else if (replay && name == "--request") {
+      sim->request_path = value;
+    } else if (replay && name == "--max-connections") {
+      auto n = ParseInteger<int>(name, value, 1, 100000);
+      if (!n.ok()) return n.status();
+      sim->max_connections = *n;
+    } else {
+      return InvalidArgument("unknown flag '" + name + "' for '" + command + "'; see 'thaw --help'");
+    }
+  }
+  if (replay) {
+    if (sim->url.empty() || sim->model.empty() || sim->request_path.empty())
+      return InvalidArgument(command + " needs --url, --model and --request");
+  } else {
+    if (sim->profile_path.empty()) return InvalidArgument(command + " needs --profile FILE");
+    if (sim->config_path.empty()) return InvalidArgument(command + " needs --config FILE");
+  }
+  if (plan && sim->slo_p99_ms <= 0) return InvalidArgument(command + " needs --slo-p99-ms X");
+  const bool synthetic = sim->poisson_rate_per_s > 0;
+  if (synthetic == !sim->trace_path.empty())
+    return InvalidArgument(command + " needs one trace: --trace FILE, --azure FILE or --poisson RATE --duration-s S");
+  if (synthetic && sim->duration_s <= 0) return InvalidArgument("--poisson needs --duration-s");
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<Since> ParseSince(std::string_view text) {
@@ -357,6 +446,30 @@ Usage:
                 2h, 7d); default: everything
       --prices  aws-x86 (default), aws-arm64 or a price sheet file
       --json    print JSON instead of the table
+  thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
+                 | --poisson RATE --duration-s S) --profile FILE --config FILE
+                [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
+      Run a trace through the server's own policies in virtual time (every
+      request of the trace goes to the one model of --config, with the times
+      of --profile, written by thaw profile) and report what thaw cost reports,
+      plus cold starts, 429s, 504s and instance-seconds. Deterministic per seed.
+      --trace   plain CSV: timestamp_s[,model] per line
+      --azure   Azure Functions 2019 invocations_per_function file; its
+                --azure-top N busiest functions (default 1)
+      --time-scale  trace seconds per simulated second (default 1)
+      --rows    rows (dim 0) per request, as in the requests replayed (default 1)
+  thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
+            [--out FILE] [--prices NAME|FILE] [--seed N]
+      Simulate a grid of settings (memory_mb and so threads, batching,
+      provisioned instances, keep-alive policy and time) on the trace, print
+      the Pareto front of cost vs p99 and write the cheapest config meeting
+      the p99 target, as a config.json thaw serve accepts (--out, default
+      <model>.plan.json). Shows progress on a terminal.
+  thaw replay (trace flags as for simulate) --url http://HOST:PORT --model NAME --request FILE
+      Send the trace's requests to a running server at their times (open loop,
+      with thaw load's generator; --time-scale compresses), then print the
+      load summary and the server's own report (/v2/models/NAME/stats), to
+      compare with thaw simulate. Use a fresh server: stats count from its start.
   thaw version      print the version
   thaw --help       print this help
 
@@ -371,7 +484,8 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.kind = CommandKind::kVersion;
     return command;
   }
-  if (args[0] != "serve" && args[0] != "load" && args[0] != "cost")
+  if (args[0] != "serve" && args[0] != "load" && args[0] != "cost" && args[0] != "simulate" && args[0] != "plan" &&
+      args[0] != "replay")
     return InvalidArgument("unknown command '" + args[0] + "'; see 'thaw --help'");
   bool help = false;
   if (args[0] == "serve") {
@@ -380,6 +494,9 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   } else if (args[0] == "load") {
     command.kind = CommandKind::kLoad;
     THAW_RETURN_IF_ERROR(ParseLoad(args, &command.load, &help));
+  } else if (args[0] == "simulate" || args[0] == "plan" || args[0] == "replay") {
+    command.kind = args[0] == "plan" ? CommandKind::kPlan : args[0] == "replay" ? CommandKind::kReplay : CommandKind::kSimulate;
+    THAW_RETURN_IF_ERROR(ParseSimulate(args, &command.simulate, &help, args[0] == "plan", args[0] == "replay"));
   } else {
     command.kind = CommandKind::kCost;
     THAW_RETURN_IF_ERROR(ParseCost(args, &command.cost, &help));

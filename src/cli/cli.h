@@ -65,13 +65,39 @@ struct CostCommandOptions {
   bool json = false;               // JSON instead of the table
 };
 
-enum class CommandKind { kHelp, kVersion, kServe, kLoad, kCost };
+// `thaw simulate`: a trace through the server's policies in virtual time (src/sim).
+struct SimulateCommandOptions {
+  std::string trace_path;        // plain CSV (timestamp_s[,model]) or, with azure, an Azure Functions 2019 file
+  bool azure = false;            // --azure FILE instead of --trace FILE
+  size_t azure_top = 1;          // Azure: the N busiest functions (all sent to the one model)
+  std::string spread = "poisson";  // Azure: arrivals within a minute: uniform or poisson
+  double time_scale = 1;         // trace seconds per simulated second (60: a minute lasts a second)
+  double poisson_rate_per_s = 0; // --poisson RATE --duration-s S instead of a file
+  double duration_s = 0;
+  std::string profile_path;      // required
+  std::string config_path;       // required: the model's config.json (the server's format)
+  std::string prices = "aws-x86";
+  uint64_t seed = 1;
+  bool json = false;
+  int64_t rows_per_request = 1;  // dim 0 of each simulated request (the profile is by rows)
+  // `thaw plan` only (same trace, profile and config flags):
+  double slo_p99_ms = 0;  // required for plan
+  std::string out_path;   // where the chosen config goes; empty = <model>.plan.json
+  // `thaw replay` only (same trace flags; no profile or config):
+  std::string url;            // http://host:port of a running thaw serve
+  std::string model;          // the model every request of the trace goes to
+  std::string request_path;   // the request body sent each time
+  int max_connections = 1024;
+};
+
+enum class CommandKind { kHelp, kVersion, kServe, kLoad, kCost, kSimulate, kPlan, kReplay };
 
 struct Command {
   CommandKind kind = CommandKind::kHelp;
   ServeOptions serve;
   LoadCommandOptions load;
   CostCommandOptions cost;
+  SimulateCommandOptions simulate;
 };
 
 // args excludes argv[0].

@@ -207,5 +207,33 @@ TEST(CliTest, CostErrorsNameTheFlag) {
   expect_error({"cost", "extra"}, "unexpected argument 'extra'");
 }
 
+
+TEST(CliTest, SimulateParsesATraceAProfileAndAConfig) {
+  auto command = ParseCommandLine({"simulate", "--azure", "d01.csv", "--azure-top", "3", "--spread", "uniform",
+                                   "--time-scale", "60", "--profile", "p.json", "--config", "c.json", "--seed=4", "--json"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->kind, CommandKind::kSimulate);
+  const SimulateCommandOptions& s = command->simulate;
+  EXPECT_TRUE(s.azure);
+  EXPECT_EQ(s.trace_path, "d01.csv");
+  EXPECT_EQ(s.azure_top, 3u);
+  EXPECT_EQ(s.spread, "uniform");
+  EXPECT_DOUBLE_EQ(s.time_scale, 60);
+  EXPECT_EQ(s.seed, 4u);
+  EXPECT_TRUE(s.json);
+  auto synthetic = ParseCommandLine({"simulate", "--poisson", "100", "--duration-s", "60", "--profile", "p", "--config", "c"});
+  ASSERT_TRUE(synthetic.ok()) << synthetic.status().ToString();
+  EXPECT_DOUBLE_EQ(synthetic->simulate.poisson_rate_per_s, 100);
+}
+
+TEST(CliTest, SimulateErrorsNameWhatIsMissing) {
+  auto error = [](std::vector<std::string> args) { return ParseCommandLine(args).status().message(); };
+  EXPECT_NE(error({"simulate", "--trace", "t.csv", "--config", "c"}).find("--profile"), std::string::npos);
+  EXPECT_NE(error({"simulate", "--trace", "t.csv", "--profile", "p"}).find("--config"), std::string::npos);
+  EXPECT_NE(error({"simulate", "--profile", "p", "--config", "c"}).find("one trace"), std::string::npos);
+  EXPECT_NE(error({"simulate", "--poisson", "5", "--profile", "p", "--config", "c"}).find("--duration-s"), std::string::npos);
+  EXPECT_NE(error({"simulate", "--spread", "even"}).find("--spread"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace thaw::cli

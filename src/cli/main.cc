@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
@@ -15,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "cli/profile_command.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
 #include "load/report.h"
@@ -27,6 +31,12 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/v2_handler.h"
+#include "sim/planner.h"
+#include "sim/profile_json.h"
+#include "sim/simulator.h"
+#include "trace/azure_trace.h"
+#include "trace/csv_trace.h"
+#include "trace/synthetic.h"
 
 namespace {
 
@@ -68,7 +78,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
     std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
     return 2;
   }
-  auto meter = thaw::metering::Meter::Create({.prices = *prices, .usage_log_path = options.usage_log_path});
+  // Small writes: one large write every few seconds would stall the event loop for milliseconds.
+  auto meter = thaw::metering::Meter::Create(
+      {.prices = *prices, .usage_log_path = options.usage_log_path, .log = {.flush_at_bytes = 64 << 10}});
   if (!meter.ok()) {
     std::cerr << "thaw: --usage-log: " << meter.status().message() << "\n";
     return 2;
@@ -235,6 +247,191 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
 }
 
 // `thaw cost`: reads the usage log into UsageStats and prints the report.
+int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConfig& config,
+         const thaw::sim::ProfileFile& profile, const std::vector<thaw::sim::SimArrival>& requests,
+         const thaw::policy::PriceSheet& prices, const thaw::Clock& clock) {
+  namespace sim = thaw::sim;
+  sim::PlanOptions plan_options{.slo_p99_ms = options.slo_p99_ms, .seed = options.seed};
+  const bool tty = ::isatty(2);
+  const thaw::Micros started = clock.NowMicros();
+  auto progress = [&](int done, int total) {
+    if (!tty) return;
+    const double fraction = static_cast<double>(done) / total;
+    const double elapsed_s = (clock.NowMicros() - started) / 1e6;
+    const int filled = static_cast<int>(fraction * 30);
+    std::cerr << "\r[" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << done << "/" << total
+              << " ETA " << static_cast<int>(elapsed_s / fraction - elapsed_s) << " s\033[K" << std::flush;
+  };
+  auto result = sim::Plan(config, profile, requests, prices, plan_options, progress);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
+  if (!result.ok()) {
+    std::cerr << "thaw: " << result.status().message() << "\n";
+    return 2;
+  }
+  std::cout << "thaw plan: " << result->candidates.size() << " settings simulated on " << requests.size()
+            << " requests in " << (clock.NowMicros() - started) / 1e6 << " s; p99 target " << options.slo_p99_ms
+            << " ms\n\nPareto front (cost vs p99, no 429/504):\n";
+  char line[512];
+  std::snprintf(line, sizeof(line), "  %-12s %-10s %-8s %-7s %s\n", "$", "$/1M", "p99 ms", "cold", "settings");
+  std::cout << line;
+  for (const sim::Candidate& c : result->candidates) {
+    if (!c.pareto) continue;
+    std::snprintf(line, sizeof(line), "  %-12.6f %-10.4f %-8.2f %-7lld %s%s\n", c.dollars, c.dollars_per_million, c.p99_ms,
+                  static_cast<long long>(c.cold_starts), c.label.c_str(), c.meets_slo ? "" : "  (misses target)");
+    std::cout << line;
+  }
+  if (!result->best) {
+    std::cout << "\nNo setting met p99 <= " << options.slo_p99_ms << " ms without 429/504.\n";
+    return 1;
+  }
+  const sim::Candidate& best = result->candidates[*result->best];
+  const std::string out = options.out_path.empty() ? config.name + ".plan.json" : options.out_path;
+  std::ofstream file(out, std::ios::binary | std::ios::trunc);
+  file << thaw::EncodeModelConfig(best.config);
+  std::cout << "\nCheapest meeting the target: " << best.label << "\n  p99 " << best.p99_ms << " ms, $"
+            << best.dollars << " ($" << best.dollars_per_million << " per 1 M), " << best.cold_starts
+            << " cold starts -> " << out << (file ? "" : " (could not be written)") << "\n";
+  return file ? 0 : 1;
+}
+
+// GET http://host:port/path -> body (status 200 only).
+thaw::StatusOr<std::string> HttpGet(const std::string& url, const std::string& path) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  auto parsed = thaw::load::ParseHttpUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  auto endpoints = resolver.resolve(parsed->host, std::to_string(parsed->port), ec);
+  if (!ec) stream.connect(endpoints, ec);
+  http::request<http::empty_body> request{http::verb::get, path, 11};
+  request.set(http::field::host, parsed->host);
+  if (!ec) http::write(stream, request, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  if (!ec) http::read(stream, buffer, response, ec);
+  if (ec) return thaw::Unavailable("GET " + url + path + ": " + ec.message());
+  if (response.result_int() != 200)
+    return thaw::Unavailable("GET " + url + path + ": HTTP " + std::to_string(response.result_int()) + " " + response.body());
+  return response.body();
+}
+
+// Reads the trace flags shared by simulate, plan and replay.
+thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOptions& options) {
+  namespace trace = thaw::trace;
+  if (options.poisson_rate_per_s > 0)
+    return trace::MakePoissonTrace({.rate_per_s = options.poisson_rate_per_s, .duration_s = options.duration_s},
+                                   {.seed = options.seed});
+  if (options.azure)
+    return trace::ReadAzureTraceFile(options.trace_path,
+                                     {.select = trace::AzureSelect::kTopN, .top_n = options.azure_top,
+                                      .time_scale = options.time_scale, .spread = *trace::ParseSpread(options.spread),
+                                      .seed = options.seed});
+  return trace::ReadCsvTraceFile(options.trace_path, {.time_scale = options.time_scale});
+}
+
+int Replay(const thaw::cli::SimulateCommandOptions& options) {
+  namespace load = thaw::load;
+  auto arrivals = LoadTrace(options);
+  if (!arrivals.ok()) {
+    std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
+    return 2;
+  }
+  std::ifstream file(options.request_path, std::ios::binary);
+  if (!file) {
+    std::cerr << "thaw: cannot read --request file '" << options.request_path << "'\n";
+    return 2;
+  }
+  std::stringstream body;
+  body << file.rdbuf();
+  std::vector<thaw::Micros> offsets;
+  offsets.reserve(arrivals->arrivals.size());
+  for (const auto& a : arrivals->arrivals) offsets.push_back(a.time_us);
+  ::signal(SIGPIPE, SIG_IGN);
+  thaw::RealClock clock;
+  std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
+            << options.url << " model " << options.model << std::endl;
+  load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = body.str(),
+                                        .max_connections = options.max_connections});
+  auto result = generator.Run(offsets);
+  if (!result.ok()) {
+    std::cerr << "thaw: " << result.status().message() << "\n";
+    return 1;
+  }
+  const load::LoadSummary summary = load::Summarize(*result, std::max(1e-6, arrivals->Duration() / 1e6));
+  auto stats = HttpGet(options.url, "/v2/models/" + options.model + "/stats");
+  if (options.json) {
+    std::cout << "{\"load\":" << load::SummaryJson(summary, {.url = options.url, .model = options.model, .arrivals = "trace"})
+              << ",\"server\":" << (stats.ok() ? *stats : "null") << "}\n";
+  } else {
+    std::cout << load::SummaryText(summary) << "\nserver report (/v2/models/" << options.model << "/stats):\n"
+              << (stats.ok() ? *stats : stats.status().message()) << "\n";
+  }
+  return stats.ok() ? 0 : 1;
+}
+
+// thaw simulate, and thaw plan (the same inputs, a grid of settings).
+int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
+  namespace sim = thaw::sim;
+  namespace trace = thaw::trace;
+  auto prices = thaw::metering::LoadPriceSheet(options.prices);
+  if (!prices.ok()) {
+    std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
+    return 2;
+  }
+  auto profile = sim::ReadProfileFile(options.profile_path);
+  if (!profile.ok()) {
+    std::cerr << "thaw: --profile: " << profile.status().message() << "\n";
+    return 2;
+  }
+  std::ifstream config_file(options.config_path, std::ios::binary);
+  std::stringstream config_text;
+  config_text << config_file.rdbuf();
+  const fs::path config_dir = fs::absolute(options.config_path).parent_path();
+  auto config = thaw::ParseModelConfig(config_text.str(), config_dir.filename().string(), config_dir.string(),
+                                       options.config_path);
+  if (!config_file || !config.ok()) {
+    std::cerr << "thaw: --config: " << (config_file ? config.status().message() : "cannot read " + options.config_path) << "\n";
+    return 2;
+  }
+  auto arrivals = LoadTrace(options);
+  if (!arrivals.ok()) {
+    std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
+    return 2;
+  }
+  // Every function of the trace calls the one model simulated.
+  std::vector<sim::SimArrival> requests;
+  requests.reserve(arrivals->arrivals.size());
+  for (const trace::Arrival& a : arrivals->arrivals) requests.push_back({a.time_us, 0, options.rows_per_request});
+  thaw::RealClock clock;
+  if (plan) return Plan(options, *config, *profile, requests, *prices, clock);
+  sim::SimModel model{*config, profile->ForThreads(config->threads)};
+  const thaw::Micros started = clock.NowMicros();
+  auto result = sim::Simulate({model}, requests, *prices, {.seed = options.seed, .start_wall_us = 0});
+  const double elapsed_s = (clock.NowMicros() - started) / 1e6;
+  if (!result.ok()) {
+    std::cerr << "thaw: " << result.status().message() << "\n";
+    return 2;
+  }
+  if (options.json) {
+    std::cout << thaw::metering::ReportJson(result->report);
+    return 0;
+  }
+  std::cout << "thaw simulate: " << requests.size() << " requests over " << arrivals->Duration() / 1e6
+            << " s of trace, model " << config->name << " (" << thaw::StartPathName(config->start_path)
+            << ", keep_alive " << config->keep_alive_policy << " " << config->keep_alive_s << " s, batching "
+            << config->batching << "), simulated in " << elapsed_s << " s\n";
+  std::cout << "  cold starts " << result->cold_starts << " ("
+            << (requests.empty() ? 0.0 : 100.0 * result->cold_starts / requests.size()) << " %), 429 "
+            << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "
+            << result->busy_instance_s << " idle " << result->idle_instance_s << " provisioned "
+            << result->provisioned_instance_s << ", most instances " << result->max_instances << "\n\n";
+  std::cout << thaw::metering::ReportTable(result->report);
+  return 0;
+}
+
 int Cost(const thaw::cli::CostCommandOptions& options) {
   namespace metering = thaw::metering;
   auto prices = metering::LoadPriceSheet(options.prices);
@@ -267,6 +464,19 @@ int Cost(const thaw::cli::CostCommandOptions& options) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "profile") {
+    thaw::cli::ProfileCommandOptions options;
+    std::string error;
+    if (args.size() > 1 && (args[1] == "--help" || args[1] == "-h")) {
+      std::cout << thaw::cli::ProfileHelp();
+      return 0;
+    }
+    if (!thaw::cli::ParseProfileArgs({args.begin() + 1, args.end()}, &options, &error)) {
+      std::cerr << "thaw: " << error << "\n";
+      return 2;
+    }
+    return thaw::cli::RunProfile(options);
+  }
   auto command = thaw::cli::ParseCommandLine(args);
   if (!command.ok()) {
     std::cerr << "thaw: " << command.status().message() << "\n";
@@ -274,7 +484,7 @@ int main(int argc, char** argv) {
   }
   switch (command->kind) {
     case thaw::cli::CommandKind::kHelp:
-      std::cout << thaw::cli::HelpText();
+      std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp();
       return 0;
     case thaw::cli::CommandKind::kVersion:
       std::cout << "thaw 0.1.0\n";
@@ -285,6 +495,12 @@ int main(int argc, char** argv) {
       return Load(command->load);
     case thaw::cli::CommandKind::kCost:
       return Cost(command->cost);
+    case thaw::cli::CommandKind::kSimulate:
+      return Simulate(command->simulate, /*plan=*/false);
+    case thaw::cli::CommandKind::kPlan:
+      return Simulate(command->simulate, /*plan=*/true);
+    case thaw::cli::CommandKind::kReplay:
+      return Replay(command->simulate);
   }
   return 0;
 }

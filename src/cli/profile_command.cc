@@ -1,0 +1,309 @@
+#include "cli/profile_command.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "base/clock.h"
+#include "protocol/v2.h"
+#include "repo/model_config.h"
+#include "runtime/process_memory.h"
+#include "runtime/runtime.h"
+#include "sim/profile_json.h"
+#include "tensor/batch.h"
+
+namespace thaw::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A progress bar on stderr when it is a terminal; silent otherwise.
+class Progress {
+ public:
+  Progress(const Clock& clock, int total) : clock_(clock), total_(total), start_(clock.NowMicros()), tty_(::isatty(2)) {}
+  void Step(const std::string& what) {
+    ++done_;
+    if (!tty_) return;
+    const double fraction = total_ ? static_cast<double>(done_) / total_ : 1;
+    const double elapsed_s = (clock_.NowMicros() - start_) / 1e6;
+    const double eta_s = fraction > 0 ? elapsed_s / fraction - elapsed_s : 0;
+    const int width = 30, filled = static_cast<int>(fraction * width);
+    std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << static_cast<int>(fraction * 100)
+              << "% ETA " << static_cast<int>(eta_s) << " s  " << what.substr(0, 40) << "\033[K" << std::flush;
+  }
+  void Done() {
+    if (tty_) std::cerr << "\r\033[K" << std::flush;
+  }
+
+ private:
+  const Clock& clock_;
+  int total_;
+  int done_ = 0;
+  Micros start_;
+  bool tty_;
+};
+
+template <typename F>
+bool RunUntil(boost::asio::io_context& io, const Clock& clock, F done, Micros limit_us = 120 * kMicrosPerSecond) {
+  const Micros give_up = clock.NowMicros() + limit_us;
+  while (!done() && clock.NowMicros() < give_up) {
+    io.run_for(std::chrono::milliseconds(5));
+    io.restart();
+  }
+  return done();
+}
+
+// `rows` rows made of the request's first row repeated (BYTES tensors too).
+StatusOr<std::vector<Tensor>> RowsOf(const std::vector<Tensor>& request, int64_t rows) {
+  auto total = BatchRows(request);
+  if (!total.ok()) return total.status();
+  std::vector<int64_t> split = {1, *total - 1};
+  auto parts = SplitBatch(request, split);
+  if (!parts.ok()) return parts.status();
+  std::vector<std::vector<Tensor>> copies(static_cast<size_t>(rows), (*parts)[0]);
+  return ConcatBatch(copies);
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double Cv(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  double mean = 0, var = 0;
+  for (double x : v) mean += x;
+  mean /= v.size();
+  for (double x : v) var += (x - mean) * (x - mean);
+  var /= v.size() - 1;
+  return mean > 0 ? std::sqrt(var) / mean : 0;
+}
+
+template <typename T>
+bool ParseList(const std::string& text, std::vector<T>* out) {
+  out->clear();
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    T v{};
+    auto [end, err] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (err != std::errc() || end != item.data() + item.size() || v < 1) return false;
+    out->push_back(v);
+  }
+  return !out->empty();
+}
+
+}  // namespace
+
+std::string ProfileHelp() {
+  return "  thaw profile MODEL [--repo DIR] [--request FILE] [--out FILE] [--batch-sizes 1,2,4,8,16]\n"
+         "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--cold-reps N]\n"
+         "      Measure MODEL on this machine with real workers: the round trip of an\n"
+         "      execution per batch size and thread count, the cold start per start path,\n"
+         "      and a warm instance's memory; write a profile for thaw simulate\n"
+         "      (default <MODEL>.profile.json). A progress bar shows on a terminal.\n";
+}
+
+bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* o, std::string* error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!a.starts_with("--")) {
+      if (!o->model.empty()) {
+        *error = "unexpected argument '" + a + "'";
+        return false;
+      }
+      o->model = a;
+      continue;
+    }
+    if (i + 1 >= args.size()) {
+      *error = a + " needs a value";
+      return false;
+    }
+    const std::string& v = args[++i];
+    bool ok = true;
+    if (a == "--repo") o->repo = v;
+    else if (a == "--request") o->request_path = v;
+    else if (a == "--out") o->out_path = v;
+    else if (a == "--worker") o->worker_path = v;
+    else if (a == "--batch-sizes") ok = ParseList(v, &o->batch_sizes);
+    else if (a == "--threads") ok = ParseList(v, &o->threads) && std::all_of(o->threads.begin(), o->threads.end(), [](int t) { return t <= 64; });
+    else if (a == "--paths") {
+      o->start_paths.clear();
+      std::stringstream in(v);
+      std::string p;
+      while (std::getline(in, p, ',')) {
+        ok = ok && ParseStartPath(p).has_value();
+        o->start_paths.push_back(p);
+      }
+    } else if (a == "--reps" || a == "--cold-reps") {
+      int n = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      ok = err == std::errc() && end == v.data() + v.size() && n >= 1 && n <= 100000;
+      (a == "--reps" ? o->reps : o->cold_reps) = n;
+    } else {
+      *error = "unknown flag '" + a + "' for 'thaw profile'";
+      return false;
+    }
+    if (!ok) {
+      *error = a + ": bad value '" + v + "'";
+      return false;
+    }
+  }
+  if (o->model.empty()) {
+    *error = "thaw profile needs a MODEL";
+    return false;
+  }
+  return true;
+}
+
+int RunProfile(const ProfileCommandOptions& o) {
+  const std::string repo = o.repo.empty() ? (fs::is_directory("examples/models") ? "examples/models" : THAW_DEFAULT_REPO) : o.repo;
+  auto config = LoadModelConfig(repo + "/" + o.model);
+  if (!config.ok()) {
+    std::cerr << "thaw: " << config.status().message() << "\n";
+    return 2;
+  }
+  const std::string request_path =
+      o.request_path.empty() ? (fs::path(repo).parent_path() / "requests" / (o.model + ".json")).string() : o.request_path;
+  std::ifstream request_file(request_path, std::ios::binary);
+  std::stringstream body;
+  body << request_file.rdbuf();
+  auto request = v2::ParseInferRequest(body.str(), std::nullopt);
+  if (!request_file || !request.ok()) {
+    std::cerr << "thaw: --request " << request_path << ": "
+              << (request_file ? request.status().message() : "cannot be read") << "\n";
+    return 2;
+  }
+  if (Status valid = v2::ValidateInferRequest(*config, &*request); !valid.ok()) {
+    std::cerr << "thaw: --request: " << valid.message() << "\n";
+    return 2;
+  }
+  std::string worker = o.worker_path;
+  if (worker.empty()) {
+    std::error_code ec;
+    worker = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "thaw-worker").string();
+  }
+
+  boost::asio::io_context io;
+  RealClock clock;
+  Runtime runtime(io, clock, RuntimeOptions{.worker_path = worker});
+  const int steps = static_cast<int>(o.threads.size() * o.batch_sizes.size()) +
+                    static_cast<int>(o.start_paths.size()) * o.cold_reps;
+  Progress progress(clock, steps);
+  sim::ProfileFile out;
+  out.model = o.model;
+  out.measured = WallTimeIso8601();
+
+  auto infer = [&](const std::string& model, std::vector<Tensor> inputs) -> std::optional<InferOutcome> {
+    std::optional<InferOutcome> result;
+    runtime.Infer(model, std::move(inputs), {}, clock.NowMicros() + 120 * kMicrosPerSecond,
+                  [&](InferOutcome outcome) { result = std::move(outcome); });
+    if (!RunUntil(io, clock, [&] { return result.has_value(); }) || !result->status.ok()) {
+      std::cerr << "\nthaw: " << model << ": " << (result ? result->status.message() : "no answer in 120 s") << "\n";
+      return std::nullopt;
+    }
+    return result;
+  };
+
+  // Executions per batch size and thread count, on a warm template instance.
+  for (int threads : o.threads) {
+    ModelConfig c = *config;
+    c.name = o.model + "-t" + std::to_string(threads);
+    c.threads = threads;
+    c.start_path = StartPath::kTemplate;
+    c.keep_alive_s = 3600;
+    c.max_concurrency = 1;
+    c.batching = "off";
+    if (Status added = runtime.AddModel(c); !added.ok()) {
+      std::cerr << "thaw: " << added.message() << "\n";
+      return 1;
+    }
+    std::vector<std::pair<int64_t, Micros>> table;
+    std::vector<double> single;
+    for (int64_t rows : o.batch_sizes) {
+      auto inputs = RowsOf(request->inputs, rows);
+      if (!inputs.ok()) {
+        std::cerr << "thaw: cannot build a batch of " << rows << ": " << inputs.status().message() << "\n";
+        return 2;
+      }
+      std::vector<double> samples;
+      for (int r = 0; r < o.reps + 3; ++r) {
+        auto result = infer(c.name, *inputs);
+        if (!result) return 1;
+        if (r >= 3) samples.push_back(static_cast<double>(result->timing.total_us));  // first runs warm up
+      }
+      if (rows == o.batch_sizes.front()) single = samples;
+      table.push_back({rows, std::max<Micros>(1, static_cast<Micros>(Median(samples)))});
+      progress.Step("threads " + std::to_string(threads) + " rows " + std::to_string(rows));
+    }
+    if (threads == config->threads || threads == o.threads.front()) {
+      out.profile.exec_us_by_rows = table;
+      out.profile.exec_cv = Cv(single);
+    }
+    out.exec_us_by_threads[threads] = table;
+    if (threads == o.threads.front()) {
+      auto status = runtime.GetModelStatus(c.name);
+      if (status.ok() && !status->instances.empty())
+        if (auto memory = ReadProcessMemory(status->instances[0].pid); memory.ok())
+          out.memory_kb = {{"rss", memory->rss_kb}, {"pss", memory->pss_kb}, {"private", memory->private_kb}};
+    }
+    (void)runtime.RemoveModel(c.name);
+  }
+
+  // Cold starts: start to ready of the instance a request waited for.
+  auto one_row = RowsOf(request->inputs, 1);
+  for (const std::string& path : o.start_paths) {
+    ModelConfig c = *config;
+    c.name = o.model + "-" + path;
+    c.start_path = *ParseStartPath(path);
+    c.keep_alive_s = 0;
+    c.max_concurrency = 1;
+    c.batching = "off";
+    if (Status added = runtime.AddModel(c); !added.ok()) {
+      std::cerr << "thaw: " << added.message() << "\n";
+      return 1;
+    }
+    // Templates and the zygote start with the model; let them get ready first.
+    RunUntil(io, clock, [&] {
+      auto s = runtime.GetModelStatus(c.name);
+      return s.ok() && (!s->spawner || s->spawner->ready);
+    });
+    std::vector<double> starts;
+    for (int r = 0; r < o.cold_reps; ++r) {
+      RunUntil(io, clock, [&] { return runtime.GetModelStatus(c.name)->instances.empty(); });
+      auto result = infer(c.name, *one_row);
+      if (!result) return 1;
+      if (result->timing.cold_start) {
+        const ColdStartBreakdown& b = result->timing.cold;
+        starts.push_back(static_cast<double>(b.spawn_us + b.runtime_init_us + b.model_load_us + b.warmup_us));
+      }
+      progress.Step("cold start " + path);
+    }
+    if (!starts.empty()) out.profile.start_us[path] = static_cast<Micros>(Median(starts));
+    (void)runtime.RemoveModel(c.name);
+  }
+  progress.Done();
+  runtime.Shutdown();
+  io.poll();
+
+  const std::string out_path = o.out_path.empty() ? o.model + ".profile.json" : o.out_path;
+  std::ofstream file(out_path, std::ios::binary | std::ios::trunc);
+  file << sim::EncodeProfile(out);
+  if (!file) {
+    std::cerr << "thaw: cannot write " << out_path << "\n";
+    return 1;
+  }
+  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::EncodeProfile(out);
+  return 0;
+}
+
+}  // namespace thaw::cli

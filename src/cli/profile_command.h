@@ -1,0 +1,37 @@
+// `thaw profile MODEL`: measures a model on this machine with real worker
+// processes (an in-process Runtime, no HTTP) and writes a profile file
+// (src/sim/profile_json.h) for `thaw simulate` and `thaw plan`:
+//  - the round trip of one execution per batch size (median of --reps), at
+//    each thread count asked for, and its coefficient of variation;
+//  - the cold start per start path: start to ready of an instance a
+//    request waited for (median of --cold-reps, each from zero instances);
+//  - RSS, PSS and private memory of one warm instance.
+// Shows a progress bar with an ETA on a terminal (stderr), nothing otherwise.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace thaw::cli {
+
+struct ProfileCommandOptions {
+  std::string model;
+  std::string repo;          // empty: the bundled examples
+  std::string request_path;  // empty: examples/requests/<model>.json
+  std::string worker_path;   // empty: thaw-worker beside thaw
+  std::string out_path;      // empty: <model>.profile.json
+  std::vector<int64_t> batch_sizes = {1, 2, 4, 8, 16};
+  std::vector<int> threads = {1, 2};
+  std::vector<std::string> start_paths = {"exec", "zygote", "template"};
+  int reps = 30;
+  int cold_reps = 5;
+};
+
+int RunProfile(const ProfileCommandOptions& options);
+std::string ProfileHelp();
+// Parses the arguments after "profile" (args excludes "thaw" and "profile");
+// false with an error naming the flag.
+bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* options, std::string* error);
+
+}  // namespace thaw::cli

@@ -1,0 +1,161 @@
+#include "sim/profile_json.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace thaw::sim {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+Status FieldError(const std::string& source, std::string_view field, std::string_view what) {
+  return InvalidArgument(source + ": field '" + std::string(field) + "': " + std::string(what));
+}
+
+StatusOr<int64_t> KeyInt(std::string_view key) {
+  int64_t v = 0;
+  auto [end, err] = std::from_chars(key.data(), key.data() + key.size(), v);
+  if (err != std::errc() || end != key.data() + key.size()) return InvalidArgument("not an integer");
+  return v;
+}
+
+// {"1": 180, "2": 185} -> sorted (rows, us) pairs.
+Status ReadTable(element value, const std::string& source, const std::string& field,
+                 std::vector<std::pair<int64_t, Micros>>* out) {
+  object table;
+  if (value.get_object().get(table)) return FieldError(source, field, "must be an object of rows -> microseconds");
+  for (auto entry : table) {
+    auto rows = KeyInt(entry.key);
+    int64_t us = 0;
+    if (!rows.ok() || *rows < 1) return FieldError(source, field, "keys must be row counts >= 1");
+    if (entry.value.get_int64().get(us) || us < 1) return FieldError(source, field, "values must be integers >= 1 (us)");
+    out->push_back({*rows, us});
+  }
+  std::sort(out->begin(), out->end());
+  if (out->empty()) return FieldError(source, field, "is empty");
+  return Status::Ok();
+}
+
+void AppendTable(std::string* out, const std::vector<std::pair<int64_t, Micros>>& table) {
+  *out += '{';
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (i) *out += ", ";
+    *out += "\"" + std::to_string(table[i].first) + "\": " + std::to_string(table[i].second);
+  }
+  *out += '}';
+}
+
+}  // namespace
+
+ModelProfile ProfileFile::ForThreads(int threads) const {
+  ModelProfile p = profile;
+  if (auto it = exec_us_by_threads.find(threads); it != exec_us_by_threads.end()) p.exec_us_by_rows = it->second;
+  return p;
+}
+
+StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& source) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(json);
+  element root;
+  if (auto error = parser.parse(padded).get(root))
+    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
+  object obj;
+  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+  static constexpr std::string_view kKnown[] = {"model", "measured", "exec_us_by_rows", "exec_us_by_threads",
+                                                "exec_cv", "start_us", "memory_kb"};
+  for (auto field : obj)
+    if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
+      return FieldError(source, field.key, "unknown field");
+  ProfileFile out;
+  std::string_view text;
+  if (!obj["model"].get_string().get(text)) out.model = std::string(text);
+  if (!obj["measured"].get_string().get(text)) out.measured = std::string(text);
+  element value;
+  if (obj["exec_us_by_rows"].get(value)) return FieldError(source, "exec_us_by_rows", "is required");
+  THAW_RETURN_IF_ERROR(ReadTable(value, source, "exec_us_by_rows", &out.profile.exec_us_by_rows));
+  if (!obj["exec_us_by_threads"].get(value)) {
+    object by_threads;
+    if (value.get_object().get(by_threads)) return FieldError(source, "exec_us_by_threads", "must be an object");
+    for (auto entry : by_threads) {
+      auto threads = KeyInt(entry.key);
+      if (!threads.ok() || *threads < 1 || *threads > 64)
+        return FieldError(source, "exec_us_by_threads", "keys must be thread counts 1..64");
+      THAW_RETURN_IF_ERROR(ReadTable(entry.value, source, "exec_us_by_threads." + std::string(entry.key),
+                                     &out.exec_us_by_threads[static_cast<int>(*threads)]));
+    }
+  }
+  if (!obj["exec_cv"].get(value) && value.get_double().get(out.profile.exec_cv))
+    return FieldError(source, "exec_cv", "must be a number");
+  if (!obj["start_us"].get(value)) {
+    object starts;
+    if (value.get_object().get(starts)) return FieldError(source, "start_us", "must be an object");
+    for (auto entry : starts) {
+      int64_t us = 0;
+      if (entry.value.get_int64().get(us) || us < 0) return FieldError(source, "start_us", "values must be integers >= 0");
+      out.profile.start_us[std::string(entry.key)] = us;
+    }
+  }
+  if (!obj["memory_kb"].get(value)) {
+    object memory;
+    if (value.get_object().get(memory)) return FieldError(source, "memory_kb", "must be an object");
+    for (auto entry : memory) {
+      int64_t kb = 0;
+      if (entry.value.get_int64().get(kb) || kb < 0) return FieldError(source, "memory_kb", "values must be integers >= 0");
+      out.memory_kb[std::string(entry.key)] = kb;
+    }
+  }
+  if (Status valid = out.profile.Validate(); !valid.ok()) return InvalidArgument(source + ": " + valid.message());
+  return out;
+}
+
+StatusOr<ProfileFile> ReadProfileFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("profile '" + path + "' cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseProfile(text.str(), path);
+}
+
+std::string EncodeProfile(const ProfileFile& p) {
+  std::string out = "{\n  \"model\": \"" + p.model + "\",\n  \"measured\": \"" + p.measured + "\",\n  \"exec_us_by_rows\": ";
+  AppendTable(&out, p.profile.exec_us_by_rows);
+  if (!p.exec_us_by_threads.empty()) {
+    out += ",\n  \"exec_us_by_threads\": {";
+    bool first = true;
+    for (const auto& [threads, table] : p.exec_us_by_threads) {
+      out += first ? "\"" : ", \"";
+      out += std::to_string(threads) + "\": ";
+      AppendTable(&out, table);
+      first = false;
+    }
+    out += '}';
+  }
+  char cv[32];
+  std::snprintf(cv, sizeof(cv), "%.4f", p.profile.exec_cv);
+  out += ",\n  \"exec_cv\": " + std::string(cv) + ",\n  \"start_us\": {";
+  bool first = true;
+  for (const auto& [path, us] : p.profile.start_us) {
+    out += (first ? "\"" : ", \"") + path + "\": " + std::to_string(us);
+    first = false;
+  }
+  out += "}";
+  if (!p.memory_kb.empty()) {
+    out += ",\n  \"memory_kb\": {";
+    first = true;
+    for (const auto& [kind, kb] : p.memory_kb) {
+      out += (first ? "\"" : ", \"") + kind + "\": " + std::to_string(kb);
+      first = false;
+    }
+    out += "}";
+  }
+  out += "\n}\n";
+  return out;
+}
+
+}  // namespace thaw::sim

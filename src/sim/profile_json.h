@@ -1,0 +1,45 @@
+// The model profile file: what `thaw profile` measured and `thaw simulate`
+// and `thaw plan` read. JSON:
+//
+//   {
+//     "model": "fraud",
+//     "measured": "2026-11-28T21:50:00Z",          // informational
+//     "exec_us_by_rows": {"1": 180, "2": 185, "4": 190, "8": 205, "16": 230},
+//     "exec_us_by_threads": {"1": {"1": 180, ...}, "2": {"1": 150, ...}},  // optional
+//     "exec_cv": 0.12,                              // execution-time coefficient of variation
+//     "start_us": {"exec": 471500, "zygote": 65000, "template": 1200},
+//     "memory_kb": {"rss": 72540, "pss": 17171, "private": 508}   // optional, one warm instance
+//   }
+//
+// exec_us_by_rows is the round trip of one execution (server to instance and
+// back) at the config's thread count; exec_us_by_threads, when present, holds
+// the same table per thread count so a planner can price memory sizes that
+// change the thread count. Unknown fields are errors naming the field.
+// Thread safety: pure functions.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "sim/simulator.h"
+
+namespace thaw::sim {
+
+struct ProfileFile {
+  std::string model;
+  std::string measured;
+  ModelProfile profile;  // exec_us_by_rows at the default thread count, start_us, exec_cv
+  std::map<int, std::vector<std::pair<int64_t, Micros>>> exec_us_by_threads;
+  std::map<std::string, int64_t> memory_kb;
+
+  // The profile with the execution table for `threads` if measured, else the default one.
+  ModelProfile ForThreads(int threads) const;
+};
+
+StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& source);
+StatusOr<ProfileFile> ReadProfileFile(const std::string& path);
+std::string EncodeProfile(const ProfileFile& profile);
+
+}  // namespace thaw::sim

@@ -1,0 +1,43 @@
+#include "sim/profile_json.h"
+
+#include <gtest/gtest.h>
+
+namespace thaw::sim {
+namespace {
+
+constexpr std::string_view kProfile = R"({
+  "model": "fraud", "measured": "2026-11-28T21:50:00Z",
+  "exec_us_by_rows": {"1": 180, "16": 230, "4": 190},
+  "exec_us_by_threads": {"2": {"1": 150, "4": 160}},
+  "exec_cv": 0.12,
+  "start_us": {"exec": 471500, "template": 1200},
+  "memory_kb": {"rss": 72540, "pss": 17171}
+})";
+
+TEST(ProfileJsonTest, ParsesSortsAndRoundTrips) {
+  auto p = ParseProfile(kProfile, "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->model, "fraud");
+  ASSERT_EQ(p->profile.exec_us_by_rows.size(), 3u);
+  EXPECT_EQ(p->profile.exec_us_by_rows[1], (std::pair<int64_t, Micros>{4, 190}));  // sorted by rows
+  EXPECT_EQ(p->profile.start_us.at("template"), 1200);
+  EXPECT_DOUBLE_EQ(p->profile.exec_cv, 0.12);
+  EXPECT_EQ(p->ForThreads(2).ExecUs(4), 160);
+  EXPECT_EQ(p->ForThreads(3).ExecUs(4), 190);  // not measured: the default table
+  auto again = ParseProfile(EncodeProfile(*p), "again");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << EncodeProfile(*p);
+  EXPECT_EQ(EncodeProfile(*again), EncodeProfile(*p));
+}
+
+TEST(ProfileJsonTest, ErrorsNameTheField) {
+  auto unknown = ParseProfile(R"({"exec_us_by_rows": {"1": 5}, "speed": 1})", "p.json");
+  EXPECT_NE(unknown.status().message().find("'speed'"), std::string::npos);
+  auto missing = ParseProfile(R"({"start_us": {}})", "p.json");
+  EXPECT_NE(missing.status().message().find("'exec_us_by_rows'"), std::string::npos);
+  auto bad = ParseProfile(R"({"exec_us_by_rows": {"one": 5}})", "p.json");
+  EXPECT_NE(bad.status().message().find("'exec_us_by_rows'"), std::string::npos);
+  EXPECT_FALSE(ParseProfile("{", "p.json").ok());
+}
+
+}  // namespace
+}  // namespace thaw::sim
