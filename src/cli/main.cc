@@ -351,8 +351,9 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   for (const auto& a : arrivals->arrivals) offsets.push_back(a.time_us);
   ::signal(SIGPIPE, SIG_IGN);
   thaw::RealClock clock;
-  std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
-            << options.url << " model " << options.model << std::endl;
+  if (!options.json)
+    std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
+              << options.url << " model " << options.model << std::endl;
   load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = body.str(),
                                         .max_connections = options.max_connections});
   auto result = generator.Run(offsets);

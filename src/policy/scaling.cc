@@ -15,4 +15,10 @@ int InstancesToStart(const ModelLoad& load, const ScalingLimits& limits) {
   return std::min(headroom, std::max(for_queue, for_floor));
 }
 
+int QueuedExecutions(int64_t queued_rows, int serving_slots, int64_t batch_rows) {
+  batch_rows = std::max<int64_t>(1, batch_rows);
+  const int64_t uncovered = std::max<int64_t>(0, queued_rows - static_cast<int64_t>(serving_slots) * batch_rows);
+  return static_cast<int>((uncovered + batch_rows - 1) / batch_rows);
+}
+
 }  // namespace thaw::policy

@@ -36,6 +36,12 @@ struct ModelLoad {
 // Number of instances to start now (>= 0).
 int InstancesToStart(const ModelLoad& load, const ScalingLimits& limits);
 
+// With batching, queued work in executions rather than requests: batching
+// first. Each serving slot (ready, busy or free) takes up to batch_rows rows
+// in its next execution; only the rows beyond that need instances, counted
+// as executions of batch_rows. Use as ModelLoad::queued with free_slots 0.
+int QueuedExecutions(int64_t queued_rows, int serving_slots, int64_t batch_rows);
+
 struct IdleInstance {
   uint64_t id = 0;
   Micros idle_since_us = 0;  // when its last request finished (or it became ready)

@@ -35,5 +35,16 @@ TEST(InstancesToStartTest, KeepsProvisionedFloor) {
   EXPECT_EQ(InstancesToStart({.ready_instances = 2, .free_slots = 2}, {.min_instances = 2, .max_instances = 4}), 0);
 }
 
+// Batching first: rows the next batch of every serving slot takes need no
+// instance; the rest count as executions of batch_rows.
+TEST(QueuedExecutionsTest, OnlyRowsBeyondTheNextBatchesCount) {
+  EXPECT_EQ(QueuedExecutions(8, 1, 8), 0);    // one busy instance, its next batch forms
+  EXPECT_EQ(QueuedExecutions(9, 1, 8), 1);
+  EXPECT_EQ(QueuedExecutions(24, 1, 8), 2);
+  EXPECT_EQ(QueuedExecutions(3, 0, 8), 1);    // no instance yet: one execution's worth
+  EXPECT_EQ(QueuedExecutions(5, 2, 1), 3);    // batch of 1: as without batching
+  EXPECT_EQ(QueuedExecutions(0, 0, 8), 0);
+}
+
 }  // namespace
 }  // namespace thaw::policy

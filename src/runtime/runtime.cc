@@ -29,6 +29,7 @@
 #include "policy/keep_alive.h"
 #include "policy/provisioned.h"
 #include "policy/scaling.h"
+#include "settings/policy_options.h"
 #include "tensor/batch.h"
 
 extern char** environ;
@@ -126,39 +127,6 @@ struct Runtime::Spawner {
   std::array<char, 4096> read_buffer;
   std::vector<Waiting> waiting;  // spawns asked for before it was ready
 };
-
-policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
-  policy::AutoscalerOptions o;
-  o.stable_window_us = c.stable_window_s * kMicrosPerSecond;
-  o.panic_window_us = c.panic_window_s * kMicrosPerSecond;
-  o.instance_concurrency = c.instance_concurrency;
-  // Lambda-like default: one instance per unit of instance_concurrency.
-  o.target_concurrency = c.target_concurrency > 0 ? c.target_concurrency : c.instance_concurrency;
-  o.min_instances = c.min_instances;
-  o.max_instances = c.max_concurrency;
-  return o;
-}
-
-policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
-  policy::BatchingOptions o;
-  o.mode = c.batching == "fixed"      ? policy::BatchingMode::kFixed
-           : c.batching == "adaptive" ? policy::BatchingMode::kAdaptive
-                                      : policy::BatchingMode::kOff;
-  o.max_batch_size = c.max_batch_size;
-  o.max_queue_delay_us = c.max_queue_delay_us;
-  o.preferred_batch_sizes = c.preferred_batch_sizes;
-  o.slo_p99_ms = c.slo_p99_ms;
-  return o;
-}
-
-policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
-  policy::KeepAliveOptions o;
-  o.kind = c.keep_alive_policy == "histogram" ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
-  o.keep_alive_us = c.keep_alive_s * kMicrosPerSecond;
-  o.bin_width_us = c.histogram_bin_ms * kMicrosPerMilli;
-  o.range_us = c.histogram_range_s * kMicrosPerSecond;
-  return o;
-}
 
 struct Runtime::Model {
   Model(asio::io_context& io, ModelConfig c)
@@ -465,8 +433,7 @@ void Runtime::Pump(Model& model) {
     for (const auto& pending : model.queue) queued_rows += pending->rows;
     const int64_t batch_rows = model.config.batching == "fixed" ? model.config.max_batch_size
                                                                 : model.batcher.TargetBatchSize(now);
-    const int64_t uncovered = std::max<int64_t>(0, queued_rows - static_cast<int64_t>(serving_slots) * batch_rows);
-    load.queued = static_cast<int>((uncovered + batch_rows - 1) / batch_rows);
+    load.queued = policy::QueuedExecutions(queued_rows, serving_slots, batch_rows);
     load.free_slots = 0;
   }
   policy::ScalingLimits limits;

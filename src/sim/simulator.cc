@@ -14,6 +14,7 @@
 #include "policy/keep_alive.h"
 #include "policy/provisioned.h"
 #include "policy/scaling.h"
+#include "settings/policy_options.h"
 
 namespace thaw::sim {
 
@@ -74,38 +75,6 @@ struct Instance {
   bool provisioned = false;
   bool replace = false;  // a request on it ran past its deadline: stop when done
 };
-
-policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
-  policy::AutoscalerOptions o;
-  o.stable_window_us = c.stable_window_s * kMicrosPerSecond;
-  o.panic_window_us = c.panic_window_s * kMicrosPerSecond;
-  o.instance_concurrency = c.instance_concurrency;
-  o.target_concurrency = c.target_concurrency > 0 ? c.target_concurrency : c.instance_concurrency;
-  o.min_instances = c.min_instances;
-  o.max_instances = c.max_concurrency;
-  return o;
-}
-
-policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
-  policy::KeepAliveOptions o;
-  o.kind = c.keep_alive_policy == "histogram" ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
-  o.keep_alive_us = c.keep_alive_s * kMicrosPerSecond;
-  o.bin_width_us = c.histogram_bin_ms * kMicrosPerMilli;
-  o.range_us = c.histogram_range_s * kMicrosPerSecond;
-  return o;
-}
-
-policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
-  policy::BatchingOptions o;
-  o.mode = c.batching == "fixed"      ? policy::BatchingMode::kFixed
-           : c.batching == "adaptive" ? policy::BatchingMode::kAdaptive
-                                      : policy::BatchingMode::kOff;
-  o.max_batch_size = c.max_batch_size;
-  o.max_queue_delay_us = c.max_queue_delay_us;
-  o.preferred_batch_sizes = c.preferred_batch_sizes;
-  o.slo_p99_ms = c.slo_p99_ms;
-  return o;
-}
 
 struct Model {
   explicit Model(const SimModel& m)
@@ -323,8 +292,7 @@ class Sim {
       int64_t queued_rows = 0;
       for (const Pending& p : model.queue) queued_rows += p.rows;
       const int64_t batch_rows = c.batching == "fixed" ? c.max_batch_size : model.batcher.TargetBatchSize(now_);
-      const int64_t uncovered = std::max<int64_t>(0, queued_rows - static_cast<int64_t>(serving_slots) * batch_rows);
-      load.queued = static_cast<int>((uncovered + batch_rows - 1) / batch_rows);
+      load.queued = policy::QueuedExecutions(queued_rows, serving_slots, batch_rows);
       load.free_slots = 0;
     }
     const int floor = ProvisionedFloor(model);

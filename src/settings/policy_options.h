@@ -1,0 +1,19 @@
+// How a model's settings (config.json, repo/model_config.h) become the
+// options of the pure policies. The runtime and the simulator both use these,
+// so a setting means the same thing live and simulated.
+// Thread safety: pure functions. Errors: none here; callers Validate the result.
+#pragma once
+
+#include "policy/autoscaler.h"
+#include "policy/batching.h"
+#include "policy/keep_alive.h"
+#include "repo/model_config.h"
+
+namespace thaw {
+
+// Lambda-like default target: one instance per unit of instance_concurrency.
+policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& config);
+policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& config);
+policy::BatchingOptions BatchingOptionsFor(const ModelConfig& config);
+
+}  // namespace thaw
