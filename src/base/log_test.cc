@@ -1,4 +1,5 @@
 #include "base/log.h"
+#include "base/json_text.h"
 
 #include <gtest/gtest.h>
 
@@ -26,6 +27,12 @@ TEST(MillisTextTest, ThreeDecimals) {
   EXPECT_EQ(MillisText(0), "0.000");
   EXPECT_EQ(MillisText(12345), "12.345");
   EXPECT_EQ(MillisText(1), "0.001");
+}
+
+TEST(JsonTextTest, QuotesAndEscapes) {
+  EXPECT_EQ(JsonString("fraud"), "\"fraud\"");
+  EXPECT_EQ(JsonString("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(JsonString(std::string("x\ny\x01", 4)), "\"x\\u000ay\\u0001\"");
 }
 
 }  // namespace

@@ -183,15 +183,22 @@ int Serve(const thaw::cli::ServeOptions& options) {
   return 0;
 }
 
-int Load(const thaw::cli::LoadCommandOptions& options) {
-  namespace load = thaw::load;
-  std::ifstream file(options.request_path, std::ios::binary);
+// The --request file's contents, or nullopt after saying why on stderr.
+std::optional<std::string> ReadRequestFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
   if (!file) {
-    std::cerr << "thaw: cannot read --request file '" << options.request_path << "'\n";
-    return 2;
+    std::cerr << "thaw: cannot read --request file '" << path << "'\n";
+    return std::nullopt;
   }
   std::stringstream body;
   body << file.rdbuf();
+  return body.str();
+}
+
+int Load(const thaw::cli::LoadCommandOptions& options) {
+  namespace load = thaw::load;
+  auto body = ReadRequestFile(options.request_path);
+  if (!body) return 2;
   // Warm-up and measurement are one schedule: the warm-up is its first
   // warmup_s seconds, so the arrival process runs on without a seam.
   auto offsets = load::MakeArrivals({.process = options.arrivals,
@@ -211,7 +218,7 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
   thaw::RealClock clock;
   load::LoadGenerator generator(clock, {.url = options.url,
                                         .model = options.model,
-                                        .body = body.str(),
+                                        .body = *body,
                                         .max_connections = options.max_connections,
                                         .drain_timeout_s = options.drain_timeout_s,
                                         .warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond)});
@@ -339,13 +346,8 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
     std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
     return 2;
   }
-  std::ifstream file(options.request_path, std::ios::binary);
-  if (!file) {
-    std::cerr << "thaw: cannot read --request file '" << options.request_path << "'\n";
-    return 2;
-  }
-  std::stringstream body;
-  body << file.rdbuf();
+  auto body = ReadRequestFile(options.request_path);
+  if (!body) return 2;
   std::vector<thaw::Micros> offsets;
   offsets.reserve(arrivals->arrivals.size());
   for (const auto& a : arrivals->arrivals) offsets.push_back(a.time_us);
@@ -354,7 +356,7 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   if (!options.json)
     std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
               << options.url << " model " << options.model << std::endl;
-  load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = body.str(),
+  load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = *body,
                                         .max_connections = options.max_connections});
   auto result = generator.Run(offsets);
   if (!result.ok()) {

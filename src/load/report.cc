@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include "base/json_text.h"
+
 namespace thaw::load {
 namespace {
 
@@ -37,23 +39,6 @@ std::string Fixed(double value, int decimals) {
   return buf;
 }
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
 
 std::string PercentilesJson(const Percentiles& p) {
   return "{\"count\":" + std::to_string(p.count) + ",\"mean_ms\":" + Fixed(p.mean_ms, 3) +

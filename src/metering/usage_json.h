@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_text.h"
 #include "base/status.h"
 #include "metering/usage.h"
 
@@ -40,8 +41,8 @@ StatusOr<UsageRecord> DecodeUsageRecord(std::string_view line);
 // "invocation", "instance" or "provisioned".
 std::string_view UsageRecordKind(const UsageRecord& record);
 
-// A JSON string literal (quoted, escaped), shared by the metering encoders.
-std::string JsonString(std::string_view s);
+// JsonString (a quoted, escaped literal) is in base/json_text.h.
+using thaw::JsonString;
 // The shortest text that reads back as the same double; non-finite -> "0".
 std::string JsonNumber(double value);
 
