@@ -19,9 +19,18 @@ Micros RealClock::WallMicros() const {
 }
 
 std::string MillisText(Micros us) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3f", static_cast<double>(us) / kMicrosPerMilli);
-  return buf;
+  // Integer arithmetic: this runs several times per request (parameters,
+  // Server-Timing), and printf's float formatting showed in profiles.
+  const bool negative = us < 0;
+  const uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(us) : static_cast<uint64_t>(us);
+  std::string out = negative ? "-" : "";
+  out += std::to_string(magnitude / 1000);
+  const unsigned fraction = static_cast<unsigned>(magnitude % 1000);
+  out += '.';
+  out += static_cast<char>('0' + fraction / 100);
+  out += static_cast<char>('0' + fraction / 10 % 10);
+  out += static_cast<char>('0' + fraction % 10);
+  return out;
 }
 
 std::string WallTimeIso8601() {

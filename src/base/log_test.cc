@@ -27,6 +27,9 @@ TEST(MillisTextTest, ThreeDecimals) {
   EXPECT_EQ(MillisText(0), "0.000");
   EXPECT_EQ(MillisText(12345), "12.345");
   EXPECT_EQ(MillisText(1), "0.001");
+  EXPECT_EQ(MillisText(1000), "1.000");
+  EXPECT_EQ(MillisText(9876543210), "9876543.210");
+  EXPECT_EQ(MillisText(-1500), "-1.500");
 }
 
 TEST(JsonTextTest, QuotesAndEscapes) {
