@@ -356,9 +356,26 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   if (!options.json)
     std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
               << options.url << " model " << options.model << std::endl;
+  // A progress bar with an ETA on a terminal (the schedule fixes the ETA), nothing otherwise.
+  const bool tty = ::isatty(2);
+  const thaw::Micros started = clock.NowMicros();
+  const double total_s = std::max(1e-6, arrivals->Duration() / 1e6);
+  thaw::Micros last_drawn = 0;
+  auto progress = [&](size_t sent, size_t total) {
+    const thaw::Micros now = clock.NowMicros();
+    if (now - last_drawn < 200 * thaw::kMicrosPerMilli && sent < total) return;
+    last_drawn = now;
+    const double elapsed_s = (now - started) / 1e6;
+    const double fraction = std::min(1.0, elapsed_s / total_s);
+    const int filled = static_cast<int>(fraction * 30);
+    std::cerr << "\r[" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << sent << "/" << total
+              << " sent, ETA " << static_cast<int>(std::max(0.0, total_s - elapsed_s)) << " s\033[K" << std::flush;
+  };
   load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = *body,
-                                        .max_connections = options.max_connections});
+                                        .max_connections = options.max_connections,
+                                        .on_progress = tty ? std::function<void(size_t, size_t)>(progress) : nullptr});
   auto result = generator.Run(offsets);
+  if (tty) std::cerr << "\r\033[K" << std::flush;
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 1;

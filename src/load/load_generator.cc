@@ -134,6 +134,7 @@ class Runner {
       while (next_ < offsets_.size() && start_ + offsets_[next_] <= now) Dispatch(next_++, now);
       now = clock_.NowMicros();
     }
+    if (options_.on_progress) options_.on_progress(next_, offsets_.size());
     if (next_ < offsets_.size()) return ArmTimer();
     // Last send done: wait for the stragglers, but not for ever.
     if (outstanding_ == 0) return;

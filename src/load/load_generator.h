@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,10 @@ struct LoadOptions {
   // out of the result (warm-up: cold starts, connection set-up).
   Micros warmup_us = 0;
   size_t max_response_bytes = 256u << 20;  // a larger response is kError
+  // Called on the generator's thread after each batch of sends with
+  // (requests sent or skipped so far, total); empty = none. For progress
+  // displays: it is called often, so it should be cheap.
+  std::function<void(size_t, size_t)> on_progress;
 };
 
 enum class Outcome : uint8_t {

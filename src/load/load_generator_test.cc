@@ -186,6 +186,19 @@ TEST(LoadGeneratorTest, AllRequestsAnsweredWithBatchSize) {
 }
 
 // Open loop: requests leave on schedule while none has been answered.
+// Progress reports rise to the total, never past it.
+TEST(LoadGeneratorTest, ReportsProgressUpToTheTotal) {
+  TestServer server({});
+  std::vector<std::pair<size_t, size_t>> reports;
+  LoadResult result = RunOrDie({.url = server.url(), .model = "m", .body = "{}",
+                                .on_progress = [&](size_t sent, size_t total) { reports.push_back({sent, total}); }},
+                               Constant(1000, 0.05));
+  ASSERT_FALSE(reports.empty());
+  for (size_t i = 1; i < reports.size(); ++i) EXPECT_GE(reports[i].first, reports[i - 1].first);
+  EXPECT_EQ(reports.back().first, 50u);
+  EXPECT_EQ(reports.back().second, 50u);
+}
+
 TEST(LoadGeneratorTest, SlowServerDoesNotHoldBackSends) {
   TestServer server({.delay_ms = 300});
   LoadResult result = RunOrDie({.url = server.url(), .model = "m", .body = "{}"}, Constant(1000, 0.1));
