@@ -32,7 +32,7 @@ struct Candidate {
 
 Candidate FormCandidate(const BatchingOptions& o, const BatchObservation& obs, const ExecCostModel& cost) {
   Candidate c;
-  const std::string& key = obs.queue.front().shape_key;
+  const std::string_view key = obs.queue.front().shape_key;
   int64_t rows = 0;
   Micros min_deadline = kNoDeadline;
   for (const BatchRequest& r : obs.queue) {

@@ -39,6 +39,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -70,7 +71,9 @@ struct BatchRequest {
   Micros arrival_us = 0;
   Micros deadline_us = kNoDeadline;
   int64_t rows = 1;        // dim 0 of the request's inputs (BatchRows)
-  std::string shape_key;   // ShapeKey of the request's inputs
+  // ShapeKey of the request's inputs; a view, so building an observation
+  // copies no string: the key must outlive the Decide call, like the queue.
+  std::string_view shape_key;
 };
 
 struct BatchObservation {

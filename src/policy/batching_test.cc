@@ -20,8 +20,9 @@ BatchingOptions Options(BatchingMode mode) {
   return o;
 }
 
-BatchRequest Req(uint64_t id, Micros arrival, int64_t rows = 1, std::string key = "k", Micros deadline = kNoDeadline) {
-  return {id, arrival, deadline, rows, std::move(key)};
+// Keys are string literals: a BatchRequest only views its key.
+BatchRequest Req(uint64_t id, Micros arrival, int64_t rows = 1, std::string_view key = "k", Micros deadline = kNoDeadline) {
+  return {id, arrival, deadline, rows, key};
 }
 
 // ---- A virtual-time simulation of one model's queue and instances ----
@@ -89,7 +90,7 @@ SimResult Simulate(AdaptiveBatcher& batcher, const std::vector<Arrival>& arrival
       EXPECT_FALSE(d.next_wake_us.has_value());
       Batch batch{now, d.dispatch, 0, 0};
       Micros min_deadline = kNoDeadline;
-      const std::string key = queue.front().shape_key;
+      const std::string key(queue.front().shape_key);
       for (uint64_t id : d.dispatch) {
         auto it = std::find_if(queue.begin(), queue.end(), [id](const BatchRequest& q) { return q.id == id; });
         if (it == queue.end()) {

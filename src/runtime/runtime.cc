@@ -441,7 +441,8 @@ void Runtime::Pump(Model& model) {
   limits.instance_concurrency = per_instance;
   // After a failed start, the provisioned floor waits for the backoff;
   // queued requests still trigger a start.
-  limits.min_instances = now >= model.start_retry_after_us ? ProvisionedMinimum(model).min_instances : 0;
+  const int provisioned_floor = ProvisionedMinimum(model).min_instances;
+  limits.min_instances = now >= model.start_retry_after_us ? provisioned_floor : 0;
   int to_start = policy::InstancesToStart(load, limits);
   // Queued work starts instances at once; beyond that the autoscaler adds
   // instances toward its desired count while there is load or a burst.
@@ -462,7 +463,7 @@ void Runtime::Pump(Model& model) {
     to_start = std::max(to_start, std::min(scale.desired_instances, model.config.max_concurrency) - live);
   }
   for (int i = 0; i < to_start; ++i) StartInstance(model);
-  UpdateProvisioned(model, ProvisionedMinimum(model).min_instances);
+  UpdateProvisioned(model, provisioned_floor);
   Reschedule(model);
 }
 
