@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/profile_command.h"
+#include "cli/progress.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
 #include "load/report.h"
@@ -259,18 +260,11 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
          const thaw::policy::PriceSheet& prices, const thaw::Clock& clock) {
   namespace sim = thaw::sim;
   sim::PlanOptions plan_options{.slo_p99_ms = options.slo_p99_ms, .seed = options.seed};
-  const bool tty = ::isatty(2);
   const thaw::Micros started = clock.NowMicros();
-  auto progress = [&](int done, int total) {
-    if (!tty) return;
-    const double fraction = static_cast<double>(done) / total;
-    const double elapsed_s = (clock.NowMicros() - started) / 1e6;
-    const int filled = static_cast<int>(fraction * 30);
-    std::cerr << "\r[" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << done << "/" << total
-              << " ETA " << static_cast<int>(elapsed_s / fraction - elapsed_s) << " s\033[K" << std::flush;
-  };
-  auto result = sim::Plan(config, profile, requests, prices, plan_options, progress);
-  if (tty) std::cerr << "\r\033[K" << std::flush;
+  thaw::cli::ProgressBar bar(clock);
+  auto result = sim::Plan(config, profile, requests, prices, plan_options,
+                          [&](int done, int total) { bar.Update(done, total, "settings"); });
+  bar.Clear();
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 2;
@@ -356,26 +350,21 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   if (!options.json)
     std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
               << options.url << " model " << options.model << std::endl;
-  // A progress bar with an ETA on a terminal (the schedule fixes the ETA), nothing otherwise.
-  const bool tty = ::isatty(2);
+  // The schedule fixes the ETA: progress is time into the trace.
   const thaw::Micros started = clock.NowMicros();
   const double total_s = std::max(1e-6, arrivals->Duration() / 1e6);
-  thaw::Micros last_drawn = 0;
+  thaw::cli::ProgressBar bar(clock);
   auto progress = [&](size_t sent, size_t total) {
-    const thaw::Micros now = clock.NowMicros();
-    if (now - last_drawn < 200 * thaw::kMicrosPerMilli && sent < total) return;
-    last_drawn = now;
-    const double elapsed_s = (now - started) / 1e6;
-    const double fraction = std::min(1.0, elapsed_s / total_s);
-    const int filled = static_cast<int>(fraction * 30);
-    std::cerr << "\r[" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << sent << "/" << total
-              << " sent, ETA " << static_cast<int>(std::max(0.0, total_s - elapsed_s)) << " s\033[K" << std::flush;
+    const double elapsed_s = (clock.NowMicros() - started) / 1e6;
+    bar.Show(sent == total ? 1.0 : elapsed_s / total_s, total_s - elapsed_s,
+             std::to_string(sent) + "/" + std::to_string(total) + " sent");
   };
   load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = *body,
                                         .max_connections = options.max_connections,
-                                        .on_progress = tty ? std::function<void(size_t, size_t)>(progress) : nullptr});
+                                        .on_progress = bar.enabled() ? std::function<void(size_t, size_t)>(progress)
+                                                                     : nullptr});
   auto result = generator.Run(offsets);
-  if (tty) std::cerr << "\r\033[K" << std::flush;
+  bar.Clear();
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 1;

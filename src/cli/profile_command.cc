@@ -1,7 +1,5 @@
 #include "cli/profile_command.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <charconv>
@@ -13,6 +11,7 @@
 #include <sstream>
 
 #include "base/clock.h"
+#include "cli/progress.h"
 #include "protocol/v2.h"
 #include "repo/model_config.h"
 #include "runtime/process_memory.h"
@@ -24,32 +23,6 @@ namespace thaw::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A progress bar on stderr when it is a terminal; silent otherwise.
-class Progress {
- public:
-  Progress(const Clock& clock, int total) : clock_(clock), total_(total), start_(clock.NowMicros()), tty_(::isatty(2)) {}
-  void Step(const std::string& what) {
-    ++done_;
-    if (!tty_) return;
-    const double fraction = total_ ? static_cast<double>(done_) / total_ : 1;
-    const double elapsed_s = (clock_.NowMicros() - start_) / 1e6;
-    const double eta_s = fraction > 0 ? elapsed_s / fraction - elapsed_s : 0;
-    const int width = 30, filled = static_cast<int>(fraction * width);
-    std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << static_cast<int>(fraction * 100)
-              << "% ETA " << static_cast<int>(eta_s) << " s  " << what.substr(0, 40) << "\033[K" << std::flush;
-  }
-  void Done() {
-    if (tty_) std::cerr << "\r\033[K" << std::flush;
-  }
-
- private:
-  const Clock& clock_;
-  int total_;
-  int done_ = 0;
-  Micros start_;
-  bool tty_;
-};
 
 template <typename F>
 bool RunUntil(boost::asio::io_context& io, const Clock& clock, F done, Micros limit_us = 120 * kMicrosPerSecond) {
@@ -198,7 +171,8 @@ int RunProfile(const ProfileCommandOptions& o) {
   Runtime runtime(io, clock, RuntimeOptions{.worker_path = worker});
   const int steps = static_cast<int>(o.threads.size() * o.batch_sizes.size()) +
                     static_cast<int>(o.start_paths.size()) * o.cold_reps;
-  Progress progress(clock, steps);
+  ProgressBar progress(clock);
+  int steps_done = 0;
   sim::ProfileFile out;
   out.model = o.model;
   out.measured = WallTimeIso8601();
@@ -243,7 +217,7 @@ int RunProfile(const ProfileCommandOptions& o) {
       }
       if (rows == o.batch_sizes.front()) single = samples;
       table.push_back({rows, std::max<Micros>(1, static_cast<Micros>(Median(samples)))});
-      progress.Step("threads " + std::to_string(threads) + " rows " + std::to_string(rows));
+      progress.Update(++steps_done, steps, "threads " + std::to_string(threads) + " rows " + std::to_string(rows));
     }
     if (threads == config->threads || threads == o.threads.front()) {
       out.profile.exec_us_by_rows = table;
@@ -286,12 +260,12 @@ int RunProfile(const ProfileCommandOptions& o) {
         const ColdStartBreakdown& b = result->timing.cold;
         starts.push_back(static_cast<double>(b.spawn_us + b.runtime_init_us + b.model_load_us + b.warmup_us));
       }
-      progress.Step("cold start " + path);
+      progress.Update(++steps_done, steps, "cold start " + path);
     }
     if (!starts.empty()) out.profile.start_us[path] = static_cast<Micros>(Median(starts));
     (void)runtime.RemoveModel(c.name);
   }
-  progress.Done();
+  progress.Clear();
   runtime.Shutdown();
   io.poll();
 
