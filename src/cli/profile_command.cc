@@ -16,7 +16,9 @@
 #include "repo/model_config.h"
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
+#include "metering/usage_log.h"
 #include "sim/profile_json.h"
+#include "sim/usage_profile.h"
 #include "tensor/batch.h"
 
 namespace thaw::cli {
@@ -45,22 +47,6 @@ StatusOr<std::vector<Tensor>> RowsOf(const std::vector<Tensor>& request, int64_t
   return ConcatBatch(copies);
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Cv(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  double mean = 0, var = 0;
-  for (double x : v) mean += x;
-  mean /= v.size();
-  for (double x : v) var += (x - mean) * (x - mean);
-  var /= v.size() - 1;
-  return mean > 0 ? std::sqrt(var) / mean : 0;
-}
-
 template <typename T>
 bool ParseList(const std::string& text, std::vector<T>* out) {
   out->clear();
@@ -79,11 +65,18 @@ bool ParseList(const std::string& text, std::vector<T>* out) {
 
 std::string ProfileHelp() {
   return "  thaw profile MODEL [--repo DIR] [--request FILE] [--out FILE] [--batch-sizes 1,2,4,8,16]\n"
-         "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--cold-reps N]\n"
+         "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--spread-reps N]\n"
+         "               [--gap-ms MS] [--cold-reps N]\n"
+         "  thaw profile MODEL --from-usage FILE [--out FILE]\n"
          "      Measure MODEL on this machine with real workers: the round trip of an\n"
-         "      execution per batch size and thread count, the cold start per start path,\n"
-         "      and a warm instance's memory; write a profile for thaw simulate\n"
-         "      (default <MODEL>.profile.json). A progress bar shows on a terminal.\n";
+         "      execution per batch size and thread count (median of --reps, 30), its\n"
+         "      distribution (--spread-reps single-row executions, 300), the cold start\n"
+         "      per start path, and a warm instance's memory; write a profile for thaw\n"
+         "      simulate (default <MODEL>.profile.json). Executions are --gap-ms apart\n"
+         "      (5): an instance waits idle between requests, as under real traffic,\n"
+         "      and waking it is part of the round trip. A progress bar shows on a terminal.\n"
+         "      --from-usage builds the profile from a live server's usage log instead\n"
+         "      (thaw serve --usage-log): the round trips and cold starts production saw.\n";
 }
 
 bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* o, std::string* error) {
@@ -104,6 +97,7 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
     const std::string& v = args[++i];
     bool ok = true;
     if (a == "--repo") o->repo = v;
+    else if (a == "--from-usage") o->usage_log_path = v;
     else if (a == "--request") o->request_path = v;
     else if (a == "--out") o->out_path = v;
     else if (a == "--worker") o->worker_path = v;
@@ -117,11 +111,12 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
         ok = ok && ParseStartPath(p).has_value();
         o->start_paths.push_back(p);
       }
-    } else if (a == "--reps" || a == "--cold-reps") {
+    } else if (a == "--reps" || a == "--cold-reps" || a == "--spread-reps" || a == "--gap-ms") {
       int n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
-      ok = err == std::errc() && end == v.data() + v.size() && n >= 1 && n <= 100000;
-      (a == "--reps" ? o->reps : o->cold_reps) = n;
+      const int least = a == "--gap-ms" ? 0 : a == "--spread-reps" ? 2 : 1;
+      ok = err == std::errc() && end == v.data() + v.size() && n >= least && n <= 100000;
+      (a == "--reps" ? o->reps : a == "--cold-reps" ? o->cold_reps : a == "--spread-reps" ? o->spread_reps : o->gap_ms) = n;
     } else {
       *error = "unknown flag '" + a + "' for 'thaw profile'";
       return false;
@@ -138,7 +133,41 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
   return true;
 }
 
+namespace {
+
+int WriteProfile(const ProfileCommandOptions& o, const sim::ProfileFile& profile) {
+  const std::string out_path = o.out_path.empty() ? o.model + ".profile.json" : o.out_path;
+  std::ofstream file(out_path, std::ios::binary | std::ios::trunc);
+  file << sim::EncodeProfile(profile);
+  if (!file) {
+    std::cerr << "thaw: cannot write " << out_path << "\n";
+    return 1;
+  }
+  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::EncodeProfile(profile);
+  return 0;
+}
+
+int ProfileFromUsage(const ProfileCommandOptions& o) {
+  sim::UsageProfileBuilder builder(o.model);
+  Status read = metering::ReadUsageLog(o.usage_log_path, metering::kSinceBeginning,
+                                       [&](metering::UsageRecord record) { builder.Add(record); });
+  if (!read.ok()) {
+    std::cerr << "thaw: --from-usage: " << read.message() << "\n";
+    return 2;
+  }
+  auto profile = builder.Build();
+  if (!profile.ok()) {
+    std::cerr << "thaw: --from-usage " << o.usage_log_path << ": " << profile.status().message() << "\n";
+    return 2;
+  }
+  profile->measured = WallTimeIso8601() + " from " + o.usage_log_path;
+  return WriteProfile(o, *profile);
+}
+
+}  // namespace
+
 int RunProfile(const ProfileCommandOptions& o) {
+  if (!o.usage_log_path.empty()) return ProfileFromUsage(o);
   const std::string repo = o.repo.empty() ? (fs::is_directory("examples/models") ? "examples/models" : THAW_DEFAULT_REPO) : o.repo;
   auto config = LoadModelConfig(repo + "/" + o.model);
   if (!config.ok()) {
@@ -210,18 +239,22 @@ int RunProfile(const ProfileCommandOptions& o) {
         return 2;
       }
       std::vector<double> samples;
-      for (int r = 0; r < o.reps + 3; ++r) {
+      const int reps = rows == o.batch_sizes.front() ? std::max(o.reps, o.spread_reps) : o.reps;
+      for (int r = 0; r < reps + 3; ++r) {
+        io.run_for(std::chrono::milliseconds(o.gap_ms));
+        io.restart();
         auto result = infer(c.name, *inputs);
         if (!result) return 1;
         if (r >= 3) samples.push_back(static_cast<double>(result->timing.total_us));  // first runs warm up
       }
       if (rows == o.batch_sizes.front()) single = samples;
-      table.push_back({rows, std::max<Micros>(1, static_cast<Micros>(Median(samples)))});
+      table.push_back({rows, std::max<Micros>(1, static_cast<Micros>(sim::MedianOf(samples)))});
       progress.Update(++steps_done, steps, "threads " + std::to_string(threads) + " rows " + std::to_string(rows));
     }
     if (threads == config->threads || threads == o.threads.front()) {
       out.profile.exec_us_by_rows = table;
-      out.profile.exec_cv = Cv(single);
+      out.profile.exec_cv = sim::CoefficientOfVariation(single);
+      out.profile.exec_spread = sim::SpreadOverMedian(single);
     }
     out.exec_us_by_threads[threads] = table;
     if (threads == o.threads.front()) {
@@ -262,22 +295,14 @@ int RunProfile(const ProfileCommandOptions& o) {
       }
       progress.Update(++steps_done, steps, "cold start " + path);
     }
-    if (!starts.empty()) out.profile.start_us[path] = static_cast<Micros>(Median(starts));
+    if (!starts.empty()) out.profile.start_us[path] = static_cast<Micros>(sim::MedianOf(starts));
     (void)runtime.RemoveModel(c.name);
   }
   progress.Clear();
   runtime.Shutdown();
   io.poll();
 
-  const std::string out_path = o.out_path.empty() ? o.model + ".profile.json" : o.out_path;
-  std::ofstream file(out_path, std::ios::binary | std::ios::trunc);
-  file << sim::EncodeProfile(out);
-  if (!file) {
-    std::cerr << "thaw: cannot write " << out_path << "\n";
-    return 1;
-  }
-  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::EncodeProfile(out);
-  return 0;
+  return WriteProfile(o, out);
 }
 
 }  // namespace thaw::cli

@@ -21,10 +21,13 @@ struct ProfileCommandOptions {
   std::string request_path;  // empty: examples/requests/<model>.json
   std::string worker_path;   // empty: thaw-worker beside thaw
   std::string out_path;      // empty: <model>.profile.json
+  std::string usage_log_path;  // set: build the profile from this usage log, measure nothing
   std::vector<int64_t> batch_sizes = {1, 2, 4, 8, 16};
   std::vector<int> threads = {1, 2};
   std::vector<std::string> start_paths = {"exec", "zygote", "template"};
-  int reps = 30;
+  int reps = 30;          // executions per batch size and thread count
+  int spread_reps = 300;  // single-row executions for the distribution (exec_spread)
+  int gap_ms = 5;         // idle time between executions, as between requests of open-loop traffic
   int cold_reps = 5;
 };
 

@@ -68,7 +68,7 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
   object obj;
   if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
   static constexpr std::string_view kKnown[] = {"model", "measured", "exec_us_by_rows", "exec_us_by_threads",
-                                                "exec_cv", "start_us", "memory_kb"};
+                                                "exec_cv", "exec_spread", "start_us", "memory_kb"};
   for (auto field : obj)
     if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
       return FieldError(source, field.key, "unknown field");
@@ -92,6 +92,15 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
   }
   if (!obj["exec_cv"].get(value) && value.get_double().get(out.profile.exec_cv))
     return FieldError(source, "exec_cv", "must be a number");
+  if (!obj["exec_spread"].get(value)) {
+    simdjson::dom::array spread;
+    if (value.get_array().get(spread)) return FieldError(source, "exec_spread", "must be an array of numbers");
+    for (element x : spread) {
+      double ratio = 0;
+      if (x.get_double().get(ratio)) return FieldError(source, "exec_spread", "must be an array of numbers");
+      out.profile.exec_spread.push_back(ratio);
+    }
+  }
   if (!obj["start_us"].get(value)) {
     object starts;
     if (value.get_object().get(starts)) return FieldError(source, "start_us", "must be an object");
@@ -138,7 +147,17 @@ std::string EncodeProfile(const ProfileFile& p) {
   }
   char cv[32];
   std::snprintf(cv, sizeof(cv), "%.4f", p.profile.exec_cv);
-  out += ",\n  \"exec_cv\": " + std::string(cv) + ",\n  \"start_us\": {";
+  out += ",\n  \"exec_cv\": " + std::string(cv);
+  if (!p.profile.exec_spread.empty()) {
+    out += ",\n  \"exec_spread\": [";
+    for (size_t i = 0; i < p.profile.exec_spread.size(); ++i) {
+      char ratio[32];
+      std::snprintf(ratio, sizeof(ratio), "%s%.4f", i ? ", " : "", p.profile.exec_spread[i]);
+      out += ratio;
+    }
+    out += ']';
+  }
+  out += ",\n  \"start_us\": {";
   bool first = true;
   for (const auto& [path, us] : p.profile.start_us) {
     out += (first ? "\"" : ", \"") + path + "\": " + std::to_string(us);

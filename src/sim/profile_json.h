@@ -7,6 +7,7 @@
 //     "exec_us_by_rows": {"1": 180, "2": 185, "4": 190, "8": 205, "16": 230},
 //     "exec_us_by_threads": {"1": {"1": 180, ...}, "2": {"1": 150, ...}},  // optional
 //     "exec_cv": 0.12,                              // execution-time coefficient of variation
+//     "exec_spread": [0.81, 0.86, ..., 3.4],        // optional: time / median at quantiles 0, 0.001, .., 1
 //     "start_us": {"exec": 471500, "zygote": 65000, "template": 1200},
 //     "memory_kb": {"rss": 72540, "pss": 17171, "private": 508}   // optional, one warm instance
 //   }
@@ -14,7 +15,9 @@
 // exec_us_by_rows is the round trip of one execution (server to instance and
 // back) at the config's thread count; exec_us_by_threads, when present, holds
 // the same table per thread count so a planner can price memory sizes that
-// change the thread count. Unknown fields are errors naming the field.
+// change the thread count. exec_spread (1001 non-decreasing ratios), when
+// present, is the measured distribution the simulator draws from instead of
+// a lognormal of exec_cv. Unknown fields are errors naming the field.
 // Thread safety: pure functions.
 #pragma once
 

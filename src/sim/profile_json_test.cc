@@ -29,6 +29,23 @@ TEST(ProfileJsonTest, ParsesSortsAndRoundTrips) {
   EXPECT_EQ(EncodeProfile(*again), EncodeProfile(*p));
 }
 
+TEST(ProfileJsonTest, SpreadRoundTripsAndIsValidated) {
+  std::string spread = "[";
+  for (int i = 0; i <= 1000; ++i) spread += (i ? ", " : "") + std::to_string(i < 500 ? 0.9 : i < 990 ? 1.0 + i / 1000.0 : 3);
+  spread += "]";
+  auto p = ParseProfile(R"({"exec_us_by_rows": {"1": 100}, "exec_spread": )" + spread + "}", "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_EQ(p->profile.exec_spread.size(), 1001u);
+  EXPECT_DOUBLE_EQ(p->profile.exec_spread[1000], 3.0);
+  auto again = ParseProfile(EncodeProfile(*p), "again");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->profile.exec_spread, p->profile.exec_spread);
+  auto short_spread = ParseProfile(R"({"exec_us_by_rows": {"1": 100}, "exec_spread": [1, 2]})", "p.json");
+  EXPECT_NE(short_spread.status().message().find("exec_spread"), std::string::npos);
+  auto not_numbers = ParseProfile(R"({"exec_us_by_rows": {"1": 100}, "exec_spread": ["a"]})", "p.json");
+  EXPECT_NE(not_numbers.status().message().find("'exec_spread'"), std::string::npos);
+}
+
 TEST(ProfileJsonTest, ErrorsNameTheField) {
   auto unknown = ParseProfile(R"({"exec_us_by_rows": {"1": 5}, "speed": 1})", "p.json");
   EXPECT_NE(unknown.status().message().find("'speed'"), std::string::npos);

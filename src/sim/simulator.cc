@@ -30,6 +30,13 @@ Micros ModelProfile::ExecUs(int64_t rows) const {
   return std::max<Micros>(1, lo->second + static_cast<Micros>(std::llround(slope * static_cast<double>(rows - lo->first))));
 }
 
+double ModelProfile::SpreadAt(double q) const {
+  if (exec_spread.size() != kSpreadPoints) return 1.0;
+  const double x = std::clamp(q, 0.0, 1.0) * static_cast<double>(kSpreadPoints - 1);
+  const size_t i = std::min(static_cast<size_t>(x), kSpreadPoints - 2);
+  return exec_spread[i] + (exec_spread[i + 1] - exec_spread[i]) * (x - static_cast<double>(i));
+}
+
 Status ModelProfile::Validate() const {
   if (exec_us_by_rows.empty()) return InvalidArgument("profile: exec_us_by_rows is empty");
   for (size_t i = 0; i < exec_us_by_rows.size(); ++i) {
@@ -39,6 +46,14 @@ Status ModelProfile::Validate() const {
       return InvalidArgument("profile: exec_us_by_rows must be sorted by rows, without repeats");
   }
   if (!(exec_cv >= 0 && exec_cv <= 10)) return InvalidArgument("profile: exec_cv must be in [0, 10]");
+  if (!exec_spread.empty()) {
+    if (exec_spread.size() != kSpreadPoints)
+      return InvalidArgument("profile: exec_spread must have " + std::to_string(kSpreadPoints) +
+                             " values (quantiles 0, 0.001, ..., 1), got " + std::to_string(exec_spread.size()));
+    for (size_t i = 0; i < exec_spread.size(); ++i)
+      if (!(exec_spread[i] > 0 && exec_spread[i] <= 1000) || (i && exec_spread[i] < exec_spread[i - 1]))
+        return InvalidArgument("profile: exec_spread must be non-decreasing ratios in (0, 1000]");
+  }
   for (const auto& [path, us] : start_us)
     if (us < 0) return InvalidArgument("profile: start_us." + path + " must be >= 0");
   return Status::Ok();
@@ -383,13 +398,18 @@ class Sim {
     Pump(m);
   }
 
+  // The profile's table holds medians, so both draws keep the median.
   Micros DrawExecUs(const Model& model, int64_t rows) {
-    const Micros mean = model.sim->profile.ExecUs(rows);
-    const double cv = model.sim->profile.exec_cv;
-    if (cv <= 0) return mean;
-    const double sigma2 = std::log1p(cv * cv);
-    std::normal_distribution<double> normal(-sigma2 / 2, std::sqrt(sigma2));
-    return std::max<Micros>(1, static_cast<Micros>(std::llround(static_cast<double>(mean) * std::exp(normal(rng_)))));
+    const ModelProfile& profile = model.sim->profile;
+    const double median = static_cast<double>(profile.ExecUs(rows));
+    double factor = 1.0;
+    if (!profile.exec_spread.empty()) {
+      factor = profile.SpreadAt(static_cast<double>(rng_() >> 11) * 0x1.0p-53);
+    } else if (profile.exec_cv > 0) {
+      std::normal_distribution<double> normal(0, std::sqrt(std::log1p(profile.exec_cv * profile.exec_cv)));
+      factor = std::exp(normal(rng_));
+    }
+    return std::max<Micros>(1, static_cast<Micros>(std::llround(median * factor)));
   }
 
   void Dispatch(uint32_t m, Instance& instance, std::vector<Pending> batch) {

@@ -9,9 +9,10 @@
 // src/runtime; what an instance costs in time comes from a model profile.
 //
 // Model of an instance. It becomes ready start_us(start_path) after it is
-// started; an execution of n rows takes exec_us(n) (the profile's table,
-// linear between measured sizes, times a lognormal factor of coefficient of
-// variation exec_cv drawn from the seed). A request whose execution ends
+// started; an execution of n rows takes exec_us(n) (the profile's table of
+// medians, linear between measured sizes) times a factor drawn from the seed:
+// from the measured distribution exec_spread when the profile has one, else
+// a lognormal of coefficient of variation exec_cv. A request whose execution ends
 // past its deadline is answered 504 at the deadline and its instance is
 // replaced, as the runtime does.
 //
@@ -42,8 +43,16 @@ struct ModelProfile {
   // Start to ready per start path ("exec", "zygote", "template").
   std::map<std::string, Micros> start_us;
   double exec_cv = 0;  // execution-time coefficient of variation; 0 = deterministic
+  // The measured distribution of execution time relative to its median: the
+  // ratio at quantiles 0, 0.001, ..., 1 (kSpreadPoints values, non-decreasing,
+  // > 0): per mille, so the 1 % tail that decides a p99 is drawn finely. When present it replaces exec_cv: live tails are heavier than a
+  // lognormal (wake-ups of an idle instance, the host's scheduling).
+  static constexpr size_t kSpreadPoints = 1001;
+  std::vector<double> exec_spread;
 
   Micros ExecUs(int64_t rows) const;
+  // exec_spread at quantile q in [0, 1], linear between points; 1 without a spread.
+  double SpreadAt(double q) const;
   Status Validate() const;
 };
 

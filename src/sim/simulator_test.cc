@@ -127,6 +127,47 @@ TEST(SimulatorTest, SameSeedSameResult) {
   EXPECT_NE(Row(*a).bill.total_usd, Row(*c).bill.total_usd);
 }
 
+// A spread of 1 up to quantile 0.985 and 10 from 0.986: about 1.5 % of
+// executions take 10x the median, so p50 stays 2 ms while p99 is the slow tail.
+std::vector<double> TailSpread() {
+  std::vector<double> spread(ModelProfile::kSpreadPoints, 1.0);
+  for (size_t i = 986; i < spread.size(); ++i) spread[i] = 10.0;
+  return spread;
+}
+
+TEST(SimulatorTest, SpreadIsInterpolatedBetweenPercentiles) {
+  ModelProfile p;
+  p.exec_us_by_rows = {{1, 1000}};
+  EXPECT_EQ(p.SpreadAt(0.5), 1.0);  // no spread: the median
+  p.exec_spread = TailSpread();
+  EXPECT_TRUE(p.Validate().ok());
+  EXPECT_DOUBLE_EQ(p.SpreadAt(0.5), 1.0);
+  EXPECT_NEAR(p.SpreadAt(0.9855), 5.5, 1e-9);
+  EXPECT_DOUBLE_EQ(p.SpreadAt(1.0), 10.0);
+  p.exec_spread[500] = 0.5;  // decreasing
+  EXPECT_FALSE(p.Validate().ok());
+  p.exec_spread.resize(101);
+  EXPECT_FALSE(p.Validate().ok());
+}
+
+// One warm instance, callers 50 ms apart (never queued): latencies are the
+// drawn executions, so the report shows the spread's tail.
+TEST(SimulatorTest, ExecutionsFollowTheMeasuredSpread) {
+  SimModel m = Model();
+  m.config.min_instances = 1;
+  m.profile.exec_spread = TailSpread();
+  auto result = Simulate({m}, Every(50 * kMs, 4000, kS), policy::PriceSheet{}, {.seed = 3});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->cold_starts, 0);
+  EXPECT_NEAR(Row(*result).p50_ms, 2.0, 0.1);
+  EXPECT_GT(Row(*result).p99_ms, 15.0);  // 1.4 % of executions take 20 ms
+  SimModel narrow = m;
+  narrow.profile.exec_spread.assign(ModelProfile::kSpreadPoints, 1.0);
+  auto flat = Simulate({narrow}, Every(50 * kMs, 4000, kS), policy::PriceSheet{}, {.seed = 3});
+  ASSERT_TRUE(flat.ok());
+  EXPECT_NEAR(Row(*flat).p99_ms, 2.0, 0.1);
+}
+
 TEST(SimulatorTest, BadInputsAreErrors) {
   EXPECT_FALSE(Simulate({Model()}, {{0, 1, 1}}, policy::PriceSheet{}).ok());            // no model 1
   EXPECT_FALSE(Simulate({Model()}, {{5, 0, 1}, {1, 0, 1}}, policy::PriceSheet{}).ok());  // unsorted

@@ -1,0 +1,56 @@
+// A model profile calibrated from the server's own metering: the executions
+// and cold starts a live `thaw serve` recorded in its usage log, instead of
+// the isolated measurements of `thaw profile`. Live round trips include what
+// an isolated run does not see -- the HTTP side sharing the event loop, the
+// host waking an idle instance next to other processes -- so a simulator fed
+// from production usage predicts that production's latency more closely.
+//
+// From each answered (200), warm invocation: its execution's round trip,
+// latency_us - queue_us, keyed by the execution's rows (batch_rows). A
+// batched execution appears once per request in the log and is counted once.
+// exec_us_by_rows holds the median per row count seen at least
+// kMinSamplesPerRows times; exec_spread and exec_cv come from the row count
+// with the most samples. start_us holds the median init_us of cold starts per
+// start path. Threads and memory are not in the log and are left out.
+//
+// Errors: kInvalidArgument when no row count has enough warm samples for the
+// model. Thread safety: a value type fed from one thread.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "metering/usage.h"
+#include "sim/profile_json.h"
+
+namespace thaw::sim {
+
+class UsageProfileBuilder {
+ public:
+  static constexpr size_t kMinSamplesPerRows = 20;
+
+  explicit UsageProfileBuilder(std::string model) : model_(std::move(model)) {}
+
+  // Records of other models, refused requests and provisioned records are ignored.
+  void Add(const metering::UsageRecord& record);
+
+  int64_t warm_executions() const { return warm_executions_; }
+  StatusOr<ProfileFile> Build() const;
+
+ private:
+  std::string model_;
+  std::map<int64_t, std::vector<double>> round_trip_us_by_rows_;
+  std::map<std::string, std::vector<double>> init_us_by_path_;
+  std::map<uint64_t, Micros> last_end_wall_us_by_instance_;  // requests of one batch end together
+  int64_t warm_executions_ = 0;
+};
+
+// Quantiles 0, 0.001, ..., 1 of `samples` (linear between order statistics) over
+// their median; empty for fewer than 2 samples. Shared with `thaw profile`.
+std::vector<double> SpreadOverMedian(std::vector<double> samples);
+double MedianOf(std::vector<double> samples);
+double CoefficientOfVariation(const std::vector<double>& samples);
+
+}  // namespace thaw::sim

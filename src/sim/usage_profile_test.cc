@@ -1,0 +1,76 @@
+#include "sim/usage_profile.h"
+
+#include <gtest/gtest.h>
+
+namespace thaw::sim {
+namespace {
+
+metering::InvocationRecord Warm(uint64_t instance, Micros arrival, Micros queue, Micros round_trip, int64_t rows = 1) {
+  metering::InvocationRecord r;
+  r.model = "fraud";
+  r.instance_id = instance;
+  r.arrival_wall_us = arrival;
+  r.queue_us = queue;
+  r.latency_us = queue + round_trip;
+  r.batch_rows = rows;
+  r.batch_requests = 1;
+  r.start_path = "template";
+  return r;
+}
+
+TEST(UsageProfileTest, RoundTripsByRowsWithTheirSpread) {
+  UsageProfileBuilder builder("fraud");
+  // 100 single-row executions of 100..199 us, after 0..99 us of queueing.
+  for (int i = 0; i < 100; ++i) builder.Add(Warm(1, i * 10'000, i, 100 + i));
+  // A batch of 4 rows from two requests ending together: one execution of 400 us.
+  for (int i = 0; i < 30; ++i) {
+    builder.Add(Warm(2, 2'000'000 + i * 10'000, 50, 400, 4));
+    builder.Add(Warm(2, 2'000'000 + i * 10'000 + 20, 30, 400, 4));
+  }
+  metering::InvocationRecord cold = Warm(3, 5'000'000, 0, 3000);
+  cold.cold_start = true;
+  cold.init_us = 2500;
+  builder.Add(cold);
+  metering::InvocationRecord refused = Warm(1, 6'000'000, 0, 1);
+  refused.http_status = 429;
+  builder.Add(refused);
+  metering::InvocationRecord other = Warm(1, 7'000'000, 0, 5);
+  other.model = "fashion";
+  builder.Add(other);
+  builder.Add(metering::InstanceRecord{});
+
+  EXPECT_EQ(builder.warm_executions(), 130);
+  auto profile = builder.Build();
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->model, "fraud");
+  ASSERT_EQ(profile->profile.exec_us_by_rows.size(), 2u);
+  EXPECT_EQ(profile->profile.exec_us_by_rows[0], (std::pair<int64_t, Micros>{1, 150}));
+  EXPECT_EQ(profile->profile.exec_us_by_rows[1], (std::pair<int64_t, Micros>{4, 400}));
+  // The spread is of the single-row executions (the most samples): 100/150 .. 199/150.
+  ASSERT_EQ(profile->profile.exec_spread.size(), ModelProfile::kSpreadPoints);
+  EXPECT_NEAR(profile->profile.exec_spread.front(), 100.0 / 150, 1e-9);
+  EXPECT_NEAR(profile->profile.exec_spread.back(), 199.0 / 150, 1e-9);
+  EXPECT_EQ(profile->profile.start_us.at("template"), 2500);
+}
+
+TEST(UsageProfileTest, TooFewSamplesIsAnErrorNamingTheModel) {
+  UsageProfileBuilder builder("fraud");
+  for (int i = 0; i < 5; ++i) builder.Add(Warm(1, i * 10'000, 0, 100));
+  auto profile = builder.Build();
+  ASSERT_FALSE(profile.ok());
+  EXPECT_EQ(profile.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(profile.status().message().find("'fraud'"), std::string::npos);
+}
+
+TEST(UsageProfileTest, SpreadOverMedianInterpolates) {
+  std::vector<double> spread = SpreadOverMedian({4, 2, 1, 3, 5});  // median 3
+  ASSERT_EQ(spread.size(), ModelProfile::kSpreadPoints);
+  EXPECT_NEAR(spread[0], 1.0 / 3, 1e-12);
+  EXPECT_NEAR(spread[500], 1.0, 1e-12);
+  EXPECT_NEAR(spread[1000], 5.0 / 3, 1e-12);
+  EXPECT_NEAR(spread[100], 1.4 / 3, 1e-12);  // 0.4 of the way from 1 to 2
+  EXPECT_TRUE(SpreadOverMedian({7}).empty());
+}
+
+}  // namespace
+}  // namespace thaw::sim
