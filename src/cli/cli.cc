@@ -304,9 +304,17 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       if (!duration.ok()) return duration.status();
       sim->duration_s = *duration;
     } else if (name == "--profile") {
-      sim->profile_path = value;
+      sim->profile_paths.push_back(value);
     } else if (name == "--config") {
-      sim->config_path = value;
+      sim->config_paths.push_back(value);
+    } else if (replay && name == "--target") {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
+        return InvalidArgument("--target must be MODEL=REQUEST_FILE, got '" + value + "'");
+      sim->targets.push_back(value);
+    } else if (name == "--map") {
+      if (value.find('=') == std::string::npos) return InvalidArgument("--map must be FUNCTION=MODEL, got '" + value + "'");
+      sim->routes.push_back(value);
     } else if (name == "--prices") {
       if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
       sim->prices = value;
@@ -341,11 +349,14 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     }
   }
   if (replay) {
-    if (sim->url.empty() || sim->model.empty() || sim->request_path.empty())
-      return InvalidArgument(command + " needs --url, --model and --request");
+    const bool one_model = !sim->model.empty() || !sim->request_path.empty();
+    if (sim->url.empty() || (one_model ? sim->model.empty() || sim->request_path.empty() || !sim->targets.empty()
+                                       : sim->targets.empty()))
+      return InvalidArgument(command + " needs --url, and --model with --request, or --target MODEL=FILE per model");
   } else {
-    if (sim->profile_path.empty()) return InvalidArgument(command + " needs --profile FILE");
-    if (sim->config_path.empty()) return InvalidArgument(command + " needs --config FILE");
+    if (sim->profile_paths.empty()) return InvalidArgument(command + " needs --profile FILE");
+    if (sim->config_paths.empty()) return InvalidArgument(command + " needs --config FILE");
+    if (plan && sim->config_paths.size() > 1) return InvalidArgument(command + " plans one model: give one --config");
   }
   if (plan && sim->slo_p99_ms <= 0) return InvalidArgument(command + " needs --slo-p99-ms X");
   const bool synthetic = sim->poisson_rate_per_s > 0;
@@ -447,12 +458,16 @@ Usage:
       --prices  aws-x86 (default), aws-arm64 or a price sheet file
       --json    print JSON instead of the table
   thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
-                 | --poisson RATE --duration-s S) --profile FILE --config FILE
-                [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
-      Run a trace through the server's own policies in virtual time (every
-      request of the trace goes to the one model of --config, with the times
-      of --profile, written by thaw profile) and report what thaw cost reports,
-      plus cold starts, 429s, 504s and instance-seconds. Deterministic per seed.
+                 | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
+                [--map FUNCTION=MODEL]... [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
+      Run a trace through the server's own policies in virtual time (each
+      model of a --config, with the times of its --profile, written by
+      thaw profile) and report what thaw cost reports, per model and in
+      total, plus cold starts, 429s, 504s and instance-seconds.
+      Deterministic per seed.
+      --map     which model a trace function (CSV model column, Azure
+                function) calls: explicit --map, else the model of the same
+                name, else --map '*=MODEL', else the only model
       --trace   plain CSV: timestamp_s[,model] per line
       --azure   Azure Functions 2019 invocations_per_function file; its
                 --azure-top N busiest functions (default 1)
@@ -465,11 +480,15 @@ Usage:
       the Pareto front of cost vs p99 and write the cheapest config meeting
       the p99 target, as a config.json thaw serve accepts (--out, default
       <model>.plan.json). Shows progress on a terminal.
-  thaw replay (trace flags as for simulate) --url http://HOST:PORT --model NAME --request FILE
+  thaw replay (trace flags as for simulate) --url http://HOST:PORT
+              (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
       Send the trace's requests to a running server at their times (open loop,
       with thaw load's generator; --time-scale compresses), then print the
-      load summary and the server's own report (/v2/models/NAME/stats), to
-      compare with thaw simulate. Use a fresh server: stats count from its start.
+      load summary and the server's own report (/v2/models/NAME/stats, or
+      /v2/stats with --target), to compare with thaw simulate. With
+      --target, each trace function's requests go to a model as --map
+      routes them (as for simulate) with that model's request file.
+      Use a fresh server: stats count from its start.
   thaw version      print the version
   thaw --help       print this help
 

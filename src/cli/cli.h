@@ -69,13 +69,17 @@ struct CostCommandOptions {
 struct SimulateCommandOptions {
   std::string trace_path;        // plain CSV (timestamp_s[,model]) or, with azure, an Azure Functions 2019 file
   bool azure = false;            // --azure FILE instead of --trace FILE
-  size_t azure_top = 1;          // Azure: the N busiest functions (all sent to the one model)
+  size_t azure_top = 1;          // Azure: the N busiest functions
   std::string spread = "poisson";  // Azure: arrivals within a minute: uniform or poisson
   double time_scale = 1;         // trace seconds per simulated second (60: a minute lasts a second)
   double poisson_rate_per_s = 0; // --poisson RATE --duration-s S instead of a file
   double duration_s = 0;
-  std::string profile_path;      // required
-  std::string config_path;       // required: the model's config.json (the server's format)
+  // Required, one or more (plan: one): each model's config.json (the
+  // server's format) and profile; profiles pair with configs by their
+  // "model" field, or by being the only one.
+  std::vector<std::string> profile_paths;
+  std::vector<std::string> config_paths;
+  std::vector<std::string> routes;  // --map FUNCTION=MODEL: which model a trace function calls
   std::string prices = "aws-x86";
   uint64_t seed = 1;
   bool json = false;
@@ -87,6 +91,7 @@ struct SimulateCommandOptions {
   std::string url;            // http://host:port of a running thaw serve
   std::string model;          // the model every request of the trace goes to
   std::string request_path;   // the request body sent each time
+  std::vector<std::string> targets;  // or, per model, --target MODEL=REQUEST_FILE (routed by --map)
   int max_connections = 1024;
 };
 

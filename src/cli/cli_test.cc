@@ -221,9 +221,36 @@ TEST(CliTest, SimulateParsesATraceAProfileAndAConfig) {
   EXPECT_DOUBLE_EQ(s.time_scale, 60);
   EXPECT_EQ(s.seed, 4u);
   EXPECT_TRUE(s.json);
+  EXPECT_EQ(s.profile_paths, std::vector<std::string>{"p.json"});
+  EXPECT_EQ(s.config_paths, std::vector<std::string>{"c.json"});
+  auto two = ParseCommandLine({"simulate", "--trace", "t.csv", "--profile", "a.json", "--profile", "b.json", "--config",
+                               "a/config.json", "--config", "b/config.json", "--map", "hash1=b", "--map", "*=a"});
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(two->simulate.config_paths.size(), 2u);
+  EXPECT_EQ(two->simulate.routes, (std::vector<std::string>{"hash1=b", "*=a"}));
   auto synthetic = ParseCommandLine({"simulate", "--poisson", "100", "--duration-s", "60", "--profile", "p", "--config", "c"});
   ASSERT_TRUE(synthetic.ok()) << synthetic.status().ToString();
   EXPECT_DOUBLE_EQ(synthetic->simulate.poisson_rate_per_s, 100);
+}
+
+TEST(CliTest, ReplayTakesOneModelOrTargetsPerModel) {
+  auto one = ParseCommandLine({"replay", "--trace", "t.csv", "--url", "http://127.0.0.1:8080", "--model", "fraud",
+                               "--request", "r.json"});
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(one->kind, CommandKind::kReplay);
+  EXPECT_EQ(one->simulate.model, "fraud");
+  auto two = ParseCommandLine({"replay", "--trace", "t.csv", "--url", "http://127.0.0.1:8080", "--target",
+                               "fraud=f.json", "--target", "fashion=i.json", "--map", "*=fraud"});
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(two->simulate.targets, (std::vector<std::string>{"fraud=f.json", "fashion=i.json"}));
+  EXPECT_EQ(two->simulate.routes, std::vector<std::string>{"*=fraud"});
+  auto error = [](std::vector<std::string> args) { return ParseCommandLine(args).status().message(); };
+  EXPECT_NE(error({"replay", "--trace", "t", "--url", "http://h:1"}).find("--target MODEL=FILE"), std::string::npos);
+  EXPECT_NE(error({"replay", "--trace", "t", "--url", "http://h:1", "--model", "m", "--request", "r", "--target", "a=b"})
+                .find("--target MODEL=FILE"),
+            std::string::npos);
+  EXPECT_NE(error({"replay", "--trace", "t", "--url", "http://h:1", "--target", "fraud"}).find("MODEL=REQUEST_FILE"),
+            std::string::npos);
 }
 
 TEST(CliTest, SimulateErrorsNameWhatIsMissing) {
@@ -233,6 +260,10 @@ TEST(CliTest, SimulateErrorsNameWhatIsMissing) {
   EXPECT_NE(error({"simulate", "--profile", "p", "--config", "c"}).find("one trace"), std::string::npos);
   EXPECT_NE(error({"simulate", "--poisson", "5", "--profile", "p", "--config", "c"}).find("--duration-s"), std::string::npos);
   EXPECT_NE(error({"simulate", "--spread", "even"}).find("--spread"), std::string::npos);
+  EXPECT_NE(error({"simulate", "--map", "fraud"}).find("FUNCTION=MODEL"), std::string::npos);
+  EXPECT_NE(error({"plan", "--trace", "t", "--profile", "p", "--config", "a", "--config", "b", "--slo-p99-ms", "5"})
+                .find("one --config"),
+            std::string::npos);
 }
 
 }  // namespace

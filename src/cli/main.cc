@@ -34,6 +34,7 @@
 #include "server/v2_handler.h"
 #include "sim/planner.h"
 #include "sim/profile_json.h"
+#include "sim/routing.h"
 #include "sim/simulator.h"
 #include "trace/azure_trace.h"
 #include "trace/csv_trace.h"
@@ -333,6 +334,29 @@ thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOpt
   return trace::ReadCsvTraceFile(options.trace_path, {.time_scale = options.time_scale});
 }
 
+// Routes a trace's functions to models (sim::RouteFunctions) and reports
+// errors on stderr; nullopt after an error.
+std::optional<std::vector<uint32_t>> ModelOfFunction(const thaw::trace::Trace& trace,
+                                                     const std::vector<std::string>& models,
+                                                     const std::vector<std::string>& route_texts) {
+  namespace sim = thaw::sim;
+  std::vector<sim::FunctionRoute> routes;
+  for (const std::string& text : route_texts) {
+    auto route = sim::ParseFunctionRoute(text);
+    if (!route.ok()) {
+      std::cerr << "thaw: " << route.status().message() << "\n";
+      return std::nullopt;
+    }
+    routes.push_back(*route);
+  }
+  auto model_of_function = sim::RouteFunctions(trace.functions, models, routes);
+  if (!model_of_function.ok()) {
+    std::cerr << "thaw: " << model_of_function.status().message() << "\n";
+    return std::nullopt;
+  }
+  return *model_of_function;
+}
+
 int Replay(const thaw::cli::SimulateCommandOptions& options) {
   namespace load = thaw::load;
   auto arrivals = LoadTrace(options);
@@ -340,16 +364,34 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
     std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
     return 2;
   }
-  auto body = ReadRequestFile(options.request_path);
-  if (!body) return 2;
+  // Targets: --model with --request, or --target MODEL=FILE per model.
+  std::vector<load::LoadTarget> targets;
+  std::vector<std::string> target_texts = options.targets;
+  if (target_texts.empty()) target_texts.push_back(options.model + "=" + options.request_path);
+  std::vector<std::string> models;
+  for (const std::string& text : target_texts) {
+    const size_t eq = text.find('=');
+    auto body = ReadRequestFile(text.substr(eq + 1));
+    if (!body) return 2;
+    models.push_back(text.substr(0, eq));
+    targets.push_back({models.back(), *body});
+  }
+  auto model_of_function = ModelOfFunction(*arrivals, models, options.routes);
+  if (!model_of_function) return 2;
   std::vector<thaw::Micros> offsets;
+  std::vector<uint32_t> target_of;
   offsets.reserve(arrivals->arrivals.size());
-  for (const auto& a : arrivals->arrivals) offsets.push_back(a.time_us);
+  target_of.reserve(arrivals->arrivals.size());
+  for (const auto& a : arrivals->arrivals) {
+    offsets.push_back(a.time_us);
+    target_of.push_back((*model_of_function)[a.function]);
+  }
+  const std::string label = models.size() == 1 ? "model " + models[0] : std::to_string(models.size()) + " models";
   ::signal(SIGPIPE, SIG_IGN);
   thaw::RealClock clock;
   if (!options.json)
     std::cout << "thaw replay: " << offsets.size() << " requests over " << arrivals->Duration() / 1e6 << " s -> "
-              << options.url << " model " << options.model << std::endl;
+              << options.url << " " << label << std::endl;
   // The schedule fixes the ETA: progress is time into the trace.
   const thaw::Micros started = clock.NowMicros();
   const double total_s = std::max(1e-6, arrivals->Duration() / 1e6);
@@ -359,23 +401,26 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
     bar.Show(sent == total ? 1.0 : elapsed_s / total_s, total_s - elapsed_s,
              std::to_string(sent) + "/" + std::to_string(total) + " sent");
   };
-  load::LoadGenerator generator(clock, {.url = options.url, .model = options.model, .body = *body,
+  load::LoadGenerator generator(clock, {.url = options.url, .targets = targets,
                                         .max_connections = options.max_connections,
                                         .on_progress = bar.enabled() ? std::function<void(size_t, size_t)>(progress)
                                                                      : nullptr});
-  auto result = generator.Run(offsets);
+  auto result = generator.Run(offsets, target_of);
   bar.Clear();
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 1;
   }
   const load::LoadSummary summary = load::Summarize(*result, std::max(1e-6, arrivals->Duration() / 1e6));
-  auto stats = HttpGet(options.url, "/v2/models/" + options.model + "/stats");
+  const std::string stats_path = models.size() == 1 ? "/v2/models/" + models[0] + "/stats" : "/v2/stats";
+  auto stats = HttpGet(options.url, stats_path);
   if (options.json) {
-    std::cout << "{\"load\":" << load::SummaryJson(summary, {.url = options.url, .model = options.model, .arrivals = "trace"})
+    std::cout << "{\"load\":"
+              << load::SummaryJson(summary, {.url = options.url, .model = models.size() == 1 ? models[0] : label,
+                                             .arrivals = "trace"})
               << ",\"server\":" << (stats.ok() ? *stats : "null") << "}\n";
   } else {
-    std::cout << load::SummaryText(summary) << "\nserver report (/v2/models/" << options.model << "/stats):\n"
+    std::cout << load::SummaryText(summary) << "\nserver report (" << stats_path << "):\n"
               << (stats.ok() ? *stats : stats.status().message()) << "\n";
   }
   return stats.ok() ? 0 : 1;
@@ -390,35 +435,64 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
     return 2;
   }
-  auto profile = sim::ReadProfileFile(options.profile_path);
-  if (!profile.ok()) {
-    std::cerr << "thaw: --profile: " << profile.status().message() << "\n";
-    return 2;
+  // Configs, then the profile of each (by its "model" field, or the only one).
+  std::vector<thaw::ModelConfig> configs;
+  for (const std::string& path : options.config_paths) {
+    std::ifstream config_file(path, std::ios::binary);
+    std::stringstream config_text;
+    config_text << config_file.rdbuf();
+    const fs::path config_dir = fs::absolute(path).parent_path();
+    auto config = thaw::ParseModelConfig(config_text.str(), config_dir.filename().string(), config_dir.string(), path);
+    if (!config_file || !config.ok()) {
+      std::cerr << "thaw: --config: " << (config_file ? config.status().message() : "cannot read " + path) << "\n";
+      return 2;
+    }
+    if (std::any_of(configs.begin(), configs.end(), [&](const auto& c) { return c.name == config->name; })) {
+      std::cerr << "thaw: --config: model '" << config->name << "' is given twice\n";
+      return 2;
+    }
+    configs.push_back(std::move(*config));
   }
-  std::ifstream config_file(options.config_path, std::ios::binary);
-  std::stringstream config_text;
-  config_text << config_file.rdbuf();
-  const fs::path config_dir = fs::absolute(options.config_path).parent_path();
-  auto config = thaw::ParseModelConfig(config_text.str(), config_dir.filename().string(), config_dir.string(),
-                                       options.config_path);
-  if (!config_file || !config.ok()) {
-    std::cerr << "thaw: --config: " << (config_file ? config.status().message() : "cannot read " + options.config_path) << "\n";
-    return 2;
+  std::vector<sim::ProfileFile> profiles;
+  for (const std::string& path : options.profile_paths) {
+    auto profile = sim::ReadProfileFile(path);
+    if (!profile.ok()) {
+      std::cerr << "thaw: --profile: " << profile.status().message() << "\n";
+      return 2;
+    }
+    profiles.push_back(std::move(*profile));
+  }
+  std::vector<const sim::ProfileFile*> profile_of;
+  for (const thaw::ModelConfig& config : configs) {
+    const sim::ProfileFile* match = nullptr;
+    for (const sim::ProfileFile& p : profiles)
+      if (p.model == config.name) match = &p;
+    if (!match && configs.size() == 1 && profiles.size() == 1) match = &profiles[0];
+    if (!match) {
+      std::cerr << "thaw: --profile: no profile has \"model\": \"" << config.name << "\"\n";
+      return 2;
+    }
+    profile_of.push_back(match);
   }
   auto arrivals = LoadTrace(options);
   if (!arrivals.ok()) {
     std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
     return 2;
   }
-  // Every function of the trace calls the one model simulated.
+  std::vector<std::string> model_names;
+  for (const thaw::ModelConfig& c : configs) model_names.push_back(c.name);
+  auto model_of_function = ModelOfFunction(*arrivals, model_names, options.routes);
+  if (!model_of_function) return 2;
   std::vector<sim::SimArrival> requests;
   requests.reserve(arrivals->arrivals.size());
-  for (const trace::Arrival& a : arrivals->arrivals) requests.push_back({a.time_us, 0, options.rows_per_request});
+  for (const trace::Arrival& a : arrivals->arrivals)
+    requests.push_back({a.time_us, (*model_of_function)[a.function], options.rows_per_request});
   thaw::RealClock clock;
-  if (plan) return Plan(options, *config, *profile, requests, *prices, clock);
-  sim::SimModel model{*config, profile->ForThreads(config->threads)};
+  if (plan) return Plan(options, configs[0], *profile_of[0], requests, *prices, clock);
+  std::vector<sim::SimModel> models;
+  for (size_t i = 0; i < configs.size(); ++i) models.push_back({configs[i], profile_of[i]->ForThreads(configs[i].threads)});
   const thaw::Micros started = clock.NowMicros();
-  auto result = sim::Simulate({model}, requests, *prices, {.seed = options.seed, .start_wall_us = 0});
+  auto result = sim::Simulate(models, requests, *prices, {.seed = options.seed, .start_wall_us = 0});
   const double elapsed_s = (clock.NowMicros() - started) / 1e6;
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
@@ -429,9 +503,11 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     return 0;
   }
   std::cout << "thaw simulate: " << requests.size() << " requests over " << arrivals->Duration() / 1e6
-            << " s of trace, model " << config->name << " (" << thaw::StartPathName(config->start_path)
-            << ", keep_alive " << config->keep_alive_policy << " " << config->keep_alive_s << " s, batching "
-            << config->batching << "), simulated in " << elapsed_s << " s\n";
+            << " s of trace, simulated in " << elapsed_s << " s\n";
+  for (const thaw::ModelConfig& config : configs)
+    std::cout << "  model " << config.name << ": " << thaw::StartPathName(config.start_path) << ", keep_alive "
+              << config.keep_alive_policy << " " << config.keep_alive_s << " s, batching " << config.batching
+              << ", memory " << config.memory_mb << " MB\n";
   std::cout << "  cold starts " << result->cold_starts << " ("
             << (requests.empty() ? 0.0 : 100.0 * result->cold_starts / requests.size()) << " %), 429 "
             << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "

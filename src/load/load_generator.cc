@@ -95,12 +95,14 @@ struct Connection {
 class Runner {
  public:
   Runner(const Clock& clock, const LoadOptions& options, const std::vector<Micros>& offsets,
-         tcp::resolver::results_type endpoints, std::string request_bytes, size_t warmup_count)
+         tcp::resolver::results_type endpoints, std::vector<std::string> request_bytes,
+         const std::vector<uint32_t>& target_of, size_t warmup_count)
       : clock_(clock),
         options_(options),
         offsets_(offsets),
         endpoints_(std::move(endpoints)),
         request_bytes_(std::move(request_bytes)),
+        target_of_(target_of),
         warmup_count_(warmup_count),
         timer_(io_),
         drain_timer_(io_),
@@ -182,7 +184,8 @@ class Runner {
   }
 
   void Send(Connection* c) {
-    asio::async_write(c->socket, asio::buffer(request_bytes_), [this, c](const boost::system::error_code& ec, size_t) {
+    const std::string& bytes = request_bytes_[target_of_.empty() ? 0 : target_of_[c->request]];
+    asio::async_write(c->socket, asio::buffer(bytes), [this, c](const boost::system::error_code& ec, size_t) {
       if (expired_) return;
       if (ec) return Fail(c, ec);
       Read(c);
@@ -317,7 +320,8 @@ class Runner {
   const LoadOptions& options_;
   const std::vector<Micros>& offsets_;
   const tcp::resolver::results_type endpoints_;
-  const std::string request_bytes_;  // built once, written as-is for every request
+  const std::vector<std::string> request_bytes_;  // per target, built once, written as-is
+  const std::vector<uint32_t>& target_of_;        // per request; empty: target 0
   const size_t warmup_count_;
 
   // Declared before the sockets so that it outlives them.
@@ -342,11 +346,19 @@ class Runner {
 
 LoadGenerator::LoadGenerator(const Clock& clock, LoadOptions options) : clock_(clock), options_(std::move(options)) {}
 
-StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us) {
+StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us, const std::vector<uint32_t>& target_of) {
   auto url = ParseHttpUrl(options_.url);
   if (!url.ok()) return url.status();
-  if (options_.model.empty() || options_.model.find_first_of("/?# \r\n") != std::string::npos)
-    return InvalidArgument("model name '" + options_.model + "' is empty or not a path segment");
+  const std::vector<LoadTarget> targets =
+      options_.targets.empty() ? std::vector<LoadTarget>{{options_.model, options_.body}} : options_.targets;
+  for (const LoadTarget& target : targets)
+    if (target.model.empty() || target.model.find_first_of("/?# \r\n") != std::string::npos)
+      return InvalidArgument("model name '" + target.model + "' is empty or not a path segment");
+  if (options_.targets.empty() ? !target_of.empty() : target_of.size() != offsets_us.size())
+    return InvalidArgument("target_of must name a target per request with several targets, and be empty without");
+  for (uint32_t t : target_of)
+    if (t >= targets.size()) return InvalidArgument("target_of names target " + std::to_string(t) + " of " +
+                                                    std::to_string(targets.size()));
   if (options_.max_connections < 1) return InvalidArgument("max_connections must be at least 1");
   if (!std::isfinite(options_.drain_timeout_s) || options_.drain_timeout_s < 0 || options_.drain_timeout_s > 86400)
     return InvalidArgument("drain_timeout_s must be in [0, 86400]");
@@ -364,13 +376,17 @@ StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us) {
 
   const bool ipv6 = url->host.find(':') != std::string::npos;
   const std::string host_header = (ipv6 ? "[" + url->host + "]" : url->host) + ":" + std::to_string(url->port);
-  std::string request = "POST /v2/models/" + options_.model + "/infer HTTP/1.1\r\n";
-  request += "Host: " + host_header + "\r\n";
-  request += "User-Agent: thaw-load\r\n";
-  request += "Content-Type: application/json\r\n";
-  request += "Content-Length: " + std::to_string(options_.body.size()) + "\r\n";
-  request += "\r\n";
-  request += options_.body;
+  std::vector<std::string> requests;
+  for (const LoadTarget& target : targets) {
+    std::string request = "POST /v2/models/" + target.model + "/infer HTTP/1.1\r\n";
+    request += "Host: " + host_header + "\r\n";
+    request += "User-Agent: thaw-load\r\n";
+    request += "Content-Type: application/json\r\n";
+    request += "Content-Length: " + std::to_string(target.body.size()) + "\r\n";
+    request += "\r\n";
+    request += target.body;
+    requests.push_back(std::move(request));
+  }
 
   const size_t warmup_count = static_cast<size_t>(
       std::lower_bound(offsets_us.begin(), offsets_us.end(), options_.warmup_us) - offsets_us.begin());
@@ -379,8 +395,8 @@ StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us) {
   // Status here so no exception leaves the API.
   try {
     // The runner is large (it holds the io_context); keep it off the stack.
-    auto runner = std::make_unique<Runner>(clock_, options_, offsets_us, std::move(endpoints), std::move(request),
-                                           warmup_count);
+    auto runner = std::make_unique<Runner>(clock_, options_, offsets_us, std::move(endpoints), std::move(requests),
+                                           target_of, warmup_count);
     return runner->Run();
   } catch (const std::exception& e) {
     return Internal(std::string("load generator failed: ") + e.what());

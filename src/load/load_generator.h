@@ -1,6 +1,8 @@
-// LoadGenerator: an open-loop HTTP/1.1 client that sends the same KServe v2
-// infer request (POST /v2/models/{model}/infer) to one server at the times a
+// LoadGenerator: an open-loop HTTP/1.1 client that sends KServe v2 infer
+// requests (POST /v2/models/{model}/infer) to one server at the times a
 // schedule gives (arrivals.h), and records what happened to each request.
+// Every request is the same one, or, with several targets (trace replay of
+// several models), the one of the target the schedule names for it.
 //
 // Open loop. A request is sent at its scheduled time whether or not earlier
 // ones have been answered: at that time it takes an idle keep-alive
@@ -51,10 +53,17 @@ struct HttpUrl {
 // kInvalidArgument: the generator only builds /v2/models/{m}/infer itself.
 StatusOr<HttpUrl> ParseHttpUrl(std::string_view url);
 
+// A model and the request body sent to it.
+struct LoadTarget {
+  std::string model;  // requests go to /v2/models/{model}/infer
+  std::string body;   // sent as application/json
+};
+
 struct LoadOptions {
   std::string url;                // http://host:port
-  std::string model;              // requests go to /v2/models/{model}/infer
-  std::string body;               // sent as application/json with every request
+  std::string model;              // the target of every request, unless `targets` is set
+  std::string body;
+  std::vector<LoadTarget> targets;  // several targets: Run's target_of picks one per request
   int max_connections = 256;      // open connections at most, >= 1
   double drain_timeout_s = 30;    // wait after the last send for responses
   // Requests scheduled before this offset are sent like the others but left
@@ -112,7 +121,9 @@ class LoadGenerator {
 
   // Sends one request per offset (microseconds from the start of the run,
   // ascending) and returns when all are answered, timed out or not sent.
-  StatusOr<LoadResult> Run(const std::vector<Micros>& offsets_us);
+  // With options.targets, target_of[i] (an index into targets, one per
+  // offset) is request i's target; without, target_of must be empty.
+  StatusOr<LoadResult> Run(const std::vector<Micros>& offsets_us, const std::vector<uint32_t>& target_of = {});
 
  private:
   const Clock& clock_;

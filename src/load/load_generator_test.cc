@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -63,6 +64,11 @@ class TestServer {
     std::lock_guard lock(mu_);
     return last_request_;
   }
+  // Requests received per "target body" (the request line's path + " " + body).
+  std::map<std::string, int64_t> requests_by_path_and_body() {
+    std::lock_guard lock(mu_);
+    return by_path_and_body_;
+  }
 
  private:
   struct Session : std::enable_shared_from_this<Session> {
@@ -83,6 +89,7 @@ class TestServer {
         std::ostringstream text;
         text << request;
         server.last_request_ = text.str();
+        ++server.by_path_and_body_[std::string(request.target()) + " " + request.body()];
       }
       if (server.options_.never_answer) return Read();
       timer.expires_after(std::chrono::milliseconds(server.options_.delay_ms));
@@ -137,6 +144,7 @@ class TestServer {
   std::atomic<int64_t> received_at_first_response_{-1};
   std::mutex mu_;
   std::string last_request_;
+  std::map<std::string, int64_t> by_path_and_body_;
 };
 
 std::vector<Micros> Constant(double rate_per_s, double duration_s) {
@@ -183,6 +191,28 @@ TEST(LoadGeneratorTest, AllRequestsAnsweredWithBatchSize) {
   EXPECT_TRUE(request.starts_with("POST /v2/models/fraud/infer HTTP/1.1\r\n")) << request;
   EXPECT_NE(request.find("Content-Type: application/json\r\n"), std::string::npos) << request;
   EXPECT_TRUE(request.ends_with("\r\n\r\n{\"inputs\":[]}")) << request;
+}
+
+// Several targets: each request goes to the model, with the body, the schedule names.
+TEST(LoadGeneratorTest, EachRequestGoesToItsTarget) {
+  TestServer server({});
+  const std::vector<Micros> offsets = Constant(1000, 0.05);
+  std::vector<uint32_t> target_of;
+  for (size_t i = 0; i < offsets.size(); ++i) target_of.push_back(i % 5 == 0 ? 1 : 0);
+  RealClock clock;
+  LoadGenerator generator(clock, {.url = server.url(), .targets = {{"fraud", "F"}, {"fashion", "I"}}});
+  auto result = generator.Run(offsets, target_of);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(Summarize(*result, 0.05).ok_2xx, 50);
+  const auto counts = server.requests_by_path_and_body();
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_EQ(counts.at("/v2/models/fraud/infer F"), 40);
+  EXPECT_EQ(counts.at("/v2/models/fashion/infer I"), 10);
+  // A target per request is required with targets, refused without; indices must exist.
+  EXPECT_EQ(generator.Run(offsets).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(generator.Run({0}, {2}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadGenerator(clock, {.url = server.url(), .model = "m"}).Run({0}, {0}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 // Open loop: requests leave on schedule while none has been answered.
