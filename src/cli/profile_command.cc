@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "cli/progress.h"
 #include "protocol/v2.h"
 #include "repo/model_config.h"
@@ -195,6 +197,10 @@ int RunProfile(const ProfileCommandOptions& o) {
     worker = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "thaw-worker").string();
   }
 
+  // The runtime's and workers' INFO events are noise in a measuring tool's
+  // output; THAW_LOG_LEVEL still overrides (workers read it too).
+  ::setenv("THAW_LOG_LEVEL", "warning", /*overwrite=*/0);
+  SetLogLevel(ParseLogLevel(std::getenv("THAW_LOG_LEVEL"), LogLevel::kWarning));
   boost::asio::io_context io;
   RealClock clock;
   Runtime runtime(io, clock, RuntimeOptions{.worker_path = worker});

@@ -737,7 +737,8 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
   for (auto& w : spawner.waiting) ::close(w.child_fd);
   spawner.waiting.clear();
   const std::string name = spawner.owner ? spawner.owner->config.name : "zygote";
-  LogEvent(shut_down_ ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
+  const bool expected = shut_down_ || (spawner.owner && spawner.owner->removed);
+  LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
            Fields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
   // A spawner that had been serving is replaced at once; one that never got
   // ready is retried when an instance is next needed.
