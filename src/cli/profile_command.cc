@@ -31,9 +31,10 @@ namespace fs = std::filesystem;
 template <typename F>
 bool RunUntil(boost::asio::io_context& io, const Clock& clock, F done, Micros limit_us = 120 * kMicrosPerSecond) {
   const Micros give_up = clock.NowMicros() + limit_us;
+  // One handler at a time, so the caller regains control as soon as `done`.
   while (!done() && clock.NowMicros() < give_up) {
-    io.run_for(std::chrono::milliseconds(5));
-    io.restart();
+    io.run_one_for(std::chrono::milliseconds(5));
+    if (io.stopped()) io.restart();
   }
   return done();
 }
