@@ -14,28 +14,22 @@ import math
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import check, failed, free_port, results  # noqa: E402
+
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
 MODELS = ["fraud", "fashion", "textenc", "large"]
 PACK = {"FP32": "f", "FP64": "d", "INT64": "q", "INT32": "i", "BOOL": "?"}
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_")
-results = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 PORT = free_port()
@@ -65,17 +59,6 @@ def curl(method, path, body=None, headers=()):
                 response_headers[k.strip().lower()] = v.strip()
     with open(out, "rb") as f:
         return int(status), response_headers, f.read()
-
-
-def check(name, fn):
-    try:
-        fn()
-        results.append((name, None))
-        print(f"PASS {name}", flush=True)
-    except Exception as e:  # report and continue with the next check
-        results.append((name, e))
-        print(f"FAIL {name}: {e}", flush=True)
-        traceback.print_exc()
 
 
 def load(kind, model):
@@ -572,12 +555,12 @@ def main():
             server.kill()
             server.wait()
         log.close()
-    failed = [name for name, error in results if error]
-    if failed:
+    failed_checks = failed()
+    if failed_checks:
         print("--- server log (last 60 lines) ---")
         print("".join(open(log_path).readlines()[-60:]))
-    print(f"e2e: {len(results) - len(failed)} passed, {len(failed)} failed")
-    sys.exit(1 if failed else 0)
+    print(f"e2e: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
+    sys.exit(1 if failed_checks else 0)
 
 
 if __name__ == "__main__":

@@ -14,31 +14,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import check, failed, free_port, results  # noqa: E402
+
 THAW = os.path.join(ROOT, "build", "thaw")
 MODELS = os.path.join(ROOT, "examples", "models")
 REQUESTS = os.path.join(ROOT, "examples", "requests")
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_sim_")
-results = []
-
-
-def check(name, fn):
-    try:
-        fn()
-        results.append((name, None))
-        print(f"PASS {name}", flush=True)
-    except Exception as e:  # report and continue with the next check
-        results.append((name, e))
-        print(f"FAIL {name}: {e}", flush=True)
-        traceback.print_exc()
 
 
 def thaw(*args, timeout=300):
@@ -156,12 +145,6 @@ def plan_writes_a_config_the_server_loads():
         stop(server, log)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(repo, usage_log):
     port = free_port()
     log = open(usage_log + ".server.log", "w")
@@ -240,11 +223,11 @@ def main():
     check("thaw plan writes the cheapest config; thaw serve loads and serves it", plan_writes_a_config_the_server_loads)
     check("thaw replay sends a two-model trace to a live server; thaw profile --from-usage reads its usage log",
           replay_two_models_then_profile_from_usage)
-    failed = [name for name, error in results if error]
-    print(f"e2e simulate: {len(results) - len(failed)} passed, {len(failed)} failed")
-    if not failed:
+    failed_checks = failed()
+    print(f"e2e simulate: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
+    if not failed_checks:
         shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed_checks else 0)
 
 
 if __name__ == "__main__":
