@@ -199,6 +199,15 @@ TEST_F(HttpServerTest, InferOverKeepAliveReportsColdThenWarm) {
   EXPECT_NE(second.body.find("\"cold_start\":false"), std::string::npos) << second.body;
 }
 
+TEST_F(HttpServerTest, BodyLargerThanOneReadIsReadWhole) {
+  const std::string body = Features(1000);  // ~60 kB: several reads after the header
+  ASSERT_GT(body.size(), 32u << 10);
+  Reply reply = Send(http::verb::post, "/v2/models/fraud/infer", body);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_NE(reply.body.find("\"shape\":[1000,2]"), std::string::npos) << reply.body.substr(0, 300);
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // same connection
+}
+
 TEST_F(HttpServerTest, BinaryTensorsInAndOut) {
   const std::string header =
       R"({"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}],)"
