@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <list>
@@ -149,18 +150,37 @@ class Session : public std::enable_shared_from_this<Session> {
                                  [self = shared_from_this()](HttpResponse response) { self->Write(std::move(response)); });
   }
 
+  // Serializes the response head into a buffer the session keeps (no
+  // allocation once it has grown) and sends head and body in one write.
   void Write(HttpResponse response) {
-    auto res = std::make_shared<http::response<http::string_body>>();
-    res->version(11);
-    res->result(response.status);
-    res->set(http::field::server, "thaw");
-    res->set(http::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers) res->set(name, value);
-    res->keep_alive(keep_alive_);
-    res->body() = std::move(response.body);
-    res->prepare_payload();
-    if (head_) res->body().clear();
-    http::async_write(socket_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+    const int status = response.status;
+    char digits[24];
+    out_head_.assign("HTTP/1.1 ");
+    out_head_.append(digits, std::to_chars(digits, digits + sizeof(digits), status).ptr);
+    out_head_ += ' ';
+    const beast::string_view reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+    out_head_.append(reason.data(), reason.size());
+    out_head_ += "\r\nServer: thaw\r\nContent-Type: ";
+    out_head_ += response.content_type;
+    out_head_ += "\r\n";
+    for (const auto& [name, value] : response.headers) {
+      out_head_ += name;
+      out_head_ += ": ";
+      out_head_ += value;
+      out_head_ += "\r\n";
+    }
+    if (!keep_alive_) out_head_ += "Connection: close\r\n";
+    // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 8.6).
+    if (status >= 200 && status != 204 && status != 304) {
+      out_head_ += "Content-Length: ";
+      out_head_.append(digits, std::to_chars(digits, digits + sizeof(digits), response.body.size()).ptr);
+      out_head_ += "\r\n";
+    }
+    out_head_ += "\r\n";
+    out_body_ = std::move(response.body);
+    if (head_) out_body_.clear();  // HEAD: the length of the body a GET would get, but no body
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(out_head_), asio::buffer(out_body_)};
+    asio::async_write(socket_, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Close();
       self->ReadRequest();
     });
@@ -177,6 +197,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::list<Session*>::iterator self_in_list_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string out_head_;
+  std::string out_body_;
   bool keep_alive_ = true;
   bool head_ = false;
   bool reading_ = false;  // waiting for, or reading, a request
