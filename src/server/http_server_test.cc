@@ -208,6 +208,21 @@ TEST_F(HttpServerTest, BodyLargerThanOneReadIsReadWhole) {
   EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // same connection
 }
 
+TEST_F(HttpServerTest, ResponseLargerThanTheSocketTakesIsWrittenWhole) {
+  // Over 4 MiB (Linux's default largest TCP send buffer) with a small client
+  // receive buffer: the server's first send is partial and the rest follows.
+  stream_ = std::make_unique<beast::tcp_stream>(client_io_);
+  stream_->socket().open(tcp::v4());
+  stream_->socket().set_option(asio::socket_base::receive_buffer_size(4096));
+  stream_->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+  Reply big = Send(http::verb::post, "/v2/models/fraud/infer", Features(800000));
+  ASSERT_EQ(big.status, 200) << big.body.substr(0, 300);
+  EXPECT_GT(big.body.size(), 4u << 20);
+  EXPECT_NE(big.body.find("\"shape\":[800000,2]"), std::string::npos) << big.body.substr(0, 300);
+  EXPECT_TRUE(big.body.ends_with("}")) << big.body.substr(big.body.size() - 100);
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // same connection
+}
+
 TEST_F(HttpServerTest, BinaryTensorsInAndOut) {
   const std::string header =
       R"({"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}],)"
