@@ -1194,15 +1194,23 @@ void Runtime::Reschedule(Model& model) {
   if (wake == model.scheduled_wake_us) return;
   model.scheduled_wake_us = wake;
   if (wake == kNever) return CancelTimer(model);
-  // A timer armed for no later than `wake` stays: when it fires, OnTimer
-  // finds nothing due and plans again. Under steady load the earliest
-  // deadline moves with every execution; re-arming each time cost CPU.
+  // A timer armed for no later than `wake` stays: if it fires before the
+  // wake then wanted, it only re-arms (OnTimer is for when something is due).
+  // Under steady load the earliest deadline moves with every execution;
+  // cancelling and re-arming each time cost CPU.
   if (model.armed_wake_us <= wake) return;
+  ArmTimer(model, wake, now);
+}
+
+void Runtime::ArmTimer(Model& model, Micros wake, Micros now) {
   model.armed_wake_us = wake;
   model.timer.expires_after(std::chrono::microseconds(std::max<Micros>(0, wake - now)));  // cancels the earlier wait
   model.timer.async_wait([this, &model, wake](const boost::system::error_code& ec) {
     if (ec || model.armed_wake_us != wake) return;  // cancelled or superseded
     model.armed_wake_us = kNever;
+    const Micros now = clock_.NowMicros();
+    // Nothing changes but through Reschedule, so nothing is due before its wake.
+    if (now < model.scheduled_wake_us) return ArmTimer(model, model.scheduled_wake_us, now);
     model.scheduled_wake_us = kNever;
     OnTimer(model);
   });
