@@ -145,7 +145,8 @@ struct Runtime::Model {
   std::deque<std::unique_ptr<Pending>> queue;
   std::map<uint64_t, std::shared_ptr<Instance>> instances;
   asio::steady_timer timer;
-  Micros scheduled_wake_us = std::numeric_limits<Micros>::max();
+  Micros scheduled_wake_us = std::numeric_limits<Micros>::max();  // when Reschedule last wanted a wake
+  Micros armed_wake_us = std::numeric_limits<Micros>::max();      // when the timer fires: no later than scheduled_wake_us
   policy::Autoscaler autoscaler;
   policy::KeepAlivePolicy keep_alive;
   policy::AdaptiveBatcher batcher;
@@ -798,7 +799,7 @@ Status Runtime::RemoveModel(std::string_view name) {
   std::vector<uint64_t> ids;
   for (const auto& [id, instance] : model.instances) ids.push_back(id);
   for (uint64_t id : ids) StopInstance(model, id, StopKind::kKill, "unload", status);
-  model.timer.cancel();
+  CancelTimer(model);
   if (model.spawner) {
     // The template's process group holds its standby and its instances too.
     ::kill(-model.spawner->pid, SIGKILL);
@@ -1193,16 +1194,34 @@ void Runtime::Reschedule(Model& model) {
 
   if (wake == model.scheduled_wake_us) return;
   model.scheduled_wake_us = wake;
-  if (wake == std::numeric_limits<Micros>::max()) {
-    model.timer.cancel();
-    return;
-  }
-  model.timer.expires_after(std::chrono::microseconds(std::max<Micros>(0, wake - now)));
+  if (wake == kNever) return CancelTimer(model);
+  // A timer armed for no later than `wake` stays: if it fires before the
+  // wake then wanted, it only re-arms (OnTimer is for when something is due).
+  // Under steady load the earliest deadline moves with every execution;
+  // cancelling and re-arming each time cost CPU.
+  if (model.armed_wake_us <= wake) return;
+  ArmTimer(model, wake, now);
+}
+
+void Runtime::ArmTimer(Model& model, Micros wake, Micros now) {
+  model.armed_wake_us = wake;
+  model.timer.expires_after(std::chrono::microseconds(std::max<Micros>(0, wake - now)));  // cancels the earlier wait
   model.timer.async_wait([this, &model, wake](const boost::system::error_code& ec) {
-    if (ec || model.scheduled_wake_us != wake) return;  // cancelled or superseded
-    model.scheduled_wake_us = std::numeric_limits<Micros>::max();
+    if (ec || model.armed_wake_us != wake) return;  // cancelled or superseded
+    model.armed_wake_us = kNever;
+    const Micros now = clock_.NowMicros();
+    // Nothing changes but through Reschedule, so nothing is due before its wake.
+    if (now < model.scheduled_wake_us) return ArmTimer(model, model.scheduled_wake_us, now);
+    model.scheduled_wake_us = kNever;
     OnTimer(model);
   });
+}
+
+void Runtime::CancelTimer(Model& model) {
+  model.scheduled_wake_us = kNever;
+  if (model.armed_wake_us == kNever) return;
+  model.armed_wake_us = kNever;
+  model.timer.cancel();
 }
 
 void Runtime::WatchChildren() {
@@ -1246,7 +1265,7 @@ void Runtime::Shutdown() {
     for (const auto& [id, instance] : model->instances) ids.push_back(id);
     for (uint64_t id : ids) StopInstance(*model, id, StopKind::kKill, "shutdown", status);
     UpdateProvisioned(*model, 0);
-    model->timer.cancel();
+    CancelTimer(*model);
     if (model->spawner) {
       // The template's process group holds its standby and its instances too.
       ::kill(-model->spawner->pid, SIGKILL);

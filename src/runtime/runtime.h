@@ -248,6 +248,8 @@ class Runtime {
   void RetireIdleInstance(Model& model, uint64_t instance_id, std::string_view reason);
   void OnTimer(Model& model);
   void Reschedule(Model& model);
+  void ArmTimer(Model& model, Micros wake, Micros now);
+  void CancelTimer(Model& model);
   policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Micros now) const;
   // min_instances, raised by the schedule window in force now.
   policy::ProvisionedFloor ProvisionedMinimum(const Model& model) const;

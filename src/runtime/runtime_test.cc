@@ -167,6 +167,29 @@ TEST_F(RuntimeTest, DeadlinePassedInQueueNeverRuns) {
   EXPECT_EQ(outcome.timing.instance_id, 0u);
 }
 
+TEST_F(RuntimeTest, LaterRequestWithEarlierDeadlineExpiresFirst) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  // Both wait for the cold start; the second one's deadline comes first, so
+  // the runtime's wake must move earlier for it.
+  std::vector<std::string> order;
+  std::optional<InferOutcome> first, second;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
+                  [&](InferOutcome outcome) {
+                    first = std::move(outcome);
+                    order.push_back("first");
+                  });
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + kMicrosPerMilli,
+                  [&](InferOutcome outcome) {
+                    second = std::move(outcome);
+                    order.push_back("second");
+                  });
+  RunUntil([&] { return first && second; });
+  EXPECT_TRUE(first->status.ok()) << first->status.ToString();
+  EXPECT_EQ(second->status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(second->status.message().find("queue"), std::string::npos) << second->status.message();
+  EXPECT_EQ(order, (std::vector<std::string>{"second", "first"}));
+}
+
 TEST_F(RuntimeTest, RequestRunningPastDeadlineFailsAndInstanceIsReplaced) {
   ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
   InferOutcome warm = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});

@@ -1,13 +1,15 @@
-// HttpServer: HTTP/1.1 with keep-alive over Boost.Beast, on the caller's
-// io_context (one thread). Each connection reads one request, hands it to
-// the V2Handler, writes the response, and reads the next; many connections
-// are served concurrently by the event loop.
-// Limits: bodies above max_body_bytes get 413; an idle connection is closed
-// after idle_timeout_s. Malformed HTTP closes the connection.
+// HttpServer: HTTP/1.1 with keep-alive (requests parsed by Boost.Beast), on
+// the caller's io_context (one thread). Each connection reads one request,
+// hands it to the V2Handler, writes the response, and reads the next; many
+// connections are served concurrently by the event loop.
+// Limits: bodies above max_body_bytes get 413; a connection that has waited
+// idle_timeout for a request (or for the rest of one) is closed, at most a
+// quarter of idle_timeout later. Malformed HTTP closes the connection.
 // Threading: not thread-safe; run the io_context on one thread.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,7 +23,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;                 // 0 picks a free port
   size_t max_body_bytes = 256u << 20;   // 256 MiB
-  int idle_timeout_s = 300;
+  std::chrono::milliseconds idle_timeout = std::chrono::minutes(5);
 };
 
 class HttpServer {

@@ -5,14 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <pthread.h>
 #include <signal.h>
 
+#include <array>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "base/clock.h"
@@ -46,7 +51,7 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     ASSERT_TRUE(runtime_->AddModel(config.value()).ok());
     handler_ = std::make_unique<V2Handler>(*runtime_, clock_);
-    server_ = std::make_unique<HttpServer>(io_, *handler_, HttpServerOptions{.port = 0});
+    server_ = std::make_unique<HttpServer>(io_, *handler_, options_);
     ASSERT_TRUE(server_->Start().ok());
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });
@@ -103,6 +108,27 @@ class HttpServerTest : public ::testing::Test {
            R"(,30],"datatype":"FP32","data":[)" + data + "]}]}";
   }
 
+  // Reads raw bytes until the server closes the connection, at most 10 s.
+  // Returns what arrived and whether the connection was closed.
+  std::pair<std::string, bool> ReadUntilClosed() {
+    std::string received;
+    bool closed = false;
+    std::array<char, 4096> chunk;
+    std::function<void()> read_more = [&] {
+      stream_->expires_after(std::chrono::seconds(10));
+      stream_->async_read_some(asio::buffer(chunk), [&](beast::error_code ec, size_t n) {
+        received.append(chunk.data(), n);
+        if (ec == asio::error::eof || ec == asio::error::connection_reset) closed = true;
+        if (!ec) read_more();
+      });
+    };
+    read_more();
+    client_io_.restart();
+    client_io_.run();
+    return {received, closed};
+  }
+
+  HttpServerOptions options_{.port = 0};
   asio::io_context io_;
   RealClock clock_;
   std::unique_ptr<Runtime> runtime_;
@@ -173,6 +199,30 @@ TEST_F(HttpServerTest, InferOverKeepAliveReportsColdThenWarm) {
   EXPECT_NE(second.body.find("\"cold_start\":false"), std::string::npos) << second.body;
 }
 
+TEST_F(HttpServerTest, BodyLargerThanOneReadIsReadWhole) {
+  const std::string body = Features(1000);  // ~60 kB: several reads after the header
+  ASSERT_GT(body.size(), 32u << 10);
+  Reply reply = Send(http::verb::post, "/v2/models/fraud/infer", body);
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_NE(reply.body.find("\"shape\":[1000,2]"), std::string::npos) << reply.body.substr(0, 300);
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // same connection
+}
+
+TEST_F(HttpServerTest, ResponseLargerThanTheSocketTakesIsWrittenWhole) {
+  // Over 4 MiB (Linux's default largest TCP send buffer) with a small client
+  // receive buffer: the server's first send is partial and the rest follows.
+  stream_ = std::make_unique<beast::tcp_stream>(client_io_);
+  stream_->socket().open(tcp::v4());
+  stream_->socket().set_option(asio::socket_base::receive_buffer_size(4096));
+  stream_->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+  Reply big = Send(http::verb::post, "/v2/models/fraud/infer", Features(800000));
+  ASSERT_EQ(big.status, 200) << big.body.substr(0, 300);
+  EXPECT_GT(big.body.size(), 4u << 20);
+  EXPECT_NE(big.body.find("\"shape\":[800000,2]"), std::string::npos) << big.body.substr(0, 300);
+  EXPECT_TRUE(big.body.ends_with("}")) << big.body.substr(big.body.size() - 100);
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // same connection
+}
+
 TEST_F(HttpServerTest, BinaryTensorsInAndOut) {
   const std::string header =
       R"({"inputs":[{"name":"features","shape":[1,30],"datatype":"FP32","parameters":{"binary_data_size":120}}],)"
@@ -190,6 +240,75 @@ TEST_F(HttpServerTest, BinaryTensorsInAndOut) {
   float probabilities[2];
   std::memcpy(probabilities, reply.body.data() + json_length, sizeof(probabilities));
   EXPECT_NEAR(probabilities[0] + probabilities[1], 1.0f, 1e-5);
+}
+
+TEST_F(HttpServerTest, ExpectContinueGetsTheGoAheadThenTheResponse) {
+  const std::string body = Features(1);
+  const std::string head = "POST /v2/models/fraud/infer HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                           "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(*stream_, asio::buffer(head));
+  std::string go_ahead(25, '\0');
+  asio::read(*stream_, asio::buffer(go_ahead));
+  EXPECT_EQ(go_ahead, "HTTP/1.1 100 Continue\r\n\r\n");
+  asio::write(*stream_, asio::buffer(body));
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(*stream_, buffer, res);
+  EXPECT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_NE(res.body().find("\"shape\":[1,2]"), std::string::npos) << res.body();
+}
+
+TEST_F(HttpServerTest, ConnectionCloseIsAnsweredThenClosed) {
+  asio::write(*stream_, asio::buffer(std::string("GET /v2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received;
+  EXPECT_NE(received.find("\r\nConnection: close\r\n"), std::string::npos) << received;
+  const size_t body_at = received.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos);
+  const std::string body = received.substr(body_at + 4);
+  EXPECT_NE(received.find("\r\nContent-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos) << received;
+}
+
+TEST_F(HttpServerTest, HeadGetsTheLengthButNoBody) {
+  const std::string get_body = Send(http::verb::get, "/v2").body;
+  asio::write(*stream_, asio::buffer(std::string("HEAD /v2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received;
+  EXPECT_NE(received.find("\r\nContent-Length: " + std::to_string(get_body.size()) + "\r\n"), std::string::npos)
+      << received;
+  EXPECT_TRUE(received.ends_with("\r\n\r\n")) << received;
+}
+
+class HttpServerIdleTest : public HttpServerTest {
+ protected:
+  HttpServerIdleTest() { options_.idle_timeout = kIdle; }
+  static constexpr std::chrono::milliseconds kIdle{200};
+};
+
+TEST_F(HttpServerIdleTest, IdleKeepAliveConnectionIsClosed) {
+  const auto sent = std::chrono::steady_clock::now();  // the server's idle time starts after this
+  ASSERT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received, "");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, kIdle);
+}
+
+TEST_F(HttpServerIdleTest, PartialRequestIsClosedAtTheTimeout) {
+  asio::write(*stream_, asio::buffer(std::string("POST /v2/models/fraud/infer HTTP/1.1\r\nHost: loc")));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received, "");
+}
+
+TEST_F(HttpServerIdleTest, ConnectionInUseStaysOpen) {
+  // Requests every half timeout for three timeouts, all on one connection.
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(Send(http::verb::get, "/v2/health/live").status, 200) << "request " << i;
+    std::this_thread::sleep_for(kIdle / 2);
+  }
 }
 
 }  // namespace
