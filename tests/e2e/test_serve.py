@@ -333,7 +333,10 @@ def concurrent_curls_share_a_batch():
             timing = [line for line in f if line.lower().startswith("server-timing:")]
         assert timing and "batch_wait;dur=" in timing[0] and "compute;dur=" in timing[0], timing
     status = json.loads(curl("GET", "/v2/models/fraud-batched/status?memory=false")[2])
-    assert status["batching"]["mode"] == "fixed" and status["batching"]["cost_intercept_us"] > 0, status
+    # The batcher has learned a cost from these executions: a batch of 8 rows is predicted to take time.
+    # (Intercept and slope alone depend on the CPU's noise: either may fit to 0 on a busy machine.)
+    learned = status["batching"]["cost_intercept_us"] + 8 * status["batching"]["cost_per_row_us"]
+    assert status["batching"]["mode"] == "fixed" and learned > 0, status
     assert status["instances"][0]["rss_kb"] is None, status  # memory=false skips the smaps readings
 
 
