@@ -8,6 +8,7 @@
 #include <sstream>
 #include <vector>
 
+#include "json/object_fields.h"
 #include "metering/usage_json.h"
 
 namespace thaw::metering {
@@ -32,12 +33,9 @@ Status ReadNumber(const object& obj, std::string_view key, const std::string& so
 
 StatusOr<policy::PriceSheet> ParsePriceSheet(std::string_view json, const std::string& source) {
   simdjson::dom::parser parser;
-  simdjson::padded_string padded(json);
-  element root;
-  if (auto error = parser.parse(padded).get(root))
-    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
-  object obj;
-  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+  auto parsed = json::ParseObject(parser, json, source);
+  if (!parsed.ok()) return parsed.status();
+  const object obj = *parsed;
 
   static constexpr std::string_view kKnown[] = {"name",
                                                 "request_usd_per_million",
@@ -46,13 +44,8 @@ StatusOr<policy::PriceSheet> ParsePriceSheet(std::string_view json, const std::s
                                                 "provisioned_duration_usd_per_gb_s",
                                                 "granularity_ms",
                                                 "bill_init"};
-  std::vector<std::string_view> seen;
-  for (auto field : obj) {
-    if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
-      return FieldError(source, field.key, "is unknown");
-    if (std::find(seen.begin(), seen.end(), field.key) != seen.end()) return FieldError(source, field.key, "appears twice");
-    seen.push_back(field.key);
-  }
+  if (auto problem = json::FindKeyProblem(obj, kKnown))
+    return FieldError(source, problem->key, problem->repeated ? "appears twice" : "is unknown");
 
   policy::PriceSheet sheet;
   element value;

@@ -9,6 +9,8 @@
 #include <limits>
 #include <vector>
 
+#include "json/object_fields.h"
+
 namespace thaw::metering {
 namespace {
 
@@ -55,13 +57,8 @@ class FieldReader {
 
   // Every key is one of `known`, and none repeats.
   Status CheckKeys(std::initializer_list<std::string_view> known) const {
-    std::vector<std::string_view> seen;
-    for (auto field : obj_) {
-      if (std::find(known.begin(), known.end(), field.key) == known.end()) return Error(field.key, "is unknown");
-      if (std::find(seen.begin(), seen.end(), field.key) != seen.end()) return Error(field.key, "appears twice");
-      seen.push_back(field.key);
-    }
-    return Status::Ok();
+    auto problem = json::FindKeyProblem(obj_, std::span<const std::string_view>(known.begin(), known.size()));
+    return problem ? Error(problem->key, problem->repeated ? "appears twice" : "is unknown") : Status::Ok();
   }
 
   Status Str(std::string_view key, std::string* out, bool required = false) const {

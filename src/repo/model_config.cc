@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "json/object_fields.h"
+
 namespace thaw {
 namespace {
 
@@ -205,12 +207,9 @@ std::optional<StartPath> ParseStartPath(std::string_view name) {
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
                                        const std::string& directory, const std::string& source) {
   simdjson::dom::parser parser;
-  simdjson::padded_string padded(json);
-  element root;
-  if (auto error = parser.parse(padded).get(root))
-    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
-  object obj;
-  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+  auto parsed = json::ParseObject(parser, json, source);
+  if (!parsed.ok()) return parsed.status();
+  const object obj = *parsed;
 
   static constexpr std::string_view kKnown[] = {
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
@@ -218,15 +217,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
       "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
       "panic_window_s", "provisioned_schedule", "batching", "max_batch_size", "max_queue_delay_us",
       "preferred_batch_sizes", "slo_p99_ms"};
-  std::vector<std::string_view> seen;
-  for (auto field : obj) {
-    if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
-      return FieldError(source, field.key, "unknown field");
-    // A repeated key would silently take one of the values.
-    if (std::find(seen.begin(), seen.end(), field.key) != seen.end())
-      return FieldError(source, field.key, "appears twice");
-    seen.push_back(field.key);
-  }
+  if (auto problem = json::FindKeyProblem(obj, kKnown))
+    return FieldError(source, problem->key, problem->repeated ? "appears twice" : "unknown field");
 
   ModelConfig config;
   config.name = name;

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "json/object_fields.h"
+
 namespace thaw::sim {
 namespace {
 
@@ -61,17 +63,13 @@ ModelProfile ProfileFile::ForThreads(int threads) const {
 
 StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& source) {
   simdjson::dom::parser parser;
-  simdjson::padded_string padded(json);
-  element root;
-  if (auto error = parser.parse(padded).get(root))
-    return InvalidArgument(source + ": malformed JSON: " + std::string(simdjson::error_message(error)));
-  object obj;
-  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+  auto parsed = json::ParseObject(parser, json, source);
+  if (!parsed.ok()) return parsed.status();
+  const object obj = *parsed;
   static constexpr std::string_view kKnown[] = {"model", "measured", "exec_us_by_rows", "exec_us_by_threads",
                                                 "exec_cv", "exec_spread", "start_us", "memory_kb"};
-  for (auto field : obj)
-    if (std::find(std::begin(kKnown), std::end(kKnown), field.key) == std::end(kKnown))
-      return FieldError(source, field.key, "unknown field");
+  if (auto problem = json::FindKeyProblem(obj, kKnown))
+    return FieldError(source, problem->key, problem->repeated ? "appears twice" : "unknown field");
   ProfileFile out;
   std::string_view text;
   if (!obj["model"].get_string().get(text)) out.model = std::string(text);

@@ -54,6 +54,8 @@ TEST(ProfileJsonTest, ErrorsNameTheField) {
   auto bad = ParseProfile(R"({"exec_us_by_rows": {"one": 5}})", "p.json");
   EXPECT_NE(bad.status().message().find("'exec_us_by_rows'"), std::string::npos);
   EXPECT_FALSE(ParseProfile("{", "p.json").ok());
+  auto twice = ParseProfile(R"({"exec_us_by_rows": {"1": 5}, "exec_cv": 0.1, "exec_cv": 0.2})", "p.json");
+  EXPECT_NE(twice.status().message().find("'exec_cv': appears twice"), std::string::npos) << twice.status().message();
 }
 
 }  // namespace
