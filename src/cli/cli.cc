@@ -311,7 +311,7 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       const size_t eq = value.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
         return InvalidArgument("--target must be MODEL=REQUEST_FILE, got '" + value + "'");
-      sim->targets.push_back(value);
+      sim->targets.push_back({value.substr(0, eq), value.substr(eq + 1)});
     } else if (name == "--map") {
       if (value.find('=') == std::string::npos) return InvalidArgument("--map must be FUNCTION=MODEL, got '" + value + "'");
       sim->routes.push_back(value);

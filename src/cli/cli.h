@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -91,7 +92,8 @@ struct SimulateCommandOptions {
   std::string url;            // http://host:port of a running thaw serve
   std::string model;          // the model every request of the trace goes to
   std::string request_path;   // the request body sent each time
-  std::vector<std::string> targets;  // or, per model, --target MODEL=REQUEST_FILE (routed by --map)
+  // Or, per model, --target MODEL=REQUEST_FILE (routed by --map): (model, request file).
+  std::vector<std::pair<std::string, std::string>> targets;
   int max_connections = 1024;
 };
 

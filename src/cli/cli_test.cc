@@ -242,7 +242,8 @@ TEST(CliTest, ReplayTakesOneModelOrTargetsPerModel) {
   auto two = ParseCommandLine({"replay", "--trace", "t.csv", "--url", "http://127.0.0.1:8080", "--target",
                                "fraud=f.json", "--target", "fashion=i.json", "--map", "*=fraud"});
   ASSERT_TRUE(two.ok()) << two.status().ToString();
-  EXPECT_EQ(two->simulate.targets, (std::vector<std::string>{"fraud=f.json", "fashion=i.json"}));
+  using Target = std::pair<std::string, std::string>;
+  EXPECT_EQ(two->simulate.targets, (std::vector<Target>{{"fraud", "f.json"}, {"fashion", "i.json"}}));
   EXPECT_EQ(two->simulate.routes, std::vector<std::string>{"*=fraud"});
   auto error = [](std::vector<std::string> args) { return ParseCommandLine(args).status().message(); };
   EXPECT_NE(error({"replay", "--trace", "t", "--url", "http://h:1"}).find("--target MODEL=FILE"), std::string::npos);

@@ -366,15 +366,14 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   }
   // Targets: --model with --request, or --target MODEL=FILE per model.
   std::vector<load::LoadTarget> targets;
-  std::vector<std::string> target_texts = options.targets;
-  if (target_texts.empty()) target_texts.push_back(options.model + "=" + options.request_path);
+  auto model_and_file = options.targets;
+  if (model_and_file.empty()) model_and_file.push_back({options.model, options.request_path});
   std::vector<std::string> models;
-  for (const std::string& text : target_texts) {
-    const size_t eq = text.find('=');
-    auto body = ReadRequestFile(text.substr(eq + 1));
+  for (const auto& [model, request_path] : model_and_file) {
+    auto body = ReadRequestFile(request_path);
     if (!body) return 2;
-    models.push_back(text.substr(0, eq));
-    targets.push_back({models.back(), *body});
+    models.push_back(model);
+    targets.push_back({model, *body});
   }
   auto model_of_function = ModelOfFunction(*arrivals, models, options.routes);
   if (!model_of_function) return 2;
