@@ -27,7 +27,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, results  # noqa: E402
+from e2elib import check, failed, free_port, results, stop_server  # noqa: E402
 
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -352,12 +352,7 @@ def main():
               memory_hog_is_contained)
         check("chaos: worker processes and server memory return to baseline", back_to_baseline)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        stop_server(server, log, timeout_s=30)
     passed = sum(1 for _, error in results if error is None)
     print(f"{passed} passed, {len(failed())} failed")
     if failed():

@@ -13,7 +13,6 @@ Prints "N passed, N failed" and exits non-zero on any failure.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, results  # noqa: E402
+from e2elib import check, failed, free_port, results, stop_server  # noqa: E402
 
 THAW = os.path.join(ROOT, "build", "thaw")
 MODELS = os.path.join(ROOT, "examples", "models")
@@ -162,13 +161,7 @@ def serve(repo, usage_log):
 
 
 def stop(server, log):
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-    log.close()
+    stop_server(server, log)
 
 
 def replay_two_models_then_profile_from_usage():
