@@ -18,14 +18,20 @@
 //
 // Errors: kNotFound (no model file), kInvalidArgument (model and config
 // disagree, e.g. wrong input count or output count; unreadable model file;
-// a datatype the engine lacks), kInternal (engine error while running, with
-// the engine's message). Run also rejects inputs whose shape, datatype or
+// a datatype the engine lacks), kInternal (engine error while running: the
+// model failed, HTTP 500, also when the input provoked it, since the config
+// accepted the input). The kInternal message is short and safe to show a
+// client (ClientEngineMessage): the engine's error line without the
+// TorchScript traceback and with absolute paths cut to file names; the full
+// message is logged (model_error, warning) for the operator. Run also rejects inputs whose shape, datatype or
 // byte size disagrees with the config (kInvalidArgument): an optimised
 // TorchScript graph can crash the process on a wrong shape instead of
 // throwing.
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -59,6 +65,18 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, cons
 // BOOL inputs ones, since 0 is usually padding). Used at load, and by forked standby instances to
 // fault in their pages and thread pool before they are given work.
 Status WarmUp(Backend& backend, const ModelConfig& config, int runs);
+
+// For test binaries only (e.g. the isolation probe, probe_backend.h): makes
+// CreateBackend call `factory` for every model of this process instead of an
+// engine; nullptr restores the engines. Call before the first CreateBackend.
+using BackendFactory = StatusOr<std::unique_ptr<Backend>> (*)(const ModelConfig& config);
+void SetBackendFactoryForTesting(BackendFactory factory);
+// An engine error as a client may see it: for a TorchScript traceback only the
+// error at its end ("RuntimeError: The size of tensor a (3) must match ..."),
+// "builtins." dropped; otherwise the message itself. Absolute paths in it
+// (host source files, the run directory) become their file names. At most
+// 1000 bytes. Pure; no engine needed.
+std::string ClientEngineMessage(std::string_view engine_message);
 
 // Sets the engine's intra-op thread count for this process.
 void SetIntraOpThreads(int threads);

@@ -392,10 +392,63 @@ TEST(BackendTest, EngineErrorIsInternal) {
   std::vector<Tensor> outputs;
   Status s = (*b)->Run({Tensor{"x", DataType::kFp32, {2}, Bytes<float>({1, -5})}}, &outputs);
   EXPECT_EQ(s.code(), StatusCode::kInternal);
-  EXPECT_NE(s.message().find("negative input sum"), std::string::npos) << s.message();
+  // The error itself, without the TorchScript traceback or the host's paths.
+  EXPECT_NE(s.message().find("ValueError: negative input sum"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("Traceback"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("make_test_models.py"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('/'), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
   // Still serves afterwards.
   ASSERT_TRUE((*b)->Run({Tensor{"x", DataType::kFp32, {2}, Bytes<float>({1, 5})}}, &outputs).ok());
   EXPECT_EQ(Values<float>(outputs[0]), (std::vector<float>{1, 5}));
+}
+
+TEST(BackendTest, EngineOpErrorGivesItsMessageOnly) {
+  ModelConfig c = TestdataConfig("mismatch_model");
+  c.inputs = {Spec("x", DataType::kFp32, {-1})};
+  c.outputs = {Spec("y", DataType::kFp32, {-1})};
+  RealClock clock;
+  auto b = CreateBackend(c, clock, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  std::vector<Tensor> outputs;
+  Status s = (*b)->Run({Tensor{"x", DataType::kFp32, {3}, Bytes<float>({1, 2, 3})}}, &outputs);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("The size of tensor a (3) must match the size of tensor b (4)"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(s.message().find("Traceback"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find('/'), std::string::npos) << s.message();
+  EXPECT_LT(s.message().size(), 300u) << s.message();
+}
+
+TEST(ClientEngineMessageTest, KeepsTheErrorAfterATraceback) {
+  const std::string traceback =
+      "The following operation failed in the TorchScript interpreter.\n"
+      "Traceback of TorchScript, serialized code (most recent call last):\n"
+      "  File \"code/__torch__.py\", line 9, in forward\n"
+      "    _0 = torch.add(x, torch.ones([4]))\n"
+      "         ~~~~~~~~~ <--- HERE\n"
+      "Traceback of TorchScript, original code (most recent call last):\n"
+      "  File \"/home/alice/secret/train.py\", line 48, in forward\n"
+      "        return x + torch.ones(4)\n"
+      "               ~~~~~~~~~~~~~~~~ <--- HERE\n"
+      "RuntimeError: The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 0\n";
+  EXPECT_EQ(ClientEngineMessage(traceback),
+            "RuntimeError: The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 0");
+  EXPECT_EQ(ClientEngineMessage("Traceback of TorchScript (most recent call last):\n  File \"/a/b.py\"\n"
+                                "builtins.ValueError: bad input\n"),
+            "ValueError: bad input");
+}
+
+TEST(ClientEngineMessageTest, CutsAbsolutePathsToFileNames) {
+  EXPECT_EQ(ClientEngineMessage("open file failed, file path: /var/run/thaw/fraud/model.pt"),
+            "open file failed, file path: model.pt");
+  EXPECT_EQ(ClientEngineMessage("cannot read '/srv/models/fraud/config.json' (x)"),
+            "cannot read 'config.json' (x)");
+  EXPECT_EQ(ClientEngineMessage("ratio 1/2 and a/b stay; so does /"), "ratio 1/2 and a/b stay; so does /");
+  EXPECT_EQ(ClientEngineMessage("plain error"), "plain error");
+  EXPECT_EQ(ClientEngineMessage(""), "");
+  const std::string longer(5000, 'x');
+  EXPECT_EQ(ClientEngineMessage(longer).size(), 1003u);  // 1000 bytes and "..."
 }
 
 TEST(BackendTest, OutputCountMismatchFailsAtLoad) {

@@ -175,7 +175,10 @@ Status TorchScriptBackend::Run(const std::vector<Tensor>& inputs, std::vector<Te
     }
     return Status::Ok();
   } catch (const std::exception& e) {
-    return Internal("model '" + config_.name + "': " + EngineMessage(e));
+    // The traceback (with the host's source paths) is for the operator only.
+    const std::string full = EngineMessage(e);
+    LogEvent(LogLevel::kWarning, "model_error", "model=" + config_.name + " error=" + LogValue(full));
+    return Internal("model '" + config_.name + "' failed: " + ClientEngineMessage(full));
   }
 }
 
@@ -245,8 +248,11 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
     module = torch::jit::load(path);
     module.eval();
   } catch (const std::exception& e) {
-    return InvalidArgument("model '" + config.name + "': cannot load TorchScript file " + path + ": " +
-                           EngineMessage(e));
+    const std::string full = EngineMessage(e);
+    LogEvent(LogLevel::kWarning, "model_load_error",
+             "model=" + config.name + " path=" + LogValue(path) + " error=" + LogValue(full));
+    return InvalidArgument("model '" + config.name + "': cannot load TorchScript file " + config.model_file + ": " +
+                           ClientEngineMessage(full));
   }
   try {
     module = torch::jit::freeze(module);

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -11,11 +12,11 @@
 namespace thaw::cli {
 namespace {
 
-StatusOr<uint16_t> ParsePort(const std::string& text) {
+StatusOr<uint16_t> ParsePort(const std::string& text, const std::string& flag = "--port") {
   unsigned value = 0;
   auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (err != std::errc() || end != text.data() + text.size() || value > 65535)
-    return InvalidArgument("--port must be an integer in [0, 65535], got '" + text + "'");
+    return InvalidArgument(flag + " must be an integer in [0, 65535], got '" + text + "'");
   return static_cast<uint16_t>(value);
 }
 
@@ -61,6 +62,7 @@ Status NextFlag(const std::vector<std::string>& args, size_t* i, std::string* na
 bool IsHelp(const std::string& arg) { return arg == "--help" || arg == "-h"; }
 
 Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, bool* help) {
+  bool admin_host_given = false;
   for (size_t i = 1; i < args.size(); ++i) {
     if (IsHelp(args[i])) {
       *help = true;
@@ -86,13 +88,70 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
       serve->worker_path = value;
     } else if (name == "--usage-log") {
       serve->usage_log_path = value;  // empty: no log
+    } else if (name == "--usage-log-buffer-mb") {
+      int64_t mb = 0;
+      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), mb);
+      if (err != std::errc() || end != value.data() + value.size() || mb < 1 || mb > 65536)
+        return InvalidArgument("--usage-log-buffer-mb must be an integer in [1, 65536], got '" + value + "'");
+      serve->usage_log_buffer_mb = mb;
     } else if (name == "--prices") {
       if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
       serve->prices = value;
+    } else if (name == "--memory-limits") {
+      if (value != "on" && value != "off") return InvalidArgument("--memory-limits must be on or off, got '" + value + "'");
+      serve->memory_limits = value == "on";
+    } else if (name == "--sandbox") {
+      auto mode = sandbox::ParseSandboxMode(value);
+      if (!mode.ok()) return InvalidArgument("--sandbox: " + mode.status().message());
+      serve->sandbox = *mode;
+    } else if (name == "--worker-user") {
+      auto user = sandbox::ParseWorkerUser(value);
+      if (!user.ok()) return InvalidArgument("--worker-user: " + user.status().message());
+      serve->worker_user = *user;
+    } else if (name == "--max-body-mb" || name == "--max-buffered-body-mb" || name == "--body-timeout-s" ||
+               name == "--idle-timeout-s" || name == "--offload-threads") {
+      int64_t number = 0;
+      auto [end, err] = std::from_chars(value.data(), value.data() + value.size(), number);
+      const int64_t lowest = name == "--offload-threads" ? 0 : 1;
+      if (err != std::errc() || end != value.data() + value.size() || number < lowest || number > (int64_t{1} << 30))
+        return InvalidArgument(name + " must be an integer >= " + std::to_string(lowest) + ", got '" + value + "'");
+      if (name == "--max-body-mb") serve->max_body_mb = number;
+      if (name == "--max-buffered-body-mb") serve->max_buffered_body_mb = number;
+      if (name == "--body-timeout-s") serve->body_timeout_s = number;
+      if (name == "--idle-timeout-s") serve->idle_timeout_s = number;
+      if (name == "--offload-threads") serve->offload_threads = static_cast<int>(std::min<int64_t>(number, 64));
+    } else if (name == "--auth-tokens") {
+      if (value.empty()) return InvalidArgument("--auth-tokens needs a token file");
+      serve->auth_tokens_path = value;
+    } else if (name == "--admin-port") {
+      auto port = ParsePort(value, "--admin-port");
+      if (!port.ok()) return port.status();
+      serve->admin_port = *port;
+    } else if (name == "--admin-host") {
+      serve->admin_host = value;
+      admin_host_given = true;
+    } else if (name == "--allowed-host") {
+      if (value.empty() || value.find_first_of("/ \t") != std::string::npos)
+        return InvalidArgument("--allowed-host needs a host name such as gpu-box.example.com, got '" + value + "'");
+      serve->allowed_hosts.push_back(value);
+    } else if (name == "--allowed-origin") {
+      // scheme://host[:port], as browsers send it: no path.
+      const size_t scheme_end = value.find("://");
+      const bool origin_like = (value.starts_with("http://") || value.starts_with("https://")) &&
+                               value.size() > scheme_end + 3 &&
+                               value.find('/', scheme_end + 3) == std::string::npos;
+      if (!origin_like)
+        return InvalidArgument("--allowed-origin needs an origin such as https://dash.example.com (scheme, host and "
+                               "optional port, no path), got '" + value + "'");
+      serve->allowed_origins.push_back(value);
     } else {
       return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw --help'");
     }
   }
+  if (admin_host_given && !serve->admin_port) return InvalidArgument("--admin-host needs --admin-port");
+  if (serve->admin_port && *serve->admin_port != 0 && *serve->admin_port == serve->port &&
+      serve->admin_host == serve->host)
+    return InvalidArgument("--admin-port must differ from --port");
   return Status::Ok();
 }
 
@@ -413,7 +472,12 @@ std::string HelpText() {
 
 Usage:
   thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--worker PATH]
-             [--usage-log FILE] [--prices NAME|FILE]
+             [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
+             [--memory-limits on|off] [--sandbox on|off|no-seccomp]
+             [--worker-user NAME|UID[:GID]] [--max-body-mb N]
+             [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
+             [--offload-threads N] [--auth-tokens FILE] [--admin-port N]
+             [--admin-host ADDR] [--allowed-host NAME] [--allowed-origin ORIGIN]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
                 bundled examples of this build)
@@ -426,8 +490,41 @@ Usage:
       --usage-log  append usage records (invocations, instances, provisioned
                 intervals) to FILE as JSON lines (default thaw-usage.jsonl;
                 --usage-log '' keeps none)
+      --usage-log-buffer-mb  records kept in memory while the usage log
+                cannot be written (default 16); past it new records are
+                dropped and counted (thaw_usage_records_dropped_total)
       --prices  price sheet for /v2/stats: aws-x86 (default), aws-arm64
                 (AWS Lambda, US East) or a price sheet file (prices/README.md)
+      --memory-limits  on (default): each instance is held to its memory_mb
+                by a memory cgroup (needs root or a delegated cgroup; the
+                startup log says whether it is enforced); off: not enforced
+      --sandbox  confine workers (default on): only their own socket, an
+                unprivileged uid, no_new_privs, a seccomp filter, no network,
+                a read-only file system but their run directory; 'off' for
+                debugging, 'no-seccomp' to measure the filter's cost
+      --worker-user  the user (and group) workers run as (default when root:
+                nobody:nogroup; a server that is not root keeps its own)
+      --max-body-mb  largest request body (default 256; larger: 413)
+      --max-buffered-body-mb  bytes of all request bodies still arriving
+                (default 512); the request that passes it gets 503
+      --body-timeout-s  a body not complete this long after its header gets
+                408 and the connection closes (default 30)
+      --idle-timeout-s  keep-alive connections idle this long close (default 300)
+      --offload-threads  threads that decode and encode large bodies (over
+                64 KiB) and read /status memory, off the event loop (default 2;
+                0: all on the event loop)
+      --auth-tokens FILE  require 'Authorization: Bearer <token>' on every
+                route but /v2/health/*; FILE has one '<token> <scope>' per
+                line, scope metrics, infer or admin (each implies the ones
+                before it); '#' comments; keep it chmod 600
+      --admin-port N  serve the admin routes (status, warm, config,
+                repository) only on this port, and inference only on --port
+      --admin-host ADDR  address of the admin port (default 127.0.0.1)
+      --allowed-host NAME  (repeatable) a host name clients use in URLs, for
+                POST/PUT requests (IP addresses and localhost always pass)
+      --allowed-origin ORIGIN  (repeatable) a browser origin such as
+                https://dash.example.com that may send POST/PUT requests
+                (default: none)
   thaw load --url http://HOST:PORT --model NAME --request FILE --rate RPS --duration-s S
             [--arrivals poisson|constant] [--seed N] [--max-connections N] [--warmup-s S]
             [--drain-timeout-s S] [--json FILE] [--csv FILE]
@@ -493,6 +590,8 @@ Usage:
   thaw --help       print this help
 
 Logs go to stderr, one line per event; THAW_LOG_LEVEL=debug|info|warning|error.
+thaw load and thaw replay send THAW_TOKEN, if set, as 'Authorization: Bearer'
+(for a server started with --auth-tokens).
 )";
 }
 

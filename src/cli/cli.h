@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "load/arrivals.h"
+#include "sandbox/sandbox.h"
 
 namespace thaw::cli {
 
@@ -22,7 +24,23 @@ struct ServeOptions {
   std::string worker_path;  // empty = thaw-worker beside the thaw binary
   int64_t memory_mb = 0;    // node memory budget for instances; 0 = 80 % of RAM
   std::string usage_log_path = "thaw-usage.jsonl";  // usage records as JSON lines; empty = keep no log
+  int64_t usage_log_buffer_mb = 16;  // records kept in memory while the log cannot be written; >= 1
   std::string prices = "aws-x86";  // price sheet for /stats: aws-x86, aws-arm64 or a file (metering/price_sheet.h)
+  bool memory_limits = true;  // enforce memory_mb with cgroups where the kernel allows (cgroup/memory_cgroup.h)
+  sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOn;  // --sandbox on|off|no-seccomp
+  std::optional<sandbox::WorkerUser> worker_user;  // --worker-user; nullopt = nobody/nogroup when root
+  // HTTP limits (server/http_server.h).
+  int64_t max_body_mb = 256;           // one request body
+  int64_t max_buffered_body_mb = 512;  // all request bodies still arriving
+  int64_t body_timeout_s = 30;         // a body not complete this long after its header: 408
+  int64_t idle_timeout_s = 300;        // keep-alive connections waiting for a request
+  int offload_threads = 2;             // decode/encode of large bodies and /status memory, off the event loop
+  // Access (server/auth.h).
+  std::string auth_tokens_path;     // "<token> <scope>" per line; empty = no tokens required
+  std::optional<uint16_t> admin_port;  // a separate listener for admin routes; none = all routes on --port
+  std::string admin_host = "127.0.0.1";
+  std::vector<std::string> allowed_hosts;    // Host names accepted on state-changing requests
+  std::vector<std::string> allowed_origins;  // Origin values accepted on state-changing requests
 };
 
 // `thaw load`: an open-loop load generator (src/load).

@@ -23,6 +23,37 @@ TEST(CliTest, ServeDefaults) {
   EXPECT_TRUE(command->serve.repo.empty());
   EXPECT_EQ(command->serve.usage_log_path, "thaw-usage.jsonl");
   EXPECT_EQ(command->serve.prices, "aws-x86");
+  EXPECT_EQ(command->serve.sandbox, sandbox::SandboxMode::kOn);
+  EXPECT_FALSE(command->serve.worker_user.has_value());
+}
+
+TEST(CliTest, ServeSandboxFlags) {
+  auto command = ParseCommandLine({"serve", "--sandbox=off", "--worker-user", "nobody"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.sandbox, sandbox::SandboxMode::kOff);
+  EXPECT_EQ(command->serve.worker_user, (sandbox::WorkerUser{65534, 65534}));
+  command = ParseCommandLine({"serve", "--sandbox", "no-seccomp", "--worker-user=1000:1001"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.sandbox, sandbox::SandboxMode::kNoSeccomp);
+  EXPECT_EQ(command->serve.worker_user, (sandbox::WorkerUser{1000, 1001}));
+  EXPECT_NE(ParseCommandLine({"serve", "--sandbox=maybe"}).status().message().find("--sandbox"), std::string::npos);
+  EXPECT_NE(ParseCommandLine({"serve", "--worker-user=no-such-user-thaw"}).status().message().find("--worker-user"),
+            std::string::npos);
+  EXPECT_NE(HelpText().find("--worker-user"), std::string::npos);
+}
+
+TEST(CliTest, ServeUsageLogBuffer) {
+  auto command = ParseCommandLine({"serve"});
+  ASSERT_TRUE(command.ok());
+  EXPECT_EQ(command->serve.usage_log_buffer_mb, 16);
+  command = ParseCommandLine({"serve", "--usage-log-buffer-mb", "64"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.usage_log_buffer_mb, 64);
+  for (const char* bad : {"0", "-1", "1x", "", "70000"})
+    EXPECT_NE(ParseCommandLine({"serve", std::string("--usage-log-buffer-mb=") + bad}).status().message().find(
+                  "--usage-log-buffer-mb"),
+              std::string::npos)
+        << bad;
 }
 
 TEST(CliTest, ServeUsageLogAndPrices) {
@@ -47,6 +78,39 @@ TEST(CliTest, ServeFlagsInBothForms) {
   EXPECT_EQ(command->serve.port, 9000);
   EXPECT_EQ(command->serve.host, "0.0.0.0");
   EXPECT_EQ(command->serve.memory_mb, 4096);
+}
+
+TEST(CliTest, ServeAccessFlags) {
+  auto defaults = ParseCommandLine({"serve"});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->serve.auth_tokens_path, "");
+  EXPECT_FALSE(defaults->serve.admin_port);
+  EXPECT_EQ(defaults->serve.admin_host, "127.0.0.1");
+  EXPECT_TRUE(defaults->serve.allowed_hosts.empty());
+  EXPECT_TRUE(defaults->serve.allowed_origins.empty());
+  auto command = ParseCommandLine({"serve", "--auth-tokens", "/etc/thaw/tokens", "--admin-port=9001", "--admin-host",
+                                   "::1", "--allowed-host", "gpu-box", "--allowed-host=gpu-box.example.com",
+                                   "--allowed-origin", "https://dash.example.com",
+                                   "--allowed-origin=http://localhost:3000"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.auth_tokens_path, "/etc/thaw/tokens");
+  ASSERT_TRUE(command->serve.admin_port);
+  EXPECT_EQ(*command->serve.admin_port, 9001);
+  EXPECT_EQ(command->serve.admin_host, "::1");
+  EXPECT_EQ(command->serve.allowed_hosts, (std::vector<std::string>{"gpu-box", "gpu-box.example.com"}));
+  EXPECT_EQ(command->serve.allowed_origins,
+            (std::vector<std::string>{"https://dash.example.com", "http://localhost:3000"}));
+  auto message = [](std::vector<std::string> args) { return ParseCommandLine(args).status().message(); };
+  EXPECT_NE(message({"serve", "--admin-port", "x"}).find("--admin-port must be"), std::string::npos);
+  EXPECT_NE(message({"serve", "--admin-host", "0.0.0.0"}).find("--admin-host needs --admin-port"), std::string::npos);
+  EXPECT_NE(message({"serve", "--port", "9000", "--admin-port", "9000"}).find("must differ"), std::string::npos);
+  EXPECT_TRUE(ParseCommandLine({"serve", "--port", "0", "--admin-port", "0"}).ok());
+  EXPECT_NE(message({"serve", "--auth-tokens="}).find("--auth-tokens needs"), std::string::npos);
+  EXPECT_NE(message({"serve", "--allowed-host", "http://x/"}).find("--allowed-host"), std::string::npos);
+  for (std::string origin : {"dash.example.com", "https://dash.example.com/", "https://x.com/path", "https://", "*"})
+    EXPECT_NE(message({"serve", "--allowed-origin", origin}).find("--allowed-origin"), std::string::npos) << origin;
+  EXPECT_NE(HelpText().find("--auth-tokens"), std::string::npos);
+  EXPECT_NE(HelpText().find("THAW_TOKEN"), std::string::npos);
 }
 
 TEST(CliTest, ErrorsNameTheProblem) {

@@ -9,14 +9,17 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
 #include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "cgroup/memory_cgroup.h"
 #include "cli/cli.h"
 #include "cli/profile_command.h"
 #include "cli/progress.h"
@@ -29,6 +32,7 @@
 #include "metering/usage_stats.h"
 #include "repo/model_config.h"
 #include "runtime/runtime.h"
+#include "server/auth.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/v2_handler.h"
@@ -82,7 +86,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
   }
   // Small writes: one large write every few seconds would stall the event loop for milliseconds.
   auto meter = thaw::metering::Meter::Create(
-      {.prices = *prices, .usage_log_path = options.usage_log_path, .log = {.flush_at_bytes = 64 << 10}});
+      {.prices = *prices,
+       .usage_log_path = options.usage_log_path,
+       .log = {.flush_at_bytes = 64 << 10, .max_buffer_bytes = static_cast<size_t>(options.usage_log_buffer_mb) << 20}});
   if (!meter.ok()) {
     std::cerr << "thaw: --usage-log: " << meter.status().message() << "\n";
     return 2;
@@ -92,11 +98,24 @@ int Serve(const thaw::cli::ServeOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io;
   thaw::RealClock clock;
+  // Outlives the runtime: removes this server's cgroups after its workers are gone.
+  std::optional<thaw::cgroup::MemoryCgroups> memory_cgroups;
+  std::string memory_limit = "not enforced (--memory-limits off)";
+  if (options.memory_limits) {
+    memory_cgroups.emplace();
+    memory_limit = memory_cgroups->enforced() ? "enforced (" + memory_cgroups->description() + ")"
+                                              : memory_cgroups->description();
+    if (!memory_cgroups->enforced())
+      LogEvent(LogLevel::kWarning, "memory_limit_not_enforced", "reason=" + LogValue(memory_cgroups->description()));
+  }
   thaw::Runtime runtime(io, clock,
                         thaw::RuntimeOptions{.worker_path = worker,
                                              .memory_budget_mb = memory_mb,
                                              .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
-                                             .usage = &usage});
+                                             .usage = &usage,
+                                             .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
+                                             .sandbox = options.sandbox,
+                                             .worker_user = options.worker_user});
   for (const auto& error : scan->errors)
     LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=" + LogValue(error.status.message()));
   for (auto& model : scan->models) {
@@ -122,11 +141,13 @@ int Serve(const thaw::cli::ServeOptions& options) {
       .stats_json = [&] { return usage_meter.StatsJson(); },
       .model_stats_json = [&](const std::string& model) -> std::optional<std::string> {
         return usage_meter.ModelStatsJson(model);
-      }};
-  // The usage log is written in batches, once a second, and at exit.
+      },
+      .usage_log = [&] { return usage_meter.log_health(); }};
+  // The usage log is written in batches, once a second (backing off to 30 s
+  // while writes fail), and at exit.
   boost::asio::steady_timer usage_flush(io);
   std::function<void()> flush_usage_soon = [&] {
-    usage_flush.expires_after(std::chrono::seconds(1));
+    usage_flush.expires_after(std::chrono::milliseconds(usage_meter.next_flush_delay_ms()));
     usage_flush.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       (void)usage_meter.Flush();  // failures are counted and logged by the meter
@@ -134,15 +155,68 @@ int Serve(const thaw::cli::ServeOptions& options) {
     });
   };
   flush_usage_soon();
-  thaw::V2Handler handler(runtime, clock, repo, observability);
-  thaw::HttpServer server(io, handler, {.host = options.host, .port = options.port});
+  thaw::AccessOptions access_options{.allowed_hosts = options.allowed_hosts,
+                                     .allowed_origins = options.allowed_origins};
+  if (!options.auth_tokens_path.empty()) {
+    std::string warning;
+    auto tokens = thaw::LoadTokenFile(options.auth_tokens_path, &warning);
+    if (!tokens.ok()) {
+      std::cerr << "thaw: --auth-tokens: " << tokens.status().message() << "\n";
+      return 2;
+    }
+    if (!warning.empty()) {
+      std::cerr << "thaw: warning: " << warning << "\n";
+      LogEvent(LogLevel::kWarning, "auth_tokens_readable", "warning=" + LogValue(warning));
+    }
+    access_options.tokens = std::move(tokens).value();
+  }
+  const thaw::AccessPolicy access(std::move(access_options));
+  // Without tokens anyone who can reach the port controls the server.
+  for (const std::string& address : {options.host, options.admin_port ? options.admin_host : options.host}) {
+    if (access.requires_tokens() || thaw::IsLoopbackAddress(address)) continue;
+    const std::string warning = "listening on " + address +
+                                ", which is not a loopback address, without --auth-tokens: anyone who can reach it "
+                                "can run, reconfigure, load and unload models";
+    std::cerr << "\n*** thaw: WARNING: " << warning << " ***\n\n";
+    LogEvent(LogLevel::kWarning, "no_auth_on_network", "address=" + address);
+    break;
+  }
+  const thaw::V2HandlerOptions handler_options{.io = &io, .offload_threads = options.offload_threads};
+  // The HTTP limits hold on both listeners.
+  auto http_options = [&](const std::string& host, uint16_t port) {
+    return thaw::HttpServerOptions{.host = host,
+                                   .port = port,
+                                   .max_body_bytes = static_cast<size_t>(options.max_body_mb) << 20,
+                                   .max_buffered_body_bytes = static_cast<size_t>(options.max_buffered_body_mb) << 20,
+                                   .idle_timeout = std::chrono::seconds(options.idle_timeout_s),
+                                   .body_read_timeout = std::chrono::seconds(options.body_timeout_s)};
+  };
+  thaw::V2Handler handler(runtime, clock, repo, observability, handler_options);
+  handler.SetAccess(&access, options.admin_port ? thaw::RouteSet::kMain : thaw::RouteSet::kAll);
+  thaw::HttpServer server(io, handler, http_options(options.host, options.port));
   if (auto started = server.Start(); !started.ok()) {
     std::cerr << "thaw: " << started.message() << "\n";
     return 1;
   }
+  // The admin routes on their own listener: same runtime, same event loop.
+  std::optional<thaw::V2Handler> admin_handler;
+  std::optional<thaw::HttpServer> admin_server;
+  if (options.admin_port) {
+    admin_handler.emplace(runtime, clock, repo, observability, handler_options);
+    admin_handler->SetAccess(&access, thaw::RouteSet::kAdmin);
+    admin_server.emplace(io, *admin_handler, http_options(options.admin_host, *options.admin_port));
+    if (auto started = admin_server->Start(); !started.ok()) {
+      std::cerr << "thaw: --admin-port: " << started.message() << "\n";
+      return 1;
+    }
+    LogEvent(LogLevel::kInfo, "admin_listening",
+             "address=" + options.admin_host + ":" + std::to_string(admin_server->port()));
+  }
   LogEvent(LogLevel::kInfo, "server_listening",
-           "address=" + options.host + ":" + std::to_string(server.port()) + " repo=" + fs::absolute(repo).string() +
-               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb) + " run_dir=" + runtime.run_dir());
+           "address=" + options.host + ":" + std::to_string(server.port()) +
+               " auth=" + (access.requires_tokens() ? "tokens" : "none") + " repo=" + fs::absolute(repo).string() +
+               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb) + " run_dir=" + runtime.run_dir() +
+               " memory_limit=" + LogValue(memory_limit));
 
   // SIGTERM/SIGINT: stop accepting connections, answer every request already
   // accepted (new ones on open connections get 503), then stop. A second
@@ -167,7 +241,14 @@ int Serve(const thaw::cli::ServeOptions& options) {
         draining = true;
         LogEvent(LogLevel::kInfo, "server_draining", "signal=" + std::to_string(signal));
         server.Stop();
-        runtime.Drain([&] { stop_now("drained"); });
+        if (admin_server) admin_server->Stop();
+        // Then the requests still being decoded or encoded off the loop, on both listeners.
+        runtime.Drain([&] {
+          handler.Drain([&] {
+            if (!admin_handler) return stop_now("drained");
+            admin_handler->Drain([&] { stop_now("drained"); });
+          });
+        });
         drain_limit.expires_after(kDrainLimit);
         drain_limit.async_wait([&](const boost::system::error_code& ec) {
           if (!ec) stop_now("drain_limit");
@@ -177,8 +258,11 @@ int Serve(const thaw::cli::ServeOptions& options) {
   stop_signals.async_wait(on_signal);
   io.run();
   // Records of the last answers and of the instances Shutdown stopped.
-  if (thaw::Status flushed = usage_meter.Flush(); !flushed.ok())
-    LogEvent(LogLevel::kError, "usage_log_error", "error=" + LogValue(flushed.message()));
+  // Never silent: records that could not be written are counted here.
+  if (thaw::Status closed = usage_meter.CloseLog(); !closed.ok()) {
+    LogEvent(LogLevel::kError, "usage_log_lost", "error=" + LogValue(closed.message()));
+    std::cerr << "thaw: usage log: " << closed.message() << "\n";
+  }
   LogEvent(LogLevel::kInfo, "server_stopped",
            "usage_records=" + std::to_string(usage_meter.Report().total.invocations) +
                " usage_log=" + (options.usage_log_path.empty() ? std::string("none") : options.usage_log_path));
@@ -195,6 +279,18 @@ std::optional<std::string> ReadRequestFile(const std::string& path) {
   std::stringstream body;
   body << file.rdbuf();
   return body.str();
+}
+
+// THAW_TOKEN from the environment (not a flag: argv is visible to every
+// user in ps): the bearer token thaw load and thaw replay send.
+std::string BearerTokenFromEnvironment() {
+  const char* token = std::getenv("THAW_TOKEN");
+  if (!token) return "";
+  std::string value(token);
+  // A token is one header value: no control characters, no spaces.
+  for (char c : value)
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "";
+  return value;
 }
 
 int Load(const thaw::cli::LoadCommandOptions& options) {
@@ -223,7 +319,8 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
                                         .body = *body,
                                         .max_connections = options.max_connections,
                                         .drain_timeout_s = options.drain_timeout_s,
-                                        .warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond)});
+                                        .warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond),
+                                        .bearer_token = BearerTokenFromEnvironment()});
   auto result = generator.Run(*offsets);
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
@@ -310,6 +407,8 @@ thaw::StatusOr<std::string> HttpGet(const std::string& url, const std::string& p
   if (!ec) stream.connect(endpoints, ec);
   http::request<http::empty_body> request{http::verb::get, path, 11};
   request.set(http::field::host, parsed->host);
+  if (const std::string token = BearerTokenFromEnvironment(); !token.empty())
+    request.set(http::field::authorization, "Bearer " + token);
   if (!ec) http::write(stream, request, ec);
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
@@ -403,7 +502,8 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   load::LoadGenerator generator(clock, {.url = options.url, .targets = targets,
                                         .max_connections = options.max_connections,
                                         .on_progress = bar.enabled() ? std::function<void(size_t, size_t)>(progress)
-                                                                     : nullptr});
+                                                                     : nullptr,
+                                        .bearer_token = BearerTokenFromEnvironment()});
   auto result = generator.Run(offsets, target_of);
   bar.Clear();
   if (!result.ok()) {

@@ -11,7 +11,7 @@
 //   string  = u32 length | bytes
 //   blob    = u64 length | bytes
 //   tensor  = string name | u8 DataType | u32 rank | i64 dims[rank] | blob data
-//   Ready         = i32 pid | i64 runtime_init_us | i64 model_load_us | i64 warmup_us
+//   Ready         = i32 pid | i64 started_us | i64 runtime_init_us | i64 model_load_us | i64 warmup_us | str sandbox
 //   InitError     = string message
 //   InferRequest  = u64 request_id | u32 n | tensor[n] | u32 m | string output_names[m]
 //   InferResponse = u64 request_id | u8 StatusCode | string error | u32 n | tensor[n] | i64 compute_us
@@ -206,12 +206,13 @@ Status CheckHeader(uint32_t length, uint8_t type) {
 // ---- Messages -------------------------------------------------------------
 
 std::string Encode(const ReadyMessage& m) {
-  Writer w(MessageType::kReady, 36);
+  Writer w(MessageType::kReady, 36 + 4 + m.sandbox.size());
   w.I32(m.pid);
   w.I64(m.started_us);
   w.I64(m.runtime_init_us);
   w.I64(m.model_load_us);
   w.I64(m.warmup_us);
+  w.String(m.sandbox);
   return w.Finish();
 }
 
@@ -269,6 +270,7 @@ StatusOr<ReadyMessage> DecodeReady(std::string_view payload) {
   r.I64(&m.runtime_init_us);
   r.I64(&m.model_load_us);
   r.I64(&m.warmup_us);
+  r.String(&m.sandbox);
   if (!r.ok() || !r.AtEnd()) return Malformed("Ready", r);
   return m;
 }

@@ -50,6 +50,9 @@ struct ReadyMessage {
   Micros runtime_init_us = 0;  // process start to backend ready to load
   Micros model_load_us = 0;    // loading (and optimising) the model file
   Micros warmup_us = 0;        // first runs before serving
+  // What the worker's sandbox applied, in sandbox::EncodeReport's text form
+  // (src/sandbox/sandbox.h); empty from a worker that reported nothing.
+  std::string sandbox;
 };
 
 // Worker -> server, instead of kReady, when the model cannot be loaded.

@@ -52,9 +52,10 @@ InferRequestMessage SampleRequest() {
 
 TEST(IpcMessagesTest, ReadyRoundTrip) {
   ReadyMessage m{
-      .pid = 4242, .started_us = 99, .runtime_init_us = -5, .model_load_us = 123456789012LL, .warmup_us = 7};
+      .pid = 4242, .started_us = 99, .runtime_init_us = -5, .model_load_us = 123456789012LL, .warmup_us = 7,
+      .sandbox = "mode on\nuid 65534\nnetns 0 unshare: Operation not permitted\n"};
   std::string bytes = Encode(m);
-  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 36);
+  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 36 + 4 + m.sandbox.size());
   Frame f = Parse(bytes);
   EXPECT_EQ(f.type, MessageType::kReady);
   auto d = DecodeReady(f.payload);
@@ -64,6 +65,17 @@ TEST(IpcMessagesTest, ReadyRoundTrip) {
   EXPECT_EQ(d->runtime_init_us, -5);
   EXPECT_EQ(d->model_load_us, 123456789012LL);
   EXPECT_EQ(d->warmup_us, 7);
+  EXPECT_EQ(d->sandbox, m.sandbox);
+}
+
+TEST(IpcMessagesTest, ReadyWithoutSandboxFieldIsRejected) {
+  // A Ready of the layout before the sandbox report: a worker of another build.
+  std::string payload = Parse(Encode(ReadyMessage{.pid = 1})).payload;
+  EXPECT_TRUE(DecodeReady(payload).ok());
+  EXPECT_EQ(DecodeReady(payload.substr(0, payload.size() - 4)).status().code(), StatusCode::kInvalidArgument);
+  // A sandbox length past the end of the payload.
+  payload[payload.size() - 4] = 9;
+  EXPECT_EQ(DecodeReady(payload).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(IpcMessagesTest, InitErrorRoundTrip) {
@@ -149,7 +161,7 @@ TEST(IpcMessagesTest, LargeTensorRoundTrip) {
 
 TEST(IpcMessagesTest, TruncatedPayloadsAreRejected) {
   std::vector<std::pair<std::string, std::function<Status(std::string_view)>>> cases = {
-      {Encode(ReadyMessage{.pid = 1}), [](std::string_view p) { return DecodeReady(p).status(); }},
+      {Encode(ReadyMessage{.pid = 1, .sandbox = "mode off\n"}), [](std::string_view p) { return DecodeReady(p).status(); }},
       {Encode(InitErrorMessage{"abc"}), [](std::string_view p) { return DecodeInitError(p).status(); }},
       {Encode(SampleRequest()), [](std::string_view p) { return DecodeInferRequest(p).status(); }},
   };

@@ -382,6 +382,7 @@ StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us, c
     request += "Host: " + host_header + "\r\n";
     request += "User-Agent: thaw-load\r\n";
     request += "Content-Type: application/json\r\n";
+    if (!options_.bearer_token.empty()) request += "Authorization: Bearer " + options_.bearer_token + "\r\n";
     request += "Content-Length: " + std::to_string(target.body.size()) + "\r\n";
     request += "\r\n";
     request += target.body;

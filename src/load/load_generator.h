@@ -74,6 +74,9 @@ struct LoadOptions {
   // (requests sent or skipped so far, total); empty = none. For progress
   // displays: it is called often, so it should be cheap.
   std::function<void(size_t, size_t)> on_progress;
+  // Sent as "Authorization: Bearer <token>" with every request; empty = no
+  // header (for thaw serve --auth-tokens).
+  std::string bearer_token;
 };
 
 enum class Outcome : uint8_t {

@@ -193,6 +193,16 @@ TEST(LoadGeneratorTest, AllRequestsAnsweredWithBatchSize) {
   EXPECT_TRUE(request.ends_with("\r\n\r\n{\"inputs\":[]}")) << request;
 }
 
+TEST(LoadGeneratorTest, BearerTokenIsSentWhenGivenOnly) {
+  TestServer server({});
+  RunOrDie({.url = server.url(), .model = "fraud", .body = "{}"}, Constant(100, 0.02));
+  EXPECT_EQ(server.last_request().find("Authorization"), std::string::npos) << server.last_request();
+  RunOrDie({.url = server.url(), .model = "fraud", .body = "{}", .bearer_token = "tok-0123456789abcdef"},
+           Constant(100, 0.02));
+  EXPECT_NE(server.last_request().find("\r\nAuthorization: Bearer tok-0123456789abcdef\r\n"), std::string::npos)
+      << server.last_request();
+}
+
 // Several targets: each request goes to the model, with the body, the schedule names.
 TEST(LoadGeneratorTest, EachRequestGoesToItsTarget) {
   TestServer server({});

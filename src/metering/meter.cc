@@ -34,18 +34,37 @@ Status Meter::Flush() {
   return flushed;
 }
 
+Status Meter::CloseLog() {
+  if (!log_) return Status::Ok();
+  return log_->Close();
+}
+
+std::optional<UsageLogHealth> Meter::log_health() const {
+  if (!log_) return std::nullopt;
+  return log_->health();
+}
+
 void Meter::NoteLogResult(const Status& status) {
-  if (status.ok()) {
-    if (log_failing_ && log_->buffered_bytes() == 0)
-      LogEvent(LogLevel::kInfo, "usage_log_recovered", "path=" + LogValue(log_->path()) +
-                                                           " dropped_records=" + std::to_string(log_->dropped_records()));
-    if (log_->buffered_bytes() == 0) log_failing_ = false;
+  const int64_t dropped = log_->dropped_records();
+  if (!log_->failing() && log_->buffered_bytes() == 0) {
+    if (log_failing_)
+      LogEvent(LogLevel::kInfo, "usage_log_recovered",
+               "path=" + LogValue(log_->path()) + " dropped_records=" + std::to_string(dropped - dropped_at_failure_));
+    log_failing_ = false;
     return;
   }
-  ++log_write_errors_;
-  if (!log_failing_)
-    LogEvent(LogLevel::kError, "usage_log_error", "path=" + LogValue(log_->path()) + " error=" + LogValue(status.message()));
-  log_failing_ = true;
+  if (status.ok()) return;
+  if (!log_failing_) {
+    log_failing_ = true;
+    dropped_at_failure_ = dropped - (status.code() == StatusCode::kResourceExhausted ? 1 : 0);
+    LogEvent(LogLevel::kError, "usage_log_error",
+             "path=" + LogValue(log_->path()) + " error=" + LogValue(status.message()) +
+                 " buffered_records=" + std::to_string(log_->buffered_records()) +
+                 " retry_in_ms=" + std::to_string(log_->next_flush_delay_ms()));
+  }
+  if (status.code() == StatusCode::kResourceExhausted && dropped == dropped_at_failure_ + 1)
+    LogEvent(LogLevel::kError, "usage_log_dropping",
+             "path=" + LogValue(log_->path()) + " reason=" + LogValue(status.message()));
 }
 
 std::string Meter::StatsJson() const { return ReportJson(Report()); }

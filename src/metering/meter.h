@@ -5,9 +5,11 @@
 // flushes too); the Meter has no threads and no timers of its own.
 //
 // Usage-log write failures do not fail Record: the first failure of a run
-// of failures is logged (usage_log_error), all are counted
-// (log_write_errors), and Flush returns the latest one. Statistics and the
-// recent store are always updated.
+// of failures is logged with its reason (usage_log_error), the first record
+// dropped in a run too (usage_log_dropping), the end of the run as well
+// (usage_log_recovered, with the records dropped during it); all are counted
+// (log_health: write_errors, dropped_records), and Flush returns the latest
+// one. Statistics and the recent store are always updated.
 // Ownership: the runtime borrows the Meter as a UsageSink; it must outlive
 // the runtime's last Record call.
 // Thread safety: not thread-safe; Record, Flush and the JSON getters run on
@@ -18,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +47,13 @@ class Meter final : public UsageSink {
   void Record(UsageRecord record) override;
   // Writes buffered log lines; OK without a log.
   Status Flush();
+  // Flushes and closes the log (UsageLog::Close): kUnavailable saying how
+  // many records were never written; OK without a log or with none lost.
+  Status CloseLog();
+  // When to call Flush next (UsageLog::next_flush_delay_ms); 1000 without a log.
+  int64_t next_flush_delay_ms() const { return log_ ? log_->next_flush_delay_ms() : 1000; }
+  // nullopt without a log.
+  std::optional<UsageLogHealth> log_health() const;
 
   // GET /v2/stats: the report for every model and the total (ReportJson).
   std::string StatsJson() const;
@@ -56,7 +66,7 @@ class Meter final : public UsageSink {
   const RecentUsage& recent() const { return recent_; }
   const policy::PriceSheet& prices() const { return options_.prices; }
   const UsageLog* log() const { return log_.get(); }  // null without a log
-  int64_t log_write_errors() const { return log_write_errors_; }
+  int64_t log_write_errors() const { return log_ ? log_->write_errors() : 0; }
 
  private:
   Meter(MeterOptions options, std::unique_ptr<UsageLog> log);
@@ -66,8 +76,8 @@ class Meter final : public UsageSink {
   UsageStats stats_;
   RecentUsage recent_;
   std::unique_ptr<UsageLog> log_;
-  int64_t log_write_errors_ = 0;
-  bool log_failing_ = false;  // the last write failed; log again only after a success
+  bool log_failing_ = false;   // in a run of failed writes: log again only after a success
+  int64_t dropped_at_failure_ = 0;  // dropped_records when the run began
 };
 
 // Hands each record to several sinks in order (e.g. the Meter and the

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 
+#include "metering/usage_json.h"
+
 namespace thaw::metering {
 namespace {
 
@@ -83,6 +85,40 @@ TEST_F(MeterTest, LogFailuresAreCountedAndStatsStillUpdate) {
   EXPECT_FALSE((*meter)->Flush().ok());
   EXPECT_EQ((*meter)->log_write_errors(), 2);
   EXPECT_EQ((*meter)->stats().records(), 1);
+}
+
+size_t Occurrences(const std::string& text, const std::string& word) {
+  size_t n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(MeterTest, AFailureStreakIsLoggedOnceWithItsReasonAndSurfacedInHealth) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  const size_t line_bytes = EncodeUsageRecord(Ok("fraud")).size() + 1;
+  auto meter = Meter::Create({.usage_log_path = "/dev/full",
+                              .log = {.flush_at_bytes = line_bytes, .max_buffer_bytes = 4 * line_bytes}});
+  ASSERT_TRUE(meter.ok()) << meter.status().ToString();
+  ASSERT_TRUE((*meter)->log_health().has_value());
+  EXPECT_TRUE((*meter)->log_health()->ok);
+  EXPECT_EQ((*meter)->next_flush_delay_ms(), 1000);
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 10; ++i) (*meter)->Record(Ok("fraud"));
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE((*meter)->Flush().ok());
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(Occurrences(log, "usage_log_error"), 1u) << log;
+  EXPECT_EQ(Occurrences(log, "usage_log_dropping"), 1u) << log;
+  EXPECT_NE(log.find("No space left on device"), std::string::npos) << log;
+  const UsageLogHealth health = *(*meter)->log_health();
+  EXPECT_FALSE(health.ok);
+  EXPECT_EQ(health.error, "No space left on device");
+  EXPECT_EQ(health.buffered_records, 4);
+  EXPECT_EQ(health.dropped_records, 6);
+  EXPECT_EQ(health.write_errors, 4);  // the append that reached flush_at_bytes, then 3 flushes
+  EXPECT_EQ((*meter)->next_flush_delay_ms(), 16000);
+  EXPECT_EQ((*meter)->stats().records(), 10);  // statistics count every record
+  Status closed = (*meter)->CloseLog();
+  EXPECT_NE(closed.message().find("10 usage record(s) were never written"), std::string::npos) << closed.message();
 }
 
 TEST(UsageFanOutTest, EverySinkGetsEveryRecord) {

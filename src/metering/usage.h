@@ -61,7 +61,7 @@ struct InstanceRecord {
   Micros busy_us = 0;   // with at least one execution in flight
   Micros idle_us = 0;   // ready and without an execution
   bool provisioned = false;
-  std::string stop_reason;  // keep_alive, memory_pressure, crashed, timeout, shutdown, ...
+  std::string stop_reason;  // keep_alive, memory_pressure, crashed, oom (killed at memory_mb), timeout, shutdown, ...
 };
 
 struct ProvisionedRecord {

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -175,6 +178,135 @@ TEST_F(UsageLogTest, WriteFailuresKeepTheBufferThenDropAndCount) {
   EXPECT_GT(errors, 0);
   EXPECT_EQ((*log)->buffered_bytes(), 10 * line_bytes);  // bounded
   EXPECT_EQ((*log)->dropped_records(), 11);               // 21 appended, 10 fit
+}
+
+}  // namespace
+}  // namespace thaw::metering
+
+namespace thaw::metering {
+namespace {
+
+// A write(2) stand-in: fails with `error` while `failing`, else writes for real
+// (at most `max_chunk` bytes at a time, to produce short writes).
+struct FlakyDisk {
+  bool failing = false;
+  int error = ENOSPC;
+  size_t max_chunk = SIZE_MAX;
+  int calls = 0;
+  std::function<ssize_t(int, const char*, size_t)> Writer() {
+    return [this](int fd, const char* data, size_t size) -> ssize_t {
+      ++calls;
+      if (failing) {
+        errno = error;
+        return -1;
+      }
+      return ::write(fd, data, std::min(size, max_chunk));
+    };
+  }
+};
+
+TEST_F(UsageLogTest, FailedWritesAreRetriedWithBackoffAndNothingIsLost) {
+  FlakyDisk disk{.failing = true};
+  auto log = UsageLog::Open(path_, {.flush_at_bytes = 1, .max_buffer_bytes = 1 << 20, .flush_interval_ms = 1000,
+                                    .max_retry_interval_ms = 8000, .write_for_test = disk.Writer()});
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 1000);
+  Status appended = (*log)->Append(Invocation(1, 100));  // flush_at_bytes = 1: tries to write at once
+  EXPECT_EQ(appended.code(), StatusCode::kUnavailable);
+  EXPECT_NE(appended.message().find("No space left on device"), std::string::npos) << appended.message();
+  EXPECT_EQ(disk.calls, 1);
+  // While failing, appends only buffer: no write per record.
+  for (uint64_t id = 2; id <= 5; ++id) EXPECT_TRUE((*log)->Append(Invocation(id, 100)).ok());
+  EXPECT_EQ(disk.calls, 1);
+  UsageLogHealth health = (*log)->health();
+  EXPECT_FALSE(health.ok);
+  EXPECT_EQ(health.error, "No space left on device");
+  EXPECT_EQ(health.buffered_records, 5);
+  EXPECT_EQ(health.dropped_records, 0);
+  EXPECT_EQ(health.write_errors, 1);
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 2000);
+  EXPECT_FALSE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 4000);
+  EXPECT_FALSE((*log)->Flush().ok());
+  EXPECT_FALSE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 8000);  // capped
+  EXPECT_FALSE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 8000);
+  EXPECT_EQ((*log)->health().write_errors, 5);
+  EXPECT_EQ(Contents(), "");
+
+  disk.failing = false;  // space again
+  ASSERT_TRUE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->next_flush_delay_ms(), 1000);
+  health = (*log)->health();
+  EXPECT_TRUE(health.ok);
+  EXPECT_EQ(health.error, "");
+  EXPECT_EQ(health.buffered_records, 0);
+  auto records = ReadUsageLog(path_);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 5u);
+  for (uint64_t id = 1; id <= 5; ++id) EXPECT_EQ(std::get<InvocationRecord>((*records)[id - 1]).request_id, id);
+  EXPECT_TRUE((*log)->Close().ok());
+}
+
+TEST_F(UsageLogTest, ShortWritesKeepWholeLinesCounted) {
+  FlakyDisk disk{.max_chunk = 7};
+  auto log = UsageLog::Open(path_, {.write_for_test = disk.Writer()});
+  ASSERT_TRUE(log.ok());
+  for (uint64_t id = 1; id <= 3; ++id) ASSERT_TRUE((*log)->Append(Invocation(id, 100)).ok());
+  EXPECT_EQ((*log)->buffered_records(), 3);
+  ASSERT_TRUE((*log)->Flush().ok());
+  EXPECT_EQ((*log)->buffered_records(), 0);
+  EXPECT_EQ(ReadUsageLog(path_)->size(), 3u);
+}
+
+TEST_F(UsageLogTest, BufferIsBoundedAndDropsAreCountedWithTheReason) {
+  FlakyDisk disk{.failing = true, .error = EIO};
+  const size_t line_bytes = EncodeUsageRecord(Invocation(1, 100)).size() + 1;
+  auto log = UsageLog::Open(path_, {.flush_at_bytes = line_bytes, .max_buffer_bytes = 3 * line_bytes,
+                                    .write_for_test = disk.Writer()});
+  ASSERT_TRUE(log.ok());
+  EXPECT_FALSE((*log)->Append(Invocation(1, 100)).ok());  // the write fails; the record stays
+  EXPECT_TRUE((*log)->Append(Invocation(2, 100)).ok());
+  EXPECT_TRUE((*log)->Append(Invocation(3, 100)).ok());
+  Status dropped = (*log)->Append(Invocation(4, 100));
+  EXPECT_EQ(dropped.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(dropped.message().find("Input/output error"), std::string::npos) << dropped.message();
+  EXPECT_EQ((*log)->health().dropped_records, 1);
+  EXPECT_EQ((*log)->health().buffered_records, 3);
+  EXPECT_EQ((*log)->buffered_bytes(), 3 * line_bytes);
+
+  disk.failing = false;
+  ASSERT_TRUE((*log)->Flush().ok());
+  auto records = ReadUsageLog(path_);
+  ASSERT_TRUE(records.ok());
+  EXPECT_EQ(records->size(), 3u);
+  // The drop is not forgotten at close.
+  Status closed = (*log)->Close();
+  EXPECT_EQ(closed.code(), StatusCode::kUnavailable);
+  EXPECT_NE(closed.message().find("1 usage record(s) were never written"), std::string::npos) << closed.message();
+}
+
+TEST_F(UsageLogTest, CloseSaysHowManyRecordsAreLost) {
+  FlakyDisk disk{.failing = true};
+  auto log = UsageLog::Open(path_, {.write_for_test = disk.Writer()});
+  ASSERT_TRUE(log.ok());
+  for (uint64_t id = 1; id <= 4; ++id) ASSERT_TRUE((*log)->Append(Invocation(id, 100)).ok());
+  Status closed = (*log)->Close();
+  EXPECT_EQ(closed.code(), StatusCode::kUnavailable);
+  EXPECT_NE(closed.message().find("4 usage record(s) were never written"), std::string::npos) << closed.message();
+  EXPECT_NE(closed.message().find("4 still buffered at close"), std::string::npos) << closed.message();
+  EXPECT_NE(closed.message().find("No space left on device"), std::string::npos) << closed.message();
+  // After close, records are dropped and counted, not buffered.
+  EXPECT_FALSE((*log)->Append(Invocation(5, 100)).ok());
+  EXPECT_EQ((*log)->dropped_records(), 5);
+  EXPECT_EQ((*log)->buffered_bytes(), 0u);
+}
+
+TEST_F(UsageLogTest, InvalidRetryOptionsAreRefused) {
+  EXPECT_EQ(UsageLog::Open(path_, {.flush_interval_ms = 0}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(UsageLog::Open(path_, {.flush_interval_ms = 5000, .max_retry_interval_ms = 1000}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace

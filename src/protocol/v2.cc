@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 #include <utility>
 
 namespace thaw::v2 {
@@ -116,6 +117,11 @@ void AppendFloat(std::string* out, F v) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, r.ptr);
+  // A whole number of 19+ digits may not fit 64 bits, and JSON readers that
+  // read integers as 64-bit (simdjson, so thaw's own request parser) refuse
+  // it: "18446744073709551616" must be written as a float to read back.
+  const std::string_view text(buf, r.ptr - buf);
+  if (text.find_first_of(".e") == std::string_view::npos && text.size() - (v < 0) > 18) out->append(".0");
 }
 
 // Shortest decimal text that a reader converting to double and then to FP16
@@ -357,6 +363,72 @@ Status DecodeJsonData(const element& data, size_t json_size, Tensor* t) {
   return Internal("unhandled datatype");
 }
 
+// The first key, in document order, that repeats an earlier key of `obj`: a
+// repeated key would silently take one of its values.
+std::optional<std::string_view> RepeatedKey(const simdjson::dom::object& obj) {
+  std::vector<std::string_view> keys;
+  for (auto field : obj) keys.push_back(field.key);
+  if (keys.size() <= 16) {
+    for (size_t i = 1; i < keys.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (keys[i] == keys[j]) return keys[i];
+    return std::nullopt;
+  }
+  std::unordered_set<std::string_view> seen;
+  for (std::string_view key : keys)
+    if (!seen.insert(key).second) return key;
+  return std::nullopt;
+}
+
+// `what` is where the object is ("the request", "inputs[0]", ...).
+Status CheckNoRepeatedKey(const simdjson::dom::object& obj, const std::string& what) {
+  if (auto key = RepeatedKey(obj)) return InvalidArgument(what + ": key " + Quoted(*key) + " appears more than once");
+  return Status::Ok();
+}
+
+// Nested data must have exactly the shape's structure: at depth d an array
+// of shape[d] items, arrays down to the last dimension, scalars there.
+// Flat data (an array of scalars) and a bare scalar are checked by count only.
+// `at` holds the indices leading here; the text "data[i][j]" is built only
+// for an error, so a large tensor costs one walk and no strings.
+Status CheckNesting(const element& e, const Tensor& t, std::vector<size_t>& at) {
+  auto where = [&] {
+    std::string text = "input " + Quoted(t.name) + ": data";
+    for (size_t i : at) text += "[" + std::to_string(i) + "]";
+    return text;
+  };
+  const size_t depth = at.size();
+  const simdjson::dom::array arr = e.get_array().value_unsafe();
+  const size_t size = arr.size();
+  if (depth >= t.shape.size()) return InvalidArgument(where() + " is nested deeper than shape " + ShapeToString(t.shape));
+  if (static_cast<int64_t>(size) != t.shape[depth])
+    return InvalidArgument(where() + " has " + std::to_string(size) + " item(s); shape " + ShapeToString(t.shape) +
+                           " needs " + std::to_string(t.shape[depth]) + " at dimension " + std::to_string(depth));
+  const bool last = depth + 1 == t.shape.size();
+  at.push_back(0);
+  for (element child : arr) {
+    const bool is_array = child.type() == element_type::ARRAY;
+    if (last && is_array) return InvalidArgument(where() + " is nested deeper than shape " + ShapeToString(t.shape));
+    if (!last && !is_array)
+      return InvalidArgument(where() + " must be an array (shape " + ShapeToString(t.shape) + " has " +
+                             std::to_string(t.shape.size()) + " dimensions), got " + KindName(child.type()));
+    if (!last) THAW_RETURN_IF_ERROR(CheckNesting(child, t, at));
+    ++at.back();
+  }
+  at.pop_back();
+  return Status::Ok();
+}
+
+Status CheckDataStructure(const element& data, const Tensor& t) {
+  if (data.type() != element_type::ARRAY) return Status::Ok();
+  bool nested = false;
+  const simdjson::dom::array arr = data.get_array().value_unsafe();  // a copy: no dangling temporary
+  for (element child : arr) nested = nested || child.type() == element_type::ARRAY;
+  if (!nested) return Status::Ok();
+  std::vector<size_t> at;
+  return CheckNesting(data, t, at);
+}
+
 // Looks up an optional field; false (and *out untouched) when absent.
 bool Field(const simdjson::dom::object& obj, std::string_view key, element* out) {
   return !obj.at_key(key).get(*out);
@@ -380,6 +452,7 @@ Status ParseInput(const element& e, size_t index, Tensor* t, PendingInput* p) {
   const std::string at = "inputs[" + std::to_string(index) + "]";
   simdjson::dom::object obj;
   if (e.get_object().get(obj)) return InvalidArgument(at + " must be an object");
+  THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(obj, at));
 
   element v;
   std::string_view name;
@@ -390,11 +463,15 @@ Status ParseInput(const element& e, size_t index, Tensor* t, PendingInput* p) {
 
   if (!Field(obj, "shape", &v)) return InvalidArgument(who + ": missing 'shape'");
   simdjson::dom::array dims;
-  if (v.get_array().get(dims)) return InvalidArgument(who + ": 'shape' must be an array of non-negative integers");
+  if (v.get_array().get(dims)) return InvalidArgument(who + ": 'shape' must be an array of positive integers");
   for (element d : dims) {
     int64_t dim;
     if (!GetNonNegativeInt(d, &dim))
-      return InvalidArgument(who + ": 'shape' must be an array of non-negative integers");
+      return InvalidArgument(who + ": 'shape' must be an array of positive integers");
+    // An empty tensor would run (and be billed) as nothing; refuse it here.
+    if (dim == 0)
+      return InvalidArgument(who + ": dimension " + std::to_string(t->shape.size()) + " of 'shape' is 0; every " +
+                             "dimension must be at least 1");
     t->shape.push_back(dim);
   }
   if (t->element_count() < 0)
@@ -410,6 +487,7 @@ Status ParseInput(const element& e, size_t index, Tensor* t, PendingInput* p) {
   if (Field(obj, "parameters", &v)) {
     simdjson::dom::object params;
     if (v.get_object().get(params)) return InvalidArgument(who + ": 'parameters' must be an object");
+    THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(params, who + ": parameters"));
     element size;
     if (Field(params, "binary_data_size", &size)) {
       int64_t n;
@@ -434,6 +512,7 @@ Status ParseOutputs(const element& e, InferRequest* req) {
     const std::string at = "outputs[" + std::to_string(index++) + "]";
     simdjson::dom::object obj;
     if (item.get_object().get(obj)) return InvalidArgument(at + " must be an object");
+    THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(obj, at));
     element v;
     std::string_view name;
     if (!Field(obj, "name", &v)) return InvalidArgument(at + ": missing 'name'");
@@ -444,6 +523,7 @@ Status ParseOutputs(const element& e, InferRequest* req) {
     if (Field(obj, "parameters", &v)) {
       simdjson::dom::object params;
       if (v.get_object().get(params)) return InvalidArgument(who + ": 'parameters' must be an object");
+      THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(params, who + ": parameters"));
       element b;
       if (Field(params, "binary_data", &b) && b.get_bool().get(out.binary_data))
         return InvalidArgument(who + ": parameters.binary_data must be a boolean");
@@ -470,6 +550,7 @@ Status ParseJson(std::string_view json, std::optional<std::string_view> binary_s
     return InvalidArgument(std::string("malformed JSON: ") + simdjson::error_message(err));
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return InvalidArgument("request body must be a JSON object");
+  THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(obj, "request"));
 
   element v;
   if (Field(obj, "id", &v)) {
@@ -480,6 +561,7 @@ Status ParseJson(std::string_view json, std::optional<std::string_view> binary_s
   if (Field(obj, "parameters", &v)) {
     simdjson::dom::object params;
     if (v.get_object().get(params)) return InvalidArgument("'parameters' must be an object");
+    THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(params, "parameters"));
     element p;
     if (Field(params, "binary_data_output", &p) && p.get_bool().get(req->binary_data_output))
       return InvalidArgument("parameters.binary_data_output must be a boolean");
@@ -504,8 +586,11 @@ Status ParseJson(std::string_view json, std::optional<std::string_view> binary_s
   }
 
   // JSON data first (cheap checks of the binary layout come after).
-  for (size_t i = 0; i < req->inputs.size(); ++i)
-    if (pending[i].has_data) THAW_RETURN_IF_ERROR(DecodeJsonData(pending[i].data, json.size(), &req->inputs[i]));
+  for (size_t i = 0; i < req->inputs.size(); ++i) {
+    if (!pending[i].has_data) continue;
+    THAW_RETURN_IF_ERROR(CheckDataStructure(pending[i].data, req->inputs[i]));
+    THAW_RETURN_IF_ERROR(DecodeJsonData(pending[i].data, json.size(), &req->inputs[i]));
+  }
 
   // Binary data: consecutive slices of the body after the JSON, in input order.
   const bool has_binary = binary_section.has_value();

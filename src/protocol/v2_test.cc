@@ -85,14 +85,71 @@ TEST(ParseInferRequest, NestedDataFlattensRowMajor) {
   const std::string flat = Bytes<int32_t>({1, 2, 3, 4, 5, 6});
   EXPECT_EQ(MustParse(OneInput("x", "[2,3]", "INT32", "[[1,2,3],[4,5,6]]")).inputs[0].data, flat);
   EXPECT_EQ(MustParse(OneInput("x", "[1,2,3]", "INT32", "[[[1,2,3],[4,5,6]]]")).inputs[0].data, flat);
-  EXPECT_EQ(MustParse(OneInput("x", "[6]", "INT32", "[[[[1]]],[2,[3,4]],5,[6]]")).inputs[0].data, flat);
   EXPECT_EQ(MustParse(OneInput("x", "[3,2]", "INT32", "[[1,2],[3,4],[5,6]]")).inputs[0].data, flat);
+  EXPECT_EQ(MustParse(OneInput("x", "[6]", "INT32", "[1,2,3,4,5,6]")).inputs[0].data, flat);
+  EXPECT_EQ(MustParse(OneInput("x", "[2,3]", "INT32", "[1,2,3,4,5,6]")).inputs[0].data, flat);  // flat: any rank
+}
+
+TEST(ParseInferRequest, NestedDataMustMatchTheShape) {
+  // Ragged rows.
+  EXPECT_EQ(ParseError(OneInput("x", "[2,2]", "INT32", "[[1,2],[3]]")),
+            "input 'x': data[1] has 1 item(s); shape [2,2] needs 2 at dimension 1");
+  EXPECT_EQ(ParseError(OneInput("x", "[2,2]", "INT32", "[[1,2],[3,4,5]]")),
+            "input 'x': data[1] has 3 item(s); shape [2,2] needs 2 at dimension 1");
+  // Right count, wrong structure.
+  EXPECT_EQ(ParseError(OneInput("x", "[2,2]", "INT32", "[[1,2,3,4]]")),
+            "input 'x': data has 1 item(s); shape [2,2] needs 2 at dimension 0");
+  EXPECT_EQ(ParseError(OneInput("x", "[6]", "INT32", "[[[[1]]],[2,[3,4]],5,[6]]")),
+            "input 'x': data has 4 item(s); shape [6] needs 6 at dimension 0");
+  EXPECT_EQ(ParseError(OneInput("x", "[2]", "INT32", "[[1,2],[3]]")),
+            "input 'x': data[0] is nested deeper than shape [2]");
+  EXPECT_EQ(ParseError(OneInput("x", "[2,2]", "INT32", "[[1,2],3]")),
+            "input 'x': data[1] must be an array (shape [2,2] has 2 dimensions), got an integer");
+  EXPECT_EQ(ParseError(OneInput("x", "[1,2,2]", "INT32", "[[[1,2],[3,[4]]]]")),
+            "input 'x': data[0][1][1] is nested deeper than shape [1,2,2]");
+  EXPECT_EQ(ParseError(OneInput("x", "[]", "INT32", "[[1]]")), "input 'x': data is nested deeper than shape []");
+  EXPECT_EQ(ParseError(OneInput("s", "[2,1]", "BYTES", R"([["a"],"b"])")),
+            "input 's': data[1] must be an array (shape [2,1] has 2 dimensions), got a string");
+}
+
+TEST(ParseInferRequest, RepeatedKeysAreRefusedAtEveryLevel) {
+  EXPECT_EQ(ParseError(R"({"inputs":[],"inputs":[]})"), "request: key 'inputs' appears more than once");
+  EXPECT_EQ(ParseError(R"({"id":"a","id":"b","inputs":[]})"), "request: key 'id' appears more than once");
+  EXPECT_EQ(ParseError(R"({"parameters":{"timeout_ms":1,"timeout_ms":2},"inputs":[]})"),
+            "parameters: key 'timeout_ms' appears more than once");
+  EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","shape":[1],"shape":[2],"datatype":"FP32","data":[1]}]})"),
+            "inputs[0]: key 'shape' appears more than once");
+  EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"data":[2]}]})"),
+            "inputs[0]: key 'data' appears more than once");
+  EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":)"
+                       R"({"binary_data_size":4,"binary_data_size":4}}]})"),
+            "input 'x': parameters: key 'binary_data_size' appears more than once");
+  EXPECT_EQ(ParseError(R"({"outputs":[{"name":"o","name":"p"}],"inputs":[]})"),
+            "outputs[0]: key 'name' appears more than once");
+  EXPECT_EQ(ParseError(R"({"outputs":[{"name":"o","parameters":{"binary_data":true,"binary_data":false}}],)"
+                       R"("inputs":[]})"),
+            "output 'o': parameters: key 'binary_data' appears more than once");
+  // Many keys (the hashed path): the repeat is still found.
+  std::string many = "{";
+  for (int i = 0; i < 100; ++i) many += "\"k" + std::to_string(i) + "\":1,";
+  many += R"("k50":2,"inputs":[]})";
+  EXPECT_EQ(ParseError(many), "request: key 'k50' appears more than once");
+  // Unknown keys stay allowed (KServe clients send extra fields).
+  MustParse(R"({"extra":1,"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"extra":2}]})");
 }
 
 TEST(ParseInferRequest, ScalarAndEmptyTensors) {
   EXPECT_EQ(MustParse(OneInput("x", "[]", "INT64", "[7]")).inputs[0].data, Bytes<int64_t>({7}));
   EXPECT_EQ(MustParse(OneInput("x", "[]", "INT64", "7")).inputs[0].data, Bytes<int64_t>({7}));
-  EXPECT_EQ(MustParse(OneInput("x", "[0,3]", "FP32", "[]")).inputs[0].data, "");
+  // An empty tensor would run and be billed as nothing: refused.
+  EXPECT_EQ(ParseError(OneInput("x", "[0,3]", "FP32", "[]")),
+            "input 'x': dimension 0 of 'shape' is 0; every dimension must be at least 1");
+  EXPECT_EQ(ParseError(OneInput("x", "[1,0]", "FP32", "[]")),
+            "input 'x': dimension 1 of 'shape' is 0; every dimension must be at least 1");
+  const std::string json =
+      R"({"inputs":[{"name":"x","shape":[0,30],"datatype":"FP32","parameters":{"binary_data_size":0}}]})";
+  EXPECT_EQ(ParseError(json, json.size()),
+            "input 'x': dimension 0 of 'shape' is 0; every dimension must be at least 1");
 }
 
 TEST(ParseInferRequest, EveryDatatype) {
@@ -202,9 +259,9 @@ TEST(ParseInferRequest, StructuralErrors) {
   EXPECT_EQ(ParseError(R"({"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]})"), "inputs[0]: missing 'name'");
   EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","datatype":"FP32","data":[1]}]})"), "input 'x': missing 'shape'");
   EXPECT_EQ(ParseError(OneInput("x", "[1,-1]", "FP32", "[1]")),
-            "input 'x': 'shape' must be an array of non-negative integers");
+            "input 'x': 'shape' must be an array of positive integers");
   EXPECT_EQ(ParseError(OneInput("x", "[1.5]", "FP32", "[1]")),
-            "input 'x': 'shape' must be an array of non-negative integers");
+            "input 'x': 'shape' must be an array of positive integers");
   EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","shape":[1],"data":[1]}]})"), "input 'x': missing 'datatype'");
   EXPECT_EQ(ParseError(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]})"),
             "input 'x': missing 'data' (or parameters.binary_data_size)");
@@ -225,8 +282,6 @@ TEST(ParseInferRequest, WrongElementCount) {
   data += "]";
   EXPECT_EQ(ParseError(OneInput("image", "[1,1,28,28]", "FP32", data)),
             "input 'image': expected 784 elements for shape [1,1,28,28], got 700");
-  EXPECT_EQ(ParseError(OneInput("x", "[2]", "INT32", "[[1,2],[3]]")),
-            "input 'x': expected 2 elements for shape [2], got 3");
   EXPECT_EQ(ParseError(OneInput("x", "[2]", "BYTES", "[\"a\"]")),
             "input 'x': expected 2 elements for shape [2], got 1");
   // A huge declared shape is rejected without allocating for it.
@@ -258,7 +313,7 @@ TEST(ParseInferRequest, ElementTypeErrors) {
             "input 'x': data element 0: expected an integer for INT32, got a string");
   EXPECT_EQ(ParseError(OneInput("x", "[1]", "UINT16", "[true]")),
             "input 'x': data element 0: expected an integer for UINT16, got a boolean");
-  EXPECT_EQ(ParseError(OneInput("x", "[2]", "FP32", "[[1],[null]]")),
+  EXPECT_EQ(ParseError(OneInput("x", "[2,1]", "FP32", "[[1],[null]]")),
             "input 'x': data element 1: expected a number for FP32, got null");
   EXPECT_EQ(ParseError(OneInput("x", "[1]", "BOOL", "[1]")),
             "input 'x': data element 0: expected true or false for BOOL, got an integer");
@@ -276,16 +331,17 @@ TEST(ParseInferRequest, BinaryInputs) {
       R"({"inputs":[{"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}},)"
       R"({"name":"b","shape":[1],"datatype":"INT32","data":[9]},)"
       R"({"name":"c","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":11}},)"
-      R"({"name":"d","shape":[0],"datatype":"FP64","parameters":{"binary_data_size":0}}]})";
+      R"({"name":"d","shape":[1],"datatype":"FP64","parameters":{"binary_data_size":8}}]})";
   const std::string a = Bytes<float>({1.5f, -2.f});
   const std::string c = BytesElements({"abc", "\x00\xff"});
+  const std::string d = Bytes<double>({0.25});
   ASSERT_EQ(c.size(), 11u);
-  const InferRequest r = MustParse(json + a + c, json.size());
+  const InferRequest r = MustParse(json + a + c + d, json.size());
   ASSERT_EQ(r.inputs.size(), 4u);
   EXPECT_EQ(r.inputs[0].data, a);
   EXPECT_EQ(r.inputs[1].data, Bytes<int32_t>({9}));
   EXPECT_EQ(r.inputs[2].data, c);
-  EXPECT_EQ(r.inputs[3].data, "");
+  EXPECT_EQ(r.inputs[3].data, d);
 }
 
 TEST(ParseInferRequest, HeaderLengthWithoutBinaryData) {
@@ -321,6 +377,32 @@ TEST(ParseInferRequest, BinaryErrors) {
   EXPECT_EQ(ParseError(json, json.size()), "input 'x': parameters.binary_data_size must be a non-negative integer");
   json = R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"binary_data_size":4}}]})";
   EXPECT_EQ(ParseError(json + "1234", json.size()), "input 'x': has both 'data' and parameters.binary_data_size");
+  // Sizes that do not fit: huge, past the end, overflowing count x size.
+  json = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"parameters\":"
+         "{\"binary_data_size\":18446744073709551615}}]}";
+  EXPECT_EQ(ParseError(json + "12345678", json.size()),
+            "input 'x': parameters.binary_data_size must be a non-negative integer");
+  json = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"parameters\":"
+         "{\"binary_data_size\":9223372036854775807}}]}";
+  EXPECT_EQ(ParseError(json + "12345678", json.size()),
+            "input 'x': binary_data_size 9223372036854775807 exceeds the 8 bytes of binary data remaining");
+  json = bin("[1099511627776,1099511627776]", "FP32", 8);
+  EXPECT_EQ(ParseError(json + "12345678", json.size()),
+            "input 'x': shape [1099511627776,1099511627776] has too many elements");
+  json = bin("[2305843009213693952]", "FP64", 8);  // 2^61 elements: 2^64 bytes wraps to 0
+  EXPECT_EQ(ParseError(json + "12345678", json.size()),
+            "input 'x': binary_data_size 8 does not match shape [2305843009213693952] of FP64 (too many bytes)");
+  json = "{\"inputs\":[" + std::string("{\"name\":\"a\",\"shape\":[1],\"datatype\":\"FP32\",") +
+         "\"parameters\":{\"binary_data_size\":4}},{\"name\":\"b\",\"shape\":[1],\"datatype\":\"FP32\"," +
+         "\"parameters\":{\"binary_data_size\":4}}]}";
+  EXPECT_EQ(ParseError(json + "123456", json.size()),
+            "input 'b': binary_data_size 4 exceeds the 2 bytes of binary data remaining");
+  // BYTES: a length prefix past the end.
+  json = bin("[1]", "BYTES", 6);
+  EXPECT_THAT(ParseError(json + std::string("\xff\xff\xff\x7f", 4) + "ab", json.size()),
+              HasSubstr("input 'x': invalid BYTES binary data: "));
+  json = bin("[2]", "BYTES", 4);
+  EXPECT_THAT(ParseError(json + BytesElements({""}), json.size()), HasSubstr("BYTES data is truncated"));
   // Leftover bytes with no binary inputs at all.
   json = OneInput("x", "[1]", "FP32", "[1]");
   EXPECT_EQ(ParseError(json + "zz", json.size()),
@@ -581,6 +663,22 @@ TEST(EncodeModelMetadata, Fields) {
             R"({"name":"scale","datatype":"FP32","shape":[1]}],)"
             R"("outputs":[{"name":"logits","datatype":"FP32","shape":[-1,10]},)"
             R"({"name":"label","datatype":"INT64","shape":[-1]}]})");
+}
+
+}  // namespace
+}  // namespace thaw::v2
+
+namespace thaw::v2 {
+namespace {
+
+// Found by fuzz/infer_request_fuzz: 2^64 as FP64 was written as the integer
+// 18446744073709551616, which no 64-bit integer holds and the request parser refused.
+TEST(EncodeInferResponse, HugeWholeFloatsReadBack) {
+  Tensor t{.name = "d", .datatype = DataType::kFp64, .shape = {4},
+           .data = Bytes<double>({18446744073709551616.0, -18446744073709551616.0, 9223372036854775808.0, 1e18})};
+  EXPECT_EQ(RoundTrip(t).data, t.data);
+  Tensor f{.name = "f", .datatype = DataType::kFp32, .shape = {2}, .data = Bytes<float>({1e19f, -3.4028235e38f})};
+  EXPECT_EQ(RoundTrip(f).data, f.data);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/json_text.h"
 #include "json/object_fields.h"
 
 namespace thaw {
@@ -96,6 +97,10 @@ Status ReadSchedule(const object& obj, const std::string& source, std::vector<Sc
     const std::string field = "provisioned_schedule[" + std::to_string(index++) + "]";
     object w;
     if (item.get_object().get(w)) return FieldError(source, field, "must be an object");
+    static constexpr std::string_view kWindowKeys[] = {"days", "start", "end", "min_instances"};
+    if (auto problem = json::FindKeyProblem(w, kWindowKeys))
+      return FieldError(source, field + "." + std::string(problem->key),
+                        problem->repeated ? "appears twice" : "unknown field");
     ScheduleWindow window;
     element days;
     if (w["days"].get(days)) return FieldError(source, field + ".days", "is required");
@@ -148,6 +153,10 @@ Status ReadTensorSpecs(const object& obj, std::string_view key, const std::strin
     const std::string field = std::string(key) + "[" + std::to_string(index++) + "]";
     object spec_obj;
     if (item.get_object().get(spec_obj)) return FieldError(source, field, "must be an object");
+    static constexpr std::string_view kSpecKeys[] = {"name", "datatype", "shape"};
+    if (auto problem = json::FindKeyProblem(spec_obj, kSpecKeys))
+      return FieldError(source, field + "." + std::string(problem->key),
+                        problem->repeated ? "appears twice" : "unknown field");
     TensorSpec spec;
     std::string_view name, datatype;
     if (spec_obj["name"].get_string().get(name) || name.empty())
@@ -212,8 +221,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   const object obj = *parsed;
 
   static constexpr std::string_view kKnown[] = {
-      "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "max_concurrency",
-      "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
+      "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "start_timeout_ms",
+      "max_concurrency", "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
       "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
       "panic_window_s", "provisioned_schedule", "batching", "max_batch_size", "max_queue_delay_us",
       "preferred_batch_sizes", "slo_p99_ms"};
@@ -230,6 +239,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   THAW_RETURN_IF_ERROR(ReadTensorSpecs(obj, "outputs", source, &config.outputs));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "memory_mb", source, &config.memory_mb));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "timeout_ms", source, &config.timeout_ms));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "start_timeout_ms", source, &config.start_timeout_ms));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "max_concurrency", source, &config.max_concurrency));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "instance_concurrency", source, &config.instance_concurrency));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "min_instances", source, &config.min_instances));
@@ -267,6 +277,7 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   THAW_RETURN_IF_ERROR(CheckSpecs(source, "outputs", c.outputs));
   THAW_RETURN_IF_ERROR(CheckRange(source, "memory_mb", c.memory_mb, 128, 10240));
   THAW_RETURN_IF_ERROR(CheckRange(source, "timeout_ms", c.timeout_ms, 1, 900000));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "start_timeout_ms", c.start_timeout_ms, 1, 3600000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_concurrency", c.max_concurrency, 1, 1000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "instance_concurrency", c.instance_concurrency, 1, 1000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "min_instances", c.min_instances, 0, c.max_concurrency));
@@ -321,7 +332,7 @@ void AppendSpecs(std::string* out, const std::vector<TensorSpec>& specs) {
   *out += '[';
   for (size_t i = 0; i < specs.size(); ++i) {
     if (i) *out += ", ";
-    *out += "{\"name\": \"" + specs[i].name + "\", \"datatype\": \"" + std::string(DataTypeName(specs[i].datatype)) +
+    *out += "{\"name\": " + JsonString(specs[i].name) + ", \"datatype\": \"" + std::string(DataTypeName(specs[i].datatype)) +
             "\", \"shape\": " + ShapeToString(specs[i].shape) + "}";
   }
   *out += ']';
@@ -330,14 +341,15 @@ void AppendSpecs(std::string* out, const std::vector<TensorSpec>& specs) {
 }  // namespace
 
 std::string EncodeModelConfig(const ModelConfig& c) {
-  // Names are checked to be plain identifiers-ish by the repository layout;
-  // tensor names come from the config itself and are written back verbatim.
-  std::string out = "{\n  \"backend\": \"" + c.backend + "\",\n  \"model_file\": \"" + c.model_file +
-                    "\",\n  \"platform\": \"" + c.platform + "\",\n  \"inputs\": ";
+  // Strings from the config (file and tensor names, platform) are escaped:
+  // a quote or control character in them must not break the JSON.
+  std::string out = "{\n  \"backend\": " + JsonString(c.backend) + ",\n  \"model_file\": " + JsonString(c.model_file) +
+                    ",\n  \"platform\": " + JsonString(c.platform) + ",\n  \"inputs\": ";
   AppendSpecs(&out, c.inputs);
   out += ",\n  \"outputs\": ";
   AppendSpecs(&out, c.outputs);
   out += ",\n  \"memory_mb\": " + std::to_string(c.memory_mb) + ",\n  \"timeout_ms\": " + std::to_string(c.timeout_ms) +
+         ",\n  \"start_timeout_ms\": " + std::to_string(c.start_timeout_ms) +
          ",\n  \"max_concurrency\": " + std::to_string(c.max_concurrency) +
          ",\n  \"instance_concurrency\": " + std::to_string(c.instance_concurrency) +
          ",\n  \"min_instances\": " + std::to_string(c.min_instances) +
@@ -387,7 +399,12 @@ StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view
   object base;
   if (current_parser.parse(current_text).get_object().get(base)) return Internal("cannot re-read the current config");
   static constexpr std::string_view kFixed[] = {"backend", "model_file", "platform", "inputs", "outputs"};
+  std::vector<std::string_view> seen;
   for (auto field : patch) {
+    // The merge below would silently take one of a repeated key's values.
+    if (std::find(seen.begin(), seen.end(), field.key) != seen.end())
+      return FieldError(source, field.key, "appears twice");
+    seen.push_back(field.key);
     if (std::find(std::begin(kFixed), std::end(kFixed), field.key) != std::end(kFixed))
       return FieldError(source, field.key, "defines the model and cannot change while serving; edit config.json and load the model again");
     element ignored;

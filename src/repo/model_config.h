@@ -56,6 +56,10 @@ struct ModelConfig {
   // Serverless settings. Defaults follow AWS Lambda where it has one.
   int64_t memory_mb = 1024;      // memory an instance is sized and billed for; 128..10240
   int64_t timeout_ms = 30000;    // per-request deadline; 1..900000
+  // Longest a start may take (an instance on any path, or a template or
+  // zygote) until it reports ready; an overrun start is killed and replaced
+  // and its waiting requests fail with 503. 1..3600000.
+  int64_t start_timeout_ms = 60000;
   int max_concurrency = 4;       // cap on instances of this model; >= 1
   int instance_concurrency = 1;  // requests one instance runs at once; >= 1
   int min_instances = 0;         // provisioned instances kept warm; 0..max_concurrency

@@ -43,6 +43,7 @@ TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
   EXPECT_EQ(config->instance_concurrency, 1);  // default, as Lambda
   EXPECT_EQ(config->threads, 1);
   EXPECT_EQ(config->start_path, StartPath::kTemplate);
+  EXPECT_EQ(config->start_timeout_ms, 60000);  // default: generous
   EXPECT_EQ(config->ModelPath(), "/repo/m/model.pt");
 }
 
@@ -54,6 +55,7 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   config->template_standby = false;
   config->keep_alive_policy = "histogram";
   config->target_concurrency = 0.7;
+  config->start_timeout_ms = 1500;
   auto again = Parse(EncodeModelConfig(*config));
   ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << EncodeModelConfig(*config);
   EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
@@ -62,6 +64,7 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   EXPECT_FALSE(again->template_standby);
   EXPECT_EQ(again->keep_alive_policy, "histogram");
   EXPECT_DOUBLE_EQ(again->target_concurrency, 0.7);
+  EXPECT_EQ(again->start_timeout_ms, 1500);
   EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
 }
 
@@ -110,6 +113,23 @@ TEST(ModelConfigTest, ApplySettingsChangesServerlessFieldsOnly) {
   EXPECT_FALSE(ApplySettings(*config, "{", "PUT").ok());
 }
 
+TEST(ModelConfigTest, ApplySettingsRefusesRepeatedKeys) {
+  auto config = Parse(kValid);
+  ASSERT_TRUE(config.ok());
+  // The merge would otherwise keep one of the two values without a word.
+  auto twice = ApplySettings(*config, R"({"max_concurrency": 5, "max_concurrency": 50})", "PUT");
+  EXPECT_EQ(twice.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(twice.status().message().find("'max_concurrency': appears twice"), std::string::npos)
+      << twice.status().message();
+  auto nested = ApplySettings(*config,
+                              R"({"provisioned_schedule": [{"days": "daily", "start": "08:00", "start": "09:00",
+                                  "end": "10:00", "min_instances": 1}]})",
+                              "PUT");
+  EXPECT_EQ(nested.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(nested.status().message().find("'provisioned_schedule[0].start': appears twice"), std::string::npos)
+      << nested.status().message();
+}
+
 TEST(ModelConfigTest, StartPaths) {
   for (auto name : {"exec", "zygote", "template"}) {
     auto config = Parse(std::string(R"({"start_path": ")") + name + R"(",
@@ -147,6 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("memory_mb": 64)"), "'memory_mb'"},
                       BadCase{With(R"("memory_mb": "big")"), "'memory_mb'"},
                       BadCase{With(R"("timeout_ms": 0)"), "'timeout_ms'"},
+                      BadCase{With(R"("start_timeout_ms": 0)"), "'start_timeout_ms'"},
                       BadCase{With(R"("max_concurrency": 0)"), "'max_concurrency'"},
                       BadCase{With(R"("instance_concurrency": 0)"), "'instance_concurrency'"},
                       BadCase{With(R"("min_instances": 5)"), "'min_instances'"},
@@ -183,6 +204,12 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},
+                      BadCase{With(R"("provisioned_schedule": [{"days": "daily", "start": "08:00", "end": "09:00",
+                                     "min_instances": 1, "colour": 2}])"),
+                              "'provisioned_schedule[0].colour': unknown field"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "shape": [2]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].shape': appears twice"},
                       BadCase{R"({"outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})", "'inputs'"},
                       BadCase{R"({"inputs": [{"name": "x", "datatype": "FP33", "shape": [1]}],
                                  "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
@@ -260,6 +287,31 @@ TEST(ModelConfigTest, ProvisionedScheduleParsesAndRoundTrips) {
   auto again = Parse(EncodeModelConfig(*config));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(EncodeModelConfig(*again), EncodeModelConfig(*config));
+}
+
+}  // namespace
+}  // namespace thaw
+
+namespace thaw {
+namespace {
+
+// Found by fuzz/model_config_fuzz: strings were written into the JSON
+// verbatim, so a NUL or a quote in a file or tensor name made the encoded
+// config invalid JSON that did not read back.
+TEST(ModelConfigTest, EncodedConfigEscapesStrings) {
+  auto config = ParseModelConfig(R"({
+    "model_file": "mo\"del\u0001.pt", "platform": "a\\b",
+    "inputs": [{"name": "in\"put\n", "datatype": "FP32", "shape": [-1, 2]}],
+    "outputs": [{"name": "out", "datatype": "FP32", "shape": [-1, 1]}]})",
+                                 "m", "/repo/m", "m/config.json");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const std::string text = EncodeModelConfig(*config);
+  auto back = ParseModelConfig(text, "m", "/repo/m", "m/config.json");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(back->model_file, "mo\"del\x01.pt");
+  EXPECT_EQ(back->platform, "a\\b");
+  EXPECT_EQ(back->inputs[0].name, "in\"put\n");
+  EXPECT_EQ(EncodeModelConfig(*back), text);
 }
 
 }  // namespace

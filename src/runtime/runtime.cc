@@ -22,6 +22,7 @@
 #include <limits>
 
 #include "base/log.h"
+#include "cgroup/memory_cgroup.h"
 #include "ipc/messages.h"
 #include "policy/admission.h"
 #include "policy/autoscaler.h"
@@ -56,6 +57,40 @@ std::string Fields(std::initializer_list<std::pair<std::string_view, std::string
     out += v;
   }
   return out;
+}
+
+// Whether workers started under `a` and under `b` differ: fields a worker
+// reads (src/worker: the model, its tensors and warm-up, threads, how many
+// requests it runs at once, its standby, its start path) and memory_mb (its
+// size). Other settings (keep-alive, queue, scaling, batching, timeouts) are
+// the runtime's alone and change without touching a worker.
+bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
+  auto specs_equal = [](const std::vector<TensorSpec>& x, const std::vector<TensorSpec>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape) return false;
+    return true;
+  };
+  return a.backend != b.backend || a.model_file != b.model_file || a.platform != b.platform ||
+         !specs_equal(a.inputs, b.inputs) || !specs_equal(a.outputs, b.outputs) || a.memory_mb != b.memory_mb ||
+         a.threads != b.threads || a.instance_concurrency != b.instance_concurrency || a.start_path != b.start_path ||
+         a.template_standby != b.template_standby;
+}
+
+Micros StartTimeoutUs(const ModelConfig& config) { return config.start_timeout_ms * kMicrosPerMilli; }
+
+std::string StartTimeoutMessage(std::string_view what, const ModelConfig& config) {
+  return std::string(what) + " of model '" + config.name + "' did not become ready within start_timeout_ms=" +
+         std::to_string(config.start_timeout_ms);
+}
+
+// Children of `pid` (its main thread's: spawners fork from it), from
+// /proc/<pid>/task/<pid>/children; empty if unreadable.
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  for (pid_t child; in >> child;) children.push_back(child);
+  return children;
 }
 
 }  // namespace
@@ -106,6 +141,8 @@ struct Runtime::Instance {
   bool provisioned = false;  // started to keep the provisioned floor
   ipc::ReadyMessage ready_message;
   uint64_t generation = 0;  // the model settings it started with
+  std::weak_ptr<Spawner> forked_by;    // the template or zygote asked to fork it
+  std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
 };
 
 // A template (one model, loaded and warmed) or the zygote (engines only):
@@ -126,6 +163,28 @@ struct Runtime::Spawner {
   ipc::FrameReader reader;
   std::array<char, 4096> read_buffer;
   std::vector<Waiting> waiting;  // spawns asked for before it was ready
+  Micros started_us = 0;
+  int64_t start_timeout_ms = 0;  // the zygote's; a template follows its model's current setting
+  std::string cgroup_dir;
+  std::string sandbox;  // its Ready's sandbox report
+
+  // Not ready by then: killed.
+  Micros StartDeadline() const;
+};
+
+// A new version of a loaded model being proven (ReloadModel): a worker
+// loading it from a staging directory.
+struct Runtime::Validation {
+  Validation(asio::io_context& io) : socket(io), timer(io) {}
+  ModelConfig config;
+  std::string staging_dir;
+  pid_t pid = 0;
+  asio::local::stream_protocol::socket socket;
+  asio::steady_timer timer;
+  ipc::FrameReader reader;
+  std::array<char, 4096> read_buffer;
+  std::function<void(Status)> done;
+  bool finished = false;
 };
 
 struct Runtime::Model {
@@ -178,13 +237,31 @@ struct Runtime::Model {
   }
 };
 
+Micros Runtime::Spawner::StartDeadline() const {
+  return started_us + (owner ? owner->config.start_timeout_ms : start_timeout_ms) * kMicrosPerMilli;
+}
+
 struct Runtime::ChildWatcher {
   explicit ChildWatcher(asio::io_context& io) : signals(io, SIGCHLD) {}
   asio::signal_set signals;
 };
 
+// Cgroups of stopped processes, removed once the processes have left them.
+struct Runtime::CgroupCleanup {
+  explicit CgroupCleanup(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  bool armed = false;
+  Micros retry_us = 0;
+  std::vector<std::string> dirs;
+};
+
 Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
-    : io_(io), clock_(clock), options_(std::move(options)), child_watcher_(std::make_unique<ChildWatcher>(io)) {
+    : io_(io),
+      clock_(clock),
+      options_(std::move(options)),
+      cgroup_cleanup_(std::make_unique<CgroupCleanup>(io)),
+      child_watcher_(std::make_unique<ChildWatcher>(io)) {
+  if (options_.memory_cgroups && !options_.memory_cgroups->enforced()) options_.memory_cgroups = nullptr;
   run_dir_ = options_.run_dir;
   if (run_dir_.empty()) {
     char pattern[] = "/tmp/thaw-run-XXXXXX";
@@ -194,6 +271,20 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
     } else {
       LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", std::strerror(errno)}}));
     }
+  }
+  if (options_.sandbox != sandbox::SandboxMode::kOff) {
+    if (::geteuid() == 0) {
+      worker_user_ = options_.worker_user.value_or(sandbox::DefaultWorkerUser());
+    } else {
+      LogEvent(LogLevel::kWarning, "sandbox_degraded",
+               Fields({{"reason", LogValue("the server is not root: workers keep uid " + std::to_string(::geteuid()) +
+                                           ", without network and mount namespaces")}}));
+    }
+  }
+  // mkdtemp made it 0700: workers of another uid must be able to read it.
+  if (worker_user_ && owns_run_dir_) {
+    Status shared = sandbox::ShareDirectoryWith(run_dir_, *worker_user_);
+    if (!shared.ok()) LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", LogValue(shared.message())}}));
   }
   // Instances forked by a template outlive it when it is replaced; as a
   // subreaper the server, not init, inherits and reaps them.
@@ -207,25 +298,47 @@ Runtime::~Runtime() {
   if (owns_run_dir_) std::filesystem::remove_all(run_dir_, ignored);
 }
 
-Status Runtime::WriteRunDirectory(Model& model) {
+Status Runtime::WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(run_dir_) / model.config.name;
+  const fs::path dir = directory;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  const fs::path link = dir / model.config.model_file;
-  fs::remove(link, ec);
-  fs::create_symlink(model.config.ModelPath(), link, ec);
-  if (ec) return Internal("cannot prepare " + dir.string() + " for model '" + model.config.name + "': " + ec.message());
-  const fs::path config = dir / "config.json";
+  if (ec) return Internal("cannot create " + dir.string() + " for model '" + config.name + "': " + ec.message());
+  // Readable by the workers' uid whatever the umask; the run directory
+  // above it admits only the server and the workers' group.
+  const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec, ec);
+  if (snapshot_model_file) {
+    // A copy, not a link: editing the repository file never changes what
+    // the next template or instance loads; only a load/reload does.
+    const fs::path target = dir / config.model_file;
+    const fs::path staged = target.string() + ".new";
+    fs::create_directories(target.parent_path(), ec);
+    fs::remove(staged, ec);
+    fs::copy_file(config.ModelPath(), staged, fs::copy_options::overwrite_existing, ec);
+    if (ec) return NotFound("cannot copy model file " + config.ModelPath() + " of model '" + config.name + "': " + ec.message());
+    fs::permissions(staged, readable, ec);
+    fs::rename(staged, target, ec);  // processes loading the old file keep their copy
+    if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
+  }
+  const fs::path path = dir / "config.json";
   const fs::path staged = dir / "config.json.new";
   {
     std::ofstream out(staged, std::ios::trunc);
-    out << EncodeModelConfig(model.config);
+    out << EncodeModelConfig(config);
     if (!out) return Internal("cannot write " + staged.string());
   }
-  fs::rename(staged, config, ec);  // workers never see a half-written file
-  if (ec) return Internal("cannot write " + config.string() + ": " + ec.message());
-  model.run_directory = dir.string();
+  fs::permissions(staged, readable, ec);
+  fs::rename(staged, path, ec);  // workers never see a half-written file
+  if (ec) return Internal("cannot write " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status Runtime::WriteRunDirectory(Model& model, bool snapshot_model_file) {
+  const std::string dir = (std::filesystem::path(run_dir_) / model.config.name).string();
+  THAW_RETURN_IF_ERROR(WriteRunFiles(dir, model.config, snapshot_model_file));
+  model.run_directory = dir;
   return Status::Ok();
 }
 
@@ -236,7 +349,7 @@ Status Runtime::AddModel(ModelConfig config) {
   THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
   THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
   auto model = std::make_unique<Model>(io_, std::move(config));
-  THAW_RETURN_IF_ERROR(WriteRunDirectory(*model));
+  THAW_RETURN_IF_ERROR(WriteRunDirectory(*model, /*snapshot_model_file=*/true));
   Model& ref = *model;
   models_.emplace(ref.config.name, std::move(model));
   LogEvent(LogLevel::kInfo, "model_added",
@@ -272,7 +385,13 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   const Spawner* spawner = model.config.start_path == StartPath::kTemplate ? model.spawner.get()
                            : model.config.start_path == StartPath::kZygote  ? zygote_.get()
                                                                              : nullptr;
-  if (spawner && !spawner->gone) status.spawner = SpawnerStatus{spawner->pid, spawner->ready};
+  auto decode_sandbox = [](const std::string& text) -> std::optional<sandbox::SandboxReport> {
+    if (text.empty()) return std::nullopt;
+    StatusOr<sandbox::SandboxReport> report = sandbox::DecodeReport(text);
+    return report.ok() ? std::optional(*report) : std::nullopt;
+  };
+  if (spawner && !spawner->gone)
+    status.spawner = SpawnerStatus{spawner->pid, spawner->ready, spawner->cgroup_dir, decode_sandbox(spawner->sandbox)};
   status.queued = static_cast<int>(model.queue.size());
   const Micros now = clock_.NowMicros();
   status.batching = {.mode = model.config.batching,
@@ -281,10 +400,14 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
                      .cost_per_row_us = model.batcher.cost().slope_us_per_row(),
                      .arrival_rows_per_s = model.batcher.ArrivalRowsPerSecond(now)};
   status.last_start_error = model.last_start_error;
+  status.not_ready_reason = NotReadyReason(model);
+  status.ready = status.not_ready_reason.empty();
   for (const auto& [id, instance] : model.instances) {
     InstanceStatus s;
     s.id = id;
     s.pid = instance->pid;
+    s.cgroup_dir = instance->cgroup_dir;
+    if (instance->ready) s.sandbox = decode_sandbox(instance->ready_message.sandbox);
     for (const auto& [eid, execution] : instance->in_flight) s.in_flight += static_cast<int>(execution.requests.size());
     s.state = !instance->ready                          ? InstanceState::kStarting
               : instance->generation != model.generation ? InstanceState::kStopping
@@ -295,6 +418,29 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   return status;
 }
 
+std::string Runtime::NotReadyReason(const Model& model) const {
+  for (const auto& [id, instance] : model.instances)
+    if (instance->ready && instance->generation == model.generation) return "";
+  if (!model.last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + model.last_start_error;
+  if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
+  const Spawner* spawner = SpawnerOf(model);
+  const char* what = model.config.start_path == StartPath::kTemplate ? "template" : "zygote";
+  if (spawner && !spawner->gone && spawner->ready) return "";
+  if (spawner && !spawner->gone) return "model '" + model.config.name + "' is starting: its " + what + " is not ready yet";
+  return "model '" + model.config.name + "' has no " + what + " running; the next request starts one";
+}
+
+bool Runtime::Ready() {
+  if (startup_settled_) return true;
+  for (const auto& [name, model] : models_) {
+    const Spawner* spawner = SpawnerOf(*model);
+    // Still loading, and not failed: not settled yet.
+    if (spawner && !spawner->gone && !spawner->ready && model->last_start_error.empty()) return false;
+  }
+  startup_settled_ = true;
+  return true;
+}
+
 void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std::vector<std::string> output_names,
                     Micros deadline_us, InferCallback done) {
   auto finish_now = [&](Status status) {
@@ -302,7 +448,6 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
     outcome.status = std::move(status);
     asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
   };
-  if (shut_down_ || draining_) return finish_now(Unavailable("server is shutting down"));
   auto it = models_.find(model_name);
   if (it == models_.end()) return finish_now(NotFound("model '" + std::string(model_name) + "' is not loaded"));
   Model& model = *it->second;
@@ -314,7 +459,21 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
       done(std::move(outcome));
     };
   }
+  // Refused while draining or after shutdown: still a usage record (a 503).
+  if (shut_down_ || draining_) {
+    ++next_request_id_;
+    return finish_now(Unavailable("server is shutting down"));
+  }
   if (deadline_us <= now) return finish_now(DeadlineExceeded("request deadline already passed"));
+  // A request the instance cannot hold would only get it OOM-killed.
+  int64_t input_bytes = 0;
+  for (const Tensor& input : inputs) input_bytes += static_cast<int64_t>(input.data.size());
+  const int64_t max_input_bytes = (model.config.memory_mb << 20) / kRequestMemoryDivisor;
+  if (input_bytes > max_input_bytes)
+    return finish_now(InvalidArgument(
+        "request inputs take " + std::to_string(input_bytes) + " bytes, more than model '" + model.config.name +
+        "' can hold: at most " + std::to_string(max_input_bytes) + " bytes (1/" + std::to_string(kRequestMemoryDivisor) +
+        " of memory_mb=" + std::to_string(model.config.memory_mb) + ")"));
 
   // Requests beyond the instance slots the model may ever have wait in the
   // queue, up to max_queue; past that the caller is told to retry later.
@@ -546,6 +705,10 @@ Status Runtime::ReserveMemory(Model& model) {
       }
       live.push_back({name, id, other->config.memory_mb, evictable, instance->idle_since_us});
     }
+    // A live template and its standby (a fork sharing most of its pages)
+    // count as one instance of the model's size; never evicted (id 0).
+    if (other->config.start_path == StartPath::kTemplate && other->spawner && !other->spawner->gone)
+      live.push_back({name, 0, other->config.memory_mb, false, 0});
   }
   auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
   if (!plan.ok())
@@ -580,22 +743,36 @@ void Runtime::StartInstance(Model& model) {
   instance->start_wall_us = clock_.WallMicros();
   instance->provisioned = static_cast<int>(model.instances.size()) < ProvisionedMinimum(model).min_instances;
   instance->socket.assign(asio::local::stream_protocol(), fds[0]);
+  auto cgroup_dir = MakeCgroup("instance-" + std::to_string(instance->id), model.config.memory_mb);
+  if (!cgroup_dir.ok()) {
+    ::close(fds[1]);
+    model.last_start_error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
+    LogEvent(LogLevel::kError, "instance_start_failed",
+             Fields({{"model", model.config.name}, {"error", LogValue(model.last_start_error)}}));
+    if (model.instances.empty()) FailQueued(model, Unavailable(model.last_start_error));
+    return;
+  }
+  instance->cgroup_dir = *cgroup_dir;
   if (instance->start_path == StartPath::kExec) {
-    auto pid = SpawnProcess({options_.worker_path, "--model-dir", model.run_directory, "--fd",
-                             std::to_string(kWorkerFd)},
-                            model.config.threads, fds[1]);
+    std::vector<std::string> args = {options_.worker_path, "--model-dir", model.run_directory, "--fd",
+                                     std::to_string(kWorkerFd)};
+    if (!instance->cgroup_dir.empty()) args.insert(args.end(), {"--cgroup", instance->cgroup_dir});
+    for (std::string& arg : SandboxArgs(model.run_directory)) args.push_back(std::move(arg));
+    auto pid = SpawnProcess(args, model.config.threads, fds[1]);
     ::close(fds[1]);
     if (!pid.ok()) {
       model.last_start_error = pid.status().message();
       LogEvent(LogLevel::kError, "instance_start_failed",
                Fields({{"model", model.config.name}, {"error", LogValue(model.last_start_error)}}));
       FailQueued(model, Unavailable(model.last_start_error));
+      RemoveCgroupLater(instance->cgroup_dir);
       return;  // the instance's socket closes with it
     }
     instance->pid = *pid;
     instance->spawn_done_us = clock_.NowMicros();
   } else {
     std::shared_ptr<Spawner> spawner = EnsureSpawner(model);
+    instance->forked_by = spawner;
     if (spawner && spawner->ready) {
       SendSpawn(*spawner, model.run_directory, fds[1]);
     } else if (spawner) {
@@ -610,6 +787,15 @@ void Runtime::StartInstance(Model& model) {
                    {"start_path", std::string(StartPathName(instance->start_path))},
                    {"pid", std::to_string(instance->pid)}}));
   ReadMore(model, instance);
+}
+
+std::vector<std::string> Runtime::SandboxArgs(const std::string& writable_dir) const {
+  std::vector<std::string> args = {"--sandbox=" + std::string(sandbox::SandboxModeName(options_.sandbox))};
+  if (options_.sandbox == sandbox::SandboxMode::kOff) return args;
+  if (worker_user_)
+    args.push_back("--user=" + std::to_string(worker_user_->uid) + ":" + std::to_string(worker_user_->gid));
+  args.push_back("--writable-dir=" + writable_dir);
+  return args;
 }
 
 StatusOr<int> Runtime::SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd) {
@@ -660,11 +846,12 @@ StatusOr<int> Runtime::SpawnProcess(const std::vector<std::string>& args, int th
 
 std::shared_ptr<Runtime::Spawner> Runtime::EnsureSpawner(Model& model) {
   std::shared_ptr<Spawner>& slot = model.config.start_path == StartPath::kTemplate ? model.spawner : zygote_;
-  if (!slot || slot->gone) slot = StartSpawner(model.config.start_path == StartPath::kTemplate ? &model : nullptr);
+  if (!slot || slot->gone)
+    slot = StartSpawner(model.config.start_path == StartPath::kTemplate ? &model : nullptr, model.config.start_timeout_ms);
   return slot;
 }
 
-std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
+std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t start_timeout_ms) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
   std::vector<std::string> args = {options_.worker_path};
@@ -674,6 +861,22 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
     args.push_back("--zygote");
   }
   args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
+  // A template holds its model and warms a standby before handing it an
+  // instance (the standby's warm-up pages stay charged here on v2): room for two.
+  auto cgroup_dir = MakeCgroup((owner ? "template-" : "zygote-") + std::to_string(next_spawner_id_++),
+                               owner ? 2 * owner->config.memory_mb : cgroup::kZygoteMemoryMb);
+  if (!cgroup_dir.ok()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
+    if (owner) owner->last_start_error = error;
+    LogEvent(LogLevel::kError, "spawner_start_failed",
+             Fields({{"model", owner ? owner->config.name : "zygote"}, {"error", LogValue(error)}}));
+    return nullptr;
+  }
+  if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
+  // A zygote serves every model: its instances may need any model's directory.
+  for (std::string& arg : SandboxArgs(owner ? owner->run_directory : run_dir_)) args.push_back(std::move(arg));
   // One thread: a parent that ran OpenMP on more would hang its children.
   auto pid = SpawnProcess(args, 1, fds[1]);
   ::close(fds[1]);
@@ -682,11 +885,15 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner) {
     ::close(fds[0]);
     if (owner) owner->last_start_error = pid.status().message();
     LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", LogValue(pid.status().message())}}));
+    RemoveCgroupLater(*cgroup_dir);
     return nullptr;
   }
   auto spawner = std::make_shared<Spawner>(io_);
+  spawner->cgroup_dir = *cgroup_dir;
   spawner->owner = owner;
   spawner->pid = *pid;
+  spawner->start_timeout_ms = start_timeout_ms;
+  spawner->started_us = clock_.NowMicros();
   spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
   LogEvent(LogLevel::kInfo, owner ? "template_start" : "zygote_start",
            Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
@@ -708,6 +915,12 @@ void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
           if ((*frame)->type == ipc::MessageType::kReady) {
             auto ready = ipc::DecodeReady((*frame)->payload);
             spawner->ready = true;
+            if (Model* owner = spawner->owner) {
+              // The template loaded and warmed the model: it can start.
+              owner->last_start_error.clear();
+              owner->start_retry_backoff_us = kMinStartRetryUs;
+            }
+            if (ready.ok()) spawner->sandbox = ready->sandbox;
             LogEvent(LogLevel::kInfo, spawner->owner ? "template_ready" : "zygote_ready",
                      Fields({{"model", name}, {"pid", std::to_string(spawner->pid)},
                              {"start_ms", ready.ok() ? MillisText(clock_.NowMicros() - ready->started_us) : "?"},
@@ -739,6 +952,18 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
   spawner.waiting.clear();
   const std::string name = spawner.owner ? spawner.owner->config.name : "zygote";
   const bool expected = shut_down_ || (spawner.owner && spawner.owner->removed);
+  if (!expected && OomKilled(spawner.cgroup_dir)) {
+    const std::string error = (spawner.owner ? "template of model '" + name + "'" : std::string("the zygote")) +
+                              " exceeded its memory limit (" +
+                              (spawner.owner ? "2 x memory_mb=" + std::to_string(spawner.owner->config.memory_mb)
+                                             : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
+                              ") and was killed";
+    if (spawner.owner) spawner.owner->last_start_error = error;
+    LogEvent(LogLevel::kWarning, "spawner_oom", Fields({{"model", name}, {"error", LogValue(error)}}));
+  }
+  RemoveCgroupLater(spawner.cgroup_dir);
+  if (!was_ready && spawner.owner && spawner.owner->spawner.get() == &spawner && spawner.owner->last_start_error.empty())
+    spawner.owner->last_start_error = "template exited before it was ready";
   LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
            Fields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
   // A spawner that had been serving is replaced at once; one that never got
@@ -747,14 +972,15 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
   if (spawner.owner) {
     Model* owner = spawner.owner;
     if (owner->removed || owner->config.start_path != StartPath::kTemplate || owner->spawner.get() != &spawner) return;
-    owner->spawner = StartSpawner(owner);
+    owner->spawner = StartSpawner(owner, owner->config.start_timeout_ms);
   } else {
-    zygote_ = StartSpawner(nullptr);
+    zygote_ = StartSpawner(nullptr, spawner.start_timeout_ms);
   }
 }
 
 void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd) {
-  Status sent = ipc::SendFrameWithFd(spawner.socket.native_handle(), ipc::Encode(ipc::SpawnMessage{model_dir}), child_fd);
+  Status sent = ipc::SendFrameWithFd(spawner.socket.native_handle(), ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir}),
+                                     child_fd);
   ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
   if (!sent.ok())
     LogEvent(LogLevel::kError, "spawn_failed",
@@ -769,23 +995,150 @@ Status Runtime::UpdateModelConfig(ModelConfig config) {
   THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
   Model& model = *it->second;
   config.directory = model.config.directory;
+  const bool new_workers = WorkersDiffer(model.config, config);
   model.config = std::move(config);
   model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
   model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
   model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(model.config));
-  THAW_RETURN_IF_ERROR(WriteRunDirectory(model));
-  ++model.generation;
-  // New instances must start from the new settings.
-  if (std::shared_ptr<Spawner> spawner = std::move(model.spawner)) OnSpawnerGone(*spawner);
-  if (model.config.start_path == StartPath::kTemplate) EnsureSpawner(model);
-  std::vector<uint64_t> idle;
-  for (const auto& [id, instance] : model.instances)
-    if (instance->ready && instance->in_flight.empty()) idle.push_back(id);
-  for (uint64_t id : idle) RetireIdleInstance(model, id, "config_changed");
+  // The model file snapshot stays: only a load/reload takes a new one.
+  THAW_RETURN_IF_ERROR(WriteRunDirectory(model, /*snapshot_model_file=*/false));
+  if (new_workers) ReplaceWorkers(model, "config_changed");
   LogEvent(LogLevel::kInfo, "model_config_changed",
-           Fields({{"model", model.config.name}, {"generation", std::to_string(model.generation)}}));
+           Fields({{"model", model.config.name}, {"generation", std::to_string(model.generation)},
+                   {"workers_replaced", new_workers ? "true" : "false"}}));
   Pump(model);
   return Status::Ok();
+}
+
+void Runtime::ReplaceWorkers(Model& model, std::string_view reason) {
+  ++model.generation;
+  // Starts under the old settings are abandoned, not counted as failures:
+  // they would only be retired once ready, holding max_concurrency slots.
+  std::vector<uint64_t> starting, idle;
+  for (const auto& [id, instance] : model.instances) {
+    if (!instance->ready) starting.push_back(id);
+    else if (instance->in_flight.empty()) idle.push_back(id);
+  }
+  for (uint64_t id : starting)
+    StopInstance(model, id, StopKind::kKill, reason, Internal("unreachable: instance was starting"));
+  for (uint64_t id : idle) RetireIdleInstance(model, id, reason);
+  // New instances must start from the new settings; busy ones retire when they finish.
+  if (std::shared_ptr<Spawner> spawner = std::move(model.spawner)) {
+    ::kill(spawner->pid, SIGKILL);
+    OnSpawnerGone(*spawner);
+  }
+  model.last_start_error.clear();
+  model.start_retry_after_us = 0;
+  model.start_retry_backoff_us = kMinStartRetryUs;
+  if (model.config.start_path == StartPath::kTemplate) EnsureSpawner(model);
+}
+
+void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) {
+  auto finish = [this, &done](Status status) { asio::post(io_, [done = std::move(done), status]() { done(status); }); };
+  if (shut_down_ || draining_) return finish(Unavailable("server is shutting down"));
+  if (!models_.count(config.name)) return finish(AddModel(std::move(config)));
+  if (validations_.count(config.name))
+    return finish(Unavailable("a reload of model '" + config.name + "' is already in progress"));
+  for (const Status& valid : {policy::Validate(AutoscalerOptionsFor(config)), policy::Validate(KeepAliveOptionsFor(config)),
+                              policy::Validate(BatchingOptionsFor(config))})
+    if (!valid.ok()) return finish(valid);
+  auto validation = std::make_shared<Validation>(io_);
+  validation->staging_dir = (std::filesystem::path(run_dir_) / ".staging" / config.name).string();
+  std::error_code ignored;
+  std::filesystem::remove_all(validation->staging_dir, ignored);
+  if (Status written = WriteRunFiles(validation->staging_dir, config, /*snapshot_model_file=*/true); !written.ok())
+    return finish(written);
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    return finish(Unavailable("cannot create a socket to validate model '" + config.name + "'"));
+  // A plain instance of the new version: it loads the model and runs its
+  // warm-up like any start, then is stopped.
+  auto pid = SpawnProcess({options_.worker_path, "--model-dir", validation->staging_dir, "--fd", std::to_string(kWorkerFd)},
+                          config.threads, fds[1]);
+  ::close(fds[1]);
+  if (!pid.ok()) {
+    ::close(fds[0]);
+    return finish(pid.status());
+  }
+  validation->pid = *pid;
+  validation->socket.assign(asio::local::stream_protocol(), fds[0]);
+  validation->done = std::move(done);
+  const std::string name = config.name;
+  validation->config = std::move(config);
+  validations_.emplace(name, validation);
+  LogEvent(LogLevel::kInfo, "model_validation_start", Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
+  validation->timer.expires_after(std::chrono::milliseconds(validation->config.start_timeout_ms));
+  validation->timer.async_wait([this, validation](const boost::system::error_code& ec) {
+    if (ec || validation->finished) return;
+    FinishValidation(*validation, Unavailable(StartTimeoutMessage("the new version", validation->config)));
+  });
+  ReadValidation(validation);
+}
+
+void Runtime::ReadValidation(std::shared_ptr<Validation> validation) {
+  validation->socket.async_read_some(
+      asio::buffer(validation->read_buffer), [this, validation](const boost::system::error_code& ec, size_t n) {
+        if (validation->finished) return;
+        const std::string& name = validation->config.name;
+        if (ec)
+          return FinishValidation(*validation, Unavailable("the new version of model '" + name +
+                                                           "' failed to load: worker exited before it was ready"));
+        validation->reader.Append(validation->read_buffer.data(), n);
+        for (;;) {
+          auto frame = validation->reader.Next();
+          if (!frame.ok()) return FinishValidation(*validation, Internal(frame.status().message()));
+          if (!frame->has_value()) break;
+          if ((*frame)->type == ipc::MessageType::kReady) return FinishValidation(*validation, Status::Ok());
+          if ((*frame)->type == ipc::MessageType::kInitError) {
+            auto error = ipc::DecodeInitError((*frame)->payload);
+            return FinishValidation(*validation, Unavailable("the new version of model '" + name + "' failed to load: " +
+                                                             (error.ok() ? error->message : "unreadable error")));
+          }
+        }
+        ReadValidation(validation);
+      });
+}
+
+void Runtime::FinishValidation(Validation& validation, Status status) {
+  validation.finished = true;
+  boost::system::error_code ignored;
+  validation.timer.cancel();
+  validation.socket.close(ignored);
+  ::kill(validation.pid, SIGKILL);
+  const std::string name = validation.config.name;
+  std::shared_ptr<Validation> keep = validations_[name];  // `validation` lives until this returns
+  validations_.erase(name);
+  auto it = models_.find(name);
+  if (status.ok() && (shut_down_ || it == models_.end()))
+    status = Unavailable("model '" + name + "' was unloaded while its new version was being validated");
+  if (status.ok()) {
+    // Proven: the staged model file and config become the model's.
+    Model& model = *it->second;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    ModelConfig config = std::move(validation.config);
+    const fs::path staged_file = fs::path(validation.staging_dir) / config.model_file;
+    const fs::path serving_file = fs::path(model.run_directory) / config.model_file;
+    fs::create_directories(serving_file.parent_path(), ec);
+    fs::rename(staged_file, serving_file, ec);
+    if (ec) {
+      status = Internal("cannot install the new version of model '" + name + "': " + ec.message());
+    } else {
+      model.config = std::move(config);
+      model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
+      model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
+      model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(model.config));
+      status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
+      ReplaceWorkers(model, "reloaded");
+      Pump(model);
+    }
+  }
+  std::error_code ignored_fs;
+  std::filesystem::remove_all(validation.staging_dir, ignored_fs);
+  LogEvent(status.ok() ? LogLevel::kInfo : LogLevel::kWarning, "model_reload",
+           Fields({{"model", name}, {"ok", status.ok() ? "true" : "false"},
+                   {"error", LogValue(status.ok() ? "" : status.message())}}));
+  asio::post(io_, [done = std::move(validation.done), status]() { done(status); });
 }
 
 Status Runtime::RemoveModel(std::string_view name) {
@@ -890,16 +1243,22 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
         if (instance->removed) return;
         if (ec) {
           const bool was_ready = instance->ready;
-          std::string reason = was_ready ? "crashed" : "start_failed";
+          // The kernel counts the kill before the process exits and its socket closes.
+          const bool oom = OomKilled(instance->cgroup_dir);
+          const std::string limit = "memory limit (memory_mb=" + std::to_string(model.config.memory_mb) + ")";
+          std::string reason = oom ? "oom" : was_ready ? "crashed" : "start_failed";
           if (!was_ready) {
+            if (oom) model.last_start_error = "instance exceeded its " + limit + " while starting and was killed";
             if (model.last_start_error.empty()) model.last_start_error = "worker exited before it was ready";
             const Micros now = clock_.NowMicros();
             model.start_retry_after_us = now + model.start_retry_backoff_us;
             model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
           }
           StopInstance(model, instance->id, StopKind::kKillFault, reason,
-                       Unavailable("instance " + std::to_string(instance->id) + " of model '" + model.config.name +
-                                   "' exited while running the request"));
+                       Unavailable(oom ? "instance of model '" + model.config.name + "' exceeded its " + limit +
+                                             " and was killed"
+                                       : "instance " + std::to_string(instance->id) + " of model '" + model.config.name +
+                                             "' exited while running the request"));
           if (!was_ready) {
             if (model.instances.empty()) FailQueued(model, Unavailable("model '" + model.config.name + "' failed to start: " +
                                                        model.last_start_error));
@@ -938,6 +1297,20 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
         if (instance.pid == 0) instance.pid = ready->pid;
         if (instance.start_path != StartPath::kExec) instance.spawn_done_us = ready->started_us;
       }
+      // A forked instance is sandboxed before it can join its memory cgroup,
+      // so the server moves it, before it is given any work. (Pages a
+      // zygote-path instance allocated while loading move with it on v1,
+      // memory.move_charge_at_immigrate.)
+      if (instance.start_path != StartPath::kExec && !instance.cgroup_dir.empty()) {
+        if (Status moved = cgroup::MoveToMemoryCgroup(instance.cgroup_dir, instance.pid); !moved.ok()) {
+          model.last_start_error = "cannot enforce memory_mb: cannot move instance into its memory cgroup: " + moved.message();
+          LogEvent(LogLevel::kError, "instance_init_error",
+                   Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                           {"error", LogValue(model.last_start_error)}}));
+          if (instance.pid > 0) ::kill(instance.pid, SIGKILL);  // EOF follows: a failed start
+          return;
+        }
+      }
       instance.ready = true;
       instance.ready_us = now;
       instance.idle_since_us = now;
@@ -951,6 +1324,9 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
                        {"start_ms", MillisText(now - instance.spawn_start_us)},
                        {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
                        {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
+      // Started under settings since replaced: it takes no work, so it goes
+      // now rather than hold a max_concurrency slot until keep-alive.
+      if (instance.generation != model.generation) RetireIdleInstance(model, instance.id, "config_changed");
       return;
     }
     case ipc::MessageType::kInitError: {
@@ -1072,8 +1448,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, st
   instance->removed = true;
   boost::system::error_code ignored;
   instance->socket.close(ignored);
-  // Idle instances leave on EOF; anything else is killed outright.
-  if (kind != StopKind::kRetire && instance->pid > 0) ::kill(instance->pid, SIGKILL);
+  if (instance->pid > 0) ::kill(instance->pid, SIGKILL);
   int failed = 0;
   for (auto& [id, execution] : instance->in_flight) {
     for (auto& pending : execution.requests) {
@@ -1088,6 +1463,7 @@ void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, st
   }
   RecordInstanceStop(model, *instance, reason);
   instance->in_flight.clear();
+  RemoveCgroupLater(instance->cgroup_dir);
   LogEvent(kind == StopKind::kKillFault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"pid", std::to_string(instance->pid)}, {"reason", std::string(reason)},
@@ -1147,6 +1523,7 @@ void Runtime::OnTimer(Model& model) {
   }
   for (uint64_t id : timed_out)
     StopInstance(model, id, StopKind::kKillFault, "timeout", Unavailable("instance was replaced after another request timed out"));
+  CheckStartDeadlines(model, now);
 
   const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
   for (uint64_t id : actions.stop) RetireIdleInstance(model, id, "keep_alive");
@@ -1191,6 +1568,11 @@ void Runtime::Reschedule(Model& model) {
     wake = std::min(wake, now + std::max<Micros>(0, *provisioned.next_change_wall_us - clock_.WallMicros()));
   if (static_cast<int>(model.instances.size()) < provisioned.min_instances && model.start_retry_after_us > now)
     wake = std::min(wake, model.start_retry_after_us);
+  // Start deadlines: instances and the template or zygote they wait for.
+  for (const auto& [id, instance] : model.instances)
+    if (!instance->ready) wake = std::min(wake, instance->spawn_start_us + StartTimeoutUs(model.config));
+  if (const Spawner* spawner = SpawnerOf(model); spawner && !spawner->gone && !spawner->ready)
+    wake = std::min(wake, spawner->StartDeadline());
 
   if (wake == model.scheduled_wake_us) return;
   model.scheduled_wake_us = wake;
@@ -1201,6 +1583,62 @@ void Runtime::Reschedule(Model& model) {
   // cancelling and re-arming each time cost CPU.
   if (model.armed_wake_us <= wake) return;
   ArmTimer(model, wake, now);
+}
+
+Runtime::Spawner* Runtime::SpawnerOf(const Model& model) const {
+  if (model.config.start_path == StartPath::kTemplate) return model.spawner.get();
+  if (model.config.start_path == StartPath::kZygote) return zygote_.get();
+  return nullptr;
+}
+
+void Runtime::CheckStartDeadlines(Model& model, Micros now) {
+  Spawner* spawner = SpawnerOf(model);
+  if (spawner && !spawner->gone && !spawner->ready && now >= spawner->StartDeadline())
+    TimeOutSpawner(*spawner, StartTimeoutMessage(spawner->owner ? "template" : "zygote",
+                                                 spawner->owner ? spawner->owner->config : model.config));
+  std::vector<std::shared_ptr<Instance>> overdue;
+  for (const auto& [id, instance] : model.instances)
+    if (!instance->ready && now >= instance->spawn_start_us + StartTimeoutUs(model.config)) overdue.push_back(instance);
+  if (overdue.empty()) return;
+  const std::string message = StartTimeoutMessage("instance", model.config);
+  model.last_start_error = message;
+  model.start_retry_after_us = now + model.start_retry_backoff_us;
+  model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
+  for (const auto& instance : overdue) {
+    if (instance->removed) continue;
+    // A forked instance that never reported: its template or zygote may be
+    // the one stuck (stopped, or its fork hung). Kill it and the children
+    // that have not reported (their pids are unknown to us); a template that
+    // had been ready is replaced at once.
+    if (std::shared_ptr<Spawner> by = instance->forked_by.lock(); by && !by->gone && by->ready) {
+      std::vector<pid_t> known;
+      for (const auto& [name, other] : models_)
+        for (const auto& [oid, o] : other->instances)
+          if (o->pid > 0) known.push_back(o->pid);
+      for (pid_t child : ChildrenOf(by->pid))
+        if (std::find(known.begin(), known.end(), child) == known.end()) ::kill(child, SIGKILL);
+      TimeOutSpawner(*by, message);
+    }
+    if (instance->removed) continue;
+    StopInstance(model, instance->id, StopKind::kKillFault, "start_timeout", Unavailable(message));
+  }
+  bool can_serve = false;
+  for (const auto& [id, instance] : model.instances) can_serve |= instance->ready && instance->generation == model.generation;
+  if (!can_serve) FailQueued(model, Unavailable(message));
+}
+
+void Runtime::TimeOutSpawner(Spawner& spawner, const std::string& message) {
+  LogEvent(LogLevel::kWarning, "spawner_start_timeout",
+           Fields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(message)}}));
+  // Instances waiting for it fail their start naming the cause.
+  for (auto& [name, model] : models_) {
+    if (SpawnerOf(*model) != &spawner) continue;
+    bool waiting = false;
+    for (const auto& [id, instance] : model->instances) waiting |= !instance->ready;
+    if (waiting || spawner.owner == model.get()) model->last_start_error = message;
+  }
+  ::kill(spawner.pid, SIGKILL);
+  OnSpawnerGone(spawner);
 }
 
 void Runtime::ArmTimer(Model& model, Micros wake, Micros now) {
@@ -1240,6 +1678,49 @@ void Runtime::ReapChildren() {
                                         : "signal=" + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     LogEvent(LogLevel::kDebug, "worker_reaped", Fields({{"pid", std::to_string(pid)}, {"status", how}}));
   }
+  RemoveCgroups();
+}
+
+StatusOr<std::string> Runtime::MakeCgroup(const std::string& name, int64_t memory_mb) {
+  if (!options_.memory_cgroups) return std::string();
+  return options_.memory_cgroups->Create(name, memory_mb << 20);
+}
+
+bool Runtime::OomKilled(const std::string& dir) const {
+  if (dir.empty()) return false;
+  auto kills = cgroup::OomKillCount(dir);
+  return kills.ok() && *kills > 0;
+}
+
+void Runtime::RemoveCgroupLater(std::string dir) {
+  if (dir.empty()) return;
+  cgroup_cleanup_->dirs.push_back(std::move(dir));
+  RemoveCgroups();
+}
+
+void Runtime::RemoveCgroups() {
+  CgroupCleanup& cleanup = *cgroup_cleanup_;
+  if (!options_.memory_cgroups || cleanup.dirs.empty()) return;
+  std::erase_if(cleanup.dirs, [&](const std::string& dir) {
+    Status removed = options_.memory_cgroups->Remove(dir);
+    if (!removed.ok() && removed.code() != StatusCode::kUnavailable)
+      LogEvent(LogLevel::kWarning, "cgroup_remove_failed", Fields({{"dir", LogValue(dir)}, {"error", LogValue(removed.message())}}));
+    return removed.code() != StatusCode::kUnavailable;  // still in use: retry
+  });
+  if (cleanup.dirs.empty()) {
+    cleanup.retry_us = 0;
+    return;
+  }
+  // Killed processes leave in milliseconds; a retiring one finishes its work first.
+  if (cleanup.armed || shut_down_) return;
+  cleanup.retry_us = std::clamp<Micros>(cleanup.retry_us * 2, 20 * kMicrosPerMilli, 2 * kMicrosPerSecond);
+  cleanup.armed = true;
+  cleanup.timer.expires_after(std::chrono::microseconds(cleanup.retry_us));
+  cleanup.timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    cgroup_cleanup_->armed = false;
+    RemoveCgroups();
+  });
 }
 
 void Runtime::Drain(std::function<void()> drained) {
@@ -1276,15 +1757,19 @@ void Runtime::Shutdown() {
     ::kill(-zygote_->pid, SIGKILL);
     OnSpawnerGone(*zygote_);
   }
+  while (!validations_.empty())
+    FinishValidation(*validations_.begin()->second, Unavailable("server is shutting down"));
   boost::system::error_code ignored;
   child_watcher_->signals.cancel(ignored);
+  cgroup_cleanup_->timer.cancel();
   // Reap the processes just killed (templates, the zygote, exec instances),
   // so none outlives the server as a zombie; bounded, as a kill takes a moment.
   const Micros give_up = clock_.NowMicros() + 500 * kMicrosPerMilli;
   for (;;) {
     ReapChildren();
     errno = 0;
-    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) break;
+    // Done when no child is left and every cgroup is gone (their processes left).
+    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD && cgroup_cleanup_->dirs.empty()) break;
     if (clock_.NowMicros() >= give_up) break;
     ::usleep(5000);
   }

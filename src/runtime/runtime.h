@@ -23,7 +23,22 @@
 //  - Memory: live instances' memory_mb stay within memory_budget_mb; idle
 //    instances of other models beyond their provisioned minimum are evicted
 //    (least recently used first) to make room, else the start fails with
-//    kUnavailable.
+//    kUnavailable. A live template with its standby counts as one instance
+//    of its model's memory_mb (the standby is a fork sharing most of the
+//    template's pages); templates are never refused or evicted, so a model
+//    always gets its template, and the budget limits instances. The zygote
+//    (engines only, no model) is not counted.
+//  - Memory limit (with RuntimeOptions::memory_cgroups enforcing): every
+//    instance runs in a memory cgroup of memory_mb (templates 2 x memory_mb,
+//    the zygote cgroup::kZygoteMemoryMb), joined before it loads anything.
+//    An instance the kernel OOM-kills fails its in-flight requests with
+//    kUnavailable "instance of model 'm' exceeded its memory limit
+//    (memory_mb=N) and was killed", stops with reason "oom" in the usage log,
+//    and is replaced on demand. Groups are removed once their processes
+//    have left.
+//  - Request size: a request whose input tensors take more than
+//    1/kRequestMemoryDivisor of memory_mb is refused with kInvalidArgument
+//    before it is queued: the instance could not hold it and its outputs.
 //  - Every accepted request's callback is called exactly once.
 //
 // Threading: not thread-safe. All methods and all callbacks run on the
@@ -45,11 +60,20 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "sandbox/sandbox.h"
 #include "metering/usage.h"
 #include "repo/model_config.h"
 #include "tensor/tensor.h"
 
 namespace thaw {
+
+namespace cgroup {
+class MemoryCgroups;
+}
+
+// A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
+// the instance holds them, its copy of them as engine tensors and outputs.
+constexpr int64_t kRequestMemoryDivisor = 2;
 
 namespace policy {
 struct KeepAliveActions;
@@ -86,6 +110,18 @@ struct RuntimeOptions {
   // instance when it stops and every provisioned interval (metering/usage.h).
   // Not owned; must outlive the runtime. nullptr = none.
   metering::UsageSink* usage = nullptr;
+  // Makes the memory cgroups that hold each instance, template and zygote
+  // to its limit. Not owned; must outlive the runtime. nullptr, or one that
+  // is not enforced(): memory_mb is not enforced.
+  cgroup::MemoryCgroups* memory_cgroups = nullptr;
+  // How workers are confined (src/sandbox/sandbox.h): on by default; off for
+  // debugging; no-seccomp to measure the filter's cost.
+  sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOn;
+  // The uid/gid workers run as. nullopt = nobody/nogroup when the server runs
+  // as root; a server that is not root cannot switch users and leaves its
+  // workers' uid unchanged (warning logged once). The run directory (when the
+  // runtime creates it) is made readable by this group, mode 0750.
+  std::optional<sandbox::WorkerUser> worker_user;
 };
 
 // Where the time of a cold start went. The parts follow one another:
@@ -137,11 +173,15 @@ struct InstanceStatus {
   int pid = 0;  // 0 while a forked instance has not reported yet
   InstanceState state = InstanceState::kStarting;
   int in_flight = 0;
+  std::string cgroup_dir;  // its memory cgroup; empty if memory is not enforced
+  std::optional<sandbox::SandboxReport> sandbox;  // once ready: what its sandbox applied
 };
 
 struct SpawnerStatus {
   int pid = 0;
   bool ready = false;
+  std::string cgroup_dir;
+  std::optional<sandbox::SandboxReport> sandbox;  // once ready
 };
 
 // What the batcher has learned (src/policy/batching.h).
@@ -161,6 +201,10 @@ struct ModelStatus {
   std::optional<SpawnerStatus> spawner;  // the template or zygote this model forks from
   int queued = 0;
   std::string last_start_error;  // empty if the last start succeeded
+  // Whether a request can be served: a ready instance, or nothing failed and
+  // (template/zygote path) the spawner is ready. Else the reason.
+  bool ready = false;
+  std::string not_ready_reason;
 };
 
 class Runtime {
@@ -188,10 +232,29 @@ class Runtime {
              Micros deadline_us, InferCallback done);
 
   // Replaces a loaded model's settings (a validated config of the same model
-  // directory). New instances use them: the template is replaced, idle
-  // instances are retired, and busy ones retire when they finish.
-  // kNotFound for an unknown model.
+  // directory). If a field a worker reads changed (model, tensors, threads,
+  // instance_concurrency, memory_mb, start path, standby) new instances use
+  // it: the template is replaced, starting and idle instances are stopped,
+  // busy ones retire when they finish. Other fields (keep-alive, queue,
+  // scaling, batching, timeouts) apply at once and leave workers alone.
+  // The model file snapshot is kept. kNotFound for an unknown model.
   Status UpdateModelConfig(ModelConfig config);
+
+  // Loads `config` (validated, read from the repository). A model not loaded
+  // yet is added (AddModel). A loaded one is replaced only once the new
+  // version is proven: a worker started from a staging copy of the config
+  // and model file must load it and run its warm-up within the new
+  // start_timeout_ms; then the copy becomes the model's, as with a settings
+  // change that replaces workers. Until then, and if it fails, the old
+  // version keeps serving. `done` gets Ok, or kUnavailable naming the load
+  // error or timeout (the old version still serving), also if another reload
+  // of the model is in progress. Called once, on the io_context thread.
+  void ReloadModel(ModelConfig config, std::function<void(Status)> done);
+
+  // True once every model loaded at the time has its template or zygote
+  // ready or failed (latched: later loads and restarts do not clear it).
+  // For the server's readiness probe.
+  bool Ready();
 
   // Unloads a model: its queued requests fail with kUnavailable, its
   // instances and template stop (requests running on them fail with
@@ -222,15 +285,31 @@ class Runtime {
   struct Execution;
   struct Spawner;
 
+  struct Validation;
+
   void Pump(Model& model);
   void StartInstance(Model& model);
-  Status WriteRunDirectory(Model& model);
+  // Writes `config` as config.json in `directory` and, if asked, a copy of
+  // the model file (atomically: written aside, then renamed). Every file the
+  // runtime creates for workers is created here.
+  static Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file);
+  Status WriteRunDirectory(Model& model, bool snapshot_model_file);
+  // Bumps the generation: starting instances are abandoned, idle ones
+  // retired, busy ones retire when they finish; the template is replaced.
+  void ReplaceWorkers(Model& model, std::string_view reason);
+  Spawner* SpawnerOf(const Model& model) const;
+  std::string NotReadyReason(const Model& model) const;
+  // Kills starts (instances, templates, the zygote) past start_timeout_ms.
+  void CheckStartDeadlines(Model& model, Micros now);
+  void TimeOutSpawner(Spawner& spawner, const std::string& message);
+  void ReadValidation(std::shared_ptr<Validation> validation);
+  void FinishValidation(Validation& validation, Status status);
   // Makes room under the memory budget for one more instance of `model`.
   Status ReserveMemory(Model& model);
   // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
   StatusOr<int> SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd);
   std::shared_ptr<Spawner> EnsureSpawner(Model& model);
-  std::shared_ptr<Spawner> StartSpawner(Model* owner);
+  std::shared_ptr<Spawner> StartSpawner(Model* owner, int64_t start_timeout_ms);
   void ReadSpawner(std::shared_ptr<Spawner> spawner);
   void OnSpawnerGone(Spawner& spawner);
   void SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd);
@@ -239,9 +318,11 @@ class Runtime {
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
-  // How an instance goes: kRetire closes the socket of an idle instance (it
-  // exits on EOF); kKill and kKillFault kill it, failing its in-flight
-  // requests with `in_flight_status`; kKillFault is logged as a warning.
+  // How an instance goes: its socket is closed and it is killed (SIGKILL:
+  // an idle instance holds nothing worth a clean exit, and a stopped or hung
+  // one would never read the EOF). kRetire is for idle instances; kKill and
+  // kKillFault fail its in-flight requests with `in_flight_status`;
+  // kKillFault is logged as a warning.
   enum class StopKind { kRetire, kKill, kKillFault };
   void StopInstance(Model& model, uint64_t instance_id, StopKind kind, std::string_view reason,
                     const Status& in_flight_status);
@@ -256,6 +337,16 @@ class Runtime {
   void FailQueued(Model& model, const Status& status);
   void ReapChildren();
   void WatchChildren();
+  // A memory cgroup for `name` limited to `memory_mb`; "" when not enforced.
+  StatusOr<std::string> MakeCgroup(const std::string& name, int64_t memory_mb);
+  // Removes the cgroups of gone processes, retrying while they still hold one.
+  void RemoveCgroupLater(std::string dir);
+  void RemoveCgroups();
+  // The OOM killer killed a process in `dir`.
+  bool OomKilled(const std::string& dir) const;
+  struct CgroupCleanup;
+  std::unique_ptr<CgroupCleanup> cgroup_cleanup_;
+  uint64_t next_spawner_id_ = 1;
 
   boost::asio::io_context& io_;
   const Clock& clock_;
@@ -265,9 +356,14 @@ class Runtime {
   std::vector<std::unique_ptr<Model>> retired_models_;  // unloaded; their handlers may still run
   std::string run_dir_;
   bool owns_run_dir_ = false;
+  std::optional<sandbox::WorkerUser> worker_user_;  // resolved from the options; nullopt = keep the uid
+  // The worker's sandbox flags, writable_dir being the one path it may write.
+  std::vector<std::string> SandboxArgs(const std::string& writable_dir) const;
   uint64_t next_request_id_ = 1;
   uint64_t next_instance_id_ = 1;
   bool shut_down_ = false;
+  bool startup_settled_ = false;  // Ready() latched
+  std::map<std::string, std::shared_ptr<Validation>, std::less<>> validations_;  // reloads in progress, by model
   bool draining_ = false;              // no new requests
   std::function<void()> on_drained_;   // called once the accepted ones are answered
   void CheckDrained();

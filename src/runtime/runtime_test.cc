@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <cstdlib>
@@ -15,8 +16,10 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <sstream>
 
 #include "base/test_paths.h"
+#include "cgroup/memory_cgroup.h"
 
 namespace thaw {
 namespace {
@@ -375,9 +378,10 @@ TEST_F(RuntimeTest, HistogramKeepAlivePrewarmsForAPeriodicCaller) {
 
 TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherModel) {
   runtime_->Shutdown();
-  // fraud needs 512 MB and fashion 1024 MB: 1200 MB holds one of them.
+  // fraud needs 512 MB and fashion 1024 MB, and their templates count as
+  // much: 1536 + 1200 MB holds one instance of either.
   runtime_ = std::make_unique<Runtime>(
-      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1536 + 1200});
   ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
   ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
   ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
@@ -391,7 +395,7 @@ TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherMo
 TEST_F(RuntimeTest, MemoryPressureKeepsProvisionedInstances) {
   runtime_->Shutdown();
   runtime_ = std::make_unique<Runtime>(
-      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1536 + 1200});
   ModelConfig fraud = Load("fraud");
   fraud.min_instances = 1;  // provisioned: must not be evicted for fashion
   ASSERT_TRUE(runtime_->AddModel(Deploy(fraud)).ok());
@@ -411,6 +415,23 @@ TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
   EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable);
   EXPECT_NE(outcome.status.message().find("memory"), std::string::npos) << outcome.status.message();
   EXPECT_EQ(InstanceCount("fashion"), 0);
+}
+
+TEST_F(RuntimeTest, TemplatesCountAgainstTheMemoryBudget) {
+  runtime_->Shutdown();
+  // fraud's instance (512 MB) fits 1000 MB alone, not beside its template.
+  runtime_ = std::make_unique<Runtime>(
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1000});
+  ModelConfig exec = Load("fraud");
+  exec.start_path = StartPath::kExec;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(exec)).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());  // no template: fits
+  ASSERT_TRUE(runtime_->RemoveModel("fraud").ok());
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());  // template path: the template is never refused
+  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
+  EXPECT_NE(outcome.status.message().find("memory"), std::string::npos) << outcome.status.message();
 }
 
 TEST_F(RuntimeTest, RemoveModelFailsItsWorkLoudlyAndFreesTheName) {
@@ -438,9 +459,9 @@ TEST_F(RuntimeTest, UpdatedSettingsReplaceTheTemplateAndRetireIdleInstances) {
   ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
   const int old_template = runtime_->GetModelStatus("fraud")->spawner->pid;
   ModelConfig changed = *runtime_->FindModel("fraud");
-  changed.keep_alive_s = 5;
+  changed.threads = 2;  // read by workers: they must be replaced
   ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
-  EXPECT_EQ(runtime_->FindModel("fraud")->keep_alive_s, 5);
+  EXPECT_EQ(runtime_->FindModel("fraud")->threads, 2);
   RunUntil([&] {
     auto status = runtime_->GetModelStatus("fraud");
     return status->instances.empty() && status->spawner && status->spawner->ready && status->spawner->pid != old_template;
@@ -762,6 +783,486 @@ TEST_F(RuntimeTest, UsageRecordsForRequestsInstancesAndProvisionedTime) {
   EXPECT_EQ(provisioned[0].instances, 1);
   EXPECT_EQ(provisioned[0].end_wall_us, provisioned[1].start_wall_us);
   EXPECT_GE(provisioned[1].end_wall_us, provisioned[1].start_wall_us);
+}
+
+
+// ---- No stuck model: settings changes mid-start, start deadlines, readiness, reloads ----
+
+// A model directory of its own holding a copy (not a link) of `model_file`
+// and `config`; returns the config as loaded from it.
+ModelConfig DeployCopy(const ModelConfig& config, const std::string& model_file, const std::string& dir_name) {
+  const fs::path dir = fs::temp_directory_path() / ("thaw_rt_" + std::to_string(::getpid())) / dir_name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(model_file, dir / config.model_file);
+  std::ofstream(dir / "config.json") << EncodeModelConfig(config);
+  auto deployed = LoadModelConfig(dir.string());
+  EXPECT_TRUE(deployed.ok()) << deployed.status().ToString();
+  return deployed.value();
+}
+
+// The loop model (src/backend/testdata): its forward never returns for the
+// warm-up's inputs, so a start hangs.
+ModelConfig LoopConfig(StartPath path, int64_t start_timeout_ms) {
+  ModelConfig c;
+  c.name = "looper";
+  c.model_file = "model.pt";
+  c.inputs = {{"x", DataType::kFp32, {-1, 4}}};
+  c.outputs = {{"y", DataType::kFp32, {-1, 4}}};
+  c.memory_mb = 256;
+  c.start_path = path;
+  c.start_timeout_ms = start_timeout_ms;
+  c.max_concurrency = 1;
+  return DeployCopy(c, SourceDir() + "/src/backend/testdata/loop_model.pt", "looper");
+}
+
+class StuckStartTest : public RuntimeTest, public ::testing::WithParamInterface<StartPath> {};
+
+TEST_P(StuckStartTest, ModelThatHangsAtWarmUpTimesOutWith503AndIsNotReady) {
+  // Long enough for a healthy start on a loaded machine (a process start
+  // can take seconds there); the loop never ends, so it is always overrun.
+  ASSERT_TRUE(runtime_->AddModel(LoopConfig(GetParam(), 12000)).ok());
+  InferOutcome outcome = Run("looper", {FloatTensor("x", {1, 4}, 1.0f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
+  EXPECT_NE(outcome.status.message().find("did not become ready within start_timeout_ms=12000"), std::string::npos)
+      << outcome.status.message();
+  if (GetParam() != StartPath::kTemplate)  // the model's own start hung, not the zygote's
+    EXPECT_NE(outcome.status.message().find("instance of model 'looper'"), std::string::npos) << outcome.status.message();
+  auto status = runtime_->GetModelStatus("looper");
+  EXPECT_FALSE(status->ready);
+  EXPECT_NE(status->not_ready_reason.find("start_timeout_ms=12000"), std::string::npos) << status->not_ready_reason;
+  for (const auto& instance : status->instances) EXPECT_NE(instance.state, InstanceState::kIdle);
+  EXPECT_TRUE(runtime_->Ready());  // a failed model does not hold the server's readiness
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, StuckStartTest,
+                         ::testing::Values(StartPath::kExec, StartPath::kZygote, StartPath::kTemplate),
+                         [](const auto& info) { return std::string(StartPathName(info.param)); });
+
+// Template and zygote starts may take seconds on a loaded machine: tests
+// that time out a stopped process lower start_timeout_ms once the healthy
+// starts are done (a runtime-only setting: no worker is replaced).
+void SetStartTimeout(Runtime& runtime, const std::string& model, int64_t ms) {
+  ModelConfig changed = *runtime.FindModel(model);
+  changed.start_timeout_ms = ms;
+  ASSERT_TRUE(runtime.UpdateModelConfig(changed).ok());
+}
+
+TEST_F(RuntimeTest, StoppedTemplateIsKilledAndReplaced) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+  SetStartTimeout(*runtime_, "fraud", 2000);
+  ASSERT_TRUE(runtime_->GetModelStatus("fraud")->spawner.has_value());  // kept
+  const int stopped = runtime_->GetModelStatus("fraud")->spawner->pid;
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
+  EXPECT_NE(outcome.status.message().find("start_timeout_ms=2000"), std::string::npos) << outcome.status.message();
+  SetStartTimeout(*runtime_, "fraud", 60000);  // for the replacement's own (healthy, maybe slow) start
+  RunUntil([&] {
+    auto spawner = runtime_->GetModelStatus("fraud")->spawner;
+    return spawner && spawner->ready && spawner->pid != stopped;
+  });
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+  InferOutcome again = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(again.status.ok()) << again.status.ToString();
+}
+
+TEST_F(RuntimeTest, TemplateStoppedWhileLoadingIsKilledAndRetried) {
+  ModelConfig config = Load("fraud");
+  config.start_timeout_ms = 2000;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  const int stopped = runtime_->GetModelStatus("fraud")->spawner->pid;
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  EXPECT_FALSE(runtime_->Ready());  // the server waits for its templates
+  RunUntil([&] { return !runtime_->GetModelStatus("fraud")->spawner.has_value(); });  // killed at its deadline
+  EXPECT_FALSE(runtime_->GetModelStatus("fraud")->ready);
+  EXPECT_NE(runtime_->GetModelStatus("fraud")->not_ready_reason.find("template"), std::string::npos);
+  EXPECT_TRUE(runtime_->Ready());
+  SetStartTimeout(*runtime_, "fraud", 60000);
+  // The next request starts a new template and is served.
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+}
+
+TEST_F(RuntimeTest, StoppedStartingInstanceIsKilledAndReplaced) {
+  ModelConfig config = Load("fraud");
+  config.start_path = StartPath::kExec;
+  config.start_timeout_ms = 2000;
+  config.max_concurrency = 1;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  std::optional<InferOutcome> first;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
+                  [&](InferOutcome o) { first = std::move(o); });
+  auto status = runtime_->GetModelStatus("fraud");
+  ASSERT_EQ(status->instances.size(), 1u);
+  ASSERT_GT(status->instances[0].pid, 0);
+  ASSERT_EQ(::kill(status->instances[0].pid, SIGSTOP), 0);
+  RunUntil([&] { return first.has_value(); });
+  EXPECT_EQ(first->status.code(), StatusCode::kUnavailable) << first->status.ToString();
+  EXPECT_NE(first->status.message().find("instance of model 'fraud' did not become ready within start_timeout_ms=2000"),
+            std::string::npos) << first->status.message();
+  EXPECT_FALSE(runtime_->GetModelStatus("fraud")->ready);
+  SetStartTimeout(*runtime_, "fraud", 60000);
+  InferOutcome again = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(again.status.ok()) << again.status.ToString();
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+}
+
+class SettingsDuringColdStartTest : public RuntimeTest, public ::testing::WithParamInterface<StartPath> {};
+
+// With max_concurrency 1, an instance started under replaced settings must
+// not hold the only slot: requests queued across two changes all succeed.
+TEST_P(SettingsDuringColdStartTest, ChangesMidStartDoNotWedgeTheModel) {
+  ModelConfig config = Load("fraud");
+  config.start_path = GetParam();
+  config.max_concurrency = 1;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  std::vector<InferOutcome> outcomes;
+  auto send = [&] {
+    runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 20 * kMicrosPerSecond,
+                    [&](InferOutcome o) { outcomes.push_back(std::move(o)); });
+  };
+  send();
+  ModelConfig changed = *runtime_->FindModel("fraud");
+  changed.threads = 2;
+  ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
+  send();
+  io_.run_for(std::chrono::milliseconds(300));
+  io_.restart();
+  changed.threads = 1;
+  ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
+  send();
+  RunUntil([&] { return outcomes.size() == 3; });
+  for (const auto& o : outcomes) EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  // Nothing is left retiring: the one instance serves the current settings.
+  auto status = runtime_->GetModelStatus("fraud");
+  ASSERT_EQ(status->instances.size(), 1u);
+  EXPECT_EQ(status->instances[0].state, InstanceState::kIdle);
+  EXPECT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, SettingsDuringColdStartTest,
+                         ::testing::Values(StartPath::kExec, StartPath::kZygote, StartPath::kTemplate),
+                         [](const auto& info) { return std::string(StartPathName(info.param)); });
+
+TEST_F(RuntimeTest, RuntimeOnlySettingsKeepTheTemplateAndWarmInstances) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  InferOutcome first = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(first.status.ok());
+  const int template_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
+  ModelConfig changed = *runtime_->FindModel("fraud");
+  changed.keep_alive_s = 5;
+  changed.max_queue = 7;
+  changed.timeout_ms = 20000;
+  changed.max_concurrency = 3;
+  changed.start_timeout_ms = 30000;
+  ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
+  EXPECT_EQ(runtime_->FindModel("fraud")->max_queue, 7);
+  InferOutcome second = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(second.status.ok());
+  EXPECT_FALSE(second.timing.cold_start);
+  EXPECT_EQ(second.timing.instance_id, first.timing.instance_id);
+  EXPECT_EQ(runtime_->GetModelStatus("fraud")->spawner->pid, template_pid);
+}
+
+TEST_F(RuntimeTest, RunDirectoryHoldsACopySoRepositoryEditsNeedAReload) {
+  ModelConfig config = Load("fraud");
+  config.start_path = StartPath::kExec;
+  ModelConfig deployed = DeployCopy(config, config.ModelPath(), "fraud");
+  ASSERT_TRUE(runtime_->AddModel(deployed).ok());
+  const fs::path served = fs::path(runtime_->run_dir()) / "fraud" / "model.pt";
+  EXPECT_FALSE(fs::is_symlink(served));
+  // Editing the repository file without a reload changes nothing served.
+  std::ofstream(deployed.ModelPath(), std::ios::trunc) << "this is not a TorchScript archive";
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_TRUE(outcome.timing.cold_start);
+}
+
+TEST_F(RuntimeTest, ReloadWithACorruptModelKeepsTheOldVersionServing) {
+  ModelConfig config = Load("fraud");
+  ModelConfig deployed = DeployCopy(config, config.ModelPath(), "fraud");
+  ASSERT_TRUE(runtime_->AddModel(deployed).ok());
+  InferOutcome before = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(before.status.ok());
+  const int template_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
+
+  std::ofstream(deployed.ModelPath(), std::ios::trunc) << "this is not a TorchScript archive";
+  std::optional<Status> reloaded;
+  runtime_->ReloadModel(deployed, [&](Status s) { reloaded = s; });
+  // The old version serves while the new one is tried.
+  EXPECT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  RunUntil([&] { return reloaded.has_value(); });
+  EXPECT_EQ(reloaded->code(), StatusCode::kUnavailable) << reloaded->ToString();
+  EXPECT_NE(reloaded->message().find("failed to load"), std::string::npos) << reloaded->message();
+
+  InferOutcome after = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(after.status.ok()) << after.status.ToString();
+  EXPECT_EQ(after.timing.instance_id, before.timing.instance_id);
+  EXPECT_EQ(runtime_->GetModelStatus("fraud")->spawner->pid, template_pid);
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+}
+
+TEST_F(RuntimeTest, ReloadWithAHangingModelTimesOutAndKeepsTheOldVersion) {
+  ModelConfig fraud = Load("fraud");
+  ModelConfig deployed = DeployCopy(fraud, fraud.ModelPath(), "looper");  // named like the loop model
+  ASSERT_TRUE(runtime_->AddModel(deployed).ok());
+  InferOutcome before = Run("looper", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(before.status.ok()) << before.status.ToString();
+  std::optional<Status> reloaded;
+  runtime_->ReloadModel(LoopConfig(StartPath::kTemplate, 12000), [&](Status s) { reloaded = s; });
+  RunUntil([&] { return reloaded.has_value(); });
+  EXPECT_EQ(reloaded->code(), StatusCode::kUnavailable);
+  EXPECT_NE(reloaded->message().find("start_timeout_ms=12000"), std::string::npos) << reloaded->message();
+  EXPECT_EQ(runtime_->FindModel("looper")->inputs.at(0).name, "features");
+  EXPECT_TRUE(Run("looper", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+}
+
+TEST_F(RuntimeTest, ReloadWithAGoodVersionReplacesTheOld) {
+  ModelConfig config = Load("fraud");
+  ModelConfig deployed = DeployCopy(config, config.ModelPath(), "fraud");
+  ASSERT_TRUE(runtime_->AddModel(deployed).ok());
+  InferOutcome before = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(before.status.ok());
+  deployed.threads = 2;
+  std::optional<Status> reloaded;
+  runtime_->ReloadModel(deployed, [&](Status s) { reloaded = s; });
+  std::optional<Status> second;
+  runtime_->ReloadModel(deployed, [&](Status s) { second = s; });
+  RunUntil([&] { return reloaded.has_value() && second.has_value(); });
+  EXPECT_TRUE(reloaded->ok()) << reloaded->ToString();
+  EXPECT_EQ(second->code(), StatusCode::kUnavailable);  // one reload at a time
+  EXPECT_EQ(runtime_->FindModel("fraud")->threads, 2);
+  InferOutcome after = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(after.status.ok()) << after.status.ToString();
+  EXPECT_NE(after.timing.instance_id, before.timing.instance_id);  // new workers for the new version
+  // Not loaded yet: loaded at once.
+  std::optional<Status> fresh;
+  runtime_->ReloadModel(Load("fashion"), [&](Status s) { fresh = s; });
+  RunUntil([&] { return fresh.has_value(); });
+  EXPECT_TRUE(fresh->ok());
+  EXPECT_NE(runtime_->FindModel("fashion"), nullptr);
+}
+
+TEST_F(RuntimeTest, RequestsRefusedWhileDrainingAreInTheUsageLog) {
+  CollectingSink sink;
+  runtime_.reset();
+  runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .usage = &sink});
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  bool drained = false;
+  runtime_->Drain([&] { drained = true; });
+  std::optional<InferOutcome> refused;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + kMicrosPerSecond,
+                  [&](InferOutcome o) { refused = std::move(o); });
+  RunUntil([&] { return drained && refused.has_value(); });
+  EXPECT_EQ(refused->status.code(), StatusCode::kUnavailable);
+  const auto invocations = sink.Of<metering::InvocationRecord>();
+  ASSERT_EQ(invocations.size(), 1u);
+  EXPECT_EQ(invocations[0].http_status, 503);
+  EXPECT_EQ(invocations[0].model, "fraud");
+}
+// memory_mb enforced by a memory cgroup: a model that allocates past it is
+// OOM-killed, its request fails naming the limit, the kill is recorded, the
+// host and other models carry on, and the model recovers.
+class MemoryLimitTest : public RuntimeTest, public ::testing::WithParamInterface<StartPath> {
+ public:
+  void SetUp() override {
+    RuntimeTest::SetUp();
+    if (IsSkipped()) return;
+    cgroups_ = std::make_unique<cgroup::MemoryCgroups>(cgroup::MemoryCgroupsOptions{.parent_prefix = "thaw-rt-"});
+    if (!cgroups_->enforced()) GTEST_SKIP() << "no writable memory controller: " << cgroups_->description();
+    runtime_ = std::make_unique<Runtime>(
+        io_, clock_,
+        RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .usage = &sink_, .memory_cgroups = cgroups_.get()});
+  }
+
+  // A model directory for src/backend/testdata/alloc_model.pt: its request
+  // value is the MiB its forward allocates and fills.
+  ModelConfig AllocModel(int64_t memory_mb) {
+    const fs::path dir = fs::temp_directory_path() / ("thaw_rt_" + std::to_string(::getpid())) / "alloc";
+    fs::create_directories(dir);
+    fs::copy_file(SourceDir() + "/src/backend/testdata/alloc_model.pt", dir / "model.pt",
+                  fs::copy_options::overwrite_existing);
+    std::ofstream(dir / "config.json")
+        << R"({"backend": "torchscript", "model_file": "model.pt",
+               "inputs": [{"name": "mib", "datatype": "FP32", "shape": [-1, 1]}],
+               "outputs": [{"name": "same", "datatype": "FP32", "shape": [-1, 1]}],
+               "memory_mb": )" << memory_mb << R"(, "max_concurrency": 1, "threads": 1, "start_path": ")"
+        << StartPathName(GetParam()) << R"("})";
+    auto config = LoadModelConfig(dir.string());
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    return config.value();
+  }
+
+  // Groups left below this runtime's parent (instances, templates, zygote).
+  int GroupsLeft() const {
+    int n = 0;
+    for (const auto& entry : fs::directory_iterator(cgroups_->parent_dir())) n += entry.is_directory();
+    return n;
+  }
+
+  CollectingSink sink_;
+  std::unique_ptr<cgroup::MemoryCgroups> cgroups_;
+};
+
+TEST_P(MemoryLimitTest, AllocationPastMemoryMbIsKilledReportedAndRecovered) {
+  ASSERT_TRUE(runtime_->AddModel(AllocModel(128)).ok());
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+
+  // Within the limit: served, from an instance in its own limited group.
+  InferOutcome small = Run("alloc", {FloatTensor("mib", {1, 1}, 8.0f)});
+  ASSERT_TRUE(small.status.ok()) << small.status.ToString();
+  auto status = runtime_->GetModelStatus("alloc");
+  ASSERT_EQ(status->instances.size(), 1u);
+  const std::string group = status->instances[0].cgroup_dir;
+  ASSERT_FALSE(group.empty());
+  EXPECT_EQ(*cgroup::MemoryLimitBytes(group), 128LL << 20);
+  const std::string procs = [&] {
+    std::ifstream in(group + "/cgroup.procs");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }();
+  EXPECT_NE(procs.find(std::to_string(status->instances[0].pid)), std::string::npos) << "instance not in " << group;
+
+  // 1 GiB in a 128 MB instance: killed by the kernel, not by the runtime.
+  InferOutcome big = Run("alloc", {FloatTensor("mib", {1, 1}, 1024.0f)});
+  EXPECT_EQ(big.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(big.status.message().find("instance of model 'alloc' exceeded its memory limit (memory_mb=128) and was killed"),
+            std::string::npos)
+      << big.status.message();
+  const auto stops = sink_.Of<metering::InstanceRecord>();
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].stop_reason, "oom");
+  EXPECT_EQ(stops[0].model, "alloc");
+
+  // Another model is untouched; the model itself recovers on a fresh instance.
+  InferOutcome fraud = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  EXPECT_TRUE(fraud.status.ok()) << fraud.status.ToString();
+  InferOutcome again = Run("alloc", {FloatTensor("mib", {1, 1}, 8.0f)});
+  ASSERT_TRUE(again.status.ok()) << again.status.ToString();
+  EXPECT_NE(again.timing.instance_id, small.timing.instance_id);
+  // The killed instance's group is gone once its process is.
+  RunUntil([&] { return !fs::exists(group); });
+
+  runtime_->Shutdown();
+  io_.poll();
+  EXPECT_EQ(GroupsLeft(), 0) << "groups left under " << cgroups_->parent_dir();
+}
+
+TEST_P(MemoryLimitTest, RequestLargerThanTheInstanceCanHoldIsRefusedBeforeRunning) {
+  ASSERT_TRUE(runtime_->AddModel(AllocModel(128)).ok());
+  // 64 MiB + 4 bytes of input: over half of memory_mb=128.
+  InferOutcome outcome = Run("alloc", {FloatTensor("mib", {(16 << 20) + 1, 1}, 0.0f)});
+  EXPECT_EQ(outcome.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(outcome.status.message().find("request inputs take 67108868 bytes"), std::string::npos) << outcome.status.message();
+  EXPECT_NE(outcome.status.message().find("memory_mb=128"), std::string::npos);
+  EXPECT_EQ(outcome.timing.instance_id, 0u);
+  EXPECT_EQ(InstanceCount("alloc"), 0) << "nothing started for a refused request";
+}
+
+INSTANTIATE_TEST_SUITE_P(StartPaths, MemoryLimitTest,
+                         ::testing::Values(StartPath::kExec, StartPath::kTemplate, StartPath::kZygote),
+                         [](const ::testing::TestParamInfo<StartPath>& info) {
+                           return std::string(StartPathName(info.param));
+                         });
+
+// The isolation test: a worker whose engine is hostile native code
+// (thaw-worker-probe, backend/probe_backend.h) tries to open a network
+// socket, read /etc/shadow, write outside its run directory, accept() on
+// every descriptor it holds and ptrace its parent, on every start path; it
+// gets nothing, and /proc shows the uid drop, no_new_privs and the filter.
+class IsolationTest : public RuntimeTest, public ::testing::WithParamInterface<std::tuple<StartPath, bool>> {
+ public:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root: namespaces and the uid drop need CAP_SYS_ADMIN/CAP_SETUID";
+    runtime_ = std::make_unique<Runtime>(io_, clock_, RuntimeOptions{BuildDir() + "/thaw-worker-probe"});
+  }
+
+  // A model directory for the probe engine: a readable file stands for the model.
+  ModelConfig ProbeModel(StartPath path, bool standby) {
+    const fs::path dir = fs::temp_directory_path() / ("thaw_rt_" + std::to_string(::getpid())) / "probe";
+    fs::create_directories(dir);
+    std::ofstream(dir / "model.pt") << "not a model: the probe only opens it";
+    std::ofstream(dir / "config.json") << R"({"backend": "torchscript", "model_file": "model.pt",
+      "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 1]}],
+      "outputs": [{"name": "errnos", "datatype": "FP32", "shape": [-1, 6]}]})";
+    auto config = LoadModelConfig(dir.string());
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    config->start_path = path;
+    config->template_standby = standby;
+    return *config;
+  }
+};
+
+std::string ProcStatusField(int pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with(name + ":")) {
+      std::string value = line.substr(name.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  return "";
+}
+
+TEST_P(IsolationTest, HostileWorkerGetsNothing) {
+  const auto [path, standby] = GetParam();
+  ASSERT_TRUE(runtime_->AddModel(ProbeModel(path, standby)).ok());
+  InferOutcome outcome = Run("probe", {FloatTensor("x", {1, 1}, 0.0f)});
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  ASSERT_EQ(outcome.outputs.size(), 1u);
+  ASSERT_EQ(outcome.outputs[0].shape, (Shape{1, 6}));
+  const float* errnos = reinterpret_cast<const float*>(outcome.outputs[0].data.data());
+  EXPECT_EQ(errnos[0], EPERM) << "socket(AF_INET)";
+  EXPECT_EQ(errnos[1], EACCES) << "open /etc/shadow";
+  EXPECT_EQ(errnos[2], EROFS) << "write outside the run directory";
+  EXPECT_EQ(errnos[3], EPERM) << "accept4 on inherited descriptors";
+  EXPECT_EQ(errnos[4], 0) << "descriptors besides stdio and its socket";
+  EXPECT_EQ(errnos[5], EPERM) << "ptrace of the server";
+
+  auto status = runtime_->GetModelStatus("probe");
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(status->instances.size(), 1u);
+  const InstanceStatus& instance = status->instances[0];
+  ASSERT_TRUE(instance.sandbox.has_value());
+  EXPECT_TRUE(instance.sandbox->Complete()) << instance.sandbox->Summary();
+  EXPECT_EQ(instance.sandbox->uid, 65534);
+  EXPECT_TRUE(ProcStatusField(instance.pid, "Uid").starts_with("65534\t65534\t65534")) << ProcStatusField(instance.pid, "Uid");
+  EXPECT_EQ(ProcStatusField(instance.pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(ProcStatusField(instance.pid, "Seccomp"), "2");
+  EXPECT_EQ(ProcStatusField(instance.pid, "CapEff"), "0000000000000000");
+  if (path != StartPath::kExec) {
+    ASSERT_TRUE(status->spawner.has_value());
+    ASSERT_TRUE(status->spawner->sandbox.has_value());
+    EXPECT_TRUE(status->spawner->sandbox->Complete()) << status->spawner->sandbox->Summary();
+    EXPECT_EQ(ProcStatusField(status->spawner->pid, "Seccomp"), "2");
+    EXPECT_TRUE(ProcStatusField(status->spawner->pid, "Uid").starts_with("65534\t"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, IsolationTest,
+                         ::testing::Values(std::make_tuple(StartPath::kExec, false),
+                                           std::make_tuple(StartPath::kZygote, false),
+                                           std::make_tuple(StartPath::kTemplate, false),
+                                           std::make_tuple(StartPath::kTemplate, true)));
+
+TEST_F(RuntimeTest, SandboxOffReportsNothingApplied) {
+  runtime_ = std::make_unique<Runtime>(io_, clock_,
+                                       RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker",
+                                                      .sandbox = sandbox::SandboxMode::kOff});
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  auto status = runtime_->GetModelStatus("fraud");
+  ASSERT_EQ(status->instances.size(), 1u);
+  ASSERT_TRUE(status->instances[0].sandbox.has_value());
+  EXPECT_FALSE(status->instances[0].sandbox->seccomp.applied);
+  EXPECT_TRUE(status->instances[0].sandbox->fds_closed.applied);  // fd hygiene is not optional
+  EXPECT_EQ(status->instances[0].sandbox->uid, static_cast<int64_t>(::getuid()));
+  EXPECT_EQ(ProcStatusField(status->instances[0].pid, "Seccomp"), "0");
 }
 
 }  // namespace

@@ -10,8 +10,18 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <future>
 
 #include <array>
 #include <chrono>
@@ -81,6 +91,14 @@ class HttpServerTest : public ::testing::Test {
   void Connect() {
     stream_ = std::make_unique<beast::tcp_stream>(client_io_);
     stream_->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+    ::fcntl(stream_->socket().native_handle(), F_SETFD, FD_CLOEXEC);  // the test's own sockets: not the server's
+  }
+
+  // The server's counters, read on its thread.
+  HttpServerStats Stats() {
+    std::promise<HttpServerStats> promise;
+    asio::post(io_, [&] { promise.set_value(server_->stats()); });
+    return promise.get_future().get();
   }
 
   Reply Send(http::verb method, const std::string& target, const std::string& body = "",
@@ -148,7 +166,13 @@ TEST_F(HttpServerTest, ServerMetadataAndHealth) {
   EXPECT_EQ(meta.status, 200);
   EXPECT_NE(meta.body.find("\"binary_tensor_data\""), std::string::npos) << meta.body;
   EXPECT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
-  EXPECT_EQ(Send(http::verb::get, "/v2/health/ready").status, 200);
+  // Ready (200) once fraud's template has loaded; 503 until then.
+  int ready = 0;
+  for (int i = 0; i < 600 && (ready = Send(http::verb::get, "/v2/health/ready").status) != 200; ++i) {
+    EXPECT_EQ(ready, 503);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(ready, 200);
   EXPECT_EQ(Send(http::verb::get, "/v2/models/fraud/ready").status, 200);
   EXPECT_EQ(Send(http::verb::get, "/v2/models/fraud/versions/1/ready").status, 200);
 }
@@ -312,6 +336,159 @@ TEST_F(HttpServerIdleTest, ConnectionInUseStaysOpen) {
     ASSERT_EQ(Send(http::verb::get, "/v2/health/live").status, 200) << "request " << i;
     std::this_thread::sleep_for(kIdle / 2);
   }
+}
+
+class HttpServerLimitsTest : public HttpServerTest {
+ protected:
+  HttpServerLimitsTest() {
+    options_.max_body_bytes = 4 << 20;
+    options_.max_buffered_body_bytes = 1 << 20;
+    options_.body_read_timeout = kBodyTimeout;
+    options_.accept_backoff = std::chrono::milliseconds(50);
+  }
+  static constexpr std::chrono::milliseconds kBodyTimeout{400};
+
+  static std::string PostHead(size_t content_length) {
+    return "POST /v2/models/fraud/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(content_length) + "\r\n\r\n";
+  }
+};
+
+TEST_F(HttpServerLimitsTest, HeaderOver8KiBIs431ThenClosed) {
+  const std::string head = "GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(9000, 'a') +
+                           "\r\n\r\n";
+  asio::write(*stream_, asio::buffer(head));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 431 ", 0), 0u) << received;
+  EXPECT_NE(received.find("{\"error\":"), std::string::npos) << received;
+  EXPECT_EQ(Stats().refused_header_too_large, 1u);
+}
+
+TEST_F(HttpServerLimitsTest, BodyOverTheRequestLimitIs413ThenClosed) {
+  asio::write(*stream_, asio::buffer(PostHead(5 << 20) + std::string(1000, '1')));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 413 ", 0), 0u) << received;
+  EXPECT_NE(received.find("exceeds"), std::string::npos) << received;
+}
+
+TEST_F(HttpServerLimitsTest, BodiesPastTheGlobalCapAre503AndFreed) {
+  // Two unfinished bodies of 3 MiB (each under the 4 MiB request limit):
+  // the first holds 700 KiB, the second pushes the total past 1 MiB.
+  auto first = std::make_unique<beast::tcp_stream>(client_io_);
+  first->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server_->port()));
+  asio::write(*first, asio::buffer(PostHead(3 << 20) + std::string(700 << 10, '1')));
+  for (int i = 0; i < 100 && Stats().buffered_body_bytes < (700u << 10); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(Stats().buffered_body_bytes, 700u << 10);
+  asio::write(*stream_, asio::buffer(PostHead(3 << 20) + std::string(700 << 10, '1')));
+  auto [received, closed] = ReadUntilClosed();
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 503 ", 0), 0u) << received;
+  EXPECT_NE(received.find("\r\nRetry-After: 1\r\n"), std::string::npos) << received;
+  EXPECT_NE(received.find("retry later"), std::string::npos) << received;
+  const HttpServerStats stats = Stats();
+  EXPECT_EQ(stats.refused_buffered_bytes, 1u);
+  EXPECT_EQ(stats.buffered_body_bytes, 700u << 10);  // the refused body's bytes are released, the other's kept
+  EXPECT_LE(stats.peak_buffered_body_bytes, (1u << 20) + (64u << 10));  // at most one read past the cap
+  first.reset();  // the client goes away: its bytes are released too
+  for (int i = 0; i < 100 && Stats().buffered_body_bytes > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(Stats().buffered_body_bytes, 0u);
+  Connect();
+  EXPECT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);
+}
+
+TEST_F(HttpServerLimitsTest, SlowBodyIs408AtTheBodyReadTimeout) {
+  const auto sent = std::chrono::steady_clock::now();
+  asio::write(*stream_, asio::buffer(PostHead(1000) + "{\"inputs\":["));
+  auto [received, closed] = ReadUntilClosed();
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(received.rfind("HTTP/1.1 408 ", 0), 0u) << received;
+  EXPECT_NE(received.find("\r\nConnection: close\r\n"), std::string::npos) << received;
+  EXPECT_GE(waited, kBodyTimeout);
+  EXPECT_LT(waited, options_.idle_timeout);  // long before the idle timeout
+  EXPECT_EQ(Stats().body_read_timeouts, 1u);
+  EXPECT_EQ(Stats().buffered_body_bytes, 0u);
+}
+
+std::vector<std::string> SocketLinks(pid_t pid) {
+  std::vector<std::string> sockets;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (!ec && target.starts_with("socket:")) sockets.push_back(entry.path().filename().string() + "->" + target);
+  }
+  return sockets;
+}
+
+TEST_F(HttpServerLimitsTest, ProcessesStartedBesideTheServerInheritNoSocket) {
+  ASSERT_EQ(Send(http::verb::post, "/v2/models/fraud/infer", Features(1)).status, 200);  // an accepted connection, a worker
+  ASSERT_GE(SocketLinks(getpid()).size(), 3u);  // listening, accepted, client (and the worker's)
+  pid_t child = 0;
+  char sleep_path[] = "/bin/sleep";
+  char seconds[] = "10";
+  char* argv[] = {sleep_path, seconds, nullptr};
+  ASSERT_EQ(::posix_spawn(&child, "/bin/sleep", nullptr, nullptr, argv, environ), 0);
+  const auto inherited = SocketLinks(child);  // posix_spawn returns after the exec
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_TRUE(inherited.empty()) << inherited.size() << " sockets inherited, e.g. " << inherited.front();
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+int ConnectRaw(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(HttpServerLimitsTest, AcceptBacksOffAtTheFdLimitAndRecovers) {
+  ASSERT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
+  rlimit original{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &original), 0);
+  int highest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  rlimit lowered = original;
+  lowered.rlim_cur = static_cast<rlim_t>(highest + 12);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  // Clients until this process (clients and server share it) runs out:
+  // the server then cannot accept the ones waiting in its backlog.
+  std::vector<int> clients;
+  for (int fd; (fd = ConnectRaw(server_->port())) >= 0;) clients.push_back(fd);
+  ASSERT_GE(clients.size(), 3u);
+  for (int i = 0; i < 200 && Stats().accept_fd_limit_backoffs == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GT(Stats().accept_fd_limit_backoffs, 0u);
+  // A spinning accept loop burns a core; backing off every 50 ms does not.
+  const double cpu_before = CpuSeconds();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double cpu_used = CpuSeconds() - cpu_before;
+  EXPECT_LT(cpu_used, 0.5) << "accept loop spinning at the fd limit";
+  const HttpServerStats at_limit = Stats();
+  EXPECT_LE(at_limit.accept_fd_limit_backoffs, 40u);  // 1 s / 50 ms, plus slack
+  // Free the descriptors: the server accepts again and serves a new client.
+  for (int fd : clients) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &original), 0);
+  Connect();
+  EXPECT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
+  EXPECT_GT(Stats().connections_accepted, at_limit.connections_accepted);
 }
 
 }  // namespace

@@ -88,6 +88,10 @@ PrometheusMetrics::ModelMetrics& PrometheusMetrics::For(const std::string& model
 }
 
 void PrometheusMetrics::Record(metering::UsageRecord record) {
+  if (const auto* instance = std::get_if<metering::InstanceRecord>(&record)) {
+    if (instance->stop_reason == "oom") ++For(instance->model).oom_kills;
+    return;
+  }
   const auto* invocation = std::get_if<metering::InvocationRecord>(&record);
   if (!invocation) return;
   ModelMetrics& m = For(invocation->model);
@@ -106,7 +110,8 @@ void PrometheusMetrics::OnExecution(const ExecutionRecord& execution) {
   For(execution.model).batch_rows.Observe(static_cast<double>(execution.rows));
 }
 
-std::string PrometheusMetrics::Render(const Runtime& runtime, const std::vector<ModelCostTotals>& costs) const {
+std::string PrometheusMetrics::Render(const Runtime& runtime, const std::vector<ModelCostTotals>& costs,
+                                      const std::optional<metering::UsageLogHealth>& usage_log) const {
   Writer w;
   auto histogram = [&](std::string_view name, const std::string& labels, const Histogram& h) {
     uint64_t cumulative = 0;
@@ -151,6 +156,11 @@ std::string PrometheusMetrics::Render(const Runtime& runtime, const std::vector<
     for (const auto& [path, h] : m.cold_start_seconds)
       histogram("thaw_cold_start_duration_seconds", Label("model", model) + "," + Label("start_path", path), h);
 
+  w.Family("thaw_instance_oom_kills_total", "counter",
+           "Instances the kernel killed for exceeding their memory limit (memory_mb).");
+  for (const auto& [model, m] : models_)
+    w.Sample("thaw_instance_oom_kills_total", Label("model", model), static_cast<double>(m.oom_kills));
+
   w.Family("thaw_batch_rows", "histogram", "Rows (dim 0) per execution; one observation per batch.");
   for (const auto& [model, m] : models_) histogram("thaw_batch_rows", Label("model", model), m.batch_rows);
 
@@ -189,6 +199,18 @@ std::string PrometheusMetrics::Render(const Runtime& runtime, const std::vector<
   }
   w.Family("thaw_cost_dollars_total", "counter", "Cost under the server's price sheet, in US dollars.");
   for (const ModelCostTotals& c : costs) w.Sample("thaw_cost_dollars_total", Label("model", c.model), c.dollars);
+
+  if (usage_log) {
+    w.Family("thaw_usage_records_dropped_total", "counter",
+             "Usage records never written to the usage log: its buffer was full while writes failed.");
+    w.Sample("thaw_usage_records_dropped_total", "", static_cast<double>(usage_log->dropped_records));
+    w.Family("thaw_usage_log_write_errors_total", "counter", "Failed attempts to write the usage log.");
+    w.Sample("thaw_usage_log_write_errors_total", "", static_cast<double>(usage_log->write_errors));
+    w.Family("thaw_usage_log_buffered_records", "gauge", "Usage records waiting to be written to the usage log.");
+    w.Sample("thaw_usage_log_buffered_records", "", static_cast<double>(usage_log->buffered_records));
+    w.Family("thaw_usage_log_healthy", "gauge", "1 if the last write of the usage log succeeded, 0 if it failed.");
+    w.Sample("thaw_usage_log_healthy", "", usage_log->ok ? 1 : 0);
+  }
   return w.Take();
 }
 

@@ -14,22 +14,30 @@
 //   thaw_compute_duration_seconds{model}                 histogram, inside the backend
 //   thaw_cold_starts_total{model,start_path}             counter
 //   thaw_cold_start_duration_seconds{model,start_path}   histogram, instance start to ready
+//   thaw_instance_oom_kills_total{model}                counter, instances OOM-killed at memory_mb
 //   thaw_batch_rows{model}                               histogram, rows per execution
 //   thaw_instances{model,state}                          gauge (starting, idle, busy, stopping)
 //   thaw_in_flight_requests{model}, thaw_queued_requests{model}   gauges
 //   thaw_gigabyte_seconds_total{model,kind}              counter (on_demand, init, provisioned,
 //                                                        provisioned_duration, idle_warm)
 //   thaw_cost_dollars_total{model}                       counter
+//   With a usage log (usage_log passed to Render):
+//   thaw_usage_records_dropped_total                     counter, records never written (buffer full)
+//   thaw_usage_log_write_errors_total                    counter, failed write attempts
+//   thaw_usage_log_buffered_records                      gauge, records waiting to be written
+//   thaw_usage_log_healthy                               gauge, 1 if the last write succeeded
 // Thread safety: not thread-safe; use on the io_context thread.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "metering/usage.h"
+#include "metering/usage_log.h"
 #include "runtime/runtime.h"
 
 namespace thaw {
@@ -50,7 +58,8 @@ class PrometheusMetrics : public metering::UsageSink {
   void Record(metering::UsageRecord record) override;
   void OnExecution(const ExecutionRecord& execution);
 
-  std::string Render(const Runtime& runtime, const std::vector<ModelCostTotals>& costs) const;
+  std::string Render(const Runtime& runtime, const std::vector<ModelCostTotals>& costs,
+                     const std::optional<metering::UsageLogHealth>& usage_log = std::nullopt) const;
 
  private:
   struct Histogram {
@@ -66,6 +75,7 @@ class PrometheusMetrics : public metering::UsageSink {
     Histogram request_seconds, queue_seconds, compute_seconds, batch_rows;
     std::map<std::string, uint64_t> cold_starts;       // by start path
     std::map<std::string, Histogram> cold_start_seconds;
+    uint64_t oom_kills = 0;  // instance records with stop_reason "oom"
   };
   ModelMetrics& For(const std::string& model);
 

@@ -35,6 +35,8 @@ TEST(PrometheusMetricsTest, CountsHistogramsAndCosts) {
   metrics.Record(Invocation("fraud", 429, 10));
   metrics.Record(Invocation("a\"b", 200, 100));  // a label value that needs escaping
   metrics.OnExecution({.model = "fraud", .requests = 4, .rows = 8});
+  metrics.Record(metering::InstanceRecord{.model = "fraud", .stop_reason = "oom"});
+  metrics.Record(metering::InstanceRecord{.model = "fraud", .stop_reason = "keep_alive"});
   const std::string text = metrics.Render(runtime, {{.model = "fraud", .on_demand_gb_s = 0.5, .dollars = 0.25}});
 
   EXPECT_TRUE(Has(text, "# TYPE thaw_requests_total counter")) << text;
@@ -56,6 +58,26 @@ TEST(PrometheusMetricsTest, CountsHistogramsAndCosts) {
   EXPECT_TRUE(Has(text, R"(thaw_gigabyte_seconds_total{model="fraud",kind="on_demand"} 0.5)")) << text;
   EXPECT_TRUE(Has(text, R"(thaw_cost_dollars_total{model="fraud"} 0.25)")) << text;
   EXPECT_TRUE(Has(text, "# TYPE thaw_instances gauge")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE thaw_instance_oom_kills_total counter")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_instance_oom_kills_total{model="fraud"} 1)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_instance_oom_kills_total{model="a\"b"} 0)")) << text;
+  EXPECT_EQ(text.find("thaw_usage_records_dropped_total"), std::string::npos) << "no usage log, no family";
+}
+
+TEST(PrometheusMetricsTest, UsageLogHealth) {
+  boost::asio::io_context io;
+  RealClock clock;
+  Runtime runtime(io, clock, RuntimeOptions{.worker_path = "/nonexistent"});
+  PrometheusMetrics metrics;
+  const std::string text = metrics.Render(
+      runtime, {},
+      metering::UsageLogHealth{
+          .ok = false, .error = "No space left on device", .buffered_records = 7, .dropped_records = 42, .write_errors = 3});
+  EXPECT_TRUE(Has(text, "# TYPE thaw_usage_records_dropped_total counter")) << text;
+  EXPECT_TRUE(Has(text, "thaw_usage_records_dropped_total 42")) << text;
+  EXPECT_TRUE(Has(text, "thaw_usage_log_write_errors_total 3")) << text;
+  EXPECT_TRUE(Has(text, "thaw_usage_log_buffered_records 7")) << text;
+  EXPECT_TRUE(Has(text, "thaw_usage_log_healthy 0")) << text;
 }
 
 }  // namespace

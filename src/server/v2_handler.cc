@@ -1,12 +1,18 @@
 #include "server/v2_handler.h"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
+#include <utility>
 
 #include "policy/admission.h"
 #include "protocol/v2.h"
+#include "cgroup/memory_cgroup.h"
 #include "runtime/process_memory.h"
 
 namespace thaw {
@@ -78,6 +84,39 @@ HttpResponse Json(int status, std::string body) {
 
 }  // namespace
 
+V2Handler::V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root, Observability observability,
+                     V2HandlerOptions options)
+    : runtime_(runtime),
+      clock_(clock),
+      repository_root_(std::move(repository_root)),
+      observability_(std::move(observability)),
+      host_paths_(HostPaths(repository_root_, runtime_.run_dir())),
+      options_(options) {
+  if (options_.io && options_.offload_threads > 0)
+    pool_ = std::make_unique<boost::asio::thread_pool>(static_cast<size_t>(options_.offload_threads));
+}
+
+V2Handler::~V2Handler() {
+  if (pool_) pool_->join();
+}
+
+void V2Handler::OffLoop(std::function<void()> work) {
+  ++offloaded_;
+  boost::asio::post(*pool_, std::move(work));
+}
+
+void V2Handler::OnLoop(std::function<void()> work) {
+  boost::asio::post(*options_.io, [this, work = std::move(work)] {
+    work();
+    if (--offloaded_ == 0 && drained_) std::exchange(drained_, nullptr)();
+  });
+}
+
+void V2Handler::Drain(std::function<void()> done) {
+  if (offloaded_ == 0) return done();
+  drained_ = std::move(done);
+}
+
 HttpResponse ErrorResponse(const Status& status) {
   HttpResponse response = Json(HttpStatusFor(status.code()), v2::EncodeError(status.message()));
   if (status.code() == StatusCode::kResourceExhausted || status.code() == StatusCode::kUnavailable)
@@ -85,7 +124,69 @@ HttpResponse ErrorResponse(const Status& status) {
   return response;
 }
 
+std::vector<std::pair<std::string, std::string>> V2Handler::HostPaths(const std::string& repository_root,
+                                                                      const std::string& run_dir) {
+  std::vector<std::pair<std::string, std::string>> paths;
+  auto add = [&](const std::string& dir, const std::string& name) {
+    if (dir.empty()) return;
+    std::error_code ec;
+    std::vector<std::filesystem::path> forms = {std::filesystem::absolute(dir, ec).lexically_normal()};
+    if (auto canonical = std::filesystem::weakly_canonical(dir, ec); !ec) forms.push_back(canonical);
+    for (std::filesystem::path form : forms) {
+      std::string text = form.string();
+      while (text.size() > 1 && text.back() == '/') text.pop_back();
+      if (text.size() <= 1) continue;  // never cut "/"
+      paths.emplace_back(text + "/", "");  // "<dir>/fraud/config.json" -> "fraud/config.json"
+      paths.emplace_back(text, name);
+    }
+  };
+  add(repository_root, "<repository>");
+  add(run_dir, "<run-dir>");
+  std::stable_sort(paths.begin(), paths.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  return paths;
+}
+
+std::string V2Handler::ClientText(std::string text) const {
+  for (const auto& [path, replacement] : host_paths_) {
+    for (size_t at = text.find(path); at != std::string::npos; at = text.find(path, at + replacement.size()))
+      text.replace(at, path.size(), replacement);
+  }
+  return text;
+}
+
 void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> respond) {
+  // Error bodies may carry messages from below (config parsing, worker
+  // start errors) with host paths: cut them here, once, for every route.
+  respond = [this, respond = std::move(respond)](HttpResponse response) {
+    if (response.status >= 400) response.body = ClientText(std::move(response.body));
+    respond(std::move(response));
+  };
+  if (access_) {
+    if (request.origin && access_->IsAllowedOrigin(*request.origin)) {
+      if (request.method == "OPTIONS") {  // a CORS preflight from an allowed page
+        HttpResponse response = Json(204, "");
+        response.headers = AccessPolicy::PreflightHeaders(*request.origin);
+        return respond(std::move(response));
+      }
+      respond = [respond = std::move(respond), cors = AccessPolicy::CorsHeaders(*request.origin)](HttpResponse response) {
+        response.headers.insert(response.headers.end(), cors.begin(), cors.end());
+        respond(std::move(response));
+      };
+    }
+    auto refused = access_->Check({.method = request.method,
+                                   .target = request.target,
+                                   .authorization = request.authorization,
+                                   .host = request.host,
+                                   .origin = request.origin,
+                                   .content_type = request.content_type},
+                                  routes_);
+    if (refused) {
+      HttpResponse response = Json(refused->status, v2::EncodeError(refused->message));
+      response.headers = std::move(refused->headers);
+      return respond(std::move(response));
+    }
+  }
   std::string_view path = request.target;
   path = path.substr(0, path.find('?'));
   const std::vector<std::string_view> parts = SplitPath(path);
@@ -103,7 +204,8 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = observability_.metrics->Render(
-        runtime_, observability_.costs ? observability_.costs() : std::vector<ModelCostTotals>{});
+        runtime_, observability_.costs ? observability_.costs() : std::vector<ModelCostTotals>{},
+        observability_.usage_log ? observability_.usage_log() : std::nullopt);
     return respond(std::move(response));
   }
   if (parts.size() == 2 && parts[0] == "v2" && parts[1] == "stats" && observability_.stats_json) {
@@ -120,10 +222,26 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   }
   if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
     if (!get) return method_not_allowed("GET");
+    if (parts[2] == "ready" && !runtime_.Ready())
+      return respond(ErrorResponse(Unavailable("not ready: models' templates are still loading")));
+    if (parts[2] == "ready" && observability_.usage_log) {
+      if (auto log = observability_.usage_log()) {
+        std::string json = "{\"ready\":true,\"usage_log\":{\"ok\":";
+        json += log->ok ? "true" : "false";
+        json += ",\"error\":";
+        if (log->ok) json += "null";
+        else v2::AppendJsonString(&json, log->error);
+        json += ",\"buffered\":" + std::to_string(log->buffered_records) +
+                ",\"dropped\":" + std::to_string(log->dropped_records) +
+                ",\"write_errors\":" + std::to_string(log->write_errors) + "}}";
+        return respond(Json(200, std::move(json)));
+      }
+    }
     return respond(Json(200, std::string("{\"") + std::string(parts[2]) + "\":true}"));
   }
   if (parts[1] == "repository") {
     if (request.method != "POST") return method_not_allowed("POST");
+    if (parts.size() == 5 && parts[2] == "models" && parts[4] == "load") return Load(std::string(parts[3]), std::move(respond));
     return respond(Repository(parts));
   }
   if (parts[1] == "models" && parts.size() >= 3) {
@@ -149,8 +267,7 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     if (action == "ready") {
       if (!get) return method_not_allowed("GET");
       auto status = runtime_.GetModelStatus(model);
-      if (status.ok() && !status->last_start_error.empty())
-        return respond(ErrorResponse(Unavailable("model '" + model + "' failed to start: " + status->last_start_error)));
+      if (status.ok() && !status->ready) return respond(ErrorResponse(Unavailable(status->not_ready_reason)));
       return respond(Json(200, "{\"name\":\"" + model + "\",\"ready\":true}"));
     }
     if (action == "status") {
@@ -158,7 +275,7 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
       // Reading smaps_rollup costs milliseconds per process on this one
       // thread; pollers that want only instance states pass memory=false.
       const bool with_memory = request.target.find("memory=false") == std::string::npos;
-      return respond(Json(200, StatusJson(model, with_memory)));
+      return ServeStatus(model, with_memory, std::move(respond));
     }
     if (action == "stats") {
       if (!get) return method_not_allowed("GET");
@@ -180,14 +297,47 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   respond(ErrorResponse(NotFound("no route for " + std::string(path))));
 }
 
-std::string V2Handler::StatusJson(const std::string& model, bool with_memory) {
+void V2Handler::ServeStatus(const std::string& model, bool with_memory, Respond respond) {
   auto status = runtime_.GetModelStatus(model);
-  if (!status.ok()) return v2::EncodeError(status.status().message());
-  auto memory_json = [with_memory](int pid) {
-    auto memory = pid > 0 && with_memory ? ReadProcessMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
+  if (!status.ok()) return respond(Json(200, v2::EncodeError(status.status().message())));
+  if (!with_memory || !offloads()) return respond(Json(200, ClientText(StatusJson(*status, with_memory))));
+  // Reading smaps_rollup costs milliseconds per process: off the loop.
+  auto shared = std::make_shared<ModelStatus>(std::move(status).value());
+  OffLoop([this, shared, respond = std::move(respond)] {
+    auto json = std::make_shared<std::string>(ClientText(StatusJson(*shared, true)));
+    OnLoop([json, respond] { respond(Json(200, std::move(*json))); });
+  });
+}
+
+StatusOr<ProcessMemory> V2Handler::CachedMemory(int pid) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(memory_mutex_);
+    auto it = memory_readings_.find(pid);
+    if (it != memory_readings_.end() && now - it->second.read_at < options_.memory_reading_max_age)
+      return it->second.memory;
+  }
+  StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
+  std::lock_guard lock(memory_mutex_);
+  if (memory_readings_.size() > 4096) memory_readings_.clear();  // pids of processes long gone
+  memory_readings_.insert_or_assign(pid, MemoryReading{now, memory});
+  return memory;
+}
+
+std::string V2Handler::StatusJson(const ModelStatus& status_value, bool with_memory) {
+  const ModelStatus* status = &status_value;
+  auto memory_json = [this, with_memory](int pid) {
+    auto memory = pid > 0 && with_memory ? CachedMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
     if (!memory.ok()) return std::string("\"rss_kb\":null,\"pss_kb\":null,\"private_kb\":null");
     return "\"rss_kb\":" + std::to_string(memory->rss_kb) + ",\"pss_kb\":" + std::to_string(memory->pss_kb) +
            ",\"private_kb\":" + std::to_string(memory->private_kb);
+  };
+  // The memory cgroup's limit and charge: one small file read each.
+  auto cgroup_json = [with_memory](const std::string& dir) {
+    auto limit = !dir.empty() ? cgroup::MemoryLimitBytes(dir) : StatusOr<int64_t>(NotFound(""));
+    auto usage = !dir.empty() && with_memory ? cgroup::MemoryUsageBytes(dir) : StatusOr<int64_t>(NotFound(""));
+    return ",\"memory_limit_bytes\":" + (limit.ok() ? std::to_string(*limit) : "null") +
+           ",\"memory_usage_bytes\":" + (usage.ok() ? std::to_string(*usage) : "null");
   };
   std::string json = "{\"name\":";
   v2::AppendJsonString(&json, status->name);
@@ -206,10 +356,15 @@ std::string V2Handler::StatusJson(const std::string& model, bool with_memory) {
   } else {
     v2::AppendJsonString(&json, status->last_start_error);
   }
+  // What each process's sandbox applied (src/sandbox/sandbox.h); null until it is ready.
+  auto sandbox_json = [](const std::optional<sandbox::SandboxReport>& report) {
+    return ",\"sandbox\":" + (report ? report->ToJson() : std::string("null"));
+  };
   json += ",\"template\":";
   if (status->spawner) {
     json += "{\"pid\":" + std::to_string(status->spawner->pid) +
-            ",\"ready\":" + (status->spawner->ready ? "true," : "false,") + memory_json(status->spawner->pid) + "}";
+            ",\"ready\":" + (status->spawner->ready ? "true," : "false,") + memory_json(status->spawner->pid) +
+            cgroup_json(status->spawner->cgroup_dir) + sandbox_json(status->spawner->sandbox) + "}";
   } else {
     json += "null";
   }
@@ -220,7 +375,8 @@ std::string V2Handler::StatusJson(const std::string& model, bool with_memory) {
     if (i) json += ',';
     json += "{\"id\":" + std::to_string(instance.id) + ",\"pid\":" + std::to_string(instance.pid) +
             ",\"state\":\"" + std::string(kStates[static_cast<int>(instance.state)]) +
-            "\",\"in_flight\":" + std::to_string(instance.in_flight) + "," + memory_json(instance.pid) + "}";
+            "\",\"in_flight\":" + std::to_string(instance.in_flight) + "," + memory_json(instance.pid) +
+            cgroup_json(instance.cgroup_dir) + sandbox_json(instance.sandbox) + "}";
   }
   json += "]}";
   return json;
@@ -273,35 +429,38 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
       v2::AppendJsonString(&json, reason);
       json += '}';
     };
+    // A loaded model is READY only if it can serve (Runtime's readiness);
+    // else the reason. An invalid config on disk is reported as its reason
+    // while the loaded version keeps its state.
+    auto loaded_entry = [&](const std::string& name, const std::string& disk_error) {
+      auto status = runtime_.GetModelStatus(name);
+      const bool ready = status.ok() && status->ready;
+      std::string reason = status.ok() ? status->not_ready_reason : status.status().message();
+      if (!disk_error.empty()) reason = reason.empty() ? disk_error : reason + "; " + disk_error;
+      entry(name, ready, reason);
+    };
     std::vector<std::string> listed;
     for (const auto& model : scan->models) {
-      entry(model.name, runtime_.FindModel(model.name) != nullptr, runtime_.FindModel(model.name) ? "" : "unloaded");
+      if (runtime_.FindModel(model.name)) loaded_entry(model.name, "");
+      else entry(model.name, false, "unloaded");
       listed.push_back(model.name);
     }
     for (const auto& error : scan->errors) {
-      entry(error.model, runtime_.FindModel(error.model) != nullptr, error.status.message());
+      if (runtime_.FindModel(error.model)) loaded_entry(error.model, error.status.message());
+      else entry(error.model, false, error.status.message());
       listed.push_back(error.model);
     }
     for (const std::string& name : runtime_.ModelNames())  // loaded, then removed from disk
-      if (std::find(listed.begin(), listed.end(), name) == listed.end()) entry(name, true, "");
+      if (std::find(listed.begin(), listed.end(), name) == listed.end()) loaded_entry(name, "");
     json += ']';
-    return Json(200, json);
+    return Json(200, ClientText(std::move(json)));
   }
-  if (parts.size() == 5 && parts[2] == "models" && (parts[4] == "load" || parts[4] == "unload")) {
+  if (parts.size() == 5 && parts[2] == "models" && parts[4] == "unload") {
     const std::string model(parts[3]);
     if (model.find("..") != std::string::npos || model.front() == '.')
       return ErrorResponse(InvalidArgument("'" + model + "' is not a model name"));
-    if (parts[4] == "unload") {
-      if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
-      return Json(200, "{\"name\":\"" + model + "\",\"loaded\":false}");
-    }
-    auto config = LoadModelConfig(repository_root_ + "/" + model);
-    if (!config.ok()) return ErrorResponse(config.status());
-    if (runtime_.FindModel(model)) {
-      if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
-    }
-    if (Status added = runtime_.AddModel(config.value()); !added.ok()) return ErrorResponse(added);
-    return Json(200, "{\"name\":\"" + model + "\",\"loaded\":true}");
+    if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
+    return Json(200, "{\"name\":\"" + model + "\",\"loaded\":false}");
   }
   return ErrorResponse(NotFound("no route for /" + [&] {
     std::string path;
@@ -310,15 +469,69 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
   }()));
 }
 
-void V2Handler::Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond) {
-  const ModelConfig& config = *runtime_.FindModel(model);
-  auto parsed = v2::ParseInferRequest(request.body, request.inference_header_length);
+void V2Handler::Load(const std::string& model, std::function<void(HttpResponse)> respond) {
+  if (repository_root_.empty()) return respond(ErrorResponse(NotFound("this server has no model repository")));
+  if (model.empty() || model.find("..") != std::string::npos || model.front() == '.')
+    return respond(ErrorResponse(InvalidArgument("'" + model + "' is not a model name")));
+  // A bad config is refused here (400/404) and the loaded version stays.
+  auto config = LoadModelConfig(repository_root_ + "/" + model);
+  if (!config.ok()) return respond(ErrorResponse(config.status()));
+  // The answer comes once the new version has loaded (or failed to): the
+  // event loop keeps serving meanwhile.
+  runtime_.ReloadModel(std::move(config).value(), [model, respond = std::move(respond)](Status status) {
+    if (!status.ok()) return respond(ErrorResponse(status));
+    respond(Json(200, "{\"name\":\"" + model + "\",\"loaded\":true}"));
+  });
+}
+
+void V2Handler::Infer(const std::string& model, HttpRequest request, Respond respond) {
+  const Micros arrived_us = clock_.NowMicros();
+  if (offloads() && request.body.size() >= options_.offload_min_bytes) {
+    // Decoding grows with the body (a 200 MB JSON body takes seconds): on
+    // the pool; the runtime is called back on the loop.
+    auto shared_request = std::make_shared<HttpRequest>(std::move(request));
+    OffLoop([this, model, shared_request, arrived_us, respond = std::move(respond)] {
+      auto parsed = std::make_shared<StatusOr<v2::InferRequest>>(
+          v2::ParseInferRequest(shared_request->body, shared_request->inference_header_length));
+      std::string().swap(shared_request->body);  // the text is no longer needed
+      OnLoop([this, model, parsed, arrived_us, respond] {
+        RunInfer(model, std::move(*parsed), arrived_us, respond);
+      });
+    });
+    return;
+  }
+  RunInfer(model, v2::ParseInferRequest(request.body, request.inference_header_length), arrived_us,
+           std::move(respond));
+}
+
+namespace {
+
+HttpResponse InferResponse(const std::string& model, const v2::InferRequest& request, const InferOutcome& outcome) {
+  v2::EncodedBody encoded = v2::EncodeInferResponse(model, request, outcome.outputs, TimingParameters(outcome.timing));
+  HttpResponse response;
+  response.body = std::move(encoded.body);
+  response.content_type = std::move(encoded.content_type);
+  if (encoded.header_length)
+    response.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
+  response.headers.emplace_back("Server-Timing", ServerTiming(outcome.timing));
+  if (outcome.timing.cold_start)
+    response.headers.emplace_back("X-Thaw-Cold-Start", std::string(StartPathName(outcome.timing.start_path)) + ";" +
+                                                           ColdStartFields(outcome.timing.cold, "=", ""));
+  return response;
+}
+
+}  // namespace
+
+void V2Handler::RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
+                         Respond respond) {
   if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
-  Status valid = v2::ValidateInferRequest(config, &parsed.value());
+  const ModelConfig* config = runtime_.FindModel(model);  // again: it may have been unloaded while decoding
+  if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
+  Status valid = v2::ValidateInferRequest(*config, &parsed.value());
   if (!valid.ok()) return respond(ErrorResponse(valid));
 
   // A request may shorten its deadline, never extend it past the model's cap.
-  auto deadline = policy::RequestDeadline(clock_.NowMicros(), config.timeout_ms, parsed->timeout_ms);
+  auto deadline = policy::RequestDeadline(arrived_us, config->timeout_ms, parsed->timeout_ms);
   if (!deadline.ok()) return respond(ErrorResponse(deadline.status()));
 
   std::vector<std::string> output_names;
@@ -326,22 +539,19 @@ void V2Handler::Infer(const std::string& model, HttpRequest request, std::functi
   auto shared_request = std::make_shared<v2::InferRequest>(std::move(parsed).value());
   std::vector<Tensor> inputs = std::move(shared_request->inputs);
   runtime_.Infer(model, std::move(inputs), std::move(output_names), *deadline,
-                 [model, shared_request, respond = std::move(respond)](InferOutcome outcome) {
+                 [this, model, shared_request, respond = std::move(respond)](InferOutcome outcome) {
                    if (!outcome.status.ok()) return respond(ErrorResponse(outcome.status));
-                   v2::EncodedBody encoded = v2::EncodeInferResponse(model, *shared_request, outcome.outputs,
-                                                                      TimingParameters(outcome.timing));
-                   HttpResponse response;
-                   response.body = std::move(encoded.body);
-                   response.content_type = std::move(encoded.content_type);
-                   if (encoded.header_length)
-                     response.headers.emplace_back("Inference-Header-Content-Length",
-                                                   std::to_string(*encoded.header_length));
-                   response.headers.emplace_back("Server-Timing", ServerTiming(outcome.timing));
-                   if (outcome.timing.cold_start)
-                     response.headers.emplace_back(
-                         "X-Thaw-Cold-Start", std::string(StartPathName(outcome.timing.start_path)) + ";" +
-                                                  ColdStartFields(outcome.timing.cold, "=", ""));
-                   respond(std::move(response));
+                   size_t output_bytes = 0;
+                   for (const Tensor& t : outcome.outputs) output_bytes += t.data.size();
+                   if (!offloads() || output_bytes < options_.offload_min_bytes)
+                     return respond(InferResponse(model, *shared_request, outcome));
+                   // Encoding grows with the outputs (JSON text of every element): on the pool.
+                   auto shared_outcome = std::make_shared<InferOutcome>(std::move(outcome));
+                   OffLoop([this, model, shared_request, shared_outcome, respond] {
+                     auto response = std::make_shared<HttpResponse>(InferResponse(model, *shared_request, *shared_outcome));
+                     shared_outcome->outputs.clear();
+                     OnLoop([response, respond] { respond(std::move(*response)); });
+                   });
                  });
 }
 

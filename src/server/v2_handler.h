@@ -1,31 +1,68 @@
 // V2Handler: the KServe v2 REST routes, independent of the HTTP library.
 //   GET  /v2                                  server metadata
-//   GET  /v2/health/live, /v2/health/ready    200 when live / ready
+//   GET  /v2/health/live, /v2/health/ready    200 when live / ready (ready: every model's
+//                                             template or zygote loaded or failed, Runtime::Ready,
+//                                             else 503); ready's body carries the
+//                                             usage log's health: {"ready":true,"usage_log":{"ok":..,
+//                                             "error":..,"buffered":N,"dropped":N,"write_errors":N}}.
+//                                             A failing usage log does not make ready 503: taking
+//                                             every replica out of rotation on a full disk would turn
+//                                             billing data at risk into an outage; records stay
+//                                             buffered (bounded), drops are counted in /metrics
+//                                             (thaw_usage_records_dropped_total) for alerting.
 //   GET  /v2/models/{m}[/versions/{v}]        model metadata
-//   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready, 503 if it cannot start
+//   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready, 503 with the reason if it cannot serve now
+//                                             (last start failed or timed out, template not ready)
 //   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors)
 //   GET  /v2/models/{m}/status                instances, template, RSS/PSS (thaw)
 //   POST /v2/models/{m}/warm?instances=N      start instances ahead of traffic (thaw)
 //   GET|PUT /v2/models/{m}/config             serverless settings, changed while serving (thaw)
-//   POST /v2/repository/index                 models in the repository and their state
-//   POST /v2/repository/models/{m}/load       load (or reload) a model from the repository
+//   POST /v2/repository/index                 models in the repository and their state (READY only if
+//                                             the model can serve, else UNAVAILABLE with the reason)
+//   POST /v2/repository/models/{m}/load       load (or reload) a model from the repository: answered
+//                                             once the new version has loaded and warmed up; a bad
+//                                             config is 400, a version that fails to load or to start
+//                                             within start_timeout_ms is 503 and the old one keeps serving
 //   POST /v2/repository/models/{m}/unload     unload a model
 //   GET  /v2/models/{m}/stats, /v2/stats      usage and cost since start (thaw)
 //   GET  /metrics                             Prometheus text format (thaw)
 // Errors are {"error": "..."} with the status of the Status code (400, 404,
-// 405, 429 with Retry-After, 503, 504). Every request gets exactly one
-// response, also when the runtime fails it.
-// Threading: like Runtime, everything runs on the io_context thread.
+// 405, 429 with Retry-After, 500, 503, 504); with SetAccess, also
+// 401/403/404/415 from access control (tokens, listeners, browser checks:
+// server/auth.h). Every request gets exactly one response, also when the
+// runtime fails it. Texts that reach a client
+// (error bodies, the ready route, the repository index, /status) name
+// models and repository-relative paths, never the host's absolute paths:
+// the repository root and the run directory are cut from them (ClientText);
+// server logs keep the absolute paths.
+// Threading: like Runtime, the handler is called on the io_context thread
+// and calls the runtime only there. With V2HandlerOptions::io set and
+// offload_threads > 0 it owns a small thread pool that does the work that
+// grows with the data, so that one big request never stalls small ones:
+// decoding infer bodies of offload_min_bytes or more, encoding responses
+// whose outputs are that large, and reading /status memory figures (cached
+// per process for memory_reading_max_age). Results come back to the
+// io_context thread by post; small requests stay inline on the loop.
+// Destruction joins the pool; results posted to a stopped io_context are
+// dropped with it.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/clock.h"
+#include "protocol/v2.h"
+#include "runtime/process_memory.h"
 #include "runtime/runtime.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 
 namespace thaw {
@@ -35,6 +72,11 @@ struct HttpRequest {
   std::string target;  // path and optional query
   std::string body;
   std::optional<size_t> inference_header_length;  // Inference-Header-Content-Length
+  // Headers access control reads (server/auth.h); nullopt when absent.
+  std::optional<std::string> authorization;
+  std::optional<std::string> host;
+  std::optional<std::string> origin;
+  std::optional<std::string> content_type;
 };
 
 struct HttpResponse {
@@ -54,30 +96,82 @@ struct Observability {
   std::function<std::string()> stats_json;             // GET /v2/stats
   // GET /v2/models/{m}/stats; nullopt if the model has no usage yet.
   std::function<std::optional<std::string>(const std::string& model)> model_stats_json;
+  // The usage log's health for /metrics and /v2/health/ready; nullopt (or empty) without a log.
+  std::function<std::optional<metering::UsageLogHealth>()> usage_log;
+};
+
+struct V2HandlerOptions {
+  // The io_context the handler runs on, where off-loop results are posted
+  // back; null keeps everything on the loop.
+  boost::asio::io_context* io = nullptr;
+  int offload_threads = 2;                   // 0: everything on the loop
+  size_t offload_min_bytes = 64 << 10;       // smaller bodies and outputs stay inline
+  std::chrono::milliseconds memory_reading_max_age{1000};  // /status reads a process's memory at most this often
 };
 
 class V2Handler {
  public:
   // `repository_root` is the directory the repository routes load from.
-  V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root = "", Observability observability = {})
-      : runtime_(runtime),
-        clock_(clock),
-        repository_root_(std::move(repository_root)),
-        observability_(std::move(observability)) {}
+  V2Handler(Runtime& runtime, const Clock& clock, std::string repository_root = "", Observability observability = {},
+            V2HandlerOptions options = {});
+  ~V2Handler();
+
+  // Checks every request against `access` (tokens, browser safety) and
+  // answers only the routes of `routes` (server/auth.h). Without this call
+  // nothing is checked. `access` is not owned and must outlive the handler.
+  void SetAccess(const AccessPolicy* access, RouteSet routes) {
+    access_ = access;
+    routes_ = routes;
+  }
 
   void Handle(HttpRequest request, std::function<void(HttpResponse)> respond);
 
+  // Calls `done` (on the io_context thread) once no work is on the pool:
+  // for a shutdown after Runtime::Drain, so that requests being decoded
+  // and responses being encoded are still answered.
+  void Drain(std::function<void()> done);
+
  private:
-  void Infer(const std::string& model, HttpRequest request, std::function<void(HttpResponse)> respond);
-  std::string StatusJson(const std::string& model, bool with_memory);
+  using Respond = std::function<void(HttpResponse)>;
+  void Infer(const std::string& model, HttpRequest request, Respond respond);
+  // Validates a decoded request against the model as it is now and runs it.
+  void RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us, Respond respond);
+  void ServeStatus(const std::string& model, bool with_memory, Respond respond);
+  std::string StatusJson(const ModelStatus& status, bool with_memory);
+  // Memory of `pid`, read at most once per memory_reading_max_age; any thread.
+  StatusOr<ProcessMemory> CachedMemory(int pid);
+  // Runs `work` on the pool; `work` must end with one OnLoop call, which
+  // runs its function on the io_context thread.
+  void OffLoop(std::function<void()> work);
+  void OnLoop(std::function<void()> work);
+  bool offloads() const { return pool_ != nullptr; }
   HttpResponse Warm(const std::string& model, std::string_view target);
   HttpResponse PutConfig(const std::string& model, const std::string& body);
   HttpResponse Repository(const std::vector<std::string_view>& parts);
+  void Load(const std::string& model, std::function<void(HttpResponse)> respond);
+  // `text` with the server's absolute paths cut: "<root>/fraud/config.json" -> "fraud/config.json".
+  std::string ClientText(std::string text) const;
+  // Prefixes to cut, longest first, each with what replaces it.
+  static std::vector<std::pair<std::string, std::string>> HostPaths(const std::string& repository_root,
+                                                                    const std::string& run_dir);
 
   Runtime& runtime_;
   const Clock& clock_;
   std::string repository_root_;
   Observability observability_;
+  std::vector<std::pair<std::string, std::string>> host_paths_;
+  V2HandlerOptions options_;
+  std::unique_ptr<boost::asio::thread_pool> pool_;
+  int offloaded_ = 0;                  // OffLoop calls whose OnLoop has not run; io thread only
+  std::function<void()> drained_;      // Drain's callback while waiting
+  struct MemoryReading {
+    std::chrono::steady_clock::time_point read_at;
+    StatusOr<ProcessMemory> memory;
+  };
+  std::mutex memory_mutex_;
+  std::unordered_map<int, MemoryReading> memory_readings_;  // by pid; guarded by memory_mutex_
+  const AccessPolicy* access_ = nullptr;
+  RouteSet routes_ = RouteSet::kAll;
 };
 
 }  // namespace thaw

@@ -66,7 +66,12 @@ Status CheckTensorData(const Tensor& tensor) {
   const int64_t count = tensor.element_count();
   if (count < 0) return InvalidArgument("tensor '" + tensor.name + "' has an invalid shape " + ShapeToString(tensor.shape));
   if (tensor.datatype != DataType::kBytes) {
-    const size_t want = static_cast<size_t>(count) * DataTypeSize(tensor.datatype);
+    // count * size can overflow (shape [2^61] of FP64 would "need" 0 bytes).
+    const size_t elem = DataTypeSize(tensor.datatype);
+    if (static_cast<uint64_t>(count) > std::numeric_limits<size_t>::max() / elem)
+      return InvalidArgument("tensor '" + tensor.name + "': shape " + ShapeToString(tensor.shape) + " of " +
+                             std::string(DataTypeName(tensor.datatype)) + " has too many bytes");
+    const size_t want = static_cast<size_t>(count) * elem;
     if (tensor.data.size() != want)
       return InvalidArgument("tensor '" + tensor.name + "' has " + std::to_string(tensor.data.size()) +
                              " bytes of data; shape " + ShapeToString(tensor.shape) + " of " +

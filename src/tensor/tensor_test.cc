@@ -44,6 +44,17 @@ TEST(CheckTensorDataTest, FixedSizeTypes) {
   EXPECT_NE(s.message().find("'x'"), std::string::npos);
 }
 
+TEST(CheckTensorDataTest, ByteCountOverflowIsRefused) {
+  // 2^61 FP64 elements need 2^64 bytes: a wrapped product would say 0 and pass.
+  Tensor t{"x", DataType::kFp64, {int64_t{1} << 61}, ""};
+  Status s = CheckTensorData(t);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("too many bytes"), std::string::npos) << s.message();
+  // A BYTES length prefix past the end is an error, not a read past it.
+  Tensor b{"s", DataType::kBytes, {int64_t{1} << 40}, std::string("\xff\xff\xff\x7f", 4) + "ab"};
+  EXPECT_EQ(CheckTensorData(b).code(), StatusCode::kInvalidArgument);
+}
+
 std::string BytesElement(std::string_view s) {
   uint32_t len = s.size();
   std::string out(4, '\0');

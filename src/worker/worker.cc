@@ -24,6 +24,7 @@
 
 #include "backend/backend.h"
 #include "base/log.h"
+#include "cgroup/memory_cgroup.h"
 #include "ipc/messages.h"
 #include "repo/model_config.h"
 
@@ -175,7 +176,8 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
     if (arg.starts_with("--") && eq != std::string_view::npos) {
       flag = arg.substr(0, eq);
       value = arg.substr(eq + 1);
-    } else if (arg == "--model-dir" || arg == "--fd") {
+    } else if (arg == "--model-dir" || arg == "--fd" || arg == "--cgroup" || arg == "--sandbox" || arg == "--user" ||
+               arg == "--writable-dir") {
       if (i + 1 >= argc) return InvalidArgument(std::string(arg) + " needs a value");
       value = argv[++i];
     }
@@ -185,6 +187,9 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
     } else if (flag == "--model-dir") {
       if (value.empty()) return InvalidArgument("--model-dir needs a value");
       options.model_dir = std::string(value);
+    } else if (flag == "--cgroup") {
+      if (value.empty()) return InvalidArgument("--cgroup needs a value");
+      options.cgroup_dir = std::string(value);
     } else if (flag == "--fd") {
       int fd = -1;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
@@ -192,6 +197,17 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
         return InvalidArgument("--fd: not a file descriptor number: '" + std::string(value) + "'");
       options.fd = fd;
       have_fd = true;
+    } else if (flag == "--sandbox") {
+      StatusOr<sandbox::SandboxMode> mode = sandbox::ParseSandboxMode(value);
+      if (!mode.ok()) return InvalidArgument("--sandbox: " + mode.status().message());
+      options.sandbox = *mode;
+    } else if (flag == "--user") {
+      StatusOr<sandbox::WorkerUser> user = sandbox::ParseWorkerUser(value);
+      if (!user.ok()) return InvalidArgument("--user: " + user.status().message());
+      options.user = *user;
+    } else if (flag == "--writable-dir") {
+      if (value.empty()) return InvalidArgument("--writable-dir needs a value");
+      options.writable_dir = std::string(value);
     } else {
       return InvalidArgument("unknown argument '" + std::string(arg) + "'");
     }
@@ -214,7 +230,10 @@ namespace {
 constexpr Micros kStandbyReplenishDelayUs = 200 * kMicrosPerMilli;
 
 // Sends Ready, then serves requests on `fd` until EOF; returns the exit code.
-int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& clock, const ipc::ReadyMessage& ready) {
+// `start_path` is how this process came to be (not the config's field: an
+// exec worker of a zygote-path model is still an exec start).
+int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& clock, const ipc::ReadyMessage& ready,
+          StartPath start_path) {
   const std::string pid = std::to_string(::getpid());
   const std::string& model = config.name;
   Status sent = ipc::WriteAll(fd, ipc::Encode(ready));
@@ -224,7 +243,7 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
   }
   const int concurrency = std::max(1, config.instance_concurrency);
   LogEvent(LogLevel::kInfo, "worker_ready",
-           "pid=" + pid + " model=" + LogValue(model) + " start_path=" + std::string(StartPathName(config.start_path)) +
+           "pid=" + pid + " model=" + LogValue(model) + " start_path=" + std::string(StartPathName(start_path)) +
                " runtime_init_us=" + std::to_string(ready.runtime_init_us) +
                " model_load_us=" + std::to_string(ready.model_load_us) +
                " warmup_us=" + std::to_string(ready.warmup_us) + " threads=" + std::to_string(config.threads) +
@@ -313,6 +332,37 @@ StatusOr<LoadedModel> LoadModel(const std::string& model_dir, int threads, const
   return LoadedModel{std::move(config).value(), std::move(backend).value()};
 }
 
+// Moves this process into its memory cgroup before it allocates model memory.
+Status JoinCgroup(const std::string& dir) {
+  Status joined = cgroup::JoinMemoryCgroup(dir);
+  if (!joined.ok()) return Unavailable("cannot enforce memory_mb: cannot join memory cgroup: " + joined.message());
+  return Status::Ok();
+}
+
+// Applies the worker's sandbox (closing inherited descriptors even when it
+// is off) and logs what was applied; a step the kernel refused is a warning.
+sandbox::SandboxReport ConfineWorker(const WorkerOptions& options, const std::string& pid, const std::string& name) {
+  sandbox::SandboxReport report = sandbox::ApplySandbox(
+      {.mode = options.sandbox, .keep_fd = options.fd, .user = options.user, .writable_dir = options.writable_dir});
+  if (options.sandbox == sandbox::SandboxMode::kOff) {
+    Status closed = sandbox::CloseInheritedFds(options.fd);
+    report.fds_closed = {closed.ok(), closed.ok() ? "" : closed.message()};
+  }
+  const bool degraded = options.sandbox == sandbox::SandboxMode::kOn && !report.Complete();
+  LogEvent(degraded ? LogLevel::kWarning : LogLevel::kInfo, degraded ? "worker_sandbox_degraded" : "worker_sandbox",
+           "pid=" + pid + " model=" + LogValue(name) + " " + report.Summary());
+  return report;
+}
+
+// In a freshly forked instance: the spawner's sandbox, with only `keep_fd`
+// left open (the spawner's control socket and other instances' sockets go).
+sandbox::SandboxReport ConfineForkedInstance(sandbox::SandboxReport inherited, int keep_fd) {
+  Status closed = sandbox::CloseInheritedFds(keep_fd);
+  inherited.fds_closed = {closed.ok(), closed.ok() ? "" : closed.message()};
+  inherited.apply_us = 0;
+  return inherited;
+}
+
 bool ValidFd(int fd, const std::string& pid) {
   if (::fcntl(fd, F_GETFD) >= 0) return true;
   LogEvent(LogLevel::kError, "worker_init_error", "pid=" + pid + " error=" + LogValue("bad --fd " + std::to_string(fd)));
@@ -334,13 +384,16 @@ int RunWorker(const WorkerOptions& options) {
            "pid=" + pid + " model=" + LogValue(model) + " model_dir=" + LogValue(options.model_dir) +
                " fd=" + std::to_string(fd));
   if (!ValidFd(fd, pid)) return kWorkerExitUsage;
+  if (Status joined = JoinCgroup(options.cgroup_dir); !joined.ok()) return InitFailed(fd, model, joined);
 
   ipc::ReadyMessage ready;
   ready.pid = static_cast<int32_t>(::getpid());
   ready.started_us = options.start_us >= 0 ? options.start_us : clock.NowMicros();
+  // Confined before any model byte is read.
+  ready.sandbox = sandbox::EncodeReport(ConfineWorker(options, pid, model));
   StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 0, clock, &ready);
   if (!loaded.ok()) return InitFailed(fd, model, loaded.status());
-  return Serve(fd, loaded->config, *loaded->backend, clock, ready);
+  return Serve(fd, loaded->config, *loaded->backend, clock, ready, StartPath::kExec);
 }
 
 int RunSpawner(const WorkerOptions& options) {
@@ -354,12 +407,17 @@ int RunSpawner(const WorkerOptions& options) {
   LogEvent(LogLevel::kInfo, is_template ? "template_start" : "zygote_start",
            "pid=" + pid + " model=" + LogValue(name) + " fd=" + std::to_string(control));
   if (!ValidFd(control, pid)) return kWorkerExitUsage;
+  if (Status joined = JoinCgroup(options.cgroup_dir); !joined.ok()) return InitFailed(control, name, joined);
+  // Confined before the model (or any engine state) loads; instances
+  // forked from here inherit all of it but the descriptor cleanup.
+  const sandbox::SandboxReport sandbox_report = ConfineWorker(options, pid, name);
 
   // A template loads and warms its model on one thread: a parent that ever
   // ran OpenMP with more threads would hang its forked children.
   ipc::ReadyMessage template_ready;
   template_ready.pid = static_cast<int32_t>(::getpid());
   template_ready.started_us = options.start_us >= 0 ? options.start_us : clock.NowMicros();
+  template_ready.sandbox = sandbox::EncodeReport(sandbox_report);
   std::optional<LoadedModel> preloaded;
   if (is_template) {
     StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 1, clock, &template_ready);
@@ -380,14 +438,15 @@ int RunSpawner(const WorkerOptions& options) {
   ::signal(SIGCHLD, SIG_IGN);
 
   // Runs in a freshly forked child: becomes an instance serving `instance_fd`.
+  // (The server moves it into its memory cgroup: sandboxed, it cannot.)
   auto become_instance = [&](int instance_fd, const std::string& model_dir, ipc::ReadyMessage ready) {
     ::signal(SIGCHLD, SIG_DFL);
     int code;
     if (preloaded) {
-      code = Serve(instance_fd, preloaded->config, *preloaded->backend, clock, ready);
+      code = Serve(instance_fd, preloaded->config, *preloaded->backend, clock, ready, StartPath::kTemplate);
     } else {
       StatusOr<LoadedModel> loaded = LoadModel(model_dir, 0, clock, &ready);
-      code = loaded.ok() ? Serve(instance_fd, loaded->config, *loaded->backend, clock, ready)
+      code = loaded.ok() ? Serve(instance_fd, loaded->config, *loaded->backend, clock, ready, StartPath::kZygote)
                          : InitFailed(instance_fd, ModelNameOf(model_dir), loaded.status());
     }
     std::fflush(nullptr);
@@ -421,6 +480,7 @@ int RunSpawner(const WorkerOptions& options) {
     }
     ::close(control);
     ::close(sp[0]);
+    sandbox::CloseInheritedFds(sp[1]);  // e.g. the socket of a previous standby
     SetIntraOpThreads(preloaded->config.threads);
     Status warmed = WarmUp(*preloaded->backend, preloaded->config, 2);
     if (!warmed.ok()) ::_exit(kWorkerExitInitError);
@@ -431,6 +491,7 @@ int RunSpawner(const WorkerOptions& options) {
     ipc::ReadyMessage ready;
     ready.pid = static_cast<int32_t>(::getpid());
     ready.started_us = clock.NowMicros();
+    ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
     become_instance(instance_fd, options.model_dir, ready);
   };
 
@@ -485,6 +546,7 @@ int RunSpawner(const WorkerOptions& options) {
     ready.started_us = clock.NowMicros();
     ready.pid = static_cast<int32_t>(::getpid());
     ::close(control);
+    ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
     if (preloaded) {
       SetIntraOpThreads(preloaded->config.threads);
       ready.runtime_init_us = clock.NowMicros() - ready.started_us;

@@ -4,9 +4,15 @@
 
 #include "base/clock.h"
 #include "worker/worker.h"
+#ifdef THAW_WORKER_PROBE
+#include "backend/probe_backend.h"
+#endif
 
 int main(int argc, char** argv) {
   thaw::ConfigureWorkerMalloc();  // before anything allocates
+#ifdef THAW_WORKER_PROBE
+  thaw::UseProbeBackend();  // thaw-worker-probe: the isolation tests' hostile engine
+#endif
   const thaw::Micros start = thaw::RealClock().NowMicros();
   thaw::StatusOr<thaw::WorkerOptions> options = thaw::ParseWorkerArgs(argc, argv);
   if (!options.ok()) {

@@ -211,6 +211,12 @@ TEST(WorkerArgsTest, Parses) {
   ASSERT_TRUE(o.ok());
   EXPECT_EQ(o->model_dir, "/x");
   EXPECT_EQ(o->fd, 7);
+  EXPECT_EQ(o->cgroup_dir, "");
+
+  const char* c[] = {"thaw-worker", "--template", "--model-dir", "/x", "--fd", "3", "--cgroup", "/sys/fs/cgroup/memory/g"};
+  o = ParseWorkerArgs(8, c);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->cgroup_dir, "/sys/fs/cgroup/memory/g");
 }
 
 TEST(WorkerArgsTest, Rejects) {
@@ -226,6 +232,8 @@ TEST(WorkerArgsTest, Rejects) {
   EXPECT_FALSE(ParseWorkerArgs(4, missing_value).ok());
   const char* unknown[] = {"w", "--model-dir", "/m", "--fd", "3", "--verbose"};
   EXPECT_FALSE(ParseWorkerArgs(6, unknown).ok());
+  const char* empty_cgroup[] = {"w", "--model-dir", "/m", "--fd", "3", "--cgroup="};
+  EXPECT_FALSE(ParseWorkerArgs(6, empty_cgroup).ok());
 }
 
 TEST(WorkerProcessTest, UsageErrorExits64) {
@@ -336,6 +344,19 @@ TEST(WorkerProcessTest, BadModelDirSendsInitError) {
   auto err = ipc::DecodeInitError(frame->payload);
   ASSERT_TRUE(err.ok());
   EXPECT_FALSE(err->message.empty());
+  EXPECT_EQ(w.WaitForExit(), kWorkerExitInitError);
+}
+
+// A worker that cannot join its memory cgroup does not start: its limit would not hold.
+TEST(WorkerProcessTest, UnjoinableCgroupSendsInitError) {
+  SKIP_WITHOUT_FRAUD();
+  WorkerProcess w({"--model-dir", FraudDir(), "--cgroup", "/nonexistent/thaw/cgroup"});
+  auto frame = ipc::ReadFrame(w.fd());
+  ASSERT_TRUE(frame.ok()) << frame.status().ToString();
+  ASSERT_EQ(frame->type, ipc::MessageType::kInitError);
+  auto err = ipc::DecodeInitError(frame->payload);
+  ASSERT_TRUE(err.ok());
+  EXPECT_NE(err->message.find("cannot join memory cgroup"), std::string::npos) << err->message;
   EXPECT_EQ(w.WaitForExit(), kWorkerExitInitError);
 }
 

@@ -40,24 +40,11 @@ KEEP_ALIVE_S = 2
 ALLOWED = {200, 429, 503, 504, 507}
 SEED = int(os.environ.get("THAW_CHAOS_SEED", "12"))
 
-# Models the chaos loop builds: `spin` loops forever in forward (its warm-up
-# never ends), `hog` allocates ~2.4 GB when its input sums above 0.5.
-MAKE_MODELS = r'''
-import sys, torch
-class Spin(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        while bool(x.sum() > -1.0):
-            x = x * 1.0
-        return x
-class Hog(torch.nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if bool(x.sum() > 0.5):
-            big = torch.ones(600 * 1024 * 1024)
-            return x + big[-1]
-        return x
-torch.jit.save(torch.jit.script(Spin().eval()), sys.argv[1])
-torch.jit.save(torch.jit.script(Hog().eval()), sys.argv[2])
-'''
+# Test models (src/backend/testdata, made by make_test_models.py): `spin`
+# is loop_model.pt (forward never returns, so its warm-up never ends);
+# `hog` is alloc_model.pt (allocates and fills as many MiB as its input).
+TESTDATA = os.path.join(ROOT, "src", "backend", "testdata")
+HOG_MIB = 2400
 
 
 def request(method, path, body=None, timeout=60):
@@ -92,18 +79,16 @@ def make_repository():
                        "max_concurrency": 2})
         with open(os.path.join(repo, model, "config.json"), "w") as f:
             json.dump(config, f)
-    for model in ("spin", "hog"):
+    for model, file_name, tensor in (("spin", "loop_model.pt", ("x", "y", 4)), ("hog", "alloc_model.pt", ("mib", "same", 1))):
         os.makedirs(os.path.join(repo, model))
-    subprocess.run(["/usr/bin/python3", "-c", MAKE_MODELS, os.path.join(repo, "spin", "model.pt"),
-                    os.path.join(repo, "hog", "model.pt")], check=True)
-    small = {"backend": "torchscript", "model_file": "model.pt",
-             "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
-             "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 4]}],
-             "keep_alive_s": KEEP_ALIVE_S, "timeout_ms": TIMEOUT_MS, "start_timeout_ms": START_TIMEOUT_MS}
-    with open(os.path.join(repo, "spin", "config.json"), "w") as f:
-        json.dump(dict(small, memory_mb=256), f)
-    with open(os.path.join(repo, "hog", "config.json"), "w") as f:
-        json.dump(dict(small, memory_mb=256), f)
+        shutil.copy(os.path.join(TESTDATA, file_name), os.path.join(repo, model, "model.pt"))
+        name_in, name_out, width = tensor
+        with open(os.path.join(repo, model, "config.json"), "w") as f:
+            json.dump({"backend": "torchscript", "model_file": "model.pt",
+                       "inputs": [{"name": name_in, "datatype": "FP32", "shape": [-1, width]}],
+                       "outputs": [{"name": name_out, "datatype": "FP32", "shape": [-1, width]}],
+                       "memory_mb": 256, "max_concurrency": 1, "keep_alive_s": KEEP_ALIVE_S,
+                       "timeout_ms": TIMEOUT_MS, "start_timeout_ms": START_TIMEOUT_MS}, f)
     return repo
 
 
@@ -161,6 +146,18 @@ def descendants(pid):
             out.append(child)
             todo.append(child)
     return out
+
+
+def describe(pid):
+    """'pid state cmdline' of a process, for failure reports."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline") as f:
+            cmdline = f.read().replace("\0", " ").strip()
+        return f"{pid} {stat[stat.rindex(')') + 2]} {cmdline[-80:]}"
+    except OSError:
+        return f"{pid} gone"
 
 
 def rss_kb(pid):
@@ -236,13 +233,16 @@ def main():
         baseline_rss_kb = rss_kb(server.pid)
         print(f"baseline: {baseline_procs} worker processes, server RSS {baseline_rss_kb // 1024} MB", flush=True)
 
-        small_one = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]})
+        side_bodies = {
+            "spin": json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}),
+            "hog": json.dumps({"inputs": [{"name": "mib", "datatype": "FP32", "shape": [1, 1], "data": [HOG_MIB]}]}),
+        }
         side_answers = {"spin": [], "hog": []}
 
         def side_request(model):
             started = time.monotonic()
             try:
-                status, body = request("POST", f"/v2/models/{model}/infer", small_one, timeout=60)
+                status, body = request("POST", f"/v2/models/{model}/infer", side_bodies[model], timeout=60)
             except Exception as e:
                 status, body = None, repr(e)
             side_answers[model].append((status, time.monotonic() - started, str(body)[:200]))
@@ -341,7 +341,8 @@ def main():
             rss = rss_kb(server.pid)
             print(f"  after: {procs} worker processes (baseline {baseline_procs}), "
                   f"server RSS {rss // 1024} MB (baseline {baseline_rss_kb // 1024} MB)", flush=True)
-            assert procs <= baseline_procs, f"{procs} worker processes, baseline {baseline_procs}"
+            assert procs <= baseline_procs, (f"{procs} worker processes, baseline {baseline_procs}: " +
+                                             "; ".join(describe(pid) for pid in descendants(server.pid)))
             assert rss < baseline_rss_kb + 100 * 1024, "server RSS grew by over 100 MB"
 
         check("chaos: every request got an answer, 200/429/503/504/507 only", every_request_answered)

@@ -14,10 +14,13 @@ import math
 import os
 import re
 import signal
+import socket
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,7 +39,7 @@ PORT = free_port()
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-def curl(method, path, body=None, headers=()):
+def curl(method, path, body=None, headers=(), base=None):
     """Returns (status, headers dict with lower-case names, body bytes)."""
     out, hdr = os.path.join(TMP, "body"), os.path.join(TMP, "headers")
     cmd = ["curl", "-sS", "-X", method, "-o", out, "-D", hdr, "-w", "%{http_code}", "--max-time", "120"]
@@ -49,7 +52,7 @@ def curl(method, path, body=None, headers=()):
         cmd += ["--data-binary", "@" + src]
         if not any(h.lower().startswith("content-type") for h in headers):
             cmd += ["-H", "Content-Type: application/json"]
-    cmd.append(BASE + path)
+    cmd.append((base or BASE) + path)
     status = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     response_headers = {}
     with open(hdr) as f:
@@ -217,9 +220,91 @@ def errors():
     expect_error("GET", "/v2/models/fraud/infer", None, 405, "POST")
 
 
+HOST_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|usr|var|run|dev/shm|srv|opt)/")
+
+
+def assert_no_host_paths(body, what):
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
+    for path in (TMP, os.path.realpath(TMP), ROOT):
+        assert path not in text, f"{what}: body names the host path {path}: {text[:300]}"
+    assert not HOST_PATH.search(text), f"{what}: body names a host path: {text[:300]}"
+
+
+def expect_input_error(body, needle, headers=(), path="/v2/models/fraud/infer", method="POST"):
+    status, _, response = curl(method, path, body, headers)
+    assert status == 400, f"{needle}: HTTP {status}, expected 400: {response[:200]}"
+    error = json.loads(response)["error"]
+    assert needle in error, f"error {error!r} does not mention {needle!r}"
+    assert_no_host_paths(response, needle)
+
+
+def input_errors():
+    """Ragged data, empty dims, repeated keys, impossible binary sizes: 400 naming the problem."""
+    row = [0.0] * 30
+    ragged = {"inputs": [{"name": "features", "shape": [2, 30], "datatype": "FP32", "data": [row, row[:29]]}]}
+    expect_input_error(json.dumps(ragged), "data[1] has 29 item(s)")
+    ragged_same_count = {"inputs": [{"name": "features", "shape": [2, 30], "datatype": "FP32", "data": [row + row]}]}
+    expect_input_error(json.dumps(ragged_same_count), "data has 1 item(s)")
+    empty = {"inputs": [{"name": "features", "shape": [0, 30], "datatype": "FP32", "data": []}]}
+    expect_input_error(json.dumps(empty), "every dimension must be at least 1")
+    one = json.dumps({"name": "features", "shape": [1, 30], "datatype": "FP32", "data": row})
+    expect_input_error('{"inputs":[%s],"inputs":[%s]}' % (one, one), "key 'inputs' appears more than once")
+    expect_input_error('{"inputs":[{"name":"features","shape":[1,30],"shape":[1,30],"datatype":"FP32","data":%s}]}'
+                       % json.dumps(row), "inputs[0]: key 'shape' appears more than once")
+    expect_input_error('{"parameters":{"timeout_ms":5,"timeout_ms":9000},"inputs":[%s]}' % one,
+                       "parameters: key 'timeout_ms' appears more than once")
+    expect_input_error('{"keep_alive_s": 30, "keep_alive_s": 60}', "'keep_alive_s': appears twice",
+                       path="/v2/models/fraud/config", method="PUT")
+    for shape, size, needle in [([1, 30], 119, "does not match shape"),
+                                ([1, 30], 2**62, "exceeds the 120 bytes"),
+                                ([2**40, 2**40], 8, "has too many elements"),
+                                ([2**61], 8, "does not match shape [2305843009213693952]")]:
+        header = json.dumps({"inputs": [{"name": "features", "shape": shape, "datatype": "FP32",
+                                         "parameters": {"binary_data_size": size}}]}).encode()
+        expect_input_error(header + bytes(120), needle,
+                           headers=(f"Inference-Header-Content-Length: {len(header)}",
+                                    "Content-Type: application/octet-stream"))
+    # The model still serves.
+    infer_json("fraud")
+
+
+def model_error_is_short():
+    """An error inside the model: 500 with the error line, no traceback, no host paths; the log has it all."""
+    body = json.dumps({"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2, 3]}]})
+    status, _, response = curl("POST", "/v2/models/mismatch/infer", body)
+    assert status == 500, f"HTTP {status}: {response[:300]}"
+    error = json.loads(response)["error"]
+    assert "The size of tensor a (3) must match the size of tensor b (4)" in error, error
+    assert "Traceback" not in error and "\n" not in error and len(error) < 400, error
+    assert_no_host_paths(response, "model error")
+    assert "Traceback of TorchScript" in open(os.path.join(TMP, "server.log")).read(), "full traceback not logged"
+    status, _, response = curl("POST", "/v2/models/mismatch/infer", body.replace("[3]", "[2]").replace("1, 2, 3", "1, 2"))
+    assert status == 200, response[:200]
+
+
+def no_host_paths_in_bodies():
+    """Repository index, load errors, 404s: model names and repository-relative paths only."""
+    status, _, body = curl("POST", "/v2/repository/index", "{}")
+    assert status == 200
+    assert_no_host_paths(body, "index")
+    assert "broken/config.json" in body.decode(), body[:400]
+    status, _, body = curl("POST", "/v2/repository/models/broken/load")
+    assert status == 400 and b"broken/config.json" in body, body[:300]
+    assert_no_host_paths(body, "load broken")
+    for method, path in [("POST", "/v2/repository/models/nosuchmodel/load"), ("GET", "/v2/models/nosuchmodel/ready"),
+                         ("GET", "/v2/models/nosuchmodel"), ("GET", "/v2/models/fraud/status")]:
+        status, _, body = curl(method, path)
+        assert_no_host_paths(body, path)
+
+
 def metadata_and_health():
     status, _, body = curl("GET", "/v2")
     assert status == 200 and "binary_tensor_data" in json.loads(body)["extensions"]
+    # Ready once every model's template has loaded (or failed): wait for it.
+    for _ in range(1200):
+        if curl("GET", "/v2/health/ready")[0] == 200:
+            break
+        time.sleep(0.1)
     for path in ["/v2/health/live", "/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in MODELS]:
         status, _, body = curl("GET", path)
         assert status == 200, f"{path}: HTTP {status}"
@@ -244,6 +329,86 @@ def load_2000_requests():
     out, _ = hey("fraud", ["-n", "2000", "-c", "16"]).communicate(timeout=300)
     counts = status_counts(out)
     assert counts == {200: 2000}, f"status codes {counts}\n{out}"
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def bounded_bodies():
+    """4 slow clients send 40 MB of 90 MB bodies to a server capped at 64 MB of
+    buffered bodies and a 3 s body-read timeout: its RSS stays under the cap
+    plus a margin, each client is answered 503 (past the cap) or 408 (at the
+    timeout) and closed, and fraud requests meanwhile all succeed."""
+    port = free_port()
+    small = subprocess.Popen([THAW, "serve", "--repo", os.path.join(EXAMPLES, "models"), "--port", str(port),
+                              "--usage-log", "", "--max-buffered-body-mb", "64", "--body-timeout-s", "3",
+                              "--max-body-mb", "100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    request = os.path.join(TMP, "hey_bounded_fraud.json")
+    with open(request, "w") as f:
+        json.dump(load("requests", "fraud"), f)
+    try:
+        for _ in range(200):
+            if subprocess.run(["curl", "-s", "-o", "/dev/null", f"{base}/v2/health/live"]).returncode == 0:
+                break
+            time.sleep(0.05)
+        for _ in range(5):  # a cold start on a busy machine may pass fraud's 5 s deadline
+            warm = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H",
+                                   "Content-Type: application/json", "--data-binary", "@" + request,
+                                   f"{base}/v2/models/fraud/infer"], capture_output=True, text=True).stdout
+            if warm == "200":
+                break
+        assert warm == "200", f"warm-up got {warm}"
+        before = rss_mb(small.pid)
+        answers = []
+
+        def slow_client():
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"POST /v2/models/fraud/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 90000000\r\n\r\n")
+                start = time.monotonic()
+                try:
+                    for _ in range(40):
+                        s.sendall(b"1" * 1_000_000)
+                except OSError:
+                    pass
+                s.settimeout(15)
+                reply = b""
+                try:
+                    while chunk := s.recv(65536):
+                        reply += chunk
+                except OSError:
+                    pass
+                answers.append((reply[:12].decode(errors="replace"), time.monotonic() - start))
+
+        clients = [threading.Thread(target=slow_client) for _ in range(4)]
+        for c in clients:
+            c.start()
+        fraud = subprocess.Popen(["hey", "-z", "3s", "-c", "4", "-m", "POST", "-T", "application/json", "-D", request,
+                                  f"{base}/v2/models/fraud/infer"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        peak = before
+        while any(c.is_alive() for c in clients):
+            peak = max(peak, rss_mb(small.pid))
+            time.sleep(0.05)
+        out, _ = fraud.communicate(timeout=60)
+        counts = status_counts(out)
+        assert set(counts) == {200}, f"fraud during slow bodies: {counts}\n{out}"
+        assert peak - before < 64 + 48, f"server RSS grew {peak - before:.0f} MB (cap 64 MB)"
+        codes = sorted(a[0] for a in answers)
+        assert len(codes) == 4 and all(c in ("HTTP/1.1 503", "HTTP/1.1 408") for c in codes), answers
+        assert "HTTP/1.1 408" in codes and "HTTP/1.1 503" in codes, answers
+        for code, seconds in answers:
+            if code == "HTTP/1.1 408":
+                assert 2.5 < seconds < 8, f"408 after {seconds:.1f} s, timeout 3 s"
+    finally:
+        small.send_signal(signal.SIGTERM)
+        try:
+            small.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            small.kill()
+            small.wait()
 
 
 def make_repository():
@@ -272,6 +437,13 @@ def make_repository():
     os.makedirs(metered)
     for name in ("model.pt", "config.json"):
         os.symlink(os.path.join(EXAMPLES, "models", "fraud", name), os.path.join(metered, name))
+    mismatch = os.path.join(repo, "mismatch")  # fails inside torch for inputs of exactly 3 elements
+    os.makedirs(mismatch)
+    os.symlink(os.path.join(ROOT, "src", "backend", "testdata", "mismatch_model.pt"), os.path.join(mismatch, "model.pt"))
+    with open(os.path.join(mismatch, "config.json"), "w") as f:
+        json.dump({"backend": "torchscript", "model_file": "model.pt", "memory_mb": 256,
+                   "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1]}],
+                   "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1]}]}, f)
     broken = os.path.join(repo, "broken")  # a bad config must not stop the others
     os.makedirs(broken)
     os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(broken, "model.pt"))
@@ -280,7 +452,98 @@ def make_repository():
     config["memory_mb"] = 64  # below Lambda's minimum of 128
     with open(os.path.join(broken, "config.json"), "w") as f:
         json.dump(config, f)
+    # fraud-reload: a copy of fraud's file, edited in place by the reload check.
+    # fraud-wedge: max_concurrency 1, its settings changed mid-cold-start under load.
+    for name, settings in (("fraud-reload", {}), ("fraud-wedge", {"max_concurrency": 1, "start_path": "exec", "timeout_ms": 20000})):
+        path = os.path.join(repo, name)
+        os.makedirs(path)
+        shutil.copy(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(path, "model.pt"))
+        with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
+            config = json.load(f)
+        config.update(settings)
+        with open(os.path.join(path, "config.json"), "w") as f:
+            json.dump(config, f)
+    looper = os.path.join(repo, "looper")  # its forward never returns at warm-up: a start that hangs
+    os.makedirs(looper)
+    os.symlink(os.path.join(ROOT, "src", "backend", "testdata", "loop_model.pt"), os.path.join(looper, "model.pt"))
+    with open(os.path.join(looper, "config.json"), "w") as f:
+        json.dump({"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}],
+                   "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 4]}],
+                   "memory_mb": 256, "max_concurrency": 1, "start_timeout_ms": 1500}, f)
+    alloc = os.path.join(repo, "alloc-128")  # allocates as many MiB as its input says, in 128 MB
+    os.makedirs(alloc)
+    os.symlink(os.path.join(ROOT, "src", "backend", "testdata", "alloc_model.pt"), os.path.join(alloc, "model.pt"))
+    with open(os.path.join(alloc, "config.json"), "w") as f:
+        json.dump({"backend": "torchscript", "model_file": "model.pt",
+                   "inputs": [{"name": "mib", "datatype": "FP32", "shape": [-1, 1]}],
+                   "outputs": [{"name": "same", "datatype": "FP32", "shape": [-1, 1]}],
+                   "memory_mb": 128, "max_concurrency": 1, "threads": 1}, f)
     return repo
+
+
+def wait_ready(model, seconds=60):
+    for _ in range(seconds * 10):
+        if curl("GET", f"/v2/models/{model}/ready")[0] == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{model} not ready after {seconds} s")
+
+
+def ready_routes_tell_the_truth():
+    """A model whose start hangs is not READY (route and index say why); the server is ready anyway."""
+    status, _, body = curl("GET", "/v2/models/looper/ready")
+    assert status == 503 and "start_timeout_ms=1500" in json.loads(body)["error"], (status, body)
+    status, _, body = curl("POST", "/v2/repository/index", "{}")
+    looper = {m["name"]: m for m in json.loads(body)}["looper"]
+    assert looper["state"] == "UNAVAILABLE" and "start_timeout_ms=1500" in looper["reason"], looper
+    request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    start = time.time()
+    expect_error("POST", "/v2/models/looper/infer", json.dumps(request), 503, "did not become ready within start_timeout_ms=1500")
+    assert time.time() - start < 15, "the stuck start was not timed out promptly"
+    assert curl("GET", "/v2/health/ready")[0] == 200
+
+
+def corrupt_reload_keeps_old_version():
+    """Reloading fraud-reload with a corrupt model.pt fails (503 naming the load error); the old one serves."""
+    infer_json_as("fraud-reload", "fraud")
+    model_file = os.path.join(TMP, "repo", "fraud-reload", "model.pt")
+    good = open(model_file, "rb").read()
+    with open(model_file, "wb") as f:
+        f.write(b"this is not a TorchScript archive")
+    infer_json_as("fraud-reload", "fraud")  # an edit without a reload changes nothing served
+    expect_error("POST", "/v2/repository/models/fraud-reload/load", None, 503, "failed to load")
+    infer_json_as("fraud-reload", "fraud")
+    assert curl("GET", "/v2/models/fraud-reload/ready")[0] == 200
+    with open(model_file, "wb") as f:
+        f.write(good)
+    status, _, body = curl("POST", "/v2/repository/models/fraud-reload/load")
+    assert status == 200, body
+    wait_ready("fraud-reload")  # new workers for the new version: its template loads first
+    infer_json_as("fraud-reload", "fraud")
+
+
+def settings_change_mid_cold_start_under_load():
+    """fraud-wedge (max_concurrency 1): two PUTs 0.3 s apart during its first cold start, under
+    16-way load; afterwards it serves within a few seconds and no instance is left retiring."""
+    load_gen = hey("fraud-wedge", ["-z", "3s", "-c", "16", "-t", "20"], request_model="fraud")
+    time.sleep(0.1)
+    for threads in (2, 1):
+        status, _, body = curl("PUT", "/v2/models/fraud-wedge/config", json.dumps({"threads": threads}))
+        assert status == 200, body
+        time.sleep(0.3)
+    out, _ = load_gen.communicate(timeout=60)
+    counts = status_counts(out)
+    assert counts and set(counts) <= {200, 429, 503, 504}, f"status codes {counts}\n{out}"
+    # Within one cold start (an exec start takes up to ~6 s on a loaded 2-core machine).
+    deadline = time.time() + 15
+    while True:
+        status, _, body = curl("POST", "/v2/models/fraud-wedge/infer", json.dumps(load("requests", "fraud")))
+        if status == 200 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert status == 200, f"fraud-wedge still failing after the load: HTTP {status} {body[:200]}"
+    doc = json.loads(curl("GET", "/v2/models/fraud-wedge/status?memory=false")[2])
+    assert [i["state"] for i in doc["instances"]] in (["idle"], ["busy"]), doc
 
 
 def settings_api():
@@ -292,6 +555,10 @@ def settings_api():
     config = json.loads(body)
     assert config["keep_alive_s"] == 30 and config["keep_alive_policy"] == "histogram" and config["max_queue"] == 8, config
     assert json.loads(curl("GET", "/v2/models/fashion-capped/config")[2])["keep_alive_s"] == 30
+    # Keep-alive is the runtime's: the template stays. A field workers read replaces it.
+    assert json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])["template"]["pid"] == before
+    status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"threads": 2}')
+    assert status == 200 and json.loads(body)["threads"] == 2, body
     # New instances start from a new template with the new settings.
     for _ in range(100):
         doc = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])
@@ -354,6 +621,7 @@ def repository_api():
     assert index()["fraud"]["state"] == "UNAVAILABLE"
     status, _, body = curl("POST", "/v2/repository/models/fraud/load")
     assert status == 200, body
+    wait_ready("fraud")
     infer_json("fraud")
     expect_error("POST", "/v2/repository/models/broken/load", None, 400, "memory_mb")
     expect_error("POST", "/v2/repository/models/nosuchmodel/load", None, 404, "nosuchmodel")
@@ -420,6 +688,51 @@ def deadline_exceeded():
     infer_json("large")  # a fresh instance replaces the timed-out one
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def memory_limit():
+    """memory_mb is a hard limit: a 128 MB model that allocates 2 GB gets 503 naming the limit, counted
+    in /metrics and the usage log; the server's memory is untouched, fraud still served, the model
+    recovers; a request larger than the instance can hold is refused with 400 before it runs."""
+    enforced = re.search(r"memory_limit=(\S+)", open(os.path.join(TMP, "server.log")).read())
+    assert enforced, "startup log does not say whether memory limits are enforced"
+    if not enforced.group(1).startswith('"enforced') and not enforced.group(1).startswith("enforced"):
+        print(f"SKIP memory limit: {enforced.group(0)}")
+        return
+    def ask(mib):
+        request = {"inputs": [{"name": "mib", "shape": [1, 1], "datatype": "FP32", "data": [mib]}]}
+        status, _, body = curl("POST", "/v2/models/alloc-128/infer", json.dumps(request))
+        return status, json.loads(body)
+    status, body = ask(8)
+    assert status == 200, body
+    doc = json.loads(curl("GET", "/v2/models/alloc-128/status")[2])
+    assert doc["instances"] and doc["instances"][0]["memory_limit_bytes"] == 128 << 20, doc
+    assert doc["instances"][0]["memory_usage_bytes"] > 0, doc
+    before = rss_kb(server.pid)
+    status, body = ask(2048)
+    assert status == 503, f"HTTP {status}: {body}"
+    assert "exceeded its memory limit (memory_mb=128) and was killed" in body["error"], body
+    grown_mb = (rss_kb(server.pid) - before) / 1024
+    assert grown_mb < 32, f"server RSS grew by {grown_mb:.0f} MB"
+    infer_json("fraud")
+    status, body = ask(8)
+    assert status == 200, f"model did not recover: HTTP {status}: {body}"
+    metrics = curl("GET", "/metrics")[2].decode()
+    assert re.search(r'thaw_instance_oom_kills_total\{model="alloc-128"\} 1\b', metrics), "OOM kill not counted"
+    time.sleep(1.5)  # the usage log is written once a second
+    stops = [json.loads(line) for line in open(USAGE_LOG) if '"kind":"instance"' in line and "alloc-128" in line]
+    assert any(r["stop_reason"] == "oom" for r in stops), f"no instance record with stop_reason oom: {stops}"
+    rows = 17 << 20  # 68 MB of FP32: over half of 128 MB
+    header = json.dumps({"inputs": [{"name": "mib", "shape": [rows, 1], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": rows * 4}}]}).encode()
+    status, _, body = curl("POST", "/v2/models/alloc-128/infer", header + bytes(rows * 4),
+                           [f"Inference-Header-Content-Length: {len(header)}", "Content-Type: application/octet-stream"])
+    assert status == 400 and "memory_mb=128" in json.loads(body)["error"], f"HTTP {status}: {body[:300]}"
+
+
 USAGE_LOG = os.path.join(TMP, "usage.jsonl")
 X86 = {"request": 0.20 / 1e6, "on_demand": 0.0000166667, "provisioned": 0.0000041667, "provisioned_duration": 0.0000097222}
 
@@ -434,7 +747,7 @@ def prometheus_metrics():
     for family in ["thaw_requests_total", "thaw_request_duration_seconds", "thaw_queue_duration_seconds",
                    "thaw_compute_duration_seconds", "thaw_cold_starts_total", "thaw_cold_start_duration_seconds",
                    "thaw_instances", "thaw_in_flight_requests", "thaw_queued_requests", "thaw_batch_rows",
-                   "thaw_gigabyte_seconds_total", "thaw_cost_dollars_total"]:
+                   "thaw_gigabyte_seconds_total", "thaw_cost_dollars_total", "thaw_instance_oom_kills_total"]:
         assert f"# TYPE {family} " in text, f"{family} missing"
     assert re.search(r'thaw_requests_total\{model="fraud",code="200"\} [1-9]', text), "no fraud 200s counted"
     assert re.search(r'thaw_instances\{model="fraud",state="idle"\} [1-9]', text), "no idle fraud instance"
@@ -471,6 +784,59 @@ def hand_bill(path):
     return bill
 
 
+def usage_log_on_a_full_disk():
+    repo = os.path.join(TMP, "repo-full")
+    os.makedirs(repo)
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud"), os.path.join(repo, "fraud"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = os.path.join(TMP, "server-full.log")
+    with open(log_path, "w") as log:
+        full = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(port), "--usage-log", "/dev/full",
+                                 "--usage-log-buffer-mb", "1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                if curl("GET", "/v2/health/live", base=base)[0] == 200:
+                    break
+            except subprocess.CalledProcessError:
+                time.sleep(0.05)
+        # 1 MB holds about 3,000 records: 4,800 requests (300 per connection) must overflow it.
+        request = os.path.join(TMP, "hey_full.json")
+        with open(request, "w") as f:
+            json.dump(load("requests", "fraud"), f)
+        out = subprocess.run(["hey", "-n", "4800", "-c", "16", "-m", "POST", "-T", "application/json", "-D", request,
+                              f"{base}/v2/models/fraud/infer"], capture_output=True, text=True, timeout=300).stdout
+        assert status_counts(out) == {200: 4800}, f"status codes {status_counts(out)}: {out[-600:]}"
+        status, _, body = curl("GET", "/metrics", base=base)
+        assert status == 200
+        check = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+        assert check.returncode == 0, f"promtool: {check.stdout.decode()}{check.stderr.decode()}"
+        text = body.decode()
+        dropped = int(float(re.search(r"^thaw_usage_records_dropped_total (\S+)$", text, re.M).group(1)))
+        errors = int(float(re.search(r"^thaw_usage_log_write_errors_total (\S+)$", text, re.M).group(1)))
+        assert dropped > 0 and errors > 0, f"dropped {dropped}, write errors {errors}"
+        assert re.search(r"^thaw_usage_log_healthy 0$", text, re.M), "usage log reported healthy"
+        status, _, body = curl("GET", "/v2/health/ready", base=base)
+        ready = json.loads(body)
+        assert status == 200 and ready["ready"] is True, body
+        usage = ready["usage_log"]
+        assert usage["ok"] is False and "No space left on device" in usage["error"], usage
+        assert usage["dropped"] >= dropped and usage["buffered"] > 0, usage
+        assert_no_host_paths(body, "ready")
+        full.send_signal(signal.SIGTERM)
+        assert full.wait(timeout=60) == 0
+    finally:
+        if full.poll() is None:
+            full.kill()
+            full.wait()
+    text = open(log_path).read()
+    assert text.count("usage_log_error") == 1, "a failure streak is logged once"
+    assert "usage_log_dropping" in text, "first drop not logged"
+    lost = re.search(r"thaw: usage log: (\d+) usage record\(s\) were never written", text)
+    assert lost and int(lost.group(1)) >= 4800, f"loss not reported at exit: {text[-800:]}"
+
+
 def main():
     global server
     if not os.access(THAW, os.X_OK):
@@ -495,13 +861,25 @@ def main():
             check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
         check("nested data and output selection", nested_data_and_output_selection)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
+        check("input errors: ragged data, zero dims, repeated keys, bad binary sizes -> 400, no host paths",
+              input_errors)
+        check("model error: 500 with the error line only, full traceback in the server log", model_error_is_short)
+        check("no absolute host paths in index, load and 404 bodies", no_host_paths_in_bodies)
         check("settings API: GET/PUT config while serving, validated, new template", settings_api)
         check("repository API: index, unload, load; a bad model is listed, not served", repository_api)
+        check("ready route and index: a model whose start hangs is UNAVAILABLE with the reason", ready_routes_tell_the_truth)
+        check("reload with a corrupt model.pt: 503, the old version keeps serving", corrupt_reload_keeps_old_version)
+        check("PUT config twice mid-cold-start under load (max_concurrency 1): serves again at once",
+              settings_change_mid_cold_start_under_load)
         check("4 concurrent curls on a batching model: one batch of 8 rows, batch_size in parameters", concurrent_curls_share_a_batch)
         check("hey -n 2000 -c 16 on fraud: 2000 x 200", load_2000_requests)
         check("hey -c 64 on a model capped at 2 instances + queue 8: only 200 and 429", back_pressure)
         check("worker killed with SIGKILL mid-traffic: server recovers", kill_worker_mid_traffic)
+        check("slow partial bodies: RSS bounded by the buffered-body cap, 503/408 and closed, fraud served",
+              bounded_bodies)
         check("request past its deadline: 504, instance replaced", deadline_exceeded)
+        check("memory_mb enforced: 2 GB in a 128 MB model -> 503 naming the limit, counted; server and fraud fine",
+              memory_limit)
         check("/metrics: promtool check metrics passes; every family present", prometheus_metrics)
         check("/v2/stats and /v2/models/fraud/stats: invocations, p99, GB-s, dollars", usage_stats)
 
@@ -517,6 +895,7 @@ def main():
                 f.write(header + struct.pack("<%df" % (rows * 784), *([0.5] * (rows * 784))))
             slow = subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST",
                                      "-H", f"Inference-Header-Content-Length: {len(header)}", "-H", "Expect:",
+                                     "-H", "Content-Type: application/octet-stream",
                                      "--data-binary", "@" + body, f"{BASE}/v2/models/fashion/infer"],
                                     stdout=subprocess.PIPE, text=True)
             # And fraud-metered under load from hey: every 200 it gets must be in the usage log.
@@ -553,6 +932,8 @@ def main():
             table = subprocess.run([THAW, "cost", "--usage-log", USAGE_LOG], capture_output=True, text=True).stdout
             assert "fraud" in table and "$" in table, table
         check("thaw cost on the usage log equals a bill computed by hand from AWS prices", cost_equals_hand_bill)
+        check("--usage-log /dev/full: requests served, drops counted in /metrics and ready, loss reported at exit",
+              usage_log_on_a_full_disk)
     finally:
         if server.poll() is None:
             server.kill()

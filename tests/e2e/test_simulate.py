@@ -150,7 +150,8 @@ def serve(repo, usage_log):
     server = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(port), "--usage-log", usage_log],
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    # Ready (200) once the models' templates have loaded: up to 2 minutes on a loaded machine.
+    for _ in range(2400):
         try:
             urllib.request.urlopen(base + "/v2/health/ready", timeout=2)
             return server, base, log

@@ -1,7 +1,9 @@
 # Regenerates the tiny TorchScript models used by backend_test.
 # Run with Debian's interpreter (the one that sees python3-torch):
-#   /usr/bin/python3 src/backend/testdata/make_test_models.py
+#   /usr/bin/python3 src/backend/testdata/make_test_models.py [NAME ...]
+# (names: only those models; default: all)
 import os
+import sys
 from typing import List, Tuple
 
 import torch
@@ -46,7 +48,41 @@ class RaiseModel(torch.nn.Module):
         return x * 1.0
 
 
+class LoopModel(torch.nn.Module):
+    """Never returns for an input whose sum is > -1 (warm-up's included): a start that hangs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        while bool(x.sum() > -1.0):
+            x = x * 1.0
+        return x
+
+
+class AllocModel(torch.nn.Module):
+    """Allocates and fills as many MiB as the largest input value, then
+    returns its input: a model that exceeds its memory_mb on request
+    (runtime and e2e tests of the memory limit)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mib = int(x.max().item())
+        if mib <= 0:
+            return x * 1.0
+        block = torch.ones(mib * 262144)  # 262144 floats = 1 MiB, every page written
+        return x + block[-1] - 1.0
+
+
+class MismatchModel(torch.nn.Module):
+    """Fails inside an ATen op for inputs of exactly 3 elements (warm-up uses 1, 2, 4)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 3:
+            return x + torch.ones(4)
+        return x * 1.0
+
+
 MODELS = [("tuple_model", TupleModel()), ("list_model", ListModel()), ("int_model", IntModel()),
-          ("raise_model", RaiseModel())]
+          ("raise_model", RaiseModel()), ("loop_model", LoopModel()), ("alloc_model", AllocModel()),
+          ("mismatch_model", MismatchModel())]
 for name, module in MODELS:
+    if len(sys.argv) > 1 and name not in sys.argv[1:]:
+        continue
     torch.jit.script(module.eval()).save(os.path.join(HERE, name + ".pt"))
