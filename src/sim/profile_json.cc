@@ -4,10 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "base/json_text.h"
 #include "json/object_fields.h"
 
 namespace thaw::sim {
@@ -41,7 +41,19 @@ Status ReadTable(element value, const std::string& source, const std::string& fi
   }
   std::sort(out->begin(), out->end());
   if (out->empty()) return FieldError(source, field, "is empty");
+  // "1" and "01" are the same row count: one of them would be dropped silently.
+  for (size_t i = 1; i < out->size(); ++i)
+    if ((*out)[i].first == (*out)[i - 1].first)
+      return FieldError(source, field, "row count " + std::to_string((*out)[i].first) + " appears twice");
   return Status::Ok();
+}
+
+// The shortest text that parses back to exactly `x` (a rounded one could
+// turn a valid ratio such as 0.00004 into an invalid 0).
+std::string NumberText(double x) {
+  char text[32];
+  auto [end, err] = std::to_chars(text, text + sizeof(text), x);
+  return err == std::errc() ? std::string(text, end) : "0";
 }
 
 void AppendTable(std::string* out, const std::vector<std::pair<int64_t, Micros>>& table) {
@@ -84,6 +96,8 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
       auto threads = KeyInt(entry.key);
       if (!threads.ok() || *threads < 1 || *threads > 64)
         return FieldError(source, "exec_us_by_threads", "keys must be thread counts 1..64");
+      if (out.exec_us_by_threads.count(static_cast<int>(*threads)))
+        return FieldError(source, "exec_us_by_threads", "thread count " + std::to_string(*threads) + " appears twice");
       THAW_RETURN_IF_ERROR(ReadTable(entry.value, source, "exec_us_by_threads." + std::string(entry.key),
                                      &out.exec_us_by_threads[static_cast<int>(*threads)]));
     }
@@ -105,7 +119,8 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
     for (auto entry : starts) {
       int64_t us = 0;
       if (entry.value.get_int64().get(us) || us < 0) return FieldError(source, "start_us", "values must be integers >= 0");
-      out.profile.start_us[std::string(entry.key)] = us;
+      if (!out.profile.start_us.emplace(std::string(entry.key), us).second)
+        return FieldError(source, "start_us", "'" + std::string(entry.key) + "' appears twice");
     }
   }
   if (!obj["memory_kb"].get(value)) {
@@ -114,7 +129,8 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
     for (auto entry : memory) {
       int64_t kb = 0;
       if (entry.value.get_int64().get(kb) || kb < 0) return FieldError(source, "memory_kb", "values must be integers >= 0");
-      out.memory_kb[std::string(entry.key)] = kb;
+      if (!out.memory_kb.emplace(std::string(entry.key), kb).second)
+        return FieldError(source, "memory_kb", "'" + std::string(entry.key) + "' appears twice");
     }
   }
   if (Status valid = out.profile.Validate(); !valid.ok()) return InvalidArgument(source + ": " + valid.message());
@@ -130,7 +146,8 @@ StatusOr<ProfileFile> ReadProfileFile(const std::string& path) {
 }
 
 std::string EncodeProfile(const ProfileFile& p) {
-  std::string out = "{\n  \"model\": \"" + p.model + "\",\n  \"measured\": \"" + p.measured + "\",\n  \"exec_us_by_rows\": ";
+  std::string out = "{\n  \"model\": " + JsonString(p.model) + ",\n  \"measured\": " + JsonString(p.measured) +
+                    ",\n  \"exec_us_by_rows\": ";
   AppendTable(&out, p.profile.exec_us_by_rows);
   if (!p.exec_us_by_threads.empty()) {
     out += ",\n  \"exec_us_by_threads\": {";
@@ -143,22 +160,19 @@ std::string EncodeProfile(const ProfileFile& p) {
     }
     out += '}';
   }
-  char cv[32];
-  std::snprintf(cv, sizeof(cv), "%.4f", p.profile.exec_cv);
-  out += ",\n  \"exec_cv\": " + std::string(cv);
+  out += ",\n  \"exec_cv\": " + NumberText(p.profile.exec_cv);
   if (!p.profile.exec_spread.empty()) {
     out += ",\n  \"exec_spread\": [";
     for (size_t i = 0; i < p.profile.exec_spread.size(); ++i) {
-      char ratio[32];
-      std::snprintf(ratio, sizeof(ratio), "%s%.4f", i ? ", " : "", p.profile.exec_spread[i]);
-      out += ratio;
+      if (i) out += ", ";
+      out += NumberText(p.profile.exec_spread[i]);
     }
     out += ']';
   }
   out += ",\n  \"start_us\": {";
   bool first = true;
   for (const auto& [path, us] : p.profile.start_us) {
-    out += (first ? "\"" : ", \"") + path + "\": " + std::to_string(us);
+    out += (first ? "" : ", ") + JsonString(path) + ": " + std::to_string(us);
     first = false;
   }
   out += "}";
@@ -166,7 +180,7 @@ std::string EncodeProfile(const ProfileFile& p) {
     out += ",\n  \"memory_kb\": {";
     first = true;
     for (const auto& [kind, kb] : p.memory_kb) {
-      out += (first ? "\"" : ", \"") + kind + "\": " + std::to_string(kb);
+      out += (first ? "" : ", ") + JsonString(kind) + ": " + std::to_string(kb);
       first = false;
     }
     out += "}";

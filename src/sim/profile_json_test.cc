@@ -58,5 +58,38 @@ TEST(ProfileJsonTest, ErrorsNameTheField) {
   EXPECT_NE(twice.status().message().find("'exec_cv': appears twice"), std::string::npos) << twice.status().message();
 }
 
+// Found by fuzz/profile_fuzz.cc: names with quotes, and values that only
+// survived at full precision, did not come back from EncodeProfile.
+TEST(ProfileJsonTest, EncodingKeepsEscapedNamesAndFullPrecision) {
+  auto p = ParseProfile(R"({"model": "a\"b\\c\n", "exec_us_by_rows": {"1": 5}, "exec_cv": 0.123456789,
+                            "start_us": {"te\"mplate": 7}, "memory_kb": {"r\u0001ss": 1}})",
+                        "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto again = ParseProfile(EncodeProfile(*p), "again");
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << EncodeProfile(*p);
+  EXPECT_EQ(again->model, "a\"b\\c\n");
+  EXPECT_DOUBLE_EQ(again->profile.exec_cv, 0.123456789);
+  EXPECT_EQ(again->profile.start_us.at("te\"mplate"), 7);
+  EXPECT_EQ(again->memory_kb.at("r\x01ss"), 1);
+  std::string spread = "[0.00004";
+  for (int i = 1; i <= 1000; ++i) spread += ", 1";
+  auto tiny = ParseProfile(R"({"exec_us_by_rows": {"1": 100}, "exec_spread": )" + spread + "]}", "p.json");
+  ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
+  auto tiny_again = ParseProfile(EncodeProfile(*tiny), "again");
+  ASSERT_TRUE(tiny_again.ok()) << tiny_again.status().ToString();
+  EXPECT_EQ(tiny_again->profile.exec_spread, tiny->profile.exec_spread);
+}
+
+TEST(ProfileJsonTest, RepeatedKeysInsideTablesAreErrors) {
+  auto rows = ParseProfile(R"({"exec_us_by_rows": {"1": 5, "01": 6}})", "p.json");
+  EXPECT_NE(rows.status().message().find("row count 1 appears twice"), std::string::npos) << rows.status().message();
+  auto threads = ParseProfile(R"({"exec_us_by_rows": {"1": 5}, "exec_us_by_threads": {"2": {"1": 5}, "02": {"1": 6}}})",
+                              "p.json");
+  EXPECT_NE(threads.status().message().find("thread count 2 appears twice"), std::string::npos)
+      << threads.status().message();
+  auto starts = ParseProfile(R"({"exec_us_by_rows": {"1": 5}, "start_us": {"exec": 1, "exec": 2}})", "p.json");
+  EXPECT_NE(starts.status().message().find("'exec' appears twice"), std::string::npos) << starts.status().message();
+}
+
 }  // namespace
 }  // namespace thaw::sim
