@@ -256,10 +256,10 @@ struct Runtime::CgroupCleanup {
 };
 
 Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
-    : io_(io),
+    : cgroup_cleanup_(std::make_unique<CgroupCleanup>(io)),
+      io_(io),
       clock_(clock),
       options_(std::move(options)),
-      cgroup_cleanup_(std::make_unique<CgroupCleanup>(io)),
       child_watcher_(std::make_unique<ChildWatcher>(io)) {
   if (options_.memory_cgroups && !options_.memory_cgroups->enforced()) options_.memory_cgroups = nullptr;
   run_dir_ = options_.run_dir;
@@ -829,12 +829,15 @@ StatusOr<int> Runtime::SpawnProcess(const std::vector<std::string>& args, int th
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerFd);
+  // Model code gets no terminal to read from.
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  // Own process group: a Ctrl-C at the terminal reaches the server, which
-  // then stops its workers, rather than killing workers mid-request.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
+  // Own session (and process group, pgid = pid): a Ctrl-C at the terminal
+  // reaches the server, which then stops its workers, rather than killing
+  // workers mid-request; and with no controlling terminal a worker cannot
+  // push keystrokes into the user's shell (TIOCSTI) through stderr.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
   pid_t pid = 0;
   int rc = ::posix_spawn(&pid, options_.worker_path.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -163,7 +164,9 @@ SandboxStep DropUser(const std::optional<WorkerUser>& user) {
 // connect, bind, listen, accept never), ptrace, process_vm_*, mount,
 // pivot_root, chroot, unshare, setns, kexec, modules, bpf, perf_event_open,
 // keyrings, reboot, swap, io_uring, execve, setuid and friends, kill (a
-// worker signals only its own threads, with tgkill).
+// worker signals only its own threads, with tgkill), and every ioctl but a
+// few harmless ones (no TIOCSTI: typing into a terminal the worker shares).
+// scripts/sandbox-audit checks this list against strace of real workers.
 constexpr const char* kAllowed[] = {
     // memory
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "mincore", "msync", "mlock", "munlock", "mlock2",
@@ -172,7 +175,7 @@ constexpr const char* kAllowed[] = {
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "open",
     "openat", "close", "close_range", "stat", "fstat", "lstat", "newfstatat", "statx", "statfs", "fstatfs", "lseek",
     "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "getcwd", "chdir",
-    "fchdir", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "ioctl", "flock", "fsync", "fdatasync", "ftruncate",
+    "fchdir", "fcntl", "dup", "dup2", "dup3", "pipe", "pipe2", "flock", "fsync", "fdatasync", "ftruncate",
     "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "umask", "fadvise64",
     "sendfile", "copy_file_range", "splice",
     // threads, scheduling, processes (a spawner forks; clone3 -> ENOSYS below)
@@ -220,6 +223,11 @@ SandboxStep InstallSeccomp() {
   // Only Unix sockets: the worker's own protocol needs nothing else.
   int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
   if (rc == 0) rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+  // ioctl: terminal queries, non-blocking and close-on-exec flags, bytes
+  // readable. The request is an int: compare its low 32 bits.
+  for (const unsigned long request : {TCGETS, TIOCGWINSZ, FIONBIO, FIONREAD, FIOCLEX, FIONCLEX})
+    if (rc == 0)
+      rc = ::seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, request));
   // clone3 passes its flags in memory a filter cannot read: ENOSYS makes
   // glibc fall back to clone, whose flags are checked here (no new
   // namespaces: a user namespace would give back capabilities).

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -178,6 +179,12 @@ TEST_F(SandboxRootTest, ChildIsConfined) {
     if (::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == 0 || errno != EPERM) errors << "ptrace allowed\n";
     errno = 0;
     if (::unshare(CLONE_NEWUSER) == 0 || errno != EPERM) errors << "unshare allowed\n";
+    errno = 0;
+    char c = 'x';
+    if (::ioctl(2, TIOCSTI, &c) == 0 || errno != EPERM) errors << "ioctl(TIOCSTI): errno " << errno << "\n";
+    int nonblocking = 1;
+    if (unix_socket >= 0 && ::ioctl(unix_socket, FIONBIO, &nonblocking) != 0)
+      errors << "ioctl(FIONBIO) failed: " << std::strerror(errno) << "\n";
     if (::open("/etc/shadow", O_RDONLY) >= 0) errors << "/etc/shadow readable\n";
     errno = 0;
     int w = ::open((outside + "/x").c_str(), O_WRONLY | O_CREAT, 0644);
