@@ -10,7 +10,8 @@ and a model that allocates past its `memory_mb`. Afterwards:
   - neither loaded model stayed unavailable (no 200 between two answers)
     longer than its start timeout plus its request timeout and slack;
   - both models serve again, and the server's worker processes and memory
-    return to their baseline once keep-alive has retired the extra instances.
+    return to their baseline once the autoscaler has calmed and keep-alive
+    has retired the extra instances.
 Prints "N passed, N failed" and exits non-zero on any failure.
 """
 import http.client
@@ -37,6 +38,10 @@ CHAOS_S = float(os.environ.get("THAW_CHAOS_S", "45"))
 START_TIMEOUT_MS = 4000
 TIMEOUT_MS = 3000
 KEEP_ALIVE_S = 2
+# A panic holds instances until a stable window passes without one
+# (Knative's rule); short windows let the processes return to baseline soon.
+STABLE_WINDOW_S = 6
+PANIC_WINDOW_S = 2
 ALLOWED = {200, 429, 503, 504, 507}
 SEED = int(os.environ.get("THAW_CHAOS_SEED", "12"))
 
@@ -76,7 +81,7 @@ def make_repository():
         shutil.copy(os.path.join(EXAMPLES, "models", model, "model.pt"), os.path.join(repo, model))
         config = read_json(os.path.join(EXAMPLES, "models", model, "config.json"))
         config.update({"keep_alive_s": KEEP_ALIVE_S, "timeout_ms": TIMEOUT_MS, "start_timeout_ms": START_TIMEOUT_MS,
-                       "max_concurrency": 2})
+                       "max_concurrency": 2, "stable_window_s": STABLE_WINDOW_S, "panic_window_s": PANIC_WINDOW_S})
         with open(os.path.join(repo, model, "config.json"), "w") as f:
             json.dump(config, f)
     for model, file_name, tensor in (("spin", "loop_model.pt", ("x", "y", 4)), ("hog", "alloc_model.pt", ("mib", "same", 1))):
@@ -148,14 +153,33 @@ def descendants(pid):
     return out
 
 
-def describe(pid):
-    """'pid state cmdline' of a process, for failure reports."""
+def server_roles():
+    """pid -> what the server's /status says the process is (template or instance), for failure reports."""
+    roles = {}
+    for model in ("fraud", "fashion", "spin", "hog"):
+        try:
+            status, doc = request("GET", f"/v2/models/{model}/status?memory=false", timeout=10)
+        except OSError:
+            continue
+        if status != 200:
+            continue
+        if doc.get("template"):
+            roles[doc["template"]["pid"]] = f"{model} template (ready={doc['template']['ready']})"
+        for i in doc.get("instances", []):
+            roles[i["pid"]] = f"{model} instance {i['id']} {i['state']}"
+    return roles
+
+
+def describe(pid, roles):
+    """'pid ppid=.. state role cmdline tail' of a process, for failure reports."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
         with open(f"/proc/{pid}/cmdline") as f:
             cmdline = f.read().replace("\0", " ").strip()
-        return f"{pid} {stat[stat.rindex(')') + 2]} {cmdline[-80:]}"
+        fields = stat[stat.rindex(")") + 2:].split()
+        role = roles.get(pid, "not in /status (a standby, or unknown)")
+        return f"{pid} ppid={fields[1]} {fields[0]} [{role}] {cmdline[-60:]}"
     except OSError:
         return f"{pid} gone"
 
@@ -232,6 +256,8 @@ def main():
         baseline_procs = len(descendants(server.pid))
         baseline_rss_kb = rss_kb(server.pid)
         print(f"baseline: {baseline_procs} worker processes, server RSS {baseline_rss_kb // 1024} MB", flush=True)
+        roles = server_roles()
+        baseline_described = "; ".join(describe(pid, roles) for pid in descendants(server.pid))
 
         side_bodies = {
             "spin": json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}),
@@ -332,7 +358,7 @@ def main():
             assert rss_kb(server.pid) < baseline_rss_kb + 200 * 1024, "the server's memory grew by over 200 MB"
 
         def back_to_baseline():
-            deadline = time.monotonic() + KEEP_ALIVE_S + 30
+            deadline = time.monotonic() + STABLE_WINDOW_S + KEEP_ALIVE_S + 30
             while True:
                 procs = len(descendants(server.pid))
                 if procs <= baseline_procs or time.monotonic() > deadline:
@@ -341,8 +367,10 @@ def main():
             rss = rss_kb(server.pid)
             print(f"  after: {procs} worker processes (baseline {baseline_procs}), "
                   f"server RSS {rss // 1024} MB (baseline {baseline_rss_kb // 1024} MB)", flush=True)
-            assert procs <= baseline_procs, (f"{procs} worker processes, baseline {baseline_procs}: " +
-                                             "; ".join(describe(pid) for pid in descendants(server.pid)))
+            if procs > baseline_procs:
+                roles = server_roles()
+                raise AssertionError(f"{procs} worker processes, baseline {baseline_procs} ({baseline_described}): " +
+                                     "; ".join(describe(pid, roles) for pid in descendants(server.pid)))
             assert rss < baseline_rss_kb + 100 * 1024, "server RSS grew by over 100 MB"
 
         check("chaos: every request got an answer, 200/429/503/504/507 only", every_request_answered)

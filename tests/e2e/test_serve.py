@@ -189,6 +189,55 @@ def warm_ahead_of_traffic():
     expect_error("POST", "/v2/models/nosuchmodel/warm", None, 404, "nosuchmodel")
 
 
+def tcp_socket_inodes(pid):
+    """Inodes of the TCP sockets in pid's network namespace (listening and connected)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            next(f)
+            inodes |= {line.split()[9] for line in f}
+    return inodes
+
+
+def workers_are_confined(server_pid):
+    """Every worker process (templates, instances) runs sandboxed, as /proc shows it."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    workers, todo = [], [server_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            workers.append(child)
+            todo.append(child)
+    assert len(workers) >= 5, f"expected templates and instances, found {len(workers)} workers"
+    server_tcp = tcp_socket_inodes(server_pid)
+    server_ns = {ns: os.readlink(f"/proc/{server_pid}/ns/{ns}") for ns in ("net", "mnt")}
+    for pid in workers:
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+        where = f"worker {pid} ({open(f'/proc/{pid}/cmdline').read().split(chr(0))[1:3]})"
+        assert fields["Uid"].split() == ["65534"] * 4, f"{where}: Uid {fields['Uid']}"
+        assert fields["NoNewPrivs"].strip() == "1", f"{where}: NoNewPrivs {fields['NoNewPrivs']}"
+        assert fields["Seccomp"].strip() == "2", f"{where}: Seccomp {fields['Seccomp']}"
+        assert int(fields["CapEff"], 16) == 0, f"{where}: CapEff {fields['CapEff']}"
+        for ns, server_link in server_ns.items():
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != server_link, f"{where}: shares the server's {ns} namespace"
+        assert os.getsid(pid) != os.getsid(server_pid), f"{where}: in the server's session (terminal)"
+        fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert fds.get("0") == "/dev/null", f"{where}: stdin is {fds.get('0')}"
+        sockets = {re.sub(r"\D", "", target) for target in fds.values() if target.startswith("socket:")}
+        assert not sockets & server_tcp, f"{where}: holds the server's TCP sockets {sockets & server_tcp}"
+        assert not tcp_socket_inodes(pid), f"{where}: has TCP sockets in its namespace"
+        assert len(fds) <= 8, f"{where}: {len(fds)} descriptors open: {fds}"
+    print(f"  {len(workers)} worker processes: uid 65534, no_new_privs, seccomp, no capabilities, own net and mount "
+          f"namespaces and session, stdin /dev/null, no TCP socket", flush=True)
+
+
 def nested_data_and_output_selection():
     request = load("requests", "fraud")
     tensor = request["inputs"][0]
@@ -856,6 +905,8 @@ def main():
         check("cold start from zero: template path, breakdown in parameters and header", cold_start_breakdown)
         check("status: instance forked from its template shares its pages (PSS < RSS)", status_shows_shared_memory)
         check("warm: POST /warm?instances=2 starts instances ahead of traffic", warm_ahead_of_traffic)
+        check("workers confined (/proc): uid nobody, no_new_privs, seccomp, own namespaces, no server sockets",
+              lambda: workers_are_confined(server.pid))
         for model in MODELS:
             check(f"{model}: JSON tensors match the Python reference", lambda m=model: infer_json(m))
             check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
