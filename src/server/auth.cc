@@ -11,19 +11,6 @@
 namespace thaw {
 namespace {
 
-// The same splitting as V2Handler: empty segments are skipped.
-std::vector<std::string_view> PathSegments(std::string_view path) {
-  std::vector<std::string_view> parts;
-  while (!path.empty()) {
-    size_t slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.push_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
-}
-
 std::string Lower(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -86,6 +73,18 @@ Scope ScopeFor(RouteClass route_class) {
 
 }  // namespace
 
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    size_t slash = path.find('/');
+    std::string_view part = path.substr(0, slash);
+    if (!part.empty()) parts.push_back(part);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return parts;
+}
+
 std::string_view ScopeName(Scope scope) {
   switch (scope) {
     case Scope::kMetrics: return "metrics";
@@ -97,7 +96,7 @@ std::string_view ScopeName(Scope scope) {
 
 RouteInfo ClassifyRoute(std::string_view path) {
   path = path.substr(0, path.find('?'));
-  const std::vector<std::string_view> parts = PathSegments(path);
+  const std::vector<std::string_view> parts = SplitPath(path);
   RouteInfo admin;  // kAdmin: unknown routes fail closed
   if (parts.size() == 1 && parts[0] == "metrics") return {RouteClass::kMetrics};
   if (parts.empty() || parts[0] != "v2") return admin;

@@ -56,6 +56,10 @@ namespace thaw {
 enum class Scope { kMetrics = 1, kInfer = 2, kAdmin = 3 };
 std::string_view ScopeName(Scope scope);
 
+// "/v2//models/m/" -> {"v2", "models", "m"}: the segments both routing
+// (V2Handler) and route scopes read, so the two never disagree on a path.
+std::vector<std::string_view> SplitPath(std::string_view path);
+
 // What a route is, for access: kHealth is open to all.
 enum class RouteClass { kHealth, kMetrics, kInfer, kAdmin };
 

@@ -66,7 +66,7 @@ TEST(ParseRequestStream, BadInferenceHeaderLengthIs400AndKeepsTheConnection) {
 }
 
 TEST(ParseRequestStream, MalformedOrTruncatedClosesTheConnection) {
-  for (const std::string bytes : {std::string("NOT HTTP\r\n\r\n"), std::string("GET /x HTTP/1.1\r\nHost"),
+  for (const std::string& bytes : {std::string("NOT HTTP\r\n\r\n"), std::string("GET /x HTTP/1.1\r\nHost"),
                                   kInfer.substr(0, kInfer.size() - 1),
                                   std::string("POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n")}) {
     auto parsed = ParseRequestStream(bytes, {});

@@ -22,18 +22,6 @@ constexpr std::string_view kServerName = "thaw";
 constexpr std::string_view kServerVersion = "0.1.0";
 constexpr std::string_view kModelVersion = "1";
 
-std::vector<std::string_view> SplitPath(std::string_view path) {
-  std::vector<std::string_view> parts;
-  while (!path.empty()) {
-    size_t slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    if (!part.empty()) parts.push_back(part);
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-  }
-  return parts;
-}
-
 std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, std::string_view quote) {
   const std::pair<std::string_view, Micros> parts[] = {
       {"queue", c.queue_us},         {"spawn", c.spawn_us},   {"runtime_init", c.runtime_init_us},
