@@ -48,16 +48,25 @@ class Writer {
     out_.append(s);
   }
 
-  void TensorValue(const Tensor& t) {
+  // Everything of a tensor but its data: name, type, shape, data length.
+  void TensorMeta(const Tensor& t) {
     String(t.name);
     U8(static_cast<uint8_t>(t.datatype));
     U32(static_cast<uint32_t>(t.shape.size()));
     for (int64_t d : t.shape) I64(d);
-    Blob(t.data);
+    U64(t.data.size());
   }
 
-  std::string Finish() {
-    uint32_t len = static_cast<uint32_t>(out_.size() - 4);
+  void TensorValue(const Tensor& t) {
+    TensorMeta(t);
+    out_.append(t.data);
+  }
+
+  size_t size() const { return out_.size(); }
+
+  // `elsewhere`: bytes of the frame written from other buffers (gather write).
+  std::string Finish(size_t elsewhere = 0) {
+    uint32_t len = static_cast<uint32_t>(out_.size() + elsewhere - 4);
     for (int i = 0; i < 4; ++i) out_[i] = static_cast<char>((len >> (8 * i)) & 0xff);
     return std::move(out_);
   }
@@ -233,6 +242,44 @@ std::string Encode(const InferRequestMessage& m) {
   w.U32(static_cast<uint32_t>(m.output_names.size()));
   for (const auto& n : m.output_names) w.String(n);
   return w.Finish();
+}
+
+std::vector<std::string_view> InferRequestFrame::Pieces() const {
+  std::vector<std::string_view> pieces;
+  for (size_t i = 0; i < framing.size(); ++i) {
+    pieces.push_back(framing[i]);
+    if (i < message.inputs.size() && !message.inputs[i].data.empty()) pieces.push_back(message.inputs[i].data);
+  }
+  return pieces;
+}
+
+InferRequestFrame EncodeInferRequestFrame(InferRequestMessage m) {
+  size_t size = 8 + 4 + 4, data_bytes = 0;
+  for (const auto& t : m.inputs) {
+    size += TensorEncodedSize(t);
+    data_bytes += t.data.size();
+  }
+  for (const auto& n : m.output_names) size += 4 + n.size();
+  Writer w(MessageType::kInferRequest, size - data_bytes);
+  w.U64(m.request_id);
+  w.U32(static_cast<uint32_t>(m.inputs.size()));
+  std::vector<size_t> cuts;  // where each input's data goes
+  for (const auto& t : m.inputs) {
+    w.TensorMeta(t);
+    cuts.push_back(w.size());
+  }
+  w.U32(static_cast<uint32_t>(m.output_names.size()));
+  for (const auto& n : m.output_names) w.String(n);
+  const std::string framing = w.Finish(data_bytes);
+  InferRequestFrame frame;
+  size_t from = 0;
+  for (size_t cut : cuts) {
+    frame.framing.push_back(framing.substr(from, cut - from));
+    from = cut;
+  }
+  frame.framing.push_back(framing.substr(from));
+  frame.message = std::move(m);
+  return frame;
 }
 
 std::string Encode(const InferResponseMessage& m) {

@@ -108,6 +108,33 @@ TEST(IpcMessagesTest, InferRequestRoundTrip) {
   EXPECT_TRUE(empty->output_names.empty());
 }
 
+TEST(IpcMessagesTest, InferRequestPiecesAreTheEncodedFrame) {
+  std::vector<InferRequestMessage> messages;
+  messages.push_back(SampleRequest());
+  messages.push_back(InferRequestMessage{.request_id = 9});  // no inputs, no outputs
+  InferRequestMessage empty_data = SampleRequest();
+  empty_data.inputs[0].data.clear();  // zero-length data: no piece for it
+  empty_data.output_names = {"a", "bc"};
+  messages.push_back(empty_data);
+  InferRequestMessage two = SampleRequest();
+  two.inputs.push_back(two.inputs[0]);
+  two.inputs[1].name = "second";
+  messages.push_back(two);
+  for (const InferRequestMessage& m : messages) {
+    const std::string whole = Encode(m);
+    const InferRequestFrame frame = EncodeInferRequestFrame(m);
+    std::string joined;
+    for (std::string_view piece : frame.Pieces()) joined += piece;
+    EXPECT_EQ(joined, whole) << "request " << m.request_id << " with " << m.inputs.size() << " inputs";
+    // The data is written from the message, not copied into the framing.
+    size_t framing_bytes = 0;
+    for (const std::string& f : frame.framing) framing_bytes += f.size();
+    size_t data_bytes = 0;
+    for (const Tensor& t : m.inputs) data_bytes += t.data.size();
+    EXPECT_EQ(framing_bytes + data_bytes, whole.size());
+  }
+}
+
 TEST(IpcMessagesTest, InferResponseRoundTrip) {
   InferResponseMessage ok;
   ok.request_id = 9;

@@ -126,7 +126,7 @@ struct Runtime::Instance {
   asio::local::stream_protocol::socket socket;
   ipc::FrameReader reader;
   std::array<char, 256 * 1024> read_buffer;
-  std::deque<std::string> write_queue;
+  std::deque<ipc::InferRequestFrame> write_queue;  // written from the tensors, not copied
   bool writing = false;
   std::map<uint64_t, Execution> in_flight;  // by execution id
   StartPath start_path = StartPath::kExec;
@@ -1222,7 +1222,7 @@ void Runtime::Dispatch(Model& model, Instance& instance, std::vector<std::unique
   }
   execution.requests = std::move(batch);
   if (instance.in_flight.empty()) instance.busy_since_us = now;
-  instance.write_queue.push_back(ipc::Encode(message));
+  instance.write_queue.push_back(ipc::EncodeInferRequestFrame(std::move(message)));
   instance.in_flight.emplace(execution.id, std::move(execution));
   WriteMore(model.instances.at(instance.id));
 }
@@ -1230,7 +1230,9 @@ void Runtime::Dispatch(Model& model, Instance& instance, std::vector<std::unique
 void Runtime::WriteMore(std::shared_ptr<Instance> instance) {
   if (instance->writing || instance->write_queue.empty() || instance->removed) return;
   instance->writing = true;
-  asio::async_write(instance->socket, asio::buffer(instance->write_queue.front()),
+  std::vector<asio::const_buffer> buffers;
+  for (std::string_view piece : instance->write_queue.front().Pieces()) buffers.push_back(asio::buffer(piece));
+  asio::async_write(instance->socket, buffers,
                     [this, instance](const boost::system::error_code& ec, size_t) {
                       instance->writing = false;
                       if (instance->removed) return;

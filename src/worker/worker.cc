@@ -1,5 +1,9 @@
 #include "worker/worker.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -342,6 +346,11 @@ Status JoinCgroup(const std::string& dir) {
 // Applies the worker's sandbox (closing inherited descriptors even when it
 // is off) and logs what was applied; a step the kernel refused is a warning.
 sandbox::SandboxReport ConfineWorker(const WorkerOptions& options, const std::string& pid, const std::string& name) {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan builds (scripts/sanitize): LeakSanitizer stops the world with
+  // ptrace, which the sandbox forbids; check for leaks now instead of at exit.
+  if (options.sandbox != sandbox::SandboxMode::kOff) __lsan_do_leak_check();
+#endif
   sandbox::SandboxReport report = sandbox::ApplySandbox(
       {.mode = options.sandbox, .keep_fd = options.fd, .user = options.user, .writable_dir = options.writable_dir});
   if (options.sandbox == sandbox::SandboxMode::kOff) {
