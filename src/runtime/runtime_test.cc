@@ -826,8 +826,9 @@ TEST_P(StuckStartTest, ModelThatHangsAtWarmUpTimesOutWith503AndIsNotReady) {
   EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
   EXPECT_NE(outcome.status.message().find("did not become ready within start_timeout_ms=12000"), std::string::npos)
       << outcome.status.message();
-  if (GetParam() != StartPath::kTemplate)  // the model's own start hung, not the zygote's
+  if (GetParam() != StartPath::kTemplate) {  // the model's own start hung, not the zygote's
     EXPECT_NE(outcome.status.message().find("instance of model 'looper'"), std::string::npos) << outcome.status.message();
+  }
   auto status = runtime_->GetModelStatus("looper");
   EXPECT_FALSE(status->ready);
   EXPECT_NE(status->not_ready_reason.find("start_timeout_ms=12000"), std::string::npos) << status->not_ready_reason;

@@ -164,7 +164,8 @@ SandboxStep DropUser(const std::optional<WorkerUser>& user) {
 // connect, bind, listen, accept never), ptrace, process_vm_*, mount,
 // pivot_root, chroot, unshare, setns, kexec, modules, bpf, perf_event_open,
 // keyrings, reboot, swap, io_uring, execve, setuid and friends, kill (a
-// worker signals only its own threads, with tgkill), and every ioctl but a
+// worker signals only its own threads, with tgkill; tkill, which names a
+// thread of any process, never), and every ioctl but a
 // few harmless ones (no TIOCSTI: typing into a terminal the worker shares).
 // scripts/sandbox-audit checks this list against strace of real workers.
 constexpr const char* kAllowed[] = {
@@ -186,7 +187,7 @@ constexpr const char* kAllowed[] = {
     "getcpu",
     // signals (own threads only)
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigsuspend", "rt_sigpending",
-    "sigaltstack", "tgkill", "tkill", "restart_syscall", "pause",
+    "sigaltstack", "tgkill", "restart_syscall", "pause",
     // identity and limits (read; prlimit64 can only lower limits now)
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
     "getpgrp", "getpgid", "getsid", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "sysinfo", "uname",
@@ -203,6 +204,8 @@ constexpr const char* kAllowed[] = {
     "getpeername",
     // randomness
     "getrandom",
+    // more filters (RestrictSignalsToSelf): a filter can only narrow what is allowed
+    "seccomp",
 };
 
 SandboxStep InstallSeccomp() {
@@ -424,6 +427,20 @@ StatusOr<SandboxReport> DecodeReport(std::string_view text) {
   for (bool s : seen)
     if (!s) return bad("missing key");
   return report;
+}
+
+Status RestrictSignalsToSelf() {
+  scmp_filter_ctx ctx = ::seccomp_init(SCMP_ACT_ALLOW);
+  if (!ctx) return Unavailable("seccomp_init failed");
+  struct Release {
+    scmp_filter_ctx ctx;
+    ~Release() { ::seccomp_release(ctx); }
+  } release{ctx};
+  const auto self = static_cast<scmp_datum_t>(::getpid());
+  int rc = ::seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_NE, self));
+  if (rc == 0) rc = ::seccomp_load(ctx);
+  if (rc != 0) return Unavailable(std::string("cannot restrict signals to this process: ") + std::strerror(-rc));
+  return Status::Ok();
 }
 
 Status CloseInheritedFds(int keep_fd, int also_keep) {

@@ -107,6 +107,14 @@ StatusOr<SandboxReport> DecodeReport(std::string_view text);
 // mode kOff, applies nothing.
 SandboxReport ApplySandbox(const SandboxOptions& options);
 
+// For instances only, after ApplySandbox with seccomp: adds a filter so that
+// tgkill reaches only this process's own threads. Every worker runs as the
+// same user, so without it one model's code could signal another model's
+// workers. Not for a template or the zygote: their forked children would
+// inherit a rule naming the parent's pid and could not signal themselves.
+// kUnavailable if the filter cannot be loaded.
+Status RestrictSignalsToSelf();
+
 // Closes every descriptor >= 3 except keep_fd (-1: none) and, if given,
 // also_keep. Returns the error of close_range, if any.
 Status CloseInheritedFds(int keep_fd, int also_keep = -1);

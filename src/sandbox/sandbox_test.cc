@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -212,6 +214,43 @@ TEST_F(SandboxRootTest, ChildIsConfined) {
   ::close(inherited);
   EXPECT_EQ(out, "");
   EXPECT_FALSE(std::filesystem::exists(outside_ + "/x"));
+}
+
+// Workers share one uid, so only the extra filter keeps an instance from
+// signalling another worker: the same signal reaches a same-uid sibling
+// before RestrictSignalsToSelf and not after; the process's own threads
+// still get theirs.
+TEST_F(SandboxRootTest, InstanceSignalsOnlyItself) {
+  SandboxOptions options{.mode = SandboxMode::kOn, .user = WorkerUser{65534, 65534}, .writable_dir = dir_};
+  std::string out = InSandboxedChild(options, [&](const SandboxReport& report) {
+    std::ostringstream errors;
+    if (!report.Complete()) errors << "incomplete: " << report.Summary() << "\n";
+    int alive[2];  // the sibling lives until this process exits and closes alive[1]
+    if (::pipe(alive) != 0) return std::string("pipe failed");
+    const pid_t sibling = ::fork();  // same uid: stands for another model's worker
+    if (sibling == 0) {
+      ::close(alive[1]);
+      char c;
+      (void)!::read(alive[0], &c, 1);
+      ::_exit(0);
+    }
+    ::close(alive[0]);
+    // Before: the kernel lets a uid signal its own processes (signal 0 only checks).
+    if (::syscall(SYS_tgkill, sibling, sibling, 0) != 0) errors << "tgkill before: " << std::strerror(errno) << "\n";
+    if (Status restricted = RestrictSignalsToSelf(); !restricted.ok()) errors << restricted.message() << "\n";
+    errno = 0;
+    if (::syscall(SYS_tgkill, sibling, sibling, SIGTERM) == 0 || errno != EPERM)
+      errors << "tgkill of a sibling after: errno " << errno << "\n";
+    errno = 0;
+    if (::syscall(SYS_tkill, sibling, SIGTERM) == 0 || errno != EPERM) errors << "tkill allowed: errno " << errno << "\n";
+    static volatile sig_atomic_t got = 0;
+    ::signal(SIGUSR1, [](int) { got = 1; });
+    if (::raise(SIGUSR1) != 0 || !got) errors << "raise(SIGUSR1) did not arrive\n";
+    int status = 0;
+    if (::waitpid(sibling, &status, WNOHANG) != 0) errors << "the sibling died\n";
+    return errors.str();
+  });
+  EXPECT_EQ(out, "");
 }
 
 TEST_F(SandboxRootTest, NoSeccompModeLeavesTheFilterOff) {

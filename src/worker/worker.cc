@@ -363,12 +363,22 @@ sandbox::SandboxReport ConfineWorker(const WorkerOptions& options, const std::st
   return report;
 }
 
+// An instance (not a template or the zygote, whose children would inherit
+// the rule) may signal only its own threads; a failure is logged, not fatal.
+void RestrictInstanceSignals(const sandbox::SandboxReport& report, const std::string& pid) {
+  if (!report.seccomp.applied) return;
+  if (Status restricted = sandbox::RestrictSignalsToSelf(); !restricted.ok())
+    LogEvent(LogLevel::kWarning, "worker_sandbox_degraded", "pid=" + pid + " error=" + LogValue(restricted.message()));
+}
+
 // In a freshly forked instance: the spawner's sandbox, with only `keep_fd`
-// left open (the spawner's control socket and other instances' sockets go).
+// left open (the spawner's control socket and other instances' sockets go),
+// and signals only to itself.
 sandbox::SandboxReport ConfineForkedInstance(sandbox::SandboxReport inherited, int keep_fd) {
   Status closed = sandbox::CloseInheritedFds(keep_fd);
   inherited.fds_closed = {closed.ok(), closed.ok() ? "" : closed.message()};
   inherited.apply_us = 0;
+  RestrictInstanceSignals(inherited, std::to_string(::getpid()));
   return inherited;
 }
 
@@ -399,7 +409,9 @@ int RunWorker(const WorkerOptions& options) {
   ready.pid = static_cast<int32_t>(::getpid());
   ready.started_us = options.start_us >= 0 ? options.start_us : clock.NowMicros();
   // Confined before any model byte is read.
-  ready.sandbox = sandbox::EncodeReport(ConfineWorker(options, pid, model));
+  const sandbox::SandboxReport report = ConfineWorker(options, pid, model);
+  RestrictInstanceSignals(report, pid);
+  ready.sandbox = sandbox::EncodeReport(report);
   StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 0, clock, &ready);
   if (!loaded.ok()) return InitFailed(fd, model, loaded.status());
   return Serve(fd, loaded->config, *loaded->backend, clock, ready, StartPath::kExec);

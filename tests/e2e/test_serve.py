@@ -234,8 +234,16 @@ def workers_are_confined(server_pid):
         assert not sockets & server_tcp, f"{where}: holds the server's TCP sockets {sockets & server_tcp}"
         assert not tcp_socket_inodes(pid), f"{where}: has TCP sockets in its namespace"
         assert len(fds) <= 8, f"{where}: {len(fds)} descriptors open: {fds}"
+    # Instances add a filter that keeps their signals to themselves (workers share a uid).
+    instances = [i["pid"] for m in MODELS for i in json.loads(curl("GET", f"/v2/models/{m}/status")[2])["instances"]
+                 if i["pid"] > 0]
+    assert instances, "no instance to check"
+    for pid in instances:
+        filters = [line for line in open(f"/proc/{pid}/status") if line.startswith("Seccomp_filters:")]
+        assert filters and int(filters[0].split()[1]) >= 2, f"instance {pid}: {filters} (signals not restricted)"
     print(f"  {len(workers)} worker processes: uid 65534, no_new_privs, seccomp, no capabilities, own net and mount "
-          f"namespaces and session, stdin /dev/null, no TCP socket", flush=True)
+          f"namespaces and session, stdin /dev/null, no TCP socket; {len(instances)} instances signal only "
+          f"themselves", flush=True)
 
 
 def nested_data_and_output_selection():
