@@ -112,6 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // wait (curl: 1 s) for the go-ahead before sending them.
   void OnHeader(beast::error_code ec) {
     if (ec) return OnRead(ec);
+    LimitChunkedBody(*parser_, chunk_limit_, options());
     reading_body_ = true;
     body_since_ = SteadyClock::now();
     body_timed_out_ = false;
@@ -282,6 +283,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::list<Session*>::iterator self_in_list_;
   beast::flat_buffer buffer_;
   std::optional<HttpRequestParser> parser_;
+  ChunkedBodyLimit chunk_limit_;  // the parser points at it
   std::string out_head_;
   std::string out_body_;
   bool keep_alive_ = true;

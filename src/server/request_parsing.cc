@@ -55,6 +55,20 @@ void StartRequestParser(std::optional<HttpRequestParser>* parser, const HttpServ
   (*parser)->body_limit(options.max_body_bytes);
 }
 
+void LimitChunkedBody(HttpRequestParser& parser, ChunkedBodyLimit& limit, const HttpServerOptions& options) {
+  if (!parser.chunked()) return;
+  parser.body_limit(boost::none);
+  limit.bytes_left = options.max_body_bytes;
+  limit.on_chunk = [&limit](uint64_t size, beast::string_view, beast::error_code& ec) {
+    if (size > limit.bytes_left) {
+      ec = http::error::body_limit;
+      return;
+    }
+    limit.bytes_left -= size;
+  };
+  parser.on_chunk_header(limit.on_chunk);
+}
+
 beast::error_code ParseBufferedBody(HttpRequestParser& parser, beast::flat_buffer& buffer) {
   beast::error_code ec;
   const auto length = parser.content_length();
@@ -100,6 +114,7 @@ std::vector<ParsedRequest> ParseRequestStream(std::string_view bytes, const Http
   beast::flat_buffer buffer;
   buffer.reserve(kRequestReadBufferBytes);
   std::optional<HttpRequestParser> parser;
+  ChunkedBodyLimit chunk_limit;
   std::vector<ParsedRequest> parsed;
   for (;;) {
     StartRequestParser(&parser, options);
@@ -108,6 +123,7 @@ std::vector<ParsedRequest> ParseRequestStream(std::string_view bytes, const Http
     if (ec == http::error::end_of_stream) break;  // closed between requests
     ParsedRequest& r = parsed.emplace_back();
     if (!ec) {
+      LimitChunkedBody(*parser, chunk_limit, options);
       r.expect_continue = beast::iequals(parser->get()[http::field::expect], "100-continue");
       // A session sends "100 Continue" first and only then reads the body.
       if (!r.expect_continue) ec = ParseBufferedBody(*parser, buffer);

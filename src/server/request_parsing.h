@@ -16,6 +16,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,21 @@ constexpr size_t kRequestReadBufferBytes = 8 << 10;
 // Replaces `parser` with a fresh one for the next request on a connection,
 // limited as `options` say.
 void StartRequestParser(std::optional<HttpRequestParser>* parser, const HttpServerOptions& options);
+
+// The body limit of a chunked request, counted once per chunk. (Beast 1.74
+// subtracts a chunk's size from its body_limit again each time the chunk's
+// extensions arrive in pieces, so a small body read in small pieces could
+// be refused as too large.) The parser keeps a pointer to `on_chunk`: the
+// object must stay in place while the parser lives.
+struct ChunkedBodyLimit {
+  uint64_t bytes_left = 0;
+  std::function<void(uint64_t, boost::beast::string_view, boost::beast::error_code&)> on_chunk;
+};
+
+// Once the header is read: a chunked request's body is limited by `limit`
+// to options.max_body_bytes instead of by the parser. Content-Length bodies
+// keep the parser's limit (checked when the header ends).
+void LimitChunkedBody(HttpRequestParser& parser, ChunkedBodyLimit& limit, const HttpServerOptions& options);
 
 // After the header: when `buffer` already holds the whole body (it usually
 // came with the header), parses it from there. Returns an error other than

@@ -50,6 +50,33 @@ TEST(ParseRequestStream, BodyOverTheLimitIs413) {
   EXPECT_EQ(chunked[0].outcome, Outcome::kBodyTooLarge);
 }
 
+// Found by fuzz/http_request_fuzz: Beast parses a chunk's extensions up to
+// the end of the data read so far, so a quoted value left open at the line's
+// end is parsed again after every read, and the chunk's size was counted
+// against the limit each time: with 1-byte reads a 5-byte chunk became a 413.
+// The stream is malformed at every read size.
+TEST(ParseRequestStream, ChunkCountsOnceAgainstTheLimitWhateverTheReadSize) {
+  const std::string stream =
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;e=\"\n\r\nhello world, more bytes than the limit\r\n";
+  for (size_t read_size : {size_t{1}, size_t{2}, size_t{5}, stream.size() + 1}) {
+    auto parsed = ParseRequestStream(stream, {.max_body_bytes = 16}, read_size);
+    ASSERT_EQ(parsed.size(), 1u) << "read size " << read_size;
+    EXPECT_EQ(parsed[0].outcome, Outcome::kMalformed) << "read size " << read_size;
+  }
+  // Chunks still add up against the limit, once each, at every read size.
+  const std::string two_chunks =
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;e=\"v\"\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
+  for (size_t read_size : {size_t{1}, size_t{3}, two_chunks.size() + 1}) {
+    auto fits = ParseRequestStream(two_chunks, {.max_body_bytes = 10}, read_size);
+    ASSERT_EQ(fits.size(), 1u);
+    EXPECT_EQ(fits[0].outcome, Outcome::kRequest) << "read size " << read_size;
+    EXPECT_EQ(fits[0].request.body, "helloworld");
+    auto over = ParseRequestStream(two_chunks, {.max_body_bytes = 9}, read_size);
+    ASSERT_EQ(over.size(), 1u);
+    EXPECT_EQ(over[0].outcome, Outcome::kBodyTooLarge) << "read size " << read_size;
+  }
+}
+
 TEST(ParseRequestStream, BadInferenceHeaderLengthIs400AndKeepsTheConnection) {
   for (const char* value : {"-1", "12x", "", "99999999999999999999999"}) {
     auto parsed = ParseRequestStream(std::string("POST /x HTTP/1.1\r\nInference-Header-Content-Length: ") + value +
