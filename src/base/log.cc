@@ -35,6 +35,17 @@ std::string_view LevelName(LogLevel level) {
 
 void SetLogLevel(LogLevel level) { MinLevel().store(level); }
 
+std::string LogFields(std::initializer_list<std::pair<std::string_view, std::string>> fields) {
+  std::string out;
+  for (const auto& [key, value] : fields) {
+    if (!out.empty()) out += ' ';
+    out += key;
+    out += '=';
+    out += value;
+  }
+  return out;
+}
+
 std::string LogValue(std::string_view s) {
   bool quote = s.empty();
   std::string body;

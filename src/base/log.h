@@ -4,7 +4,9 @@
 // Thread safety: safe from any thread.
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <string_view>
 
 namespace thaw {
@@ -19,6 +21,10 @@ LogLevel ParseLogLevel(std::string_view name, LogLevel fallback);
 // backslashes are escaped, and the value is quoted when it has spaces, '=' or
 // quotes (or is empty), so every event stays one parseable line.
 std::string LogValue(std::string_view value);
+
+// "key=value key=value" from pairs, in order; values are written as given
+// (pass free text through LogValue).
+std::string LogFields(std::initializer_list<std::pair<std::string_view, std::string>> fields);
 
 // `fields` is already formatted as "key=value key=value".
 void LogEvent(LogLevel level, std::string_view event, std::string_view fields = {});

@@ -34,4 +34,23 @@ policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
   return o;
 }
 
+policy::AdmissionOptions AdmissionOptionsFor(const ModelConfig& c) {
+  return {.max_concurrency = c.max_concurrency, .instance_concurrency = c.instance_concurrency, .max_queue = c.max_queue};
+}
+
+std::vector<policy::ProvisionedWindow> ProvisionedWindowsFor(const ModelConfig& c) {
+  std::vector<policy::ProvisionedWindow> windows;
+  for (const ScheduleWindow& w : c.provisioned_schedule)
+    windows.push_back({w.days_mask, w.start_minute, w.end_minute, w.min_instances});
+  return windows;
+}
+
+Status ValidatePolicyOptions(const ModelConfig& c) {
+  THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(c)));
+  THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(c)));
+  THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(c)));
+  THAW_RETURN_IF_ERROR(policy::Validate(AdmissionOptionsFor(c)));
+  return policy::Validate(ProvisionedWindowsFor(c));
+}
+
 }  // namespace thaw

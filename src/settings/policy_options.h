@@ -4,9 +4,14 @@
 // Thread safety: pure functions. Errors: none here; callers Validate the result.
 #pragma once
 
+#include <vector>
+
+#include "base/status.h"
+#include "policy/admission.h"
 #include "policy/autoscaler.h"
 #include "policy/batching.h"
 #include "policy/keep_alive.h"
+#include "policy/provisioned.h"
 #include "repo/model_config.h"
 
 namespace thaw {
@@ -15,5 +20,11 @@ namespace thaw {
 policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& config);
 policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& config);
 policy::BatchingOptions BatchingOptionsFor(const ModelConfig& config);
+policy::AdmissionOptions AdmissionOptionsFor(const ModelConfig& config);
+std::vector<policy::ProvisionedWindow> ProvisionedWindowsFor(const ModelConfig& config);
+
+// Validates every policy's options for `config` (config validation covers
+// them; a failure here is a bug, reported rather than crashed on).
+Status ValidatePolicyOptions(const ModelConfig& config);
 
 }  // namespace thaw

@@ -1,0 +1,749 @@
+#include "sched/scheduler.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "policy/admission.h"
+#include "policy/scaling.h"
+#include "settings/policy_options.h"
+
+namespace thaw::sched {
+
+namespace {
+
+struct Execution {
+  uint64_t id = 0;
+  std::vector<Completion::Item> requests;  // in dispatch order
+  std::vector<Micros> deadlines_us;        // of requests, same order
+  int64_t rows = 0;
+  Micros dispatched_us = 0;
+};
+
+std::string StartTimeoutMessage(const ModelConfig& config) {
+  return "instance of model '" + config.name + "' did not become ready within start_timeout_ms=" +
+         std::to_string(config.start_timeout_ms);
+}
+
+}  // namespace
+
+struct Scheduler::Instance {
+  uint64_t id = 0;
+  StartPath path = StartPath::kExec;
+  uint64_t generation = 0;
+  bool ready = false;
+  bool provisioned = false;
+  Micros start_us = 0;
+  Micros start_wall_us = 0;
+  Micros ready_us = 0;
+  Micros idle_since_us = 0;
+  Micros slot_free_since_us = 0;  // when it last had a slot free after being full (or became ready)
+  Micros busy_since_us = 0;
+  Micros busy_us = 0;
+  std::map<uint64_t, Execution> in_flight;  // by execution id
+
+  int in_flight_requests() const {
+    int n = 0;
+    for (const auto& [id, e] : in_flight) n += static_cast<int>(e.requests.size());
+    return n;
+  }
+};
+
+struct Scheduler::Model {
+  explicit Model(const ModelConfig& c)
+      : config(c),
+        autoscaler(AutoscalerOptionsFor(c)),
+        keep_alive(KeepAliveOptionsFor(c)),
+        batcher(BatchingOptionsFor(c)) {
+    SetSchedule();
+  }
+  void SetSchedule() { schedule = ProvisionedWindowsFor(config); }
+
+  ModelConfig config;
+  std::vector<policy::ProvisionedWindow> schedule;
+  std::deque<Request> queue;
+  std::map<uint64_t, Instance> instances;
+  policy::Autoscaler autoscaler;
+  policy::KeepAlivePolicy keep_alive;
+  policy::AdaptiveBatcher batcher;
+  uint64_t generation = 0;
+  bool busy = false;  // requests in flight or queued: not in an idle period
+  bool panicking = false;
+  int desired = 0;
+  Micros autoscaler_wake_us = kNever;
+  Micros batch_wake_us = kNever;
+  Micros scheduled_wake_us = kNever;
+  bool template_live = false;
+  int provisioned_instances = 0;
+  Micros provisioned_since_wall_us = 0;
+  std::string last_start_error;
+  Micros start_retry_after_us = 0;
+  Micros start_retry_backoff_us = kMinStartRetryUs;
+  std::vector<policy::BatchRequest> waiting;  // scratch for the batcher
+
+  bool batching() const { return config.batching != "off"; }
+  int in_flight_executions() const {
+    int n = 0;
+    for (const auto& [id, i] : instances) n += static_cast<int>(i.in_flight.size());
+    return n;
+  }
+  int in_flight_requests() const {
+    int n = 0;
+    for (const auto& [id, i] : instances) n += i.in_flight_requests();
+    return n;
+  }
+  bool can_serve() const {
+    for (const auto& [id, i] : instances)
+      if (i.ready && i.generation == generation) return true;
+    return false;
+  }
+};
+
+namespace {
+
+InstanceView ViewOf(const auto& instance, uint64_t generation) {
+  InstanceView v;
+  v.id = instance.id;
+  v.path = instance.path;
+  v.ready = instance.ready;
+  v.retiring = instance.generation != generation;
+  v.in_flight_requests = instance.in_flight_requests();
+  v.executions = static_cast<int>(instance.in_flight.size());
+  v.start_us = instance.start_us;
+  v.ready_us = instance.ready_us;
+  v.idle_since_us = instance.idle_since_us;
+  v.provisioned = instance.provisioned;
+  return v;
+}
+
+Action Fail(const std::string& model, uint64_t request_id, uint64_t instance_id, Status status) {
+  Action a;
+  a.kind = Action::Kind::kFail;
+  a.model = model;
+  a.request_ids = {request_id};
+  a.instance_id = instance_id;
+  a.status = std::move(status);
+  return a;
+}
+
+Action Notice(const std::string& model, std::string event, std::string detail) {
+  Action a;
+  a.kind = Action::Kind::kNotice;
+  a.model = model;
+  a.reason = std::move(event);
+  a.detail = std::move(detail);
+  return a;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(SchedulerOptions options) : options_(options) {}
+Scheduler::~Scheduler() = default;
+
+Scheduler::Model* Scheduler::Find(std::string_view model) {
+  auto it = models_.find(model);
+  return it == models_.end() ? nullptr : it->second.get();
+}
+
+const Scheduler::Model* Scheduler::Find(std::string_view model) const {
+  auto it = models_.find(model);
+  return it == models_.end() ? nullptr : it->second.get();
+}
+
+Status Scheduler::AddModel(const ModelConfig& config, Now now, Actions* out) {
+  if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
+  THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
+  Model& model = *models_.emplace(config.name, std::make_unique<Model>(config)).first->second;
+  Pump(model, now, out);
+  return Status::Ok();
+}
+
+Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, std::string_view reason, Now now,
+                              Actions* out) {
+  Model* found = Find(config.name);
+  if (!found) return NotFound("model '" + config.name + "' is not loaded");
+  THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
+  Model& model = *found;
+  model.config = config;
+  model.SetSchedule();
+  model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(config));
+  model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(config));
+  model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(config));
+  if (replace_workers) {
+    ++model.generation;
+    // Starts under the old settings are abandoned, not counted as failures:
+    // they would only be retired once ready, holding max_concurrency slots.
+    std::vector<uint64_t> starting, idle;
+    for (const auto& [id, instance] : model.instances) {
+      if (!instance.ready) starting.push_back(id);
+      else if (instance.in_flight.empty()) idle.push_back(id);
+    }
+    for (uint64_t id : starting) StopInstance(model, id, reason, false, Status::Ok(), now, out);
+    for (uint64_t id : idle) StopInstance(model, id, reason, false, Status::Ok(), now, out);
+    model.last_start_error.clear();
+    model.start_retry_after_us = 0;
+    model.start_retry_backoff_us = kMinStartRetryUs;
+  }
+  Pump(model, now, out);
+  return Status::Ok();
+}
+
+Status Scheduler::RemoveModel(std::string_view name, const Status& status, std::string_view reason, Now now,
+                              Actions* out) {
+  Model* found = Find(name);
+  if (!found) return NotFound("model '" + std::string(name) + "' is not loaded");
+  Model& model = *found;
+  UpdateProvisioned(model, 0, now, out);
+  FailQueued(model, status, now, out);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, instance] : model.instances) ids.push_back(id);
+  for (uint64_t id : ids) StopInstance(model, id, reason, false, status, now, out);
+  if (model.scheduled_wake_us != kNever) {
+    Action wake;
+    wake.kind = Action::Kind::kWake;
+    wake.model = model.config.name;
+    wake.at_us = kNever;
+    out->push_back(std::move(wake));
+  }
+  models_.erase(models_.find(name));
+  return Status::Ok();
+}
+
+Status Scheduler::Arrive(std::string_view name, Request request, Now now, Actions* out) {
+  Model* found = Find(name);
+  if (!found) return NotFound("model '" + std::string(name) + "' is not loaded");
+  Model& model = *found;
+  // Requests beyond the instance slots the model may ever have wait in the
+  // queue, up to max_queue; past that the caller is told to retry later.
+  const Status admitted = policy::Admit(
+      {.queued = static_cast<int>(model.queue.size()), .in_flight = model.in_flight_executions()},
+      AdmissionOptionsFor(model.config));
+  if (!admitted.ok()) return Status(admitted.code(), "model '" + model.config.name + "': " + admitted.message());
+  const int64_t rows = request.rows;
+  model.queue.push_back(std::move(request));
+  model.keep_alive.OnArrival(now.mono_us);
+  model.batcher.OnArrival(now.mono_us, rows);
+  model.busy = true;
+  Pump(model, now, out);
+  return Status::Ok();
+}
+
+void Scheduler::InstanceReady(std::string_view name, uint64_t instance_id, Now now, Actions* out) {
+  Model* model = Find(name);
+  if (!model) return;
+  auto it = model->instances.find(instance_id);
+  if (it == model->instances.end() || it->second.ready) return;
+  Instance& instance = it->second;
+  instance.ready = true;
+  instance.ready_us = now.mono_us;
+  instance.idle_since_us = now.mono_us;
+  instance.slot_free_since_us = now.mono_us;
+  model->last_start_error.clear();
+  model->start_retry_backoff_us = kMinStartRetryUs;
+  // Started under settings since replaced: it takes no work, so it goes
+  // now rather than hold a max_concurrency slot until keep-alive.
+  if (instance.generation != model->generation)
+    StopInstance(*model, instance_id, "config_changed", false, Status::Ok(), now, out);
+  Pump(*model, now, out);
+}
+
+std::optional<Completion> Scheduler::ExecutionDone(std::string_view name, uint64_t instance_id, uint64_t execution_id,
+                                                   Micros round_trip_us, bool ok, Now now, Actions* out) {
+  Model* model = Find(name);
+  if (!model) return std::nullopt;
+  auto it = model->instances.find(instance_id);
+  if (it == model->instances.end()) return std::nullopt;
+  Instance& instance = it->second;
+  auto e = instance.in_flight.find(execution_id);
+  if (e == instance.in_flight.end()) return std::nullopt;
+  Completion done;
+  done.requests = std::move(e->second.requests);
+  done.rows = e->second.rows;
+  done.dispatched_us = e->second.dispatched_us;
+  instance.in_flight.erase(e);
+  instance.slot_free_since_us = now.mono_us;
+  if (instance.in_flight.empty()) {
+    instance.idle_since_us = now.mono_us;
+    instance.busy_us += now.mono_us - instance.busy_since_us;
+  }
+  done.instance = ViewOf(instance, model->generation);
+  // What the batcher learns is the whole round trip, not only the backend's
+  // time: per-call overhead (IPC, decoding) is what batching saves.
+  if (ok && model->config.instance_concurrency == 1) model->batcher.OnBatchDone(done.rows, round_trip_us);
+  if (instance.in_flight.empty() && instance.generation != model->generation)
+    StopInstance(*model, instance_id, "config_changed", false, Status::Ok(), now, out);
+  Pump(*model, now, out);
+  return done;
+}
+
+void Scheduler::NoteFailedStart(Model& model, Now now) {
+  model.start_retry_after_us = now.mono_us + model.start_retry_backoff_us;
+  model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
+}
+
+void Scheduler::InstanceGone(std::string_view name, uint64_t instance_id, GoneKind kind, const Status& in_flight_status,
+                             std::string_view start_error, Now now, Actions* out) {
+  Model* model = Find(name);
+  if (!model) return;
+  auto it = model->instances.find(instance_id);
+  if (it == model->instances.end()) return;
+  const bool was_ready = it->second.ready;
+  if (!was_ready) {
+    if (!start_error.empty()) model->last_start_error = std::string(start_error);
+    if (model->last_start_error.empty()) model->last_start_error = "worker exited before it was ready";
+    NoteFailedStart(*model, now);
+  }
+  const char* reason = kind == GoneKind::kOom             ? "oom"
+                       : kind == GoneKind::kProtocolError ? "protocol_error"
+                       : was_ready                        ? "crashed"
+                                                          : "start_failed";
+  StopInstance(*model, instance_id, reason, true, in_flight_status, now, out);
+  if (!was_ready && model->instances.empty())
+    FailQueued(*model, Unavailable("model '" + model->config.name + "' failed to start: " + model->last_start_error), now,
+               out);
+  Pump(*model, now, out);
+}
+
+void Scheduler::StartFailed(std::string_view name, uint64_t instance_id, const std::string& error, Now now,
+                            Actions* out) {
+  Model* model = Find(name);
+  if (!model) return;
+  model->last_start_error = error;
+  if (model->instances.erase(instance_id)) NoteFailedStart(*model, now);
+  if (!model->can_serve()) FailQueued(*model, Unavailable(error), now, out);
+  Pump(*model, now, out);
+}
+
+void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
+  Model* found = Find(name);
+  if (!found) return;
+  Model& model = *found;
+  model.scheduled_wake_us = kNever;
+  // Queued past the deadline: fail without running.
+  std::vector<policy::QueuedRequest> queued;
+  for (const Request& r : model.queue) queued.push_back({r.id, r.deadline_us});
+  const policy::ExpiryScan expiry = policy::ExpiredRequests(queued, now.mono_us);
+  for (uint64_t expired_id : expiry.expired) {
+    auto it = std::find_if(model.queue.begin(), model.queue.end(), [&](const Request& r) { return r.id == expired_id; });
+    out->push_back(Fail(model.config.name, expired_id, 0,
+                        DeadlineExceeded("request waited " + MillisText(now.mono_us - it->arrival_us) +
+                                         " ms in the queue of model '" + model.config.name +
+                                         "' and reached its deadline before running")));
+    model.queue.erase(it);
+  }
+  // Running past the deadline: fail those requests and replace the instance.
+  std::vector<uint64_t> timed_out;
+  for (auto& [id, instance] : model.instances) {
+    bool expired_here = false;
+    for (auto& [eid, execution] : instance.in_flight) {
+      for (size_t i = 0; i < execution.requests.size();) {
+        if (execution.deadlines_us[i] > now.mono_us) {
+          ++i;
+          continue;
+        }
+        out->push_back(Fail(model.config.name, execution.requests[i].id, id,
+                            DeadlineExceeded("model '" + model.config.name +
+                                             "' did not answer within the request's deadline (timeout_ms=" +
+                                             std::to_string(model.config.timeout_ms) + ")")));
+        execution.requests.erase(execution.requests.begin() + static_cast<std::ptrdiff_t>(i));
+        execution.deadlines_us.erase(execution.deadlines_us.begin() + static_cast<std::ptrdiff_t>(i));
+        expired_here = true;
+      }
+    }
+    if (expired_here) timed_out.push_back(id);
+  }
+  for (uint64_t id : timed_out)
+    StopInstance(model, id, "timeout", true, Unavailable("instance was replaced after another request timed out"), now,
+                 out);
+  CheckStartDeadlines(model, now, out);
+
+  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
+  for (uint64_t id : actions.stop) StopInstance(model, id, "keep_alive", false, Status::Ok(), now, out);
+  if (actions.prewarm_now) {
+    out->push_back(Notice(model.config.name, "keep_alive_prewarm", ""));
+    StartInstance(model, now, out);
+  }
+  Pump(model, now, out);
+}
+
+void Scheduler::CheckStartDeadlines(Model& model, Now now, Actions* out) {
+  const Micros timeout_us = model.config.start_timeout_ms * kMicrosPerMilli;
+  std::vector<uint64_t> overdue;
+  for (const auto& [id, instance] : model.instances)
+    if (!instance.ready && now.mono_us >= instance.start_us + timeout_us) overdue.push_back(id);
+  if (overdue.empty()) return;
+  const std::string message = StartTimeoutMessage(model.config);
+  model.last_start_error = message;
+  NoteFailedStart(model, now);
+  for (uint64_t id : overdue) StopInstance(model, id, "start_timeout", true, Unavailable(message), now, out);
+  if (!model.can_serve()) FailQueued(model, Unavailable(message), now, out);
+}
+
+StatusOr<int> Scheduler::Warm(std::string_view name, int instances, Now now, Actions* out) {
+  Model* model = Find(name);
+  if (!model) return NotFound("model '" + std::string(name) + "' is not loaded");
+  if (instances < 0) return InvalidArgument("instances must be >= 0");
+  const int target = std::min(instances, model->config.max_concurrency);
+  int started = 0;
+  for (int live = static_cast<int>(model->instances.size()); live < target; ++live) {
+    const size_t before = model->instances.size();
+    StartInstance(*model, now, out);
+    if (model->instances.size() == before) break;  // refused: no memory
+    ++started;
+  }
+  Reschedule(*model, now, out);
+  return started;
+}
+
+void Scheduler::FlushProvisioned(Now now, Actions* out) {
+  for (auto& [name, model] : models_)
+    if (model->provisioned_instances > 0) UpdateProvisioned(*model, model->provisioned_instances, now, out, true);
+}
+
+void Scheduler::SetStartError(std::string_view name, std::string error) {
+  if (Model* model = Find(name)) model->last_start_error = std::move(error);
+}
+
+void Scheduler::StartSucceeded(std::string_view name) {
+  if (Model* model = Find(name)) {
+    model->last_start_error.clear();
+    model->start_retry_backoff_us = kMinStartRetryUs;
+  }
+}
+
+void Scheduler::SetTemplateLive(std::string_view name, bool live) {
+  if (Model* model = Find(name)) model->template_live = live;
+}
+
+bool Scheduler::HasModel(std::string_view name) const { return Find(name) != nullptr; }
+
+int Scheduler::Queued(std::string_view name) const {
+  const Model* model = Find(name);
+  return model ? static_cast<int>(model->queue.size()) : 0;
+}
+
+std::vector<InstanceView> Scheduler::Instances(std::string_view name) const {
+  std::vector<InstanceView> views;
+  if (const Model* model = Find(name))
+    for (const auto& [id, instance] : model->instances) views.push_back(ViewOf(instance, model->generation));
+  return views;
+}
+
+std::optional<InstanceView> Scheduler::FindInstance(std::string_view name, uint64_t instance_id) const {
+  const Model* model = Find(name);
+  if (!model) return std::nullopt;
+  auto it = model->instances.find(instance_id);
+  if (it == model->instances.end()) return std::nullopt;
+  return ViewOf(it->second, model->generation);
+}
+
+bool Scheduler::CanServe(std::string_view name) const {
+  const Model* model = Find(name);
+  return model && model->can_serve();
+}
+
+const std::string& Scheduler::LastStartError(std::string_view name) const {
+  static const std::string kNone;
+  const Model* model = Find(name);
+  return model ? model->last_start_error : kNone;
+}
+
+const policy::AdaptiveBatcher* Scheduler::Batcher(std::string_view name) const {
+  const Model* model = Find(name);
+  return model ? &model->batcher : nullptr;
+}
+
+bool Scheduler::Idle() const {
+  for (const auto& [name, model] : models_)
+    if (!model->queue.empty() || model->in_flight_requests() > 0) return false;
+  return true;
+}
+
+void Scheduler::Pump(Model& model, Now now, Actions* out) {
+  const int per_instance = model.config.instance_concurrency;
+  model.batch_wake_us = kNever;
+  while (!model.queue.empty()) {
+    // Fill busy instances first, then the most recently used idle one, so
+    // that surplus instances age out through keep-alive.
+    Instance* best = nullptr;
+    int free_slots = 0;
+    for (auto& [id, instance] : model.instances) {
+      if (!instance.ready || static_cast<int>(instance.in_flight.size()) >= per_instance) continue;
+      if (instance.generation != model.generation) continue;  // started with old settings: retiring
+      free_slots += per_instance - static_cast<int>(instance.in_flight.size());
+      if (!best) {
+        best = &instance;
+        continue;
+      }
+      const bool busy = !instance.in_flight.empty(), best_busy = !best->in_flight.empty();
+      if (busy != best_busy ? busy : instance.idle_since_us > best->idle_since_us) best = &instance;
+    }
+    if (!best) break;
+    std::vector<Request> batch;
+    if (!model.batching()) {
+      batch.push_back(std::move(model.queue.front()));
+      model.queue.pop_front();
+    } else {
+      model.waiting.clear();
+      for (const Request& r : model.queue)
+        model.waiting.push_back({r.id, r.arrival_us, r.deadline_us, r.rows, r.batch_key});
+      const policy::BatchDecision decision =
+          model.batcher.Decide({.now_us = now.mono_us, .queue = model.waiting, .free_slots = free_slots});
+      if (decision.dispatch.empty()) {
+        if (decision.next_wake_us) model.batch_wake_us = *decision.next_wake_us;
+        break;
+      }
+      // The decision lists ids in queue order; take them out in one pass.
+      size_t next = 0;
+      for (auto it = model.queue.begin(); it != model.queue.end() && next < decision.dispatch.size();) {
+        if (it->id != decision.dispatch[next]) {
+          ++it;
+          continue;
+        }
+        batch.push_back(std::move(*it));
+        it = model.queue.erase(it);
+        ++next;
+      }
+    }
+    // Time a request spent queued while this instance had a slot free: waiting for its batch.
+    Instance& instance = *best;
+    const Micros slot_free_since = instance.in_flight.empty() ? instance.idle_since_us : instance.slot_free_since_us;
+    Execution execution;
+    execution.id = batch.front().id;
+    execution.dispatched_us = now.mono_us;
+    Action dispatch;
+    dispatch.kind = Action::Kind::kDispatch;
+    dispatch.model = model.config.name;
+    dispatch.instance_id = instance.id;
+    dispatch.execution_id = execution.id;
+    for (const Request& r : batch) {
+      execution.requests.push_back(
+          {.id = r.id,
+           .rows = r.rows,
+           .arrival_us = r.arrival_us,
+           .batch_wait_us = now.mono_us - std::max(r.arrival_us, std::min(now.mono_us, slot_free_since))});
+      execution.deadlines_us.push_back(r.deadline_us);
+      execution.rows += r.rows;
+      dispatch.request_ids.push_back(r.id);
+    }
+    dispatch.rows = execution.rows;
+    if (instance.in_flight.empty()) instance.busy_since_us = now.mono_us;
+    instance.in_flight.emplace(execution.id, std::move(execution));
+    out->push_back(std::move(dispatch));
+  }
+
+  // The model's work ran out (answered, failed or expired): an idle period
+  // starts, and the keep-alive policy plans it.
+  if (model.busy && model.queue.empty() && model.in_flight_requests() == 0) {
+    model.busy = false;
+    const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us);
+    if (plan.source != policy::PlanSource::kFixed)
+      out->push_back(Notice(
+          model.config.name, "keep_alive_plan",
+          LogFields({{"source", std::string(policy::PlanSourceName(plan.source))},
+                     {"unload_now", plan.unload_now ? "true" : "false"},
+                     {"prewarm_in_ms", plan.prewarm_at_us ? MillisText(*plan.prewarm_at_us - now.mono_us) : "-"},
+                     {"keep_ms", MillisText(plan.keep_until_us - now.mono_us)}})));
+  }
+  policy::ModelLoad load;
+  load.queued = static_cast<int>(model.queue.size());
+  int serving_slots = 0;  // slots of ready instances with the current settings, busy or free
+  for (const auto& [id, instance] : model.instances) {
+    if (instance.ready) {
+      ++load.ready_instances;
+      // A retiring instance (old settings) takes no new work: no free slots.
+      if (instance.generation == model.generation) {
+        load.free_slots += per_instance - static_cast<int>(instance.in_flight.size());
+        serving_slots += per_instance;
+      }
+    } else {
+      ++load.starting_instances;
+    }
+  }
+  if (model.batching() && !model.queue.empty()) {
+    // Batching first: queued rows are work for instances only beyond what
+    // every serving slot takes in its next batch (a batch of the size the
+    // batcher aims for), so a batch forming behind a busy instance starts
+    // nothing, while a queue longer than batching can absorb does.
+    int64_t queued_rows = 0;
+    for (const Request& r : model.queue) queued_rows += r.rows;
+    const int64_t batch_rows =
+        model.config.batching == "fixed" ? model.config.max_batch_size : model.batcher.TargetBatchSize(now.mono_us);
+    load.queued = policy::QueuedExecutions(queued_rows, serving_slots, batch_rows);
+    load.free_slots = 0;
+  }
+  policy::ScalingLimits limits;
+  limits.max_instances = model.config.max_concurrency;
+  limits.instance_concurrency = per_instance;
+  // After a failed start, the provisioned floor waits for the backoff;
+  // queued requests still trigger a start.
+  const int provisioned_floor = ProvisionedMinimum(model, now).min_instances;
+  limits.min_instances = now.mono_us >= model.start_retry_after_us ? provisioned_floor : 0;
+  int to_start = policy::InstancesToStart(load, limits);
+  // Queued work starts instances at once; beyond that the autoscaler adds
+  // instances toward its desired count while there is load or a burst.
+  const int concurrency = model.in_flight_executions() + load.queued;
+  const policy::AutoscaleDecision scale = model.autoscaler.Update(
+      {.now_us = now.mono_us, .concurrency = concurrency, .ready_instances = load.ready_instances});
+  if (scale.panicking != model.panicking)
+    out->push_back(Notice(model.config.name, scale.panicking ? "autoscaler_panic" : "autoscaler_calm",
+                          LogFields({{"desired", std::to_string(scale.desired_instances)},
+                                     {"ready", std::to_string(load.ready_instances)}})));
+  model.panicking = scale.panicking;
+  model.desired = scale.desired_instances;
+  // Only a panic holds instances, so only a panic needs the autoscaler
+  // re-asked as its windows move.
+  model.autoscaler_wake_us = scale.panicking && scale.next_wake_us ? *scale.next_wake_us : kNever;
+  if (concurrency > 0 || scale.panicking) {
+    const int live = load.ready_instances + load.starting_instances;
+    to_start = std::max(to_start, std::min(scale.desired_instances, model.config.max_concurrency) - live);
+  }
+  for (int i = 0; i < to_start; ++i) StartInstance(model, now, out);
+  UpdateProvisioned(model, provisioned_floor, now, out);
+  Reschedule(model, now, out);
+}
+
+void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
+  if (Status room = ReserveMemory(model, now, out); !room.ok()) {
+    out->push_back(Notice(model.config.name, "instance_start_refused", LogFields({{"error", LogValue(room.message())}})));
+    // Queued requests fail only if no instance of the model can serve them.
+    if (model.instances.empty()) FailQueued(model, room, now, out);
+    return;
+  }
+  Instance instance;
+  instance.id = next_instance_id_++;
+  instance.path = model.config.start_path;
+  instance.generation = model.generation;
+  instance.start_us = now.mono_us;
+  instance.start_wall_us = now.wall_us;
+  instance.provisioned = static_cast<int>(model.instances.size()) < ProvisionedMinimum(model, now).min_instances;
+  Action start;
+  start.kind = Action::Kind::kStart;
+  start.model = model.config.name;
+  start.instance_id = instance.id;
+  start.path = instance.path;
+  start.provisioned = instance.provisioned;
+  model.instances.emplace(instance.id, std::move(instance));
+  out->push_back(std::move(start));
+}
+
+void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_view reason, bool fault,
+                             const Status& in_flight_status, Now now, Actions* out) {
+  auto it = model.instances.find(instance_id);
+  if (it == model.instances.end()) return;
+  Instance instance = std::move(it->second);
+  model.instances.erase(it);
+  for (const auto& [eid, execution] : instance.in_flight)
+    for (const Completion::Item& r : execution.requests)
+      out->push_back(Fail(model.config.name, r.id, instance.id, in_flight_status));
+  Action stop;
+  stop.kind = Action::Kind::kStop;
+  stop.model = model.config.name;
+  stop.instance_id = instance.id;
+  stop.reason = std::string(reason);
+  stop.fault = fault;
+  stop.path = instance.path;
+  InstanceUsage& usage = stop.usage;
+  usage.start_us = instance.start_us;
+  usage.start_wall_us = instance.start_wall_us;
+  const Micros lifetime = now.mono_us - instance.start_us;
+  usage.init_us = instance.ready ? instance.ready_us - instance.start_us : lifetime;
+  usage.busy_us = instance.busy_us + (instance.in_flight.empty() ? 0 : now.mono_us - instance.busy_since_us);
+  usage.idle_us = std::max<Micros>(0, lifetime - usage.init_us - usage.busy_us);
+  usage.provisioned = instance.provisioned;
+  out->push_back(std::move(stop));
+}
+
+void Scheduler::FailQueued(Model& model, const Status& status, Now, Actions* out) {
+  for (const Request& r : model.queue) out->push_back(Fail(model.config.name, r.id, 0, status));
+  model.queue.clear();
+}
+
+policy::ProvisionedFloor Scheduler::ProvisionedMinimum(const Model& model, Now now) const {
+  if (model.schedule.empty()) return {.min_instances = model.config.min_instances};
+  return policy::MinInstancesAt(model.schedule, model.config.min_instances, now.wall_us);
+}
+
+policy::KeepAliveActions Scheduler::KeepAliveActionsFor(const Model& model, Now now) const {
+  std::vector<policy::IdleInstance> idle;
+  for (const auto& [id, instance] : model.instances)
+    if (instance.ready && instance.in_flight.empty()) idle.push_back({id, instance.idle_since_us});
+  // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
+  const int floor = std::max(ProvisionedMinimum(model, now).min_instances, model.panicking ? model.desired : 0);
+  return model.keep_alive.Decide(idle, static_cast<int>(model.instances.size()), floor, now.mono_us);
+}
+
+void Scheduler::Reschedule(Model& model, Now now, Actions* out) {
+  Micros wake = kNever;
+  for (const Request& r : model.queue) wake = std::min(wake, r.deadline_us);
+  for (const auto& [id, instance] : model.instances)
+    for (const auto& [eid, execution] : instance.in_flight)
+      for (Micros deadline : execution.deadlines_us) wake = std::min(wake, deadline);
+  wake = std::min(wake, model.batch_wake_us);
+  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
+  if (!actions.stop.empty() || actions.prewarm_now) wake = now.mono_us;
+  if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
+  wake = std::min(wake, model.autoscaler_wake_us);
+  const policy::ProvisionedFloor provisioned = ProvisionedMinimum(model, now);
+  if (provisioned.next_change_wall_us)  // the schedule's next change, on the monotonic scale
+    wake = std::min(wake, now.mono_us + std::max<Micros>(0, *provisioned.next_change_wall_us - now.wall_us));
+  if (static_cast<int>(model.instances.size()) < provisioned.min_instances && model.start_retry_after_us > now.mono_us)
+    wake = std::min(wake, model.start_retry_after_us);
+  for (const auto& [id, instance] : model.instances)
+    if (!instance.ready) wake = std::min(wake, instance.start_us + model.config.start_timeout_ms * kMicrosPerMilli);
+  if (wake != kNever) wake = std::max(wake, now.mono_us);
+  if (wake == model.scheduled_wake_us) return;
+  model.scheduled_wake_us = wake;
+  Action a;
+  a.kind = Action::Kind::kWake;
+  a.model = model.config.name;
+  a.at_us = wake;
+  out->push_back(std::move(a));
+}
+
+void Scheduler::UpdateProvisioned(Model& model, int instances, Now now, Actions* out, bool always) {
+  if (instances == model.provisioned_instances && !always) return;
+  if (model.provisioned_instances > 0) {
+    Action a;
+    a.kind = Action::Kind::kProvisioned;
+    a.model = model.config.name;
+    a.instances = model.provisioned_instances;
+    a.start_wall_us = model.provisioned_since_wall_us;
+    a.at_us = now.wall_us;
+    out->push_back(std::move(a));
+  }
+  model.provisioned_instances = instances;
+  model.provisioned_since_wall_us = now.wall_us;
+}
+
+Status Scheduler::ReserveMemory(Model& model, Now now, Actions* out) {
+  if (options_.memory_budget_mb <= 0) return Status::Ok();
+  std::vector<policy::LiveInstance> live;
+  for (const auto& [name, other] : models_) {
+    // Provisioned instances are kept: only idle ones beyond the floor may go.
+    int protected_left = ProvisionedMinimum(*other, now).min_instances;
+    for (const auto& [id, instance] : other->instances) {
+      bool evictable = instance.ready && instance.in_flight.empty();
+      if (evictable && protected_left > 0) {
+        --protected_left;
+        evictable = false;
+      }
+      live.push_back({name, id, other->config.memory_mb, evictable, instance.idle_since_us});
+    }
+    // A live template and its standby (a fork sharing most of its pages)
+    // count as one instance of the model's size; never evicted (id 0).
+    if (other->template_live) live.push_back({name, 0, other->config.memory_mb, false, 0});
+  }
+  auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
+  if (!plan.ok())
+    return Unavailable("no memory for a new instance of model '" + model.config.name + "': " + plan.status().message());
+  for (const policy::Eviction& eviction : plan->evict) {
+    Model* other = Find(eviction.model);
+    if (!other) continue;
+    StopInstance(*other, eviction.id, "memory_pressure", false, Status::Ok(), now, out);
+    // The other model's plans (keep-alive, floor) see one instance fewer.
+    if (other != &model) Reschedule(*other, now, out);
+  }
+  return Status::Ok();
+}
+
+}  // namespace thaw::sched

@@ -1,0 +1,465 @@
+// The scheduler in virtual time: every scenario the runtime's tests cover
+// with real workers (cold start, crash, deadline kill, 429, batching,
+// keep-alive, provisioned floor, memory budget, start timeout and backoff,
+// settings change), with instances that exist only as events.
+#include "sched/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace thaw::sched {
+namespace {
+
+using Kind = Action::Kind;
+
+ModelConfig Config(const std::string& name) {
+  ModelConfig c;
+  c.name = name;
+  c.start_path = StartPath::kExec;
+  c.max_concurrency = 2;
+  c.keep_alive_s = 10;
+  c.timeout_ms = 1000;
+  c.start_timeout_ms = 5000;
+  c.memory_mb = 200;
+  return c;
+}
+
+// Drives a Scheduler at a virtual time and keeps what it asked for.
+class Driver {
+ public:
+  explicit Driver(SchedulerOptions options = {}) : scheduler(options) {}
+
+  Now At(Micros t) const { return {.mono_us = t, .wall_us = kWallOrigin + t}; }
+  Actions Take() { return std::exchange(actions, {}); }
+
+  Status Add(const ModelConfig& c, Micros t = 0) { return scheduler.AddModel(c, At(t), &actions); }
+  Status Arrive(const std::string& model, Micros t, int64_t rows = 1, const std::string& key = "") {
+    const uint64_t id = next_request_id++;
+    return scheduler.Arrive(model, {.id = id, .rows = rows, .batch_key = key, .arrival_us = t,
+                                    .deadline_us = t + deadline_us},
+                            At(t), &actions);
+  }
+  void Ready(const std::string& model, uint64_t instance, Micros t) { scheduler.InstanceReady(model, instance, At(t), &actions); }
+  std::optional<Completion> Done(const std::string& model, uint64_t instance, uint64_t execution, Micros t,
+                                 Micros round_trip_us = 1000) {
+    return scheduler.ExecutionDone(model, instance, execution, round_trip_us, true, At(t), &actions);
+  }
+  void Wake(const std::string& model, Micros t) { scheduler.Wake(model, At(t), &actions); }
+
+  // The last kWake the scheduler asked for, for `model`.
+  Micros WakeOf(const std::string& model) {
+    for (const Action& a : history)
+      if (a.kind == Kind::kWake && a.model == model) wake[model] = a.at_us;
+    history.clear();
+    return wake.count(model) ? wake[model] : kNever;
+  }
+
+  static constexpr Micros kWallOrigin = 1'700'000'000LL * kMicrosPerSecond;
+  Scheduler scheduler;
+  Actions actions;
+  Actions history;
+  std::map<std::string, Micros> wake;
+  uint64_t next_request_id = 1;
+  Micros deadline_us = 1'000'000;
+};
+
+std::vector<Action> OfKind(const Actions& actions, Kind kind) {
+  std::vector<Action> found;
+  for (const Action& a : actions)
+    if (a.kind == kind) found.push_back(a);
+  return found;
+}
+
+Micros LastWake(const Actions& actions, Micros otherwise) {
+  for (const Action& a : actions)
+    if (a.kind == Kind::kWake) otherwise = a.at_us;
+  return otherwise;
+}
+
+TEST(Scheduler, ColdStartDispatchesOnceTheInstanceIsReady) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStart).empty());  // no floor: nothing starts at deploy
+  ASSERT_TRUE(d.Arrive("m", 100).ok());
+  Actions a = d.Take();
+  auto starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].path, StartPath::kExec);
+  EXPECT_FALSE(starts[0].provisioned);
+  EXPECT_TRUE(OfKind(a, Kind::kDispatch).empty());
+  const uint64_t instance = starts[0].instance_id;
+
+  d.Ready("m", instance, 50'000);
+  auto dispatches = OfKind(d.Take(), Kind::kDispatch);
+  ASSERT_EQ(dispatches.size(), 1u);
+  EXPECT_EQ(dispatches[0].instance_id, instance);
+  EXPECT_EQ(dispatches[0].request_ids, std::vector<uint64_t>{1});
+
+  auto done = d.Done("m", instance, dispatches[0].execution_id, 51'000);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_EQ(done->requests.size(), 1u);
+  EXPECT_EQ(done->requests[0].id, 1u);
+  EXPECT_GT(done->instance.ready_us, done->requests[0].arrival_us);  // a cold start
+  EXPECT_EQ(done->dispatched_us, 50'000);
+  EXPECT_TRUE(d.scheduler.Idle());
+  // Answered once: a second completion of the same execution is ignored.
+  EXPECT_FALSE(d.Done("m", instance, dispatches[0].execution_id, 52'000).has_value());
+}
+
+TEST(Scheduler, FullQueueIsRefusedWithResourceExhausted) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.max_concurrency = 1;
+  c.max_queue = 2;
+  ASSERT_TRUE(d.Add(c).ok());
+  // One slot (not yet started) plus two queued.
+  EXPECT_TRUE(d.Arrive("m", 0).ok());
+  EXPECT_TRUE(d.Arrive("m", 0).ok());
+  EXPECT_TRUE(d.Arrive("m", 0).ok());
+  Status refused = d.Arrive("m", 0);
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.message().find("model 'm'"), std::string::npos);
+  EXPECT_EQ(d.scheduler.Queued("m"), 3);
+  EXPECT_EQ(d.scheduler.Arrive("nope", {.id = 99}, d.At(0), &d.actions).code(), StatusCode::kNotFound);
+}
+
+TEST(Scheduler, QueuedRequestFailsAtItsDeadlineWithoutRunning) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  Actions a = d.Take();
+  EXPECT_EQ(LastWake(a, kNever), 1'000'000);  // the request's deadline
+  d.Wake("m", 1'000'000);
+  auto fails = OfKind(d.Take(), Kind::kFail);
+  ASSERT_EQ(fails.size(), 1u);
+  EXPECT_EQ(fails[0].status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(fails[0].instance_id, 0u);
+  EXPECT_EQ(d.scheduler.Queued("m"), 0);
+}
+
+TEST(Scheduler, RunningPastTheDeadlineFailsItAndStopsTheInstance) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.instance_concurrency = 2;
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", instance, 10);
+  d.deadline_us = 5'000'000;
+  ASSERT_TRUE(d.Arrive("m", 20).ok());  // a later deadline, on the same instance
+  Actions a = d.Take();
+  ASSERT_EQ(OfKind(a, Kind::kDispatch).size(), 2u);
+  d.Wake("m", 1'000'000);
+  a = d.Take();
+  auto fails = OfKind(a, Kind::kFail);
+  ASSERT_EQ(fails.size(), 2u);
+  EXPECT_EQ(fails[0].request_ids[0], 1u);
+  EXPECT_EQ(fails[0].status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(fails[1].request_ids[0], 2u);  // its neighbour on the killed instance
+  EXPECT_EQ(fails[1].status.code(), StatusCode::kUnavailable);
+  auto stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].reason, "timeout");
+  EXPECT_TRUE(stops[0].fault);
+  EXPECT_TRUE(d.scheduler.Instances("m").empty());
+  // The next request starts a replacement.
+  ASSERT_TRUE(d.Arrive("m", 2'000'000).ok());
+  EXPECT_EQ(OfKind(d.Take(), Kind::kStart).size(), 1u);
+}
+
+TEST(Scheduler, CrashFailsRunningRequestsAndQueuedOnesGetAFreshInstance) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.max_concurrency = 1;
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t first = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", first, 10);
+  ASSERT_TRUE(d.Arrive("m", 20).ok());  // queued behind the running one
+  d.Take();
+  d.scheduler.InstanceGone("m", first, GoneKind::kCrashed, Unavailable("instance exited"), "", d.At(30), &d.actions);
+  Actions a = d.Take();
+  auto fails = OfKind(a, Kind::kFail);
+  ASSERT_EQ(fails.size(), 1u);
+  EXPECT_EQ(fails[0].request_ids[0], 1u);
+  EXPECT_EQ(fails[0].status.message(), "instance exited");
+  ASSERT_EQ(OfKind(a, Kind::kStop).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStop)[0].reason, "crashed");
+  auto starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  d.Ready("m", starts[0].instance_id, 40);
+  auto dispatches = OfKind(d.Take(), Kind::kDispatch);
+  ASSERT_EQ(dispatches.size(), 1u);
+  EXPECT_EQ(dispatches[0].request_ids, std::vector<uint64_t>{2});
+  EXPECT_TRUE(d.scheduler.LastStartError("m").empty());
+}
+
+TEST(Scheduler, FailedStartsBackOffTheProvisionedFloor) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.min_instances = 1;
+  ASSERT_TRUE(d.Add(c).ok());
+  auto starts = OfKind(d.Take(), Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_TRUE(starts[0].provisioned);
+  Micros t = 100;
+  Micros expected_backoff = kMinStartRetryUs;
+  uint64_t instance = starts[0].instance_id;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    d.scheduler.InstanceGone("m", instance, GoneKind::kCrashed, Unavailable("x"), "model.pt is corrupt", d.At(t),
+                             &d.actions);
+    Actions a = d.Take();
+    EXPECT_TRUE(OfKind(a, Kind::kStart).empty()) << "retried without backoff";
+    EXPECT_EQ(OfKind(a, Kind::kStop).at(0).reason, "start_failed");
+    EXPECT_EQ(d.scheduler.LastStartError("m"), "model.pt is corrupt");
+    const Micros wake = LastWake(a, kNever);
+    EXPECT_EQ(wake, t + expected_backoff);
+    d.Wake("m", wake);
+    starts = OfKind(d.Take(), Kind::kStart);
+    ASSERT_EQ(starts.size(), 1u);
+    instance = starts[0].instance_id;
+    t = wake + 100;
+    expected_backoff *= 2;
+  }
+  d.Ready("m", instance, t);
+  EXPECT_TRUE(d.scheduler.LastStartError("m").empty());
+}
+
+TEST(Scheduler, StartNotReadyInTimeIsStoppedAndItsQueueFails) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  d.deadline_us = 60'000'000;
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  Actions a = d.Take();
+  EXPECT_EQ(LastWake(a, kNever), 5'000'000);  // start_timeout_ms
+  d.Wake("m", 5'000'000);
+  a = d.Take();
+  auto stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].reason, "start_timeout");
+  auto fails = OfKind(a, Kind::kFail);
+  ASSERT_EQ(fails.size(), 1u);
+  EXPECT_EQ(fails[0].status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(fails[0].status.message().find("start_timeout_ms=5000"), std::string::npos);
+}
+
+TEST(Scheduler, KeepAliveStopsAnIdleInstanceAfterKeepAliveS) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", instance, 10);
+  const uint64_t execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  d.Done("m", instance, execution, 1'000);
+  Actions a = d.Take();
+  EXPECT_EQ(LastWake(a, kNever), 1'000 + 10 * kMicrosPerSecond);
+  d.Wake("m", 1'000 + 10 * kMicrosPerSecond - 1);  // early: nothing stops
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStop).empty());
+  d.Wake("m", 1'000 + 10 * kMicrosPerSecond);
+  a = d.Take();
+  auto stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].reason, "keep_alive");
+  EXPECT_EQ(stops[0].usage.init_us, 10);
+  EXPECT_EQ(stops[0].usage.busy_us, 990);
+  EXPECT_EQ(stops[0].usage.idle_us, 10 * kMicrosPerSecond);
+}
+
+TEST(Scheduler, ProvisionedInstancesStartAtOnceAndOutliveKeepAlive) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.min_instances = 2;
+  c.max_concurrency = 3;
+  ASSERT_TRUE(d.Add(c).ok());
+  auto starts = OfKind(d.Take(), Kind::kStart);
+  ASSERT_EQ(starts.size(), 2u);
+  for (const Action& s : starts) {
+    EXPECT_TRUE(s.provisioned);
+    d.Ready("m", s.instance_id, 10);
+  }
+  d.Take();
+  d.Wake("m", 3600 * kMicrosPerSecond);
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStop).empty());
+  EXPECT_EQ(d.scheduler.Instances("m").size(), 2u);
+  // The floor's time is a usage record when it is closed.
+  d.scheduler.FlushProvisioned(d.At(3600 * kMicrosPerSecond), &d.actions);
+  auto intervals = OfKind(d.Take(), Kind::kProvisioned);
+  ASSERT_EQ(intervals.size(), 1u);
+  EXPECT_EQ(intervals[0].instances, 2);
+  EXPECT_EQ(intervals[0].at_us - intervals[0].start_wall_us, 3600 * kMicrosPerSecond);
+}
+
+TEST(Scheduler, FixedBatchingSendsAFullBatchAsOneExecution) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.max_concurrency = 1;
+  c.batching = "fixed";
+  c.max_batch_size = 4;
+  c.max_queue_delay_us = 2000;
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Arrive("m", 0, 1, "k").ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  // With no execution measured yet the batcher sends what it has.
+  d.Ready("m", instance, 10);
+  auto first = OfKind(d.Take(), Kind::kDispatch);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(d.Done("m", instance, first[0].execution_id, 510, 500).has_value());
+  d.Take();
+  ASSERT_TRUE(d.Arrive("m", 1000, 1, "k").ok());
+  Actions a = d.Take();
+  EXPECT_TRUE(OfKind(a, Kind::kDispatch).empty());  // waits for the batch to fill
+  EXPECT_EQ(LastWake(a, kNever), 3000);             // arrival + max_queue_delay_us
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(d.Arrive("m", 1000 + i, 1, "k").ok());
+  auto dispatches = OfKind(d.Take(), Kind::kDispatch);
+  ASSERT_EQ(dispatches.size(), 1u);
+  EXPECT_EQ(dispatches[0].request_ids, (std::vector<uint64_t>{2, 3, 4, 5}));
+  EXPECT_EQ(dispatches[0].rows, 4);
+  auto done = d.Done("m", instance, dispatches[0].execution_id, 1600);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_EQ(done->requests.size(), 4u);
+  EXPECT_EQ(done->requests[0].batch_wait_us, 3);  // arrived at 1000 to an idle instance, sent at 1003
+  EXPECT_EQ(done->requests[3].batch_wait_us, 0);
+}
+
+TEST(Scheduler, MemoryBudgetEvictsAnotherModelsIdleInstanceElseRefuses) {
+  Driver d({.memory_budget_mb = 300});
+  ASSERT_TRUE(d.Add(Config("a")).ok());
+  ASSERT_TRUE(d.Add(Config("b")).ok());
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  const uint64_t a_instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("a", a_instance, 10);
+  const uint64_t a_execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  // a is busy: b cannot get room, and its queue fails.
+  ASSERT_TRUE(d.Arrive("b", 20).ok());
+  Actions refused = d.Take();
+  EXPECT_TRUE(OfKind(refused, Kind::kStart).empty());
+  auto fails = OfKind(refused, Kind::kFail);
+  ASSERT_EQ(fails.size(), 1u);
+  EXPECT_EQ(fails[0].status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(fails[0].status.message().find("no memory"), std::string::npos);
+  // Once a is idle, b's start evicts it first.
+  d.Done("a", a_instance, a_execution, 30);
+  d.Take();
+  ASSERT_TRUE(d.Arrive("b", 40).ok());
+  Actions a = d.Take();
+  ASSERT_GE(a.size(), 2u);
+  auto stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].model, "a");
+  EXPECT_EQ(stops[0].reason, "memory_pressure");
+  auto starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].model, "b");
+  size_t stop_at = 0, start_at = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].kind == Kind::kStop) stop_at = i;
+    if (a[i].kind == Kind::kStart) start_at = i;
+  }
+  EXPECT_LT(stop_at, start_at);  // room first
+}
+
+TEST(Scheduler, TemplateCountsAgainstTheBudget) {
+  Driver d({.memory_budget_mb = 300});
+  ASSERT_TRUE(d.Add(Config("a")).ok());
+  d.scheduler.SetTemplateLive("a", true);
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStart).empty());  // 200 + 200 > 300
+  d.scheduler.SetTemplateLive("a", false);
+  ASSERT_TRUE(d.Arrive("a", 10).ok());
+  EXPECT_EQ(OfKind(d.Take(), Kind::kStart).size(), 1u);
+}
+
+TEST(Scheduler, SettingsChangeRetiresIdleAndStartingAndBusyOnesWhenDone) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.max_concurrency = 3;
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  auto starts = OfKind(d.Take(), Kind::kStart);
+  ASSERT_EQ(starts.size(), 2u);
+  d.Ready("m", starts[0].instance_id, 10);  // busy with request 1
+  const uint64_t execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  // starts[1] is still starting.
+  ModelConfig changed = c;
+  changed.threads = 2;
+  ASSERT_TRUE(d.scheduler.UpdateModel(changed, true, "config_changed", d.At(20), &d.actions).ok());
+  Actions a = d.Take();
+  auto stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].instance_id, starts[1].instance_id);
+  // The queued request 2 gets an instance of the new settings.
+  auto new_starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(new_starts.size(), 1u);
+  // The busy one finishes its request, then retires.
+  auto done = d.Done("m", starts[0].instance_id, execution, 30);
+  ASSERT_TRUE(done.has_value());
+  a = d.Take();
+  stops = OfKind(a, Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].instance_id, starts[0].instance_id);
+  EXPECT_EQ(stops[0].reason, "config_changed");
+  EXPECT_TRUE(OfKind(a, Kind::kDispatch).empty());  // nothing new ran on it
+}
+
+TEST(Scheduler, RemoveFailsEverythingAndStopsEveryInstance) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  d.Take();
+  ASSERT_TRUE(d.scheduler.RemoveModel("m", Unavailable("unloaded"), "unload", d.At(5), &d.actions).ok());
+  Actions a = d.Take();
+  EXPECT_EQ(OfKind(a, Kind::kFail).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStop).size(), 1u);
+  EXPECT_FALSE(d.scheduler.HasModel("m"));
+  EXPECT_TRUE(d.scheduler.Idle());
+}
+
+// The same events give the same actions: the property the simulator's
+// fidelity rests on.
+TEST(Scheduler, SameEventsGiveSameActions) {
+  auto run = [] {
+    Driver d;
+    ModelConfig c = Config("m");
+    c.batching = "adaptive";
+    c.max_batch_size = 8;
+    c.keep_alive_policy = "histogram";
+    c.histogram_bin_ms = 1000;
+    c.histogram_range_s = 100;
+    EXPECT_TRUE(d.Add(c).ok());
+    Actions all;
+    std::map<uint64_t, std::vector<uint64_t>> running;  // instance -> executions
+    for (int i = 0; i < 200; ++i) {
+      const Micros t = i * 7'919;
+      (void)d.Arrive("m", t, 1 + i % 3);
+      for (const Action& a : d.actions) {
+        if (a.kind == Kind::kStart) d.scheduler.InstanceReady("m", a.instance_id, d.At(t), &d.actions);
+      }
+      Actions step = d.Take();
+      for (const Action& a : step) {
+        all.push_back(a);
+        if (a.kind == Kind::kDispatch) running[a.instance_id].push_back(a.execution_id);
+      }
+      for (auto& [instance, executions] : running) {
+        for (uint64_t e : executions) d.Done("m", instance, e, t + 500);
+        executions.clear();
+      }
+      for (const Action& a : d.Take()) all.push_back(a);
+    }
+    return all;
+  };
+  const Actions a = run(), b = run();
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 200u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].kind, b[i].kind) << i;
+    EXPECT_EQ(a[i].instance_id, b[i].instance_id) << i;
+    EXPECT_EQ(a[i].request_ids, b[i].request_ids) << i;
+    EXPECT_EQ(a[i].at_us, b[i].at_us) << i;
+  }
+}
+
+}  // namespace
+}  // namespace thaw::sched
