@@ -1,20 +1,20 @@
-// Simulator: runs a request trace against models in virtual time, with the
-// very policies the server runs -- admission (policy::Admit), deadlines
-// (RequestDeadline, ExpiredRequests), scale-up (InstancesToStart), the
-// autoscaler, keep-alive (fixed and histogram), the provisioned floor
-// (MinInstancesAt), batching (AdaptiveBatcher) -- and the server's metering
-// (metering::UsageStats and the pricing policy), so its report has the same
-// rows as `thaw cost` and /v2/stats. Only the orchestration around the
-// policies (queues, instances, events) is the simulator's own, mirroring
-// src/runtime; what an instance costs in time comes from a model profile.
+// Simulator: runs a request trace against models in virtual time with the
+// server's own control loop, sched::Scheduler -- admission, deadlines and the
+// deadline kill, scale-up, the autoscaler, keep-alive (fixed and histogram),
+// the provisioned floor, batching, start retries and the memory budget --
+// and the server's metering (metering::UsageStats and the pricing policy), so
+// its report has the same rows as `thaw cost` and /v2/stats. The simulator
+// only turns the scheduler's actions into virtual-time events; what an
+// instance costs in time comes from a model profile.
 //
 // Model of an instance. It becomes ready start_us(start_path) after it is
 // started; an execution of n rows takes exec_us(n) (the profile's table of
 // medians, linear between measured sizes) times a factor drawn from the seed:
 // from the measured distribution exec_spread when the profile has one, else
-// a lognormal of coefficient of variation exec_cv. A request whose execution ends
-// past its deadline is answered 504 at the deadline and its instance is
-// replaced, as the runtime does.
+// a lognormal of coefficient of variation exec_cv. A request still running at
+// its deadline is answered 504 then and its instance is stopped, as the
+// runtime does. A template-path model's template counts against the memory
+// budget from the start.
 //
 // Guarantees: deterministic for a seed; virtual time only (never reads a
 // clock, never sleeps). Errors: kInvalidArgument for a trace function with no
@@ -70,6 +70,9 @@ struct SimArrival {
 
 struct SimOptions {
   uint64_t seed = 1;
+  // The node's memory budget for instances (RuntimeOptions::memory_budget_mb,
+  // `thaw serve --memory-mb`); 0 = unlimited.
+  int64_t memory_budget_mb = 0;
   Micros start_wall_us = 0;  // wall time of virtual 0, for provisioned schedules and records
 };
 
