@@ -71,8 +71,14 @@ void Autoscaler::Advance(Micros now_us) {
 }
 
 int64_t Autoscaler::SumLastBuckets(int64_t count) const {
+  // Walks the ring from the oldest of the `count` buckets, without a
+  // division per bucket (this runs on every event, live and simulated).
   int64_t sum = 0;
-  for (int64_t b = current_bucket_ - count + 1; b <= current_bucket_; ++b) sum += buckets_[Slot(b)];
+  size_t slot = Slot(current_bucket_ - count + 1);
+  for (int64_t i = 0; i < count; ++i) {
+    sum += buckets_[slot];
+    if (++slot == buckets_.size()) slot = 0;
+  }
   return sum;
 }
 

@@ -11,10 +11,48 @@ namespace thaw::sched {
 
 namespace {
 
+// A map from increasing ids to values in a sorted vector: ids come from
+// counters, so emplace appends; lookups are binary searches and iteration
+// (by id, as std::map would) walks contiguous memory. A model has a few
+// instances and an instance a few executions, looked at on every event.
+template <class T>
+class IdMap {
+ public:
+  using value_type = std::pair<uint64_t, T>;
+  using iterator = typename std::vector<value_type>::iterator;
+  using const_iterator = typename std::vector<value_type>::const_iterator;
+
+  iterator begin() { return items_.begin(); }
+  iterator end() { return items_.end(); }
+  const_iterator begin() const { return items_.begin(); }
+  const_iterator end() const { return items_.end(); }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+
+  iterator find(uint64_t id) {
+    auto it = std::lower_bound(items_.begin(), items_.end(), id, [](const value_type& v, uint64_t k) { return v.first < k; });
+    return it != items_.end() && it->first == id ? it : items_.end();
+  }
+  const_iterator find(uint64_t id) const { return const_cast<IdMap*>(this)->find(id); }
+  void emplace(uint64_t id, T value) {
+    auto it = std::lower_bound(items_.begin(), items_.end(), id, [](const value_type& v, uint64_t k) { return v.first < k; });
+    items_.emplace(it, id, std::move(value));
+  }
+  void erase(iterator it) { items_.erase(it); }
+  size_t erase(uint64_t id) {
+    auto it = find(id);
+    if (it == items_.end()) return 0;
+    items_.erase(it);
+    return 1;
+  }
+
+ private:
+  std::vector<value_type> items_;
+};
+
 struct Execution {
   uint64_t id = 0;
   std::vector<Completion::Item> requests;  // in dispatch order
-  std::vector<Micros> deadlines_us;        // of requests, same order
   int64_t rows = 0;
   Micros dispatched_us = 0;
 };
@@ -39,7 +77,7 @@ struct Scheduler::Instance {
   Micros slot_free_since_us = 0;  // when it last had a slot free after being full (or became ready)
   Micros busy_since_us = 0;
   Micros busy_us = 0;
-  std::map<uint64_t, Execution> in_flight;  // by execution id
+  IdMap<Execution> in_flight;  // by execution id
 
   int in_flight_requests() const {
     int n = 0;
@@ -61,7 +99,7 @@ struct Scheduler::Model {
   ModelConfig config;
   std::vector<policy::ProvisionedWindow> schedule;
   std::deque<Request> queue;
-  std::map<uint64_t, Instance> instances;
+  IdMap<Instance> instances;
   policy::Autoscaler autoscaler;
   policy::KeepAlivePolicy keep_alive;
   policy::AdaptiveBatcher batcher;
@@ -115,11 +153,12 @@ InstanceView ViewOf(const auto& instance, uint64_t generation) {
   return v;
 }
 
-Action Fail(const std::string& model, uint64_t request_id, uint64_t instance_id, Status status) {
+Action Fail(const std::string& model, uint64_t request_id, Micros arrival_us, uint64_t instance_id, Status status) {
   Action a;
   a.kind = Action::Kind::kFail;
   a.model = model;
   a.request_ids = {request_id};
+  a.arrival_us = arrival_us;
   a.instance_id = instance_id;
   a.status = std::move(status);
   return a;
@@ -324,7 +363,7 @@ void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
   const policy::ExpiryScan expiry = policy::ExpiredRequests(queued, now.mono_us);
   for (uint64_t expired_id : expiry.expired) {
     auto it = std::find_if(model.queue.begin(), model.queue.end(), [&](const Request& r) { return r.id == expired_id; });
-    out->push_back(Fail(model.config.name, expired_id, 0,
+    out->push_back(Fail(model.config.name, expired_id, it->arrival_us, 0,
                         DeadlineExceeded("request waited " + MillisText(now.mono_us - it->arrival_us) +
                                          " ms in the queue of model '" + model.config.name +
                                          "' and reached its deadline before running")));
@@ -336,16 +375,15 @@ void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
     bool expired_here = false;
     for (auto& [eid, execution] : instance.in_flight) {
       for (size_t i = 0; i < execution.requests.size();) {
-        if (execution.deadlines_us[i] > now.mono_us) {
+        if (execution.requests[i].deadline_us > now.mono_us) {
           ++i;
           continue;
         }
-        out->push_back(Fail(model.config.name, execution.requests[i].id, id,
+        out->push_back(Fail(model.config.name, execution.requests[i].id, execution.requests[i].arrival_us, id,
                             DeadlineExceeded("model '" + model.config.name +
                                              "' did not answer within the request's deadline (timeout_ms=" +
                                              std::to_string(model.config.timeout_ms) + ")")));
         execution.requests.erase(execution.requests.begin() + static_cast<std::ptrdiff_t>(i));
-        execution.deadlines_us.erase(execution.deadlines_us.begin() + static_cast<std::ptrdiff_t>(i));
         expired_here = true;
       }
     }
@@ -520,8 +558,8 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
           {.id = r.id,
            .rows = r.rows,
            .arrival_us = r.arrival_us,
-           .batch_wait_us = now.mono_us - std::max(r.arrival_us, std::min(now.mono_us, slot_free_since))});
-      execution.deadlines_us.push_back(r.deadline_us);
+           .batch_wait_us = now.mono_us - std::max(r.arrival_us, std::min(now.mono_us, slot_free_since)),
+           .deadline_us = r.deadline_us});
       execution.rows += r.rows;
       dispatch.request_ids.push_back(r.id);
     }
@@ -634,7 +672,7 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   model.instances.erase(it);
   for (const auto& [eid, execution] : instance.in_flight)
     for (const Completion::Item& r : execution.requests)
-      out->push_back(Fail(model.config.name, r.id, instance.id, in_flight_status));
+      out->push_back(Fail(model.config.name, r.id, r.arrival_us, instance.id, in_flight_status));
   Action stop;
   stop.kind = Action::Kind::kStop;
   stop.model = model.config.name;
@@ -654,7 +692,7 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
 }
 
 void Scheduler::FailQueued(Model& model, const Status& status, Now, Actions* out) {
-  for (const Request& r : model.queue) out->push_back(Fail(model.config.name, r.id, 0, status));
+  for (const Request& r : model.queue) out->push_back(Fail(model.config.name, r.id, r.arrival_us, 0, status));
   model.queue.clear();
 }
 
@@ -664,7 +702,8 @@ policy::ProvisionedFloor Scheduler::ProvisionedMinimum(const Model& model, Now n
 }
 
 policy::KeepAliveActions Scheduler::KeepAliveActionsFor(const Model& model, Now now) const {
-  std::vector<policy::IdleInstance> idle;
+  std::vector<policy::IdleInstance>& idle = idle_;
+  idle.clear();
   for (const auto& [id, instance] : model.instances)
     if (instance.ready && instance.in_flight.empty()) idle.push_back({id, instance.idle_since_us});
   // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
@@ -677,7 +716,7 @@ void Scheduler::Reschedule(Model& model, Now now, Actions* out) {
   for (const Request& r : model.queue) wake = std::min(wake, r.deadline_us);
   for (const auto& [id, instance] : model.instances)
     for (const auto& [eid, execution] : instance.in_flight)
-      for (Micros deadline : execution.deadlines_us) wake = std::min(wake, deadline);
+      for (const Completion::Item& r : execution.requests) wake = std::min(wake, r.deadline_us);
   wake = std::min(wake, model.batch_wake_us);
   const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
   if (!actions.stop.empty() || actions.prewarm_now) wake = now.mono_us;

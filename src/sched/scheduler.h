@@ -99,7 +99,7 @@ struct Action {
   enum class Kind {
     kStart,        // start instance_id by `path`; `provisioned` if it keeps the floor
     kDispatch,     // send request_ids (in order, `rows` in all) to instance_id as execution_id
-    kFail,         // answer request_ids[0] with `status` (instance_id: where it ran, 0 if queued)
+    kFail,         // answer request_ids[0] (arrived at arrival_us) with `status` (instance_id: where it ran, 0 if queued)
     kStop,         // stop instance_id (kill its process); `reason` for the usage log; `fault` for a warning
     kWake,         // call Wake(model) at `at_us` (monotonic); replaces the earlier wake; kNever = none
     kProvisioned,  // the floor of `instances` held from `start_wall_us` to `at_us` (wall): a usage record
@@ -118,6 +118,7 @@ struct Action {
   bool provisioned = false;
   StartPath path = StartPath::kExec;
   Micros at_us = 0;
+  Micros arrival_us = 0;  // kFail
   Micros start_wall_us = 0;
   int instances = 0;
   InstanceUsage usage;  // kStop
@@ -152,6 +153,7 @@ struct Completion {
     int64_t rows = 1;
     Micros arrival_us = 0;
     Micros batch_wait_us = 0;  // queued while a slot was free: filling the batch
+    Micros deadline_us = 0;
   };
   std::vector<Item> requests;
   int64_t rows = 0;
@@ -252,6 +254,7 @@ class Scheduler {
   Status ReserveMemory(Model& model, Now now, Actions* out);
 
   SchedulerOptions options_;
+  mutable std::vector<policy::IdleInstance> idle_;  // scratch for keep-alive
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   uint64_t next_instance_id_ = 1;
 };

@@ -59,12 +59,6 @@ namespace {
 
 using sched::Action;
 
-struct Pending {
-  uint32_t model = 0;
-  Micros arrival_us = 0;
-  int64_t rows = 1;
-};
-
 // What the simulator knows of a model beyond the scheduler: its profile and
 // how many instances it has, for the result.
 struct Model {
@@ -77,7 +71,11 @@ struct Model {
   Micros start_us = 0;
   std::string start_path;
   int live_instances = 0;
-  Micros wake_at_us = sched::kNever;  // the scheduler's one pending wake-up
+  Micros wake_at_us = sched::kNever;  // when the scheduler wants Wake
+  // The earliest wake event queued (no later than wake_at_us). As the
+  // runtime's timer, it stays when the wanted time moves later: under load
+  // the earliest deadline moves with every execution.
+  Micros armed_us = sched::kNever;
 
   const ModelConfig& config() const { return sim->config; }
 };
@@ -91,6 +89,7 @@ struct Event {
   uint32_t model;
   uint64_t instance;
   uint64_t execution;
+  Micros compute_us;  // kDone: the execution's drawn time
   bool operator>(const Event& o) const { return time_us != o.time_us ? time_us > o.time_us : seq > o.seq; }
 };
 
@@ -140,12 +139,20 @@ class Sim {
           starting_.erase(e.instance);
           scheduler_.InstanceReady(name, e.instance, At(), &actions_);
           break;
-        case EventKind::kDone: OnDone(e.model, e.instance, e.execution); break;
-        case EventKind::kWake:
-          if (e.time_us != models_[e.model].wake_at_us) break;  // superseded
-          models_[e.model].wake_at_us = sched::kNever;
+        case EventKind::kDone: OnDone(e.model, e.instance, e.execution, e.compute_us); break;
+        case EventKind::kWake: {
+          Model& model = models_[e.model];
+          if (e.time_us != model.armed_us) break;  // superseded by an earlier one
+          model.armed_us = sched::kNever;
+          if (model.wake_at_us == sched::kNever) break;
+          if (now_ < model.wake_at_us) {  // wanted later now: re-arm
+            Arm(e.model, model.wake_at_us);
+            break;
+          }
+          model.wake_at_us = sched::kNever;
           scheduler_.Wake(name, At(), &actions_);
           break;
+        }
       }
       Carry();
       // Provisioned floors, keep-alive and pre-warm plans keep scheduling
@@ -166,8 +173,14 @@ class Sim {
   sched::Now At() const { return {.mono_us = now_, .wall_us = Wall(now_)}; }
   Micros Wall(Micros t) const { return options_.start_wall_us + t; }
 
-  void Push(Micros t, EventKind kind, uint32_t model, uint64_t instance = 0, uint64_t execution = 0) {
-    events_.push({t, next_seq_++, kind, model, instance, execution});
+  void Push(Micros t, EventKind kind, uint32_t model, uint64_t instance = 0, uint64_t execution = 0,
+            Micros compute_us = 0) {
+    events_.push({t, next_seq_++, kind, model, instance, execution, compute_us});
+  }
+
+  void Arm(uint32_t m, Micros at) {
+    models_[m].armed_us = at;
+    Push(at, EventKind::kWake, m);
   }
 
   void Arrive(const SimArrival& a) {
@@ -175,13 +188,11 @@ class Sim {
     const ModelConfig& c = models_[a.model].config();
     const uint64_t id = next_request_id_++;
     auto deadline = policy::RequestDeadline(now_, c.timeout_ms, std::nullopt);
-    pending_[id] = {a.model, now_, a.rows};
     const Status admitted = scheduler_.Arrive(
         c.name, {.id = id, .rows = a.rows, .arrival_us = now_, .deadline_us = deadline.ok() ? *deadline : sched::kNever},
         At(), &actions_);
     if (!admitted.ok()) {
       ++result_.rejected_429;
-      pending_.erase(id);
       RecordRefused(a.model, id, HttpStatusFor(admitted.code()));
     }
     Carry();
@@ -202,15 +213,14 @@ class Sim {
           break;
         case Action::Kind::kDispatch: {
           const Micros compute_us = DrawExecUs(model, a.rows);
-          compute_us_[a.execution_id] = compute_us;
-          Push(now_ + compute_us, EventKind::kDone, m, a.instance_id, a.execution_id);
+          Push(now_ + compute_us, EventKind::kDone, m, a.instance_id, a.execution_id, compute_us);
           break;
         }
-        case Action::Kind::kFail: RecordFailure(m, a.request_ids.at(0), a.instance_id, a.status); break;
+        case Action::Kind::kFail: RecordFailure(m, a); break;
         case Action::Kind::kStop: RecordStop(m, a); break;
         case Action::Kind::kWake:
           model.wake_at_us = a.at_us;
-          if (a.at_us != sched::kNever) Push(a.at_us, EventKind::kWake, m);
+          if (a.at_us < model.armed_us) Arm(m, a.at_us);
           break;
         case Action::Kind::kProvisioned:
           result_.provisioned_instance_s += a.instances * (a.at_us - a.start_wall_us) / 1e6;
@@ -240,17 +250,12 @@ class Sim {
     return std::max<Micros>(1, static_cast<Micros>(std::llround(median * factor)));
   }
 
-  void OnDone(uint32_t m, uint64_t instance_id, uint64_t execution_id) {
+  void OnDone(uint32_t m, uint64_t instance_id, uint64_t execution_id, Micros compute_us) {
     const Model& model = models_[m];
-    auto found = compute_us_.find(execution_id);
-    if (found == compute_us_.end()) return;
-    const Micros compute_us = found->second;
-    compute_us_.erase(found);
     std::optional<sched::Completion> done =
         scheduler_.ExecutionDone(model.config().name, instance_id, execution_id, compute_us, true, At(), &actions_);
     if (!done) return;  // its instance was stopped at a deadline
     for (const sched::Completion::Item& item : done->requests) {
-      pending_.erase(item.id);
       metering::InvocationRecord r = Record(m, item.id, item.arrival_us, 200);
       r.instance_id = done->instance.id;
       r.queue_us = done->dispatched_us - item.arrival_us;
@@ -283,15 +288,11 @@ class Sim {
 
   // As the runtime records a request failed before an answer: queued, its
   // whole latency is queue time; on an instance, a share of one row.
-  void RecordFailure(uint32_t m, uint64_t id, uint64_t instance_id, const Status& status) {
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    const Pending p = it->second;
-    pending_.erase(it);
-    if (status.code() == StatusCode::kDeadlineExceeded) ++result_.deadline_504;
-    metering::InvocationRecord r = Record(m, id, p.arrival_us, HttpStatusFor(status.code()));
-    if (instance_id != 0) {
-      r.instance_id = instance_id;
+  void RecordFailure(uint32_t m, const Action& a) {
+    if (a.status.code() == StatusCode::kDeadlineExceeded) ++result_.deadline_504;
+    metering::InvocationRecord r = Record(m, a.request_ids.at(0), a.arrival_us, HttpStatusFor(a.status.code()));
+    if (a.instance_id != 0) {
+      r.instance_id = a.instance_id;
       r.batch_rows = 1;
       r.batch_requests = 1;
       r.share = 1;
@@ -337,8 +338,6 @@ class Sim {
   sched::Actions actions_;
   std::vector<Model> models_;
   std::unordered_map<std::string, uint32_t> index_;
-  std::unordered_map<uint64_t, Pending> pending_;       // admitted, not answered yet
-  std::unordered_map<uint64_t, Micros> compute_us_;     // drawn time of executions running
   std::unordered_set<uint64_t> starting_;               // instances not ready yet
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   Micros now_ = 0;
