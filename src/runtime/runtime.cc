@@ -41,23 +41,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr Micros kNever = std::numeric_limits<Micros>::max();
+using sched::Action;
+using sched::kNever;
 // Worker file descriptor number for its end of the socket.
 constexpr int kWorkerFd = 3;
-// Backoff before provisioned instances are retried after a failed start.
-constexpr Micros kMinStartRetryUs = 1 * kMicrosPerSecond;
-constexpr Micros kMaxStartRetryUs = 60 * kMicrosPerSecond;
 
-std::string Fields(std::initializer_list<std::pair<std::string_view, std::string>> kv) {
-  std::string out;
-  for (const auto& [k, v] : kv) {
-    if (!out.empty()) out += ' ';
-    out += k;
-    out += '=';
-    out += v;
-  }
-  return out;
-}
+std::string Fields(std::initializer_list<std::pair<std::string_view, std::string>> kv) { return LogFields(kv); }
 
 // Whether workers started under `a` and under `b` differ: fields a worker
 // reads (src/worker: the model, its tensors and warm-up, threads, how many
@@ -77,11 +66,10 @@ bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
          a.template_standby != b.template_standby;
 }
 
-Micros StartTimeoutUs(const ModelConfig& config) { return config.start_timeout_ms * kMicrosPerMilli; }
-
-std::string StartTimeoutMessage(std::string_view what, const ModelConfig& config) {
-  return std::string(what) + " of model '" + config.name + "' did not become ready within start_timeout_ms=" +
-         std::to_string(config.start_timeout_ms);
+// "<what> of model 'm' did not become ready ..."; without a model, "the <what> ...".
+std::string StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
+  return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
+         " did not become ready within start_timeout_ms=" + std::to_string(start_timeout_ms);
 }
 
 // Children of `pid` (its main thread's: spawners fork from it), from
@@ -95,52 +83,34 @@ std::vector<pid_t> ChildrenOf(pid_t pid) {
 
 }  // namespace
 
+// A request's payload while the scheduler has it (queued or running).
 struct Runtime::Pending {
-  uint64_t request_id = 0;
-  std::vector<Tensor> inputs;
+  std::vector<Tensor> inputs;  // moved out when dispatched
   std::vector<std::string> output_names;
-  int64_t rows = 1;       // dim 0 of the inputs
-  std::string batch_key;  // requests with equal keys may share an execution
+  int64_t rows = 1;  // dim 0 of the inputs
   Micros arrival_us = 0;
-  Micros deadline_us = 0;
   Micros dispatched_us = 0;
-  Micros batch_wait_us = 0;  // part of the queue time spent with a free slot, filling a batch
   InferCallback done;
 };
 
-// One message to an instance: a batch of one or more requests.
-struct Runtime::Execution {
-  uint64_t id = 0;  // the IPC request id
-  std::vector<std::unique_ptr<Pending>> requests;
-  int64_t rows = 0;
-  Micros dispatched_us = 0;
-};
-
+// An instance's process and its channel; the scheduler holds its state.
 struct Runtime::Instance {
   explicit Instance(asio::io_context& io) : socket(io) {}
 
   uint64_t id = 0;
   pid_t pid = 0;
-  bool ready = false;
+  bool ready = false;  // it sent Ready
   bool removed = false;
   asio::local::stream_protocol::socket socket;
   ipc::FrameReader reader;
   std::array<char, 256 * 1024> read_buffer;
   std::deque<ipc::InferRequestFrame> write_queue;  // written from the tensors, not copied
   bool writing = false;
-  std::map<uint64_t, Execution> in_flight;  // by execution id
+  std::map<uint64_t, Micros> dispatched_us;  // executions in flight, by id
   StartPath start_path = StartPath::kExec;
-  Micros spawn_start_us = 0;  // StartInstance
+  Micros spawn_start_us = 0;  // Launch
   Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
-  Micros ready_us = 0;
-  Micros idle_since_us = 0;
-  Micros slot_free_since_us = 0;  // when it last had a slot free after being full (or became ready)
-  Micros start_wall_us = 0;
-  Micros busy_since_us = 0;  // when in_flight last became non-empty
-  Micros busy_us = 0;        // total time with executions in flight
-  bool provisioned = false;  // started to keep the provisioned floor
   ipc::ReadyMessage ready_message;
-  uint64_t generation = 0;  // the model settings it started with
   std::weak_ptr<Spawner> forked_by;    // the template or zygote asked to fork it
   std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
 };
@@ -167,6 +137,7 @@ struct Runtime::Spawner {
   int64_t start_timeout_ms = 0;  // the zygote's; a template follows its model's current setting
   std::string cgroup_dir;
   std::string sandbox;  // its Ready's sandbox report
+  std::unique_ptr<asio::steady_timer> start_timer;  // fires at the start deadline
 
   // Not ready by then: killed.
   Micros StartDeadline() const;
@@ -188,12 +159,7 @@ struct Runtime::Validation {
 };
 
 struct Runtime::Model {
-  Model(asio::io_context& io, ModelConfig c)
-      : config(std::move(c)),
-        timer(io),
-        autoscaler(AutoscalerOptionsFor(config)),
-        keep_alive(KeepAliveOptionsFor(config)),
-        batcher(BatchingOptionsFor(config)) {}
+  Model(asio::io_context& io, ModelConfig c) : config(std::move(c)), timer(io) {}
 
   ModelConfig config;
   // Where workers read the effective config: config.json as the runtime
@@ -201,40 +167,10 @@ struct Runtime::Model {
   std::string run_directory;
   bool removed = false;  // unloaded; kept only until its callbacks drain
   std::shared_ptr<Spawner> spawner;  // start path template
-  std::deque<std::unique_ptr<Pending>> queue;
-  std::map<uint64_t, std::shared_ptr<Instance>> instances;
+  std::map<uint64_t, std::shared_ptr<Instance>> instances;  // processes, by the scheduler's ids
   asio::steady_timer timer;
-  Micros scheduled_wake_us = std::numeric_limits<Micros>::max();  // when Reschedule last wanted a wake
-  Micros armed_wake_us = std::numeric_limits<Micros>::max();      // when the timer fires: no later than scheduled_wake_us
-  policy::Autoscaler autoscaler;
-  policy::KeepAlivePolicy keep_alive;
-  policy::AdaptiveBatcher batcher;
-  Micros batch_wake_us = std::numeric_limits<Micros>::max();  // the batcher's wait ends
-  bool busy = false;     // requests in flight or queued: the model is not in an idle period
-  uint64_t generation = 0;  // bumped when the settings change
-  Micros autoscaler_wake_us = std::numeric_limits<Micros>::max();
-  bool panicking = false;
-  int desired = 0;       // the autoscaler's last answer
-  int provisioned_instances = 0;         // the floor in force, for usage records
-  Micros provisioned_since_wall_us = 0;  // since when
-  std::string last_start_error;
-  Micros start_retry_after_us = 0;
-  Micros start_retry_backoff_us = kMinStartRetryUs;
-
-  bool batching() const { return config.batching != "off"; }
-  // Requests running on instances.
-  int in_flight() const {
-    int n = 0;
-    for (const auto& [id, instance] : instances)
-      for (const auto& [eid, execution] : instance->in_flight) n += static_cast<int>(execution.requests.size());
-    return n;
-  }
-  // Executions (batches) running on instances: the slots in use.
-  int in_flight_executions() const {
-    int n = 0;
-    for (const auto& [id, instance] : instances) n += static_cast<int>(instance->in_flight.size());
-    return n;
-  }
+  Micros wake_us = kNever;        // when the scheduler wants Wake
+  Micros armed_wake_us = kNever;  // when the timer fires: no later than wake_us
 };
 
 Micros Runtime::Spawner::StartDeadline() const {
@@ -260,6 +196,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
       io_(io),
       clock_(clock),
       options_(std::move(options)),
+      scheduler_({.memory_budget_mb = options_.memory_budget_mb}),
       child_watcher_(std::make_unique<ChildWatcher>(io)) {
   if (options_.memory_cgroups && !options_.memory_cgroups->enforced()) options_.memory_cgroups = nullptr;
   run_dir_ = options_.run_dir;
@@ -345,9 +282,7 @@ Status Runtime::WriteRunDirectory(Model& model, bool snapshot_model_file) {
 Status Runtime::AddModel(ModelConfig config) {
   if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
   // Config validation covers these; a mismatch here is a bug, not a crash.
-  THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
-  THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
-  THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
   auto model = std::make_unique<Model>(io_, std::move(config));
   THAW_RETURN_IF_ERROR(WriteRunDirectory(*model, /*snapshot_model_file=*/true));
   Model& ref = *model;
@@ -358,9 +293,10 @@ Status Runtime::AddModel(ModelConfig config) {
                    {"max_concurrency", std::to_string(ref.config.max_concurrency)},
                    {"keep_alive_s", std::to_string(ref.config.keep_alive_s)},
                    {"start_path", std::string(StartPathName(ref.config.start_path))}}));
+  THAW_RETURN_IF_ERROR(scheduler_.AddModel(ref.config, NowPair(), &actions_));
   // Templates and the zygote start at deploy so the first request finds them ready.
   if (ref.config.start_path != StartPath::kExec) EnsureSpawner(ref);
-  Pump(ref);
+  Carry();
   return Status::Ok();
 }
 
@@ -392,36 +328,38 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   };
   if (spawner && !spawner->gone)
     status.spawner = SpawnerStatus{spawner->pid, spawner->ready, spawner->cgroup_dir, decode_sandbox(spawner->sandbox)};
-  status.queued = static_cast<int>(model.queue.size());
+  status.queued = scheduler_.Queued(model.config.name);
   const Micros now = clock_.NowMicros();
-  status.batching = {.mode = model.config.batching,
-                     .target_batch_size = model.batcher.TargetBatchSize(now),
-                     .cost_intercept_us = model.batcher.cost().intercept_us(),
-                     .cost_per_row_us = model.batcher.cost().slope_us_per_row(),
-                     .arrival_rows_per_s = model.batcher.ArrivalRowsPerSecond(now)};
-  status.last_start_error = model.last_start_error;
+  if (const policy::AdaptiveBatcher* batcher = scheduler_.Batcher(model.config.name))
+    status.batching = {.mode = model.config.batching,
+                       .target_batch_size = batcher->TargetBatchSize(now),
+                       .cost_intercept_us = batcher->cost().intercept_us(),
+                       .cost_per_row_us = batcher->cost().slope_us_per_row(),
+                       .arrival_rows_per_s = batcher->ArrivalRowsPerSecond(now)};
+  status.last_start_error = scheduler_.LastStartError(model.config.name);
   status.not_ready_reason = NotReadyReason(model);
   status.ready = status.not_ready_reason.empty();
   for (const auto& [id, instance] : model.instances) {
+    const std::optional<sched::InstanceView> view = scheduler_.FindInstance(model.config.name, id);
     InstanceStatus s;
     s.id = id;
     s.pid = instance->pid;
     s.cgroup_dir = instance->cgroup_dir;
     if (instance->ready) s.sandbox = decode_sandbox(instance->ready_message.sandbox);
-    for (const auto& [eid, execution] : instance->in_flight) s.in_flight += static_cast<int>(execution.requests.size());
-    s.state = !instance->ready                          ? InstanceState::kStarting
-              : instance->generation != model.generation ? InstanceState::kStopping
-              : s.in_flight                              ? InstanceState::kBusy
-                                                         : InstanceState::kIdle;
+    s.in_flight = view ? view->in_flight_requests : 0;
+    s.state = !view || !view->ready ? InstanceState::kStarting
+              : view->retiring      ? InstanceState::kStopping
+              : s.in_flight         ? InstanceState::kBusy
+                                    : InstanceState::kIdle;
     status.instances.push_back(s);
   }
   return status;
 }
 
 std::string Runtime::NotReadyReason(const Model& model) const {
-  for (const auto& [id, instance] : model.instances)
-    if (instance->ready && instance->generation == model.generation) return "";
-  if (!model.last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + model.last_start_error;
+  if (scheduler_.CanServe(model.config.name)) return "";
+  const std::string& last_start_error = scheduler_.LastStartError(model.config.name);
+  if (!last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + last_start_error;
   if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
   const Spawner* spawner = SpawnerOf(model);
   const char* what = model.config.start_path == StartPath::kTemplate ? "template" : "zygote";
@@ -435,7 +373,7 @@ bool Runtime::Ready() {
   for (const auto& [name, model] : models_) {
     const Spawner* spawner = SpawnerOf(*model);
     // Still loading, and not failed: not settled yet.
-    if (spawner && !spawner->gone && !spawner->ready && model->last_start_error.empty()) return false;
+    if (spawner && !spawner->gone && !spawner->ready && scheduler_.LastStartError(name).empty()) return false;
   }
   startup_settled_ = true;
   return true;
@@ -475,156 +413,29 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
         "' can hold: at most " + std::to_string(max_input_bytes) + " bytes (1/" + std::to_string(kRequestMemoryDivisor) +
         " of memory_mb=" + std::to_string(model.config.memory_mb) + ")"));
 
-  // Requests beyond the instance slots the model may ever have wait in the
-  // queue, up to max_queue; past that the caller is told to retry later.
-  const Status admitted = policy::Admit(
-      {.queued = static_cast<int>(model.queue.size()), .in_flight = model.in_flight_executions()},
-      {.max_concurrency = model.config.max_concurrency, .instance_concurrency = model.config.instance_concurrency,
-       .max_queue = model.config.max_queue});
-  if (!admitted.ok()) return finish_now(Status(admitted.code(), "model '" + model.config.name + "': " + admitted.message()));
+  const uint64_t id = next_request_id_++;
   auto pending = std::make_unique<Pending>();
-  pending->request_id = next_request_id_++;
   pending->inputs = std::move(inputs);
   pending->output_names = std::move(output_names);
+  sched::Request request{.id = id, .arrival_us = now, .deadline_us = deadline_us};
   // A request whose tensors disagree on dim 0 still runs, alone.
   auto rows = BatchRows(pending->inputs);
-  pending->rows = rows.ok() ? *rows : 1;
-  if (model.batching()) {
-    pending->batch_key = rows.ok() ? ShapeKey(pending->inputs) : "#" + std::to_string(pending->request_id);
+  request.rows = pending->rows = rows.ok() ? *rows : 1;
+  if (model.config.batching != "off") {
+    request.batch_key = rows.ok() ? ShapeKey(pending->inputs) : "#" + std::to_string(id);
     // Requests selecting different outputs are not mixed either.
-    for (const std::string& name : pending->output_names) pending->batch_key += "|" + name;
+    for (const std::string& name : pending->output_names) request.batch_key += "|" + name;
   }
   pending->arrival_us = now;
-  pending->deadline_us = deadline_us;
   pending->done = std::move(done);
-  const int64_t pending_rows = pending->rows;
-  model.queue.push_back(std::move(pending));
-  model.keep_alive.OnArrival(now);
-  model.batcher.OnArrival(now, pending_rows);
-  model.busy = true;
-  Pump(model);
-}
-
-void Runtime::Pump(Model& model) {
-  if (on_drained_) CheckDrained();
-  if (shut_down_ || model.removed) return;
-  const int per_instance = model.config.instance_concurrency;
-  const Micros now = clock_.NowMicros();
-  model.batch_wake_us = kNever;
-  std::vector<policy::BatchRequest> waiting;
-  while (!model.queue.empty()) {
-    // Fill busy instances first, then the most recently used idle one, so
-    // that surplus instances age out through keep-alive.
-    Instance* best = nullptr;
-    int free_slots = 0;
-    for (auto& [id, instance] : model.instances) {
-      if (!instance->ready || static_cast<int>(instance->in_flight.size()) >= per_instance) continue;
-      if (instance->generation != model.generation) continue;  // started with old settings: retiring
-      free_slots += per_instance - static_cast<int>(instance->in_flight.size());
-      if (!best) {
-        best = instance.get();
-        continue;
-      }
-      const bool busy = !instance->in_flight.empty(), best_busy = !best->in_flight.empty();
-      if (busy != best_busy ? busy : instance->idle_since_us > best->idle_since_us) best = instance.get();
-    }
-    if (!best) break;
-    std::vector<std::unique_ptr<Pending>> batch;
-    if (!model.batching()) {
-      batch.push_back(std::move(model.queue.front()));
-      model.queue.pop_front();
-    } else {
-      waiting.clear();
-      for (const auto& pending : model.queue)
-        waiting.push_back({pending->request_id, pending->arrival_us, pending->deadline_us, pending->rows, pending->batch_key});
-      const policy::BatchDecision decision = model.batcher.Decide({.now_us = now, .queue = waiting, .free_slots = free_slots});
-      if (decision.dispatch.empty()) {
-        if (decision.next_wake_us) model.batch_wake_us = *decision.next_wake_us;
-        break;
-      }
-      // The decision lists ids in queue order; take them out in one pass.
-      size_t next = 0;
-      for (auto it = model.queue.begin(); it != model.queue.end() && next < decision.dispatch.size();) {
-        if ((*it)->request_id != decision.dispatch[next]) {
-          ++it;
-          continue;
-        }
-        batch.push_back(std::move(*it));
-        it = model.queue.erase(it);
-        ++next;
-      }
-    }
-    Dispatch(model, *best, std::move(batch));
+  Pending& held = *pending_.emplace(id, std::move(pending)).first->second;
+  const Status admitted = scheduler_.Arrive(model.config.name, std::move(request), NowPair(), &actions_);
+  if (!admitted.ok()) {
+    done = std::move(held.done);
+    pending_.erase(id);
+    return finish_now(admitted);
   }
-
-  // The model's work ran out (answered, failed or expired): an idle period
-  // starts, and the keep-alive policy plans it.
-  if (model.busy && model.queue.empty() && model.in_flight() == 0) {
-    model.busy = false;
-    const policy::IdlePlan plan = model.keep_alive.OnIdle(now);
-    if (plan.source != policy::PlanSource::kFixed)
-      LogEvent(LogLevel::kDebug, "keep_alive_plan",
-               Fields({{"model", model.config.name}, {"source", std::string(policy::PlanSourceName(plan.source))},
-                       {"unload_now", plan.unload_now ? "true" : "false"},
-                       {"prewarm_in_ms", plan.prewarm_at_us ? MillisText(*plan.prewarm_at_us - now) : "-"},
-                       {"keep_ms", MillisText(plan.keep_until_us - now)}}));
-  }
-  policy::ModelLoad load;
-  load.queued = static_cast<int>(model.queue.size());
-  int serving_slots = 0;  // slots of ready instances with the current settings, busy or free
-  for (const auto& [id, instance] : model.instances) {
-    if (instance->ready) {
-      ++load.ready_instances;
-      // A retiring instance (old settings) takes no new work: no free slots.
-      if (instance->generation == model.generation) {
-        load.free_slots += per_instance - static_cast<int>(instance->in_flight.size());
-        serving_slots += per_instance;
-      }
-    } else {
-      ++load.starting_instances;
-    }
-  }
-  if (model.batching() && !model.queue.empty()) {
-    // Batching first: queued rows are work for instances only beyond what
-    // every serving slot takes in its next batch (a batch of the size the
-    // batcher aims for), so a batch forming behind a busy instance starts
-    // nothing, while a queue longer than batching can absorb does.
-    int64_t queued_rows = 0;
-    for (const auto& pending : model.queue) queued_rows += pending->rows;
-    const int64_t batch_rows = model.config.batching == "fixed" ? model.config.max_batch_size
-                                                                : model.batcher.TargetBatchSize(now);
-    load.queued = policy::QueuedExecutions(queued_rows, serving_slots, batch_rows);
-    load.free_slots = 0;
-  }
-  policy::ScalingLimits limits;
-  limits.max_instances = model.config.max_concurrency;
-  limits.instance_concurrency = per_instance;
-  // After a failed start, the provisioned floor waits for the backoff;
-  // queued requests still trigger a start.
-  const int provisioned_floor = ProvisionedMinimum(model).min_instances;
-  limits.min_instances = now >= model.start_retry_after_us ? provisioned_floor : 0;
-  int to_start = policy::InstancesToStart(load, limits);
-  // Queued work starts instances at once; beyond that the autoscaler adds
-  // instances toward its desired count while there is load or a burst.
-  const int concurrency = model.in_flight_executions() + load.queued;
-  const policy::AutoscaleDecision scale =
-      model.autoscaler.Update({.now_us = now, .concurrency = concurrency, .ready_instances = load.ready_instances});
-  if (scale.panicking != model.panicking)
-    LogEvent(LogLevel::kInfo, scale.panicking ? "autoscaler_panic" : "autoscaler_calm",
-             Fields({{"model", model.config.name}, {"desired", std::to_string(scale.desired_instances)},
-                     {"ready", std::to_string(load.ready_instances)}}));
-  model.panicking = scale.panicking;
-  model.desired = scale.desired_instances;
-  // Only a panic holds instances, so only a panic needs the autoscaler
-  // re-asked as its windows move.
-  model.autoscaler_wake_us = scale.panicking && scale.next_wake_us ? *scale.next_wake_us : kNever;
-  if (concurrency > 0 || scale.panicking) {
-    const int live = load.ready_instances + load.starting_instances;
-    to_start = std::max(to_start, std::min(scale.desired_instances, model.config.max_concurrency) - live);
-  }
-  for (int i = 0; i < to_start; ++i) StartInstance(model);
-  UpdateProvisioned(model, provisioned_floor);
-  Reschedule(model);
+  Carry();
 }
 
 void Runtime::RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome,
@@ -653,104 +464,98 @@ void Runtime::RecordInvocation(const std::string& model, int64_t memory_mb, cons
   options_.usage->Record(std::move(r));
 }
 
-void Runtime::RecordInstanceStop(const Model& model, const Instance& instance, std::string_view reason) {
+void Runtime::RecordInstanceStop(const Model& model, const Instance& instance, const Action& stop) {
   if (!options_.usage) return;
-  const Micros now = clock_.NowMicros();
   metering::InstanceRecord r;
   r.model = model.config.name;
   r.instance_id = instance.id;
   r.start_path = std::string(StartPathName(instance.start_path));
   r.memory_mb = model.config.memory_mb;
-  r.start_wall_us = instance.start_wall_us;
+  r.start_wall_us = stop.usage.start_wall_us;
   r.stop_wall_us = clock_.WallMicros();
-  const Micros lifetime = now - instance.spawn_start_us;
-  r.init_us = instance.ready ? instance.ready_us - instance.spawn_start_us : lifetime;
-  r.busy_us = instance.busy_us + (instance.in_flight.empty() ? 0 : now - instance.busy_since_us);
-  r.idle_us = std::max<Micros>(0, lifetime - r.init_us - r.busy_us);
-  r.provisioned = instance.provisioned;
-  r.stop_reason = std::string(reason);
+  r.init_us = stop.usage.init_us;
+  r.busy_us = stop.usage.busy_us;
+  r.idle_us = stop.usage.idle_us;
+  r.provisioned = stop.usage.provisioned;
+  r.stop_reason = stop.reason;
   options_.usage->Record(std::move(r));
 }
 
-void Runtime::UpdateProvisioned(Model& model, int instances, std::optional<Micros> wall_now) {
-  if (instances == model.provisioned_instances && !wall_now) return;
-  const Micros wall = wall_now ? *wall_now : clock_.WallMicros();
-  if (model.provisioned_instances > 0 && options_.usage)
-    options_.usage->Record(metering::ProvisionedRecord{.model = model.config.name,
-                                                        .memory_mb = model.config.memory_mb,
-                                                        .instances = model.provisioned_instances,
-                                                        .start_wall_us = model.provisioned_since_wall_us,
-                                                        .end_wall_us = wall});
-  model.provisioned_instances = instances;
-  model.provisioned_since_wall_us = wall;
-}
-
 void Runtime::FlushUsage() {
-  const Micros wall = clock_.WallMicros();
-  for (auto& [name, model] : models_)
-    if (model->provisioned_instances > 0) UpdateProvisioned(*model, model->provisioned_instances, wall);
+  scheduler_.FlushProvisioned(NowPair(), &actions_);
+  Carry();
 }
 
-Status Runtime::ReserveMemory(Model& model) {
-  if (options_.memory_budget_mb <= 0) return Status::Ok();
-  std::vector<policy::LiveInstance> live;
-  for (const auto& [name, other] : models_) {
-    // Provisioned instances are kept: only idle ones beyond the floor may go.
-    int protected_left = ProvisionedMinimum(*other).min_instances;
-    for (const auto& [id, instance] : other->instances) {
-      bool evictable = instance->ready && instance->in_flight.empty();
-      if (evictable && protected_left > 0) {
-        --protected_left;
-        evictable = false;
+sched::Now Runtime::NowPair() const { return {.mono_us = clock_.NowMicros(), .wall_us = clock_.WallMicros()}; }
+
+void Runtime::Carry() {
+  // Carrying out an action may report back to the scheduler (a start that
+  // cannot be launched), which appends more; they run in this same loop.
+  if (carrying_) return;
+  carrying_ = true;
+  for (size_t i = 0; i < actions_.size(); ++i) {
+    Action action = std::move(actions_[i]);
+    auto it = models_.find(action.model);
+    if (it == models_.end() && action.kind != Action::Kind::kFail) continue;  // removed meanwhile
+    switch (action.kind) {
+      case Action::Kind::kStart: Launch(*it->second, action.instance_id, action.provisioned); break;
+      case Action::Kind::kDispatch: Send(*it->second, action); break;
+      case Action::Kind::kFail: FailRequest(action); break;
+      case Action::Kind::kStop: Kill(*it->second, action); break;
+      case Action::Kind::kWake: Arm(*it->second, action.at_us); break;
+      case Action::Kind::kProvisioned:
+        if (options_.usage)
+          options_.usage->Record(metering::ProvisionedRecord{.model = action.model,
+                                                             .memory_mb = it->second->config.memory_mb,
+                                                             .instances = action.instances,
+                                                             .start_wall_us = action.start_wall_us,
+                                                             .end_wall_us = action.at_us});
+        break;
+      case Action::Kind::kNotice: {
+        const bool warning = action.reason == "instance_start_refused";
+        std::string fields = Fields({{"model", action.model}});
+        if (!action.detail.empty()) fields += " " + action.detail;
+        LogEvent(warning ? LogLevel::kWarning : action.reason == "keep_alive_plan" ? LogLevel::kDebug : LogLevel::kInfo,
+                 action.reason, fields);
+        break;
       }
-      live.push_back({name, id, other->config.memory_mb, evictable, instance->idle_since_us});
     }
-    // A live template and its standby (a fork sharing most of its pages)
-    // count as one instance of the model's size; never evicted (id 0).
-    if (other->config.start_path == StartPath::kTemplate && other->spawner && !other->spawner->gone)
-      live.push_back({name, 0, other->config.memory_mb, false, 0});
   }
-  auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
-  if (!plan.ok())
-    return Unavailable("no memory for a new instance of model '" + model.config.name + "': " + plan.status().message());
-  for (const policy::Eviction& eviction : plan->evict) {
-    auto it = models_.find(eviction.model);
-    if (it == models_.end()) continue;
-    RetireIdleInstance(*it->second, eviction.id, "memory_pressure");
-  }
-  return Status::Ok();
+  actions_.clear();
+  carrying_ = false;
+  if (on_drained_) CheckDrained();
 }
 
-void Runtime::StartInstance(Model& model) {
-  if (Status room = ReserveMemory(model); !room.ok()) {
-    LogEvent(LogLevel::kWarning, "instance_start_refused",
-             Fields({{"model", model.config.name}, {"error", LogValue(room.message())}}));
-    // Queued requests fail only if no instance of the model can serve them.
-    if (model.instances.empty()) FailQueued(model, room);
-    return;
-  }
+void Runtime::FailRequest(const Action& fail) {
+  auto it = pending_.find(fail.request_ids.at(0));
+  if (it == pending_.end()) return;
+  std::unique_ptr<Pending> pending = std::move(it->second);
+  pending_.erase(it);
+  InferOutcome outcome;
+  outcome.status = fail.status;
+  outcome.timing.instance_id = fail.instance_id;
+  outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
+  if (fail.instance_id == 0) outcome.timing.queue_us = outcome.timing.total_us;
+  asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
+}
+
+void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
+  auto fail = [&](const std::string& error) {
+    LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", LogValue(error)}}));
+    scheduler_.StartFailed(model.config.name, instance_id, error, NowPair(), &actions_);
+  };
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-    LogEvent(LogLevel::kError, "instance_start_failed", Fields({{"model", model.config.name}, {"error", "socketpair"}}));
-    FailQueued(model, Unavailable("cannot create a socket for a new instance"));
-    return;
-  }
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    return fail("cannot create a socket for a new instance");
   auto instance = std::make_shared<Instance>(io_);
-  instance->id = next_instance_id_++;
+  instance->id = instance_id;
   instance->start_path = model.config.start_path;
-  instance->generation = model.generation;
   instance->spawn_start_us = clock_.NowMicros();
-  instance->start_wall_us = clock_.WallMicros();
-  instance->provisioned = static_cast<int>(model.instances.size()) < ProvisionedMinimum(model).min_instances;
   instance->socket.assign(asio::local::stream_protocol(), fds[0]);
   auto cgroup_dir = MakeCgroup("instance-" + std::to_string(instance->id), model.config.memory_mb);
   if (!cgroup_dir.ok()) {
     ::close(fds[1]);
-    model.last_start_error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-    LogEvent(LogLevel::kError, "instance_start_failed",
-             Fields({{"model", model.config.name}, {"error", LogValue(model.last_start_error)}}));
-    if (model.instances.empty()) FailQueued(model, Unavailable(model.last_start_error));
-    return;
+    return fail("cannot enforce memory_mb: " + cgroup_dir.status().message());
   }
   instance->cgroup_dir = *cgroup_dir;
   if (instance->start_path == StartPath::kExec) {
@@ -761,12 +566,8 @@ void Runtime::StartInstance(Model& model) {
     auto pid = SpawnProcess(args, model.config.threads, fds[1]);
     ::close(fds[1]);
     if (!pid.ok()) {
-      model.last_start_error = pid.status().message();
-      LogEvent(LogLevel::kError, "instance_start_failed",
-               Fields({{"model", model.config.name}, {"error", LogValue(model.last_start_error)}}));
-      FailQueued(model, Unavailable(model.last_start_error));
       RemoveCgroupLater(instance->cgroup_dir);
-      return;  // the instance's socket closes with it
+      return fail(pid.status().message());  // the instance's socket closes with it
     }
     instance->pid = *pid;
     instance->spawn_done_us = clock_.NowMicros();
@@ -785,7 +586,7 @@ void Runtime::StartInstance(Model& model) {
   LogEvent(LogLevel::kInfo, "instance_start",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"start_path", std::string(StartPathName(instance->start_path))},
-                   {"pid", std::to_string(instance->pid)}}));
+                   {"pid", std::to_string(instance->pid)}, {"provisioned", provisioned ? "true" : "false"}}));
   ReadMore(model, instance);
 }
 
@@ -872,7 +673,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t st
     ::close(fds[0]);
     ::close(fds[1]);
     const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-    if (owner) owner->last_start_error = error;
+    if (owner) scheduler_.SetStartError(owner->config.name, error);
     LogEvent(LogLevel::kError, "spawner_start_failed",
              Fields({{"model", owner ? owner->config.name : "zygote"}, {"error", LogValue(error)}}));
     return nullptr;
@@ -886,7 +687,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t st
   const std::string name = owner ? owner->config.name : "zygote";
   if (!pid.ok()) {
     ::close(fds[0]);
-    if (owner) owner->last_start_error = pid.status().message();
+    if (owner) scheduler_.SetStartError(owner->config.name, pid.status().message());
     LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", LogValue(pid.status().message())}}));
     RemoveCgroupLater(*cgroup_dir);
     return nullptr;
@@ -900,8 +701,26 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t st
   spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
   LogEvent(LogLevel::kInfo, owner ? "template_start" : "zygote_start",
            Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
+  if (owner) scheduler_.SetTemplateLive(owner->config.name, true);
   ReadSpawner(spawner);
+  WatchSpawnerStart(spawner);
   return spawner;
+}
+
+void Runtime::WatchSpawnerStart(std::shared_ptr<Spawner> spawner) {
+  if (!spawner->start_timer) spawner->start_timer = std::make_unique<asio::steady_timer>(io_);
+  const Micros wait = std::max<Micros>(0, spawner->StartDeadline() - clock_.NowMicros());
+  spawner->start_timer->expires_after(std::chrono::microseconds(wait));
+  spawner->start_timer->async_wait([this, spawner](const boost::system::error_code& ec) {
+    if (ec || spawner->gone || spawner->ready) return;
+    // A template follows its model's current start_timeout_ms: re-armed if it grew.
+    if (clock_.NowMicros() < spawner->StartDeadline()) return WatchSpawnerStart(spawner);
+    TimeOutSpawner(*spawner, StartTimeoutMessage(spawner->owner ? "template" : "zygote",
+                                                 spawner->owner ? spawner->owner->config.name : "",
+                                                 spawner->owner ? spawner->owner->config.start_timeout_ms
+                                                                : spawner->start_timeout_ms));
+    Carry();
+  });
 }
 
 void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
@@ -920,8 +739,7 @@ void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
             spawner->ready = true;
             if (Model* owner = spawner->owner) {
               // The template loaded and warmed the model: it can start.
-              owner->last_start_error.clear();
-              owner->start_retry_backoff_us = kMinStartRetryUs;
+              scheduler_.StartSucceeded(owner->config.name);
             }
             if (ready.ok()) spawner->sandbox = ready->sandbox;
             LogEvent(LogLevel::kInfo, spawner->owner ? "template_ready" : "zygote_ready",
@@ -935,7 +753,7 @@ void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
           } else if ((*frame)->type == ipc::MessageType::kInitError) {
             auto error = ipc::DecodeInitError((*frame)->payload);
             const std::string message = error.ok() ? error->message : "unreadable error";
-            if (spawner->owner) spawner->owner->last_start_error = message;
+            if (spawner->owner) scheduler_.SetStartError(name, message);
             LogEvent(LogLevel::kError, "spawner_init_error", Fields({{"model", name}, {"error", LogValue(message)}}));
           }
         }
@@ -961,12 +779,16 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
                               (spawner.owner ? "2 x memory_mb=" + std::to_string(spawner.owner->config.memory_mb)
                                              : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
                               ") and was killed";
-    if (spawner.owner) spawner.owner->last_start_error = error;
+    if (spawner.owner) scheduler_.SetStartError(name, error);
     LogEvent(LogLevel::kWarning, "spawner_oom", Fields({{"model", name}, {"error", LogValue(error)}}));
   }
   RemoveCgroupLater(spawner.cgroup_dir);
-  if (!was_ready && spawner.owner && spawner.owner->spawner.get() == &spawner && spawner.owner->last_start_error.empty())
-    spawner.owner->last_start_error = "template exited before it was ready";
+  if (!was_ready && spawner.owner && spawner.owner->spawner.get() == &spawner && scheduler_.LastStartError(name).empty())
+    scheduler_.SetStartError(name, "template exited before it was ready");
+  if (spawner.start_timer) spawner.start_timer->cancel();
+  // A template counts against the memory budget while it lives.
+  if (spawner.owner && !spawner.owner->removed && (!spawner.owner->spawner || spawner.owner->spawner.get() == &spawner))
+    scheduler_.SetTemplateLive(name, false);
   LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
            Fields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
   // A spawner that had been serving is replaced at once; one that never got
@@ -993,46 +815,31 @@ void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int chil
 Status Runtime::UpdateModelConfig(ModelConfig config) {
   auto it = models_.find(config.name);
   if (it == models_.end()) return NotFound("model '" + config.name + "' is not loaded");
-  THAW_RETURN_IF_ERROR(policy::Validate(AutoscalerOptionsFor(config)));
-  THAW_RETURN_IF_ERROR(policy::Validate(KeepAliveOptionsFor(config)));
-  THAW_RETURN_IF_ERROR(policy::Validate(BatchingOptionsFor(config)));
+  THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
   Model& model = *it->second;
   config.directory = model.config.directory;
   const bool new_workers = WorkersDiffer(model.config, config);
   model.config = std::move(config);
-  model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
-  model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
-  model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(model.config));
   // The model file snapshot stays: only a load/reload takes a new one.
-  THAW_RETURN_IF_ERROR(WriteRunDirectory(model, /*snapshot_model_file=*/false));
-  if (new_workers) ReplaceWorkers(model, "config_changed");
+  Status written = WriteRunDirectory(model, /*snapshot_model_file=*/false);
+  ApplySettings(model, new_workers, "config_changed");
   LogEvent(LogLevel::kInfo, "model_config_changed",
-           Fields({{"model", model.config.name}, {"generation", std::to_string(model.generation)},
-                   {"workers_replaced", new_workers ? "true" : "false"}}));
-  Pump(model);
-  return Status::Ok();
+           Fields({{"model", model.config.name}, {"workers_replaced", new_workers ? "true" : "false"}}));
+  Carry();
+  return written;
 }
 
-void Runtime::ReplaceWorkers(Model& model, std::string_view reason) {
-  ++model.generation;
-  // Starts under the old settings are abandoned, not counted as failures:
-  // they would only be retired once ready, holding max_concurrency slots.
-  std::vector<uint64_t> starting, idle;
-  for (const auto& [id, instance] : model.instances) {
-    if (!instance->ready) starting.push_back(id);
-    else if (instance->in_flight.empty()) idle.push_back(id);
-  }
-  for (uint64_t id : starting)
-    StopInstance(model, id, StopKind::kKill, reason, Internal("unreachable: instance was starting"));
-  for (uint64_t id : idle) RetireIdleInstance(model, id, reason);
-  // New instances must start from the new settings; busy ones retire when they finish.
+void Runtime::ApplySettings(Model& model, bool new_workers, std::string_view reason) {
+  // The scheduler stops starting and idle instances (busy ones retire when
+  // they finish) before its actions are carried out, so the starts it asks
+  // for use the new template.
+  (void)scheduler_.UpdateModel(model.config, new_workers, reason, NowPair(), &actions_);
+  if (!new_workers) return;
   if (std::shared_ptr<Spawner> spawner = std::move(model.spawner)) {
     ::kill(spawner->pid, SIGKILL);
     OnSpawnerGone(*spawner);
+    scheduler_.SetTemplateLive(model.config.name, false);
   }
-  model.last_start_error.clear();
-  model.start_retry_after_us = 0;
-  model.start_retry_backoff_us = kMinStartRetryUs;
   if (model.config.start_path == StartPath::kTemplate) EnsureSpawner(model);
 }
 
@@ -1042,9 +849,7 @@ void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) 
   if (!models_.count(config.name)) return finish(AddModel(std::move(config)));
   if (validations_.count(config.name))
     return finish(Unavailable("a reload of model '" + config.name + "' is already in progress"));
-  for (const Status& valid : {policy::Validate(AutoscalerOptionsFor(config)), policy::Validate(KeepAliveOptionsFor(config)),
-                              policy::Validate(BatchingOptionsFor(config))})
-    if (!valid.ok()) return finish(valid);
+  if (Status valid = ValidatePolicyOptions(config); !valid.ok()) return finish(valid);
   auto validation = std::make_shared<Validation>(io_);
   validation->staging_dir = (std::filesystem::path(run_dir_) / ".staging" / config.name).string();
   std::error_code ignored;
@@ -1073,7 +878,8 @@ void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) 
   validation->timer.expires_after(std::chrono::milliseconds(validation->config.start_timeout_ms));
   validation->timer.async_wait([this, validation](const boost::system::error_code& ec) {
     if (ec || validation->finished) return;
-    FinishValidation(*validation, Unavailable(StartTimeoutMessage("the new version", validation->config)));
+    FinishValidation(*validation, Unavailable(StartTimeoutMessage("the new version", validation->config.name,
+                                                                  validation->config.start_timeout_ms)));
   });
   ReadValidation(validation);
 }
@@ -1128,12 +934,9 @@ void Runtime::FinishValidation(Validation& validation, Status status) {
       status = Internal("cannot install the new version of model '" + name + "': " + ec.message());
     } else {
       model.config = std::move(config);
-      model.autoscaler = policy::Autoscaler(AutoscalerOptionsFor(model.config));
-      model.keep_alive = policy::KeepAlivePolicy(KeepAliveOptionsFor(model.config));
-      model.batcher = policy::AdaptiveBatcher(BatchingOptionsFor(model.config));
       status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
-      ReplaceWorkers(model, "reloaded");
-      Pump(model);
+      ApplySettings(model, /*new_workers=*/true, "reloaded");
+      Carry();
     }
   }
   std::error_code ignored_fs;
@@ -1149,13 +952,10 @@ Status Runtime::RemoveModel(std::string_view name) {
   if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
   Model& model = *it->second;
   model.removed = true;
-  UpdateProvisioned(model, 0);
-  const Status status = Unavailable("model '" + model.config.name + "' was unloaded");
-  FailQueued(model, status);
-  std::vector<uint64_t> ids;
-  for (const auto& [id, instance] : model.instances) ids.push_back(id);
-  for (uint64_t id : ids) StopInstance(model, id, StopKind::kKill, "unload", status);
-  CancelTimer(model);
+  (void)scheduler_.RemoveModel(model.config.name, Unavailable("model '" + model.config.name + "' was unloaded"), "unload",
+                               NowPair(), &actions_);
+  Carry();
+  model.timer.cancel();
   if (model.spawner) {
     // The template's process group holds its standby and its instances too.
     ::kill(-model.spawner->pid, SIGKILL);
@@ -1170,61 +970,46 @@ Status Runtime::RemoveModel(std::string_view name) {
 }
 
 StatusOr<int> Runtime::Warm(std::string_view model_name, int instances) {
-  auto it = models_.find(model_name);
-  if (it == models_.end()) return NotFound("model '" + std::string(model_name) + "' is not loaded");
-  if (instances < 0) return InvalidArgument("instances must be >= 0");
-  Model& model = *it->second;
-  const int target = std::min(instances, model.config.max_concurrency);
-  int started = 0;
-  for (int live = static_cast<int>(model.instances.size()); live < target && !shut_down_; ++live) {
-    StartInstance(model);
-    ++started;
-  }
-  Reschedule(model);
+  if (!models_.count(model_name)) return NotFound("model '" + std::string(model_name) + "' is not loaded");
+  if (shut_down_) return 0;
+  StatusOr<int> started = scheduler_.Warm(model_name, instances, NowPair(), &actions_);
+  Carry();
   return started;
 }
 
-void Runtime::Dispatch(Model& model, Instance& instance, std::vector<std::unique_ptr<Pending>> batch) {
+void Runtime::Send(Model& model, const Action& dispatch) {
+  auto found = model.instances.find(dispatch.instance_id);
+  if (found == model.instances.end()) return;
+  Instance& instance = *found->second;
   const Micros now = clock_.NowMicros();
-  Execution execution;
-  execution.id = batch.front()->request_id;
-  execution.dispatched_us = now;
   ipc::InferRequestMessage message;
-  message.request_id = execution.id;
-  message.output_names = batch.front()->output_names;
-  if (batch.size() == 1) {
-    message.inputs = std::move(batch.front()->inputs);
+  message.request_id = dispatch.execution_id;
+  std::vector<std::vector<Tensor>> inputs;
+  inputs.reserve(dispatch.request_ids.size());
+  for (uint64_t id : dispatch.request_ids) {
+    Pending& pending = *pending_.at(id);
+    pending.dispatched_us = now;
+    if (message.output_names.empty()) message.output_names = pending.output_names;
+    inputs.push_back(std::move(pending.inputs));
+  }
+  if (inputs.size() == 1) {
+    message.inputs = std::move(inputs.front());
   } else {
-    std::vector<std::vector<Tensor>> inputs;
-    inputs.reserve(batch.size());
-    for (auto& pending : batch) inputs.push_back(std::move(pending->inputs));
     auto joined = ConcatBatch(inputs);
     if (!joined.ok()) {
-      // Requests are grouped by shape key, so this is a bug; fail them rather than guess.
+      // Requests are grouped by shape key, so this is a bug: the instance is
+      // replaced and the requests fail, rather than guess.
       LogEvent(LogLevel::kError, "batch_concat_failed",
                Fields({{"model", model.config.name}, {"error", LogValue(joined.status().message())}}));
-      for (auto& pending : batch) {
-        InferOutcome outcome;
-        outcome.status = Internal("cannot batch requests: " + joined.status().message());
-        outcome.timing.total_us = now - pending->arrival_us;
-        asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
-      }
+      scheduler_.InstanceGone(model.config.name, instance.id, sched::GoneKind::kProtocolError,
+                              Internal("cannot batch requests: " + joined.status().message()), "", NowPair(), &actions_);
       return;
     }
     message.inputs = std::move(joined).value();
   }
-  // Time a request spent queued while this instance had a slot free: waiting for its batch.
-  const Micros slot_free_since = instance.in_flight.empty() ? instance.idle_since_us : instance.slot_free_since_us;
-  for (auto& pending : batch) {
-    pending->dispatched_us = now;
-    pending->batch_wait_us = now - std::max(pending->arrival_us, std::min(now, slot_free_since));
-    execution.rows += pending->rows;
-  }
-  execution.requests = std::move(batch);
-  if (instance.in_flight.empty()) instance.busy_since_us = now;
+  instance.dispatched_us.emplace(dispatch.execution_id, now);
   instance.write_queue.push_back(ipc::EncodeInferRequestFrame(std::move(message)));
-  instance.in_flight.emplace(execution.id, std::move(execution));
-  WriteMore(model.instances.at(instance.id));
+  WriteMore(found->second);
 }
 
 void Runtime::WriteMore(std::shared_ptr<Instance> instance) {
@@ -1247,28 +1032,16 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
       asio::buffer(instance->read_buffer), [this, &model, instance](const boost::system::error_code& ec, size_t n) {
         if (instance->removed) return;
         if (ec) {
-          const bool was_ready = instance->ready;
           // The kernel counts the kill before the process exits and its socket closes.
           const bool oom = OomKilled(instance->cgroup_dir);
           const std::string limit = "memory limit (memory_mb=" + std::to_string(model.config.memory_mb) + ")";
-          std::string reason = oom ? "oom" : was_ready ? "crashed" : "start_failed";
-          if (!was_ready) {
-            if (oom) model.last_start_error = "instance exceeded its " + limit + " while starting and was killed";
-            if (model.last_start_error.empty()) model.last_start_error = "worker exited before it was ready";
-            const Micros now = clock_.NowMicros();
-            model.start_retry_after_us = now + model.start_retry_backoff_us;
-            model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
-          }
-          StopInstance(model, instance->id, StopKind::kKillFault, reason,
-                       Unavailable(oom ? "instance of model '" + model.config.name + "' exceeded its " + limit +
-                                             " and was killed"
-                                       : "instance " + std::to_string(instance->id) + " of model '" + model.config.name +
-                                             "' exited while running the request"));
-          if (!was_ready) {
-            if (model.instances.empty()) FailQueued(model, Unavailable("model '" + model.config.name + "' failed to start: " +
-                                                       model.last_start_error));
-          }
-          Pump(model);
+          scheduler_.InstanceGone(
+              model.config.name, instance->id, oom ? sched::GoneKind::kOom : sched::GoneKind::kCrashed,
+              Unavailable(oom ? "instance of model '" + model.config.name + "' exceeded its " + limit + " and was killed"
+                              : "instance " + std::to_string(instance->id) + " of model '" + model.config.name +
+                                    "' exited while running the request"),
+              oom ? "instance exceeded its " + limit + " while starting and was killed" : "", NowPair(), &actions_);
+          Carry();
           return;
         }
         instance->reader.Append(instance->read_buffer.data(), n);
@@ -1278,16 +1051,16 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
             LogEvent(LogLevel::kError, "instance_protocol_error",
                      Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                              {"error", LogValue(frame.status().message())}}));
-            StopInstance(model, instance->id, StopKind::kKillFault, "protocol_error",
-                         Internal("instance sent a malformed message: " + frame.status().message()));
-            Pump(model);
-            return;
+            scheduler_.InstanceGone(model.config.name, instance->id, sched::GoneKind::kProtocolError,
+                                    Internal("instance sent a malformed message: " + frame.status().message()), "",
+                                    NowPair(), &actions_);
+            break;
           }
           if (!frame->has_value()) break;
           OnFrame(model, *instance, static_cast<uint8_t>((*frame)->type), (*frame)->payload);
         }
+        Carry();
         if (!instance->removed) ReadMore(model, instance);
-        Pump(model);
       });
 }
 
@@ -1308,20 +1081,16 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
       // memory.move_charge_at_immigrate.)
       if (instance.start_path != StartPath::kExec && !instance.cgroup_dir.empty()) {
         if (Status moved = cgroup::MoveToMemoryCgroup(instance.cgroup_dir, instance.pid); !moved.ok()) {
-          model.last_start_error = "cannot enforce memory_mb: cannot move instance into its memory cgroup: " + moved.message();
+          const std::string error = "cannot enforce memory_mb: cannot move instance into its memory cgroup: " + moved.message();
+          scheduler_.SetStartError(model.config.name, error);
           LogEvent(LogLevel::kError, "instance_init_error",
                    Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                           {"error", LogValue(model.last_start_error)}}));
+                           {"error", LogValue(error)}}));
           if (instance.pid > 0) ::kill(instance.pid, SIGKILL);  // EOF follows: a failed start
           return;
         }
       }
       instance.ready = true;
-      instance.ready_us = now;
-      instance.idle_since_us = now;
-      instance.slot_free_since_us = now;
-      model.last_start_error.clear();
-      model.start_retry_backoff_us = kMinStartRetryUs;
       LogEvent(LogLevel::kInfo, "instance_ready",
                Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
                        {"pid", std::to_string(instance.pid)},
@@ -1329,307 +1098,162 @@ void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std:
                        {"start_ms", MillisText(now - instance.spawn_start_us)},
                        {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
                        {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
-      // Started under settings since replaced: it takes no work, so it goes
-      // now rather than hold a max_concurrency slot until keep-alive.
-      if (instance.generation != model.generation) RetireIdleInstance(model, instance.id, "config_changed");
+      scheduler_.InstanceReady(model.config.name, instance.id, NowPair(), &actions_);
       return;
     }
     case ipc::MessageType::kInitError: {
       auto error = ipc::DecodeInitError(payload);
-      model.last_start_error = error.ok() ? error->message : "worker reported an unreadable error";
+      const std::string message = error.ok() ? error->message : "worker reported an unreadable error";
+      scheduler_.SetStartError(model.config.name, message);
       LogEvent(LogLevel::kError, "instance_init_error",
                Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                       {"error", LogValue(model.last_start_error)}}));
+                       {"error", LogValue(message)}}));
       return;  // the worker exits; EOF handling fails the queue
     }
-    case ipc::MessageType::kInferResponse: {
-      auto response = ipc::DecodeInferResponse(payload);
-      if (!response.ok()) {
-        StopInstance(model, instance.id, StopKind::kKillFault, "protocol_error", Internal(response.status().message()));
-        return;
-      }
-      auto it = instance.in_flight.find(response->request_id);
-      if (it == instance.in_flight.end()) return;  // already failed by its deadline
-      Execution execution = std::move(it->second);
-      instance.in_flight.erase(it);
-      instance.slot_free_since_us = now;
-      if (instance.in_flight.empty()) {
-        instance.idle_since_us = now;
-        instance.busy_us += now - instance.busy_since_us;
-      }
-      const Micros round_trip_us = now - execution.dispatched_us;
-      // What the batcher learns is the whole round trip, not only the
-      // backend's time: per-call overhead (IPC, decoding) is what batching saves.
-      if (response->code == StatusCode::kOk && model.config.instance_concurrency == 1)
-        model.batcher.OnBatchDone(execution.rows, round_trip_us);
-      const Status status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
-      std::vector<std::vector<Tensor>> outputs_per_request;
-      Status split = Status::Ok();
-      if (status.ok() && execution.requests.size() > 1) {
-        std::vector<int64_t> rows;
-        for (const auto& pending : execution.requests) rows.push_back(pending->rows);
-        auto parts = SplitBatch(response->outputs, rows);
-        if (parts.ok()) outputs_per_request = std::move(parts).value();
-        else split = Internal("model '" + model.config.name + "' returned outputs that do not split back into the batch: " +
-                              parts.status().message());
-      }
-      if (options_.on_execution) {
-        ExecutionRecord record;
-        record.model = model.config.name;
-        record.instance_id = instance.id;
-        record.requests = static_cast<int>(execution.requests.size());
-        record.rows = execution.rows;
-        record.compute_us = response->compute_us;
-        record.round_trip_us = round_trip_us;
-        record.memory_mb = model.config.memory_mb;
-        record.ok = status.ok() && split.ok();
-        options_.on_execution(record);
-      }
-      bool cold_start_logged = false;
-      for (size_t i = 0; i < execution.requests.size(); ++i) {
-        std::unique_ptr<Pending> pending = std::move(execution.requests[i]);
-        InferOutcome outcome;
-        outcome.status = !status.ok() ? status : split;
-        if (outcome.status.ok())
-          outcome.outputs = execution.requests.size() == 1 ? std::move(response->outputs) : std::move(outputs_per_request[i]);
-        outcome.timing.queue_us = pending->dispatched_us - pending->arrival_us;
-        outcome.timing.batch_wait_us = pending->batch_wait_us;
-        outcome.timing.compute_us = response->compute_us;
-        outcome.timing.total_us = now - pending->arrival_us;
-        outcome.timing.batch_size = execution.rows;
-        outcome.timing.batch_requests = static_cast<int>(execution.requests.size());
-        outcome.timing.batch_share = static_cast<double>(pending->rows) / static_cast<double>(std::max<int64_t>(1, execution.rows));
-        outcome.timing.cold_start = instance.ready_us > pending->arrival_us;
-        outcome.timing.start_path = instance.start_path;
-        outcome.timing.instance_id = instance.id;
-        outcome.timing.provisioned = instance.provisioned;
-        if (outcome.timing.cold_start) {
-          ColdStartBreakdown& cold = outcome.timing.cold;
-          const ipc::ReadyMessage& ready = instance.ready_message;
-          cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
-                          (pending->dispatched_us - instance.ready_us);
-          cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
-          // For exec, the time from posix_spawn to main() is the loader and
-          // the engines' static initialisation.
-          cold.runtime_init_us =
-              ready.runtime_init_us +
-              (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
-          cold.model_load_us = ready.model_load_us;
-          cold.warmup_us = ready.warmup_us;
-          cold.first_inference_us = response->compute_us;
-          cold.total_us = outcome.timing.total_us;
-          if (!cold_start_logged)  // once per execution, not per request in it
-            LogEvent(LogLevel::kInfo, "cold_start",
-                     Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                             {"start_path", std::string(StartPathName(instance.start_path))},
-                             {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
-                             {"runtime_init_ms", MillisText(cold.runtime_init_us)},
-                             {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
-                             {"first_inference_ms", MillisText(cold.first_inference_us)},
-                             {"total_ms", MillisText(cold.total_us)}}));
-          cold_start_logged = true;
-        }
-        pending->done(std::move(outcome));
-      }
-      if (instance.in_flight.empty() && instance.generation != model.generation)
-        RetireIdleInstance(model, instance.id, "config_changed");
-      return;
-    }
+    case ipc::MessageType::kInferResponse: return OnResponse(model, instance, payload);
     default:
-      StopInstance(model, instance.id, StopKind::kKillFault, "protocol_error", Internal("instance sent an unexpected message"));
+      scheduler_.InstanceGone(model.config.name, instance.id, sched::GoneKind::kProtocolError,
+                              Internal("instance sent an unexpected message"), "", NowPair(), &actions_);
   }
 }
 
-void Runtime::RetireIdleInstance(Model& model, uint64_t instance_id, std::string_view reason) {
-  StopInstance(model, instance_id, StopKind::kRetire, reason, Internal("unreachable: instance was idle"));
+void Runtime::OnResponse(Model& model, Instance& instance, const std::string& payload) {
+  const Micros now = clock_.NowMicros();
+  auto response = ipc::DecodeInferResponse(payload);
+  if (!response.ok()) {
+    scheduler_.InstanceGone(model.config.name, instance.id, sched::GoneKind::kProtocolError,
+                            Internal(response.status().message()), "", NowPair(), &actions_);
+    return;
+  }
+  auto sent = instance.dispatched_us.find(response->request_id);
+  if (sent == instance.dispatched_us.end()) return;
+  const Micros round_trip_us = now - sent->second;
+  instance.dispatched_us.erase(sent);
+  const Status status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
+  std::optional<sched::Completion> done = scheduler_.ExecutionDone(
+      model.config.name, instance.id, response->request_id, round_trip_us, status.ok(), NowPair(), &actions_);
+  if (!done) return;  // its requests already failed (deadline)
+  std::vector<std::vector<Tensor>> outputs_per_request;
+  Status split = Status::Ok();
+  if (status.ok() && done->requests.size() > 1) {
+    std::vector<int64_t> rows;
+    for (const auto& item : done->requests) rows.push_back(item.rows);
+    auto parts = SplitBatch(response->outputs, rows);
+    if (parts.ok()) outputs_per_request = std::move(parts).value();
+    else split = Internal("model '" + model.config.name + "' returned outputs that do not split back into the batch: " +
+                          parts.status().message());
+  }
+  if (options_.on_execution) {
+    ExecutionRecord record;
+    record.model = model.config.name;
+    record.instance_id = instance.id;
+    record.requests = static_cast<int>(done->requests.size());
+    record.rows = done->rows;
+    record.compute_us = response->compute_us;
+    record.round_trip_us = round_trip_us;
+    record.memory_mb = model.config.memory_mb;
+    record.ok = status.ok() && split.ok();
+    options_.on_execution(record);
+  }
+  const sched::InstanceView& view = done->instance;
+  bool cold_start_logged = false;
+  for (size_t i = 0; i < done->requests.size(); ++i) {
+    const sched::Completion::Item& item = done->requests[i];
+    auto found = pending_.find(item.id);
+    if (found == pending_.end()) continue;
+    std::unique_ptr<Pending> pending = std::move(found->second);
+    pending_.erase(found);
+    InferOutcome outcome;
+    outcome.status = !status.ok() ? status : split;
+    if (outcome.status.ok())
+      outcome.outputs = done->requests.size() == 1 ? std::move(response->outputs) : std::move(outputs_per_request[i]);
+    outcome.timing.queue_us = pending->dispatched_us - pending->arrival_us;
+    outcome.timing.batch_wait_us = item.batch_wait_us;
+    outcome.timing.compute_us = response->compute_us;
+    outcome.timing.total_us = now - pending->arrival_us;
+    outcome.timing.batch_size = done->rows;
+    outcome.timing.batch_requests = static_cast<int>(done->requests.size());
+    outcome.timing.batch_share = static_cast<double>(item.rows) / static_cast<double>(std::max<int64_t>(1, done->rows));
+    outcome.timing.cold_start = view.ready_us > pending->arrival_us;
+    outcome.timing.start_path = instance.start_path;
+    outcome.timing.instance_id = instance.id;
+    outcome.timing.provisioned = view.provisioned;
+    if (outcome.timing.cold_start) {
+      ColdStartBreakdown& cold = outcome.timing.cold;
+      const ipc::ReadyMessage& ready = instance.ready_message;
+      cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
+                      (pending->dispatched_us - view.ready_us);
+      cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
+      // For exec, the time from posix_spawn to main() is the loader and
+      // the engines' static initialisation.
+      cold.runtime_init_us =
+          ready.runtime_init_us +
+          (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
+      cold.model_load_us = ready.model_load_us;
+      cold.warmup_us = ready.warmup_us;
+      cold.first_inference_us = response->compute_us;
+      cold.total_us = outcome.timing.total_us;
+      if (!cold_start_logged)  // once per execution, not per request in it
+        LogEvent(LogLevel::kInfo, "cold_start",
+                 Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                         {"start_path", std::string(StartPathName(instance.start_path))},
+                         {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
+                         {"runtime_init_ms", MillisText(cold.runtime_init_us)},
+                         {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
+                         {"first_inference_ms", MillisText(cold.first_inference_us)},
+                         {"total_ms", MillisText(cold.total_us)}}));
+      cold_start_logged = true;
+    }
+    pending->done(std::move(outcome));
+  }
 }
 
-void Runtime::StopInstance(Model& model, uint64_t instance_id, StopKind kind, std::string_view reason,
-                           const Status& in_flight_status) {
-  auto it = model.instances.find(instance_id);
+void Runtime::Kill(Model& model, const Action& stop) {
+  auto it = model.instances.find(stop.instance_id);
   if (it == model.instances.end()) return;
   std::shared_ptr<Instance> instance = it->second;
+  // A forked instance that never reported: its template or zygote may be the
+  // one stuck (stopped, or its fork hung).
+  if (stop.reason == "start_timeout" && !instance->ready) TimeOutForkedStart(*instance, stop.status.message());
   model.instances.erase(it);
   instance->removed = true;
+  // Its socket is closed and it is killed (SIGKILL: an idle instance holds
+  // nothing worth a clean exit, and a stopped or hung one would never read
+  // the EOF).
   boost::system::error_code ignored;
   instance->socket.close(ignored);
   if (instance->pid > 0) ::kill(instance->pid, SIGKILL);
-  int failed = 0;
-  for (auto& [id, execution] : instance->in_flight) {
-    for (auto& pending : execution.requests) {
-      InferOutcome outcome;
-      outcome.status = in_flight_status;
-      outcome.timing.instance_id = instance->id;
-      outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
-      auto done = std::move(pending->done);
-      asio::post(io_, [done = std::move(done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
-      ++failed;
-    }
-  }
-  RecordInstanceStop(model, *instance, reason);
-  instance->in_flight.clear();
+  RecordInstanceStop(model, *instance, stop);
   RemoveCgroupLater(instance->cgroup_dir);
-  LogEvent(kind == StopKind::kKillFault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
+  LogEvent(stop.fault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
-                   {"pid", std::to_string(instance->pid)}, {"reason", std::string(reason)},
-                   {"failed_requests", std::to_string(failed)}}));
-}
-
-void Runtime::FailQueued(Model& model, const Status& status) {
-  while (!model.queue.empty()) {
-    auto pending = std::move(model.queue.front());
-    model.queue.pop_front();
-    InferOutcome outcome;
-    outcome.status = status;
-    outcome.timing.total_us = clock_.NowMicros() - pending->arrival_us;
-    asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable {
-      done(std::move(outcome));
-    });
-  }
+                   {"pid", std::to_string(instance->pid)}, {"reason", stop.reason},
+                   {"failed_requests", std::to_string(instance->dispatched_us.empty() ? 0 : instance->dispatched_us.size())}}));
 }
 
 void Runtime::OnTimer(Model& model) {
-  const Micros now = clock_.NowMicros();
-  // Queued past the deadline: fail without running.
-  std::vector<policy::QueuedRequest> queued;
-  for (const auto& pending : model.queue) queued.push_back({pending->request_id, pending->deadline_us});
-  const policy::ExpiryScan expiry = policy::ExpiredRequests(queued, now);
-  for (uint64_t expired_id : expiry.expired) {
-    auto it = std::find_if(model.queue.begin(), model.queue.end(),
-                           [&](const auto& pending) { return pending->request_id == expired_id; });
-    auto pending = std::move(*it);
-    model.queue.erase(it);
-    InferOutcome outcome;
-    outcome.status = DeadlineExceeded("request waited " + MillisText(now - pending->arrival_us) + " ms in the queue of model '" +
-                                      model.config.name + "' and reached its deadline before running");
-    outcome.timing.total_us = now - pending->arrival_us;
-    outcome.timing.queue_us = outcome.timing.total_us;
-    pending->done(std::move(outcome));
-  }
-  // Running past the deadline: fail those requests and replace the instance.
-  std::vector<uint64_t> timed_out;
-  for (auto& [id, instance] : model.instances) {
-    bool expired_here = false;
-    for (auto& [eid, execution] : instance->in_flight) {
-      for (auto& pending : execution.requests) {
-        if (!pending || pending->deadline_us > now) continue;
-        InferOutcome outcome;
-        outcome.status = DeadlineExceeded("model '" + model.config.name + "' did not answer within the request's " +
-                                          "deadline (timeout_ms=" + std::to_string(model.config.timeout_ms) + ")");
-        outcome.timing.total_us = now - pending->arrival_us;
-        outcome.timing.instance_id = id;
-        pending->done(std::move(outcome));
-        pending.reset();
-        expired_here = true;
-      }
-      std::erase(execution.requests, nullptr);
-    }
-    if (expired_here) timed_out.push_back(id);
-  }
-  for (uint64_t id : timed_out)
-    StopInstance(model, id, StopKind::kKillFault, "timeout", Unavailable("instance was replaced after another request timed out"));
-  CheckStartDeadlines(model, now);
-
-  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
-  for (uint64_t id : actions.stop) RetireIdleInstance(model, id, "keep_alive");
-  if (actions.prewarm_now) {
-    LogEvent(LogLevel::kInfo, "keep_alive_prewarm", Fields({{"model", model.config.name}}));
-    StartInstance(model);
-  }
-  Pump(model);
+  scheduler_.Wake(model.config.name, NowPair(), &actions_);
+  Carry();
 }
 
-policy::ProvisionedFloor Runtime::ProvisionedMinimum(const Model& model) const {
-  std::vector<policy::ProvisionedWindow> windows;
-  for (const ScheduleWindow& w : model.config.provisioned_schedule)
-    windows.push_back({w.days_mask, w.start_minute, w.end_minute, w.min_instances});
-  return policy::MinInstancesAt(windows, model.config.min_instances, clock_.WallMicros());
-}
-
-policy::KeepAliveActions Runtime::KeepAliveActionsFor(const Model& model, Micros now) const {
-  std::vector<policy::IdleInstance> idle;
-  for (const auto& [id, instance] : model.instances)
-    if (instance->ready && instance->in_flight.empty()) idle.push_back({id, instance->idle_since_us});
-  // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
-  const int floor = std::max(ProvisionedMinimum(model).min_instances, model.panicking ? model.desired : 0);
-  return model.keep_alive.Decide(idle, static_cast<int>(model.instances.size()), floor, now);
-}
-
-void Runtime::Reschedule(Model& model) {
-  if (model.removed) return;
-  const Micros now = clock_.NowMicros();
-  Micros wake = std::numeric_limits<Micros>::max();
-  for (const auto& pending : model.queue) wake = std::min(wake, pending->deadline_us);
-  for (const auto& [id, instance] : model.instances)
-    for (const auto& [eid, execution] : instance->in_flight)
-      for (const auto& pending : execution.requests) wake = std::min(wake, pending->deadline_us);
-  wake = std::min(wake, model.batch_wake_us);
-  const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
-  if (!actions.stop.empty() || actions.prewarm_now) wake = now;
-  if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
-  wake = std::min(wake, model.autoscaler_wake_us);
-  const policy::ProvisionedFloor provisioned = ProvisionedMinimum(model);
-  if (provisioned.next_change_wall_us)  // the schedule's next change, on the monotonic scale
-    wake = std::min(wake, now + std::max<Micros>(0, *provisioned.next_change_wall_us - clock_.WallMicros()));
-  if (static_cast<int>(model.instances.size()) < provisioned.min_instances && model.start_retry_after_us > now)
-    wake = std::min(wake, model.start_retry_after_us);
-  // Start deadlines: instances and the template or zygote they wait for.
-  for (const auto& [id, instance] : model.instances)
-    if (!instance->ready) wake = std::min(wake, instance->spawn_start_us + StartTimeoutUs(model.config));
-  if (const Spawner* spawner = SpawnerOf(model); spawner && !spawner->gone && !spawner->ready)
-    wake = std::min(wake, spawner->StartDeadline());
-
-  if (wake == model.scheduled_wake_us) return;
-  model.scheduled_wake_us = wake;
-  if (wake == kNever) return CancelTimer(model);
-  // A timer armed for no later than `wake` stays: if it fires before the
-  // wake then wanted, it only re-arms (OnTimer is for when something is due).
-  // Under steady load the earliest deadline moves with every execution;
-  // cancelling and re-arming each time cost CPU.
-  if (model.armed_wake_us <= wake) return;
-  ArmTimer(model, wake, now);
+void Runtime::TimeOutForkedStart(Instance& instance, const std::string& message) {
+  std::shared_ptr<Spawner> by = instance.forked_by.lock();
+  if (!by || by->gone || !by->ready) return;
+  // Kill it and the children that have not reported (their pids are unknown
+  // to us); a template that had been ready is replaced at once.
+  std::vector<pid_t> known;
+  for (const auto& [name, other] : models_)
+    for (const auto& [oid, o] : other->instances)
+      if (o->pid > 0) known.push_back(o->pid);
+  for (pid_t child : ChildrenOf(by->pid))
+    if (std::find(known.begin(), known.end(), child) == known.end()) ::kill(child, SIGKILL);
+  TimeOutSpawner(*by, message);
 }
 
 Runtime::Spawner* Runtime::SpawnerOf(const Model& model) const {
   if (model.config.start_path == StartPath::kTemplate) return model.spawner.get();
   if (model.config.start_path == StartPath::kZygote) return zygote_.get();
   return nullptr;
-}
-
-void Runtime::CheckStartDeadlines(Model& model, Micros now) {
-  Spawner* spawner = SpawnerOf(model);
-  if (spawner && !spawner->gone && !spawner->ready && now >= spawner->StartDeadline())
-    TimeOutSpawner(*spawner, StartTimeoutMessage(spawner->owner ? "template" : "zygote",
-                                                 spawner->owner ? spawner->owner->config : model.config));
-  std::vector<std::shared_ptr<Instance>> overdue;
-  for (const auto& [id, instance] : model.instances)
-    if (!instance->ready && now >= instance->spawn_start_us + StartTimeoutUs(model.config)) overdue.push_back(instance);
-  if (overdue.empty()) return;
-  const std::string message = StartTimeoutMessage("instance", model.config);
-  model.last_start_error = message;
-  model.start_retry_after_us = now + model.start_retry_backoff_us;
-  model.start_retry_backoff_us = std::min(kMaxStartRetryUs, model.start_retry_backoff_us * 2);
-  for (const auto& instance : overdue) {
-    if (instance->removed) continue;
-    // A forked instance that never reported: its template or zygote may be
-    // the one stuck (stopped, or its fork hung). Kill it and the children
-    // that have not reported (their pids are unknown to us); a template that
-    // had been ready is replaced at once.
-    if (std::shared_ptr<Spawner> by = instance->forked_by.lock(); by && !by->gone && by->ready) {
-      std::vector<pid_t> known;
-      for (const auto& [name, other] : models_)
-        for (const auto& [oid, o] : other->instances)
-          if (o->pid > 0) known.push_back(o->pid);
-      for (pid_t child : ChildrenOf(by->pid))
-        if (std::find(known.begin(), known.end(), child) == known.end()) ::kill(child, SIGKILL);
-      TimeOutSpawner(*by, message);
-    }
-    if (instance->removed) continue;
-    StopInstance(model, instance->id, StopKind::kKillFault, "start_timeout", Unavailable(message));
-  }
-  bool can_serve = false;
-  for (const auto& [id, instance] : model.instances) can_serve |= instance->ready && instance->generation == model.generation;
-  if (!can_serve) FailQueued(model, Unavailable(message));
 }
 
 void Runtime::TimeOutSpawner(Spawner& spawner, const std::string& message) {
@@ -1640,31 +1264,38 @@ void Runtime::TimeOutSpawner(Spawner& spawner, const std::string& message) {
     if (SpawnerOf(*model) != &spawner) continue;
     bool waiting = false;
     for (const auto& [id, instance] : model->instances) waiting |= !instance->ready;
-    if (waiting || spawner.owner == model.get()) model->last_start_error = message;
+    if (waiting || spawner.owner == model.get()) scheduler_.SetStartError(name, message);
   }
   ::kill(spawner.pid, SIGKILL);
   OnSpawnerGone(spawner);
 }
 
-void Runtime::ArmTimer(Model& model, Micros wake, Micros now) {
+void Runtime::Arm(Model& model, Micros wake) {
+  model.wake_us = wake;
+  if (wake == kNever) {
+    if (model.armed_wake_us != kNever) {
+      model.armed_wake_us = kNever;
+      model.timer.cancel();
+    }
+    return;
+  }
+  // A timer armed for no later than `wake` stays: if it fires before the
+  // wake then wanted, it only re-arms (Wake is for when something is due).
+  // Under steady load the earliest deadline moves with every execution;
+  // cancelling and re-arming each time cost CPU.
+  if (model.armed_wake_us <= wake) return;
   model.armed_wake_us = wake;
+  const Micros now = clock_.NowMicros();
   model.timer.expires_after(std::chrono::microseconds(std::max<Micros>(0, wake - now)));  // cancels the earlier wait
   model.timer.async_wait([this, &model, wake](const boost::system::error_code& ec) {
-    if (ec || model.armed_wake_us != wake) return;  // cancelled or superseded
+    if (ec || model.armed_wake_us != wake || model.removed) return;  // cancelled or superseded
     model.armed_wake_us = kNever;
-    const Micros now = clock_.NowMicros();
-    // Nothing changes but through Reschedule, so nothing is due before its wake.
-    if (now < model.scheduled_wake_us) return ArmTimer(model, model.scheduled_wake_us, now);
-    model.scheduled_wake_us = kNever;
+    if (model.wake_us == kNever) return;
+    // Nothing changes but through the scheduler, so nothing is due before its wake.
+    if (clock_.NowMicros() < model.wake_us) return Arm(model, model.wake_us);
+    model.wake_us = kNever;
     OnTimer(model);
   });
-}
-
-void Runtime::CancelTimer(Model& model) {
-  model.scheduled_wake_us = kNever;
-  if (model.armed_wake_us == kNever) return;
-  model.armed_wake_us = kNever;
-  model.timer.cancel();
 }
 
 void Runtime::WatchChildren() {
@@ -1735,8 +1366,7 @@ void Runtime::Drain(std::function<void()> drained) {
 }
 
 void Runtime::CheckDrained() {
-  for (const auto& [name, model] : models_)
-    if (!model->queue.empty() || model->in_flight() > 0) return;
+  if (!scheduler_.Idle()) return;
   // Answers are delivered through posted callbacks; finish after them.
   asio::post(io_, std::exchange(on_drained_, nullptr));
 }
@@ -1746,12 +1376,10 @@ void Runtime::Shutdown() {
   shut_down_ = true;
   const Status status = Unavailable("server is shutting down");
   for (auto& [name, model] : models_) {
-    FailQueued(*model, status);
-    std::vector<uint64_t> ids;
-    for (const auto& [id, instance] : model->instances) ids.push_back(id);
-    for (uint64_t id : ids) StopInstance(*model, id, StopKind::kKill, "shutdown", status);
-    UpdateProvisioned(*model, 0);
-    CancelTimer(*model);
+    (void)scheduler_.RemoveModel(name, status, "shutdown", NowPair(), &actions_);
+    Carry();
+    model->wake_us = model->armed_wake_us = kNever;
+    model->timer.cancel();
     if (model->spawner) {
       // The template's process group holds its standby and its instances too.
       ::kill(-model->spawner->pid, SIGKILL);

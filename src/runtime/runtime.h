@@ -1,6 +1,9 @@
 // Runtime: runs models as serverless functions. Each instance of a model is a
 // separate worker process (thaw-worker) that loads the model through a
-// backend and answers requests over a Unix socket (src/ipc).
+// backend and answers requests over a Unix socket (src/ipc). What to run
+// where and when is decided by sched::Scheduler (src/sched), the control loop
+// the simulator drives too; the runtime carries out its actions with
+// processes, frames and timers, and reports back what happened.
 //
 // What it guarantees:
 //  - A request for a model with no free instance slot waits in the model's
@@ -56,6 +59,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -63,6 +67,7 @@
 #include "sandbox/sandbox.h"
 #include "metering/usage.h"
 #include "repo/model_config.h"
+#include "sched/scheduler.h"
 #include "tensor/tensor.h"
 
 namespace thaw {
@@ -74,11 +79,6 @@ class MemoryCgroups;
 // A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
 // the instance holds them, its copy of them as engine tensors and outputs.
 constexpr int64_t kRequestMemoryDivisor = 2;
-
-namespace policy {
-struct KeepAliveActions;
-struct ProvisionedFloor;
-}
 
 // One execution on an instance: a batch of one or more requests, run and
 // billed once (the metering hook: a request's cost is its share of this).
@@ -282,59 +282,46 @@ class Runtime {
   struct Model;
   struct Instance;
   struct Pending;
-  struct Execution;
   struct Spawner;
-
   struct Validation;
 
-  void Pump(Model& model);
-  void StartInstance(Model& model);
+  // The scheduler decides; these carry out its actions (src/sched).
+  sched::Now NowPair() const;
+  void Carry();
+  void Launch(Model& model, uint64_t instance_id, bool provisioned);
+  void Send(Model& model, const sched::Action& dispatch);
+  void FailRequest(const sched::Action& fail);
+  void Kill(Model& model, const sched::Action& stop);
+  void Arm(Model& model, Micros wake);
   // Writes `config` as config.json in `directory` and, if asked, a copy of
   // the model file (atomically: written aside, then renamed). Every file the
   // runtime creates for workers is created here.
   static Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file);
   Status WriteRunDirectory(Model& model, bool snapshot_model_file);
-  // Bumps the generation: starting instances are abandoned, idle ones
-  // retired, busy ones retire when they finish; the template is replaced.
-  void ReplaceWorkers(Model& model, std::string_view reason);
+  // New settings for `model` (already in model.config): the scheduler's
+  // update and, when workers differ, a new template.
+  void ApplySettings(Model& model, bool new_workers, std::string_view reason);
   Spawner* SpawnerOf(const Model& model) const;
   std::string NotReadyReason(const Model& model) const;
-  // Kills starts (instances, templates, the zygote) past start_timeout_ms.
-  void CheckStartDeadlines(Model& model, Micros now);
   void TimeOutSpawner(Spawner& spawner, const std::string& message);
+  // A forked instance that never reported: its template or zygote may be the
+  // one stuck. Kills the spawner's unreported children and the spawner.
+  void TimeOutForkedStart(Instance& instance, const std::string& message);
   void ReadValidation(std::shared_ptr<Validation> validation);
   void FinishValidation(Validation& validation, Status status);
-  // Makes room under the memory budget for one more instance of `model`.
-  Status ReserveMemory(Model& model);
   // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
   StatusOr<int> SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd);
   std::shared_ptr<Spawner> EnsureSpawner(Model& model);
   std::shared_ptr<Spawner> StartSpawner(Model* owner, int64_t start_timeout_ms);
+  void WatchSpawnerStart(std::shared_ptr<Spawner> spawner);
   void ReadSpawner(std::shared_ptr<Spawner> spawner);
   void OnSpawnerGone(Spawner& spawner);
   void SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd);
-  // Sends a batch of queued requests (one or more) to `instance` as one execution.
-  void Dispatch(Model& model, Instance& instance, std::vector<std::unique_ptr<Pending>> batch);
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
-  // How an instance goes: its socket is closed and it is killed (SIGKILL:
-  // an idle instance holds nothing worth a clean exit, and a stopped or hung
-  // one would never read the EOF). kRetire is for idle instances; kKill and
-  // kKillFault fail its in-flight requests with `in_flight_status`;
-  // kKillFault is logged as a warning.
-  enum class StopKind { kRetire, kKill, kKillFault };
-  void StopInstance(Model& model, uint64_t instance_id, StopKind kind, std::string_view reason,
-                    const Status& in_flight_status);
-  void RetireIdleInstance(Model& model, uint64_t instance_id, std::string_view reason);
+  void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
-  void Reschedule(Model& model);
-  void ArmTimer(Model& model, Micros wake, Micros now);
-  void CancelTimer(Model& model);
-  policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Micros now) const;
-  // min_instances, raised by the schedule window in force now.
-  policy::ProvisionedFloor ProvisionedMinimum(const Model& model) const;
-  void FailQueued(Model& model, const Status& status);
   void ReapChildren();
   void WatchChildren();
   // A memory cgroup for `name` limited to `memory_mb`; "" when not enforced.
@@ -351,7 +338,11 @@ class Runtime {
   boost::asio::io_context& io_;
   const Clock& clock_;
   RuntimeOptions options_;
+  sched::Scheduler scheduler_;
+  sched::Actions actions_;  // the scheduler's, not carried out yet
+  bool carrying_ = false;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
+  std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;  // admitted requests, by id
   std::shared_ptr<Spawner> zygote_;  // shared by every zygote-path model
   std::vector<std::unique_ptr<Model>> retired_models_;  // unloaded; their handlers may still run
   std::string run_dir_;
@@ -360,7 +351,6 @@ class Runtime {
   // The worker's sandbox flags, writable_dir being the one path it may write.
   std::vector<std::string> SandboxArgs(const std::string& writable_dir) const;
   uint64_t next_request_id_ = 1;
-  uint64_t next_instance_id_ = 1;
   bool shut_down_ = false;
   bool startup_settled_ = false;  // Ready() latched
   std::map<std::string, std::shared_ptr<Validation>, std::less<>> validations_;  // reloads in progress, by model
@@ -369,10 +359,7 @@ class Runtime {
   void CheckDrained();
   // Usage: one record per request, per stopped instance, per provisioned interval.
   void RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome, uint64_t request_id);
-  // Closes the open provisioned interval when the floor changes (or at
-  // `wall_now`, always) and opens the next one.
-  void UpdateProvisioned(Model& model, int instances, std::optional<Micros> wall_now = std::nullopt);
-  void RecordInstanceStop(const Model& model, const Instance& instance, std::string_view reason);
+  void RecordInstanceStop(const Model& model, const Instance& instance, const sched::Action& stop);
   struct ChildWatcher;
   std::unique_ptr<ChildWatcher> child_watcher_;
 };

@@ -189,6 +189,7 @@ const Scheduler::Model* Scheduler::Find(std::string_view model) const {
 }
 
 Status Scheduler::AddModel(const ModelConfig& config, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kAddModel, .now = now, .model = config.name, .config = config});
   if (models_.count(config.name)) return InvalidArgument("model '" + config.name + "' is already loaded");
   THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
   Model& model = *models_.emplace(config.name, std::make_unique<Model>(config)).first->second;
@@ -198,6 +199,8 @@ Status Scheduler::AddModel(const ModelConfig& config, Now now, Actions* out) {
 
 Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, std::string_view reason, Now now,
                               Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kUpdateModel, .now = now, .model = config.name, .config = config, .flag = replace_workers,
+       .text = std::string(reason)});
   Model* found = Find(config.name);
   if (!found) return NotFound("model '" + config.name + "' is not loaded");
   THAW_RETURN_IF_ERROR(ValidatePolicyOptions(config));
@@ -228,6 +231,8 @@ Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, s
 
 Status Scheduler::RemoveModel(std::string_view name, const Status& status, std::string_view reason, Now now,
                               Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kRemoveModel, .now = now, .model = std::string(name), .text = std::string(reason),
+       .status = status});
   Model* found = Find(name);
   if (!found) return NotFound("model '" + std::string(name) + "' is not loaded");
   Model& model = *found;
@@ -248,6 +253,7 @@ Status Scheduler::RemoveModel(std::string_view name, const Status& status, std::
 }
 
 Status Scheduler::Arrive(std::string_view name, Request request, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kArrive, .now = now, .model = std::string(name), .request = request});
   Model* found = Find(name);
   if (!found) return NotFound("model '" + std::string(name) + "' is not loaded");
   Model& model = *found;
@@ -267,6 +273,7 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
 }
 
 void Scheduler::InstanceReady(std::string_view name, uint64_t instance_id, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kInstanceReady, .now = now, .model = std::string(name), .instance_id = instance_id});
   Model* model = Find(name);
   if (!model) return;
   auto it = model->instances.find(instance_id);
@@ -287,6 +294,9 @@ void Scheduler::InstanceReady(std::string_view name, uint64_t instance_id, Now n
 
 std::optional<Completion> Scheduler::ExecutionDone(std::string_view name, uint64_t instance_id, uint64_t execution_id,
                                                    Micros round_trip_us, bool ok, Now now, Actions* out) {
+  if (options_.log)
+    Log({.kind = Event::Kind::kExecutionDone, .now = now, .model = std::string(name), .flag = ok,
+         .instance_id = instance_id, .execution_id = execution_id, .round_trip_us = round_trip_us});
   Model* model = Find(name);
   if (!model) return std::nullopt;
   auto it = model->instances.find(instance_id);
@@ -321,6 +331,8 @@ void Scheduler::NoteFailedStart(Model& model, Now now) {
 
 void Scheduler::InstanceGone(std::string_view name, uint64_t instance_id, GoneKind kind, const Status& in_flight_status,
                              std::string_view start_error, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kInstanceGone, .now = now, .model = std::string(name), .text = std::string(start_error),
+       .status = in_flight_status, .instance_id = instance_id, .gone = kind});
   Model* model = Find(name);
   if (!model) return;
   auto it = model->instances.find(instance_id);
@@ -344,6 +356,7 @@ void Scheduler::InstanceGone(std::string_view name, uint64_t instance_id, GoneKi
 
 void Scheduler::StartFailed(std::string_view name, uint64_t instance_id, const std::string& error, Now now,
                             Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kStartFailed, .now = now, .model = std::string(name), .text = error, .instance_id = instance_id});
   Model* model = Find(name);
   if (!model) return;
   model->last_start_error = error;
@@ -353,6 +366,7 @@ void Scheduler::StartFailed(std::string_view name, uint64_t instance_id, const s
 }
 
 void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kWake, .now = now, .model = std::string(name)});
   Model* found = Find(name);
   if (!found) return;
   Model& model = *found;
@@ -417,6 +431,7 @@ void Scheduler::CheckStartDeadlines(Model& model, Now now, Actions* out) {
 }
 
 StatusOr<int> Scheduler::Warm(std::string_view name, int instances, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kWarm, .now = now, .model = std::string(name), .count = instances});
   Model* model = Find(name);
   if (!model) return NotFound("model '" + std::string(name) + "' is not loaded");
   if (instances < 0) return InvalidArgument("instances must be >= 0");
@@ -433,15 +448,18 @@ StatusOr<int> Scheduler::Warm(std::string_view name, int instances, Now now, Act
 }
 
 void Scheduler::FlushProvisioned(Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kFlushProvisioned, .now = now});
   for (auto& [name, model] : models_)
     if (model->provisioned_instances > 0) UpdateProvisioned(*model, model->provisioned_instances, now, out, true);
 }
 
 void Scheduler::SetStartError(std::string_view name, std::string error) {
+  if (options_.log) Log({.kind = Event::Kind::kSetStartError, .model = std::string(name), .text = error});
   if (Model* model = Find(name)) model->last_start_error = std::move(error);
 }
 
 void Scheduler::StartSucceeded(std::string_view name) {
+  if (options_.log) Log({.kind = Event::Kind::kStartSucceeded, .model = std::string(name)});
   if (Model* model = Find(name)) {
     model->last_start_error.clear();
     model->start_retry_backoff_us = kMinStartRetryUs;
@@ -449,6 +467,7 @@ void Scheduler::StartSucceeded(std::string_view name) {
 }
 
 void Scheduler::SetTemplateLive(std::string_view name, bool live) {
+  if (options_.log) Log({.kind = Event::Kind::kSetTemplateLive, .model = std::string(name), .flag = live});
   if (Model* model = Find(name)) model->template_live = live;
 }
 
@@ -679,6 +698,7 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   stop.instance_id = instance.id;
   stop.reason = std::string(reason);
   stop.fault = fault;
+  stop.status = in_flight_status;
   stop.path = instance.path;
   InstanceUsage& usage = stop.usage;
   usage.start_us = instance.start_us;
@@ -783,6 +803,35 @@ Status Scheduler::ReserveMemory(Model& model, Now now, Actions* out) {
     if (other != &model) Reschedule(*other, now, out);
   }
   return Status::Ok();
+}
+
+Actions Replay(const EventLog& log, SchedulerOptions options) {
+  options.log = nullptr;
+  Scheduler scheduler(options);
+  Actions out;
+  for (const Event& e : log) {
+    switch (e.kind) {
+      case Event::Kind::kAddModel: (void)scheduler.AddModel(e.config, e.now, &out); break;
+      case Event::Kind::kUpdateModel: (void)scheduler.UpdateModel(e.config, e.flag, e.text, e.now, &out); break;
+      case Event::Kind::kRemoveModel: (void)scheduler.RemoveModel(e.model, e.status, e.text, e.now, &out); break;
+      case Event::Kind::kArrive: (void)scheduler.Arrive(e.model, e.request, e.now, &out); break;
+      case Event::Kind::kInstanceReady: scheduler.InstanceReady(e.model, e.instance_id, e.now, &out); break;
+      case Event::Kind::kExecutionDone:
+        (void)scheduler.ExecutionDone(e.model, e.instance_id, e.execution_id, e.round_trip_us, e.flag, e.now, &out);
+        break;
+      case Event::Kind::kInstanceGone:
+        scheduler.InstanceGone(e.model, e.instance_id, e.gone, e.status, e.text, e.now, &out);
+        break;
+      case Event::Kind::kStartFailed: scheduler.StartFailed(e.model, e.instance_id, e.text, e.now, &out); break;
+      case Event::Kind::kWake: scheduler.Wake(e.model, e.now, &out); break;
+      case Event::Kind::kWarm: (void)scheduler.Warm(e.model, e.count, e.now, &out); break;
+      case Event::Kind::kFlushProvisioned: scheduler.FlushProvisioned(e.now, &out); break;
+      case Event::Kind::kSetStartError: scheduler.SetStartError(e.model, e.text); break;
+      case Event::Kind::kStartSucceeded: scheduler.StartSucceeded(e.model); break;
+      case Event::Kind::kSetTemplateLive: scheduler.SetTemplateLive(e.model, e.flag); break;
+    }
+  }
+  return out;
 }
 
 }  // namespace thaw::sched

@@ -100,7 +100,8 @@ struct Action {
     kStart,        // start instance_id by `path`; `provisioned` if it keeps the floor
     kDispatch,     // send request_ids (in order, `rows` in all) to instance_id as execution_id
     kFail,         // answer request_ids[0] (arrived at arrival_us) with `status` (instance_id: where it ran, 0 if queued)
-    kStop,         // stop instance_id (kill its process); `reason` for the usage log; `fault` for a warning
+    kStop,         // stop instance_id (kill its process); `reason` for the usage log, `status` what its
+                   // running requests got; `fault` for a warning
     kWake,         // call Wake(model) at `at_us` (monotonic); replaces the earlier wake; kNever = none
     kProvisioned,  // the floor of `instances` held from `start_wall_us` to `at_us` (wall): a usage record
     kNotice,       // worth logging: `reason` is the event name, `detail` its fields (key=value ...)
@@ -168,9 +169,35 @@ enum class GoneKind {
   kProtocolError,  // sent a malformed message
 };
 
+// One input to a Scheduler, as recorded in an EventLog: which method was
+// called, with what. Replay feeds a log back to a fresh Scheduler.
+struct Event {
+  enum class Kind {
+    kAddModel, kUpdateModel, kRemoveModel, kArrive, kInstanceReady, kExecutionDone, kInstanceGone,
+    kStartFailed, kWake, kWarm, kFlushProvisioned, kSetStartError, kStartSucceeded, kSetTemplateLive,
+  };
+  Kind kind = Kind::kWake;
+  Now now;
+  std::string model;
+  ModelConfig config;           // kAddModel, kUpdateModel
+  bool flag = false;            // replace_workers, ok, live
+  std::string text;             // reason, start_error, error
+  Status status;                // kRemoveModel, kInstanceGone
+  Request request;              // kArrive
+  uint64_t instance_id = 0;
+  uint64_t execution_id = 0;
+  Micros round_trip_us = 0;
+  GoneKind gone = GoneKind::kCrashed;
+  int count = 0;                // kWarm
+};
+using EventLog = std::vector<Event>;
+
 struct SchedulerOptions {
   // Node-wide budget for the memory_mb of live instances; 0 = unlimited.
   int64_t memory_budget_mb = 0;
+  // If set, every event is appended here (for replay and differential
+  // tests). Not owned; must outlive the scheduler.
+  EventLog* log = nullptr;
 };
 
 class Scheduler {
@@ -253,10 +280,19 @@ class Scheduler {
   void UpdateProvisioned(Model& model, int instances, Now now, Actions* out, bool always = false);
   Status ReserveMemory(Model& model, Now now, Actions* out);
 
+  void Log(Event event) const {
+    if (options_.log) options_.log->push_back(std::move(event));
+  }
+
   SchedulerOptions options_;
   mutable std::vector<policy::IdleInstance> idle_;  // scratch for keep-alive
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   uint64_t next_instance_id_ = 1;
 };
+
+// Feeds `log` to a fresh Scheduler with `options` (its log ignored) and
+// returns every action, in order: what a driver that saw those events was
+// asked to do.
+Actions Replay(const EventLog& log, SchedulerOptions options);
 
 }  // namespace thaw::sched
