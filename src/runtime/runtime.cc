@@ -196,7 +196,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
       io_(io),
       clock_(clock),
       options_(std::move(options)),
-      scheduler_({.memory_budget_mb = options_.memory_budget_mb}),
+      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}),
       child_watcher_(std::make_unique<ChildWatcher>(io)) {
   if (options_.memory_cgroups && !options_.memory_cgroups->enforced()) options_.memory_cgroups = nullptr;
   run_dir_ = options_.run_dir;

@@ -122,6 +122,9 @@ struct RuntimeOptions {
   // workers' uid unchanged (warning logged once). The run directory (when the
   // runtime creates it) is made readable by this group, mode 0750.
   std::optional<sandbox::WorkerUser> worker_user;
+  // If set, every event the scheduler gets is appended here, for replay
+  // (sched::Replay) and differential tests. Not owned.
+  sched::EventLog* scheduler_log = nullptr;
 };
 
 // Where the time of a cold start went. The parts follow one another:

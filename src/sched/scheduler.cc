@@ -805,11 +805,12 @@ Status Scheduler::ReserveMemory(Model& model, Now now, Actions* out) {
   return Status::Ok();
 }
 
-Actions Replay(const EventLog& log, SchedulerOptions options) {
+Actions Replay(const EventLog& log, SchedulerOptions options, std::vector<size_t>* origins) {
   options.log = nullptr;
   Scheduler scheduler(options);
   Actions out;
-  for (const Event& e : log) {
+  for (size_t index = 0; index < log.size(); ++index) {
+    const Event& e = log[index];
     switch (e.kind) {
       case Event::Kind::kAddModel: (void)scheduler.AddModel(e.config, e.now, &out); break;
       case Event::Kind::kUpdateModel: (void)scheduler.UpdateModel(e.config, e.flag, e.text, e.now, &out); break;
@@ -830,6 +831,7 @@ Actions Replay(const EventLog& log, SchedulerOptions options) {
       case Event::Kind::kStartSucceeded: scheduler.StartSucceeded(e.model); break;
       case Event::Kind::kSetTemplateLive: scheduler.SetTemplateLive(e.model, e.flag); break;
     }
+    if (origins) origins->resize(out.size(), index);
   }
   return out;
 }

@@ -292,7 +292,8 @@ class Scheduler {
 
 // Feeds `log` to a fresh Scheduler with `options` (its log ignored) and
 // returns every action, in order: what a driver that saw those events was
-// asked to do.
-Actions Replay(const EventLog& log, SchedulerOptions options);
+// asked to do. With `origins`, origins[i] is the index in `log` of the event
+// that produced action i.
+Actions Replay(const EventLog& log, SchedulerOptions options, std::vector<size_t>* origins = nullptr);
 
 }  // namespace thaw::sched

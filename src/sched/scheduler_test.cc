@@ -461,5 +461,49 @@ TEST(Scheduler, SameEventsGiveSameActions) {
   }
 }
 
+// A recorded log, replayed, asks for the same actions: the record holds
+// everything the scheduler decided from.
+TEST(Scheduler, ReplayOfTheEventLogGivesTheSameActions) {
+  EventLog log;
+  Driver d({.memory_budget_mb = 500, .log = &log});
+  ModelConfig c = Config("m");
+  c.min_instances = 1;
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Add(Config("n")).ok());
+  Actions all = d.Take();
+  for (int i = 0; i < 30; ++i) {
+    const Micros t = 1000 + i * 50'000;
+    const std::string model = i % 3 ? "m" : "n";
+    (void)d.Arrive(model, t, 1 + i % 2);
+    for (const Action& a : d.Take()) {
+      all.push_back(a);
+      if (a.kind == Kind::kStart) d.scheduler.InstanceReady(a.model, a.instance_id, d.At(t + 10), &d.actions);
+      if (a.kind == Kind::kDispatch) d.Done(a.model, a.instance_id, a.execution_id, t + 20);
+    }
+    for (const Action& a : d.Take()) {
+      all.push_back(a);
+      if (a.kind == Kind::kDispatch) d.Done(a.model, a.instance_id, a.execution_id, t + 30);
+    }
+    for (const Action& a : d.Take()) all.push_back(a);
+  }
+  d.Wake("n", 100 * kMicrosPerSecond);
+  for (const Action& a : d.Take()) all.push_back(a);
+  std::vector<size_t> origins;
+  const Actions replayed = Replay(log, {.memory_budget_mb = 500}, &origins);
+  ASSERT_EQ(replayed.size(), all.size());
+  ASSERT_EQ(origins.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(replayed[i].kind, all[i].kind) << i;
+    EXPECT_EQ(replayed[i].model, all[i].model) << i;
+    EXPECT_EQ(replayed[i].instance_id, all[i].instance_id) << i;
+    EXPECT_EQ(replayed[i].request_ids, all[i].request_ids) << i;
+    EXPECT_EQ(replayed[i].reason, all[i].reason) << i;
+    EXPECT_LT(origins[i], log.size());
+    if (i) EXPECT_GE(origins[i], origins[i - 1]);
+  }
+  // The keep-alive stops at the end are there, replayed too.
+  EXPECT_FALSE(OfKind(replayed, Kind::kStop).empty());
+}
+
 }  // namespace
 }  // namespace thaw::sched

@@ -103,7 +103,7 @@ class Sim {
         options_(options),
         stats_(prices.granularity_us),
         rng_(options.seed),
-        scheduler_({.memory_budget_mb = options.memory_budget_mb}) {
+        scheduler_({.memory_budget_mb = options.memory_budget_mb, .log = options.log}) {
     models_.reserve(models.size());
     for (uint32_t m = 0; m < models.size(); ++m) {
       models_.emplace_back(models[m]);
@@ -209,10 +209,12 @@ class Sim {
           ++model.live_instances;
           result_.max_instances = std::max(result_.max_instances, model.live_instances);
           starting_.insert(a.instance_id);
-          Push(now_ + model.start_us, EventKind::kReady, m, a.instance_id);
+          Push(now_ + (options_.start_us_of ? options_.start_us_of(a.instance_id).value_or(model.start_us) : model.start_us),
+               EventKind::kReady, m, a.instance_id);
           break;
         case Action::Kind::kDispatch: {
-          const Micros compute_us = DrawExecUs(model, a.rows);
+          std::optional<Micros> recorded = options_.exec_us_of ? options_.exec_us_of(a.execution_id) : std::nullopt;
+          const Micros compute_us = recorded ? *recorded : DrawExecUs(model, a.rows);
           Push(now_ + compute_us, EventKind::kDone, m, a.instance_id, a.execution_id, compute_us);
           break;
         }

@@ -22,7 +22,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,7 @@
 #include "metering/usage_stats.h"
 #include "policy/pricing.h"
 #include "repo/model_config.h"
+#include "sched/scheduler.h"
 
 namespace thaw::sim {
 
@@ -74,6 +77,13 @@ struct SimOptions {
   // `thaw serve --memory-mb`); 0 = unlimited.
   int64_t memory_budget_mb = 0;
   Micros start_wall_us = 0;  // wall time of virtual 0, for provisioned schedules and records
+  // Every scheduler event, if set (sched::Replay reproduces the run's
+  // decisions). Not owned.
+  sched::EventLog* log = nullptr;
+  // If set, replace the profile for the instance or execution they know:
+  // for replaying a recorded run with its measured times.
+  std::function<std::optional<Micros>(uint64_t instance_id)> start_us_of;
+  std::function<std::optional<Micros>(uint64_t execution_id)> exec_us_of;
 };
 
 struct SimResult {
