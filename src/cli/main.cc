@@ -605,7 +605,8 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
             << " s of trace, simulated in " << elapsed_s << " s\n";
   for (const thaw::ModelConfig& config : configs)
     std::cout << "  model " << config.name << ": " << thaw::StartPathName(config.start_path) << ", keep_alive "
-              << config.keep_alive_policy << " " << config.keep_alive_s << " s, batching " << config.batching
+              << KeepAliveName(config.keep_alive_policy) << " " << config.keep_alive_s << " s, batching "
+              << BatchingName(config.batching)
               << ", memory " << config.memory_mb << " MB\n";
   std::cout << "  cold starts " << result->cold_starts << " ("
             << (requests.empty() ? 0.0 : 100.0 * result->cold_starts / requests.size()) << " %), 429 "

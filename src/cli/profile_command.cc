@@ -235,7 +235,7 @@ int RunProfile(const ProfileCommandOptions& o) {
     c.start_path = StartPath::kTemplate;
     c.keep_alive_s = 3600;
     c.max_concurrency = 1;
-    c.batching = "off";
+    c.batching = Batching::kOff;
     if (Status added = runtime.AddModel(c); !added.ok()) {
       std::cerr << "thaw: " << added.message() << "\n";
       return 1;
@@ -284,7 +284,7 @@ int RunProfile(const ProfileCommandOptions& o) {
     c.start_path = *ParseStartPath(path);
     c.keep_alive_s = 0;
     c.max_concurrency = 1;
-    c.batching = "off";
+    c.batching = Batching::kOff;
     if (Status added = runtime.AddModel(c); !added.ok()) {
       std::cerr << "thaw: " << added.message() << "\n";
       return 1;

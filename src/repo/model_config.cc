@@ -213,6 +213,31 @@ std::optional<StartPath> ParseStartPath(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view BatchingName(Batching mode) {
+  switch (mode) {
+    case Batching::kOff: return "off";
+    case Batching::kFixed: return "fixed";
+    case Batching::kAdaptive: return "adaptive";
+  }
+  return "off";
+}
+
+std::optional<Batching> ParseBatching(std::string_view name) {
+  for (Batching b : {Batching::kOff, Batching::kFixed, Batching::kAdaptive})
+    if (BatchingName(b) == name) return b;
+  return std::nullopt;
+}
+
+std::string_view KeepAliveName(KeepAlive policy) {
+  return policy == KeepAlive::kHistogram ? "histogram" : "fixed";
+}
+
+std::optional<KeepAlive> ParseKeepAlive(std::string_view name) {
+  for (KeepAlive k : {KeepAlive::kFixed, KeepAlive::kHistogram})
+    if (KeepAliveName(k) == name) return k;
+  return std::nullopt;
+}
+
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
                                        const std::string& directory, const std::string& source) {
   simdjson::dom::parser parser;
@@ -252,14 +277,22 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   if (!path) return FieldError(source, "start_path", "unknown start path '" + start_path + "'; use exec, zygote or template");
   config.start_path = *path;
   THAW_RETURN_IF_ERROR(ReadBool(obj, "template_standby", source, &config.template_standby));
-  THAW_RETURN_IF_ERROR(ReadString(obj, "keep_alive_policy", source, &config.keep_alive_policy));
+  std::string keep_alive(KeepAliveName(config.keep_alive_policy));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "keep_alive_policy", source, &keep_alive));
+  auto keep_alive_policy = ParseKeepAlive(keep_alive);
+  if (!keep_alive_policy) return FieldError(source, "keep_alive_policy", "is '" + keep_alive + "'; use fixed or histogram");
+  config.keep_alive_policy = *keep_alive_policy;
   THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_bin_ms", source, &config.histogram_bin_ms));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_range_s", source, &config.histogram_range_s));
   THAW_RETURN_IF_ERROR(ReadDouble(obj, "target_concurrency", source, &config.target_concurrency));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "stable_window_s", source, &config.stable_window_s));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "panic_window_s", source, &config.panic_window_s));
   THAW_RETURN_IF_ERROR(ReadSchedule(obj, source, &config.provisioned_schedule));
-  THAW_RETURN_IF_ERROR(ReadString(obj, "batching", source, &config.batching));
+  std::string batching(BatchingName(config.batching));
+  THAW_RETURN_IF_ERROR(ReadString(obj, "batching", source, &batching));
+  auto batching_mode = ParseBatching(batching);
+  if (!batching_mode) return FieldError(source, "batching", "is '" + batching + "'; use off, fixed or adaptive");
+  config.batching = *batching_mode;
   THAW_RETURN_IF_ERROR(ReadInt(obj, "max_batch_size", source, &config.max_batch_size));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "max_queue_delay_us", source, &config.max_queue_delay_us));
   THAW_RETURN_IF_ERROR(ReadIntList(obj, "preferred_batch_sizes", source, &config.preferred_batch_sizes));
@@ -284,8 +317,6 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   THAW_RETURN_IF_ERROR(CheckRange(source, "keep_alive_s", c.keep_alive_s, 0, 7 * 24 * 3600));
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue", c.max_queue, 0, 1000000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "threads", c.threads, 1, 64));
-  if (c.keep_alive_policy != "fixed" && c.keep_alive_policy != "histogram")
-    return FieldError(source, "keep_alive_policy", "is '" + c.keep_alive_policy + "'; use fixed or histogram");
   THAW_RETURN_IF_ERROR(CheckRange(source, "histogram_bin_ms", c.histogram_bin_ms, 1, 3600 * 1000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "histogram_range_s", c.histogram_range_s, 1, 7 * 24 * 3600));
   if ((c.histogram_range_s * 1000) % c.histogram_bin_ms != 0 || c.histogram_range_s * 1000 / c.histogram_bin_ms > 1000000)
@@ -297,8 +328,6 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   for (size_t i = 0; i < c.provisioned_schedule.size(); ++i)
     THAW_RETURN_IF_ERROR(CheckRange(source, "provisioned_schedule[" + std::to_string(i) + "].min_instances",
                                     c.provisioned_schedule[i].min_instances, 0, c.max_concurrency));
-  if (c.batching != "off" && c.batching != "fixed" && c.batching != "adaptive")
-    return FieldError(source, "batching", "is '" + c.batching + "'; use off, fixed or adaptive");
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_batch_size", c.max_batch_size, 1, 1024));
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue_delay_us", c.max_queue_delay_us, 0, 10000000));
   for (size_t i = 0; i < c.preferred_batch_sizes.size(); ++i) {
@@ -312,9 +341,9 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   }
   if (!(c.slo_p99_ms > 0 && c.slo_p99_ms <= 3600e3))
     return FieldError(source, "slo_p99_ms", "must be in (0, 3600000]");
-  if (c.batching == "adaptive" && c.slo_p99_ms > static_cast<double>(c.timeout_ms))
+  if (c.batching == Batching::kAdaptive && c.slo_p99_ms > static_cast<double>(c.timeout_ms))
     return FieldError(source, "slo_p99_ms", "exceeds timeout_ms: a request would time out before the SLO is missed");
-  if (c.batching != "off") {
+  if (c.batching != Batching::kOff) {
     // Requests are joined along dim 0; a fixed dim 0 has no room for that.
     for (const auto* specs : {&c.inputs, &c.outputs})
       for (const TensorSpec& spec : *specs)
@@ -356,12 +385,12 @@ std::string EncodeModelConfig(const ModelConfig& c) {
          ",\n  \"keep_alive_s\": " + std::to_string(c.keep_alive_s) + ",\n  \"max_queue\": " + std::to_string(c.max_queue) +
          ",\n  \"threads\": " + std::to_string(c.threads) + ",\n  \"start_path\": \"" +
          std::string(StartPathName(c.start_path)) + "\",\n  \"template_standby\": " +
-         (c.template_standby ? "true" : "false") + ",\n  \"keep_alive_policy\": \"" + c.keep_alive_policy +
+         (c.template_standby ? "true" : "false") + ",\n  \"keep_alive_policy\": \"" + std::string(KeepAliveName(c.keep_alive_policy)) +
          "\",\n  \"histogram_bin_ms\": " + std::to_string(c.histogram_bin_ms) +
          ",\n  \"histogram_range_s\": " + std::to_string(c.histogram_range_s) +
          ",\n  \"target_concurrency\": " + std::to_string(c.target_concurrency) +
          ",\n  \"stable_window_s\": " + std::to_string(c.stable_window_s) +
-         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"batching\": \"" + c.batching +
+         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"batching\": \"" + std::string(BatchingName(c.batching)) +
          "\",\n  \"max_batch_size\": " + std::to_string(c.max_batch_size) +
          ",\n  \"max_queue_delay_us\": " + std::to_string(c.max_queue_delay_us) + ",\n  \"preferred_batch_sizes\": [";
   for (size_t i = 0; i < c.preferred_batch_sizes.size(); ++i)

@@ -34,6 +34,18 @@ enum class StartPath {
 std::string_view StartPathName(StartPath path);
 std::optional<StartPath> ParseStartPath(std::string_view name);
 
+// Request batching (src/policy/batching.h): none, a dynamic batcher with
+// fixed limits, or batch size and wait chosen online to meet an SLO.
+enum class Batching { kOff, kFixed, kAdaptive };
+std::string_view BatchingName(Batching mode);  // off, fixed, adaptive
+std::optional<Batching> ParseBatching(std::string_view name);
+
+// Keep-alive policy (src/policy/keep_alive.h): a fixed idle time, or the
+// hybrid histogram policy learned from the model's idle times.
+enum class KeepAlive { kFixed, kHistogram };
+std::string_view KeepAliveName(KeepAlive policy);  // fixed, histogram
+std::optional<KeepAlive> ParseKeepAlive(std::string_view name);
+
 // A weekly window (UTC) that raises a model's provisioned minimum, e.g.
 // weekdays 08:00-18:00: 4 instances. An end before the start crosses midnight.
 struct ScheduleWindow {
@@ -74,7 +86,7 @@ struct ModelConfig {
 
   // Keep-alive policy: "fixed" (keep_alive_s) or "histogram" (the hybrid
   // histogram policy: pre-warm and keep alive from the model's idle times).
-  std::string keep_alive_policy = "fixed";
+  KeepAlive keep_alive_policy = KeepAlive::kFixed;
   int64_t histogram_bin_ms = 60000;  // idle-time histogram bin width; >= 1
   int64_t histogram_range_s = 14400; // histogram range; a multiple of the bin width
 
@@ -88,7 +100,7 @@ struct ModelConfig {
   // (batch size and wait chosen online to keep queueing + execution within
   // slo_p99_ms). Batching needs every input and output to have a variable
   // dim 0 (-1), the batch dimension.
-  std::string batching = "off";
+  Batching batching = Batching::kOff;
   int max_batch_size = 8;                  // rows per execution; 1..1024
   int64_t max_queue_delay_us = 1000;       // longest wait for a batch to fill; 0..10000000
   std::vector<int> preferred_batch_sizes;  // fixed: sizes sent at once; each 1..max_batch_size, distinct

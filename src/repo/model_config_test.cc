@@ -53,7 +53,7 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   config->threads = 2;
   config->start_path = StartPath::kZygote;
   config->template_standby = false;
-  config->keep_alive_policy = "histogram";
+  config->keep_alive_policy = KeepAlive::kHistogram;
   config->target_concurrency = 0.7;
   config->start_timeout_ms = 1500;
   auto again = Parse(EncodeModelConfig(*config));
@@ -62,7 +62,7 @@ TEST(ModelConfigTest, EncodeRoundTrips) {
   EXPECT_EQ(again->threads, 2);
   EXPECT_EQ(again->start_path, StartPath::kZygote);
   EXPECT_FALSE(again->template_standby);
-  EXPECT_EQ(again->keep_alive_policy, "histogram");
+  EXPECT_EQ(again->keep_alive_policy, KeepAlive::kHistogram);
   EXPECT_DOUBLE_EQ(again->target_concurrency, 0.7);
   EXPECT_EQ(again->start_timeout_ms, 1500);
   EXPECT_EQ(again->inputs[0].shape, (Shape{-1, 1, 28, 28}));
@@ -72,7 +72,7 @@ TEST(ModelConfigTest, BatchingFieldsParseAndRoundTrip) {
   auto config = Parse(With(R"("batching": "fixed", "max_batch_size": 16, "max_queue_delay_us": 2500,
                               "preferred_batch_sizes": [4, 8], "slo_p99_ms": 25.5)"));
   ASSERT_TRUE(config.ok()) << config.status().ToString();
-  EXPECT_EQ(config->batching, "fixed");
+  EXPECT_EQ(config->batching, Batching::kFixed);
   EXPECT_EQ(config->max_batch_size, 16);
   EXPECT_EQ(config->max_queue_delay_us, 2500);
   EXPECT_EQ(config->preferred_batch_sizes, (std::vector<int>{4, 8}));
@@ -83,12 +83,12 @@ TEST(ModelConfigTest, BatchingFieldsParseAndRoundTrip) {
 
   auto defaults = Parse(kMinimal);
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(defaults->batching, "off");
+  EXPECT_EQ(defaults->batching, Batching::kOff);
   EXPECT_EQ(defaults->max_batch_size, 8);
   // A settings change may switch batching on while serving.
   auto adaptive = ApplySettings(*defaults, R"({"batching": "adaptive", "slo_p99_ms": 20})", "PUT");
   ASSERT_TRUE(adaptive.ok()) << adaptive.status().ToString();
-  EXPECT_EQ(adaptive->batching, "adaptive");
+  EXPECT_EQ(adaptive->batching, Batching::kAdaptive);
 }
 
 TEST(ModelConfigTest, ApplySettingsChangesServerlessFieldsOnly) {
@@ -97,7 +97,7 @@ TEST(ModelConfigTest, ApplySettingsChangesServerlessFieldsOnly) {
   auto changed = ApplySettings(*config, R"({"max_concurrency": 5, "keep_alive_policy": "histogram"})", "PUT");
   ASSERT_TRUE(changed.ok()) << changed.status().ToString();
   EXPECT_EQ(changed->max_concurrency, 5);
-  EXPECT_EQ(changed->keep_alive_policy, "histogram");
+  EXPECT_EQ(changed->keep_alive_policy, KeepAlive::kHistogram);
   EXPECT_EQ(changed->memory_mb, config->memory_mb);  // untouched
   EXPECT_EQ(changed->name, "m");
   EXPECT_EQ(changed->inputs[0].shape, config->inputs[0].shape);

@@ -65,7 +65,7 @@ TEST(DifferentialTest, SimulatorGivenTheRuntimesTimesMakesTheRuntimesDecisions) 
   ModelConfig config = *loaded;
   config.start_path = StartPath::kTemplate;
   config.max_concurrency = 2;
-  config.batching = "off";
+  config.batching = Batching::kOff;
   config.keep_alive_s = 600;   // no keep-alive stop inside the test
   config.timeout_ms = 900000;  // no deadline either: timers never decide here
 

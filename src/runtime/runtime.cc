@@ -331,7 +331,7 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   status.queued = scheduler_.Queued(model.config.name);
   const Micros now = clock_.NowMicros();
   if (const policy::AdaptiveBatcher* batcher = scheduler_.Batcher(model.config.name))
-    status.batching = {.mode = model.config.batching,
+    status.batching = {.mode = std::string(BatchingName(model.config.batching)),
                        .target_batch_size = batcher->TargetBatchSize(now),
                        .cost_intercept_us = batcher->cost().intercept_us(),
                        .cost_per_row_us = batcher->cost().slope_us_per_row(),
@@ -421,7 +421,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   // A request whose tensors disagree on dim 0 still runs, alone.
   auto rows = BatchRows(pending->inputs);
   request.rows = pending->rows = rows.ok() ? *rows : 1;
-  if (model.config.batching != "off") {
+  if (model.config.batching != Batching::kOff) {
     request.batch_key = rows.ok() ? ShapeKey(pending->inputs) : "#" + std::to_string(id);
     // Requests selecting different outputs are not mixed either.
     for (const std::string& name : pending->output_names) request.batch_key += "|" + name;

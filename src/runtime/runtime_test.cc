@@ -351,7 +351,7 @@ int ColdStartsForPeriodicCaller(RuntimeTest& test, const std::string& policy, in
   ModelConfig config = test.Load("fraud");
   config.name = "fraud_" + policy;
   config.keep_alive_s = 0;
-  config.keep_alive_policy = policy;
+  config.keep_alive_policy = *ParseKeepAlive(policy);
   config.histogram_bin_ms = 100;
   config.histogram_range_s = 60;
   EXPECT_TRUE(test.runtime_->AddModel(test.Deploy(config)).ok());
@@ -593,7 +593,7 @@ TEST_P(BatchingEqualsUnbatchedTest, EachRequestGetsItsUnbatchedResult) {
   plain.name = name + "_plain";
   ModelConfig batched = Load(name);
   batched.name = name + "_batched";
-  batched.batching = "fixed";
+  batched.batching = Batching::kFixed;
   // large runs ~100 ms per image here: keep its batch small.
   const bool large = name == "large";
   batched.max_batch_size = large ? 2 : 5;
@@ -666,7 +666,7 @@ TEST_F(RuntimeTest, BatchingAbsorbsAQueueBeforeScalingOut) {
   for (const std::string mode : {"fixed", "off"}) {
     ModelConfig config = Load("fraud");
     config.name = "fraud_" + mode;
-    config.batching = mode;
+    config.batching = *ParseBatching(mode);
     config.max_batch_size = 8;
     config.max_queue_delay_us = 10 * kMicrosPerSecond;
     config.max_concurrency = 4;
@@ -698,7 +698,7 @@ TEST_F(RuntimeTest, BatchingAbsorbsAQueueBeforeScalingOut) {
 // long max_queue_delay_us the lone request still goes out before its deadline.
 TEST_F(RuntimeTest, LoneRequestIsSentBeforeItsDeadlineDespiteTheBatchWindow) {
   ModelConfig config = Load("fraud");
-  config.batching = "fixed";
+  config.batching = Batching::kFixed;
   config.max_batch_size = 8;
   config.max_queue_delay_us = 10 * kMicrosPerSecond;
   ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());

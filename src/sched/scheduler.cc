@@ -118,7 +118,7 @@ struct Scheduler::Model {
   Micros start_retry_backoff_us = kMinStartRetryUs;
   std::vector<policy::BatchRequest> waiting;  // scratch for the batcher
 
-  bool batching() const { return config.batching != "off"; }
+  bool batching() const { return config.batching != Batching::kOff; }
   int in_flight_executions() const {
     int n = 0;
     for (const auto& [id, i] : instances) n += static_cast<int>(i.in_flight.size());
@@ -624,7 +624,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
     int64_t queued_rows = 0;
     for (const Request& r : model.queue) queued_rows += r.rows;
     const int64_t batch_rows =
-        model.config.batching == "fixed" ? model.config.max_batch_size : model.batcher.TargetBatchSize(now.mono_us);
+        model.config.batching == Batching::kFixed ? model.config.max_batch_size : model.batcher.TargetBatchSize(now.mono_us);
     load.queued = policy::QueuedExecutions(queued_rows, serving_slots, batch_rows);
     load.free_slots = 0;
   }

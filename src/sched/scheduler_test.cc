@@ -295,7 +295,7 @@ TEST(Scheduler, FixedBatchingSendsAFullBatchAsOneExecution) {
   Driver d;
   ModelConfig c = Config("m");
   c.max_concurrency = 1;
-  c.batching = "fixed";
+  c.batching = Batching::kFixed;
   c.max_batch_size = 4;
   c.max_queue_delay_us = 2000;
   ASSERT_TRUE(d.Add(c).ok());
@@ -423,9 +423,9 @@ TEST(Scheduler, SameEventsGiveSameActions) {
   auto run = [] {
     Driver d;
     ModelConfig c = Config("m");
-    c.batching = "adaptive";
+    c.batching = Batching::kAdaptive;
     c.max_batch_size = 8;
-    c.keep_alive_policy = "histogram";
+    c.keep_alive_policy = KeepAlive::kHistogram;
     c.histogram_bin_ms = 1000;
     c.histogram_range_s = 100;
     EXPECT_TRUE(d.Add(c).ok());

@@ -15,7 +15,7 @@ policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
 
 policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
   policy::KeepAliveOptions o;
-  o.kind = c.keep_alive_policy == "histogram" ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
+  o.kind = c.keep_alive_policy == KeepAlive::kHistogram ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
   o.keep_alive_us = c.keep_alive_s * kMicrosPerSecond;
   o.bin_width_us = c.histogram_bin_ms * kMicrosPerMilli;
   o.range_us = c.histogram_range_s * kMicrosPerSecond;
@@ -24,9 +24,9 @@ policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
 
 policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
   policy::BatchingOptions o;
-  o.mode = c.batching == "fixed"      ? policy::BatchingMode::kFixed
-           : c.batching == "adaptive" ? policy::BatchingMode::kAdaptive
-                                      : policy::BatchingMode::kOff;
+  o.mode = c.batching == Batching::kFixed      ? policy::BatchingMode::kFixed
+           : c.batching == Batching::kAdaptive ? policy::BatchingMode::kAdaptive
+                                               : policy::BatchingMode::kOff;
   o.max_batch_size = c.max_batch_size;
   o.max_queue_delay_us = c.max_queue_delay_us;
   o.preferred_batch_sizes = c.preferred_batch_sizes;

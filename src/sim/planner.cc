@@ -9,29 +9,29 @@ int ThreadsForMemory(int64_t memory_mb) { return std::max<int>(1, static_cast<in
 StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, const std::vector<SimArrival>& arrivals,
                           const policy::PriceSheet& prices, const PlanOptions& o,
                           const std::function<void(int, int)>& progress) {
-  struct Batching {
-    std::string mode;
+  struct BatchingChoice {
+    thaw::Batching mode;
     int max_batch_size;
     Micros delay_us;
   };
-  std::vector<Batching> batchings = {{"off", base.max_batch_size, base.max_queue_delay_us}};
+  std::vector<BatchingChoice> batchings = {{thaw::Batching::kOff, base.max_batch_size, base.max_queue_delay_us}};
   const bool can_batch = std::all_of(base.inputs.begin(), base.inputs.end(),
                                      [](const TensorSpec& s) { return !s.shape.empty() && s.shape[0] == -1; }) &&
                          std::all_of(base.outputs.begin(), base.outputs.end(),
                                      [](const TensorSpec& s) { return !s.shape.empty() && s.shape[0] == -1; });
   if (can_batch) {
     for (int size : o.max_batch_sizes)
-      for (Micros delay : o.batch_delays_us) batchings.push_back({"fixed", size, delay});
-    for (int size : o.max_batch_sizes) batchings.push_back({"adaptive", size, 10000});
+      for (Micros delay : o.batch_delays_us) batchings.push_back({thaw::Batching::kFixed, size, delay});
+    for (int size : o.max_batch_sizes) batchings.push_back({thaw::Batching::kAdaptive, size, 10000});
   }
-  std::vector<std::pair<std::string, int64_t>> keep_alives;
-  for (int64_t s : o.keep_alive_s) keep_alives.push_back({"fixed", s});
-  if (o.try_histogram) keep_alives.push_back({"histogram", 600});
+  std::vector<std::pair<KeepAlive, int64_t>> keep_alives;
+  for (int64_t s : o.keep_alive_s) keep_alives.push_back({KeepAlive::kFixed, s});
+  if (o.try_histogram) keep_alives.push_back({KeepAlive::kHistogram, 600});
 
   std::vector<ModelConfig> configs;
   std::vector<std::string> labels;
   for (int64_t memory : o.memory_mb)
-    for (const Batching& b : batchings)
+    for (const BatchingChoice& b : batchings)
       for (int min : o.min_instances) {
         if (min > base.max_concurrency) continue;
         for (const auto& [policy, keep] : keep_alives) {
@@ -49,11 +49,13 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
           if (!ValidateModelConfig(c, "plan").ok()) continue;
           configs.push_back(c);
           labels.push_back(std::to_string(memory) + " MB/" + std::to_string(c.threads) + "t, " +
-                           (b.mode == "off" ? std::string("no batching")
-                                            : b.mode + " " + std::to_string(b.max_batch_size) +
-                                                  (b.mode == "fixed" ? " " + std::to_string(b.delay_us / 1000) + " ms" : "")) +
-                           ", provisioned " + std::to_string(min) + ", keep-alive " + policy +
-                           (policy == "fixed" ? " " + std::to_string(keep) + " s" : ""));
+                           (b.mode == thaw::Batching::kOff
+                                ? std::string("no batching")
+                                : std::string(BatchingName(b.mode)) + " " + std::to_string(b.max_batch_size) +
+                                      (b.mode == thaw::Batching::kFixed ? " " + std::to_string(b.delay_us / 1000) + " ms"
+                                                                        : "")) +
+                           ", provisioned " + std::to_string(min) + ", keep-alive " + std::string(KeepAliveName(policy)) +
+                           (policy == KeepAlive::kFixed ? " " + std::to_string(keep) + " s" : ""));
         }
       }
 

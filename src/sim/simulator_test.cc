@@ -76,7 +76,7 @@ TEST(SimulatorTest, BackPressureRefusesBeyondTheQueue) {
 // Batching uses the server's batcher: 8 simultaneous rows go as one execution.
 TEST(SimulatorTest, FixedBatchingRunsOneExecutionForAFullBatch) {
   SimModel m = Model();
-  m.config.batching = "fixed";
+  m.config.batching = Batching::kFixed;
   m.config.max_batch_size = 8;
   m.config.max_queue_delay_us = 50 * kMs;
   m.config.max_concurrency = 1;
