@@ -22,6 +22,8 @@
 #include <limits>
 
 #include "base/log.h"
+#include "runtime/run_files.h"
+#include "sched/usage_records.h"
 #include "cgroup/memory_cgroup.h"
 #include "ipc/messages.h"
 #include "policy/admission.h"
@@ -43,42 +45,13 @@ namespace {
 
 using sched::Action;
 using sched::kNever;
-// Worker file descriptor number for its end of the socket.
-constexpr int kWorkerFd = 3;
 
 std::string Fields(std::initializer_list<std::pair<std::string_view, std::string>> kv) { return LogFields(kv); }
-
-// Whether workers started under `a` and under `b` differ: fields a worker
-// reads (src/worker: the model, its tensors and warm-up, threads, how many
-// requests it runs at once, its standby, its start path) and memory_mb (its
-// size). Other settings (keep-alive, queue, scaling, batching, timeouts) are
-// the runtime's alone and change without touching a worker.
-bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
-  auto specs_equal = [](const std::vector<TensorSpec>& x, const std::vector<TensorSpec>& y) {
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i)
-      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape) return false;
-    return true;
-  };
-  return a.backend != b.backend || a.model_file != b.model_file || a.platform != b.platform ||
-         !specs_equal(a.inputs, b.inputs) || !specs_equal(a.outputs, b.outputs) || a.memory_mb != b.memory_mb ||
-         a.threads != b.threads || a.instance_concurrency != b.instance_concurrency || a.start_path != b.start_path ||
-         a.template_standby != b.template_standby;
-}
 
 // "<what> of model 'm' did not become ready ..."; without a model, "the <what> ...".
 std::string StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
   return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
          " did not become ready within start_timeout_ms=" + std::to_string(start_timeout_ms);
-}
-
-// Children of `pid` (its main thread's: spawners fork from it), from
-// /proc/<pid>/task/<pid>/children; empty if unreadable.
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> children;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  for (pid_t child; in >> child;) children.push_back(child);
-  return children;
 }
 
 }  // namespace
@@ -177,99 +150,31 @@ Micros Runtime::Spawner::StartDeadline() const {
   return started_us + (owner ? owner->config.start_timeout_ms : start_timeout_ms) * kMicrosPerMilli;
 }
 
-struct Runtime::ChildWatcher {
-  explicit ChildWatcher(asio::io_context& io) : signals(io, SIGCHLD) {}
-  asio::signal_set signals;
-};
-
-// Cgroups of stopped processes, removed once the processes have left them.
-struct Runtime::CgroupCleanup {
-  explicit CgroupCleanup(asio::io_context& io) : timer(io) {}
-  asio::steady_timer timer;
-  bool armed = false;
-  Micros retry_us = 0;
-  std::vector<std::string> dirs;
-};
-
 Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
-    : cgroup_cleanup_(std::make_unique<CgroupCleanup>(io)),
-      io_(io),
+    : io_(io),
       clock_(clock),
       options_(std::move(options)),
-      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}),
-      child_watcher_(std::make_unique<ChildWatcher>(io)) {
-  if (options_.memory_cgroups && !options_.memory_cgroups->enforced()) options_.memory_cgroups = nullptr;
+      processes_(io, clock, {.worker_path = options_.worker_path,
+                             .memory_cgroups = options_.memory_cgroups,
+                             .sandbox = options_.sandbox,
+                             .worker_user = options_.worker_user}),
+      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}) {
   run_dir_ = options_.run_dir;
   if (run_dir_.empty()) {
-    char pattern[] = "/tmp/thaw-run-XXXXXX";
-    if (::mkdtemp(pattern)) {
-      run_dir_ = pattern;
+    StatusOr<std::string> made = MakeRunDirectory(processes_.worker_user());
+    if (made.ok()) {
+      run_dir_ = *made;
       owns_run_dir_ = true;
     } else {
-      LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", std::strerror(errno)}}));
+      LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", LogValue(made.status().message())}}));
     }
   }
-  if (options_.sandbox != sandbox::SandboxMode::kOff) {
-    if (::geteuid() == 0) {
-      worker_user_ = options_.worker_user.value_or(sandbox::DefaultWorkerUser());
-    } else {
-      LogEvent(LogLevel::kWarning, "sandbox_degraded",
-               Fields({{"reason", LogValue("the server is not root: workers keep uid " + std::to_string(::geteuid()) +
-                                           ", without network and mount namespaces")}}));
-    }
-  }
-  // mkdtemp made it 0700: workers of another uid must be able to read it.
-  if (worker_user_ && owns_run_dir_) {
-    Status shared = sandbox::ShareDirectoryWith(run_dir_, *worker_user_);
-    if (!shared.ok()) LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", LogValue(shared.message())}}));
-  }
-  // Instances forked by a template outlive it when it is replaced; as a
-  // subreaper the server, not init, inherits and reaps them.
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  WatchChildren();
 }
 
 Runtime::~Runtime() {
   Shutdown();
   std::error_code ignored;
   if (owns_run_dir_) std::filesystem::remove_all(run_dir_, ignored);
-}
-
-Status Runtime::WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file) {
-  namespace fs = std::filesystem;
-  const fs::path dir = directory;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Internal("cannot create " + dir.string() + " for model '" + config.name + "': " + ec.message());
-  // Readable by the workers' uid whatever the umask; the run directory
-  // above it admits only the server and the workers' group.
-  const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
-  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                           fs::perms::others_read | fs::perms::others_exec, ec);
-  if (snapshot_model_file) {
-    // A copy, not a link: editing the repository file never changes what
-    // the next template or instance loads; only a load/reload does.
-    const fs::path target = dir / config.model_file;
-    const fs::path staged = target.string() + ".new";
-    fs::create_directories(target.parent_path(), ec);
-    fs::remove(staged, ec);
-    fs::copy_file(config.ModelPath(), staged, fs::copy_options::overwrite_existing, ec);
-    if (ec) return NotFound("cannot copy model file " + config.ModelPath() + " of model '" + config.name + "': " + ec.message());
-    fs::permissions(staged, readable, ec);
-    fs::rename(staged, target, ec);  // processes loading the old file keep their copy
-    if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
-  }
-  const fs::path path = dir / "config.json";
-  const fs::path staged = dir / "config.json.new";
-  {
-    std::ofstream out(staged, std::ios::trunc);
-    out << EncodeModelConfig(config);
-    if (!out) return Internal("cannot write " + staged.string());
-  }
-  fs::permissions(staged, readable, ec);
-  fs::rename(staged, path, ec);  // workers never see a half-written file
-  if (ec) return Internal("cannot write " + path.string() + ": " + ec.message());
-  return Status::Ok();
 }
 
 Status Runtime::WriteRunDirectory(Model& model, bool snapshot_model_file) {
@@ -393,7 +298,7 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   if (options_.usage) {
     done = [this, name = model.config.name, memory_mb = model.config.memory_mb, id = next_request_id_,
             done = std::move(done)](InferOutcome outcome) {
-      RecordInvocation(name, memory_mb, outcome, id);
+      options_.usage->Record(InvocationRecordOf(name, memory_mb, id, outcome, clock_.WallMicros()));
       done(std::move(outcome));
     };
   }
@@ -438,49 +343,6 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   Carry();
 }
 
-void Runtime::RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome,
-                               uint64_t request_id) {
-  const InvocationTiming& t = outcome.timing;
-  metering::InvocationRecord r;
-  r.model = model;
-  r.request_id = request_id;
-  r.instance_id = t.instance_id;
-  r.arrival_wall_us = clock_.WallMicros() - t.total_us;
-  r.latency_us = t.total_us;
-  r.queue_us = t.queue_us;
-  r.batch_wait_us = t.batch_wait_us;
-  r.compute_us = t.compute_us;
-  r.http_status = outcome.status.ok() ? 200 : HttpStatusFor(outcome.status.code());
-  r.memory_mb = memory_mb;
-  // Requests that never reached an instance ran in no execution.
-  const bool ran = t.instance_id != 0;
-  r.batch_rows = ran ? t.batch_size : 0;
-  r.batch_requests = ran ? t.batch_requests : 0;
-  r.share = ran ? t.batch_share : 0;
-  r.cold_start = t.cold_start;
-  if (t.cold_start) r.init_us = t.cold.spawn_us + t.cold.runtime_init_us + t.cold.model_load_us + t.cold.warmup_us;
-  r.provisioned = t.provisioned;
-  if (ran) r.start_path = std::string(StartPathName(t.start_path));
-  options_.usage->Record(std::move(r));
-}
-
-void Runtime::RecordInstanceStop(const Model& model, const Instance& instance, const Action& stop) {
-  if (!options_.usage) return;
-  metering::InstanceRecord r;
-  r.model = model.config.name;
-  r.instance_id = instance.id;
-  r.start_path = std::string(StartPathName(instance.start_path));
-  r.memory_mb = model.config.memory_mb;
-  r.start_wall_us = stop.usage.start_wall_us;
-  r.stop_wall_us = clock_.WallMicros();
-  r.init_us = stop.usage.init_us;
-  r.busy_us = stop.usage.busy_us;
-  r.idle_us = stop.usage.idle_us;
-  r.provisioned = stop.usage.provisioned;
-  r.stop_reason = stop.reason;
-  options_.usage->Record(std::move(r));
-}
-
 void Runtime::FlushUsage() {
   scheduler_.FlushProvisioned(NowPair(), &actions_);
   Carry();
@@ -504,12 +366,7 @@ void Runtime::Carry() {
       case Action::Kind::kStop: Kill(*it->second, action); break;
       case Action::Kind::kWake: Arm(*it->second, action.at_us); break;
       case Action::Kind::kProvisioned:
-        if (options_.usage)
-          options_.usage->Record(metering::ProvisionedRecord{.model = action.model,
-                                                             .memory_mb = it->second->config.memory_mb,
-                                                             .instances = action.instances,
-                                                             .start_wall_us = action.start_wall_us,
-                                                             .end_wall_us = action.at_us});
+        if (options_.usage) options_.usage->Record(sched::ProvisionedRecordOf(action, it->second->config.memory_mb));
         break;
       case Action::Kind::kNotice: {
         const bool warning = action.reason == "instance_start_refused";
@@ -552,21 +409,21 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
   instance->start_path = model.config.start_path;
   instance->spawn_start_us = clock_.NowMicros();
   instance->socket.assign(asio::local::stream_protocol(), fds[0]);
-  auto cgroup_dir = MakeCgroup("instance-" + std::to_string(instance->id), model.config.memory_mb);
+  auto cgroup_dir = processes_.MakeCgroup("instance-" + std::to_string(instance->id), model.config.memory_mb);
   if (!cgroup_dir.ok()) {
     ::close(fds[1]);
     return fail("cannot enforce memory_mb: " + cgroup_dir.status().message());
   }
   instance->cgroup_dir = *cgroup_dir;
   if (instance->start_path == StartPath::kExec) {
-    std::vector<std::string> args = {options_.worker_path, "--model-dir", model.run_directory, "--fd",
+    std::vector<std::string> args = {processes_.worker_path(), "--model-dir", model.run_directory, "--fd",
                                      std::to_string(kWorkerFd)};
     if (!instance->cgroup_dir.empty()) args.insert(args.end(), {"--cgroup", instance->cgroup_dir});
-    for (std::string& arg : SandboxArgs(model.run_directory)) args.push_back(std::move(arg));
-    auto pid = SpawnProcess(args, model.config.threads, fds[1]);
+    for (std::string& arg : processes_.SandboxArgs(model.run_directory)) args.push_back(std::move(arg));
+    auto pid = processes_.Spawn(args, model.config.threads, fds[1]);
     ::close(fds[1]);
     if (!pid.ok()) {
-      RemoveCgroupLater(instance->cgroup_dir);
+      processes_.RemoveCgroupLater(instance->cgroup_dir);
       return fail(pid.status().message());  // the instance's socket closes with it
     }
     instance->pid = *pid;
@@ -590,64 +447,6 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
   ReadMore(model, instance);
 }
 
-std::vector<std::string> Runtime::SandboxArgs(const std::string& writable_dir) const {
-  std::vector<std::string> args = {"--sandbox=" + std::string(sandbox::SandboxModeName(options_.sandbox))};
-  if (options_.sandbox == sandbox::SandboxMode::kOff) return args;
-  if (worker_user_)
-    args.push_back("--user=" + std::to_string(worker_user_->uid) + ":" + std::to_string(worker_user_->gid));
-  args.push_back("--writable-dir=" + writable_dir);
-  return args;
-}
-
-StatusOr<int> Runtime::SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd) {
-  // dup2 onto the same number would keep FD_CLOEXEC; move it out of the way.
-  int moved = -1;
-  if (child_fd == kWorkerFd) {
-    moved = ::fcntl(child_fd, F_DUPFD_CLOEXEC, kWorkerFd + 1);
-    child_fd = moved;
-  }
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    std::string_view entry(*e);
-    if (entry.starts_with("OMP_NUM_THREADS=") || entry.starts_with("OMP_WAIT_POLICY=") ||
-        entry.starts_with("GLIBC_TUNABLES="))
-      continue;
-    env_strings.emplace_back(entry);
-  }
-  env_strings.push_back("OMP_NUM_THREADS=" + std::to_string(threads));
-  // Spinning OpenMP threads starve each other when instances share 2 cores
-  // (60-80 ms per call instead of 0.6 ms, measured on textenc with 2 threads).
-  env_strings.push_back("OMP_WAIT_POLICY=PASSIVE");
-  // Page faults cost 15-20 us here: keep freed activations in the heap.
-  env_strings.push_back("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=1073741824");
-  std::vector<std::string> arg_copies = args;
-  std::vector<char*> argv, envp;
-  for (auto& a : arg_copies) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, child_fd, kWorkerFd);
-  // Model code gets no terminal to read from.
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Own session (and process group, pgid = pid): a Ctrl-C at the terminal
-  // reaches the server, which then stops its workers, rather than killing
-  // workers mid-request; and with no controlling terminal a worker cannot
-  // push keystrokes into the user's shell (TIOCSTI) through stderr.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, options_.worker_path.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (moved >= 0) ::close(moved);
-  if (rc != 0) return Unavailable("cannot start worker '" + options_.worker_path + "': " + std::strerror(rc));
-  return static_cast<int>(pid);
-}
-
 std::shared_ptr<Runtime::Spawner> Runtime::EnsureSpawner(Model& model) {
   std::shared_ptr<Spawner>& slot = model.config.start_path == StartPath::kTemplate ? model.spawner : zygote_;
   if (!slot || slot->gone)
@@ -658,7 +457,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::EnsureSpawner(Model& model) {
 std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t start_timeout_ms) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
-  std::vector<std::string> args = {options_.worker_path};
+  std::vector<std::string> args = {processes_.worker_path()};
   if (owner) {
     args.insert(args.end(), {"--template", "--model-dir", owner->run_directory});
   } else {
@@ -667,7 +466,7 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t st
   args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
   // A template holds its model and warms a standby before handing it an
   // instance (the standby's warm-up pages stay charged here on v2): room for two.
-  auto cgroup_dir = MakeCgroup((owner ? "template-" : "zygote-") + std::to_string(next_spawner_id_++),
+  auto cgroup_dir = processes_.MakeCgroup((owner ? "template-" : "zygote-") + std::to_string(next_spawner_id_++),
                                owner ? 2 * owner->config.memory_mb : cgroup::kZygoteMemoryMb);
   if (!cgroup_dir.ok()) {
     ::close(fds[0]);
@@ -680,16 +479,16 @@ std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t st
   }
   if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
   // A zygote serves every model: its instances may need any model's directory.
-  for (std::string& arg : SandboxArgs(owner ? owner->run_directory : run_dir_)) args.push_back(std::move(arg));
+  for (std::string& arg : processes_.SandboxArgs(owner ? owner->run_directory : run_dir_)) args.push_back(std::move(arg));
   // One thread: a parent that ran OpenMP on more would hang its children.
-  auto pid = SpawnProcess(args, 1, fds[1]);
+  auto pid = processes_.Spawn(args, 1, fds[1]);
   ::close(fds[1]);
   const std::string name = owner ? owner->config.name : "zygote";
   if (!pid.ok()) {
     ::close(fds[0]);
     if (owner) scheduler_.SetStartError(owner->config.name, pid.status().message());
     LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", LogValue(pid.status().message())}}));
-    RemoveCgroupLater(*cgroup_dir);
+    processes_.RemoveCgroupLater(*cgroup_dir);
     return nullptr;
   }
   auto spawner = std::make_shared<Spawner>(io_);
@@ -773,7 +572,7 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
   spawner.waiting.clear();
   const std::string name = spawner.owner ? spawner.owner->config.name : "zygote";
   const bool expected = shut_down_ || (spawner.owner && spawner.owner->removed);
-  if (!expected && OomKilled(spawner.cgroup_dir)) {
+  if (!expected && processes_.OomKilled(spawner.cgroup_dir)) {
     const std::string error = (spawner.owner ? "template of model '" + name + "'" : std::string("the zygote")) +
                               " exceeded its memory limit (" +
                               (spawner.owner ? "2 x memory_mb=" + std::to_string(spawner.owner->config.memory_mb)
@@ -782,7 +581,7 @@ void Runtime::OnSpawnerGone(Spawner& spawner) {
     if (spawner.owner) scheduler_.SetStartError(name, error);
     LogEvent(LogLevel::kWarning, "spawner_oom", Fields({{"model", name}, {"error", LogValue(error)}}));
   }
-  RemoveCgroupLater(spawner.cgroup_dir);
+  processes_.RemoveCgroupLater(spawner.cgroup_dir);
   if (!was_ready && spawner.owner && spawner.owner->spawner.get() == &spawner && scheduler_.LastStartError(name).empty())
     scheduler_.SetStartError(name, "template exited before it was ready");
   if (spawner.start_timer) spawner.start_timer->cancel();
@@ -861,7 +660,7 @@ void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) 
     return finish(Unavailable("cannot create a socket to validate model '" + config.name + "'"));
   // A plain instance of the new version: it loads the model and runs its
   // warm-up like any start, then is stopped.
-  auto pid = SpawnProcess({options_.worker_path, "--model-dir", validation->staging_dir, "--fd", std::to_string(kWorkerFd)},
+  auto pid = processes_.Spawn({processes_.worker_path(), "--model-dir", validation->staging_dir, "--fd", std::to_string(kWorkerFd)},
                           config.threads, fds[1]);
   ::close(fds[1]);
   if (!pid.ok()) {
@@ -1033,7 +832,7 @@ void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
         if (instance->removed) return;
         if (ec) {
           // The kernel counts the kill before the process exits and its socket closes.
-          const bool oom = OomKilled(instance->cgroup_dir);
+          const bool oom = processes_.OomKilled(instance->cgroup_dir);
           const std::string limit = "memory limit (memory_mb=" + std::to_string(model.config.memory_mb) + ")";
           scheduler_.InstanceGone(
               model.config.name, instance->id, oom ? sched::GoneKind::kOom : sched::GoneKind::kCrashed,
@@ -1179,29 +978,21 @@ void Runtime::OnResponse(Model& model, Instance& instance, const std::string& pa
     outcome.timing.instance_id = instance.id;
     outcome.timing.provisioned = view.provisioned;
     if (outcome.timing.cold_start) {
-      ColdStartBreakdown& cold = outcome.timing.cold;
       const ipc::ReadyMessage& ready = instance.ready_message;
-      cold.queue_us = std::max<Micros>(0, instance.spawn_start_us - pending->arrival_us) +
-                      (pending->dispatched_us - view.ready_us);
-      cold.spawn_us = instance.spawn_done_us - instance.spawn_start_us;
-      // For exec, the time from posix_spawn to main() is the loader and
-      // the engines' static initialisation.
-      cold.runtime_init_us =
-          ready.runtime_init_us +
-          (instance.start_path == StartPath::kExec ? std::max<Micros>(0, ready.started_us - instance.spawn_done_us) : 0);
-      cold.model_load_us = ready.model_load_us;
-      cold.warmup_us = ready.warmup_us;
-      cold.first_inference_us = response->compute_us;
-      cold.total_us = outcome.timing.total_us;
-      if (!cold_start_logged)  // once per execution, not per request in it
+      outcome.timing.cold = ColdStartOf({.path = instance.start_path,
+                                         .spawn_start_us = instance.spawn_start_us,
+                                         .spawn_done_us = instance.spawn_done_us,
+                                         .ready_us = view.ready_us,
+                                         .worker_started_us = ready.started_us,
+                                         .runtime_init_us = ready.runtime_init_us,
+                                         .model_load_us = ready.model_load_us,
+                                         .warmup_us = ready.warmup_us},
+                                        pending->arrival_us, pending->dispatched_us, response->compute_us,
+                                        outcome.timing.total_us);
+      // Once per execution, not per request in it.
+      if (!cold_start_logged)
         LogEvent(LogLevel::kInfo, "cold_start",
-                 Fields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                         {"start_path", std::string(StartPathName(instance.start_path))},
-                         {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
-                         {"runtime_init_ms", MillisText(cold.runtime_init_us)},
-                         {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
-                         {"first_inference_ms", MillisText(cold.first_inference_us)},
-                         {"total_ms", MillisText(cold.total_us)}}));
+                 ColdStartFields(model.config.name, instance.id, instance.start_path, outcome.timing.cold));
       cold_start_logged = true;
     }
     pending->done(std::move(outcome));
@@ -1223,8 +1014,8 @@ void Runtime::Kill(Model& model, const Action& stop) {
   boost::system::error_code ignored;
   instance->socket.close(ignored);
   if (instance->pid > 0) ::kill(instance->pid, SIGKILL);
-  RecordInstanceStop(model, *instance, stop);
-  RemoveCgroupLater(instance->cgroup_dir);
+  if (options_.usage) options_.usage->Record(sched::InstanceRecordOf(stop, model.config.memory_mb, clock_.WallMicros()));
+  processes_.RemoveCgroupLater(instance->cgroup_dir);
   LogEvent(stop.fault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"pid", std::to_string(instance->pid)}, {"reason", stop.reason},
@@ -1245,7 +1036,7 @@ void Runtime::TimeOutForkedStart(Instance& instance, const std::string& message)
   for (const auto& [name, other] : models_)
     for (const auto& [oid, o] : other->instances)
       if (o->pid > 0) known.push_back(o->pid);
-  for (pid_t child : ChildrenOf(by->pid))
+  for (pid_t child : WorkerProcesses::ChildrenOf(by->pid))
     if (std::find(known.begin(), known.end(), child) == known.end()) ::kill(child, SIGKILL);
   TimeOutSpawner(*by, message);
 }
@@ -1298,67 +1089,6 @@ void Runtime::Arm(Model& model, Micros wake) {
   });
 }
 
-void Runtime::WatchChildren() {
-  child_watcher_->signals.async_wait([this](const boost::system::error_code& ec, int) {
-    if (ec) return;
-    ReapChildren();
-    WatchChildren();
-  });
-}
-
-void Runtime::ReapChildren() {
-  int status = 0;
-  pid_t pid;
-  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-    std::string how = WIFEXITED(status) ? "exit=" + std::to_string(WEXITSTATUS(status))
-                                        : "signal=" + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    LogEvent(LogLevel::kDebug, "worker_reaped", Fields({{"pid", std::to_string(pid)}, {"status", how}}));
-  }
-  RemoveCgroups();
-}
-
-StatusOr<std::string> Runtime::MakeCgroup(const std::string& name, int64_t memory_mb) {
-  if (!options_.memory_cgroups) return std::string();
-  return options_.memory_cgroups->Create(name, memory_mb << 20);
-}
-
-bool Runtime::OomKilled(const std::string& dir) const {
-  if (dir.empty()) return false;
-  auto kills = cgroup::OomKillCount(dir);
-  return kills.ok() && *kills > 0;
-}
-
-void Runtime::RemoveCgroupLater(std::string dir) {
-  if (dir.empty()) return;
-  cgroup_cleanup_->dirs.push_back(std::move(dir));
-  RemoveCgroups();
-}
-
-void Runtime::RemoveCgroups() {
-  CgroupCleanup& cleanup = *cgroup_cleanup_;
-  if (!options_.memory_cgroups || cleanup.dirs.empty()) return;
-  std::erase_if(cleanup.dirs, [&](const std::string& dir) {
-    Status removed = options_.memory_cgroups->Remove(dir);
-    if (!removed.ok() && removed.code() != StatusCode::kUnavailable)
-      LogEvent(LogLevel::kWarning, "cgroup_remove_failed", Fields({{"dir", LogValue(dir)}, {"error", LogValue(removed.message())}}));
-    return removed.code() != StatusCode::kUnavailable;  // still in use: retry
-  });
-  if (cleanup.dirs.empty()) {
-    cleanup.retry_us = 0;
-    return;
-  }
-  // Killed processes leave in milliseconds; a retiring one finishes its work first.
-  if (cleanup.armed || shut_down_) return;
-  cleanup.retry_us = std::clamp<Micros>(cleanup.retry_us * 2, 20 * kMicrosPerMilli, 2 * kMicrosPerSecond);
-  cleanup.armed = true;
-  cleanup.timer.expires_after(std::chrono::microseconds(cleanup.retry_us));
-  cleanup.timer.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    cgroup_cleanup_->armed = false;
-    RemoveCgroups();
-  });
-}
-
 void Runtime::Drain(std::function<void()> drained) {
   draining_ = true;
   on_drained_ = std::move(drained);
@@ -1392,20 +1122,9 @@ void Runtime::Shutdown() {
   }
   while (!validations_.empty())
     FinishValidation(*validations_.begin()->second, Unavailable("server is shutting down"));
-  boost::system::error_code ignored;
-  child_watcher_->signals.cancel(ignored);
-  cgroup_cleanup_->timer.cancel();
   // Reap the processes just killed (templates, the zygote, exec instances),
-  // so none outlives the server as a zombie; bounded, as a kill takes a moment.
-  const Micros give_up = clock_.NowMicros() + 500 * kMicrosPerMilli;
-  for (;;) {
-    ReapChildren();
-    errno = 0;
-    // Done when no child is left and every cgroup is gone (their processes left).
-    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD && cgroup_cleanup_->dirs.empty()) break;
-    if (clock_.NowMicros() >= give_up) break;
-    ::usleep(5000);
-  }
+  // bounded, as a kill takes a moment.
+  processes_.Stop(500 * kMicrosPerMilli);
 }
 
 }  // namespace thaw

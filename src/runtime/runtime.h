@@ -67,6 +67,8 @@
 #include "sandbox/sandbox.h"
 #include "metering/usage.h"
 #include "repo/model_config.h"
+#include "runtime/accounting.h"
+#include "runtime/worker_processes.h"
 #include "sched/scheduler.h"
 #include "tensor/tensor.h"
 
@@ -79,19 +81,6 @@ class MemoryCgroups;
 // A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
 // the instance holds them, its copy of them as engine tensors and outputs.
 constexpr int64_t kRequestMemoryDivisor = 2;
-
-// One execution on an instance: a batch of one or more requests, run and
-// billed once (the metering hook: a request's cost is its share of this).
-struct ExecutionRecord {
-  std::string model;
-  uint64_t instance_id = 0;
-  int requests = 0;         // requests in the batch
-  int64_t rows = 0;         // dim-0 rows in the batch
-  Micros compute_us = 0;    // inside the backend
-  Micros round_trip_us = 0; // dispatch to the instance's answer
-  int64_t memory_mb = 0;    // the instance's configured memory
-  bool ok = false;          // the batch ran and its outputs split back
-};
 
 struct RuntimeOptions {
   // Path of the thaw-worker executable.
@@ -126,46 +115,6 @@ struct RuntimeOptions {
   // (sched::Replay) and differential tests. Not owned.
   sched::EventLog* scheduler_log = nullptr;
 };
-
-// Where the time of a cold start went. The parts follow one another:
-// queue (waiting for the spawn and, once ready, for dispatch), spawn
-// (posix_spawn, or asking a spawner to fork, until the process runs),
-// runtime_init (exec: the dynamic loader and libtorch's static init before
-// main(); all paths: setup in main() or after fork), model_load, warmup, and
-// the first inference itself.
-struct ColdStartBreakdown {
-  Micros queue_us = 0;
-  Micros spawn_us = 0;
-  Micros runtime_init_us = 0;
-  Micros model_load_us = 0;
-  Micros warmup_us = 0;
-  Micros first_inference_us = 0;
-  Micros total_us = 0;  // the request's whole latency inside the server
-};
-
-// Timings of one invocation, for responses and logs.
-struct InvocationTiming {
-  Micros queue_us = 0;    // arrival to dispatch to an instance
-  Micros batch_wait_us = 0;  // the part of queue_us spent with a slot free, waiting for the batch to fill
-  Micros compute_us = 0;  // inside the backend
-  Micros total_us = 0;    // arrival to completion
-  int64_t batch_size = 1;   // rows in the execution this request ran in
-  int batch_requests = 1;   // requests in that execution
-  double batch_share = 1;   // this request's rows / batch_size: its share of the execution's cost
-  bool provisioned = false; // ran on an instance of the model's provisioned floor
-  bool cold_start = false;  // waited for an instance that became ready after it arrived
-  StartPath start_path = StartPath::kExec;  // how that instance started
-  ColdStartBreakdown cold;  // when cold_start
-  uint64_t instance_id = 0;
-};
-
-struct InferOutcome {
-  Status status;
-  std::vector<Tensor> outputs;  // the model's outputs in config order (or the selected ones)
-  InvocationTiming timing;
-};
-
-using InferCallback = std::function<void(InferOutcome)>;
 
 // What an instance is doing, for status reports.
 // kStopping: started with settings since replaced; it finishes its work and retires.
@@ -296,10 +245,6 @@ class Runtime {
   void FailRequest(const sched::Action& fail);
   void Kill(Model& model, const sched::Action& stop);
   void Arm(Model& model, Micros wake);
-  // Writes `config` as config.json in `directory` and, if asked, a copy of
-  // the model file (atomically: written aside, then renamed). Every file the
-  // runtime creates for workers is created here.
-  static Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file);
   Status WriteRunDirectory(Model& model, bool snapshot_model_file);
   // New settings for `model` (already in model.config): the scheduler's
   // update and, when workers differ, a new template.
@@ -312,8 +257,6 @@ class Runtime {
   void TimeOutForkedStart(Instance& instance, const std::string& message);
   void ReadValidation(std::shared_ptr<Validation> validation);
   void FinishValidation(Validation& validation, Status status);
-  // Starts `argv` with `child_fd` as its descriptor 3; returns the pid or an error.
-  StatusOr<int> SpawnProcess(const std::vector<std::string>& args, int threads, int child_fd);
   std::shared_ptr<Spawner> EnsureSpawner(Model& model);
   std::shared_ptr<Spawner> StartSpawner(Model* owner, int64_t start_timeout_ms);
   void WatchSpawnerStart(std::shared_ptr<Spawner> spawner);
@@ -325,22 +268,12 @@ class Runtime {
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
-  void ReapChildren();
-  void WatchChildren();
-  // A memory cgroup for `name` limited to `memory_mb`; "" when not enforced.
-  StatusOr<std::string> MakeCgroup(const std::string& name, int64_t memory_mb);
-  // Removes the cgroups of gone processes, retrying while they still hold one.
-  void RemoveCgroupLater(std::string dir);
-  void RemoveCgroups();
-  // The OOM killer killed a process in `dir`.
-  bool OomKilled(const std::string& dir) const;
-  struct CgroupCleanup;
-  std::unique_ptr<CgroupCleanup> cgroup_cleanup_;
   uint64_t next_spawner_id_ = 1;
 
   boost::asio::io_context& io_;
   const Clock& clock_;
   RuntimeOptions options_;
+  WorkerProcesses processes_;
   sched::Scheduler scheduler_;
   sched::Actions actions_;  // the scheduler's, not carried out yet
   bool carrying_ = false;
@@ -350,9 +283,6 @@ class Runtime {
   std::vector<std::unique_ptr<Model>> retired_models_;  // unloaded; their handlers may still run
   std::string run_dir_;
   bool owns_run_dir_ = false;
-  std::optional<sandbox::WorkerUser> worker_user_;  // resolved from the options; nullopt = keep the uid
-  // The worker's sandbox flags, writable_dir being the one path it may write.
-  std::vector<std::string> SandboxArgs(const std::string& writable_dir) const;
   uint64_t next_request_id_ = 1;
   bool shut_down_ = false;
   bool startup_settled_ = false;  // Ready() latched
@@ -361,10 +291,6 @@ class Runtime {
   std::function<void()> on_drained_;   // called once the accepted ones are answered
   void CheckDrained();
   // Usage: one record per request, per stopped instance, per provisioned interval.
-  void RecordInvocation(const std::string& model, int64_t memory_mb, const InferOutcome& outcome, uint64_t request_id);
-  void RecordInstanceStop(const Model& model, const Instance& instance, const sched::Action& stop);
-  struct ChildWatcher;
-  std::unique_ptr<ChildWatcher> child_watcher_;
 };
 
 }  // namespace thaw

@@ -11,6 +11,7 @@
 
 #include "policy/admission.h"
 #include "sched/scheduler.h"
+#include "sched/usage_records.h"
 
 namespace thaw::sim {
 
@@ -226,11 +227,7 @@ class Sim {
           break;
         case Action::Kind::kProvisioned:
           result_.provisioned_instance_s += a.instances * (a.at_us - a.start_wall_us) / 1e6;
-          stats_.Add(metering::UsageRecord(metering::ProvisionedRecord{.model = model.config().name,
-                                                                       .memory_mb = model.config().memory_mb,
-                                                                       .instances = a.instances,
-                                                                       .start_wall_us = a.start_wall_us,
-                                                                       .end_wall_us = a.at_us}));
+          stats_.Add(metering::UsageRecord(sched::ProvisionedRecordOf(a, model.config().memory_mb)));
           break;
         case Action::Kind::kNotice: break;
       }
@@ -309,21 +306,9 @@ class Sim {
     Model& model = models_[m];
     --model.live_instances;
     starting_.erase(a.instance_id);
-    metering::InstanceRecord r;
-    r.model = model.config().name;
-    r.instance_id = a.instance_id;
-    r.start_path = model.start_path;
-    r.memory_mb = model.config().memory_mb;
-    r.start_wall_us = a.usage.start_wall_us;
-    r.stop_wall_us = Wall(now_);
-    r.init_us = a.usage.init_us;
-    r.busy_us = a.usage.busy_us;
-    r.idle_us = a.usage.idle_us;
-    r.provisioned = a.usage.provisioned;
-    r.stop_reason = a.reason;
-    result_.busy_instance_s += r.busy_us / 1e6;
-    if (!r.provisioned) result_.idle_instance_s += r.idle_us / 1e6;
-    stats_.Add(metering::UsageRecord(std::move(r)));
+    result_.busy_instance_s += a.usage.busy_us / 1e6;
+    if (!a.usage.provisioned) result_.idle_instance_s += a.usage.idle_us / 1e6;
+    stats_.Add(metering::UsageRecord(sched::InstanceRecordOf(a, model.config().memory_mb, Wall(now_))));
   }
 
   void RecordRefused(uint32_t m, uint64_t id, int status) {

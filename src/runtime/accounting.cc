@@ -1,0 +1,62 @@
+#include "runtime/accounting.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+
+namespace thaw {
+
+ColdStartBreakdown ColdStartOf(const StartTimes& start, Micros arrival_us, Micros dispatched_us,
+                               Micros first_inference_us, Micros total_us) {
+  ColdStartBreakdown cold;
+  cold.queue_us = std::max<Micros>(0, start.spawn_start_us - arrival_us) + (dispatched_us - start.ready_us);
+  cold.spawn_us = start.spawn_done_us - start.spawn_start_us;
+  // For exec, the time from posix_spawn to main() is the loader and the
+  // engines' static initialisation.
+  cold.runtime_init_us = start.runtime_init_us + (start.path == StartPath::kExec
+                                                      ? std::max<Micros>(0, start.worker_started_us - start.spawn_done_us)
+                                                      : 0);
+  cold.model_load_us = start.model_load_us;
+  cold.warmup_us = start.warmup_us;
+  cold.first_inference_us = first_inference_us;
+  cold.total_us = total_us;
+  return cold;
+}
+
+std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, const ColdStartBreakdown& cold) {
+  return LogFields({{"model", std::string(model)}, {"instance", std::to_string(instance_id)},
+                    {"start_path", std::string(StartPathName(path))},
+                    {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
+                    {"runtime_init_ms", MillisText(cold.runtime_init_us)},
+                    {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
+                    {"first_inference_ms", MillisText(cold.first_inference_us)},
+                    {"total_ms", MillisText(cold.total_us)}});
+}
+
+metering::InvocationRecord InvocationRecordOf(const std::string& model, int64_t memory_mb, uint64_t request_id,
+                                              const InferOutcome& outcome, Micros wall_now_us) {
+  const InvocationTiming& t = outcome.timing;
+  metering::InvocationRecord r;
+  r.model = model;
+  r.request_id = request_id;
+  r.instance_id = t.instance_id;
+  r.arrival_wall_us = wall_now_us - t.total_us;
+  r.latency_us = t.total_us;
+  r.queue_us = t.queue_us;
+  r.batch_wait_us = t.batch_wait_us;
+  r.compute_us = t.compute_us;
+  r.http_status = outcome.status.ok() ? 200 : HttpStatusFor(outcome.status.code());
+  r.memory_mb = memory_mb;
+  // Requests that never reached an instance ran in no execution.
+  const bool ran = t.instance_id != 0;
+  r.batch_rows = ran ? t.batch_size : 0;
+  r.batch_requests = ran ? t.batch_requests : 0;
+  r.share = ran ? t.batch_share : 0;
+  r.cold_start = t.cold_start;
+  if (t.cold_start) r.init_us = t.cold.spawn_us + t.cold.runtime_init_us + t.cold.model_load_us + t.cold.warmup_us;
+  r.provisioned = t.provisioned;
+  if (ran) r.start_path = std::string(StartPathName(t.start_path));
+  return r;
+}
+
+}  // namespace thaw

@@ -1,0 +1,70 @@
+#include "runtime/run_files.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace thaw {
+
+Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file) {
+  namespace fs = std::filesystem;
+  const fs::path dir = directory;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("cannot create " + dir.string() + " for model '" + config.name + "': " + ec.message());
+  // Readable by the workers' uid whatever the umask; the run directory
+  // above it admits only the server and the workers' group.
+  const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec, ec);
+  if (snapshot_model_file) {
+    // A copy, not a link: editing the repository file never changes what
+    // the next template or instance loads; only a load/reload does.
+    const fs::path target = dir / config.model_file;
+    const fs::path staged = target.string() + ".new";
+    fs::create_directories(target.parent_path(), ec);
+    fs::remove(staged, ec);
+    fs::copy_file(config.ModelPath(), staged, fs::copy_options::overwrite_existing, ec);
+    if (ec) return NotFound("cannot copy model file " + config.ModelPath() + " of model '" + config.name + "': " + ec.message());
+    fs::permissions(staged, readable, ec);
+    fs::rename(staged, target, ec);  // processes loading the old file keep their copy
+    if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
+  }
+  const fs::path path = dir / "config.json";
+  const fs::path staged = dir / "config.json.new";
+  {
+    std::ofstream out(staged, std::ios::trunc);
+    out << EncodeModelConfig(config);
+    if (!out) return Internal("cannot write " + staged.string());
+  }
+  fs::permissions(staged, readable, ec);
+  fs::rename(staged, path, ec);  // workers never see a half-written file
+  if (ec) return Internal("cannot write " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+StatusOr<std::string> MakeRunDirectory(const std::optional<sandbox::WorkerUser>& workers) {
+  char pattern[] = "/tmp/thaw-run-XXXXXX";
+  if (!::mkdtemp(pattern)) return Internal(std::string("cannot create a run directory: ") + std::strerror(errno));
+  // mkdtemp made it 0700: workers of another uid must be able to read it.
+  if (workers) THAW_RETURN_IF_ERROR(sandbox::ShareDirectoryWith(pattern, *workers));
+  return std::string(pattern);
+}
+
+bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
+  auto specs_equal = [](const std::vector<TensorSpec>& x, const std::vector<TensorSpec>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape) return false;
+    return true;
+  };
+  return a.backend != b.backend || a.model_file != b.model_file || a.platform != b.platform ||
+         !specs_equal(a.inputs, b.inputs) || !specs_equal(a.outputs, b.outputs) || a.memory_mb != b.memory_mb ||
+         a.threads != b.threads || a.instance_concurrency != b.instance_concurrency || a.start_path != b.start_path ||
+         a.template_standby != b.template_standby;
+}
+
+}  // namespace thaw

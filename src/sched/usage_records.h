@@ -1,0 +1,21 @@
+// The usage records (metering/usage.h) of what the scheduler reports: an
+// instance's life when it stops (kStop) and a provisioned interval
+// (kProvisioned). The runtime and the simulator both write these, so a
+// usage log and a simulated report count instance time the same way.
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+
+#include "metering/usage.h"
+#include "sched/scheduler.h"
+
+namespace thaw::sched {
+
+// `stop` is a kStop action; `stop_wall_us` when the driver carried it out.
+metering::InstanceRecord InstanceRecordOf(const Action& stop, int64_t memory_mb, Micros stop_wall_us);
+
+// `interval` is a kProvisioned action.
+metering::ProvisionedRecord ProvisionedRecordOf(const Action& interval, int64_t memory_mb);
+
+}  // namespace thaw::sched
