@@ -23,6 +23,7 @@
 
 #include "base/log.h"
 #include "runtime/run_files.h"
+#include "runtime/spawners.h"
 #include "sched/usage_records.h"
 #include "cgroup/memory_cgroup.h"
 #include "ipc/messages.h"
@@ -47,12 +48,6 @@ using sched::Action;
 using sched::kNever;
 
 std::string Fields(std::initializer_list<std::pair<std::string_view, std::string>> kv) { return LogFields(kv); }
-
-// "<what> of model 'm' did not become ready ..."; without a model, "the <what> ...".
-std::string StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
-  return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
-         " did not become ready within start_timeout_ms=" + std::to_string(start_timeout_ms);
-}
 
 }  // namespace
 
@@ -88,34 +83,6 @@ struct Runtime::Instance {
   std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
 };
 
-// A template (one model, loaded and warmed) or the zygote (engines only):
-// a process that forks instances on request.
-struct Runtime::Spawner {
-  explicit Spawner(asio::io_context& io) : socket(io) {}
-
-  struct Waiting {
-    std::string model_dir;
-    int child_fd;
-  };
-
-  Model* owner = nullptr;  // the template's model; nullptr for the zygote
-  pid_t pid = 0;
-  bool ready = false;
-  bool gone = false;
-  asio::local::stream_protocol::socket socket;
-  ipc::FrameReader reader;
-  std::array<char, 4096> read_buffer;
-  std::vector<Waiting> waiting;  // spawns asked for before it was ready
-  Micros started_us = 0;
-  int64_t start_timeout_ms = 0;  // the zygote's; a template follows its model's current setting
-  std::string cgroup_dir;
-  std::string sandbox;  // its Ready's sandbox report
-  std::unique_ptr<asio::steady_timer> start_timer;  // fires at the start deadline
-
-  // Not ready by then: killed.
-  Micros StartDeadline() const;
-};
-
 // A new version of a loaded model being proven (ReloadModel): a worker
 // loading it from a staging directory.
 struct Runtime::Validation {
@@ -139,16 +106,11 @@ struct Runtime::Model {
   // holds it (settings may change while serving) and a link to the model file.
   std::string run_directory;
   bool removed = false;  // unloaded; kept only until its callbacks drain
-  std::shared_ptr<Spawner> spawner;  // start path template
   std::map<uint64_t, std::shared_ptr<Instance>> instances;  // processes, by the scheduler's ids
   asio::steady_timer timer;
   Micros wake_us = kNever;        // when the scheduler wants Wake
   Micros armed_wake_us = kNever;  // when the timer fires: no later than wake_us
 };
-
-Micros Runtime::Spawner::StartDeadline() const {
-  return started_us + (owner ? owner->config.start_timeout_ms : start_timeout_ms) * kMicrosPerMilli;
-}
 
 Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions options)
     : io_(io),
@@ -169,6 +131,27 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
       LogEvent(LogLevel::kError, "run_dir_failed", Fields({{"error", LogValue(made.status().message())}}));
     }
   }
+  spawners_ = std::make_unique<Spawners>(
+      io_, clock_, processes_, run_dir_,
+      SpawnerEvents{
+          .config_of = [this](const std::string& model) -> const ModelConfig* {
+            auto it = models_.find(model);
+            return it == models_.end() || it->second->removed ? nullptr : &it->second->config;
+          },
+          .template_ready = [this](const std::string& model) { scheduler_.StartSucceeded(model); },
+          .template_error =
+              [this](const std::string& model, const std::string& error) {
+                if (!error.empty()) return scheduler_.SetStartError(model, error);
+                if (scheduler_.LastStartError(model).empty())
+                  scheduler_.SetStartError(model, "template exited before it was ready");
+              },
+          .template_live = [this](const std::string& model, bool live) { scheduler_.SetTemplateLive(model, live); },
+          .start_timed_out =
+              [this](Spawner& spawner, const std::string& message) {
+                TimeOutSpawner(spawner, message);
+                Carry();
+              },
+      });
 }
 
 Runtime::~Runtime() {
@@ -200,7 +183,7 @@ Status Runtime::AddModel(ModelConfig config) {
                    {"start_path", std::string(StartPathName(ref.config.start_path))}}));
   THAW_RETURN_IF_ERROR(scheduler_.AddModel(ref.config, NowPair(), &actions_));
   // Templates and the zygote start at deploy so the first request finds them ready.
-  if (ref.config.start_path != StartPath::kExec) EnsureSpawner(ref);
+  if (ref.config.start_path != StartPath::kExec) spawners_->Ensure(ref.config);
   Carry();
   return Status::Ok();
 }
@@ -223,9 +206,7 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   ModelStatus status;
   status.name = model.config.name;
   status.start_path = model.config.start_path;
-  const Spawner* spawner = model.config.start_path == StartPath::kTemplate ? model.spawner.get()
-                           : model.config.start_path == StartPath::kZygote  ? zygote_.get()
-                                                                             : nullptr;
+  const Spawner* spawner = spawners_->Of(model.config);
   auto decode_sandbox = [](const std::string& text) -> std::optional<sandbox::SandboxReport> {
     if (text.empty()) return std::nullopt;
     StatusOr<sandbox::SandboxReport> report = sandbox::DecodeReport(text);
@@ -266,7 +247,7 @@ std::string Runtime::NotReadyReason(const Model& model) const {
   const std::string& last_start_error = scheduler_.LastStartError(model.config.name);
   if (!last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + last_start_error;
   if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
-  const Spawner* spawner = SpawnerOf(model);
+  const Spawner* spawner = spawners_->Of(model.config);
   const char* what = model.config.start_path == StartPath::kTemplate ? "template" : "zygote";
   if (spawner && !spawner->gone && spawner->ready) return "";
   if (spawner && !spawner->gone) return "model '" + model.config.name + "' is starting: its " + what + " is not ready yet";
@@ -276,7 +257,7 @@ std::string Runtime::NotReadyReason(const Model& model) const {
 bool Runtime::Ready() {
   if (startup_settled_) return true;
   for (const auto& [name, model] : models_) {
-    const Spawner* spawner = SpawnerOf(*model);
+    const Spawner* spawner = spawners_->Of(model->config);
     // Still loading, and not failed: not settled yet.
     if (spawner && !spawner->gone && !spawner->ready && scheduler_.LastStartError(name).empty()) return false;
   }
@@ -429,12 +410,10 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
     instance->pid = *pid;
     instance->spawn_done_us = clock_.NowMicros();
   } else {
-    std::shared_ptr<Spawner> spawner = EnsureSpawner(model);
+    std::shared_ptr<Spawner> spawner = spawners_->Ensure(model.config);
     instance->forked_by = spawner;
-    if (spawner && spawner->ready) {
-      SendSpawn(*spawner, model.run_directory, fds[1]);
-    } else if (spawner) {
-      spawner->waiting.push_back({model.run_directory, fds[1]});
+    if (spawner) {
+      spawners_->Fork(*spawner, model.run_directory, fds[1]);
     } else {
       ::close(fds[1]);  // the instance sees EOF: a failed start
     }
@@ -445,170 +424,6 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
                    {"start_path", std::string(StartPathName(instance->start_path))},
                    {"pid", std::to_string(instance->pid)}, {"provisioned", provisioned ? "true" : "false"}}));
   ReadMore(model, instance);
-}
-
-std::shared_ptr<Runtime::Spawner> Runtime::EnsureSpawner(Model& model) {
-  std::shared_ptr<Spawner>& slot = model.config.start_path == StartPath::kTemplate ? model.spawner : zygote_;
-  if (!slot || slot->gone)
-    slot = StartSpawner(model.config.start_path == StartPath::kTemplate ? &model : nullptr, model.config.start_timeout_ms);
-  return slot;
-}
-
-std::shared_ptr<Runtime::Spawner> Runtime::StartSpawner(Model* owner, int64_t start_timeout_ms) {
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
-  std::vector<std::string> args = {processes_.worker_path()};
-  if (owner) {
-    args.insert(args.end(), {"--template", "--model-dir", owner->run_directory});
-  } else {
-    args.push_back("--zygote");
-  }
-  args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
-  // A template holds its model and warms a standby before handing it an
-  // instance (the standby's warm-up pages stay charged here on v2): room for two.
-  auto cgroup_dir = processes_.MakeCgroup((owner ? "template-" : "zygote-") + std::to_string(next_spawner_id_++),
-                               owner ? 2 * owner->config.memory_mb : cgroup::kZygoteMemoryMb);
-  if (!cgroup_dir.ok()) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-    if (owner) scheduler_.SetStartError(owner->config.name, error);
-    LogEvent(LogLevel::kError, "spawner_start_failed",
-             Fields({{"model", owner ? owner->config.name : "zygote"}, {"error", LogValue(error)}}));
-    return nullptr;
-  }
-  if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
-  // A zygote serves every model: its instances may need any model's directory.
-  for (std::string& arg : processes_.SandboxArgs(owner ? owner->run_directory : run_dir_)) args.push_back(std::move(arg));
-  // One thread: a parent that ran OpenMP on more would hang its children.
-  auto pid = processes_.Spawn(args, 1, fds[1]);
-  ::close(fds[1]);
-  const std::string name = owner ? owner->config.name : "zygote";
-  if (!pid.ok()) {
-    ::close(fds[0]);
-    if (owner) scheduler_.SetStartError(owner->config.name, pid.status().message());
-    LogEvent(LogLevel::kError, "spawner_start_failed", Fields({{"model", name}, {"error", LogValue(pid.status().message())}}));
-    processes_.RemoveCgroupLater(*cgroup_dir);
-    return nullptr;
-  }
-  auto spawner = std::make_shared<Spawner>(io_);
-  spawner->cgroup_dir = *cgroup_dir;
-  spawner->owner = owner;
-  spawner->pid = *pid;
-  spawner->start_timeout_ms = start_timeout_ms;
-  spawner->started_us = clock_.NowMicros();
-  spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
-  LogEvent(LogLevel::kInfo, owner ? "template_start" : "zygote_start",
-           Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
-  if (owner) scheduler_.SetTemplateLive(owner->config.name, true);
-  ReadSpawner(spawner);
-  WatchSpawnerStart(spawner);
-  return spawner;
-}
-
-void Runtime::WatchSpawnerStart(std::shared_ptr<Spawner> spawner) {
-  if (!spawner->start_timer) spawner->start_timer = std::make_unique<asio::steady_timer>(io_);
-  const Micros wait = std::max<Micros>(0, spawner->StartDeadline() - clock_.NowMicros());
-  spawner->start_timer->expires_after(std::chrono::microseconds(wait));
-  spawner->start_timer->async_wait([this, spawner](const boost::system::error_code& ec) {
-    if (ec || spawner->gone || spawner->ready) return;
-    // A template follows its model's current start_timeout_ms: re-armed if it grew.
-    if (clock_.NowMicros() < spawner->StartDeadline()) return WatchSpawnerStart(spawner);
-    TimeOutSpawner(*spawner, StartTimeoutMessage(spawner->owner ? "template" : "zygote",
-                                                 spawner->owner ? spawner->owner->config.name : "",
-                                                 spawner->owner ? spawner->owner->config.start_timeout_ms
-                                                                : spawner->start_timeout_ms));
-    Carry();
-  });
-}
-
-void Runtime::ReadSpawner(std::shared_ptr<Spawner> spawner) {
-  spawner->socket.async_read_some(
-      asio::buffer(spawner->read_buffer), [this, spawner](const boost::system::error_code& ec, size_t n) {
-        if (spawner->gone) return;
-        if (ec) return OnSpawnerGone(*spawner);
-        spawner->reader.Append(spawner->read_buffer.data(), n);
-        for (;;) {
-          auto frame = spawner->reader.Next();
-          if (!frame.ok()) return OnSpawnerGone(*spawner);
-          if (!frame->has_value()) break;
-          const std::string name = spawner->owner ? spawner->owner->config.name : "zygote";
-          if ((*frame)->type == ipc::MessageType::kReady) {
-            auto ready = ipc::DecodeReady((*frame)->payload);
-            spawner->ready = true;
-            if (Model* owner = spawner->owner) {
-              // The template loaded and warmed the model: it can start.
-              scheduler_.StartSucceeded(owner->config.name);
-            }
-            if (ready.ok()) spawner->sandbox = ready->sandbox;
-            LogEvent(LogLevel::kInfo, spawner->owner ? "template_ready" : "zygote_ready",
-                     Fields({{"model", name}, {"pid", std::to_string(spawner->pid)},
-                             {"start_ms", ready.ok() ? MillisText(clock_.NowMicros() - ready->started_us) : "?"},
-                             {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
-                             {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
-            std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
-            spawner->waiting.clear();
-            for (auto& w : waiting) SendSpawn(*spawner, w.model_dir, w.child_fd);
-          } else if ((*frame)->type == ipc::MessageType::kInitError) {
-            auto error = ipc::DecodeInitError((*frame)->payload);
-            const std::string message = error.ok() ? error->message : "unreadable error";
-            if (spawner->owner) scheduler_.SetStartError(name, message);
-            LogEvent(LogLevel::kError, "spawner_init_error", Fields({{"model", name}, {"error", LogValue(message)}}));
-          }
-        }
-        ReadSpawner(spawner);
-      });
-}
-
-void Runtime::OnSpawnerGone(Spawner& spawner) {
-  if (spawner.gone) return;
-  spawner.gone = true;
-  const bool was_ready = spawner.ready;
-  boost::system::error_code ignored;
-  spawner.socket.close(ignored);
-  ::kill(spawner.pid, SIGKILL);
-  // Instances that were waiting for it see EOF and fail their start.
-  for (auto& w : spawner.waiting) ::close(w.child_fd);
-  spawner.waiting.clear();
-  const std::string name = spawner.owner ? spawner.owner->config.name : "zygote";
-  const bool expected = shut_down_ || (spawner.owner && spawner.owner->removed);
-  if (!expected && processes_.OomKilled(spawner.cgroup_dir)) {
-    const std::string error = (spawner.owner ? "template of model '" + name + "'" : std::string("the zygote")) +
-                              " exceeded its memory limit (" +
-                              (spawner.owner ? "2 x memory_mb=" + std::to_string(spawner.owner->config.memory_mb)
-                                             : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
-                              ") and was killed";
-    if (spawner.owner) scheduler_.SetStartError(name, error);
-    LogEvent(LogLevel::kWarning, "spawner_oom", Fields({{"model", name}, {"error", LogValue(error)}}));
-  }
-  processes_.RemoveCgroupLater(spawner.cgroup_dir);
-  if (!was_ready && spawner.owner && spawner.owner->spawner.get() == &spawner && scheduler_.LastStartError(name).empty())
-    scheduler_.SetStartError(name, "template exited before it was ready");
-  if (spawner.start_timer) spawner.start_timer->cancel();
-  // A template counts against the memory budget while it lives.
-  if (spawner.owner && !spawner.owner->removed && (!spawner.owner->spawner || spawner.owner->spawner.get() == &spawner))
-    scheduler_.SetTemplateLive(name, false);
-  LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
-           Fields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
-  // A spawner that had been serving is replaced at once; one that never got
-  // ready is retried when an instance is next needed.
-  if (shut_down_ || !was_ready) return;
-  if (spawner.owner) {
-    Model* owner = spawner.owner;
-    if (owner->removed || owner->config.start_path != StartPath::kTemplate || owner->spawner.get() != &spawner) return;
-    owner->spawner = StartSpawner(owner, owner->config.start_timeout_ms);
-  } else {
-    zygote_ = StartSpawner(nullptr, spawner.start_timeout_ms);
-  }
-}
-
-void Runtime::SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd) {
-  Status sent = ipc::SendFrameWithFd(spawner.socket.native_handle(), ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir}),
-                                     child_fd);
-  ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
-  if (!sent.ok())
-    LogEvent(LogLevel::kError, "spawn_failed",
-             Fields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(sent.message())}}));
 }
 
 Status Runtime::UpdateModelConfig(ModelConfig config) {
@@ -634,12 +449,8 @@ void Runtime::ApplySettings(Model& model, bool new_workers, std::string_view rea
   // for use the new template.
   (void)scheduler_.UpdateModel(model.config, new_workers, reason, NowPair(), &actions_);
   if (!new_workers) return;
-  if (std::shared_ptr<Spawner> spawner = std::move(model.spawner)) {
-    ::kill(spawner->pid, SIGKILL);
-    OnSpawnerGone(*spawner);
-    scheduler_.SetTemplateLive(model.config.name, false);
-  }
-  if (model.config.start_path == StartPath::kTemplate) EnsureSpawner(model);
+  spawners_->Replace(model.config.name);
+  if (model.config.start_path == StartPath::kTemplate) spawners_->Ensure(model.config);
 }
 
 void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) {
@@ -677,7 +488,7 @@ void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) 
   validation->timer.expires_after(std::chrono::milliseconds(validation->config.start_timeout_ms));
   validation->timer.async_wait([this, validation](const boost::system::error_code& ec) {
     if (ec || validation->finished) return;
-    FinishValidation(*validation, Unavailable(StartTimeoutMessage("the new version", validation->config.name,
+    FinishValidation(*validation, Unavailable(Spawners::StartTimeoutMessage("the new version", validation->config.name,
                                                                   validation->config.start_timeout_ms)));
   });
   ReadValidation(validation);
@@ -755,11 +566,7 @@ Status Runtime::RemoveModel(std::string_view name) {
                                NowPair(), &actions_);
   Carry();
   model.timer.cancel();
-  if (model.spawner) {
-    // The template's process group holds its standby and its instances too.
-    ::kill(-model.spawner->pid, SIGKILL);
-    OnSpawnerGone(*model.spawner);
-  }
+  spawners_->Remove(model.config.name);
   std::error_code ignored;
   std::filesystem::remove_all(model.run_directory, ignored);
   LogEvent(LogLevel::kInfo, "model_removed", Fields({{"model", model.config.name}}));
@@ -1041,24 +848,17 @@ void Runtime::TimeOutForkedStart(Instance& instance, const std::string& message)
   TimeOutSpawner(*by, message);
 }
 
-Runtime::Spawner* Runtime::SpawnerOf(const Model& model) const {
-  if (model.config.start_path == StartPath::kTemplate) return model.spawner.get();
-  if (model.config.start_path == StartPath::kZygote) return zygote_.get();
-  return nullptr;
-}
-
 void Runtime::TimeOutSpawner(Spawner& spawner, const std::string& message) {
   LogEvent(LogLevel::kWarning, "spawner_start_timeout",
            Fields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(message)}}));
   // Instances waiting for it fail their start naming the cause.
   for (auto& [name, model] : models_) {
-    if (SpawnerOf(*model) != &spawner) continue;
+    if (spawners_->Of(model->config) != &spawner) continue;
     bool waiting = false;
     for (const auto& [id, instance] : model->instances) waiting |= !instance->ready;
-    if (waiting || spawner.owner == model.get()) scheduler_.SetStartError(name, message);
+    if (waiting || spawner.owner == name) scheduler_.SetStartError(name, message);
   }
-  ::kill(spawner.pid, SIGKILL);
-  OnSpawnerGone(spawner);
+  spawners_->TimeOut(spawner);
 }
 
 void Runtime::Arm(Model& model, Micros wake) {
@@ -1110,16 +910,8 @@ void Runtime::Shutdown() {
     Carry();
     model->wake_us = model->armed_wake_us = kNever;
     model->timer.cancel();
-    if (model->spawner) {
-      // The template's process group holds its standby and its instances too.
-      ::kill(-model->spawner->pid, SIGKILL);
-      OnSpawnerGone(*model->spawner);
-    }
   }
-  if (zygote_) {
-    ::kill(-zygote_->pid, SIGKILL);
-    OnSpawnerGone(*zygote_);
-  }
+  spawners_->Shutdown();
   while (!validations_.empty())
     FinishValidation(*validations_.begin()->second, Unavailable("server is shutting down"));
   // Reap the processes just killed (templates, the zygote, exec instances),

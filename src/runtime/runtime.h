@@ -77,6 +77,8 @@ namespace thaw {
 namespace cgroup {
 class MemoryCgroups;
 }
+class Spawners;
+struct Spawner;
 
 // A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
 // the instance holds them, its copy of them as engine tensors and outputs.
@@ -234,7 +236,6 @@ class Runtime {
   struct Model;
   struct Instance;
   struct Pending;
-  struct Spawner;
   struct Validation;
 
   // The scheduler decides; these carry out its actions (src/sched).
@@ -249,7 +250,6 @@ class Runtime {
   // New settings for `model` (already in model.config): the scheduler's
   // update and, when workers differ, a new template.
   void ApplySettings(Model& model, bool new_workers, std::string_view reason);
-  Spawner* SpawnerOf(const Model& model) const;
   std::string NotReadyReason(const Model& model) const;
   void TimeOutSpawner(Spawner& spawner, const std::string& message);
   // A forked instance that never reported: its template or zygote may be the
@@ -257,29 +257,22 @@ class Runtime {
   void TimeOutForkedStart(Instance& instance, const std::string& message);
   void ReadValidation(std::shared_ptr<Validation> validation);
   void FinishValidation(Validation& validation, Status status);
-  std::shared_ptr<Spawner> EnsureSpawner(Model& model);
-  std::shared_ptr<Spawner> StartSpawner(Model* owner, int64_t start_timeout_ms);
-  void WatchSpawnerStart(std::shared_ptr<Spawner> spawner);
-  void ReadSpawner(std::shared_ptr<Spawner> spawner);
-  void OnSpawnerGone(Spawner& spawner);
-  void SendSpawn(Spawner& spawner, const std::string& model_dir, int child_fd);
   void ReadMore(Model& model, std::shared_ptr<Instance> instance);
   void WriteMore(std::shared_ptr<Instance> instance);
   void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
-  uint64_t next_spawner_id_ = 1;
 
   boost::asio::io_context& io_;
   const Clock& clock_;
   RuntimeOptions options_;
   WorkerProcesses processes_;
   sched::Scheduler scheduler_;
+  std::unique_ptr<Spawners> spawners_;  // templates and the zygote
   sched::Actions actions_;  // the scheduler's, not carried out yet
   bool carrying_ = false;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;  // admitted requests, by id
-  std::shared_ptr<Spawner> zygote_;  // shared by every zygote-path model
   std::vector<std::unique_ptr<Model>> retired_models_;  // unloaded; their handlers may still run
   std::string run_dir_;
   bool owns_run_dir_ = false;

@@ -1,0 +1,250 @@
+#include "runtime/spawners.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "cgroup/memory_cgroup.h"
+
+namespace thaw {
+
+namespace asio = boost::asio;
+
+Spawners::Spawners(asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
+                   SpawnerEvents events)
+    : io_(io), clock_(clock), processes_(processes), run_dir_(std::move(run_dir)), events_(std::move(events)) {}
+
+std::string Spawners::StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
+  return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
+         " did not become ready within start_timeout_ms=" + std::to_string(start_timeout_ms);
+}
+
+Spawner* Spawners::Of(const ModelConfig& config) const {
+  if (config.start_path == StartPath::kZygote) return zygote_.get();
+  if (config.start_path != StartPath::kTemplate) return nullptr;
+  auto it = templates_.find(config.name);
+  return it == templates_.end() ? nullptr : it->second.get();
+}
+
+std::shared_ptr<Spawner> Spawners::Ensure(const ModelConfig& config) {
+  if (config.start_path == StartPath::kExec || shut_down_) return nullptr;
+  if (config.start_path == StartPath::kZygote) {
+    if (!zygote_ || zygote_->gone) zygote_ = Start("", config.start_timeout_ms);
+    return zygote_;
+  }
+  std::shared_ptr<Spawner>& slot = templates_[config.name];
+  if (!slot || slot->gone) slot = Start(config.name, config.start_timeout_ms);
+  return slot;
+}
+
+std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start_timeout_ms) {
+  const ModelConfig* config = owner.empty() ? nullptr : events_.config_of(owner);
+  if (!owner.empty() && !config) return nullptr;
+  const std::string model_dir = config ? run_dir_ + "/" + owner : "";
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
+  std::vector<std::string> args = {processes_.worker_path()};
+  if (config) {
+    args.insert(args.end(), {"--template", "--model-dir", model_dir});
+  } else {
+    args.push_back("--zygote");
+  }
+  args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
+  const std::string name = config ? owner : "zygote";
+  auto cgroup_dir = processes_.MakeCgroup((config ? "template-" : "zygote-") + std::to_string(next_id_++),
+                                          config ? 2 * config->memory_mb : cgroup::kZygoteMemoryMb);
+  if (!cgroup_dir.ok()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
+    if (config) events_.template_error(owner, error);
+    LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", name}, {"error", LogValue(error)}}));
+    return nullptr;
+  }
+  if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
+  // A zygote serves every model: its instances may need any model's directory.
+  for (std::string& arg : processes_.SandboxArgs(config ? model_dir : run_dir_)) args.push_back(std::move(arg));
+  // One thread: a parent that ran OpenMP on more would hang its children.
+  auto pid = processes_.Spawn(args, 1, fds[1]);
+  ::close(fds[1]);
+  if (!pid.ok()) {
+    ::close(fds[0]);
+    if (config) events_.template_error(owner, pid.status().message());
+    LogEvent(LogLevel::kError, "spawner_start_failed",
+             LogFields({{"model", name}, {"error", LogValue(pid.status().message())}}));
+    processes_.RemoveCgroupLater(*cgroup_dir);
+    return nullptr;
+  }
+  auto spawner = std::make_shared<Spawner>(io_);
+  spawner->cgroup_dir = *cgroup_dir;
+  spawner->owner = owner;
+  spawner->pid = *pid;
+  spawner->start_timeout_ms = start_timeout_ms;
+  spawner->started_us = clock_.NowMicros();
+  spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
+  LogEvent(LogLevel::kInfo, config ? "template_start" : "zygote_start",
+           LogFields({{"model", name}, {"pid", std::to_string(*pid)}}));
+  if (config) events_.template_live(owner, true);
+  Read(spawner);
+  WatchStart(spawner);
+  return spawner;
+}
+
+Micros Spawners::StartDeadline(const Spawner& spawner) const {
+  const ModelConfig* config = spawner.owner.empty() ? nullptr : events_.config_of(spawner.owner);
+  return spawner.started_us + (config ? config->start_timeout_ms : spawner.start_timeout_ms) * kMicrosPerMilli;
+}
+
+void Spawners::WatchStart(std::shared_ptr<Spawner> spawner) {
+  const Micros wait = std::max<Micros>(0, StartDeadline(*spawner) - clock_.NowMicros());
+  spawner->start_timer.expires_after(std::chrono::microseconds(wait));
+  spawner->start_timer.async_wait([this, spawner](const boost::system::error_code& ec) {
+    if (ec || spawner->gone || spawner->ready) return;
+    // A template follows its model's current start_timeout_ms: re-armed if it grew.
+    if (clock_.NowMicros() < StartDeadline(*spawner)) return WatchStart(spawner);
+    const ModelConfig* config = spawner->owner.empty() ? nullptr : events_.config_of(spawner->owner);
+    events_.start_timed_out(*spawner, StartTimeoutMessage(config ? "template" : "zygote", spawner->owner,
+                                                          config ? config->start_timeout_ms : spawner->start_timeout_ms));
+  });
+}
+
+void Spawners::Read(std::shared_ptr<Spawner> spawner) {
+  spawner->socket.async_read_some(
+      asio::buffer(spawner->read_buffer), [this, spawner](const boost::system::error_code& ec, size_t n) {
+        if (spawner->gone) return;
+        if (ec) return OnGone(*spawner);
+        spawner->reader.Append(spawner->read_buffer.data(), n);
+        for (;;) {
+          auto frame = spawner->reader.Next();
+          if (!frame.ok()) return OnGone(*spawner);
+          if (!frame->has_value()) break;
+          const bool is_template = !spawner->owner.empty();
+          const std::string name = is_template ? spawner->owner : "zygote";
+          if ((*frame)->type == ipc::MessageType::kReady) {
+            auto ready = ipc::DecodeReady((*frame)->payload);
+            spawner->ready = true;
+            spawner->start_timer.cancel();
+            // The template loaded and warmed the model: it can start.
+            if (is_template) events_.template_ready(spawner->owner);
+            if (ready.ok()) spawner->sandbox = ready->sandbox;
+            LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
+                     LogFields({{"model", name}, {"pid", std::to_string(spawner->pid)},
+                                {"start_ms", ready.ok() ? MillisText(clock_.NowMicros() - ready->started_us) : "?"},
+                                {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
+                                {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
+            std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
+            spawner->waiting.clear();
+            for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd);
+          } else if ((*frame)->type == ipc::MessageType::kInitError) {
+            auto error = ipc::DecodeInitError((*frame)->payload);
+            const std::string message = error.ok() ? error->message : "unreadable error";
+            if (is_template) events_.template_error(spawner->owner, message);
+            LogEvent(LogLevel::kError, "spawner_init_error", LogFields({{"model", name}, {"error", LogValue(message)}}));
+          }
+        }
+        Read(spawner);
+      });
+}
+
+void Spawners::Fork(Spawner& spawner, const std::string& model_dir, int child_fd) {
+  if (!spawner.ready && !spawner.gone) {
+    spawner.waiting.push_back({model_dir, child_fd});
+    return;
+  }
+  Status sent = spawner.gone ? Unavailable("spawner is gone")
+                             : ipc::SendFrameWithFd(spawner.socket.native_handle(),
+                                                    ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir}), child_fd);
+  ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
+  if (!sent.ok())
+    LogEvent(LogLevel::kError, "spawn_failed",
+             LogFields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(sent.message())}}));
+}
+
+void Spawners::OnGone(Spawner& spawner) {
+  if (spawner.gone) return;
+  spawner.gone = true;
+  const bool was_ready = spawner.ready;
+  boost::system::error_code ignored;
+  spawner.socket.close(ignored);
+  spawner.start_timer.cancel();
+  ::kill(spawner.pid, SIGKILL);
+  // Instances that were waiting for it see EOF and fail their start.
+  for (auto& w : spawner.waiting) ::close(w.child_fd);
+  spawner.waiting.clear();
+  const bool is_template = !spawner.owner.empty();
+  const std::string name = is_template ? spawner.owner : "zygote";
+  const ModelConfig* config = is_template ? events_.config_of(spawner.owner) : nullptr;
+  auto slot = is_template ? templates_.find(spawner.owner) : templates_.end();
+  // Its model's current template (not one replaced or removed).
+  const bool current = is_template && config && slot != templates_.end() && slot->second.get() == &spawner;
+  const bool expected = shut_down_ || (is_template && !current);
+  if (!expected && processes_.OomKilled(spawner.cgroup_dir)) {
+    const std::string error = (is_template ? "template of model '" + name + "'" : std::string("the zygote")) +
+                              " exceeded its memory limit (" +
+                              (is_template ? "2 x memory_mb=" + std::to_string(config->memory_mb)
+                                           : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
+                              ") and was killed";
+    if (is_template) events_.template_error(name, error);
+    LogEvent(LogLevel::kWarning, "spawner_oom", LogFields({{"model", name}, {"error", LogValue(error)}}));
+  }
+  processes_.RemoveCgroupLater(spawner.cgroup_dir);
+  if (current && !was_ready) events_.template_error(name, "");  // "" = only if nothing else was reported
+  // A template counts against the memory budget while it lives.
+  if (current) events_.template_live(name, false);
+  LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
+           LogFields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
+  // A spawner that had been serving is replaced at once; one that never got
+  // ready is retried when an instance is next needed.
+  if (shut_down_ || !was_ready) return;
+  if (is_template) {
+    if (!current || config->start_path != StartPath::kTemplate) return;
+    slot->second = Start(spawner.owner, config->start_timeout_ms);
+  } else if (zygote_.get() == &spawner) {
+    zygote_ = Start("", spawner.start_timeout_ms);
+  }
+}
+
+void Spawners::TimeOut(Spawner& spawner) {
+  ::kill(spawner.pid, SIGKILL);
+  OnGone(spawner);
+}
+
+void Spawners::Replace(const std::string& model) {
+  auto it = templates_.find(model);
+  if (it == templates_.end()) return;
+  std::shared_ptr<Spawner> spawner = std::move(it->second);
+  templates_.erase(it);
+  if (!spawner) return;
+  ::kill(spawner->pid, SIGKILL);
+  OnGone(*spawner);
+  events_.template_live(model, false);
+}
+
+void Spawners::Remove(const std::string& model) {
+  auto it = templates_.find(model);
+  if (it == templates_.end()) return;
+  std::shared_ptr<Spawner> spawner = std::move(it->second);
+  templates_.erase(it);
+  if (!spawner) return;
+  // The template's process group holds its standby and its instances too.
+  ::kill(-spawner->pid, SIGKILL);
+  OnGone(*spawner);
+}
+
+void Spawners::Shutdown() {
+  shut_down_ = true;
+  for (auto& [name, spawner] : templates_) {
+    if (!spawner) continue;
+    ::kill(-spawner->pid, SIGKILL);
+    OnGone(*spawner);
+  }
+  if (zygote_) {
+    ::kill(-zygote_->pid, SIGKILL);
+    OnGone(*zygote_);
+  }
+}
+
+}  // namespace thaw

@@ -1,0 +1,118 @@
+// Spawners: the processes that fork instances -- a template per model (its
+// model loaded and warmed, start path "template") and the zygote (engines
+// initialised, no model, shared by every "zygote" model) -- and their life:
+// start (in a memory cgroup: 2 x memory_mb for a template, whose standby's
+// warm-up pages stay charged to it; cgroup::kZygoteMemoryMb for the zygote),
+// readiness, fork requests (queued until ready), the start deadline
+// (start_timeout_ms, the model's current one for a template), exit, and the
+// restart of one that had been serving.
+//
+// What it reports, through SpawnerEvents: a template ready or failed (its
+// model's start error), whether it is live (it counts against the memory
+// budget), and a start deadline passed (the runtime decides who to tell).
+// Threading: the io_context's thread only. Ownership: owns its processes
+// and kills them (and, on Remove and Shutdown, their process groups: a
+// template's standby and the instances it forked).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "ipc/messages.h"
+#include "repo/model_config.h"
+#include "runtime/worker_processes.h"
+
+namespace thaw {
+
+struct Spawner {
+  explicit Spawner(boost::asio::io_context& io) : socket(io), start_timer(io) {}
+
+  struct Waiting {
+    std::string model_dir;
+    int child_fd;
+  };
+
+  std::string owner;  // the template's model; empty for the zygote
+  pid_t pid = 0;
+  bool ready = false;
+  bool gone = false;
+  boost::asio::local::stream_protocol::socket socket;
+  ipc::FrameReader reader;
+  std::array<char, 4096> read_buffer;
+  std::vector<Waiting> waiting;  // forks asked for before it was ready
+  Micros started_us = 0;
+  int64_t start_timeout_ms = 0;  // the zygote's; a template follows its model's current setting
+  std::string cgroup_dir;
+  std::string sandbox;  // its Ready's sandbox report
+  boost::asio::steady_timer start_timer;  // fires at the start deadline
+};
+
+struct SpawnerEvents {
+  // The model's current settings; nullptr once unloaded. A template reads
+  // its model's run directory, <run_dir>/<model>.
+  std::function<const ModelConfig*(const std::string& model)> config_of;
+  std::function<void(const std::string& model)> template_ready;
+  // The template could not start or load; "" when it exited before it was
+  // ready without saying why.
+  std::function<void(const std::string& model, const std::string& error)> template_error;
+  std::function<void(const std::string& model, bool live)> template_live;
+  // Not ready by its start deadline; `message` names the timeout. The
+  // runtime kills it (TimeOut) after telling the models waiting for it.
+  std::function<void(Spawner& spawner, const std::string& message)> start_timed_out;
+};
+
+class Spawners {
+ public:
+  // `run_dir`: every model's run directory is below it (the zygote may read any).
+  Spawners(boost::asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
+           SpawnerEvents events);
+
+  // The model's template or the zygote, started if none is running; nullptr
+  // for an exec model or when it cannot be started (the error reported).
+  std::shared_ptr<Spawner> Ensure(const ModelConfig& config);
+  // The spawner `config` forks from, running or not; nullptr if none.
+  Spawner* Of(const ModelConfig& config) const;
+  // Asks `spawner` to fork an instance of `model_dir` on `child_fd` (closed
+  // here); queued until it is ready. On failure the instance sees EOF.
+  void Fork(Spawner& spawner, const std::string& model_dir, int child_fd);
+  // Kills the model's template without a restart (new settings need a new one).
+  void Replace(const std::string& model);
+  // Kills the model's template and its process group and forgets it.
+  void Remove(const std::string& model);
+  // Kills `spawner` after a start timeout; one that had been serving restarts.
+  void TimeOut(Spawner& spawner);
+  // Kills every spawner and its process group; nothing restarts.
+  void Shutdown();
+
+  // "template of model 'm'" or "the zygote" did not become ready within start_timeout_ms=N.
+  static std::string StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms);
+
+ private:
+  std::shared_ptr<Spawner> Start(const std::string& owner, int64_t start_timeout_ms);
+  Micros StartDeadline(const Spawner& spawner) const;
+  void WatchStart(std::shared_ptr<Spawner> spawner);
+  void Read(std::shared_ptr<Spawner> spawner);
+  void OnGone(Spawner& spawner);
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  WorkerProcesses& processes_;
+  std::string run_dir_;
+  SpawnerEvents events_;
+  std::map<std::string, std::shared_ptr<Spawner>, std::less<>> templates_;  // by model
+  std::shared_ptr<Spawner> zygote_;
+  uint64_t next_id_ = 1;
+  bool shut_down_ = false;
+};
+
+}  // namespace thaw
