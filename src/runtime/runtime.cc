@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "runtime/run_files.h"
 #include "runtime/spawners.h"
+#include "runtime/version_check.h"
 #include "sched/usage_records.h"
 #include "cgroup/memory_cgroup.h"
 #include "ipc/messages.h"
@@ -63,17 +64,10 @@ struct Runtime::Pending {
 
 // An instance's process and its channel; the scheduler holds its state.
 struct Runtime::Instance {
-  explicit Instance(asio::io_context& io) : socket(io) {}
-
   uint64_t id = 0;
   pid_t pid = 0;
   bool ready = false;  // it sent Ready
-  bool removed = false;
-  asio::local::stream_protocol::socket socket;
-  ipc::FrameReader reader;
-  std::array<char, 256 * 1024> read_buffer;
-  std::deque<ipc::InferRequestFrame> write_queue;  // written from the tensors, not copied
-  bool writing = false;
+  std::shared_ptr<InstanceChannel> channel;
   std::map<uint64_t, Micros> dispatched_us;  // executions in flight, by id
   StartPath start_path = StartPath::kExec;
   Micros spawn_start_us = 0;  // Launch
@@ -85,17 +79,12 @@ struct Runtime::Instance {
 
 // A new version of a loaded model being proven (ReloadModel): a worker
 // loading it from a staging directory.
+// A reload in progress: the new version, staged, being proven.
 struct Runtime::Validation {
-  Validation(asio::io_context& io) : socket(io), timer(io) {}
   ModelConfig config;
   std::string staging_dir;
-  pid_t pid = 0;
-  asio::local::stream_protocol::socket socket;
-  asio::steady_timer timer;
-  ipc::FrameReader reader;
-  std::array<char, 4096> read_buffer;
+  std::shared_ptr<VersionCheck> check;
   std::function<void(Status)> done;
-  bool finished = false;
 };
 
 struct Runtime::Model {
@@ -385,11 +374,11 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return fail("cannot create a socket for a new instance");
-  auto instance = std::make_shared<Instance>(io_);
+  auto instance = std::make_shared<Instance>();
   instance->id = instance_id;
   instance->start_path = model.config.start_path;
   instance->spawn_start_us = clock_.NowMicros();
-  instance->socket.assign(asio::local::stream_protocol(), fds[0]);
+  instance->channel = std::make_shared<InstanceChannel>(io_, fds[0]);
   auto cgroup_dir = processes_.MakeCgroup("instance-" + std::to_string(instance->id), model.config.memory_mb);
   if (!cgroup_dir.ok()) {
     ::close(fds[1]);
@@ -423,7 +412,19 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
            Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"start_path", std::string(StartPathName(instance->start_path))},
                    {"pid", std::to_string(instance->pid)}, {"provisioned", provisioned ? "true" : "false"}}));
-  ReadMore(model, instance);
+  Instance* raw = instance.get();
+  instance->channel->Start({
+      .frame = [this, &model, raw](ipc::MessageType type, const std::string& payload) { OnFrame(model, *raw, type, payload); },
+      .malformed =
+          [this, &model, raw](const std::string& error) {
+            LogEvent(LogLevel::kError, "instance_protocol_error",
+                     Fields({{"model", model.config.name}, {"instance", std::to_string(raw->id)}, {"error", LogValue(error)}}));
+            scheduler_.InstanceGone(model.config.name, raw->id, sched::GoneKind::kProtocolError,
+                                    Internal("instance sent a malformed message: " + error), "", NowPair(), &actions_);
+          },
+      .closed = [this, &model, raw] { OnClosed(model, *raw); },
+      .after_read = [this] { Carry(); },
+  });
 }
 
 Status Runtime::UpdateModelConfig(ModelConfig config) {
@@ -460,73 +461,27 @@ void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) 
   if (validations_.count(config.name))
     return finish(Unavailable("a reload of model '" + config.name + "' is already in progress"));
   if (Status valid = ValidatePolicyOptions(config); !valid.ok()) return finish(valid);
-  auto validation = std::make_shared<Validation>(io_);
+  auto validation = std::make_shared<Validation>();
   validation->staging_dir = (std::filesystem::path(run_dir_) / ".staging" / config.name).string();
   std::error_code ignored;
   std::filesystem::remove_all(validation->staging_dir, ignored);
   if (Status written = WriteRunFiles(validation->staging_dir, config, /*snapshot_model_file=*/true); !written.ok())
     return finish(written);
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    return finish(Unavailable("cannot create a socket to validate model '" + config.name + "'"));
-  // A plain instance of the new version: it loads the model and runs its
-  // warm-up like any start, then is stopped.
-  auto pid = processes_.Spawn({processes_.worker_path(), "--model-dir", validation->staging_dir, "--fd", std::to_string(kWorkerFd)},
-                          config.threads, fds[1]);
-  ::close(fds[1]);
-  if (!pid.ok()) {
-    ::close(fds[0]);
-    return finish(pid.status());
-  }
-  validation->pid = *pid;
-  validation->socket.assign(asio::local::stream_protocol(), fds[0]);
-  validation->done = std::move(done);
   const std::string name = config.name;
+  auto check = VersionCheck::Start(io_, processes_, config, validation->staging_dir,
+                                   [this, name](Status status) { FinishValidation(name, std::move(status)); });
+  if (!check.ok()) return finish(check.status());
+  validation->check = *check;
   validation->config = std::move(config);
+  validation->done = std::move(done);
   validations_.emplace(name, validation);
-  LogEvent(LogLevel::kInfo, "model_validation_start", Fields({{"model", name}, {"pid", std::to_string(*pid)}}));
-  validation->timer.expires_after(std::chrono::milliseconds(validation->config.start_timeout_ms));
-  validation->timer.async_wait([this, validation](const boost::system::error_code& ec) {
-    if (ec || validation->finished) return;
-    FinishValidation(*validation, Unavailable(Spawners::StartTimeoutMessage("the new version", validation->config.name,
-                                                                  validation->config.start_timeout_ms)));
-  });
-  ReadValidation(validation);
 }
 
-void Runtime::ReadValidation(std::shared_ptr<Validation> validation) {
-  validation->socket.async_read_some(
-      asio::buffer(validation->read_buffer), [this, validation](const boost::system::error_code& ec, size_t n) {
-        if (validation->finished) return;
-        const std::string& name = validation->config.name;
-        if (ec)
-          return FinishValidation(*validation, Unavailable("the new version of model '" + name +
-                                                           "' failed to load: worker exited before it was ready"));
-        validation->reader.Append(validation->read_buffer.data(), n);
-        for (;;) {
-          auto frame = validation->reader.Next();
-          if (!frame.ok()) return FinishValidation(*validation, Internal(frame.status().message()));
-          if (!frame->has_value()) break;
-          if ((*frame)->type == ipc::MessageType::kReady) return FinishValidation(*validation, Status::Ok());
-          if ((*frame)->type == ipc::MessageType::kInitError) {
-            auto error = ipc::DecodeInitError((*frame)->payload);
-            return FinishValidation(*validation, Unavailable("the new version of model '" + name + "' failed to load: " +
-                                                             (error.ok() ? error->message : "unreadable error")));
-          }
-        }
-        ReadValidation(validation);
-      });
-}
-
-void Runtime::FinishValidation(Validation& validation, Status status) {
-  validation.finished = true;
-  boost::system::error_code ignored;
-  validation.timer.cancel();
-  validation.socket.close(ignored);
-  ::kill(validation.pid, SIGKILL);
-  const std::string name = validation.config.name;
-  std::shared_ptr<Validation> keep = validations_[name];  // `validation` lives until this returns
-  validations_.erase(name);
+void Runtime::FinishValidation(const std::string& name, Status status) {
+  auto found = validations_.find(name);
+  if (found == validations_.end()) return;
+  std::shared_ptr<Validation> validation = found->second;
+  validations_.erase(found);
   auto it = models_.find(name);
   if (status.ok() && (shut_down_ || it == models_.end()))
     status = Unavailable("model '" + name + "' was unloaded while its new version was being validated");
@@ -535,8 +490,8 @@ void Runtime::FinishValidation(Validation& validation, Status status) {
     Model& model = *it->second;
     namespace fs = std::filesystem;
     std::error_code ec;
-    ModelConfig config = std::move(validation.config);
-    const fs::path staged_file = fs::path(validation.staging_dir) / config.model_file;
+    ModelConfig config = std::move(validation->config);
+    const fs::path staged_file = fs::path(validation->staging_dir) / config.model_file;
     const fs::path serving_file = fs::path(model.run_directory) / config.model_file;
     fs::create_directories(serving_file.parent_path(), ec);
     fs::rename(staged_file, serving_file, ec);
@@ -550,11 +505,11 @@ void Runtime::FinishValidation(Validation& validation, Status status) {
     }
   }
   std::error_code ignored_fs;
-  std::filesystem::remove_all(validation.staging_dir, ignored_fs);
+  std::filesystem::remove_all(validation->staging_dir, ignored_fs);
   LogEvent(status.ok() ? LogLevel::kInfo : LogLevel::kWarning, "model_reload",
            Fields({{"model", name}, {"ok", status.ok() ? "true" : "false"},
                    {"error", LogValue(status.ok() ? "" : status.message())}}));
-  asio::post(io_, [done = std::move(validation.done), status]() { done(status); });
+  asio::post(io_, [done = std::move(validation->done), status]() { done(status); });
 }
 
 Status Runtime::RemoveModel(std::string_view name) {
@@ -614,65 +569,25 @@ void Runtime::Send(Model& model, const Action& dispatch) {
     message.inputs = std::move(joined).value();
   }
   instance.dispatched_us.emplace(dispatch.execution_id, now);
-  instance.write_queue.push_back(ipc::EncodeInferRequestFrame(std::move(message)));
-  WriteMore(found->second);
+  instance.channel->Send(ipc::EncodeInferRequestFrame(std::move(message)));
 }
 
-void Runtime::WriteMore(std::shared_ptr<Instance> instance) {
-  if (instance->writing || instance->write_queue.empty() || instance->removed) return;
-  instance->writing = true;
-  std::vector<asio::const_buffer> buffers;
-  for (std::string_view piece : instance->write_queue.front().Pieces()) buffers.push_back(asio::buffer(piece));
-  asio::async_write(instance->socket, buffers,
-                    [this, instance](const boost::system::error_code& ec, size_t) {
-                      instance->writing = false;
-                      if (instance->removed) return;
-                      instance->write_queue.pop_front();
-                      // A write error shows up as EOF on the read side, which handles it.
-                      if (!ec) WriteMore(instance);
-                    });
+void Runtime::OnClosed(Model& model, Instance& instance) {
+  // The kernel counts the kill before the process exits and its socket closes.
+  const bool oom = processes_.OomKilled(instance.cgroup_dir);
+  const std::string limit = "memory limit (memory_mb=" + std::to_string(model.config.memory_mb) + ")";
+  scheduler_.InstanceGone(
+      model.config.name, instance.id, oom ? sched::GoneKind::kOom : sched::GoneKind::kCrashed,
+      Unavailable(oom ? "instance of model '" + model.config.name + "' exceeded its " + limit + " and was killed"
+                      : "instance " + std::to_string(instance.id) + " of model '" + model.config.name +
+                            "' exited while running the request"),
+      oom ? "instance exceeded its " + limit + " while starting and was killed" : "", NowPair(), &actions_);
+  Carry();
 }
 
-void Runtime::ReadMore(Model& model, std::shared_ptr<Instance> instance) {
-  instance->socket.async_read_some(
-      asio::buffer(instance->read_buffer), [this, &model, instance](const boost::system::error_code& ec, size_t n) {
-        if (instance->removed) return;
-        if (ec) {
-          // The kernel counts the kill before the process exits and its socket closes.
-          const bool oom = processes_.OomKilled(instance->cgroup_dir);
-          const std::string limit = "memory limit (memory_mb=" + std::to_string(model.config.memory_mb) + ")";
-          scheduler_.InstanceGone(
-              model.config.name, instance->id, oom ? sched::GoneKind::kOom : sched::GoneKind::kCrashed,
-              Unavailable(oom ? "instance of model '" + model.config.name + "' exceeded its " + limit + " and was killed"
-                              : "instance " + std::to_string(instance->id) + " of model '" + model.config.name +
-                                    "' exited while running the request"),
-              oom ? "instance exceeded its " + limit + " while starting and was killed" : "", NowPair(), &actions_);
-          Carry();
-          return;
-        }
-        instance->reader.Append(instance->read_buffer.data(), n);
-        while (!instance->removed) {
-          auto frame = instance->reader.Next();
-          if (!frame.ok()) {
-            LogEvent(LogLevel::kError, "instance_protocol_error",
-                     Fields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
-                             {"error", LogValue(frame.status().message())}}));
-            scheduler_.InstanceGone(model.config.name, instance->id, sched::GoneKind::kProtocolError,
-                                    Internal("instance sent a malformed message: " + frame.status().message()), "",
-                                    NowPair(), &actions_);
-            break;
-          }
-          if (!frame->has_value()) break;
-          OnFrame(model, *instance, static_cast<uint8_t>((*frame)->type), (*frame)->payload);
-        }
-        Carry();
-        if (!instance->removed) ReadMore(model, instance);
-      });
-}
-
-void Runtime::OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload) {
+void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, const std::string& payload) {
   const Micros now = clock_.NowMicros();
-  switch (static_cast<ipc::MessageType>(type)) {
+  switch (type) {
     case ipc::MessageType::kReady: {
       auto ready = ipc::DecodeReady(payload);
       if (ready.ok()) {
@@ -814,12 +729,10 @@ void Runtime::Kill(Model& model, const Action& stop) {
   // one stuck (stopped, or its fork hung).
   if (stop.reason == "start_timeout" && !instance->ready) TimeOutForkedStart(*instance, stop.status.message());
   model.instances.erase(it);
-  instance->removed = true;
   // Its socket is closed and it is killed (SIGKILL: an idle instance holds
   // nothing worth a clean exit, and a stopped or hung one would never read
   // the EOF).
-  boost::system::error_code ignored;
-  instance->socket.close(ignored);
+  instance->channel->Close();
   if (instance->pid > 0) ::kill(instance->pid, SIGKILL);
   if (options_.usage) options_.usage->Record(sched::InstanceRecordOf(stop, model.config.memory_mb, clock_.WallMicros()));
   processes_.RemoveCgroupLater(instance->cgroup_dir);
@@ -912,8 +825,7 @@ void Runtime::Shutdown() {
     model->timer.cancel();
   }
   spawners_->Shutdown();
-  while (!validations_.empty())
-    FinishValidation(*validations_.begin()->second, Unavailable("server is shutting down"));
+  while (!validations_.empty()) validations_.begin()->second->check->Cancel(Unavailable("server is shutting down"));
   // Reap the processes just killed (templates, the zygote, exec instances),
   // bounded, as a kill takes a moment.
   processes_.Stop(500 * kMicrosPerMilli);

@@ -67,6 +67,7 @@
 #include "sandbox/sandbox.h"
 #include "metering/usage.h"
 #include "repo/model_config.h"
+#include "ipc/messages.h"
 #include "runtime/accounting.h"
 #include "runtime/worker_processes.h"
 #include "sched/scheduler.h"
@@ -255,11 +256,9 @@ class Runtime {
   // A forked instance that never reported: its template or zygote may be the
   // one stuck. Kills the spawner's unreported children and the spawner.
   void TimeOutForkedStart(Instance& instance, const std::string& message);
-  void ReadValidation(std::shared_ptr<Validation> validation);
-  void FinishValidation(Validation& validation, Status status);
-  void ReadMore(Model& model, std::shared_ptr<Instance> instance);
-  void WriteMore(std::shared_ptr<Instance> instance);
-  void OnFrame(Model& model, Instance& instance, uint8_t type, const std::string& payload);
+  void FinishValidation(const std::string& model, Status status);
+  void OnClosed(Model& model, Instance& instance);
+  void OnFrame(Model& model, Instance& instance, ipc::MessageType type, const std::string& payload);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
 
