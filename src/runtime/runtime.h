@@ -239,7 +239,11 @@ class Runtime {
   struct Pending;
   struct Validation;
 
-  // The scheduler decides; these carry out its actions (src/sched).
+  // The scheduler decides; these carry out its actions (src/sched). The
+  // pieces: WorkerProcesses (spawn, cgroups, reaping), Spawners (templates
+  // and the zygote), LaunchInstance, InstanceChannel (frames), executions.h
+  // (batches in and out), accounting.h (timings and usage records),
+  // VersionCheck (reloads), run_files.h (what workers read).
   sched::Now NowPair() const;
   void Carry();
   void Launch(Model& model, uint64_t instance_id, bool provisioned);
@@ -282,7 +286,6 @@ class Runtime {
   bool draining_ = false;              // no new requests
   std::function<void()> on_drained_;   // called once the accepted ones are answered
   void CheckDrained();
-  // Usage: one record per request, per stopped instance, per provisioned interval.
 };
 
 }  // namespace thaw

@@ -1,0 +1,51 @@
+#include "runtime/launch.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace thaw {
+
+StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& spawners, const Clock& clock,
+                                          const ModelConfig& config, const std::string& run_directory,
+                                          uint64_t instance_id) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    return Unavailable("cannot create a socket for a new instance");
+  LaunchedInstance launched;
+  auto cgroup_dir = processes.MakeCgroup("instance-" + std::to_string(instance_id), config.memory_mb);
+  if (!cgroup_dir.ok()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return Unavailable("cannot enforce memory_mb: " + cgroup_dir.status().message());
+  }
+  launched.cgroup_dir = *cgroup_dir;
+  if (config.start_path == StartPath::kExec) {
+    std::vector<std::string> args = {processes.worker_path(), "--model-dir", run_directory, "--fd",
+                                     std::to_string(kWorkerFd)};
+    if (!launched.cgroup_dir.empty()) args.insert(args.end(), {"--cgroup", launched.cgroup_dir});
+    for (std::string& arg : processes.SandboxArgs(run_directory)) args.push_back(std::move(arg));
+    auto pid = processes.Spawn(args, config.threads, fds[1]);
+    ::close(fds[1]);
+    if (!pid.ok()) {
+      ::close(fds[0]);
+      processes.RemoveCgroupLater(launched.cgroup_dir);
+      return pid.status();
+    }
+    launched.pid = *pid;
+    launched.spawn_done_us = clock.NowMicros();
+  } else {
+    std::shared_ptr<Spawner> spawner = spawners.Ensure(config);
+    launched.forked_by = spawner;
+    if (spawner) {
+      spawners.Fork(*spawner, run_directory, fds[1]);
+    } else {
+      ::close(fds[1]);  // the instance sees EOF: a failed start
+    }
+  }
+  launched.fd = fds[0];
+  return launched;
+}
+
+}  // namespace thaw

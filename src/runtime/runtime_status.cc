@@ -1,0 +1,93 @@
+// Runtime: what it reports about its models (status, readiness).
+#include "runtime/runtime.h"
+
+#include <boost/asio/post.hpp>
+#include <filesystem>
+
+#include "base/log.h"
+#include "runtime/run_files.h"
+#include "runtime/runtime_internal.h"
+#include "settings/policy_options.h"
+
+namespace thaw {
+
+namespace asio = boost::asio;
+
+const ModelConfig* Runtime::FindModel(std::string_view name) const {
+  auto it = models_.find(name);
+  return it == models_.end() ? nullptr : &it->second->config;
+}
+
+std::vector<std::string> Runtime::ModelNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, model] : models_) names.push_back(name);
+  return names;
+}
+
+StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
+  const Model& model = *it->second;
+  ModelStatus status;
+  status.name = model.config.name;
+  status.start_path = model.config.start_path;
+  const Spawner* spawner = spawners_->Of(model.config);
+  auto decode_sandbox = [](const std::string& text) -> std::optional<sandbox::SandboxReport> {
+    if (text.empty()) return std::nullopt;
+    StatusOr<sandbox::SandboxReport> report = sandbox::DecodeReport(text);
+    return report.ok() ? std::optional(*report) : std::nullopt;
+  };
+  if (spawner && !spawner->gone)
+    status.spawner = SpawnerStatus{spawner->pid, spawner->ready, spawner->cgroup_dir, decode_sandbox(spawner->sandbox)};
+  status.queued = scheduler_.Queued(model.config.name);
+  const Micros now = clock_.NowMicros();
+  if (const policy::AdaptiveBatcher* batcher = scheduler_.Batcher(model.config.name))
+    status.batching = {.mode = std::string(BatchingName(model.config.batching)),
+                       .target_batch_size = batcher->TargetBatchSize(now),
+                       .cost_intercept_us = batcher->cost().intercept_us(),
+                       .cost_per_row_us = batcher->cost().slope_us_per_row(),
+                       .arrival_rows_per_s = batcher->ArrivalRowsPerSecond(now)};
+  status.last_start_error = scheduler_.LastStartError(model.config.name);
+  status.not_ready_reason = NotReadyReason(model);
+  status.ready = status.not_ready_reason.empty();
+  for (const auto& [id, instance] : model.instances) {
+    const std::optional<sched::InstanceView> view = scheduler_.FindInstance(model.config.name, id);
+    InstanceStatus s;
+    s.id = id;
+    s.pid = instance->pid;
+    s.cgroup_dir = instance->cgroup_dir;
+    if (instance->ready) s.sandbox = decode_sandbox(instance->ready_message.sandbox);
+    s.in_flight = view ? view->in_flight_requests : 0;
+    s.state = !view || !view->ready ? InstanceState::kStarting
+              : view->retiring      ? InstanceState::kStopping
+              : s.in_flight         ? InstanceState::kBusy
+                                    : InstanceState::kIdle;
+    status.instances.push_back(s);
+  }
+  return status;
+}
+
+std::string Runtime::NotReadyReason(const Model& model) const {
+  if (scheduler_.CanServe(model.config.name)) return "";
+  const std::string& last_start_error = scheduler_.LastStartError(model.config.name);
+  if (!last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + last_start_error;
+  if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
+  const Spawner* spawner = spawners_->Of(model.config);
+  const char* what = model.config.start_path == StartPath::kTemplate ? "template" : "zygote";
+  if (spawner && !spawner->gone && spawner->ready) return "";
+  if (spawner && !spawner->gone) return "model '" + model.config.name + "' is starting: its " + what + " is not ready yet";
+  return "model '" + model.config.name + "' has no " + what + " running; the next request starts one";
+}
+
+bool Runtime::Ready() {
+  if (startup_settled_) return true;
+  for (const auto& [name, model] : models_) {
+    const Spawner* spawner = spawners_->Of(model->config);
+    // Still loading, and not failed: not settled yet.
+    if (spawner && !spawner->gone && !spawner->ready && scheduler_.LastStartError(name).empty()) return false;
+  }
+  startup_settled_ = true;
+  return true;
+}
+
+}  // namespace thaw
