@@ -1,5 +1,4 @@
 #include "base/log.h"
-#include "base/json_text.h"
 
 #include <gtest/gtest.h>
 
@@ -30,12 +29,6 @@ TEST(MillisTextTest, ThreeDecimals) {
   EXPECT_EQ(MillisText(1000), "1.000");
   EXPECT_EQ(MillisText(9876543210), "9876543.210");
   EXPECT_EQ(MillisText(-1500), "-1.500");
-}
-
-TEST(JsonTextTest, QuotesAndEscapes) {
-  EXPECT_EQ(JsonString("fraud"), "\"fraud\"");
-  EXPECT_EQ(JsonString("a\"b\\c"), "\"a\\\"b\\\\c\"");
-  EXPECT_EQ(JsonString(std::string("x\ny\x01", 4)), "\"x\\u000ay\\u0001\"");
 }
 
 }  // namespace

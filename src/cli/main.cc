@@ -17,6 +17,7 @@
 #include <optional>
 #include <sstream>
 
+#include "base/json_writer.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "cgroup/memory_cgroup.h"
@@ -514,10 +515,13 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
   const std::string stats_path = models.size() == 1 ? "/v2/models/" + models[0] + "/stats" : "/v2/stats";
   auto stats = HttpGet(options.url, stats_path);
   if (options.json) {
-    std::cout << "{\"load\":"
-              << load::SummaryJson(summary, {.url = options.url, .model = models.size() == 1 ? models[0] : label,
-                                             .arrivals = "trace"})
-              << ",\"server\":" << (stats.ok() ? *stats : "null") << "}\n";
+    std::string json;
+    thaw::JsonWriter w(&json);
+    w.BeginObject().Key("load").Raw(load::SummaryJson(summary, {.url = options.url,
+                                                                 .model = models.size() == 1 ? models[0] : label,
+                                                                 .arrivals = "trace"}));
+    w.Key("server").Raw(stats.ok() ? std::string_view(*stats) : std::string_view("null")).EndObject();
+    std::cout << json << "\n";
   } else {
     std::cout << load::SummaryText(summary) << "\nserver report (" << stats_path << "):\n"
               << (stats.ok() ? *stats : stats.status().message()) << "\n";

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <map>
 
-#include "base/json_text.h"
+#include "base/json_writer.h"
 
 namespace thaw::load {
 namespace {
@@ -40,10 +40,13 @@ std::string Fixed(double value, int decimals) {
 }
 
 
-std::string PercentilesJson(const Percentiles& p) {
-  return "{\"count\":" + std::to_string(p.count) + ",\"mean_ms\":" + Fixed(p.mean_ms, 3) +
-         ",\"p50_ms\":" + Fixed(p.p50_ms, 3) + ",\"p90_ms\":" + Fixed(p.p90_ms, 3) + ",\"p99_ms\":" + Fixed(p.p99_ms, 3) +
-         ",\"p999_ms\":" + Fixed(p.p999_ms, 3) + ",\"max_ms\":" + Fixed(p.max_ms, 3) + "}";
+void WritePercentiles(JsonWriter& w, const Percentiles& p) {
+  w.BeginObject().Field("count", p.count);
+  for (const auto& [key, ms] : {std::pair<std::string_view, double>{"mean_ms", p.mean_ms}, {"p50_ms", p.p50_ms},
+                                {"p90_ms", p.p90_ms}, {"p99_ms", p.p99_ms}, {"p999_ms", p.p999_ms},
+                                {"max_ms", p.max_ms}})
+    w.Key(key).Raw(Fixed(ms, 3));
+  w.EndObject();
 }
 
 }  // namespace
@@ -143,43 +146,37 @@ std::string SummaryText(const LoadSummary& s) {
 }
 
 std::string SummaryJson(const LoadSummary& s, const RunInfo& run) {
-  std::string j = "{\"run\":{\"url\":" + JsonString(run.url) + ",\"model\":" + JsonString(run.model) +
-                  ",\"arrivals\":" + JsonString(run.arrivals) + ",\"rate_per_s\":" + Fixed(run.rate_per_s, 3) +
-                  ",\"duration_s\":" + Fixed(run.duration_s, 3) + ",\"warmup_s\":" + Fixed(run.warmup_s, 3) +
-                  ",\"seed\":" + std::to_string(run.seed) + ",\"max_connections\":" + std::to_string(run.max_connections) +
-                  "}";
-  j += ",\"schedule_duration_s\":" + Fixed(s.schedule_duration_s, 3);
-  j += ",\"scheduled\":" + std::to_string(s.scheduled);
-  j += ",\"warmup_requests\":" + std::to_string(s.warmup_requests);
-  j += ",\"sent\":" + std::to_string(s.sent);
-  j += ",\"responses\":" + std::to_string(s.responses);
-  j += ",\"ok_2xx\":" + std::to_string(s.ok_2xx);
-  j += ",\"client_overload\":" + std::to_string(s.client_overload);
-  j += ",\"timeouts\":" + std::to_string(s.timeouts);
-  j += ",\"errors\":" + std::to_string(s.errors);
-  j += ",\"status_counts\":{";
-  for (size_t i = 0; i < s.status_counts.size(); ++i)
-    j += (i ? ",\"" : "\"") + std::to_string(s.status_counts[i].first) + "\":" + std::to_string(s.status_counts[i].second);
-  j += "}";
-  j += ",\"offered_rate_per_s\":" + Fixed(s.offered_rate_per_s, 3);
-  j += ",\"achieved_per_s\":" + Fixed(s.achieved_per_s, 3);
-  j += ",\"latency_2xx\":" + PercentilesJson(s.latency);
-  j += ",\"send_lateness\":" + PercentilesJson(s.send_lateness);
-  j += ",\"batch_size\":{\"responses\":" + std::to_string(s.batch_size_responses) +
-       ",\"mean\":" + Fixed(s.mean_batch_size, 4) + "}";
-  j += ",\"parameter_means\":{";
-  bool first = true;
+  std::string j;
+  JsonWriter w(&j);
+  auto fixed = [&w](std::string_view key, double value, int decimals) { w.Key(key).Raw(Fixed(value, decimals)); };
+  w.BeginObject().Key("run").BeginObject().Field("url", run.url).Field("model", run.model).Field("arrivals", run.arrivals);
+  fixed("rate_per_s", run.rate_per_s, 3);
+  fixed("duration_s", run.duration_s, 3);
+  fixed("warmup_s", run.warmup_s, 3);
+  w.Field("seed", run.seed).Field("max_connections", run.max_connections).EndObject();
+  fixed("schedule_duration_s", s.schedule_duration_s, 3);
+  w.Field("scheduled", s.scheduled).Field("warmup_requests", s.warmup_requests).Field("sent", s.sent);
+  w.Field("responses", s.responses).Field("ok_2xx", s.ok_2xx).Field("client_overload", s.client_overload);
+  w.Field("timeouts", s.timeouts).Field("errors", s.errors).Key("status_counts").BeginObject();
+  for (const auto& [status, count] : s.status_counts) w.Field(std::to_string(status), count);
+  w.EndObject();
+  fixed("offered_rate_per_s", s.offered_rate_per_s, 3);
+  fixed("achieved_per_s", s.achieved_per_s, 3);
+  w.Key("latency_2xx");
+  WritePercentiles(w, s.latency);
+  w.Key("send_lateness");
+  WritePercentiles(w, s.send_lateness);
+  w.Key("batch_size").BeginObject().Field("responses", s.batch_size_responses);
+  fixed("mean", s.mean_batch_size, 4);
+  w.EndObject().Key("parameter_means").BeginObject();
   for (const ParameterMean& p : s.parameters) {
     if (p.count == 0) continue;
-    j += (first ? "" : ",") + JsonString(p.name) + ":{\"mean\":" + Fixed(p.sum / static_cast<double>(p.count), 6) +
-         ",\"count\":" + std::to_string(p.count) + "}";
-    first = false;
+    w.Key(p.name).BeginObject();
+    fixed("mean", p.sum / static_cast<double>(p.count), 6);
+    w.Field("count", p.count).EndObject();
   }
-  j += "}";
-  j += ",\"connections_opened\":" + std::to_string(s.connections_opened);
-  j += ",\"stale_retries\":" + std::to_string(s.stale_retries);
-  j += "}\n";
-  return j;
+  w.EndObject().Field("connections_opened", s.connections_opened).Field("stale_retries", s.stale_retries).EndObject();
+  return j + "\n";
 }
 
 std::string RequestsCsv(const LoadResult& result) {

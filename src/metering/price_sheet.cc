@@ -84,13 +84,16 @@ StatusOr<policy::PriceSheet> LoadPriceSheet(std::string_view name_or_path) {
 }
 
 std::string PriceSheetJson(const policy::PriceSheet& sheet) {
-  return "{\"name\":" + JsonString(sheet.name) + ",\"request_usd_per_million\":" +
-         JsonNumber(sheet.request_usd_per_million) + ",\"on_demand_usd_per_gb_s\":" +
-         JsonNumber(sheet.on_demand_usd_per_gb_s) + ",\"provisioned_usd_per_gb_s\":" +
-         JsonNumber(sheet.provisioned_usd_per_gb_s) + ",\"provisioned_duration_usd_per_gb_s\":" +
-         JsonNumber(sheet.provisioned_duration_usd_per_gb_s) + ",\"granularity_ms\":" +
-         JsonNumber(static_cast<double>(sheet.granularity_us) / kMicrosPerMilli) +
-         ",\"bill_init\":" + (sheet.bill_init ? "true" : "false") + "}";
+  std::string j;
+  JsonWriter w(&j);
+  w.BeginObject().Field("name", sheet.name);
+  w.Key("request_usd_per_million").Raw(JsonNumber(sheet.request_usd_per_million));
+  w.Key("on_demand_usd_per_gb_s").Raw(JsonNumber(sheet.on_demand_usd_per_gb_s));
+  w.Key("provisioned_usd_per_gb_s").Raw(JsonNumber(sheet.provisioned_usd_per_gb_s));
+  w.Key("provisioned_duration_usd_per_gb_s").Raw(JsonNumber(sheet.provisioned_duration_usd_per_gb_s));
+  w.Key("granularity_ms").Raw(JsonNumber(static_cast<double>(sheet.granularity_us) / kMicrosPerMilli));
+  w.Field("bill_init", sheet.bill_init).EndObject();
+  return j;
 }
 
 }  // namespace thaw::metering

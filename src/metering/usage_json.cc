@@ -17,27 +17,23 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::object;
 
-// Appends ,"key":value pieces; the first call writes no comma.
+// One record's object, opened with its "kind", on the one JSON writer.
 class ObjectWriter {
  public:
-  explicit ObjectWriter(std::string_view kind) { out_ = "{\"kind\":" + JsonString(kind); }
-  void Str(std::string_view key, std::string_view value) { Key(key) += JsonString(value); }
-  void Int(std::string_view key, int64_t value) { Key(key) += std::to_string(value); }
-  void Uint(std::string_view key, uint64_t value) { Key(key) += std::to_string(value); }
-  void Bool(std::string_view key, bool value) { Key(key) += value ? "true" : "false"; }
-  void Double(std::string_view key, double value) {
-    Key(key) += JsonNumber(value);
+  explicit ObjectWriter(std::string_view kind) : w_(&out_) { w_.BeginObject().Field("kind", kind); }
+  void Str(std::string_view key, std::string_view value) { w_.Field(key, value); }
+  void Int(std::string_view key, int64_t value) { w_.Key(key).Int(value); }
+  void Uint(std::string_view key, uint64_t value) { w_.Key(key).Uint(value); }
+  void Bool(std::string_view key, bool value) { w_.Field(key, value); }
+  void Double(std::string_view key, double value) { w_.Key(key).Raw(JsonNumber(value)); }
+  std::string Done() && {
+    w_.EndObject();
+    return std::move(out_);
   }
-  std::string Done() && { return std::move(out_) + "}"; }
 
  private:
-  std::string& Key(std::string_view key) {
-    out_ += ",\"";
-    out_ += key;
-    out_ += "\":";
-    return out_;
-  }
   std::string out_;
+  JsonWriter w_;
 };
 
 std::string Quote(std::string_view line) {

@@ -27,7 +27,7 @@
 #include <string>
 #include <string_view>
 
-#include "base/json_text.h"
+#include "base/json_writer.h"
 #include "base/status.h"
 #include "metering/usage.h"
 
@@ -41,7 +41,7 @@ StatusOr<UsageRecord> DecodeUsageRecord(std::string_view line);
 // "invocation", "instance" or "provisioned".
 std::string_view UsageRecordKind(const UsageRecord& record);
 
-// JsonString (a quoted, escaped literal) is in base/json_text.h.
+// JsonString (a quoted, escaped literal) is in base/json_writer.h.
 using thaw::JsonString;
 // The shortest text that reads back as the same double; non-finite -> "0".
 std::string JsonNumber(double value);

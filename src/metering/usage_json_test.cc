@@ -157,7 +157,7 @@ TEST(UsageJsonTest, NumbersAreShortestExact) {
   EXPECT_EQ(JsonNumber(1), "1");
   EXPECT_EQ(std::stod(JsonNumber(1.0 / 3.0)), 1.0 / 3.0);
   EXPECT_EQ(JsonNumber(std::numeric_limits<double>::infinity()), "0");
-  EXPECT_EQ(JsonString("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+  EXPECT_EQ(JsonString("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
 }
 
 }  // namespace

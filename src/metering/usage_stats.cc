@@ -41,32 +41,38 @@ std::string Fixed(double value, int decimals) {
   return buf;
 }
 
-// Fields of a row, without braces.
-std::string RowFields(const ModelUsage& row) {
-  std::string j = "\"model\":" + JsonString(row.model);
-  j += ",\"invocations\":" + std::to_string(row.invocations);
-  j += ",\"ok\":" + std::to_string(row.ok);
-  j += ",\"status_counts\":{";
-  for (size_t i = 0; i < row.status_counts.size(); ++i)
-    j += (i ? ",\"" : "\"") + std::to_string(row.status_counts[i].first) + "\":" +
-         std::to_string(row.status_counts[i].second);
-  j += "}";
-  j += ",\"cold_starts\":" + std::to_string(row.cold_starts);
-  j += ",\"latency_ms\":{\"count\":" + std::to_string(row.latency_count) + ",\"p50\":" + Num(row.p50_ms) +
-       ",\"p90\":" + Num(row.p90_ms) + ",\"p99\":" + Num(row.p99_ms) + "}";
-  j += ",\"mean_batch_rows\":" + Num(row.mean_batch_rows);
-  j += ",\"instances_stopped\":" + std::to_string(row.instances_stopped);
-  j += ",\"billed_requests\":" + std::to_string(row.usage.requests);
+// A row's fields, in the object `w` has open.
+void RowFields(JsonWriter& w, const ModelUsage& row) {
+  auto num = [&w](std::string_view key, double value) { w.Key(key).Raw(Num(value)); };
+  w.Field("model", row.model).Field("invocations", row.invocations).Field("ok", row.ok);
+  w.Key("status_counts").BeginObject();
+  for (const auto& [status, count] : row.status_counts) w.Field(std::to_string(status), count);
+  w.EndObject();
+  w.Field("cold_starts", row.cold_starts).Key("latency_ms").BeginObject().Field("count", row.latency_count);
+  num("p50", row.p50_ms);
+  num("p90", row.p90_ms);
+  num("p99", row.p99_ms);
+  w.EndObject();
+  num("mean_batch_rows", row.mean_batch_rows);
+  w.Field("instances_stopped", row.instances_stopped).Field("billed_requests", row.usage.requests);
   const policy::UsageTotals& u = row.usage;
-  j += ",\"gb_s\":{\"on_demand_duration\":" + Num(u.on_demand_duration_gb_s) + ",\"init\":" + Num(u.init_gb_s) +
-       ",\"provisioned_capacity\":" + Num(u.provisioned_capacity_gb_s) +
-       ",\"provisioned_duration\":" + Num(u.provisioned_duration_gb_s) + ",\"idle_warm\":" + Num(u.idle_warm_gb_s) + "}";
+  w.Key("gb_s").BeginObject();
+  num("on_demand_duration", u.on_demand_duration_gb_s);
+  num("init", u.init_gb_s);
+  num("provisioned_capacity", u.provisioned_capacity_gb_s);
+  num("provisioned_duration", u.provisioned_duration_gb_s);
+  num("idle_warm", u.idle_warm_gb_s);
+  w.EndObject();
   const policy::Bill& b = row.bill;
-  j += ",\"usd\":{\"requests\":" + Num(b.request_usd) + ",\"on_demand_duration\":" + Num(b.on_demand_duration_usd) +
-       ",\"init\":" + Num(b.init_usd) + ",\"provisioned_capacity\":" + Num(b.provisioned_capacity_usd) +
-       ",\"provisioned_duration\":" + Num(b.provisioned_duration_usd) + ",\"total\":" + Num(b.total_usd) + "}";
-  j += ",\"usd_per_million_ok\":" + Num(row.usd_per_million_ok);
-  return j;
+  w.Key("usd").BeginObject();
+  num("requests", b.request_usd);
+  num("on_demand_duration", b.on_demand_duration_usd);
+  num("init", b.init_usd);
+  num("provisioned_capacity", b.provisioned_capacity_usd);
+  num("provisioned_duration", b.provisioned_duration_usd);
+  num("total", b.total_usd);
+  w.EndObject();
+  num("usd_per_million_ok", row.usd_per_million_ok);
 }
 
 std::string GranularityMs(Micros granularity_us) { return Num(static_cast<double>(granularity_us) / kMicrosPerMilli); }
@@ -240,20 +246,30 @@ ModelUsage UsageStats::ModelReport(std::string_view model, const policy::PriceSh
 }
 
 std::string ReportJson(const UsageReport& report) {
-  std::string j = "{\"prices\":" + PriceSheetJson(report.prices);
-  j += ",\"granularity_ms\":" + GranularityMs(report.granularity_us);
-  j += ",\"records\":" + std::to_string(report.records);
-  j += ",\"from_wall_us\":" + std::to_string(report.from_wall_us);
-  j += ",\"to_wall_us\":" + std::to_string(report.to_wall_us);
-  j += ",\"models\":[";
-  for (size_t i = 0; i < report.models.size(); ++i) j += (i ? ",{" : "{") + RowFields(report.models[i]) + "}";
-  j += "],\"total\":{" + RowFields(report.total) + "}}\n";
-  return j;
+  std::string j;
+  JsonWriter w(&j);
+  w.BeginObject().Key("prices").Raw(PriceSheetJson(report.prices));
+  w.Key("granularity_ms").Raw(GranularityMs(report.granularity_us));
+  w.Field("records", report.records).Field("from_wall_us", report.from_wall_us).Field("to_wall_us", report.to_wall_us);
+  w.Key("models").BeginArray();
+  for (const ModelUsage& row : report.models) {
+    w.BeginObject();
+    RowFields(w, row);
+    w.EndObject();
+  }
+  w.EndArray().Key("total").BeginObject();
+  RowFields(w, report.total);
+  w.EndObject().EndObject();
+  return j + "\n";
 }
 
 std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& prices, Micros granularity_us) {
-  return "{" + RowFields(row) + ",\"prices\":" + PriceSheetJson(prices) +
-         ",\"granularity_ms\":" + GranularityMs(granularity_us) + "}\n";
+  std::string j;
+  JsonWriter w(&j);
+  w.BeginObject();
+  RowFields(w, row);
+  w.Key("prices").Raw(PriceSheetJson(prices)).Key("granularity_ms").Raw(GranularityMs(granularity_us)).EndObject();
+  return j + "\n";
 }
 
 std::string WallTimeText(Micros wall_us) {

@@ -1,5 +1,7 @@
 #include "protocol/v2.h"
 
+#include "base/json_writer.h"
+
 #include <simdjson.h>
 
 #include <bit>
@@ -70,30 +72,6 @@ constexpr double kFp32Limit = 0x1.ffffffp127;        // halfway between FLT_MAX 
 // ---------------------------------------------------------------------------
 // JSON output helpers
 
-// Length of the well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80),
-// or 0 if it is not well formed (RFC 3629: no overlongs, surrogates or > U+10FFFF).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto at = [&](size_t k) -> unsigned { return static_cast<unsigned char>(s[k]); };
-  const auto cont = [&](size_t k) { return k < s.size() && (at(k) & 0xc0) == 0x80; };
-  const unsigned c = at(i);
-  if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (i + 1 >= s.size()) return 0;
-    const unsigned c1 = at(i + 1);
-    if (c == 0xe0 && c1 < 0xa0) return 0;  // overlong
-    if (c == 0xed && c1 > 0x9f) return 0;  // surrogate
-    return cont(i + 1) && cont(i + 2) ? 3 : 0;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (i + 1 >= s.size()) return 0;
-    const unsigned c1 = at(i + 1);
-    if (c == 0xf0 && c1 < 0x90) return 0;  // overlong
-    if (c == 0xf4 && c1 > 0x8f) return 0;  // > U+10FFFF
-    return cont(i + 1) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-  }
-  return 0;
-}
-
 template <typename T>
 void AppendInt(std::string* out, T v) {
   char buf[24];
@@ -101,27 +79,11 @@ void AppendInt(std::string* out, T v) {
   out->append(buf, r.ptr);
 }
 
-// Shortest text that reads back as the same value. JSON has no NaN or
-// infinity, so those are written as null (as JavaScript's JSON.stringify does).
-// Negative zero is written "-0.0": a bare "-0" is an integer and reads back as +0.
+// Floats as JSON numbers: base/json_writer.h (shortest text, null for
+// non-finite values, -0.0, ".0" on 19+ digit integral values).
 template <typename F>
 void AppendFloat(std::string* out, F v) {
-  if (!std::isfinite(v)) {
-    out->append("null");
-    return;
-  }
-  if (v == 0 && std::signbit(v)) {
-    out->append("-0.0");
-    return;
-  }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, r.ptr);
-  // A whole number of 19+ digits may not fit 64 bits, and JSON readers that
-  // read integers as 64-bit (simdjson, so thaw's own request parser) refuse
-  // it: "18446744073709551616" must be written as a float to read back.
-  const std::string_view text(buf, r.ptr - buf);
-  if (text.find_first_of(".e") == std::string_view::npos && text.size() - (v < 0) > 18) out->append(".0");
+  AppendJsonNumber(out, v);
 }
 
 // Shortest decimal text that a reader converting to double and then to FP16
@@ -151,15 +113,6 @@ void AppendHalf(std::string* out, uint16_t h) {
     return;
   }
   out->append(best, best_len);
-}
-
-void AppendShape(std::string* out, const Shape& shape) {
-  out->push_back('[');
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) out->push_back(',');
-    AppendInt(out, shape[i]);
-  }
-  out->push_back(']');
 }
 
 std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
@@ -745,19 +698,20 @@ void AppendJsonData(std::string* out, const Tensor& t) {
   out->push_back(']');
 }
 
-void AppendSpecs(std::string* out, const std::vector<TensorSpec>& specs) {
-  out->push_back('[');
-  for (size_t i = 0; i < specs.size(); ++i) {
-    if (i) out->push_back(',');
-    out->append("{\"name\":");
-    AppendJsonString(out, specs[i].name);
-    out->append(",\"datatype\":\"");
-    out->append(DataTypeName(specs[i].datatype));
-    out->append("\",\"shape\":");
-    AppendShape(out, specs[i].shape);
-    out->push_back('}');
+void WriteShape(JsonWriter& w, const std::vector<int64_t>& shape) {
+  w.BeginArray();
+  for (int64_t d : shape) w.Int(d);
+  w.EndArray();
+}
+
+void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
+  w.BeginArray();
+  for (const TensorSpec& spec : specs) {
+    w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape");
+    WriteShape(w, spec.shape);
+    w.EndObject();
   }
-  out->push_back(']');
+  w.EndArray();
 }
 
 }  // namespace
@@ -781,40 +735,25 @@ EncodedBody EncodeInferResponse(const std::string& model_name, const InferReques
 
   EncodedBody result;
   std::string& out = result.body;
-  out.append("{\"model_name\":");
-  AppendJsonString(&out, model_name);
-  out.append(",\"model_version\":\"1\"");
-  if (request.id) {
-    out.append(",\"id\":");
-    AppendJsonString(&out, *request.id);
-  }
-  if (!parameters_json.empty()) {
-    out.append(",\"parameters\":");
-    out.append(parameters_json);
-  }
-  out.append(",\"outputs\":[");
+  JsonWriter w(&out);
+  w.BeginObject().Field("model_name", model_name).Field("model_version", "1");
+  if (request.id) w.Field("id", *request.id);
+  if (!parameters_json.empty()) w.Key("parameters").Raw(parameters_json);
+  w.Key("outputs").BeginArray();
   size_t binary_bytes = 0;
-  for (size_t i = 0; i < selected.size(); ++i) {
-    const auto& [t, binary] = selected[i];
-    if (i) out.push_back(',');
-    out.append("{\"name\":");
-    AppendJsonString(&out, t->name);
-    out.append(",\"datatype\":\"");
-    out.append(DataTypeName(t->datatype));
-    out.append("\",\"shape\":");
-    AppendShape(&out, t->shape);
+  for (const auto& [t, binary] : selected) {
+    w.BeginObject().Field("name", t->name).Field("datatype", DataTypeName(t->datatype)).Key("shape");
+    WriteShape(w, t->shape);
     if (binary) {
-      out.append(",\"parameters\":{\"binary_data_size\":");
-      AppendInt(&out, t->data.size());
-      out.push_back('}');
+      w.Key("parameters").BeginObject().Field("binary_data_size", t->data.size()).EndObject();
       binary_bytes += t->data.size();
     } else {
-      out.append(",\"data\":");
-      AppendJsonData(&out, *t);
+      w.Key("data");
+      AppendJsonData(w.RawValue(), *t);
     }
-    out.push_back('}');
+    w.EndObject();
   }
-  out.append("]}");
+  w.EndArray().EndObject();
 
   bool any_binary = false;
   for (const auto& s : selected) any_binary = any_binary || s.second;
@@ -831,79 +770,31 @@ EncodedBody EncodeInferResponse(const std::string& model_name, const InferReques
 }
 
 std::string EncodeError(std::string_view message) {
-  std::string out = "{\"error\":";
-  AppendJsonString(&out, message);
-  out.push_back('}');
+  std::string out;
+  JsonWriter(&out).BeginObject().Field("error", message).EndObject();
   return out;
 }
 
 std::string EncodeServerMetadata(std::string_view name, std::string_view version,
                                  const std::vector<std::string>& extensions) {
-  std::string out = "{\"name\":";
-  AppendJsonString(&out, name);
-  out.append(",\"version\":");
-  AppendJsonString(&out, version);
-  out.append(",\"extensions\":[");
-  for (size_t i = 0; i < extensions.size(); ++i) {
-    if (i) out.push_back(',');
-    AppendJsonString(&out, extensions[i]);
-  }
-  out.append("]}");
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Field("name", name).Field("version", version).Key("extensions").BeginArray();
+  for (const std::string& extension : extensions) w.String(extension);
+  w.EndArray().EndObject();
   return out;
 }
 
 std::string EncodeModelMetadata(const ModelConfig& model) {
-  std::string out = "{\"name\":";
-  AppendJsonString(&out, model.name);
-  out.append(",\"versions\":[\"1\"],\"platform\":");
-  AppendJsonString(&out, model.platform);
-  out.append(",\"inputs\":");
-  AppendSpecs(&out, model.inputs);
-  out.append(",\"outputs\":");
-  AppendSpecs(&out, model.outputs);
-  out.push_back('}');
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Field("name", model.name).Key("versions").BeginArray().String("1").EndArray();
+  w.Field("platform", model.platform).Key("inputs");
+  WriteSpecs(w, model.inputs);
+  w.Key("outputs");
+  WriteSpecs(w, model.outputs);
+  w.EndObject();
   return out;
-}
-
-// Escapes '"', '\\' and control characters; passes well-formed UTF-8 through
-// and writes each byte of malformed UTF-8 as \u00XX (so the output is always
-// valid JSON, at the cost of such bytes reading back as U+0080..U+00FF).
-void AppendJsonString(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->reserve(out->size() + s.size() + 2);
-  out->push_back('"');
-  size_t run = 0;  // start of the pending run of bytes copied verbatim
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
-    if (c >= 0x80) {
-      if (size_t len = Utf8SequenceLength(s, i)) {
-        i += len;
-        continue;
-      }
-    }
-    out->append(s.data() + run, i - run);
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default: {
-        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out->append(esc, 6);
-      }
-    }
-    run = ++i;
-  }
-  out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
 }
 
 }  // namespace thaw::v2

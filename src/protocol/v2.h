@@ -69,7 +69,4 @@ std::string EncodeServerMetadata(std::string_view name, std::string_view version
 // GET /v2/models/{m}
 std::string EncodeModelMetadata(const ModelConfig& model);
 
-// Appends `s` as a JSON string literal (with quotes and escapes) to `out`.
-void AppendJsonString(std::string* out, std::string_view s);
-
 }  // namespace thaw::v2

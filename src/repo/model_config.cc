@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "base/json_text.h"
+#include "base/json_writer.h"
 #include "json/object_fields.h"
 
 namespace thaw {
@@ -357,60 +357,46 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
 
 namespace {
 
-void AppendSpecs(std::string* out, const std::vector<TensorSpec>& specs) {
-  *out += '[';
-  for (size_t i = 0; i < specs.size(); ++i) {
-    if (i) *out += ", ";
-    *out += "{\"name\": " + JsonString(specs[i].name) + ", \"datatype\": \"" + std::string(DataTypeName(specs[i].datatype)) +
-            "\", \"shape\": " + ShapeToString(specs[i].shape) + "}";
+void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
+  w.BeginArray();
+  for (const TensorSpec& spec : specs) {
+    w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape").BeginArray();
+    for (int64_t d : spec.shape) w.Int(d);
+    w.EndArray().EndObject();
   }
-  *out += ']';
+  w.EndArray();
 }
 
 }  // namespace
 
 std::string EncodeModelConfig(const ModelConfig& c) {
-  // Strings from the config (file and tensor names, platform) are escaped:
-  // a quote or control character in them must not break the JSON.
-  std::string out = "{\n  \"backend\": " + JsonString(c.backend) + ",\n  \"model_file\": " + JsonString(c.model_file) +
-                    ",\n  \"platform\": " + JsonString(c.platform) + ",\n  \"inputs\": ";
-  AppendSpecs(&out, c.inputs);
-  out += ",\n  \"outputs\": ";
-  AppendSpecs(&out, c.outputs);
-  out += ",\n  \"memory_mb\": " + std::to_string(c.memory_mb) + ",\n  \"timeout_ms\": " + std::to_string(c.timeout_ms) +
-         ",\n  \"start_timeout_ms\": " + std::to_string(c.start_timeout_ms) +
-         ",\n  \"max_concurrency\": " + std::to_string(c.max_concurrency) +
-         ",\n  \"instance_concurrency\": " + std::to_string(c.instance_concurrency) +
-         ",\n  \"min_instances\": " + std::to_string(c.min_instances) +
-         ",\n  \"keep_alive_s\": " + std::to_string(c.keep_alive_s) + ",\n  \"max_queue\": " + std::to_string(c.max_queue) +
-         ",\n  \"threads\": " + std::to_string(c.threads) + ",\n  \"start_path\": \"" +
-         std::string(StartPathName(c.start_path)) + "\",\n  \"template_standby\": " +
-         (c.template_standby ? "true" : "false") + ",\n  \"keep_alive_policy\": \"" + std::string(KeepAliveName(c.keep_alive_policy)) +
-         "\",\n  \"histogram_bin_ms\": " + std::to_string(c.histogram_bin_ms) +
-         ",\n  \"histogram_range_s\": " + std::to_string(c.histogram_range_s) +
-         ",\n  \"target_concurrency\": " + std::to_string(c.target_concurrency) +
-         ",\n  \"stable_window_s\": " + std::to_string(c.stable_window_s) +
-         ",\n  \"panic_window_s\": " + std::to_string(c.panic_window_s) + ",\n  \"batching\": \"" + std::string(BatchingName(c.batching)) +
-         "\",\n  \"max_batch_size\": " + std::to_string(c.max_batch_size) +
-         ",\n  \"max_queue_delay_us\": " + std::to_string(c.max_queue_delay_us) + ",\n  \"preferred_batch_sizes\": [";
-  for (size_t i = 0; i < c.preferred_batch_sizes.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(c.preferred_batch_sizes[i]);
-  out += "],\n  \"slo_p99_ms\": " + std::to_string(c.slo_p99_ms) + ",\n  \"provisioned_schedule\": [";
-  for (size_t i = 0; i < c.provisioned_schedule.size(); ++i) {
-    const ScheduleWindow& w = c.provisioned_schedule[i];
-    out += i ? ", {\"days\": [" : "{\"days\": [";
-    bool first = true;
-    for (int d = 0; d < 7; ++d) {
-      if (!(w.days_mask & (1 << d))) continue;
-      out += first ? "\"" : ", \"";
-      out += kDayNames[d];
-      out += '"';
-      first = false;
-    }
-    out += "], \"start\": \"" + MinuteText(w.start_minute) + "\", \"end\": \"" + MinuteText(w.end_minute) +
-           "\", \"min_instances\": " + std::to_string(w.min_instances) + "}";
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("backend", c.backend).Field("model_file", c.model_file).Field("platform", c.platform);
+  w.Key("inputs");
+  WriteSpecs(w, c.inputs);
+  w.Key("outputs");
+  WriteSpecs(w, c.outputs);
+  w.Field("memory_mb", c.memory_mb).Field("timeout_ms", c.timeout_ms).Field("start_timeout_ms", c.start_timeout_ms);
+  w.Field("max_concurrency", c.max_concurrency).Field("instance_concurrency", c.instance_concurrency);
+  w.Field("min_instances", c.min_instances).Field("keep_alive_s", c.keep_alive_s).Field("max_queue", c.max_queue);
+  w.Field("threads", c.threads).Field("start_path", StartPathName(c.start_path));
+  w.Field("template_standby", c.template_standby).Field("keep_alive_policy", KeepAliveName(c.keep_alive_policy));
+  w.Field("histogram_bin_ms", c.histogram_bin_ms).Field("histogram_range_s", c.histogram_range_s);
+  w.Field("target_concurrency", c.target_concurrency).Field("stable_window_s", c.stable_window_s);
+  w.Field("panic_window_s", c.panic_window_s).Field("batching", BatchingName(c.batching));
+  w.Field("max_batch_size", c.max_batch_size).Field("max_queue_delay_us", c.max_queue_delay_us);
+  w.Key("preferred_batch_sizes").BeginArray();
+  for (int size : c.preferred_batch_sizes) w.Int(size);
+  w.EndArray().Field("slo_p99_ms", c.slo_p99_ms).Key("provisioned_schedule").BeginArray();
+  for (const ScheduleWindow& window : c.provisioned_schedule) {
+    w.BeginObject().Key("days").BeginArray();
+    for (int d = 0; d < 7; ++d)
+      if (window.days_mask & (1 << d)) w.String(kDayNames[d]);
+    w.EndArray().Field("start", MinuteText(window.start_minute)).Field("end", MinuteText(window.end_minute));
+    w.Field("min_instances", window.min_instances).EndObject();
   }
-  out += "]\n}\n";
+  w.EndArray().EndObject();
   return out;
 }
 
@@ -439,16 +425,14 @@ StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view
     element ignored;
     if (base[field.key].get(ignored)) return FieldError(source, field.key, "unknown field");
   }
-  std::string merged = "{";
+  std::string merged;
+  JsonWriter w(&merged);
+  w.BeginObject();
   for (auto field : base) {
-    if (merged.size() > 1) merged += ',';
-    merged += '"';
-    merged += field.key;
-    merged += "\":";
     element value;
-    merged += simdjson::minify(patch[field.key].get(value) ? field.value : value);
+    w.Key(field.key).Raw(simdjson::minify(patch[field.key].get(value) ? field.value : value));
   }
-  merged += '}';
+  w.EndObject();
   return ParseModelConfig(merged, current.name, current.directory, source);
 }
 

@@ -28,6 +28,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/json_writer.h"
+
 namespace thaw::sandbox {
 namespace {
 
@@ -259,23 +261,6 @@ constexpr NamedStep kSteps[] = {
     {"seccomp", &SandboxReport::seccomp},
 };
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::string_view SandboxModeName(SandboxMode mode) {
@@ -358,15 +343,15 @@ std::string SandboxReport::Summary() const {
 }
 
 std::string SandboxReport::ToJson() const {
-  std::string out = "{\"mode\":\"" + std::string(SandboxModeName(mode)) + "\",\"uid\":" + std::to_string(uid) +
-                    ",\"gid\":" + std::to_string(gid) + ",\"apply_us\":" + std::to_string(apply_us);
-  std::string reasons;
-  for (const NamedStep& s : kSteps) {
-    const SandboxStep& step = this->*s.step;
-    out += ",\"" + std::string(s.name) + "\":" + (step.applied ? "true" : "false");
-    if (!step.applied) reasons += (reasons.empty() ? "" : ",") + JsonString(s.name) + ":" + JsonString(step.reason);
-  }
-  return out + ",\"not_applied\":{" + reasons + "}}";
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Field("mode", SandboxModeName(mode)).Field("uid", uid).Field("gid", gid).Field("apply_us", apply_us);
+  for (const NamedStep& s : kSteps) w.Field(s.name, (this->*s.step).applied);
+  w.Key("not_applied").BeginObject();
+  for (const NamedStep& s : kSteps)
+    if (!(this->*s.step).applied) w.Field(s.name, (this->*s.step).reason);
+  w.EndObject().EndObject();
+  return out;
 }
 
 // One "key value" line per field; a step is "name 1" or "name 0 reason".

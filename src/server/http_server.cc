@@ -322,6 +322,8 @@ void ArmSweep(const std::shared_ptr<Connections>& connections) {
   });
 }
 
+// Preformatted (EncodeError's text): sent when accept fails for want of a
+// descriptor, without allocating.
 constexpr std::string_view kFdLimitResponse =
     "HTTP/1.1 503 Service Unavailable\r\nServer: thaw\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
     "Connection: close\r\nContent-Length: 62\r\n\r\n"

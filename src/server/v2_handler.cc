@@ -1,5 +1,7 @@
 #include "server/v2_handler.h"
 
+#include "base/json_writer.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -39,21 +41,29 @@ std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, s
   return out;
 }
 
+// Milliseconds as MillisText writes them (3 decimals), a JSON number.
+JsonWriter& Millis(JsonWriter& w, std::string_view key, Micros us) { return w.Key(key).Raw(MillisText(us)); }
+
 std::string TimingParameters(const InvocationTiming& t) {
-  std::string json = "{\"cold_start\":";
-  json += t.cold_start ? "true" : "false";
+  std::string json;
+  JsonWriter w(&json);
+  w.BeginObject().Field("cold_start", t.cold_start);
   if (t.cold_start) {
-    json += ",\"start_path\":\"" + std::string(StartPathName(t.start_path)) + "\"";
-    json += ",\"cold_start_ms\":{" + ColdStartFields(t.cold, ":", "\"") + "}";
+    w.Field("start_path", StartPathName(t.start_path)).Key("cold_start_ms").BeginObject();
+    const ColdStartBreakdown& c = t.cold;
+    for (const auto& [name, us] : {std::pair<std::string_view, Micros>{"queue", c.queue_us}, {"spawn", c.spawn_us},
+                                   {"runtime_init", c.runtime_init_us}, {"model_load", c.model_load_us},
+                                   {"warmup", c.warmup_us}, {"first_inference", c.first_inference_us},
+                                   {"total", c.total_us}})
+      Millis(w, name, us);
+    w.EndObject();
   }
-  json += ",\"queue_ms\":" + MillisText(t.queue_us);
-  json += ",\"batch_wait_ms\":" + MillisText(t.batch_wait_us);
-  json += ",\"compute_ms\":" + MillisText(t.compute_us);
-  json += ",\"total_ms\":" + MillisText(t.total_us);
-  json += ",\"batch_size\":" + std::to_string(t.batch_size);
-  json += ",\"batch_requests\":" + std::to_string(t.batch_requests);
-  json += ",\"instance\":" + std::to_string(t.instance_id);
-  json += '}';
+  Millis(w, "queue_ms", t.queue_us);
+  Millis(w, "batch_wait_ms", t.batch_wait_us);
+  Millis(w, "compute_ms", t.compute_us);
+  Millis(w, "total_ms", t.total_us);
+  w.Field("batch_size", t.batch_size).Field("batch_requests", t.batch_requests).Field("instance", t.instance_id);
+  w.EndObject();
   return json;
 }
 
@@ -61,6 +71,22 @@ std::string TimingParameters(const InvocationTiming& t) {
 std::string ServerTiming(const InvocationTiming& t) {
   return "queue;dur=" + MillisText(t.queue_us) + ", batch_wait;dur=" + MillisText(t.batch_wait_us) +
          ", compute;dur=" + MillisText(t.compute_us) + ", total;dur=" + MillisText(t.total_us);
+}
+
+// {"name": model, key: value}: the model name escaped like any string.
+std::string NameJson(std::string_view model, std::string_view key, bool value) {
+  std::string json;
+  JsonWriter(&json).BeginObject().Field("name", model).Field(key, value).EndObject();
+  return json;
+}
+
+std::string ObjectJson(std::initializer_list<std::pair<std::string, bool>> fields) {
+  std::string json;
+  JsonWriter w(&json);
+  w.BeginObject();
+  for (const auto& [key, value] : fields) w.Field(key, value);
+  w.EndObject();
+  return json;
 }
 
 HttpResponse Json(int status, std::string body) {
@@ -214,18 +240,17 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
       return respond(ErrorResponse(Unavailable("not ready: models' templates are still loading")));
     if (parts[2] == "ready" && observability_.usage_log) {
       if (auto log = observability_.usage_log()) {
-        std::string json = "{\"ready\":true,\"usage_log\":{\"ok\":";
-        json += log->ok ? "true" : "false";
-        json += ",\"error\":";
-        if (log->ok) json += "null";
-        else v2::AppendJsonString(&json, log->error);
-        json += ",\"buffered\":" + std::to_string(log->buffered_records) +
-                ",\"dropped\":" + std::to_string(log->dropped_records) +
-                ",\"write_errors\":" + std::to_string(log->write_errors) + "}}";
+        std::string json;
+        JsonWriter w(&json);
+        w.BeginObject().Field("ready", true).Key("usage_log").BeginObject().Field("ok", log->ok).Key("error");
+        if (log->ok) w.Null();
+        else w.String(log->error);
+        w.Field("buffered", log->buffered_records).Field("dropped", log->dropped_records);
+        w.Field("write_errors", log->write_errors).EndObject().EndObject();
         return respond(Json(200, std::move(json)));
       }
     }
-    return respond(Json(200, std::string("{\"") + std::string(parts[2]) + "\":true}"));
+    return respond(Json(200, ObjectJson({{std::string(parts[2]), true}})));
   }
   if (parts[1] == "repository") {
     if (request.method != "POST") return method_not_allowed("POST");
@@ -256,7 +281,7 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
       if (!get) return method_not_allowed("GET");
       auto status = runtime_.GetModelStatus(model);
       if (status.ok() && !status->ready) return respond(ErrorResponse(Unavailable(status->not_ready_reason)));
-      return respond(Json(200, "{\"name\":\"" + model + "\",\"ready\":true}"));
+      return respond(Json(200, NameJson(model, "ready", true)));
     }
     if (action == "status") {
       if (!get) return method_not_allowed("GET");
@@ -314,59 +339,55 @@ StatusOr<ProcessMemory> V2Handler::CachedMemory(int pid) {
 
 std::string V2Handler::StatusJson(const ModelStatus& status_value, bool with_memory) {
   const ModelStatus* status = &status_value;
-  auto memory_json = [this, with_memory](int pid) {
+  std::string json;
+  JsonWriter w(&json);
+  // A process's memory (cached /proc readings), its memory cgroup's limit
+  // and charge, and what its sandbox applied (null until it is ready).
+  auto process_fields = [&](int pid, const std::string& cgroup_dir, const std::optional<sandbox::SandboxReport>& report) {
     auto memory = pid > 0 && with_memory ? CachedMemory(pid) : StatusOr<ProcessMemory>(NotFound(""));
-    if (!memory.ok()) return std::string("\"rss_kb\":null,\"pss_kb\":null,\"private_kb\":null");
-    return "\"rss_kb\":" + std::to_string(memory->rss_kb) + ",\"pss_kb\":" + std::to_string(memory->pss_kb) +
-           ",\"private_kb\":" + std::to_string(memory->private_kb);
+    for (const auto& [key, value] : {std::pair<std::string_view, int64_t>{"rss_kb", memory.ok() ? memory->rss_kb : 0},
+                                     {"pss_kb", memory.ok() ? memory->pss_kb : 0},
+                                     {"private_kb", memory.ok() ? memory->private_kb : 0}}) {
+      if (memory.ok()) w.Field(key, value);
+      else w.Key(key).Null();
+    }
+    auto limit = !cgroup_dir.empty() ? cgroup::MemoryLimitBytes(cgroup_dir) : StatusOr<int64_t>(NotFound(""));
+    auto usage = !cgroup_dir.empty() && with_memory ? cgroup::MemoryUsageBytes(cgroup_dir) : StatusOr<int64_t>(NotFound(""));
+    if (limit.ok()) w.Field("memory_limit_bytes", *limit);
+    else w.Key("memory_limit_bytes").Null();
+    if (usage.ok()) w.Field("memory_usage_bytes", *usage);
+    else w.Key("memory_usage_bytes").Null();
+    w.Key("sandbox");
+    if (report) w.Raw(report->ToJson());
+    else w.Null();
   };
-  // The memory cgroup's limit and charge: one small file read each.
-  auto cgroup_json = [with_memory](const std::string& dir) {
-    auto limit = !dir.empty() ? cgroup::MemoryLimitBytes(dir) : StatusOr<int64_t>(NotFound(""));
-    auto usage = !dir.empty() && with_memory ? cgroup::MemoryUsageBytes(dir) : StatusOr<int64_t>(NotFound(""));
-    return ",\"memory_limit_bytes\":" + (limit.ok() ? std::to_string(*limit) : "null") +
-           ",\"memory_usage_bytes\":" + (usage.ok() ? std::to_string(*usage) : "null");
-  };
-  std::string json = "{\"name\":";
-  v2::AppendJsonString(&json, status->name);
-  json += ",\"start_path\":\"" + std::string(StartPathName(status->start_path)) + "\"";
-  json += ",\"queued\":" + std::to_string(status->queued);
-  char batching[256];
-  std::snprintf(batching, sizeof(batching),
-                ",\"batching\":{\"mode\":\"%s\",\"target_batch_size\":%d,\"cost_intercept_us\":%.1f,"
-                "\"cost_per_row_us\":%.1f,\"arrival_rows_per_s\":%.1f}",
-                status->batching.mode.c_str(), status->batching.target_batch_size, status->batching.cost_intercept_us,
-                status->batching.cost_per_row_us, status->batching.arrival_rows_per_s);
-  json += batching;
-  json += ",\"last_start_error\":";
-  if (status->last_start_error.empty()) {
-    json += "null";
-  } else {
-    v2::AppendJsonString(&json, status->last_start_error);
-  }
-  // What each process's sandbox applied (src/sandbox/sandbox.h); null until it is ready.
-  auto sandbox_json = [](const std::optional<sandbox::SandboxReport>& report) {
-    return ",\"sandbox\":" + (report ? report->ToJson() : std::string("null"));
-  };
-  json += ",\"template\":";
+  auto tenth = [](double v) { return std::round(v * 10) / 10; };
+  w.BeginObject().Field("name", status->name).Field("start_path", StartPathName(status->start_path));
+  w.Field("queued", status->queued).Key("batching").BeginObject();
+  w.Field("mode", status->batching.mode).Field("target_batch_size", status->batching.target_batch_size);
+  w.Field("cost_intercept_us", tenth(status->batching.cost_intercept_us));
+  w.Field("cost_per_row_us", tenth(status->batching.cost_per_row_us));
+  w.Field("arrival_rows_per_s", tenth(status->batching.arrival_rows_per_s)).EndObject();
+  w.Key("last_start_error");
+  if (status->last_start_error.empty()) w.Null();
+  else w.String(status->last_start_error);
+  w.Key("template");
   if (status->spawner) {
-    json += "{\"pid\":" + std::to_string(status->spawner->pid) +
-            ",\"ready\":" + (status->spawner->ready ? "true," : "false,") + memory_json(status->spawner->pid) +
-            cgroup_json(status->spawner->cgroup_dir) + sandbox_json(status->spawner->sandbox) + "}";
+    w.BeginObject().Field("pid", status->spawner->pid).Field("ready", status->spawner->ready);
+    process_fields(status->spawner->pid, status->spawner->cgroup_dir, status->spawner->sandbox);
+    w.EndObject();
   } else {
-    json += "null";
+    w.Null();
   }
-  json += ",\"instances\":[";
-  for (size_t i = 0; i < status->instances.size(); ++i) {
-    const InstanceStatus& instance = status->instances[i];
+  w.Key("instances").BeginArray();
+  for (const InstanceStatus& instance : status->instances) {
     static constexpr std::string_view kStates[] = {"starting", "idle", "busy", "stopping"};
-    if (i) json += ',';
-    json += "{\"id\":" + std::to_string(instance.id) + ",\"pid\":" + std::to_string(instance.pid) +
-            ",\"state\":\"" + std::string(kStates[static_cast<int>(instance.state)]) +
-            "\",\"in_flight\":" + std::to_string(instance.in_flight) + "," + memory_json(instance.pid) +
-            cgroup_json(instance.cgroup_dir) + sandbox_json(instance.sandbox) + "}";
+    w.BeginObject().Field("id", instance.id).Field("pid", instance.pid);
+    w.Field("state", kStates[static_cast<int>(instance.state)]).Field("in_flight", instance.in_flight);
+    process_fields(instance.pid, instance.cgroup_dir, instance.sandbox);
+    w.EndObject();
   }
-  json += "]}";
+  w.EndArray().EndObject();
   return json;
 }
 
@@ -387,9 +408,11 @@ HttpResponse V2Handler::Warm(const std::string& model, std::string_view target) 
   auto started = runtime_.Warm(model, instances);
   if (!started.ok()) return ErrorResponse(started.status());
   auto status = runtime_.GetModelStatus(model);
-  return Json(200, "{\"name\":\"" + model + "\",\"requested\":" + std::to_string(instances) +
-                       ",\"started\":" + std::to_string(*started) +
-                       ",\"instances\":" + std::to_string(status.ok() ? status->instances.size() : 0) + "}");
+  std::string json;
+  JsonWriter w(&json);
+  w.BeginObject().Field("name", model).Field("requested", instances).Field("started", *started);
+  w.Field("instances", status.ok() ? status->instances.size() : 0).EndObject();
+  return Json(200, std::move(json));
 }
 
 HttpResponse V2Handler::PutConfig(const std::string& model, const std::string& body) {
@@ -406,16 +429,12 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
   if (parts.size() == 3 && parts[2] == "index") {
     auto scan = ScanRepository(repository_root_);
     if (!scan.ok()) return ErrorResponse(scan.status());
-    std::string json = "[";
+    std::string json;
+    JsonWriter w(&json);
+    w.BeginArray();
     auto entry = [&](const std::string& name, bool ready, const std::string& reason) {
-      if (json.size() > 1) json += ',';
-      json += "{\"name\":";
-      v2::AppendJsonString(&json, name);
-      json += ",\"version\":\"1\",\"state\":\"";
-      json += ready ? "READY" : "UNAVAILABLE";
-      json += "\",\"reason\":";
-      v2::AppendJsonString(&json, reason);
-      json += '}';
+      w.BeginObject().Field("name", name).Field("version", "1").Field("state", ready ? "READY" : "UNAVAILABLE");
+      w.Field("reason", reason).EndObject();
     };
     // A loaded model is READY only if it can serve (Runtime's readiness);
     // else the reason. An invalid config on disk is reported as its reason
@@ -440,7 +459,7 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
     }
     for (const std::string& name : runtime_.ModelNames())  // loaded, then removed from disk
       if (std::find(listed.begin(), listed.end(), name) == listed.end()) loaded_entry(name, "");
-    json += ']';
+    w.EndArray();
     return Json(200, ClientText(std::move(json)));
   }
   if (parts.size() == 5 && parts[2] == "models" && parts[4] == "unload") {
@@ -448,7 +467,7 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
     if (model.find("..") != std::string::npos || model.front() == '.')
       return ErrorResponse(InvalidArgument("'" + model + "' is not a model name"));
     if (Status removed = runtime_.RemoveModel(model); !removed.ok()) return ErrorResponse(removed);
-    return Json(200, "{\"name\":\"" + model + "\",\"loaded\":false}");
+    return Json(200, NameJson(model, "loaded", false));
   }
   return ErrorResponse(NotFound("no route for /" + [&] {
     std::string path;
@@ -468,7 +487,7 @@ void V2Handler::Load(const std::string& model, std::function<void(HttpResponse)>
   // event loop keeps serving meanwhile.
   runtime_.ReloadModel(std::move(config).value(), [model, respond = std::move(respond)](Status status) {
     if (!status.ok()) return respond(ErrorResponse(status));
-    respond(Json(200, "{\"name\":\"" + model + "\",\"loaded\":true}"));
+    respond(Json(200, NameJson(model, "loaded", true)));
   });
 }
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "base/json_text.h"
+#include "base/json_writer.h"
 #include "json/object_fields.h"
 
 namespace thaw::sim {
@@ -50,19 +50,10 @@ Status ReadTable(element value, const std::string& source, const std::string& fi
 
 // The shortest text that parses back to exactly `x` (a rounded one could
 // turn a valid ratio such as 0.00004 into an invalid 0).
-std::string NumberText(double x) {
-  char text[32];
-  auto [end, err] = std::to_chars(text, text + sizeof(text), x);
-  return err == std::errc() ? std::string(text, end) : "0";
-}
-
-void AppendTable(std::string* out, const std::vector<std::pair<int64_t, Micros>>& table) {
-  *out += '{';
-  for (size_t i = 0; i < table.size(); ++i) {
-    if (i) *out += ", ";
-    *out += "\"" + std::to_string(table[i].first) + "\": " + std::to_string(table[i].second);
-  }
-  *out += '}';
+void WriteTable(JsonWriter& w, const std::vector<std::pair<int64_t, Micros>>& table) {
+  w.BeginObject();
+  for (const auto& [rows, us] : table) w.Field(std::to_string(rows), us);
+  w.EndObject();
 }
 
 }  // namespace
@@ -146,46 +137,33 @@ StatusOr<ProfileFile> ReadProfileFile(const std::string& path) {
 }
 
 std::string EncodeProfile(const ProfileFile& p) {
-  std::string out = "{\n  \"model\": " + JsonString(p.model) + ",\n  \"measured\": " + JsonString(p.measured) +
-                    ",\n  \"exec_us_by_rows\": ";
-  AppendTable(&out, p.profile.exec_us_by_rows);
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("model", p.model).Field("measured", p.measured).Key("exec_us_by_rows");
+  WriteTable(w, p.profile.exec_us_by_rows);
   if (!p.exec_us_by_threads.empty()) {
-    out += ",\n  \"exec_us_by_threads\": {";
-    bool first = true;
+    w.Key("exec_us_by_threads").BeginObject();
     for (const auto& [threads, table] : p.exec_us_by_threads) {
-      out += first ? "\"" : ", \"";
-      out += std::to_string(threads) + "\": ";
-      AppendTable(&out, table);
-      first = false;
+      w.Key(std::to_string(threads));
+      WriteTable(w, table);
     }
-    out += '}';
+    w.EndObject();
   }
-  out += ",\n  \"exec_cv\": " + NumberText(p.profile.exec_cv);
+  w.Field("exec_cv", p.profile.exec_cv);
   if (!p.profile.exec_spread.empty()) {
-    out += ",\n  \"exec_spread\": [";
-    for (size_t i = 0; i < p.profile.exec_spread.size(); ++i) {
-      if (i) out += ", ";
-      out += NumberText(p.profile.exec_spread[i]);
-    }
-    out += ']';
+    w.Key("exec_spread").BeginArray();
+    for (double ratio : p.profile.exec_spread) w.Double(ratio);
+    w.EndArray();
   }
-  out += ",\n  \"start_us\": {";
-  bool first = true;
-  for (const auto& [path, us] : p.profile.start_us) {
-    out += (first ? "" : ", ") + JsonString(path) + ": " + std::to_string(us);
-    first = false;
-  }
-  out += "}";
+  w.Key("start_us").BeginObject();
+  for (const auto& [path, us] : p.profile.start_us) w.Field(path, us);
+  w.EndObject();
   if (!p.memory_kb.empty()) {
-    out += ",\n  \"memory_kb\": {";
-    first = true;
-    for (const auto& [kind, kb] : p.memory_kb) {
-      out += (first ? "" : ", ") + JsonString(kind) + ": " + std::to_string(kb);
-      first = false;
-    }
-    out += "}";
+    w.Key("memory_kb").BeginObject();
+    for (const auto& [kind, kb] : p.memory_kb) w.Field(kind, kb);
+    w.EndObject();
   }
-  out += "\n}\n";
+  w.EndObject();
   return out;
 }
 
