@@ -194,7 +194,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   };
   thaw::V2Handler handler(runtime, clock, repo, observability, handler_options);
   handler.SetAccess(&access, options.admin_port ? thaw::RouteSet::kMain : thaw::RouteSet::kAll);
-  thaw::HttpServer server(io, handler, http_options(options.host, options.port));
+  thaw::HttpServer server(io, handler, clock, http_options(options.host, options.port));
   if (auto started = server.Start(); !started.ok()) {
     std::cerr << "thaw: " << started.message() << "\n";
     return 1;
@@ -205,7 +205,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   if (options.admin_port) {
     admin_handler.emplace(runtime, clock, repo, observability, handler_options);
     admin_handler->SetAccess(&access, thaw::RouteSet::kAdmin);
-    admin_server.emplace(io, *admin_handler, http_options(options.admin_host, *options.admin_port));
+    admin_server.emplace(io, *admin_handler, clock, http_options(options.admin_host, *options.admin_port));
     if (auto started = admin_server->Start(); !started.ok()) {
       std::cerr << "thaw: --admin-port: " << started.message() << "\n";
       return 1;

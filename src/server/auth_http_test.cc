@@ -86,12 +86,12 @@ class AuthHttpTest : public ::testing::Test {
         .model_stats_json = [](const std::string&) -> std::optional<std::string> { return "{}"; }};
     main_handler_ = std::make_unique<V2Handler>(*runtime_, clock_, repo, observability);
     main_handler_->SetAccess(access_.get(), admin_port ? RouteSet::kMain : RouteSet::kAll);
-    main_ = std::make_unique<HttpServer>(io_, *main_handler_, HttpServerOptions{.port = 0});
+    main_ = std::make_unique<HttpServer>(io_, *main_handler_, clock_, HttpServerOptions{.port = 0});
     ASSERT_TRUE(main_->Start().ok());
     if (admin_port) {
       admin_handler_ = std::make_unique<V2Handler>(*runtime_, clock_, repo, observability);
       admin_handler_->SetAccess(access_.get(), RouteSet::kAdmin);
-      admin_ = std::make_unique<HttpServer>(io_, *admin_handler_, HttpServerOptions{.port = 0});
+      admin_ = std::make_unique<HttpServer>(io_, *admin_handler_, clock_, HttpServerOptions{.port = 0});
       ASSERT_TRUE(admin_->Start().ok());
     }
     work_.emplace(io_.get_executor());

@@ -31,7 +31,10 @@ using tcp = asio::ip::tcp;
 // Bound to the io_context's executor type: no type-erased executor per operation.
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 using Acceptor = asio::basic_socket_acceptor<tcp, asio::io_context::executor_type>;
-using SteadyClock = std::chrono::steady_clock;
+// Microseconds in a chrono duration (the options' timeouts).
+Micros ToMicros(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
 
 namespace {
 
@@ -48,10 +51,11 @@ class Session;
 // What the server and its sessions share; a session may outlive the server
 // object while its last handlers drain.
 struct Connections {
-  Connections(asio::io_context& io, V2Handler& handler, HttpServerOptions options)
-      : handler(handler), options(std::move(options)), sweep(io) {}
+  Connections(asio::io_context& io, V2Handler& handler, const Clock& clock, HttpServerOptions options)
+      : handler(handler), clock(clock), options(std::move(options)), sweep(io) {}
 
   V2Handler& handler;
+  const Clock& clock;  // when reads started, for the idle and body-read timeouts
   const HttpServerOptions options;
   std::list<Session*> open;  // sessions alive, in no particular order
   // One coarse timer per server closes connections idle too long and ends
@@ -84,14 +88,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // request (or the rest of its header) since before `idle_cutoff`; ends a
   // body read started before `body_cutoff` with 408. Pending operations
   // complete with an error and the session ends.
-  void Sweep(SteadyClock::time_point idle_cutoff, SteadyClock::time_point body_cutoff) {
-    if (reading_body_ && body_since_ <= body_cutoff && !body_timed_out_) {
+  void Sweep(Micros idle_cutoff_us, Micros body_cutoff_us) {
+    if (reading_body_ && body_since_us_ <= body_cutoff_us && !body_timed_out_) {
       body_timed_out_ = true;
       beast::error_code ignored;
       socket_.cancel(ignored);  // the read completes with operation_aborted: OnBodyRead answers 408
       return;
     }
-    if (!reading_ || reading_since_ > idle_cutoff) return;
+    if (!reading_ || reading_since_us_ > idle_cutoff_us) return;
     beast::error_code ignored;
     socket_.close(ignored);
   }
@@ -103,7 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadRequest() {
     StartRequestParser(&parser_, options());
     reading_ = true;
-    reading_since_ = SteadyClock::now();
+    reading_since_us_ = connections_->clock.NowMicros();
     http::async_read_header(socket_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
@@ -114,7 +118,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return OnRead(ec);
     LimitChunkedBody(*parser_, chunk_limit_, options());
     reading_body_ = true;
-    body_since_ = SteadyClock::now();
+    body_since_us_ = connections_->clock.NowMicros();
     body_timed_out_ = false;
     auto expect = parser_->get()[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
@@ -293,8 +297,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool body_timed_out_ = false;
   bool linger_ = false;
   size_t reserved_body_bytes_ = 0;  // counted in Connections::stats.buffered_body_bytes
-  SteadyClock::time_point reading_since_;
-  SteadyClock::time_point body_since_;
+  Micros reading_since_us_ = 0;
+  Micros body_since_us_ = 0;
   std::optional<asio::steady_timer> linger_timer_;
   std::array<char, 4096> drain_;
 };
@@ -307,14 +311,14 @@ void ArmSweep(const std::shared_ptr<Connections>& connections) {
   if (connections->sweep_armed) return;
   connections->sweep_armed = true;
   const auto period = std::min(connections->options.idle_timeout, connections->options.body_read_timeout) / 4;
-  connections->sweep.expires_after(std::max<SteadyClock::duration>(period, std::chrono::milliseconds(1)));
+  connections->sweep.expires_after(std::max<std::chrono::steady_clock::duration>(period, std::chrono::milliseconds(1)));
   connections->sweep.async_wait([weak = std::weak_ptr<Connections>(connections)](const beast::error_code& ec) {
     auto connections = weak.lock();
     if (ec || !connections) return;
     connections->sweep_armed = false;
-    const auto now = SteadyClock::now();
-    const auto idle_cutoff = now - connections->options.idle_timeout;
-    const auto body_cutoff = now - connections->options.body_read_timeout;
+    const Micros now = connections->clock.NowMicros();
+    const Micros idle_cutoff = now - ToMicros(connections->options.idle_timeout);
+    const Micros body_cutoff = now - ToMicros(connections->options.body_read_timeout);
     // Sweep may close a socket, whose session then ends later (from its
     // handler), so iterating the list here is safe.
     for (Session* session : connections->open) session->Sweep(idle_cutoff, body_cutoff);
@@ -332,9 +336,9 @@ constexpr std::string_view kFdLimitResponse =
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(asio::io_context& io, V2Handler& handler, HttpServerOptions options)
+  Impl(asio::io_context& io, V2Handler& handler, const Clock& clock, HttpServerOptions options)
       : io(io),
-        connections(std::make_shared<Connections>(io, handler, std::move(options))),
+        connections(std::make_shared<Connections>(io, handler, clock, std::move(options))),
         acceptor(io.get_executor()),
         backoff(io) {}
   ~Impl() {
@@ -433,8 +437,8 @@ Status HttpServerOptions::Validate() const {
   return Status::Ok();
 }
 
-HttpServer::HttpServer(asio::io_context& io, V2Handler& handler, HttpServerOptions options)
-    : impl_(std::make_unique<Impl>(io, handler, std::move(options))) {}
+HttpServer::HttpServer(asio::io_context& io, V2Handler& handler, const Clock& clock, HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(io, handler, clock, std::move(options))) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "server/v2_handler.h"
 
@@ -66,7 +67,8 @@ struct HttpServerStats {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, V2Handler& handler, HttpServerOptions options);
+  // `clock` times the idle and body-read timeouts; it must outlive the server.
+  HttpServer(boost::asio::io_context& io, V2Handler& handler, const Clock& clock, HttpServerOptions options);
   ~HttpServer();
 
   // Binds and starts accepting. kInvalidArgument for a bad host or options,

@@ -64,7 +64,7 @@ class HttpServerTest : public ::testing::Test {
     config.value().timeout_ms = 120000;
     ASSERT_TRUE(runtime_->AddModel(config.value()).ok());
     handler_ = std::make_unique<V2Handler>(*runtime_, clock_);
-    server_ = std::make_unique<HttpServer>(io_, *handler_, options_);
+    server_ = std::make_unique<HttpServer>(io_, *handler_, clock_, options_);
     ASSERT_TRUE(server_->Start().ok());
     work_.emplace(io_.get_executor());
     thread_ = std::thread([this] { io_.run(); });

@@ -323,11 +323,12 @@ void V2Handler::ServeStatus(const std::string& model, bool with_memory, Respond 
 }
 
 StatusOr<ProcessMemory> V2Handler::CachedMemory(int pid) {
-  const auto now = std::chrono::steady_clock::now();
+  const Micros now = clock_.NowMicros();
+  const Micros max_age_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.memory_reading_max_age).count();
   {
     std::lock_guard lock(memory_mutex_);
     auto it = memory_readings_.find(pid);
-    if (it != memory_readings_.end() && now - it->second.read_at < options_.memory_reading_max_age)
+    if (it != memory_readings_.end() && now - it->second.read_at_us < max_age_us)
       return it->second.memory;
   }
   StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);

@@ -165,7 +165,7 @@ class V2Handler {
   int offloaded_ = 0;                  // OffLoop calls whose OnLoop has not run; io thread only
   std::function<void()> drained_;      // Drain's callback while waiting
   struct MemoryReading {
-    std::chrono::steady_clock::time_point read_at;
+    Micros read_at_us = 0;
     StatusOr<ProcessMemory> memory;
   };
   std::mutex memory_mutex_;
