@@ -36,7 +36,8 @@ class LogWarningHandler final : public c10::WarningHandler {
  public:
   void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
     LogEvent(LogLevel::kWarning, "torch_warning",
-             "message=" + LogValue(msg) + " source=" + std::string(where.file) + ":" + std::to_string(where.line));
+             LogFields({{"message", LogValue(msg)},
+                        {"source", LogValue(std::string(where.file) + ":" + std::to_string(where.line))}}));
   }
 };
 
@@ -177,7 +178,7 @@ Status TorchScriptBackend::Run(const std::vector<Tensor>& inputs, std::vector<Te
   } catch (const std::exception& e) {
     // The traceback (with the host's source paths) is for the operator only.
     const std::string full = EngineMessage(e);
-    LogEvent(LogLevel::kWarning, "model_error", "model=" + config_.name + " error=" + LogValue(full));
+    LogEvent(LogLevel::kWarning, "model_error", LogFields({{"model", LogValue(config_.name)}, {"error", LogValue(full)}}));
     return Internal("model '" + config_.name + "' failed: " + ClientEngineMessage(full));
   }
 }
@@ -250,7 +251,7 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
   } catch (const std::exception& e) {
     const std::string full = EngineMessage(e);
     LogEvent(LogLevel::kWarning, "model_load_error",
-             "model=" + config.name + " path=" + LogValue(path) + " error=" + LogValue(full));
+             LogFields({{"model", LogValue(config.name)}, {"path", LogValue(path)}, {"error", LogValue(full)}}));
     return InvalidArgument("model '" + config.name + "': cannot load TorchScript file " + config.model_file + ": " +
                            ClientEngineMessage(full));
   }
@@ -258,13 +259,13 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
     module = torch::jit::freeze(module);
   } catch (const std::exception& e) {
     LogEvent(LogLevel::kWarning, "torch_freeze_failed",
-             "model=" + config.name + " error=" + LogValue(EngineMessage(e)));
+             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
   }
   try {
     module = torch::jit::optimize_for_inference(module);
   } catch (const std::exception& e) {
     LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-             "model=" + config.name + " error=" + LogValue(EngineMessage(e)));
+             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
   }
   const Micros load_end = clock.NowMicros();
 

@@ -236,7 +236,8 @@ MemoryCgroups::~MemoryCgroups() {
     if (RemoveGroupTree(parent_dir_).ok()) return;
     ::usleep(10 * 1000);
   }
-  LogEvent(LogLevel::kWarning, "cgroup_remove_failed", "dir=" + LogValue(parent_dir_) + " error=" + LogValue("still in use"));
+  LogEvent(LogLevel::kWarning, "cgroup_remove_failed",
+           LogFields({{"dir", LogValue(parent_dir_)}, {"error", LogValue("still in use")}}));
 }
 
 void MemoryCgroups::RemoveStaleParents() {
@@ -256,8 +257,8 @@ void MemoryCgroups::RemoveStaleParents() {
     Status removed = RemoveGroupTree(path);
     if (removed.ok()) ++stale_removed_;
     LogEvent(removed.ok() ? LogLevel::kInfo : LogLevel::kWarning, "cgroup_stale_removed",
-             "dir=" + LogValue(path) + " ok=" + (removed.ok() ? "true" : "false") +
-                 (removed.ok() ? "" : " error=" + LogValue(removed.message())));
+             LogFields({{"dir", LogValue(path)}, {"ok", removed.ok() ? "true" : "false"},
+                        {"error", LogValue(removed.ok() ? "" : removed.message())}}));
   }
 }
 

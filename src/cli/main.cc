@@ -64,6 +64,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   using thaw::LogEvent;
   using thaw::LogLevel;
   using thaw::LogValue;
+  using thaw::LogFields;
   const std::string repo = options.repo.empty() ? DefaultRepo() : options.repo;
   const std::string worker =
       options.worker_path.empty() ? (ExecutableDir() / "thaw-worker").string() : options.worker_path;
@@ -107,7 +108,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
     memory_limit = memory_cgroups->enforced() ? "enforced (" + memory_cgroups->description() + ")"
                                               : memory_cgroups->description();
     if (!memory_cgroups->enforced())
-      LogEvent(LogLevel::kWarning, "memory_limit_not_enforced", "reason=" + LogValue(memory_cgroups->description()));
+      LogEvent(LogLevel::kWarning, "memory_limit_not_enforced", LogFields({{"reason", LogValue(memory_cgroups->description())}}));
   }
   thaw::Runtime runtime(io, clock,
                         thaw::RuntimeOptions{.worker_path = worker,
@@ -118,10 +119,12 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                              .sandbox = options.sandbox,
                                              .worker_user = options.worker_user});
   for (const auto& error : scan->errors)
-    LogEvent(LogLevel::kError, "model_invalid", "model=" + error.model + " error=" + LogValue(error.status.message()));
+    LogEvent(LogLevel::kError, "model_invalid",
+             LogFields({{"model", LogValue(error.model)}, {"error", LogValue(error.status.message())}}));
   for (auto& model : scan->models) {
     thaw::Status added = runtime.AddModel(model);
-    if (!added.ok()) LogEvent(LogLevel::kError, "model_invalid", "model=" + model.name + " error=" + LogValue(added.message()));
+    if (!added.ok())
+      LogEvent(LogLevel::kError, "model_invalid", LogFields({{"model", LogValue(model.name)}, {"error", LogValue(added.message())}}));
   }
   thaw::metering::Meter& usage_meter = **meter;
   thaw::Observability observability{
@@ -167,7 +170,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
     }
     if (!warning.empty()) {
       std::cerr << "thaw: warning: " << warning << "\n";
-      LogEvent(LogLevel::kWarning, "auth_tokens_readable", "warning=" + LogValue(warning));
+      LogEvent(LogLevel::kWarning, "auth_tokens_readable", LogFields({{"warning", LogValue(warning)}}));
     }
     access_options.tokens = std::move(tokens).value();
   }
@@ -179,7 +182,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                 ", which is not a loopback address, without --auth-tokens: anyone who can reach it "
                                 "can run, reconfigure, load and unload models";
     std::cerr << "\n*** thaw: WARNING: " << warning << " ***\n\n";
-    LogEvent(LogLevel::kWarning, "no_auth_on_network", "address=" + address);
+    LogEvent(LogLevel::kWarning, "no_auth_on_network", LogFields({{"address", LogValue(address)}}));
     break;
   }
   const thaw::V2HandlerOptions handler_options{.io = &io, .offload_threads = options.offload_threads};
@@ -211,13 +214,15 @@ int Serve(const thaw::cli::ServeOptions& options) {
       return 1;
     }
     LogEvent(LogLevel::kInfo, "admin_listening",
-             "address=" + options.admin_host + ":" + std::to_string(admin_server->port()));
+             LogFields({{"address", LogValue(options.admin_host + ":" + std::to_string(admin_server->port()))}}));
   }
   LogEvent(LogLevel::kInfo, "server_listening",
-           "address=" + options.host + ":" + std::to_string(server.port()) +
-               " auth=" + (access.requires_tokens() ? "tokens" : "none") + " repo=" + fs::absolute(repo).string() +
-               " models=" + std::to_string(scan->models.size()) + " invalid=" + std::to_string(scan->errors.size()) + " memory_budget_mb=" + std::to_string(memory_mb) + " run_dir=" + runtime.run_dir() +
-               " memory_limit=" + LogValue(memory_limit));
+           LogFields({{"address", LogValue(options.host + ":" + std::to_string(server.port()))},
+                      {"auth", access.requires_tokens() ? "tokens" : "none"},
+                      {"repo", LogValue(fs::absolute(repo).string())},
+                      {"models", std::to_string(scan->models.size())}, {"invalid", std::to_string(scan->errors.size())},
+                      {"memory_budget_mb", std::to_string(memory_mb)}, {"run_dir", LogValue(runtime.run_dir())},
+                      {"memory_limit", LogValue(memory_limit)}}));
 
   // SIGTERM/SIGINT: stop accepting connections, answer every request already
   // accepted (new ones on open connections get 503), then stop. A second
@@ -240,7 +245,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
         static bool draining = false;
         if (draining) return stop_now("second_signal");
         draining = true;
-        LogEvent(LogLevel::kInfo, "server_draining", "signal=" + std::to_string(signal));
+        LogEvent(LogLevel::kInfo, "server_draining", LogFields({{"signal", std::to_string(signal)}}));
         server.Stop();
         if (admin_server) admin_server->Stop();
         // Then the requests still being decoded or encoded off the loop, on both listeners.
@@ -261,12 +266,12 @@ int Serve(const thaw::cli::ServeOptions& options) {
   // Records of the last answers and of the instances Shutdown stopped.
   // Never silent: records that could not be written are counted here.
   if (thaw::Status closed = usage_meter.CloseLog(); !closed.ok()) {
-    LogEvent(LogLevel::kError, "usage_log_lost", "error=" + LogValue(closed.message()));
+    LogEvent(LogLevel::kError, "usage_log_lost", LogFields({{"error", LogValue(closed.message())}}));
     std::cerr << "thaw: usage log: " << closed.message() << "\n";
   }
   LogEvent(LogLevel::kInfo, "server_stopped",
-           "usage_records=" + std::to_string(usage_meter.Report().total.invocations) +
-               " usage_log=" + (options.usage_log_path.empty() ? std::string("none") : options.usage_log_path));
+           LogFields({{"usage_records", std::to_string(usage_meter.Report().total.invocations)},
+                      {"usage_log", LogValue(options.usage_log_path.empty() ? std::string("none") : options.usage_log_path)}}));
   return 0;
 }
 

@@ -49,7 +49,8 @@ void Meter::NoteLogResult(const Status& status) {
   if (!log_->failing() && log_->buffered_bytes() == 0) {
     if (log_failing_)
       LogEvent(LogLevel::kInfo, "usage_log_recovered",
-               "path=" + LogValue(log_->path()) + " dropped_records=" + std::to_string(dropped - dropped_at_failure_));
+               LogFields({{"path", LogValue(log_->path())},
+                          {"dropped_records", std::to_string(dropped - dropped_at_failure_)}}));
     log_failing_ = false;
     return;
   }
@@ -58,13 +59,13 @@ void Meter::NoteLogResult(const Status& status) {
     log_failing_ = true;
     dropped_at_failure_ = dropped - (status.code() == StatusCode::kResourceExhausted ? 1 : 0);
     LogEvent(LogLevel::kError, "usage_log_error",
-             "path=" + LogValue(log_->path()) + " error=" + LogValue(status.message()) +
-                 " buffered_records=" + std::to_string(log_->buffered_records()) +
-                 " retry_in_ms=" + std::to_string(log_->next_flush_delay_ms()));
+             LogFields({{"path", LogValue(log_->path())}, {"error", LogValue(status.message())},
+                        {"buffered_records", std::to_string(log_->buffered_records())},
+                        {"retry_in_ms", std::to_string(log_->next_flush_delay_ms())}}));
   }
   if (status.code() == StatusCode::kResourceExhausted && dropped == dropped_at_failure_ + 1)
     LogEvent(LogLevel::kError, "usage_log_dropping",
-             "path=" + LogValue(log_->path()) + " reason=" + LogValue(status.message()));
+             LogFields({{"path", LogValue(log_->path())}, {"reason", LogValue(status.message())}}));
 }
 
 std::string Meter::StatsJson() const { return ReportJson(Report()); }

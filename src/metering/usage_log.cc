@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<UsageLog>> UsageLog::Open(const std::string& path, Usag
 UsageLog::~UsageLog() {
   if (fd_ < 0) return;
   if (Status closed = Close(); !closed.ok())
-    LogEvent(LogLevel::kError, "usage_log_lost", "path=" + LogValue(path_) + " error=" + LogValue(closed.message()));
+    LogEvent(LogLevel::kError, "usage_log_lost", LogFields({{"path", LogValue(path_)}, {"error", LogValue(closed.message())}}));
 }
 
 Status UsageLog::Append(const UsageRecord& record) {

@@ -361,7 +361,7 @@ struct HttpServer::Impl {
         if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
         if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) return BackOff(error);
         if (error != EAGAIN && error != EWOULDBLOCK)
-          LogEvent(LogLevel::kWarning, "accept_failed", "error=" + LogValue(std::strerror(error)));
+          LogEvent(LogLevel::kWarning, "accept_failed", LogFields({{"error", LogValue(std::strerror(error))}}));
         break;
       }
       Accept();
@@ -373,7 +373,7 @@ struct HttpServer::Impl {
     if (at_fd_limit) {
       at_fd_limit = false;
       LogEvent(LogLevel::kInfo, "accept_recovered",
-               "shed=" + std::to_string(connections->stats.shed_at_fd_limit));
+               LogFields({{"shed", std::to_string(connections->stats.shed_at_fd_limit)}}));
     }
     Socket socket(io.get_executor());
     beast::error_code ec;
@@ -394,8 +394,8 @@ struct HttpServer::Impl {
     if (!at_fd_limit) {
       at_fd_limit = true;
       LogEvent(LogLevel::kWarning, "accept_fd_limit",
-               "error=" + LogValue(std::strerror(error)) + " backoff_ms=" +
-                   std::to_string(options().accept_backoff.count()));
+               LogFields({{"error", LogValue(std::strerror(error))},
+                          {"backoff_ms", std::to_string(options().accept_backoff.count())}}));
     }
     if (reserve_fd >= 0) {
       ::close(reserve_fd);

@@ -56,7 +56,7 @@ class Responder {
       // The server is gone; the reader will see EOF and wind down.
       broken_ = true;
       LogEvent(LogLevel::kWarning, "worker_write_failed",
-               "request_id=" + std::to_string(response.request_id) + " error=" + LogValue(s.message()));
+               LogFields({{"request_id", std::to_string(response.request_id)}, {"error", LogValue(s.message())}}));
     }
   }
 
@@ -96,7 +96,7 @@ ipc::InferResponseMessage Execute(Backend& backend, const Clock& clock, ipc::Inf
     response.error = s.message();
     if (s.code() == StatusCode::kInternal)
       LogEvent(LogLevel::kWarning, "worker_request_failed",
-               "request_id=" + std::to_string(request.request_id) + " error=" + LogValue(s.message()));
+               LogFields({{"request_id", std::to_string(request.request_id)}, {"error", LogValue(s.message())}}));
   }
   return response;
 }
@@ -157,13 +157,13 @@ class Executor {
 
 int InitFailed(int fd, const std::string& model, const Status& status) {
   LogEvent(LogLevel::kError, "worker_init_error",
-           "pid=" + std::to_string(::getpid()) + " model=" + LogValue(model) + " code=" +
-               std::string(StatusCodeName(status.code())) + " error=" + LogValue(status.message()));
+           LogFields({{"pid", std::to_string(::getpid())}, {"model", LogValue(model)},
+                      {"code", std::string(StatusCodeName(status.code()))}, {"error", LogValue(status.message())}}));
   Status s = ipc::WriteAll(fd, ipc::Encode(ipc::InitErrorMessage{status.ToString()}));
-  if (!s.ok()) LogEvent(LogLevel::kError, "worker_write_failed", "error=" + LogValue(s.message()));
+  if (!s.ok()) LogEvent(LogLevel::kError, "worker_write_failed", LogFields({{"error", LogValue(s.message())}}));
   LogEvent(LogLevel::kInfo, "worker_exit",
-           "pid=" + std::to_string(::getpid()) + " model=" + LogValue(model) +
-               " reason=init_error exit_code=" + std::to_string(kWorkerExitInitError));
+           LogFields({{"pid", std::to_string(::getpid())}, {"model", LogValue(model)}, {"reason", "init_error"},
+                      {"exit_code", std::to_string(kWorkerExitInitError)}}));
   return kWorkerExitInitError;
 }
 
@@ -242,16 +242,16 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
   const std::string& model = config.name;
   Status sent = ipc::WriteAll(fd, ipc::Encode(ready));
   if (!sent.ok()) {
-    LogEvent(LogLevel::kError, "worker_write_failed", "pid=" + pid + " error=" + LogValue(sent.message()));
+    LogEvent(LogLevel::kError, "worker_write_failed", LogFields({{"pid", pid}, {"error", LogValue(sent.message())}}));
     return kWorkerExitInitError;
   }
   const int concurrency = std::max(1, config.instance_concurrency);
   LogEvent(LogLevel::kInfo, "worker_ready",
-           "pid=" + pid + " model=" + LogValue(model) + " start_path=" + std::string(StartPathName(start_path)) +
-               " runtime_init_us=" + std::to_string(ready.runtime_init_us) +
-               " model_load_us=" + std::to_string(ready.model_load_us) +
-               " warmup_us=" + std::to_string(ready.warmup_us) + " threads=" + std::to_string(config.threads) +
-               " instance_concurrency=" + std::to_string(concurrency));
+           LogFields({{"pid", pid}, {"model", LogValue(model)}, {"start_path", std::string(StartPathName(start_path))},
+                      {"runtime_init_us", std::to_string(ready.runtime_init_us)},
+                      {"model_load_us", std::to_string(ready.model_load_us)},
+                      {"warmup_us", std::to_string(ready.warmup_us)}, {"threads", std::to_string(config.threads)},
+                      {"instance_concurrency", std::to_string(concurrency)}}));
 
   Responder responder(fd);
   std::unique_ptr<Executor> executor;
@@ -267,7 +267,7 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
         exit_code = kWorkerExitProtocolError;
         reason = frame.status().code() == StatusCode::kInvalidArgument ? "bad_frame" : "read_error";
         LogEvent(LogLevel::kError, "worker_bad_frame",
-                 "pid=" + pid + " model=" + LogValue(model) + " error=" + LogValue(frame.status().message()));
+                 LogFields({{"pid", pid}, {"model", LogValue(model)}, {"error", LogValue(frame.status().message())}}));
       }
       break;
     }
@@ -275,8 +275,8 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
       exit_code = kWorkerExitProtocolError;
       reason = "bad_frame";
       LogEvent(LogLevel::kError, "worker_bad_frame",
-               "pid=" + pid + " model=" + LogValue(model) +
-                   " error=" + LogValue("unexpected message type " + std::to_string(int(frame->type))));
+               LogFields({{"pid", pid}, {"model", LogValue(model)},
+                          {"error", LogValue("unexpected message type " + std::to_string(int(frame->type)))}}));
       break;
     }
     StatusOr<ipc::InferRequestMessage> request = ipc::DecodeInferRequest(frame->payload);
@@ -284,7 +284,7 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
       exit_code = kWorkerExitProtocolError;
       reason = "bad_frame";
       LogEvent(LogLevel::kError, "worker_bad_frame",
-               "pid=" + pid + " model=" + LogValue(model) + " error=" + LogValue(request.status().message()));
+               LogFields({{"pid", pid}, {"model", LogValue(model)}, {"error", LogValue(request.status().message())}}));
       break;
     }
     frame->payload = std::string();  // the decoded request holds its own copy
@@ -300,9 +300,9 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
       ipc::InferResponseMessage response = Execute(backend, clock, *request);
       ::getrusage(RUSAGE_SELF, &after);
       LogEvent(LogLevel::kInfo, "worker_first_request",
-               "pid=" + pid + " model=" + LogValue(model) + " compute_us=" + std::to_string(response.compute_us) +
-                   " minor_faults=" + std::to_string(after.ru_minflt - before.ru_minflt) +
-                   " major_faults=" + std::to_string(after.ru_majflt - before.ru_majflt));
+               LogFields({{"pid", pid}, {"model", LogValue(model)}, {"compute_us", std::to_string(response.compute_us)},
+                          {"minor_faults", std::to_string(after.ru_minflt - before.ru_minflt)},
+                          {"major_faults", std::to_string(after.ru_majflt - before.ru_majflt)}}));
       responder.Send(response);
     } else {
       responder.Send(Execute(backend, clock, *request));
@@ -310,8 +310,8 @@ int Serve(int fd, const ModelConfig& config, Backend& backend, const Clock& cloc
   }
   if (executor) executor->Drain();  // in-flight requests still get answers
   LogEvent(LogLevel::kInfo, "worker_exit",
-           "pid=" + pid + " model=" + LogValue(model) + " reason=" + reason + " requests=" +
-               std::to_string(requests) + " exit_code=" + std::to_string(exit_code));
+           LogFields({{"pid", pid}, {"model", LogValue(model)}, {"reason", reason},
+                      {"requests", std::to_string(requests)}, {"exit_code", std::to_string(exit_code)}}));
   return exit_code;
 }
 
@@ -359,7 +359,7 @@ sandbox::SandboxReport ConfineWorker(const WorkerOptions& options, const std::st
   }
   const bool degraded = options.sandbox == sandbox::SandboxMode::kOn && !report.Complete();
   LogEvent(degraded ? LogLevel::kWarning : LogLevel::kInfo, degraded ? "worker_sandbox_degraded" : "worker_sandbox",
-           "pid=" + pid + " model=" + LogValue(name) + " " + report.Summary());
+           LogFields({{"pid", pid}, {"model", LogValue(name)}}) + " " + report.Summary());
   return report;
 }
 
@@ -368,7 +368,7 @@ sandbox::SandboxReport ConfineWorker(const WorkerOptions& options, const std::st
 void RestrictInstanceSignals(const sandbox::SandboxReport& report, const std::string& pid) {
   if (!report.seccomp.applied) return;
   if (Status restricted = sandbox::RestrictSignalsToSelf(); !restricted.ok())
-    LogEvent(LogLevel::kWarning, "worker_sandbox_degraded", "pid=" + pid + " error=" + LogValue(restricted.message()));
+    LogEvent(LogLevel::kWarning, "worker_sandbox_degraded", LogFields({{"pid", pid}, {"error", LogValue(restricted.message())}}));
 }
 
 // In a freshly forked instance: the spawner's sandbox, with only `keep_fd`
@@ -384,7 +384,7 @@ sandbox::SandboxReport ConfineForkedInstance(sandbox::SandboxReport inherited, i
 
 bool ValidFd(int fd, const std::string& pid) {
   if (::fcntl(fd, F_GETFD) >= 0) return true;
-  LogEvent(LogLevel::kError, "worker_init_error", "pid=" + pid + " error=" + LogValue("bad --fd " + std::to_string(fd)));
+  LogEvent(LogLevel::kError, "worker_init_error", LogFields({{"pid", pid}, {"error", LogValue("bad --fd " + std::to_string(fd))}}));
   return false;
 }
 
@@ -400,8 +400,8 @@ int RunWorker(const WorkerOptions& options) {
   // sockets.
   ::signal(SIGPIPE, SIG_IGN);
   LogEvent(LogLevel::kInfo, "worker_start",
-           "pid=" + pid + " model=" + LogValue(model) + " model_dir=" + LogValue(options.model_dir) +
-               " fd=" + std::to_string(fd));
+           LogFields({{"pid", pid}, {"model", LogValue(model)}, {"model_dir", LogValue(options.model_dir)},
+                      {"fd", std::to_string(fd)}}));
   if (!ValidFd(fd, pid)) return kWorkerExitUsage;
   if (Status joined = JoinCgroup(options.cgroup_dir); !joined.ok()) return InitFailed(fd, model, joined);
 
@@ -426,7 +426,7 @@ int RunSpawner(const WorkerOptions& options) {
   const std::string name = is_template ? ModelNameOf(options.model_dir) : "zygote";
   ::signal(SIGPIPE, SIG_IGN);
   LogEvent(LogLevel::kInfo, is_template ? "template_start" : "zygote_start",
-           "pid=" + pid + " model=" + LogValue(name) + " fd=" + std::to_string(control));
+           LogFields({{"pid", pid}, {"model", LogValue(name)}, {"fd", std::to_string(control)}}));
   if (!ValidFd(control, pid)) return kWorkerExitUsage;
   if (Status joined = JoinCgroup(options.cgroup_dir); !joined.ok()) return InitFailed(control, name, joined);
   // Confined before the model (or any engine state) loads; instances
@@ -451,8 +451,8 @@ int RunSpawner(const WorkerOptions& options) {
   Status sent = ipc::WriteAll(control, ipc::Encode(template_ready));
   if (!sent.ok()) return kWorkerExitInitError;
   LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
-           "pid=" + pid + " model=" + LogValue(name) + " model_load_us=" + std::to_string(template_ready.model_load_us) +
-               " warmup_us=" + std::to_string(template_ready.warmup_us));
+           LogFields({{"pid", pid}, {"model", LogValue(name)}, {"model_load_us", std::to_string(template_ready.model_load_us)},
+                      {"warmup_us", std::to_string(template_ready.warmup_us)}}));
 
   // Forked instances are reaped automatically; the server watches them
   // through their sockets.
@@ -533,7 +533,7 @@ int RunSpawner(const WorkerOptions& options) {
                                             : StatusOr<ipc::SpawnMessage>(InvalidArgument("expected a Spawn frame"));
     if (!spawn.ok() || instance_fd < 0) {
       LogEvent(LogLevel::kError, "spawner_bad_frame",
-               "pid=" + pid + " error=" + LogValue(spawn.ok() ? "no socket attached" : spawn.status().message()));
+               LogFields({{"pid", pid}, {"error", LogValue(spawn.ok() ? "no socket attached" : spawn.status().message())}}));
       if (instance_fd >= 0) ::close(instance_fd);
       continue;
     }
@@ -553,7 +553,7 @@ int RunSpawner(const WorkerOptions& options) {
     }
     const pid_t child = ::fork();
     if (child < 0) {
-      LogEvent(LogLevel::kError, "spawner_fork_failed", "pid=" + pid + " error=" + LogValue(std::strerror(errno)));
+      LogEvent(LogLevel::kError, "spawner_fork_failed", LogFields({{"pid", pid}, {"error", LogValue(std::strerror(errno))}}));
       ::close(instance_fd);  // the server sees EOF: a failed start
       continue;
     }
@@ -576,7 +576,7 @@ int RunSpawner(const WorkerOptions& options) {
   }
   if (standby) ::close(standby->socket);  // it exits on EOF
   LogEvent(LogLevel::kInfo, is_template ? "template_exit" : "zygote_exit",
-           "pid=" + pid + " model=" + LogValue(name) + " spawned=" + std::to_string(spawned));
+           LogFields({{"pid", pid}, {"model", LogValue(name)}, {"spawned", std::to_string(spawned)}}));
   return kWorkerExitOk;
 }
 
