@@ -434,9 +434,11 @@ TEST(Scheduler, SameEventsGiveSameActions) {
     for (int i = 0; i < 200; ++i) {
       const Micros t = i * 7'919;
       (void)d.Arrive("m", t, 1 + i % 3);
-      for (const Action& a : d.actions) {
-        if (a.kind == Kind::kStart) d.scheduler.InstanceReady("m", a.instance_id, d.At(t), &d.actions);
-      }
+      // InstanceReady appends to d.actions: collect the starts first.
+      std::vector<uint64_t> started;
+      for (const Action& a : d.actions)
+        if (a.kind == Kind::kStart) started.push_back(a.instance_id);
+      for (uint64_t id : started) d.scheduler.InstanceReady("m", id, d.At(t), &d.actions);
       Actions step = d.Take();
       for (const Action& a : step) {
         all.push_back(a);
@@ -499,7 +501,9 @@ TEST(Scheduler, ReplayOfTheEventLogGivesTheSameActions) {
     EXPECT_EQ(replayed[i].request_ids, all[i].request_ids) << i;
     EXPECT_EQ(replayed[i].reason, all[i].reason) << i;
     EXPECT_LT(origins[i], log.size());
-    if (i) EXPECT_GE(origins[i], origins[i - 1]);
+    if (i) {
+      EXPECT_GE(origins[i], origins[i - 1]);
+    }
   }
   // The keep-alive stops at the end are there, replayed too.
   EXPECT_FALSE(OfKind(replayed, Kind::kStop).empty());
