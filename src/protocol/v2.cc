@@ -79,20 +79,13 @@ void AppendInt(std::string* out, T v) {
   out->append(buf, r.ptr);
 }
 
-// Floats as JSON numbers: base/json_writer.h (shortest text, null for
-// non-finite values, -0.0, ".0" on 19+ digit integral values).
-template <typename F>
-void AppendFloat(std::string* out, F v) {
-  AppendJsonNumber(out, v);
-}
-
 // Shortest decimal text that a reader converting to double and then to FP16
 // (round to nearest) maps back to the same half. Five significant digits
 // always suffice for binary16.
 void AppendHalf(std::string* out, uint16_t h) {
   const float f = HalfToFloat(h);
   if (!std::isfinite(f) || f == 0) {
-    AppendFloat(out, f);
+    AppendJsonNumber(out, f);
     return;
   }
   char best[32];
@@ -109,7 +102,7 @@ void AppendHalf(std::string* out, uint16_t h) {
     }
   }
   if (best_len == 0) {
-    AppendFloat(out, f);  // not reached: 5 digits always round-trip
+    AppendJsonNumber(out, f);  // not reached: 5 digits always round-trip
     return;
   }
   out->append(best, best_len);
@@ -139,7 +132,7 @@ std::string NumberText(const element& e) {
   switch (e.type()) {
     case element_type::INT64: AppendInt(&s, e.get_int64().value_unsafe()); break;
     case element_type::UINT64: AppendInt(&s, e.get_uint64().value_unsafe()); break;
-    case element_type::DOUBLE: AppendFloat(&s, e.get_double().value_unsafe()); break;
+    case element_type::DOUBLE: AppendJsonNumber(&s, e.get_double().value_unsafe()); break;
     default: s = KindName(e.type());
   }
   return s;
@@ -690,8 +683,8 @@ void AppendJsonData(std::string* out, const Tensor& t) {
       case DataType::kInt32: AppendInt(out, Load<int32_t>(p)); break;
       case DataType::kInt64: AppendInt(out, Load<int64_t>(p)); break;
       case DataType::kFp16: AppendHalf(out, Load<uint16_t>(p)); break;
-      case DataType::kFp32: AppendFloat(out, Load<float>(p)); break;
-      case DataType::kFp64: AppendFloat(out, Load<double>(p)); break;
+      case DataType::kFp32: AppendJsonNumber(out, Load<float>(p)); break;
+      case DataType::kFp64: AppendJsonNumber(out, Load<double>(p)); break;
       case DataType::kBytes: break;
     }
   }

@@ -23,14 +23,26 @@ ColdStartBreakdown ColdStartOf(const StartTimes& start, Micros arrival_us, Micro
   return cold;
 }
 
+std::array<std::pair<std::string_view, Micros>, 7> ColdStartParts(const ColdStartBreakdown& c) {
+  return {{{"queue", c.queue_us},
+           {"spawn", c.spawn_us},
+           {"runtime_init", c.runtime_init_us},
+           {"model_load", c.model_load_us},
+           {"warmup", c.warmup_us},
+           {"first_inference", c.first_inference_us},
+           {"total", c.total_us}}};
+}
+
 std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, const ColdStartBreakdown& cold) {
-  return LogFields({{"model", std::string(model)}, {"instance", std::to_string(instance_id)},
-                    {"start_path", std::string(StartPathName(path))},
-                    {"queue_ms", MillisText(cold.queue_us)}, {"spawn_ms", MillisText(cold.spawn_us)},
-                    {"runtime_init_ms", MillisText(cold.runtime_init_us)},
-                    {"model_load_ms", MillisText(cold.model_load_us)}, {"warmup_ms", MillisText(cold.warmup_us)},
-                    {"first_inference_ms", MillisText(cold.first_inference_us)},
-                    {"total_ms", MillisText(cold.total_us)}});
+  std::string fields = LogFields({{"model", std::string(model)}, {"instance", std::to_string(instance_id)},
+                                  {"start_path", std::string(StartPathName(path))}});
+  for (const auto& [name, us] : ColdStartParts(cold)) {
+    fields += ' ';
+    fields += name;
+    fields += "_ms=";
+    fields += MillisText(us);
+  }
+  return fields;
 }
 
 metering::InvocationRecord InvocationRecordOf(const std::string& model, int64_t memory_mb, uint64_t request_id,

@@ -5,10 +5,12 @@
 // Thread safety: value types and pure functions.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -71,6 +73,11 @@ struct InferOutcome {
 };
 
 using InferCallback = std::function<void(InferOutcome)>;
+
+// The parts of a cold start in order, named as responses, headers and logs
+// name them (queue, spawn, runtime_init, model_load, warmup,
+// first_inference, total).
+std::array<std::pair<std::string_view, Micros>, 7> ColdStartParts(const ColdStartBreakdown& cold);
 
 // One instance's start as the runtime saw it (its clock) and as the worker
 // reported it in its Ready message.

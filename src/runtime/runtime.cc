@@ -401,7 +401,7 @@ void Runtime::Kill(Model& model, const Action& stop) {
   LogEvent(stop.fault ? LogLevel::kWarning : LogLevel::kInfo, "instance_stop",
            LogFields({{"model", model.config.name}, {"instance", std::to_string(instance->id)},
                    {"pid", std::to_string(instance->pid)}, {"reason", stop.reason},
-                   {"failed_requests", std::to_string(instance->dispatched_us.empty() ? 0 : instance->dispatched_us.size())}}));
+                   {"failed_requests", std::to_string(stop.request_ids.size())}}));
 }
 
 void Runtime::OnTimer(Model& model) {

@@ -212,26 +212,25 @@ void Spawners::TimeOut(Spawner& spawner) {
   OnGone(spawner);
 }
 
-void Spawners::Replace(const std::string& model) {
+bool Spawners::KillTemplate(const std::string& model, bool process_group) {
   auto it = templates_.find(model);
-  if (it == templates_.end()) return;
+  if (it == templates_.end()) return false;
   std::shared_ptr<Spawner> spawner = std::move(it->second);
-  templates_.erase(it);
-  if (!spawner) return;
-  ::kill(spawner->pid, SIGKILL);
+  templates_.erase(it);  // no longer current: OnGone neither reports nor restarts it
+  if (!spawner) return false;
+  ::kill(process_group ? -spawner->pid : spawner->pid, SIGKILL);
   OnGone(*spawner);
-  events_.template_live(model, false);
+  return true;
+}
+
+void Spawners::Replace(const std::string& model) {
+  // Only the template: instances it forked keep serving until they retire.
+  if (KillTemplate(model, /*process_group=*/false)) events_.template_live(model, false);
 }
 
 void Spawners::Remove(const std::string& model) {
-  auto it = templates_.find(model);
-  if (it == templates_.end()) return;
-  std::shared_ptr<Spawner> spawner = std::move(it->second);
-  templates_.erase(it);
-  if (!spawner) return;
   // The template's process group holds its standby and its instances too.
-  ::kill(-spawner->pid, SIGKILL);
-  OnGone(*spawner);
+  KillTemplate(model, /*process_group=*/true);
 }
 
 void Spawners::Shutdown() {

@@ -103,6 +103,9 @@ class Spawners {
   void WatchStart(std::shared_ptr<Spawner> spawner);
   void Read(std::shared_ptr<Spawner> spawner);
   void OnGone(Spawner& spawner);
+  // Forgets the model's template and kills it (or its process group);
+  // false if it had none.
+  bool KillTemplate(const std::string& model, bool process_group);
 
   boost::asio::io_context& io_;
   const Clock& clock_;

@@ -689,10 +689,12 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   if (it == model.instances.end()) return;
   Instance instance = std::move(it->second);
   model.instances.erase(it);
-  for (const auto& [eid, execution] : instance.in_flight)
-    for (const Completion::Item& r : execution.requests)
-      out->push_back(Fail(model.config.name, r.id, r.arrival_us, instance.id, in_flight_status));
   Action stop;
+  for (const auto& [eid, execution] : instance.in_flight)
+    for (const Completion::Item& r : execution.requests) {
+      out->push_back(Fail(model.config.name, r.id, r.arrival_us, instance.id, in_flight_status));
+      stop.request_ids.push_back(r.id);
+    }
   stop.kind = Action::Kind::kStop;
   stop.model = model.config.name;
   stop.instance_id = instance.id;

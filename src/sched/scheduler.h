@@ -101,7 +101,7 @@ struct Action {
     kDispatch,     // send request_ids (in order, `rows` in all) to instance_id as execution_id
     kFail,         // answer request_ids[0] (arrived at arrival_us) with `status` (instance_id: where it ran, 0 if queued)
     kStop,         // stop instance_id (kill its process); `reason` for the usage log, `status` what its
-                   // running requests got; `fault` for a warning
+                   // running requests (request_ids, failed just before) got; `fault` for a warning
     kWake,         // call Wake(model) at `at_us` (monotonic); replaces the earlier wake; kNever = none
     kProvisioned,  // the floor of `instances` held from `start_wall_us` to `at_us` (wall): a usage record
     kNotice,       // worth logging: `reason` is the event name, `detail` its fields (key=value ...)

@@ -163,6 +163,7 @@ TEST(Scheduler, RunningPastTheDeadlineFailsItAndStopsTheInstance) {
   ASSERT_EQ(stops.size(), 1u);
   EXPECT_EQ(stops[0].reason, "timeout");
   EXPECT_TRUE(stops[0].fault);
+  EXPECT_EQ(stops[0].request_ids, std::vector<uint64_t>{2});  // the neighbour it failed
   EXPECT_TRUE(d.scheduler.Instances("m").empty());
   // The next request starts a replacement.
   ASSERT_TRUE(d.Arrive("m", 2'000'000).ok());

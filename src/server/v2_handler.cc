@@ -24,18 +24,13 @@ constexpr std::string_view kServerName = "thaw";
 constexpr std::string_view kServerVersion = "0.1.0";
 constexpr std::string_view kModelVersion = "1";
 
-std::string ColdStartFields(const ColdStartBreakdown& c, std::string_view sep, std::string_view quote) {
-  const std::pair<std::string_view, Micros> parts[] = {
-      {"queue", c.queue_us},         {"spawn", c.spawn_us},   {"runtime_init", c.runtime_init_us},
-      {"model_load", c.model_load_us}, {"warmup", c.warmup_us}, {"first_inference", c.first_inference_us},
-      {"total", c.total_us}};
+// The cold start's parts as Server-Timing entries: "queue=1.234,spawn=...".
+std::string ColdStartServerTiming(const ColdStartBreakdown& c) {
   std::string out;
-  for (const auto& [name, us] : parts) {
+  for (const auto& [name, us] : ColdStartParts(c)) {
     if (!out.empty()) out += ',';
-    out += quote;
     out += name;
-    out += quote;
-    out += sep;
+    out += '=';
     out += MillisText(us);
   }
   return out;
@@ -50,12 +45,7 @@ std::string TimingParameters(const InvocationTiming& t) {
   w.BeginObject().Field("cold_start", t.cold_start);
   if (t.cold_start) {
     w.Field("start_path", StartPathName(t.start_path)).Key("cold_start_ms").BeginObject();
-    const ColdStartBreakdown& c = t.cold;
-    for (const auto& [name, us] : {std::pair<std::string_view, Micros>{"queue", c.queue_us}, {"spawn", c.spawn_us},
-                                   {"runtime_init", c.runtime_init_us}, {"model_load", c.model_load_us},
-                                   {"warmup", c.warmup_us}, {"first_inference", c.first_inference_us},
-                                   {"total", c.total_us}})
-      Millis(w, name, us);
+    for (const auto& [name, us] : ColdStartParts(t.cold)) Millis(w, name, us);
     w.EndObject();
   }
   Millis(w, "queue_ms", t.queue_us);
@@ -524,7 +514,7 @@ HttpResponse InferResponse(const std::string& model, const v2::InferRequest& req
   response.headers.emplace_back("Server-Timing", ServerTiming(outcome.timing));
   if (outcome.timing.cold_start)
     response.headers.emplace_back("X-Thaw-Cold-Start", std::string(StartPathName(outcome.timing.start_path)) + ";" +
-                                                           ColdStartFields(outcome.timing.cold, "=", ""));
+                                                           ColdStartServerTiming(outcome.timing.cold));
   return response;
 }
 
