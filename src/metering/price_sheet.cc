@@ -43,7 +43,8 @@ StatusOr<policy::PriceSheet> ParsePriceSheet(std::string_view json, const std::s
                                                 "provisioned_usd_per_gb_s",
                                                 "provisioned_duration_usd_per_gb_s",
                                                 "granularity_ms",
-                                                "bill_init"};
+                                                "bill_init",
+                                                "host_usd_per_gb_hour"};
   if (auto problem = json::FindKeyProblem(obj, kKnown))
     return FieldError(source, problem->key, problem->repeated ? "appears twice" : "is unknown");
 
@@ -67,6 +68,7 @@ StatusOr<policy::PriceSheet> ParsePriceSheet(std::string_view json, const std::s
   sheet.granularity_us = static_cast<Micros>(std::llround(granularity_us));
   if (obj["bill_init"].get(value)) return FieldError(source, "bill_init", "is required");
   if (value.get_bool().get(sheet.bill_init)) return FieldError(source, "bill_init", "must be true or false");
+  THAW_RETURN_IF_ERROR(ReadNumber(obj, "host_usd_per_gb_hour", source, &sheet.host_usd_per_gb_hour));
   if (Status valid = policy::Validate(sheet); !valid.ok()) return InvalidArgument(source + ": " + valid.message());
   return sheet;
 }
@@ -92,7 +94,9 @@ std::string PriceSheetJson(const policy::PriceSheet& sheet) {
   w.Key("provisioned_usd_per_gb_s").Raw(JsonNumber(sheet.provisioned_usd_per_gb_s));
   w.Key("provisioned_duration_usd_per_gb_s").Raw(JsonNumber(sheet.provisioned_duration_usd_per_gb_s));
   w.Key("granularity_ms").Raw(JsonNumber(static_cast<double>(sheet.granularity_us) / kMicrosPerMilli));
-  w.Field("bill_init", sheet.bill_init).EndObject();
+  w.Field("bill_init", sheet.bill_init);
+  w.Key("host_usd_per_gb_hour").Raw(JsonNumber(sheet.host_usd_per_gb_hour));
+  w.EndObject();
   return j;
 }
 

@@ -3,7 +3,7 @@
 //   {"name": "aws-x86", "request_usd_per_million": 0.20,
 //    "on_demand_usd_per_gb_s": 0.0000166667, "provisioned_usd_per_gb_s": 0.0000041667,
 //    "provisioned_duration_usd_per_gb_s": 0.0000097222, "granularity_ms": 1,
-//    "bill_init": true}
+//    "bill_init": true, "host_usd_per_gb_hour": 0.00826875}
 // Every field is required (a missing price must not silently become the
 // x86 one); unknown or repeated fields are errors naming the field;
 // granularity_ms may be fractional but must be a whole number of

@@ -15,6 +15,7 @@ void ExpectSameSheet(const policy::PriceSheet& a, const policy::PriceSheet& b) {
   EXPECT_EQ(a.provisioned_duration_usd_per_gb_s, b.provisioned_duration_usd_per_gb_s);
   EXPECT_EQ(a.granularity_us, b.granularity_us);
   EXPECT_EQ(a.bill_init, b.bill_init);
+  EXPECT_EQ(a.host_usd_per_gb_hour, b.host_usd_per_gb_hour);
 }
 
 TEST(PriceSheetTest, ShippedFilesMatchTheBuiltInSheets) {
@@ -40,14 +41,18 @@ TEST(PriceSheetTest, JsonRoundTrips) {
   sheet.name = "custom \"one\"";
   sheet.granularity_us = 1500;
   sheet.bill_init = false;
+  sheet.host_usd_per_gb_hour = 0.0123;
   auto parsed = ParsePriceSheet(PriceSheetJson(sheet), "test");
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString() << " " << PriceSheetJson(sheet);
   ExpectSameSheet(*parsed, sheet);
   EXPECT_NE(PriceSheetJson(policy::AwsLambdaX86()).find("\"granularity_ms\":1,"), std::string::npos);
+  EXPECT_NE(PriceSheetJson(policy::AwsLambdaX86()).find("\"host_usd_per_gb_hour\":0.00826875}"), std::string::npos)
+      << PriceSheetJson(policy::AwsLambdaX86());
 }
 
 const char* kGood = R"({"name":"x","request_usd_per_million":0.2,"on_demand_usd_per_gb_s":0.1,
-  "provisioned_usd_per_gb_s":0.1,"provisioned_duration_usd_per_gb_s":0.1,"granularity_ms":1,"bill_init":true})";
+  "provisioned_usd_per_gb_s":0.1,"provisioned_duration_usd_per_gb_s":0.1,"granularity_ms":1,"bill_init":true,
+  "host_usd_per_gb_hour":0.01})";
 
 void ExpectError(const std::string& json, std::string_view needle) {
   auto parsed = ParsePriceSheet(json, "my-prices.json");
@@ -76,6 +81,15 @@ TEST(PriceSheetTest, ErrorsNameTheField) {
   ExpectError(Replace(kGood, "\"name\":\"x\"", "\"name\":\"\""), "'name'");
   ExpectError(Replace(kGood, "\"bill_init\":true", "\"bill_init\":1"), "'bill_init' must be true or false");
   ExpectError(Replace(kGood, "\"bill_init\":true", "\"bill_init\":true,\"name\":\"y\""), "'name' appears twice");
+  EXPECT_EQ(ParsePriceSheet(kGood, "good")->host_usd_per_gb_hour, 0.01);
+  // Required like every price: a sheet written before it existed must say what the host costs.
+  auto missing = ParsePriceSheet(Replace(kGood, ",\n  \"host_usd_per_gb_hour\":0.01", ""), "old-prices.json");
+  EXPECT_EQ(missing.status().message(), "old-prices.json: field 'host_usd_per_gb_hour' is required");
+  auto negative = ParsePriceSheet(Replace(kGood, "\"host_usd_per_gb_hour\":0.01", "\"host_usd_per_gb_hour\":-1"), "p.json");
+  EXPECT_EQ(negative.status().message(), "p.json: field 'host_usd_per_gb_hour' must be a number >= 0");
+  ExpectError(Replace(kGood, "\"host_usd_per_gb_hour\":0.01", "\"host_usd_per_gb_hour\":null"),
+              "'host_usd_per_gb_hour' must be a number >= 0");
+  ExpectError(Replace(kGood, "\"host_usd_per_gb_hour\"", "\"host_usd_per_gb_h\""), "'host_usd_per_gb_h' is unknown");
   ExpectError("{", "malformed JSON");
   ExpectError("[]", "must be a JSON object");
 }

@@ -14,7 +14,9 @@ PriceSheet AwsLambdaArm64() {
                     .provisioned_usd_per_gb_s = 0.0000033334,
                     .provisioned_duration_usd_per_gb_s = 0.0000077778,
                     .granularity_us = 1000,
-                    .bill_init = true};
+                    .bill_init = true,
+                    // The host thaw runs on is the same whichever Lambda it is compared with.
+                    .host_usd_per_gb_hour = PriceSheet{}.host_usd_per_gb_hour};
 }
 
 std::optional<PriceSheet> BuiltInPriceSheet(std::string_view name) {
@@ -29,7 +31,8 @@ Status Validate(const PriceSheet& sheet) {
       {"request_usd_per_million", sheet.request_usd_per_million},
       {"on_demand_usd_per_gb_s", sheet.on_demand_usd_per_gb_s},
       {"provisioned_usd_per_gb_s", sheet.provisioned_usd_per_gb_s},
-      {"provisioned_duration_usd_per_gb_s", sheet.provisioned_duration_usd_per_gb_s}};
+      {"provisioned_duration_usd_per_gb_s", sheet.provisioned_duration_usd_per_gb_s},
+      {"host_usd_per_gb_hour", sheet.host_usd_per_gb_hour}};
   for (const auto& [field, value] : prices) {
     if (!std::isfinite(value) || value < 0)
       return InvalidArgument("price sheet '" + sheet.name + "': " + field + " must be a finite number >= 0");
@@ -58,6 +61,20 @@ double ProvisionedCapacityGbSeconds(int instances, Micros interval_us, int64_t m
   return static_cast<double>(instances) * GbSeconds(interval_us < 0 ? 0 : interval_us, memory_mb);
 }
 
+double HeldMemory::total_gb_s() const {
+  return busy_gb_s + idle_warm_gb_s + provisioned_gb_s + template_gb_s + standby_gb_s + zygote_gb_s;
+}
+
+HeldMemory& HeldMemory::operator+=(const HeldMemory& other) {
+  busy_gb_s += other.busy_gb_s;
+  idle_warm_gb_s += other.idle_warm_gb_s;
+  provisioned_gb_s += other.provisioned_gb_s;
+  template_gb_s += other.template_gb_s;
+  standby_gb_s += other.standby_gb_s;
+  zygote_gb_s += other.zygote_gb_s;
+  return *this;
+}
+
 UsageTotals& UsageTotals::operator+=(const UsageTotals& other) {
   requests += other.requests;
   on_demand_duration_gb_s += other.on_demand_duration_gb_s;
@@ -65,6 +82,7 @@ UsageTotals& UsageTotals::operator+=(const UsageTotals& other) {
   provisioned_capacity_gb_s += other.provisioned_capacity_gb_s;
   provisioned_duration_gb_s += other.provisioned_duration_gb_s;
   idle_warm_gb_s += other.idle_warm_gb_s;
+  held += other.held;
   return *this;
 }
 
@@ -77,6 +95,7 @@ Bill ComputeBill(const UsageTotals& usage, const PriceSheet& sheet) {
   bill.provisioned_duration_usd = usage.provisioned_duration_gb_s * sheet.provisioned_duration_usd_per_gb_s;
   bill.total_usd = bill.request_usd + bill.on_demand_duration_usd + bill.init_usd + bill.provisioned_capacity_usd +
                    bill.provisioned_duration_usd;
+  bill.host_usd = usage.held.total_gb_s() / 3600.0 * sheet.host_usd_per_gb_hour;
   return bill;
 }
 

@@ -24,6 +24,7 @@ TEST(PricingTest, BuiltInSheetsAreValidAndNamed) {
   EXPECT_DOUBLE_EQ(x86.provisioned_duration_usd_per_gb_s, 0.0000097222);
   EXPECT_EQ(x86.granularity_us, 1000);
   EXPECT_TRUE(x86.bill_init);
+  EXPECT_DOUBLE_EQ(x86.host_usd_per_gb_hour, 0.00826875);  // r7i.large: $0.1323 / 16 GiB
 
   const PriceSheet arm = AwsLambdaArm64();
   EXPECT_TRUE(Validate(arm).ok());
@@ -31,6 +32,7 @@ TEST(PricingTest, BuiltInSheetsAreValidAndNamed) {
   EXPECT_DOUBLE_EQ(arm.on_demand_usd_per_gb_s, 0.0000133334);
   EXPECT_DOUBLE_EQ(arm.provisioned_usd_per_gb_s, 0.0000033334);
   EXPECT_DOUBLE_EQ(arm.provisioned_duration_usd_per_gb_s, 0.0000077778);
+  EXPECT_DOUBLE_EQ(arm.host_usd_per_gb_hour, 0.00826875);  // the same host
 
   EXPECT_EQ(BuiltInPriceSheet("aws-x86")->name, "aws-x86");
   EXPECT_EQ(BuiltInPriceSheet("aws-arm64")->name, "aws-arm64");
@@ -44,6 +46,11 @@ TEST(PricingTest, ValidateNamesTheField) {
   sheet = {};
   sheet.provisioned_usd_per_gb_s = std::numeric_limits<double>::quiet_NaN();
   EXPECT_NE(Validate(sheet).message().find("provisioned_usd_per_gb_s"), std::string::npos);
+  sheet = {};
+  sheet.host_usd_per_gb_hour = -0.01;
+  EXPECT_EQ(Validate(sheet).message(), "price sheet 'aws-x86': host_usd_per_gb_hour must be a finite number >= 0");
+  sheet.host_usd_per_gb_hour = std::numeric_limits<double>::infinity();
+  EXPECT_NE(Validate(sheet).message().find("host_usd_per_gb_hour"), std::string::npos);
   sheet = {};
   sheet.granularity_us = 0;
   EXPECT_NE(Validate(sheet).message().find("granularity"), std::string::npos);
@@ -149,6 +156,34 @@ TEST(PricingTest, IdleWarmTimeIsReportedButFree) {
   EXPECT_EQ(ComputeBill(usage, PriceSheet{}).total_usd, 0);
 }
 
+TEST(PricingTest, HostCostPricesEveryGbSecondHeldAndStaysOutOfTheTotal) {
+  // Held: busy 360 + idle-warm 720 + provisioned 1440 + template 3600 +
+  // standby 180 + zygote 900 = 7200 GB-s = 2 GB-hours.
+  UsageTotals usage;
+  usage.held = {.busy_gb_s = 360, .idle_warm_gb_s = 720, .provisioned_gb_s = 1440, .template_gb_s = 3600,
+                .standby_gb_s = 180, .zygote_gb_s = 900};
+  EXPECT_DOUBLE_EQ(usage.held.total_gb_s(), 7200);
+  // 2 GB-hours x $0.00826875 = $0.0165375; nothing Lambda bills.
+  Bill bill = ComputeBill(usage, PriceSheet{});
+  ExpectUsd(bill.host_usd, 0.0165375);
+  EXPECT_EQ(bill.total_usd, 0);
+
+  // With Lambda usage too, total_usd is the Lambda bill alone:
+  // 1000 GB-s on demand x $0.0000166667 = $0.0166667; requests 10 x $0.2 / 1e6 = $0.000002.
+  usage.requests = 10;
+  usage.on_demand_duration_gb_s = 1000;
+  bill = ComputeBill(usage, PriceSheet{});
+  ExpectUsd(bill.total_usd, 0.0166687);
+  ExpectUsd(bill.host_usd, 0.0165375);
+
+  // Another host price: 2 GB-hours x $0.01 = $0.02; a free host: $0.
+  PriceSheet sheet;
+  sheet.host_usd_per_gb_hour = 0.01;
+  ExpectUsd(ComputeBill(usage, sheet).host_usd, 0.02);
+  sheet.host_usd_per_gb_hour = 0;
+  EXPECT_EQ(ComputeBill(usage, sheet).host_usd, 0);
+}
+
 TEST(PricingTest, Arm64SheetIsCheaper) {
   // 1 M requests of 100 ms at 2048 MB: 1e6 x 0.1 s x 2 GB = 200,000 GB-s.
   UsageTotals usage;
@@ -165,7 +200,9 @@ TEST(PricingTest, Arm64SheetIsCheaper) {
 
 TEST(PricingTest, TotalsAdd) {
   UsageTotals a{.requests = 1, .on_demand_duration_gb_s = 1, .init_gb_s = 2, .provisioned_capacity_gb_s = 3,
-                .provisioned_duration_gb_s = 4, .idle_warm_gb_s = 5};
+                .provisioned_duration_gb_s = 4, .idle_warm_gb_s = 5,
+                .held = {.busy_gb_s = 6, .idle_warm_gb_s = 5, .provisioned_gb_s = 7, .template_gb_s = 8,
+                         .standby_gb_s = 9, .zygote_gb_s = 10}};
   a += a;
   EXPECT_EQ(a.requests, 2);
   EXPECT_EQ(a.on_demand_duration_gb_s, 2);
@@ -173,6 +210,13 @@ TEST(PricingTest, TotalsAdd) {
   EXPECT_EQ(a.provisioned_capacity_gb_s, 6);
   EXPECT_EQ(a.provisioned_duration_gb_s, 8);
   EXPECT_EQ(a.idle_warm_gb_s, 10);
+  EXPECT_EQ(a.held.busy_gb_s, 12);
+  EXPECT_EQ(a.held.idle_warm_gb_s, 10);
+  EXPECT_EQ(a.held.provisioned_gb_s, 14);
+  EXPECT_EQ(a.held.template_gb_s, 16);
+  EXPECT_EQ(a.held.standby_gb_s, 18);
+  EXPECT_EQ(a.held.zygote_gb_s, 20);
+  EXPECT_EQ(a.held.total_gb_s(), 90);
 }
 
 }  // namespace
