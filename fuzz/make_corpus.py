@@ -109,6 +109,10 @@ def main():
                      b'"idle_us":1900,"provisioned":false,"stop_reason":"keep_alive"}')
     s["provisioned"] = (b'{"kind":"provisioned","model":"fashion","memory_mb":2048,"instances":3,'
                         b'"start_wall_us":1000,"end_wall_us":2000}')
+    s["held"] = (b'{"kind":"held","model":"fraud","held_kind":"template","memory_mb":1024,'
+                 b'"start_wall_us":1000,"end_wall_us":2000}')
+    s["held_zygote"] = (b'{"kind":"held","model":"","held_kind":"zygote","memory_mb":256,'
+                        b'"start_wall_us":1000,"end_wall_us":2000}')
     s["minimal"] = b'{"kind":"invocation","model":"m","http_status":429}'
 
     s = seeds["profile"]

@@ -1,6 +1,7 @@
 // End to end: a scripted sequence of usage records goes through UsageLog to
 // a file, is read back with ReadUsageLog into UsageStats, and the report's
-// dollars equal a bill computed by hand (AWS Lambda x86 prices).
+// dollars equal a bill computed by hand (AWS Lambda x86 prices), and its host
+// cost one computed by hand from the memory held.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -83,6 +84,12 @@ std::vector<UsageRecord> Script() {
   // A provisioned floor of 1 instance for 30 minutes.
   records.push_back(ProvisionedRecord{.model = "fraud", .memory_mb = kMemoryMb, .instances = 1,
                                       .start_wall_us = kT0, .end_wall_us = kT0 + 30 * kMinute});
+  // fraud's template, 1 GB, held for 30 minutes; the zygote, 0.5 GB, for 20
+  // minutes (the platform's): memory held, priced by the host cost only.
+  records.push_back(HeldRecord{.model = "fraud", .kind = HeldKind::kTemplate, .memory_mb = 1024,
+                               .start_wall_us = kT0, .end_wall_us = kT0 + 30 * kMinute});
+  records.push_back(HeldRecord{.kind = HeldKind::kZygote, .memory_mb = 512, .start_wall_us = kT0 + 10 * kMinute,
+                               .end_wall_us = kT0 + 30 * kMinute});
   return records;
 }
 
@@ -113,8 +120,9 @@ class BillTest : public ::testing::Test {
 
 TEST_F(BillTest, ReportEqualsTheHandComputedBill) {
   const UsageReport report = ReadReport(kSinceBeginning, policy::AwsLambdaX86());
-  EXPECT_EQ(report.records, 9);
-  ASSERT_EQ(report.models.size(), 1u);
+  EXPECT_EQ(report.records, 11);
+  ASSERT_EQ(report.models.size(), 2u);  // fraud and the platform (the zygote)
+  EXPECT_EQ(report.models[1].model, "(platform)");
   const ModelUsage& row = report.models[0];
   EXPECT_EQ(row.invocations, 7);
   EXPECT_EQ(row.ok, 6);
@@ -154,6 +162,31 @@ TEST_F(BillTest, ReportEqualsTheHandComputedBill) {
   ExpectUsd(row.usd_per_million_ok, 2501.276483566667);
   ExpectUsd(report.total.bill.total_usd, 0.0150076589014);
 
+  // Memory held (GB-s):
+  //  busy (instance 1, on demand): (180.4 ms init + 6.6 ms busy) x 2 GB = 0.374
+  //  idle-warm (instance 1):       600 s x 2 GB = 1200
+  //  template:                     1800 s x 1 GB = 1800
+  //  zygote (the platform's):      1200 s x 0.5 GB = 600
+  // (instances E and F ran on provisioned instances that never stopped: no record, nothing held for them.)
+  // Host cost at $0.00826875 per GB-hour:
+  //  fraud:    3000.374 GB-s / 3600 x $0.00826875 = $0.00689148403125
+  //  platform: 600 GB-s / 3600 x $0.00826875      = $0.001378125
+  //  total:    3600.374 GB-s / 3600 x $0.00826875 = $0.00826960903125, beside the bill's total, not in it.
+  const policy::HeldMemory& h = row.usage.held;
+  EXPECT_NEAR(h.busy_gb_s, 0.374, 1e-14);
+  EXPECT_NEAR(h.idle_warm_gb_s, 1200, 1e-9);
+  EXPECT_EQ(h.provisioned_gb_s, 0);
+  EXPECT_NEAR(h.template_gb_s, 1800, 1e-9);
+  EXPECT_EQ(h.standby_gb_s, 0);
+  EXPECT_EQ(h.zygote_gb_s, 0);
+  ExpectUsd(b.host_usd, 0.00689148403125);
+  ExpectUsd(row.host_usd_per_million_ok, 0.00689148403125 / 6 * 1e6);
+  EXPECT_NEAR(report.models[1].usage.held.zygote_gb_s, 600, 1e-9);
+  ExpectUsd(report.models[1].bill.host_usd, 0.001378125);
+  EXPECT_EQ(report.models[1].bill.total_usd, 0);
+  EXPECT_NEAR(report.total.usage.held.total_gb_s(), 3600.374, 1e-9);
+  ExpectUsd(report.total.bill.host_usd, 0.00826960903125);
+
   // Without billing init: $0.0150076589014 - $0.0000060333454 = $0.015001625556
   policy::PriceSheet no_init = policy::AwsLambdaX86();
   no_init.bill_init = false;
@@ -166,9 +199,15 @@ TEST_F(BillTest, SinceClipsTheProvisionedInterval) {
   // 15 minutes: 1 x 900 s x 2 GB = 1800 GB-s x $0.0000041667 = $0.00750006.
   // Total: $0.00750006 + $0.0000075389014 (the rest as above) = $0.0075075989014.
   const UsageReport report = ReadReport(kT0 + 15 * kMinute, policy::AwsLambdaX86());
-  EXPECT_EQ(report.records, 9);
+  EXPECT_EQ(report.records, 11);
   ExpectUsd(report.total.bill.provisioned_capacity_usd, 0.00750006);
   ExpectUsd(report.total.bill.total_usd, 0.0075075989014);
+  // Held intervals are cut the same way: the template to 900 s x 1 GB = 900
+  // GB-s, the zygote to 900 s x 0.5 GB = 450; the instance is whole (0.374 +
+  // 1200). 2550.374 GB-s / 3600 x $0.00826875 = $0.00585789028125.
+  EXPECT_NEAR(report.total.usage.held.template_gb_s, 900, 1e-9);
+  EXPECT_NEAR(report.total.usage.held.zygote_gb_s, 450, 1e-9);
+  ExpectUsd(report.total.bill.host_usd, 0.00585789028125);
 
   // From T0 + 31 min + 1 s: nothing.
   EXPECT_EQ(ReadReport(kT0 + 31 * kMinute + kMicrosPerSecond, policy::AwsLambdaX86()).records, 0);

@@ -17,6 +17,12 @@
 //  - ProvisionedRecord: one per interval during which a model kept a
 //    provisioned floor (min_instances, raised by schedule windows) of n > 0
 //    instances; billed as provisioned concurrency whether used or not.
+//  - HeldRecord: one per interval during which the platform held memory for
+//    a model outside its instances (a template, a template's standby) or for
+//    no model in particular (the shared zygote, `model` empty): memory held,
+//    priced only by the host cost (PriceSheet::host_usd_per_gb_hour).
+//    Instances' held memory comes from their InstanceRecords (busy, idle,
+//    provisioned).
 // Times are wall-clock microseconds since the Unix epoch (UTC); durations
 // microseconds.
 // Thread safety: value types.
@@ -24,6 +30,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "base/clock.h"
@@ -72,7 +79,31 @@ struct ProvisionedRecord {
   Micros end_wall_us = 0;
 };
 
-using UsageRecord = std::variant<InvocationRecord, InstanceRecord, ProvisionedRecord>;
+// What a HeldRecord's memory was held for.
+enum class HeldKind { kTemplate, kStandby, kZygote };
+
+// "template", "standby", "zygote": the usage log's and the reports' names.
+constexpr std::string_view HeldKindName(HeldKind kind) {
+  switch (kind) {
+    case HeldKind::kTemplate: return "template";
+    case HeldKind::kStandby: return "standby";
+    case HeldKind::kZygote: return "zygote";
+  }
+  return "template";
+}
+
+// Template and standby records name their model; the zygote's model is
+// empty (the usage log refuses anything else), and reports show it as the
+// platform's row (UsageStats, kPlatformModel).
+struct HeldRecord {
+  std::string model;  // empty for the zygote (the platform's)
+  HeldKind kind = HeldKind::kTemplate;
+  int64_t memory_mb = 0;  // reserved: the budget's count, not the measured RSS
+  Micros start_wall_us = 0;
+  Micros end_wall_us = 0;
+};
+
+using UsageRecord = std::variant<InvocationRecord, InstanceRecord, ProvisionedRecord, HeldRecord>;
 
 // Where the runtime sends records; called on the runtime's thread.
 class UsageSink {

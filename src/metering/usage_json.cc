@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <variant>
 #include <vector>
 
 #include "json/object_fields.h"
@@ -163,6 +164,32 @@ StatusOr<UsageRecord> DecodeProvisioned(const FieldReader& r) {
   return UsageRecord(std::move(rec));
 }
 
+StatusOr<UsageRecord> DecodeHeld(const FieldReader& r) {
+  THAW_RETURN_IF_ERROR(r.CheckKeys({"kind", "model", "held_kind", "memory_mb", "start_wall_us", "end_wall_us"}));
+  HeldRecord rec;
+  THAW_RETURN_IF_ERROR(r.Str("model", &rec.model, true));
+  std::string held_kind;
+  THAW_RETURN_IF_ERROR(r.Str("held_kind", &held_kind, true));
+  if (held_kind == HeldKindName(HeldKind::kTemplate)) rec.kind = HeldKind::kTemplate;
+  else if (held_kind == HeldKindName(HeldKind::kStandby)) rec.kind = HeldKind::kStandby;
+  else if (held_kind == HeldKindName(HeldKind::kZygote)) rec.kind = HeldKind::kZygote;
+  else return r.Error("held_kind", "must be template, standby or zygote, got '" + held_kind + "'");
+  if (rec.kind == HeldKind::kZygote && !rec.model.empty())
+    return r.Error("model", "must be empty for the zygote (the platform's)");
+  if (rec.kind != HeldKind::kZygote && rec.model.empty())
+    return r.Error("model", "must name the model of a " + held_kind);
+  THAW_RETURN_IF_ERROR(r.Int("memory_mb", &rec.memory_mb));
+  THAW_RETURN_IF_ERROR(r.Int("start_wall_us", &rec.start_wall_us, std::numeric_limits<int64_t>::min()));
+  THAW_RETURN_IF_ERROR(r.Int("end_wall_us", &rec.end_wall_us, std::numeric_limits<int64_t>::min()));
+  if (rec.end_wall_us < rec.start_wall_us) return r.Error("end_wall_us", "is before start_wall_us");
+  return UsageRecord(std::move(rec));
+}
+
+template <typename... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+
 }  // namespace
 
 
@@ -174,14 +201,15 @@ std::string JsonNumber(double value) {
 }
 
 std::string_view UsageRecordKind(const UsageRecord& record) {
-  switch (record.index()) {
-    case 0: return "invocation";
-    case 1: return "instance";
-    default: return "provisioned";
-  }
+  return std::visit(Overloaded{[](const InvocationRecord&) { return std::string_view("invocation"); },
+                               [](const InstanceRecord&) { return std::string_view("instance"); },
+                               [](const ProvisionedRecord&) { return std::string_view("provisioned"); },
+                               [](const HeldRecord&) { return std::string_view("held"); }},
+                    record);
 }
 
 std::string EncodeUsageRecord(const UsageRecord& record) {
+  static_assert(std::variant_size_v<UsageRecord> == 4, "encode (and decode) every kind of record");
   ObjectWriter w(UsageRecordKind(record));
   if (const auto* r = std::get_if<InvocationRecord>(&record)) {
     w.Str("model", r->model);
@@ -213,13 +241,19 @@ std::string EncodeUsageRecord(const UsageRecord& record) {
     w.Int("idle_us", r->idle_us);
     w.Bool("provisioned", r->provisioned);
     w.Str("stop_reason", r->stop_reason);
+  } else if (const auto* p = std::get_if<ProvisionedRecord>(&record)) {
+    w.Str("model", p->model);
+    w.Int("memory_mb", p->memory_mb);
+    w.Int("instances", p->instances);
+    w.Int("start_wall_us", p->start_wall_us);
+    w.Int("end_wall_us", p->end_wall_us);
   } else {
-    const auto& p = std::get<ProvisionedRecord>(record);
-    w.Str("model", p.model);
-    w.Int("memory_mb", p.memory_mb);
-    w.Int("instances", p.instances);
-    w.Int("start_wall_us", p.start_wall_us);
-    w.Int("end_wall_us", p.end_wall_us);
+    const auto& h = std::get<HeldRecord>(record);
+    w.Str("model", h.model);
+    w.Str("held_kind", HeldKindName(h.kind));
+    w.Int("memory_mb", h.memory_mb);
+    w.Int("start_wall_us", h.start_wall_us);
+    w.Int("end_wall_us", h.end_wall_us);
   }
   return std::move(w).Done();
 }
@@ -240,7 +274,8 @@ StatusOr<UsageRecord> DecodeUsageRecord(std::string_view line) {
   if (kind == "invocation") return DecodeInvocation(reader);
   if (kind == "instance") return DecodeInstance(reader);
   if (kind == "provisioned") return DecodeProvisioned(reader);
-  return reader.Error("kind", "must be invocation, instance or provisioned, got '" + kind + "'");
+  if (kind == "held") return DecodeHeld(reader);
+  return reader.Error("kind", "must be invocation, instance, provisioned or held, got '" + kind + "'");
 }
 
 }  // namespace thaw::metering

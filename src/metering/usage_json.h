@@ -12,6 +12,10 @@
 //    "busy_us":...,"idle_us":...,"provisioned":false,"stop_reason":"keep_alive"}
 //   {"kind":"provisioned","model":"fraud","memory_mb":1024,"instances":2,
 //    "start_wall_us":...,"end_wall_us":...}
+//   {"kind":"held","model":"fraud","held_kind":"template","memory_mb":1024,
+//    "start_wall_us":...,"end_wall_us":...}
+// (HeldRecord's `kind` is "held_kind", since "kind" is the record's kind;
+// the zygote's line has "model":"" and "held_kind":"zygote".)
 // Times are integers (wall-clock microseconds since the Unix epoch, UTC, or
 // durations in microseconds); "share" is a number in its shortest form that
 // reads back bit-exact.
@@ -21,6 +25,8 @@
 // Unknown or repeated fields, wrong types and impossible values (negative
 // durations or counts, share outside [0, 1], an end before its start) are
 // kInvalidArgument naming the field and quoting the line (up to 200 chars).
+// A held record also requires "held_kind" (template, standby or zygote), a
+// model for a template or standby and none ("") for the zygote.
 // Thread safety: pure functions.
 #pragma once
 
@@ -38,7 +44,7 @@ std::string EncodeUsageRecord(const UsageRecord& record);
 
 StatusOr<UsageRecord> DecodeUsageRecord(std::string_view line);
 
-// "invocation", "instance" or "provisioned".
+// "invocation", "instance", "provisioned" or "held".
 std::string_view UsageRecordKind(const UsageRecord& record);
 
 // JsonString (a quoted, escaped literal) is in base/json_writer.h.

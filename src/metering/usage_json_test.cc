@@ -108,6 +108,43 @@ TEST(UsageJsonTest, ProvisionedRoundTrips) {
   EXPECT_EQ(got.end_wall_us, 7);
 }
 
+TEST(UsageJsonTest, HeldRoundTripsForEachKind) {
+  const HeldRecord tmpl{.model = "fraud", .kind = HeldKind::kTemplate, .memory_mb = 1024,
+                        .start_wall_us = 1'795'896'000'000'000, .end_wall_us = 1'795'896'060'000'000};
+  const std::string line = EncodeUsageRecord(tmpl);
+  EXPECT_EQ(line,
+            "{\"kind\":\"held\",\"model\":\"fraud\",\"held_kind\":\"template\",\"memory_mb\":1024,"
+            "\"start_wall_us\":1795896000000000,\"end_wall_us\":1795896060000000}");
+  EXPECT_EQ(UsageRecordKind(tmpl), "held");
+  auto decoded = DecodeUsageRecord(line);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  const auto& got = std::get<HeldRecord>(*decoded);
+  EXPECT_EQ(got.model, "fraud");
+  EXPECT_EQ(got.kind, HeldKind::kTemplate);
+  EXPECT_EQ(got.memory_mb, 1024);
+  EXPECT_EQ(got.start_wall_us, 1'795'896'000'000'000);
+  EXPECT_EQ(got.end_wall_us, 1'795'896'060'000'000);
+
+  const HeldRecord standby{.model = "fashion", .kind = HeldKind::kStandby, .memory_mb = 512, .start_wall_us = 3,
+                           .end_wall_us = 3};
+  EXPECT_EQ(EncodeUsageRecord(standby),
+            "{\"kind\":\"held\",\"model\":\"fashion\",\"held_kind\":\"standby\",\"memory_mb\":512,"
+            "\"start_wall_us\":3,\"end_wall_us\":3}");
+  decoded = DecodeUsageRecord(EncodeUsageRecord(standby));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(std::get<HeldRecord>(*decoded).kind, HeldKind::kStandby);
+
+  const HeldRecord zygote{.kind = HeldKind::kZygote, .memory_mb = 256, .start_wall_us = 10, .end_wall_us = 20};
+  EXPECT_EQ(EncodeUsageRecord(zygote),
+            "{\"kind\":\"held\",\"model\":\"\",\"held_kind\":\"zygote\",\"memory_mb\":256,"
+            "\"start_wall_us\":10,\"end_wall_us\":20}");
+  decoded = DecodeUsageRecord(EncodeUsageRecord(zygote));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(std::get<HeldRecord>(*decoded).kind, HeldKind::kZygote);
+  EXPECT_EQ(std::get<HeldRecord>(*decoded).model, "");
+  EXPECT_EQ(std::get<HeldRecord>(*decoded).memory_mb, 256);
+}
+
 TEST(UsageJsonTest, AbsentFieldsTakeDefaults) {
   auto decoded = DecodeUsageRecord(R"({"kind":"invocation","model":"m","http_status":429})");
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
@@ -136,12 +173,27 @@ TEST(UsageJsonTest, BadLinesAreErrorsNamingTheField) {
   ExpectError(R"({"kind":"invocation","model":"m","queue_us":1,"queue_us":2})", "'queue_us' appears twice");
   ExpectError(R"({"kind":"invocation"})", "'model' is required");
   ExpectError(R"({"model":"m"})", "'kind' is required");
-  ExpectError(R"({"kind":"refund","model":"m"})", "'kind' must be invocation, instance or provisioned");
+  ExpectError(R"({"kind":"refund","model":"m"})", "'kind' must be invocation, instance, provisioned or held");
   ExpectError(R"({"kind":"provisioned","model":"m","start_wall_us":9,"end_wall_us":8})", "'end_wall_us' is before");
   ExpectError(R"({"kind":"instance","model":"m","start_wall_us":9,"stop_wall_us":8})", "'stop_wall_us' is before");
   ExpectError(R"({"kind":"instance","model":"m","busy_us":-4})", "'busy_us'");
   ExpectError(R"({"kind":"invocation","model":"m")", "malformed JSON");
   ExpectError(R"([1,2])", "not a JSON object");
+}
+
+TEST(UsageJsonTest, BadHeldLinesAreErrorsNamingTheField) {
+  ExpectError(R"({"kind":"held","model":"m","memory_mb":1})", "'held_kind' is required");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"cache"})", "'held_kind' must be template, standby or zygote, got 'cache'");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":7})", "'held_kind' must be a string");
+  ExpectError(R"({"kind":"held","held_kind":"zygote"})", "'model' is required");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"zygote"})", "'model' must be empty for the zygote");
+  ExpectError(R"({"kind":"held","model":"","held_kind":"template"})", "'model' must name the model of a template");
+  ExpectError(R"({"kind":"held","model":"","held_kind":"standby"})", "'model' must name the model of a standby");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"standby","memory_mb":-1})", "'memory_mb' must be in");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"template","start_wall_us":9,"end_wall_us":8})",
+              "'end_wall_us' is before");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"template","instances":1})", "'instances' is unknown");
+  ExpectError(R"({"kind":"held","model":"m","held_kind":"template","kind":"held"})", "'kind' appears twice");
 }
 
 TEST(UsageJsonTest, LongLinesAreQuotedShortened) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <variant>
 
 #include "base/log.h"
 #include "metering/usage_json.h"
@@ -115,14 +116,18 @@ int64_t UsageLog::next_flush_delay_ms() const {
 }
 
 Micros RecordWallUs(const UsageRecord& record) {
+  static_assert(std::variant_size_v<UsageRecord> == 4, "give every kind of record its time");
   if (const auto* r = std::get_if<InvocationRecord>(&record)) return r->arrival_wall_us;
   if (const auto* r = std::get_if<InstanceRecord>(&record)) return r->stop_wall_us;
-  return std::get<ProvisionedRecord>(record).end_wall_us;
+  if (const auto* r = std::get_if<ProvisionedRecord>(&record)) return r->end_wall_us;
+  return std::get<HeldRecord>(record).end_wall_us;
 }
 
 std::optional<UsageRecord> SelectSince(UsageRecord record, Micros since_wall_us) {
   if (RecordWallUs(record) < since_wall_us) return std::nullopt;
+  // Intervals accrue by the second: keep the part from since_wall_us on.
   if (auto* p = std::get_if<ProvisionedRecord>(&record)) p->start_wall_us = std::max(p->start_wall_us, since_wall_us);
+  if (auto* h = std::get_if<HeldRecord>(&record)) h->start_wall_us = std::max(h->start_wall_us, since_wall_us);
   return record;
 }
 

@@ -23,9 +23,9 @@
 //
 // Reading. ReadUsageLog hands every record at or after since_wall_us to the
 // caller, in file order. A record's time is its arrival (invocation), its
-// stop (instance) or its end (provisioned interval); a provisioned interval
-// that straddles since_wall_us is clipped to start there, since capacity
-// accrues by the second. Instance records are not clipped (their idle time
+// stop (instance) or its end (provisioned or held interval); a provisioned
+// or held interval that straddles since_wall_us is clipped to start there,
+// since capacity and memory held accrue by the second. Instance records are not clipped (their idle time
 // is not located in time). Empty lines are allowed; any other line that does
 // not decode is an error naming the file and line number: nothing is skipped.
 //
@@ -119,11 +119,11 @@ class UsageLog {
 inline constexpr Micros kSinceBeginning = std::numeric_limits<Micros>::min();
 
 // A record's time for `since`: arrival (invocation), stop (instance), end
-// (provisioned).
+// (provisioned, held).
 Micros RecordWallUs(const UsageRecord& record);
 
 // The record as counted from since_wall_us on: nullopt if it is before;
-// a provisioned interval straddling since_wall_us clipped to start there.
+// a provisioned or held interval straddling since_wall_us clipped to start there.
 std::optional<UsageRecord> SelectSince(UsageRecord record, Micros since_wall_us);
 
 // Calls `each` for every selected record, in file order.

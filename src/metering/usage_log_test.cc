@@ -163,6 +163,36 @@ TEST_F(UsageLogTest, SinceSelectsByRecordTimeAndClipsProvisionedIntervals) {
   EXPECT_EQ(calls, 6);
 }
 
+TEST_F(UsageLogTest, SinceClipsHeldIntervalsLikeProvisionedOnes) {
+  {
+    auto log = UsageLog::Open(path_);
+    ASSERT_TRUE(log.ok());
+    (void)(*log)->Append(HeldRecord{.model = "fraud", .kind = HeldKind::kTemplate, .memory_mb = 1024,
+                                    .start_wall_us = 0, .end_wall_us = 999});  // ended before: dropped
+    (void)(*log)->Append(HeldRecord{.model = "fraud", .kind = HeldKind::kStandby, .memory_mb = 512,
+                                    .start_wall_us = 200, .end_wall_us = 3000});  // straddles: clipped
+    (void)(*log)->Append(HeldRecord{.kind = HeldKind::kZygote, .memory_mb = 256, .start_wall_us = 1200,
+                                    .end_wall_us = 5000});  // after: whole
+  }
+  auto records = ReadUsageLog(path_, 1000);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 2u);
+  const auto& standby = std::get<HeldRecord>((*records)[0]);
+  EXPECT_EQ(standby.kind, HeldKind::kStandby);
+  EXPECT_EQ(standby.start_wall_us, 1000);  // clipped
+  EXPECT_EQ(standby.end_wall_us, 3000);
+  EXPECT_EQ(standby.memory_mb, 512);
+  const auto& zygote = std::get<HeldRecord>((*records)[1]);
+  EXPECT_EQ(zygote.kind, HeldKind::kZygote);
+  EXPECT_EQ(zygote.start_wall_us, 1200);  // not clipped
+  EXPECT_EQ(zygote.end_wall_us, 5000);
+  EXPECT_EQ(RecordWallUs(zygote), 5000);
+  auto all = ReadUsageLog(path_);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 3u);
+  EXPECT_EQ(std::get<HeldRecord>((*all)[1]).start_wall_us, 200);
+}
+
 TEST_F(UsageLogTest, WriteFailuresKeepTheBufferThenDropAndCount) {
   if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
   const size_t line_bytes = EncodeUsageRecord(Invocation(1, 100)).size() + 1;

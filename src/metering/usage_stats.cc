@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <variant>
 
 #include "metering/price_sheet.h"
 #include "metering/usage_json.h"
@@ -26,6 +27,9 @@ int BucketIndex(Micros value_us) {
 double BucketValue(int index) { return 2 * std::pow(kGamma, index) / (kGamma + 1); }
 
 bool Is2xx(int status) { return status >= 200 && status < 300; }
+
+// Memory held for us (a negative duration counts as 0), in GB-s.
+double Held(Micros us, int64_t memory_mb) { return policy::GbSeconds(std::max<Micros>(us, 0), memory_mb); }
 
 // Number for report JSON: 10 significant digits, enough for dollars and GB-s.
 std::string Num(double value) {
@@ -73,7 +77,61 @@ void RowFields(JsonWriter& w, const ModelUsage& row) {
   num("total", b.total_usd);
   w.EndObject();
   num("usd_per_million_ok", row.usd_per_million_ok);
+  const policy::HeldMemory& h = u.held;
+  w.Key("held_gb_s").BeginObject();
+  num("busy", h.busy_gb_s);
+  num("idle_warm", h.idle_warm_gb_s);
+  num("provisioned", h.provisioned_gb_s);
+  num("template", h.template_gb_s);
+  num("standby", h.standby_gb_s);
+  num("zygote", h.zygote_gb_s);
+  num("total", h.total_gb_s());
+  w.EndObject();
+  num("host_usd", b.host_usd);
+  num("host_usd_per_million_ok", row.host_usd_per_million_ok);
 }
+
+// A text table: columns right-aligned at their widths (the first, the
+// model name, left-aligned), one space apart; group labels ("--- label ---")
+// over runs of columns on a line above the header.
+class TextTable {
+ public:
+  explicit TextTable(std::vector<std::pair<std::string, size_t>> columns) : columns_(std::move(columns)) {}
+
+  // A label over columns [first, last].
+  void Group(size_t first, size_t last, const std::string& label) {
+    size_t begin = 0;
+    for (size_t i = 0; i < first; ++i) begin += columns_[i].second + 1;
+    size_t span = 0;
+    for (size_t i = first; i <= last; ++i) span += columns_[i].second + (i > first ? 1 : 0);
+    const std::string text = " " + label + " ";
+    const size_t left = (span - text.size()) / 2;
+    groups_.resize(begin, ' ');
+    groups_ += std::string(left, '-') + text + std::string(span - left - text.size(), '-');
+  }
+
+  // The group line and the column names.
+  std::string Header() const {
+    std::vector<std::string> names;
+    for (const auto& column : columns_) names.push_back(column.first);
+    return groups_ + "\n" + Line(names);
+  }
+
+  std::string Line(const std::vector<std::string>& cells) const {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      const size_t width = columns_[i].second;
+      const std::string& cell = cells[i];
+      const std::string pad(cell.size() < width ? width - cell.size() : 0, ' ');
+      line += (i ? " " : "") + (i == 0 ? cell + pad : pad + cell);
+    }
+    return line + "\n";
+  }
+
+ private:
+  std::vector<std::pair<std::string, size_t>> columns_;
+  std::string groups_;
+};
 
 std::string GranularityMs(Micros granularity_us) { return Num(static_cast<double>(granularity_us) / kMicrosPerMilli); }
 
@@ -175,15 +233,30 @@ void UsageStats::AddTo(Accumulator& acc, const UsageRecord& record) const {
     }
   } else if (const auto* r = std::get_if<InstanceRecord>(&record)) {
     ++acc.instances_stopped;
-    if (!r->provisioned) acc.usage.idle_warm_gb_s += policy::GbSeconds(std::max<Micros>(r->idle_us, 0), r->memory_mb);
-  } else {
-    const auto& p = std::get<ProvisionedRecord>(record);
+    if (r->provisioned) {
+      acc.usage.held.provisioned_gb_s += Held(r->stop_wall_us - r->start_wall_us, r->memory_mb);
+    } else {
+      const double idle = Held(r->idle_us, r->memory_mb);
+      acc.usage.idle_warm_gb_s += idle;
+      acc.usage.held.idle_warm_gb_s += idle;
+      acc.usage.held.busy_gb_s += Held(std::max<Micros>(r->init_us, 0) + std::max<Micros>(r->busy_us, 0), r->memory_mb);
+    }
+  } else if (const auto* p = std::get_if<ProvisionedRecord>(&record)) {
     acc.usage.provisioned_capacity_gb_s +=
-        policy::ProvisionedCapacityGbSeconds(p.instances, p.end_wall_us - p.start_wall_us, p.memory_mb);
+        policy::ProvisionedCapacityGbSeconds(p->instances, p->end_wall_us - p->start_wall_us, p->memory_mb);
+  } else {
+    const auto& h = std::get<HeldRecord>(record);
+    const double gb_s = Held(h.end_wall_us - h.start_wall_us, h.memory_mb);
+    switch (h.kind) {
+      case HeldKind::kTemplate: acc.usage.held.template_gb_s += gb_s; break;
+      case HeldKind::kStandby: acc.usage.held.standby_gb_s += gb_s; break;
+      case HeldKind::kZygote: acc.usage.held.zygote_gb_s += gb_s; break;
+    }
   }
 }
 
 void UsageStats::Add(const UsageRecord& record) {
+  static_assert(std::variant_size_v<UsageRecord> == 4, "count every kind of record");
   Micros start = 0, end = 0;
   std::string_view model;
   if (const auto* r = std::get_if<InvocationRecord>(&record)) {
@@ -194,18 +267,27 @@ void UsageStats::Add(const UsageRecord& record) {
     start = r->start_wall_us;
     end = r->stop_wall_us;
     model = r->model;
+  } else if (const auto* p = std::get_if<ProvisionedRecord>(&record)) {
+    start = p->start_wall_us;
+    end = p->end_wall_us;
+    model = p->model;
   } else {
-    const auto& p = std::get<ProvisionedRecord>(record);
-    start = p.start_wall_us;
-    end = p.end_wall_us;
-    model = p.model;
+    const auto& h = std::get<HeldRecord>(record);
+    start = h.start_wall_us;
+    end = h.end_wall_us;
+    model = h.model;
   }
   from_wall_us_ = records_ == 0 ? start : std::min(from_wall_us_, start);
   to_wall_us_ = records_ == 0 ? end : std::max(to_wall_us_, end);
   ++records_;
-  auto it = models_.find(model);
-  if (it == models_.end()) it = models_.emplace(std::string(model), Accumulator{}).first;
-  AddTo(it->second, record);
+  if (model.empty()) {
+    has_platform_ = true;
+    AddTo(platform_, record);
+  } else {
+    auto it = models_.find(model);
+    if (it == models_.end()) it = models_.emplace(std::string(model), Accumulator{}).first;
+    AddTo(it->second, record);
+  }
   AddTo(total_, record);
 }
 
@@ -224,7 +306,10 @@ ModelUsage UsageStats::Row(const std::string& model, const Accumulator& acc, con
   row.instances_stopped = acc.instances_stopped;
   row.usage = acc.usage;
   row.bill = policy::ComputeBill(acc.usage, prices);
-  if (acc.ok > 0) row.usd_per_million_ok = row.bill.total_usd / static_cast<double>(acc.ok) * 1e6;
+  if (acc.ok > 0) {
+    row.usd_per_million_ok = row.bill.total_usd / static_cast<double>(acc.ok) * 1e6;
+    row.host_usd_per_million_ok = row.bill.host_usd / static_cast<double>(acc.ok) * 1e6;
+  }
   return row;
 }
 
@@ -236,11 +321,13 @@ UsageReport UsageStats::Report(const policy::PriceSheet& prices) const {
   report.from_wall_us = from_wall_us_;
   report.to_wall_us = to_wall_us_;
   for (const auto& [model, acc] : models_) report.models.push_back(Row(model, acc, prices));
+  if (has_platform_) report.models.push_back(Row(std::string(kPlatformModel), platform_, prices));
   report.total = Row("", total_, prices);
   return report;
 }
 
 ModelUsage UsageStats::ModelReport(std::string_view model, const policy::PriceSheet& prices) const {
+  if (model == kPlatformModel) return Row(std::string(kPlatformModel), platform_, prices);
   auto it = models_.find(model);
   return Row(std::string(model), it == models_.end() ? Accumulator{} : it->second, prices);
 }
@@ -297,49 +384,21 @@ std::string ReportTable(const UsageReport& report) {
     out += "NOTE: durations were rounded to " + GranularityMs(report.granularity_us) + " ms, not the sheet's " +
            GranularityMs(report.prices.granularity_us) + " ms\n";
 
-  // Columns right-aligned at these widths (the model name left-aligned),
-  // one space apart; two group labels span the latency and GB-s columns.
   size_t model_width = 5;
   for (const ModelUsage& row : report.models) model_width = std::max(model_width, row.model.size());
-  const std::vector<std::pair<std::string, size_t>> columns = {
-      {"model", model_width}, {"invocations", 11}, {"2xx", 8}, {"cold", 6}, {"p50", 8}, {"p90", 8}, {"p99", 8},
-      {"batch", 6}, {"on-demand", 10}, {"init", 9}, {"provisioned", 11}, {"idle-warm", 10}, {"$", 12},
-      {"$/1M 2xx", 10}};
-  auto join = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (size_t i = 0; i < cells.size(); ++i) {
-      const size_t width = columns[i].second;
-      const std::string& cell = cells[i];
-      const std::string pad(cell.size() < width ? width - cell.size() : 0, ' ');
-      line += (i ? " " : "") + (i == 0 ? cell + pad : pad + cell);
-    }
-    return line + "\n";
-  };
-  // "--- label ---" over columns [first, last].
-  std::string groups;
-  auto group = [&](size_t first, size_t last, const std::string& label) {
-    size_t begin = 0;
-    for (size_t i = 0; i < first; ++i) begin += columns[i].second + 1;
-    size_t span = 0;
-    for (size_t i = first; i <= last; ++i) span += columns[i].second + (i > first ? 1 : 0);
-    const std::string text = " " + label + " ";
-    const size_t left = (span - text.size()) / 2;
-    groups.resize(begin, ' ');
-    groups += std::string(left, '-') + text + std::string(span - left - text.size(), '-');
-  };
-  group(4, 6, "latency of 2xx, ms");
-  group(8, 11, "GB-s");
-  out += groups + "\n";
-  std::vector<std::string> header;
-  for (const auto& column : columns) header.push_back(column.first);
-  out += join(header);
+  TextTable billed({{"model", model_width}, {"invocations", 11}, {"2xx", 8}, {"cold", 6}, {"p50", 8}, {"p90", 8},
+                    {"p99", 8}, {"batch", 6}, {"on-demand", 10}, {"init", 9}, {"provisioned", 11}, {"idle-warm", 10},
+                    {"$", 12}, {"$/1M 2xx", 10}});
+  billed.Group(4, 6, "latency of 2xx, ms");
+  billed.Group(8, 11, "GB-s");
+  out += billed.Header();
   auto add_row = [&](const ModelUsage& row, const std::string& name) {
     const policy::UsageTotals& u = row.usage;
-    out += join({name, std::to_string(row.invocations), std::to_string(row.ok), std::to_string(row.cold_starts),
-                 Fixed(row.p50_ms, 3), Fixed(row.p90_ms, 3), Fixed(row.p99_ms, 3), Fixed(row.mean_batch_rows, 2),
-                 Fixed(u.on_demand_duration_gb_s, 4), Fixed(u.init_gb_s, 4),
-                 Fixed(u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s, 4), Fixed(u.idle_warm_gb_s, 4),
-                 Fixed(row.bill.total_usd, 8), Fixed(row.usd_per_million_ok, 4)});
+    out += billed.Line({name, std::to_string(row.invocations), std::to_string(row.ok), std::to_string(row.cold_starts),
+                        Fixed(row.p50_ms, 3), Fixed(row.p90_ms, 3), Fixed(row.p99_ms, 3), Fixed(row.mean_batch_rows, 2),
+                        Fixed(u.on_demand_duration_gb_s, 4), Fixed(u.init_gb_s, 4),
+                        Fixed(u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s, 4), Fixed(u.idle_warm_gb_s, 4),
+                        Fixed(row.bill.total_usd, 8), Fixed(row.usd_per_million_ok, 4)});
   };
   for (const ModelUsage& row : report.models) add_row(row, row.model);
   add_row(report.total, "total");
@@ -349,6 +408,25 @@ std::string ReportTable(const UsageReport& report) {
          "  provisioned capacity " + Fixed(b.provisioned_capacity_usd, 8) + "  provisioned duration " +
          Fixed(b.provisioned_duration_usd, 8) + "  = " + Fixed(b.total_usd, 8) + "\n";
   out += "(idle-warm GB-s: on-demand instances kept alive without work; not billed by this price sheet)\n";
+
+  // Memory held and what the host would cost for it: a second bill, beside the first.
+  out += "\n";
+  TextTable held({{"model", model_width}, {"busy", 10}, {"idle-warm", 10}, {"provisioned", 11}, {"template", 10},
+                  {"standby", 10}, {"zygote", 10}, {"total", 11}, {"host $", 12}, {"host $/1M 2xx", 13}});
+  held.Group(1, 7, "memory held, GB-s");
+  out += held.Header();
+  auto add_held = [&](const ModelUsage& row, const std::string& name) {
+    const policy::HeldMemory& h = row.usage.held;
+    out += held.Line({name, Fixed(h.busy_gb_s, 4), Fixed(h.idle_warm_gb_s, 4), Fixed(h.provisioned_gb_s, 4),
+                      Fixed(h.template_gb_s, 4), Fixed(h.standby_gb_s, 4), Fixed(h.zygote_gb_s, 4),
+                      Fixed(h.total_gb_s(), 4), Fixed(row.bill.host_usd, 8), Fixed(row.host_usd_per_million_ok, 4)});
+  };
+  for (const ModelUsage& row : report.models) add_held(row, row.model);
+  add_held(report.total, "total");
+  const double held_gb_s = report.total.usage.held.total_gb_s();
+  out += "host $: " + Fixed(held_gb_s, 4) + " GB-s held = " + Fixed(held_gb_s / 3600, 6) + " GB-hours x $" +
+         Num(report.prices.host_usd_per_gb_hour) + " per GB-hour = " + Fixed(b.host_usd, 8) +
+         " (the host's cost of the memory held; not in total $)\n";
   return out;
 }
 

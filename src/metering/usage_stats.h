@@ -15,7 +15,16 @@
 //    capacity and executions on provisioned instances, all as pricing.h
 //    defines them; and idle-but-warm GB-s of on-demand instances
 //    (InstanceRecord idle_us x memory), which the price sheet does not price;
+//  - memory held (policy::HeldMemory), priced by the host cost only:
+//    on-demand instances' init + busy time (busy) and idle time (idle_warm),
+//    provisioned instances' whole life, stop - start (provisioned), all x
+//    their memory_mb; and HeldRecords' intervals x memory_mb by kind
+//    (template, standby, zygote). Negative durations count as 0;
 //  - instances stopped (InstanceRecords).
+// Records without a model (the zygote's HeldRecords) are the platform's:
+// they go to their own row, named kPlatformModel, after the models' rows
+// (in the report's `models`, so the rows still add up to the total), not
+// spread over the models.
 // Durations are rounded to the granularity given at construction when a
 // record is added (the rounding is per execution, so it cannot be redone
 // later); Report takes the prices and bill_init from its sheet. Pass a sheet
@@ -60,7 +69,12 @@ class LatencyHistogram {
   std::vector<int64_t> counts_;
 };
 
-// One row of a report: one model, or the total over all models.
+// The row of records without a model: memory the platform holds for no
+// model in particular (the shared zygote).
+inline constexpr std::string_view kPlatformModel = "(platform)";
+
+// One row of a report: one model, the platform (kPlatformModel), or the
+// total over all of them.
 struct ModelUsage {
   std::string model;  // "" for the total
   int64_t invocations = 0;
@@ -74,6 +88,7 @@ struct ModelUsage {
   policy::UsageTotals usage;   // billed requests and GB-s
   policy::Bill bill;
   double usd_per_million_ok = 0;  // bill.total_usd per 1 M 2xx invocations; 0 without any
+  double host_usd_per_million_ok = 0;  // bill.host_usd per 1 M 2xx invocations; 0 without any
 };
 
 struct UsageReport {
@@ -82,7 +97,7 @@ struct UsageReport {
   int64_t records = 0;
   Micros from_wall_us = 0;       // earliest start of a record; 0 with no records
   Micros to_wall_us = 0;         // latest end of a record
-  std::vector<ModelUsage> models;  // by model name
+  std::vector<ModelUsage> models;  // by model name, then the platform's row if it has records
   ModelUsage total;
 };
 
@@ -90,10 +105,12 @@ class UsageStats {
  public:
   explicit UsageStats(Micros granularity_us = policy::PriceSheet{}.granularity_us);  // >= 1
 
+  // Every kind of record; HeldRecords with an empty model go to the platform's row.
   void Add(const UsageRecord& record);
 
   UsageReport Report(const policy::PriceSheet& prices) const;
-  // One model's row; all zeros (named `model`) if no record named it.
+  // One model's row (kPlatformModel: the platform's); all zeros (named
+  // `model`) if no record named it.
   ModelUsage ModelReport(std::string_view model, const policy::PriceSheet& prices) const;
 
   int64_t records() const { return records_; }
@@ -114,6 +131,8 @@ class UsageStats {
   int64_t records_ = 0;
   Micros from_wall_us_ = 0, to_wall_us_ = 0;
   std::map<std::string, Accumulator, std::less<>> models_;
+  Accumulator platform_;      // records without a model
+  bool has_platform_ = false;
   Accumulator total_;
 };
 
@@ -126,13 +145,19 @@ class UsageStats {
 //          "provisioned_duration":..,"idle_warm":..},
 //  "usd":{"requests":..,"on_demand_duration":..,"init":..,"provisioned_capacity":..,
 //         "provisioned_duration":..,"total":..},
-//  "usd_per_million_ok":..}
-// (the total's "model" is ""). One line, ending in a newline.
+//  "usd_per_million_ok":..,
+//  "held_gb_s":{"busy":..,"idle_warm":..,"provisioned":..,"template":..,"standby":..,
+//               "zygote":..,"total":..},
+//  "host_usd":..,"host_usd_per_million_ok":..}
+// (the total's "model" is "", the platform's "(platform)"). "usd" is the
+// Lambda-style bill; "host_usd" the host cost of "held_gb_s", not in
+// "usd"."total". One line, ending in a newline.
 std::string ReportJson(const UsageReport& report);
 // One model: its row with "prices" and "granularity_ms" added.
 std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& prices, Micros granularity_us);
 // For people: a header, one line per model, the total, and the dollars per
-// component of the total.
+// component of the total; then memory held, one line per model and the
+// total, and the host cost.
 std::string ReportTable(const UsageReport& report);
 
 // "YYYY-MM-DDTHH:MM:SSZ" for wall-clock microseconds since the Unix epoch.

@@ -154,6 +154,102 @@ TEST(UsageStatsTest, ProvisionedInstancesPayCapacityNotInitOrIdle) {
   EXPECT_EQ(none.bill.total_usd, 0);
 }
 
+// Records for HeldMemoryByKind...: fraud (2 ok invocations, an on-demand
+// and a provisioned instance, a template, a standby), fashion (a template),
+// the zygote (the platform's).
+UsageStats HeldExample() {
+  UsageStats stats;
+  stats.Add(Ok("fraud", 1500));
+  stats.Add(Ok("fraud", 1500));
+  // On-demand, 2 GB: busy = (0.5 s init + 10 s busy) x 2 = 21 GB-s; idle-warm 60 s x 2 = 120 GB-s.
+  stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 2048, .start_wall_us = kNov28,
+                           .stop_wall_us = kNov28 + 71 * kMicrosPerSecond, .init_us = 500'000,
+                           .busy_us = 10 * kMicrosPerSecond, .idle_us = 60 * kMicrosPerSecond});
+  // Provisioned, 1 GB, 300 s from start to stop: 300 GB-s, whatever its busy and idle split.
+  stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 1024, .start_wall_us = kNov28,
+                           .stop_wall_us = kNov28 + 300 * kMicrosPerSecond, .init_us = kMicrosPerSecond,
+                           .busy_us = 20 * kMicrosPerSecond, .idle_us = 279 * kMicrosPerSecond, .provisioned = true});
+  // Template 0.5 GB x 600 s = 300 GB-s; standby 0.5 GB x 120 s = 60 GB-s.
+  stats.Add(HeldRecord{.model = "fraud", .kind = HeldKind::kTemplate, .memory_mb = 512, .start_wall_us = kNov28,
+                       .end_wall_us = kNov28 + 600 * kMicrosPerSecond});
+  stats.Add(HeldRecord{.model = "fraud", .kind = HeldKind::kStandby, .memory_mb = 512, .start_wall_us = kNov28,
+                       .end_wall_us = kNov28 + 120 * kMicrosPerSecond});
+  // An interval ending before it starts (the log refuses it) counts as 0.
+  stats.Add(HeldRecord{.model = "fraud", .kind = HeldKind::kStandby, .memory_mb = 512,
+                       .start_wall_us = kNov28 + 10, .end_wall_us = kNov28});
+  // fashion's template: 1 GB x 3600 s = 3600 GB-s.
+  stats.Add(HeldRecord{.model = "fashion", .kind = HeldKind::kTemplate, .memory_mb = 1024, .start_wall_us = kNov28,
+                       .end_wall_us = kNov28 + 3600 * kMicrosPerSecond});
+  // The zygote: 0.25 GB x 3600 s = 900 GB-s, the platform's.
+  stats.Add(HeldRecord{.kind = HeldKind::kZygote, .memory_mb = 256, .start_wall_us = kNov28 - 60 * kMicrosPerSecond,
+                       .end_wall_us = kNov28 + 3540 * kMicrosPerSecond});
+  return stats;
+}
+
+TEST(UsageStatsTest, HeldMemoryByKindPerModelAndThePlatform) {
+  const UsageStats stats = HeldExample();
+  const UsageReport report = stats.Report(policy::PriceSheet{});
+  EXPECT_EQ(report.records, 9);
+  EXPECT_EQ(report.from_wall_us, kNov28 - 60 * kMicrosPerSecond);  // the zygote's start
+  EXPECT_EQ(report.to_wall_us, kNov28 + 3600 * kMicrosPerSecond);  // fashion's template's end
+  ASSERT_EQ(report.models.size(), 3u);
+  EXPECT_EQ(report.models[0].model, "fashion");
+  EXPECT_EQ(report.models[1].model, "fraud");
+  EXPECT_EQ(report.models[2].model, "(platform)");  // after the models, not spread over them
+
+  const policy::HeldMemory& fraud = report.models[1].usage.held;
+  EXPECT_DOUBLE_EQ(fraud.busy_gb_s, 21);
+  EXPECT_DOUBLE_EQ(fraud.idle_warm_gb_s, 120);
+  EXPECT_DOUBLE_EQ(fraud.provisioned_gb_s, 300);
+  EXPECT_DOUBLE_EQ(fraud.template_gb_s, 300);
+  EXPECT_DOUBLE_EQ(fraud.standby_gb_s, 60);
+  EXPECT_EQ(fraud.zygote_gb_s, 0);
+  EXPECT_DOUBLE_EQ(fraud.total_gb_s(), 801);
+  // The existing fields keep their meaning: idle-warm of on-demand instances only.
+  EXPECT_DOUBLE_EQ(report.models[1].usage.idle_warm_gb_s, 120);
+  EXPECT_EQ(report.models[1].usage.provisioned_capacity_gb_s, 0);  // that comes from ProvisionedRecords
+  EXPECT_EQ(report.models[1].instances_stopped, 2);
+  // Host: 801 GB-s / 3600 x $0.00826875 = $0.001839796875; per 1 M of its 2 ok: $919.8984375.
+  EXPECT_NEAR(report.models[1].bill.host_usd, 0.001839796875, 1e-15);
+  EXPECT_NEAR(report.models[1].host_usd_per_million_ok, 919.8984375, 1e-9);
+  // The Lambda-style bill is the invocations' alone: 2 x ($0.0000002 + 0.001 GB-s x $0.0000166667).
+  EXPECT_NEAR(report.models[1].bill.total_usd, 2 * (0.0000002 + 0.0000000166667), 1e-18);
+
+  const ModelUsage& fashion = report.models[0];
+  EXPECT_DOUBLE_EQ(fashion.usage.held.template_gb_s, 3600);
+  EXPECT_DOUBLE_EQ(fashion.usage.held.total_gb_s(), 3600);
+  EXPECT_NEAR(fashion.bill.host_usd, 0.00826875, 1e-15);  // one GB-hour
+  EXPECT_EQ(fashion.bill.total_usd, 0);
+  EXPECT_EQ(fashion.host_usd_per_million_ok, 0);  // no 2xx
+
+  const ModelUsage& platform = report.models[2];
+  EXPECT_EQ(platform.invocations, 0);
+  EXPECT_DOUBLE_EQ(platform.usage.held.zygote_gb_s, 900);
+  EXPECT_DOUBLE_EQ(platform.usage.held.total_gb_s(), 900);
+  EXPECT_NEAR(platform.bill.host_usd, 0.0020671875, 1e-15);  // 0.25 GB-hour
+  EXPECT_EQ(platform.bill.total_usd, 0);
+
+  // Total: 801 + 3600 + 900 = 5301 GB-s held; $0.012175734375; per 1 M of 2 ok: $6087.8671875.
+  const policy::HeldMemory& all = report.total.usage.held;
+  EXPECT_DOUBLE_EQ(all.busy_gb_s, 21);
+  EXPECT_DOUBLE_EQ(all.template_gb_s, 3900);
+  EXPECT_DOUBLE_EQ(all.zygote_gb_s, 900);
+  EXPECT_DOUBLE_EQ(all.total_gb_s(), 5301);
+  EXPECT_NEAR(report.total.bill.host_usd, 0.012175734375, 1e-15);
+  EXPECT_NEAR(report.total.host_usd_per_million_ok, 6087.8671875, 1e-9);
+  EXPECT_NEAR(report.total.bill.total_usd, report.models[1].bill.total_usd, 1e-18);
+
+  // One row at a time: the platform's by its name, a model's by its name.
+  EXPECT_DOUBLE_EQ(stats.ModelReport(kPlatformModel, policy::PriceSheet{}).usage.held.zygote_gb_s, 900);
+  EXPECT_DOUBLE_EQ(stats.ModelReport("fraud", policy::PriceSheet{}).usage.held.total_gb_s(), 801);
+  EXPECT_EQ(stats.ModelReport("", policy::PriceSheet{}).usage.held.total_gb_s(), 0);
+
+  // Without a zygote record there is no platform row.
+  UsageStats no_platform;
+  no_platform.Add(Ok("fraud", 1500));
+  EXPECT_EQ(no_platform.Report(policy::PriceSheet{}).models.size(), 1u);
+}
+
 TEST(UsageStatsTest, GranularityComesFromTheConstructor) {
   UsageStats stats(100 * kMicrosPerMilli);
   stats.Add(Ok("fraud", 1000));  // 1 ms -> 100 ms
@@ -186,12 +282,72 @@ TEST(UsageStatsTest, ReportJsonIsValidAndComplete) {
   EXPECT_NEAR(root["total"]["usd"]["total"].get_double().value(), report.total.bill.total_usd, 1e-15);
   EXPECT_FALSE(root["total"]["usd_per_million_ok"].error());
   EXPECT_FALSE(root["total"]["latency_ms"]["p99"].error());
+  for (const char* key : {"busy", "idle_warm", "provisioned", "template", "standby", "zygote", "total"})
+    EXPECT_EQ(root["total"]["held_gb_s"][key].get_double().value(), 0) << key;
+  EXPECT_EQ(root["total"]["host_usd"].get_double().value(), 0);
+  EXPECT_EQ(root["total"]["host_usd_per_million_ok"].get_double().value(), 0);
+  EXPECT_EQ(root["prices"]["host_usd_per_gb_hour"].get_double().value(), 0.00826875);
 
   const std::string one = ModelReportJson(report.models[0], report.prices, report.granularity_us);
   ASSERT_EQ(parser.parse(one).get(root), simdjson::SUCCESS) << one;
   EXPECT_EQ(root["model"].get_string().value(), "fraud");
   EXPECT_EQ(root["prices"]["name"].get_string().value(), "aws-arm64");
   EXPECT_EQ(root["invocations"].get_int64().value(), 1);
+}
+
+TEST(UsageStatsTest, ReportJsonHasHeldMemoryAndTheHostCost) {
+  const UsageReport report = HeldExample().Report(policy::PriceSheet{});
+  const std::string json = ReportJson(report);
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  ASSERT_EQ(parser.parse(json).get(root), simdjson::SUCCESS) << json;
+  auto fraud = root["models"].at(1);
+  EXPECT_EQ(fraud["model"].get_string().value(), "fraud");
+  EXPECT_EQ(fraud["held_gb_s"]["busy"].get_double().value(), 21);
+  EXPECT_EQ(fraud["held_gb_s"]["idle_warm"].get_double().value(), 120);
+  EXPECT_EQ(fraud["held_gb_s"]["provisioned"].get_double().value(), 300);
+  EXPECT_EQ(fraud["held_gb_s"]["template"].get_double().value(), 300);
+  EXPECT_EQ(fraud["held_gb_s"]["standby"].get_double().value(), 60);
+  EXPECT_EQ(fraud["held_gb_s"]["zygote"].get_double().value(), 0);
+  EXPECT_EQ(fraud["held_gb_s"]["total"].get_double().value(), 801);
+  EXPECT_EQ(fraud["host_usd"].get_double().value(), 0.001839796875);  // 10 significant digits suffice here
+  EXPECT_EQ(fraud["host_usd_per_million_ok"].get_double().value(), 919.8984375);
+  EXPECT_EQ(fraud["gb_s"]["idle_warm"].get_double().value(), 120);
+  auto platform = root["models"].at(2);
+  EXPECT_EQ(platform["model"].get_string().value(), "(platform)");
+  EXPECT_EQ(platform["held_gb_s"]["zygote"].get_double().value(), 900);
+  EXPECT_EQ(platform["usd"]["total"].get_double().value(), 0);
+  EXPECT_EQ(platform["host_usd"].get_double().value(), 0.0020671875);
+  EXPECT_EQ(root["total"]["held_gb_s"]["total"].get_double().value(), 5301);
+  EXPECT_EQ(root["total"]["host_usd"].get_double().value(), 0.01217573437);  // $0.012175734375 to 10 digits
+
+  const std::string one = ModelReportJson(report.models[2], report.prices, report.granularity_us);
+  ASSERT_EQ(parser.parse(one).get(root), simdjson::SUCCESS) << one;
+  EXPECT_EQ(root["held_gb_s"]["zygote"].get_double().value(), 900);
+}
+
+TEST(UsageStatsTest, TableShowsMemoryHeldAndTheHostCostBesideTheBill) {
+  const std::string table = ReportTable(HeldExample().Report(policy::PriceSheet{}));
+  EXPECT_NE(table.find("--- memory held, GB-s ---"), std::string::npos) << table;
+  EXPECT_NE(table.find("\nmodel            busy  idle-warm provisioned   template    standby     zygote       total "
+                       "      host $ host $/1M 2xx\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("\nfraud         21.0000   120.0000    300.0000   300.0000    60.0000     0.0000    801.0000 "
+                       "  0.00183980      919.8984\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("\n(platform)     0.0000     0.0000      0.0000     0.0000     0.0000   900.0000    900.0000 "
+                       "  0.00206719        0.0000\n"),
+            std::string::npos)
+      << table;
+  // 5301 GB-s = 1.4725 GB-hours x $0.00826875 = $0.012175734375.
+  EXPECT_NE(table.find("host $: 5301.0000 GB-s held = 1.472500 GB-hours x $0.00826875 per GB-hour = 0.01217573 "
+                       "(the host's cost of the memory held; not in total $)\n"),
+            std::string::npos)
+      << table;
+  // The Lambda-style table has the platform's row too, billed nothing.
+  EXPECT_NE(table.find("\n(platform)           0        0      0 "), std::string::npos) << table;
 }
 
 TEST(UsageStatsTest, TableHasARowPerModelAndTheTotal) {
