@@ -547,7 +547,9 @@ Usage:
       What the usage in the usage log would cost on a serverless provider:
       per model and in total, invocations, 2xx, cold starts, p50/p90/p99
       latency of 2xx, mean batch rows, GB-s (on-demand, init, provisioned,
-      idle-warm), dollars and dollars per 1 M 2xx inferences.
+      idle-warm), dollars and dollars per 1 M 2xx inferences; then memory
+      held in GB-s (busy, idle-warm, provisioned, template, standby, zygote:
+      the platform's row) and its host cost, next to the dollars, not in them.
       --usage-log  the log written by thaw serve (default thaw-usage.jsonl)
       --since   only usage from WHEN on: an ISO-8601 UTC time
                 (2026-11-28T20:00:00Z) or a duration before now (30s, 15m,

@@ -139,7 +139,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                .provisioned_gb_s = row.usage.provisioned_capacity_gb_s,
                                .provisioned_duration_gb_s = row.usage.provisioned_duration_gb_s,
                                .idle_warm_gb_s = row.usage.idle_warm_gb_s,
-                               .dollars = row.bill.total_usd});
+                               .dollars = row.bill.total_usd,
+                               .held = row.usage.held,
+                               .host_dollars = row.bill.host_usd});
             return costs;
           },
       .stats_json = [&] { return usage_meter.StatsJson(); },

@@ -199,6 +199,24 @@ std::string PrometheusMetrics::Render(const Runtime& runtime, const std::vector<
   }
   w.Family("thaw_cost_dollars_total", "counter", "Cost under the server's price sheet, in US dollars.");
   for (const ModelCostTotals& c : costs) w.Sample("thaw_cost_dollars_total", Label("model", c.model), c.dollars);
+  w.Family("thaw_memory_held_gigabyte_seconds_total", "counter",
+           "Memory held in GB-seconds, by what held it: instances busy (init and executions), idle but warm, "
+           "provisioned (whole life), templates, standbys, and the shared zygote (model \"(platform)\").");
+  for (const ModelCostTotals& c : costs) {
+    const std::pair<std::string_view, double> kinds[] = {{"busy", c.held.busy_gb_s},
+                                                         {"idle_warm", c.held.idle_warm_gb_s},
+                                                         {"provisioned", c.held.provisioned_gb_s},
+                                                         {"template", c.held.template_gb_s},
+                                                         {"standby", c.held.standby_gb_s},
+                                                         {"zygote", c.held.zygote_gb_s}};
+    for (const auto& [kind, value] : kinds)
+      w.Sample("thaw_memory_held_gigabyte_seconds_total", Label("model", c.model) + "," + Label("kind", kind), value);
+  }
+  w.Family("thaw_host_cost_dollars_total", "counter",
+           "Cost of the memory held at the price sheet's host price per GB-hour, in US dollars; not in "
+           "thaw_cost_dollars_total.");
+  for (const ModelCostTotals& c : costs)
+    w.Sample("thaw_host_cost_dollars_total", Label("model", c.model), c.host_dollars);
 
   if (usage_log) {
     w.Family("thaw_usage_records_dropped_total", "counter",

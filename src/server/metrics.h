@@ -20,7 +20,11 @@
 //   thaw_in_flight_requests{model}, thaw_queued_requests{model}   gauges
 //   thaw_gigabyte_seconds_total{model,kind}              counter (on_demand, init, provisioned,
 //                                                        provisioned_duration, idle_warm)
-//   thaw_cost_dollars_total{model}                       counter
+//   thaw_cost_dollars_total{model}                       counter, the Lambda-style bill
+//   thaw_memory_held_gigabyte_seconds_total{model,kind}  counter (busy, idle_warm, provisioned,
+//                                                        template, standby, zygote); the zygote's
+//                                                        model is "(platform)"
+//   thaw_host_cost_dollars_total{model}                  counter, memory held at the host price
 //   With a usage log (usage_log passed to Render):
 //   thaw_usage_records_dropped_total                     counter, records never written (buffer full)
 //   thaw_usage_log_write_errors_total                    counter, failed write attempts
@@ -38,6 +42,7 @@
 
 #include "metering/usage.h"
 #include "metering/usage_log.h"
+#include "policy/pricing.h"
 #include "runtime/runtime.h"
 
 namespace thaw {
@@ -50,7 +55,9 @@ struct ModelCostTotals {
   double provisioned_gb_s = 0;
   double provisioned_duration_gb_s = 0;
   double idle_warm_gb_s = 0;
-  double dollars = 0;
+  double dollars = 0;             // the Lambda-style bill (Bill::total_usd)
+  policy::HeldMemory held;        // memory held, by kind
+  double host_dollars = 0;        // the host cost of `held` (Bill::host_usd)
 };
 
 class PrometheusMetrics : public metering::UsageSink {

@@ -64,6 +64,43 @@ TEST(PrometheusMetricsTest, CountsHistogramsAndCosts) {
   EXPECT_EQ(text.find("thaw_usage_records_dropped_total"), std::string::npos) << "no usage log, no family";
 }
 
+TEST(PrometheusMetricsTest, MemoryHeldByKindAndTheHostCost) {
+  boost::asio::io_context io;
+  RealClock clock;
+  Runtime runtime(io, clock, RuntimeOptions{.worker_path = "/nonexistent"});
+  PrometheusMetrics metrics;
+  const std::string text = metrics.Render(
+      runtime, {{.model = "fraud",
+                 .dollars = 0.25,
+                 .held = {.busy_gb_s = 21, .idle_warm_gb_s = 120, .provisioned_gb_s = 300, .template_gb_s = 300.5,
+                          .standby_gb_s = 60, .zygote_gb_s = 0},
+                 .host_dollars = 0.001839796875},
+                {.model = "(platform)", .held = {.zygote_gb_s = 900}, .host_dollars = 0.0020671875}});
+  EXPECT_TRUE(Has(text, "# TYPE thaw_memory_held_gigabyte_seconds_total counter")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="busy"} 21)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="idle_warm"} 120)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="provisioned"} 300)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="template"} 300.5)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="standby"} 60)")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_memory_held_gigabyte_seconds_total{model="fraud",kind="zygote"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"x(thaw_memory_held_gigabyte_seconds_total{model="(platform)",kind="zygote"} 900)x")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE thaw_host_cost_dollars_total counter")) << text;
+  EXPECT_TRUE(Has(text, R"(thaw_host_cost_dollars_total{model="fraud"} 0.001839796875)")) << text;
+  EXPECT_TRUE(Has(text, R"x(thaw_host_cost_dollars_total{model="(platform)"} 0.0020671875)x")) << text;
+  // The Lambda-style cost stays what it was.
+  EXPECT_TRUE(Has(text, R"(thaw_cost_dollars_total{model="fraud"} 0.25)")) << text;
+  EXPECT_TRUE(Has(text, R"x(thaw_cost_dollars_total{model="(platform)"} 0)x")) << text;
+  // One HELP and one TYPE line per family.
+  for (const std::string family : {"thaw_memory_held_gigabyte_seconds_total", "thaw_host_cost_dollars_total"}) {
+    size_t types = 0;
+    for (size_t at = text.find("# TYPE " + family + " "); at != std::string::npos;
+         at = text.find("# TYPE " + family + " ", at + 1))
+      ++types;
+    EXPECT_EQ(types, 1u) << family;
+    EXPECT_NE(text.find("# HELP " + family + " "), std::string::npos) << family;
+  }
+}
+
 TEST(PrometheusMetricsTest, UsageLogHealth) {
   boost::asio::io_context io;
   RealClock clock;

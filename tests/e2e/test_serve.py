@@ -828,7 +828,8 @@ def hand_bill(path):
     for line in open(path):
         r = json.loads(line)
         gb = r["memory_mb"] / 1024
-        m = bill.setdefault(r["model"], 0.0)
+        model = r["model"] or "(platform)"  # the zygote's held memory: its own row, billed nothing by Lambda
+        m = bill.setdefault(model, 0.0)
         if r["kind"] == "invocation" and r["instance_id"]:
             billed_s = max(1, math.ceil(r["compute_us"] / 1000)) / 1000  # each execution rounded up to 1 ms
             price = X86["provisioned_duration"] if r["provisioned"] else X86["on_demand"]
@@ -837,7 +838,7 @@ def hand_bill(path):
                 m += max(1, math.ceil(r["init_us"] / 1000)) / 1000 * gb * r["share"] * X86["on_demand"]
         elif r["kind"] == "provisioned":
             m += r["instances"] * (r["end_wall_us"] - r["start_wall_us"]) / 1e6 * gb * X86["provisioned"]
-        bill[r["model"]] = m
+        bill[model] = m
     return bill
 
 
