@@ -49,13 +49,24 @@ Status WarmUp(Backend& backend, const ModelConfig& config, int runs) {
 
 
 StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, const Clock& clock,
-                                                 BackendLoadTimings* timings) {
+                                                 BackendLoadTimings* timings, const BackendLoadOptions& options) {
   BackendLoadTimings ignored;
   if (timings == nullptr) timings = &ignored;
   if (test_factory) return test_factory(config);
-  if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings);
+  if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings, options);
   return InvalidArgument("model '" + config.name + "': unknown backend '" + config.backend +
                          "' (supported: torchscript)");
+}
+
+Status WarmEngine() {
+  if (test_factory) return Status::Ok();
+  return WarmTorchScriptEngine();
+}
+
+StatusOr<std::string> PrepareArtifact(const ModelConfig& config) {
+  if (test_factory) return std::string();  // test backends have none
+  if (config.backend == "torchscript") return PrepareTorchScriptArtifact(config);
+  return InvalidArgument("backend '" + config.backend + "' has no prepared artifact");
 }
 
 void SetIntraOpThreads(int threads) { SetTorchIntraOpThreads(threads); }

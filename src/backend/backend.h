@@ -44,7 +44,31 @@ namespace thaw {
 struct BackendLoadTimings {
   Micros model_load_us = 0;  // reading, freezing and optimising the model
   Micros warmup_us = 0;      // warm-up runs
+  bool used_prepared = false;  // loaded from the prepared artifact
 };
+
+// How to load. The defaults suit a process that will fork many instances (a
+// template): the most warm-up. An instance that loads for itself after fork
+// wants the first request sooner.
+struct BackendLoadOptions {
+  // A prepared artifact of this model (PrepareArtifact's bytes in a file):
+  // loaded instead of the model file when it loads, skipping the freeze.
+  // Empty or unloadable: the model file. Never trusted beyond its own model:
+  // it is keyed by the model file's content.
+  std::string prepared_path;
+  int warmup_runs = 3;
+  // TorchScript: the profiling executor specialises a graph over its first
+  // calls (slow ones); off, the first call runs the optimised graph as is
+  // (the same warm speed here, engine notes).
+  bool profiling_executor = true;
+};
+
+// The model prepared once for fast loads, as bytes to store: for TorchScript
+// the frozen module (optimize_for_inference output does not load back for
+// CNNs; a frozen module does, and optimising it again is cheap). Empty: the
+// backend has none (its instances load the model file). Errors as
+// CreateBackend's.
+StatusOr<std::string> PrepareArtifact(const ModelConfig& config);
 
 class Backend {
  public:
@@ -58,7 +82,7 @@ class Backend {
 };
 
 StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, const Clock& clock,
-                                                 BackendLoadTimings* timings);
+                                                 BackendLoadTimings* timings, const BackendLoadOptions& options = {});
 
 // Runs `backend` `runs` times on warm-up inputs of the config's shapes (-1
 // dims become 1, 2, 4, 1, ... in turn; floating inputs zeros, integer and
@@ -77,6 +101,12 @@ void SetBackendFactoryForTesting(BackendFactory factory);
 // (host source files, the run directory) become their file names. At most
 // 1000 bytes. Pure; no engine needed.
 std::string ClientEngineMessage(std::string_view engine_message);
+
+// Runs each engine's lazy one-time setup (its compiler, graph passes and
+// executor) on a tiny built-in model, so a process forked afterwards that
+// loads a model does not pay it (the zygote calls this before it forks).
+// Single-threaded when SetIntraOpThreads(1) came first.
+Status WarmEngine();
 
 // Sets the engine's intra-op thread count for this process.
 void SetIntraOpThreads(int threads);

@@ -7,10 +7,12 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <atomic>
+#include <sstream>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -22,10 +24,6 @@
 
 namespace thaw {
 namespace {
-
-// Number of warm-up runs at load time. The profiling executor needs a couple
-// of runs before it settles on an optimised plan.
-constexpr int kWarmupRuns = 3;
 
 // Intra-op thread count requested by SetTorchIntraOpThreads; 0 = not set.
 std::atomic<int> g_intra_op_threads{0};
@@ -224,10 +222,96 @@ Status CheckSpecTypes(const ModelConfig& config, const std::vector<TensorSpec>& 
   return Status::Ok();
 }
 
+
+// Loads `path` as a TorchScript module in eval mode; errors name the model.
+StatusOr<torch::jit::Module> LoadModule(const ModelConfig& config, const std::string& path, const std::string& shown_name) {
+  try {
+    // Quantized models need the onednn engine on x86 (see engine notes);
+    // harmless for float models.
+    const auto& engines = at::globalContext().supportedQEngines();
+    if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end())
+      at::globalContext().setQEngine(at::QEngine::ONEDNN);
+    torch::jit::Module module = torch::jit::load(path);
+    module.eval();
+    return module;
+  } catch (const std::exception& e) {
+    const std::string full = EngineMessage(e);
+    LogEvent(LogLevel::kWarning, "model_load_error",
+             LogFields({{"model", LogValue(config.name)}, {"path", LogValue(path)}, {"error", LogValue(full)}}));
+    return InvalidArgument("model '" + config.name + "': cannot load TorchScript file " + shown_name + ": " +
+                           ClientEngineMessage(full));
+  }
+}
+
+torch::jit::Module Freeze(const ModelConfig& config, torch::jit::Module module) {
+  try {
+    return torch::jit::freeze(module);
+  } catch (const std::exception& e) {
+    LogEvent(LogLevel::kWarning, "torch_freeze_failed",
+             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+    return module;
+  }
+}
+
 }  // namespace
 
+Status WarmTorchScriptEngine() {
+  // A small module exercising what loading a prepared model uses: the
+  // deserializer, the TorchScript compiler, freeze, optimize_for_inference
+  // (conv folding, the mkldnn rewrite) and the graph executor.
+  try {
+    PrepareThisThread();
+    torch::jit::Module module("thaw_engine_warmup");
+    module.register_parameter("w", at::full({8, 8}, 0.01), false);
+    module.register_parameter("k", at::full({4, 1, 3, 3}, 0.01), false);
+    module.register_parameter("g", at::ones({4}), false);
+    module.register_parameter("b", at::zeros({4}), false);
+    module.register_parameter("e", at::full({16, 8}, 0.01), false);
+    module.define(R"(
+def forward(self, x, image, tokens):
+    y = torch.relu(torch.matmul(x, self.w))
+    z = torch.conv2d(image, self.k, None, [1, 1], [1, 1])
+    z = torch.batch_norm(z, self.g, self.b, self.b, self.g, False, 0.1, 1e-5, False)
+    t = torch.embedding(self.e, tokens)
+    t = torch.layer_norm(t, [8])
+    return torch.softmax(y, 1), torch.adaptive_avg_pool2d(torch.relu(z), [1, 1]), torch.tanh(t)
+)");
+    module.eval();
+    torch::jit::Module frozen = torch::jit::freeze(module);
+    std::stringstream saved;
+    frozen.save(saved);
+    torch::jit::Module loaded = torch::jit::load(saved);
+    torch::jit::Module optimized = torch::jit::optimize_for_inference(loaded);
+    c10::InferenceMode guard;
+    for (int i = 0; i < 2; ++i)
+      optimized.forward({at::ones({2, 8}), at::ones({1, 1, 8, 8}), at::ones({1, 4}, at::kLong)});
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Internal("engine warm-up failed: " + EngineMessage(e));
+  }
+}
+
+StatusOr<std::string> PrepareTorchScriptArtifact(const ModelConfig& config) {
+  const std::string path = config.ModelPath();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    return NotFound("model '" + config.name + "': model file " + path + " not found");
+  PrepareThisThread();
+  StatusOr<torch::jit::Module> module = LoadModule(config, path, config.model_file);
+  if (!module.ok()) return module.status();
+  torch::jit::Module frozen = Freeze(config, std::move(module).value());
+  try {
+    std::ostringstream out;
+    frozen.save(out);
+    return std::move(out).str();
+  } catch (const std::exception& e) {
+    return InvalidArgument("model '" + config.name + "': cannot save its frozen module: " + ClientEngineMessage(EngineMessage(e)));
+  }
+}
+
 StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& config, const Clock& clock,
-                                                            BackendLoadTimings* timings) {
+                                                            BackendLoadTimings* timings,
+                                                            const BackendLoadOptions& options) {
   std::vector<at::ScalarType> input_types, output_types;
   THAW_RETURN_IF_ERROR(CheckSpecTypes(config, config.inputs, "input", &input_types));
   THAW_RETURN_IF_ERROR(CheckSpecTypes(config, config.outputs, "output", &output_types));
@@ -238,28 +322,23 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
     return NotFound("model '" + config.name + "': model file " + path + " not found");
 
   PrepareThisThread();
+  // Process-wide: this process loads one model (or, a template, forks
+  // instances that inherit the setting).
+  torch::jit::getProfilingMode() = options.profiling_executor;
   const Micros load_start = clock.NowMicros();
   torch::jit::Module module;
-  try {
-    // Quantized models need the onednn engine on x86 (see engine notes);
-    // harmless for float models.
-    const auto& engines = at::globalContext().supportedQEngines();
-    if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end())
-      at::globalContext().setQEngine(at::QEngine::ONEDNN);
-    module = torch::jit::load(path);
-    module.eval();
-  } catch (const std::exception& e) {
-    const std::string full = EngineMessage(e);
-    LogEvent(LogLevel::kWarning, "model_load_error",
-             LogFields({{"model", LogValue(config.name)}, {"path", LogValue(path)}, {"error", LogValue(full)}}));
-    return InvalidArgument("model '" + config.name + "': cannot load TorchScript file " + config.model_file + ": " +
-                           ClientEngineMessage(full));
+  bool prepared = false;
+  if (!options.prepared_path.empty() && ::stat(options.prepared_path.c_str(), &st) == 0) {
+    StatusOr<torch::jit::Module> loaded = LoadModule(config, options.prepared_path, "(prepared)");
+    if (loaded.ok()) {
+      module = std::move(loaded).value();
+      prepared = true;
+    }
   }
-  try {
-    module = torch::jit::freeze(module);
-  } catch (const std::exception& e) {
-    LogEvent(LogLevel::kWarning, "torch_freeze_failed",
-             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+  if (!prepared) {
+    StatusOr<torch::jit::Module> loaded = LoadModule(config, path, config.model_file);
+    if (!loaded.ok()) return loaded.status();
+    module = Freeze(config, std::move(loaded).value());
   }
   try {
     module = torch::jit::optimize_for_inference(module);
@@ -271,11 +350,12 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
 
   auto backend = std::make_unique<TorchScriptBackend>(config, std::move(module), std::move(input_types),
                                                       std::move(output_types));
-  THAW_RETURN_IF_ERROR(WarmUp(*backend, config, kWarmupRuns));
+  THAW_RETURN_IF_ERROR(WarmUp(*backend, config, options.warmup_runs));
   const Micros warm_end = clock.NowMicros();
 
   timings->model_load_us = load_end - load_start;
   timings->warmup_us = warm_end - load_end;
+  timings->used_prepared = prepared;
   return std::unique_ptr<Backend>(std::move(backend));
 }
 

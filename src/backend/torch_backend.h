@@ -12,7 +12,14 @@ namespace thaw {
 // Loads config.ModelPath() with torch::jit::load, freezes and optimises it
 // for inference, and warms it up (see backend.h).
 StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& config, const Clock& clock,
-                                                            BackendLoadTimings* timings);
+                                                            BackendLoadTimings* timings,
+                                                            const BackendLoadOptions& options);
+
+// See WarmEngine.
+Status WarmTorchScriptEngine();
+
+// The frozen module, serialised (see PrepareArtifact).
+StatusOr<std::string> PrepareTorchScriptArtifact(const ModelConfig& config);
 
 // at::set_num_threads for this process (see SetIntraOpThreads).
 void SetTorchIntraOpThreads(int threads);

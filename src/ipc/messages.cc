@@ -191,7 +191,7 @@ bool ValidStatusCode(uint8_t c) { return c <= static_cast<uint8_t>(StatusCode::k
 
 bool KnownType(uint8_t t) {
   return t >= static_cast<uint8_t>(MessageType::kReady) &&
-         t <= static_cast<uint8_t>(MessageType::kSpawn);
+         t <= static_cast<uint8_t>(MessageType::kForked);
 }
 
 uint32_t LoadU32(const char* p) {
@@ -215,12 +215,13 @@ Status CheckHeader(uint32_t length, uint8_t type) {
 // ---- Messages -------------------------------------------------------------
 
 std::string Encode(const ReadyMessage& m) {
-  Writer w(MessageType::kReady, 36 + 4 + m.sandbox.size());
+  Writer w(MessageType::kReady, 37 + 4 + m.sandbox.size());
   w.I32(m.pid);
   w.I64(m.started_us);
   w.I64(m.runtime_init_us);
   w.I64(m.model_load_us);
   w.I64(m.warmup_us);
+  w.U8(m.start_level);
   w.String(m.sandbox);
   return w.Finish();
 }
@@ -296,16 +297,54 @@ std::string Encode(const InferResponseMessage& m) {
 }
 
 std::string Encode(const SpawnMessage& m) {
-  Writer w(MessageType::kSpawn, 4 + m.model_dir.size());
+  Writer w(MessageType::kSpawn, 5 + m.model_dir.size());
   w.String(m.model_dir);
+  w.U8(m.prepare ? 1 : 0);
   return w.Finish();
+}
+
+std::string Encode(const PreparedMessage& m) {
+  Writer w(MessageType::kPrepared, 13 + m.chunk.size());
+  w.String(m.chunk);
+  w.U8(m.last ? 1 : 0);
+  w.I64(m.prepare_us);
+  return w.Finish();
+}
+
+std::string Encode(const ForkedMessage& m) {
+  Writer w(MessageType::kForked, 4);
+  w.I32(m.pid);
+  return w.Finish();
+}
+
+StatusOr<ForkedMessage> DecodeForked(std::string_view payload) {
+  Reader r(payload);
+  ForkedMessage m;
+  r.I32(&m.pid);
+  if (!r.ok() || !r.AtEnd() || m.pid <= 0) return Malformed("Forked", r);
+  return m;
+}
+
+StatusOr<PreparedMessage> DecodePrepared(std::string_view payload) {
+  Reader r(payload);
+  PreparedMessage m;
+  uint8_t last = 0;
+  r.String(&m.chunk);
+  r.U8(&last);
+  r.I64(&m.prepare_us);
+  if (!r.ok() || !r.AtEnd() || last > 1 || m.chunk.size() > kPreparedChunkBytes) return Malformed("Prepared", r);
+  m.last = last == 1;
+  return m;
 }
 
 StatusOr<SpawnMessage> DecodeSpawn(std::string_view payload) {
   Reader r(payload);
   SpawnMessage m;
   r.String(&m.model_dir);
-  if (!r.ok() || !r.AtEnd()) return Malformed("Spawn", r);
+  uint8_t prepare = 0;
+  r.U8(&prepare);
+  if (!r.ok() || !r.AtEnd() || prepare > 1) return Malformed("Spawn", r);
+  m.prepare = prepare == 1;
   return m;
 }
 
@@ -317,6 +356,7 @@ StatusOr<ReadyMessage> DecodeReady(std::string_view payload) {
   r.I64(&m.runtime_init_us);
   r.I64(&m.model_load_us);
   r.I64(&m.warmup_us);
+  r.U8(&m.start_level);
   r.String(&m.sandbox);
   if (!r.ok() || !r.AtEnd()) return Malformed("Ready", r);
   return m;

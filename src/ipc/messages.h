@@ -41,6 +41,15 @@ enum class MessageType : uint8_t {
   kInferRequest = 3,
   kInferResponse = 4,
   kSpawn = 5,
+  kPrepared = 6,
+  kForked = 7,
+};
+
+// Worker -> server, first, from an instance forked by a template or the
+// zygote: its pid, before it loads anything (the server learns which process
+// is starting, and can move it into its memory cgroup meanwhile).
+struct ForkedMessage {
+  int32_t pid = 0;
 };
 
 // Worker -> server, once, after the model is loaded and warmed.
@@ -50,6 +59,8 @@ struct ReadyMessage {
   Micros runtime_init_us = 0;  // process start to backend ready to load
   Micros model_load_us = 0;    // loading (and optimising) the model file
   Micros warmup_us = 0;        // first runs before serving
+  // How it started: a StartLevel (repo/model_config.h) as a number.
+  uint8_t start_level = 0;
   // What the worker's sandbox applied, in sandbox::EncodeReport's text form
   // (src/sandbox/sandbox.h); empty from a worker that reported nothing.
   std::string sandbox;
@@ -79,7 +90,21 @@ struct InferResponseMessage {
 // Server -> spawner: fork an instance that serves on the attached socket.
 struct SpawnMessage {
   std::string model_dir;  // zygote: the model to load after fork; template: ignored
+  // Zygote: the child prepares the model's artifact (PreparedMessage) and
+  // exits instead of serving.
+  bool prepare = false;
 };
+
+// Worker -> server, instead of kReady, from a child forked to prepare a
+// model: the artifact (backend.h, PrepareArtifact) in pieces of at most
+// kPreparedChunkBytes, in order, the last one marked, then it exits. Pieces
+// keep the server's memory flat whatever the model's size.
+struct PreparedMessage {
+  std::string chunk;
+  bool last = false;
+  Micros prepare_us = 0;  // load + freeze + serialise (the last piece)
+};
+constexpr size_t kPreparedChunkBytes = size_t{1} << 20;
 
 // Each Encode returns a complete frame ready to write.
 std::string Encode(const ReadyMessage& m);
@@ -87,6 +112,8 @@ std::string Encode(const InitErrorMessage& m);
 std::string Encode(const InferRequestMessage& m);
 std::string Encode(const InferResponseMessage& m);
 std::string Encode(const SpawnMessage& m);
+std::string Encode(const PreparedMessage& m);
+std::string Encode(const ForkedMessage& m);
 
 // An infer request as pieces for a gather write, so that the tensors are
 // not copied into a frame (a 200 MB input copied on the server's event loop
@@ -106,6 +133,8 @@ StatusOr<InitErrorMessage> DecodeInitError(std::string_view payload);
 StatusOr<InferRequestMessage> DecodeInferRequest(std::string_view payload);
 StatusOr<InferResponseMessage> DecodeInferResponse(std::string_view payload);
 StatusOr<SpawnMessage> DecodeSpawn(std::string_view payload);
+StatusOr<PreparedMessage> DecodePrepared(std::string_view payload);
+StatusOr<ForkedMessage> DecodeForked(std::string_view payload);
 
 struct Frame {
   MessageType type;

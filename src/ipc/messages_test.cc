@@ -53,9 +53,9 @@ InferRequestMessage SampleRequest() {
 TEST(IpcMessagesTest, ReadyRoundTrip) {
   ReadyMessage m{
       .pid = 4242, .started_us = 99, .runtime_init_us = -5, .model_load_us = 123456789012LL, .warmup_us = 7,
-      .sandbox = "mode on\nuid 65534\nnetns 0 unshare: Operation not permitted\n"};
+      .start_level = 3, .sandbox = "mode on\nuid 65534\nnetns 0 unshare: Operation not permitted\n"};
   std::string bytes = Encode(m);
-  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 36 + 4 + m.sandbox.size());
+  EXPECT_EQ(bytes.size(), kFrameHeaderBytes + 37 + 4 + m.sandbox.size());
   Frame f = Parse(bytes);
   EXPECT_EQ(f.type, MessageType::kReady);
   auto d = DecodeReady(f.payload);
@@ -65,6 +65,7 @@ TEST(IpcMessagesTest, ReadyRoundTrip) {
   EXPECT_EQ(d->runtime_init_us, -5);
   EXPECT_EQ(d->model_load_us, 123456789012LL);
   EXPECT_EQ(d->warmup_us, 7);
+  EXPECT_EQ(d->start_level, 3);
   EXPECT_EQ(d->sandbox, m.sandbox);
 }
 
@@ -331,7 +332,7 @@ TEST(IpcFrameReaderTest, OversizedFrameIsRejected) {
 }
 
 TEST(IpcFrameReaderTest, UnknownTypeIsRejected) {
-  for (uint8_t type : {0, 6, 255}) {
+  for (uint8_t type : {0, 8, 255}) {
     FrameReader r;
     std::string h = Header(1, type);
     r.Append(h.data(), h.size());
@@ -476,7 +477,38 @@ TEST(IpcMessagesTest, SpawnRoundTrip) {
   auto d = DecodeSpawn(f.payload);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->model_dir, "/models/fashion");
+  EXPECT_FALSE(d->prepare);
   EXPECT_FALSE(DecodeSpawn(f.payload + "x").ok());
+  auto prepare = DecodeSpawn(Parse(Encode(SpawnMessage{.model_dir = "m", .prepare = true})).payload);
+  ASSERT_TRUE(prepare.ok());
+  EXPECT_TRUE(prepare->prepare);
+  std::string bad = f.payload;
+  bad.back() = 2;  // neither 0 nor 1
+  EXPECT_FALSE(DecodeSpawn(bad).ok());
+}
+
+TEST(IpcMessagesTest, ForkedRoundTrip) {
+  Frame f = Parse(Encode(ForkedMessage{.pid = 31337}));
+  EXPECT_EQ(f.type, MessageType::kForked);
+  auto d = DecodeForked(f.payload);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->pid, 31337);
+  EXPECT_FALSE(DecodeForked(Parse(Encode(ForkedMessage{.pid = 0})).payload).ok());
+  EXPECT_FALSE(DecodeForked(f.payload + "x").ok());
+}
+
+TEST(IpcMessagesTest, PreparedRoundTrip) {
+  const std::string artifact("PK\0\x03 frozen bytes", 17);
+  Frame f = Parse(Encode(PreparedMessage{.chunk = artifact, .last = true, .prepare_us = 4321}));
+  EXPECT_EQ(f.type, MessageType::kPrepared);
+  auto d = DecodePrepared(f.payload);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->chunk, artifact);
+  EXPECT_TRUE(d->last);
+  EXPECT_EQ(d->prepare_us, 4321);
+  EXPECT_FALSE(DecodePrepared(f.payload.substr(0, f.payload.size() - 1)).ok());
+  // A piece over kPreparedChunkBytes is refused: the server's memory stays bounded.
+  EXPECT_FALSE(DecodePrepared(Parse(Encode(PreparedMessage{.chunk = std::string(kPreparedChunkBytes + 1, 'x')})).payload).ok());
 }
 
 TEST_F(IpcSocketPairTest, PassesDescriptorWithFrame) {

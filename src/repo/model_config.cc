@@ -198,6 +198,17 @@ Status CheckSpecs(const std::string& source, std::string_view key, const std::ve
 
 }  // namespace
 
+std::string_view StartLevelName(StartLevel level) {
+  switch (level) {
+    case StartLevel::kExec: return "exec";
+    case StartLevel::kZygote: return "zygote";
+    case StartLevel::kPrepared: return "prepared";
+    case StartLevel::kTemplate: return "template";
+    case StartLevel::kStandby: return "standby";
+  }
+  return "exec";
+}
+
 std::string_view StartPathName(StartPath path) {
   switch (path) {
     case StartPath::kExec: return "exec";
@@ -247,7 +258,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 
   static constexpr std::string_view kKnown[] = {
       "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "start_timeout_ms",
-      "max_concurrency", "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby",
+      "max_concurrency", "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby", "template_keep_alive_s",
       "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
       "panic_window_s", "provisioned_schedule", "batching", "max_batch_size", "max_queue_delay_us",
       "preferred_batch_sizes", "slo_p99_ms"};
@@ -277,6 +288,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   if (!path) return FieldError(source, "start_path", "unknown start path '" + start_path + "'; use exec, zygote or template");
   config.start_path = *path;
   THAW_RETURN_IF_ERROR(ReadBool(obj, "template_standby", source, &config.template_standby));
+  THAW_RETURN_IF_ERROR(ReadInt(obj, "template_keep_alive_s", source, &config.template_keep_alive_s));
   std::string keep_alive(KeepAliveName(config.keep_alive_policy));
   THAW_RETURN_IF_ERROR(ReadString(obj, "keep_alive_policy", source, &keep_alive));
   auto keep_alive_policy = ParseKeepAlive(keep_alive);
@@ -315,6 +327,7 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   THAW_RETURN_IF_ERROR(CheckRange(source, "instance_concurrency", c.instance_concurrency, 1, 1000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "min_instances", c.min_instances, 0, c.max_concurrency));
   THAW_RETURN_IF_ERROR(CheckRange(source, "keep_alive_s", c.keep_alive_s, 0, 7 * 24 * 3600));
+  THAW_RETURN_IF_ERROR(CheckRange(source, "template_keep_alive_s", c.template_keep_alive_s, 0, 7 * 24 * 3600));
   THAW_RETURN_IF_ERROR(CheckRange(source, "max_queue", c.max_queue, 0, 1000000));
   THAW_RETURN_IF_ERROR(CheckRange(source, "threads", c.threads, 1, 64));
   THAW_RETURN_IF_ERROR(CheckRange(source, "histogram_bin_ms", c.histogram_bin_ms, 1, 3600 * 1000));
@@ -381,7 +394,8 @@ std::string EncodeModelConfig(const ModelConfig& c) {
   w.Field("max_concurrency", c.max_concurrency).Field("instance_concurrency", c.instance_concurrency);
   w.Field("min_instances", c.min_instances).Field("keep_alive_s", c.keep_alive_s).Field("max_queue", c.max_queue);
   w.Field("threads", c.threads).Field("start_path", StartPathName(c.start_path));
-  w.Field("template_standby", c.template_standby).Field("keep_alive_policy", KeepAliveName(c.keep_alive_policy));
+  w.Field("template_standby", c.template_standby).Field("template_keep_alive_s", c.template_keep_alive_s);
+  w.Field("keep_alive_policy", KeepAliveName(c.keep_alive_policy));
   w.Field("histogram_bin_ms", c.histogram_bin_ms).Field("histogram_range_s", c.histogram_range_s);
   w.Field("target_concurrency", c.target_concurrency).Field("stable_window_s", c.stable_window_s);
   w.Field("panic_window_s", c.panic_window_s).Field("batching", BatchingName(c.batching));

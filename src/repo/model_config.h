@@ -34,6 +34,18 @@ enum class StartPath {
 std::string_view StartPathName(StartPath path);
 std::optional<StartPath> ParseStartPath(std::string_view name);
 
+// What an instance started from, the cheapest first: a template's warmed
+// standby, a ready template, the zygote with the model's prepared artifact
+// (frozen once, cached on disk by content), the zygote with the model file
+// alone (load and freeze it), or a fresh process. Each has its own start
+// time (measured in the cold-start breakdown, profiled for the simulator).
+// In a model's run directory (the runtime's copy that workers read), its
+// prepared artifact, when one has been made (backend.h, PrepareArtifact).
+inline constexpr char kPreparedArtifactFile[] = "thaw-prepared.pt";
+
+enum class StartLevel : uint8_t { kExec, kZygote, kPrepared, kTemplate, kStandby };
+std::string_view StartLevelName(StartLevel level);  // exec, zygote, prepared, template, standby
+
 // Request batching (src/policy/batching.h): none, a dynamic batcher with
 // fixed limits, or batch size and wait chosen online to meet an SLO.
 enum class Batching { kOff, kFixed, kAdaptive };
@@ -83,6 +95,11 @@ struct ModelConfig {
   // Template path: keep one child forked and warmed ahead of demand, so a
   // cold start only hands it a socket. Costs the child's private pages.
   bool template_standby = true;
+  // Template path: how long after the model was last wanted (a request, a
+  // start, a pre-warm) its template and standby are held; then they stop and
+  // instances start from the zygote until the model is called again
+  // (policy/template_cache.h). A provisioned floor holds them. 0..7 days.
+  int64_t template_keep_alive_s = 300;
 
   // Keep-alive policy: "fixed" (keep_alive_s) or "histogram" (the hybrid
   // histogram policy: pre-warm and keep alive from the model's idle times).

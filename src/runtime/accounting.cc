@@ -33,9 +33,11 @@ std::array<std::pair<std::string_view, Micros>, 7> ColdStartParts(const ColdStar
            {"total", c.total_us}}};
 }
 
-std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, const ColdStartBreakdown& cold) {
+std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, StartLevel level,
+                            const ColdStartBreakdown& cold) {
   std::string fields = LogFields({{"model", std::string(model)}, {"instance", std::to_string(instance_id)},
-                                  {"start_path", std::string(StartPathName(path))}});
+                                  {"start_path", std::string(StartPathName(path))},
+                                  {"start_level", std::string(StartLevelName(level))}});
   for (const auto& [name, us] : ColdStartParts(cold)) {
     fields += ' ';
     fields += name;

@@ -62,6 +62,7 @@ struct InvocationTiming {
   bool provisioned = false; // ran on an instance of the model's provisioned floor
   bool cold_start = false;  // waited for an instance that became ready after it arrived
   StartPath start_path = StartPath::kExec;  // how that instance started
+  StartLevel start_level = StartLevel::kExec;  // and from what
   ColdStartBreakdown cold;  // when cold_start
   uint64_t instance_id = 0;
 };
@@ -83,6 +84,7 @@ std::array<std::pair<std::string_view, Micros>, 7> ColdStartParts(const ColdStar
 // reported it in its Ready message.
 struct StartTimes {
   StartPath path = StartPath::kExec;
+  StartLevel level = StartLevel::kExec;
   Micros spawn_start_us = 0;  // the runtime asked for it
   Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
   Micros ready_us = 0;        // the runtime got its Ready
@@ -97,7 +99,8 @@ ColdStartBreakdown ColdStartOf(const StartTimes& start, Micros arrival_us, Micro
                                Micros first_inference_us, Micros total_us);
 
 // The cold_start log line's fields.
-std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, const ColdStartBreakdown& cold);
+std::string ColdStartFields(std::string_view model, uint64_t instance_id, StartPath path, StartLevel level,
+                            const ColdStartBreakdown& cold);
 
 // The usage record of a request answered (or refused) at `wall_now_us`.
 metering::InvocationRecord InvocationRecordOf(const std::string& model, int64_t memory_mb, uint64_t request_id,

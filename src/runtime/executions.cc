@@ -53,6 +53,7 @@ std::vector<InferOutcome> AnswerOutcomes(const std::string& model, const Status&
     t.batch_share = static_cast<double>(r.rows) / static_cast<double>(std::max<int64_t>(1, batch_rows));
     t.cold_start = instance.start.ready_us > r.arrival_us;
     t.start_path = instance.start.path;
+    t.start_level = instance.start.level;
     t.instance_id = instance.id;
     t.provisioned = instance.provisioned;
     if (t.cold_start) t.cold = ColdStartOf(instance.start, r.arrival_us, r.dispatched_us, compute_us, t.total_us);

@@ -9,7 +9,7 @@ namespace thaw {
 
 StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& spawners, const Clock& clock,
                                           const ModelConfig& config, const std::string& run_directory,
-                                          uint64_t instance_id) {
+                                          uint64_t instance_id, StartPath path) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return Unavailable("cannot create a socket for a new instance");
@@ -21,7 +21,8 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
     return Unavailable("cannot enforce memory_mb: " + cgroup_dir.status().message());
   }
   launched.cgroup_dir = *cgroup_dir;
-  if (config.start_path == StartPath::kExec) {
+  launched.path = path;
+  if (path == StartPath::kExec) {
     std::vector<std::string> args = {processes.worker_path(), "--model-dir", run_directory, "--fd",
                                      std::to_string(kWorkerFd)};
     if (!launched.cgroup_dir.empty()) args.insert(args.end(), {"--cgroup", launched.cgroup_dir});
@@ -36,7 +37,15 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
     launched.pid = *pid;
     launched.spawn_done_us = clock.NowMicros();
   } else {
-    std::shared_ptr<Spawner> spawner = spawners.Ensure(config);
+    std::shared_ptr<Spawner> spawner;
+    if (path == StartPath::kTemplate) {
+      Spawner* own = spawners.TemplateOf(config.name);
+      if (own && own->ready) spawner = own->shared_from_this();
+    }
+    if (!spawner) {
+      launched.path = StartPath::kZygote;
+      spawner = spawners.Zygote();
+    }
     launched.forked_by = spawner;
     if (spawner) {
       spawners.Fork(*spawner, run_directory, fds[1]);

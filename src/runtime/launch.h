@@ -1,7 +1,8 @@
-// Starting an instance's process, by its model's start path: exec'd
+// Starting an instance's process by the path the scheduler chose: exec'd
 // (thaw-worker in its own memory cgroup, which it joins before loading), or
-// forked by its template or the zygote (the runtime moves it into its cgroup
-// when it reports ready). Either way the instance's socket is a fresh
+// forked by its model's template (if that is not ready after all, by the
+// zygote) or by the zygote (the runtime moves it into its cgroup when it
+// reports ready). Either way the instance's socket is a fresh
 // socketpair; the worker gets one end.
 // Errors: kUnavailable naming what failed (socket, cgroup, spawn). A fork
 // whose spawner cannot start is not an error here: the instance sees EOF and
@@ -27,10 +28,11 @@ struct LaunchedInstance {
   Micros spawn_done_us = 0;         // exec: posix_spawn returned
   std::string cgroup_dir;           // empty if memory is not enforced
   std::weak_ptr<Spawner> forked_by;  // fork: the template or zygote asked
+  StartPath path = StartPath::kExec;  // the path taken
 };
 
 StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& spawners, const Clock& clock,
                                           const ModelConfig& config, const std::string& run_directory,
-                                          uint64_t instance_id);
+                                          uint64_t instance_id, StartPath path);
 
 }  // namespace thaw

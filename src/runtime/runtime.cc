@@ -37,7 +37,8 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                              .memory_cgroups = options_.memory_cgroups,
                              .sandbox = options_.sandbox,
                              .worker_user = options_.worker_user}),
-      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}) {
+      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}),
+      cgroup_mover_(io) {
   run_dir_ = options_.run_dir;
   if (run_dir_.empty()) {
     StatusOr<std::string> made = MakeRunDirectory(processes_.worker_user());
@@ -55,20 +56,36 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
             auto it = models_.find(model);
             return it == models_.end() || it->second->removed ? nullptr : &it->second->config;
           },
-          .template_ready = [this](const std::string& model) { scheduler_.StartSucceeded(model); },
-          .template_error =
-              [this](const std::string& model, const std::string& error) {
-                if (!error.empty()) return scheduler_.SetStartError(model, error);
-                if (scheduler_.LastStartError(model).empty())
-                  scheduler_.SetStartError(model, "template exited before it was ready");
+          .template_ready =
+              [this](const std::string& model) {
+                scheduler_.StartSucceeded(model);
+                scheduler_.TemplateReady(model, NowPair(), &actions_);
+                Carry();
               },
-          .template_live = [this](const std::string& model, bool live) { scheduler_.SetTemplateLive(model, live); },
+          .zygote_ready = [this] { startup_settled_ = true; },
+          .template_gone =
+              [this](const std::string& model, const std::string& error) {
+                scheduler_.TemplateGone(model, error, NowPair(), &actions_);
+                Carry();
+              },
           .start_timed_out =
               [this](Spawner& spawner, const std::string& message) {
                 TimeOutSpawner(spawner, message);
                 Carry();
               },
       });
+  preparations_ = std::make_unique<Preparations>(
+      io_, clock_, *spawners_, options_.prepared_dir.empty() ? run_dir_ + "/.prepared" : options_.prepared_dir,
+      Preparations::Events{.done = [this](const std::string& name, const Status& status, bool made) {
+        auto it = models_.find(name);
+        if (it == models_.end()) return;
+        it->second->prepared = status.ok() && made;
+        // A model file the engine cannot load is the model's start error
+        // now, not at its first request.
+        if (status.code() == StatusCode::kInvalidArgument) scheduler_.SetStartError(name, status.message());
+        if (!status.ok())
+          LogEvent(LogLevel::kWarning, "model_prepare_failed", LogFields({{"model", name}, {"error", LogValue(status.message())}}));
+      }});
 }
 
 Runtime::~Runtime() {
@@ -139,6 +156,26 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
 void Runtime::FlushUsage() {
   scheduler_.FlushProvisioned(NowPair(), &actions_);
   Carry();
+  RecordZygoteHeld();
+}
+
+void Runtime::RecordZygoteHeld() {
+  const Spawner* zygote = spawners_->ZygoteIfAny();
+  const Micros now_wall = clock_.WallMicros();
+  if (!options_.usage || !zygote || zygote->gone) {
+    zygote_held_since_wall_us_ = now_wall;
+    return;
+  }
+  // The platform's: the memory its cgroup may hold, as instances count memory_mb.
+  const Micros started_wall = now_wall - (clock_.NowMicros() - zygote->started_us);
+  const Micros from = std::max(zygote_held_since_wall_us_, started_wall);
+  if (now_wall > from)
+    options_.usage->Record(metering::HeldRecord{.model = "",
+                                                .kind = metering::HeldKind::kZygote,
+                                                .memory_mb = cgroup::kZygoteMemoryMb,
+                                                .start_wall_us = from,
+                                                .end_wall_us = now_wall});
+  zygote_held_since_wall_us_ = now_wall;
 }
 
 sched::Now Runtime::NowPair() const { return {.mono_us = clock_.NowMicros(), .wall_us = clock_.WallMicros()}; }
@@ -153,7 +190,18 @@ void Runtime::Carry() {
     auto it = models_.find(action.model);
     if (it == models_.end() && action.kind != Action::Kind::kFail) continue;  // removed meanwhile
     switch (action.kind) {
-      case Action::Kind::kStart: Launch(*it->second, action.instance_id, action.provisioned); break;
+      case Action::Kind::kStart: Launch(*it->second, action.instance_id, action.path, action.provisioned); break;
+      case Action::Kind::kStartTemplate:
+        if (Status started = spawners_->StartTemplate(it->second->config); !started.ok())
+          scheduler_.TemplateGone(action.model, started.message(), NowPair(), &actions_);
+        break;
+      case Action::Kind::kStopTemplate:
+        spawners_->StopTemplate(action.model);
+        LogEvent(LogLevel::kInfo, "template_stop", LogFields({{"model", action.model}, {"reason", action.reason}}));
+        break;
+      case Action::Kind::kHeld:
+        if (options_.usage) options_.usage->Record(sched::HeldRecordOf(action, it->second->config.memory_mb));
+        break;
       case Action::Kind::kDispatch: Send(*it->second, action); break;
       case Action::Kind::kFail: FailRequest(action); break;
       case Action::Kind::kStop: Kill(*it->second, action); break;
@@ -189,13 +237,12 @@ void Runtime::FailRequest(const Action& fail) {
   asio::post(io_, [done = std::move(pending->done), outcome = std::move(outcome)]() mutable { done(std::move(outcome)); });
 }
 
-void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
+void Runtime::Launch(Model& model, uint64_t instance_id, StartPath path, bool provisioned) {
   auto instance = std::make_shared<Instance>();
   instance->id = instance_id;
-  instance->start_path = model.config.start_path;
   instance->spawn_start_us = clock_.NowMicros();
   StatusOr<LaunchedInstance> launched =
-      LaunchInstance(processes_, *spawners_, clock_, model.config, model.run_directory, instance_id);
+      LaunchInstance(processes_, *spawners_, clock_, model.config, model.run_directory, instance_id, path);
   if (!launched.ok()) {
     LogEvent(LogLevel::kError, "instance_start_failed",
              LogFields({{"model", model.config.name}, {"error", LogValue(launched.status().message())}}));
@@ -203,6 +250,7 @@ void Runtime::Launch(Model& model, uint64_t instance_id, bool provisioned) {
     return;
   }
   instance->pid = launched->pid;
+  instance->start_path = launched->path;
   instance->spawn_done_us = launched->spawn_done_us;
   instance->cgroup_dir = launched->cgroup_dir;
   instance->forked_by = launched->forked_by;
@@ -274,9 +322,67 @@ void Runtime::OnClosed(Model& model, Instance& instance) {
   Carry();
 }
 
+void Runtime::MarkReady(Model& model, Instance& instance) {
+  instance.ready = true;
+  const ipc::ReadyMessage& ready = instance.ready_message;
+  LogEvent(LogLevel::kInfo, "instance_ready",
+           LogFields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
+                      {"pid", std::to_string(instance.pid)},
+                      {"start_path", std::string(StartPathName(instance.start_path))},
+                      {"start_level", std::string(StartLevelName(static_cast<StartLevel>(ready.start_level)))},
+                      {"start_ms", MillisText(clock_.NowMicros() - instance.spawn_start_us)},
+                      {"load_ms", MillisText(ready.model_load_us)}, {"warmup_ms", MillisText(ready.warmup_us)}}));
+  scheduler_.InstanceReady(model.config.name, instance.id, NowPair(), &actions_);
+}
+
+void Runtime::MoveToCgroup(Model& model, Instance& instance) {
+  // A forked instance is sandboxed before it can join its memory cgroup, so
+  // the server moves it, off the event loop (cgroup_mover.h), as soon as it
+  // knows the pid: until then it is held by its spawner's cgroup. (Pages it
+  // allocated before move with it on v1, memory.move_charge_at_immigrate.)
+  if (instance.start_path == StartPath::kExec || instance.cgroup_dir.empty()) {
+    instance.moved = true;  // nothing to move: exec'd workers join their group themselves
+    return;
+  }
+  if (instance.pid <= 0 || instance.moving) return;
+  instance.moving = true;
+  cgroup_mover_.Move(instance.pid, instance.cgroup_dir,
+                     [this, name = model.config.name, id = instance.id, pid = instance.pid](Status moved) {
+                       auto it = models_.find(name);
+                       if (it == models_.end()) return;  // gone anyway
+                       auto found = it->second->instances.find(id);
+                       if (found == it->second->instances.end()) return;
+                       if (moved.ok()) {
+                         found->second->moved = true;
+                         // Its Ready came first: it gets work now, inside its own limit.
+                         if (found->second->ready_reported && !found->second->ready) {
+                           MarkReady(*it->second, *found->second);
+                           Carry();
+                         }
+                         return;
+                       }
+                       const std::string error =
+                           "cannot enforce memory_mb: cannot move instance into its memory cgroup: " + moved.message();
+                       scheduler_.SetStartError(name, error);
+                       LogEvent(LogLevel::kError, "instance_init_error",
+                                LogFields({{"model", name}, {"instance", std::to_string(id)}, {"error", LogValue(error)}}));
+                       ::kill(pid, SIGKILL);  // EOF follows: its requests fail with 503
+                     });
+}
+
 void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, const std::string& payload) {
-  const Micros now = clock_.NowMicros();
   switch (type) {
+    case ipc::MessageType::kForked: {
+      auto forked = ipc::DecodeForked(payload);
+      if (!forked.ok() || instance.start_path == StartPath::kExec || instance.ready_reported) {
+        scheduler_.InstanceGone(model.config.name, instance.id, sched::GoneKind::kProtocolError,
+                                Internal("instance sent an unexpected Forked message"), "", NowPair(), &actions_);
+        return;
+      }
+      instance.pid = forked->pid;
+      MoveToCgroup(model, instance);
+      return;
+    }
     case ipc::MessageType::kReady: {
       auto ready = ipc::DecodeReady(payload);
       if (ready.ok()) {
@@ -285,30 +391,11 @@ void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, c
         if (instance.pid == 0) instance.pid = ready->pid;
         if (instance.start_path != StartPath::kExec) instance.spawn_done_us = ready->started_us;
       }
-      // A forked instance is sandboxed before it can join its memory cgroup,
-      // so the server moves it, before it is given any work. (Pages a
-      // zygote-path instance allocated while loading move with it on v1,
-      // memory.move_charge_at_immigrate.)
-      if (instance.start_path != StartPath::kExec && !instance.cgroup_dir.empty()) {
-        if (Status moved = cgroup::MoveToMemoryCgroup(instance.cgroup_dir, instance.pid); !moved.ok()) {
-          const std::string error = "cannot enforce memory_mb: cannot move instance into its memory cgroup: " + moved.message();
-          scheduler_.SetStartError(model.config.name, error);
-          LogEvent(LogLevel::kError, "instance_init_error",
-                   LogFields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                           {"error", LogValue(error)}}));
-          if (instance.pid > 0) ::kill(instance.pid, SIGKILL);  // EOF follows: a failed start
-          return;
-        }
-      }
-      instance.ready = true;
-      LogEvent(LogLevel::kInfo, "instance_ready",
-               LogFields({{"model", model.config.name}, {"instance", std::to_string(instance.id)},
-                       {"pid", std::to_string(instance.pid)},
-                       {"start_path", std::string(StartPathName(instance.start_path))},
-                       {"start_ms", MillisText(now - instance.spawn_start_us)},
-                       {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
-                       {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
-      scheduler_.InstanceReady(model.config.name, instance.id, NowPair(), &actions_);
+      instance.ready_reported = true;
+      MoveToCgroup(model, instance);  // if its Forked did not already
+      // Work goes to an instance only inside its own memory limit: one whose
+      // move has not landed yet is ready when it does.
+      if (instance.moved) MarkReady(model, instance);
       return;
     }
     case ipc::MessageType::kInitError: {
@@ -359,6 +446,7 @@ void Runtime::OnResponse(Model& model, Instance& instance, const std::string& pa
       {.id = instance.id,
        .provisioned = done->instance.provisioned,
        .start = {.path = instance.start_path,
+                 .level = static_cast<StartLevel>(ready.start_level),
                  .spawn_start_us = instance.spawn_start_us,
                  .spawn_done_us = instance.spawn_done_us,
                  .ready_us = done->instance.ready_us,
@@ -379,7 +467,8 @@ void Runtime::OnResponse(Model& model, Instance& instance, const std::string& pa
   // A cold start is logged once per execution, not per request in it.
   if (!outcomes.empty() && outcomes.front().timing.cold_start)
     LogEvent(LogLevel::kInfo, "cold_start",
-             ColdStartFields(model.config.name, instance.id, instance.start_path, outcomes.front().timing.cold));
+             ColdStartFields(model.config.name, instance.id, instance.start_path,
+                             static_cast<StartLevel>(instance.ready_message.start_level), outcomes.front().timing.cold));
   for (size_t i = 0; i < outcomes.size(); ++i) answered[i]->done(std::move(outcomes[i]));
 }
 
@@ -410,16 +499,11 @@ void Runtime::OnTimer(Model& model) {
 }
 
 void Runtime::TimeOutForkedStart(Instance& instance, const std::string& message) {
+  // A child that said Forked is killed by its pid (Kill); one that never did
+  // was never forked: its template or zygote is stuck, and goes.
+  if (instance.pid > 0) return;
   std::shared_ptr<Spawner> by = instance.forked_by.lock();
   if (!by || by->gone || !by->ready) return;
-  // Kill it and the children that have not reported (their pids are unknown
-  // to us); a template that had been ready is replaced at once.
-  std::vector<pid_t> known;
-  for (const auto& [name, other] : models_)
-    for (const auto& [oid, o] : other->instances)
-      if (o->pid > 0) known.push_back(o->pid);
-  for (pid_t child : WorkerProcesses::ChildrenOf(by->pid))
-    if (std::find(known.begin(), known.end(), child) == known.end()) ::kill(child, SIGKILL);
   TimeOutSpawner(*by, message);
 }
 
@@ -428,12 +512,12 @@ void Runtime::TimeOutSpawner(Spawner& spawner, const std::string& message) {
            LogFields({{"pid", std::to_string(spawner.pid)}, {"error", LogValue(message)}}));
   // Instances waiting for it fail their start naming the cause.
   for (auto& [name, model] : models_) {
-    if (spawners_->Of(model->config) != &spawner) continue;
     bool waiting = false;
-    for (const auto& [id, instance] : model->instances) waiting |= !instance->ready;
-    if (waiting || spawner.owner == name) scheduler_.SetStartError(name, message);
+    for (const auto& [id, instance] : model->instances)
+      waiting |= !instance->ready && instance->forked_by.lock().get() == &spawner;
+    if (waiting) scheduler_.SetStartError(name, message);
   }
-  spawners_->TimeOut(spawner);
+  spawners_->TimeOut(spawner, message);
 }
 
 void Runtime::Arm(Model& model, Micros wake) {
@@ -486,6 +570,7 @@ void Runtime::Shutdown() {
     model->wake_us = model->armed_wake_us = kNever;
     model->timer.cancel();
   }
+  RecordZygoteHeld();
   spawners_->Shutdown();
   while (!validations_.empty()) validations_.begin()->second->check->Cancel(Unavailable("server is shutting down"));
   // Reap the processes just killed (templates, the zygote, exec instances),

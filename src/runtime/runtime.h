@@ -69,6 +69,7 @@
 #include "repo/model_config.h"
 #include "ipc/messages.h"
 #include "runtime/accounting.h"
+#include "runtime/cgroup_mover.h"
 #include "runtime/worker_processes.h"
 #include "sched/scheduler.h"
 #include "tensor/tensor.h"
@@ -79,6 +80,7 @@ namespace cgroup {
 class MemoryCgroups;
 }
 class Spawners;
+class Preparations;
 struct Spawner;
 
 // A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
@@ -117,6 +119,10 @@ struct RuntimeOptions {
   // If set, every event the scheduler gets is appended here, for replay
   // (sched::Replay) and differential tests. Not owned.
   sched::EventLog* scheduler_log = nullptr;
+  // Where prepared artifacts are kept by content (runtime/preparations.h);
+  // empty = inside the run directory (made again by each server run). A
+  // directory that outlives the server keeps them across restarts.
+  std::string prepared_dir;
 };
 
 // What an instance is doing, for status reports.
@@ -160,6 +166,9 @@ struct ModelStatus {
   // (template/zygote path) the spawner is ready. Else the reason.
   bool ready = false;
   std::string not_ready_reason;
+  // Template path: the template cache's state (none, starting, ready).
+  std::string template_state = "none";
+  bool prepared = false;  // its prepared artifact is in place
 };
 
 class Runtime {
@@ -206,9 +215,10 @@ class Runtime {
   // of the model is in progress. Called once, on the io_context thread.
   void ReloadModel(ModelConfig config, std::function<void(Status)> done);
 
-  // True once every model loaded at the time has its template or zygote
-  // ready or failed (latched: later loads and restarts do not clear it).
-  // For the server's readiness probe.
+  // True once the zygote (started with the first model that forks) has been
+  // ready, or failed, or none is needed (latched: later loads and restarts
+  // do not clear it). Deploying starts nothing per model, so this is the
+  // server's whole startup. For the server's readiness probe.
   bool Ready();
 
   // Unloads a model: its queued requests fail with kUnavailable, its
@@ -229,8 +239,8 @@ class Runtime {
   // instance. Idempotent.
   void Shutdown();
 
-  // Closes the provisioned intervals open now (and reopens them), so usage
-  // read next includes provisioned time up to now.
+  // Closes the provisioned and held-memory intervals open now (and reopens
+  // them), so usage read next includes that time up to now.
   void FlushUsage();
 
  private:
@@ -246,7 +256,7 @@ class Runtime {
   // VersionCheck (reloads), run_files.h (what workers read).
   sched::Now NowPair() const;
   void Carry();
-  void Launch(Model& model, uint64_t instance_id, bool provisioned);
+  void Launch(Model& model, uint64_t instance_id, StartPath path, bool provisioned);
   void Send(Model& model, const sched::Action& dispatch);
   void FailRequest(const sched::Action& fail);
   void Kill(Model& model, const sched::Action& stop);
@@ -263,8 +273,12 @@ class Runtime {
   void FinishValidation(const std::string& model, Status status);
   void OnClosed(Model& model, Instance& instance);
   void OnFrame(Model& model, Instance& instance, ipc::MessageType type, const std::string& payload);
+  void MoveToCgroup(Model& model, Instance& instance);
+  void MarkReady(Model& model, Instance& instance);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
+  // The zygote's held memory since the last call (a usage record, the platform's).
+  void RecordZygoteHeld();
 
   boost::asio::io_context& io_;
   const Clock& clock_;
@@ -272,6 +286,8 @@ class Runtime {
   WorkerProcesses processes_;
   sched::Scheduler scheduler_;
   std::unique_ptr<Spawners> spawners_;  // templates and the zygote
+  std::unique_ptr<Preparations> preparations_;  // artifacts, made in the background
+  CgroupMover cgroup_mover_;  // forked instances into their cgroups, off the event loop
   sched::Actions actions_;  // the scheduler's, not carried out yet
   bool carrying_ = false;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
@@ -282,6 +298,7 @@ class Runtime {
   uint64_t next_request_id_ = 1;
   bool shut_down_ = false;
   bool startup_settled_ = false;  // Ready() latched
+  Micros zygote_held_since_wall_us_ = 0;  // the zygote's held memory is recorded up to here
   std::map<std::string, std::shared_ptr<Validation>, std::less<>> validations_;  // reloads in progress, by model
   bool draining_ = false;              // no new requests
   std::function<void()> on_drained_;   // called once the accepted ones are answered

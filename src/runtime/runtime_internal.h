@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/instance_channel.h"
+#include "runtime/preparations.h"
 #include "runtime/runtime.h"
 #include "runtime/spawners.h"
 #include "runtime/version_check.h"
@@ -41,6 +42,9 @@ struct Runtime::Instance {
   ipc::ReadyMessage ready_message;
   std::weak_ptr<Spawner> forked_by;    // the template or zygote asked to fork it
   std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
+  bool moving = false;      // forked: its move into cgroup_dir was asked for
+  bool moved = false;       // in its own memory cgroup (or none is needed)
+  bool ready_reported = false;  // it sent Ready (ready: and the scheduler was told, once moved)
 };
 
 // A new version of a loaded model being proven (ReloadModel): a worker
@@ -61,6 +65,7 @@ struct Runtime::Model {
   // holds it (settings may change while serving) and a link to the model file.
   std::string run_directory;
   bool removed = false;  // unloaded; kept only until its callbacks drain
+  bool prepared = false;  // its run directory has its prepared artifact
   std::map<uint64_t, std::shared_ptr<Instance>> instances;  // processes, by the scheduler's ids
   boost::asio::steady_timer timer;
   Micros wake_us = sched::kNever;        // when the scheduler wants Wake

@@ -36,9 +36,11 @@ Status Runtime::AddModel(ModelConfig config) {
                    {"keep_alive_s", std::to_string(ref.config.keep_alive_s)},
                    {"start_path", std::string(StartPathName(ref.config.start_path))}}));
   THAW_RETURN_IF_ERROR(scheduler_.AddModel(ref.config, NowPair(), &actions_));
-  // Templates and the zygote start at deploy so the first request finds them ready.
-  if (ref.config.start_path != StartPath::kExec) spawners_->Ensure(ref.config);
+  // Deploying holds nothing per model: the shared zygote starts with the
+  // first model that forks; a template starts when the scheduler wants it.
+  if (ref.config.start_path != StartPath::kExec) spawners_->Zygote();
   Carry();
+  preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file);
   return Status::Ok();
 }
 
@@ -63,10 +65,9 @@ void Runtime::ApplySettings(Model& model, bool new_workers, std::string_view rea
   // The scheduler stops starting and idle instances (busy ones retire when
   // they finish) before its actions are carried out, so the starts it asks
   // for use the new template.
+  // (It also stops the template, and starts a new one if the model is hot.)
   (void)scheduler_.UpdateModel(model.config, new_workers, reason, NowPair(), &actions_);
-  if (!new_workers) return;
-  spawners_->Replace(model.config.name);
-  if (model.config.start_path == StartPath::kTemplate) spawners_->Ensure(model.config);
+  if (new_workers && model.config.start_path != StartPath::kExec) spawners_->Zygote();
 }
 
 void Runtime::ReloadModel(ModelConfig config, std::function<void(Status)> done) {
@@ -115,6 +116,8 @@ void Runtime::FinishValidation(const std::string& name, Status status) {
     } else {
       model.config = std::move(config);
       status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
+      model.prepared = false;
+      preparations_->Request(model.config.name, model.run_directory, model.config.model_file);
       ApplySettings(model, /*new_workers=*/true, "reloaded");
       Carry();
     }
@@ -136,6 +139,7 @@ Status Runtime::RemoveModel(std::string_view name) {
                                NowPair(), &actions_);
   Carry();
   model.timer.cancel();
+  preparations_->Forget(model.config.name);
   spawners_->Remove(model.config.name);
   std::error_code ignored;
   std::filesystem::remove_all(model.run_directory, ignored);

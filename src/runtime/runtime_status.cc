@@ -31,7 +31,9 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   ModelStatus status;
   status.name = model.config.name;
   status.start_path = model.config.start_path;
-  const Spawner* spawner = spawners_->Of(model.config);
+  const Spawner* spawner = model.config.start_path == StartPath::kExec ? nullptr
+                           : spawners_->TemplateOf(model.config.name) ? spawners_->TemplateOf(model.config.name)
+                                                                      : spawners_->ZygoteIfAny();
   auto decode_sandbox = [](const std::string& text) -> std::optional<sandbox::SandboxReport> {
     if (text.empty()) return std::nullopt;
     StatusOr<sandbox::SandboxReport> report = sandbox::DecodeReport(text);
@@ -50,6 +52,12 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   status.last_start_error = scheduler_.LastStartError(model.config.name);
   status.not_ready_reason = NotReadyReason(model);
   status.ready = status.not_ready_reason.empty();
+  status.prepared = model.prepared;
+  switch (scheduler_.TemplateStateOf(model.config.name)) {
+    case sched::Scheduler::TemplateState::kNone: status.template_state = "none"; break;
+    case sched::Scheduler::TemplateState::kStarting: status.template_state = "starting"; break;
+    case sched::Scheduler::TemplateState::kReady: status.template_state = "ready"; break;
+  }
   for (const auto& [id, instance] : model.instances) {
     const std::optional<sched::InstanceView> view = scheduler_.FindInstance(model.config.name, id);
     InstanceStatus s;
@@ -72,20 +80,21 @@ std::string Runtime::NotReadyReason(const Model& model) const {
   const std::string& last_start_error = scheduler_.LastStartError(model.config.name);
   if (!last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + last_start_error;
   if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
-  const Spawner* spawner = spawners_->Of(model.config);
-  const char* what = model.config.start_path == StartPath::kTemplate ? "template" : "zygote";
-  if (spawner && !spawner->gone && spawner->ready) return "";
-  if (spawner && !spawner->gone) return "model '" + model.config.name + "' is starting: its " + what + " is not ready yet";
-  return "model '" + model.config.name + "' has no " + what + " running; the next request starts one";
+  // A template is a cache: without one, instances start from the zygote.
+  const Spawner* own = spawners_->TemplateOf(model.config.name);
+  if (own && own->ready) return "";
+  const Spawner* zygote = spawners_->ZygoteIfAny();
+  if (zygote && !zygote->gone && zygote->ready) return "";
+  if (zygote && !zygote->gone) return "model '" + model.config.name + "' is starting: the zygote is not ready yet";
+  return "model '" + model.config.name + "' has no zygote running; the next request starts one";
 }
 
 bool Runtime::Ready() {
   if (startup_settled_) return true;
-  for (const auto& [name, model] : models_) {
-    const Spawner* spawner = spawners_->Of(model->config);
-    // Still loading, and not failed: not settled yet.
-    if (spawner && !spawner->gone && !spawner->ready && scheduler_.LastStartError(name).empty()) return false;
-  }
+  // Deploying holds nothing per model, so startup is the zygote's start
+  // (zygote_ready latches it too, should it restart before anyone asks).
+  const Spawner* zygote = spawners_->ZygoteIfAny();
+  if (zygote && !zygote->gone && !zygote->ready) return false;
   startup_settled_ = true;
   return true;
 }

@@ -39,6 +39,15 @@ Tensor FloatTensor(std::string name, Shape shape, float value) {
   return t;
 }
 
+// Whether `pid` is a running process (not gone, not a zombie).
+bool Alive(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const size_t paren = stat.rfind(')');  // the state follows the command name
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
+}
+
 class RuntimeTest : public ::testing::Test {
  public:
   void SetUp() override {
@@ -95,6 +104,21 @@ class RuntimeTest : public ::testing::Test {
   }
 
   int InstanceCount(const std::string& model) { return runtime_->GetModelStatus(model)->instances.size(); }
+  // The template cache's state: "none", "starting" or "ready".
+  std::string TemplateState(const std::string& model) { return runtime_->GetModelStatus(model)->template_state; }
+
+  // Kills the model's instances and runs until the runtime has seen them go,
+  // so its next request starts a new instance (from its template, once that
+  // is ready).
+  void KillInstances(const std::string& model) {
+    const auto status = runtime_->GetModelStatus(model);
+    ASSERT_TRUE(status.ok());
+    for (const InstanceStatus& instance : status->instances) {
+      ASSERT_GT(instance.pid, 0);
+      ASSERT_EQ(::kill(instance.pid, SIGKILL), 0) << "pid " << instance.pid << ": " << std::strerror(errno);
+    }
+    RunUntil([&] { return InstanceCount(model) == 0; });
+  }
 
   boost::asio::io_context io_;
   RealClock clock_;
@@ -265,19 +289,44 @@ TEST_P(StartPathTest, ColdStartWithTwoThreadsServesAndReportsBreakdown) {
   ASSERT_TRUE(first.status.ok()) << first.status.ToString();
   EXPECT_EQ(first.outputs.at(0).shape, (Shape{8, 10}));
   EXPECT_TRUE(first.timing.cold_start);
+  if (path == StartPath::kTemplate) {
+    // Deploying started no template: the first instance starts from the
+    // zygote, and its request starts the template. Once that is ready, the
+    // next instance forks from it.
+    EXPECT_EQ(first.timing.start_path, StartPath::kZygote);
+    EXPECT_GT(first.timing.cold.model_load_us, 0);
+    RunUntil([&] { return TemplateState("fashion") == "ready"; });
+    KillInstances("fashion");
+    const Tensor from_zygote = first.outputs.at(0);
+    first = Run("fashion", {FloatTensor("image", {8, 1, 28, 28}, 0.5f)});
+    ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+    EXPECT_TRUE(first.timing.cold_start);
+    EXPECT_EQ(first.outputs.at(0).data, from_zygote.data);
+  }
   EXPECT_EQ(first.timing.start_path, path);
   const ColdStartBreakdown& cold = first.timing.cold;
   EXPECT_GT(cold.first_inference_us, 0);
   EXPECT_GE(cold.total_us, cold.first_inference_us);
-  if (path == StartPath::kTemplate) {
-    EXPECT_EQ(cold.model_load_us, 0);  // loaded in the template, before the fork
-    EXPECT_EQ(cold.warmup_us, 0);
-  } else {
-    EXPECT_GT(cold.model_load_us, 0);
+  switch (path) {
+    case StartPath::kTemplate:
+      EXPECT_EQ(cold.model_load_us, 0);  // loaded in the template, before the fork
+      EXPECT_EQ(cold.warmup_us, 0);
+      EXPECT_EQ(first.timing.start_level, standby ? StartLevel::kStandby : StartLevel::kTemplate);
+      break;
+    case StartPath::kZygote:
+      EXPECT_GT(cold.model_load_us, 0);
+      EXPECT_TRUE(first.timing.start_level == StartLevel::kZygote || first.timing.start_level == StartLevel::kPrepared)
+          << StartLevelName(first.timing.start_level);
+      break;
+    case StartPath::kExec:
+      EXPECT_GT(cold.model_load_us, 0);
+      EXPECT_EQ(first.timing.start_level, StartLevel::kExec);
+      break;
   }
   InferOutcome second = Run("fashion", {FloatTensor("image", {8, 1, 28, 28}, 0.5f)});
   ASSERT_TRUE(second.status.ok()) << second.status.ToString();
   EXPECT_FALSE(second.timing.cold_start);
+  EXPECT_EQ(second.timing.instance_id, first.timing.instance_id);
   EXPECT_EQ(second.outputs.at(0).data, first.outputs.at(0).data);
 
   auto status = runtime_->GetModelStatus("fashion");
@@ -292,6 +341,55 @@ INSTANTIATE_TEST_SUITE_P(Paths, StartPathTest,
                                            std::make_tuple(StartPath::kTemplate, false),
                                            std::make_tuple(StartPath::kTemplate, true)));
 
+// A template is a cache, not a fixture: deploying starts none; a request
+// starts its instance from the zygote and the template in the background;
+// once that is ready, new instances fork from it (nothing left to load).
+TEST_F(RuntimeTest, TemplatePathStartsFromTheZygoteThenForksFromTheReadyTemplate) {
+  for (const bool standby : {true, false}) {
+    ModelConfig config = Load("fraud");
+    config.name = standby ? "fraud_standby" : "fraud_plain";
+    config.start_path = StartPath::kTemplate;
+    config.template_standby = standby;
+    config.keep_alive_s = 0;  // an instance stops once idle: each request starts one
+    ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+    auto deployed = runtime_->GetModelStatus(config.name);
+    EXPECT_EQ(deployed->template_state, "none") << config.name;
+    ASSERT_TRUE(deployed->spawner.has_value());  // the zygote
+    RunUntil([&] { return runtime_->Ready(); });  // the zygote only: no template to wait for
+    EXPECT_EQ(TemplateState(config.name), "none");
+
+    InferOutcome first = Run(config.name, {FloatTensor("features", {2, 30}, 1.0f)});
+    ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+    EXPECT_TRUE(first.timing.cold_start);
+    EXPECT_EQ(first.timing.start_path, StartPath::kZygote);
+    EXPECT_TRUE(first.timing.start_level == StartLevel::kZygote || first.timing.start_level == StartLevel::kPrepared)
+        << StartLevelName(first.timing.start_level);
+    EXPECT_GT(first.timing.cold.model_load_us, 0);
+    const std::string after_first = TemplateState(config.name);  // the request started it
+    EXPECT_TRUE(after_first == "starting" || after_first == "ready") << after_first;
+
+    RunUntil([&] { return TemplateState(config.name) == "ready" && InstanceCount(config.name) == 0; });
+    auto status = runtime_->GetModelStatus(config.name);
+    ASSERT_TRUE(status->spawner.has_value());  // now the template
+    EXPECT_TRUE(status->spawner->ready);
+    const int template_pid = status->spawner->pid;
+
+    InferOutcome second = Run(config.name, {FloatTensor("features", {2, 30}, 1.0f)});
+    ASSERT_TRUE(second.status.ok()) << second.status.ToString();
+    EXPECT_TRUE(second.timing.cold_start);
+    EXPECT_NE(second.timing.instance_id, first.timing.instance_id);
+    EXPECT_EQ(second.timing.start_path, StartPath::kTemplate);
+    EXPECT_EQ(second.timing.start_level, standby ? StartLevel::kStandby : StartLevel::kTemplate);
+    EXPECT_EQ(second.timing.cold.model_load_us, 0);
+    EXPECT_EQ(second.timing.cold.warmup_us, 0);
+    EXPECT_EQ(second.outputs.at(0).data, first.outputs.at(0).data);
+    EXPECT_EQ(runtime_->GetModelStatus(config.name)->spawner->pid, template_pid);
+    EXPECT_EQ(TemplateState(config.name), "ready");
+    // The zygote prepared its artifact in the background.
+    RunUntil([&] { return runtime_->GetModelStatus(config.name)->prepared; });
+  }
+}
+
 // The OpenMP trap needs a parent that really ran a parallel region: the
 // large model's 224x224 warm-up does (fashion's 28x28 one is too small for
 // libtorch to go parallel). A template that warmed on 2 threads hangs here.
@@ -303,26 +401,44 @@ TEST_F(RuntimeTest, TemplateChildRunsLargeModelOnTwoThreads) {
   config.template_standby = false;
   config.threads = 2;
   ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  // The first instance starts from the zygote; the request starts the template.
+  ASSERT_TRUE(Run("large", {FloatTensor("image", {2, 3, 224, 224}, 0.5f)}).status.ok());
+  RunUntil([&] { return TemplateState("large") == "ready"; });
+  KillInstances("large");
   InferOutcome outcome = Run("large", {FloatTensor("image", {2, 3, 224, 224}, 0.5f)});
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
   EXPECT_TRUE(outcome.timing.cold_start);
+  EXPECT_EQ(outcome.timing.start_path, StartPath::kTemplate);  // a child of the template
   EXPECT_EQ(outcome.outputs.at(0).shape, (Shape{2, 1000}));
 }
 
-TEST_F(RuntimeTest, KilledTemplateIsRestartedAndServes) {
+// A template that dies is not restarted by itself: the model's next request
+// (it is still wanted) starts a new one, and instances fork from that.
+TEST_F(RuntimeTest, KilledTemplateIsReplacedWhenTheModelIsNextWanted) {
   ModelConfig config = Load("fraud");
   config.start_path = StartPath::kTemplate;
   ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
-  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  RunUntil([&] { return TemplateState("fraud") == "ready"; });
   const int old_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
   ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+  RunUntil([&] { return TemplateState("fraud") == "none"; });
+  const Micros later = clock_.NowMicros() + 300 * kMicrosPerMilli;
+  RunUntil([&] { return clock_.NowMicros() >= later; });
+  EXPECT_EQ(TemplateState("fraud"), "none");  // nothing wanted it meanwhile
+  InferOutcome served = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(served.status.ok()) << served.status.ToString();
+  EXPECT_FALSE(served.timing.cold_start);  // the idle instance serves it
+  EXPECT_NE(TemplateState("fraud"), "none");  // the request wanted it
   RunUntil([&] {
     auto spawner = runtime_->GetModelStatus("fraud")->spawner;
-    return spawner && spawner->ready && spawner->pid != old_pid;
+    return TemplateState("fraud") == "ready" && spawner && spawner->ready && spawner->pid != old_pid;
   });
+  KillInstances("fraud");
   InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
   EXPECT_TRUE(outcome.timing.cold_start);
+  EXPECT_EQ(outcome.timing.start_path, StartPath::kTemplate);
 }
 
 TEST_F(RuntimeTest, WarmStartsInstancesAheadOfTraffic) {
@@ -378,12 +494,15 @@ TEST_F(RuntimeTest, HistogramKeepAlivePrewarmsForAPeriodicCaller) {
 
 TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherModel) {
   runtime_->Shutdown();
-  // fraud needs 512 MB and fashion 1024 MB, and their templates count as
-  // much: 1536 + 1200 MB holds one instance of either.
+  // fraud needs 512 MB and fashion 1024 MB: 1200 MB holds one instance of
+  // either. Both start from the zygote, so no template takes a share.
   runtime_ = std::make_unique<Runtime>(
-      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1536 + 1200});
-  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
-  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+  for (const char* name : {"fraud", "fashion"}) {
+    ModelConfig config = Load(name);
+    config.start_path = StartPath::kZygote;
+    ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  }
   ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
   EXPECT_EQ(InstanceCount("fraud"), 1);
   InferOutcome fashion = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
@@ -394,16 +513,27 @@ TEST_F(RuntimeTest, MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherMo
 
 TEST_F(RuntimeTest, MemoryPressureKeepsProvisionedInstances) {
   runtime_->Shutdown();
+  // fraud's floor holds its instance (512 MB) and its template with a
+  // standby (2 x 512 MB); fashion's instance needs 1024 MB. 2248 MB leaves
+  // 712 MB beside fraud: fashion would fit only by evicting fraud's
+  // provisioned instance or its held template.
   runtime_ = std::make_unique<Runtime>(
-      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1536 + 1200});
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 2248});
   ModelConfig fraud = Load("fraud");
   fraud.min_instances = 1;  // provisioned: must not be evicted for fashion
   ASSERT_TRUE(runtime_->AddModel(Deploy(fraud)).ok());
   ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
-  RunUntil([&] { return runtime_->GetModelStatus("fraud")->instances.at(0).state == InstanceState::kIdle; });
+  RunUntil([&] {
+    auto status = runtime_->GetModelStatus("fraud");
+    return status->template_state == "ready" && status->instances.size() == 1 &&
+           status->instances[0].state == InstanceState::kIdle;
+  });
   InferOutcome fashion = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
   EXPECT_EQ(fashion.status.code(), StatusCode::kUnavailable) << fashion.status.ToString();
+  EXPECT_NE(fashion.status.message().find("memory"), std::string::npos) << fashion.status.message();
   EXPECT_EQ(InstanceCount("fraud"), 1);
+  EXPECT_EQ(TemplateState("fraud"), "ready");
+  EXPECT_EQ(InstanceCount("fashion"), 0);
 }
 
 TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
@@ -419,19 +549,35 @@ TEST_F(RuntimeTest, StartOverMemoryBudgetIsUnavailable) {
 
 TEST_F(RuntimeTest, TemplatesCountAgainstTheMemoryBudget) {
   runtime_->Shutdown();
-  // fraud's instance (512 MB) fits 1000 MB alone, not beside its template.
   runtime_ = std::make_unique<Runtime>(
-      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1000});
-  ModelConfig exec = Load("fraud");
-  exec.start_path = StartPath::kExec;
-  ASSERT_TRUE(runtime_->AddModel(Deploy(exec)).ok());
-  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());  // no template: fits
-  ASSERT_TRUE(runtime_->RemoveModel("fraud").ok());
-  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());  // template path: the template is never refused
-  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .memory_budget_mb = 1200});
+  // With a standby, fraud's template counts 2 x 512 MB: it does not fit
+  // beside the instance (512 MB), so it is not started; the request is
+  // served from the zygote all the same.
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
   InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
-  EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
-  EXPECT_NE(outcome.status.message().find("memory"), std::string::npos) << outcome.status.message();
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_EQ(outcome.timing.start_path, StartPath::kZygote);
+  EXPECT_EQ(TemplateState("fraud"), "none");
+  ASSERT_TRUE(runtime_->RemoveModel("fraud").ok());
+
+  // Without a standby it counts 512 MB: instance and template fit together.
+  ModelConfig plain = Load("fraud");
+  plain.template_standby = false;
+  plain.keep_alive_s = 0;  // the instance goes once idle; the template stays (template_keep_alive_s)
+  ASSERT_TRUE(runtime_->AddModel(Deploy(plain)).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  RunUntil([&] { return TemplateState("fraud") == "ready" && InstanceCount("fraud") == 0; });
+
+  // The ready template holds its 512 MB: fashion's instance (1024 MB) fits
+  // only by evicting it, as it would an idle instance of another model.
+  ModelConfig fashion = Load("fashion");
+  fashion.start_path = StartPath::kZygote;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(fashion)).ok());
+  InferOutcome served = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(served.status.ok()) << served.status.ToString();
+  EXPECT_EQ(TemplateState("fraud"), "none");
+  EXPECT_EQ(InstanceCount("fashion"), 1);
 }
 
 TEST_F(RuntimeTest, RemoveModelFailsItsWorkLoudlyAndFreesTheName) {
@@ -761,7 +907,9 @@ TEST_F(RuntimeTest, UsageRecordsForRequestsInstancesAndProvisionedTime) {
   EXPECT_TRUE(served.provisioned);  // the min_instances instance
   EXPECT_FALSE(served.cold_start);
   EXPECT_GT(served.compute_us, 0);
-  EXPECT_EQ(served.start_path, "template");
+  // The floor's instance and template start together at deploy: the
+  // template is not ready yet, so the instance starts from the zygote.
+  EXPECT_EQ(served.start_path, "zygote");
   const auto refused_record = std::find_if(invocations.begin(), invocations.end(),
                                            [](const auto& r) { return r.http_status == 429; });
   ASSERT_NE(refused_record, invocations.end());
@@ -783,6 +931,31 @@ TEST_F(RuntimeTest, UsageRecordsForRequestsInstancesAndProvisionedTime) {
   EXPECT_EQ(provisioned[0].instances, 1);
   EXPECT_EQ(provisioned[0].end_wall_us, provisioned[1].start_wall_us);
   EXPECT_GE(provisioned[1].end_wall_us, provisioned[1].start_wall_us);
+
+  // The floor holds the template and its standby from deploy: each holds
+  // memory_mb, recorded like the provisioned intervals.
+  for (const metering::HeldKind kind : {metering::HeldKind::kTemplate, metering::HeldKind::kStandby}) {
+    int intervals = 0;
+    for (const auto& held : sink.Of<metering::HeldRecord>()) {
+      if (held.model != "fraud" || held.kind != kind) continue;
+      ++intervals;
+      EXPECT_EQ(held.memory_mb, config.memory_mb);
+      EXPECT_GE(held.end_wall_us, held.start_wall_us);
+    }
+    EXPECT_GE(intervals, 1) << metering::HeldKindName(kind);
+  }
+  // The shared zygote's held memory is the platform's (no model), recorded
+  // at FlushUsage and at shutdown without gaps or overlaps.
+  std::vector<metering::HeldRecord> zygote;
+  for (const auto& held : sink.Of<metering::HeldRecord>())
+    if (held.kind == metering::HeldKind::kZygote) zygote.push_back(held);
+  ASSERT_EQ(zygote.size(), 2u);
+  for (const auto& held : zygote) {
+    EXPECT_EQ(held.model, "");
+    EXPECT_EQ(held.memory_mb, cgroup::kZygoteMemoryMb);
+    EXPECT_GT(held.end_wall_us, held.start_wall_us);
+  }
+  EXPECT_EQ(zygote[0].end_wall_us, zygote[1].start_wall_us);
 }
 
 
@@ -826,14 +999,20 @@ TEST_P(StuckStartTest, ModelThatHangsAtWarmUpTimesOutWith503AndIsNotReady) {
   EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
   EXPECT_NE(outcome.status.message().find("did not become ready within start_timeout_ms=12000"), std::string::npos)
       << outcome.status.message();
-  if (GetParam() != StartPath::kTemplate) {  // the model's own start hung, not the zygote's
-    EXPECT_NE(outcome.status.message().find("instance of model 'looper'"), std::string::npos) << outcome.status.message();
-  }
+  // Every path's instance hangs (a template-path model's first one starts
+  // from the zygote, its template not being ready).
+  EXPECT_NE(outcome.status.message().find("instance of model 'looper'"), std::string::npos) << outcome.status.message();
   auto status = runtime_->GetModelStatus("looper");
   EXPECT_FALSE(status->ready);
   EXPECT_NE(status->not_ready_reason.find("start_timeout_ms=12000"), std::string::npos) << status->not_ready_reason;
   for (const auto& instance : status->instances) EXPECT_NE(instance.state, InstanceState::kIdle);
   EXPECT_TRUE(runtime_->Ready());  // a failed model does not hold the server's readiness
+  if (GetParam() == StartPath::kTemplate) {
+    // The request started the template; it hangs at warm-up too and is
+    // killed at its own deadline.
+    RunUntil([&] { return TemplateState("looper") == "none"; });
+    EXPECT_FALSE(runtime_->GetModelStatus("looper")->ready);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, StuckStartTest,
@@ -850,40 +1029,71 @@ void SetStartTimeout(Runtime& runtime, const std::string& model, int64_t ms) {
 }
 
 TEST_F(RuntimeTest, StoppedTemplateIsKilledAndReplaced) {
-  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
-  RunUntil([&] { return runtime_->GetModelStatus("fraud")->spawner->ready; });
+  ModelConfig config = Load("fraud");
+  config.keep_alive_s = 0;  // an instance stops once idle: each request starts one
+  ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());  // starts the template
+  RunUntil([&] { return TemplateState("fraud") == "ready" && InstanceCount("fraud") == 0; });
   SetStartTimeout(*runtime_, "fraud", 2000);
-  ASSERT_TRUE(runtime_->GetModelStatus("fraud")->spawner.has_value());  // kept
+  EXPECT_EQ(TemplateState("fraud"), "ready");  // kept: a runtime-only setting
   const int stopped = runtime_->GetModelStatus("fraud")->spawner->pid;
   ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  // The instance is forked by the stopped template: it never reports.
   InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   EXPECT_EQ(outcome.status.code(), StatusCode::kUnavailable) << outcome.status.ToString();
   EXPECT_NE(outcome.status.message().find("start_timeout_ms=2000"), std::string::npos) << outcome.status.message();
+  RunUntil([&] { return !Alive(stopped); });  // killed, not left stopped
+  EXPECT_EQ(TemplateState("fraud"), "none");
   SetStartTimeout(*runtime_, "fraud", 60000);  // for the replacement's own (healthy, maybe slow) start
-  RunUntil([&] {
-    auto spawner = runtime_->GetModelStatus("fraud")->spawner;
-    return spawner && spawner->ready && spawner->pid != stopped;
-  });
-  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+  // The next request is served (from the zygote) and starts a new template.
   InferOutcome again = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   EXPECT_TRUE(again.status.ok()) << again.status.ToString();
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
+  RunUntil([&] {
+    auto spawner = runtime_->GetModelStatus("fraud")->spawner;
+    return TemplateState("fraud") == "ready" && spawner && spawner->ready && spawner->pid != stopped &&
+           InstanceCount("fraud") == 0;
+  });
+  InferOutcome forked = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
+  ASSERT_TRUE(forked.status.ok()) << forked.status.ToString();
+  EXPECT_EQ(forked.timing.start_path, StartPath::kTemplate);
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
 }
 
 TEST_F(RuntimeTest, TemplateStoppedWhileLoadingIsKilledAndRetried) {
   ModelConfig config = Load("fraud");
-  config.start_timeout_ms = 2000;
+  config.start_timeout_ms = 2000;  // the template's deadline is set when it starts
   ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  EXPECT_EQ(TemplateState("fraud"), "none");  // deploying starts no template
+  RunUntil([&] { return runtime_->Ready(); });  // the server waits for the zygote only
+  std::optional<InferOutcome> first;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
+                  [&](InferOutcome o) { first = std::move(o); });
+  ASSERT_EQ(TemplateState("fraud"), "starting");  // the request started it
   const int stopped = runtime_->GetModelStatus("fraud")->spawner->pid;
   ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
-  EXPECT_FALSE(runtime_->Ready());  // the server waits for its templates
-  RunUntil([&] { return !runtime_->GetModelStatus("fraud")->spawner.has_value(); });  // killed at its deadline
-  EXPECT_FALSE(runtime_->GetModelStatus("fraud")->ready);
-  EXPECT_NE(runtime_->GetModelStatus("fraud")->not_ready_reason.find("template"), std::string::npos);
+  // The request does not wait for the template: its instance starts from the zygote.
+  RunUntil([&] { return first.has_value(); });
+  ASSERT_TRUE(first->status.ok()) << first->status.ToString();
+  EXPECT_EQ(first->timing.start_path, StartPath::kZygote);
+  RunUntil([&] { return TemplateState("fraud") == "none"; });  // killed at its deadline
+  const Micros gone_us = clock_.NowMicros();
+  // A template that never got ready is retried when the model is next
+  // wanted after a backoff (1 s): not at once.
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  EXPECT_EQ(TemplateState("fraud"), "none");
+  RunUntil([&] { return !Alive(stopped); });
+  EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);  // its instances start from the zygote meanwhile
   EXPECT_TRUE(runtime_->Ready());
   SetStartTimeout(*runtime_, "fraud", 60000);
-  // The next request starts a new template and is served.
+  RunUntil([&] { return clock_.NowMicros() >= gone_us + 1200 * kMicrosPerMilli; });
   InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  EXPECT_NE(TemplateState("fraud"), "none");
+  RunUntil([&] {
+    auto spawner = runtime_->GetModelStatus("fraud")->spawner;
+    return TemplateState("fraud") == "ready" && spawner && spawner->ready && spawner->pid != stopped;
+  });
   EXPECT_TRUE(runtime_->GetModelStatus("fraud")->ready);
 }
 
@@ -1063,7 +1273,9 @@ TEST_F(RuntimeTest, RequestsRefusedWhileDrainingAreInTheUsageLog) {
   ASSERT_EQ(invocations.size(), 1u);
   EXPECT_EQ(invocations[0].http_status, 503);
   EXPECT_EQ(invocations[0].model, "fraud");
+  runtime_.reset();  // before the sink it writes to (shutdown records the zygote's held memory)
 }
+
 // memory_mb enforced by a memory cgroup: a model that allocates past it is
 // OOM-killed, its request fails naming the limit, the kill is recorded, the
 // host and other models carry on, and the model recovers.
@@ -1120,13 +1332,17 @@ TEST_P(MemoryLimitTest, AllocationPastMemoryMbIsKilledReportedAndRecovered) {
   const std::string group = status->instances[0].cgroup_dir;
   ASSERT_FALSE(group.empty());
   EXPECT_EQ(*cgroup::MemoryLimitBytes(group), 128LL << 20);
-  const std::string procs = [&] {
+  auto procs = [&] {
     std::ifstream in(group + "/cgroup.procs");
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
-  }();
-  EXPECT_NE(procs.find(std::to_string(status->instances[0].pid)), std::string::npos) << "instance not in " << group;
+  };
+  // A forked instance is moved off the event loop from its fork on (held by
+  // its spawner's group until then): in its own group within moments.
+  const std::string pid = std::to_string(status->instances[0].pid);
+  RunUntil([&] { return procs().find(pid) != std::string::npos; });
+  EXPECT_NE(procs().find(pid), std::string::npos) << "instance not in " << group;
 
   // 1 GiB in a 128 MB instance: killed by the kernel, not by the runtime.
   InferOutcome big = Run("alloc", {FloatTensor("mib", {1, 1}, 1024.0f)});
@@ -1215,6 +1431,16 @@ TEST_P(IsolationTest, HostileWorkerGetsNothing) {
   ASSERT_TRUE(runtime_->AddModel(ProbeModel(path, standby)).ok());
   InferOutcome outcome = Run("probe", {FloatTensor("x", {1, 1}, 0.0f)});
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  if (path == StartPath::kTemplate) {
+    // The first instance started from the zygote; probe one forked by the
+    // template (or its standby) once that is ready.
+    EXPECT_EQ(outcome.timing.start_path, StartPath::kZygote);
+    RunUntil([&] { return TemplateState("probe") == "ready"; });
+    KillInstances("probe");
+    outcome = Run("probe", {FloatTensor("x", {1, 1}, 0.0f)});
+    ASSERT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  }
+  EXPECT_EQ(outcome.timing.start_path, path);
   ASSERT_EQ(outcome.outputs.size(), 1u);
   ASSERT_EQ(outcome.outputs[0].shape, (Shape{1, 6}));
   const float* errnos = reinterpret_cast<const float*>(outcome.outputs[0].data.data());

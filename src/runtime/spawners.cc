@@ -1,6 +1,7 @@
 #include "runtime/spawners.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,30 +23,43 @@ std::string Spawners::StartTimeoutMessage(std::string_view what, std::string_vie
          " did not become ready within start_timeout_ms=" + std::to_string(start_timeout_ms);
 }
 
-Spawner* Spawners::Of(const ModelConfig& config) const {
-  if (config.start_path == StartPath::kZygote) return zygote_.get();
-  if (config.start_path != StartPath::kTemplate) return nullptr;
-  auto it = templates_.find(config.name);
-  return it == templates_.end() ? nullptr : it->second.get();
+Spawner* Spawners::TemplateOf(std::string_view model) const {
+  auto it = templates_.find(model);
+  return it == templates_.end() || !it->second || it->second->gone ? nullptr : it->second.get();
 }
 
-std::shared_ptr<Spawner> Spawners::Ensure(const ModelConfig& config) {
-  if (config.start_path == StartPath::kExec || shut_down_) return nullptr;
-  if (config.start_path == StartPath::kZygote) {
-    if (!zygote_ || zygote_->gone) zygote_ = Start("", config.start_timeout_ms);
-    return zygote_;
-  }
+std::shared_ptr<Spawner> Spawners::Zygote() {
+  if (shut_down_) return nullptr;
+  // The zygote's start deadline: the longest a model may take to start.
+  if (!zygote_ || zygote_->gone) zygote_ = Start("", kZygoteStartTimeoutMs);
+  return zygote_;
+}
+
+Status Spawners::StartTemplate(const ModelConfig& config) {
+  if (shut_down_) return Unavailable("server is shutting down");
   std::shared_ptr<Spawner>& slot = templates_[config.name];
-  if (!slot || slot->gone) slot = Start(config.name, config.start_timeout_ms);
-  return slot;
+  if (slot && !slot->gone) return Status::Ok();
+  std::string error;
+  slot = Start(config.name, config.start_timeout_ms, &error);
+  if (slot) return Status::Ok();
+  templates_.erase(config.name);
+  return Unavailable(error);
 }
 
-std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start_timeout_ms) {
+std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start_timeout_ms, std::string* error_out) {
+  std::string ignored_error;
+  std::string& error_text = error_out ? *error_out : ignored_error;
   const ModelConfig* config = owner.empty() ? nullptr : events_.config_of(owner);
-  if (!owner.empty() && !config) return nullptr;
+  if (!owner.empty() && !config) {
+    error_text = "model '" + owner + "' is not loaded";
+    return nullptr;
+  }
   const std::string model_dir = config ? run_dir_ + "/" + owner : "";
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return nullptr;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    error_text = "cannot create a socket for a spawner";
+    return nullptr;
+  }
   std::vector<std::string> args = {processes_.worker_path()};
   if (config) {
     args.insert(args.end(), {"--template", "--model-dir", model_dir});
@@ -60,7 +74,7 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
     ::close(fds[0]);
     ::close(fds[1]);
     const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-    if (config) events_.template_error(owner, error);
+    error_text = error;
     LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", name}, {"error", LogValue(error)}}));
     return nullptr;
   }
@@ -72,12 +86,16 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
   ::close(fds[1]);
   if (!pid.ok()) {
     ::close(fds[0]);
-    if (config) events_.template_error(owner, pid.status().message());
+    error_text = pid.status().message();
     LogEvent(LogLevel::kError, "spawner_start_failed",
              LogFields({{"model", name}, {"error", LogValue(pid.status().message())}}));
     processes_.RemoveCgroupLater(*cgroup_dir);
     return nullptr;
   }
+  // A template is a cache filled in the background: while it loads, it
+  // yields the cores to instances serving (and starting for) requests. Its
+  // priority is restored when it is ready, before it forks anything.
+  if (config) ::setpriority(PRIO_PROCESS, static_cast<id_t>(*pid), kTemplateLoadNice);
   auto spawner = std::make_shared<Spawner>(io_);
   spawner->cgroup_dir = *cgroup_dir;
   spawner->owner = owner;
@@ -87,7 +105,6 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
   spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
   LogEvent(LogLevel::kInfo, config ? "template_start" : "zygote_start",
            LogFields({{"model", name}, {"pid", std::to_string(*pid)}}));
-  if (config) events_.template_live(owner, true);
   Read(spawner);
   WatchStart(spawner);
   return spawner;
@@ -127,8 +144,10 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
             auto ready = ipc::DecodeReady((*frame)->payload);
             spawner->ready = true;
             spawner->start_timer.cancel();
+            if (is_template) ::setpriority(PRIO_PROCESS, static_cast<id_t>(spawner->pid), 0);
             // The template loaded and warmed the model: it can start.
             if (is_template) events_.template_ready(spawner->owner);
+            if (!is_template && events_.zygote_ready) events_.zygote_ready();
             if (ready.ok()) spawner->sandbox = ready->sandbox;
             LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
                      LogFields({{"model", name}, {"pid", std::to_string(spawner->pid)},
@@ -137,11 +156,11 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
                                 {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
-            for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd);
+            for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare);
           } else if ((*frame)->type == ipc::MessageType::kInitError) {
             auto error = ipc::DecodeInitError((*frame)->payload);
             const std::string message = error.ok() ? error->message : "unreadable error";
-            if (is_template) events_.template_error(spawner->owner, message);
+            spawner->error = message;
             LogEvent(LogLevel::kError, "spawner_init_error", LogFields({{"model", name}, {"error", LogValue(message)}}));
           }
         }
@@ -149,14 +168,14 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
       });
 }
 
-void Spawners::Fork(Spawner& spawner, const std::string& model_dir, int child_fd) {
+void Spawners::Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare) {
   if (!spawner.ready && !spawner.gone) {
-    spawner.waiting.push_back({model_dir, child_fd});
+    spawner.waiting.push_back({model_dir, child_fd, prepare});
     return;
   }
   Status sent = spawner.gone ? Unavailable("spawner is gone")
                              : ipc::SendFrameWithFd(spawner.socket.native_handle(),
-                                                    ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir}), child_fd);
+                                                    ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir, .prepare = prepare}), child_fd);
   ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
   if (!sent.ok())
     LogEvent(LogLevel::kError, "spawn_failed",
@@ -182,32 +201,32 @@ void Spawners::OnGone(Spawner& spawner) {
   const bool current = is_template && config && slot != templates_.end() && slot->second.get() == &spawner;
   const bool expected = shut_down_ || (is_template && !current);
   if (!expected && processes_.OomKilled(spawner.cgroup_dir)) {
-    const std::string error = (is_template ? "template of model '" + name + "'" : std::string("the zygote")) +
-                              " exceeded its memory limit (" +
-                              (is_template ? "2 x memory_mb=" + std::to_string(config->memory_mb)
-                                           : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
-                              ") and was killed";
-    if (is_template) events_.template_error(name, error);
-    LogEvent(LogLevel::kWarning, "spawner_oom", LogFields({{"model", name}, {"error", LogValue(error)}}));
+    spawner.error = (is_template ? "template of model '" + name + "'" : std::string("the zygote")) +
+                    " exceeded its memory limit (" +
+                    (is_template ? "2 x memory_mb=" + std::to_string(config->memory_mb)
+                                 : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
+                    ") and was killed";
+    LogEvent(LogLevel::kWarning, "spawner_oom", LogFields({{"model", name}, {"error", LogValue(spawner.error)}}));
   }
   processes_.RemoveCgroupLater(spawner.cgroup_dir);
-  if (current && !was_ready) events_.template_error(name, "");  // "" = only if nothing else was reported
-  // A template counts against the memory budget while it lives.
-  if (current) events_.template_live(name, false);
+  std::shared_ptr<Spawner> keep;  // `spawner` outlives the erase below
+  if (current) {
+    keep = slot->second;
+    templates_.erase(slot);  // the scheduler starts another when the model is next wanted
+    if (spawner.error.empty())
+      spawner.error = was_ready ? "template exited" : "template exited before it was ready";
+    events_.template_gone(name, spawner.error);
+  }
   LogEvent(expected ? LogLevel::kInfo : LogLevel::kWarning, "spawner_exit",
            LogFields({{"model", name}, {"pid", std::to_string(spawner.pid)}, {"was_ready", was_ready ? "true" : "false"}}));
-  // A spawner that had been serving is replaced at once; one that never got
+  // A zygote that had been serving is replaced at once; one that never got
   // ready is retried when an instance is next needed.
-  if (shut_down_ || !was_ready) return;
-  if (is_template) {
-    if (!current || config->start_path != StartPath::kTemplate) return;
-    slot->second = Start(spawner.owner, config->start_timeout_ms);
-  } else if (zygote_.get() == &spawner) {
-    zygote_ = Start("", spawner.start_timeout_ms);
-  }
+  if (shut_down_ || !was_ready || is_template) return;
+  if (zygote_.get() == &spawner) zygote_ = Start("", spawner.start_timeout_ms);
 }
 
-void Spawners::TimeOut(Spawner& spawner) {
+void Spawners::TimeOut(Spawner& spawner, const std::string& message) {
+  spawner.error = message;
   ::kill(spawner.pid, SIGKILL);
   OnGone(spawner);
 }
@@ -223,9 +242,9 @@ bool Spawners::KillTemplate(const std::string& model, bool process_group) {
   return true;
 }
 
-void Spawners::Replace(const std::string& model) {
+void Spawners::StopTemplate(const std::string& model) {
   // Only the template: instances it forked keep serving until they retire.
-  if (KillTemplate(model, /*process_group=*/false)) events_.template_live(model, false);
+  KillTemplate(model, /*process_group=*/false);
 }
 
 void Spawners::Remove(const std::string& model) {

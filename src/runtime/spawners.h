@@ -1,15 +1,17 @@
 // Spawners: the processes that fork instances -- a template per model (its
-// model loaded and warmed, start path "template") and the zygote (engines
-// initialised, no model, shared by every "zygote" model) -- and their life:
+// model loaded and warmed, started and stopped as the scheduler's template
+// cache decides) and the zygote (engines initialised, no model, shared by
+// every model whose instance does not fork from a template) -- and their life:
 // start (in a memory cgroup: 2 x memory_mb for a template, whose standby's
 // warm-up pages stay charged to it; cgroup::kZygoteMemoryMb for the zygote),
 // readiness, fork requests (queued until ready), the start deadline
 // (start_timeout_ms, the model's current one for a template), exit, and the
-// restart of one that had been serving.
+// restart of a zygote that had been serving (a template is restarted only
+// when the scheduler asks again).
 //
-// What it reports, through SpawnerEvents: a template ready or failed (its
-// model's start error), whether it is live (it counts against the memory
-// budget), and a start deadline passed (the runtime decides who to tell).
+// What it reports, through SpawnerEvents: a template ready, a template gone
+// without being stopped (crashed, failed to load, killed at its limit: why),
+// and a start deadline passed (the runtime decides who to tell).
 // Threading: the io_context's thread only. Ownership: owns its processes
 // and kills them (and, on Remove and Shutdown, their process groups: a
 // template's standby and the instances it forked).
@@ -34,12 +36,13 @@
 
 namespace thaw {
 
-struct Spawner {
+struct Spawner : std::enable_shared_from_this<Spawner> {
   explicit Spawner(boost::asio::io_context& io) : socket(io), start_timer(io) {}
 
   struct Waiting {
     std::string model_dir;
     int child_fd;
+    bool prepare;
   };
 
   std::string owner;  // the template's model; empty for the zygote
@@ -54,6 +57,7 @@ struct Spawner {
   int64_t start_timeout_ms = 0;  // the zygote's; a template follows its model's current setting
   std::string cgroup_dir;
   std::string sandbox;  // its Ready's sandbox report
+  std::string error;    // what it reported (InitError) or why it went
   boost::asio::steady_timer start_timer;  // fires at the start deadline
 };
 
@@ -62,14 +66,19 @@ struct SpawnerEvents {
   // its model's run directory, <run_dir>/<model>.
   std::function<const ModelConfig*(const std::string& model)> config_of;
   std::function<void(const std::string& model)> template_ready;
-  // The template could not start or load; "" when it exited before it was
-  // ready without saying why.
-  std::function<void(const std::string& model, const std::string& error)> template_error;
-  std::function<void(const std::string& model, bool live)> template_live;
+  std::function<void()> zygote_ready;
+  // The model's current template is gone without StopTemplate or Remove:
+  // `error` says why (never empty).
+  std::function<void(const std::string& model, const std::string& error)> template_gone;
   // Not ready by its start deadline; `message` names the timeout. The
   // runtime kills it (TimeOut) after telling the models waiting for it.
   std::function<void(Spawner& spawner, const std::string& message)> start_timed_out;
 };
+
+// The zygote's start deadline (it loads no model).
+constexpr int64_t kZygoteStartTimeoutMs = 60000;
+// A template's nice value while it loads (0 once ready).
+constexpr int kTemplateLoadNice = 10;
 
 class Spawners {
  public:
@@ -77,20 +86,28 @@ class Spawners {
   Spawners(boost::asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
            SpawnerEvents events);
 
-  // The model's template or the zygote, started if none is running; nullptr
-  // for an exec model or when it cannot be started (the error reported).
-  std::shared_ptr<Spawner> Ensure(const ModelConfig& config);
-  // The spawner `config` forks from, running or not; nullptr if none.
-  Spawner* Of(const ModelConfig& config) const;
+  // The zygote, started if none is running; nullptr if it cannot be started
+  // (logged).
+  std::shared_ptr<Spawner> Zygote();
+  // Starts the model's template if it has none; an error if it cannot be
+  // started (then no template_gone follows).
+  Status StartTemplate(const ModelConfig& config);
+  // The model's template, starting or ready; nullptr if none.
+  Spawner* TemplateOf(std::string_view model) const;
+  // The zygote, running or not; nullptr if none was started.
+  Spawner* ZygoteIfAny() const { return zygote_.get(); }
   // Asks `spawner` to fork an instance of `model_dir` on `child_fd` (closed
   // here); queued until it is ready. On failure the instance sees EOF.
-  void Fork(Spawner& spawner, const std::string& model_dir, int child_fd);
-  // Kills the model's template without a restart (new settings need a new one).
-  void Replace(const std::string& model);
+  // With `prepare` (the zygote only), the child prepares the model's
+  // artifact and exits (ipc::PreparedMessage) instead of serving.
+  void Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare = false);
+  // Kills the model's template (and so its standby); the instances it forked
+  // keep serving until they retire.
+  void StopTemplate(const std::string& model);
   // Kills the model's template and its process group and forgets it.
   void Remove(const std::string& model);
   // Kills `spawner` after a start timeout; one that had been serving restarts.
-  void TimeOut(Spawner& spawner);
+  void TimeOut(Spawner& spawner, const std::string& message);
   // Kills every spawner and its process group; nothing restarts.
   void Shutdown();
 
@@ -98,7 +115,7 @@ class Spawners {
   static std::string StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms);
 
  private:
-  std::shared_ptr<Spawner> Start(const std::string& owner, int64_t start_timeout_ms);
+  std::shared_ptr<Spawner> Start(const std::string& owner, int64_t start_timeout_ms, std::string* error = nullptr);
   Micros StartDeadline(const Spawner& spawner) const;
   void WatchStart(std::shared_ptr<Spawner> spawner);
   void Read(std::shared_ptr<Spawner> spawner);

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "policy/admission.h"
 #include "policy/scaling.h"
+#include "policy/template_cache.h"
 #include "settings/policy_options.h"
 
 namespace thaw::sched {
@@ -110,7 +111,13 @@ struct Scheduler::Model {
   Micros autoscaler_wake_us = kNever;
   Micros batch_wake_us = kNever;
   Micros scheduled_wake_us = kNever;
-  bool template_live = false;
+  TemplateState template_state = TemplateState::kNone;
+  bool template_standby = false;      // the live template keeps a standby
+  int64_t template_memory_mb = 0;     // what the live template (and standby) count against the budget
+  Micros template_wanted_us = 0;      // last arrival, start or pre-warm (monotonic)
+  Micros template_held_since_wall_us = 0;
+  Micros template_retry_after_us = 0;  // after a template that never got ready
+  Micros template_retry_backoff_us = kMinStartRetryUs;
   int provisioned_instances = 0;
   Micros provisioned_since_wall_us = 0;
   std::string last_start_error;
@@ -221,6 +228,12 @@ Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, s
     }
     for (uint64_t id : starting) StopInstance(model, id, reason, false, Status::Ok(), now, out);
     for (uint64_t id : idle) StopInstance(model, id, reason, false, Status::Ok(), now, out);
+    // The template holds the old settings; a new one starts if it is still wanted.
+    const bool had_template = model.template_state != TemplateState::kNone;
+    StopTemplate(model, reason, now, out);
+    model.template_retry_after_us = 0;
+    model.template_retry_backoff_us = kMinStartRetryUs;
+    if (had_template && HoldTemplate(model, now)) StartTemplate(model, now, out);
     model.last_start_error.clear();
     model.start_retry_after_us = 0;
     model.start_retry_backoff_us = kMinStartRetryUs;
@@ -237,6 +250,7 @@ Status Scheduler::RemoveModel(std::string_view name, const Status& status, std::
   if (!found) return NotFound("model '" + std::string(name) + "' is not loaded");
   Model& model = *found;
   UpdateProvisioned(model, 0, now, out);
+  StopTemplate(model, reason, now, out);
   FailQueued(model, status, now, out);
   std::vector<uint64_t> ids;
   for (const auto& [id, instance] : model.instances) ids.push_back(id);
@@ -269,6 +283,12 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
   model.batcher.OnArrival(now.mono_us, rows);
   model.busy = true;
   Pump(model, now, out);
+  // A called model is hot: its template is held (started if need be, after
+  // any instance this arrival started, which needs the memory first).
+  if (model.config.start_path == StartPath::kTemplate) {
+    WantTemplate(model, now, out);
+    Reschedule(model, now, out);
+  }
   return Status::Ok();
 }
 
@@ -408,6 +428,8 @@ void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
                  out);
   CheckStartDeadlines(model, now, out);
 
+  if (model.template_state != TemplateState::kNone && !HoldTemplate(model, now))
+    StopTemplate(model, "keep_alive", now, out);
   const policy::KeepAliveActions actions = KeepAliveActionsFor(model, now);
   for (uint64_t id : actions.stop) StopInstance(model, id, "keep_alive", false, Status::Ok(), now, out);
   if (actions.prewarm_now) {
@@ -449,8 +471,10 @@ StatusOr<int> Scheduler::Warm(std::string_view name, int instances, Now now, Act
 
 void Scheduler::FlushProvisioned(Now now, Actions* out) {
   if (options_.log) Log({.kind = Event::Kind::kFlushProvisioned, .now = now});
-  for (auto& [name, model] : models_)
+  for (auto& [name, model] : models_) {
     if (model->provisioned_instances > 0) UpdateProvisioned(*model, model->provisioned_instances, now, out, true);
+    CloseHeld(*model, now, out);
+  }
 }
 
 void Scheduler::SetStartError(std::string_view name, std::string error) {
@@ -466,9 +490,94 @@ void Scheduler::StartSucceeded(std::string_view name) {
   }
 }
 
-void Scheduler::SetTemplateLive(std::string_view name, bool live) {
-  if (options_.log) Log({.kind = Event::Kind::kSetTemplateLive, .model = std::string(name), .flag = live});
-  if (Model* model = Find(name)) model->template_live = live;
+void Scheduler::TemplateReady(std::string_view name, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kTemplateReady, .now = now, .model = std::string(name)});
+  Model* model = Find(name);
+  if (!model || model->template_state != TemplateState::kStarting) return;
+  model->template_state = TemplateState::kReady;
+  model->template_retry_backoff_us = kMinStartRetryUs;
+  Pump(*model, now, out);
+}
+
+void Scheduler::TemplateGone(std::string_view name, const std::string& error, Now now, Actions* out) {
+  if (options_.log) Log({.kind = Event::Kind::kTemplateGone, .now = now, .model = std::string(name), .text = error});
+  Model* model = Find(name);
+  if (!model || model->template_state == TemplateState::kNone) return;
+  if (model->template_state == TemplateState::kStarting) {
+    // Not retried on every request while it keeps failing; starts use the zygote meanwhile.
+    model->template_retry_after_us = now.mono_us + model->template_retry_backoff_us;
+    model->template_retry_backoff_us = std::min(kMaxStartRetryUs, model->template_retry_backoff_us * 2);
+  }
+  CloseHeld(*model, now, out);
+  model->template_state = TemplateState::kNone;
+  out->push_back(Notice(model->config.name, "template_gone", LogFields({{"error", LogValue(error)}})));
+  Pump(*model, now, out);
+}
+
+Scheduler::TemplateState Scheduler::TemplateStateOf(std::string_view name) const {
+  const Model* model = Find(name);
+  return model ? model->template_state : TemplateState::kNone;
+}
+
+bool Scheduler::HoldTemplate(const Model& model, Now now) const {
+  if (model.config.start_path != StartPath::kTemplate) return false;
+  return policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
+                                 .provisioned_floor = ProvisionedMinimum(model, now).min_instances},
+                                TemplateCacheOptionsFor(model.config), now.mono_us)
+      .hold;
+}
+
+void Scheduler::WantTemplate(Model& model, Now now, Actions* out) {
+  if (model.config.start_path != StartPath::kTemplate) return;
+  model.template_wanted_us = now.mono_us;
+  if (model.template_state == TemplateState::kNone && now.mono_us >= model.template_retry_after_us)
+    StartTemplate(model, now, out);
+}
+
+void Scheduler::StartTemplate(Model& model, Now now, Actions* out) {
+  if (model.template_state != TemplateState::kNone || model.config.start_path != StartPath::kTemplate) return;
+  const int64_t need_mb = model.config.memory_mb * (model.config.template_standby ? 2 : 1);
+  if (Status room = ReserveMemory(model, need_mb, /*for_template=*/true, now, out); !room.ok()) {
+    // Instances still start, from the zygote; not asked again at every request.
+    out->push_back(Notice(model.config.name, "template_start_refused", LogFields({{"error", LogValue(room.message())}})));
+    model.template_retry_after_us = now.mono_us + kMinStartRetryUs;
+    return;
+  }
+  model.template_state = TemplateState::kStarting;
+  model.template_standby = model.config.template_standby;
+  model.template_memory_mb = need_mb;
+  model.template_held_since_wall_us = now.wall_us;
+  Action start;
+  start.kind = Action::Kind::kStartTemplate;
+  start.model = model.config.name;
+  start.standby = model.template_standby;
+  out->push_back(std::move(start));
+}
+
+void Scheduler::StopTemplate(Model& model, std::string_view reason, Now now, Actions* out) {
+  if (model.template_state == TemplateState::kNone) return;
+  CloseHeld(model, now, out);
+  model.template_state = TemplateState::kNone;
+  Action stop;
+  stop.kind = Action::Kind::kStopTemplate;
+  stop.model = model.config.name;
+  stop.reason = std::string(reason);
+  out->push_back(std::move(stop));
+}
+
+void Scheduler::CloseHeld(Model& model, Now now, Actions* out) {
+  if (model.template_state == TemplateState::kNone) return;
+  for (bool standby : {false, true}) {
+    if (standby && !model.template_standby) break;
+    Action held;
+    held.kind = Action::Kind::kHeld;
+    held.model = model.config.name;
+    held.standby = standby;
+    held.start_wall_us = model.template_held_since_wall_us;
+    held.at_us = now.wall_us;
+    out->push_back(std::move(held));
+  }
+  model.template_held_since_wall_us = now.wall_us;
 }
 
 bool Scheduler::HasModel(std::string_view name) const { return Find(name) != nullptr; }
@@ -634,6 +743,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   // After a failed start, the provisioned floor waits for the backoff;
   // queued requests still trigger a start.
   const int provisioned_floor = ProvisionedMinimum(model, now).min_instances;
+  if (provisioned_floor > 0 && model.template_state == TemplateState::kNone) WantTemplate(model, now, out);
   limits.min_instances = now.mono_us >= model.start_retry_after_us ? provisioned_floor : 0;
   int to_start = policy::InstancesToStart(load, limits);
   // Queued work starts instances at once; beyond that the autoscaler adds
@@ -660,7 +770,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
 }
 
 void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
-  if (Status room = ReserveMemory(model, now, out); !room.ok()) {
+  if (Status room = ReserveMemory(model, model.config.memory_mb, /*for_template=*/false, now, out); !room.ok()) {
     out->push_back(Notice(model.config.name, "instance_start_refused", LogFields({{"error", LogValue(room.message())}})));
     // Queued requests fail only if no instance of the model can serve them.
     if (model.instances.empty()) FailQueued(model, room, now, out);
@@ -668,7 +778,9 @@ void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
   }
   Instance instance;
   instance.id = next_instance_id_++;
-  instance.path = model.config.start_path;
+  instance.path = model.config.start_path != StartPath::kTemplate     ? model.config.start_path
+                  : model.template_state == TemplateState::kReady ? StartPath::kTemplate
+                                                                  : StartPath::kZygote;
   instance.generation = model.generation;
   instance.start_us = now.mono_us;
   instance.start_wall_us = now.wall_us;
@@ -681,6 +793,7 @@ void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
   start.provisioned = instance.provisioned;
   model.instances.emplace(instance.id, std::move(instance));
   out->push_back(std::move(start));
+  WantTemplate(model, now, out);
 }
 
 void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_view reason, bool fault,
@@ -744,6 +857,14 @@ void Scheduler::Reschedule(Model& model, Now now, Actions* out) {
   if (!actions.stop.empty() || actions.prewarm_now) wake = now.mono_us;
   if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
   wake = std::min(wake, model.autoscaler_wake_us);
+  if (model.template_state != TemplateState::kNone) {
+    const policy::TemplateCacheDecision held =
+        policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
+                                .provisioned_floor = ProvisionedMinimum(model, now).min_instances},
+                               TemplateCacheOptionsFor(model.config), now.mono_us);
+    if (!held.hold) wake = now.mono_us;
+    if (held.release_at_us) wake = std::min(wake, *held.release_at_us);
+  }
   const policy::ProvisionedFloor provisioned = ProvisionedMinimum(model, now);
   if (provisioned.next_change_wall_us)  // the schedule's next change, on the monotonic scale
     wake = std::min(wake, now.mono_us + std::max<Micros>(0, *provisioned.next_change_wall_us - now.wall_us));
@@ -776,31 +897,40 @@ void Scheduler::UpdateProvisioned(Model& model, int instances, Now now, Actions*
   model.provisioned_since_wall_us = now.wall_us;
 }
 
-Status Scheduler::ReserveMemory(Model& model, Now now, Actions* out) {
+Status Scheduler::ReserveMemory(Model& model, int64_t need_mb, bool for_template, Now now, Actions* out) {
   if (options_.memory_budget_mb <= 0) return Status::Ok();
   std::vector<policy::LiveInstance> live;
   for (const auto& [name, other] : models_) {
     // Provisioned instances are kept: only idle ones beyond the floor may go.
     int protected_left = ProvisionedMinimum(*other, now).min_instances;
     for (const auto& [id, instance] : other->instances) {
-      bool evictable = instance.ready && instance.in_flight.empty();
+      bool evictable = !for_template && instance.ready && instance.in_flight.empty();
       if (evictable && protected_left > 0) {
         --protected_left;
         evictable = false;
       }
       live.push_back({name, id, other->config.memory_mb, evictable, instance.idle_since_us});
     }
-    // A live template and its standby (a fork sharing most of its pages)
-    // count as one instance of the model's size; never evicted (id 0).
-    if (other->template_live) live.push_back({name, 0, other->config.memory_mb, false, 0});
+    // A live template (and its standby) is id 0; one not held by a floor
+    // may go, by when its model was last wanted.
+    if (other->template_state != TemplateState::kNone)
+      live.push_back({name, 0, other->template_memory_mb,
+                      ProvisionedMinimum(*other, now).min_instances == 0 &&
+                          (!for_template || other->template_state == TemplateState::kReady),
+                      other->template_wanted_us});
   }
-  auto plan = policy::PlanColdStart(model.config.memory_mb, options_.memory_budget_mb, live, model.config.name);
+  auto plan = policy::PlanColdStart(need_mb, options_.memory_budget_mb, live, model.config.name);
   if (!plan.ok())
-    return Unavailable("no memory for a new instance of model '" + model.config.name + "': " + plan.status().message());
+    return Unavailable("no memory for " + std::string(for_template ? "the template" : "a new instance") + " of model '" +
+                       model.config.name + "': " + plan.status().message());
   for (const policy::Eviction& eviction : plan->evict) {
     Model* other = Find(eviction.model);
     if (!other) continue;
-    StopInstance(*other, eviction.id, "memory_pressure", false, Status::Ok(), now, out);
+    if (eviction.id == 0) {
+      StopTemplate(*other, "memory_pressure", now, out);
+    } else {
+      StopInstance(*other, eviction.id, "memory_pressure", false, Status::Ok(), now, out);
+    }
     // The other model's plans (keep-alive, floor) see one instance fewer.
     if (other != &model) Reschedule(*other, now, out);
   }
@@ -831,7 +961,8 @@ Actions Replay(const EventLog& log, SchedulerOptions options, std::vector<size_t
       case Event::Kind::kFlushProvisioned: scheduler.FlushProvisioned(e.now, &out); break;
       case Event::Kind::kSetStartError: scheduler.SetStartError(e.model, e.text); break;
       case Event::Kind::kStartSucceeded: scheduler.StartSucceeded(e.model); break;
-      case Event::Kind::kSetTemplateLive: scheduler.SetTemplateLive(e.model, e.flag); break;
+      case Event::Kind::kTemplateReady: scheduler.TemplateReady(e.model, e.now, &out); break;
+      case Event::Kind::kTemplateGone: scheduler.TemplateGone(e.model, e.text, e.now, &out); break;
     }
     if (origins) origins->resize(out.size(), index);
   }

@@ -32,11 +32,18 @@
 //  - Starts: a start not ready within start_timeout_ms is stopped; a failed
 //    start backs off the provisioned floor (1 s doubling to 60 s); queued
 //    requests fail with kUnavailable when no instance can serve them.
-//  - Memory: live instances' memory_mb (and each live template as one
-//    instance) stay within memory_budget_mb; idle instances of other models
-//    beyond their provisioned floor are stopped, least recently used first,
-//    to make room, else the start is refused and, if the model has no
-//    instance, its queue fails with kUnavailable.
+//  - Templates (start path "template") are a cache (policy/template_cache.h):
+//    one starts when the model is wanted (a request arrives, an instance
+//    starts, a pre-warm, a provisioned floor) and stops template_keep_alive_s
+//    after it was last wanted, unless a floor holds it. Instances fork from
+//    it once it is ready; before that they start from the zygote.
+//  - Memory: live instances' memory_mb, and each live template's memory_mb
+//    (twice with a standby), stay within memory_budget_mb. An instance's
+//    start stops idle instances and templates (a cache, starting or ready)
+//    of other models beyond their provisioned floor, least recently used
+//    first, to make room, else it is refused and, if the model has no
+//    instance, its queue fails with kUnavailable. A template's start may stop
+//    only other models' ready templates; without room it is not started.
 //  - Every request given to Arrive and admitted leaves exactly once: by a
 //    kDispatch and then ExecutionDone's completion, or by a kFail.
 //  - Deterministic: the same events give the same actions. It never reads a
@@ -105,6 +112,11 @@ struct Action {
     kWake,         // call Wake(model) at `at_us` (monotonic); replaces the earlier wake; kNever = none
     kProvisioned,  // the floor of `instances` held from `start_wall_us` to `at_us` (wall): a usage record
     kNotice,       // worth logging: `reason` is the event name, `detail` its fields (key=value ...)
+    kStartTemplate,  // start the model's template (and its standby if `standby`); answer with
+                     // TemplateReady or TemplateGone
+    kStopTemplate,   // stop the model's template and its standby (not the instances it forked); `reason`
+    kHeld,           // memory held for the model's template (`standby`: its standby) from `start_wall_us`
+                     // to `at_us` (wall): a usage record
   };
   Kind kind = Kind::kNotice;
   std::string model;
@@ -117,6 +129,10 @@ struct Action {
   std::string detail;
   bool fault = false;
   bool provisioned = false;
+  bool standby = false;  // kStartTemplate, kHeld
+  // kStart: how the instance starts. A template-path model's instance forks
+  // from its template only when the template is ready; until then (and while
+  // no template is held) it starts from the zygote.
   StartPath path = StartPath::kExec;
   Micros at_us = 0;
   Micros arrival_us = 0;  // kFail
@@ -174,13 +190,13 @@ enum class GoneKind {
 struct Event {
   enum class Kind {
     kAddModel, kUpdateModel, kRemoveModel, kArrive, kInstanceReady, kExecutionDone, kInstanceGone,
-    kStartFailed, kWake, kWarm, kFlushProvisioned, kSetStartError, kStartSucceeded, kSetTemplateLive,
+    kStartFailed, kWake, kWarm, kFlushProvisioned, kSetStartError, kStartSucceeded, kTemplateReady, kTemplateGone,
   };
   Kind kind = Kind::kWake;
   Now now;
   std::string model;
   ModelConfig config;           // kAddModel, kUpdateModel
-  bool flag = false;            // replace_workers, ok, live
+  bool flag = false;            // replace_workers, ok
   std::string text;             // reason, start_error, error
   Status status;                // kRemoveModel, kInstanceGone
   Request request;              // kArrive
@@ -239,16 +255,21 @@ class Scheduler {
   // Starts instances so that at least `instances` are live (capped at
   // max_concurrency); returns how many it started.
   StatusOr<int> Warm(std::string_view model, int instances, Now now, Actions* out);
-  // Closes and reopens every open provisioned interval at `now`.
+  // Closes and reopens every open provisioned and held interval at `now`.
   void FlushProvisioned(Now now, Actions* out);
 
   // What the driver knows about starts outside instances (a template's or
   // zygote's load): an error to report, or success (clears it, resets backoff).
   void SetStartError(std::string_view model, std::string error);
   void StartSucceeded(std::string_view model);
-  // Whether `model`'s template is live: it counts as one instance of its
-  // memory_mb against the budget and is never evicted.
-  void SetTemplateLive(std::string_view model, bool live);
+  // The template a kStartTemplate asked for is ready: later starts fork from it.
+  void TemplateReady(std::string_view model, Now now, Actions* out);
+  // The model's template is gone without a kStopTemplate (it crashed, failed
+  // to load, timed out: `error`). Starts go to the zygote; the template is
+  // started again when next wanted, after a backoff if it never got ready.
+  void TemplateGone(std::string_view model, const std::string& error, Now now, Actions* out);
+  enum class TemplateState { kNone, kStarting, kReady };
+  TemplateState TemplateStateOf(std::string_view model) const;
 
   // Read-only views for status reports.
   bool HasModel(std::string_view model) const;
@@ -278,7 +299,15 @@ class Scheduler {
   policy::KeepAliveActions KeepAliveActionsFor(const Model& model, Now now) const;
   policy::ProvisionedFloor ProvisionedMinimum(const Model& model, Now now) const;
   void UpdateProvisioned(Model& model, int instances, Now now, Actions* out, bool always = false);
-  Status ReserveMemory(Model& model, Now now, Actions* out);
+  // Room for `need_mb` more: an instance's start may stop idle instances and
+  // templates (starting or ready) of other models beyond their floor; a
+  // template's start only other ready templates. Least recently used first.
+  Status ReserveMemory(Model& model, int64_t need_mb, bool for_template, Now now, Actions* out);
+  void WantTemplate(Model& model, Now now, Actions* out);
+  void StartTemplate(Model& model, Now now, Actions* out);
+  void StopTemplate(Model& model, std::string_view reason, Now now, Actions* out);
+  void CloseHeld(Model& model, Now now, Actions* out);
+  bool HoldTemplate(const Model& model, Now now) const;
 
   void Log(Event event) const {
     if (options_.log) options_.log->push_back(std::move(event));

@@ -361,15 +361,167 @@ TEST(Scheduler, MemoryBudgetEvictsAnotherModelsIdleInstanceElseRefuses) {
   EXPECT_LT(stop_at, start_at);  // room first
 }
 
-TEST(Scheduler, TemplateCountsAgainstTheBudget) {
-  Driver d({.memory_budget_mb = 300});
-  ASSERT_TRUE(d.Add(Config("a")).ok());
-  d.scheduler.SetTemplateLive("a", true);
+ModelConfig TemplateConfig(const std::string& name) {
+  ModelConfig c = Config(name);
+  c.start_path = StartPath::kTemplate;
+  c.template_standby = true;
+  c.template_keep_alive_s = 60;
+  return c;
+}
+
+TEST(Scheduler, TemplateIsACacheStartedWhenCalledAndReleasedAfterItsKeepAlive) {
+  Driver d;
+  ASSERT_TRUE(d.Add(TemplateConfig("m")).ok());
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStartTemplate).empty());  // deploying holds nothing
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  Actions a = d.Take();
+  // The request does not wait for the template: its instance starts from the zygote.
+  auto starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].path, StartPath::kZygote);
+  auto templates = OfKind(a, Kind::kStartTemplate);
+  ASSERT_EQ(templates.size(), 1u);
+  EXPECT_TRUE(templates[0].standby);
+  EXPECT_EQ(d.scheduler.TemplateStateOf("m"), Scheduler::TemplateState::kStarting);
+  d.Ready("m", starts[0].instance_id, 30'000);
+  const uint64_t execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  d.scheduler.TemplateReady("m", d.At(700'000), &d.actions);
+  d.Take();
+  // A second request while the first instance is busy forks from the template.
+  ASSERT_TRUE(d.Arrive("m", 800'000).ok());
+  a = d.Take();
+  starts = OfKind(a, Kind::kStart);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].path, StartPath::kTemplate);
+  EXPECT_TRUE(OfKind(a, Kind::kStartTemplate).empty());  // already held
+  d.Done("m", starts[0].instance_id - 1, execution, 900'000);
+  d.Take();
+  // Held until 60 s after it was last wanted (the start at 0.8 s).
+  d.Wake("m", 60'799'999);
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStopTemplate).empty());
+  d.Wake("m", 60'800'000);
+  a = d.Take();
+  auto stops = OfKind(a, Kind::kStopTemplate);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].reason, "keep_alive");
+  // Its memory held, template and standby, from its start to its stop.
+  auto held = OfKind(a, Kind::kHeld);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_FALSE(held[0].standby);
+  EXPECT_TRUE(held[1].standby);
+  for (const Action& h : held) {
+    EXPECT_EQ(h.start_wall_us, Driver::kWallOrigin);
+    EXPECT_EQ(h.at_us, Driver::kWallOrigin + 60'800'000);
+  }
+  EXPECT_EQ(d.scheduler.TemplateStateOf("m"), Scheduler::TemplateState::kNone);
+  // Called again: a new template, and the instance from the zygote meanwhile.
+  d.Wake("m", 70'000'000);  // keep-alive (10 s) stops the idle instances first
+  d.Take();
+  ASSERT_TRUE(d.Arrive("m", 71'000'000).ok());
+  a = d.Take();
+  ASSERT_EQ(OfKind(a, Kind::kStart).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStart)[0].path, StartPath::kZygote);
+  EXPECT_EQ(OfKind(a, Kind::kStartTemplate).size(), 1u);
+}
+
+TEST(Scheduler, TemplateCountsAgainstTheBudgetAndTheLeastRecentlyWantedGoesFirst) {
+  Driver d({.memory_budget_mb = 1000});
+  ASSERT_TRUE(d.Add(TemplateConfig("a")).ok());
+  ASSERT_TRUE(d.Add(TemplateConfig("b")).ok());
   ASSERT_TRUE(d.Arrive("a", 0).ok());
-  EXPECT_TRUE(OfKind(d.Take(), Kind::kStart).empty());  // 200 + 200 > 300
-  d.scheduler.SetTemplateLive("a", false);
-  ASSERT_TRUE(d.Arrive("a", 10).ok());
-  EXPECT_EQ(OfKind(d.Take(), Kind::kStart).size(), 1u);
+  Actions a = d.Take();
+  const uint64_t a_instance = OfKind(a, Kind::kStart).at(0).instance_id;
+  ASSERT_EQ(OfKind(a, Kind::kStartTemplate).size(), 1u);  // 200 + 2 x 200 of 1000
+  d.Ready("a", a_instance, 10'000);
+  const uint64_t execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  // A template still starting is not evicted; a ready one may be.
+  d.scheduler.TemplateReady("a", d.At(500'000), &d.actions);
+  d.Done("a", a_instance, execution, 1'000'000);  // a's instance idle since 1 s; its template wanted at 0
+  d.Take();
+  // b needs 200 for its instance (fits: 800) and 400 for its template: a's
+  // template, wanted least recently, goes, not a's idle instance.
+  ASSERT_TRUE(d.Arrive("b", 2'000'000).ok());
+  a = d.Take();
+  auto stopped = OfKind(a, Kind::kStopTemplate);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].model, "a");
+  EXPECT_EQ(stopped[0].reason, "memory_pressure");
+  EXPECT_TRUE(OfKind(a, Kind::kStop).empty());
+  ASSERT_EQ(OfKind(a, Kind::kStartTemplate).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStartTemplate)[0].model, "b");
+  // b's instance was given its room before b's template.
+  size_t start_at = 0, template_at = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].kind == Kind::kStart) start_at = i;
+    if (a[i].kind == Kind::kStartTemplate) template_at = i;
+  }
+  EXPECT_LT(start_at, template_at);
+}
+
+TEST(Scheduler, AnInstanceStartStopsAnotherModelsTemplateEvenWhileItStarts) {
+  Driver d({.memory_budget_mb = 700});
+  ASSERT_TRUE(d.Add(TemplateConfig("a")).ok());
+  ASSERT_TRUE(d.Add(TemplateConfig("b")).ok());
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  ASSERT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);  // 200 + 400 of 700, still starting
+  // b's instance (200) needs room: a's template is only a cache and goes;
+  // then b's own template finds no room (a ready template could have gone).
+  ASSERT_TRUE(d.Arrive("b", 1000).ok());
+  Actions a = d.Take();
+  auto stopped = OfKind(a, Kind::kStopTemplate);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].model, "a");
+  ASSERT_EQ(OfKind(a, Kind::kStart).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStart)[0].model, "b");
+  EXPECT_TRUE(OfKind(a, Kind::kStartTemplate).empty());
+  EXPECT_EQ(d.scheduler.TemplateStateOf("a"), Scheduler::TemplateState::kNone);
+  // A template a stopped while it started reports nothing more: a late TemplateReady is ignored.
+  d.scheduler.TemplateReady("a", d.At(2000), &d.actions);
+  EXPECT_EQ(d.scheduler.TemplateStateOf("a"), Scheduler::TemplateState::kNone);
+}
+
+TEST(Scheduler, TemplateWithoutRoomIsNotStartedButTheInstanceIs) {
+  Driver d({.memory_budget_mb = 500});
+  ASSERT_TRUE(d.Add(TemplateConfig("a")).ok());
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  Actions a = d.Take();
+  EXPECT_EQ(OfKind(a, Kind::kStart).size(), 1u);       // 200
+  EXPECT_TRUE(OfKind(a, Kind::kStartTemplate).empty());  // + 400 > 500
+  bool refused = false;
+  for (const Action& n : OfKind(a, Kind::kNotice)) refused |= n.reason == "template_start_refused";
+  EXPECT_TRUE(refused);
+}
+
+TEST(Scheduler, TemplateThatFailsBacksOffAndAFloorHoldsOne) {
+  Driver d;
+  ModelConfig c = TemplateConfig("m");
+  ASSERT_TRUE(d.Add(c).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  ASSERT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);
+  d.scheduler.TemplateGone("m", "cannot load", d.At(100'000), &d.actions);
+  Actions a = d.Take();
+  EXPECT_EQ(OfKind(a, Kind::kHeld).size(), 2u);  // held while it tried
+  // Not retried on every request during the backoff (1 s), then retried.
+  ASSERT_TRUE(d.Arrive("m", 600'000).ok());
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStartTemplate).empty());
+  ASSERT_TRUE(d.Arrive("m", 1'100'000).ok());
+  EXPECT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);
+
+  // A provisioned floor starts a template at deploy and keeps it past its keep-alive.
+  Driver f;
+  ModelConfig floor = TemplateConfig("p");
+  floor.min_instances = 1;
+  ASSERT_TRUE(f.Add(floor).ok());
+  a = f.Take();
+  EXPECT_EQ(OfKind(a, Kind::kStartTemplate).size(), 1u);
+  f.scheduler.TemplateReady("p", f.At(1'000'000), &f.actions);
+  f.Wake("p", 3600 * kMicrosPerSecond);
+  EXPECT_TRUE(OfKind(f.Take(), Kind::kStopTemplate).empty());
+  // Its held memory is flushed with the provisioned intervals.
+  f.scheduler.FlushProvisioned(f.At(3600 * kMicrosPerSecond), &f.actions);
+  auto held = OfKind(f.Take(), Kind::kHeld);
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].at_us - held[0].start_wall_us, 3600 * kMicrosPerSecond);
 }
 
 TEST(Scheduler, SettingsChangeRetiresIdleAndStartingAndBusyOnesWhenDone) {

@@ -26,4 +26,12 @@ metering::ProvisionedRecord ProvisionedRecordOf(const Action& interval, int64_t 
           .end_wall_us = interval.at_us};
 }
 
+metering::HeldRecord HeldRecordOf(const Action& held, int64_t memory_mb) {
+  return {.model = held.model,
+          .kind = held.standby ? metering::HeldKind::kStandby : metering::HeldKind::kTemplate,
+          .memory_mb = memory_mb,
+          .start_wall_us = held.start_wall_us,
+          .end_wall_us = held.at_us};
+}
+
 }  // namespace thaw::sched

@@ -1,6 +1,6 @@
 // The usage records (metering/usage.h) of what the scheduler reports: an
-// instance's life when it stops (kStop) and a provisioned interval
-// (kProvisioned). The runtime and the simulator both write these, so a
+// instance's life when it stops (kStop), a provisioned interval
+// (kProvisioned) and memory held for a template or standby (kHeld). The runtime and the simulator both write these, so a
 // usage log and a simulated report count instance time the same way.
 // Thread safety: pure functions.
 #pragma once
@@ -17,5 +17,8 @@ metering::InstanceRecord InstanceRecordOf(const Action& stop, int64_t memory_mb,
 
 // `interval` is a kProvisioned action.
 metering::ProvisionedRecord ProvisionedRecordOf(const Action& interval, int64_t memory_mb);
+
+// `held` is a kHeld action: a template's (or its standby's) memory_mb held.
+metering::HeldRecord HeldRecordOf(const Action& held, int64_t memory_mb);
 
 }  // namespace thaw::sched

@@ -44,7 +44,8 @@ std::string TimingParameters(const InvocationTiming& t) {
   JsonWriter w(&json);
   w.BeginObject().Field("cold_start", t.cold_start);
   if (t.cold_start) {
-    w.Field("start_path", StartPathName(t.start_path)).Key("cold_start_ms").BeginObject();
+    w.Field("start_path", StartPathName(t.start_path)).Field("start_level", StartLevelName(t.start_level));
+    w.Key("cold_start_ms").BeginObject();
     for (const auto& [name, us] : ColdStartParts(t.cold)) Millis(w, name, us);
     w.EndObject();
   }
@@ -359,6 +360,7 @@ std::string V2Handler::StatusJson(const ModelStatus& status_value, bool with_mem
   w.Field("cost_intercept_us", tenth(status->batching.cost_intercept_us));
   w.Field("cost_per_row_us", tenth(status->batching.cost_per_row_us));
   w.Field("arrival_rows_per_s", tenth(status->batching.arrival_rows_per_s)).EndObject();
+  w.Field("template_state", status->template_state).Field("prepared", status->prepared);
   w.Key("last_start_error");
   if (status->last_start_error.empty()) w.Null();
   else w.String(status->last_start_error);

@@ -22,6 +22,10 @@ policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
   return o;
 }
 
+policy::TemplateCacheOptions TemplateCacheOptionsFor(const ModelConfig& c) {
+  return {.keep_alive_us = c.template_keep_alive_s * kMicrosPerSecond};
+}
+
 policy::BatchingOptions BatchingOptionsFor(const ModelConfig& c) {
   policy::BatchingOptions o;
   o.mode = c.batching == Batching::kFixed      ? policy::BatchingMode::kFixed

@@ -12,6 +12,7 @@
 #include "policy/batching.h"
 #include "policy/keep_alive.h"
 #include "policy/provisioned.h"
+#include "policy/template_cache.h"
 #include "repo/model_config.h"
 
 namespace thaw {
@@ -22,6 +23,7 @@ policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& config);
 policy::BatchingOptions BatchingOptionsFor(const ModelConfig& config);
 policy::AdmissionOptions AdmissionOptionsFor(const ModelConfig& config);
 std::vector<policy::ProvisionedWindow> ProvisionedWindowsFor(const ModelConfig& config);
+policy::TemplateCacheOptions TemplateCacheOptionsFor(const ModelConfig& config);
 
 // Validates every policy's options for `config` (config validation covers
 // them; a failure here is a bug, reported rather than crashed on).

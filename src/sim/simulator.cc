@@ -63,15 +63,10 @@ using sched::Action;
 // What the simulator knows of a model beyond the scheduler: its profile and
 // how many instances it has, for the result.
 struct Model {
-  explicit Model(const SimModel& m) : sim(&m) {
-    auto it = m.profile.start_us.find(std::string(StartPathName(m.config.start_path)));
-    start_us = it != m.profile.start_us.end() ? it->second : 0;
-    start_path = std::string(StartPathName(m.config.start_path));
-  }
+  explicit Model(const SimModel& m) : sim(&m) {}
   const SimModel* sim;
-  Micros start_us = 0;
-  std::string start_path;
   int live_instances = 0;
+  uint64_t template_generation = 0;  // a TemplateReady event of an older one is stale
   Micros wake_at_us = sched::kNever;  // when the scheduler wants Wake
   // The earliest wake event queued (no later than wake_at_us). As the
   // runtime's timer, it stays when the wanted time moves later: under load
@@ -81,7 +76,21 @@ struct Model {
   const ModelConfig& config() const { return sim->config; }
 };
 
-enum class EventKind : uint8_t { kReady, kDone, kWake };
+enum class EventKind : uint8_t { kReady, kDone, kWake, kTemplateReady };
+
+// The profile's start time for `level`: its own entry, else the documented
+// fallback (standby: template, prepared: zygote), else the entry of the
+// model's configured start path (profiles measured before levels existed),
+// else 0.
+Micros StartUsOf(const ModelProfile& profile, std::string_view level, StartPath configured) {
+  const std::string_view fallback = level == "standby" ? "template" : level == "prepared" ? "zygote" : "";
+  for (std::string_view key : {level, fallback, StartPathName(configured)}) {
+    if (key.empty()) continue;
+    auto it = profile.start_us.find(std::string(key));
+    if (it != profile.start_us.end()) return it->second;
+  }
+  return 0;
+}
 
 struct Event {
   Micros time_us;
@@ -117,8 +126,6 @@ class Sim {
     for (const Model& model : models_) {
       // Provisioned floors start at once.
       THAW_RETURN_IF_ERROR(scheduler_.AddModel(model.config(), At(), &actions_));
-      // A template counts against the budget as one instance of its model.
-      if (model.config().start_path == StartPath::kTemplate) scheduler_.SetTemplateLive(model.config().name, true);
       Carry();
     }
     size_t next = 0;
@@ -141,6 +148,9 @@ class Sim {
           scheduler_.InstanceReady(name, e.instance, At(), &actions_);
           break;
         case EventKind::kDone: OnDone(e.model, e.instance, e.execution, e.compute_us); break;
+        case EventKind::kTemplateReady:
+          if (e.instance == models_[e.model].template_generation) scheduler_.TemplateReady(name, At(), &actions_);
+          break;
         case EventKind::kWake: {
           Model& model = models_[e.model];
           if (e.time_us != model.armed_us) break;  // superseded by an earlier one
@@ -206,12 +216,30 @@ class Sim {
       const uint32_t m = index_.at(a.model);
       Model& model = models_[m];
       switch (a.kind) {
-        case Action::Kind::kStart:
+        case Action::Kind::kStart: {
           ++model.live_instances;
           result_.max_instances = std::max(result_.max_instances, model.live_instances);
           starting_.insert(a.instance_id);
-          Push(now_ + (options_.start_us_of ? options_.start_us_of(a.instance_id).value_or(model.start_us) : model.start_us),
+          const std::string_view level = a.path == StartPath::kTemplate
+                                             ? (model.config().template_standby ? "standby" : "template")
+                                         : a.path == StartPath::kZygote ? "prepared"
+                                                                        : "exec";
+          ++result_.starts_by_level[std::string(level)];
+          instance_paths_[a.instance_id] = std::string(StartPathName(a.path));
+          const Micros profiled = StartUsOf(model.sim->profile, level, model.config().start_path);
+          Push(now_ + (options_.start_us_of ? options_.start_us_of(a.instance_id).value_or(profiled) : profiled),
                EventKind::kReady, m, a.instance_id);
+          break;
+        }
+        case Action::Kind::kStartTemplate:
+          ++result_.template_starts;
+          Push(now_ + (model.sim->profile.start_us.count("template_start") ? model.sim->profile.start_us.at("template_start") : 0),
+               EventKind::kTemplateReady, m,
+               ++model.template_generation);
+          break;
+        case Action::Kind::kStopTemplate: ++model.template_generation; break;
+        case Action::Kind::kHeld:
+          stats_.Add(metering::UsageRecord(sched::HeldRecordOf(a, model.config().memory_mb)));
           break;
         case Action::Kind::kDispatch: {
           std::optional<Micros> recorded = options_.exec_us_of ? options_.exec_us_of(a.execution_id) : std::nullopt;
@@ -268,7 +296,7 @@ class Sim {
         ++result_.cold_starts;
       }
       r.provisioned = done->instance.provisioned;
-      r.start_path = model.start_path;
+      r.start_path = PathOf(done->instance.id);
       stats_.Add(metering::UsageRecord(std::move(r)));
     }
   }
@@ -295,17 +323,23 @@ class Sim {
       r.batch_rows = 1;
       r.batch_requests = 1;
       r.share = 1;
-      r.start_path = models_[m].start_path;
+      r.start_path = PathOf(a.instance_id);
     } else {
       r.queue_us = r.latency_us;
     }
     stats_.Add(metering::UsageRecord(std::move(r)));
   }
 
+  std::string PathOf(uint64_t instance_id) const {
+    auto it = instance_paths_.find(instance_id);
+    return it == instance_paths_.end() ? "" : it->second;
+  }
+
   void RecordStop(uint32_t m, const Action& a) {
     Model& model = models_[m];
     --model.live_instances;
     starting_.erase(a.instance_id);
+    instance_paths_.erase(a.instance_id);
     result_.busy_instance_s += a.usage.busy_us / 1e6;
     if (!a.usage.provisioned) result_.idle_instance_s += a.usage.idle_us / 1e6;
     stats_.Add(metering::UsageRecord(sched::InstanceRecordOf(a, model.config().memory_mb, Wall(now_))));
@@ -326,6 +360,7 @@ class Sim {
   std::vector<Model> models_;
   std::unordered_map<std::string, uint32_t> index_;
   std::unordered_set<uint64_t> starting_;               // instances not ready yet
+  std::unordered_map<uint64_t, std::string> instance_paths_;  // live instances' start paths
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   Micros now_ = 0;
   uint64_t next_seq_ = 0;

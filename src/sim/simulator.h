@@ -13,8 +13,11 @@
 // from the measured distribution exec_spread when the profile has one, else
 // a lognormal of coefficient of variation exec_cv. A request still running at
 // its deadline is answered 504 then and its instance is stopped, as the
-// runtime does. A template-path model's template counts against the memory
-// budget from the start.
+// runtime does. A template-path model's template is a cache, as live
+// (sched::Scheduler, policy/template_cache.h): started when the model is
+// wanted, ready after the profile's template_start, held (and counted against
+// the memory budget, and metered as held memory) until its keep-alive; until
+// it is ready, instances start from the zygote.
 //
 // Guarantees: deterministic for a seed; virtual time only (never reads a
 // clock, never sleeps). Errors: kInvalidArgument for a trace function with no
@@ -43,7 +46,13 @@ struct ModelProfile {
   // sorted by rows, at least one entry. Sizes in between are interpolated,
   // beyond the last extrapolated from the last two.
   std::vector<std::pair<int64_t, Micros>> exec_us_by_rows;
-  // Start to ready per start path ("exec", "zygote", "template").
+  // Start to ready by how an instance starts (StartLevel, repo/model_config.h):
+  // "exec"; "zygote" (from the zygote, the model not prepared); "prepared"
+  // (from the zygote, its prepared artifact); "template" (forked from a
+  // ready template); "standby" (a template's warmed standby); and
+  // "template_start", a template's own start to ready. A missing level falls
+  // back (standby to template, prepared to zygote), then to the entry of the
+  // config's start path, then to 0; a missing template_start is 0.
   std::map<std::string, Micros> start_us;
   double exec_cv = 0;  // execution-time coefficient of variation; 0 = deterministic
   // The measured distribution of execution time relative to its median: the
@@ -90,6 +99,8 @@ struct SimResult {
   metering::UsageReport report;  // per model and total, priced
   int64_t requests = 0;
   int64_t cold_starts = 0;
+  std::map<std::string, int64_t> starts_by_level;  // instance starts by level ("standby", "prepared", ...)
+  int64_t template_starts = 0;
   int64_t rejected_429 = 0;
   int64_t deadline_504 = 0;
   double busy_instance_s = 0, idle_instance_s = 0, provisioned_instance_s = 0;

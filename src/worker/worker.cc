@@ -321,19 +321,55 @@ struct LoadedModel {
 };
 
 // Loads and warms the model in `model_dir` with `threads` intra-op threads
-// (the config's own count when 0), filling the load timings of `ready`.
+// (the config's own count when 0), from its prepared artifact when the run
+// directory has one, filling the load timings of `ready`. `for_one`: the
+// instance loads for itself (after a zygote's fork): one warm-up run and no
+// profiling executor, so its first request comes sooner.
 StatusOr<LoadedModel> LoadModel(const std::string& model_dir, int threads, const Clock& clock,
-                                ipc::ReadyMessage* ready) {
+                                ipc::ReadyMessage* ready, bool for_one = false) {
   StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
   if (!config.ok()) return config.status();
   SetIntraOpThreads(threads > 0 ? threads : config->threads);
   ready->runtime_init_us = clock.NowMicros() - ready->started_us;
   BackendLoadTimings timings;
-  StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(*config, clock, &timings);
+  BackendLoadOptions options{.prepared_path = model_dir + "/" + kPreparedArtifactFile};
+  if (for_one) {
+    options.warmup_runs = 1;
+    options.profiling_executor = false;
+  }
+  StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(*config, clock, &timings, options);
   if (!backend.ok()) return backend.status();
   ready->model_load_us = timings.model_load_us;
   ready->warmup_us = timings.warmup_us;
+  ready->start_level = static_cast<uint8_t>(timings.used_prepared ? StartLevel::kPrepared : StartLevel::kZygote);
   return LoadedModel{std::move(config).value(), std::move(backend).value()};
+}
+
+// A zygote's child asked to prepare the model in `model_dir`: sends its
+// artifact (or InitError) on `fd` and returns the exit code.
+int PrepareAndExit(int fd, const std::string& model_dir, const Clock& clock) {
+  // Background work: requests (and the instances starting for them) first.
+  errno = 0;
+  if (::nice(10) == -1 && errno != 0) LogEvent(LogLevel::kWarning, "worker_nice_failed", LogFields({{"error", LogValue(std::strerror(errno))}}));
+  const Micros start = clock.NowMicros();
+  StatusOr<ModelConfig> config = LoadModelConfig(model_dir);
+  StatusOr<std::string> artifact = config.ok() ? PrepareArtifact(*config) : StatusOr<std::string>(config.status());
+  const std::string model = ModelNameOf(model_dir);
+  if (!artifact.ok()) return InitFailed(fd, model, artifact.status());
+  const Micros prepare_us = clock.NowMicros() - start;
+  LogEvent(LogLevel::kInfo, "worker_prepared",
+           LogFields({{"pid", std::to_string(::getpid())}, {"model", LogValue(model)},
+                      {"bytes", std::to_string(artifact->size())}, {"prepare_us", std::to_string(prepare_us)}}));
+  const std::string_view bytes = *artifact;
+  size_t sent = 0;
+  do {
+    const size_t n = std::min(ipc::kPreparedChunkBytes, bytes.size() - sent);
+    ipc::PreparedMessage piece{.chunk = std::string(bytes.substr(sent, n)), .last = sent + n == bytes.size(),
+                               .prepare_us = prepare_us};
+    if (!ipc::WriteAll(fd, ipc::Encode(piece)).ok()) return kWorkerExitInitError;
+    sent += n;
+  } while (sent < bytes.size());
+  return kWorkerExitOk;
 }
 
 // Moves this process into its memory cgroup before it allocates model memory.
@@ -414,6 +450,7 @@ int RunWorker(const WorkerOptions& options) {
   ready.sandbox = sandbox::EncodeReport(report);
   StatusOr<LoadedModel> loaded = LoadModel(options.model_dir, 0, clock, &ready);
   if (!loaded.ok()) return InitFailed(fd, model, loaded.status());
+  ready.start_level = static_cast<uint8_t>(StartLevel::kExec);
   return Serve(fd, loaded->config, *loaded->backend, clock, ready, StartPath::kExec);
 }
 
@@ -446,6 +483,10 @@ int RunSpawner(const WorkerOptions& options) {
     preloaded = std::move(loaded).value();
   } else {
     SetIntraOpThreads(1);
+    // Instances load their model after the fork: the engine's one-time
+    // setup is done here, once, not in each of them.
+    if (Status warmed = WarmEngine(); !warmed.ok())
+      LogEvent(LogLevel::kWarning, "zygote_engine_warmup_failed", LogFields({{"error", LogValue(warmed.message())}}));
     template_ready.runtime_init_us = clock.NowMicros() - template_ready.started_us;
   }
   Status sent = ipc::WriteAll(control, ipc::Encode(template_ready));
@@ -466,7 +507,7 @@ int RunSpawner(const WorkerOptions& options) {
     if (preloaded) {
       code = Serve(instance_fd, preloaded->config, *preloaded->backend, clock, ready, StartPath::kTemplate);
     } else {
-      StatusOr<LoadedModel> loaded = LoadModel(model_dir, 0, clock, &ready);
+      StatusOr<LoadedModel> loaded = LoadModel(model_dir, 0, clock, &ready, /*for_one=*/true);
       code = loaded.ok() ? Serve(instance_fd, loaded->config, *loaded->backend, clock, ready, StartPath::kZygote)
                          : InitFailed(instance_fd, ModelNameOf(model_dir), loaded.status());
     }
@@ -513,6 +554,8 @@ int RunSpawner(const WorkerOptions& options) {
     ready.pid = static_cast<int32_t>(::getpid());
     ready.started_us = clock.NowMicros();
     ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
+    ready.start_level = static_cast<uint8_t>(StartLevel::kStandby);
+    (void)ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid}));
     become_instance(instance_fd, options.model_dir, ready);
   };
 
@@ -568,9 +611,19 @@ int RunSpawner(const WorkerOptions& options) {
     ready.pid = static_cast<int32_t>(::getpid());
     ::close(control);
     ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
+    if (!preloaded && spawn->prepare) {
+      ::signal(SIGCHLD, SIG_DFL);
+      const int code = PrepareAndExit(instance_fd, spawn->model_dir, clock);
+      std::fflush(nullptr);
+      ::_exit(code);
+    }
+    // Which process is starting, before it loads anything (the server
+    // moves it into its memory cgroup meanwhile).
+    (void)ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid}));
     if (preloaded) {
       SetIntraOpThreads(preloaded->config.threads);
       ready.runtime_init_us = clock.NowMicros() - ready.started_us;
+      ready.start_level = static_cast<uint8_t>(StartLevel::kTemplate);
     }
     become_instance(instance_fd, spawn->model_dir, ready);
   }

@@ -93,6 +93,9 @@ def make_repository():
                        "inputs": [{"name": name_in, "datatype": "FP32", "shape": [-1, width]}],
                        "outputs": [{"name": name_out, "datatype": "FP32", "shape": [-1, width]}],
                        "memory_mb": 256, "max_concurrency": 1, "keep_alive_s": KEEP_ALIVE_S,
+                       # Called only during the chaos: their templates (a cache) go soon after, so the
+                       # processes return to the baseline, where only fraud and fashion are hot.
+                       "template_keep_alive_s": KEEP_ALIVE_S,
                        "timeout_ms": TIMEOUT_MS, "start_timeout_ms": START_TIMEOUT_MS}, f)
     return repo
 

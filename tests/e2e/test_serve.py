@@ -146,20 +146,46 @@ def infer_binary(model):
     check_outputs(model, outputs)
 
 
+def wait_status(model, predicate, what, seconds=30):
+    """Polls /status until predicate(doc) holds."""
+    for _ in range(int(seconds * 10)):
+        doc = json.loads(curl("GET", f"/v2/models/{model}/status?memory=false")[2])
+        if predicate(doc):
+            return doc
+        time.sleep(0.1)
+    raise AssertionError(f"{model}: {what} not reached: {doc}")
+
+
 def cold_start_breakdown():
-    """The first request to a scaled-to-zero model reports where its cold start went."""
+    """A model never called holds nothing: its first request starts from the zygote and its prepared
+    artifact; that call makes it hot, so its template starts in the background, and the next cold start
+    forks a warmed standby from it. Each reports where its time went, and how it started."""
+    doc = wait_status("textenc", lambda d: d["prepared"], "prepared artifact")
+    assert doc["template_state"] == "none" and doc["instances"] == [], doc  # deploying held nothing
     status, headers, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
     assert status == 200, body[:200]
     params = json.loads(body)["parameters"]
     assert params["cold_start"] is True, params
-    assert params["start_path"] == "template", params
+    assert params["start_path"] == "zygote" and params["start_level"] == "prepared", params
     parts = params["cold_start_ms"]
     for key in ["queue", "spawn", "runtime_init", "model_load", "warmup", "first_inference", "total"]:
         assert key in parts and parts[key] >= 0, parts
-    assert parts["model_load"] == 0 and parts["warmup"] == 0, "a template's instance loads nothing: " + str(parts)
-    assert headers["x-thaw-cold-start"].startswith("template;"), headers
+    assert parts["model_load"] > 0, "from the zygote the instance loads the model: " + str(parts)
+    assert headers["x-thaw-cold-start"].startswith("zygote;"), headers
     status, _, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
     assert json.loads(body)["parameters"]["cold_start"] is False
+    wait_status("textenc", lambda d: d["template_state"] == "ready", "template ready")
+    # keep_alive_s 0 stops the instance after each request (the template stays: it is not a worker setting).
+    assert curl("PUT", "/v2/models/textenc/config", '{"keep_alive_s": 0}')[0] == 200
+    wait_status("textenc", lambda d: d["instances"] == [], "instance stopped")
+    assert curl("PUT", "/v2/models/textenc/config", '{"keep_alive_s": 600}')[0] == 200
+    status, headers, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
+    params = json.loads(body)["parameters"]
+    assert params["cold_start"] is True and params["start_path"] == "template", params
+    assert params["start_level"] == "standby", params
+    parts = params["cold_start_ms"]
+    assert parts["model_load"] == 0 and parts["warmup"] == 0, "a template's instance loads nothing: " + str(parts)
+    assert headers["x-thaw-cold-start"].startswith("template;"), headers
 
 
 def status_shows_shared_memory():
@@ -201,6 +227,9 @@ def tcp_socket_inodes(pid):
 
 def workers_are_confined(server_pid):
     """Every worker process (templates, instances) runs sandboxed, as /proc shows it."""
+    # A template starting in the background confines itself right after its exec: let it.
+    for model in MODELS:
+        wait_status(model, lambda d: d["template_state"] != "starting", "template not starting")
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -547,16 +576,18 @@ def wait_ready(model, seconds=60):
 
 
 def ready_routes_tell_the_truth():
-    """A model whose start hangs is not READY (route and index say why); the server is ready anyway."""
+    """A model whose start hangs: deploying starts nothing, so its first request finds out (503 once
+    start_timeout_ms passes); from then on it is not READY (route and index say why); the server is
+    ready throughout."""
+    request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    start = time.time()
+    expect_error("POST", "/v2/models/looper/infer", json.dumps(request), 503, "did not become ready within start_timeout_ms=1500")
+    assert time.time() - start < 15, "the stuck start was not timed out promptly"
     status, _, body = curl("GET", "/v2/models/looper/ready")
     assert status == 503 and "start_timeout_ms=1500" in json.loads(body)["error"], (status, body)
     status, _, body = curl("POST", "/v2/repository/index", "{}")
     looper = {m["name"]: m for m in json.loads(body)}["looper"]
     assert looper["state"] == "UNAVAILABLE" and "start_timeout_ms=1500" in looper["reason"], looper
-    request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
-    start = time.time()
-    expect_error("POST", "/v2/models/looper/infer", json.dumps(request), 503, "did not become ready within start_timeout_ms=1500")
-    assert time.time() - start < 15, "the stuck start was not timed out promptly"
     assert curl("GET", "/v2/health/ready")[0] == 200
 
 
@@ -606,7 +637,8 @@ def settings_change_mid_cold_start_under_load():
 def settings_api():
     status, _, body = curl("GET", "/v2/models/fashion-capped/config")
     assert status == 200 and json.loads(body)["max_queue"] == 8, body
-    before = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])["template"]["pid"]
+    infer_json_as("fashion-capped", "fashion")  # called: hot, so it gets its template
+    before = wait_status("fashion-capped", lambda d: d["template_state"] == "ready", "template ready")["template"]["pid"]
     status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
     assert status == 200, body
     config = json.loads(body)
@@ -619,7 +651,7 @@ def settings_api():
     # New instances start from a new template with the new settings.
     for _ in range(100):
         doc = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])
-        if doc["template"] and doc["template"]["pid"] != before and doc["template"]["ready"]:
+        if doc["template_state"] == "ready" and doc["template"]["pid"] != before and doc["template"]["ready"]:
             break
         time.sleep(0.1)
     else:
@@ -911,7 +943,8 @@ def main():
             except subprocess.CalledProcessError:
                 time.sleep(0.05)
         check("metadata and health", metadata_and_health)
-        check("cold start from zero: template path, breakdown in parameters and header", cold_start_breakdown)
+        check("cold start from zero (zygote + prepared artifact), then from the template it started: breakdown, level",
+              cold_start_breakdown)
         check("status: instance forked from its template shares its pages (PSS < RSS)", status_shows_shared_memory)
         check("warm: POST /warm?instances=2 starts instances ahead of traffic", warm_ahead_of_traffic)
         check("workers confined (/proc): uid nobody, no_new_privs, seccomp, own namespaces, no server sockets",

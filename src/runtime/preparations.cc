@@ -1,0 +1,198 @@
+#include "runtime/preparations.h"
+
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "base/log.h"
+#include "repo/model_config.h"
+
+namespace thaw {
+
+namespace fs = std::filesystem;
+
+StatusOr<std::string> ContentKeys::Of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return NotFound("cannot read " + path);
+  const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+                         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                         std::to_string(st.st_mtim.tv_nsec);
+  if (auto it = known_.find(id); it != known_.end()) return it->second;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return Internal("cannot start SHA-256");
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key;
+  for (unsigned int i = 0; i < length; ++i) {
+    key += kHex[digest[i] >> 4];
+    key += kHex[digest[i] & 15];
+  }
+  known_.emplace(id, key);
+  return key;
+}
+
+Preparations::Preparations(boost::asio::io_context& io, const Clock& clock, Spawners& spawners, std::string store_dir,
+                           Events events)
+    : io_(io), clock_(clock), spawners_(spawners), store_dir_(std::move(store_dir)), events_(std::move(events)) {
+  std::error_code ignored;
+  fs::create_directories(store_dir_, ignored);
+}
+
+Preparations::~Preparations() {
+  if (channel_) channel_->Close();
+}
+
+Status Preparations::Link(const std::string& key, const std::string& run_directory) const {
+  const fs::path target = fs::path(run_directory) / kPreparedArtifactFile;
+  const fs::path staged = target.string() + ".new";
+  std::error_code ec;
+  fs::remove(staged, ec);
+  // A link where the store shares the run directory's file system, else a copy.
+  fs::create_hard_link(StorePath(key), staged, ec);
+  if (ec) {
+    ec.clear();
+    fs::copy_file(StorePath(key), staged, fs::copy_options::overwrite_existing, ec);
+  }
+  if (!ec) fs::permissions(staged, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, ec);
+  if (!ec) fs::rename(staged, target, ec);
+  if (ec) return Internal("cannot place the prepared artifact in " + run_directory + ": " + ec.message());
+  return Status::Ok();
+}
+
+void Preparations::Request(const std::string& model, const std::string& run_directory, const std::string& model_file) {
+  Forget(model);
+  std::error_code ignored;
+  fs::remove(fs::path(run_directory) / kPreparedArtifactFile, ignored);  // an older version's
+  StatusOr<std::string> key = keys_.Of((fs::path(run_directory) / model_file).string());
+  if (!key.ok()) {
+    events_.done(model, key.status(), false);
+    return;
+  }
+  if (fs::exists(StorePath(*key))) {
+    events_.done(model, Link(*key, run_directory), true);
+    return;
+  }
+  Waiter waiter{model, run_directory};
+  if (running_ && running_->key == *key) {
+    running_->waiters.push_back(std::move(waiter));
+    return;
+  }
+  for (Job& job : queue_)
+    if (job.key == *key) {
+      job.waiters.push_back(std::move(waiter));
+      return;
+    }
+  queue_.push_back({*key, run_directory, {std::move(waiter)}});
+  RunNext();
+}
+
+void Preparations::Forget(const std::string& model) {
+  auto drop = [&](Job& job) {
+    std::erase_if(job.waiters, [&](const Waiter& w) { return w.model == model; });
+  };
+  for (Job& job : queue_) drop(job);
+  std::erase_if(queue_, [](const Job& job) { return job.waiters.empty(); });
+  if (running_) drop(*running_);  // it finishes for nobody (or for the others with that content)
+}
+
+void Preparations::RunNext() {
+  if (running_ || queue_.empty()) return;
+  std::shared_ptr<Spawner> zygote = spawners_.Zygote();
+  if (!zygote) {
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    for (const Waiter& w : job.waiters) events_.done(w.model, Unavailable("no zygote to prepare the model with"), false);
+    return RunNext();
+  }
+  running_ = std::make_unique<Job>(std::move(queue_.front()));
+  queue_.pop_front();
+  running_since_us_ = clock_.NowMicros();
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    Finish(Unavailable("cannot create a socket to prepare the model"));
+    return;
+  }
+  channel_ = std::make_shared<InstanceChannel>(io_, fds[0]);
+  spawners_.Fork(*zygote, running_->source_dir, fds[1], /*prepare=*/true);  // closes fds[1]
+  channel_->Start({
+      .frame =
+          [this](ipc::MessageType type, const std::string& payload) {
+            if (type == ipc::MessageType::kPrepared) {
+              auto piece = ipc::DecodePrepared(payload);
+              if (!piece.ok()) return Finish(piece.status());
+              if (!staged_.is_open()) {
+                staged_.open(StorePath(running_->key) + ".new", std::ios::binary | std::ios::trunc);
+                artifact_bytes_ = 0;
+              }
+              staged_.write(piece->chunk.data(), static_cast<std::streamsize>(piece->chunk.size()));
+              artifact_bytes_ += piece->chunk.size();
+              if (!staged_) return Finish(Internal("cannot write " + StorePath(running_->key) + ".new"));
+              if (piece->last) Finish(Status::Ok());
+              return;
+            }
+            if (type == ipc::MessageType::kInitError) {
+              auto error = ipc::DecodeInitError(payload);
+              return Finish(InvalidArgument(error.ok() ? error->message : "unreadable error"));
+            }
+            Finish(Internal("the preparing worker sent an unexpected message"));
+          },
+      .malformed = [this](const std::string& error) { Finish(Internal("the preparing worker: " + error)); },
+      .closed = [this] { Finish(Unavailable("the preparing worker exited without an artifact")); },
+      .after_read = [] {},
+  });
+}
+
+void Preparations::Finish(const Status& status) {
+  if (!running_) return;
+  std::unique_ptr<Job> job = std::move(running_);
+  channel_->Close();
+  // The channel may be the caller: release it once this handler returns.
+  boost::asio::post(io_, [channel = std::move(channel_)]() {});
+  Status result = status;
+  const bool none = status.ok() && artifact_bytes_ == 0;  // the backend has no artifact
+  const std::string staged = StorePath(job->key) + ".new";
+  if (staged_.is_open()) {
+    staged_.close();
+    if (!staged_ && result.ok()) result = Internal("cannot write " + staged);
+  }
+  std::error_code ec;
+  if (result.ok() && !none) {
+    fs::rename(staged, StorePath(job->key), ec);
+    if (ec) result = Internal("cannot write " + StorePath(job->key) + ": " + ec.message());
+  } else {
+    fs::remove(staged, ec);
+  }
+  const size_t bytes = artifact_bytes_;
+  artifact_bytes_ = 0;
+  staged_.clear();
+  LogEvent(result.ok() ? LogLevel::kInfo : LogLevel::kWarning, "model_prepared",
+           LogFields({{"key", job->key.substr(0, 16)}, {"models", std::to_string(job->waiters.size())},
+                      {"ok", result.ok() ? "true" : "false"}, {"bytes", std::to_string(bytes)},
+                      {"ms", MillisText(clock_.NowMicros() - running_since_us_)},
+                      {"error", LogValue(result.ok() ? "" : result.message())}}));
+  for (const Waiter& w : job->waiters) {
+    if (!result.ok() || none) {
+      events_.done(w.model, result, false);
+    } else {
+      events_.done(w.model, Link(job->key, w.run_directory), true);
+    }
+  }
+  RunNext();
+}
+
+}  // namespace thaw

@@ -1,0 +1,96 @@
+// Preparations: each model's prepared artifact (backend.h, PrepareArtifact:
+// for TorchScript the frozen module), made once per model-file content in
+// the background after deploy, so an instance started from the zygote loads
+// it instead of freezing the model again. A job is a child of the zygote
+// (engines initialised, sandboxed like every worker) that loads and freezes
+// the model and sends the artifact back on its socket; the runtime writes it
+// into the store (named by the SHA-256 of the model file) and links it into
+// the run directory of every model with that content. One job runs at a
+// time, so preparation takes at most one core from serving.
+//
+// Trust: an artifact is used only by models whose file has the same
+// content hash; it is written by the server, never by a worker.
+// Errors: a job that fails (the model does not load, the child dies) reports
+// its error for every model waiting on it; the models still start, from
+// their model file.
+// Threading: the io_context's thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "runtime/instance_channel.h"
+#include "runtime/spawners.h"
+
+namespace thaw {
+
+// SHA-256 of a file's content, hex; remembered per (device, inode, size,
+// mtime) so a file (or hard links to it) is read once.
+class ContentKeys {
+ public:
+  StatusOr<std::string> Of(const std::string& path);
+
+ private:
+  std::map<std::string, std::string> known_;
+};
+
+class Preparations {
+ public:
+  struct Events {
+    // The model's artifact is in its run directory (ok and `made`), its
+    // backend has none (ok, not made), or it could not be made (the error).
+    std::function<void(const std::string& model, const Status& status, bool made)> done;
+  };
+  // `store_dir`: where artifacts are kept by content key (created if missing).
+  Preparations(boost::asio::io_context& io, const Clock& clock, Spawners& spawners, std::string store_dir,
+               Events events);
+  ~Preparations();  // a running job's channel is closed: its handlers never run
+
+  // Gives `model` (its snapshot at run_directory/model_file) its artifact:
+  // linked at once if the store has it, else after a job makes it.
+  void Request(const std::string& model, const std::string& run_directory, const std::string& model_file);
+  // The model was unloaded or reloaded: a pending request for it is dropped.
+  void Forget(const std::string& model);
+  // Jobs queued or running.
+  size_t pending() const { return queue_.size() + (running_ ? 1 : 0); }
+
+ private:
+  struct Waiter {
+    std::string model;
+    std::string run_directory;
+  };
+  struct Job {
+    std::string key;
+    std::string source_dir;  // the run directory the child prepares from
+    std::vector<Waiter> waiters;
+  };
+  void RunNext();
+  void Finish(const Status& status);
+  Status Link(const std::string& key, const std::string& run_directory) const;
+  std::string StorePath(const std::string& key) const { return store_dir_ + "/" + key + ".pt"; }
+
+  boost::asio::io_context& io_;
+  const Clock& clock_;
+  Spawners& spawners_;
+  std::string store_dir_;
+  Events events_;
+  ContentKeys keys_;
+  std::deque<Job> queue_;
+  std::unique_ptr<Job> running_;
+  std::shared_ptr<InstanceChannel> channel_;
+  Micros running_since_us_ = 0;
+  std::ofstream staged_;  // the running job's artifact, written piece by piece
+  size_t artifact_bytes_ = 0;
+};
+
+}  // namespace thaw
