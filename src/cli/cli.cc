@@ -100,6 +100,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--memory-limits") {
       if (value != "on" && value != "off") return InvalidArgument("--memory-limits must be on or off, got '" + value + "'");
       serve->memory_limits = value == "on";
+    } else if (name == "--prepare") {
+      if (value != "on" && value != "off") return InvalidArgument("--prepare must be on or off, got '" + value + "'");
+      serve->prepare = value == "on";
     } else if (name == "--prepared-dir") {
       if (value.empty()) return InvalidArgument("--prepared-dir needs a directory");
       serve->prepared_dir = value;
@@ -476,7 +479,7 @@ std::string HelpText() {
 Usage:
   thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--worker PATH]
              [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
-             [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepared-dir DIR]
+             [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
              [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
              [--offload-threads N] [--auth-tokens FILE] [--admin-port N]
@@ -498,8 +501,11 @@ Usage:
                 dropped and counted (thaw_usage_records_dropped_total)
       --prices  price sheet for /v2/stats: aws-x86 (default), aws-arm64
                 (AWS Lambda, US East) or a price sheet file (prices/README.md)
-      --prepared-dir  keep models' prepared artifacts (frozen once, by content
-                hash) in DIR across runs (default: made again each run)
+      --prepare  on (default): after deploy, prepare each model once (frozen,
+                by content hash) in the background, so an instance started from
+                the zygote loads that; off: it loads and freezes the model file
+      --prepared-dir  keep models' prepared artifacts in DIR across runs
+                (default: made again each run)
       --memory-limits  on (default): each instance is held to its memory_mb
                 by a memory cgroup (needs root or a delegated cgroup; the
                 startup log says whether it is enforced); off: not enforced

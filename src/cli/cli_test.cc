@@ -42,6 +42,21 @@ TEST(CliTest, ServeSandboxFlags) {
   EXPECT_NE(HelpText().find("--worker-user"), std::string::npos);
 }
 
+TEST(CliTest, ServePreparationFlags) {
+  auto command = ParseCommandLine({"serve"});
+  ASSERT_TRUE(command.ok());
+  EXPECT_TRUE(command->serve.prepare);
+  EXPECT_EQ(command->serve.prepared_dir, "");
+  command = ParseCommandLine({"serve", "--prepare", "off", "--prepared-dir=/var/cache/thaw"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_FALSE(command->serve.prepare);
+  EXPECT_EQ(command->serve.prepared_dir, "/var/cache/thaw");
+  EXPECT_NE(ParseCommandLine({"serve", "--prepare=later"}).status().message().find("--prepare must be on or off"),
+            std::string::npos);
+  EXPECT_NE(ParseCommandLine({"serve", "--prepared-dir="}).status().message().find("--prepared-dir"), std::string::npos);
+  EXPECT_NE(HelpText().find("--prepared-dir"), std::string::npos);
+}
+
 TEST(CliTest, ServeUsageLogBuffer) {
   auto command = ParseCommandLine({"serve"});
   ASSERT_TRUE(command.ok());

@@ -118,7 +118,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                              .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
                                              .sandbox = options.sandbox,
                                              .worker_user = options.worker_user,
-                                             .prepared_dir = options.prepared_dir});
+                                             .prepared_dir = options.prepared_dir,
+                                             .prepare = options.prepare});
   for (const auto& error : scan->errors)
     LogEvent(LogLevel::kError, "model_invalid",
              LogFields({{"model", LogValue(error.model)}, {"error", LogValue(error.status.message())}}));

@@ -123,6 +123,9 @@ struct RuntimeOptions {
   // empty = inside the run directory (made again by each server run). A
   // directory that outlives the server keeps them across restarts.
   std::string prepared_dir;
+  // Prepare models' artifacts in the background after deploy (default); off:
+  // instances started from the zygote load and freeze the model file.
+  bool prepare = true;
 };
 
 // What an instance is doing, for status reports.

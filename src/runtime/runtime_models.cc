@@ -40,7 +40,7 @@ Status Runtime::AddModel(ModelConfig config) {
   // first model that forks; a template starts when the scheduler wants it.
   if (ref.config.start_path != StartPath::kExec) spawners_->Zygote();
   Carry();
-  preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file);
+  if (options_.prepare) preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file);
   return Status::Ok();
 }
 
@@ -117,7 +117,11 @@ void Runtime::FinishValidation(const std::string& name, Status status) {
       model.config = std::move(config);
       status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
       model.prepared = false;
-      preparations_->Request(model.config.name, model.run_directory, model.config.model_file);
+      if (options_.prepare) {
+        preparations_->Request(model.config.name, model.run_directory, model.config.model_file);
+      } else {
+        preparations_->Forget(model.config.name);
+      }
       ApplySettings(model, /*new_workers=*/true, "reloaded");
       Carry();
     }
