@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
 #include <vector>
 
 namespace thaw {
@@ -14,13 +15,25 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return Unavailable("cannot create a socket for a new instance");
   LaunchedInstance launched;
-  auto cgroup_dir = processes.MakeCgroup("instance-" + std::to_string(instance_id), config.memory_mb);
-  if (!cgroup_dir.ok()) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return Unavailable("cannot enforce memory_mb: " + cgroup_dir.status().message());
+  std::shared_ptr<Spawner> own_template;
+  if (path == StartPath::kTemplate) {
+    Spawner* own = spawners.TemplateOf(config.name);
+    if (own && own->ready) own_template = own->shared_from_this();
   }
-  launched.cgroup_dir = *cgroup_dir;
+  if (own_template && own_template->standby_moved && !own_template->standby_cgroup.empty()) {
+    // Its standby is already in a group of memory_mb: that becomes this instance's.
+    launched.cgroup_dir = std::exchange(own_template->standby_cgroup, "");
+    launched.premoved_pid = std::exchange(own_template->standby_pid, 0);
+    own_template->standby_moved = false;
+  } else {
+    auto cgroup_dir = processes.MakeCgroup("instance-" + std::to_string(instance_id), config.memory_mb);
+    if (!cgroup_dir.ok()) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return Unavailable("cannot enforce memory_mb: " + cgroup_dir.status().message());
+    }
+    launched.cgroup_dir = *cgroup_dir;
+  }
   launched.path = path;
   if (path == StartPath::kExec) {
     std::vector<std::string> args = {processes.worker_path(), "--model-dir", run_directory, "--fd",
@@ -37,11 +50,7 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
     launched.pid = *pid;
     launched.spawn_done_us = clock.NowMicros();
   } else {
-    std::shared_ptr<Spawner> spawner;
-    if (path == StartPath::kTemplate) {
-      Spawner* own = spawners.TemplateOf(config.name);
-      if (own && own->ready) spawner = own->shared_from_this();
-    }
+    std::shared_ptr<Spawner> spawner = own_template;
     if (!spawner) {
       launched.path = StartPath::kZygote;
       spawner = spawners.Zygote();

@@ -29,6 +29,9 @@ struct LaunchedInstance {
   std::string cgroup_dir;           // empty if memory is not enforced
   std::weak_ptr<Spawner> forked_by;  // fork: the template or zygote asked
   StartPath path = StartPath::kExec;  // the path taken
+  // Template path: the standby expected to become this instance, already in
+  // cgroup_dir (moved ahead of demand); 0 if none.
+  pid_t premoved_pid = 0;
 };
 
 StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& spawners, const Clock& clock,

@@ -62,6 +62,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                 scheduler_.TemplateReady(model, NowPair(), &actions_);
                 Carry();
               },
+          .standby_forked = [this](Spawner& spawner) { MoveStandby(spawner); },
           .zygote_ready = [this] { startup_settled_ = true; },
           .template_gone =
               [this](const std::string& model, const std::string& error) {
@@ -251,6 +252,7 @@ void Runtime::Launch(Model& model, uint64_t instance_id, StartPath path, bool pr
   }
   instance->pid = launched->pid;
   instance->start_path = launched->path;
+  instance->premoved_pid = launched->premoved_pid;
   instance->spawn_done_us = launched->spawn_done_us;
   instance->cgroup_dir = launched->cgroup_dir;
   instance->forked_by = launched->forked_by;
@@ -322,6 +324,27 @@ void Runtime::OnClosed(Model& model, Instance& instance) {
   Carry();
 }
 
+void Runtime::MoveStandby(Spawner& spawner) {
+  auto it = models_.find(spawner.owner);
+  if (it == models_.end() || spawner.standby_pid <= 0) return;
+  auto dir = processes_.MakeCgroup("standby-" + std::to_string(++standby_groups_), it->second->config.memory_mb);
+  if (!dir.ok() || dir->empty()) return;  // not enforced: nothing to move; an error: moved at its start instead
+  spawner.standby_cgroup = *dir;
+  cgroup_mover_.Move(spawner.standby_pid, *dir,
+                     [this, weak = spawner.weak_from_this(), pid = spawner.standby_pid, dir = *dir](Status moved) {
+                       std::shared_ptr<Spawner> spawner = weak.lock();
+                       const bool current = spawner && !spawner->gone && spawner->standby_pid == pid &&
+                                            spawner->standby_cgroup == dir;
+                       if (current && moved.ok()) {
+                         spawner->standby_moved = true;
+                         return;
+                       }
+                       if (current) spawner->standby_cgroup.clear();  // its instance gets a group at its start
+                       // Superseded, or it failed: the group goes once empty (an instance that took it keeps it).
+                       if (!moved.ok()) processes_.RemoveCgroupLater(dir);
+                     });
+}
+
 void Runtime::MarkReady(Model& model, Instance& instance) {
   instance.ready = true;
   const ipc::ReadyMessage& ready = instance.ready_message;
@@ -344,7 +367,7 @@ void Runtime::MoveToCgroup(Model& model, Instance& instance) {
     instance.moved = true;  // nothing to move: exec'd workers join their group themselves
     return;
   }
-  if (instance.pid <= 0 || instance.moving) return;
+  if (instance.pid <= 0 || instance.moving || instance.moved) return;
   instance.moving = true;
   cgroup_mover_.Move(instance.pid, instance.cgroup_dir,
                      [this, name = model.config.name, id = instance.id, pid = instance.pid](Status moved) {
@@ -380,6 +403,8 @@ void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, c
         return;
       }
       instance.pid = forked->pid;
+      // The standby moved ahead of demand needs no move (a dead one was replaced by a fresh fork: moved now).
+      if (instance.pid == instance.premoved_pid) instance.moved = true;
       MoveToCgroup(model, instance);
       return;
     }

@@ -278,6 +278,9 @@ class Runtime {
   void OnFrame(Model& model, Instance& instance, ipc::MessageType type, const std::string& payload);
   void MoveToCgroup(Model& model, Instance& instance);
   void MarkReady(Model& model, Instance& instance);
+  // Moves a template's new standby into a memory cgroup of its model's
+  // memory_mb ahead of demand, so the instance it becomes needs no move.
+  void MoveStandby(Spawner& spawner);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
   void OnTimer(Model& model);
   // The zygote's held memory since the last call (a usage record, the platform's).
@@ -302,6 +305,7 @@ class Runtime {
   bool shut_down_ = false;
   bool startup_settled_ = false;  // Ready() latched
   Micros zygote_held_since_wall_us_ = 0;  // the zygote's held memory is recorded up to here
+  uint64_t standby_groups_ = 0;  // names of standbys' memory cgroups
   std::map<std::string, std::shared_ptr<Validation>, std::less<>> validations_;  // reloads in progress, by model
   bool draining_ = false;              // no new requests
   std::function<void()> on_drained_;   // called once the accepted ones are answered

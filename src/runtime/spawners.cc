@@ -157,6 +157,14 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
             for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare);
+          } else if ((*frame)->type == ipc::MessageType::kForked && is_template && spawner->ready) {
+            auto forked = ipc::DecodeForked((*frame)->payload);
+            if (!forked.ok()) return OnGone(*spawner);
+            if (!spawner->standby_cgroup.empty()) processes_.RemoveCgroupLater(spawner->standby_cgroup);
+            spawner->standby_pid = forked->pid;
+            spawner->standby_cgroup.clear();
+            spawner->standby_moved = false;
+            if (events_.standby_forked) events_.standby_forked(*spawner);
           } else if ((*frame)->type == ipc::MessageType::kInitError) {
             auto error = ipc::DecodeInitError((*frame)->payload);
             const std::string message = error.ok() ? error->message : "unreadable error";
@@ -209,6 +217,8 @@ void Spawners::OnGone(Spawner& spawner) {
     LogEvent(LogLevel::kWarning, "spawner_oom", LogFields({{"model", name}, {"error", LogValue(spawner.error)}}));
   }
   processes_.RemoveCgroupLater(spawner.cgroup_dir);
+  if (!spawner.standby_cgroup.empty()) processes_.RemoveCgroupLater(spawner.standby_cgroup);
+  spawner.standby_cgroup.clear();
   std::shared_ptr<Spawner> keep;  // `spawner` outlives the erase below
   if (current) {
     keep = slot->second;

@@ -58,6 +58,11 @@ struct Spawner : std::enable_shared_from_this<Spawner> {
   std::string cgroup_dir;
   std::string sandbox;  // its Ready's sandbox report
   std::string error;    // what it reported (InitError) or why it went
+  // A template's current standby (its Forked on the control socket) and the
+  // memory cgroup it is moved into ahead of demand, for the instance it becomes.
+  pid_t standby_pid = 0;
+  std::string standby_cgroup;
+  bool standby_moved = false;
   boost::asio::steady_timer start_timer;  // fires at the start deadline
 };
 
@@ -66,6 +71,8 @@ struct SpawnerEvents {
   // its model's run directory, <run_dir>/<model>.
   std::function<const ModelConfig*(const std::string& model)> config_of;
   std::function<void(const std::string& model)> template_ready;
+  // A template forked a new standby (spawner.standby_pid).
+  std::function<void(Spawner& spawner)> standby_forked;
   std::function<void()> zygote_ready;
   // The model's current template is gone without StopTemplate or Remove:
   // `error` says why (never empty).

@@ -538,6 +538,8 @@ int RunSpawner(const WorkerOptions& options) {
     if (child > 0) {
       ::close(sp[1]);
       standby = Standby{child, sp[0]};
+      // The server moves it into an instance's memory cgroup ahead of demand.
+      (void)ipc::WriteAll(control, ipc::Encode(ipc::ForkedMessage{.pid = child}));
       return;
     }
     ::close(control);
