@@ -57,6 +57,9 @@ struct BackendLoadOptions {
   // it is keyed by the model file's content.
   std::string prepared_path;
   int warmup_runs = 3;
+  // Warm-up runs when the prepared artifact loaded (its preparation ran the
+  // model once on the config's inputs); -1 = warmup_runs.
+  int prepared_warmup_runs = -1;
   // TorchScript: the profiling executor specialises a graph over its first
   // calls (slow ones); off, the first call runs the optimised graph as is
   // (the same warm speed here, engine notes).
@@ -65,9 +68,10 @@ struct BackendLoadOptions {
 
 // The model prepared once for fast loads, as bytes to store: for TorchScript
 // the frozen module (optimize_for_inference output does not load back for
-// CNNs; a frozen module does, and optimising it again is cheap). Empty: the
-// backend has none (its instances load the model file). Errors as
-// CreateBackend's.
+// CNNs; a frozen module does, and optimising it again is cheap), after
+// running it once on warm-up inputs (a model that disagrees with its config
+// fails here, at deploy). Empty: the backend has none (its instances load the
+// model file). Errors as CreateBackend's.
 StatusOr<std::string> PrepareArtifact(const ModelConfig& config);
 
 class Backend {

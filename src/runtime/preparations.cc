@@ -1,6 +1,6 @@
 #include "runtime/preparations.h"
 
-#include <openssl/evp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,44 +17,21 @@ namespace thaw {
 
 namespace fs = std::filesystem;
 
-StatusOr<std::string> ContentKeys::Of(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return NotFound("cannot read " + path);
-  const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-                         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-                         std::to_string(st.st_mtim.tv_nsec);
-  if (auto it = known_.find(id); it != known_.end()) return it->second;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read " + path);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return Internal("cannot start SHA-256");
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string key;
-  for (unsigned int i = 0; i < length; ++i) {
-    key += kHex[digest[i] >> 4];
-    key += kHex[digest[i] & 15];
-  }
-  known_.emplace(id, key);
-  return key;
-}
-
 Preparations::Preparations(boost::asio::io_context& io, const Clock& clock, Spawners& spawners, std::string store_dir,
                            Events events)
-    : io_(io), clock_(clock), spawners_(spawners), store_dir_(std::move(store_dir)), events_(std::move(events)) {
+    : io_(io),
+      clock_(clock),
+      spawners_(spawners),
+      store_dir_(std::move(store_dir)),
+      events_(std::move(events)),
+      timer_(io) {
   std::error_code ignored;
   fs::create_directories(store_dir_, ignored);
 }
 
 Preparations::~Preparations() {
   if (channel_) channel_->Close();
+  if (running_ && running_pid_ > 0) ::kill(running_pid_, SIGKILL);
 }
 
 Status Preparations::Link(const std::string& key, const std::string& run_directory) const {
@@ -74,7 +51,8 @@ Status Preparations::Link(const std::string& key, const std::string& run_directo
   return Status::Ok();
 }
 
-void Preparations::Request(const std::string& model, const std::string& run_directory, const std::string& model_file) {
+void Preparations::Request(const std::string& model, const std::string& run_directory, const std::string& model_file,
+                           int64_t timeout_ms) {
   Forget(model);
   std::error_code ignored;
   fs::remove(fs::path(run_directory) / kPreparedArtifactFile, ignored);  // an older version's
@@ -97,7 +75,7 @@ void Preparations::Request(const std::string& model, const std::string& run_dire
       job.waiters.push_back(std::move(waiter));
       return;
     }
-  queue_.push_back({*key, run_directory, {std::move(waiter)}});
+  queue_.push_back({*key, run_directory, timeout_ms, {std::move(waiter)}});
   RunNext();
 }
 
@@ -122,6 +100,13 @@ void Preparations::RunNext() {
   running_ = std::make_unique<Job>(std::move(queue_.front()));
   queue_.pop_front();
   running_since_us_ = clock_.NowMicros();
+  running_pid_ = 0;
+  timer_.expires_after(std::chrono::milliseconds(running_->timeout_ms));
+  timer_.async_wait([this, job = running_.get()](const boost::system::error_code& ec) {
+    if (ec || running_.get() != job) return;
+    if (running_pid_ > 0) ::kill(running_pid_, SIGKILL);
+    Finish(Unavailable("preparing the model did not finish within start_timeout_ms=" + std::to_string(job->timeout_ms)));
+  });
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     Finish(Unavailable("cannot create a socket to prepare the model"));
@@ -132,6 +117,12 @@ void Preparations::RunNext() {
   channel_->Start({
       .frame =
           [this](ipc::MessageType type, const std::string& payload) {
+            if (type == ipc::MessageType::kForked) {
+              auto forked = ipc::DecodeForked(payload);
+              if (!forked.ok()) return Finish(forked.status());
+              running_pid_ = forked->pid;
+              return;
+            }
             if (type == ipc::MessageType::kPrepared) {
               auto piece = ipc::DecodePrepared(payload);
               if (!piece.ok()) return Finish(piece.status());
@@ -160,6 +151,8 @@ void Preparations::RunNext() {
 void Preparations::Finish(const Status& status) {
   if (!running_) return;
   std::unique_ptr<Job> job = std::move(running_);
+  timer_.cancel();
+  running_pid_ = 0;
   channel_->Close();
   // The channel may be the caller: release it once this handler returns.
   boost::asio::post(io_, [channel = std::move(channel_)]() {});

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -30,19 +31,10 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "runtime/instance_channel.h"
+#include "runtime/run_files.h"
 #include "runtime/spawners.h"
 
 namespace thaw {
-
-// SHA-256 of a file's content, hex; remembered per (device, inode, size,
-// mtime) so a file (or hard links to it) is read once.
-class ContentKeys {
- public:
-  StatusOr<std::string> Of(const std::string& path);
-
- private:
-  std::map<std::string, std::string> known_;
-};
 
 class Preparations {
  public:
@@ -58,7 +50,10 @@ class Preparations {
 
   // Gives `model` (its snapshot at run_directory/model_file) its artifact:
   // linked at once if the store has it, else after a job makes it.
-  void Request(const std::string& model, const std::string& run_directory, const std::string& model_file);
+  // A job still running after `timeout_ms` (the model's start_timeout_ms) is
+  // killed and fails (kUnavailable).
+  void Request(const std::string& model, const std::string& run_directory, const std::string& model_file,
+               int64_t timeout_ms);
   // The model was unloaded or reloaded: a pending request for it is dropped.
   void Forget(const std::string& model);
   // Jobs queued or running.
@@ -72,6 +67,7 @@ class Preparations {
   struct Job {
     std::string key;
     std::string source_dir;  // the run directory the child prepares from
+    int64_t timeout_ms = 0;
     std::vector<Waiter> waiters;
   };
   void RunNext();
@@ -88,6 +84,8 @@ class Preparations {
   std::deque<Job> queue_;
   std::unique_ptr<Job> running_;
   std::shared_ptr<InstanceChannel> channel_;
+  boost::asio::steady_timer timer_;  // the running job's deadline
+  pid_t running_pid_ = 0;            // the running job's child, once it said so
   Micros running_since_us_ = 0;
   std::ofstream staged_;  // the running job's artifact, written piece by piece
   size_t artifact_bytes_ = 0;

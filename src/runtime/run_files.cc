@@ -1,6 +1,10 @@
 #include "runtime/run_files.h"
 
 #include <stdlib.h>
+#include <vector>
+#include <memory>
+#include <sys/stat.h>
+#include <openssl/evp.h>
 
 #include <cerrno>
 #include <cstring>
@@ -9,7 +13,65 @@
 
 namespace thaw {
 
-Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file) {
+StatusOr<std::string> ContentKeys::Of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return NotFound("cannot read " + path);
+  const std::string id = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+                         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                         std::to_string(st.st_mtim.tv_nsec);
+  if (auto it = known_.find(id); it != known_.end()) return it->second;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot read " + path);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return Internal("cannot start SHA-256");
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &length);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key;
+  for (unsigned int i = 0; i < length; ++i) {
+    key += kHex[digest[i] >> 4];
+    key += kHex[digest[i] & 15];
+  }
+  known_.emplace(id, key);
+  return key;
+}
+
+Status ModelSnapshots::Place(const std::string& source, const std::string& target) {
+  namespace fs = std::filesystem;
+  StatusOr<std::string> key = keys_.Of(source);
+  if (!key.ok()) return NotFound("cannot read model file " + source + ": " + key.status().message());
+  std::error_code ec;
+  fs::create_directories(store_dir_, ec);
+  const fs::path stored = fs::path(store_dir_) / *key;
+  if (!fs::exists(stored)) {
+    const fs::path staged = stored.string() + ".new";
+    fs::copy_file(source, staged, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::permissions(staged, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, ec);
+    if (!ec) fs::rename(staged, stored, ec);
+    if (ec) return NotFound("cannot copy model file " + source + ": " + ec.message());
+  }
+  const fs::path staged = target + ".new";
+  fs::remove(staged, ec);
+  fs::create_directories(fs::path(target).parent_path(), ec);
+  ec.clear();
+  fs::create_hard_link(stored, staged, ec);
+  if (ec) {  // another file system: a copy
+    ec.clear();
+    fs::copy_file(stored, staged, fs::copy_options::overwrite_existing, ec);
+  }
+  if (!ec) fs::rename(staged, target, ec);  // processes loading the old file keep their copy
+  if (ec) return Internal("cannot write " + target + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file,
+                     ModelSnapshots* snapshots) {
   namespace fs = std::filesystem;
   const fs::path dir = directory;
   std::error_code ec;
@@ -20,7 +82,9 @@ Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bo
   const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                            fs::perms::others_read | fs::perms::others_exec, ec);
-  if (snapshot_model_file) {
+  if (snapshot_model_file && snapshots) {
+    THAW_RETURN_IF_ERROR(snapshots->Place(config.ModelPath(), (dir / config.model_file).string()));
+  } else if (snapshot_model_file) {
     // A copy, not a link: editing the repository file never changes what
     // the next template or instance loads; only a load/reload does.
     const fs::path target = dir / config.model_file;

@@ -7,6 +7,7 @@
 // file that cannot be copied. Thread safety: functions on their arguments.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -16,9 +17,37 @@
 
 namespace thaw {
 
-// Writes `config` as config.json in `directory` and, if asked, a copy of the
-// model file.
-Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file);
+// SHA-256 of a file's content, hex; remembered per (device, inode, size,
+// mtime) so a file (or hard links to it) is read once.
+class ContentKeys {
+ public:
+  StatusOr<std::string> Of(const std::string& path);
+
+ private:
+  std::map<std::string, std::string> known_;
+};
+
+// Snapshots of model files, one per content: a model file is copied into
+// `store_dir` once per content (its SHA-256) and hard-linked from there into
+// run directories, so deploying N models that share a file (copies under
+// other names, a package store's hard links) copies it once, and a snapshot
+// is still the runtime's own: editing the repository file changes nothing
+// served until a load/reload. Not thread-safe.
+class ModelSnapshots {
+ public:
+  explicit ModelSnapshots(std::string store_dir) : store_dir_(std::move(store_dir)) {}
+  // Places the snapshot of `source` at `target` (atomically).
+  Status Place(const std::string& source, const std::string& target);
+
+ private:
+  ContentKeys keys_;
+  std::string store_dir_;
+};
+
+// Writes `config` as config.json in `directory` and, if asked, a snapshot of
+// the model file: through `snapshots` when given, else a plain copy.
+Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file,
+                     ModelSnapshots* snapshots = nullptr);
 
 // A fresh /tmp/thaw-run-XXXXXX, readable by `workers` (mode 0750, their group).
 StatusOr<std::string> MakeRunDirectory(const std::optional<sandbox::WorkerUser>& workers);

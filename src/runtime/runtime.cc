@@ -75,6 +75,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                 Carry();
               },
       });
+  snapshots_ = std::make_unique<ModelSnapshots>(run_dir_ + "/.models");
   preparations_ = std::make_unique<Preparations>(
       io_, clock_, *spawners_, options_.prepared_dir.empty() ? run_dir_ + "/.prepared" : options_.prepared_dir,
       Preparations::Events{.done = [this](const std::string& name, const Status& status, bool made) {

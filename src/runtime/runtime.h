@@ -81,6 +81,7 @@ class MemoryCgroups;
 }
 class Spawners;
 class Preparations;
+class ModelSnapshots;
 struct Spawner;
 
 // A request's inputs may take at most memory_mb / kRequestMemoryDivisor:
@@ -293,6 +294,7 @@ class Runtime {
   sched::Scheduler scheduler_;
   std::unique_ptr<Spawners> spawners_;  // templates and the zygote
   std::unique_ptr<Preparations> preparations_;  // artifacts, made in the background
+  std::unique_ptr<ModelSnapshots> snapshots_;   // model files, one copy per content
   CgroupMover cgroup_mover_;  // forked instances into their cgroups, off the event loop
   sched::Actions actions_;  // the scheduler's, not carried out yet
   bool carrying_ = false;

@@ -16,7 +16,7 @@ namespace asio = boost::asio;
 
 Status Runtime::WriteRunDirectory(Model& model, bool snapshot_model_file) {
   const std::string dir = (std::filesystem::path(run_dir_) / model.config.name).string();
-  THAW_RETURN_IF_ERROR(WriteRunFiles(dir, model.config, snapshot_model_file));
+  THAW_RETURN_IF_ERROR(WriteRunFiles(dir, model.config, snapshot_model_file, snapshots_.get()));
   model.run_directory = dir;
   return Status::Ok();
 }
@@ -40,7 +40,8 @@ Status Runtime::AddModel(ModelConfig config) {
   // first model that forks; a template starts when the scheduler wants it.
   if (ref.config.start_path != StartPath::kExec) spawners_->Zygote();
   Carry();
-  if (options_.prepare) preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file);
+  if (options_.prepare)
+    preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file, ref.config.start_timeout_ms);
   return Status::Ok();
 }
 
@@ -118,7 +119,8 @@ void Runtime::FinishValidation(const std::string& name, Status status) {
       status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
       model.prepared = false;
       if (options_.prepare) {
-        preparations_->Request(model.config.name, model.run_directory, model.config.model_file);
+        preparations_->Request(model.config.name, model.run_directory, model.config.model_file,
+                               model.config.start_timeout_ms);
       } else {
         preparations_->Forget(model.config.name);
       }

@@ -334,7 +334,11 @@ StatusOr<LoadedModel> LoadModel(const std::string& model_dir, int threads, const
   BackendLoadTimings timings;
   BackendLoadOptions options{.prepared_path = model_dir + "/" + kPreparedArtifactFile};
   if (for_one) {
+    // Its first request is waiting: one warm-up run, none when the artifact
+    // (already run once by its preparation) loaded; the request's own run
+    // pays the first-call costs instead.
     options.warmup_runs = 1;
+    options.prepared_warmup_runs = 0;
     options.profiling_executor = false;
   }
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(*config, clock, &timings, options);
@@ -348,6 +352,9 @@ StatusOr<LoadedModel> LoadModel(const std::string& model_dir, int threads, const
 // A zygote's child asked to prepare the model in `model_dir`: sends its
 // artifact (or InitError) on `fd` and returns the exit code.
 int PrepareAndExit(int fd, const std::string& model_dir, const Clock& clock) {
+  // Its pid first: the server kills a preparation that overruns.
+  if (!ipc::WriteAll(fd, ipc::Encode(ipc::ForkedMessage{.pid = static_cast<int32_t>(::getpid())})).ok())
+    return kWorkerExitInitError;
   // Background work: requests (and the instances starting for them) first.
   errno = 0;
   if (::nice(10) == -1 && errno != 0) LogEvent(LogLevel::kWarning, "worker_nice_failed", LogFields({{"error", LogValue(std::strerror(errno))}}));

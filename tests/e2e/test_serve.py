@@ -160,7 +160,7 @@ def cold_start_breakdown():
     """A model never called holds nothing: its first request starts from the zygote and its prepared
     artifact; that call makes it hot, so its template starts in the background, and the next cold start
     forks a warmed standby from it. Each reports where its time went, and how it started."""
-    doc = wait_status("textenc", lambda d: d["prepared"], "prepared artifact")
+    doc = wait_status("textenc", lambda d: d["prepared"], "prepared artifact", seconds=90)
     assert doc["template_state"] == "none" and doc["instances"] == [], doc  # deploying held nothing
     status, headers, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
     assert status == 200, body[:200]
