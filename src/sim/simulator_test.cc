@@ -30,6 +30,35 @@ std::vector<SimArrival> Every(Micros gap, int n, Micros start = 0) {
 
 const metering::ModelUsage& Row(const SimResult& r) { return r.report.models.at(0); }
 
+// A template-path model, as live: its first instance starts from the zygote
+// (level "prepared") while its template starts; once the template is ready,
+// starts fork its standby; the template is released template_keep_alive_s
+// after the last call, and its memory held is metered.
+TEST(SimulatorTest, TemplateIsACacheWithItsStartLevels) {
+  SimModel m = Model();
+  m.config.start_path = StartPath::kTemplate;
+  m.config.template_standby = true;
+  m.config.keep_alive_s = 0;
+  m.config.template_keep_alive_s = 60;
+  m.config.memory_mb = 1024;
+  m.profile.start_us = {{"prepared", 30 * kMs}, {"standby", 2 * kMs}, {"template_start", 500 * kMs}};
+  // Calls at 0, 1 s and 2 s; each instance stops right after its call.
+  auto result = Simulate({m}, Every(kS, 3), policy::PriceSheet{});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->cold_starts, 3);
+  EXPECT_EQ(result->template_starts, 1);
+  EXPECT_EQ(result->starts_by_level.at("prepared"), 1);
+  EXPECT_EQ(result->starts_by_level.at("standby"), 2);
+  // Latency: 30 ms start + 2 ms for the first, 2 + 2 ms for the others.
+  EXPECT_NEAR(Row(*result).p50_ms, 4.0, 0.05);
+  // Held from the first call to the end of the trace (the last event: the
+  // third call's answer at 2.004 s), template and standby 1 GB each.
+  const policy::HeldMemory& held = result->report.total.usage.held;
+  EXPECT_NEAR(held.template_gb_s, 2.004, 1e-6);
+  EXPECT_NEAR(held.standby_gb_s, 2.004, 1e-6);
+  EXPECT_EQ(held.zygote_gb_s, 0);
+}
+
 TEST(SimulatorTest, ProfileInterpolatesAndExtrapolates) {
   ModelProfile p;
   p.exec_us_by_rows = {{1, 1000}, {5, 2000}};
