@@ -38,6 +38,8 @@ void DecodeAll(std::string_view payload) {
   CheckDecoder(&ipc::DecodeInferRequest, payload);
   CheckDecoder(&ipc::DecodeInferResponse, payload);
   CheckDecoder(&ipc::DecodeSpawn, payload);
+  CheckDecoder(&ipc::DecodePrepared, payload);
+  CheckDecoder(&ipc::DecodeForked, payload);
 }
 
 // Frames read from `stream` appended `piece` bytes at a time; stops at the first error.
