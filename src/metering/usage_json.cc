@@ -189,6 +189,8 @@ template <typename... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;  // clang 15 deduces no aggregate templates without it
 
 }  // namespace
 
