@@ -35,20 +35,7 @@ Preparations::~Preparations() {
 }
 
 Status Preparations::Link(const std::string& key, const std::string& run_directory) const {
-  const fs::path target = fs::path(run_directory) / kPreparedArtifactFile;
-  const fs::path staged = target.string() + ".new";
-  std::error_code ec;
-  fs::remove(staged, ec);
-  // A link where the store shares the run directory's file system, else a copy.
-  fs::create_hard_link(StorePath(key), staged, ec);
-  if (ec) {
-    ec.clear();
-    fs::copy_file(StorePath(key), staged, fs::copy_options::overwrite_existing, ec);
-  }
-  if (!ec) fs::permissions(staged, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, ec);
-  if (!ec) fs::rename(staged, target, ec);
-  if (ec) return Internal("cannot place the prepared artifact in " + run_directory + ": " + ec.message());
-  return Status::Ok();
+  return LinkStoredFile(StorePath(key), (fs::path(run_directory) / kPreparedArtifactFile).string());
 }
 
 void Preparations::Request(const std::string& model, const std::string& run_directory, const std::string& model_file,

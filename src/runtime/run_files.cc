@@ -56,15 +56,22 @@ Status ModelSnapshots::Place(const std::string& source, const std::string& targe
     if (!ec) fs::rename(staged, stored, ec);
     if (ec) return NotFound("cannot copy model file " + source + ": " + ec.message());
   }
-  const fs::path staged = target + ".new";
-  fs::remove(staged, ec);
   fs::create_directories(fs::path(target).parent_path(), ec);
+  return LinkStoredFile(stored.string(), target);
+}
+
+Status LinkStoredFile(const std::string& stored, const std::string& target) {
+  namespace fs = std::filesystem;
+  const fs::path staged = target + ".new";
+  std::error_code ec;
+  fs::remove(staged, ec);
   ec.clear();
   fs::create_hard_link(stored, staged, ec);
   if (ec) {  // another file system: a copy
     ec.clear();
     fs::copy_file(stored, staged, fs::copy_options::overwrite_existing, ec);
   }
+  if (!ec) fs::permissions(staged, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, ec);
   if (!ec) fs::rename(staged, target, ec);  // processes loading the old file keep their copy
   if (ec) return Internal("cannot write " + target + ": " + ec.message());
   return Status::Ok();

@@ -44,6 +44,11 @@ class ModelSnapshots {
   std::string store_dir_;
 };
 
+// Places the stored file `stored` at `target`, read-only and atomically: a
+// hard link where they share a file system, else a copy. Processes that
+// opened the old `target` keep it.
+Status LinkStoredFile(const std::string& stored, const std::string& target);
+
 // Writes `config` as config.json in `directory` and, if asked, a snapshot of
 // the model file: through `snapshots` when given, else a plain copy.
 Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file,

@@ -31,9 +31,12 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   ModelStatus status;
   status.name = model.config.name;
   status.start_path = model.config.start_path;
-  const Spawner* spawner = model.config.start_path == StartPath::kExec ? nullptr
-                           : spawners_->TemplateOf(model.config.name) ? spawners_->TemplateOf(model.config.name)
-                                                                      : spawners_->ZygoteIfAny();
+  // What its next start forks from: its template if it has one, else the zygote.
+  const Spawner* spawner = nullptr;
+  if (model.config.start_path != StartPath::kExec) {
+    spawner = spawners_->TemplateOf(model.config.name);
+    if (!spawner) spawner = spawners_->ZygoteIfAny();
+  }
   auto decode_sandbox = [](const std::string& text) -> std::optional<sandbox::SandboxReport> {
     if (text.empty()) return std::nullopt;
     StatusOr<sandbox::SandboxReport> report = sandbox::DecodeReport(text);

@@ -5,7 +5,6 @@
 #include "base/log.h"
 #include "policy/admission.h"
 #include "policy/scaling.h"
-#include "policy/template_cache.h"
 #include "settings/policy_options.h"
 
 namespace thaw::sched {
@@ -519,12 +518,14 @@ Scheduler::TemplateState Scheduler::TemplateStateOf(std::string_view name) const
   return model ? model->template_state : TemplateState::kNone;
 }
 
-bool Scheduler::HoldTemplate(const Model& model, Now now) const {
-  if (model.config.start_path != StartPath::kTemplate) return false;
+policy::TemplateCacheDecision Scheduler::TemplateDecision(const Model& model, Now now) const {
   return policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
                                  .provisioned_floor = ProvisionedMinimum(model, now).min_instances},
-                                TemplateCacheOptionsFor(model.config), now.mono_us)
-      .hold;
+                                TemplateCacheOptionsFor(model.config), now.mono_us);
+}
+
+bool Scheduler::HoldTemplate(const Model& model, Now now) const {
+  return model.config.start_path == StartPath::kTemplate && TemplateDecision(model, now).hold;
 }
 
 void Scheduler::WantTemplate(Model& model, Now now, Actions* out) {
@@ -858,10 +859,7 @@ void Scheduler::Reschedule(Model& model, Now now, Actions* out) {
   if (actions.next_wake_us) wake = std::min(wake, *actions.next_wake_us);
   wake = std::min(wake, model.autoscaler_wake_us);
   if (model.template_state != TemplateState::kNone) {
-    const policy::TemplateCacheDecision held =
-        policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
-                                .provisioned_floor = ProvisionedMinimum(model, now).min_instances},
-                               TemplateCacheOptionsFor(model.config), now.mono_us);
+    const policy::TemplateCacheDecision held = TemplateDecision(model, now);
     if (!held.hold) wake = now.mono_us;
     if (held.release_at_us) wake = std::min(wake, *held.release_at_us);
   }

@@ -72,6 +72,7 @@
 #include "policy/batching.h"
 #include "policy/keep_alive.h"
 #include "policy/provisioned.h"
+#include "policy/template_cache.h"
 #include "repo/model_config.h"
 
 namespace thaw::sched {
@@ -307,6 +308,7 @@ class Scheduler {
   void StartTemplate(Model& model, Now now, Actions* out);
   void StopTemplate(Model& model, std::string_view reason, Now now, Actions* out);
   void CloseHeld(Model& model, Now now, Actions* out);
+  policy::TemplateCacheDecision TemplateDecision(const Model& model, Now now) const;
   bool HoldTemplate(const Model& model, Now now) const;
 
   void Log(Event event) const {
