@@ -370,6 +370,7 @@ StatusOr<int64_t> ReadBytes(const std::string& dir, const char* v2_file, const c
 }  // namespace
 
 StatusOr<int64_t> MemoryUsageBytes(const std::string& dir) { return ReadBytes(dir, "memory.current", "memory.usage_in_bytes"); }
+StatusOr<int64_t> MemoryPeakBytes(const std::string& dir) { return ReadBytes(dir, "memory.peak", "memory.max_usage_in_bytes"); }
 StatusOr<int64_t> MemoryLimitBytes(const std::string& dir) { return ReadBytes(dir, "memory.max", "memory.limit_in_bytes"); }
 
 }  // namespace thaw::cgroup

@@ -146,6 +146,9 @@ Status MoveToMemoryCgroup(const std::string& dir, pid_t pid);
 StatusOr<int64_t> OomKillCount(const std::string& dir);
 // Current charge of the group (v2 memory.current, v1 memory.usage_in_bytes).
 StatusOr<int64_t> MemoryUsageBytes(const std::string& dir);
+// Highest charge the group has had (v2 memory.peak, v1
+// memory.max_usage_in_bytes); kNotFound on a kernel that keeps none.
+StatusOr<int64_t> MemoryPeakBytes(const std::string& dir);
 // The hard limit of the group (v2 memory.max, v1 memory.limit_in_bytes);
 // INT64_MAX for "max".
 StatusOr<int64_t> MemoryLimitBytes(const std::string& dir);

@@ -223,13 +223,17 @@ TEST(MemoryCgroupsTest, CountersParseBothVersions) {
   WriteText(root.path() / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
   WriteText(root.path() / "memory.usage_in_bytes", "1048576\n");
   WriteText(root.path() / "memory.limit_in_bytes", "134217728\n");
+  WriteText(root.path() / "memory.max_usage_in_bytes", "2097152\n");
   EXPECT_EQ(*OomKillCount(root.path().string()), 3);
+  EXPECT_EQ(*MemoryPeakBytes(root.path().string()), 2097152);
   EXPECT_EQ(*MemoryUsageBytes(root.path().string()), 1048576);
   EXPECT_EQ(*MemoryLimitBytes(root.path().string()), 134217728);
   fs::create_directories(root.path() / "v2");
   WriteText(root.path() / "v2" / "memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
   WriteText(root.path() / "v2" / "memory.current", "4096\n");
   WriteText(root.path() / "v2" / "memory.max", "max\n");
+  WriteText(root.path() / "v2" / "memory.peak", "8192\n");
+  EXPECT_EQ(*MemoryPeakBytes((root.path() / "v2").string()), 8192);
   EXPECT_EQ(*OomKillCount((root.path() / "v2").string()), 2);
   EXPECT_EQ(*MemoryUsageBytes((root.path() / "v2").string()), 4096);
   EXPECT_EQ(*MemoryLimitBytes((root.path() / "v2").string()), INT64_MAX);
@@ -286,6 +290,13 @@ TEST_F(RealCgroupTest, WithinTheLimitRunsAndIsCharged) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(*OomKillCount(*dir), 0);
+  // The child is gone and its charge with it; the peak stays (a v2 kernel
+  // before 5.19 keeps none).
+  auto peak = MemoryPeakBytes(*dir);
+  if (peak.ok() || peak.status().code() != StatusCode::kNotFound) {
+    ASSERT_TRUE(peak.ok()) << peak.status().message();
+    EXPECT_GE(*peak, int64_t{64} << 20);
+  }
   EXPECT_TRUE(groups_->Remove(*dir).ok());
 }
 

@@ -97,6 +97,22 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--prices") {
       if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
       serve->prices = value;
+    } else if (name == "--memory-charge") {
+      auto charge = sched::ParseMemoryCharge(value);
+      if (!charge) return InvalidArgument("--memory-charge must be measured or configured, got '" + value + "'");
+      serve->memory_charge = *charge;
+    } else if (name == "--eviction") {
+      auto order = policy::ParseEvictionOrder(value);
+      if (!order) return InvalidArgument("--eviction must be lru or cheapest_restart, got '" + value + "'");
+      serve->eviction_order = *order;
+    } else if (name == "--template-starts") {
+      auto n = ParseInteger<int>(name, value, 0, 1024);
+      if (!n.ok()) return n.status();
+      serve->template_starts = *n;
+    } else if (name == "--template-admit-calls") {
+      auto n = ParseInteger<int>(name, value, 1, 1'000'000);
+      if (!n.ok()) return n.status();
+      serve->template_admit_calls = *n;
     } else if (name == "--memory-limits") {
       if (value != "on" && value != "off") return InvalidArgument("--memory-limits must be on or off, got '" + value + "'");
       serve->memory_limits = value == "on";
@@ -387,6 +403,26 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       auto seed = ParseInteger<uint64_t>(name, value, 0, std::numeric_limits<uint64_t>::max());
       if (!seed.ok()) return seed.status();
       sim->seed = *seed;
+    } else if (!replay && name == "--memory-mb") {
+      auto mb = ParseInteger<int64_t>(name, value, 128, int64_t{1} << 40);
+      if (!mb.ok()) return mb.status();
+      sim->memory_mb = *mb;
+    } else if (!replay && name == "--memory-charge") {
+      auto charge = sched::ParseMemoryCharge(value);
+      if (!charge) return InvalidArgument("--memory-charge must be measured or configured, got '" + value + "'");
+      sim->memory_charge = *charge;
+    } else if (!replay && name == "--eviction") {
+      auto order = policy::ParseEvictionOrder(value);
+      if (!order) return InvalidArgument("--eviction must be lru or cheapest_restart, got '" + value + "'");
+      sim->eviction_order = *order;
+    } else if (!replay && name == "--template-starts") {
+      auto n = ParseInteger<int>(name, value, 0, 1024);
+      if (!n.ok()) return n.status();
+      sim->template_starts = *n;
+    } else if (!replay && name == "--template-admit-calls") {
+      auto n = ParseInteger<int>(name, value, 1, 1'000'000);
+      if (!n.ok()) return n.status();
+      sim->template_admit_calls = *n;
     } else if (!replay && name == "--rows") {
       auto rows = ParseInteger<int64_t>(name, value, 1, 1 << 20);
       if (!rows.ok()) return rows.status();
@@ -477,7 +513,9 @@ std::string HelpText() {
   return R"(thaw: serverless inference for machine-learning models on one machine.
 
 Usage:
-  thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--worker PATH]
+  thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--memory-charge measured|configured]
+             [--eviction lru|cheapest_restart] [--template-starts N] [--template-admit-calls N]
+             [--worker PATH]
              [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
              [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
@@ -489,9 +527,26 @@ Usage:
                 bundled examples of this build)
       --host    address to listen on (default 127.0.0.1)
       --port    port to listen on (default 8080; 0 picks a free one)
-      --memory-mb  budget for the memory_mb of live instances (default: 80 %
-                of RAM); a cold start over it first stops the least recently
-                used idle instances of other models, else gets 503
+      --memory-mb  budget for the memory of live instances and templates
+                (default: 80 % of RAM); a start over it first stops idle
+                instances and templates of other models (--eviction), else
+                gets 503
+      --memory-charge  what an instance or template counts against it:
+                measured (default: its model's highest memory cgroup peak
+                + 25 %, at most memory_mb; memory_mb until measured or
+                without --memory-limits) or configured (memory_mb; a
+                template with its standby twice)
+      --eviction  whom a start stops first: lru (default: least recently
+                used) or cheapest_restart (the model whose start measured
+                fastest)
+      --template-starts  templates loading at once, all models (default 1;
+                0: no limit); a template wanted beyond it waits, its model's
+                instances start from the zygote meanwhile
+      --template-admit-calls  a model's template starts once it has been
+                called N times in a row, each within template_keep_alive_s
+                of the last (default 2: a model called once loads no
+                template; 1: at the first call); a provisioned floor or a
+                pre-warm starts it at once
       --worker  the thaw-worker executable (default: beside thaw)
       --usage-log  append usage records (invocations, instances, provisioned
                 intervals) to FILE as JSON lines (default thaw-usage.jsonl;
@@ -570,6 +625,8 @@ Usage:
   thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
                  | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
                 [--map FUNCTION=MODEL]... [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
+                [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
+                [--template-starts N] [--template-admit-calls N]
       Run a trace through the server's own policies in virtual time (each
       model of a --config, with the times of its --profile, written by
       thaw profile) and report what thaw cost reports, per model and in
@@ -583,6 +640,9 @@ Usage:
                 --azure-top N busiest functions (default 1)
       --time-scale  trace seconds per simulated second (default 1)
       --rows    rows (dim 0) per request, as in the requests replayed (default 1)
+      --memory-mb, --memory-charge, --eviction, --template-starts,
+      --template-admit-calls  as for thaw serve (default budget: unlimited); measured charges come
+                from the profiles' memory_kb (cgroup_peak, else private)
   thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
             [--out FILE] [--prices NAME|FILE] [--seed N]
       Simulate a grid of settings (memory_mb and so threads, batching,

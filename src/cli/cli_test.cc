@@ -57,6 +57,30 @@ TEST(CliTest, ServePreparationFlags) {
   EXPECT_NE(HelpText().find("--prepared-dir"), std::string::npos);
 }
 
+TEST(CliTest, ServeMemoryBudgetFlags) {
+  auto command = ParseCommandLine({"serve"});
+  ASSERT_TRUE(command.ok());
+  EXPECT_EQ(command->serve.memory_charge, sched::MemoryCharge::kMeasured);
+  EXPECT_EQ(command->serve.eviction_order, policy::EvictionOrder::kLeastRecentlyUsed);
+  EXPECT_EQ(command->serve.template_starts, 1);
+  EXPECT_EQ(command->serve.template_admit_calls, 2);
+  command = ParseCommandLine({"serve", "--memory-charge", "configured", "--eviction=cheapest_restart",
+                              "--template-starts", "0", "--template-admit-calls", "1"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->serve.memory_charge, sched::MemoryCharge::kConfigured);
+  EXPECT_EQ(command->serve.eviction_order, policy::EvictionOrder::kCheapestRestart);
+  EXPECT_EQ(command->serve.template_starts, 0);
+  EXPECT_EQ(command->serve.template_admit_calls, 1);
+  EXPECT_NE(ParseCommandLine({"serve", "--memory-charge=rss"}).status().message().find("measured or configured"),
+            std::string::npos);
+  EXPECT_NE(ParseCommandLine({"serve", "--eviction=fifo"}).status().message().find("lru or cheapest_restart"),
+            std::string::npos);
+  EXPECT_FALSE(ParseCommandLine({"serve", "--template-admit-calls", "0"}).ok());
+  EXPECT_FALSE(ParseCommandLine({"serve", "--template-starts", "-1"}).ok());
+  for (const char* flag : {"--memory-charge", "--eviction", "--template-starts", "--template-admit-calls"})
+    EXPECT_NE(HelpText().find(flag), std::string::npos) << flag;
+}
+
 TEST(CliTest, ServeUsageLogBuffer) {
   auto command = ParseCommandLine({"serve"});
   ASSERT_TRUE(command.ok());
@@ -307,6 +331,17 @@ TEST(CliTest, SimulateParsesATraceAProfileAndAConfig) {
   ASSERT_TRUE(two.ok()) << two.status().ToString();
   EXPECT_EQ(two->simulate.config_paths.size(), 2u);
   EXPECT_EQ(two->simulate.routes, (std::vector<std::string>{"hash1=b", "*=a"}));
+  EXPECT_EQ(s.memory_mb, 0);  // unlimited unless asked
+  auto budget = ParseCommandLine({"simulate", "--trace", "t.csv", "--profile", "p", "--config", "c", "--memory-mb", "4096",
+                                  "--memory-charge", "configured", "--eviction", "cheapest_restart",
+                                  "--template-starts", "2", "--template-admit-calls", "1"});
+  ASSERT_TRUE(budget.ok()) << budget.status().ToString();
+  EXPECT_EQ(budget->simulate.memory_mb, 4096);
+  EXPECT_EQ(budget->simulate.memory_charge, sched::MemoryCharge::kConfigured);
+  EXPECT_EQ(budget->simulate.eviction_order, policy::EvictionOrder::kCheapestRestart);
+  EXPECT_EQ(budget->simulate.template_starts, 2);
+  EXPECT_EQ(budget->simulate.template_admit_calls, 1);
+  EXPECT_FALSE(ParseCommandLine({"simulate", "--trace", "t.csv", "--profile", "p", "--config", "c", "--memory-mb", "64"}).ok());
   auto synthetic = ParseCommandLine({"simulate", "--poisson", "100", "--duration-s", "60", "--profile", "p", "--config", "c"});
   ASSERT_TRUE(synthetic.ok()) << synthetic.status().ToString();
   EXPECT_DOUBLE_EQ(synthetic->simulate.poisson_rate_per_s, 100);

@@ -110,9 +110,17 @@ int Serve(const thaw::cli::ServeOptions& options) {
     if (!memory_cgroups->enforced())
       LogEvent(LogLevel::kWarning, "memory_limit_not_enforced", LogFields({{"reason", LogValue(memory_cgroups->description())}}));
   }
+  // Measured charges come from instances' memory cgroups: none, none to measure.
+  const thaw::sched::MemoryCharge memory_charge = memory_cgroups && memory_cgroups->enforced()
+                                                      ? options.memory_charge
+                                                      : thaw::sched::MemoryCharge::kConfigured;
   thaw::Runtime runtime(io, clock,
                         thaw::RuntimeOptions{.worker_path = worker,
                                              .memory_budget_mb = memory_mb,
+                                             .memory_charge = memory_charge,
+                                             .eviction_order = options.eviction_order,
+                                             .max_starting_templates = options.template_starts,
+                                             .template_admit_calls = options.template_admit_calls,
                                              .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
                                              .usage = &usage,
                                              .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
@@ -225,7 +233,10 @@ int Serve(const thaw::cli::ServeOptions& options) {
                       {"auth", access.requires_tokens() ? "tokens" : "none"},
                       {"repo", LogValue(fs::absolute(repo).string())},
                       {"models", std::to_string(scan->models.size())}, {"invalid", std::to_string(scan->errors.size())},
-                      {"memory_budget_mb", std::to_string(memory_mb)}, {"run_dir", LogValue(runtime.run_dir())},
+                      {"memory_budget_mb", std::to_string(memory_mb)},
+                      {"memory_charge", std::string(thaw::sched::MemoryChargeName(memory_charge))},
+                      {"eviction", std::string(thaw::policy::EvictionOrderName(options.eviction_order))},
+                      {"run_dir", LogValue(runtime.run_dir())},
                       {"memory_limit", LogValue(memory_limit)}}));
 
   // SIGTERM/SIGINT: stop accepting connections, answer every request already
@@ -604,14 +615,36 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   std::vector<sim::SimModel> models;
   for (size_t i = 0; i < configs.size(); ++i) models.push_back({configs[i], profile_of[i]->ForThreads(configs[i].threads)});
   const thaw::Micros started = clock.NowMicros();
-  auto result = sim::Simulate(models, requests, *prices, {.seed = options.seed, .start_wall_us = 0});
+  auto result = sim::Simulate(models, requests, *prices,
+                              {.seed = options.seed,
+                               .memory_budget_mb = options.memory_mb,
+                               .memory_charge = options.memory_charge,
+                               .eviction_order = options.eviction_order,
+                               .max_starting_templates = options.template_starts,
+                               .template_admit_calls = options.template_admit_calls,
+                               .start_wall_us = 0});
   const double elapsed_s = (clock.NowMicros() - started) / 1e6;
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 2;
   }
   if (options.json) {
-    std::cout << thaw::metering::ReportJson(result->report);
+    // The report as thaw cost --json gives it, after what only a simulation knows.
+    std::string json;
+    thaw::JsonWriter w(&json);
+    w.BeginObject().Key("simulation").BeginObject();
+    w.Field("requests", static_cast<int64_t>(requests.size())).Field("cold_starts", result->cold_starts);
+    w.Key("starts_by_level").BeginObject();
+    for (const auto& [level, n] : result->starts_by_level) w.Field(level, n);
+    w.EndObject().Field("template_starts", result->template_starts);
+    w.Field("rejected_429", result->rejected_429).Field("deadline_504", result->deadline_504);
+    w.Field("busy_instance_s", result->busy_instance_s).Field("idle_instance_s", result->idle_instance_s);
+    w.Field("provisioned_instance_s", result->provisioned_instance_s).Field("max_instances", result->max_instances);
+    w.Field("memory_budget_mb", options.memory_mb);
+    w.Field("memory_charge", thaw::sched::MemoryChargeName(options.memory_charge));
+    w.Field("eviction", thaw::policy::EvictionOrderName(options.eviction_order)).EndObject();
+    std::string report = thaw::metering::ReportJson(result->report);
+    std::cout << json << "," << report.substr(report.find('{') + 1);
     return 0;
   }
   std::cout << "thaw simulate: " << requests.size() << " requests over " << arrivals->Duration() / 1e6
@@ -625,7 +658,15 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
             << (requests.empty() ? 0.0 : 100.0 * result->cold_starts / requests.size()) << " %), 429 "
             << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "
             << result->busy_instance_s << " idle " << result->idle_instance_s << " provisioned "
-            << result->provisioned_instance_s << ", most instances " << result->max_instances << "\n\n";
+            << result->provisioned_instance_s << ", most instances " << result->max_instances << "\n";
+  std::cout << "  starts by level:";
+  for (const auto& [level, n] : result->starts_by_level) std::cout << " " << level << " " << n;
+  std::cout << "; template starts " << result->template_starts << "\n";
+  if (options.memory_mb > 0)
+    std::cout << "  memory budget " << options.memory_mb << " MB, charged "
+              << thaw::sched::MemoryChargeName(options.memory_charge) << ", eviction "
+              << thaw::policy::EvictionOrderName(options.eviction_order) << "\n";
+  std::cout << "\n";
   std::cout << thaw::metering::ReportTable(result->report);
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "cgroup/memory_cgroup.h"
 #include "cli/progress.h"
 #include "protocol/v2.h"
 #include "repo/model_config.h"
@@ -207,7 +208,10 @@ int RunProfile(const ProfileCommandOptions& o) {
   SetLogLevel(ParseLogLevel(std::getenv("THAW_LOG_LEVEL"), LogLevel::kWarning));
   boost::asio::io_context io;
   RealClock clock;
-  Runtime runtime(io, clock, RuntimeOptions{.worker_path = worker});
+  // Instances in memory cgroups, as under thaw serve, so their peak charge
+  // (what a server with --memory-charge measured counts) can be read.
+  cgroup::MemoryCgroups memory_cgroups;
+  Runtime runtime(io, clock, RuntimeOptions{.worker_path = worker, .memory_cgroups = &memory_cgroups});
   const int steps = static_cast<int>(o.threads.size() * o.batch_sizes.size()) +
                     static_cast<int>(o.start_paths.size()) * o.cold_reps;
   ProgressBar progress(clock);
@@ -269,9 +273,16 @@ int RunProfile(const ProfileCommandOptions& o) {
     out.exec_us_by_threads[threads] = table;
     if (threads == o.threads.front()) {
       auto status = runtime.GetModelStatus(c.name);
-      if (status.ok() && !status->instances.empty())
+      if (status.ok() && !status->instances.empty()) {
         if (auto memory = ReadProcessMemory(status->instances[0].pid); memory.ok())
           out.memory_kb = {{"rss", memory->rss_kb}, {"pss", memory->pss_kb}, {"private", memory->private_kb}};
+        if (auto peak = cgroup::MemoryPeakBytes(status->instances[0].cgroup_dir);
+            !status->instances[0].cgroup_dir.empty() && peak.ok())
+          out.memory_kb["cgroup_peak"] = *peak / 1024;
+        if (c.start_path == StartPath::kTemplate && status->spawner && !status->spawner->cgroup_dir.empty())
+          if (auto peak = cgroup::MemoryPeakBytes(status->spawner->cgroup_dir); peak.ok())
+            out.memory_kb["template_cgroup_peak"] = *peak / 1024;
+      }
     }
     (void)runtime.RemoveModel(c.name);
   }

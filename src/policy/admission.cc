@@ -47,8 +47,18 @@ ExpiryScan ExpiredRequests(std::span<const QueuedRequest> queue, Micros now_us) 
   return scan;
 }
 
+std::string_view EvictionOrderName(EvictionOrder order) {
+  return order == EvictionOrder::kCheapestRestart ? "cheapest_restart" : "lru";
+}
+
+std::optional<EvictionOrder> ParseEvictionOrder(std::string_view name) {
+  if (name == "lru") return EvictionOrder::kLeastRecentlyUsed;
+  if (name == "cheapest_restart") return EvictionOrder::kCheapestRestart;
+  return std::nullopt;
+}
+
 StatusOr<ColdStartPlan> PlanColdStart(int64_t need_mb, int64_t budget_mb, std::span<const LiveInstance> live,
-                                      std::string_view requesting_model) {
+                                      std::string_view requesting_model, EvictionOrder order) {
   if (need_mb <= 0) return InvalidArgument("memory need must be > 0 MB, is " + std::to_string(need_mb));
   if (budget_mb <= 0) return InvalidArgument("memory budget must be > 0 MB, is " + std::to_string(budget_mb));
   ColdStartPlan plan;
@@ -65,7 +75,9 @@ StatusOr<ColdStartPlan> PlanColdStart(int64_t need_mb, int64_t budget_mb, std::s
   for (const LiveInstance& instance : live) {
     if (instance.idle && instance.model != requesting_model) candidates.push_back(&instance);
   }
-  std::stable_sort(candidates.begin(), candidates.end(), [](const LiveInstance* a, const LiveInstance* b) {
+  std::stable_sort(candidates.begin(), candidates.end(), [order](const LiveInstance* a, const LiveInstance* b) {
+    if (order == EvictionOrder::kCheapestRestart && a->restart_cost_us != b->restart_cost_us)
+      return a->restart_cost_us < b->restart_cost_us;
     return a->last_used_us < b->last_used_us;
   });
   for (const LiveInstance* instance : candidates) {

@@ -9,13 +9,15 @@
 //    kResourceExhausted (429).
 //  - A request expires when now >= its deadline; an expired queued request
 //    must fail with 504 and never run.
-//  - PlanColdStart evicts only idle instances of other models, least recently
-//    used first, and only as many as needed; when even all of them would not
+//  - PlanColdStart evicts only idle instances of other models, in the
+//    requested order (least recently used first, or cheapest to restart
+//    first), and only as many as needed; when even all of them would not
 //    make room it evicts nothing and returns kUnavailable (503).
 // Thread safety: pure functions.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,7 +69,21 @@ struct LiveInstance {
   int64_t memory_mb = 0;
   bool idle = false;
   Micros last_used_us = 0;  // end of its last request (or when it became ready)
+  // What evicting it costs its model's next start: how much longer that
+  // start takes than one that would have found it (kEvictionCostUnknown
+  // when not measured yet: treated as dearest).
+  Micros restart_cost_us = 0;
 };
+
+constexpr Micros kEvictionCostUnknown = std::numeric_limits<Micros>::max();
+
+// Whom a start evicts first, among the idle instances of other models.
+enum class EvictionOrder {
+  kLeastRecentlyUsed,  // oldest last use first
+  kCheapestRestart,    // lowest restart_cost_us first; ties oldest last use first
+};
+std::string_view EvictionOrderName(EvictionOrder order);
+std::optional<EvictionOrder> ParseEvictionOrder(std::string_view name);  // "lru", "cheapest_restart
 
 struct Eviction {
   std::string model;
@@ -84,6 +100,7 @@ struct ColdStartPlan {
 // node-wide budget_mb. kInvalidArgument when need_mb or budget_mb is <= 0;
 // kUnavailable when it cannot fit.
 StatusOr<ColdStartPlan> PlanColdStart(int64_t need_mb, int64_t budget_mb, std::span<const LiveInstance> live,
-                                      std::string_view requesting_model);
+                                      std::string_view requesting_model,
+                                      EvictionOrder order = EvictionOrder::kLeastRecentlyUsed);
 
 }  // namespace thaw::policy

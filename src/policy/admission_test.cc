@@ -143,6 +143,37 @@ TEST(PlanColdStartTest, RefusesWith503WhenEvictingAllIdleOthersIsNotEnough) {
   EXPECT_EQ(PlanColdStart(4096, 2048, {}, "a").status().code(), StatusCode::kUnavailable);
 }
 
+TEST(PlanColdStartTest, CheapestRestartEvictsTheCheapestFirstThenTheLeastRecentlyUsed) {
+  std::vector<LiveInstance> live = Node();
+  live[0].restart_cost_us = 3'000;                 // a/1
+  live[1].restart_cost_us = kEvictionCostUnknown;  // b/2, the LRU, never measured
+  live[4].restart_cost_us = 3'000;                 // a/5, as cheap as a/1 but used later
+  // 1024 MB must go: a/1 (cheapest, older than a/5), not the LRU b/2.
+  auto plan = PlanColdStart(1024, 4096, live, "c", EvictionOrder::kCheapestRestart);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->evict.size(), 1u);
+  EXPECT_EQ(plan->evict[0].id, 1u);
+  // More: then a/5; the unmeasured b/2 last.
+  plan = PlanColdStart(1024, 3072, live, "c", EvictionOrder::kCheapestRestart);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->evict.size(), 2u);
+  EXPECT_EQ(plan->evict[1].id, 5u);
+  plan = PlanColdStart(1024, 2560, live, "c", EvictionOrder::kCheapestRestart);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->evict.size(), 3u);
+  EXPECT_EQ(plan->evict[2].id, 2u);
+  // The same node under LRU: b/2 first, whatever the costs.
+  plan = PlanColdStart(1024, 4096, live, "c", EvictionOrder::kLeastRecentlyUsed);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->evict[0].id, 2u);
+}
+
+TEST(EvictionOrderTest, NamesRoundTrip) {
+  for (EvictionOrder order : {EvictionOrder::kLeastRecentlyUsed, EvictionOrder::kCheapestRestart})
+    EXPECT_EQ(ParseEvictionOrder(EvictionOrderName(order)), order);
+  EXPECT_FALSE(ParseEvictionOrder("fifo").has_value());
+}
+
 TEST(PlanColdStartTest, RejectsNonPositiveSizes) {
   EXPECT_EQ(PlanColdStart(0, 1024, {}, "a").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(PlanColdStart(128, 0, {}, "a").status().code(), StatusCode::kInvalidArgument);

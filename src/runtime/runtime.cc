@@ -37,7 +37,12 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                              .memory_cgroups = options_.memory_cgroups,
                              .sandbox = options_.sandbox,
                              .worker_user = options_.worker_user}),
-      scheduler_({.memory_budget_mb = options_.memory_budget_mb, .log = options_.scheduler_log}),
+      scheduler_({.memory_budget_mb = options_.memory_budget_mb,
+                  .memory_charge = options_.memory_charge,
+                  .eviction_order = options_.eviction_order,
+                  .max_starting_templates = options_.max_starting_templates,
+                  .template_admit_calls = options_.template_admit_calls,
+                  .log = options_.scheduler_log}),
       cgroup_mover_(io) {
   run_dir_ = options_.run_dir;
   if (run_dir_.empty()) {
@@ -60,6 +65,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
               [this](const std::string& model) {
                 scheduler_.StartSucceeded(model);
                 scheduler_.TemplateReady(model, NowPair(), &actions_);
+                if (const Spawner* spawner = spawners_->TemplateOf(model)) ObserveMemory(model, 0, spawner->cgroup_dir);
                 Carry();
               },
           .standby_forked = [this](Spawner& spawner) { MoveStandby(spawner); },
@@ -440,6 +446,12 @@ void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, c
   }
 }
 
+void Runtime::ObserveMemory(const std::string& model, uint64_t instance_id, const std::string& cgroup_dir) {
+  if (options_.memory_charge != sched::MemoryCharge::kMeasured || cgroup_dir.empty()) return;
+  auto peak = cgroup::MemoryPeakBytes(cgroup_dir);
+  if (peak.ok()) scheduler_.ObserveMemory(model, instance_id, *peak, NowPair());
+}
+
 void Runtime::OnResponse(Model& model, Instance& instance, const std::string& payload) {
   const Micros now = clock_.NowMicros();
   auto response = ipc::DecodeInferResponse(payload);
@@ -455,6 +467,10 @@ void Runtime::OnResponse(Model& model, Instance& instance, const std::string& pa
   const Status status = response->code == StatusCode::kOk ? Status::Ok() : Status(response->code, response->error);
   std::optional<sched::Completion> done = scheduler_.ExecutionDone(
       model.config.name, instance.id, response->request_id, round_trip_us, status.ok(), NowPair(), &actions_);
+  if (instance.memory_read_us < 0 || now - instance.memory_read_us >= kMicrosPerSecond) {
+    instance.memory_read_us = now;
+    ObserveMemory(model.config.name, instance.id, instance.cgroup_dir);
+  }
   if (!done) return;  // its requests already failed (deadline)
   std::vector<std::unique_ptr<Pending>> answered;
   std::vector<AnsweredRequest> requests;

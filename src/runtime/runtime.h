@@ -23,13 +23,13 @@
 //  - Keep-alive: an instance idle for keep_alive_s is stopped (scale to
 //    zero); min_instances (raised by provisioned_schedule windows while they
 //    are in force) are started at once and kept, replaced if they die.
-//  - Memory: live instances' memory_mb stay within memory_budget_mb; idle
-//    instances of other models beyond their provisioned minimum are evicted
-//    (least recently used first) to make room, else the start fails with
-//    kUnavailable. A live template with its standby counts as one instance
-//    of its model's memory_mb (the standby is a fork sharing most of the
-//    template's pages); templates are never refused or evicted, so a model
-//    always gets its template, and the budget limits instances. The zygote
+//  - Memory: what live instances and templates are charged stays within
+//    memory_budget_mb (sched/scheduler.h): their memory_mb, or under
+//    MemoryCharge::kMeasured their model's highest memory cgroup peak
+//    (read when a template is ready and after an instance's executions, at
+//    most once a second per instance) plus headroom. Idle instances and
+//    templates of other models beyond their provisioned minimum are evicted
+//    (eviction_order) to make room, else the start fails with kUnavailable. The zygote
 //    (engines only, no model) is not counted.
 //  - Memory limit (with RuntimeOptions::memory_cgroups enforcing): every
 //    instance runs in a memory cgroup of memory_mb (templates 2 x memory_mb,
@@ -95,6 +95,14 @@ struct RuntimeOptions {
   // A start that would exceed it first stops the least recently used idle
   // instances of other models; if that cannot make room, it fails with 503.
   int64_t memory_budget_mb = 0;
+  // What counts against it (measured needs enforced memory cgroups, else
+  // it charges memory_mb), and whom a start evicts first.
+  sched::MemoryCharge memory_charge = sched::MemoryCharge::kConfigured;
+  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
+  // Templates loading at once (sched::SchedulerOptions); 0 = no limit.
+  int max_starting_templates = 0;
+  // Calls in a row after which a template starts (sched::SchedulerOptions).
+  int template_admit_calls = 1;
   // Where the runtime writes each model's effective config for its workers;
   // empty = a fresh directory under /tmp, removed on destruction.
   std::string run_dir;
@@ -173,6 +181,9 @@ struct ModelStatus {
   // Template path: the template cache's state (none, starting, ready).
   std::string template_state = "none";
   bool prepared = false;  // its prepared artifact is in place
+  // What one instance and its template count against memory_budget_mb now.
+  int64_t instance_charge_mb = 0;
+  int64_t template_charge_mb = 0;
 };
 
 class Runtime {
@@ -283,6 +294,8 @@ class Runtime {
   // memory_mb ahead of demand, so the instance it becomes needs no move.
   void MoveStandby(Spawner& spawner);
   void OnResponse(Model& model, Instance& instance, const std::string& payload);
+  // Tells the scheduler the peak of a memory cgroup (measured charge only).
+  void ObserveMemory(const std::string& model, uint64_t instance_id, const std::string& cgroup_dir);
   void OnTimer(Model& model);
   // The zygote's held memory since the last call (a usage record, the platform's).
   void RecordZygoteHeld();

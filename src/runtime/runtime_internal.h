@@ -42,6 +42,7 @@ struct Runtime::Instance {
   ipc::ReadyMessage ready_message;
   std::weak_ptr<Spawner> forked_by;    // the template or zygote asked to fork it
   std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
+  Micros memory_read_us = -1;  // when its cgroup's peak was last read for the scheduler
   bool moving = false;      // forked: its move into cgroup_dir was asked for
   pid_t premoved_pid = 0;   // a standby moved into cgroup_dir ahead of demand
   bool moved = false;       // in its own memory cgroup (or none is needed)

@@ -56,6 +56,8 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   status.not_ready_reason = NotReadyReason(model);
   status.ready = status.not_ready_reason.empty();
   status.prepared = model.prepared;
+  status.instance_charge_mb = scheduler_.InstanceChargeMb(model.config.name);
+  status.template_charge_mb = scheduler_.TemplateChargeMb(model.config.name);
   switch (scheduler_.TemplateStateOf(model.config.name)) {
     case sched::Scheduler::TemplateState::kNone: status.template_state = "none"; break;
     case sched::Scheduler::TemplateState::kStarting: status.template_state = "starting"; break;

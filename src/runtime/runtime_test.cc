@@ -1369,6 +1369,34 @@ TEST_P(MemoryLimitTest, AllocationPastMemoryMbIsKilledReportedAndRecovered) {
   EXPECT_EQ(GroupsLeft(), 0) << "groups left under " << cgroups_->parent_dir();
 }
 
+// Charged what their cgroups measured, instances of fraud (memory_mb 512)
+// and fashion (1024) share a 1200 MB budget that charged by memory_mb holds
+// only one of them (MemoryPressureEvictsLeastRecentlyUsedIdleInstanceOfAnotherModel).
+TEST_P(MemoryLimitTest, MeasuredChargeLetsTwoModelsShareABudgetTheirMemoryMbWouldNot) {
+  runtime_->Shutdown();
+  runtime_ = std::make_unique<Runtime>(io_, clock_,
+                                       RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker",
+                                                      .memory_budget_mb = 1200,
+                                                      .memory_charge = sched::MemoryCharge::kMeasured,
+                                                      .usage = &sink_,
+                                                      .memory_cgroups = cgroups_.get()});
+  for (const char* name : {"fraud", "fashion"}) {
+    ModelConfig config = Load(name);
+    config.start_path = GetParam();
+    ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
+  }
+  EXPECT_EQ(runtime_->GetModelStatus("fraud")->instance_charge_mb, 512);  // not measured yet
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  const int64_t fraud_charge = runtime_->GetModelStatus("fraud")->instance_charge_mb;
+  EXPECT_GT(fraud_charge, 0);
+  EXPECT_LT(fraud_charge, 1200 - 1024) << "fraud's instance measured at most this, with headroom";
+  InferOutcome fashion = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(fashion.status.ok()) << fashion.status.ToString();
+  EXPECT_EQ(InstanceCount("fraud"), 1);  // not evicted
+  EXPECT_EQ(InstanceCount("fashion"), 1);
+  EXPECT_LT(runtime_->GetModelStatus("fashion")->instance_charge_mb, 1024);
+}
+
 TEST_P(MemoryLimitTest, RequestLargerThanTheInstanceCanHoldIsRefusedBeforeRunning) {
   ASSERT_TRUE(runtime_->AddModel(AllocModel(128)).ok());
   // 64 MiB + 4 bytes of input: over half of memory_mb=128.

@@ -111,8 +111,15 @@ struct Scheduler::Model {
   Micros batch_wake_us = kNever;
   Micros scheduled_wake_us = kNever;
   TemplateState template_state = TemplateState::kNone;
+  bool template_waiting = false;      // wanted while every template start slot was taken
+  int calls_in_window = 0;            // calls, each within template_keep_alive_s of the one before
+  Micros last_call_us = -1;
   bool template_standby = false;      // the live template keeps a standby
-  int64_t template_memory_mb = 0;     // what the live template (and standby) count against the budget
+  int64_t instance_peak_mb = 0;       // highest observed charge of an instance (0: none yet)
+  int64_t template_peak_mb = 0;       // of a template, without its standby
+  std::map<StartPath, Micros> start_to_ready_us;  // last measured, by path
+  Micros template_started_us = 0;
+  Micros template_start_to_ready_us = -1;  // last measured; -1: none yet
   Micros template_wanted_us = 0;      // last arrival, start or pre-warm (monotonic)
   Micros template_held_since_wall_us = 0;
   Micros template_retry_after_us = 0;  // after a template that never got ready
@@ -230,6 +237,11 @@ Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, s
     // The template holds the old settings; a new one starts if it is still wanted.
     const bool had_template = model.template_state != TemplateState::kNone;
     StopTemplate(model, reason, now, out);
+    // What was measured ran the old settings.
+    model.instance_peak_mb = 0;
+    model.template_peak_mb = 0;
+    model.start_to_ready_us.clear();
+    model.template_start_to_ready_us = -1;
     model.template_retry_after_us = 0;
     model.template_retry_backoff_us = kMinStartRetryUs;
     if (had_template && HoldTemplate(model, now)) StartTemplate(model, now, out);
@@ -281,9 +293,15 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
   model.keep_alive.OnArrival(now.mono_us);
   model.batcher.OnArrival(now.mono_us, rows);
   model.busy = true;
+  const Micros window_us = TemplateCacheOptionsFor(model.config).keep_alive_us;
+  model.calls_in_window = model.last_call_us >= 0 && now.mono_us - model.last_call_us <= window_us
+                              ? model.calls_in_window + 1
+                              : 1;
+  model.last_call_us = now.mono_us;
   Pump(model, now, out);
   // A called model is hot: its template is held (started if need be, after
-  // any instance this arrival started, which needs the memory first).
+  // any instance this arrival started, which needs the memory first), once
+  // it has been called template_admit_calls times in a row.
   if (model.config.start_path == StartPath::kTemplate) {
     WantTemplate(model, now, out);
     Reschedule(model, now, out);
@@ -300,6 +318,7 @@ void Scheduler::InstanceReady(std::string_view name, uint64_t instance_id, Now n
   Instance& instance = it->second;
   instance.ready = true;
   instance.ready_us = now.mono_us;
+  model->start_to_ready_us[instance.path] = now.mono_us - instance.start_us;
   instance.idle_since_us = now.mono_us;
   instance.slot_free_since_us = now.mono_us;
   model->last_start_error.clear();
@@ -464,6 +483,7 @@ StatusOr<int> Scheduler::Warm(std::string_view name, int instances, Now now, Act
     if (model->instances.size() == before) break;  // refused: no memory
     ++started;
   }
+  if (instances > 0) WantTemplate(*model, now, out, /*admit=*/true);  // pre-warmed: predicted hot
   Reschedule(*model, now, out);
   return started;
 }
@@ -494,8 +514,11 @@ void Scheduler::TemplateReady(std::string_view name, Now now, Actions* out) {
   Model* model = Find(name);
   if (!model || model->template_state != TemplateState::kStarting) return;
   model->template_state = TemplateState::kReady;
+  --starting_templates_;
   model->template_retry_backoff_us = kMinStartRetryUs;
+  model->template_start_to_ready_us = now.mono_us - model->template_started_us;
   Pump(*model, now, out);
+  StartWaitingTemplates(now, out);
 }
 
 void Scheduler::TemplateGone(std::string_view name, const std::string& error, Now now, Actions* out) {
@@ -508,9 +531,11 @@ void Scheduler::TemplateGone(std::string_view name, const std::string& error, No
     model->template_retry_backoff_us = std::min(kMaxStartRetryUs, model->template_retry_backoff_us * 2);
   }
   CloseHeld(*model, now, out);
+  if (model->template_state == TemplateState::kStarting) --starting_templates_;
   model->template_state = TemplateState::kNone;
   out->push_back(Notice(model->config.name, "template_gone", LogFields({{"error", LogValue(error)}})));
   Pump(*model, now, out);
+  StartWaitingTemplates(now, out);
 }
 
 Scheduler::TemplateState Scheduler::TemplateStateOf(std::string_view name) const {
@@ -528,16 +553,22 @@ bool Scheduler::HoldTemplate(const Model& model, Now now) const {
   return model.config.start_path == StartPath::kTemplate && TemplateDecision(model, now).hold;
 }
 
-void Scheduler::WantTemplate(Model& model, Now now, Actions* out) {
+void Scheduler::WantTemplate(Model& model, Now now, Actions* out, bool admit) {
   if (model.config.start_path != StartPath::kTemplate) return;
   model.template_wanted_us = now.mono_us;
-  if (model.template_state == TemplateState::kNone && now.mono_us >= model.template_retry_after_us)
+  admit = admit || model.calls_in_window >= options_.template_admit_calls;
+  if (admit && model.template_state == TemplateState::kNone && now.mono_us >= model.template_retry_after_us)
     StartTemplate(model, now, out);
 }
 
 void Scheduler::StartTemplate(Model& model, Now now, Actions* out) {
   if (model.template_state != TemplateState::kNone || model.config.start_path != StartPath::kTemplate) return;
-  const int64_t need_mb = model.config.memory_mb * (model.config.template_standby ? 2 : 1);
+  if (options_.max_starting_templates > 0 && starting_templates_ >= options_.max_starting_templates) {
+    model.template_waiting = true;  // StartWaitingTemplates, when a start ends, if still wanted
+    return;
+  }
+  model.template_waiting = false;
+  const int64_t need_mb = TemplateCharge(model, model.config.template_standby);
   if (Status room = ReserveMemory(model, need_mb, /*for_template=*/true, now, out); !room.ok()) {
     // Instances still start, from the zygote; not asked again at every request.
     out->push_back(Notice(model.config.name, "template_start_refused", LogFields({{"error", LogValue(room.message())}})));
@@ -545,8 +576,9 @@ void Scheduler::StartTemplate(Model& model, Now now, Actions* out) {
     return;
   }
   model.template_state = TemplateState::kStarting;
+  ++starting_templates_;
   model.template_standby = model.config.template_standby;
-  model.template_memory_mb = need_mb;
+  model.template_started_us = now.mono_us;
   model.template_held_since_wall_us = now.wall_us;
   Action start;
   start.kind = Action::Kind::kStartTemplate;
@@ -558,12 +590,35 @@ void Scheduler::StartTemplate(Model& model, Now now, Actions* out) {
 void Scheduler::StopTemplate(Model& model, std::string_view reason, Now now, Actions* out) {
   if (model.template_state == TemplateState::kNone) return;
   CloseHeld(model, now, out);
+  // A freed start slot goes to a waiting template at the next TemplateReady
+  // or TemplateGone, not here: this runs inside other models' starts.
+  if (model.template_state == TemplateState::kStarting) --starting_templates_;
   model.template_state = TemplateState::kNone;
   Action stop;
   stop.kind = Action::Kind::kStopTemplate;
   stop.model = model.config.name;
   stop.reason = std::string(reason);
   out->push_back(std::move(stop));
+}
+
+void Scheduler::StartWaitingTemplates(Now now, Actions* out) {
+  while (options_.max_starting_templates <= 0 || starting_templates_ < options_.max_starting_templates) {
+    Model* next = nullptr;
+    for (auto& [name, model] : models_) {
+      if (!model->template_waiting) continue;
+      if (model->template_state != TemplateState::kNone || !HoldTemplate(*model, now) ||
+          now.mono_us < model->template_retry_after_us) {
+        model->template_waiting = false;  // no longer wanted (or started meanwhile)
+        continue;
+      }
+      if (!next || model->template_wanted_us > next->template_wanted_us) next = model.get();
+    }
+    if (!next) return;
+    next->template_waiting = false;
+    StartTemplate(*next, now, out);
+    if (next->template_state == TemplateState::kNone) continue;  // refused for memory: try the next
+    Pump(*next, now, out);
+  }
 }
 
 void Scheduler::CloseHeld(Model& model, Now now, Actions* out) {
@@ -744,7 +799,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   // After a failed start, the provisioned floor waits for the backoff;
   // queued requests still trigger a start.
   const int provisioned_floor = ProvisionedMinimum(model, now).min_instances;
-  if (provisioned_floor > 0 && model.template_state == TemplateState::kNone) WantTemplate(model, now, out);
+  if (provisioned_floor > 0 && model.template_state == TemplateState::kNone) WantTemplate(model, now, out, /*admit=*/true);
   limits.min_instances = now.mono_us >= model.start_retry_after_us ? provisioned_floor : 0;
   int to_start = policy::InstancesToStart(load, limits);
   // Queued work starts instances at once; beyond that the autoscaler adds
@@ -771,7 +826,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
 }
 
 void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
-  if (Status room = ReserveMemory(model, model.config.memory_mb, /*for_template=*/false, now, out); !room.ok()) {
+  if (Status room = ReserveMemory(model, InstanceCharge(model), /*for_template=*/false, now, out); !room.ok()) {
     out->push_back(Notice(model.config.name, "instance_start_refused", LogFields({{"error", LogValue(room.message())}})));
     // Queued requests fail only if no instance of the model can serve them.
     if (model.instances.empty()) FailQueued(model, room, now, out);
@@ -907,17 +962,18 @@ Status Scheduler::ReserveMemory(Model& model, int64_t need_mb, bool for_template
         --protected_left;
         evictable = false;
       }
-      live.push_back({name, id, other->config.memory_mb, evictable, instance.idle_since_us});
+      live.push_back({.model = name, .id = id, .memory_mb = InstanceCharge(*other), .idle = evictable,
+                      .last_used_us = instance.idle_since_us, .restart_cost_us = RestartCost(*other, false)});
     }
     // A live template (and its standby) is id 0; one not held by a floor
     // may go, by when its model was last wanted.
     if (other->template_state != TemplateState::kNone)
-      live.push_back({name, 0, other->template_memory_mb,
-                      ProvisionedMinimum(*other, now).min_instances == 0 &&
-                          (!for_template || other->template_state == TemplateState::kReady),
-                      other->template_wanted_us});
+      live.push_back({.model = name, .id = 0, .memory_mb = TemplateCharge(*other, other->template_standby),
+                      .idle = ProvisionedMinimum(*other, now).min_instances == 0 &&
+                              (!for_template || other->template_state == TemplateState::kReady),
+                      .last_used_us = other->template_wanted_us, .restart_cost_us = RestartCost(*other, true)});
   }
-  auto plan = policy::PlanColdStart(need_mb, options_.memory_budget_mb, live, model.config.name);
+  auto plan = policy::PlanColdStart(need_mb, options_.memory_budget_mb, live, model.config.name, options_.eviction_order);
   if (!plan.ok())
     return Unavailable("no memory for " + std::string(for_template ? "the template" : "a new instance") + " of model '" +
                        model.config.name + "': " + plan.status().message());
@@ -933,6 +989,80 @@ Status Scheduler::ReserveMemory(Model& model, int64_t need_mb, bool for_template
     if (other != &model) Reschedule(*other, now, out);
   }
   return Status::Ok();
+}
+
+void Scheduler::ObserveMemory(std::string_view name, uint64_t instance_id, int64_t peak_bytes, Now now) {
+  if (options_.log)
+    Log({.kind = Event::Kind::kObserveMemory, .now = now, .model = std::string(name), .instance_id = instance_id,
+         .bytes = peak_bytes});
+  Model* model = Find(name);
+  if (!model || peak_bytes <= 0) return;
+  const int64_t mb = (peak_bytes + (int64_t{1} << 20) - 1) >> 20;
+  if (instance_id == 0) {
+    if (model->template_state != TemplateState::kNone) model->template_peak_mb = std::max(model->template_peak_mb, mb);
+    return;
+  }
+  auto it = model->instances.find(instance_id);
+  if (it == model->instances.end() || it->second.generation != model->generation) return;
+  model->instance_peak_mb = std::max(model->instance_peak_mb, mb);
+}
+
+namespace {
+int64_t WithHeadroom(int64_t peak_mb, int headroom_pct, int64_t memory_mb) {
+  if (peak_mb <= 0) return memory_mb;
+  return std::clamp<int64_t>((peak_mb * (100 + headroom_pct) + 99) / 100, 1, memory_mb);
+}
+}  // namespace
+
+int64_t Scheduler::InstanceCharge(const Model& model) const {
+  if (options_.memory_charge == MemoryCharge::kConfigured) return model.config.memory_mb;
+  return WithHeadroom(model.instance_peak_mb, options_.measured_headroom_pct, model.config.memory_mb);
+}
+
+int64_t Scheduler::TemplateCharge(const Model& model, bool standby) const {
+  const int64_t standby_mb = standby ? InstanceCharge(model) : 0;
+  if (options_.memory_charge == MemoryCharge::kConfigured) return model.config.memory_mb + standby_mb;
+  return WithHeadroom(model.template_peak_mb, options_.measured_headroom_pct, model.config.memory_mb) + standby_mb;
+}
+
+Micros Scheduler::RestartCost(const Model& model, bool template_process) const {
+  auto measured = [&](StartPath path) {
+    auto it = model.start_to_ready_us.find(path);
+    return it == model.start_to_ready_us.end() ? policy::kEvictionCostUnknown : it->second;
+  };
+  if (template_process) {
+    // Its model's next start comes from the zygote instead of the template.
+    const Micros from_zygote = measured(StartPath::kZygote), from_template = measured(StartPath::kTemplate);
+    if (from_zygote == policy::kEvictionCostUnknown || from_template == policy::kEvictionCostUnknown)
+      return policy::kEvictionCostUnknown;
+    return std::max<Micros>(0, from_zygote - from_template);
+  }
+  const StartPath next = model.config.start_path != StartPath::kTemplate        ? model.config.start_path
+                         : model.template_state == TemplateState::kReady ? StartPath::kTemplate
+                                                                         : StartPath::kZygote;
+  return measured(next);
+}
+
+int64_t Scheduler::InstanceChargeMb(std::string_view name) const {
+  const Model* model = Find(name);
+  return model ? InstanceCharge(*model) : 0;
+}
+
+int64_t Scheduler::TemplateChargeMb(std::string_view name) const {
+  const Model* model = Find(name);
+  return model ? TemplateCharge(*model, model->template_state != TemplateState::kNone ? model->template_standby
+                                                                                     : model->config.template_standby)
+               : 0;
+}
+
+std::string_view MemoryChargeName(MemoryCharge charge) {
+  return charge == MemoryCharge::kMeasured ? "measured" : "configured";
+}
+
+std::optional<MemoryCharge> ParseMemoryCharge(std::string_view name) {
+  if (name == "configured") return MemoryCharge::kConfigured;
+  if (name == "measured") return MemoryCharge::kMeasured;
+  return std::nullopt;
 }
 
 Actions Replay(const EventLog& log, SchedulerOptions options, std::vector<size_t>* origins) {
@@ -961,6 +1091,7 @@ Actions Replay(const EventLog& log, SchedulerOptions options, std::vector<size_t
       case Event::Kind::kStartSucceeded: scheduler.StartSucceeded(e.model); break;
       case Event::Kind::kTemplateReady: scheduler.TemplateReady(e.model, e.now, &out); break;
       case Event::Kind::kTemplateGone: scheduler.TemplateGone(e.model, e.text, e.now, &out); break;
+      case Event::Kind::kObserveMemory: scheduler.ObserveMemory(e.model, e.instance_id, e.bytes, e.now); break;
     }
     if (origins) origins->resize(out.size(), index);
   }

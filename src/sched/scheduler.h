@@ -34,16 +34,21 @@
 //    requests fail with kUnavailable when no instance can serve them.
 //  - Templates (start path "template") are a cache (policy/template_cache.h):
 //    one starts when the model is wanted (a request arrives, an instance
-//    starts, a pre-warm, a provisioned floor) and stops template_keep_alive_s
+//    starts, a pre-warm, a provisioned floor; calls only once there have been
+//    template_admit_calls of them in a row) and stops template_keep_alive_s
 //    after it was last wanted, unless a floor holds it. Instances fork from
 //    it once it is ready; before that they start from the zygote.
-//  - Memory: live instances' memory_mb, and each live template's memory_mb
-//    (twice with a standby), stay within memory_budget_mb. An instance's
-//    start stops idle instances and templates (a cache, starting or ready)
-//    of other models beyond their provisioned floor, least recently used
-//    first, to make room, else it is refused and, if the model has no
-//    instance, its queue fails with kUnavailable. A template's start may stop
-//    only other models' ready templates; without room it is not started.
+//  - Memory: what live instances and templates are charged stays within
+//    memory_budget_mb at every start. Charged (SchedulerOptions.memory_charge):
+//    an instance its memory_mb, a template its memory_mb plus its standby's;
+//    or, measured, the model's highest observed charge (ObserveMemory) plus
+//    measured_headroom_pct, never above memory_mb, and memory_mb until one
+//    is observed. An instance's start stops idle instances and templates (a
+//    cache, starting or ready) of other models beyond their provisioned
+//    floor, in eviction_order, to make room, else it is refused and, if the
+//    model has no instance, its queue fails with kUnavailable. A template's
+//    start may stop only other models' ready templates; without room it is
+//    not started. At most max_starting_templates start at once.
 //  - Every request given to Arrive and admitted leaves exactly once: by a
 //    kDispatch and then ExecutionDone's completion, or by a kFail.
 //  - Deterministic: the same events give the same actions. It never reads a
@@ -68,6 +73,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "policy/admission.h"
 #include "policy/autoscaler.h"
 #include "policy/batching.h"
 #include "policy/keep_alive.h"
@@ -192,6 +198,7 @@ struct Event {
   enum class Kind {
     kAddModel, kUpdateModel, kRemoveModel, kArrive, kInstanceReady, kExecutionDone, kInstanceGone,
     kStartFailed, kWake, kWarm, kFlushProvisioned, kSetStartError, kStartSucceeded, kTemplateReady, kTemplateGone,
+    kObserveMemory,
   };
   Kind kind = Kind::kWake;
   Now now;
@@ -206,12 +213,40 @@ struct Event {
   Micros round_trip_us = 0;
   GoneKind gone = GoneKind::kCrashed;
   int count = 0;                // kWarm
+  int64_t bytes = 0;            // kObserveMemory
 };
 using EventLog = std::vector<Event>;
 
+// What a live instance or template counts against the memory budget.
+enum class MemoryCharge {
+  kConfigured,  // its memory_mb (a template with a standby: twice)
+  kMeasured,    // its model's highest observed charge + headroom, at most memory_mb
+};
+std::string_view MemoryChargeName(MemoryCharge charge);
+std::optional<MemoryCharge> ParseMemoryCharge(std::string_view name);  // "configured", "measured"
+
 struct SchedulerOptions {
-  // Node-wide budget for the memory_mb of live instances; 0 = unlimited.
+  // Node-wide budget for the memory charged to live instances and templates
+  // (MB); 0 = unlimited.
   int64_t memory_budget_mb = 0;
+  MemoryCharge memory_charge = MemoryCharge::kConfigured;
+  // kMeasured: the charge is the observed peak x (1 + this / 100); >= 0.
+  int measured_headroom_pct = 25;
+  // Whom a start evicts first. kCheapestRestart ranks an idle instance by its
+  // model's last measured start to ready by the path its next start would
+  // take, a template by how much longer its model's next start from the
+  // zygote would take than one from the template.
+  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
+  // Templates starting at once, all models (0 = no limit). A template's
+  // start loads and warms its model: background work that, many at once,
+  // starves the instances serving requests. Beyond it a wanted template
+  // waits; when a start ends, the most recently wanted waiting one starts.
+  int max_starting_templates = 0;
+  // A template starts once its model has been called this many times, each
+  // call within template_keep_alive_s of the one before (>= 1; a floor or a
+  // pre-warm starts it at once). 2 keeps models called once from loading a
+  // template they will not use; 1 starts one at the first call.
+  int template_admit_calls = 1;
   // If set, every event is appended here (for replay and differential
   // tests). Not owned; must outlive the scheduler.
   EventLog* log = nullptr;
@@ -271,6 +306,14 @@ class Scheduler {
   void TemplateGone(std::string_view model, const std::string& error, Now now, Actions* out);
   enum class TemplateState { kNone, kStarting, kReady };
   TemplateState TemplateStateOf(std::string_view model) const;
+  // The memory cgroup of instance_id (0: the model's template, without its
+  // standby) has been charged at most peak_bytes so far. Under
+  // MemoryCharge::kMeasured the model's charges follow its highest
+  // observation (kept until settings that workers read change).
+  void ObserveMemory(std::string_view model, uint64_t instance_id, int64_t peak_bytes, Now now);
+  // What one instance, and the live or next template, of the model is charged now (MB).
+  int64_t InstanceChargeMb(std::string_view model) const;
+  int64_t TemplateChargeMb(std::string_view model) const;
 
   // Read-only views for status reports.
   bool HasModel(std::string_view model) const;
@@ -304,11 +347,19 @@ class Scheduler {
   // templates (starting or ready) of other models beyond their floor; a
   // template's start only other ready templates. Least recently used first.
   Status ReserveMemory(Model& model, int64_t need_mb, bool for_template, Now now, Actions* out);
-  void WantTemplate(Model& model, Now now, Actions* out);
+  // Refreshes when the model was last wanted; starts its template if none is
+  // live and `admit` (a floor, a pre-warm) or the model has been called
+  // template_admit_calls times in a row.
+  void WantTemplate(Model& model, Now now, Actions* out, bool admit = false);
   void StartTemplate(Model& model, Now now, Actions* out);
   void StopTemplate(Model& model, std::string_view reason, Now now, Actions* out);
   void CloseHeld(Model& model, Now now, Actions* out);
+  // Gives free template start slots to waiting templates still wanted, most recently wanted first.
+  void StartWaitingTemplates(Now now, Actions* out);
   policy::TemplateCacheDecision TemplateDecision(const Model& model, Now now) const;
+  int64_t InstanceCharge(const Model& model) const;
+  int64_t TemplateCharge(const Model& model, bool standby) const;
+  Micros RestartCost(const Model& model, bool template_process) const;
   bool HoldTemplate(const Model& model, Now now) const;
 
   void Log(Event event) const {
@@ -319,6 +370,7 @@ class Scheduler {
   mutable std::vector<policy::IdleInstance> idle_;  // scratch for keep-alive
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   uint64_t next_instance_id_ = 1;
+  int starting_templates_ = 0;  // templates in TemplateState::kStarting, all models
 };
 
 // Feeds `log` to a fresh Scheduler with `options` (its log ignored) and

@@ -492,6 +492,141 @@ TEST(Scheduler, TemplateWithoutRoomIsNotStartedButTheInstanceIs) {
   EXPECT_TRUE(refused);
 }
 
+TEST(Scheduler, MeasuredChargeFollowsTheObservedPeakSoSmallModelsShareTheBudget) {
+  EventLog log;
+  const SchedulerOptions options{.memory_budget_mb = 300, .memory_charge = MemoryCharge::kMeasured,
+                                 .measured_headroom_pct = 25, .log = &log};
+  Driver d(options);
+  Actions all;  // everything asked for, to compare with a replay
+  auto take = [&] {
+    Actions a = d.Take();
+    all.insert(all.end(), a.begin(), a.end());
+    return a;
+  };
+  ASSERT_TRUE(d.Add(Config("a")).ok());
+  ASSERT_TRUE(d.Add(Config("b")).ok());
+  EXPECT_EQ(d.scheduler.InstanceChargeMb("a"), 200);  // memory_mb until measured
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  const uint64_t a_instance = OfKind(take(), Kind::kStart).at(0).instance_id;
+  d.Ready("a", a_instance, 10);
+  d.Done("a", a_instance, OfKind(take(), Kind::kDispatch).at(0).execution_id, 20);
+  d.scheduler.ObserveMemory("a", a_instance, 40 << 20, d.At(20));
+  d.scheduler.ObserveMemory("a", a_instance, 30 << 20, d.At(21));  // the highest is kept
+  d.scheduler.ObserveMemory("a", 999, 250 << 20, d.At(22));        // no such instance: ignored
+  EXPECT_EQ(d.scheduler.InstanceChargeMb("a"), 50);                // 40 MB + 25 %
+  take();
+  // b (200, unmeasured) fits next to a's 50: a stays, where charging
+  // memory_mb would have stopped it (MemoryBudgetEvictsAnotherModelsIdleInstanceElseRefuses).
+  ASSERT_TRUE(d.Arrive("b", 30).ok());
+  Actions a = take();
+  EXPECT_TRUE(OfKind(a, Kind::kStop).empty());
+  const uint64_t b_instance = OfKind(a, Kind::kStart).at(0).instance_id;
+  // A peak above memory_mb charges memory_mb (the cgroup holds it there).
+  d.scheduler.ObserveMemory("b", b_instance, int64_t{1} << 30, d.At(40));
+  EXPECT_EQ(d.scheduler.InstanceChargeMb("b"), 200);
+  // Settings workers read changed: what was measured no longer holds.
+  ASSERT_TRUE(d.scheduler.UpdateModel(Config("a"), /*replace_workers=*/true, "config_changed", d.At(50), &d.actions).ok());
+  EXPECT_EQ(d.scheduler.InstanceChargeMb("a"), 200);
+  take();
+  // The observations are in the log: a replay decides the same.
+  const Actions replayed = Replay(log, options);
+  ASSERT_EQ(replayed.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(replayed[i].kind, all[i].kind) << i;
+}
+
+TEST(Scheduler, TemplateChargeUnderMeasuredIsItsOwnPeakPlusAStandbysInstanceCharge) {
+  Driver d({.memory_budget_mb = 10'000, .memory_charge = MemoryCharge::kMeasured, .measured_headroom_pct = 0});
+  ASSERT_TRUE(d.Add(TemplateConfig("m")).ok());
+  EXPECT_EQ(d.scheduler.TemplateChargeMb("m"), 400);  // memory_mb each, unmeasured
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.scheduler.ObserveMemory("m", 0, 90 << 20, d.At(5));  // the template, starting
+  d.Ready("m", instance, 10);
+  d.scheduler.ObserveMemory("m", instance, 20 << 20, d.At(20));
+  EXPECT_EQ(d.scheduler.InstanceChargeMb("m"), 20);
+  EXPECT_EQ(d.scheduler.TemplateChargeMb("m"), 110);
+}
+
+// LRU stops the instance idle longest; cheapest-to-restart the one whose
+// model measured the fastest start, though it was used more recently.
+TEST(Scheduler, EvictionOrderLeastRecentlyUsedOrCheapestRestart) {
+  for (policy::EvictionOrder order : {policy::EvictionOrder::kLeastRecentlyUsed, policy::EvictionOrder::kCheapestRestart}) {
+    SCOPED_TRACE(std::string(policy::EvictionOrderName(order)));
+    Driver d({.memory_budget_mb = 400, .eviction_order = order});
+    for (const char* name : {"slow", "fast", "c"}) ASSERT_TRUE(d.Add(Config(name)).ok());
+    auto serve = [&](const std::string& model, Micros start, Micros ready_after) {
+      ASSERT_TRUE(d.Arrive(model, start).ok());
+      const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+      d.Ready(model, instance, start + ready_after);
+      d.Done(model, instance, OfKind(d.Take(), Kind::kDispatch).at(0).execution_id, start + ready_after + 1000);
+      d.Take();
+    };
+    serve("slow", 0, 500'000);           // starts in 500 ms, idle since 0.5 s
+    serve("fast", 1'000'000, 10'000);    // starts in 10 ms, idle since 1.01 s
+    ASSERT_TRUE(d.Arrive("c", 2'000'000).ok());
+    auto stops = OfKind(d.Take(), Kind::kStop);
+    ASSERT_EQ(stops.size(), 1u);
+    EXPECT_EQ(stops[0].model, order == policy::EvictionOrder::kLeastRecentlyUsed ? "slow" : "fast");
+  }
+}
+
+// One template start slot: a second model's template waits for the first to
+// be ready; a waiting template no longer wanted when the slot frees is
+// never started; a stopped starting template frees its slot too.
+TEST(Scheduler, TemplateStartsBeyondTheLimitWaitForASlotMostRecentlyWantedFirst) {
+  Driver d({.max_starting_templates = 1});
+  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(d.Add(TemplateConfig(name)).ok());
+  ASSERT_TRUE(d.Arrive("a", 0).ok());
+  ASSERT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);
+  ASSERT_TRUE(d.Arrive("b", 1000).ok());
+  ASSERT_TRUE(d.Arrive("c", 2000).ok());
+  Actions a = d.Take();
+  EXPECT_TRUE(OfKind(a, Kind::kStartTemplate).empty());  // the slot is a's
+  EXPECT_EQ(OfKind(a, Kind::kStart).size(), 2u);          // b and c start from the zygote meanwhile
+  EXPECT_EQ(d.scheduler.TemplateStateOf("b"), Scheduler::TemplateState::kNone);
+  // a ready: c, wanted last, gets the slot.
+  d.scheduler.TemplateReady("a", d.At(300'000), &d.actions);
+  auto started = OfKind(d.Take(), Kind::kStartTemplate);
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].model, "c");
+  // c fails; b waited past its template keep-alive (60 s): not started.
+  d.scheduler.TemplateGone("c", "load failed", d.At(61'500'000), &d.actions);
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStartTemplate).empty());
+  EXPECT_EQ(d.scheduler.TemplateStateOf("b"), Scheduler::TemplateState::kNone);
+  // The slot is free: b's next call starts its template at once.
+  ASSERT_TRUE(d.Arrive("b", 62'000'000).ok());
+  started = OfKind(d.Take(), Kind::kStartTemplate);
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].model, "b");
+  // Stopping a starting template (its model removed) frees the slot.
+  ASSERT_TRUE(d.scheduler.RemoveModel("b", Unavailable("removed"), "removed", d.At(62'100'000), &d.actions).ok());
+  d.Take();
+  ASSERT_TRUE(d.Arrive("a", 62'200'000).ok());  // a's template is ready: no start
+  ASSERT_TRUE(d.Arrive("c", 63'000'000).ok());  // c, after its 1 s backoff
+  EXPECT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);
+}
+
+// With template_admit_calls 2 a model called once loads no template; the
+// second call within template_keep_alive_s starts it; a call after a longer
+// gap counts as a first one again; a pre-warm starts it at once.
+TEST(Scheduler, TemplateStartsAtTheSecondCallInARowOrAtAPreWarm) {
+  Driver d({.template_admit_calls = 2});
+  ASSERT_TRUE(d.Add(TemplateConfig("m")).ok());  // template_keep_alive_s 60
+  ASSERT_TRUE(d.Add(TemplateConfig("w")).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  Actions a = d.Take();
+  EXPECT_EQ(OfKind(a, Kind::kStart).size(), 1u);
+  EXPECT_TRUE(OfKind(a, Kind::kStartTemplate).empty());
+  ASSERT_TRUE(d.Arrive("m", 61'000'000).ok());  // 61 s later: a first call again
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStartTemplate).empty());
+  ASSERT_TRUE(d.Arrive("m", 90'000'000).ok());  // 29 s later: the second in a row
+  EXPECT_EQ(OfKind(d.Take(), Kind::kStartTemplate).size(), 1u);
+  ASSERT_TRUE(d.scheduler.Warm("w", 1, d.At(91'000'000), &d.actions).ok());
+  a = d.Take();
+  ASSERT_EQ(OfKind(a, Kind::kStartTemplate).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kStartTemplate)[0].model, "w");
+}
+
 TEST(Scheduler, TemplateThatFailsBacksOffAndAFloorHoldsOne) {
   Driver d;
   ModelConfig c = TemplateConfig("m");

@@ -361,6 +361,8 @@ std::string V2Handler::StatusJson(const ModelStatus& status_value, bool with_mem
   w.Field("cost_per_row_us", tenth(status->batching.cost_per_row_us));
   w.Field("arrival_rows_per_s", tenth(status->batching.arrival_rows_per_s)).EndObject();
   w.Field("template_state", status->template_state).Field("prepared", status->prepared);
+  w.Key("memory_charge_mb").BeginObject().Field("instance", status->instance_charge_mb);
+  w.Field("template", status->template_charge_mb).EndObject();
   w.Key("last_start_error");
   if (status->last_start_error.empty()) w.Null();
   else w.String(status->last_start_error);

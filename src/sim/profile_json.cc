@@ -61,6 +61,12 @@ void WriteTable(JsonWriter& w, const std::vector<std::pair<int64_t, Micros>>& ta
 ModelProfile ProfileFile::ForThreads(int threads) const {
   ModelProfile p = profile;
   if (auto it = exec_us_by_threads.find(threads); it != exec_us_by_threads.end()) p.exec_us_by_rows = it->second;
+  auto kb = [&](std::string_view key) {
+    auto it = memory_kb.find(std::string(key));
+    return it == memory_kb.end() ? int64_t{0} : it->second;
+  };
+  p.instance_memory_kb = kb("cgroup_peak") > 0 ? kb("cgroup_peak") : kb("private");
+  p.template_memory_kb = kb("template_cgroup_peak");
   return p;
 }
 

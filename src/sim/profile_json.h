@@ -9,7 +9,8 @@
 //     "exec_cv": 0.12,                              // execution-time coefficient of variation
 //     "exec_spread": [0.81, 0.86, ..., 3.4],        // optional: time / median at quantiles 0, 0.001, .., 1
 //     "start_us": {"exec": 471500, "zygote": 65000, "template": 1200},
-//     "memory_kb": {"rss": 72540, "pss": 17171, "private": 508}   // optional, one warm instance
+//     "memory_kb": {"rss": 72540, "pss": 17171, "private": 508,    // optional, one warm instance
+//                   "cgroup_peak": 2048, "template_cgroup_peak": 60000}  // and its cgroup's and its template's peak
 //   }
 //
 // exec_us_by_rows is the round trip of one execution (server to instance and
@@ -37,7 +38,9 @@ struct ProfileFile {
   std::map<int, std::vector<std::pair<int64_t, Micros>>> exec_us_by_threads;
   std::map<std::string, int64_t> memory_kb;
 
-  // The profile with the execution table for `threads` if measured, else the default one.
+  // The profile with the execution table for `threads` if measured, else
+  // the default one, and the memory observations of memory_kb (cgroup_peak,
+  // else private; template_cgroup_peak).
   ModelProfile ForThreads(int threads) const;
 };
 

@@ -113,7 +113,12 @@ class Sim {
         options_(options),
         stats_(prices.granularity_us),
         rng_(options.seed),
-        scheduler_({.memory_budget_mb = options.memory_budget_mb, .log = options.log}) {
+        scheduler_({.memory_budget_mb = options.memory_budget_mb,
+                    .memory_charge = options.memory_charge,
+                    .eviction_order = options.eviction_order,
+                    .max_starting_templates = options.max_starting_templates,
+                    .template_admit_calls = options.template_admit_calls,
+                    .log = options.log}) {
     models_.reserve(models.size());
     for (uint32_t m = 0; m < models.size(); ++m) {
       models_.emplace_back(models[m]);
@@ -149,7 +154,11 @@ class Sim {
           break;
         case EventKind::kDone: OnDone(e.model, e.instance, e.execution, e.compute_us); break;
         case EventKind::kTemplateReady:
-          if (e.instance == models_[e.model].template_generation) scheduler_.TemplateReady(name, At(), &actions_);
+          if (e.instance == models_[e.model].template_generation) {
+            scheduler_.TemplateReady(name, At(), &actions_);
+            if (const int64_t kb = models_[e.model].sim->profile.template_memory_kb; kb > 0)
+              scheduler_.ObserveMemory(name, 0, kb * 1024, At());
+          }
           break;
         case EventKind::kWake: {
           Model& model = models_[e.model];
@@ -282,6 +291,8 @@ class Sim {
     std::optional<sched::Completion> done =
         scheduler_.ExecutionDone(model.config().name, instance_id, execution_id, compute_us, true, At(), &actions_);
     if (!done) return;  // its instance was stopped at a deadline
+    if (const int64_t kb = model.sim->profile.instance_memory_kb; kb > 0 && observed_.insert(instance_id).second)
+      scheduler_.ObserveMemory(model.config().name, instance_id, kb * 1024, At());
     for (const sched::Completion::Item& item : done->requests) {
       metering::InvocationRecord r = Record(m, item.id, item.arrival_us, 200);
       r.instance_id = done->instance.id;
@@ -360,6 +371,7 @@ class Sim {
   std::vector<Model> models_;
   std::unordered_map<std::string, uint32_t> index_;
   std::unordered_set<uint64_t> starting_;               // instances not ready yet
+  std::unordered_set<uint64_t> observed_;               // instances whose memory the scheduler was told
   std::unordered_map<uint64_t, std::string> instance_paths_;  // live instances' start paths
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   Micros now_ = 0;

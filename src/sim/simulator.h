@@ -61,6 +61,12 @@ struct ModelProfile {
   // lognormal (wake-ups of an idle instance, the host's scheduling).
   static constexpr size_t kSpreadPoints = 1001;
   std::vector<double> exec_spread;
+  // What the memory cgroup of a warm instance, and of a ready template,
+  // peaked at (KiB; 0 = not measured): the scheduler's observations under
+  // MemoryCharge::kMeasured, made after an instance's first execution and
+  // when a template is ready, as the server makes them.
+  int64_t instance_memory_kb = 0;
+  int64_t template_memory_kb = 0;
 
   Micros ExecUs(int64_t rows) const;
   // exec_spread at quantile q in [0, 1], linear between points; 1 without a spread.
@@ -85,6 +91,10 @@ struct SimOptions {
   // The node's memory budget for instances (RuntimeOptions::memory_budget_mb,
   // `thaw serve --memory-mb`); 0 = unlimited.
   int64_t memory_budget_mb = 0;
+  sched::MemoryCharge memory_charge = sched::MemoryCharge::kConfigured;
+  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
+  int max_starting_templates = 0;  // thaw serve --template-starts; 0 = no limit
+  int template_admit_calls = 1;    // thaw serve --template-admit-calls
   Micros start_wall_us = 0;  // wall time of virtual 0, for provisioned schedules and records
   // Every scheduler event, if set (sched::Replay reproduces the run's
   // decisions). Not owned.

@@ -59,6 +59,32 @@ TEST(SimulatorTest, TemplateIsACacheWithItsStartLevels) {
   EXPECT_EQ(held.zygote_gb_s, 0);
 }
 
+// Three models called in turn under a budget that holds two instances at
+// their memory_mb: charged memory_mb, each call evicts the next model's idle
+// instance (LRU thrashing: every call cold); charged what an instance was
+// measured to use (profile memory, as the server reads its cgroup), all
+// three stay warm.
+TEST(SimulatorTest, MeasuredMemoryChargeKeepsMoreInstancesWarmInTheSameBudget) {
+  std::vector<SimModel> models;
+  for (const char* name : {"a", "b", "c"}) {
+    SimModel m = Model(name);
+    m.config.memory_mb = 1024;
+    m.profile.instance_memory_kb = 50 * 1024;
+    models.push_back(m);
+  }
+  std::vector<SimArrival> calls;
+  for (int i = 0; i < 30; ++i) calls.push_back({i * kS, static_cast<uint32_t>(i % 3), 1});
+  SimOptions options{.memory_budget_mb = 2048, .memory_charge = sched::MemoryCharge::kConfigured};
+  auto configured = Simulate(models, calls, policy::PriceSheet{}, options);
+  ASSERT_TRUE(configured.ok()) << configured.status().ToString();
+  EXPECT_EQ(configured->cold_starts, 30);
+  options.memory_charge = sched::MemoryCharge::kMeasured;
+  auto measured = Simulate(models, calls, policy::PriceSheet{}, options);
+  ASSERT_TRUE(measured.ok()) << measured.status().ToString();
+  EXPECT_EQ(measured->cold_starts, 3);
+  EXPECT_EQ(measured->max_instances, 1);
+}
+
 TEST(SimulatorTest, ProfileInterpolatesAndExtrapolates) {
   ModelProfile p;
   p.exec_us_by_rows = {{1, 1000}, {5, 2000}};
