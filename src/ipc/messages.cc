@@ -299,7 +299,7 @@ std::string Encode(const InferResponseMessage& m) {
 std::string Encode(const SpawnMessage& m) {
   Writer w(MessageType::kSpawn, 5 + m.model_dir.size());
   w.String(m.model_dir);
-  w.U8(m.prepare ? 1 : 0);
+  w.U8(m.as_template ? 2 : m.prepare ? 1 : 0);
   return w.Finish();
 }
 
@@ -341,10 +341,11 @@ StatusOr<SpawnMessage> DecodeSpawn(std::string_view payload) {
   Reader r(payload);
   SpawnMessage m;
   r.String(&m.model_dir);
-  uint8_t prepare = 0;
-  r.U8(&prepare);
-  if (!r.ok() || !r.AtEnd() || prepare > 1) return Malformed("Spawn", r);
-  m.prepare = prepare == 1;
+  uint8_t kind = 0;  // 0 an instance, 1 a preparation, 2 a template
+  r.U8(&kind);
+  if (!r.ok() || !r.AtEnd() || kind > 2) return Malformed("Spawn", r);
+  m.prepare = kind == 1;
+  m.as_template = kind == 2;
   return m;
 }
 

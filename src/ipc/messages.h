@@ -93,6 +93,11 @@ struct SpawnMessage {
   // Zygote: the child prepares the model's artifact (PreparedMessage) and
   // exits instead of serving.
   bool prepare = false;
+  // Zygote: the child becomes model_dir's template: it sends Forked (its
+  // pid), loads and warms the model, sends Ready, and then serves Spawn
+  // frames on the attached socket, its control socket, as a template does.
+  // Not with `prepare`.
+  bool as_template = false;
 };
 
 // Worker -> server, instead of kReady, from a child forked to prepare a

@@ -482,8 +482,13 @@ TEST(IpcMessagesTest, SpawnRoundTrip) {
   auto prepare = DecodeSpawn(Parse(Encode(SpawnMessage{.model_dir = "m", .prepare = true})).payload);
   ASSERT_TRUE(prepare.ok());
   EXPECT_TRUE(prepare->prepare);
+  EXPECT_FALSE(prepare->as_template);
+  auto as_template = DecodeSpawn(Parse(Encode(SpawnMessage{.model_dir = "m", .as_template = true})).payload);
+  ASSERT_TRUE(as_template.ok());
+  EXPECT_TRUE(as_template->as_template);
+  EXPECT_FALSE(as_template->prepare);
   std::string bad = f.payload;
-  bad.back() = 2;  // neither 0 nor 1
+  bad.back() = 3;  // not an instance (0), a preparation (1) or a template (2)
   EXPECT_FALSE(DecodeSpawn(bad).ok());
 }
 

@@ -69,6 +69,17 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                 Carry();
               },
           .standby_forked = [this](Spawner& spawner) { MoveStandby(spawner); },
+          .template_forked =
+              [this](Spawner& spawner) {
+                if (spawner.cgroup_dir.empty()) return;  // memory not enforced
+                cgroup_mover_.Move(spawner.pid, spawner.cgroup_dir,
+                                   [this, model = spawner.owner, dir = spawner.cgroup_dir](Status moved) {
+                                     if (moved.ok()) return ObserveMemory(model, 0, dir);  // what it loaded so far
+                                     // It stays in the zygote's group: held to that limit instead.
+                                     LogEvent(LogLevel::kWarning, "template_move_failed",
+                                              LogFields({{"model", LogValue(model)}, {"error", LogValue(moved.message())}}));
+                                   });
+              },
           .zygote_ready = [this] { startup_settled_ = true; },
           .template_gone =
               [this](const std::string& model, const std::string& error) {
@@ -80,7 +91,8 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                 TimeOutSpawner(spawner, message);
                 Carry();
               },
-      });
+      },
+      options_.templates_from_zygote);
   snapshots_ = std::make_unique<ModelSnapshots>(run_dir_ + "/.models");
   preparations_ = std::make_unique<Preparations>(
       io_, clock_, *spawners_, options_.prepared_dir.empty() ? run_dir_ + "/.prepared" : options_.prepared_dir,
@@ -344,6 +356,8 @@ void Runtime::MoveStandby(Spawner& spawner) {
                                             spawner->standby_cgroup == dir;
                        if (current && moved.ok()) {
                          spawner->standby_moved = true;
+                         // The template is loaded and in its group by now (one mover, in order).
+                         ObserveMemory(spawner->owner, 0, spawner->cgroup_dir);
                          return;
                        }
                        if (current) spawner->standby_cgroup.clear();  // its instance gets a group at its start

@@ -1061,6 +1061,11 @@ TEST_F(RuntimeTest, StoppedTemplateIsKilledAndReplaced) {
 }
 
 TEST_F(RuntimeTest, TemplateStoppedWhileLoadingIsKilledAndRetried) {
+  // Templates of their own, whose load (~0.6 s) leaves time to stop one
+  // while it loads; one forked by the zygote is ready within milliseconds.
+  runtime_->Shutdown();
+  runtime_ = std::make_unique<Runtime>(
+      io_, clock_, RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker", .templates_from_zygote = false});
   ModelConfig config = Load("fraud");
   config.start_timeout_ms = 2000;  // the template's deadline is set when it starts
   ASSERT_TRUE(runtime_->AddModel(Deploy(config)).ok());
@@ -1158,10 +1163,45 @@ INSTANTIATE_TEST_SUITE_P(Paths, SettingsDuringColdStartTest,
                          ::testing::Values(StartPath::kExec, StartPath::kZygote, StartPath::kTemplate),
                          [](const auto& info) { return std::string(StartPathName(info.param)); });
 
+// A template is the zygote's child, leading its own process group (so its
+// standby and instances go with it), and loads in the zygote's initialised
+// engine: its Ready reports no runtime_init of its own.
+TEST_F(RuntimeTest, TemplateIsForkedByTheZygoteInItsOwnProcessGroup) {
+  ModelConfig zygote_model = Load("fashion");
+  zygote_model.start_path = StartPath::kZygote;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(zygote_model)).ok());
+  ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  RunUntil([&] { return TemplateState("fraud") == "ready"; });
+  const int template_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
+  const int zygote_pid = runtime_->GetModelStatus("fashion")->spawner->pid;
+  ASSERT_GT(template_pid, 0);
+  std::ifstream stat("/proc/" + std::to_string(template_pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string state;
+  int ppid = 0, pgrp = 0;
+  fields >> state >> ppid >> pgrp;
+  EXPECT_EQ(ppid, zygote_pid);
+  EXPECT_EQ(pgrp, template_pid);
+  // Its instances fork from it.
+  ModelConfig changed = *runtime_->FindModel("fraud");
+  changed.keep_alive_s = 0;  // the next request starts an instance
+  ASSERT_TRUE(runtime_->UpdateModelConfig(changed).ok());
+  RunUntil([&] { return InstanceCount("fraud") == 0; });
+  std::optional<InferOutcome> forked;
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 30 * kMicrosPerSecond,
+                  [&](InferOutcome o) { forked = std::move(o); });
+  RunUntil([&] { return forked.has_value(); });
+  ASSERT_TRUE(forked->status.ok()) << forked->status.ToString();
+  EXPECT_EQ(forked->timing.start_path, StartPath::kTemplate);
+}
+
 TEST_F(RuntimeTest, RuntimeOnlySettingsKeepTheTemplateAndWarmInstances) {
   ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
   InferOutcome first = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   ASSERT_TRUE(first.status.ok());
+  RunUntil([&] { return TemplateState("fraud") == "ready"; });
   const int template_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
   ModelConfig changed = *runtime_->FindModel("fraud");
   changed.keep_alive_s = 5;
@@ -1198,6 +1238,7 @@ TEST_F(RuntimeTest, ReloadWithACorruptModelKeepsTheOldVersionServing) {
   ASSERT_TRUE(runtime_->AddModel(deployed).ok());
   InferOutcome before = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});
   ASSERT_TRUE(before.status.ok());
+  RunUntil([&] { return TemplateState("fraud") == "ready"; });
   const int template_pid = runtime_->GetModelStatus("fraud")->spawner->pid;
 
   std::ofstream(deployed.ModelPath(), std::ios::trunc) << "this is not a TorchScript archive";

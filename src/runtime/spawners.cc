@@ -15,8 +15,13 @@ namespace thaw {
 namespace asio = boost::asio;
 
 Spawners::Spawners(asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
-                   SpawnerEvents events)
-    : io_(io), clock_(clock), processes_(processes), run_dir_(std::move(run_dir)), events_(std::move(events)) {}
+                   SpawnerEvents events, bool templates_from_zygote)
+    : io_(io),
+      clock_(clock),
+      processes_(processes),
+      run_dir_(std::move(run_dir)),
+      events_(std::move(events)),
+      templates_from_zygote_(templates_from_zygote) {}
 
 std::string Spawners::StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
   return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
@@ -55,10 +60,34 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
     return nullptr;
   }
   const std::string model_dir = config ? run_dir_ + "/" + owner : "";
+  // A template forks from the zygote when there is one (its engine is set
+  // up once, there): no exec, no second copy of the engine's memory.
+  std::shared_ptr<Spawner> zygote = config && templates_from_zygote_ ? Zygote() : nullptr;
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     error_text = "cannot create a socket for a spawner";
     return nullptr;
+  }
+  if (zygote && !zygote->gone) {
+    auto cgroup_dir = processes_.MakeCgroup("template-" + std::to_string(next_id_++), 2 * config->memory_mb);
+    if (!cgroup_dir.ok()) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      error_text = "cannot enforce memory_mb: " + cgroup_dir.status().message();
+      LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", owner}, {"error", LogValue(error_text)}}));
+      return nullptr;
+    }
+    auto spawner = std::make_shared<Spawner>(io_);
+    spawner->cgroup_dir = *cgroup_dir;
+    spawner->owner = owner;
+    spawner->start_timeout_ms = start_timeout_ms;
+    spawner->started_us = clock_.NowMicros();
+    spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
+    Fork(*zygote, model_dir, fds[1], /*prepare=*/false, /*as_template=*/true);  // closes fds[1]
+    LogEvent(LogLevel::kInfo, "template_start", LogFields({{"model", owner}, {"from", "zygote"}}));
+    Read(spawner);
+    WatchStart(spawner);
+    return spawner;
   }
   std::vector<std::string> args = {processes_.worker_path()};
   if (config) {
@@ -140,11 +169,18 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
           if (!frame->has_value()) break;
           const bool is_template = !spawner->owner.empty();
           const std::string name = is_template ? spawner->owner : "zygote";
-          if ((*frame)->type == ipc::MessageType::kReady) {
+          if ((*frame)->type == ipc::MessageType::kForked && is_template && spawner->pid == 0) {
+            // A template forked by the zygote: its pid, before it loads.
+            auto forked = ipc::DecodeForked((*frame)->payload);
+            if (!forked.ok()) return OnGone(*spawner);
+            spawner->pid = forked->pid;
+            ::setpriority(PRIO_PROCESS, static_cast<id_t>(spawner->pid), kTemplateLoadNice);
+            if (events_.template_forked) events_.template_forked(*spawner);
+          } else if ((*frame)->type == ipc::MessageType::kReady) {
             auto ready = ipc::DecodeReady((*frame)->payload);
             spawner->ready = true;
             spawner->start_timer.cancel();
-            if (is_template) ::setpriority(PRIO_PROCESS, static_cast<id_t>(spawner->pid), 0);
+            if (is_template && spawner->pid > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(spawner->pid), 0);
             // The template loaded and warmed the model: it can start.
             if (is_template) events_.template_ready(spawner->owner);
             if (!is_template && events_.zygote_ready) events_.zygote_ready();
@@ -156,7 +192,7 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
                                 {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
-            for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare);
+            for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare, w.as_template);
           } else if ((*frame)->type == ipc::MessageType::kForked && is_template && spawner->ready) {
             auto forked = ipc::DecodeForked((*frame)->payload);
             if (!forked.ok()) return OnGone(*spawner);
@@ -176,14 +212,17 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
       });
 }
 
-void Spawners::Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare) {
+void Spawners::Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare, bool as_template) {
   if (!spawner.ready && !spawner.gone) {
-    spawner.waiting.push_back({model_dir, child_fd, prepare});
+    spawner.waiting.push_back({model_dir, child_fd, prepare, as_template});
     return;
   }
   Status sent = spawner.gone ? Unavailable("spawner is gone")
                              : ipc::SendFrameWithFd(spawner.socket.native_handle(),
-                                                    ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir, .prepare = prepare}), child_fd);
+                                                    ipc::Encode(ipc::SpawnMessage{.model_dir = model_dir,
+                                                                                  .prepare = prepare,
+                                                                                  .as_template = as_template}),
+                                                    child_fd);
   ::close(child_fd);  // the spawner holds its own copy now; on failure the instance sees EOF
   if (!sent.ok())
     LogEvent(LogLevel::kError, "spawn_failed",
@@ -197,7 +236,9 @@ void Spawners::OnGone(Spawner& spawner) {
   boost::system::error_code ignored;
   spawner.socket.close(ignored);
   spawner.start_timer.cancel();
-  ::kill(spawner.pid, SIGKILL);
+  // (pid 0: a template the zygote was asked for that never reported; its
+  // socket is closed, so it exits when it next writes.)
+  if (spawner.pid > 0) ::kill(spawner.pid, SIGKILL);
   // Instances that were waiting for it see EOF and fail their start.
   for (auto& w : spawner.waiting) ::close(w.child_fd);
   spawner.waiting.clear();
@@ -237,7 +278,7 @@ void Spawners::OnGone(Spawner& spawner) {
 
 void Spawners::TimeOut(Spawner& spawner, const std::string& message) {
   spawner.error = message;
-  ::kill(spawner.pid, SIGKILL);
+  if (spawner.pid > 0) ::kill(spawner.pid, SIGKILL);
   OnGone(spawner);
 }
 
@@ -247,7 +288,7 @@ bool Spawners::KillTemplate(const std::string& model, bool process_group) {
   std::shared_ptr<Spawner> spawner = std::move(it->second);
   templates_.erase(it);  // no longer current: OnGone neither reports nor restarts it
   if (!spawner) return false;
-  ::kill(process_group ? -spawner->pid : spawner->pid, SIGKILL);
+  if (spawner->pid > 0) ::kill(process_group ? -spawner->pid : spawner->pid, SIGKILL);
   OnGone(*spawner);
   return true;
 }
@@ -266,7 +307,7 @@ void Spawners::Shutdown() {
   shut_down_ = true;
   for (auto& [name, spawner] : templates_) {
     if (!spawner) continue;
-    ::kill(-spawner->pid, SIGKILL);
+    if (spawner->pid > 0) ::kill(-spawner->pid, SIGKILL);
     OnGone(*spawner);
   }
   if (zygote_) {

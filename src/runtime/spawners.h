@@ -1,6 +1,7 @@
 // Spawners: the processes that fork instances -- a template per model (its
 // model loaded and warmed, started and stopped as the scheduler's template
-// cache decides) and the zygote (engines initialised, no model, shared by
+// cache decides; forked by the zygote, so it shares the zygote's initialised
+// engine, or, without a zygote, a process of its own) and the zygote (engines initialised, no model, shared by
 // every model whose instance does not fork from a template) -- and their life:
 // start (in a memory cgroup: 2 x memory_mb for a template, whose standby's
 // warm-up pages stay charged to it; cgroup::kZygoteMemoryMb for the zygote),
@@ -43,10 +44,11 @@ struct Spawner : std::enable_shared_from_this<Spawner> {
     std::string model_dir;
     int child_fd;
     bool prepare;
+    bool as_template;
   };
 
   std::string owner;  // the template's model; empty for the zygote
-  pid_t pid = 0;
+  pid_t pid = 0;      // 0 until a template forked by the zygote reports it (Forked)
   bool ready = false;
   bool gone = false;
   boost::asio::local::stream_protocol::socket socket;
@@ -73,6 +75,9 @@ struct SpawnerEvents {
   std::function<void(const std::string& model)> template_ready;
   // A template forked a new standby (spawner.standby_pid).
   std::function<void(Spawner& spawner)> standby_forked;
+  // A template the zygote forked reported its pid: move it into
+  // spawner.cgroup_dir (sandboxed, it cannot).
+  std::function<void(Spawner& spawner)> template_forked;
   std::function<void()> zygote_ready;
   // The model's current template is gone without StopTemplate or Remove:
   // `error` says why (never empty).
@@ -90,8 +95,10 @@ constexpr int kTemplateLoadNice = 10;
 class Spawners {
  public:
   // `run_dir`: every model's run directory is below it (the zygote may read any).
+  // `templates_from_zygote`: a template is forked by the zygote (false: a
+  // process of its own, as when the zygote cannot start).
   Spawners(boost::asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
-           SpawnerEvents events);
+           SpawnerEvents events, bool templates_from_zygote = true);
 
   // The zygote, started if none is running; nullptr if it cannot be started
   // (logged).
@@ -107,7 +114,10 @@ class Spawners {
   // here); queued until it is ready. On failure the instance sees EOF.
   // With `prepare` (the zygote only), the child prepares the model's
   // artifact and exits (ipc::PreparedMessage) instead of serving.
-  void Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare = false);
+  // With `as_template` (the zygote only), the child becomes model_dir's
+  // template, its control socket child_fd.
+  void Fork(Spawner& spawner, const std::string& model_dir, int child_fd, bool prepare = false,
+            bool as_template = false);
   // Kills the model's template (and so its standby); the instances it forked
   // keep serving until they retire.
   void StopTemplate(const std::string& model);
@@ -136,6 +146,7 @@ class Spawners {
   WorkerProcesses& processes_;
   std::string run_dir_;
   SpawnerEvents events_;
+  bool templates_from_zygote_;
   std::map<std::string, std::shared_ptr<Spawner>, std::less<>> templates_;  // by model
   std::shared_ptr<Spawner> zygote_;
   uint64_t next_id_ = 1;

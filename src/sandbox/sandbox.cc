@@ -193,6 +193,7 @@ constexpr const char* kAllowed[] = {
     // identity and limits (read; prlimit64 can only lower limits now)
     "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid", "getgroups", "getresuid", "getresgid",
     "getpgrp", "getpgid", "getsid", "getrlimit", "setrlimit", "prlimit64", "getrusage", "times", "sysinfo", "uname",
+    "setpgid",  // a zygote child becoming a template leads its own process group
     "capget",
     // time
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "alarm", "setitimer",

@@ -464,10 +464,11 @@ int RunWorker(const WorkerOptions& options) {
 int RunSpawner(const WorkerOptions& options) {
   ConfigureWorkerMalloc();
   RealClock clock;
-  const int control = options.fd;
-  const std::string pid = std::to_string(::getpid());
-  const bool is_template = !options.model_dir.empty();
-  const std::string name = is_template ? ModelNameOf(options.model_dir) : "zygote";
+  int control = options.fd;
+  std::string pid = std::to_string(::getpid());
+  bool is_template = !options.model_dir.empty();
+  std::string template_dir = options.model_dir;  // a template's model (a zygote child may become one)
+  std::string name = is_template ? ModelNameOf(options.model_dir) : "zygote";
   ::signal(SIGPIPE, SIG_IGN);
   LogEvent(LogLevel::kInfo, is_template ? "template_start" : "zygote_start",
            LogFields({{"pid", pid}, {"model", LogValue(name)}, {"fd", std::to_string(control)}}));
@@ -530,7 +531,7 @@ int RunSpawner(const WorkerOptions& options) {
     int socket;  // the template's end
   };
   std::optional<Standby> standby;
-  const bool use_standby = preloaded && preloaded->config.template_standby;
+  bool use_standby = preloaded && preloaded->config.template_standby;
   Micros replenish_at_us = use_standby ? clock.NowMicros() : -1;
   auto make_standby = [&]() {
     replenish_at_us = -1;
@@ -565,7 +566,7 @@ int RunSpawner(const WorkerOptions& options) {
     ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
     ready.start_level = static_cast<uint8_t>(StartLevel::kStandby);
     (void)ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid}));
-    become_instance(instance_fd, options.model_dir, ready);
+    become_instance(instance_fd, template_dir, ready);
   };
 
   uint64_t spawned = 0;
@@ -625,6 +626,38 @@ int RunSpawner(const WorkerOptions& options) {
       const int code = PrepareAndExit(instance_fd, spawn->model_dir, clock);
       std::fflush(nullptr);
       ::_exit(code);
+    }
+    if (!preloaded && spawn->as_template) {
+      // This child becomes the model's template, sharing the zygote's
+      // initialised engine instead of paying for its own: its own process
+      // group (the server kills the template with its standby and
+      // instances by it), its pid first (the server moves it into the
+      // template's memory cgroup and lowers its priority while it loads),
+      // then the model loaded and warmed on one thread, Ready, and the
+      // loop above serving instance_fd as its control socket.
+      ::setpgid(0, 0);
+      if (!ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid})).ok()) ::_exit(kWorkerExitOk);
+      template_dir = spawn->model_dir;
+      name = ModelNameOf(template_dir);
+      pid = std::to_string(ready.pid);
+      template_ready = ipc::ReadyMessage{};
+      template_ready.pid = ready.pid;
+      template_ready.started_us = ready.started_us;
+      template_ready.sandbox = ready.sandbox;
+      StatusOr<LoadedModel> loaded = LoadModel(template_dir, 1, clock, &template_ready);
+      if (!loaded.ok()) ::_exit(InitFailed(instance_fd, name, loaded.status()));
+      if (!ipc::WriteAll(instance_fd, ipc::Encode(template_ready)).ok()) ::_exit(kWorkerExitOk);
+      LogEvent(LogLevel::kInfo, "template_ready",
+               LogFields({{"pid", pid}, {"model", LogValue(name)}, {"from", "zygote"},
+                          {"model_load_us", std::to_string(template_ready.model_load_us)},
+                          {"warmup_us", std::to_string(template_ready.warmup_us)}}));
+      preloaded = std::move(loaded).value();
+      control = instance_fd;
+      is_template = true;
+      spawned = 0;
+      use_standby = preloaded->config.template_standby;
+      replenish_at_us = use_standby ? clock.NowMicros() : -1;
+      continue;
     }
     // Which process is starting, before it loads anything (the server
     // moves it into its memory cgroup meanwhile).
