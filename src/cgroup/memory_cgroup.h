@@ -55,9 +55,15 @@
 
 namespace thaw::cgroup {
 
-// The zygote holds the engines only; instances forked from it move to their
-// own group before loading a model.
+// The zygote holds the engines only (~170 MB here): what it is metered as
+// holding for the platform.
 constexpr int64_t kZygoteMemoryMb = 1024;
+// The limit of the zygote's group, which also holds its children (instances,
+// templates, preparations) from their fork until the server's move into
+// their own group lands: they start loading at once, and a cgroup v1 attach
+// takes 5-15 ms, so a burst of starts leaves several loading there (at 1024
+// MB the kernel killed the zygote under the 1,000-model trace).
+constexpr int64_t kZygoteGroupMemoryMb = 4096;
 
 enum class CgroupVersion { kV1, kV2 };
 

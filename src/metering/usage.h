@@ -62,6 +62,10 @@ struct InstanceRecord {
   uint64_t instance_id = 0;
   std::string start_path;
   int64_t memory_mb = 0;
+  // What the node's memory budget charged it (its model's measured peak +
+  // headroom; memory_mb when charged as configured): memory held is
+  // metered at this. 0 (records before it existed): memory_mb.
+  int64_t held_mb = 0;
   Micros start_wall_us = 0;
   Micros stop_wall_us = 0;
   Micros init_us = 0;   // start to ready (the whole life if it never got ready)

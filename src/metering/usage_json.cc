@@ -134,13 +134,14 @@ StatusOr<UsageRecord> DecodeInvocation(const FieldReader& r) {
 }
 
 StatusOr<UsageRecord> DecodeInstance(const FieldReader& r) {
-  THAW_RETURN_IF_ERROR(r.CheckKeys({"kind", "model", "instance_id", "start_path", "memory_mb", "start_wall_us",
+  THAW_RETURN_IF_ERROR(r.CheckKeys({"kind", "model", "instance_id", "start_path", "memory_mb", "held_mb", "start_wall_us",
                                     "stop_wall_us", "init_us", "busy_us", "idle_us", "provisioned", "stop_reason"}));
   InstanceRecord rec;
   THAW_RETURN_IF_ERROR(r.Str("model", &rec.model, true));
   THAW_RETURN_IF_ERROR(r.Uint("instance_id", &rec.instance_id));
   THAW_RETURN_IF_ERROR(r.Str("start_path", &rec.start_path));
   THAW_RETURN_IF_ERROR(r.Int("memory_mb", &rec.memory_mb));
+  THAW_RETURN_IF_ERROR(r.Int("held_mb", &rec.held_mb));
   THAW_RETURN_IF_ERROR(r.Int("start_wall_us", &rec.start_wall_us, std::numeric_limits<int64_t>::min()));
   THAW_RETURN_IF_ERROR(r.Int("stop_wall_us", &rec.stop_wall_us, std::numeric_limits<int64_t>::min()));
   THAW_RETURN_IF_ERROR(r.Int("init_us", &rec.init_us));
@@ -236,6 +237,7 @@ std::string EncodeUsageRecord(const UsageRecord& record) {
     w.Uint("instance_id", r->instance_id);
     w.Str("start_path", r->start_path);
     w.Int("memory_mb", r->memory_mb);
+    w.Int("held_mb", r->held_mb);
     w.Int("start_wall_us", r->start_wall_us);
     w.Int("stop_wall_us", r->stop_wall_us);
     w.Int("init_us", r->init_us);

@@ -67,6 +67,7 @@ TEST(UsageJsonTest, InstanceRoundTripsWithAwkwardStrings) {
                            .instance_id = 9,
                            .start_path = "exec",
                            .memory_mb = 512,
+                           .held_mb = 24,
                            .start_wall_us = 1000,
                            .stop_wall_us = 9000,
                            .init_us = 1000,
@@ -83,6 +84,7 @@ TEST(UsageJsonTest, InstanceRoundTripsWithAwkwardStrings) {
   EXPECT_EQ(got.instance_id, 9u);
   EXPECT_EQ(got.start_path, "exec");
   EXPECT_EQ(got.memory_mb, 512);
+  EXPECT_EQ(got.held_mb, 24);
   EXPECT_EQ(got.start_wall_us, 1000);
   EXPECT_EQ(got.stop_wall_us, 9000);
   EXPECT_EQ(got.init_us, 1000);

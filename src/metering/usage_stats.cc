@@ -233,13 +233,15 @@ void UsageStats::AddTo(Accumulator& acc, const UsageRecord& record) const {
     }
   } else if (const auto* r = std::get_if<InstanceRecord>(&record)) {
     ++acc.instances_stopped;
+    const int64_t held_mb = r->held_mb > 0 ? r->held_mb : r->memory_mb;
     if (r->provisioned) {
-      acc.usage.held.provisioned_gb_s += Held(r->stop_wall_us - r->start_wall_us, r->memory_mb);
+      acc.usage.held.provisioned_gb_s += Held(r->stop_wall_us - r->start_wall_us, held_mb);
     } else {
-      const double idle = Held(r->idle_us, r->memory_mb);
-      acc.usage.idle_warm_gb_s += idle;
-      acc.usage.held.idle_warm_gb_s += idle;
-      acc.usage.held.busy_gb_s += Held(std::max<Micros>(r->init_us, 0) + std::max<Micros>(r->busy_us, 0), r->memory_mb);
+      // Idle-warm time at the configured size (what a Lambda-style sheet
+      // would price); memory held at what the node's budget reserved.
+      acc.usage.idle_warm_gb_s += Held(r->idle_us, r->memory_mb);
+      acc.usage.held.idle_warm_gb_s += Held(r->idle_us, held_mb);
+      acc.usage.held.busy_gb_s += Held(std::max<Micros>(r->init_us, 0) + std::max<Micros>(r->busy_us, 0), held_mb);
     }
   } else if (const auto* p = std::get_if<ProvisionedRecord>(&record)) {
     acc.usage.provisioned_capacity_gb_s +=

@@ -250,6 +250,21 @@ TEST(UsageStatsTest, HeldMemoryByKindPerModelAndThePlatform) {
   EXPECT_EQ(no_platform.Report(policy::PriceSheet{}).models.size(), 1u);
 }
 
+// Held memory is metered at what the node's budget charged an instance
+// (held_mb, a measured charge), idle-warm time at its memory_mb.
+TEST(UsageStatsTest, HeldMemoryOfAnInstanceIsItsChargeIdleWarmItsMemoryMb) {
+  UsageStats stats;
+  stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 512, .held_mb = 16, .start_wall_us = kNov28,
+                           .stop_wall_us = kNov28 + 100 * kMicrosPerSecond, .init_us = 0,
+                           .busy_us = 20 * kMicrosPerSecond, .idle_us = 80 * kMicrosPerSecond});
+  stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 512, .start_wall_us = kNov28,  // no held_mb: memory_mb
+                           .stop_wall_us = kNov28 + 10 * kMicrosPerSecond, .idle_us = 10 * kMicrosPerSecond});
+  const ModelUsage row = stats.Report(policy::PriceSheet{}).models.at(0);
+  EXPECT_DOUBLE_EQ(row.usage.held.busy_gb_s, 20 * 16 / 1024.0);
+  EXPECT_DOUBLE_EQ(row.usage.held.idle_warm_gb_s, 80 * 16 / 1024.0 + 10 * 0.5);
+  EXPECT_DOUBLE_EQ(row.usage.idle_warm_gb_s, 80 * 0.5 + 10 * 0.5);
+}
+
 TEST(UsageStatsTest, GranularityComesFromTheConstructor) {
   UsageStats stats(100 * kMicrosPerMilli);
   stats.Add(Ok("fraud", 1000));  // 1 ms -> 100 ms

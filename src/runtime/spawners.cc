@@ -98,7 +98,7 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
   args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
   const std::string name = config ? owner : "zygote";
   auto cgroup_dir = processes_.MakeCgroup((config ? "template-" : "zygote-") + std::to_string(next_id_++),
-                                          config ? 2 * config->memory_mb : cgroup::kZygoteMemoryMb);
+                                          config ? 2 * config->memory_mb : cgroup::kZygoteGroupMemoryMb);
   if (!cgroup_dir.ok()) {
     ::close(fds[0]);
     ::close(fds[1]);
@@ -253,7 +253,7 @@ void Spawners::OnGone(Spawner& spawner) {
     spawner.error = (is_template ? "template of model '" + name + "'" : std::string("the zygote")) +
                     " exceeded its memory limit (" +
                     (is_template ? "2 x memory_mb=" + std::to_string(config->memory_mb)
-                                 : std::to_string(cgroup::kZygoteMemoryMb) + " MB") +
+                                 : std::to_string(cgroup::kZygoteGroupMemoryMb) + " MB") +
                     ") and was killed";
     LogEvent(LogLevel::kWarning, "spawner_oom", LogFields({{"model", name}, {"error", LogValue(spawner.error)}}));
   }

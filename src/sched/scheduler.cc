@@ -629,6 +629,7 @@ void Scheduler::CloseHeld(Model& model, Now now, Actions* out) {
     held.kind = Action::Kind::kHeld;
     held.model = model.config.name;
     held.standby = standby;
+    held.memory_mb = standby ? InstanceCharge(model) : TemplateCharge(model, false);
     held.start_wall_us = model.template_held_since_wall_us;
     held.at_us = now.wall_us;
     out->push_back(std::move(held));
@@ -871,6 +872,7 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   stop.fault = fault;
   stop.status = in_flight_status;
   stop.path = instance.path;
+  stop.memory_mb = InstanceCharge(model);
   InstanceUsage& usage = stop.usage;
   usage.start_us = instance.start_us;
   usage.start_wall_us = instance.start_wall_us;

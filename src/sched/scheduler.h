@@ -146,6 +146,9 @@ struct Action {
   Micros start_wall_us = 0;
   int instances = 0;
   InstanceUsage usage;  // kStop
+  // kStop: what the instance was charged against the memory budget; kHeld:
+  // the template's or standby's charge (MB; SchedulerOptions.memory_charge).
+  int64_t memory_mb = 0;
 };
 
 using Actions = std::vector<Action>;

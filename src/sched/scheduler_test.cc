@@ -527,7 +527,9 @@ TEST(Scheduler, MeasuredChargeFollowsTheObservedPeakSoSmallModelsShareTheBudget)
   // Settings workers read changed: what was measured no longer holds.
   ASSERT_TRUE(d.scheduler.UpdateModel(Config("a"), /*replace_workers=*/true, "config_changed", d.At(50), &d.actions).ok());
   EXPECT_EQ(d.scheduler.InstanceChargeMb("a"), 200);
-  take();
+  auto stops = OfKind(take(), Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].memory_mb, 50);  // its usage record meters memory held at its charge
   // The observations are in the log: a replay decides the same.
   const Actions replayed = Replay(log, options);
   ASSERT_EQ(replayed.size(), all.size());

@@ -8,6 +8,7 @@ metering::InstanceRecord InstanceRecordOf(const Action& stop, int64_t memory_mb,
   r.instance_id = stop.instance_id;
   r.start_path = std::string(StartPathName(stop.path));
   r.memory_mb = memory_mb;
+  r.held_mb = stop.memory_mb;
   r.start_wall_us = stop.usage.start_wall_us;
   r.stop_wall_us = stop_wall_us;
   r.init_us = stop.usage.init_us;
@@ -29,7 +30,7 @@ metering::ProvisionedRecord ProvisionedRecordOf(const Action& interval, int64_t 
 metering::HeldRecord HeldRecordOf(const Action& held, int64_t memory_mb) {
   return {.model = held.model,
           .kind = held.standby ? metering::HeldKind::kStandby : metering::HeldKind::kTemplate,
-          .memory_mb = memory_mb,
+          .memory_mb = held.memory_mb > 0 ? held.memory_mb : memory_mb,
           .start_wall_us = held.start_wall_us,
           .end_wall_us = held.at_us};
 }
