@@ -637,7 +637,8 @@ def settings_change_mid_cold_start_under_load():
 def settings_api():
     status, _, body = curl("GET", "/v2/models/fashion-capped/config")
     assert status == 200 and json.loads(body)["max_queue"] == 8, body
-    infer_json_as("fashion-capped", "fashion")  # called: hot, so it gets its template
+    infer_json_as("fashion-capped", "fashion")
+    infer_json_as("fashion-capped", "fashion")  # called twice in a row: hot, so it gets its template
     before = wait_status("fashion-capped", lambda d: d["template_state"] == "ready", "template ready")["template"]["pid"]
     status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
     assert status == 200, body
