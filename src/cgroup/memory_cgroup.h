@@ -3,11 +3,12 @@
 // process, `<own group>/thaw-<server pid>/`, and one group below it per
 // instance (limit memory_mb), per template (limit 2 x memory_mb: the
 // template and the standby it warms before handing it an instance) and for
-// the zygote (kZygoteMemoryMb). Exec'd instances, templates and the zygote
-// move themselves in (JoinMemoryCgroup) before they load anything or drop
-// privileges; an instance forked by a sandboxed template or zygote cannot
-// write cgroup files, so the server moves it (MoveToMemoryCgroup) when it
-// reports ready, before it gets work.
+// the zygote (kZygoteGroupMemoryMb). Exec'd instances, templates and the
+// zygote move themselves in (JoinMemoryCgroup) before they load anything or
+// drop privileges; a process forked by a sandboxed template or zygote (an
+// instance, a standby, a template) cannot write cgroup files, so the server
+// moves it (MoveToMemoryCgroup) as soon as it reports its pid, and an
+// instance gets work only once its move has landed.
 //
 // Which kernel interface: cgroup v2 where a cgroup2 mount lists "memory" in
 // the server's group's cgroup.controllers (memory.max, memory.swap.max=0,

@@ -7,7 +7,7 @@
 //
 // What this changes: an instance serves from the moment it is ready; until
 // its move lands (milliseconds later) it is held by its spawner's cgroup (a
-// template's 2 x memory_mb, the zygote's cgroup::kZygoteMemoryMb), so a
+// template's 2 x memory_mb, the zygote's cgroup::kZygoteGroupMemoryMb), so a
 // limit applies throughout, its own one from the move on.
 // Threading: Move and the destructor on the io_context's thread; `done`
 // runs there too, never after destruction. Errors: the move's, to `done`.

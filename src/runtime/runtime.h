@@ -33,7 +33,9 @@
 //    (engines only, no model) is not counted.
 //  - Memory limit (with RuntimeOptions::memory_cgroups enforcing): every
 //    instance runs in a memory cgroup of memory_mb (templates 2 x memory_mb,
-//    the zygote cgroup::kZygoteMemoryMb), joined before it loads anything.
+//    the zygote cgroup::kZygoteGroupMemoryMb): an exec'd one joins it before
+//    it loads anything, a forked one is moved there (with its charge) when
+//    it reports its pid, and gets work only once there.
 //    An instance the kernel OOM-kills fails its in-flight requests with
 //    kUnavailable "instance of model 'm' exceeded its memory limit
 //    (memory_mb=N) and was killed", stops with reason "oom" in the usage log,
