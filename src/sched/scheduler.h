@@ -348,7 +348,7 @@ class Scheduler {
   void UpdateProvisioned(Model& model, int instances, Now now, Actions* out, bool always = false);
   // Room for `need_mb` more: an instance's start may stop idle instances and
   // templates (starting or ready) of other models beyond their floor; a
-  // template's start only other ready templates. Least recently used first.
+  // template's start only other ready templates. In eviction_order.
   Status ReserveMemory(Model& model, int64_t need_mb, bool for_template, Now now, Actions* out);
   // Refreshes when the model was last wanted; starts its template if none is
   // live and `admit` (a floor, a pre-warm) or the model has been called
