@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -1184,6 +1185,15 @@ TEST_F(RuntimeTest, TemplateIsForkedByTheZygoteInItsOwnProcessGroup) {
   fields >> state >> ppid >> pgrp;
   EXPECT_EQ(ppid, zygote_pid);
   EXPECT_EQ(pgrp, template_pid);
+  // Its standby serves at normal priority, not the nice value the template
+  // loaded at (it may fork before the server restored the template's).
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(template_pid)), 0);
+  ASSERT_TRUE(runtime_->Warm("fraud", 2).ok());
+  RunUntil([&] { return InstanceCount("fraud") == 2 && runtime_->GetModelStatus("fraud")->instances[1].pid > 0; });
+  auto warmed = runtime_->GetModelStatus("fraud");
+  ASSERT_TRUE(warmed.ok());
+  for (const auto& instance : warmed->instances)
+    EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(instance.pid)), 0) << instance.pid;
   // Its instances fork from it.
   ModelConfig changed = *runtime_->FindModel("fraud");
   changed.keep_alive_s = 0;  // the next request starts an instance

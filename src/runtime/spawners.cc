@@ -123,7 +123,8 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
   }
   // A template is a cache filled in the background: while it loads, it
   // yields the cores to instances serving (and starting for) requests. Its
-  // priority is restored when it is ready, before it forks anything.
+  // priority is restored when it is ready (its standby's too, which it may
+  // fork before the server has read its Ready).
   if (config) ::setpriority(PRIO_PROCESS, static_cast<id_t>(*pid), kTemplateLoadNice);
   auto spawner = std::make_shared<Spawner>(io_);
   spawner->cgroup_dir = *cgroup_dir;
@@ -198,6 +199,11 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
             if (!forked.ok()) return OnGone(*spawner);
             if (!spawner->standby_cgroup.empty()) processes_.RemoveCgroupLater(spawner->standby_cgroup);
             spawner->standby_pid = forked->pid;
+            // Forked right after the template's Ready, maybe before the
+            // server restored the template's priority on it: it would
+            // inherit the load's nice value and serve at it. (Unprivileged,
+            // it cannot raise its own priority.)
+            ::setpriority(PRIO_PROCESS, static_cast<id_t>(forked->pid), 0);
             spawner->standby_cgroup.clear();
             spawner->standby_moved = false;
             if (events_.standby_forked) events_.standby_forked(*spawner);
