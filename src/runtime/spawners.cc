@@ -60,81 +60,65 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
     return nullptr;
   }
   const std::string model_dir = config ? run_dir_ + "/" + owner : "";
+  const std::string name = config ? owner : "zygote";
   // A template forks from the zygote when there is one (its engine is set
   // up once, there): no exec, no second copy of the engine's memory.
   std::shared_ptr<Spawner> zygote = config && templates_from_zygote_ ? Zygote() : nullptr;
+  if (zygote && zygote->gone) zygote.reset();
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     error_text = "cannot create a socket for a spawner";
     return nullptr;
   }
-  if (zygote && !zygote->gone) {
-    auto cgroup_dir = processes_.MakeCgroup("template-" + std::to_string(next_id_++), 2 * config->memory_mb);
-    if (!cgroup_dir.ok()) {
-      ::close(fds[0]);
-      ::close(fds[1]);
-      error_text = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-      LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", owner}, {"error", LogValue(error_text)}}));
-      return nullptr;
-    }
-    auto spawner = std::make_shared<Spawner>(io_);
-    spawner->cgroup_dir = *cgroup_dir;
-    spawner->owner = owner;
-    spawner->start_timeout_ms = start_timeout_ms;
-    spawner->started_us = clock_.NowMicros();
-    spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
-    Fork(*zygote, model_dir, fds[1], /*prepare=*/false, /*as_template=*/true);  // closes fds[1]
-    LogEvent(LogLevel::kInfo, "template_start", LogFields({{"model", owner}, {"from", "zygote"}}));
-    Read(spawner);
-    WatchStart(spawner);
-    return spawner;
-  }
-  std::vector<std::string> args = {processes_.worker_path()};
-  if (config) {
-    args.insert(args.end(), {"--template", "--model-dir", model_dir});
-  } else {
-    args.push_back("--zygote");
-  }
-  args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
-  const std::string name = config ? owner : "zygote";
   auto cgroup_dir = processes_.MakeCgroup((config ? "template-" : "zygote-") + std::to_string(next_id_++),
                                           config ? 2 * config->memory_mb : cgroup::kZygoteGroupMemoryMb);
   if (!cgroup_dir.ok()) {
     ::close(fds[0]);
     ::close(fds[1]);
-    const std::string error = "cannot enforce memory_mb: " + cgroup_dir.status().message();
-    error_text = error;
-    LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", name}, {"error", LogValue(error)}}));
+    error_text = "cannot enforce memory_mb: " + cgroup_dir.status().message();
+    LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", name}, {"error", LogValue(error_text)}}));
     return nullptr;
   }
-  if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
-  // A zygote serves every model: its instances may need any model's directory.
-  for (std::string& arg : processes_.SandboxArgs(config ? model_dir : run_dir_)) args.push_back(std::move(arg));
-  // One thread: a parent that ran OpenMP on more would hang its children.
-  auto pid = processes_.Spawn(args, 1, fds[1]);
-  ::close(fds[1]);
-  if (!pid.ok()) {
-    ::close(fds[0]);
-    error_text = pid.status().message();
-    LogEvent(LogLevel::kError, "spawner_start_failed",
-             LogFields({{"model", name}, {"error", LogValue(pid.status().message())}}));
-    processes_.RemoveCgroupLater(*cgroup_dir);
-    return nullptr;
+  pid_t pid = 0;  // a template the zygote forks reports its own (Forked), then is moved and reniced
+  if (zygote) {
+    Fork(*zygote, model_dir, fds[1], /*prepare=*/false, /*as_template=*/true);  // closes fds[1]
+  } else {
+    std::vector<std::string> args = {processes_.worker_path()};
+    if (config) {
+      args.insert(args.end(), {"--template", "--model-dir", model_dir});
+    } else {
+      args.push_back("--zygote");
+    }
+    args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
+    if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
+    // A zygote serves every model: its instances may need any model's directory.
+    for (std::string& arg : processes_.SandboxArgs(config ? model_dir : run_dir_)) args.push_back(std::move(arg));
+    // One thread: a parent that ran OpenMP on more would hang its children.
+    auto spawned = processes_.Spawn(args, 1, fds[1]);
+    ::close(fds[1]);
+    if (!spawned.ok()) {
+      ::close(fds[0]);
+      error_text = spawned.status().message();
+      LogEvent(LogLevel::kError, "spawner_start_failed", LogFields({{"model", name}, {"error", LogValue(error_text)}}));
+      processes_.RemoveCgroupLater(*cgroup_dir);
+      return nullptr;
+    }
+    pid = *spawned;
+    // A template is a cache filled in the background: while it loads, it
+    // yields the cores to instances serving (and starting for) requests. Its
+    // priority is restored when it is ready (its standby's too, which it may
+    // fork before the server has read its Ready).
+    if (config) ::setpriority(PRIO_PROCESS, static_cast<id_t>(pid), kTemplateLoadNice);
   }
-  // A template is a cache filled in the background: while it loads, it
-  // yields the cores to instances serving (and starting for) requests. Its
-  // priority is restored when it is ready (its standby's too, which it may
-  // fork before the server has read its Ready).
-  if (config) ::setpriority(PRIO_PROCESS, static_cast<id_t>(*pid), kTemplateLoadNice);
   auto spawner = std::make_shared<Spawner>(io_);
   spawner->cgroup_dir = *cgroup_dir;
   spawner->owner = owner;
-  spawner->pid = *pid;
+  spawner->pid = pid;
   spawner->start_timeout_ms = start_timeout_ms;
   spawner->started_us = clock_.NowMicros();
   spawner->socket.assign(asio::local::stream_protocol(), fds[0]);
   LogEvent(LogLevel::kInfo, config ? "template_start" : "zygote_start",
-           LogFields({{"model", name}, {"pid", std::to_string(*pid)}}));
+           LogFields({{"model", name}, {"pid", std::to_string(pid)}, {"from", zygote ? "zygote" : "exec"}}));
   Read(spawner);
   WatchStart(spawner);
   return spawner;
