@@ -118,8 +118,6 @@ struct Scheduler::Model {
   int64_t instance_peak_mb = 0;       // highest observed charge of an instance (0: none yet)
   int64_t template_peak_mb = 0;       // of a template, without its standby
   std::map<StartPath, Micros> start_to_ready_us;  // last measured, by path
-  Micros template_started_us = 0;
-  Micros template_start_to_ready_us = -1;  // last measured; -1: none yet
   Micros template_wanted_us = 0;      // last arrival, start or pre-warm (monotonic)
   Micros template_held_since_wall_us = 0;
   Micros template_retry_after_us = 0;  // after a template that never got ready
@@ -241,7 +239,6 @@ Status Scheduler::UpdateModel(const ModelConfig& config, bool replace_workers, s
     model.instance_peak_mb = 0;
     model.template_peak_mb = 0;
     model.start_to_ready_us.clear();
-    model.template_start_to_ready_us = -1;
     model.template_retry_after_us = 0;
     model.template_retry_backoff_us = kMinStartRetryUs;
     if (had_template && HoldTemplate(model, now)) StartTemplate(model, now, out);
@@ -516,7 +513,6 @@ void Scheduler::TemplateReady(std::string_view name, Now now, Actions* out) {
   model->template_state = TemplateState::kReady;
   --starting_templates_;
   model->template_retry_backoff_us = kMinStartRetryUs;
-  model->template_start_to_ready_us = now.mono_us - model->template_started_us;
   Pump(*model, now, out);
   StartWaitingTemplates(now, out);
 }
@@ -578,7 +574,6 @@ void Scheduler::StartTemplate(Model& model, Now now, Actions* out) {
   model.template_state = TemplateState::kStarting;
   ++starting_templates_;
   model.template_standby = model.config.template_standby;
-  model.template_started_us = now.mono_us;
   model.template_held_since_wall_us = now.wall_us;
   Action start;
   start.kind = Action::Kind::kStartTemplate;
@@ -835,9 +830,7 @@ void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
   }
   Instance instance;
   instance.id = next_instance_id_++;
-  instance.path = model.config.start_path != StartPath::kTemplate     ? model.config.start_path
-                  : model.template_state == TemplateState::kReady ? StartPath::kTemplate
-                                                                  : StartPath::kZygote;
+  instance.path = NextStartPath(model);
   instance.generation = model.generation;
   instance.start_us = now.mono_us;
   instance.start_wall_us = now.wall_us;
@@ -1027,6 +1020,11 @@ int64_t Scheduler::TemplateCharge(const Model& model, bool standby) const {
   return WithHeadroom(model.template_peak_mb, options_.measured_headroom_pct, model.config.memory_mb) + standby_mb;
 }
 
+StartPath Scheduler::NextStartPath(const Model& model) {
+  if (model.config.start_path != StartPath::kTemplate) return model.config.start_path;
+  return model.template_state == TemplateState::kReady ? StartPath::kTemplate : StartPath::kZygote;
+}
+
 Micros Scheduler::RestartCost(const Model& model, bool template_process) const {
   auto measured = [&](StartPath path) {
     auto it = model.start_to_ready_us.find(path);
@@ -1039,10 +1037,7 @@ Micros Scheduler::RestartCost(const Model& model, bool template_process) const {
       return policy::kEvictionCostUnknown;
     return std::max<Micros>(0, from_zygote - from_template);
   }
-  const StartPath next = model.config.start_path != StartPath::kTemplate        ? model.config.start_path
-                         : model.template_state == TemplateState::kReady ? StartPath::kTemplate
-                                                                         : StartPath::kZygote;
-  return measured(next);
+  return measured(NextStartPath(model));
 }
 
 int64_t Scheduler::InstanceChargeMb(std::string_view name) const {

@@ -363,6 +363,9 @@ class Scheduler {
   int64_t InstanceCharge(const Model& model) const;
   int64_t TemplateCharge(const Model& model, bool standby) const;
   Micros RestartCost(const Model& model, bool template_process) const;
+  // How the model's next instance starts: its start path, but a
+  // template-path model's from the zygote while no template is ready.
+  static StartPath NextStartPath(const Model& model);
   bool HoldTemplate(const Model& model, Now now) const;
 
   void Log(Event event) const {
