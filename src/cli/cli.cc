@@ -61,6 +61,30 @@ Status NextFlag(const std::vector<std::string>& args, size_t* i, std::string* na
 
 bool IsHelp(const std::string& arg) { return arg == "--help" || arg == "-h"; }
 
+// The NodeMemoryFlags flags: true if `name` is one of them (and it parsed).
+StatusOr<bool> ParseNodeMemoryFlag(const std::string& name, const std::string& value, NodeMemoryFlags* node) {
+  if (name == "--memory-charge") {
+    auto charge = sched::ParseMemoryCharge(value);
+    if (!charge) return InvalidArgument("--memory-charge must be measured or configured, got '" + value + "'");
+    node->memory_charge = *charge;
+  } else if (name == "--eviction") {
+    auto order = policy::ParseEvictionOrder(value);
+    if (!order) return InvalidArgument("--eviction must be lru or cheapest_restart, got '" + value + "'");
+    node->eviction_order = *order;
+  } else if (name == "--template-starts") {
+    auto n = ParseInteger<int>(name, value, 0, 1024);
+    if (!n.ok()) return n.status();
+    node->template_starts = *n;
+  } else if (name == "--template-admit-calls") {
+    auto n = ParseInteger<int>(name, value, 1, 1'000'000);
+    if (!n.ok()) return n.status();
+    node->template_admit_calls = *n;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, bool* help) {
   bool admin_host_given = false;
   for (size_t i = 1; i < args.size(); ++i) {
@@ -97,22 +121,8 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--prices") {
       if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
       serve->prices = value;
-    } else if (name == "--memory-charge") {
-      auto charge = sched::ParseMemoryCharge(value);
-      if (!charge) return InvalidArgument("--memory-charge must be measured or configured, got '" + value + "'");
-      serve->memory_charge = *charge;
-    } else if (name == "--eviction") {
-      auto order = policy::ParseEvictionOrder(value);
-      if (!order) return InvalidArgument("--eviction must be lru or cheapest_restart, got '" + value + "'");
-      serve->eviction_order = *order;
-    } else if (name == "--template-starts") {
-      auto n = ParseInteger<int>(name, value, 0, 1024);
-      if (!n.ok()) return n.status();
-      serve->template_starts = *n;
-    } else if (name == "--template-admit-calls") {
-      auto n = ParseInteger<int>(name, value, 1, 1'000'000);
-      if (!n.ok()) return n.status();
-      serve->template_admit_calls = *n;
+    } else if (auto node = ParseNodeMemoryFlag(name, value, &serve->node); !node.ok() || *node) {
+      if (!node.ok()) return node.status();
     } else if (name == "--memory-limits") {
       if (value != "on" && value != "off") return InvalidArgument("--memory-limits must be on or off, got '" + value + "'");
       serve->memory_limits = value == "on";
@@ -407,22 +417,9 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       auto mb = ParseInteger<int64_t>(name, value, 128, int64_t{1} << 40);
       if (!mb.ok()) return mb.status();
       sim->memory_mb = *mb;
-    } else if (!replay && name == "--memory-charge") {
-      auto charge = sched::ParseMemoryCharge(value);
-      if (!charge) return InvalidArgument("--memory-charge must be measured or configured, got '" + value + "'");
-      sim->memory_charge = *charge;
-    } else if (!replay && name == "--eviction") {
-      auto order = policy::ParseEvictionOrder(value);
-      if (!order) return InvalidArgument("--eviction must be lru or cheapest_restart, got '" + value + "'");
-      sim->eviction_order = *order;
-    } else if (!replay && name == "--template-starts") {
-      auto n = ParseInteger<int>(name, value, 0, 1024);
-      if (!n.ok()) return n.status();
-      sim->template_starts = *n;
-    } else if (!replay && name == "--template-admit-calls") {
-      auto n = ParseInteger<int>(name, value, 1, 1'000'000);
-      if (!n.ok()) return n.status();
-      sim->template_admit_calls = *n;
+    } else if (auto node = replay ? StatusOr<bool>(false) : ParseNodeMemoryFlag(name, value, &sim->node);
+               !node.ok() || *node) {
+      if (!node.ok()) return node.status();
     } else if (!replay && name == "--rows") {
       auto rows = ParseInteger<int64_t>(name, value, 1, 1 << 20);
       if (!rows.ok()) return rows.status();

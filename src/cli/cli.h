@@ -18,17 +18,23 @@
 
 namespace thaw::cli {
 
+// How the node's scheduler spends its memory budget and template starts
+// (sched::SchedulerOptions): the same flags for thaw serve and thaw simulate.
+struct NodeMemoryFlags {
+  // What counts against the budget; measured needs enforced memory limits.
+  sched::MemoryCharge memory_charge = sched::MemoryCharge::kMeasured;
+  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
+  int template_starts = 1;       // templates loading at once; 0 = no limit
+  int template_admit_calls = 2;  // calls in a row before a model's template starts
+};
+
 struct ServeOptions {
   std::string repo;         // model repository; empty = the bundled examples
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   std::string worker_path;  // empty = thaw-worker beside the thaw binary
   int64_t memory_mb = 0;    // node memory budget for instances and templates; 0 = 80 % of RAM
-  // What counts against it (sched/scheduler.h): measured needs enforced memory limits.
-  sched::MemoryCharge memory_charge = sched::MemoryCharge::kMeasured;
-  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
-  int template_starts = 1;  // templates loading at once; 0 = no limit
-  int template_admit_calls = 2;  // calls in a row before a model's template starts
+  NodeMemoryFlags node;     // --memory-charge, --eviction, --template-starts, --template-admit-calls
   std::string usage_log_path = "thaw-usage.jsonl";  // usage records as JSON lines; empty = keep no log
   int64_t usage_log_buffer_mb = 16;  // records kept in memory while the log cannot be written; >= 1
   std::string prices = "aws-x86";  // price sheet for /stats: aws-x86, aws-arm64 or a file (metering/price_sheet.h)
@@ -112,10 +118,7 @@ struct SimulateCommandOptions {
   bool json = false;
   int64_t rows_per_request = 1;  // dim 0 of each simulated request (the profile is by rows)
   int64_t memory_mb = 0;         // node memory budget as thaw serve --memory-mb; 0 = unlimited
-  sched::MemoryCharge memory_charge = sched::MemoryCharge::kMeasured;
-  policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
-  int template_starts = 1;       // as thaw serve --template-starts
-  int template_admit_calls = 2;  // as thaw serve --template-admit-calls
+  NodeMemoryFlags node;          // as for thaw serve
   // `thaw plan` only (same trace, profile and config flags):
   double slo_p99_ms = 0;  // required for plan
   std::string out_path;   // where the chosen config goes; empty = <model>.plan.json

@@ -60,17 +60,17 @@ TEST(CliTest, ServePreparationFlags) {
 TEST(CliTest, ServeMemoryBudgetFlags) {
   auto command = ParseCommandLine({"serve"});
   ASSERT_TRUE(command.ok());
-  EXPECT_EQ(command->serve.memory_charge, sched::MemoryCharge::kMeasured);
-  EXPECT_EQ(command->serve.eviction_order, policy::EvictionOrder::kLeastRecentlyUsed);
-  EXPECT_EQ(command->serve.template_starts, 1);
-  EXPECT_EQ(command->serve.template_admit_calls, 2);
+  EXPECT_EQ(command->serve.node.memory_charge, sched::MemoryCharge::kMeasured);
+  EXPECT_EQ(command->serve.node.eviction_order, policy::EvictionOrder::kLeastRecentlyUsed);
+  EXPECT_EQ(command->serve.node.template_starts, 1);
+  EXPECT_EQ(command->serve.node.template_admit_calls, 2);
   command = ParseCommandLine({"serve", "--memory-charge", "configured", "--eviction=cheapest_restart",
                               "--template-starts", "0", "--template-admit-calls", "1"});
   ASSERT_TRUE(command.ok()) << command.status().ToString();
-  EXPECT_EQ(command->serve.memory_charge, sched::MemoryCharge::kConfigured);
-  EXPECT_EQ(command->serve.eviction_order, policy::EvictionOrder::kCheapestRestart);
-  EXPECT_EQ(command->serve.template_starts, 0);
-  EXPECT_EQ(command->serve.template_admit_calls, 1);
+  EXPECT_EQ(command->serve.node.memory_charge, sched::MemoryCharge::kConfigured);
+  EXPECT_EQ(command->serve.node.eviction_order, policy::EvictionOrder::kCheapestRestart);
+  EXPECT_EQ(command->serve.node.template_starts, 0);
+  EXPECT_EQ(command->serve.node.template_admit_calls, 1);
   EXPECT_NE(ParseCommandLine({"serve", "--memory-charge=rss"}).status().message().find("measured or configured"),
             std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--eviction=fifo"}).status().message().find("lru or cheapest_restart"),
@@ -337,10 +337,10 @@ TEST(CliTest, SimulateParsesATraceAProfileAndAConfig) {
                                   "--template-starts", "2", "--template-admit-calls", "1"});
   ASSERT_TRUE(budget.ok()) << budget.status().ToString();
   EXPECT_EQ(budget->simulate.memory_mb, 4096);
-  EXPECT_EQ(budget->simulate.memory_charge, sched::MemoryCharge::kConfigured);
-  EXPECT_EQ(budget->simulate.eviction_order, policy::EvictionOrder::kCheapestRestart);
-  EXPECT_EQ(budget->simulate.template_starts, 2);
-  EXPECT_EQ(budget->simulate.template_admit_calls, 1);
+  EXPECT_EQ(budget->simulate.node.memory_charge, sched::MemoryCharge::kConfigured);
+  EXPECT_EQ(budget->simulate.node.eviction_order, policy::EvictionOrder::kCheapestRestart);
+  EXPECT_EQ(budget->simulate.node.template_starts, 2);
+  EXPECT_EQ(budget->simulate.node.template_admit_calls, 1);
   EXPECT_FALSE(ParseCommandLine({"simulate", "--trace", "t.csv", "--profile", "p", "--config", "c", "--memory-mb", "64"}).ok());
   auto synthetic = ParseCommandLine({"simulate", "--poisson", "100", "--duration-s", "60", "--profile", "p", "--config", "c"});
   ASSERT_TRUE(synthetic.ok()) << synthetic.status().ToString();

@@ -112,15 +112,15 @@ int Serve(const thaw::cli::ServeOptions& options) {
   }
   // Measured charges come from instances' memory cgroups: none, none to measure.
   const thaw::sched::MemoryCharge memory_charge = memory_cgroups && memory_cgroups->enforced()
-                                                      ? options.memory_charge
+                                                      ? options.node.memory_charge
                                                       : thaw::sched::MemoryCharge::kConfigured;
   thaw::Runtime runtime(io, clock,
                         thaw::RuntimeOptions{.worker_path = worker,
                                              .memory_budget_mb = memory_mb,
                                              .memory_charge = memory_charge,
-                                             .eviction_order = options.eviction_order,
-                                             .max_starting_templates = options.template_starts,
-                                             .template_admit_calls = options.template_admit_calls,
+                                             .eviction_order = options.node.eviction_order,
+                                             .max_starting_templates = options.node.template_starts,
+                                             .template_admit_calls = options.node.template_admit_calls,
                                              .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
                                              .usage = &usage,
                                              .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
@@ -235,7 +235,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
                       {"models", std::to_string(scan->models.size())}, {"invalid", std::to_string(scan->errors.size())},
                       {"memory_budget_mb", std::to_string(memory_mb)},
                       {"memory_charge", std::string(thaw::sched::MemoryChargeName(memory_charge))},
-                      {"eviction", std::string(thaw::policy::EvictionOrderName(options.eviction_order))},
+                      {"eviction", std::string(thaw::policy::EvictionOrderName(options.node.eviction_order))},
                       {"run_dir", LogValue(runtime.run_dir())},
                       {"memory_limit", LogValue(memory_limit)}}));
 
@@ -618,10 +618,10 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   auto result = sim::Simulate(models, requests, *prices,
                               {.seed = options.seed,
                                .memory_budget_mb = options.memory_mb,
-                               .memory_charge = options.memory_charge,
-                               .eviction_order = options.eviction_order,
-                               .max_starting_templates = options.template_starts,
-                               .template_admit_calls = options.template_admit_calls,
+                               .memory_charge = options.node.memory_charge,
+                               .eviction_order = options.node.eviction_order,
+                               .max_starting_templates = options.node.template_starts,
+                               .template_admit_calls = options.node.template_admit_calls,
                                .start_wall_us = 0});
   const double elapsed_s = (clock.NowMicros() - started) / 1e6;
   if (!result.ok()) {
@@ -641,8 +641,8 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     w.Field("busy_instance_s", result->busy_instance_s).Field("idle_instance_s", result->idle_instance_s);
     w.Field("provisioned_instance_s", result->provisioned_instance_s).Field("max_instances", result->max_instances);
     w.Field("memory_budget_mb", options.memory_mb);
-    w.Field("memory_charge", thaw::sched::MemoryChargeName(options.memory_charge));
-    w.Field("eviction", thaw::policy::EvictionOrderName(options.eviction_order)).EndObject();
+    w.Field("memory_charge", thaw::sched::MemoryChargeName(options.node.memory_charge));
+    w.Field("eviction", thaw::policy::EvictionOrderName(options.node.eviction_order)).EndObject();
     std::string report = thaw::metering::ReportJson(result->report);
     std::cout << json << "," << report.substr(report.find('{') + 1);
     return 0;
@@ -664,8 +664,8 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   std::cout << "; template starts " << result->template_starts << "\n";
   if (options.memory_mb > 0)
     std::cout << "  memory budget " << options.memory_mb << " MB, charged "
-              << thaw::sched::MemoryChargeName(options.memory_charge) << ", eviction "
-              << thaw::policy::EvictionOrderName(options.eviction_order) << "\n";
+              << thaw::sched::MemoryChargeName(options.node.memory_charge) << ", eviction "
+              << thaw::policy::EvictionOrderName(options.node.eviction_order) << "\n";
   std::cout << "\n";
   std::cout << thaw::metering::ReportTable(result->report);
   return 0;
