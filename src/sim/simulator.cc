@@ -350,6 +350,7 @@ class Sim {
     Model& model = models_[m];
     --model.live_instances;
     starting_.erase(a.instance_id);
+    observed_.erase(a.instance_id);
     instance_paths_.erase(a.instance_id);
     result_.busy_instance_s += a.usage.busy_us / 1e6;
     if (!a.usage.provisioned) result_.idle_instance_s += a.usage.idle_us / 1e6;
