@@ -2,8 +2,9 @@
 // Nothing outside src/backend includes an engine header (torch, OpenCV,
 // XGBoost); a new engine is a new file here plus one line in CreateBackend.
 //
-// Lifecycle: CreateBackend loads the model file named by the config, prepares
-// it for inference (for TorchScript: freeze + optimize_for_inference) and
+// Lifecycle: CreateBackend loads the model file named by the config (or its
+// prepared artifact), prepares it for inference (for TorchScript: freeze,
+// and optimize_for_inference for a model with convolutions) and
 // warms it with inputs of the declared shape (-1 dims become 1), zeros for
 // floating types and ones for integer/BOOL types (0 is usually a padding
 // token id or a "masked" flag), so the first real request runs at warm
@@ -45,6 +46,9 @@ struct BackendLoadTimings {
   Micros model_load_us = 0;  // reading, freezing and optimising the model
   Micros warmup_us = 0;      // warm-up runs
   bool used_prepared = false;  // loaded from the prepared artifact
+  // The load ran the engine's inference optimisation (not needed when the
+  // prepared artifact was stored optimised).
+  bool optimized_at_load = false;
 };
 
 // How to load. The defaults suit a process that will fork many instances (a
@@ -67,11 +71,15 @@ struct BackendLoadOptions {
 };
 
 // The model prepared once for fast loads, as bytes to store: for TorchScript
-// the frozen module (optimize_for_inference output does not load back for
-// CNNs; a frozen module does, and optimising it again is cheap), after
-// running it once on warm-up inputs (a model that disagrees with its config
-// fails here, at deploy). Empty: the backend has none (its instances load the
-// model file). Errors as CreateBackend's.
+// the frozen module in the flatbuffer format (it loads several times faster
+// than the zip format of a model file: no unpickling, no recompiling), marked
+// with whether its instances optimise it after loading (a CNN's do; libtorch
+// 1.13 cannot save an optimised module as a flatbuffer). It is run once on
+// warm-up inputs, as an instance will run it (a model that disagrees with its
+// config fails here, at deploy). Empty: the backend has none (its instances
+// load the model file). Errors as CreateBackend's. Bump
+// kPreparedArtifactFormat (repo/model_config.h) when these bytes change
+// meaning.
 StatusOr<std::string> PrepareArtifact(const ModelConfig& config);
 
 class Backend {

@@ -55,14 +55,14 @@ struct Loaded {
 };
 
 // Loads an example model; fails the test on error.
-Loaded LoadExample(const std::string& model) {
+Loaded LoadExample(const std::string& model, const BackendLoadOptions& options = {}) {
   Loaded l;
   auto config = LoadModelConfig(ExampleModelDir(model));
   EXPECT_TRUE(config.ok()) << config.status().ToString();
   if (!config.ok()) return l;
   l.config = *config;
   RealClock clock;
-  auto backend = CreateBackend(l.config, clock, &l.timings);
+  auto backend = CreateBackend(l.config, clock, &l.timings, options);
   EXPECT_TRUE(backend.ok()) << backend.status().ToString();
   if (backend.ok()) l.backend = std::move(backend).value();
   return l;
@@ -234,44 +234,96 @@ TEST(BackendTest, FraudConcurrentRuns) {
 }
 
 // Every example model with a request and a reference answer must reproduce it.
+// Runs the example request of `model` through `l` and compares the outputs
+// with the example reference.
+void ExpectReferenceOutputs(const std::string& model, Loaded& l) {
+  ASSERT_NE(l.backend, nullptr);
+  std::vector<Tensor> inputs;
+  for (const JsonTensor& j : ReadJsonTensors(SourceDir() + "/examples/requests/" + model + ".json", "inputs"))
+    inputs.push_back(Tensor{j.name, j.datatype, j.shape, Encode(j.datatype, j.values)});
+  // The request may list inputs in any order; the backend takes config order.
+  std::vector<Tensor> ordered;
+  for (const TensorSpec& spec : l.config.inputs)
+    for (const Tensor& t : inputs)
+      if (t.name == spec.name) ordered.push_back(t);
+  ASSERT_EQ(ordered.size(), l.config.inputs.size());
+
+  std::vector<Tensor> outputs;
+  Status s = l.backend->Run(ordered, &outputs);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  for (const JsonTensor& want : ReadJsonTensors(SourceDir() + "/examples/references/" + model + ".json", "outputs")) {
+    const Tensor* got = nullptr;
+    for (const Tensor& t : outputs)
+      if (t.name == want.name) got = &t;
+    ASSERT_NE(got, nullptr) << "no output " << want.name;
+    EXPECT_EQ(got->shape, want.shape) << want.name;
+    EXPECT_EQ(got->datatype, want.datatype) << want.name;
+    std::vector<double> values = Decode(*got);
+    ASSERT_EQ(values.size(), want.values.size()) << want.name;
+    for (size_t i = 0; i < values.size(); ++i)
+      EXPECT_NEAR(values[i], want.values[i], 1e-4 + 1e-4 * std::abs(want.values[i])) << want.name << "[" << i << "]";
+  }
+}
+
+bool ExampleWithReference(const std::string& model) {
+  return ExampleModelPresent(model) && fs::exists(SourceDir() + "/examples/requests/" + model + ".json") &&
+         fs::exists(SourceDir() + "/examples/references/" + model + ".json");
+}
+
 TEST(BackendTest, ExamplesMatchReferences) {
   int checked = 0;
   for (const std::string model : {"fraud", "fashion", "textenc", "large"}) {
-    std::string request = SourceDir() + "/examples/requests/" + model + ".json";
-    std::string reference = SourceDir() + "/examples/references/" + model + ".json";
-    if (!ExampleModelPresent(model) || !fs::exists(request) || !fs::exists(reference)) continue;
+    if (!ExampleWithReference(model)) continue;
     SCOPED_TRACE(model);
     Loaded l = LoadExample(model);
-    ASSERT_NE(l.backend, nullptr);
-
-    std::vector<Tensor> inputs;
-    for (const JsonTensor& j : ReadJsonTensors(request, "inputs"))
-      inputs.push_back(Tensor{j.name, j.datatype, j.shape, Encode(j.datatype, j.values)});
-    // The request may list inputs in any order; the backend takes config order.
-    std::vector<Tensor> ordered;
-    for (const TensorSpec& spec : l.config.inputs)
-      for (const Tensor& t : inputs)
-        if (t.name == spec.name) ordered.push_back(t);
-    ASSERT_EQ(ordered.size(), l.config.inputs.size());
-
-    std::vector<Tensor> outputs;
-    Status s = l.backend->Run(ordered, &outputs);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    for (const JsonTensor& want : ReadJsonTensors(reference, "outputs")) {
-      const Tensor* got = nullptr;
-      for (const Tensor& t : outputs)
-        if (t.name == want.name) got = &t;
-      ASSERT_NE(got, nullptr) << "no output " << want.name;
-      EXPECT_EQ(got->shape, want.shape) << want.name;
-      EXPECT_EQ(got->datatype, want.datatype) << want.name;
-      std::vector<double> values = Decode(*got);
-      ASSERT_EQ(values.size(), want.values.size()) << want.name;
-      for (size_t i = 0; i < values.size(); ++i)
-        EXPECT_NEAR(values[i], want.values[i], 1e-4 + 1e-4 * std::abs(want.values[i])) << want.name << "[" << i << "]";
-    }
+    ExpectReferenceOutputs(model, l);
+    EXPECT_FALSE(l.timings.used_prepared);
+    // Only CNNs are rewritten by optimize_for_inference (see PrepareArtifact).
+    EXPECT_EQ(l.timings.optimized_at_load, model == "fashion" || model == "large");
     ++checked;
   }
   if (checked == 0) GTEST_SKIP() << "no example model with a request and a reference under " << SourceDir() << "/examples";
+}
+
+// A prepared artifact loads in place of the model file and gives the model's
+// outputs; a CNN's instances still optimise it for inference at load, other
+// models' skip that.
+TEST(BackendTest, PreparedArtifactsMatchReferences) {
+  const std::string dir = ::testing::TempDir() + "/prepared_" + std::to_string(::getpid());
+  fs::create_directories(dir);
+  int checked = 0;
+  for (const auto& [model, cnn] :
+       std::vector<std::pair<std::string, bool>>{{"fraud", false}, {"textenc", false}, {"fashion", true}}) {
+    if (!ExampleWithReference(model)) continue;
+    SCOPED_TRACE(model);
+    auto config = LoadModelConfig(ExampleModelDir(model));
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    StatusOr<std::string> artifact = PrepareArtifact(*config);
+    ASSERT_TRUE(artifact.ok()) << artifact.status().ToString();
+    ASSERT_FALSE(artifact->empty());
+    const std::string path = dir + "/" + model + ".artifact";
+    std::ofstream(path, std::ios::binary) << *artifact;
+
+    Loaded l = LoadExample(model, BackendLoadOptions{.prepared_path = path});
+    EXPECT_TRUE(l.timings.used_prepared);
+    EXPECT_EQ(l.timings.optimized_at_load, cnn);
+    ExpectReferenceOutputs(model, l);
+    ++checked;
+  }
+  fs::remove_all(dir);
+  if (checked == 0) GTEST_SKIP() << "no example model with a request and a reference under " << SourceDir() << "/examples";
+}
+
+// An artifact that does not load (here: not an artifact at all) is passed
+// over: the model file loads instead.
+TEST(BackendTest, UnloadablePreparedArtifactFallsBackToTheModelFile) {
+  if (!ExampleWithReference("fraud")) GTEST_SKIP() << "example model fraud is not present";
+  const std::string path = ::testing::TempDir() + "/bad_artifact_" + std::to_string(::getpid());
+  std::ofstream(path, std::ios::binary) << "not a module";
+  Loaded l = LoadExample("fraud", BackendLoadOptions{.prepared_path = path});
+  EXPECT_FALSE(l.timings.used_prepared);
+  ExpectReferenceOutputs("fraud", l);
+  fs::remove(path);
 }
 
 // ---- Errors --------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/serialization/flatbuffer_serializer_jit.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -223,16 +224,27 @@ Status CheckSpecTypes(const ModelConfig& config, const std::vector<TensorSpec>& 
 }
 
 
-// Loads `path` as a TorchScript module in eval mode; errors name the model.
-StatusOr<torch::jit::Module> LoadModule(const ModelConfig& config, const std::string& path, const std::string& shown_name) {
+// In a prepared artifact: "0" when its instances skip optimize_for_inference
+// (a model without convolutions: its optimisation gains nothing measurable
+// and costs a load ~12 ms, docs/cold_start.md), "1" when they run it. Absent
+// (an artifact of another kind): run it.
+constexpr char kOptimizeAtLoad[] = "thaw_optimize_at_load";
+
+// Loads `path` (a zip archive or a flatbuffer) as a TorchScript module in
+// eval mode; errors name the model. `optimize` (may be null) tells whether
+// its instances run optimize_for_inference (kOptimizeAtLoad).
+StatusOr<torch::jit::Module> LoadModule(const ModelConfig& config, const std::string& path, const std::string& shown_name,
+                                        bool* optimize = nullptr) {
   try {
     // Quantized models need the onednn engine on x86 (see engine notes);
     // harmless for float models.
     const auto& engines = at::globalContext().supportedQEngines();
     if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end())
       at::globalContext().setQEngine(at::QEngine::ONEDNN);
-    torch::jit::Module module = torch::jit::load(path);
+    torch::jit::ExtraFilesMap extra{{kOptimizeAtLoad, ""}};
+    torch::jit::Module module = torch::jit::load(path, c10::nullopt, extra);
     module.eval();
+    if (optimize != nullptr) *optimize = extra[kOptimizeAtLoad] != "0";
     return module;
   } catch (const std::exception& e) {
     const std::string full = EngineMessage(e);
@@ -253,11 +265,44 @@ torch::jit::Module Freeze(const ModelConfig& config, torch::jit::Module module) 
   }
 }
 
+// `module` in the flatbuffer format, which loads several times faster than
+// the zip format (no unpickling, no recompiling its code), with `extra` files.
+std::string SaveFlatbuffer(const torch::jit::Module& module, const torch::jit::ExtraFilesMap& extra = {}) {
+  torch::jit::DetachedBuffer::UniqueDetachedBuffer saved = torch::jit::save_jit_module_to_bytes(module, extra);
+  return std::string(static_cast<const char*>(saved->data()), saved->size());
+}
+
+torch::jit::Module LoadFlatbuffer(const std::string& bytes) {
+  std::shared_ptr<char> data(static_cast<char*>(std::malloc(bytes.size())), std::free);
+  if (!data) throw std::bad_alloc();
+  std::memcpy(data.get(), bytes.data(), bytes.size());
+  torch::jit::ExtraFilesMap extra;
+  torch::jit::Module module = torch::jit::parse_and_initialize_jit_module(std::move(data), bytes.size(), extra);
+  module.eval();
+  return module;
+}
+
+// True if `module`'s forward graph has a convolution (at any depth), the
+// operators optimize_for_inference rewrites for speed on CPU (mkldnn
+// layouts, conv-add-relu fusion).
+bool HasConvolution(torch::jit::Module& module) {
+  std::vector<torch::jit::Block*> blocks{module.get_method("forward").graph()->block()};
+  while (!blocks.empty()) {
+    torch::jit::Block* block = blocks.back();
+    blocks.pop_back();
+    for (torch::jit::Node* node : block->nodes()) {
+      if (std::string_view(node->kind().toQualString()).find("conv") != std::string_view::npos) return true;
+      for (torch::jit::Block* inner : node->blocks()) blocks.push_back(inner);
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Status WarmTorchScriptEngine() {
   // A small module exercising what loading a prepared model uses: the
-  // deserializer, the TorchScript compiler, freeze, optimize_for_inference
+  // deserializers, the TorchScript compiler, freeze, optimize_for_inference
   // (conv folding, the mkldnn rewrite) and the graph executor.
   try {
     PrepareThisThread();
@@ -278,10 +323,11 @@ def forward(self, x, image, tokens):
 )");
     module.eval();
     torch::jit::Module frozen = torch::jit::freeze(module);
-    std::stringstream saved;
+    std::stringstream saved;  // both formats: model files are zip archives, prepared artifacts flatbuffers
     frozen.save(saved);
-    torch::jit::Module loaded = torch::jit::load(saved);
-    torch::jit::Module optimized = torch::jit::optimize_for_inference(loaded);
+    torch::jit::load(saved);
+    torch::jit::Module reloaded = LoadFlatbuffer(SaveFlatbuffer(frozen));
+    torch::jit::Module optimized = torch::jit::optimize_for_inference(reloaded);
     c10::InferenceMode guard;
     for (int i = 0; i < 2; ++i)
       optimized.forward({at::ones({2, 8}), at::ones({1, 1, 8, 8}), at::ones({1, 4}, at::kLong)});
@@ -303,24 +349,32 @@ StatusOr<std::string> PrepareTorchScriptArtifact(const ModelConfig& config) {
   StatusOr<torch::jit::Module> module = LoadModule(config, path, config.model_file);
   if (!module.ok()) return module.status();
   torch::jit::Module frozen = Freeze(config, std::move(module).value());
+  // The frozen module, not the optimised one: libtorch 1.13 crashes saving
+  // an optimised graph as a flatbuffer, and a CNN's optimised weights are
+  // mkldnn tensors, which do not serialise at all.
   std::string artifact;
+  torch::jit::Module instance;
+  bool optimize = false;
   try {
-    std::ostringstream out;
-    frozen.save(out);
-    artifact = std::move(out).str();
+    optimize = HasConvolution(frozen);
+    artifact = SaveFlatbuffer(frozen, {{kOptimizeAtLoad, optimize ? "1" : "0"}});
+    instance = LoadFlatbuffer(artifact);
   } catch (const std::exception& e) {
-    return InvalidArgument("model '" + config.name + "': cannot save its frozen module: " + ClientEngineMessage(EngineMessage(e)));
+    return InvalidArgument("model '" + config.name + "': cannot save its frozen module: " +
+                           ClientEngineMessage(EngineMessage(e)));
+  }
+  if (optimize) {
+    try {
+      instance = torch::jit::optimize_for_inference(instance);
+    } catch (const std::exception& e) {
+      LogEvent(LogLevel::kWarning, "torch_optimize_failed",
+               LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+    }
   }
   // Proven once, here: optimised as an instance will, it runs on the
   // config's inputs and gives its outputs, so an instance that loads the
   // artifact may skip its own warm-up run (BackendLoadOptions).
-  try {
-    frozen = torch::jit::optimize_for_inference(frozen);
-  } catch (const std::exception& e) {
-    LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
-  }
-  TorchScriptBackend backend(config, std::move(frozen), std::move(input_types), std::move(output_types));
+  TorchScriptBackend backend(config, std::move(instance), std::move(input_types), std::move(output_types));
   THAW_RETURN_IF_ERROR(WarmUp(backend, config, 1));
   return artifact;
 }
@@ -344,8 +398,9 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
   const Micros load_start = clock.NowMicros();
   torch::jit::Module module;
   bool prepared = false;
+  bool optimize = true;
   if (!options.prepared_path.empty() && ::stat(options.prepared_path.c_str(), &st) == 0) {
-    StatusOr<torch::jit::Module> loaded = LoadModule(config, options.prepared_path, "(prepared)");
+    StatusOr<torch::jit::Module> loaded = LoadModule(config, options.prepared_path, "(prepared)", &optimize);
     if (loaded.ok()) {
       module = std::move(loaded).value();
       prepared = true;
@@ -355,12 +410,19 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
     StatusOr<torch::jit::Module> loaded = LoadModule(config, path, config.model_file);
     if (!loaded.ok()) return loaded.status();
     module = Freeze(config, std::move(loaded).value());
+    try {
+      optimize = HasConvolution(module);  // as its preparation decides
+    } catch (const std::exception& e) {
+      optimize = true;  // no forward graph to read: let the optimiser report it
+    }
   }
-  try {
-    module = torch::jit::optimize_for_inference(module);
-  } catch (const std::exception& e) {
-    LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+  if (optimize) {
+    try {
+      module = torch::jit::optimize_for_inference(module);
+    } catch (const std::exception& e) {
+      LogEvent(LogLevel::kWarning, "torch_optimize_failed",
+               LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+    }
   }
   const Micros load_end = clock.NowMicros();
 
@@ -373,6 +435,7 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
   timings->model_load_us = load_end - load_start;
   timings->warmup_us = warm_end - load_end;
   timings->used_prepared = prepared;
+  timings->optimized_at_load = optimize;
   return std::unique_ptr<Backend>(std::move(backend));
 }
 

@@ -18,7 +18,8 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
 // See WarmEngine.
 Status WarmTorchScriptEngine();
 
-// The frozen module, serialised (see PrepareArtifact).
+// The frozen module as a flatbuffer, optimised when that serialises (see
+// PrepareArtifact).
 StatusOr<std::string> PrepareTorchScriptArtifact(const ModelConfig& config);
 
 // at::set_num_threads for this process (see SetIntraOpThreads).

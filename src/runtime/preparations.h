@@ -30,6 +30,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "repo/model_config.h"
 #include "runtime/instance_channel.h"
 #include "runtime/run_files.h"
 #include "runtime/spawners.h"
@@ -73,7 +74,9 @@ class Preparations {
   void RunNext();
   void Finish(const Status& status);
   Status Link(const std::string& key, const std::string& run_directory) const;
-  std::string StorePath(const std::string& key) const { return store_dir_ + "/" + key + ".pt"; }
+  std::string StorePath(const std::string& key) const {
+    return store_dir_ + "/" + key + ".v" + std::to_string(kPreparedArtifactFormat);
+  }
 
   boost::asio::io_context& io_;
   const Clock& clock_;
