@@ -280,6 +280,19 @@ Status MemoryCgroups::WriteLimit(const std::string& dir, int64_t limit_bytes) {
   return Status::Ok();
 }
 
+Status MemoryCgroups::SetLimit(const std::string& dir, int64_t limit_bytes) {
+  if (!enforced_) return Unavailable("memory limits are " + description_);
+  if (hierarchy_.version == CgroupVersion::kV2) return WriteFile(dir + "/memory.max", std::to_string(limit_bytes));
+  // v1 keeps memory+swap >= memory at every step: raising, memsw goes first.
+  const std::string value = std::to_string(limit_bytes);
+  StatusOr<int64_t> current = MemoryLimitBytes(dir);
+  const bool raising = !current.ok() || limit_bytes > *current;
+  if (swap_accounting_ && raising) THAW_RETURN_IF_ERROR(WriteFile(dir + "/memory.memsw.limit_in_bytes", value));
+  THAW_RETURN_IF_ERROR(WriteFile(dir + "/memory.limit_in_bytes", value));
+  if (swap_accounting_ && !raising) THAW_RETURN_IF_ERROR(WriteFile(dir + "/memory.memsw.limit_in_bytes", value));
+  return Status::Ok();
+}
+
 StatusOr<std::string> MemoryCgroups::Create(std::string_view name, int64_t limit_bytes) {
   if (!enforced_) return Unavailable("memory limits are " + description_);
   if (name.empty() || name.find('/') != std::string_view::npos || name == "." || name == "..")

@@ -126,6 +126,10 @@ class MemoryCgroups {
   StatusOr<std::string> Create(std::string_view name, int64_t limit_bytes);
   // Removes a group made by Create: kUnavailable while processes remain.
   Status Remove(const std::string& dir);
+  // Changes the hard limit of a group made by Create (e.g. a standby's group
+  // given to an instance of some model). Lowering it below the group's usage
+  // fails (kUnavailable) after the kernel tried to reclaim.
+  Status SetLimit(const std::string& dir, int64_t limit_bytes);
 
  private:
   Status WriteLimit(const std::string& dir, int64_t limit_bytes);

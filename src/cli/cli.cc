@@ -129,6 +129,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--prepare") {
       if (value != "on" && value != "off") return InvalidArgument("--prepare must be on or off, got '" + value + "'");
       serve->prepare = value == "on";
+    } else if (name == "--zygote-standby") {
+      if (value != "on" && value != "off") return InvalidArgument("--zygote-standby must be on or off, got '" + value + "'");
+      serve->zygote_standby = value == "on";
     } else if (name == "--prepared-dir") {
       if (value.empty()) return InvalidArgument("--prepared-dir needs a directory");
       serve->prepared_dir = value;
@@ -515,6 +518,7 @@ Usage:
              [--worker PATH]
              [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
              [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
+             [--zygote-standby on|off]
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
              [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
              [--offload-threads N] [--auth-tokens FILE] [--admin-port N]
@@ -558,6 +562,10 @@ Usage:
                 the zygote loads that; off: it loads and freezes the model file
       --prepared-dir  keep models' prepared artifacts in DIR across runs
                 (default: made again each run)
+      --zygote-standby  on (default): the zygote keeps one child forked
+                ahead of demand, already in a memory cgroup, for the next
+                instance it starts; off: each such start forks then and
+                waits for the move into its cgroup
       --memory-limits  on (default): each instance is held to its memory_mb
                 by a memory cgroup (needs root or a delegated cgroup; the
                 startup log says whether it is enforced); off: not enforced

@@ -40,6 +40,7 @@ struct ServeOptions {
   std::string prices = "aws-x86";  // price sheet for /stats: aws-x86, aws-arm64 or a file (metering/price_sheet.h)
   std::string prepared_dir;  // prepared artifacts kept across runs; empty = per run (runtime/preparations.h)
   bool prepare = true;       // --prepare on|off: prepare models' artifacts in the background
+  bool zygote_standby = true;  // --zygote-standby on|off (RuntimeOptions::zygote_standby)
   bool memory_limits = true;  // enforce memory_mb with cgroups where the kernel allows (cgroup/memory_cgroup.h)
   sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOn;  // --sandbox on|off|no-seccomp
   std::optional<sandbox::WorkerUser> worker_user;  // --worker-user; nullopt = nobody/nogroup when root

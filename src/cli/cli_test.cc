@@ -51,6 +51,12 @@ TEST(CliTest, ServePreparationFlags) {
   ASSERT_TRUE(command.ok()) << command.status().ToString();
   EXPECT_FALSE(command->serve.prepare);
   EXPECT_EQ(command->serve.prepared_dir, "/var/cache/thaw");
+  EXPECT_TRUE(command->serve.zygote_standby);
+  command = ParseCommandLine({"serve", "--zygote-standby", "off"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_FALSE(command->serve.zygote_standby);
+  EXPECT_NE(ParseCommandLine({"serve", "--zygote-standby=maybe"}).status().message().find("--zygote-standby must be on or off"),
+            std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--prepare=later"}).status().message().find("--prepare must be on or off"),
             std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--prepared-dir="}).status().message().find("--prepared-dir"), std::string::npos);

@@ -127,7 +127,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                              .sandbox = options.sandbox,
                                              .worker_user = options.worker_user,
                                              .prepared_dir = options.prepared_dir,
-                                             .prepare = options.prepare});
+                                             .prepare = options.prepare,
+                                             .zygote_standby = options.zygote_standby});
   for (const auto& error : scan->errors)
     LogEvent(LogLevel::kError, "model_invalid",
              LogFields({{"model", LogValue(error.model)}, {"error", LogValue(error.status.message())}}));

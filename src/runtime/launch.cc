@@ -20,11 +20,26 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
     Spawner* own = spawners.TemplateOf(config.name);
     if (own && own->ready) own_template = own->shared_from_this();
   }
+  // The zygote's standby, when this start will be its: in a group already,
+  // whose limit becomes this model's memory_mb.
+  Spawner* zygote = path != StartPath::kExec && !own_template ? spawners.ZygoteIfAny() : nullptr;
+  if (zygote && !(zygote->ready && !zygote->gone && zygote->standby_moved && !zygote->standby_cgroup.empty()))
+    zygote = nullptr;
+  if (zygote && !processes.SetCgroupLimit(zygote->standby_cgroup, config.memory_mb).ok()) {
+    // It goes to this instance anyway (the zygote's choice), then moves into a group of its own.
+    processes.RemoveCgroupLater(std::exchange(zygote->standby_cgroup, ""));
+    zygote->standby_moved = false;
+    zygote = nullptr;
+  }
   if (own_template && own_template->standby_moved && !own_template->standby_cgroup.empty()) {
     // Its standby is already in a group of memory_mb: that becomes this instance's.
     launched.cgroup_dir = std::exchange(own_template->standby_cgroup, "");
     launched.premoved_pid = std::exchange(own_template->standby_pid, 0);
     own_template->standby_moved = false;
+  } else if (zygote) {
+    launched.cgroup_dir = std::exchange(zygote->standby_cgroup, "");
+    launched.premoved_pid = std::exchange(zygote->standby_pid, 0);
+    zygote->standby_moved = false;
   } else {
     auto cgroup_dir = processes.MakeCgroup("instance-" + std::to_string(instance_id), config.memory_mb);
     if (!cgroup_dir.ok()) {

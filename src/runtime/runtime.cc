@@ -92,7 +92,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                 Carry();
               },
       },
-      options_.templates_from_zygote);
+      options_.templates_from_zygote, options_.zygote_standby);
   snapshots_ = std::make_unique<ModelSnapshots>(run_dir_ + "/.models");
   preparations_ = std::make_unique<Preparations>(
       io_, clock_, *spawners_, options_.prepared_dir.empty() ? run_dir_ + "/.prepared" : options_.prepared_dir,
@@ -344,9 +344,12 @@ void Runtime::OnClosed(Model& model, Instance& instance) {
 }
 
 void Runtime::MoveStandby(Spawner& spawner) {
+  // A template's standby gets its model's limit; the zygote's a placeholder,
+  // replaced by its model's memory_mb when it becomes an instance (launch.cc).
   auto it = models_.find(spawner.owner);
-  if (it == models_.end() || spawner.standby_pid <= 0) return;
-  auto dir = processes_.MakeCgroup("standby-" + std::to_string(++standby_groups_), it->second->config.memory_mb);
+  if ((!spawner.owner.empty() && it == models_.end()) || spawner.standby_pid <= 0) return;
+  const int64_t memory_mb = spawner.owner.empty() ? cgroup::kZygoteMemoryMb : it->second->config.memory_mb;
+  auto dir = processes_.MakeCgroup("standby-" + std::to_string(++standby_groups_), memory_mb);
   if (!dir.ok() || dir->empty()) return;  // not enforced: nothing to move; an error: moved at its start instead
   spawner.standby_cgroup = *dir;
   cgroup_mover_.Move(spawner.standby_pid, *dir,
@@ -357,13 +360,22 @@ void Runtime::MoveStandby(Spawner& spawner) {
                        if (current && moved.ok()) {
                          spawner->standby_moved = true;
                          // The template is loaded and in its group by now (one mover, in order).
-                         ObserveMemory(spawner->owner, 0, spawner->cgroup_dir);
+                         if (!spawner->owner.empty()) ObserveMemory(spawner->owner, 0, spawner->cgroup_dir);
                          return;
                        }
                        if (current) spawner->standby_cgroup.clear();  // its instance gets a group at its start
                        // Superseded, or it failed: the group goes once empty (an instance that took it keeps it).
                        if (!moved.ok()) processes_.RemoveCgroupLater(dir);
                      });
+}
+
+void Runtime::ForgetUsedStandby(const Instance& instance) {
+  std::shared_ptr<Spawner> spawner = instance.forked_by.lock();
+  if (!spawner || spawner->standby_pid <= 0 || spawner->standby_pid != instance.pid) return;
+  spawner->standby_pid = 0;
+  spawner->standby_moved = false;
+  // Empty once the instance has moved on into its own group.
+  if (!spawner->standby_cgroup.empty()) processes_.RemoveCgroupLater(std::exchange(spawner->standby_cgroup, ""));
 }
 
 void Runtime::MarkReady(Model& model, Instance& instance) {
@@ -426,6 +438,7 @@ void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, c
       instance.pid = forked->pid;
       // The standby moved ahead of demand needs no move (a dead one was replaced by a fresh fork: moved now).
       if (instance.pid == instance.premoved_pid) instance.moved = true;
+      ForgetUsedStandby(instance);
       MoveToCgroup(model, instance);
       return;
     }

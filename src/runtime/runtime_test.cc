@@ -1459,6 +1459,76 @@ TEST_P(MemoryLimitTest, RequestLargerThanTheInstanceCanHoldIsRefusedBeforeRunnin
   EXPECT_EQ(InstanceCount("alloc"), 0) << "nothing started for a refused request";
 }
 
+// The zygote's standby waits in a memory cgroup of its own; the instance it
+// becomes keeps that group, limited to the instance's model's memory_mb (one
+// standby after another, models of different sizes), and the limit holds.
+class ZygoteStandbyTest : public MemoryLimitTest {};
+
+TEST_P(ZygoteStandbyTest, BecomesAnInstanceInAGroupLimitedToItsModel) {
+  ASSERT_TRUE(runtime_->AddModel(AllocModel(128)).ok());
+  ModelConfig fraud = Load("fraud");
+  fraud.start_path = StartPath::kZygote;
+  fraud.memory_mb = 512;
+  ASSERT_TRUE(runtime_->AddModel(Deploy(fraud)).ok());
+  // A standby group with a process in it, other than `taken`: the zygote's standby, moved.
+  auto waiting_standby = [&](const std::string& taken = "") -> std::string {
+    for (const auto& entry : fs::directory_iterator(cgroups_->parent_dir())) {
+      if (!entry.is_directory() || !entry.path().filename().string().starts_with("standby-")) continue;
+      if (entry.path().string() == taken) continue;
+      std::ifstream procs(entry.path() / "cgroup.procs");
+      std::string pid;
+      if (procs >> pid) return entry.path().string();
+    }
+    return "";
+  };
+  auto instance_group = [&](const std::string& model) {
+    auto status = runtime_->GetModelStatus(model);
+    return status->instances.empty() ? std::string() : status->instances[0].cgroup_dir;
+  };
+
+  RunUntil([&] { return !waiting_standby().empty(); });
+  const std::string first = waiting_standby();
+  InferOutcome small = Run("alloc", {FloatTensor("mib", {1, 1}, 8.0f)});
+  ASSERT_TRUE(small.status.ok()) << small.status.ToString();
+  EXPECT_EQ(instance_group("alloc"), first);
+  EXPECT_EQ(*cgroup::MemoryLimitBytes(first), 128LL << 20);
+
+  RunUntil([&] { return !waiting_standby(first).empty(); });
+  const std::string second = waiting_standby(first);
+  ASSERT_TRUE(Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}).status.ok());
+  EXPECT_EQ(instance_group("fraud"), second);
+  EXPECT_EQ(*cgroup::MemoryLimitBytes(second), 512LL << 20);
+
+  // The 128 MB limit is the one enforced on the former standby.
+  InferOutcome big = Run("alloc", {FloatTensor("mib", {1, 1}, 1024.0f)});
+  EXPECT_EQ(big.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(big.status.message().find("exceeded its memory limit (memory_mb=128)"), std::string::npos)
+      << big.status.message();
+  runtime_->Shutdown();
+  io_.poll();
+  EXPECT_EQ(GroupsLeft(), 0) << "groups left under " << cgroups_->parent_dir();
+}
+
+// Without the standby, every zygote start forks and gets a fresh group.
+TEST_P(ZygoteStandbyTest, WithoutItEachInstanceGetsAFreshGroup) {
+  runtime_->Shutdown();
+  runtime_ = std::make_unique<Runtime>(io_, clock_,
+                                       RuntimeOptions{.worker_path = BuildDir() + "/thaw-worker",
+                                                      .usage = &sink_,
+                                                      .memory_cgroups = cgroups_.get(),
+                                                      .zygote_standby = false});
+  ASSERT_TRUE(runtime_->AddModel(AllocModel(128)).ok());
+  ASSERT_TRUE(Run("alloc", {FloatTensor("mib", {1, 1}, 8.0f)}).status.ok());
+  auto status = runtime_->GetModelStatus("alloc");
+  ASSERT_EQ(status->instances.size(), 1u);
+  EXPECT_TRUE(fs::path(status->instances[0].cgroup_dir).filename().string().starts_with("instance-"))
+      << status->instances[0].cgroup_dir;
+  for (const auto& entry : fs::directory_iterator(cgroups_->parent_dir()))
+    EXPECT_FALSE(entry.path().filename().string().starts_with("standby-")) << entry.path();
+}
+
+INSTANTIATE_TEST_SUITE_P(Zygote, ZygoteStandbyTest, ::testing::Values(StartPath::kZygote));
+
 INSTANTIATE_TEST_SUITE_P(StartPaths, MemoryLimitTest,
                          ::testing::Values(StartPath::kExec, StartPath::kTemplate, StartPath::kZygote),
                          [](const ::testing::TestParamInfo<StartPath>& info) {

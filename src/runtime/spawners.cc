@@ -15,13 +15,14 @@ namespace thaw {
 namespace asio = boost::asio;
 
 Spawners::Spawners(asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
-                   SpawnerEvents events, bool templates_from_zygote)
+                   SpawnerEvents events, bool templates_from_zygote, bool zygote_standby)
     : io_(io),
       clock_(clock),
       processes_(processes),
       run_dir_(std::move(run_dir)),
       events_(std::move(events)),
-      templates_from_zygote_(templates_from_zygote) {}
+      templates_from_zygote_(templates_from_zygote),
+      zygote_standby_(zygote_standby) {}
 
 std::string Spawners::StartTimeoutMessage(std::string_view what, std::string_view model, int64_t start_timeout_ms) {
   return (model.empty() ? "the " + std::string(what) : std::string(what) + " of model '" + std::string(model) + "'") +
@@ -88,6 +89,7 @@ std::shared_ptr<Spawner> Spawners::Start(const std::string& owner, int64_t start
       args.insert(args.end(), {"--template", "--model-dir", model_dir});
     } else {
       args.push_back("--zygote");
+      if (zygote_standby_) args.push_back("--standby");
     }
     args.insert(args.end(), {"--fd", std::to_string(kWorkerFd)});
     if (!cgroup_dir->empty()) args.insert(args.end(), {"--cgroup", *cgroup_dir});
@@ -178,7 +180,7 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
             for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare, w.as_template);
-          } else if ((*frame)->type == ipc::MessageType::kForked && is_template && spawner->ready) {
+          } else if ((*frame)->type == ipc::MessageType::kForked && spawner->ready) {
             auto forked = ipc::DecodeForked((*frame)->payload);
             if (!forked.ok()) return OnGone(*spawner);
             if (!spawner->standby_cgroup.empty()) processes_.RemoveCgroupLater(spawner->standby_cgroup);

@@ -60,8 +60,9 @@ struct Spawner : std::enable_shared_from_this<Spawner> {
   std::string cgroup_dir;
   std::string sandbox;  // its Ready's sandbox report
   std::string error;    // what it reported (InitError) or why it went
-  // A template's current standby (its Forked on the control socket) and the
-  // memory cgroup it is moved into ahead of demand, for the instance it becomes.
+  // The current standby (its Forked on the control socket: a template's, or
+  // the zygote's with zygote_standby) and the memory cgroup it is moved into
+  // ahead of demand, for the instance it becomes.
   pid_t standby_pid = 0;
   std::string standby_cgroup;
   bool standby_moved = false;
@@ -73,7 +74,7 @@ struct SpawnerEvents {
   // its model's run directory, <run_dir>/<model>.
   std::function<const ModelConfig*(const std::string& model)> config_of;
   std::function<void(const std::string& model)> template_ready;
-  // A template forked a new standby (spawner.standby_pid).
+  // A template or the zygote forked a new standby (spawner.standby_pid).
   std::function<void(Spawner& spawner)> standby_forked;
   // A template the zygote forked reported its pid: move it into
   // spawner.cgroup_dir (sandboxed, it cannot).
@@ -97,8 +98,10 @@ class Spawners {
   // `run_dir`: every model's run directory is below it (the zygote may read any).
   // `templates_from_zygote`: a template is forked by the zygote (false: a
   // process of its own, as when the zygote cannot start).
+  // `zygote_standby`: the zygote keeps one child forked ahead of demand for
+  // its next instance (reported like a template's standby: standby_forked).
   Spawners(boost::asio::io_context& io, const Clock& clock, WorkerProcesses& processes, std::string run_dir,
-           SpawnerEvents events, bool templates_from_zygote = true);
+           SpawnerEvents events, bool templates_from_zygote = true, bool zygote_standby = false);
 
   // The zygote, started if none is running; nullptr if it cannot be started
   // (logged).
@@ -147,6 +150,7 @@ class Spawners {
   std::string run_dir_;
   SpawnerEvents events_;
   bool templates_from_zygote_;
+  bool zygote_standby_;
   std::map<std::string, std::shared_ptr<Spawner>, std::less<>> templates_;  // by model
   std::shared_ptr<Spawner> zygote_;
   uint64_t next_id_ = 1;

@@ -127,6 +127,11 @@ StatusOr<std::string> WorkerProcesses::MakeCgroup(const std::string& name, int64
   return options_.memory_cgroups->Create(name, memory_mb << 20);
 }
 
+Status WorkerProcesses::SetCgroupLimit(const std::string& dir, int64_t memory_mb) {
+  if (!options_.memory_cgroups) return Unavailable("memory limits are not enforced");
+  return options_.memory_cgroups->SetLimit(dir, memory_mb << 20);
+}
+
 bool WorkerProcesses::OomKilled(const std::string& dir) const {
   if (dir.empty()) return false;
   auto kills = cgroup::OomKillCount(dir);

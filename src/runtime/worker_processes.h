@@ -56,6 +56,8 @@ class WorkerProcesses {
 
   // A memory cgroup for `name` limited to `memory_mb`; "" when not enforced.
   StatusOr<std::string> MakeCgroup(const std::string& name, int64_t memory_mb);
+  // Sets the limit of a cgroup made by MakeCgroup to `memory_mb`.
+  Status SetCgroupLimit(const std::string& dir, int64_t memory_mb);
   // The OOM killer killed a process in `dir`.
   bool OomKilled(const std::string& dir) const;
   // Removes the cgroup once its processes have left, retrying meanwhile.

@@ -188,6 +188,9 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
     if (flag == "--template" || flag == "--zygote") {
       if (!value.empty()) return InvalidArgument(std::string(flag) + " takes no value");
       options.mode = flag == "--template" ? WorkerMode::kTemplate : WorkerMode::kZygote;
+    } else if (flag == "--standby") {
+      if (!value.empty()) return InvalidArgument("--standby takes no value");
+      options.zygote_standby = true;
     } else if (flag == "--model-dir") {
       if (value.empty()) return InvalidArgument("--model-dir needs a value");
       options.model_dir = std::string(value);
@@ -219,6 +222,8 @@ StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv) {
   if (options.mode == WorkerMode::kZygote && !options.model_dir.empty())
     return InvalidArgument("--zygote takes no --model-dir: instances name their model");
   if (options.mode != WorkerMode::kZygote && options.model_dir.empty()) return InvalidArgument("--model-dir is required");
+  if (options.zygote_standby && options.mode != WorkerMode::kZygote)
+    return InvalidArgument("--standby is for --zygote (a template's standby is its model's template_standby)");
   if (!have_fd) return InvalidArgument("--fd is required");
   return options;
 }
@@ -523,15 +528,18 @@ int RunSpawner(const WorkerOptions& options) {
     ::_exit(code);
   };
 
-  // A standby is a child forked and warmed ahead of demand (template only):
-  // its fork, thread pool start and first-touch page faults happen before a
-  // request waits. It blocks until the template hands it an instance socket.
+  // A standby is a child forked ahead of demand: its fork (and, a
+  // template's, its thread pool start and first-touch page faults) happen
+  // before a request waits, and the server moves it into a memory cgroup
+  // meanwhile (a move costs 10-15 ms here). It blocks until its spawner hands
+  // it an instance socket. A template's is warmed with its model; the
+  // zygote's (--standby) loads whichever model its instance is for.
   struct Standby {
     pid_t pid;
-    int socket;  // the template's end
+    int socket;  // the spawner's end
   };
   std::optional<Standby> standby;
-  bool use_standby = preloaded && preloaded->config.template_standby;
+  bool use_standby = preloaded ? preloaded->config.template_standby : options.zygote_standby;
   Micros replenish_at_us = use_standby ? clock.NowMicros() : -1;
   auto make_standby = [&]() {
     replenish_at_us = -1;
@@ -553,20 +561,24 @@ int RunSpawner(const WorkerOptions& options) {
     ::close(control);
     ::close(sp[0]);
     sandbox::CloseInheritedFds(sp[1]);  // e.g. the socket of a previous standby
-    SetIntraOpThreads(preloaded->config.threads);
-    Status warmed = WarmUp(*preloaded->backend, preloaded->config, 2);
-    if (!warmed.ok()) ::_exit(kWorkerExitInitError);
+    if (preloaded) {
+      SetIntraOpThreads(preloaded->config.threads);
+      Status warmed = WarmUp(*preloaded->backend, preloaded->config, 2);
+      if (!warmed.ok()) ::_exit(kWorkerExitInitError);
+    }
     int instance_fd = -1;
     StatusOr<ipc::Frame> handoff = ipc::ReadFrame(sp[1], &instance_fd);
-    if (!handoff.ok() || instance_fd < 0) ::_exit(kWorkerExitOk);  // the template is gone
+    if (!handoff.ok() || instance_fd < 0) ::_exit(kWorkerExitOk);  // its spawner is gone
     ::close(sp[1]);
+    StatusOr<ipc::SpawnMessage> spawn = ipc::DecodeSpawn(handoff->payload);
+    if (!spawn.ok()) ::_exit(kWorkerExitOk);  // its instance sees EOF: a failed start
     ipc::ReadyMessage ready;
     ready.pid = static_cast<int32_t>(::getpid());
     ready.started_us = clock.NowMicros();
     ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
-    ready.start_level = static_cast<uint8_t>(StartLevel::kStandby);
+    if (preloaded) ready.start_level = static_cast<uint8_t>(StartLevel::kStandby);
     (void)ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid}));
-    become_instance(instance_fd, template_dir, ready);
+    become_instance(instance_fd, preloaded ? template_dir : spawn->model_dir, ready);
   };
 
   uint64_t spawned = 0;
@@ -591,7 +603,8 @@ int RunSpawner(const WorkerOptions& options) {
       continue;
     }
     ++spawned;
-    if (standby) {
+    // The standby becomes instances only: a preparation or a template is a fresh fork.
+    if (standby && !spawn->prepare && !spawn->as_template) {
       Status handed = ipc::SendFrameWithFd(standby->socket, ipc::Encode(*spawn), instance_fd);
       ::close(standby->socket);
       standby.reset();
@@ -636,6 +649,7 @@ int RunSpawner(const WorkerOptions& options) {
       // then the model loaded and warmed on one thread, Ready, and the
       // loop above serving instance_fd as its control socket.
       ::setpgid(0, 0);
+      standby.reset();  // the zygote's (its socket went with the inherited descriptors)
       if (!ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid})).ok()) ::_exit(kWorkerExitOk);
       template_dir = spawn->model_dir;
       name = ModelNameOf(template_dir);

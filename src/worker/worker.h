@@ -68,9 +68,13 @@ struct WorkerOptions {
   sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOff;
   std::optional<sandbox::WorkerUser> user;  // --user UID:GID; nullopt = keep the uid
   std::string writable_dir;                 // --writable-dir DIR: the one writable path
+  // --standby (zygote only): keep one child forked ahead of demand for the
+  // next instance (its Forked on the control socket, so the server can move
+  // it into a memory cgroup before it is needed).
+  bool zygote_standby = false;
 };
 
-// Parses `[--template|--zygote] --model-dir DIR --fd N [--cgroup DIR]` (also `--flag=VALUE`)
+// Parses `[--template|--zygote [--standby]] --model-dir DIR --fd N [--cgroup DIR]` (also `--flag=VALUE`)
 // and the sandbox's `--sandbox=on|off|no-seccomp`, `--user=UID:GID`, `--writable-dir=DIR`.
 StatusOr<WorkerOptions> ParseWorkerArgs(int argc, const char* const* argv);
 

@@ -217,6 +217,12 @@ TEST(WorkerArgsTest, Parses) {
   o = ParseWorkerArgs(8, c);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->cgroup_dir, "/sys/fs/cgroup/memory/g");
+  EXPECT_FALSE(o->zygote_standby);
+
+  const char* d[] = {"thaw-worker", "--zygote", "--standby", "--fd", "3"};
+  o = ParseWorkerArgs(5, d);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_TRUE(o->zygote_standby);
 }
 
 TEST(WorkerArgsTest, Rejects) {
@@ -234,6 +240,8 @@ TEST(WorkerArgsTest, Rejects) {
   EXPECT_FALSE(ParseWorkerArgs(6, unknown).ok());
   const char* empty_cgroup[] = {"w", "--model-dir", "/m", "--fd", "3", "--cgroup="};
   EXPECT_FALSE(ParseWorkerArgs(6, empty_cgroup).ok());
+  const char* template_standby[] = {"w", "--template", "--standby", "--model-dir", "/m", "--fd", "3"};
+  EXPECT_FALSE(ParseWorkerArgs(7, template_standby).ok());
 }
 
 TEST(WorkerProcessTest, UsageErrorExits64) {
