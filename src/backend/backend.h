@@ -4,7 +4,8 @@
 //
 // Lifecycle: CreateBackend loads the model file named by the config (or its
 // prepared artifact), prepares it for inference (for TorchScript: freeze,
-// and optimize_for_inference for a model with convolutions) and
+// then optimize_for_inference for a model with convolutions; other models get
+// their linear weights transposed ahead, the part of it that speeds them up) and
 // warms it with inputs of the declared shape (-1 dims become 1), zeros for
 // floating types and ones for integer/BOOL types (0 is usually a padding
 // token id or a "masked" flag), so the first real request runs at warm
@@ -73,8 +74,9 @@ struct BackendLoadOptions {
 // The model prepared once for fast loads, as bytes to store: for TorchScript
 // the frozen module in the flatbuffer format (it loads several times faster
 // than the zip format of a model file: no unpickling, no recompiling), marked
-// with whether its instances optimise it after loading (a CNN's do; libtorch
-// 1.13 cannot save an optimised module as a flatbuffer). It is run once on
+// with whether its instances optimise it after loading (a CNN's do: its
+// optimised weights are mkldnn tensors, which do not serialise; other models
+// are stored with their one useful rewrite done). It is run once on
 // warm-up inputs, as an instance will run it (a model that disagrees with its
 // config fails here, at deploy). Empty: the backend has none (its instances
 // load the model file). Errors as CreateBackend's. Bump

@@ -44,7 +44,7 @@ std::optional<StartPath> ParseStartPath(std::string_view name);
 inline constexpr char kPreparedArtifactFile[] = "thaw-prepared.pt";
 // The kind of bytes PrepareArtifact makes; part of an artifact's name in the
 // store, so a store never hands out an artifact of an older kind.
-inline constexpr int kPreparedArtifactFormat = 2;  // 2: flatbuffer, optimised when it serialises
+inline constexpr int kPreparedArtifactFormat = 3;  // 3: flatbuffer, linear weights transposed unless a CNN
 
 enum class StartLevel : uint8_t { kExec, kZygote, kPrepared, kTemplate, kStandby };
 std::string_view StartLevelName(StartLevel level);  // exec, zygote, prepared, template, standby
