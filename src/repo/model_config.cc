@@ -11,6 +11,13 @@
 #include "json/object_fields.h"
 
 namespace thaw {
+
+const std::string_view kModelConfigFields[29] = {
+    "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "start_timeout_ms",
+    "max_concurrency", "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path",
+    "template_standby", "template_keep_alive_s", "keep_alive_policy", "histogram_bin_ms", "histogram_range_s",
+    "target_concurrency", "stable_window_s", "panic_window_s", "provisioned_schedule", "batching", "max_batch_size",
+    "max_queue_delay_us", "preferred_batch_sizes", "slo_p99_ms"};
 namespace {
 
 namespace fs = std::filesystem;
@@ -256,13 +263,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   if (!parsed.ok()) return parsed.status();
   const object obj = *parsed;
 
-  static constexpr std::string_view kKnown[] = {
-      "backend", "model_file", "platform", "inputs", "outputs", "memory_mb", "timeout_ms", "start_timeout_ms",
-      "max_concurrency", "instance_concurrency", "min_instances", "keep_alive_s", "max_queue", "threads", "start_path", "template_standby", "template_keep_alive_s",
-      "keep_alive_policy", "histogram_bin_ms", "histogram_range_s", "target_concurrency", "stable_window_s",
-      "panic_window_s", "provisioned_schedule", "batching", "max_batch_size", "max_queue_delay_us",
-      "preferred_batch_sizes", "slo_p99_ms"};
-  if (auto problem = json::FindKeyProblem(obj, kKnown))
+  if (auto problem = json::FindKeyProblem(obj, kModelConfigFields))
     return FieldError(source, problem->key, problem->repeated ? "appears twice" : "unknown field");
 
   ModelConfig config;

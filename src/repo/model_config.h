@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -42,6 +43,9 @@ std::optional<StartPath> ParseStartPath(std::string_view name);
 // In a model's run directory (the runtime's copy that workers read), its
 // prepared artifact, when one has been made (backend.h, PrepareArtifact).
 inline constexpr char kPreparedArtifactFile[] = "thaw-prepared.pt";
+// Every field config.json may have (others are an error); README's config
+// table lists each of them.
+extern const std::string_view kModelConfigFields[29];
 // The kind of bytes PrepareArtifact makes; part of an artifact's name in the
 // store, so a store never hands out an artifact of an older kind.
 inline constexpr int kPreparedArtifactFormat = 3;  // 3: flatbuffer, linear weights transposed unless a CNN

@@ -316,3 +316,20 @@ TEST(ModelConfigTest, EncodedConfigEscapesStrings) {
 
 }  // namespace
 }  // namespace thaw
+
+namespace thaw {
+namespace {
+
+// README's config table documents every field a config may have.
+TEST(ModelConfigTest, ReadmeTableListsEveryField) {
+  std::ifstream in(TestSourceDir() + "/README.md");
+  ASSERT_TRUE(in) << "README.md not found under " << TestSourceDir();
+  std::string first_cells;  // the first cell of every table row naming fields
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("| `")) first_cells += line.substr(0, line.find(" |", 2)) + "\n";
+  for (std::string_view field : kModelConfigFields)
+    EXPECT_NE(first_cells.find("`" + std::string(field) + "`"), std::string::npos) << field << " is not in README's config table";
+}
+
+}  // namespace
+}  // namespace thaw
