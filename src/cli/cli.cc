@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -673,9 +674,36 @@ thaw load and thaw replay send THAW_TOKEN, if set, as 'Authorization: Bearer'
 )";
 }
 
+std::string CommandHelp(std::string_view command) {
+  const std::string help = HelpText();
+  const std::string start = "\n  thaw " + std::string(command) + " ";
+  const size_t begin = help.find(start);
+  if (command.empty() || begin == std::string::npos) return "";
+  size_t end = help.find("\n  thaw ", begin + start.size());
+  if (end == std::string::npos) end = help.find("\n\n", begin + start.size());
+  return "Usage:" + help.substr(begin, end == std::string::npos ? std::string::npos : end - begin) + "\n";
+}
+
+std::string PercentText(int64_t part, int64_t whole) {
+  if (whole == 0) return "0 %";
+  const double percent = 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+  if (part != 0 && std::abs(percent) < 0.005) return "< 0.01 %";
+  return DecimalText(percent, 2) + " %";
+}
+
+std::string DecimalText(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   Command command;
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") return command;
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") return command;
+  if (args[0] == "help") {
+    if (args.size() > 1 && (args[1] == "profile" || !CommandHelp(args[1]).empty())) command.help_topic = args[1];
+    return command;
+  }
   if (args[0] == "version" || args[0] == "--version") {
     command.kind = CommandKind::kVersion;
     return command;
@@ -697,7 +725,10 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.kind = CommandKind::kCost;
     THAW_RETURN_IF_ERROR(ParseCost(args, &command.cost, &help));
   }
-  if (help) command.kind = CommandKind::kHelp;
+  if (help) {
+    command.kind = CommandKind::kHelp;
+    command.help_topic = args[0];
+  }
   return command;
 }
 

@@ -136,6 +136,7 @@ enum class CommandKind { kHelp, kVersion, kServe, kLoad, kCost, kSimulate, kPlan
 
 struct Command {
   CommandKind kind = CommandKind::kHelp;
+  std::string help_topic;  // kHelp: the command whose help was asked for ("thaw simulate --help"); empty = all
   ServeOptions serve;
   LoadCommandOptions load;
   CostCommandOptions cost;
@@ -146,5 +147,14 @@ struct Command {
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args);
 
 std::string HelpText();
+// One command's part of HelpText ("serve", "simulate", ...), with the usage
+// line; empty for a command HelpText does not describe.
+std::string CommandHelp(std::string_view command);
+
+// `part` of `whole` as a percentage with two decimals ("16.67 %"); "< 0.01 %"
+// for a nonzero share below that, "0 %" when whole is 0.
+std::string PercentText(int64_t part, int64_t whole);
+// `value` with `decimals` digits after the point ("155.7").
+std::string DecimalText(double value, int decimals);
 
 }  // namespace thaw::cli

@@ -14,6 +14,41 @@ TEST(CliTest, NoArgumentsOrHelpPrintsHelp) {
   EXPECT_NE(HelpText().find("thaw serve"), std::string::npos);
 }
 
+// "thaw simulate --help" and "thaw help simulate" give that command's help only.
+TEST(CliTest, CommandHelpIsThatCommandsPart) {
+  for (const char* name : {"serve", "load", "cost", "simulate", "plan", "replay"}) {
+    SCOPED_TRACE(name);
+    auto command = ParseCommandLine({name, "--help"});
+    ASSERT_TRUE(command.ok()) << command.status().ToString();
+    EXPECT_EQ(command->kind, CommandKind::kHelp);
+    EXPECT_EQ(command->help_topic, name);
+    EXPECT_EQ(ParseCommandLine({"help", name})->help_topic, name);
+    const std::string help = CommandHelp(name);
+    EXPECT_TRUE(help.starts_with("Usage:\n  thaw " + std::string(name) + " ")) << help;
+  }
+  EXPECT_NE(CommandHelp("simulate").find("--map"), std::string::npos);
+  EXPECT_EQ(CommandHelp("simulate").find("--auth-tokens"), std::string::npos);  // serve's
+  EXPECT_EQ(CommandHelp("simulate").find("  thaw cost "), std::string::npos);
+  EXPECT_NE(CommandHelp("plan").find("--slo-p99-ms"), std::string::npos);
+  EXPECT_NE(CommandHelp("replay").find("--target"), std::string::npos);
+  EXPECT_EQ(CommandHelp("replay").find("thaw version"), std::string::npos);
+  EXPECT_EQ(CommandHelp("nonsense"), "");
+  EXPECT_EQ(ParseCommandLine({"help", "nonsense"})->help_topic, "");
+  EXPECT_EQ(ParseCommandLine({"help", "profile"})->help_topic, "profile");
+  EXPECT_EQ(ParseCommandLine({"--help"})->help_topic, "");
+}
+
+TEST(CliTest, PercentAndDecimalText) {
+  EXPECT_EQ(PercentText(1, 19366), "0.01 %");
+  EXPECT_EQ(PercentText(1, 6), "16.67 %");
+  EXPECT_EQ(PercentText(1, 1000000), "< 0.01 %");
+  EXPECT_EQ(PercentText(0, 5), "0.00 %");
+  EXPECT_EQ(PercentText(0, 0), "0 %");
+  EXPECT_EQ(PercentText(5, 5), "100.00 %");
+  EXPECT_EQ(DecimalText(155.7312, 1), "155.7");
+  EXPECT_EQ(DecimalText(8.7e-05, 3), "0.000");
+}
+
 TEST(CliTest, ServeDefaults) {
   auto command = ParseCommandLine({"serve"});
   ASSERT_TRUE(command.ok());

@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <filesystem>
@@ -648,18 +649,21 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     std::cout << json << "," << report.substr(report.find('{') + 1);
     return 0;
   }
-  std::cout << "thaw simulate: " << requests.size() << " requests over " << arrivals->Duration() / 1e6
-            << " s of trace, simulated in " << elapsed_s << " s\n";
+  std::cout << "thaw simulate: " << requests.size() << " requests over "
+            << thaw::cli::DecimalText(arrivals->Duration() / 1e6, 1) << " s of trace, simulated in "
+            << thaw::cli::DecimalText(elapsed_s, 3) << " s\n";
   for (const thaw::ModelConfig& config : configs)
     std::cout << "  model " << config.name << ": " << thaw::StartPathName(config.start_path) << ", keep_alive "
               << KeepAliveName(config.keep_alive_policy) << " " << config.keep_alive_s << " s, batching "
               << BatchingName(config.batching)
               << ", memory " << config.memory_mb << " MB\n";
   std::cout << "  cold starts " << result->cold_starts << " ("
-            << (requests.empty() ? 0.0 : 100.0 * result->cold_starts / requests.size()) << " %), 429 "
+            << thaw::cli::PercentText(result->cold_starts, static_cast<int64_t>(requests.size())) << "), 429 "
             << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "
-            << result->busy_instance_s << " idle " << result->idle_instance_s << " provisioned "
-            << result->provisioned_instance_s << ", most instances " << result->max_instances << "\n";
+            << thaw::cli::DecimalText(result->busy_instance_s, 1) << " idle "
+            << thaw::cli::DecimalText(result->idle_instance_s, 1) << " provisioned "
+            << thaw::cli::DecimalText(result->provisioned_instance_s, 1) << ", most instances "
+            << result->max_instances << "\n";
   std::cout << "  starts by level:";
   for (const auto& [level, n] : result->starts_by_level) std::cout << " " << level << " " << n;
   std::cout << "; template starts " << result->template_starts << "\n";
@@ -707,7 +711,7 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "profile") {
     thaw::cli::ProfileCommandOptions options;
     std::string error;
-    if (args.size() > 1 && (args[1] == "--help" || args[1] == "-h")) {
+    if (std::any_of(args.begin() + 1, args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
       std::cout << thaw::cli::ProfileHelp();
       return 0;
     }
@@ -724,7 +728,13 @@ int main(int argc, char** argv) {
   }
   switch (command->kind) {
     case thaw::cli::CommandKind::kHelp:
-      std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp();
+      if (command->help_topic == "profile") {
+        std::cout << thaw::cli::ProfileHelp();
+      } else if (!command->help_topic.empty()) {
+        std::cout << thaw::cli::CommandHelp(command->help_topic);
+      } else {
+        std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp();
+      }
       return 0;
     case thaw::cli::CommandKind::kVersion:
       std::cout << "thaw 0.1.0\n";
