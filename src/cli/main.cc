@@ -560,8 +560,8 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
     return 2;
   }
-  // Configs, then the profile of each (by its "model" field, or the only one).
-  std::vector<thaw::ModelConfig> configs;
+  // Configs, then the profile of each (sim::PairProfiles).
+  std::vector<sim::GivenConfig> given;
   for (const std::string& path : options.config_paths) {
     std::ifstream config_file(path, std::ios::binary);
     std::stringstream config_text;
@@ -572,11 +572,9 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
       std::cerr << "thaw: --config: " << (config_file ? config.status().message() : "cannot read " + path) << "\n";
       return 2;
     }
-    if (std::any_of(configs.begin(), configs.end(), [&](const auto& c) { return c.name == config->name; })) {
-      std::cerr << "thaw: --config: model '" << config->name << "' is given twice\n";
-      return 2;
-    }
-    configs.push_back(std::move(*config));
+    // In a model directory (it holds the model file) the folder names the model, as in a repository.
+    const bool named = fs::exists(config_dir / config->model_file);
+    given.push_back({std::move(*config), named});
   }
   std::vector<sim::ProfileFile> profiles;
   for (const std::string& path : options.profile_paths) {
@@ -587,17 +585,20 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     }
     profiles.push_back(std::move(*profile));
   }
+  auto pairs = sim::PairProfiles(given, profiles);
+  if (!pairs.ok()) {
+    std::cerr << "thaw: --profile: " << pairs.status().message() << "\n";
+    return 2;
+  }
+  std::vector<thaw::ModelConfig> configs;
   std::vector<const sim::ProfileFile*> profile_of;
-  for (const thaw::ModelConfig& config : configs) {
-    const sim::ProfileFile* match = nullptr;
-    for (const sim::ProfileFile& p : profiles)
-      if (p.model == config.name) match = &p;
-    if (!match && configs.size() == 1 && profiles.size() == 1) match = &profiles[0];
-    if (!match) {
-      std::cerr << "thaw: --profile: no profile has \"model\": \"" << config.name << "\"\n";
+  for (size_t i = 0; i < given.size(); ++i) {
+    if (std::any_of(configs.begin(), configs.end(), [&](const auto& c) { return c.name == given[i].config.name; })) {
+      std::cerr << "thaw: --config: model '" << given[i].config.name << "' is given twice\n";
       return 2;
     }
-    profile_of.push_back(match);
+    configs.push_back(std::move(given[i].config));
+    profile_of.push_back(&profiles[(*pairs)[i]]);
   }
   auto arrivals = LoadTrace(options);
   if (!arrivals.ok()) {

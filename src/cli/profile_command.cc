@@ -150,7 +150,7 @@ int WriteProfile(const ProfileCommandOptions& o, const sim::ProfileFile& profile
     std::cerr << "thaw: cannot write " << out_path << "\n";
     return 1;
   }
-  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::EncodeProfile(profile);
+  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::ProfileSummaryText(profile);
   return 0;
 }
 

@@ -166,6 +166,9 @@ struct SpawnerStatus {
   bool ready = false;
   std::string cgroup_dir;
   std::optional<sandbox::SandboxReport> sandbox;  // once ready
+  // Its standby is forked and in its memory cgroup: the next instance it
+  // starts is handed that (template_standby, zygote_standby).
+  bool standby_waiting = false;
 };
 
 // What the batcher has learned (src/policy/batching.h).

@@ -1470,8 +1470,10 @@ TEST_P(ZygoteStandbyTest, BecomesAnInstanceInAGroupLimitedToItsModel) {
   fraud.start_path = StartPath::kZygote;
   fraud.memory_mb = 512;
   ASSERT_TRUE(runtime_->AddModel(Deploy(fraud)).ok());
-  // A standby group with a process in it, other than `taken`: the zygote's standby, moved.
+  // The zygote's standby once the runtime knows it is in its group: that group.
   auto waiting_standby = [&](const std::string& taken = "") -> std::string {
+    auto status = runtime_->GetModelStatus("alloc");
+    if (!status->spawner || !status->spawner->standby_waiting) return "";
     for (const auto& entry : fs::directory_iterator(cgroups_->parent_dir())) {
       if (!entry.is_directory() || !entry.path().filename().string().starts_with("standby-")) continue;
       if (entry.path().string() == taken) continue;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "base/json_writer.h"
@@ -171,6 +172,59 @@ std::string EncodeProfile(const ProfileFile& p) {
   }
   w.EndObject();
   return out;
+}
+
+}  // namespace thaw::sim
+
+namespace thaw::sim {
+
+std::string ProfileSummaryText(const ProfileFile& profile) {
+  const ModelProfile& p = profile.profile;
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(1);
+  out << "  execution (round trip) by rows:";
+  for (const auto& [rows, us] : p.exec_us_by_rows) out << " " << rows << "=" << us << " us";
+  out << "\n";
+  if (!p.exec_spread.empty()) {
+    out.precision(2);
+    out << "  spread (" << p.exec_spread.size() << " points, time / median): p50 " << p.SpreadAt(0.5) << ", p90 "
+        << p.SpreadAt(0.9) << ", p99 " << p.SpreadAt(0.99) << ", p99.9 " << p.SpreadAt(0.999) << ", max "
+        << p.SpreadAt(1.0) << "\n";
+  } else {
+    out.precision(3);
+    out << "  execution CV " << p.exec_cv << "\n";
+  }
+  out.precision(1);
+  out << "  start to ready:";
+  for (const auto& [level, us] : p.start_us) out << " " << level << " " << us / 1000.0 << " ms";
+  out << "\n";
+  if (!profile.memory_kb.empty()) {
+    out << "  memory (KiB):";
+    for (const auto& [kind, kb] : profile.memory_kb) out << " " << kind << " " << kb;
+    out << "\n";
+  }
+  return out.str();
+}
+
+StatusOr<std::vector<size_t>> PairProfiles(std::vector<GivenConfig>& configs, const std::vector<ProfileFile>& profiles) {
+  std::vector<size_t> pairs;
+  for (GivenConfig& given : configs) {
+    std::optional<size_t> match;
+    for (size_t i = 0; i < profiles.size(); ++i)
+      if (profiles[i].model == given.config.name) match = i;
+    const bool only = configs.size() == 1 && profiles.size() == 1;
+    if (!match && only && given.named)
+      return InvalidArgument("the config is model '" + given.config.name + "' (its directory) but the profile measured '" +
+                             profiles[0].model + "'");
+    if (!match && only) {
+      match = 0;
+      given.config.name = profiles[0].model;  // a config.json outside a model directory: the profile names it
+    }
+    if (!match) return InvalidArgument("no profile has \"model\": \"" + given.config.name + "\"");
+    pairs.push_back(*match);
+  }
+  return pairs;
 }
 
 }  // namespace thaw::sim

@@ -26,7 +26,10 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
 #include "base/status.h"
+#include "repo/model_config.h"
 #include "sim/simulator.h"
 
 namespace thaw::sim {
@@ -47,5 +50,25 @@ struct ProfileFile {
 StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& source);
 StatusOr<ProfileFile> ReadProfileFile(const std::string& path);
 std::string EncodeProfile(const ProfileFile& profile);
+
+// A few lines for a person: execution time by rows, the spread's quantiles
+// (not its 1,001 points), start times by level and memory.
+std::string ProfileSummaryText(const ProfileFile& profile);
+
+// A config file given to thaw simulate or plan, and whether its model's name
+// is known: from its model directory (the folder holds its model_file, as in
+// a repository), or not (a config.json elsewhere, e.g. "cfg/config.json").
+struct GivenConfig {
+  ModelConfig config;
+  bool named = false;
+};
+
+// The profile (index into `profiles`) each config runs with. A named config
+// takes the profile whose "model" is its name; an unnamed one takes the
+// profile of its folder's name if there is one, else the only profile when
+// it is the only config, and is renamed after that profile's model. Errors
+// (kInvalidArgument): a named config whose only candidate profile measured
+// another model, naming both; a config no profile matches.
+StatusOr<std::vector<size_t>> PairProfiles(std::vector<GivenConfig>& configs, const std::vector<ProfileFile>& profiles);
 
 }  // namespace thaw::sim

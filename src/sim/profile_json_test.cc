@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace thaw::sim {
 namespace {
 
@@ -44,6 +46,65 @@ TEST(ProfileJsonTest, SpreadRoundTripsAndIsValidated) {
   EXPECT_NE(short_spread.status().message().find("exec_spread"), std::string::npos);
   auto not_numbers = ParseProfile(R"({"exec_us_by_rows": {"1": 100}, "exec_spread": ["a"]})", "p.json");
   EXPECT_NE(not_numbers.status().message().find("'exec_spread'"), std::string::npos);
+}
+
+// What thaw profile prints: a few lines, the spread as quantiles, not its 1,001 points.
+TEST(ProfileJsonTest, SummaryIsShortAndShowsTheSpreadsQuantiles) {
+  std::string spread = "[";
+  for (int i = 0; i <= 1000; ++i) spread += (i ? ", " : "") + std::to_string(i < 990 ? 1.0 : 4.0);
+  spread += "]";
+  auto p = ParseProfile(R"({"model": "m", "exec_us_by_rows": {"1": 100, "8": 300}, "exec_spread": )" + spread +
+                            R"(, "start_us": {"exec": 471500}, "memory_kb": {"cgroup_peak": 2048}})",
+                        "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const std::string text = ProfileSummaryText(*p);
+  EXPECT_LE(std::count(text.begin(), text.end(), '\n'), 6) << text;
+  EXPECT_NE(text.find("1001 points"), std::string::npos) << text;
+  EXPECT_NE(text.find("p50 1.00"), std::string::npos) << text;
+  EXPECT_NE(text.find("max 4.00"), std::string::npos) << text;
+  EXPECT_NE(text.find("8=300 us"), std::string::npos) << text;
+  EXPECT_NE(text.find("exec 471.5 ms"), std::string::npos) << text;
+  EXPECT_NE(text.find("cgroup_peak 2048"), std::string::npos) << text;
+  EXPECT_EQ(text.find("exec_spread"), std::string::npos) << text;
+}
+
+ProfileFile ProfileOf(const std::string& model) {
+  ProfileFile p;
+  p.model = model;
+  return p;
+}
+
+GivenConfig Given(const std::string& name, bool named) {
+  GivenConfig g;
+  g.config.name = name;
+  g.named = named;
+  return g;
+}
+
+TEST(PairProfilesTest, NamedConfigsPairByModel) {
+  std::vector<GivenConfig> configs{Given("fraud", true), Given("fashion", true)};
+  auto pairs = PairProfiles(configs, {ProfileOf("fashion"), ProfileOf("fraud")});
+  ASSERT_TRUE(pairs.ok()) << pairs.status().ToString();
+  EXPECT_EQ(*pairs, (std::vector<size_t>{1, 0}));
+}
+
+// A model directory's config with another model's profile is an error naming both.
+TEST(PairProfilesTest, NamedConfigWithAnotherModelsProfileIsAnError) {
+  std::vector<GivenConfig> configs{Given("fraud", true)};
+  auto pairs = PairProfiles(configs, {ProfileOf("fashion")});
+  EXPECT_EQ(pairs.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(pairs.status().message().find("'fraud'"), std::string::npos) << pairs.status().message();
+  EXPECT_NE(pairs.status().message().find("'fashion'"), std::string::npos) << pairs.status().message();
+}
+
+// A config.json outside a model directory ("cfg/config.json") is named by its only profile, not "cfg".
+TEST(PairProfilesTest, UnnamedConfigTakesItsProfilesModel) {
+  std::vector<GivenConfig> configs{Given("cfg", false)};
+  auto pairs = PairProfiles(configs, {ProfileOf("fashion")});
+  ASSERT_TRUE(pairs.ok()) << pairs.status().ToString();
+  EXPECT_EQ(configs[0].config.name, "fashion");
+  std::vector<GivenConfig> two{Given("cfg", false), Given("fraud", true)};
+  EXPECT_EQ(PairProfiles(two, {ProfileOf("fashion"), ProfileOf("fraud")}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ProfileJsonTest, ErrorsNameTheField) {
