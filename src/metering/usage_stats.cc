@@ -340,6 +340,9 @@ std::string ReportJson(const UsageReport& report) {
   w.BeginObject().Key("prices").Raw(PriceSheetJson(report.prices));
   w.Key("granularity_ms").Raw(GranularityMs(report.granularity_us));
   w.Field("records", report.records).Field("from_wall_us", report.from_wall_us).Field("to_wall_us", report.to_wall_us);
+  if (report.virtual_origin_wall_us)
+    w.Field("from_virtual_s", (report.from_wall_us - *report.virtual_origin_wall_us) / 1e6)
+        .Field("to_virtual_s", (report.to_wall_us - *report.virtual_origin_wall_us) / 1e6);
   w.Key("models").BeginArray();
   for (const ModelUsage& row : report.models) {
     w.BeginObject();
@@ -379,8 +382,14 @@ std::string ReportTable(const UsageReport& report) {
   std::string out = "prices " + report.prices.name + " (" + GranularityMs(report.granularity_us) +
                     " ms granularity, init " + (report.prices.bill_init ? "billed" : "not billed") + "); " +
                     std::to_string(report.records) + " records";
-  if (report.records > 0)
+  if (report.records > 0 && report.virtual_origin_wall_us) {
+    char span[96];
+    std::snprintf(span, sizeof span, ", simulated %.1f s to %.1f s", (report.from_wall_us - *report.virtual_origin_wall_us) / 1e6,
+                  (report.to_wall_us - *report.virtual_origin_wall_us) / 1e6);
+    out += span;
+  } else if (report.records > 0) {
     out += ", " + WallTimeText(report.from_wall_us) + " to " + WallTimeText(report.to_wall_us);
+  }
   out += "\n";
   if (report.prices.granularity_us != report.granularity_us)
     out += "NOTE: durations were rounded to " + GranularityMs(report.granularity_us) + " ms, not the sheet's " +

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -97,6 +98,9 @@ struct UsageReport {
   int64_t records = 0;
   Micros from_wall_us = 0;       // earliest start of a record; 0 with no records
   Micros to_wall_us = 0;         // latest end of a record
+  // Set for a simulation's report: its records are in virtual time, this
+  // being the wall time of virtual 0 (shown as seconds from it, not dates).
+  std::optional<Micros> virtual_origin_wall_us;
   std::vector<ModelUsage> models;  // by model name, then the platform's row if it has records
   ModelUsage total;
 };

@@ -273,6 +273,25 @@ TEST(UsageStatsTest, GranularityComesFromTheConstructor) {
   EXPECT_NE(table.find("NOTE: durations were rounded to 100 ms"), std::string::npos) << table;
 }
 
+// A simulation's records are in virtual time: its report shows seconds, not 1970 dates.
+TEST(UsageStatsTest, VirtualTimeShowsAsSecondsNotDates) {
+  UsageStats stats;
+  stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 512, .start_wall_us = 40'216'729,
+                           .stop_wall_us = 196'020'246, .idle_us = 0});
+  UsageReport report = stats.Report(policy::PriceSheet{});
+  EXPECT_NE(ReportTable(report).find("1970-01-01"), std::string::npos);  // wall time, as thaw cost shows it
+  report.virtual_origin_wall_us = 0;
+  const std::string table = ReportTable(report);
+  EXPECT_NE(table.find("simulated 40.2 s to 196.0 s"), std::string::npos) << table;
+  EXPECT_EQ(table.find("1970"), std::string::npos) << table;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  const std::string json = ReportJson(report);
+  ASSERT_EQ(parser.parse(json).get(root), simdjson::SUCCESS) << json;
+  EXPECT_NEAR(root["from_virtual_s"].get_double().value(), 40.216729, 1e-9);
+  EXPECT_NEAR(root["to_virtual_s"].get_double().value(), 196.020246, 1e-9);
+}
+
 TEST(UsageStatsTest, ReportJsonIsValidAndComplete) {
   UsageStats stats;
   stats.Add(Ok("fraud", 1500, 2));

@@ -186,6 +186,7 @@ class Sim {
       Carry();
     }
     result_.report = stats_.Report(prices_);
+    result_.report.virtual_origin_wall_us = options_.start_wall_us;
     return std::move(result_);
   }
 
