@@ -144,7 +144,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
       .costs =
           [&] {
             std::vector<thaw::ModelCostTotals> costs;
-            for (const auto& row : usage_meter.Report().models)
+            // Instances still up count with their idle-warm time and memory held so far.
+            for (const auto& row : usage_meter.Report(runtime.RunningInstanceRecords()).models)
               costs.push_back({.model = row.model,
                                .on_demand_gb_s = row.usage.on_demand_duration_gb_s,
                                .init_gb_s = row.usage.init_gb_s,
@@ -156,9 +157,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                .host_dollars = row.bill.host_usd});
             return costs;
           },
-      .stats_json = [&] { return usage_meter.StatsJson(); },
+      .stats_json = [&] { return usage_meter.StatsJson(runtime.RunningInstanceRecords()); },
       .model_stats_json = [&](const std::string& model) -> std::optional<std::string> {
-        return usage_meter.ModelStatsJson(model);
+        return usage_meter.ModelStatsJson(model, runtime.RunningInstanceRecords());
       },
       .usage_log = [&] { return usage_meter.log_health(); }};
   // The usage log is written in batches, once a second (backing off to 30 s

@@ -68,10 +68,10 @@ void Meter::NoteLogResult(const Status& status) {
              LogFields({{"path", LogValue(log_->path())}, {"reason", LogValue(status.message())}}));
 }
 
-std::string Meter::StatsJson() const { return ReportJson(Report()); }
+std::string Meter::StatsJson(std::span<const InstanceRecord> running) const { return ReportJson(Report(running)); }
 
-std::string Meter::ModelStatsJson(std::string_view model) const {
-  return ModelReportJson(stats_.ModelReport(model, options_.prices), options_.prices, stats_.granularity_us());
+std::string Meter::ModelStatsJson(std::string_view model, std::span<const InstanceRecord> running) const {
+  return ModelReportJson(stats_.ModelReport(model, options_.prices, running), options_.prices, stats_.granularity_us());
 }
 
 void UsageFanOut::Record(UsageRecord record) {

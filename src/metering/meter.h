@@ -55,13 +55,14 @@ class Meter final : public UsageSink {
   // nullopt without a log.
   std::optional<UsageLogHealth> log_health() const;
 
-  // GET /v2/stats: the report for every model and the total (ReportJson).
-  std::string StatsJson() const;
+  // GET /v2/stats: the report for every model and the total (ReportJson),
+  // with the usage so far of the instances still `running` (UsageStats::Report).
+  std::string StatsJson(std::span<const InstanceRecord> running = {}) const;
   // GET /v2/models/{m}/stats: one model's row (ModelReportJson); zeros for
   // a model without records (the caller decides whether the model exists).
-  std::string ModelStatsJson(std::string_view model) const;
+  std::string ModelStatsJson(std::string_view model, std::span<const InstanceRecord> running = {}) const;
 
-  UsageReport Report() const { return stats_.Report(options_.prices); }
+  UsageReport Report(std::span<const InstanceRecord> running = {}) const { return stats_.Report(options_.prices, running); }
   const UsageStats& stats() const { return stats_; }
   const RecentUsage& recent() const { return recent_; }
   const policy::PriceSheet& prices() const { return options_.prices; }

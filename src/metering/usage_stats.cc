@@ -1,6 +1,7 @@
 #include "metering/usage_stats.h"
 
 #include <algorithm>
+#include <set>
 #include <cmath>
 #include <cstdio>
 #include <variant>
@@ -315,23 +316,43 @@ ModelUsage UsageStats::Row(const std::string& model, const Accumulator& acc, con
   return row;
 }
 
-UsageReport UsageStats::Report(const policy::PriceSheet& prices) const {
+UsageStats::Accumulator UsageStats::WithRunning(Accumulator acc, std::string_view model, bool all,
+                                                std::span<const InstanceRecord> running) const {
+  for (const InstanceRecord& r : running) {
+    if (!all && r.model != model) continue;
+    AddTo(acc, r);
+    --acc.instances_stopped;  // still running
+  }
+  return acc;
+}
+
+UsageReport UsageStats::Report(const policy::PriceSheet& prices, std::span<const InstanceRecord> running) const {
   UsageReport report;
   report.prices = prices;
   report.granularity_us = granularity_us_;
   report.records = records_;
   report.from_wall_us = from_wall_us_;
   report.to_wall_us = to_wall_us_;
-  for (const auto& [model, acc] : models_) report.models.push_back(Row(model, acc, prices));
+  std::set<std::string_view> models;
+  for (const auto& [model, acc] : models_) models.insert(model);
+  for (const InstanceRecord& r : running) models.insert(r.model);
+  for (std::string_view model : models) {
+    auto it = models_.find(model);
+    report.models.push_back(Row(std::string(model), WithRunning(it == models_.end() ? Accumulator{} : it->second, model,
+                                                                 false, running),
+                                prices));
+  }
   if (has_platform_) report.models.push_back(Row(std::string(kPlatformModel), platform_, prices));
-  report.total = Row("", total_, prices);
+  report.total = Row("", WithRunning(total_, "", true, running), prices);
   return report;
 }
 
-ModelUsage UsageStats::ModelReport(std::string_view model, const policy::PriceSheet& prices) const {
+ModelUsage UsageStats::ModelReport(std::string_view model, const policy::PriceSheet& prices,
+                                   std::span<const InstanceRecord> running) const {
   if (model == kPlatformModel) return Row(std::string(kPlatformModel), platform_, prices);
   auto it = models_.find(model);
-  return Row(std::string(model), it == models_.end() ? Accumulator{} : it->second, prices);
+  return Row(std::string(model), WithRunning(it == models_.end() ? Accumulator{} : it->second, model, false, running),
+             prices);
 }
 
 std::string ReportJson(const UsageReport& report) {

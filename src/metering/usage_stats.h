@@ -39,6 +39,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,10 +113,15 @@ class UsageStats {
   // Every kind of record; HeldRecords with an empty model go to the platform's row.
   void Add(const UsageRecord& record);
 
-  UsageReport Report(const policy::PriceSheet& prices) const;
+  // `running`: instances still up, as InstanceRecords stopped now; their
+  // usage so far is included (idle-warm, memory held) but they are not
+  // counted as stopped, records or time span. Nothing is kept: their final
+  // records replace them once they stop.
+  UsageReport Report(const policy::PriceSheet& prices, std::span<const InstanceRecord> running = {}) const;
   // One model's row (kPlatformModel: the platform's); all zeros (named
   // `model`) if no record named it.
-  ModelUsage ModelReport(std::string_view model, const policy::PriceSheet& prices) const;
+  ModelUsage ModelReport(std::string_view model, const policy::PriceSheet& prices,
+                         std::span<const InstanceRecord> running = {}) const;
 
   int64_t records() const { return records_; }
   Micros granularity_us() const { return granularity_us_; }
@@ -128,6 +134,9 @@ class UsageStats {
     policy::UsageTotals usage;
   };
   void AddTo(Accumulator& acc, const UsageRecord& record) const;
+  // `acc` with the usage so far of the instances in `running` (of `model`; all for "").
+  Accumulator WithRunning(Accumulator acc, std::string_view model, bool all,
+                          std::span<const InstanceRecord> running) const;
   static ModelUsage Row(const std::string& model, const Accumulator& acc, const policy::PriceSheet& prices);
 
   Micros granularity_us_;

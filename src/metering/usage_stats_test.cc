@@ -273,6 +273,40 @@ TEST(UsageStatsTest, GranularityComesFromTheConstructor) {
   EXPECT_NE(table.find("NOTE: durations were rounded to 100 ms"), std::string::npos) << table;
 }
 
+// An instance still up counts with its idle-warm time so far, without being
+// counted as stopped; its final record replaces it.
+TEST(UsageStatsTest, RunningInstancesCountTheirUsageSoFar) {
+  UsageStats stats;
+  stats.Add(Ok("fraud", 1500));
+  const InstanceRecord running{.model = "fraud", .memory_mb = 512, .start_wall_us = kNov28,
+                               .stop_wall_us = kNov28 + 10 * kMicrosPerSecond, .idle_us = 10 * kMicrosPerSecond,
+                               .stop_reason = "running"};
+  const InstanceRecord other{.model = "fashion", .memory_mb = 1024, .start_wall_us = kNov28,
+                             .stop_wall_us = kNov28 + 2 * kMicrosPerSecond, .idle_us = 2 * kMicrosPerSecond};
+  EXPECT_EQ(stats.ModelReport("fraud", policy::PriceSheet{}).usage.idle_warm_gb_s, 0);
+  const std::vector<InstanceRecord> up{running, other};
+  const ModelUsage row = stats.ModelReport("fraud", policy::PriceSheet{}, up);
+  EXPECT_DOUBLE_EQ(row.usage.idle_warm_gb_s, 10 * 0.5);
+  EXPECT_DOUBLE_EQ(row.usage.held.idle_warm_gb_s, 10 * 0.5);
+  EXPECT_EQ(row.instances_stopped, 0);
+  const UsageReport report = stats.Report(policy::PriceSheet{}, up);
+  EXPECT_EQ(report.records, 1);
+  ASSERT_EQ(report.models.size(), 2u);  // fashion has no record but a running instance
+  EXPECT_EQ(report.models[0].model, "fashion");
+  EXPECT_DOUBLE_EQ(report.models[0].usage.idle_warm_gb_s, 2 * 1.0);
+  EXPECT_DOUBLE_EQ(report.total.usage.idle_warm_gb_s, 10 * 0.5 + 2 * 1.0);
+  EXPECT_EQ(report.total.instances_stopped, 0);
+  // Nothing was kept: without them, as before.
+  EXPECT_EQ(stats.Report(policy::PriceSheet{}).total.usage.idle_warm_gb_s, 0);
+  InstanceRecord stopped = running;
+  stopped.stop_wall_us += 5 * kMicrosPerSecond;
+  stopped.idle_us += 5 * kMicrosPerSecond;
+  stopped.stop_reason = "keep_alive";
+  stats.Add(stopped);
+  EXPECT_DOUBLE_EQ(stats.ModelReport("fraud", policy::PriceSheet{}).usage.idle_warm_gb_s, 15 * 0.5);
+  EXPECT_EQ(stats.ModelReport("fraud", policy::PriceSheet{}).instances_stopped, 1);
+}
+
 // A simulation's records are in virtual time: its report shows seconds, not 1970 dates.
 TEST(UsageStatsTest, VirtualTimeShowsAsSecondsNotDates) {
   UsageStats stats;

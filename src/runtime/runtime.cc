@@ -173,6 +173,17 @@ void Runtime::Infer(std::string_view model_name, std::vector<Tensor> inputs, std
   Carry();
 }
 
+std::vector<metering::InstanceRecord> Runtime::RunningInstanceRecords() const {
+  std::vector<metering::InstanceRecord> records;
+  const Micros wall_now = clock_.WallMicros();
+  for (const sched::Action& running : scheduler_.RunningInstanceUsage(NowPair())) {
+    auto it = models_.find(running.model);
+    if (it == models_.end()) continue;
+    records.push_back(sched::InstanceRecordOf(running, it->second->config.memory_mb, wall_now));
+  }
+  return records;
+}
+
 void Runtime::FlushUsage() {
   scheduler_.FlushProvisioned(NowPair(), &actions_);
   Carry();

@@ -271,6 +271,10 @@ class Runtime {
   // Closes the provisioned and held-memory intervals open now (and reopens
   // them), so usage read next includes that time up to now.
   void FlushUsage();
+  // The instances still up as the usage records stopping them now would be
+  // (stop_reason "running"): a report that includes them shows idle-warm time
+  // and memory held so far (metering::UsageStats::Report). io thread only.
+  std::vector<metering::InstanceRecord> RunningInstanceRecords() const;
 
  private:
   struct Model;

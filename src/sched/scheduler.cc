@@ -866,7 +866,12 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   stop.status = in_flight_status;
   stop.path = instance.path;
   stop.memory_mb = InstanceCharge(model);
-  InstanceUsage& usage = stop.usage;
+  stop.usage = UsageSoFar(instance, now);
+  out->push_back(std::move(stop));
+}
+
+InstanceUsage Scheduler::UsageSoFar(const Instance& instance, Now now) {
+  InstanceUsage usage;
   usage.start_us = instance.start_us;
   usage.start_wall_us = instance.start_wall_us;
   const Micros lifetime = now.mono_us - instance.start_us;
@@ -874,7 +879,24 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   usage.busy_us = instance.busy_us + (instance.in_flight.empty() ? 0 : now.mono_us - instance.busy_since_us);
   usage.idle_us = std::max<Micros>(0, lifetime - usage.init_us - usage.busy_us);
   usage.provisioned = instance.provisioned;
-  out->push_back(std::move(stop));
+  return usage;
+}
+
+std::vector<Action> Scheduler::RunningInstanceUsage(Now now) const {
+  std::vector<Action> running;
+  for (const auto& [name, model] : models_)
+    for (const auto& [id, instance] : model->instances) {
+      Action a;
+      a.kind = Action::Kind::kStop;
+      a.model = name;
+      a.instance_id = id;
+      a.reason = "running";
+      a.path = instance.path;
+      a.memory_mb = InstanceCharge(*model);
+      a.usage = UsageSoFar(instance, now);
+      running.push_back(std::move(a));
+    }
+  return running;
 }
 
 void Scheduler::FailQueued(Model& model, const Status& status, Now, Actions* out) {

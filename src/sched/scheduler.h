@@ -322,6 +322,10 @@ class Scheduler {
   bool HasModel(std::string_view model) const;
   int Queued(std::string_view model) const;
   std::vector<InstanceView> Instances(std::string_view model) const;
+  // Every live instance's usage so far, as the kStop action stopping it now
+  // would carry it (reason "running"), for reports that include instances
+  // still up (GET /v2/stats). Nothing changes.
+  std::vector<Action> RunningInstanceUsage(Now now) const;
   std::optional<InstanceView> FindInstance(std::string_view model, uint64_t instance_id) const;
   // A ready instance under the current settings.
   bool CanServe(std::string_view model) const;
@@ -337,6 +341,8 @@ class Scheduler {
   const Model* Find(std::string_view model) const;
   void Pump(Model& model, Now now, Actions* out);
   void StartInstance(Model& model, Now now, Actions* out);
+  // What `instance` used from its start to now (InstanceUsage).
+  static InstanceUsage UsageSoFar(const Instance& instance, Now now);
   void StopInstance(Model& model, uint64_t instance_id, std::string_view reason, bool fault, const Status& in_flight_status,
                     Now now, Actions* out);
   void FailQueued(Model& model, const Status& status, Now now, Actions* out);

@@ -268,6 +268,33 @@ TEST(Scheduler, KeepAliveStopsAnIdleInstanceAfterKeepAliveS) {
   EXPECT_EQ(stops[0].usage.idle_us, 10 * kMicrosPerSecond);
 }
 
+// A live instance's usage so far is what its stop now would carry, and asking changes nothing.
+TEST(Scheduler, RunningInstanceUsageIsTheStopsUsageSoFar) {
+  Driver d;
+  ASSERT_TRUE(d.Add(Config("m")).ok());
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  EXPECT_EQ(d.scheduler.RunningInstanceUsage(d.At(5)).at(0).usage.init_us, 5);  // not ready yet: all init
+  d.Ready("m", instance, 10);
+  const uint64_t execution = OfKind(d.Take(), Kind::kDispatch).at(0).execution_id;
+  d.Done("m", instance, execution, 1'000);
+  d.Take();
+  const std::vector<Action> running = d.scheduler.RunningInstanceUsage(d.At(1'000 + 4 * kMicrosPerSecond));
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].model, "m");
+  EXPECT_EQ(running[0].instance_id, instance);
+  EXPECT_EQ(running[0].reason, "running");
+  EXPECT_EQ(running[0].usage.init_us, 10);
+  EXPECT_EQ(running[0].usage.busy_us, 990);
+  EXPECT_EQ(running[0].usage.idle_us, 4 * kMicrosPerSecond);
+  EXPECT_TRUE(d.actions.empty());
+  d.Wake("m", 1'000 + 10 * kMicrosPerSecond);  // still stops on time, with its whole idle time
+  auto stops = OfKind(d.Take(), Kind::kStop);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].usage.idle_us, 10 * kMicrosPerSecond);
+  EXPECT_TRUE(d.scheduler.RunningInstanceUsage(d.At(1'000 + 11 * kMicrosPerSecond)).empty());
+}
+
 TEST(Scheduler, ProvisionedInstancesStartAtOnceAndOutliveKeepAlive) {
   Driver d;
   ModelConfig c = Config("m");

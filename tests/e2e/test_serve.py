@@ -850,6 +850,8 @@ def usage_stats():
     stats = json.loads(body)
     assert stats["ok"] >= 2000 and stats["latency_ms"]["p99"] > 0 and stats["usd"]["total"] > 0, stats
     assert stats["gb_s"]["on_demand_duration"] > 0 and stats["cold_starts"] >= 1, stats
+    # fraud's instances are still up: their idle time so far counts before they stop.
+    assert stats["gb_s"]["idle_warm"] > 0 and stats["held_gb_s"]["idle_warm"] > 0, stats
     everything = json.loads(curl("GET", "/v2/stats")[2])
     assert {m["model"] for m in everything["models"]} >= {"fraud", "fashion"}, everything["models"]
     assert everything["total"]["invocations"] >= stats["invocations"]
