@@ -144,8 +144,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
       .costs =
           [&] {
             std::vector<thaw::ModelCostTotals> costs;
-            // Instances still up count with their idle-warm time and memory held so far.
-            for (const auto& row : usage_meter.Report(runtime.RunningInstanceRecords()).models)
+            // Counters: from records only (an instance's usage so far, priced at a
+            // charge that may be re-measured lower, could make them dip).
+            for (const auto& row : usage_meter.Report().models)
               costs.push_back({.model = row.model,
                                .on_demand_gb_s = row.usage.on_demand_duration_gb_s,
                                .init_gb_s = row.usage.init_gb_s,
