@@ -912,8 +912,12 @@ policy::ProvisionedFloor Scheduler::ProvisionedMinimum(const Model& model, Now n
 policy::KeepAliveActions Scheduler::KeepAliveActionsFor(const Model& model, Now now) const {
   std::vector<policy::IdleInstance>& idle = idle_;
   idle.clear();
-  for (const auto& [id, instance] : model.instances)
-    if (instance.ready && instance.in_flight.empty()) idle.push_back({id, instance.idle_since_us});
+  // Requests queued (e.g. a batch filling) are work for the ready instances:
+  // none of them is idle. (Else keep-alive 0 stopped the instance a batch
+  // was waiting for, and a start of no time looped forever.)
+  if (model.queue.empty())
+    for (const auto& [id, instance] : model.instances)
+      if (instance.ready && instance.in_flight.empty()) idle.push_back({id, instance.idle_since_us});
   // Provisioned instances stay; so does what a panic asked for (no scale-down while panicking).
   const int floor = std::max(ProvisionedMinimum(model, now).min_instances, model.panicking ? model.desired : 0);
   return model.keep_alive.Decide(idle, static_cast<int>(model.instances.size()), floor, now.mono_us);

@@ -268,6 +268,42 @@ TEST(Scheduler, KeepAliveStopsAnIdleInstanceAfterKeepAliveS) {
   EXPECT_EQ(stops[0].usage.idle_us, 10 * kMicrosPerSecond);
 }
 
+// Keep-alive 0 does not stop the instance a batch is filling for: a request
+// waiting in the queue is work for it.
+TEST(Scheduler, KeepAliveZeroDoesNotStopTheInstanceABatchWaitsFor) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.inputs = {{"x", DataType::kFp32, {-1, 4}}};
+  c.outputs = {{"y", DataType::kFp32, {-1, 2}}};
+  c.keep_alive_s = 0;
+  c.max_concurrency = 1;
+  c.batching = Batching::kFixed;
+  c.max_batch_size = 4;
+  c.max_queue_delay_us = 1'000;
+  ASSERT_TRUE(d.Add(c).ok());
+  // A first request, sent at once (no execution cost known yet); its instance stops when idle.
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  const uint64_t first = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", first, 10);
+  d.Done("m", first, OfKind(d.Take(), Kind::kDispatch).at(0).execution_id, 1'010);
+  d.Wake("m", 1'010);
+  ASSERT_EQ(OfKind(d.Take(), Kind::kStop).size(), 1u);
+  // The second waits for its batch to fill, until 3,000, on a ready instance.
+  ASSERT_TRUE(d.Arrive("m", 2'000).ok());
+  const uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", instance, 2'010);
+  Actions a = d.Take();
+  EXPECT_TRUE(OfKind(a, Kind::kStop).empty());
+  EXPECT_TRUE(OfKind(a, Kind::kDispatch).empty());
+  d.Wake("m", 2'500);
+  EXPECT_TRUE(OfKind(d.Take(), Kind::kStop).empty());
+  d.Wake("m", 3'000);
+  a = d.Take();
+  EXPECT_TRUE(OfKind(a, Kind::kStop).empty());
+  ASSERT_EQ(OfKind(a, Kind::kDispatch).size(), 1u);
+  EXPECT_EQ(OfKind(a, Kind::kDispatch)[0].instance_id, instance);
+}
+
 // A live instance's usage so far is what its stop now would carry, and asking changes nothing.
 TEST(Scheduler, RunningInstanceUsageIsTheStopsUsageSoFar) {
   Driver d;

@@ -117,6 +117,24 @@ TEST(SimulatorTest, KeepAliveZeroMakesEveryCallCold) {
   EXPECT_EQ(result->cold_starts, 10);
 }
 
+// One instance at most, stopped as soon as it idles, and a batching window:
+// requests that arrive while it starts wait, and every one is answered.
+// (This combination once looped forever; thaw plan's grid found it.)
+TEST(SimulatorTest, OneInstanceWithKeepAliveZeroAndFixedBatchingAnswersAll) {
+  for (thaw::Batching mode : {thaw::Batching::kFixed, thaw::Batching::kAdaptive}) {
+    SimModel m = Model();
+    m.config.max_concurrency = 1;
+    m.config.keep_alive_s = 0;
+    m.config.batching = mode;
+    m.config.max_batch_size = 4;
+    m.config.max_queue_delay_us = 1000;
+    m.profile.start_us = {{"exec", 300 * kMs}};
+    auto result = Simulate({m}, Every(200 * kMs, 50), policy::PriceSheet{});
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(Row(*result).ok + result->rejected_429 + result->deadline_504, 50) << BatchingName(mode);
+  }
+}
+
 // A burst beyond instances x slots + max_queue is refused with 429, as the server does.
 TEST(SimulatorTest, BackPressureRefusesBeyondTheQueue) {
   SimModel m = Model();
