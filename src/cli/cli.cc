@@ -684,9 +684,9 @@ std::string CommandHelp(std::string_view command) {
   return "Usage:" + help.substr(begin, end == std::string::npos ? std::string::npos : end - begin) + "\n";
 }
 
-std::string PercentText(int64_t part, int64_t whole) {
+std::string PercentText(double part, double whole) {
   if (whole == 0) return "0 %";
-  const double percent = 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+  const double percent = 100.0 * part / whole;
   if (part != 0 && std::abs(percent) < 0.005) return "< 0.01 %";
   return DecimalText(percent, 2) + " %";
 }

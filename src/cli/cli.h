@@ -153,7 +153,7 @@ std::string CommandHelp(std::string_view command);
 
 // `part` of `whole` as a percentage with two decimals ("16.67 %"); "< 0.01 %"
 // for a nonzero share below that, "0 %" when whole is 0.
-std::string PercentText(int64_t part, int64_t whole);
+std::string PercentText(double part, double whole);
 // `value` with `decimals` digits after the point ("155.7").
 std::string DecimalText(double value, int decimals);
 

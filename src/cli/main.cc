@@ -392,18 +392,26 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 2;
   }
-  std::cout << "thaw plan: " << result->candidates.size() << " settings simulated on " << requests.size()
-            << " requests in " << (clock.NowMicros() - started) / 1e6 << " s; p99 target " << options.slo_p99_ms
-            << " ms\n\nPareto front (cost vs p99, no 429/504):\n";
-  char line[512];
-  std::snprintf(line, sizeof(line), "  %-12s %-10s %-8s %-7s %s\n", "$", "$/1M", "p99 ms", "cold", "settings");
-  std::cout << line;
-  for (const sim::Candidate& c : result->candidates) {
-    if (!c.pareto) continue;
-    std::snprintf(line, sizeof(line), "  %-12.6f %-10.4f %-8.2f %-7lld %s%s\n", c.dollars, c.dollars_per_million, c.p99_ms,
-                  static_cast<long long>(c.cold_starts), c.label.c_str(), c.meets_slo ? "" : "  (misses target)");
+  std::cout << "thaw plan: " << result->candidates.size() << " settings (" << result->simulations
+            << " simulations) on " << requests.size() << " requests in "
+            << thaw::cli::DecimalText((clock.NowMicros() - started) / 1e6, 1) << " s; p99 target "
+            << options.slo_p99_ms << " ms; cost = Lambda-style bill + host cost of the memory held ($ "
+            << prices.host_usd_per_gb_hour << "/GB-h)\n\nPareto front (cost vs p99, no 429/504):\n";
+  char line[640];
+  auto print_row = [&](const sim::Candidate& c, const char* note) {
+    std::snprintf(line, sizeof(line), "  %-11.6f %-11.6f %-11.6f %-8.2f %-7lld %s%s%s\n", c.objective, c.dollars,
+                  c.host_dollars, c.p99_ms, static_cast<long long>(c.cold_starts), c.label.c_str(),
+                  c.meets_slo ? "" : "  (misses target)", note);
     std::cout << line;
-  }
+  };
+  std::snprintf(line, sizeof(line), "  %-11s %-11s %-11s %-8s %-7s %s\n", "cost $", "bill $", "host $", "p99 ms", "cold",
+                "settings");
+  std::cout << line;
+  for (const sim::Candidate& c : result->candidates)
+    if (c.pareto) print_row(c, "");
+  const sim::Candidate& input = result->candidates[result->input];
+  std::cout << "\nYour config:\n";
+  print_row(input, "");
   if (!result->best) {
     std::cout << "\nNo setting met p99 <= " << options.slo_p99_ms << " ms without 429/504.\n";
     return 1;
@@ -412,9 +420,23 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   const std::string out = options.out_path.empty() ? config.name + ".plan.json" : options.out_path;
   std::ofstream file(out, std::ios::binary | std::ios::trunc);
   file << thaw::EncodeModelConfig(best.config);
-  std::cout << "\nCheapest meeting the target: " << best.label << "\n  p99 " << best.p99_ms << " ms, $"
-            << best.dollars << " ($" << best.dollars_per_million << " per 1 M), " << best.cold_starts
-            << " cold starts -> " << out << (file ? "" : " (could not be written)") << "\n";
+  std::cout << "\nCheapest meeting the target: " << best.label << "\n  cost $" << best.objective << " (bill $"
+            << best.dollars << ", host $" << best.host_dollars << "), p99 " << best.p99_ms << " ms, "
+            << best.cold_starts << " cold starts -> " << out << (file ? "" : " (could not be written)") << "\n";
+  if (input.meets_slo && input.objective > 0)
+    std::cout << "  against your config: " << thaw::cli::PercentText(best.objective, input.objective) << " of its cost\n";
+  // Why this one: the next cheapest that meet the target, and what they trade.
+  std::cout << "  next best meeting the target:\n";
+  int shown = 0;
+  for (size_t i = *result->best + 1; i < result->candidates.size() && shown < 3; ++i) {
+    const sim::Candidate& c = result->candidates[i];
+    if (!c.meets_slo) continue;
+    ++shown;
+    std::cout << "    +" << thaw::cli::PercentText(c.objective - best.objective, best.objective)
+              << " cost, p99 " << thaw::cli::DecimalText(c.p99_ms, 2) << " ms, " << c.cold_starts
+              << " cold starts: " << c.label << "\n";
+  }
+  if (shown == 0) std::cout << "    (none)\n";
   return file ? 0 : 1;
 }
 
@@ -661,7 +683,7 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
               << BatchingName(config.batching)
               << ", memory " << config.memory_mb << " MB\n";
   std::cout << "  cold starts " << result->cold_starts << " ("
-            << thaw::cli::PercentText(result->cold_starts, static_cast<int64_t>(requests.size())) << "), 429 "
+            << thaw::cli::PercentText(static_cast<double>(result->cold_starts), static_cast<double>(requests.size())) << "), 429 "
             << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "
             << thaw::cli::DecimalText(result->busy_instance_s, 1) << " idle "
             << thaw::cli::DecimalText(result->idle_instance_s, 1) << " provisioned "

@@ -1,17 +1,26 @@
 // Planner: which settings meet a p99 latency target at the lowest cost for
-// a given trace? It simulates (simulator.h) every combination of a grid of
-// settings and keeps the Pareto front of (p99, cost):
-//   memory_mb      each size sets the thread count as Lambda sets vCPUs
-//                  (one per 1,769 MB, at least 1), and so which execution
-//                  table of the profile applies;
-//   batching       off; fixed at max_batch_size 4/8/16 with 1 ms and 5 ms
-//                  windows; adaptive with slo_p99_ms = the target;
-//   min_instances  provisioned concurrency 0, 1, 2, 4;
-//   keep-alive     fixed 0 s, 10 s, 60 s, 600 s; histogram.
-// Everything else comes from the base config. A candidate meets the target
-// when its p99 <= slo_p99_ms and no request got 429 or 504.
-// Guarantees: deterministic for a seed (every candidate runs the same trace
-// with the same seed). Errors: those of Simulate. Thread safety: pure.
+// a given trace? It simulates (simulator.h) the input config as given and
+// every combination of a grid of settings, and keeps the Pareto front of
+// (p99, cost). Cost is the objective: bill_weight x the Lambda-style bill +
+// host_weight x the host cost of the memory held (idle-warm instances,
+// templates and standbys included), both reported:
+//   memory_mb        Lambda-like sizes and the config's own, at least the
+//                    profile's measured RSS + 25 %; each size sets the thread
+//                    count as Lambda sets vCPUs (one per 1,769 MB, at least
+//                    1), and so which execution table of the profile applies;
+//   batching         off; fixed at max_batch_size 4/8/16 with 1 ms and 5 ms
+//                    windows; adaptive with slo_p99_ms = the target;
+//   min_instances    provisioned concurrency 0, 1, 2, 4 and the config's;
+//   max_concurrency  1, the config's, twice the config's;
+//   keep-alive       fixed 0 s, 10 s, 60 s, 600 s and the config's; histogram.
+// Everything else comes from the base config. Sizes with the same thread
+// count are simulated once: a run at another size differs only in GB-s,
+// which scale with memory_mb (all but the shared zygote's). A candidate
+// meets the target when its p99 <= slo_p99_ms and no request got 429 or 504.
+// Guarantees: the input config is a candidate, so a plan is never costlier
+// than it when it meets the target; deterministic for a seed (every
+// candidate runs the same trace with the same seed). Errors: those of
+// Simulate. Thread safety: pure.
 #pragma once
 
 #include <functional>
@@ -26,31 +35,45 @@ namespace thaw::sim {
 
 struct PlanOptions {
   double slo_p99_ms = 100;
-  std::vector<int64_t> memory_mb = {1024, 1769, 3538};
+  // The grid; the base config's own value is always added to each.
+  std::vector<int64_t> memory_mb = {128, 256, 512, 1024, 1769, 3538};
   std::vector<int> min_instances = {0, 1, 2, 4};
+  std::vector<int> max_concurrency = {1};  // and the config's, and twice it
   std::vector<int64_t> keep_alive_s = {0, 10, 60, 600};
   bool try_histogram = true;
   std::vector<int> max_batch_sizes = {4, 8, 16};
   std::vector<Micros> batch_delays_us = {1000, 5000};
   uint64_t seed = 1;
+  // The objective: bill_weight x Lambda-style bill + host_weight x host cost.
+  double bill_weight = 1;
+  double host_weight = 1;
 };
 
 struct Candidate {
   ModelConfig config;
+  bool is_input = false;  // the base config as given
   double p99_ms = 0;
-  double dollars = 0;
+  double dollars = 0;        // the Lambda-style bill
+  double host_dollars = 0;   // the host cost of the memory held
+  double objective = 0;      // bill_weight x dollars + host_weight x host_dollars
   double dollars_per_million = 0;
   int64_t cold_starts = 0;
   int64_t errors = 0;  // 429 + 504
   bool meets_slo = false;
-  bool pareto = false;  // no other candidate is both cheaper and faster
+  bool pareto = false;  // no other candidate is both cheaper (objective) and faster
   std::string label;    // short description of the settings tried
 };
 
 struct PlanResult {
-  std::vector<Candidate> candidates;      // every one simulated, cheapest first
+  std::vector<Candidate> candidates;      // every one evaluated, cheapest (objective) first
   std::optional<size_t> best;             // index of the cheapest meeting the target
+  size_t input = 0;                       // index of the base config as given
+  int simulations = 0;                    // runs of the simulator (sizes sharing a thread count share one)
 };
+
+// The smallest memory_mb the profile's measured resident memory allows
+// (RSS + 25 %); 0 when it measured none.
+int64_t MinimumMemoryMb(const ProfileFile& profile);
 
 // Lambda's rule: one vCPU per 1,769 MB.
 int ThreadsForMemory(int64_t memory_mb);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace thaw::sim {
 namespace {
 
@@ -37,12 +39,16 @@ TEST(PlannerTest, CheapestMeetingTheSloIsChosenAndIsOnTheParetoFront) {
   o.slo_p99_ms = 50;
   o.memory_mb = {1024};
   o.min_instances = {0, 1};
+  o.max_concurrency = {4};
   o.keep_alive_s = {0, 10};
   o.try_histogram = false;
   o.max_batch_sizes = {};
-  auto plan = Plan(Base(), Profile(), Periodic(), policy::PriceSheet{}, o);
+  ModelConfig base = Base();
+  base.keep_alive_s = 10;
+  auto plan = Plan(base, Profile(), Periodic(), policy::PriceSheet{}, o);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->candidates.size(), 4u);  // 1 memory x 1 batching x 2 provisioned x 2 keep-alive
+  // The input, then 1 memory x 1 batching x 2 max_concurrency (4, twice 4) x 2 provisioned x 2 keep-alive.
+  ASSERT_EQ(plan->candidates.size(), 9u);
   ASSERT_TRUE(plan->best.has_value());
   const Candidate& best = plan->candidates[*plan->best];
   EXPECT_TRUE(best.meets_slo);
@@ -52,7 +58,7 @@ TEST(PlannerTest, CheapestMeetingTheSloIsChosenAndIsOnTheParetoFront) {
   EXPECT_EQ(best.config.keep_alive_s, 10);
   for (const Candidate& c : plan->candidates)
     if (c.meets_slo) {
-      EXPECT_GE(c.dollars, best.dollars);
+      EXPECT_GE(c.objective, best.objective);
     }
   EXPECT_TRUE(best.pareto);
   // keep-alive 0 without provisioning: every call cold, p99 above 300 ms.
@@ -62,6 +68,112 @@ TEST(PlannerTest, CheapestMeetingTheSloIsChosenAndIsOnTheParetoFront) {
   ASSERT_NE(cold, plan->candidates.end());
   EXPECT_FALSE(cold->meets_slo);
   EXPECT_GT(cold->p99_ms, 300);
+}
+
+PlanOptions SmallGrid() {
+  PlanOptions o;
+  o.slo_p99_ms = 50;
+  o.memory_mb = {1024};
+  o.min_instances = {0};
+  o.max_concurrency = {};
+  o.keep_alive_s = {10, 600};
+  o.try_histogram = false;
+  o.max_batch_sizes = {};
+  return o;
+}
+
+// The input config is evaluated as given, so a plan never costs more than it.
+TEST(PlannerTest, InputConfigIsACandidateAndThePlanIsNeverCostlier) {
+  ModelConfig base = Base();
+  base.memory_mb = 3000;  // not in the grid; 1 thread as given
+  base.threads = 1;
+  base.keep_alive_s = 30;
+  auto plan = Plan(base, Profile(), Periodic(), policy::PriceSheet{}, SmallGrid());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  const Candidate& input = plan->candidates.at(plan->input);
+  EXPECT_TRUE(input.is_input);
+  EXPECT_EQ(input.config.memory_mb, 3000);
+  EXPECT_EQ(input.config.threads, 1);
+  EXPECT_EQ(input.config.keep_alive_s, 30);
+  EXPECT_NE(input.label.find("your config"), std::string::npos);
+  ASSERT_TRUE(input.meets_slo);
+  ASSERT_TRUE(plan->best.has_value());
+  EXPECT_LE(plan->candidates[*plan->best].objective, input.objective);
+}
+
+// Five bursts of ten calls a second apart, 200 s between bursts.
+std::vector<SimArrival> BurstsWithGaps() {
+  std::vector<SimArrival> out;
+  for (int burst = 0; burst < 5; ++burst)
+    for (int i = 0; i < 10; ++i) out.push_back({(burst * 210 + i) * kMicrosPerSecond, 0, 1});
+  return out;
+}
+
+// Idle-warm time costs nothing on a Lambda bill but holds memory: with the
+// host cost in the objective a 600 s keep-alive across 200 s gaps costs more
+// than 10 s (cold starts whose init is billed); on the bill alone, less.
+TEST(PlannerTest, HostCostDecidesBetweenKeepAlives) {
+  auto find = [](const PlanResult& plan, int64_t keep) {
+    for (const Candidate& c : plan.candidates)
+      if (!c.is_input && c.config.keep_alive_s == keep && c.config.max_concurrency == 4) return c;
+    ADD_FAILURE() << "no candidate with keep-alive " << keep;
+    return Candidate{};
+  };
+  PlanOptions o = SmallGrid();
+  o.slo_p99_ms = 1000;  // cold starts allowed
+  auto plan = Plan(Base(), Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  const Candidate short_keep = find(*plan, 10), long_keep = find(*plan, 600);
+  EXPECT_GT(short_keep.cold_starts, long_keep.cold_starts);
+  EXPECT_GT(short_keep.dollars, long_keep.dollars);          // billed init
+  EXPECT_GT(long_keep.host_dollars, short_keep.host_dollars);  // 4 x ~200 s held
+  EXPECT_EQ(plan->candidates[*plan->best].config.keep_alive_s, 10);
+
+  o.host_weight = 0;
+  auto bill_plan = Plan(Base(), Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(bill_plan.ok());
+  EXPECT_EQ(bill_plan->candidates[*bill_plan->best].config.keep_alive_s, 600);
+}
+
+// Sizes below the profile's measured RSS + 25 % are not tried; the config's own size is.
+TEST(PlannerTest, MemoryGridStartsAtTheMeasuredRssAndHasTheConfigsSize) {
+  ProfileFile profile = Profile();
+  profile.memory_kb["rss"] = 300 * 1024;
+  EXPECT_EQ(MinimumMemoryMb(profile), 375);
+  PlanOptions o = SmallGrid();
+  o.memory_mb = {128, 256, 512, 1024};
+  ModelConfig base = Base();
+  base.memory_mb = 640;
+  auto plan = Plan(base, profile, Periodic(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  std::set<int64_t> sizes;
+  for (const Candidate& c : plan->candidates) sizes.insert(c.config.memory_mb);
+  EXPECT_EQ(sizes, (std::set<int64_t>{512, 640, 1024}));
+}
+
+// Sizes with the same thread count share one simulation; their costs are
+// what simulating each would give.
+TEST(PlannerTest, SizesSharingAThreadCountCostWhatTheirOwnRunWould) {
+  PlanOptions o = SmallGrid();
+  o.memory_mb = {512, 1024};
+  o.keep_alive_s = {10};
+  ModelConfig base = Base();
+  base.memory_mb = 1024;
+  base.keep_alive_s = 10;
+  base.threads = 1;
+  auto plan = Plan(base, Profile(), Periodic(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  // The input, then max_concurrency 4 and 8 at two sizes sharing one run each.
+  EXPECT_EQ(plan->candidates.size(), 5u);
+  EXPECT_EQ(plan->simulations, 3);
+  for (const Candidate& c : plan->candidates) {
+    if (c.is_input || c.config.memory_mb != 512) continue;
+    auto own = Simulate({SimModel{c.config, Profile().ForThreads(1)}}, Periodic(), policy::PriceSheet{}, {.seed = o.seed});
+    ASSERT_TRUE(own.ok());
+    EXPECT_NEAR(c.dollars, own->report.total.bill.total_usd, 1e-12);
+    EXPECT_NEAR(c.host_dollars, own->report.total.bill.host_usd, 1e-12);
+    EXPECT_DOUBLE_EQ(c.p99_ms, own->report.total.p99_ms);
+  }
 }
 
 TEST(PlannerTest, MemorySetsThreadsAsLambdaSetsVcpus) {
