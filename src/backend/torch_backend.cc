@@ -283,6 +283,16 @@ torch::jit::Module LoadFlatbuffer(const std::string& bytes) {
   return module;
 }
 
+// optimize_for_inference in place; on failure the module stays as it was (logged).
+void OptimizeForInference(const ModelConfig& config, torch::jit::Module& module) {
+  try {
+    module = torch::jit::optimize_for_inference(module);
+  } catch (const std::exception& e) {
+    LogEvent(LogLevel::kWarning, "torch_optimize_failed",
+             LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
+  }
+}
+
 // True if `module`'s forward graph has a convolution (at any depth), the
 // operators optimize_for_inference rewrites for speed on CPU (mkldnn
 // layouts, conv-add-relu fusion).
@@ -374,14 +384,7 @@ StatusOr<std::string> PrepareTorchScriptArtifact(const ModelConfig& config) {
     return InvalidArgument("model '" + config.name + "': cannot save its frozen module: " +
                            ClientEngineMessage(EngineMessage(e)));
   }
-  if (optimize) {
-    try {
-      instance = torch::jit::optimize_for_inference(instance);
-    } catch (const std::exception& e) {
-      LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-               LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
-    }
-  }
+  if (optimize) OptimizeForInference(config, instance);
   // Proven once, here: optimised as an instance will, it runs on the
   // config's inputs and gives its outputs, so an instance that loads the
   // artifact may skip its own warm-up run (BackendLoadOptions).
@@ -428,14 +431,7 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
       optimize = true;  // no forward graph to read: let the optimiser report it
     }
   }
-  if (optimize) {
-    try {
-      module = torch::jit::optimize_for_inference(module);
-    } catch (const std::exception& e) {
-      LogEvent(LogLevel::kWarning, "torch_optimize_failed",
-               LogFields({{"model", LogValue(config.name)}, {"error", LogValue(EngineMessage(e))}}));
-    }
-  }
+  if (optimize) OptimizeForInference(config, module);
   const Micros load_end = clock.NowMicros();
 
   auto backend = std::make_unique<TorchScriptBackend>(config, std::move(module), std::move(input_types),
