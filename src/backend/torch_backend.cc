@@ -297,7 +297,7 @@ void OptimizeForInference(const ModelConfig& config, torch::jit::Module& module)
 // operators optimize_for_inference rewrites for speed on CPU (mkldnn
 // layouts, conv-add-relu fusion).
 // For a model without convolutions, what optimize_for_inference gains it
-// (measured here: fraud 9.3 -> 6.9 us, textenc 4.2 -> 3.7 ms warm) comes from
+// (measured here, medians of 300 warm calls: fraud at 32 rows 14.8 -> 11.1 us, textenc 4.2 -> 3.7 ms) comes from
 // linear weights transposed ahead, a rewrite that serialises; the rest
 // (mkldnn layouts) does not, nor does it speed such a model up.
 void TransposeLinearWeights(torch::jit::Module& module) {
