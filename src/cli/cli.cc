@@ -361,6 +361,21 @@ Status ParseCost(const std::vector<std::string>& args, CostCommandOptions* cost,
   return Status::Ok();
 }
 
+// "1,2,4" -> {1, 2, 4}, each in [min, max]; errors name the flag.
+template <typename Int>
+Status ParseIntegerList(const std::string& flag, const std::string& text, Int min, Int max, std::vector<Int>* out) {
+  out->clear();
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    auto n = ParseInteger<Int>(flag, text.substr(start, comma - start), min, max);
+    if (!n.ok()) return n.status();
+    out->push_back(*n);
+    start = comma + 1;
+  }
+  return Status::Ok();
+}
+
 Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOptions* sim, bool* help, bool plan,
                      bool replay) {
   const std::string command = replay ? "thaw replay" : plan ? "thaw plan" : "thaw simulate";
@@ -434,6 +449,18 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       sim->slo_p99_ms = *slo;
     } else if (plan && name == "--out") {
       sim->out_path = value;
+    } else if (plan && name == "--memory-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 128, 10240, &sim->plan_memory_mb));
+    } else if (plan && name == "--max-concurrency-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 1, 1000, &sim->plan_max_concurrency));
+    } else if (plan && name == "--min-instances-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 0, 1000, &sim->plan_min_instances));
+    } else if (plan && name == "--keep-alive-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_keep_alive_s));
+    } else if (plan && (name == "--bill-weight" || name == "--host-weight")) {
+      auto weight = ParseNumber(name, value, 0, false, 1e6);
+      if (!weight.ok()) return weight.status();
+      (name == "--bill-weight" ? sim->bill_weight : sim->host_weight) = *weight;
     } else if (replay && name == "--url") {
       auto url = load::ParseHttpUrl(value);
       if (!url.ok()) return InvalidArgument("--url: " + url.status().message());
@@ -461,6 +488,8 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     if (plan && sim->config_paths.size() > 1) return InvalidArgument(command + " plans one model: give one --config");
   }
   if (plan && sim->slo_p99_ms <= 0) return InvalidArgument(command + " needs --slo-p99-ms X");
+  if (plan && sim->bill_weight == 0 && sim->host_weight == 0)
+    return InvalidArgument(command + ": --bill-weight and --host-weight cannot both be 0");
   const bool synthetic = sim->poisson_rate_per_s > 0;
   if (synthetic == !sim->trace_path.empty())
     return InvalidArgument(command + " needs one trace: --trace FILE, --azure FILE or --poisson RATE --duration-s S");
@@ -650,12 +679,22 @@ Usage:
       --template-admit-calls  as for thaw serve (default budget: unlimited); measured charges come
                 from the profiles' memory_kb (cgroup_peak, else private)
   thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
-            [--out FILE] [--prices NAME|FILE] [--seed N]
-      Simulate a grid of settings (memory_mb and so threads, batching,
-      provisioned instances, keep-alive policy and time) on the trace, print
-      the Pareto front of cost vs p99 and write the cheapest config meeting
-      the p99 target, as a config.json thaw serve accepts (--out, default
-      <model>.plan.json). Shows progress on a terminal.
+            [--out FILE] [--prices NAME|FILE] [--seed N] [--memory-grid MB,..]
+            [--max-concurrency-grid N,..] [--min-instances-grid N,..]
+            [--keep-alive-grid S,..] [--bill-weight W] [--host-weight W]
+      Simulate your config and a grid of settings (memory_mb and so threads,
+      batching, max_concurrency, provisioned instances, keep-alive policy
+      and time; the config's own values are always in it) on the trace,
+      print the Pareto front of cost vs p99, your config, the cheapest
+      meeting the p99 target and the next best, and write the cheapest as a
+      config.json thaw serve accepts (--out, default <model>.plan.json).
+      Cost = bill weight x the Lambda-style bill + host weight x the host
+      cost of the memory held (both 1 by default; 0 leaves one out).
+      Defaults: --memory-grid 128,256,512,1024,1769,3538 (sizes below the
+      profile's measured RSS + 25 % are skipped), --max-concurrency-grid 1
+      (and the config's, and twice it), --min-instances-grid 0,1,2,4,
+      --keep-alive-grid 0,10,60,600 (and the histogram policy). Shows
+      progress on a terminal.
   thaw replay (trace flags as for simulate) --url http://HOST:PORT
               (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
       Send the trace's requests to a running server at their times (open loop,

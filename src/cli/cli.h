@@ -123,6 +123,14 @@ struct SimulateCommandOptions {
   // `thaw plan` only (same trace, profile and config flags):
   double slo_p99_ms = 0;  // required for plan
   std::string out_path;   // where the chosen config goes; empty = <model>.plan.json
+  // The grid (sim::PlanOptions; empty = its default), comma-separated on the
+  // command line; the config's own values are always added.
+  std::vector<int64_t> plan_memory_mb;        // --memory-grid
+  std::vector<int> plan_max_concurrency;      // --max-concurrency-grid
+  std::vector<int> plan_min_instances;        // --min-instances-grid
+  std::vector<int64_t> plan_keep_alive_s;     // --keep-alive-grid
+  double bill_weight = 1;                     // --bill-weight: cost = bill_weight x bill
+  double host_weight = 1;                     // --host-weight:  + host_weight x host cost
   // `thaw replay` only (same trace flags; no profile or config):
   std::string url;            // http://host:port of a running thaw serve
   std::string model;          // the model every request of the trace goes to

@@ -422,5 +422,33 @@ TEST(CliTest, SimulateErrorsNameWhatIsMissing) {
             std::string::npos);
 }
 
+TEST(CliTest, PlanGridAndWeightFlags) {
+  const std::vector<std::string> base = {"plan", "--poisson", "1", "--duration-s", "10", "--profile", "p.json",
+                                         "--config", "c.json", "--slo-p99-ms", "50"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ParseCommandLine(args);
+  };
+  auto command = with({"--memory-grid", "256,1024", "--max-concurrency-grid=1,3", "--min-instances-grid", "0",
+                       "--keep-alive-grid", "5,60", "--host-weight", "0.5", "--bill-weight", "2"});
+  ASSERT_TRUE(command.ok()) << command.status().ToString();
+  EXPECT_EQ(command->simulate.plan_memory_mb, (std::vector<int64_t>{256, 1024}));
+  EXPECT_EQ(command->simulate.plan_max_concurrency, (std::vector<int>{1, 3}));
+  EXPECT_EQ(command->simulate.plan_min_instances, (std::vector<int>{0}));
+  EXPECT_EQ(command->simulate.plan_keep_alive_s, (std::vector<int64_t>{5, 60}));
+  EXPECT_DOUBLE_EQ(command->simulate.host_weight, 0.5);
+  EXPECT_DOUBLE_EQ(command->simulate.bill_weight, 2);
+  EXPECT_TRUE(with({}).value().simulate.plan_memory_mb.empty());  // the planner's default grid
+  EXPECT_NE(with({"--memory-grid", "64"}).status().message().find("--memory-grid"), std::string::npos);
+  EXPECT_NE(with({"--memory-grid", "256,,512"}).status().message().find("--memory-grid"), std::string::npos);
+  EXPECT_NE(with({"--max-concurrency-grid", "0"}).status().message().find("--max-concurrency-grid"), std::string::npos);
+  EXPECT_NE(with({"--host-weight", "0", "--bill-weight", "0"}).status().message().find("both be 0"), std::string::npos);
+  EXPECT_FALSE(ParseCommandLine({"simulate", "--poisson", "1", "--duration-s", "10", "--profile", "p", "--config", "c",
+                                 "--memory-grid", "256"})
+                   .ok());  // plan only
+  EXPECT_NE(CommandHelp("plan").find("--host-weight"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace thaw::cli

@@ -383,6 +383,12 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
          const thaw::policy::PriceSheet& prices, const thaw::Clock& clock) {
   namespace sim = thaw::sim;
   sim::PlanOptions plan_options{.slo_p99_ms = options.slo_p99_ms, .seed = options.seed};
+  if (!options.plan_memory_mb.empty()) plan_options.memory_mb = options.plan_memory_mb;
+  if (!options.plan_max_concurrency.empty()) plan_options.max_concurrency = options.plan_max_concurrency;
+  if (!options.plan_min_instances.empty()) plan_options.min_instances = options.plan_min_instances;
+  if (!options.plan_keep_alive_s.empty()) plan_options.keep_alive_s = options.plan_keep_alive_s;
+  plan_options.bill_weight = options.bill_weight;
+  plan_options.host_weight = options.host_weight;
   const thaw::Micros started = clock.NowMicros();
   thaw::cli::ProgressBar bar(clock);
   auto result = sim::Plan(config, profile, requests, prices, plan_options,
@@ -395,8 +401,9 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   std::cout << "thaw plan: " << result->candidates.size() << " settings (" << result->simulations
             << " simulations) on " << requests.size() << " requests in "
             << thaw::cli::DecimalText((clock.NowMicros() - started) / 1e6, 1) << " s; p99 target "
-            << options.slo_p99_ms << " ms; cost = Lambda-style bill + host cost of the memory held ($ "
-            << prices.host_usd_per_gb_hour << "/GB-h)\n\nPareto front (cost vs p99, no 429/504):\n";
+            << options.slo_p99_ms << " ms; cost = " << options.bill_weight << " x Lambda-style bill + "
+            << options.host_weight << " x host cost of the memory held ($ " << prices.host_usd_per_gb_hour
+            << "/GB-h)\n\nPareto front (cost vs p99, no 429/504):\n";
   char line[640];
   auto print_row = [&](const sim::Candidate& c, const char* note) {
     std::snprintf(line, sizeof(line), "  %-11.6f %-11.6f %-11.6f %-8.2f %-7lld %s%s%s\n", c.objective, c.dollars,
