@@ -457,6 +457,8 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 0, 1000, &sim->plan_min_instances));
     } else if (plan && name == "--keep-alive-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_keep_alive_s));
+    } else if (plan && name == "--template-keep-alive-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_template_keep_alive_s));
     } else if (plan && (name == "--bill-weight" || name == "--host-weight")) {
       auto weight = ParseNumber(name, value, 0, false, 1e6);
       if (!weight.ok()) return weight.status();
@@ -681,10 +683,12 @@ Usage:
   thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
             [--out FILE] [--prices NAME|FILE] [--seed N] [--memory-grid MB,..]
             [--max-concurrency-grid N,..] [--min-instances-grid N,..]
-            [--keep-alive-grid S,..] [--bill-weight W] [--host-weight W]
+            [--keep-alive-grid S,..] [--template-keep-alive-grid S,..]
+            [--bill-weight W] [--host-weight W]
       Simulate your config and a grid of settings (memory_mb and so threads,
       batching, max_concurrency, provisioned instances, keep-alive policy
-      and time; the config's own values are always in it) on the trace,
+      and time, template keep-alive; the config's own values are always in
+      it) on the trace,
       print the Pareto front of cost vs p99, your config, the cheapest
       meeting the p99 target and the next best, and write the cheapest as a
       config.json thaw serve accepts (--out, default <model>.plan.json).
@@ -693,7 +697,8 @@ Usage:
       Defaults: --memory-grid 128,256,512,1024,1769,3538 (sizes below the
       profile's measured RSS + 25 % are skipped), --max-concurrency-grid 1
       (and the config's, and twice it), --min-instances-grid 0,1,2,4,
-      --keep-alive-grid 0,10,60,600 (and the histogram policy). Shows
+      --keep-alive-grid 0,10,60,600 (and the histogram policy),
+      --template-keep-alive-grid 60,300 (template path only). Shows
       progress on a terminal.
   thaw replay (trace flags as for simulate) --url http://HOST:PORT
               (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)

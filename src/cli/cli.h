@@ -129,6 +129,7 @@ struct SimulateCommandOptions {
   std::vector<int> plan_max_concurrency;      // --max-concurrency-grid
   std::vector<int> plan_min_instances;        // --min-instances-grid
   std::vector<int64_t> plan_keep_alive_s;     // --keep-alive-grid
+  std::vector<int64_t> plan_template_keep_alive_s;  // --template-keep-alive-grid
   double bill_weight = 1;                     // --bill-weight: cost = bill_weight x bill
   double host_weight = 1;                     // --host-weight:  + host_weight x host cost
   // `thaw replay` only (same trace flags; no profile or config):

@@ -431,12 +431,14 @@ TEST(CliTest, PlanGridAndWeightFlags) {
     return ParseCommandLine(args);
   };
   auto command = with({"--memory-grid", "256,1024", "--max-concurrency-grid=1,3", "--min-instances-grid", "0",
-                       "--keep-alive-grid", "5,60", "--host-weight", "0.5", "--bill-weight", "2"});
+                       "--keep-alive-grid", "5,60", "--template-keep-alive-grid", "30", "--host-weight", "0.5",
+                       "--bill-weight", "2"});
   ASSERT_TRUE(command.ok()) << command.status().ToString();
   EXPECT_EQ(command->simulate.plan_memory_mb, (std::vector<int64_t>{256, 1024}));
   EXPECT_EQ(command->simulate.plan_max_concurrency, (std::vector<int>{1, 3}));
   EXPECT_EQ(command->simulate.plan_min_instances, (std::vector<int>{0}));
   EXPECT_EQ(command->simulate.plan_keep_alive_s, (std::vector<int64_t>{5, 60}));
+  EXPECT_EQ(command->simulate.plan_template_keep_alive_s, (std::vector<int64_t>{30}));
   EXPECT_DOUBLE_EQ(command->simulate.host_weight, 0.5);
   EXPECT_DOUBLE_EQ(command->simulate.bill_weight, 2);
   EXPECT_TRUE(with({}).value().simulate.plan_memory_mb.empty());  // the planner's default grid

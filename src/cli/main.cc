@@ -387,6 +387,8 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   if (!options.plan_max_concurrency.empty()) plan_options.max_concurrency = options.plan_max_concurrency;
   if (!options.plan_min_instances.empty()) plan_options.min_instances = options.plan_min_instances;
   if (!options.plan_keep_alive_s.empty()) plan_options.keep_alive_s = options.plan_keep_alive_s;
+  if (!options.plan_template_keep_alive_s.empty())
+    plan_options.template_keep_alive_s = options.plan_template_keep_alive_s;
   plan_options.bill_weight = options.bill_weight;
   plan_options.host_weight = options.host_weight;
   const thaw::Micros started = clock.NowMicros();

@@ -46,7 +46,9 @@ std::string Label(const ModelConfig& c) {
   return std::to_string(c.memory_mb) + " MB/" + std::to_string(c.threads) + "t, " + batching + ", max " +
          std::to_string(c.max_concurrency) + ", provisioned " + std::to_string(c.min_instances) + ", keep-alive " +
          std::string(KeepAliveName(c.keep_alive_policy)) +
-         (c.keep_alive_policy == KeepAlive::kFixed ? " " + std::to_string(c.keep_alive_s) + " s" : "");
+         (c.keep_alive_policy == KeepAlive::kFixed ? " " + std::to_string(c.keep_alive_s) + " s" : "") +
+         (c.start_path == StartPath::kTemplate ? ", template keep-alive " + std::to_string(c.template_keep_alive_s) + " s"
+                                                : "");
 }
 
 template <typename T>
@@ -78,6 +80,13 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
   std::vector<int> max_concurrency = WithValue(WithValue(o.max_concurrency, base.max_concurrency), 2 * base.max_concurrency);
   std::erase_if(max_concurrency, [](int n) { return n < 1 || n > 1000; });
   const std::vector<int> min_instances = WithValue(o.min_instances, base.min_instances);
+  // A template is held only on the template path: elsewhere the setting changes nothing.
+  const std::vector<int64_t> template_keep_alives =
+      base.start_path == StartPath::kTemplate ? WithValue(o.template_keep_alive_s, base.template_keep_alive_s)
+                                              : std::vector<int64_t>{base.template_keep_alive_s};
+  std::vector<std::tuple<KeepAlive, int64_t, int64_t>> keep_choices;  // policy, keep_alive_s, template_keep_alive_s
+  for (const auto& [policy, keep] : keep_alives)
+    for (int64_t template_keep : template_keep_alives) keep_choices.emplace_back(policy, keep, template_keep);
 
   // Memory sizes by thread count: one simulation per thread count serves them all.
   const int64_t floor_mb = MinimumMemoryMb(profile);
@@ -98,7 +107,7 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
       for (int max : max_concurrency)
         for (int min : min_instances) {
           if (min > max) continue;
-          for (const auto& [policy, keep] : keep_alives) {
+          for (const auto& [policy, keep, template_keep] : keep_choices) {
             Run run;
             for (int64_t memory : sizes) {
               ModelConfig c = base;
@@ -113,6 +122,7 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
               c.min_instances = min;
               c.keep_alive_policy = policy;
               c.keep_alive_s = keep;
+              c.template_keep_alive_s = template_keep;
               if (ValidateModelConfig(c, "plan").ok()) run.sizes.push_back(std::move(c));
             }
             if (run.sizes.empty()) continue;

@@ -12,7 +12,8 @@
 //                    windows; adaptive with slo_p99_ms = the target;
 //   min_instances    provisioned concurrency 0, 1, 2, 4 and the config's;
 //   max_concurrency  1, the config's, twice the config's;
-//   keep-alive       fixed 0 s, 10 s, 60 s, 600 s and the config's; histogram.
+//   keep-alive       fixed 0 s, 10 s, 60 s, 600 s and the config's; histogram;
+//   template keep-alive  60 s, 300 s and the config's (template path only).
 // Everything else comes from the base config. Sizes with the same thread
 // count are simulated once: a run at another size differs only in GB-s,
 // which scale with memory_mb (all but the shared zygote's). A candidate
@@ -40,6 +41,7 @@ struct PlanOptions {
   std::vector<int> min_instances = {0, 1, 2, 4};
   std::vector<int> max_concurrency = {1};  // and the config's, and twice it
   std::vector<int64_t> keep_alive_s = {0, 10, 60, 600};
+  std::vector<int64_t> template_keep_alive_s = {60, 300};  // template path only
   bool try_histogram = true;
   std::vector<int> max_batch_sizes = {4, 8, 16};
   std::vector<Micros> batch_delays_us = {1000, 5000};

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 namespace thaw::sim {
@@ -41,6 +42,7 @@ TEST(PlannerTest, CheapestMeetingTheSloIsChosenAndIsOnTheParetoFront) {
   o.min_instances = {0, 1};
   o.max_concurrency = {4};
   o.keep_alive_s = {0, 10};
+  o.template_keep_alive_s = {};  // the config's only
   o.try_histogram = false;
   o.max_batch_sizes = {};
   ModelConfig base = Base();
@@ -77,6 +79,7 @@ PlanOptions SmallGrid() {
   o.min_instances = {0};
   o.max_concurrency = {};
   o.keep_alive_s = {10, 600};
+  o.template_keep_alive_s = {};  // the config's only
   o.try_histogram = false;
   o.max_batch_sizes = {};
   return o;
@@ -133,6 +136,34 @@ TEST(PlannerTest, HostCostDecidesBetweenKeepAlives) {
   auto bill_plan = Plan(Base(), Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
   ASSERT_TRUE(bill_plan.ok());
   EXPECT_EQ(bill_plan->candidates[*bill_plan->best].config.keep_alive_s, 600);
+}
+
+// The template keep-alive is a dimension on the template path: across 200 s
+// gaps a 60 s one releases the template (less memory held, more template
+// starts) where 300 s holds it; other start paths do not vary it.
+TEST(PlannerTest, TemplateKeepAliveIsTriedOnTheTemplatePath) {
+  PlanOptions o = SmallGrid();
+  o.slo_p99_ms = 1000;
+  o.keep_alive_s = {10};
+  o.template_keep_alive_s = {60};
+  ProfileFile profile = Profile();
+  profile.profile.start_us["template_start"] = 50 * kMs;
+  ModelConfig base = Base();
+  base.keep_alive_s = 10;
+  base.template_keep_alive_s = 300;
+  auto plan = Plan(base, profile, BurstsWithGaps(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  std::map<int64_t, Candidate> by_template_keep;
+  for (const Candidate& c : plan->candidates)
+    if (!c.is_input && c.config.max_concurrency == 4) by_template_keep[c.config.template_keep_alive_s] = c;
+  ASSERT_EQ(by_template_keep.size(), 2u);
+  EXPECT_LT(by_template_keep[60].host_dollars, by_template_keep[300].host_dollars);
+  EXPECT_NE(by_template_keep[60].label.find("template keep-alive 60 s"), std::string::npos);
+
+  base.start_path = StartPath::kZygote;
+  auto zygote = Plan(base, profile, BurstsWithGaps(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(zygote.ok());
+  for (const Candidate& c : zygote->candidates) EXPECT_EQ(c.config.template_keep_alive_s, 300);
 }
 
 // Sizes below the profile's measured RSS + 25 % are not tried; the config's own size is.
