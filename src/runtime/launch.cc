@@ -20,26 +20,23 @@ StatusOr<LaunchedInstance> LaunchInstance(WorkerProcesses& processes, Spawners& 
     Spawner* own = spawners.TemplateOf(config.name);
     if (own && own->ready) own_template = own->shared_from_this();
   }
-  // The zygote's standby, when this start will be its: in a group already,
-  // whose limit becomes this model's memory_mb.
-  Spawner* zygote = path != StartPath::kExec && !own_template ? spawners.ZygoteIfAny() : nullptr;
-  if (zygote && !(zygote->ready && !zygote->gone && zygote->standby_moved && !zygote->standby_cgroup.empty()))
-    zygote = nullptr;
-  if (zygote && !processes.SetCgroupLimit(zygote->standby_cgroup, config.memory_mb).ok()) {
-    // It goes to this instance anyway (the zygote's choice), then moves into a group of its own.
-    processes.RemoveCgroupLater(std::exchange(zygote->standby_cgroup, ""));
-    zygote->standby_moved = false;
-    zygote = nullptr;
+  // The standby this start will be handed, already in a group: a template's
+  // is of memory_mb; the zygote's gets this model's memory_mb now.
+  Spawner* with_standby = own_template.get();
+  if (!with_standby && path != StartPath::kExec) {
+    with_standby = spawners.ZygoteIfAny();
+    if (with_standby && (!with_standby->ready || with_standby->gone)) with_standby = nullptr;
+    if (with_standby && with_standby->standby_waiting() &&
+        !processes.SetCgroupLimit(with_standby->standby_cgroup, config.memory_mb).ok()) {
+      // It goes to this instance anyway (the zygote's choice), then moves into a group of its own.
+      processes.RemoveCgroupLater(std::exchange(with_standby->standby_cgroup, ""));
+      with_standby->standby_moved = false;
+    }
   }
-  if (own_template && own_template->standby_moved && !own_template->standby_cgroup.empty()) {
-    // Its standby is already in a group of memory_mb: that becomes this instance's.
-    launched.cgroup_dir = std::exchange(own_template->standby_cgroup, "");
-    launched.premoved_pid = std::exchange(own_template->standby_pid, 0);
-    own_template->standby_moved = false;
-  } else if (zygote) {
-    launched.cgroup_dir = std::exchange(zygote->standby_cgroup, "");
-    launched.premoved_pid = std::exchange(zygote->standby_pid, 0);
-    zygote->standby_moved = false;
+  if (with_standby && with_standby->standby_waiting()) {
+    launched.cgroup_dir = std::exchange(with_standby->standby_cgroup, "");
+    launched.premoved_pid = std::exchange(with_standby->standby_pid, 0);
+    with_standby->standby_moved = false;
   } else {
     auto cgroup_dir = processes.MakeCgroup("instance-" + std::to_string(instance_id), config.memory_mb);
     if (!cgroup_dir.ok()) {

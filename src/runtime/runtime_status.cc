@@ -44,7 +44,7 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   };
   if (spawner && !spawner->gone)
     status.spawner = SpawnerStatus{spawner->pid, spawner->ready, spawner->cgroup_dir, decode_sandbox(spawner->sandbox),
-                                   spawner->standby_moved && !spawner->standby_cgroup.empty()};
+                                   spawner->standby_waiting()};
   status.queued = scheduler_.Queued(model.config.name);
   const Micros now = clock_.NowMicros();
   if (const policy::AdaptiveBatcher* batcher = scheduler_.Batcher(model.config.name))

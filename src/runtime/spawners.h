@@ -66,6 +66,8 @@ struct Spawner : std::enable_shared_from_this<Spawner> {
   pid_t standby_pid = 0;
   std::string standby_cgroup;
   bool standby_moved = false;
+  // Its standby is in its group: the next instance it forks is that one.
+  bool standby_waiting() const { return standby_moved && !standby_cgroup.empty(); }
   boost::asio::steady_timer start_timer;  // fires at the start deadline
 };
 
