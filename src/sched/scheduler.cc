@@ -852,26 +852,26 @@ void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_vie
   if (it == model.instances.end()) return;
   Instance instance = std::move(it->second);
   model.instances.erase(it);
-  Action stop;
+  Action stop = StopActionOf(model, instance, reason, now);
   for (const auto& [eid, execution] : instance.in_flight)
     for (const Completion::Item& r : execution.requests) {
       out->push_back(Fail(model.config.name, r.id, r.arrival_us, instance.id, in_flight_status));
       stop.request_ids.push_back(r.id);
     }
+  stop.fault = fault;
+  stop.status = in_flight_status;
+  out->push_back(std::move(stop));
+}
+
+Action Scheduler::StopActionOf(const Model& model, const Instance& instance, std::string_view reason, Now now) const {
+  Action stop;
   stop.kind = Action::Kind::kStop;
   stop.model = model.config.name;
   stop.instance_id = instance.id;
   stop.reason = std::string(reason);
-  stop.fault = fault;
-  stop.status = in_flight_status;
   stop.path = instance.path;
   stop.memory_mb = InstanceCharge(model);
-  stop.usage = UsageSoFar(instance, now);
-  out->push_back(std::move(stop));
-}
-
-InstanceUsage Scheduler::UsageSoFar(const Instance& instance, Now now) {
-  InstanceUsage usage;
+  InstanceUsage& usage = stop.usage;
   usage.start_us = instance.start_us;
   usage.start_wall_us = instance.start_wall_us;
   const Micros lifetime = now.mono_us - instance.start_us;
@@ -879,23 +879,13 @@ InstanceUsage Scheduler::UsageSoFar(const Instance& instance, Now now) {
   usage.busy_us = instance.busy_us + (instance.in_flight.empty() ? 0 : now.mono_us - instance.busy_since_us);
   usage.idle_us = std::max<Micros>(0, lifetime - usage.init_us - usage.busy_us);
   usage.provisioned = instance.provisioned;
-  return usage;
+  return stop;
 }
 
 std::vector<Action> Scheduler::RunningInstanceUsage(Now now) const {
   std::vector<Action> running;
   for (const auto& [name, model] : models_)
-    for (const auto& [id, instance] : model->instances) {
-      Action a;
-      a.kind = Action::Kind::kStop;
-      a.model = name;
-      a.instance_id = id;
-      a.reason = "running";
-      a.path = instance.path;
-      a.memory_mb = InstanceCharge(*model);
-      a.usage = UsageSoFar(instance, now);
-      running.push_back(std::move(a));
-    }
+    for (const auto& [id, instance] : model->instances) running.push_back(StopActionOf(*model, instance, "running", now));
   return running;
 }
 

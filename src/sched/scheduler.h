@@ -341,8 +341,9 @@ class Scheduler {
   const Model* Find(std::string_view model) const;
   void Pump(Model& model, Now now, Actions* out);
   void StartInstance(Model& model, Now now, Actions* out);
-  // What `instance` used from its start to now (InstanceUsage).
-  static InstanceUsage UsageSoFar(const Instance& instance, Now now);
+  // The kStop action for `instance` of `model` now: what it used from its
+  // start (InstanceUsage) at the model's current charge.
+  Action StopActionOf(const Model& model, const Instance& instance, std::string_view reason, Now now) const;
   void StopInstance(Model& model, uint64_t instance_id, std::string_view reason, bool fault, const Status& in_flight_status,
                     Now now, Actions* out);
   void FailQueued(Model& model, const Status& status, Now now, Actions* out);
