@@ -174,10 +174,6 @@ std::string EncodeProfile(const ProfileFile& p) {
   return out;
 }
 
-}  // namespace thaw::sim
-
-namespace thaw::sim {
-
 std::string ProfileSummaryText(const ProfileFile& profile) {
   const ModelProfile& p = profile.profile;
   std::ostringstream out;

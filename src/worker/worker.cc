@@ -578,7 +578,7 @@ int RunSpawner(const WorkerOptions& options) {
     ready.sandbox = sandbox::EncodeReport(ConfineForkedInstance(sandbox_report, instance_fd));
     if (preloaded) ready.start_level = static_cast<uint8_t>(StartLevel::kStandby);
     (void)ipc::WriteAll(instance_fd, ipc::Encode(ipc::ForkedMessage{.pid = ready.pid}));
-    become_instance(instance_fd, preloaded ? template_dir : spawn->model_dir, ready);
+    become_instance(instance_fd, spawn->model_dir, ready);  // a template's: its own model
   };
 
   uint64_t spawned = 0;
