@@ -23,6 +23,11 @@ Status Validate(const KeepAliveOptions& o) {
   if (!(o.min_cv >= 0)) return bad("min_cv", "must be >= 0");
   if (!(o.max_out_of_range_fraction >= 0 && o.max_out_of_range_fraction <= 1))
     return bad("max_out_of_range_fraction", "must be in [0, 1]");
+  if (!(o.history_half_life > 0 && std::isfinite(o.history_half_life)))
+    return bad("history_half_life", "must be a finite number > 0");
+  if (o.min_hold_us < 0) return bad("min_hold_us", "must be >= 0");
+  if (!(o.cold_cut_share >= 0 && o.cold_cut_share <= 1)) return bad("cold_cut_share", "must be in [0, 1]");
+  if (!(o.min_gain_fraction >= 0 && o.min_gain_fraction < 1)) return bad("min_gain_fraction", "must be in [0, 1)");
   return Status::Ok();
 }
 
@@ -63,6 +68,7 @@ std::string_view PlanSourceName(PlanSource source) {
   switch (source) {
     case PlanSource::kFixed: return "fixed";
     case PlanSource::kHistogram: return "histogram";
+    case PlanSource::kAdaptive: return "adaptive";
     case PlanSource::kTooFewSamples: return "fixed (too few samples)";
     case PlanSource::kTooSpread: return "fixed (histogram too spread)";
     case PlanSource::kOutOfRange: return "fixed (idle times out of range)";
@@ -74,11 +80,11 @@ IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& hi
   auto fixed = [&](PlanSource source) {
     IdlePlan plan;
     plan.unload_now = options.keep_alive_us == 0;
-    plan.keep_until_us = ended_us + options.keep_alive_us;
+    plan.hold_until_us = plan.keep_until_us = ended_us + options.keep_alive_us;
     plan.source = source;
     return plan;
   };
-  if (options.kind == KeepAliveKind::kFixed) return fixed(PlanSource::kFixed);
+  if (options.kind != KeepAliveKind::kHistogram) return fixed(PlanSource::kFixed);
   const int64_t total = histogram.total();
   if (total < options.min_samples) return fixed(PlanSource::kTooFewSamples);
   if (histogram.out_of_range() == total ||
@@ -99,39 +105,82 @@ IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& hi
   IdlePlan plan;
   plan.source = PlanSource::kHistogram;
   if (prewarm_us <= 0) {
-    plan.keep_until_us = ended_us + keep_us;  // the next arrival may come at once: stay loaded
+    plan.hold_until_us = plan.keep_until_us = ended_us + keep_us;  // the next arrival may come at once: stay loaded
   } else {
     plan.unload_now = true;
+    plan.hold_until_us = ended_us;
     plan.prewarm_at_us = ended_us + prewarm_us;
     plan.keep_until_us = *plan.prewarm_at_us + keep_us;
   }
   return plan;
 }
 
-KeepAlivePolicy::KeepAlivePolicy(const KeepAliveOptions& options) : options_(options), histogram_(options) {}
+KeepAlivePolicy::KeepAlivePolicy(const KeepAliveOptions& options)
+    : options_(options), histogram_(options), history_(options.history_half_life) {}
 
 void KeepAlivePolicy::OnArrival(Micros now_us) {
-  if (idle_since_us_) histogram_.Record(now_us - *idle_since_us_);
+  if (idle_since_us_) {
+    histogram_.Record(now_us - *idle_since_us_);
+    history_.Record(now_us - *idle_since_us_);
+    samples_since_windows_ += 1;
+  }
   idle_since_us_.reset();
   plan_.reset();
 }
 
-IdlePlan KeepAlivePolicy::OnIdle(Micros now_us) {
+IdlePlan KeepAlivePolicy::OnIdle(Micros now_us, Micros lead_us) {
   idle_since_us_ = now_us;
-  plan_ = PlanIdlePeriod(options_, histogram_, now_us);
+  plan_ = options_.kind == KeepAliveKind::kAdaptive ? PlanAdaptive(now_us, lead_us)
+                                                     : PlanIdlePeriod(options_, histogram_, now_us);
   return *plan_;
+}
+
+IdlePlan KeepAlivePolicy::PlanAdaptive(Micros ended_us, Micros lead_us) {
+  IdlePlan plan = PlanIdlePeriod(options_, histogram_, ended_us);  // the fixed plan
+  if (history_.weight() < options_.min_samples) {
+    plan.source = PlanSource::kTooFewSamples;
+    return plan;
+  }
+  // Replanning is O(P^3): reuse the windows until the history or the lead moved.
+  const bool lead_moved = std::abs(lead_us - windows_lead_us_) > std::max<Micros>(kMicrosPerMilli, windows_lead_us_ / 10);
+  if (!windows_ || lead_moved || samples_since_windows_ >= std::max(1.0, history_.weight() / 16)) {
+    windows_ = PlanIdleWindows(history_, {.fixed_keep_us = options_.keep_alive_us,
+                                          .lead_us = lead_us,
+                                          .min_hold_us = options_.min_hold_us,
+                                          .cold_cut_share = options_.cold_cut_share,
+                                          .min_gain_fraction = options_.min_gain_fraction});
+    windows_lead_us_ = lead_us;
+    samples_since_windows_ = 0;
+  }
+  const IdleWindows& w = *windows_;
+  plan.cold_share = w.cold_share;
+  plan.fixed_cold_share = w.fixed_cold_share;
+  plan.held_s = w.held_us / kMicrosPerSecond;
+  plan.fixed_held_s = w.fixed_held_us / kMicrosPerSecond;
+  if (w.fixed) return plan;
+  plan.source = PlanSource::kAdaptive;
+  plan.unload_now = w.hold_until_us == 0;
+  plan.hold_until_us = plan.keep_until_us = ended_us + w.hold_until_us;
+  if (w.prewarm_at_us) {
+    plan.prewarm_at_us = ended_us + std::max<Micros>(w.hold_until_us, *w.prewarm_at_us - windows_lead_us_);
+    plan.keep_until_us = ended_us + w.keep_until_us;
+  }
+  return plan;
 }
 
 IdleVerdict KeepAlivePolicy::CheckIdleInstance(Micros idle_since_us, Micros now_us) const {
   IdleVerdict verdict;
   Micros stop_at = idle_since_us + options_.keep_alive_us;
-  if (plan_ && plan_->source == PlanSource::kHistogram) {
-    // Before the pre-warm time no instance should be loaded.
-    if (plan_->prewarm_at_us && now_us < *plan_->prewarm_at_us) {
+  if (plan_ && plan_->windowed()) {
+    if (now_us < plan_->hold_until_us) {
+      stop_at = plan_->hold_until_us;
+    } else if (plan_->prewarm_at_us && now_us < *plan_->prewarm_at_us) {
+      // Between the windows no instance should be loaded.
       verdict.stop = true;
       return verdict;
+    } else {
+      stop_at = plan_->keep_until_us;
     }
-    stop_at = plan_->keep_until_us;
   }
   if (now_us >= stop_at) {
     verdict.stop = true;
@@ -151,8 +200,19 @@ KeepAliveActions KeepAlivePolicy::Decide(std::span<const IdleInstance> idle, int
     if (!actions.next_wake_us || t < *actions.next_wake_us) actions.next_wake_us = t;
   };
   int stoppable = std::max(0, total_instances - min_instances);
-  for (const IdleInstance& instance : by_age) {
+  const bool adaptive = plan_ && plan_->source == PlanSource::kAdaptive;
+  for (size_t i = 0; i < by_age.size(); ++i) {
+    const IdleInstance& instance = by_age[i];
     IdleVerdict verdict = CheckIdleInstance(instance.idle_since_us, now_us);
+    // The plan is for one instance: the others go by the fixed rule, never later than the plan's.
+    if (adaptive && i + 1 < by_age.size() && !verdict.stop) {
+      const Micros own_stop = instance.idle_since_us + options_.keep_alive_us;
+      if (now_us >= own_stop) {
+        verdict = {.stop = true};
+      } else if (verdict.next_wake_us) {
+        verdict.next_wake_us = std::min(*verdict.next_wake_us, own_stop);
+      }
+    }
     if (verdict.stop) {
       // Past its time but part of the provisioned floor: kept, no wake needed.
       if (stoppable > 0) {

@@ -15,6 +15,14 @@
 //    at most max_out_of_range_fraction of idle times beyond the range. Where
 //    the paper then predicts idle times with ARIMA, thaw falls back to the
 //    fixed policy, as it does with too few samples or too spread a histogram.
+//  - kAdaptive: windows planned from a decayed, logarithmic history of idle
+//    times (idle_windows.h): keep the instance after the work ends for a
+//    while or unload it at once, and pre-warm one (lead_us ahead, the
+//    measured start of the level it will start from) for a window around the
+//    likely next arrival. On the history the plan has at most the cold
+//    starts and at most the instance time of the fixed policy (keep_alive_us),
+//    and it is the fixed plan unless it beats it clearly; with fewer than
+//    min_samples idle times it is the fixed plan.
 //
 // Guarantees: decisions depend only on the arguments and recorded idle
 // times; memory per model is range_us / bin_width_us counters. Pre-warm
@@ -32,11 +40,12 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "policy/idle_windows.h"
 #include "policy/scaling.h"
 
 namespace thaw::policy {
 
-enum class KeepAliveKind { kFixed, kHistogram };
+enum class KeepAliveKind { kFixed, kHistogram, kAdaptive };
 
 struct KeepAliveOptions {
   KeepAliveKind kind = KeepAliveKind::kFixed;
@@ -50,6 +59,11 @@ struct KeepAliveOptions {
   int min_samples = 10;           // idle times needed before the histogram is trusted; >= 1
   double min_cv = 2.0;            // bin counts' coefficient of variation must exceed this; >= 0
   double max_out_of_range_fraction = 0.1;  // beyond range_us; thaw's default (the paper's OOB test); [0, 1]
+  // Adaptive policy (min_samples too; see idle_windows.h).
+  double history_half_life = 50;             // idle periods after which a sample weighs half; > 0
+  Micros min_hold_us = 60 * kMicrosPerSecond;  // shortest window kept after the work ends; >= 0
+  double cold_cut_share = 0.9;               // of the best cut in cold starts a plan must keep; [0, 1]
+  double min_gain_fraction = 0.05;           // a plan must beat fixed by this much on an axis; [0, 1)
 };
 
 Status Validate(const KeepAliveOptions& options);
@@ -79,19 +93,26 @@ class IdleHistogram {
 };
 
 // Why a plan looks as it does (for logs, status and tests).
-enum class PlanSource { kFixed, kHistogram, kTooFewSamples, kTooSpread, kOutOfRange };
+enum class PlanSource { kFixed, kHistogram, kAdaptive, kTooFewSamples, kTooSpread, kOutOfRange };
 std::string_view PlanSourceName(PlanSource source);
 
 // What to do with a model whose last invocation just ended.
 struct IdlePlan {
   bool unload_now = false;              // stop its idle instances at once
-  std::optional<Micros> prewarm_at_us;  // start one instance then (histogram only)
-  Micros keep_until_us = 0;             // stop an unused instance then
+  Micros hold_until_us = 0;             // the instances idle now stay until then (= the start: unload now)
+  std::optional<Micros> prewarm_at_us;  // start one instance then (histogram, adaptive)
+  Micros keep_until_us = 0;             // stop an unused instance then (the pre-warmed one, if any)
   PlanSource source = PlanSource::kFixed;
+  // Adaptive plans: expected per idle period on the history, this plan's
+  // and the fixed policy's (share of periods ending cold; instance time held).
+  double cold_share = 0, fixed_cold_share = 0;
+  double held_s = 0, fixed_held_s = 0;
+
+  bool windowed() const { return source == PlanSource::kHistogram || source == PlanSource::kAdaptive; }
 };
 
 // The plan for an idle period that began at `ended_us`, from the idle times
-// recorded so far. Pure.
+// recorded so far (the histogram policy's and the fixed one's). Pure.
 IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& histogram, Micros ended_us);
 
 struct IdleVerdict {
@@ -116,14 +137,16 @@ class KeepAlivePolicy {
   void OnArrival(Micros now_us);
   // The model has nothing in flight or queued any more: an invocation just
   // ended at now_us. Starts an idle period and returns its plan. Call once
-  // per idle period (when the model, not one instance, goes idle).
-  IdlePlan OnIdle(Micros now_us);
+  // per idle period (when the model, not one instance, goes idle). lead_us:
+  // how long the instance a pre-warm starts takes to be ready (adaptive).
+  IdlePlan OnIdle(Micros now_us, Micros lead_us = 0);
 
   // For the keep-alive loop: should this idle instance (idle since
   // idle_since_us) stop now, and when to ask again. While the model is busy,
   // and under a fixed plan, an instance stops after keep_alive_us of its own
-  // idleness. Under a histogram plan it stops before the pre-warm time and at
-  // keep_until_us; in between it is the pre-warmed instance.
+  // idleness. Under a windowed plan it stays until hold_until_us, stops
+  // before the pre-warm time and at keep_until_us; in between it is the
+  // pre-warmed instance.
   IdleVerdict CheckIdleInstance(Micros idle_since_us, Micros now_us) const;
 
   // The whole model at once, for the runtime's keep-alive loop: applies
@@ -131,18 +154,28 @@ class KeepAlivePolicy {
   // (total_instances counts idle, busy and starting ones), and asks for a
   // pre-warm when the plan's pre-warm time has come, its keep_until has not,
   // and no instance would be left. A replacement is asked for again if the
-  // pre-warmed instance dies before keep_until.
+  // pre-warmed instance dies before keep_until. Under an adaptive plan only
+  // the most recently idle instance is held past its own keep_alive_us.
   KeepAliveActions Decide(std::span<const IdleInstance> idle, int total_instances, int min_instances,
                           Micros now_us) const;
 
   // The current idle period's plan; nullopt while the model is busy.
   const std::optional<IdlePlan>& plan() const { return plan_; }
   const IdleHistogram& histogram() const { return histogram_; }
+  const IdleHistory& history() const { return history_; }
   const KeepAliveOptions& options() const { return options_; }
 
  private:
+  IdlePlan PlanAdaptive(Micros ended_us, Micros lead_us);
+
   KeepAliveOptions options_;
   IdleHistogram histogram_;
+  IdleHistory history_;
+  // The adaptive windows last planned, reused until enough new idle times
+  // (a sixteenth of the history's weight) or another lead make them stale.
+  std::optional<IdleWindows> windows_;
+  Micros windows_lead_us_ = 0;
+  double samples_since_windows_ = 0;
   std::optional<Micros> idle_since_us_;
   std::optional<IdlePlan> plan_;
 };

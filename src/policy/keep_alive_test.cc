@@ -354,3 +354,83 @@ TEST(HistogramKeepAliveTest, FrequentCallerStaysWarmUnderBothPolicies) {
 
 }  // namespace
 }  // namespace thaw::policy
+
+namespace thaw::policy {
+namespace {
+
+KeepAliveOptions Adaptive() {
+  KeepAliveOptions o;
+  o.kind = KeepAliveKind::kAdaptive;
+  o.keep_alive_us = 600 * kMicrosPerSecond;
+  return o;
+}
+
+// Arrivals every `gap` after the work of the one before ended (0 work time).
+void CallEvery(KeepAlivePolicy& policy, Micros gap, int calls, Micros* now) {
+  for (int i = 0; i < calls; ++i) {
+    policy.OnIdle(*now);
+    *now += gap;
+    policy.OnArrival(*now);
+  }
+}
+
+TEST(AdaptiveKeepAliveTest, FewerThanMinSamplesIsFixed) {
+  KeepAlivePolicy policy(Adaptive());
+  Micros now = 0;
+  CallEvery(policy, 900 * kMicrosPerSecond, 9, &now);
+  const IdlePlan plan = policy.OnIdle(now);
+  EXPECT_EQ(plan.source, PlanSource::kTooFewSamples);
+  EXPECT_FALSE(plan.windowed());
+  EXPECT_EQ(plan.keep_until_us, now + 600 * kMicrosPerSecond);
+  EXPECT_FALSE(policy.CheckIdleInstance(now, now + 599 * kMicrosPerSecond).stop);
+  EXPECT_TRUE(policy.CheckIdleInstance(now, now + 600 * kMicrosPerSecond).stop);
+}
+
+// A 15 min timer against keep_alive 10 min: after min_samples calls the
+// instance goes at once and is pre-warmed its start time (the lead) before
+// the window the next call falls in.
+TEST(AdaptiveKeepAliveTest, PeriodicCallerIsUnloadedAndPrewarmedWithTheLead) {
+  KeepAlivePolicy policy(Adaptive());
+  const Micros period = 900 * kMicrosPerSecond, lead = 2 * kMicrosPerSecond;
+  Micros now = 0;
+  CallEvery(policy, period, 12, &now);
+  const IdlePlan plan = policy.OnIdle(now, lead);
+  ASSERT_EQ(plan.source, PlanSource::kAdaptive);
+  EXPECT_TRUE(plan.unload_now);
+  ASSERT_TRUE(plan.prewarm_at_us.has_value());
+  EXPECT_LT(*plan.prewarm_at_us, now + period - lead);
+  EXPECT_GT(*plan.prewarm_at_us, now + period / 2);
+  EXPECT_GT(plan.keep_until_us, now + period);
+  EXPECT_LT(plan.keep_until_us, now + 2 * period);
+  EXPECT_NEAR(plan.cold_share, 0, 1e-9);
+  EXPECT_NEAR(plan.fixed_cold_share, 1, 1e-9);
+  // The instance idle at the start goes now; at the pre-warm one is asked for and kept.
+  const IdleInstance idle[] = {{.id = 1, .idle_since_us = now}};
+  EXPECT_EQ(policy.Decide(idle, 1, 0, now).stop, std::vector<uint64_t>{1});
+  KeepAliveActions waiting = policy.Decide({}, 0, 0, now + 1);
+  EXPECT_FALSE(waiting.prewarm_now);
+  EXPECT_EQ(waiting.next_wake_us, plan.prewarm_at_us);
+  EXPECT_TRUE(policy.Decide({}, 0, 0, *plan.prewarm_at_us).prewarm_now);
+  const Micros ready = *plan.prewarm_at_us + lead;
+  IdleVerdict kept = policy.CheckIdleInstance(ready, ready);
+  EXPECT_FALSE(kept.stop);
+  EXPECT_EQ(kept.next_wake_us, plan.keep_until_us);
+  EXPECT_TRUE(policy.CheckIdleInstance(ready, plan.keep_until_us).stop);
+}
+
+// Drift: the caller turns from a 15 min timer to calls 5 s apart. The old
+// idle times fade and the plan goes back to keeping the instance.
+TEST(AdaptiveKeepAliveTest, FollowsDrift) {
+  KeepAlivePolicy policy(Adaptive());
+  Micros now = 0;
+  CallEvery(policy, 900 * kMicrosPerSecond, 30, &now);
+  EXPECT_TRUE(policy.OnIdle(now).unload_now);
+  policy.OnArrival(now);
+  CallEvery(policy, 5 * kMicrosPerSecond, 300, &now);
+  const IdlePlan plan = policy.OnIdle(now);
+  EXPECT_FALSE(plan.unload_now);
+  EXPECT_GE(plan.hold_until_us, now + 60 * kMicrosPerSecond);
+}
+
+}  // namespace
+}  // namespace thaw::policy

@@ -247,11 +247,16 @@ std::optional<Batching> ParseBatching(std::string_view name) {
 }
 
 std::string_view KeepAliveName(KeepAlive policy) {
-  return policy == KeepAlive::kHistogram ? "histogram" : "fixed";
+  switch (policy) {
+    case KeepAlive::kFixed: return "fixed";
+    case KeepAlive::kHistogram: return "histogram";
+    case KeepAlive::kAdaptive: return "adaptive";
+  }
+  return "fixed";
 }
 
 std::optional<KeepAlive> ParseKeepAlive(std::string_view name) {
-  for (KeepAlive k : {KeepAlive::kFixed, KeepAlive::kHistogram})
+  for (KeepAlive k : {KeepAlive::kFixed, KeepAlive::kHistogram, KeepAlive::kAdaptive})
     if (KeepAliveName(k) == name) return k;
   return std::nullopt;
 }
@@ -293,7 +298,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   std::string keep_alive(KeepAliveName(config.keep_alive_policy));
   THAW_RETURN_IF_ERROR(ReadString(obj, "keep_alive_policy", source, &keep_alive));
   auto keep_alive_policy = ParseKeepAlive(keep_alive);
-  if (!keep_alive_policy) return FieldError(source, "keep_alive_policy", "is '" + keep_alive + "'; use fixed or histogram");
+  if (!keep_alive_policy) return FieldError(source, "keep_alive_policy", "is '" + keep_alive + "'; use adaptive, fixed or histogram");
   config.keep_alive_policy = *keep_alive_policy;
   THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_bin_ms", source, &config.histogram_bin_ms));
   THAW_RETURN_IF_ERROR(ReadInt(obj, "histogram_range_s", source, &config.histogram_range_s));

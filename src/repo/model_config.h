@@ -59,10 +59,10 @@ enum class Batching { kOff, kFixed, kAdaptive };
 std::string_view BatchingName(Batching mode);  // off, fixed, adaptive
 std::optional<Batching> ParseBatching(std::string_view name);
 
-// Keep-alive policy (src/policy/keep_alive.h): a fixed idle time, or the
-// hybrid histogram policy learned from the model's idle times.
-enum class KeepAlive { kFixed, kHistogram };
-std::string_view KeepAliveName(KeepAlive policy);  // fixed, histogram
+// Keep-alive policy (src/policy/keep_alive.h): a fixed idle time, the hybrid
+// histogram policy, or windows planned from the model's idle times.
+enum class KeepAlive { kFixed, kHistogram, kAdaptive };
+std::string_view KeepAliveName(KeepAlive policy);  // fixed, histogram, adaptive
 std::optional<KeepAlive> ParseKeepAlive(std::string_view name);
 
 // A weekly window (UTC) that raises a model's provisioned minimum, e.g.
@@ -108,9 +108,10 @@ struct ModelConfig {
   // (policy/template_cache.h). A provisioned floor holds them. 0..7 days.
   int64_t template_keep_alive_s = 300;
 
-  // Keep-alive policy: "fixed" (keep_alive_s) or "histogram" (the hybrid
-  // histogram policy: pre-warm and keep alive from the model's idle times).
-  KeepAlive keep_alive_policy = KeepAlive::kFixed;
+  // Keep-alive policy: "adaptive" (windows planned from the model's idle
+  // times, never worse than "fixed" keep_alive_s on the history), "fixed"
+  // (keep_alive_s) or "histogram" (the hybrid histogram policy).
+  KeepAlive keep_alive_policy = KeepAlive::kAdaptive;
   int64_t histogram_bin_ms = 60000;  // idle-time histogram bin width; >= 1
   int64_t histogram_range_s = 14400; // histogram range; a multiple of the bin width
 

@@ -753,13 +753,17 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   // starts, and the keep-alive policy plans it.
   if (model.busy && model.queue.empty() && model.in_flight_requests() == 0) {
     model.busy = false;
-    const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us);
-    if (plan.source != policy::PlanSource::kFixed)
+    // A pre-warm starts the way the next start would; its measured time is the lead.
+    const auto measured = model.start_to_ready_us.find(NextStartPath(model));
+    const Micros lead_us = measured == model.start_to_ready_us.end() ? 0 : measured->second;
+    const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us, lead_us);
+    if (plan.windowed())
       out->push_back(Notice(
           model.config.name, "keep_alive_plan",
           LogFields({{"source", std::string(policy::PlanSourceName(plan.source))},
                      {"unload_now", plan.unload_now ? "true" : "false"},
                      {"prewarm_in_ms", plan.prewarm_at_us ? MillisText(*plan.prewarm_at_us - now.mono_us) : "-"},
+                     {"hold_ms", MillisText(plan.hold_until_us - now.mono_us)},
                      {"keep_ms", MillisText(plan.keep_until_us - now.mono_us)}})));
   }
   policy::ModelLoad load;

@@ -15,7 +15,9 @@ policy::AutoscalerOptions AutoscalerOptionsFor(const ModelConfig& c) {
 
 policy::KeepAliveOptions KeepAliveOptionsFor(const ModelConfig& c) {
   policy::KeepAliveOptions o;
-  o.kind = c.keep_alive_policy == KeepAlive::kHistogram ? policy::KeepAliveKind::kHistogram : policy::KeepAliveKind::kFixed;
+  o.kind = c.keep_alive_policy == KeepAlive::kHistogram  ? policy::KeepAliveKind::kHistogram
+           : c.keep_alive_policy == KeepAlive::kAdaptive ? policy::KeepAliveKind::kAdaptive
+                                                         : policy::KeepAliveKind::kFixed;
   o.keep_alive_us = c.keep_alive_s * kMicrosPerSecond;
   o.bin_width_us = c.histogram_bin_ms * kMicrosPerMilli;
   o.range_us = c.histogram_range_s * kMicrosPerSecond;

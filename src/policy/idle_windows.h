@@ -1,0 +1,92 @@
+// Idle windows: the planning core of the adaptive keep-alive policy
+// (keep_alive.h, KeepAliveKind::kAdaptive).
+//
+// IdleHistory is a model's recent idle times (from the end of its work to the
+// next arrival) in logarithmic bins, each sample weighing half as much after
+// half_life more samples, so the plan follows drift. PlanIdleWindows picks,
+// for the next idle period, at most two windows in which one instance is
+// kept warm: [0, hold_until] from the start of the period, and a pre-warm
+// window [prewarm_at, keep_until] later (the instance is started lead_us
+// before prewarm_at, so it is ready there). Outside the windows the model
+// holds no instance, and an arrival there is a cold start.
+//
+// The choice, on the history's distribution (uniform inside a bin):
+//  1. The reference is the fixed policy, one window [0, fixed_keep_us]. Only
+//     plans with at most its expected cold starts and at most its expected
+//     instance time held are allowed, so on the history the plan is never
+//     worse than fixed on either axis (safe by construction).
+//  2. Among them, the fewest cold starts any plan reaches is best_cold. Plans
+//     within (1 - cold_cut_share) of the way from best_cold back to fixed's
+//     share qualify, and the one holding the least instance time wins.
+//     A plan that leaves part of fixed's window uncovered must cover more
+//     elsewhere by significance_z standard errors (the history's weight as
+//     the sample size), so sampling noise does not pass for a gain.
+//  3. Unless it beats fixed by min_gain_fraction on cold starts or on time
+//     held, the plan is fixed's.
+// Window ends lie on bin edges (bins are 2^(1/4) wide: 19 % margin) or at
+// fixed_keep_us or min_hold_us; a first window shorter than min_hold_us is
+// not used (a plan either keeps the instance that long or unloads it at
+// once for a pre-warm), nor a pause shorter than it between the windows.
+//
+// Guarantees: pure and deterministic; memory is kIdleBins doubles x 2;
+// PlanIdleWindows is O(P^3) in P, the bin edges of non-negligible bins
+// (at most 2 x kIdleBins, typically a few dozen).
+// Thread safety: value types; not thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+
+#include "base/clock.h"
+
+namespace thaw::policy {
+
+// Bin i > 0 covers [kIdleBinBaseUs x 2^((i-1)/4), kIdleBinBaseUs x 2^(i/4));
+// bin 0 is [0, kIdleBinBaseUs); idle times beyond the last edge (about 2.2
+// days) are counted as beyond every window.
+constexpr Micros kIdleBinBaseUs = 10 * kMicrosPerMilli;
+constexpr int kIdleBins = 100;
+
+class IdleHistory {
+ public:
+  explicit IdleHistory(double half_life = 50);  // > 0 samples
+
+  void Record(Micros idle_us);  // negative idle times count as 0
+
+  double weight() const { return total_; }  // decayed sample count
+  double overflow() const { return overflow_; }
+  const std::array<double, kIdleBins>& bins() const { return bins_; }
+  static Micros Edge(int i);  // lower edge of bin i; Edge(kIdleBins) is the last upper edge
+  static int BinOf(Micros idle_us);  // kIdleBins for beyond the last edge
+
+ private:
+  double decay_;
+  std::array<double, kIdleBins> bins_{};
+  double overflow_ = 0;
+  double total_ = 0;
+};
+
+struct IdleWindowOptions {
+  Micros fixed_keep_us = 600 * kMicrosPerSecond;  // the reference fixed keep-alive
+  Micros lead_us = 0;                             // start-to-ready of a pre-warmed instance
+  Micros min_hold_us = 60 * kMicrosPerSecond;     // shortest first window worth having
+  double cold_cut_share = 0.9;                    // in [0, 1]
+  double min_gain_fraction = 0.05;                // in [0, 1)
+  double significance_z = 2;                      // >= 0
+};
+
+struct IdleWindows {
+  Micros hold_until_us = 0;                 // first window [0, hold_until]; 0 = unload at once
+  std::optional<Micros> prewarm_at_us;      // second window, ready at prewarm_at (relative)
+  Micros keep_until_us = 0;                 // its end (relative); = hold_until without one
+  bool fixed = true;                        // the reference plan was kept
+  // Expected per idle period, on the history: the share of idle periods
+  // that end in a cold start, and instance time held (us); the plan's and fixed's.
+  double cold_share = 0, fixed_cold_share = 0;
+  double held_us = 0, fixed_held_us = 0;
+};
+
+IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions& options);
+
+}  // namespace thaw::policy
