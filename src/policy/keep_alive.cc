@@ -168,6 +168,11 @@ IdlePlan KeepAlivePolicy::PlanAdaptive(Micros ended_us, Micros lead_us) {
   return plan;
 }
 
+bool KeepAlivePolicy::HoldsNothing(Micros now_us) const {
+  if (!plan_ || plan_->source != PlanSource::kAdaptive || now_us < plan_->hold_until_us) return false;
+  return !(plan_->prewarm_at_us && now_us >= *plan_->prewarm_at_us && now_us < plan_->keep_until_us);
+}
+
 IdleVerdict KeepAlivePolicy::CheckIdleInstance(Micros idle_since_us, Micros now_us) const {
   IdleVerdict verdict;
   Micros stop_at = idle_since_us + options_.keep_alive_us;

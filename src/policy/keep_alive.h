@@ -159,6 +159,11 @@ class KeepAlivePolicy {
   KeepAliveActions Decide(std::span<const IdleInstance> idle, int total_instances, int min_instances,
                           Micros now_us) const;
 
+  // An adaptive plan is in force and now_us is outside its windows (between
+  // them or after the last): the model should hold nothing, not even a
+  // template (template_cache.h). False for other plans and while busy.
+  bool HoldsNothing(Micros now_us) const;
+
   // The current idle period's plan; nullopt while the model is busy.
   const std::optional<IdlePlan>& plan() const { return plan_; }
   const IdleHistogram& histogram() const { return histogram_; }

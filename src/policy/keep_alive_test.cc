@@ -416,6 +416,12 @@ TEST(AdaptiveKeepAliveTest, PeriodicCallerIsUnloadedAndPrewarmedWithTheLead) {
   EXPECT_FALSE(kept.stop);
   EXPECT_EQ(kept.next_wake_us, plan.keep_until_us);
   EXPECT_TRUE(policy.CheckIdleInstance(ready, plan.keep_until_us).stop);
+  // Outside the windows the model holds nothing, not even its template.
+  EXPECT_TRUE(policy.HoldsNothing(now));
+  EXPECT_FALSE(policy.HoldsNothing(*plan.prewarm_at_us));
+  EXPECT_TRUE(policy.HoldsNothing(plan.keep_until_us));
+  policy.OnArrival(plan.keep_until_us);
+  EXPECT_FALSE(policy.HoldsNothing(plan.keep_until_us));
 }
 
 // Drift: the caller turns from a 15 min timer to calls 5 s apart. The old

@@ -4,6 +4,7 @@ namespace thaw::policy {
 
 TemplateCacheDecision DecideTemplate(const TemplateCacheState& state, const TemplateCacheOptions& options, Micros now_us) {
   if (state.provisioned_floor > 0) return {.hold = true};
+  if (state.keep_alive_holds_nothing) return {.hold = false};
   const Micros release_at_us = state.last_wanted_us + options.keep_alive_us;
   if (now_us >= release_at_us) return {.hold = false};
   return {.hold = true, .release_at_us = release_at_us};

@@ -7,7 +7,9 @@
 //
 // Wanted: the model has a provisioned floor (min_instances, raised by a
 // schedule window), or it was last wanted (a request arrived, an instance was
-// started or pre-warmed) less than template_keep_alive_s ago. A template
+// started or pre-warmed) less than template_keep_alive_s ago, and the
+// model's adaptive keep-alive plan (keep_alive.h) is not between or past its
+// windows: a plan that holds no instance holds no template either. A template
 // that is not wanted is stopped; under memory pressure an unwanted or wanted
 // one may be evicted earlier (admission.h, PlanColdStart).
 //
@@ -30,6 +32,7 @@ struct TemplateCacheOptions {
 struct TemplateCacheState {
   Micros last_wanted_us = 0;  // last arrival, instance start or pre-warm (monotonic)
   int provisioned_floor = 0;  // min_instances in force now
+  bool keep_alive_holds_nothing = false;  // KeepAlivePolicy::HoldsNothing(now)
 };
 
 struct TemplateCacheDecision {

@@ -28,6 +28,14 @@ TEST(TemplateCacheTest, ProvisionedFloorHoldsForever) {
   EXPECT_FALSE(d.release_at_us.has_value());
 }
 
+TEST(TemplateCacheTest, AKeepAlivePlanHoldingNothingReleasesItUnlessAFloorHolds) {
+  const TemplateCacheOptions options{.keep_alive_us = 300};
+  EXPECT_FALSE(DecideTemplate({.last_wanted_us = 100, .keep_alive_holds_nothing = true}, options, 150).hold);
+  EXPECT_TRUE(
+      DecideTemplate({.last_wanted_us = 100, .provisioned_floor = 1, .keep_alive_holds_nothing = true}, options, 150)
+          .hold);
+}
+
 TEST(TemplateCacheTest, ZeroKeepAliveReleasesAtOnce) {
   const TemplateCacheDecision d = DecideTemplate({.last_wanted_us = 5 * kSecond}, {.keep_alive_us = 0}, 5 * kSecond);
   EXPECT_FALSE(d.hold);

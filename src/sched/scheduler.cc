@@ -541,7 +541,8 @@ Scheduler::TemplateState Scheduler::TemplateStateOf(std::string_view name) const
 
 policy::TemplateCacheDecision Scheduler::TemplateDecision(const Model& model, Now now) const {
   return policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
-                                 .provisioned_floor = ProvisionedMinimum(model, now).min_instances},
+                                 .provisioned_floor = ProvisionedMinimum(model, now).min_instances,
+                                 .keep_alive_holds_nothing = model.keep_alive.HoldsNothing(now.mono_us)},
                                 TemplateCacheOptionsFor(model.config), now.mono_us);
 }
 
@@ -753,9 +754,11 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   // starts, and the keep-alive policy plans it.
   if (model.busy && model.queue.empty() && model.in_flight_requests() == 0) {
     model.busy = false;
-    // A pre-warm starts the way the next start would; its measured time is the lead.
-    const auto measured = model.start_to_ready_us.find(NextStartPath(model));
-    const Micros lead_us = measured == model.start_to_ready_us.end() ? 0 : measured->second;
+    // A pre-warm must be ready in time: its lead is the slowest start measured
+    // (an adaptive plan releases the template between windows, so a pre-warm
+    // may start from the zygote).
+    Micros lead_us = 0;
+    for (const auto& [path, us] : model.start_to_ready_us) lead_us = std::max(lead_us, us);
     const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us, lead_us);
     if (plan.windowed())
       out->push_back(Notice(

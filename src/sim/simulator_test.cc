@@ -109,6 +109,30 @@ TEST(SimulatorTest, FixedKeepAliveKeepsTheInstanceWarm) {
 }
 
 // With keep_alive 0 every call of a periodic caller is cold.
+// A 15-minute timer against keep_alive 10 min, on the template path. Fixed
+// misses every call and holds the instance 10 min and the template 5 min
+// after each. The adaptive policy learns the period from its first idle
+// times, then unloads at once (template too) and pre-warms for each call.
+TEST(SimulatorTest, AdaptiveKeepAlivePrewarmsATimerThatFixedMisses) {
+  auto run = [](KeepAlive policy) {
+    SimModel m = Model();
+    m.config.start_path = StartPath::kTemplate;
+    m.config.keep_alive_s = 600;
+    m.config.keep_alive_policy = policy;
+    m.profile.start_us = {{"prepared", 30 * kMs}, {"standby", 2 * kMs}, {"template_start", 500 * kMs}};
+    auto result = Simulate({m}, Every(900 * kS, 48), policy::PriceSheet{});
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return *result;
+  };
+  const SimResult fixed = run(KeepAlive::kFixed), adaptive = run(KeepAlive::kAdaptive);
+  EXPECT_EQ(fixed.cold_starts, 48);
+  EXPECT_LE(adaptive.cold_starts, 12);  // the first min_samples (10) idle periods, and the first call
+  const policy::HeldMemory& f = fixed.report.total.usage.held;
+  const policy::HeldMemory& a = adaptive.report.total.usage.held;
+  EXPECT_LT(a.idle_warm_gb_s, 0.5 * f.idle_warm_gb_s);
+  EXPECT_LT(a.template_gb_s + a.standby_gb_s, 0.8 * (f.template_gb_s + f.standby_gb_s));
+}
+
 TEST(SimulatorTest, KeepAliveZeroMakesEveryCallCold) {
   SimModel m = Model();
   m.config.keep_alive_s = 0;
