@@ -124,7 +124,9 @@ TEST(PlannerTest, HostCostDecidesBetweenKeepAlives) {
   };
   PlanOptions o = SmallGrid();
   o.slo_p99_ms = 1000;  // cold starts allowed
-  auto plan = Plan(Base(), Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
+  ModelConfig base = Base();
+  base.keep_alive_policy = KeepAlive::kFixed;  // fixed keep-alives only: the grid's
+  auto plan = Plan(base, Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   const Candidate short_keep = find(*plan, 10), long_keep = find(*plan, 600);
   EXPECT_GT(short_keep.cold_starts, long_keep.cold_starts);
@@ -133,7 +135,7 @@ TEST(PlannerTest, HostCostDecidesBetweenKeepAlives) {
   EXPECT_EQ(plan->candidates[*plan->best].config.keep_alive_s, 10);
 
   o.host_weight = 0;
-  auto bill_plan = Plan(Base(), Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
+  auto bill_plan = Plan(base, Profile(), BurstsWithGaps(), policy::PriceSheet{}, o);
   ASSERT_TRUE(bill_plan.ok());
   EXPECT_EQ(bill_plan->candidates[*bill_plan->best].config.keep_alive_s, 600);
 }
