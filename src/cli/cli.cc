@@ -388,9 +388,16 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       sim->json = true;
       continue;
     }
+    if (!replay && args[i] == "--per-function") {
+      sim->per_function = true;
+      continue;
+    }
     std::string name, value;
     THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
-    if (name == "--trace" || name == "--azure") {
+    if (name == "--suite") {
+      if (value.empty()) return InvalidArgument("--suite needs a trace name (thaw simulate --help lists them)");
+      sim->suite = value;
+    } else if (name == "--trace" || name == "--azure") {
       if (value.empty()) return InvalidArgument(name + " needs a file name");
       sim->trace_path = value;
       sim->azure = name == "--azure";
@@ -493,8 +500,13 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
   if (plan && sim->bill_weight == 0 && sim->host_weight == 0)
     return InvalidArgument(command + ": --bill-weight and --host-weight cannot both be 0");
   const bool synthetic = sim->poisson_rate_per_s > 0;
-  if (synthetic == !sim->trace_path.empty())
-    return InvalidArgument(command + " needs one trace: --trace FILE, --azure FILE or --poisson RATE --duration-s S");
+  if ((synthetic ? 1 : 0) + (sim->trace_path.empty() ? 0 : 1) + (sim->suite.empty() ? 0 : 1) != 1)
+    return InvalidArgument(command +
+                           " needs one trace: --trace FILE, --azure FILE, --suite NAME or --poisson RATE --duration-s S");
+  if (sim->per_function && sim->config_paths.size() != 1)
+    return InvalidArgument("--per-function copies one --config per trace function: give exactly one");
+  if (sim->per_function && !sim->routes.empty()) return InvalidArgument("--per-function and --map do not go together");
+  if (sim->per_function && plan) return InvalidArgument(command + " plans one model: --per-function is for thaw simulate");
   if (synthetic && sim->duration_s <= 0) return InvalidArgument("--poisson needs --duration-s");
   return Status::Ok();
 }
@@ -660,8 +672,8 @@ Usage:
       --prices  aws-x86 (default), aws-arm64 or a price sheet file
       --json    print JSON instead of the table
   thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
-                 | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
-                [--map FUNCTION=MODEL]... [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
+                 | --suite NAME | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
+                [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
                 [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
                 [--template-starts N] [--template-admit-calls N]
       Run a trace through the server's own policies in virtual time (each
@@ -675,6 +687,11 @@ Usage:
       --trace   plain CSV: timestamp_s[,model] per line
       --azure   Azure Functions 2019 invocations_per_function file; its
                 --azure-top N busiest functions (default 1)
+      --suite   a trace of the development suite (docs/trace_suite.md,
+                seeded by --seed): azure-mix, timers, bursty-inference,
+                diurnal-http, sparse-poisson, drift
+      --per-function  each trace function is its own model: a copy of the
+                one --config named after the function (one profile)
       --time-scale  trace seconds per simulated second (default 1)
       --rows    rows (dim 0) per request, as in the requests replayed (default 1)
       --memory-mb, --memory-charge, --eviction, --template-starts,

@@ -108,6 +108,8 @@ struct SimulateCommandOptions {
   double time_scale = 1;         // trace seconds per simulated second (60: a minute lasts a second)
   double poisson_rate_per_s = 0; // --poisson RATE --duration-s S instead of a file
   double duration_s = 0;
+  std::string suite;             // --suite NAME: a trace of the suite (trace/suite.h) instead of a file
+  bool per_function = false;     // --per-function: each trace function is its own model, a copy of the one --config
   // Required, one or more (plan: one): each model's config.json (the
   // server's format) and profile; profiles pair with configs by their
   // "model" field, or by being the only one.

@@ -44,6 +44,7 @@
 #include "sim/simulator.h"
 #include "trace/azure_trace.h"
 #include "trace/csv_trace.h"
+#include "trace/suite.h"
 #include "trace/synthetic.h"
 
 namespace {
@@ -478,6 +479,7 @@ thaw::StatusOr<std::string> HttpGet(const std::string& url, const std::string& p
 // Reads the trace flags shared by simulate, plan and replay.
 thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOptions& options) {
   namespace trace = thaw::trace;
+  if (!options.suite.empty()) return trace::MakeSuiteTrace(options.suite, options.seed);
   if (options.poisson_rate_per_s > 0)
     return trace::MakePoissonTrace({.rate_per_s = options.poisson_rate_per_s, .duration_s = options.duration_s},
                                    {.seed = options.seed});
@@ -638,6 +640,19 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
     return 2;
   }
+  if (options.per_function) {
+    // One model per function, each a copy of the config under the function's name.
+    const thaw::ModelConfig base = configs[0];
+    const sim::ProfileFile* profile = profile_of[0];
+    configs.clear();
+    profile_of.clear();
+    for (const std::string& function : arrivals->functions) {
+      thaw::ModelConfig c = base;
+      c.name = function;
+      configs.push_back(std::move(c));
+      profile_of.push_back(profile);
+    }
+  }
   std::vector<std::string> model_names;
   for (const thaw::ModelConfig& c : configs) model_names.push_back(c.name);
   auto model_of_function = ModelOfFunction(*arrivals, model_names, options.routes);
@@ -686,11 +701,17 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   std::cout << "thaw simulate: " << requests.size() << " requests over "
             << thaw::cli::DecimalText(arrivals->Duration() / 1e6, 1) << " s of trace, simulated in "
             << thaw::cli::DecimalText(elapsed_s, 3) << " s\n";
-  for (const thaw::ModelConfig& config : configs)
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const thaw::ModelConfig& config = configs[i];
+    if (options.per_function && i == 1) {
+      std::cout << "  ... and " << configs.size() - 1 << " more, one per trace function, with the same settings\n";
+      break;
+    }
     std::cout << "  model " << config.name << ": " << thaw::StartPathName(config.start_path) << ", keep_alive "
               << KeepAliveName(config.keep_alive_policy) << " " << config.keep_alive_s << " s, batching "
               << BatchingName(config.batching)
               << ", memory " << config.memory_mb << " MB\n";
+  }
   std::cout << "  cold starts " << result->cold_starts << " ("
             << thaw::cli::PercentText(static_cast<double>(result->cold_starts), static_cast<double>(requests.size())) << "), 429 "
             << result->rejected_429 << ", 504 " << result->deadline_504 << ", instance-seconds busy "

@@ -7,7 +7,8 @@
 //
 // Wanted: the model has a provisioned floor (min_instances, raised by a
 // schedule window), or it was last wanted (a request arrived, an instance was
-// started or pre-warmed) less than template_keep_alive_s ago, and the
+// started, other than by a keep-alive pre-warm, whose lead hides its start)
+// less than template_keep_alive_s ago, and the
 // model's adaptive keep-alive plan (keep_alive.h) is not between or past its
 // windows: a plan that holds no instance holds no template either. A template
 // that is not wanted is stopped; under memory pressure an unwanted or wanted
@@ -30,7 +31,7 @@ struct TemplateCacheOptions {
 };
 
 struct TemplateCacheState {
-  Micros last_wanted_us = 0;  // last arrival, instance start or pre-warm (monotonic)
+  Micros last_wanted_us = 0;  // last arrival or instance start (monotonic)
   int provisioned_floor = 0;  // min_instances in force now
   bool keep_alive_holds_nothing = false;  // KeepAlivePolicy::HoldsNothing(now)
 };

@@ -103,7 +103,7 @@ struct ModelConfig {
   // cold start only hands it a socket. Costs the child's private pages.
   bool template_standby = true;
   // Template path: how long after the model was last wanted (a request, a
-  // start, a pre-warm) its template and standby are held; then they stop and
+  // start other than a keep-alive pre-warm, a warm-up) its template and standby are held; then they stop and
   // instances start from the zygote until the model is called again
   // (policy/template_cache.h). A provisioned floor holds them. 0..7 days.
   int64_t template_keep_alive_s = 300;

@@ -296,11 +296,16 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
                               : 1;
   model.last_call_us = now.mono_us;
   Pump(model, now, out);
-  // A called model is hot: its template is held (started if need be, after
-  // any instance this arrival started, which needs the memory first), once
-  // it has been called template_admit_calls times in a row.
+  // A called model is hot: its template is held. It is started (after any
+  // instance this arrival started, which needs the memory first) once the
+  // model has been called template_admit_calls times in a row, and only if
+  // the arrival waits: one a warm instance took at once needs no faster start.
   if (model.config.start_path == StartPath::kTemplate) {
-    WantTemplate(model, now, out);
+    if (model.queue.empty()) {
+      model.template_wanted_us = now.mono_us;
+    } else {
+      WantTemplate(model, now, out);
+    }
     Reschedule(model, now, out);
   }
   return Status::Ok();
@@ -449,7 +454,9 @@ void Scheduler::Wake(std::string_view name, Now now, Actions* out) {
   for (uint64_t id : actions.stop) StopInstance(model, id, "keep_alive", false, Status::Ok(), now, out);
   if (actions.prewarm_now) {
     out->push_back(Notice(model.config.name, "keep_alive_prewarm", ""));
-    StartInstance(model, now, out);
+    // The pre-warm's lead hides its start, so it does not want the template:
+    // the arrival it waits for will, if that arrival comes.
+    StartInstance(model, now, out, /*want_template=*/false);
   }
   Pump(model, now, out);
 }
@@ -828,7 +835,7 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   Reschedule(model, now, out);
 }
 
-void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
+void Scheduler::StartInstance(Model& model, Now now, Actions* out, bool want_template) {
   if (Status room = ReserveMemory(model, InstanceCharge(model), /*for_template=*/false, now, out); !room.ok()) {
     out->push_back(Notice(model.config.name, "instance_start_refused", LogFields({{"error", LogValue(room.message())}})));
     // Queued requests fail only if no instance of the model can serve them.
@@ -850,7 +857,7 @@ void Scheduler::StartInstance(Model& model, Now now, Actions* out) {
   start.provisioned = instance.provisioned;
   model.instances.emplace(instance.id, std::move(instance));
   out->push_back(std::move(start));
-  WantTemplate(model, now, out);
+  if (want_template) WantTemplate(model, now, out);
 }
 
 void Scheduler::StopInstance(Model& model, uint64_t instance_id, std::string_view reason, bool fault,

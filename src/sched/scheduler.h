@@ -34,7 +34,8 @@
 //    requests fail with kUnavailable when no instance can serve them.
 //  - Templates (start path "template") are a cache (policy/template_cache.h):
 //    one starts when the model is wanted (a request arrives, an instance
-//    starts, a pre-warm, a provisioned floor; calls only once there have been
+//    starts other than a keep-alive pre-warm, a Warm, a provisioned floor;
+//    calls only once there have been
 //    template_admit_calls of them in a row) and stops template_keep_alive_s
 //    after it was last wanted, unless a floor holds it. Instances fork from
 //    it once it is ready; before that they start from the zygote.
@@ -340,7 +341,7 @@ class Scheduler {
   Model* Find(std::string_view model);
   const Model* Find(std::string_view model) const;
   void Pump(Model& model, Now now, Actions* out);
-  void StartInstance(Model& model, Now now, Actions* out);
+  void StartInstance(Model& model, Now now, Actions* out, bool want_template = true);
   // The kStop action for `instance` of `model` now: what it used from its
   // start (InstanceUsage) at the model's current charge.
   Action StopActionOf(const Model& model, const Instance& instance, std::string_view reason, Now now) const;
