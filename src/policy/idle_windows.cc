@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 namespace thaw::policy {
@@ -63,7 +64,7 @@ class IdleDistribution {
 
 }  // namespace
 
-IdleHistory::IdleHistory(double half_life) : decay_(std::exp2(-1.0 / half_life)) {}
+IdleHistory::IdleHistory(Micros half_life_us) : half_life_us_(half_life_us) {}
 
 Micros IdleHistory::Edge(int i) { return Edges()[static_cast<size_t>(std::clamp(i, 0, kIdleBins))]; }
 
@@ -73,10 +74,15 @@ int IdleHistory::BinOf(Micros idle_us) {
   return static_cast<int>(std::upper_bound(e.begin(), e.end(), std::max<Micros>(0, idle_us)) - e.begin()) - 1;
 }
 
-void IdleHistory::Record(Micros idle_us) {
-  for (double& b : bins_) b *= decay_;
-  overflow_ *= decay_;
-  total_ = total_ * decay_ + 1;
+void IdleHistory::Record(Micros idle_us, Micros now_us) {
+  if (now_us > last_us_ && total_ > 0) {
+    const double decay = std::exp2(-static_cast<double>(now_us - last_us_) / static_cast<double>(half_life_us_));
+    for (double& b : bins_) b *= decay;
+    overflow_ *= decay;
+    total_ *= decay;
+  }
+  last_us_ = std::max(last_us_, now_us);
+  total_ += 1;
   const int bin = BinOf(idle_us);
   if (bin >= kIdleBins) {
     overflow_ += 1;
@@ -110,14 +116,26 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
 
   const size_t fixed_at = static_cast<size_t>(
       std::lower_bound(points.begin(), points.end(), o.fixed_keep_us) - points.begin());
-  const double cold_limit = plan.fixed_cold_share + 1e-12;
+  const double cold_limit = plan.fixed_cold_share * (1 + o.max_cold_increase) + 1e-12;
   const double held_limit = plan.fixed_held_us * (1 + 1e-12) + 1e-6;
   const double samples = history.weight();
-  // A plan that leaves some of fixed's window uncovered must win more than
-  // it loses by significance_z standard errors of the history's shares, so
-  // sampling noise cannot make it worse than fixed on cold starts.
-  auto significant = [&](double won, double lost) {
-    return lost <= 0 || won - lost >= o.significance_z * std::sqrt((won + lost) / samples);
+  // A plan's cold share, made pessimistic where it departs from fixed's
+  // window: the part of fixed's window it leaves uncovered is estimated as
+  // (k + 1) / (n + 2) of the idle times beyond its first window (k of the n
+  // there fell in it: an empty region seen a few times is not known to be
+  // empty), and the difference carries significance_z standard errors.
+  // Returns nullopt for a plan with too few idle times beyond its first
+  // window to give up part of fixed's.
+  auto pessimistic_cold = [&](size_t b1, double covered, double shared) -> std::optional<double> {
+    const double won = covered - shared;  // covered beyond fixed's window
+    double lost = f[fixed_at] - shared;   // of fixed's window, not covered
+    if (b1 < fixed_at) {
+      const double beyond = 1 - f[b1];
+      if (beyond * samples < o.min_samples_beyond) return std::nullopt;
+      lost = beyond * (lost * samples + 1) / (beyond * samples + 2);
+    }
+    if (won <= 0 && lost <= 0) return 1 - covered;
+    return (1 - shared - won) + lost + o.significance_z * std::sqrt((won + lost) / samples);
   };
   // Visits every allowed plan: (first window end, pre-warm window or none).
   auto for_each_plan = [&](auto&& visit) {
@@ -125,7 +143,7 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
       const Micros hold = points[b1];
       if (hold > 0 && hold < o.min_hold_us && hold != o.fixed_keep_us) continue;
       const double shared1 = f[std::min(b1, fixed_at)];  // of fixed's window, covered by the first
-      if (significant(f[b1] - shared1, f[fixed_at] - shared1)) visit(b1, -1, -1, 1 - f[b1], g[b1]);
+      if (auto cold = pessimistic_cold(b1, f[b1], shared1)) visit(b1, -1, -1, *cold, g[b1]);
       for (size_t a2 = b1 + 1; a2 < points.size(); ++a2) {
         const Micros start = points[a2] - o.lead_us;
         // Unloading for less than min_hold is churn, not saving.
@@ -134,8 +152,8 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
         for (size_t b2 = a2 + 1; b2 < points.size(); ++b2) {
           const double covered = f[b1] + f[b2] - f[a2];
           const double shared = shared1 + std::max(0.0, f[std::min(b2, fixed_at)] - f[std::min(a2, fixed_at)]);
-          if (!significant(covered - shared, f[fixed_at] - shared)) continue;
-          visit(b1, static_cast<int>(a2), static_cast<int>(b2), 1 - covered, g[b1] + g[b2] - held_before);
+          if (auto cold = pessimistic_cold(b1, covered, shared))
+            visit(b1, static_cast<int>(a2), static_cast<int>(b2), *cold, g[b1] + g[b2] - held_before);
         }
       }
     }
@@ -144,7 +162,11 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
   for_each_plan([&](size_t, int, int, double cold, double held) {
     if (cold <= cold_limit && held <= held_limit) best_cold = std::min(best_cold, cold);
   });
-  const double qualify = best_cold + (1 - o.cold_cut_share) * (plan.fixed_cold_share - best_cold) + 1e-12;
+  // A real cut in cold starts comes first; without one, plans within the
+  // slack qualify and the least memory wins.
+  const bool can_cut = plan.fixed_cold_share - best_cold > std::max(1e-9, o.min_gain_fraction * plan.fixed_cold_share);
+  const double qualify =
+      can_cut ? best_cold + (1 - o.cold_cut_share) * (plan.fixed_cold_share - best_cold) + 1e-12 : cold_limit;
   double best_held = held_limit + 1;
   double chosen_cold = plan.fixed_cold_share;
   size_t pick_b1 = 0;

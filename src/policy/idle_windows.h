@@ -3,7 +3,9 @@
 //
 // IdleHistory is a model's recent idle times (from the end of its work to the
 // next arrival) in logarithmic bins, each sample weighing half as much after
-// half_life more samples, so the plan follows drift. PlanIdleWindows picks,
+// half_life_us of time, so the plan follows drift. Time, not a count of
+// samples: a burst's thousands of short idle times must not wash out the
+// few long ones between bursts, which decide the plan. PlanIdleWindows picks,
 // for the next idle period, at most two windows in which one instance is
 // kept warm: [0, hold_until] from the start of the period, and a pre-warm
 // window [prewarm_at, keep_until] later (the instance is started lead_us
@@ -11,16 +13,22 @@
 // holds no instance, and an arrival there is a cold start.
 //
 // The choice, on the history's distribution (uniform inside a bin):
-//  1. The reference is the fixed policy, one window [0, fixed_keep_us]. Only
-//     plans with at most its expected cold starts and at most its expected
-//     instance time held are allowed, so on the history the plan is never
-//     worse than fixed on either axis (safe by construction).
-//  2. Among them, the fewest cold starts any plan reaches is best_cold. Plans
-//     within (1 - cold_cut_share) of the way from best_cold back to fixed's
-//     share qualify, and the one holding the least instance time wins.
-//     A plan that leaves part of fixed's window uncovered must cover more
-//     elsewhere by significance_z standard errors (the history's weight as
-//     the sample size), so sampling noise does not pass for a gain.
+//  1. The reference is the fixed policy, one window [0, fixed_keep_us]. A
+//     plan is judged by a pessimistic cold share: where it leaves part of
+//     fixed's window uncovered, that part's share is estimated (k + 1) /
+//     (n + 2) of the n idle times beyond the plan's first window (k fell
+//     in it), and a plan's departure from fixed carries significance_z
+//     standard errors. A plan that gives up part of fixed's window needs
+//     min_samples_beyond idle times beyond its first window. Allowed plans
+//     hold at most fixed's expected instance time and have a pessimistic
+//     cold share at most (1 + max_cold_increase) x fixed's: never much
+//     worse than fixed on either axis, by construction, on the history
+//     (and with that margin for what it has not seen).
+//  2. If some allowed plan cuts the pessimistic cold share by
+//     min_gain_fraction, cold starts come first: with best_cold the lowest,
+//     plans within (1 - cold_cut_share) of the way from best_cold back to
+//     fixed's share qualify. Otherwise every allowed plan qualifies. The
+//     qualifying plan holding the least instance time wins.
 //  3. Unless it beats fixed by min_gain_fraction on cold starts or on time
 //     held, the plan is fixed's.
 // Window ends lie on bin edges (bins are 2^(1/4) wide: 19 % margin) or at
@@ -50,9 +58,11 @@ constexpr int kIdleBins = 100;
 
 class IdleHistory {
  public:
-  explicit IdleHistory(double half_life = 50);  // > 0 samples
+  explicit IdleHistory(Micros half_life_us = 24 * 3600 * kMicrosPerSecond);  // > 0
 
-  void Record(Micros idle_us);  // negative idle times count as 0
+  // An idle time that ended at now_us (non-decreasing across calls).
+  // Negative idle times count as 0.
+  void Record(Micros idle_us, Micros now_us);
 
   double weight() const { return total_; }  // decayed sample count
   double overflow() const { return overflow_; }
@@ -61,7 +71,8 @@ class IdleHistory {
   static int BinOf(Micros idle_us);  // kIdleBins for beyond the last edge
 
  private:
-  double decay_;
+  Micros half_life_us_;
+  Micros last_us_ = 0;
   std::array<double, kIdleBins> bins_{};
   double overflow_ = 0;
   double total_ = 0;
@@ -74,6 +85,8 @@ struct IdleWindowOptions {
   double cold_cut_share = 0.9;                    // in [0, 1]
   double min_gain_fraction = 0.05;                // in [0, 1)
   double significance_z = 2;                      // >= 0
+  double min_samples_beyond = 10;                 // > 0
+  double max_cold_increase = 0.05;                // >= 0
 };
 
 struct IdleWindows {
@@ -82,7 +95,8 @@ struct IdleWindows {
   Micros keep_until_us = 0;                 // its end (relative); = hold_until without one
   bool fixed = true;                        // the reference plan was kept
   // Expected per idle period, on the history: the share of idle periods
-  // that end in a cold start, and instance time held (us); the plan's and fixed's.
+  // that end in a cold start (the plan's pessimistic one, as in 1), and
+  // instance time held (us); the plan's and fixed's.
   double cold_share = 0, fixed_cold_share = 0;
   double held_us = 0, fixed_held_us = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -10,10 +11,13 @@ namespace {
 
 constexpr Micros kSecond = kMicrosPerSecond;
 constexpr Micros kMinute = 60 * kSecond;
+constexpr Micros kMilli = kMicrosPerMilli;
 
-IdleHistory HistoryOf(const std::vector<Micros>& idle) {
-  IdleHistory h;
-  for (Micros t : idle) h.Record(t);
+// The idle times one after the other (each ends the next), no work between.
+IdleHistory HistoryOf(const std::vector<Micros>& idle, Micros half_life_us = 24 * 3600 * kSecond) {
+  IdleHistory h(half_life_us);
+  Micros now = 0;
+  for (Micros t : idle) h.Record(t, now += std::max<Micros>(t, 0));
   return h;
 }
 
@@ -55,13 +59,16 @@ TEST(IdleHistoryTest, BinsAreQuarterDoublingsFromTenMilliseconds) {
 }
 
 TEST(IdleHistoryTest, OldSamplesWeighHalfAfterAHalfLife) {
-  IdleHistory h(/*half_life=*/4);
-  h.Record(kSecond);
-  for (int i = 0; i < 4; ++i) h.Record(kMinute);
+  IdleHistory h(/*half_life_us=*/4 * kSecond);
+  h.Record(kSecond, 10 * kSecond);
+  for (int i = 1; i <= 1000; ++i) h.Record(100 * kMilli, 10 * kSecond);  // a burst: no time passes, no decay
+  EXPECT_NEAR(h.bins()[static_cast<size_t>(IdleHistory::BinOf(kSecond))], 1, 1e-12);
+  h.Record(kMinute, 14 * kSecond);
   EXPECT_NEAR(h.bins()[static_cast<size_t>(IdleHistory::BinOf(kSecond))], 0.5, 1e-12);
-  h.Record(-5);  // counts as 0
-  EXPECT_GT(h.bins()[0], 0.99);
-  h.Record(100LL * 24 * 3600 * kSecond);  // beyond the last edge
+  EXPECT_NEAR(h.weight(), 1001 * 0.5 + 1, 1e-9);
+  h.Record(-5, 14 * kSecond);  // counts as 0
+  EXPECT_NEAR(h.bins()[0], 1, 1e-12);
+  h.Record(100LL * 24 * 3600 * kSecond, 14 * kSecond);  // beyond the last edge
   EXPECT_NEAR(h.overflow(), 1, 1e-12);
 }
 
@@ -77,7 +84,7 @@ TEST(IdleWindowsTest, PeriodicCallerBeyondTheFixedKeepAliveIsPrewarmed) {
   EXPECT_LE(*w.prewarm_at_us, 15 * kMinute);
   EXPECT_GE(w.keep_until_us, 15 * kMinute);
   EXPECT_NEAR(w.fixed_cold_share, 1, 1e-9);
-  EXPECT_NEAR(w.cold_share, 0, 1e-9);
+  EXPECT_LT(w.cold_share, 0.5);  // pessimistic: 40 samples leave room for doubt
   const Outcome plan = Apply(w, idle, kSecond);
   const Outcome fixed = Apply({.hold_until_us = 10 * kMinute}, idle, 0);
   EXPECT_EQ(plan.cold, 0);
@@ -96,18 +103,29 @@ TEST(IdleWindowsTest, GapsInsideTheFixedKeepAliveKeepTheFixedPlan) {
 }
 
 // Gaps of seconds, or of hours: fixed 10 min misses the hours anyway and
-// holds 10 min before each. The plan drops the instance after min_hold (and
-// may pre-warm for some of the hours): no more cold starts, less memory.
-TEST(IdleWindowsTest, GapsBeyondTheFixedKeepAliveAreNotWaitedFor) {
-  std::vector<Micros> idle;
-  for (int i = 0; i < 60; ++i) idle.push_back(i % 3 ? 5 * kSecond : (2 + i % 5) * 3600 * kSecond);
-  const IdleWindows w = PlanIdleWindows(HistoryOf(idle), {.fixed_keep_us = 10 * kMinute});
+// holds 10 min before each. With enough of them seen, the plan drops the
+// instance after min_hold: about the same cold starts, far less memory.
+// With few, it does not trust that nothing comes between 1 and 10 min.
+TEST(IdleWindowsTest, GapsBeyondTheFixedKeepAliveAreNotWaitedForOnceSeenOften) {
+  auto gaps = [](int n) {
+    std::mt19937_64 rng(3);
+    std::exponential_distribution<double> hours(1.0 / 7200);  // 1 h + a mean of 2 h: unpredictable
+    std::vector<Micros> idle;
+    for (int i = 0; i < n; ++i)
+      idle.push_back(i % 3 ? 5 * kSecond : static_cast<Micros>((3600 + hours(rng)) * kSecond));
+    return idle;
+  };
+  const Micros no_decay = std::numeric_limits<Micros>::max() / 4;
+  EXPECT_TRUE(PlanIdleWindows(HistoryOf(gaps(30), no_decay), {.fixed_keep_us = 10 * kMinute}).fixed);
+  const std::vector<Micros> idle = gaps(300);
+  const IdleWindows w = PlanIdleWindows(HistoryOf(idle, no_decay), {.fixed_keep_us = 10 * kMinute});
   EXPECT_FALSE(w.fixed);
   EXPECT_EQ(w.hold_until_us, kMinute);  // min_hold: bursts may pause longer than seen
+  EXPECT_FALSE(w.prewarm_at_us.has_value());
   const Outcome plan = Apply(w, idle, 0);
   const Outcome fixed = Apply({.hold_until_us = 10 * kMinute}, idle, 0);
-  EXPECT_LE(plan.cold, fixed.cold);
-  EXPECT_LT(plan.held_s, 0.5 * fixed.held_s);
+  EXPECT_EQ(plan.cold, fixed.cold);
+  EXPECT_LT(plan.held_s, 0.2 * fixed.held_s);
 }
 
 // Two modes: 5 s gaps inside bursts, 30 min between them. Fixed 10 min pays
@@ -142,8 +160,9 @@ TEST(IdleWindowsTest, ExponentialGapsKeepTheFixedPlan) {
   EXPECT_FALSE(w.prewarm_at_us.has_value());
 }
 
-// Safe by construction: on whatever history, the plan's expected cold
-// starts and time held are at most fixed's, and so are the outcomes of the
+// Safe by construction: on whatever history, the plan's (pessimistic) cold
+// share is at most 5 % above fixed's, its time held at most fixed's, and so
+// are the outcomes of the
 // plan on that history's samples, up to the bins' uniform spread.
 TEST(IdleWindowsTest, NeverWorseThanFixedOnTheHistory) {
   std::mt19937_64 rng(11);
@@ -154,10 +173,10 @@ TEST(IdleWindowsTest, NeverWorseThanFixedOnTheHistory) {
     const int n = 20 + static_cast<int>(rng() % 200);
     for (int i = 0; i < n; ++i) idle.push_back(static_cast<Micros>(gap(rng) * kSecond));
     const Micros fixed_keep = (1 + static_cast<Micros>(rng() % 60)) * kMinute;
-    IdleHistory history(1e9);  // no decay: the history is exactly these samples
-    for (Micros t : idle) history.Record(t);
+    // No decay: the history is exactly these samples.
+    const IdleHistory history = HistoryOf(idle, std::numeric_limits<Micros>::max() / 4);
     const IdleWindows w = PlanIdleWindows(history, {.fixed_keep_us = fixed_keep, .lead_us = kSecond});
-    EXPECT_LE(w.cold_share, w.fixed_cold_share + 1e-9) << trial;
+    EXPECT_LE(w.cold_share, w.fixed_cold_share * 1.05 + 1e-9) << trial;  // max_cold_increase
     EXPECT_LE(w.held_us, w.fixed_held_us * (1 + 1e-9) + 1) << trial;
     if (w.fixed) continue;
     const Outcome plan = Apply(w, idle, kSecond);

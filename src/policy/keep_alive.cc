@@ -23,8 +23,7 @@ Status Validate(const KeepAliveOptions& o) {
   if (!(o.min_cv >= 0)) return bad("min_cv", "must be >= 0");
   if (!(o.max_out_of_range_fraction >= 0 && o.max_out_of_range_fraction <= 1))
     return bad("max_out_of_range_fraction", "must be in [0, 1]");
-  if (!(o.history_half_life > 0 && std::isfinite(o.history_half_life)))
-    return bad("history_half_life", "must be a finite number > 0");
+  if (o.history_half_life_us <= 0) return bad("history_half_life_us", "must be > 0");
   if (o.min_hold_us < 0) return bad("min_hold_us", "must be >= 0");
   if (!(o.cold_cut_share >= 0 && o.cold_cut_share <= 1)) return bad("cold_cut_share", "must be in [0, 1]");
   if (!(o.min_gain_fraction >= 0 && o.min_gain_fraction < 1)) return bad("min_gain_fraction", "must be in [0, 1)");
@@ -116,12 +115,12 @@ IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& hi
 }
 
 KeepAlivePolicy::KeepAlivePolicy(const KeepAliveOptions& options)
-    : options_(options), histogram_(options), history_(options.history_half_life) {}
+    : options_(options), histogram_(options), history_(options.history_half_life_us) {}
 
 void KeepAlivePolicy::OnArrival(Micros now_us) {
   if (idle_since_us_) {
     histogram_.Record(now_us - *idle_since_us_);
-    history_.Record(now_us - *idle_since_us_);
+    history_.Record(now_us - *idle_since_us_, now_us);
     samples_since_windows_ += 1;
   }
   idle_since_us_.reset();

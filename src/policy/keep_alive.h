@@ -60,7 +60,7 @@ struct KeepAliveOptions {
   double min_cv = 2.0;            // bin counts' coefficient of variation must exceed this; >= 0
   double max_out_of_range_fraction = 0.1;  // beyond range_us; thaw's default (the paper's OOB test); [0, 1]
   // Adaptive policy (min_samples too; see idle_windows.h).
-  double history_half_life = 50;             // idle periods after which a sample weighs half; > 0
+  Micros history_half_life_us = 24 * 3600 * kMicrosPerSecond;  // a sample weighs half after this; > 0
   Micros min_hold_us = 60 * kMicrosPerSecond;  // shortest window kept after the work ends; >= 0
   double cold_cut_share = 0.9;               // of the best cut in cold starts a plan must keep; [0, 1]
   double min_gain_fraction = 0.05;           // a plan must beat fixed by this much on an axis; [0, 1)

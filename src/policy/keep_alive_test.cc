@@ -402,7 +402,7 @@ TEST(AdaptiveKeepAliveTest, PeriodicCallerIsUnloadedAndPrewarmedWithTheLead) {
   EXPECT_GT(*plan.prewarm_at_us, now + period / 2);
   EXPECT_GT(plan.keep_until_us, now + period);
   EXPECT_LT(plan.keep_until_us, now + 2 * period);
-  EXPECT_NEAR(plan.cold_share, 0, 1e-9);
+  EXPECT_LT(plan.cold_share, plan.fixed_cold_share);  // pessimistic after 12 idle times, still below
   EXPECT_NEAR(plan.fixed_cold_share, 1, 1e-9);
   // The instance idle at the start goes now; at the pre-warm one is asked for and kept.
   const IdleInstance idle[] = {{.id = 1, .idle_since_us = now}};
