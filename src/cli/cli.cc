@@ -394,7 +394,11 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     }
     std::string name, value;
     THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
-    if (name == "--suite") {
+    if (name == "--from-s" || name == "--to-s") {
+      auto at = ParseNumber(name, value, 0, false, 4e9);
+      if (!at.ok()) return at.status();
+      (name == "--from-s" ? sim->from_s : sim->to_s) = *at;
+    } else if (name == "--suite") {
       if (value.empty()) return InvalidArgument("--suite needs a trace name (thaw simulate --help lists them)");
       sim->suite = value;
     } else if (name == "--trace" || name == "--azure") {
@@ -503,6 +507,7 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
   if ((synthetic ? 1 : 0) + (sim->trace_path.empty() ? 0 : 1) + (sim->suite.empty() ? 0 : 1) != 1)
     return InvalidArgument(command +
                            " needs one trace: --trace FILE, --azure FILE, --suite NAME or --poisson RATE --duration-s S");
+  if (sim->to_s > 0 && sim->to_s <= sim->from_s) return InvalidArgument("--to-s must be after --from-s");
   if (sim->per_function && sim->config_paths.size() != 1)
     return InvalidArgument("--per-function copies one --config per trace function: give exactly one");
   if (sim->per_function && !sim->routes.empty()) return InvalidArgument("--per-function and --map do not go together");
@@ -673,7 +678,8 @@ Usage:
       --json    print JSON instead of the table
   thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
                  | --suite NAME | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
-                [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--prices NAME|FILE] [--seed N] [--json]
+                [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--from-s S] [--to-s S]
+                [--prices NAME|FILE] [--seed N] [--json]
                 [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
                 [--template-starts N] [--template-admit-calls N]
       Run a trace through the server's own policies in virtual time (each
@@ -692,6 +698,8 @@ Usage:
                 diurnal-http, sparse-poisson, drift
       --per-function  each trace function is its own model: a copy of the
                 one --config named after the function (one profile)
+      --from-s, --to-s  only this window of the trace (in trace seconds,
+                after --time-scale), shifted to start at 0
       --time-scale  trace seconds per simulated second (default 1)
       --rows    rows (dim 0) per request, as in the requests replayed (default 1)
       --memory-mb, --memory-charge, --eviction, --template-starts,

@@ -110,6 +110,7 @@ struct SimulateCommandOptions {
   double duration_s = 0;
   std::string suite;             // --suite NAME: a trace of the suite (trace/suite.h) instead of a file
   bool per_function = false;     // --per-function: each trace function is its own model, a copy of the one --config
+  double from_s = 0, to_s = 0;   // --from-s/--to-s: only [from, to) of the trace, shifted to 0; to 0 = the end
   // Required, one or more (plan: one): each model's config.json (the
   // server's format) and profile; profiles pair with configs by their
   // "model" field, or by being the only one.

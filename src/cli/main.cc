@@ -477,7 +477,7 @@ thaw::StatusOr<std::string> HttpGet(const std::string& url, const std::string& p
 }
 
 // Reads the trace flags shared by simulate, plan and replay.
-thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOptions& options) {
+thaw::StatusOr<thaw::trace::Trace> LoadWholeTrace(const thaw::cli::SimulateCommandOptions& options) {
   namespace trace = thaw::trace;
   if (!options.suite.empty()) return trace::MakeSuiteTrace(options.suite, options.seed);
   if (options.poisson_rate_per_s > 0)
@@ -489,6 +489,15 @@ thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOpt
                                       .time_scale = options.time_scale, .spread = *trace::ParseSpread(options.spread),
                                       .seed = options.seed});
   return trace::ReadCsvTraceFile(options.trace_path, {.time_scale = options.time_scale});
+}
+
+// The trace, cut to --from-s/--to-s if given.
+thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOptions& options) {
+  auto whole = LoadWholeTrace(options);
+  if (!whole.ok() || (options.from_s == 0 && options.to_s == 0)) return whole;
+  const thaw::Micros from_us = std::llround(options.from_s * thaw::kMicrosPerSecond);
+  const thaw::Micros to_us = options.to_s > 0 ? std::llround(options.to_s * thaw::kMicrosPerSecond) : whole->Duration() + 1;
+  return thaw::trace::Window(*whole, from_us, to_us);
 }
 
 // Routes a trace's functions to models (sim::RouteFunctions) and reports

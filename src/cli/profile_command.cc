@@ -1,6 +1,15 @@
 #include "cli/profile_command.h"
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cstring>
 #include <boost/asio/io_context.hpp>
 #include <charconv>
 #include <cmath>
@@ -14,7 +23,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "cgroup/memory_cgroup.h"
+#include "cli/cli.h"
 #include "cli/progress.h"
+#include "load/arrivals.h"
+#include "load/load_generator.h"
 #include "protocol/v2.h"
 #include "repo/model_config.h"
 #include "runtime/process_memory.h"
@@ -68,12 +80,109 @@ bool ParseList(const std::string& text, std::vector<T>* out) {
   return !out->empty();
 }
 
+// The model served for real: a `thaw serve` of it (this binary) in a
+// temporary repository, one provisioned instance, keep-alive long; Poisson
+// traffic over HTTP from the load generator; the usage log's warm round
+// trips. The served profile, or an error naming what failed.
+StatusOr<sim::ProfileFile> MeasureServed(const ProfileCommandOptions& o, const ModelConfig& config,
+                                         const std::string& body, const Clock& clock) {
+  char pattern[] = "/tmp/thaw_profile_XXXXXX";
+  if (!::mkdtemp(pattern)) return Unavailable("cannot make a temporary directory");
+  const fs::path tmp = pattern;
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{tmp};
+  const fs::path model_dir = tmp / "repo" / config.name;
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  for (const auto& entry : fs::directory_iterator(config.directory, ec))
+    if (entry.path().filename() != "config.json") fs::create_symlink(entry.path(), model_dir / entry.path().filename(), ec);
+  ModelConfig served = config;
+  served.min_instances = 1;  // warm round trips only: no cold start in the measurement
+  served.keep_alive_policy = KeepAlive::kFixed;
+  served.keep_alive_s = 3600;
+  served.batching = Batching::kOff;
+  std::ofstream(model_dir / "config.json") << EncodeModelConfig(served);
+
+  int port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      if (fd >= 0) ::close(fd);
+      return Unavailable("cannot find a free port");
+    }
+    port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  const std::string usage_log = (tmp / "usage.jsonl").string(), server_log = (tmp / "server.log").string();
+  std::vector<std::string> args = {self, "serve", "--repo", (tmp / "repo").string(), "--host", "127.0.0.1",
+                                   "--port", std::to_string(port), "--usage-log", usage_log};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t files;
+  ::posix_spawn_file_actions_init(&files);
+  ::posix_spawn_file_actions_addopen(&files, 1, server_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ::posix_spawn_file_actions_adddup2(&files, 1, 2);
+  pid_t server = 0;
+  const int spawned = ::posix_spawn(&server, self.c_str(), &files, nullptr, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&files);
+  if (spawned != 0) return Unavailable("cannot start thaw serve: " + std::string(std::strerror(spawned)));
+  auto stop_server = [&] {
+    ::kill(server, SIGTERM);
+    int status = 0;
+    ::waitpid(server, &status, 0);
+  };
+
+  load::LoadOptions load_options{.url = "http://127.0.0.1:" + std::to_string(port),
+                                 .model = config.name,
+                                 .body = body,
+                                 .max_connections = 64,
+                                 .drain_timeout_s = 10};
+  // Ready: a request answered 200 (the server up, the provisioned instance warm).
+  bool ready = false;
+  for (const Micros give_up = clock.NowMicros() + 120 * kMicrosPerSecond; !ready && clock.NowMicros() < give_up;) {
+    load::LoadGenerator probe(clock, load_options);
+    auto r = probe.Run({0});
+    ready = r.ok() && !r->requests.empty() && r->requests[0].status == 200;
+    if (!ready) ::usleep(200'000);
+  }
+  if (!ready) {
+    stop_server();
+    return Unavailable("thaw serve did not answer 200 within 120 s (its log: " + server_log + " is removed)");
+  }
+  auto offsets = load::MakeArrivals({.rate_per_s = o.served_rate, .duration_s = static_cast<double>(o.served_s), .seed = 1});
+  if (!offsets.ok()) {
+    stop_server();
+    return offsets.status();
+  }
+  load_options.warmup_us = std::min<Micros>(2 * kMicrosPerSecond, o.served_s * kMicrosPerSecond / 5);
+  load::LoadGenerator generator(clock, load_options);
+  auto result = generator.Run(*offsets);
+  stop_server();
+  if (!result.ok()) return result.status();
+  sim::UsageProfileBuilder builder(config.name);
+  THAW_RETURN_IF_ERROR(metering::ReadUsageLog(usage_log, metering::kSinceBeginning,
+                                              [&](metering::UsageRecord record) { builder.Add(record); }));
+  return builder.Build();
+}
+
 }  // namespace
 
 std::string ProfileHelp() {
   return "  thaw profile MODEL [--repo DIR] [--request FILE] [--out FILE] [--batch-sizes 1,2,4,8,16]\n"
          "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--spread-reps N]\n"
-         "               [--gap-ms MS] [--cold-reps N]\n"
+         "               [--gap-ms MS] [--cold-reps N] [--served-s S] [--served-rate R]\n"
          "  thaw profile MODEL --from-usage FILE [--out FILE]\n"
          "      Measure MODEL on this machine with real workers: the round trip of an\n"
          "      execution per batch size and thread count (median of --reps, 30), its\n"
@@ -81,7 +190,11 @@ std::string ProfileHelp() {
          "      per start path, and a warm instance's memory; write a profile for thaw\n"
          "      simulate (default <MODEL>.profile.json). Executions are --gap-ms apart\n"
          "      (5): an instance waits idle between requests, as under real traffic,\n"
-         "      and waking it is part of the round trip. A progress bar shows on a terminal.\n"
+         "      and waking it is part of the round trip. Then the model is served: a thaw\n"
+         "      serve of it gets --served-s (20; 0 skips) of Poisson traffic at\n"
+         "      --served-rate (50/s) over HTTP, and the round trips its usage log shows\n"
+         "      (the HTTP side and event loop included) give the distribution and add\n"
+         "      their overhead to every batch size. A progress bar shows on a terminal.\n"
          "      --from-usage builds the profile from a live server's usage log instead\n"
          "      (thaw serve --usage-log): the round trips and cold starts production saw.\n";
 }
@@ -118,6 +231,13 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
         ok = ok && ParseStartPath(p).has_value();
         o->start_paths.push_back(p);
       }
+    } else if (a == "--served-s") {
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), o->served_s);
+      ok = err == std::errc() && end == v.data() + v.size() && o->served_s >= 0 && o->served_s <= 3600;
+    } else if (a == "--served-rate") {
+      char* end = nullptr;
+      o->served_rate = std::strtod(v.c_str(), &end);
+      ok = end == v.c_str() + v.size() && std::isfinite(o->served_rate) && o->served_rate > 0 && o->served_rate <= 10000;
     } else if (a == "--reps" || a == "--cold-reps" || a == "--spread-reps" || a == "--gap-ms") {
       int n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -339,6 +459,27 @@ int RunProfile(const ProfileCommandOptions& o) {
   runtime.Shutdown();
   io.poll();
 
+  if (o.served_s > 0) {
+    std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << o.served_rate << " req/s ...\n";
+    auto served = MeasureServed(o, *config, body.str(), clock);
+    if (!served.ok()) {
+      std::cerr << "thaw: measuring " << o.model << " served: " << served.status().message() << "\n";
+      return 1;
+    }
+    // The in-process table's shape by batch size, lifted by what serving adds to one row.
+    const Micros in_process_us = out.profile.ExecUs(1), served_us = served->profile.ExecUs(1);
+    const Micros overhead_us = served_us - in_process_us;
+    auto lift = [&](std::vector<std::pair<int64_t, Micros>>& table) {
+      for (auto& [rows, us] : table) us = std::max<Micros>(1, us + overhead_us);
+    };
+    lift(out.profile.exec_us_by_rows);
+    for (auto& [threads, table] : out.exec_us_by_threads) lift(table);
+    out.profile.exec_spread = served->profile.exec_spread;
+    out.profile.exec_cv = served->profile.exec_cv;
+    out.measured += " (round trips served over HTTP: " + std::to_string(o.served_s) + " s at " +
+                    DecimalText(o.served_rate, 0) + " req/s, single row " + std::to_string(served_us) +
+                    " us vs " + std::to_string(in_process_us) + " us in process)";
+  }
   return WriteProfile(o, out);
 }
 

@@ -5,7 +5,15 @@
 //    each thread count asked for, and its coefficient of variation;
 //  - the cold start per start path: start to ready of an instance a
 //    request waited for (median of --cold-reps, each from zero instances);
-//  - RSS, PSS and private memory of one warm instance.
+//  - RSS, PSS and private memory of one warm instance;
+//  - then what a request goes through when served: a `thaw serve` of the
+//    model (this binary, a temporary repository, one provisioned instance)
+//    gets --served-s of Poisson traffic at --served-rate over HTTP from the
+//    `thaw load` generator, and its usage log gives the round trips it saw
+//    (sim/usage_profile.h): the HTTP side and event loop, the load
+//    generator beside it. Their distribution replaces the in-process one
+//    (exec_spread, exec_cv), and the difference of the single-row medians
+//    is added to every batch size's median.
 // Shows a progress bar with an ETA on a terminal (stderr), nothing otherwise.
 #pragma once
 
@@ -29,6 +37,8 @@ struct ProfileCommandOptions {
   int spread_reps = 300;  // single-row executions for the distribution (exec_spread)
   int gap_ms = 5;         // idle time between executions, as between requests of open-loop traffic
   int cold_reps = 5;
+  int served_s = 20;          // HTTP-served measurement; 0 = skip it
+  double served_rate = 50;    // requests per second while served
 };
 
 int RunProfile(const ProfileCommandOptions& options);

@@ -96,4 +96,14 @@ Status WriteCsvFile(const Trace& trace, const std::string& path) {
   return Status::Ok();
 }
 
+StatusOr<Trace> Window(const Trace& trace, Micros from_us, Micros to_us) {
+  if (from_us < 0 || to_us <= from_us) return InvalidArgument("a trace window needs 0 <= from < to");
+  Trace out;
+  out.functions = trace.functions;
+  out.end_us = to_us - from_us;
+  for (const Arrival& a : trace.arrivals)
+    if (a.time_us >= from_us && a.time_us < to_us) out.arrivals.push_back({a.time_us - from_us, a.function});
+  return out;
+}
+
 }  // namespace thaw::trace

@@ -63,6 +63,11 @@ constexpr double kMaxTimeS = 4e9;
 // kInvalidArgument naming the first broken guarantee above.
 Status Validate(const Trace& trace);
 
+// The arrivals in [from_us, to_us), shifted to start at 0; every function
+// is kept (some may have no arrivals left); end_us = to_us - from_us.
+// kInvalidArgument unless 0 <= from_us < to_us.
+StatusOr<Trace> Window(const Trace& trace, Micros from_us, Micros to_us);
+
 // The plain CSV format of csv_trace.h: a "timestamp_s,model" header, then
 // one line per arrival in trace order, the time in seconds with exactly six
 // decimals (microseconds, so reading it back with time_scale 1 gives the same

@@ -111,5 +111,23 @@ TEST(TraceTest, WriteCsvFileReplaysThroughTheReader) {
   EXPECT_EQ(WriteCsvFile(*trace, "/nonexistent-dir/x.csv").code(), StatusCode::kUnavailable);
 }
 
+
+TEST(TraceWindowTest, KeepsTheArrivalsInsideShiftedToZero) {
+  Trace t;
+  t.functions = {"a", "b"};
+  t.arrivals = {{10, 0}, {20, 1}, {30, 0}, {40, 1}};
+  t.end_us = 50;
+  auto w = Window(t, 20, 40);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->functions, t.functions);
+  ASSERT_EQ(w->arrivals.size(), 2u);
+  EXPECT_EQ(w->arrivals[0], (Arrival{0, 1}));
+  EXPECT_EQ(w->arrivals[1], (Arrival{10, 0}));
+  EXPECT_EQ(w->end_us, 20);
+  EXPECT_TRUE(Validate(*w).ok());
+  EXPECT_FALSE(Window(t, 40, 40).ok());
+  EXPECT_FALSE(Window(t, -1, 40).ok());
+}
+
 }  // namespace
 }  // namespace thaw::trace
