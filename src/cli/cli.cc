@@ -468,6 +468,18 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 0, 1000, &sim->plan_min_instances));
     } else if (plan && name == "--keep-alive-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_keep_alive_s));
+    } else if (plan && name == "--threads-grid") {
+      THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 1, 64, &sim->plan_threads));
+    } else if (plan && name == "--keep-alive-policies") {
+      sim->plan_keep_alive_policies.clear();
+      for (size_t start = 0; start <= value.size();) {
+        const size_t comma = std::min(value.find(',', start), value.size());
+        const std::string policy = value.substr(start, comma - start);
+        if (policy != "fixed" && policy != "adaptive" && policy != "histogram")
+          return InvalidArgument("--keep-alive-policies takes fixed, adaptive and histogram, got '" + policy + "'");
+        sim->plan_keep_alive_policies.push_back(policy);
+        start = comma + 1;
+      }
     } else if (plan && name == "--template-keep-alive-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_template_keep_alive_s));
     } else if (plan && (name == "--bill-weight" || name == "--host-weight")) {
@@ -708,7 +720,8 @@ Usage:
   thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
             [--out FILE] [--prices NAME|FILE] [--seed N] [--memory-grid MB,..]
             [--max-concurrency-grid N,..] [--min-instances-grid N,..]
-            [--keep-alive-grid S,..] [--template-keep-alive-grid S,..]
+            [--keep-alive-grid S,..] [--template-keep-alive-grid S,..] [--threads-grid N,..]
+            [--keep-alive-policies fixed,adaptive,histogram]
             [--bill-weight W] [--host-weight W]
       Simulate your config and a grid of settings (memory_mb and so threads,
       batching, max_concurrency, provisioned instances, keep-alive policy
@@ -722,9 +735,13 @@ Usage:
       Defaults: --memory-grid 128,256,512,1024,1769,3538 (sizes below the
       profile's measured RSS + 25 % are skipped), --max-concurrency-grid 1
       (and the config's, and twice it), --min-instances-grid 0,1,2,4,
-      --keep-alive-grid 0,10,60,600 (and the histogram policy),
-      --template-keep-alive-grid 60,300 (template path only). Shows
-      progress on a terminal.
+      --keep-alive-grid 0,10,60,600 (fixed; adaptive against 600 s and
+      the config's), --keep-alive-policies fixed,adaptive (histogram too if
+      named), --threads-grid: the profile's thread counts (each up to one
+      per 1,769 MB), --template-keep-alive-grid 60,300 (template path
+      only). Also simulates your config always on, provisioned for its peak,
+      for comparison. Simulations use every core. Shows progress on a
+      terminal.
   thaw replay (trace flags as for simulate) --url http://HOST:PORT
               (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
       Send the trace's requests to a running server at their times (open loop,

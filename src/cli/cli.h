@@ -133,6 +133,8 @@ struct SimulateCommandOptions {
   std::vector<int> plan_min_instances;        // --min-instances-grid
   std::vector<int64_t> plan_keep_alive_s;     // --keep-alive-grid
   std::vector<int64_t> plan_template_keep_alive_s;  // --template-keep-alive-grid
+  std::vector<int> plan_threads;              // --threads-grid
+  std::vector<std::string> plan_keep_alive_policies;  // --keep-alive-policies (fixed is always in)
   double bill_weight = 1;                     // --bill-weight: cost = bill_weight x bill
   double host_weight = 1;                     // --host-weight:  + host_weight x host cost
   // `thaw replay` only (same trace flags; no profile or config):

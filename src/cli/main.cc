@@ -390,6 +390,12 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   if (!options.plan_keep_alive_s.empty()) plan_options.keep_alive_s = options.plan_keep_alive_s;
   if (!options.plan_template_keep_alive_s.empty())
     plan_options.template_keep_alive_s = options.plan_template_keep_alive_s;
+  if (!options.plan_threads.empty()) plan_options.threads = options.plan_threads;
+  if (!options.plan_keep_alive_policies.empty()) {
+    const auto& named = options.plan_keep_alive_policies;
+    plan_options.try_adaptive = std::find(named.begin(), named.end(), "adaptive") != named.end();
+    plan_options.try_histogram = std::find(named.begin(), named.end(), "histogram") != named.end();
+  }
   plan_options.bill_weight = options.bill_weight;
   plan_options.host_weight = options.host_weight;
   const thaw::Micros started = clock.NowMicros();
@@ -422,6 +428,10 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   const sim::Candidate& input = result->candidates[result->input];
   std::cout << "\nYour config:\n";
   print_row(input, "");
+  if (result->always_on) {
+    std::cout << "Always on, for comparison:\n";
+    print_row(*result->always_on, "");
+  }
   if (!result->best) {
     std::cout << "\nNo setting met p99 <= " << options.slo_p99_ms << " ms without 429/504.\n";
     return 1;
@@ -435,6 +445,9 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
             << best.cold_starts << " cold starts -> " << out << (file ? "" : " (could not be written)") << "\n";
   if (input.meets_slo && input.objective > 0)
     std::cout << "  against your config: " << thaw::cli::PercentText(best.objective, input.objective) << " of its cost\n";
+  if (result->always_on && result->always_on->objective > 0)
+    std::cout << "  against always on: " << thaw::cli::PercentText(best.objective, result->always_on->objective)
+              << " of its cost\n";
   // Why this one: the next cheapest that meet the target, and what they trade.
   std::cout << "  next best meeting the target:\n";
   int shown = 0;

@@ -466,8 +466,10 @@ int RunProfile(const ProfileCommandOptions& o) {
       std::cerr << "thaw: measuring " << o.model << " served: " << served.status().message() << "\n";
       return 1;
     }
-    // The in-process table's shape by batch size, lifted by what serving adds to one row.
-    const Micros in_process_us = out.profile.ExecUs(1), served_us = served->profile.ExecUs(1);
+    // The in-process table's shape by batch size, lifted by what serving adds
+    // at the rows the request has.
+    const int64_t rows = served->profile.exec_us_by_rows.front().first;
+    const Micros in_process_us = out.profile.ExecUs(rows), served_us = served->profile.ExecUs(rows);
     const Micros overhead_us = served_us - in_process_us;
     auto lift = [&](std::vector<std::pair<int64_t, Micros>>& table) {
       for (auto& [rows, us] : table) us = std::max<Micros>(1, us + overhead_us);
@@ -476,9 +478,10 @@ int RunProfile(const ProfileCommandOptions& o) {
     for (auto& [threads, table] : out.exec_us_by_threads) lift(table);
     out.profile.exec_spread = served->profile.exec_spread;
     out.profile.exec_cv = served->profile.exec_cv;
+    out.profile.exec_factor_by_idle_us = served->profile.exec_factor_by_idle_us;
     out.measured += " (round trips served over HTTP: " + std::to_string(o.served_s) + " s at " +
-                    DecimalText(o.served_rate, 0) + " req/s, single row " + std::to_string(served_us) +
-                    " us vs " + std::to_string(in_process_us) + " us in process)";
+                    DecimalText(o.served_rate, 0) + " req/s; " + std::to_string(rows) + " rows " +
+                    std::to_string(served_us) + " us vs " + std::to_string(in_process_us) + " us in process)";
   }
   return WriteProfile(o, out);
 }

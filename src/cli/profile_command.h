@@ -11,9 +11,11 @@
 //    gets --served-s of Poisson traffic at --served-rate over HTTP from the
 //    `thaw load` generator, and its usage log gives the round trips it saw
 //    (sim/usage_profile.h): the HTTP side and event loop, the load
-//    generator beside it. Their distribution replaces the in-process one
-//    (exec_spread, exec_cv), and the difference of the single-row medians
-//    is added to every batch size's median.
+//    generator beside it, and how the time grows with the instance's idle
+//    gap before an execution (Poisson gaps cover 1 to 100 ms). Their
+//    distribution and gap factors replace the in-process spread, and the
+//    difference of the medians at the request's rows is added to every
+//    batch size's median.
 // Shows a progress bar with an ETA on a terminal (stderr), nothing otherwise.
 #pragma once
 

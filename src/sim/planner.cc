@@ -1,9 +1,11 @@
 #include "sim/planner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <set>
+#include <thread>
 #include <tuple>
 
 namespace thaw::sim {
@@ -46,7 +48,9 @@ std::string Label(const ModelConfig& c) {
   return std::to_string(c.memory_mb) + " MB/" + std::to_string(c.threads) + "t, " + batching + ", max " +
          std::to_string(c.max_concurrency) + ", provisioned " + std::to_string(c.min_instances) + ", keep-alive " +
          std::string(KeepAliveName(c.keep_alive_policy)) +
-         (c.keep_alive_policy == KeepAlive::kFixed ? " " + std::to_string(c.keep_alive_s) + " s" : "") +
+         (c.keep_alive_policy == KeepAlive::kFixed      ? " " + std::to_string(c.keep_alive_s) + " s"
+          : c.keep_alive_policy == KeepAlive::kAdaptive ? " (vs " + std::to_string(c.keep_alive_s) + " s)"
+                                                        : "") +
          (c.start_path == StartPath::kTemplate ? ", template keep-alive " + std::to_string(c.template_keep_alive_s) + " s"
                                                 : "");
 }
@@ -76,6 +80,8 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
   }
   std::vector<std::pair<KeepAlive, int64_t>> keep_alives;
   for (int64_t s : WithValue(o.keep_alive_s, base.keep_alive_s)) keep_alives.push_back({KeepAlive::kFixed, s});
+  if (o.try_adaptive)
+    for (int64_t s : WithValue(std::vector<int64_t>{600}, base.keep_alive_s)) keep_alives.push_back({KeepAlive::kAdaptive, s});
   if (o.try_histogram) keep_alives.push_back({KeepAlive::kHistogram, 600});
   std::vector<int> max_concurrency = WithValue(WithValue(o.max_concurrency, base.max_concurrency), 2 * base.max_concurrency);
   std::erase_if(max_concurrency, [](int n) { return n < 1 || n > 1000; });
@@ -90,9 +96,21 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
 
   // Memory sizes by thread count: one simulation per thread count serves them all.
   const int64_t floor_mb = MinimumMemoryMb(profile);
+  // Thread counts: those asked for, else those the profile measured (and the config's).
+  std::vector<int> thread_choices = o.threads;
+  if (thread_choices.empty())
+    for (const auto& [threads, table] : profile.exec_us_by_threads) thread_choices.push_back(threads);
   std::map<int, std::vector<int64_t>> sizes_by_threads;
-  for (int64_t memory : WithValue(o.memory_mb, base.memory_mb))
-    if (memory >= floor_mb || memory == base.memory_mb) sizes_by_threads[ThreadsForMemory(memory)].push_back(memory);
+  for (int64_t memory : WithValue(o.memory_mb, base.memory_mb)) {
+    if (memory < floor_mb && memory != base.memory_mb) continue;
+    if (thread_choices.empty()) {  // a profile of one table: the size sets the threads
+      sizes_by_threads[ThreadsForMemory(memory)].push_back(memory);
+      continue;
+    }
+    for (int threads : WithValue(thread_choices, base.threads))
+      if (threads <= ThreadsForMemory(memory) || (memory == base.memory_mb && threads == base.threads))
+        sizes_by_threads[threads].push_back(memory);
+  }
 
   // The runs: (config simulated, the configs it stands for).
   struct Run {
@@ -131,33 +149,63 @@ StatusOr<PlanResult> Plan(const ModelConfig& base, const ProfileFile& profile, c
           }
         }
 
+  // Every run is a pure Simulate on its own inputs: they go to worker
+  // threads; the progress callback runs on the calling thread only.
+  std::vector<std::optional<StatusOr<SimResult>>> sims(runs.size());
+  std::atomic<size_t> next_run{0}, done_runs{0};
+  auto work = [&](bool report) {
+    for (size_t i; (i = next_run.fetch_add(1)) < runs.size();) {
+      SimModel model{runs[i].simulated, profile.ForThreads(runs[i].simulated.threads)};
+      sims[i] = Simulate({model}, arrivals, prices, {.seed = o.seed});
+      const size_t done = done_runs.fetch_add(1) + 1;
+      if (report && progress) progress(static_cast<int>(done), static_cast<int>(runs.size()));
+    }
+  };
+  const int parallelism = o.parallelism > 0 ? o.parallelism : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  std::vector<std::thread> workers;
+  for (int t = 1; t < parallelism; ++t) workers.emplace_back(work, false);
+  work(true);
+  for (std::thread& w : workers) w.join();
+
   PlanResult result;
+  auto candidate_of = [&](const ModelConfig& config, const ModelConfig& simulated, const SimResult& sim, bool is_input) {
+    const metering::ModelUsage& total = sim.report.total;
+    const policy::UsageTotals usage =
+        ScaledToMemory(total.usage, static_cast<double>(config.memory_mb) / static_cast<double>(simulated.memory_mb));
+    const policy::Bill bill = policy::ComputeBill(usage, prices);
+    Candidate c;
+    c.config = config;
+    c.is_input = is_input;
+    c.label = (is_input ? "your config: " : "") + Label(config);
+    c.p99_ms = total.p99_ms;
+    c.dollars = bill.total_usd;
+    c.host_dollars = bill.host_usd;
+    c.objective = o.bill_weight * bill.total_usd + o.host_weight * bill.host_usd;
+    c.dollars_per_million = total.ok > 0 ? bill.total_usd / static_cast<double>(total.ok) * 1e6 : 0;
+    c.cold_starts = sim.cold_starts;
+    c.errors = sim.rejected_429 + sim.deadline_504;
+    c.meets_slo = c.errors == 0 && c.p99_ms <= o.slo_p99_ms;
+    return c;
+  };
   for (size_t i = 0; i < runs.size(); ++i) {
     const Run& r = runs[i];
-    SimModel model{r.simulated, profile.ForThreads(r.simulated.threads)};
+    const StatusOr<SimResult>& sim = *sims[i];
+    if (!sim.ok()) return sim.status();
+    ++result.simulations;
+    for (const ModelConfig& config : r.sizes) result.candidates.push_back(candidate_of(config, r.simulated, *sim, r.is_input));
+  }
+  // Always on, provisioned for the peak the input config reached.
+  {
+    ModelConfig always = base;
+    always.min_instances = std::max(1, sims[0]->ok() ? (*sims[0])->max_instances : 1);
+    always.max_concurrency = std::max(always.max_concurrency, always.min_instances);
+    SimModel model{always, profile.ForThreads(always.threads)};
     auto sim = Simulate({model}, arrivals, prices, {.seed = o.seed});
     if (!sim.ok()) return sim.status();
     ++result.simulations;
-    const metering::ModelUsage& total = sim->report.total;
-    for (const ModelConfig& config : r.sizes) {
-      const policy::UsageTotals usage = ScaledToMemory(
-          total.usage, static_cast<double>(config.memory_mb) / static_cast<double>(r.simulated.memory_mb));
-      const policy::Bill bill = policy::ComputeBill(usage, prices);
-      Candidate c;
-      c.config = config;
-      c.is_input = r.is_input;
-      c.label = (r.is_input ? "your config: " : "") + Label(config);
-      c.p99_ms = total.p99_ms;
-      c.dollars = bill.total_usd;
-      c.host_dollars = bill.host_usd;
-      c.objective = o.bill_weight * bill.total_usd + o.host_weight * bill.host_usd;
-      c.dollars_per_million = total.ok > 0 ? bill.total_usd / static_cast<double>(total.ok) * 1e6 : 0;
-      c.cold_starts = sim->cold_starts;
-      c.errors = sim->rejected_429 + sim->deadline_504;
-      c.meets_slo = c.errors == 0 && c.p99_ms <= o.slo_p99_ms;
-      result.candidates.push_back(std::move(c));
-    }
-    if (progress) progress(static_cast<int>(i + 1), static_cast<int>(runs.size()));
+    Candidate c = candidate_of(always, always, *sim, false);
+    c.label = "always on (" + std::to_string(always.min_instances) + " provisioned for the peak): " + Label(always);
+    result.always_on = std::move(c);
   }
   // Pareto front over (objective, p99) among error-free candidates; of settings
   // with the same point, the first tried stands for them.

@@ -44,6 +44,7 @@ TEST(PlannerTest, CheapestMeetingTheSloIsChosenAndIsOnTheParetoFront) {
   o.keep_alive_s = {0, 10};
   o.template_keep_alive_s = {};  // the config's only
   o.try_histogram = false;
+  o.try_adaptive = false;
   o.max_batch_sizes = {};
   ModelConfig base = Base();
   base.keep_alive_s = 10;
@@ -81,6 +82,7 @@ PlanOptions SmallGrid() {
   o.keep_alive_s = {10, 600};
   o.template_keep_alive_s = {};  // the config's only
   o.try_histogram = false;
+  o.try_adaptive = false;
   o.max_batch_sizes = {};
   return o;
 }
@@ -196,9 +198,10 @@ TEST(PlannerTest, SizesSharingAThreadCountCostWhatTheirOwnRunWould) {
   base.threads = 1;
   auto plan = Plan(base, Profile(), Periodic(), policy::PriceSheet{}, o);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  // The input, then max_concurrency 4 and 8 at two sizes sharing one run each.
+  // The input, then max_concurrency 4 and 8 at two sizes sharing one run
+  // each; and the always-on run, not a candidate.
   EXPECT_EQ(plan->candidates.size(), 5u);
-  EXPECT_EQ(plan->simulations, 3);
+  EXPECT_EQ(plan->simulations, 4);
   for (const Candidate& c : plan->candidates) {
     if (c.is_input || c.config.memory_mb != 512) continue;
     auto own = Simulate({SimModel{c.config, Profile().ForThreads(1)}}, Periodic(), policy::PriceSheet{}, {.seed = o.seed});
@@ -214,6 +217,47 @@ TEST(PlannerTest, MemorySetsThreadsAsLambdaSetsVcpus) {
   EXPECT_EQ(ThreadsForMemory(1769), 1);
   EXPECT_EQ(ThreadsForMemory(3538), 2);
   EXPECT_EQ(ThreadsForMemory(10240), 5);
+}
+
+// The wider grid: threads up to what each size allows (one per 1,769 MB),
+// the adaptive keep-alive, and the always-on comparison, which costs more
+// than the plan on a sparse trace. Any number of simulation threads gives
+// the same plan.
+TEST(PlannerTest, ThreadsAdaptiveKeepAliveAndAlwaysOn) {
+  ProfileFile profile = Profile();
+  profile.exec_us_by_threads = {{1, {{1, 2 * kMs}, {16, 6 * kMs}}}, {2, {{1, 1 * kMs}, {16, 3 * kMs}}}};
+  PlanOptions o = SmallGrid();
+  o.slo_p99_ms = 1000;
+  o.memory_mb = {1024, 3538};
+  o.try_adaptive = true;
+  o.parallelism = 1;
+  auto plan = Plan(Base(), profile, Periodic(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  std::set<std::pair<int64_t, int>> sizes;
+  bool adaptive = false;
+  for (const Candidate& c : plan->candidates) {
+    sizes.insert({c.config.memory_mb, c.config.threads});
+    adaptive = adaptive || c.config.keep_alive_policy == KeepAlive::kAdaptive;
+  }
+  EXPECT_TRUE(sizes.count({1024, 1}));
+  EXPECT_FALSE(sizes.count({1024, 2}));  // 1,024 MB allows one thread
+  EXPECT_TRUE(sizes.count({3538, 1}));
+  EXPECT_TRUE(sizes.count({3538, 2}));
+  EXPECT_TRUE(adaptive);
+  ASSERT_TRUE(plan->always_on.has_value());
+  EXPECT_GE(plan->always_on->config.min_instances, 1);
+  ASSERT_TRUE(plan->best.has_value());
+  EXPECT_LT(plan->candidates[*plan->best].objective, plan->always_on->objective);
+  EXPECT_LE(plan->candidates[*plan->best].objective, plan->candidates[plan->input].objective);
+
+  o.parallelism = 3;
+  auto again = Plan(Base(), profile, Periodic(), policy::PriceSheet{}, o);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->candidates.size(), plan->candidates.size());
+  for (size_t i = 0; i < plan->candidates.size(); ++i) {
+    EXPECT_EQ(again->candidates[i].label, plan->candidates[i].label);
+    EXPECT_EQ(again->candidates[i].objective, plan->candidates[i].objective);
+  }
 }
 
 }  // namespace

@@ -76,8 +76,9 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
   auto parsed = json::ParseObject(parser, json, source);
   if (!parsed.ok()) return parsed.status();
   const object obj = *parsed;
-  static constexpr std::string_view kKnown[] = {"model", "measured", "exec_us_by_rows", "exec_us_by_threads",
-                                                "exec_cv", "exec_spread", "start_us", "memory_kb"};
+  static constexpr std::string_view kKnown[] = {"model",       "measured", "exec_us_by_rows", "exec_us_by_threads",
+                                                "exec_cv",     "exec_spread", "exec_factor_by_idle_us", "start_us",
+                                                "memory_kb"};
   if (auto problem = json::FindKeyProblem(obj, kKnown))
     return FieldError(source, problem->key, problem->repeated ? "appears twice" : "unknown field");
   ProfileFile out;
@@ -110,6 +111,20 @@ StatusOr<ProfileFile> ParseProfile(std::string_view json, const std::string& sou
       if (x.get_double().get(ratio)) return FieldError(source, "exec_spread", "must be an array of numbers");
       out.profile.exec_spread.push_back(ratio);
     }
+  }
+  if (!obj["exec_factor_by_idle_us"].get(value)) {
+    object factors;
+    if (value.get_object().get(factors)) return FieldError(source, "exec_factor_by_idle_us", "must be an object");
+    for (auto entry : factors) {
+      int64_t gap = 0;
+      double factor = 0;
+      const std::string key(entry.key);
+      auto [end, err] = std::from_chars(key.data(), key.data() + key.size(), gap);
+      if (err != std::errc() || end != key.data() + key.size() || entry.value.get_double().get(factor))
+        return FieldError(source, "exec_factor_by_idle_us", "must map idle microseconds to numbers");
+      out.profile.exec_factor_by_idle_us.push_back({gap, factor});
+    }
+    std::sort(out.profile.exec_factor_by_idle_us.begin(), out.profile.exec_factor_by_idle_us.end());
   }
   if (!obj["start_us"].get(value)) {
     object starts;
@@ -162,6 +177,11 @@ std::string EncodeProfile(const ProfileFile& p) {
     for (double ratio : p.profile.exec_spread) w.Double(ratio);
     w.EndArray();
   }
+  if (!p.profile.exec_factor_by_idle_us.empty()) {
+    w.Key("exec_factor_by_idle_us").BeginObject();
+    for (const auto& [gap, factor] : p.profile.exec_factor_by_idle_us) w.Key(std::to_string(gap)).Double(factor);
+    w.EndObject();
+  }
   w.Key("start_us").BeginObject();
   for (const auto& [path, us] : p.profile.start_us) w.Field(path, us);
   w.EndObject();
@@ -190,6 +210,12 @@ std::string ProfileSummaryText(const ProfileFile& profile) {
   } else {
     out.precision(3);
     out << "  execution CV " << p.exec_cv << "\n";
+  }
+  if (!p.exec_factor_by_idle_us.empty()) {
+    out.precision(2);
+    out << "  time by idle gap before it (x median):";
+    for (const auto& [gap, factor] : p.exec_factor_by_idle_us) out << " " << gap / 1000.0 << " ms " << factor;
+    out << "\n";
   }
   out.precision(1);
   out << "  start to ready:";

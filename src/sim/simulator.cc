@@ -34,6 +34,18 @@ double ModelProfile::SpreadAt(double q) const {
   return exec_spread[i] + (exec_spread[i + 1] - exec_spread[i]) * (x - static_cast<double>(i));
 }
 
+double ModelProfile::IdleFactor(Micros idle_us) const {
+  const auto& t = exec_factor_by_idle_us;
+  if (t.empty()) return 1.0;
+  if (idle_us <= t.front().first) return t.front().second;
+  if (idle_us >= t.back().first) return t.back().second;
+  auto hi = std::lower_bound(t.begin(), t.end(), idle_us, [](const auto& e, Micros g) { return e.first < g; });
+  const auto lo = hi - 1;
+  const double x = std::log(static_cast<double>(idle_us) / static_cast<double>(lo->first)) /
+                   std::log(static_cast<double>(hi->first) / static_cast<double>(lo->first));
+  return lo->second + (hi->second - lo->second) * x;
+}
+
 Status ModelProfile::Validate() const {
   if (exec_us_by_rows.empty()) return InvalidArgument("profile: exec_us_by_rows is empty");
   for (size_t i = 0; i < exec_us_by_rows.size(); ++i) {
@@ -50,6 +62,11 @@ Status ModelProfile::Validate() const {
     for (size_t i = 0; i < exec_spread.size(); ++i)
       if (!(exec_spread[i] > 0 && exec_spread[i] <= 1000) || (i && exec_spread[i] < exec_spread[i - 1]))
         return InvalidArgument("profile: exec_spread must be non-decreasing ratios in (0, 1000]");
+  }
+  for (size_t i = 0; i < exec_factor_by_idle_us.size(); ++i) {
+    const auto& [gap, factor] = exec_factor_by_idle_us[i];
+    if (gap < 1 || !(factor > 0 && factor <= 1000) || (i && gap <= exec_factor_by_idle_us[i - 1].first))
+      return InvalidArgument("profile: exec_factor_by_idle_us must be sorted gaps >= 1 us with factors in (0, 1000]");
   }
   for (const auto& [path, us] : start_us)
     if (us < 0) return InvalidArgument("profile: start_us." + path + " must be >= 0");
@@ -150,6 +167,7 @@ class Sim {
       switch (e.kind) {
         case EventKind::kReady:
           starting_.erase(e.instance);
+          idle_since_[e.instance] = {.since_us = now_};
           scheduler_.InstanceReady(name, e.instance, At(), &actions_);
           break;
         case EventKind::kDone: OnDone(e.model, e.instance, e.execution, e.compute_us); break;
@@ -253,12 +271,18 @@ class Sim {
           break;
         case Action::Kind::kDispatch: {
           std::optional<Micros> recorded = options_.exec_us_of ? options_.exec_us_of(a.execution_id) : std::nullopt;
-          const Micros compute_us = recorded ? *recorded : DrawExecUs(model, a.rows);
+          auto& idle = idle_since_[a.instance_id];
+          const Micros idle_us = idle.busy > 0 ? 0 : now_ - idle.since_us;
+          ++idle.busy;
+          const Micros compute_us = recorded ? *recorded : DrawExecUs(model, a.rows, idle_us);
           Push(now_ + compute_us, EventKind::kDone, m, a.instance_id, a.execution_id, compute_us);
           break;
         }
         case Action::Kind::kFail: RecordFailure(m, a); break;
-        case Action::Kind::kStop: RecordStop(m, a); break;
+        case Action::Kind::kStop:
+          idle_since_.erase(a.instance_id);
+          RecordStop(m, a);
+          break;
         case Action::Kind::kWake:
           model.wake_at_us = a.at_us;
           if (a.at_us < model.armed_us) Arm(m, a.at_us);
@@ -274,8 +298,14 @@ class Sim {
   }
 
   // The profile's table holds medians, so both draws keep the median.
-  Micros DrawExecUs(const Model& model, int64_t rows) {
+  Micros DrawExecUs(const Model& model, int64_t rows, Micros idle_us) {
     const ModelProfile& profile = model.sim->profile;
+    if (!profile.exec_factor_by_idle_us.empty()) {  // the spread adds to the gap's median
+      const double median = static_cast<double>(profile.ExecUs(rows));
+      const double gap_factor = profile.IdleFactor(idle_us);
+      const double spread = profile.exec_spread.empty() ? 1.0 : profile.SpreadAt(static_cast<double>(rng_() >> 11) * 0x1.0p-53);
+      return std::max<Micros>(1, std::llround(median * std::max(gap_factor + spread - 1, 0.1 * gap_factor)));
+    }
     const double median = static_cast<double>(profile.ExecUs(rows));
     double factor = 1.0;
     if (!profile.exec_spread.empty()) {
@@ -289,6 +319,10 @@ class Sim {
 
   void OnDone(uint32_t m, uint64_t instance_id, uint64_t execution_id, Micros compute_us) {
     const Model& model = models_[m];
+    if (auto it = idle_since_.find(instance_id); it != idle_since_.end() && --it->second.busy <= 0) {
+      it->second.busy = 0;
+      it->second.since_us = now_;
+    }
     std::optional<sched::Completion> done =
         scheduler_.ExecutionDone(model.config().name, instance_id, execution_id, compute_us, true, At(), &actions_);
     if (!done) return;  // its instance was stopped at a deadline
@@ -373,6 +407,11 @@ class Sim {
   std::vector<Model> models_;
   std::unordered_map<std::string, uint32_t> index_;
   std::unordered_set<uint64_t> starting_;               // instances not ready yet
+  struct Idleness {
+    Micros since_us = 0;  // when its last execution ended (or it became ready)
+    int busy = 0;         // executions in flight
+  };
+  std::unordered_map<uint64_t, Idleness> idle_since_;   // ready instances
   std::unordered_set<uint64_t> observed_;               // instances whose memory the scheduler was told
   std::unordered_map<uint64_t, std::string> instance_paths_;  // live instances' start paths
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;

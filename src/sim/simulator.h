@@ -9,7 +9,8 @@
 //
 // Model of an instance. It becomes ready start_us(start_path) after it is
 // started; an execution of n rows takes exec_us(n) (the profile's table of
-// medians, linear between measured sizes) times a factor drawn from the seed:
+// medians, linear between measured sizes) times the profile's factor for how
+// long the instance sat idle before it, times a factor drawn from the seed:
 // from the measured distribution exec_spread when the profile has one, else
 // a lognormal of coefficient of variation exec_cv. A request still running at
 // its deadline is answered 504 then and its instance is stopped, as the
@@ -61,6 +62,16 @@ struct ModelProfile {
   // lognormal (wake-ups of an idle instance, the host's scheduling).
   static constexpr size_t kSpreadPoints = 1001;
   std::vector<double> exec_spread;
+  // How an execution's time grows with how long its instance sat idle
+  // before it (the host waking an idle process: its caches cold, its CPU in
+  // a sleep state): (idle gap, factor on the median) sorted by gap, factors
+  // relative to the median the table holds; linear in log(gap) between
+  // points, the end values beyond them. Empty: factor 1. When present, the
+  // spread is additive: (time - its gap's median) / the median, plus 1, so
+  // an execution takes median x (factor + spread - 1), at least a tenth of
+  // median x factor (measured: the tail beyond the median is about as long
+  // after a long idle gap as after a short one, not factor times longer).
+  std::vector<std::pair<Micros, double>> exec_factor_by_idle_us;
   // What the memory cgroup of a warm instance, and of a ready template,
   // peaked at (KiB; 0 = not measured): the scheduler's observations under
   // MemoryCharge::kMeasured, made after an instance's first execution and
@@ -71,6 +82,8 @@ struct ModelProfile {
   Micros ExecUs(int64_t rows) const;
   // exec_spread at quantile q in [0, 1], linear between points; 1 without a spread.
   double SpreadAt(double q) const;
+  // exec_factor_by_idle_us at an idle gap; 1 without the table.
+  double IdleFactor(Micros idle_us) const;
   Status Validate() const;
 };
 

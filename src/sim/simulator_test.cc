@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace thaw::sim {
 namespace {
 
@@ -131,6 +133,25 @@ TEST(SimulatorTest, AdaptiveKeepAlivePrewarmsATimerThatFixedMisses) {
   const policy::HeldMemory& a = adaptive.report.total.usage.held;
   EXPECT_LT(a.idle_warm_gb_s, 0.5 * f.idle_warm_gb_s);
   EXPECT_LT(a.template_gb_s + a.standby_gb_s, 0.8 * (f.template_gb_s + f.standby_gb_s));
+}
+
+// An execution after a long idle gap takes longer (the host waking the
+// instance): calls 1 ms apart run at the short-gap factor, 1 s apart at the
+// long-gap one.
+TEST(SimulatorTest, ExecutionTimeFollowsTheIdleGapBeforeIt) {
+  auto p50 = [](Micros gap) {
+    SimModel m = Model();
+    m.config.keep_alive_s = 600;
+    m.profile.exec_factor_by_idle_us = {{500, 1.0}, {500'000, 4.0}};
+    auto result = Simulate({m}, Every(gap, 200), policy::PriceSheet{});
+    EXPECT_TRUE(result.ok());
+    return Row(*result).p50_ms;
+  };
+  // 5 ms apart: idle 5 ms - its own time, so the time t solves t = 2 ms x factor(5 ms - t).
+  double t_ms = 2;
+  for (int i = 0; i < 100; ++i) t_ms = 2.0 * (1.0 + 3.0 * std::log((5000.0 - t_ms * 1000) / 500.0) / std::log(1000.0));
+  EXPECT_NEAR(p50(5 * kMs), t_ms, 0.05);
+  EXPECT_NEAR(p50(kS), 8.0, 0.1);  // beyond the last point: its factor
 }
 
 TEST(SimulatorTest, KeepAliveZeroMakesEveryCallCold) {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <optional>
 
 namespace thaw::sim {
 
@@ -44,11 +47,19 @@ void UsageProfileBuilder::Add(const metering::UsageRecord& record) {
   Micros& last_end = last_end_wall_us_by_instance_[r->instance_id];
   if (last_end == end_wall_us) return;  // another request of the same execution
   last_end = end_wall_us;
+  const Micros start_wall_us = r->arrival_wall_us + r->queue_us;
+  const auto previous = previous_end_wall_us_by_instance_.find(r->instance_id);
+  const std::optional<Micros> gap_us =
+      previous == previous_end_wall_us_by_instance_.end() ? std::nullopt
+                                                           : std::optional<Micros>(start_wall_us - previous->second);
+  previous_end_wall_us_by_instance_[r->instance_id] = end_wall_us;
   if (r->cold_start) {
     init_us_by_path_[r->start_path].push_back(static_cast<double>(r->init_us));
     return;
   }
-  round_trip_us_by_rows_[r->batch_rows].push_back(static_cast<double>(std::max<Micros>(1, r->latency_us - r->queue_us)));
+  const double round_trip = static_cast<double>(std::max<Micros>(1, r->latency_us - r->queue_us));
+  round_trip_us_by_rows_[r->batch_rows].push_back(round_trip);
+  if (gap_us && *gap_us >= 0) gap_and_round_trip_by_rows_[r->batch_rows].push_back({*gap_us, round_trip});
   ++warm_executions_;
 }
 
@@ -56,10 +67,14 @@ StatusOr<ProfileFile> UsageProfileBuilder::Build() const {
   ProfileFile out;
   out.model = model_;
   const std::vector<double>* most = nullptr;
+  int64_t most_rows = 0;
   for (const auto& [rows, samples] : round_trip_us_by_rows_) {
     if (samples.size() < kMinSamplesPerRows) continue;
     out.profile.exec_us_by_rows.push_back({rows, std::max<Micros>(1, std::llround(MedianOf(samples)))});
-    if (!most || samples.size() > most->size()) most = &samples;
+    if (!most || samples.size() > most->size()) {
+      most = &samples;
+      most_rows = rows;
+    }
   }
   if (!most)
     return InvalidArgument("the usage log has fewer than " + std::to_string(kMinSamplesPerRows) +
@@ -67,6 +82,48 @@ StatusOr<ProfileFile> UsageProfileBuilder::Build() const {
                            std::to_string(warm_executions_) + " in all)");
   out.profile.exec_spread = SpreadOverMedian(*most);
   out.profile.exec_cv = CoefficientOfVariation(*most);
+  // Time by the idle gap before it: bins of gaps, each its median gap and median time.
+  if (auto it = gap_and_round_trip_by_rows_.find(most_rows); it != gap_and_round_trip_by_rows_.end()) {
+    static constexpr Micros kEdges[] = {0, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000,
+                                        1000000, 5000000};
+    const double overall = MedianOf(*most);
+    std::vector<std::pair<Micros, double>> table;
+    for (size_t b = 0; b < std::size(kEdges); ++b) {
+      const Micros lo = kEdges[b], hi = b + 1 < std::size(kEdges) ? kEdges[b + 1] : INT64_MAX;
+      std::vector<double> gaps, times;
+      for (const auto& [gap, time] : it->second)
+        if (gap >= lo && gap < hi) {
+          gaps.push_back(static_cast<double>(gap));
+          times.push_back(time);
+        }
+      if (times.size() < kMinSamplesPerRows) continue;
+      table.push_back({std::max<Micros>(1, std::llround(MedianOf(gaps))), MedianOf(times) / overall});
+    }
+    std::sort(table.begin(), table.end());
+    table.erase(std::unique(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+                table.end());
+    if (table.size() >= 2) {
+      out.profile.exec_factor_by_idle_us = table;
+      // Additive: each time's excess over its gap's median, in medians, plus 1.
+      std::vector<double> excess;
+      // (Clamped at 0.01: a spread is positive; the simulator floors a draw anyway.)
+      for (const auto& [gap, time] : it->second)
+        excess.push_back(std::max(0.01, 1 + (time - overall * out.profile.IdleFactor(gap)) / overall));
+      std::sort(excess.begin(), excess.end());
+      out.profile.exec_spread.clear();
+      if (excess.size() >= 2) {
+        for (size_t q = 0; q < ModelProfile::kSpreadPoints; ++q) {
+          const double x = static_cast<double>(q) / static_cast<double>(ModelProfile::kSpreadPoints - 1) *
+                           static_cast<double>(excess.size() - 1);
+          const size_t i = std::min(static_cast<size_t>(x), excess.size() - 2);
+          out.profile.exec_spread.push_back(excess[i] + (excess[i + 1] - excess[i]) * (x - static_cast<double>(i)));
+        }
+      } else {
+        out.profile.exec_factor_by_idle_us.clear();  // the spread cannot be stored: keep the plain one
+        out.profile.exec_spread = SpreadOverMedian(*most);
+      }
+    }
+  }
   for (const auto& [path, samples] : init_us_by_path_)
     if (!path.empty()) out.profile.start_us[path] = std::llround(MedianOf(samples));
   if (Status valid = out.profile.Validate(); !valid.ok()) return valid;

@@ -10,8 +10,14 @@
 // batched execution appears once per request in the log and is counted once.
 // exec_us_by_rows holds the median per row count seen at least
 // kMinSamplesPerRows times; exec_spread and exec_cv come from the row count
-// with the most samples. start_us holds the median init_us of cold starts per
-// start path. Threads and memory are not in the log and are left out.
+// with the most samples. exec_factor_by_idle_us: for that row count, the
+// executions binned by how long their instance sat idle before them (from
+// the end of its previous execution), each bin with kMinSamplesPerRows
+// samples giving (its median gap, its median time / the overall median);
+// the spread is then of each time over its gap's median (at least two such
+// bins, else no table and the plain spread). start_us holds the median
+// init_us of cold starts per start path. Threads and memory are not in the
+// log and are left out.
 //
 // Errors: kInvalidArgument when no row count has enough warm samples for the
 // model. Thread safety: a value type fed from one thread.
@@ -42,6 +48,9 @@ class UsageProfileBuilder {
  private:
   std::string model_;
   std::map<int64_t, std::vector<double>> round_trip_us_by_rows_;
+  // (idle gap before it, round trip) by rows, for executions after another on their instance.
+  std::map<int64_t, std::vector<std::pair<Micros, double>>> gap_and_round_trip_by_rows_;
+  std::map<uint64_t, Micros> previous_end_wall_us_by_instance_;
   std::map<std::string, std::vector<double>> init_us_by_path_;
   std::map<uint64_t, Micros> last_end_wall_us_by_instance_;  // requests of one batch end together
   int64_t warm_executions_ = 0;

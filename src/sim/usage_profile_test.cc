@@ -72,5 +72,31 @@ TEST(UsageProfileTest, SpreadOverMedianInterpolates) {
   EXPECT_TRUE(SpreadOverMedian({7}).empty());
 }
 
+// Executions after a short idle gap take 50 us, after a long one 150 us:
+// the table says so, and the spread is of each time over its gap's median.
+TEST(UsageProfileTest, TimeByIdleGapBeforeTheExecution) {
+  UsageProfileBuilder builder("fraud");
+  Micros t = 0;
+  for (int i = 0; i < 200; ++i) {
+    const bool long_gap = i % 2;
+    t += long_gap ? 100'000 : 600;  // idle gap before it, as the previous one took 50 or 150 us
+    const Micros round_trip = long_gap ? 150 : 50;
+    builder.Add(Warm(1, t, 0, round_trip));
+    t += round_trip;
+  }
+  auto profile = builder.Build();
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  const auto& table = profile->profile.exec_factor_by_idle_us;
+  ASSERT_EQ(table.size(), 2u);
+  EXPECT_LT(table[0].first, 1000);
+  EXPECT_GE(table[1].first, 99'000);
+  EXPECT_NEAR(table[1].second / table[0].second, 3.0, 1e-9);
+  EXPECT_NEAR(profile->profile.IdleFactor(100'000) * static_cast<double>(profile->profile.ExecUs(1)), 150, 1);
+  EXPECT_NEAR(profile->profile.IdleFactor(500) * static_cast<double>(profile->profile.ExecUs(1)), 50, 1);
+  // Every time is its gap's median: no spread left (additive, around 1).
+  EXPECT_NEAR(profile->profile.SpreadAt(0.0), 1.0, 1e-9);
+  EXPECT_NEAR(profile->profile.SpreadAt(1.0), 1.0, 1e-9);
+}
+
 }  // namespace
 }  // namespace thaw::sim
