@@ -48,6 +48,23 @@ TEST(ProfileJsonTest, SpreadRoundTripsAndIsValidated) {
   EXPECT_NE(not_numbers.status().message().find("'exec_spread'"), std::string::npos);
 }
 
+TEST(ProfileJsonTest, IdleGapFactorsRoundTripSortedAndAreValidated) {
+  auto p = ParseProfile(R"({"exec_us_by_rows": {"2": 70}, "exec_factor_by_idle_us": {"60000": 3.5, "700": 0.6}})", "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const std::vector<std::pair<Micros, double>> sorted = {{700, 0.6}, {60000, 3.5}};
+  EXPECT_EQ(p->profile.exec_factor_by_idle_us, sorted);
+  EXPECT_DOUBLE_EQ(p->profile.IdleFactor(100), 0.6);    // before the first point: its factor
+  EXPECT_DOUBLE_EQ(p->profile.IdleFactor(1'000'000), 3.5);
+  auto again = ParseProfile(EncodeProfile(*p), "again");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->profile.exec_factor_by_idle_us, sorted);
+  EXPECT_NE(ProfileSummaryText(*p).find("idle gap"), std::string::npos);
+  auto bad = ParseProfile(R"({"exec_us_by_rows": {"2": 70}, "exec_factor_by_idle_us": {"x": 1}})", "p.json");
+  EXPECT_NE(bad.status().message().find("exec_factor_by_idle_us"), std::string::npos);
+  auto zero = ParseProfile(R"({"exec_us_by_rows": {"2": 70}, "exec_factor_by_idle_us": {"10": 0}})", "p.json");
+  EXPECT_NE(zero.status().message().find("exec_factor_by_idle_us"), std::string::npos);
+}
+
 // What thaw profile prints: a few lines, the spread as quantiles, not its 1,001 points.
 TEST(ProfileJsonTest, SummaryIsShortAndShowsTheSpreadsQuantiles) {
   std::string spread = "[";
