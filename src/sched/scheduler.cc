@@ -287,6 +287,8 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
   if (!admitted.ok()) return Status(admitted.code(), "model '" + model.config.name + "': " + admitted.message());
   const int64_t rows = request.rows;
   model.queue.push_back(std::move(request));
+  // Whether an adaptive plan timed this arrival (the idle period it ends had one).
+  const bool planned = model.keep_alive.plan() && model.keep_alive.plan()->source == policy::PlanSource::kAdaptive;
   model.keep_alive.OnArrival(now.mono_us);
   model.batcher.OnArrival(now.mono_us, rows);
   model.busy = true;
@@ -296,12 +298,14 @@ Status Scheduler::Arrive(std::string_view name, Request request, Now now, Action
                               : 1;
   model.last_call_us = now.mono_us;
   Pump(model, now, out);
-  // A called model is hot: its template is held. It is started (after any
-  // instance this arrival started, which needs the memory first) once the
-  // model has been called template_admit_calls times in a row, and only if
-  // the arrival waits: one a warm instance took at once needs no faster start.
+  // A called model is hot: its template is held (started if need be, after
+  // any instance this arrival started, which needs the memory first), once
+  // it has been called template_admit_calls times in a row. Except for an
+  // arrival an adaptive keep-alive plan timed and a warm instance took at
+  // once: the plan holds no template between its windows, and restarting
+  // one for every such call would only churn.
   if (model.config.start_path == StartPath::kTemplate) {
-    if (model.queue.empty()) {
+    if (planned && model.queue.empty()) {
       model.template_wanted_us = now.mono_us;
     } else {
       WantTemplate(model, now, out);

@@ -35,7 +35,8 @@
 //  - Templates (start path "template") are a cache (policy/template_cache.h):
 //    one starts when the model is wanted (a request arrives, an instance
 //    starts other than a keep-alive pre-warm, a Warm, a provisioned floor;
-//    calls only once there have been
+//    not an arrival an adaptive keep-alive plan timed and a warm instance
+//    took at once, which only refreshes a held one; calls only once there have been
 //    template_admit_calls of them in a row) and stops template_keep_alive_s
 //    after it was last wanted, unless a floor holds it. Instances fork from
 //    it once it is ready; before that they start from the zygote.
