@@ -460,7 +460,8 @@ int RunProfile(const ProfileCommandOptions& o) {
   io.poll();
 
   if (o.served_s > 0) {
-    std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << o.served_rate << " req/s ...\n";
+    if (::isatty(STDERR_FILENO))  // a note for a person; nothing on stderr otherwise
+      std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << o.served_rate << " req/s ...\n";
     auto served = MeasureServed(o, *config, body.str(), clock);
     if (!served.ok()) {
       std::cerr << "thaw: measuring " << o.model << " served: " << served.status().message() << "\n";
