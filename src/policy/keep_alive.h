@@ -18,11 +18,11 @@
 //  - kAdaptive: windows planned from a decayed, logarithmic history of idle
 //    times (idle_windows.h): keep the instance after the work ends for a
 //    while or unload it at once, and pre-warm one (lead_us ahead, the
-//    measured start of the level it will start from) for a window around the
-//    likely next arrival. On the history the plan has at most the cold
-//    starts and at most the instance time of the fixed policy (keep_alive_us),
-//    and it is the fixed plan unless it beats it clearly; with fewer than
-//    min_samples idle times it is the fixed plan.
+//    slowest start measured) for a window around the likely next arrival.
+//    On the history the plan holds at most the instance time of the fixed
+//    policy (keep_alive_us) and has a pessimistic cold share at most
+//    1.05x fixed's (idle_windows.h), and it is the fixed plan unless it beats
+//    it clearly; with fewer than min_samples idle times it is the fixed plan.
 //
 // Guarantees: decisions depend only on the arguments and recorded idle
 // times; memory per model is range_us / bin_width_us counters. Pre-warm
