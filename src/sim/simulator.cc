@@ -300,13 +300,12 @@ class Sim {
   // The profile's table holds medians, so both draws keep the median.
   Micros DrawExecUs(const Model& model, int64_t rows, Micros idle_us) {
     const ModelProfile& profile = model.sim->profile;
+    const double median = static_cast<double>(profile.ExecUs(rows));
     if (!profile.exec_factor_by_idle_us.empty()) {  // the spread adds to the gap's median
-      const double median = static_cast<double>(profile.ExecUs(rows));
       const double gap_factor = profile.IdleFactor(idle_us);
       const double spread = profile.exec_spread.empty() ? 1.0 : profile.SpreadAt(static_cast<double>(rng_() >> 11) * 0x1.0p-53);
       return std::max<Micros>(1, std::llround(median * std::max(gap_factor + spread - 1, 0.1 * gap_factor)));
     }
-    const double median = static_cast<double>(profile.ExecUs(rows));
     double factor = 1.0;
     if (!profile.exec_spread.empty()) {
       factor = profile.SpreadAt(static_cast<double>(rng_() >> 11) * 0x1.0p-53);

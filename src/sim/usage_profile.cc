@@ -14,20 +14,30 @@ double MedianOf(std::vector<double> samples) {
   return samples[samples.size() / 2];
 }
 
+namespace {
+
+// Quantiles 0, 0.001, ..., 1 of sorted samples (at least 2), linear between
+// order statistics, each divided by `scale`.
+std::vector<double> Quantiles(const std::vector<double>& sorted, double scale) {
+  std::vector<double> out;
+  out.reserve(ModelProfile::kSpreadPoints);
+  for (size_t p = 0; p < ModelProfile::kSpreadPoints; ++p) {
+    const double x = static_cast<double>(p) / static_cast<double>(ModelProfile::kSpreadPoints - 1) *
+                     static_cast<double>(sorted.size() - 1);
+    const size_t i = std::min(static_cast<size_t>(x), sorted.size() - 2);
+    out.push_back((sorted[i] + (sorted[i + 1] - sorted[i]) * (x - static_cast<double>(i))) / scale);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<double> SpreadOverMedian(std::vector<double> samples) {
   if (samples.size() < 2) return {};
   std::sort(samples.begin(), samples.end());
   const double median = samples[samples.size() / 2];
   if (median <= 0) return {};
-  std::vector<double> spread;
-  spread.reserve(ModelProfile::kSpreadPoints);
-  for (size_t p = 0; p < ModelProfile::kSpreadPoints; ++p) {
-    const double x = static_cast<double>(p) / static_cast<double>(ModelProfile::kSpreadPoints - 1) *
-                     static_cast<double>(samples.size() - 1);
-    const size_t i = std::min(static_cast<size_t>(x), samples.size() - 2);
-    spread.push_back((samples[i] + (samples[i + 1] - samples[i]) * (x - static_cast<double>(i))) / median);
-  }
-  return spread;
+  return Quantiles(samples, median);
 }
 
 double CoefficientOfVariation(const std::vector<double>& samples) {
@@ -46,13 +56,10 @@ void UsageProfileBuilder::Add(const metering::UsageRecord& record) {
   const Micros end_wall_us = r->arrival_wall_us + r->latency_us;
   Micros& last_end = last_end_wall_us_by_instance_[r->instance_id];
   if (last_end == end_wall_us) return;  // another request of the same execution
-  last_end = end_wall_us;
-  const Micros start_wall_us = r->arrival_wall_us + r->queue_us;
-  const auto previous = previous_end_wall_us_by_instance_.find(r->instance_id);
+  // The idle gap before this execution: from the end of the instance's previous one (0: none yet).
   const std::optional<Micros> gap_us =
-      previous == previous_end_wall_us_by_instance_.end() ? std::nullopt
-                                                           : std::optional<Micros>(start_wall_us - previous->second);
-  previous_end_wall_us_by_instance_[r->instance_id] = end_wall_us;
+      last_end == 0 ? std::nullopt : std::optional<Micros>(r->arrival_wall_us + r->queue_us - last_end);
+  last_end = end_wall_us;
   if (r->cold_start) {
     init_us_by_path_[r->start_path].push_back(static_cast<double>(r->init_us));
     return;
@@ -99,29 +106,16 @@ StatusOr<ProfileFile> UsageProfileBuilder::Build() const {
       if (times.size() < kMinSamplesPerRows) continue;
       table.push_back({std::max<Micros>(1, std::llround(MedianOf(gaps))), MedianOf(times) / overall});
     }
-    std::sort(table.begin(), table.end());
-    table.erase(std::unique(table.begin(), table.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
-                table.end());
+    // (Bins are disjoint and each median gap lies in its bin: the table is sorted.)
     if (table.size() >= 2) {
       out.profile.exec_factor_by_idle_us = table;
-      // Additive: each time's excess over its gap's median, in medians, plus 1.
+      // Additive: each time's excess over its gap's median, in medians, plus 1
+      // (at least 0.01: a spread is positive; the simulator floors a draw anyway).
       std::vector<double> excess;
-      // (Clamped at 0.01: a spread is positive; the simulator floors a draw anyway.)
       for (const auto& [gap, time] : it->second)
         excess.push_back(std::max(0.01, 1 + (time - overall * out.profile.IdleFactor(gap)) / overall));
       std::sort(excess.begin(), excess.end());
-      out.profile.exec_spread.clear();
-      if (excess.size() >= 2) {
-        for (size_t q = 0; q < ModelProfile::kSpreadPoints; ++q) {
-          const double x = static_cast<double>(q) / static_cast<double>(ModelProfile::kSpreadPoints - 1) *
-                           static_cast<double>(excess.size() - 1);
-          const size_t i = std::min(static_cast<size_t>(x), excess.size() - 2);
-          out.profile.exec_spread.push_back(excess[i] + (excess[i + 1] - excess[i]) * (x - static_cast<double>(i)));
-        }
-      } else {
-        out.profile.exec_factor_by_idle_us.clear();  // the spread cannot be stored: keep the plain one
-        out.profile.exec_spread = SpreadOverMedian(*most);
-      }
+      out.profile.exec_spread = Quantiles(excess, 1.0);  // two bins of kMinSamplesPerRows: enough samples
     }
   }
   for (const auto& [path, samples] : init_us_by_path_)

@@ -50,9 +50,10 @@ class UsageProfileBuilder {
   std::map<int64_t, std::vector<double>> round_trip_us_by_rows_;
   // (idle gap before it, round trip) by rows, for executions after another on their instance.
   std::map<int64_t, std::vector<std::pair<Micros, double>>> gap_and_round_trip_by_rows_;
-  std::map<uint64_t, Micros> previous_end_wall_us_by_instance_;
   std::map<std::string, std::vector<double>> init_us_by_path_;
-  std::map<uint64_t, Micros> last_end_wall_us_by_instance_;  // requests of one batch end together
+  // Each instance's last execution's end: requests of one batch end together,
+  // and the next execution's idle gap starts there.
+  std::map<uint64_t, Micros> last_end_wall_us_by_instance_;
   int64_t warm_executions_ = 0;
 };
 
