@@ -19,7 +19,7 @@ using internal::Uniform01;
 constexpr double kHour = 3600, kDay = 86400, kMinute = 60;
 
 std::string Name(std::string_view trace, std::string_view kind, int index) {
-  char number[8];
+  char number[12];  // any int
   std::snprintf(number, sizeof number, "%02d", index);
   return std::string(trace) + "-" + std::string(kind) + "-" + number;
 }
@@ -35,6 +35,19 @@ struct Draws {
 
 SyntheticOptions Function(std::string name, uint64_t seed, int index) {
   return {.function = std::move(name), .seed = seed * 1000003 + static_cast<uint64_t>(index)};
+}
+
+// `count` functions, function i made by make(i) in index order (so the
+// parameter draws happen in that order), merged into one trace.
+template <typename Make>
+StatusOr<Trace> Functions(int count, Make make) {
+  std::vector<Trace> parts;
+  for (int i = 0; i < count; ++i) {
+    StatusOr<Trace> part = make(i);
+    if (!part.ok()) return part.status();
+    parts.push_back(std::move(*part));
+  }
+  return MergeTraces(parts);
 }
 
 // An on/off process with the given mean rate: bursts at on_rate_per_s lasting
@@ -67,8 +80,7 @@ StatusOr<Trace> AzureMix(uint64_t seed) {
   constexpr std::string_view kTrace = "azure-mix";
   const double duration = kDay;
   Draws draw(seed);
-  std::vector<Trace> parts;
-  for (int i = 0; i < 60; ++i) {
+  return Functions(60, [&](int i) -> StatusOr<Trace> {
     // Trigger by share of functions: HTTP 55 % (with the 5 % of others), queue 15 %, event 2 %, timer 16 %, orchestration 7 %.
     const double t = draw.Uniform(0, 1);
     const std::string_view kind = t < 0.60 ? "http" : t < 0.75 ? "queue" : t < 0.77 ? "event" : t < 0.93 ? "timer" : "orchestration";
@@ -78,82 +90,60 @@ StatusOr<Trace> AzureMix(uint64_t seed) {
     const double rate = daily / kDay;
     const double phase = draw.Uniform(0, 1);
     const SyntheticOptions f = Function(Name(kTrace, kind, i), seed, i);
-    StatusOr<Trace> part = InvalidArgument("unreached");
-    if (kind == "http") {
-      part = MakeDiurnalTrace({.mean_rate_per_s = rate, .peak_to_trough = 3, .period_s = kDay, .duration_s = duration}, f);
-    } else if (kind == "queue") {
-      part = Batches(rate, 2, 20, duration, f);
-    } else if (kind == "event") {
-      part = Batches(rate, 5, 5, duration, f);
-    } else if (kind == "timer") {
+    if (kind == "http")
+      return MakeDiurnalTrace({.mean_rate_per_s = rate, .peak_to_trough = 3, .period_s = kDay, .duration_s = duration}, f);
+    if (kind == "queue") return Batches(rate, 2, 20, duration, f);
+    if (kind == "event") return Batches(rate, 5, 5, duration, f);
+    if (kind == "timer") {
       const double period = TimerPeriodS(daily);
-      part = MakePeriodicTrace({.period_s = period, .jitter_s = 1, .phase_s = phase * period, .duration_s = duration},
+      return MakePeriodicTrace({.period_s = period, .jitter_s = 1, .phase_s = phase * period, .duration_s = duration},
                                f.function, f.seed);
-    } else {
-      part = Batches(rate, 1, 5, duration, f);
     }
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+    return Batches(rate, 1, 5, duration, f);
+  });
 }
 
 StatusOr<Trace> Timers(uint64_t seed) {
   static constexpr std::array<double, 12> kPeriodMinutes = {1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240};
   Draws draw(seed);
-  std::vector<Trace> parts;
-  for (int i = 0; i < 12; ++i) {
+  return Functions(12, [&](int i) -> StatusOr<Trace> {
     const double period = kPeriodMinutes[static_cast<size_t>(i)] * kMinute;
-    auto part = MakePeriodicTrace({.period_s = period, .jitter_s = 1, .phase_s = draw.Uniform(0, period), .duration_s = kDay},
-                                  Name("timers", "timer", i), seed * 1000003 + static_cast<uint64_t>(i));
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+    const SyntheticOptions f = Function(Name("timers", "timer", i), seed, i);
+    return MakePeriodicTrace({.period_s = period, .jitter_s = 1, .phase_s = draw.Uniform(0, period), .duration_s = kDay},
+                             f.function, f.seed);
+  });
 }
 
 StatusOr<Trace> BurstyInference(uint64_t seed) {
   static constexpr std::array<double, 6> kOffMinutes = {1, 2, 5, 10, 20, 40};
   Draws draw(seed);
-  std::vector<Trace> parts;
-  for (int i = 0; i < 12; ++i) {
+  return Functions(12, [&](int i) -> StatusOr<Trace> {
     const double on_rate = draw.Uniform(5, 30), mean_on = draw.LogUniform(5, 60);
-    auto part = MakeOnOffTrace({.on_rate_per_s = on_rate,
-                                .off_rate_per_s = 0,
-                                .mean_on_s = mean_on,
-                                .mean_off_s = kOffMinutes[static_cast<size_t>(i / 2)] * kMinute,
-                                .duration_s = 12 * kHour},
-                               Function(Name("bursty-inference", "stream", i), seed, i));
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+    return MakeOnOffTrace({.on_rate_per_s = on_rate,
+                           .off_rate_per_s = 0,
+                           .mean_on_s = mean_on,
+                           .mean_off_s = kOffMinutes[static_cast<size_t>(i / 2)] * kMinute,
+                           .duration_s = 12 * kHour},
+                          Function(Name("bursty-inference", "stream", i), seed, i));
+  });
 }
 
 StatusOr<Trace> DiurnalHttp(uint64_t seed) {
   Draws draw(seed);
-  std::vector<Trace> parts;
-  for (int i = 0; i < 12; ++i) {
+  return Functions(12, [&](int i) -> StatusOr<Trace> {
     const double rate = draw.LogUniform(1 / kHour, 1), peak = draw.Uniform(4, 10);
-    auto part = MakeDiurnalTrace({.mean_rate_per_s = rate, .peak_to_trough = peak, .period_s = kDay, .duration_s = 2 * kDay},
-                                 Function(Name("diurnal-http", "http", i), seed, i));
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+    return MakeDiurnalTrace({.mean_rate_per_s = rate, .peak_to_trough = peak, .period_s = kDay, .duration_s = 2 * kDay},
+                            Function(Name("diurnal-http", "http", i), seed, i));
+  });
 }
 
 StatusOr<Trace> SparsePoisson(uint64_t seed) {
   Draws draw(seed);
-  std::vector<Trace> parts;
-  for (int i = 0; i < 12; ++i) {
+  return Functions(12, [&](int i) -> StatusOr<Trace> {
     const double rate = draw.LogUniform(1 / (4 * kHour), 1 / (2 * kMinute));
-    auto part = MakePoissonTrace({.rate_per_s = rate, .duration_s = 2 * kDay},
-                                 Function(Name("sparse-poisson", "poisson", i), seed, i));
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+    return MakePoissonTrace({.rate_per_s = rate, .duration_s = 2 * kDay},
+                            Function(Name("sparse-poisson", "poisson", i), seed, i));
+  });
 }
 
 // The second half of a drift function: `later` shifted by 12 h, after `earlier`.
@@ -172,8 +162,7 @@ StatusOr<Trace> Halves(StatusOr<Trace> earlier, StatusOr<Trace> later) {
 
 StatusOr<Trace> Drift(uint64_t seed) {
   const double half = 12 * kHour;
-  std::vector<Trace> parts;
-  for (int i = 0; i < 8; ++i) {
+  return Functions(8, [&](int i) -> StatusOr<Trace> {
     const SyntheticOptions f = Function(Name("drift", "function", i), seed, i);
     SyntheticOptions g = f;
     g.seed += 500;
@@ -187,17 +176,13 @@ StatusOr<Trace> Drift(uint64_t seed) {
     auto poisson = [&](double per_s, const SyntheticOptions& o) {
       return MakePoissonTrace({.rate_per_s = per_s, .duration_s = half}, o);
     };
-    StatusOr<Trace> part = InvalidArgument("unreached");
     switch (i % 4) {
-      case 0: part = Halves(timer(20, f), bursts(3, g)); break;      // timer, then bursts
-      case 1: part = Halves(bursts(5, f), timer(45, g)); break;      // bursts, then a timer
-      case 2: part = Halves(poisson(1 / kMinute, f), poisson(1 / (30 * kMinute), g)); break;  // busy, then sparse
-      default: part = Halves(timer(5 + i, f), timer(25 + i, g)); break;  // the period changes
+      case 0: return Halves(timer(20, f), bursts(3, g));  // timer, then bursts
+      case 1: return Halves(bursts(5, f), timer(45, g));  // bursts, then a timer
+      case 2: return Halves(poisson(1 / kMinute, f), poisson(1 / (30 * kMinute), g));  // busy, then sparse
+      default: return Halves(timer(5 + i, f), timer(25 + i, g));  // the period changes
     }
-    if (!part.ok()) return part.status();
-    parts.push_back(std::move(*part));
-  }
-  return MergeTraces(parts);
+  });
 }
 
 struct Entry {
