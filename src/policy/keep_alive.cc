@@ -118,10 +118,12 @@ KeepAlivePolicy::KeepAlivePolicy(const KeepAliveOptions& options)
     : options_(options), histogram_(options), history_(options.history_half_life_us) {}
 
 void KeepAlivePolicy::OnArrival(Micros now_us) {
-  if (idle_since_us_) {
-    histogram_.Record(now_us - *idle_since_us_);
-    history_.Record(now_us - *idle_since_us_, now_us);
-    samples_since_windows_ += 1;
+  if (idle_since_us_) {  // into the record its kind plans from (the fixed policy needs none)
+    if (options_.kind == KeepAliveKind::kHistogram) histogram_.Record(now_us - *idle_since_us_);
+    if (options_.kind == KeepAliveKind::kAdaptive) {
+      history_.Record(now_us - *idle_since_us_, now_us);
+      samples_since_windows_ += 1;
+    }
   }
   idle_since_us_.reset();
   plan_.reset();
@@ -154,8 +156,6 @@ IdlePlan KeepAlivePolicy::PlanAdaptive(Micros ended_us, Micros lead_us) {
   const IdleWindows& w = *windows_;
   plan.cold_share = w.cold_share;
   plan.fixed_cold_share = w.fixed_cold_share;
-  plan.held_s = w.held_us / kMicrosPerSecond;
-  plan.fixed_held_s = w.fixed_held_us / kMicrosPerSecond;
   if (w.fixed) return plan;
   plan.source = PlanSource::kAdaptive;
   plan.unload_now = w.hold_until_us == 0;

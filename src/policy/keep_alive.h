@@ -103,10 +103,9 @@ struct IdlePlan {
   std::optional<Micros> prewarm_at_us;  // start one instance then (histogram, adaptive)
   Micros keep_until_us = 0;             // stop an unused instance then (the pre-warmed one, if any)
   PlanSource source = PlanSource::kFixed;
-  // Adaptive plans: expected per idle period on the history, this plan's
-  // and the fixed policy's (share of periods ending cold; instance time held).
+  // Adaptive plans: the share of idle periods expected to end cold on the
+  // history, this plan's (pessimistic, idle_windows.h) and the fixed policy's.
   double cold_share = 0, fixed_cold_share = 0;
-  double held_s = 0, fixed_held_s = 0;
 
   bool windowed() const { return source == PlanSource::kHistogram || source == PlanSource::kAdaptive; }
 };
@@ -166,8 +165,8 @@ class KeepAlivePolicy {
 
   // The current idle period's plan; nullopt while the model is busy.
   const std::optional<IdlePlan>& plan() const { return plan_; }
-  const IdleHistogram& histogram() const { return histogram_; }
-  const IdleHistory& history() const { return history_; }
+  const IdleHistogram& histogram() const { return histogram_; }  // recorded under kHistogram only
+  const IdleHistory& history() const { return history_; }        // recorded under kAdaptive only
   const KeepAliveOptions& options() const { return options_; }
 
  private:
