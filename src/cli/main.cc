@@ -510,6 +510,9 @@ thaw::StatusOr<thaw::trace::Trace> LoadTrace(const thaw::cli::SimulateCommandOpt
   if (!whole.ok() || (options.from_s == 0 && options.to_s == 0)) return whole;
   const thaw::Micros from_us = std::llround(options.from_s * thaw::kMicrosPerSecond);
   const thaw::Micros to_us = options.to_s > 0 ? std::llround(options.to_s * thaw::kMicrosPerSecond) : whole->Duration() + 1;
+  if (from_us > whole->Duration())
+    return thaw::InvalidArgument("--from-s " + thaw::cli::DecimalText(options.from_s, 3) + " is past the trace's end (" +
+                                 thaw::cli::DecimalText(whole->Duration() / 1e6, 3) + " s)");
   return thaw::trace::Window(*whole, from_us, to_us);
 }
 
