@@ -8,6 +8,7 @@
 //     "exec_us_by_threads": {"1": {"1": 180, ...}, "2": {"1": 150, ...}},  // optional
 //     "exec_cv": 0.12,                              // execution-time coefficient of variation
 //     "exec_spread": [0.81, 0.86, ..., 3.4],        // optional: time / median at quantiles 0, 0.001, .., 1
+//     "exec_factor_by_idle_us": {"730": 0.41, "61607": 2.79},  // optional: time by idle gap before it
 //     "start_us": {"exec": 471500, "zygote": 65000, "template": 1200},
 //     "memory_kb": {"rss": 72540, "pss": 17171, "private": 508,    // optional, one warm instance
 //                   "cgroup_peak": 2048, "template_cgroup_peak": 60000}  // and its cgroup's and its template's peak
@@ -18,7 +19,10 @@
 // the same table per thread count so a planner can price memory sizes that
 // change the thread count. exec_spread (1001 non-decreasing ratios), when
 // present, is the measured distribution the simulator draws from instead of
-// a lognormal of exec_cv. Unknown fields are errors naming the field.
+// a lognormal of exec_cv. exec_factor_by_idle_us, when present, scales the
+// median by how long the instance sat idle before an execution, and the
+// spread then adds to that (ModelProfile). Unknown fields are errors naming
+// the field.
 // Thread safety: pure functions.
 #pragma once
 
