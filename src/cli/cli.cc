@@ -80,6 +80,9 @@ StatusOr<bool> ParseNodeMemoryFlag(const std::string& name, const std::string& v
     auto n = ParseInteger<int>(name, value, 1, 1'000'000);
     if (!n.ok()) return n.status();
     node->template_admit_calls = *n;
+  } else if (name == "--keep-alive-pool") {
+    if (value != "on" && value != "off") return InvalidArgument("--keep-alive-pool must be on or off, got '" + value + "'");
+    node->keep_alive_pool = value == "on";
   } else {
     return false;
   }
@@ -576,6 +579,7 @@ std::string HelpText() {
 Usage:
   thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--memory-charge measured|configured]
              [--eviction lru|cheapest_restart] [--template-starts N] [--template-admit-calls N]
+             [--keep-alive-pool on|off]
              [--worker PATH]
              [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
              [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
@@ -609,6 +613,11 @@ Usage:
                 of the last (default 2: a model called once loads no
                 template; 1: at the first call); a provisioned floor or a
                 pre-warm starts it at once
+      --keep-alive-pool  on (default): the adaptive keep-alive plans of all
+                models share one memory budget, what fixed keep-alive would
+                hold for them all, so memory one model's plan saves can keep
+                a busier model warm longer; off: each model keeps within
+                its own
       --worker  the thaw-worker executable (default: beside thaw)
       --usage-log  append usage records (invocations, instances, provisioned
                 intervals) to FILE as JSON lines (default thaw-usage.jsonl;
@@ -693,7 +702,7 @@ Usage:
                 [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--from-s S] [--to-s S]
                 [--prices NAME|FILE] [--seed N] [--json]
                 [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
-                [--template-starts N] [--template-admit-calls N]
+                [--template-starts N] [--template-admit-calls N] [--keep-alive-pool on|off]
       Run a trace through the server's own policies in virtual time (each
       model of a --config, with the times of its --profile, written by
       thaw profile) and report what thaw cost reports, per model and in
@@ -715,7 +724,7 @@ Usage:
       --time-scale  trace seconds per simulated second (default 1)
       --rows    rows (dim 0) per request, as in the requests replayed (default 1)
       --memory-mb, --memory-charge, --eviction, --template-starts,
-      --template-admit-calls  as for thaw serve (default budget: unlimited); measured charges come
+      --template-admit-calls, --keep-alive-pool  as for thaw serve (default budget: unlimited); measured charges come
                 from the profiles' memory_kb (cgroup_peak, else private)
   thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
             [--out FILE] [--prices NAME|FILE] [--seed N] [--memory-grid MB,..]

@@ -26,6 +26,7 @@ struct NodeMemoryFlags {
   policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
   int template_starts = 1;       // templates loading at once; 0 = no limit
   int template_admit_calls = 2;  // calls in a row before a model's template starts
+  bool keep_alive_pool = true;   // adaptive keep-alive plans share the node's budget
 };
 
 struct ServeOptions {

@@ -105,13 +105,17 @@ TEST(CliTest, ServeMemoryBudgetFlags) {
   EXPECT_EQ(command->serve.node.eviction_order, policy::EvictionOrder::kLeastRecentlyUsed);
   EXPECT_EQ(command->serve.node.template_starts, 1);
   EXPECT_EQ(command->serve.node.template_admit_calls, 2);
+  EXPECT_TRUE(command->serve.node.keep_alive_pool);
   command = ParseCommandLine({"serve", "--memory-charge", "configured", "--eviction=cheapest_restart",
-                              "--template-starts", "0", "--template-admit-calls", "1"});
+                              "--template-starts", "0", "--template-admit-calls", "1", "--keep-alive-pool", "off"});
   ASSERT_TRUE(command.ok()) << command.status().ToString();
   EXPECT_EQ(command->serve.node.memory_charge, sched::MemoryCharge::kConfigured);
   EXPECT_EQ(command->serve.node.eviction_order, policy::EvictionOrder::kCheapestRestart);
   EXPECT_EQ(command->serve.node.template_starts, 0);
   EXPECT_EQ(command->serve.node.template_admit_calls, 1);
+  EXPECT_FALSE(command->serve.node.keep_alive_pool);
+  EXPECT_NE(ParseCommandLine({"serve", "--keep-alive-pool", "maybe"}).status().message().find("on or off"),
+            std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--memory-charge=rss"}).status().message().find("measured or configured"),
             std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--eviction=fifo"}).status().message().find("lru or cheapest_restart"),

@@ -123,6 +123,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                              .eviction_order = options.node.eviction_order,
                                              .max_starting_templates = options.node.template_starts,
                                              .template_admit_calls = options.node.template_admit_calls,
+                                             .keep_alive_pool = options.node.keep_alive_pool,
                                              .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
                                              .usage = &usage,
                                              .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
@@ -698,6 +699,7 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
                                .eviction_order = options.node.eviction_order,
                                .max_starting_templates = options.node.template_starts,
                                .template_admit_calls = options.node.template_admit_calls,
+                               .keep_alive_pool = options.node.keep_alive_pool,
                                .start_wall_us = 0});
   const double elapsed_s = (clock.NowMicros() - started) / 1e6;
   if (!result.ok()) {

@@ -97,7 +97,13 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
   if (!(history.weight() > 0)) return plan;
   const IdleDistribution d(history);
   plan.fixed_cold_share = plan.cold_share = 1 - d.F(o.fixed_keep_us);
-  plan.fixed_held_us = plan.held_us = d.G(o.fixed_keep_us);
+  // The fixed policy's template is held through template_keep_us; an
+  // adaptive plan's only through its first min_hold_us (see the header).
+  plan.template_until_us = o.template_keep_us;
+  auto template_held = [&](Micros hold) {
+    return o.template_weight * d.G(std::min({o.template_keep_us, o.min_hold_us, hold}));
+  };
+  plan.fixed_held_us = plan.held_us = d.G(o.fixed_keep_us) + o.template_weight * d.G(o.template_keep_us);
 
   // Window ends worth trying: edges of bins that hold a real share.
   std::vector<Micros> points = {0, o.fixed_keep_us, o.min_hold_us};
@@ -117,7 +123,7 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
   const size_t fixed_at = static_cast<size_t>(
       std::lower_bound(points.begin(), points.end(), o.fixed_keep_us) - points.begin());
   const double cold_limit = plan.fixed_cold_share * (1 + o.max_cold_increase) + 1e-12;
-  const double held_limit = plan.fixed_held_us * (1 + 1e-12) + 1e-6;
+  const double held_limit = plan.fixed_held_us * o.held_factor * (1 + 1e-12) + 1e-6;
   const double samples = history.weight();
   // A plan's cold share, made pessimistic where it departs from fixed's
   // window: the part of fixed's window it leaves uncovered is estimated as
@@ -143,7 +149,8 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
       const Micros hold = points[b1];
       if (hold > 0 && hold < o.min_hold_us && hold != o.fixed_keep_us) continue;
       const double shared1 = f[std::min(b1, fixed_at)];  // of fixed's window, covered by the first
-      if (auto cold = pessimistic_cold(b1, f[b1], shared1)) visit(b1, -1, -1, *cold, g[b1]);
+      const double held1 = g[b1] + template_held(hold);
+      if (auto cold = pessimistic_cold(b1, f[b1], shared1)) visit(b1, -1, -1, *cold, held1);
       for (size_t a2 = b1 + 1; a2 < points.size(); ++a2) {
         const Micros start = points[a2] - o.lead_us;
         // Unloading for less than min_hold is churn, not saving.
@@ -153,7 +160,7 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
           const double covered = f[b1] + f[b2] - f[a2];
           const double shared = shared1 + std::max(0.0, f[std::min(b2, fixed_at)] - f[std::min(a2, fixed_at)]);
           if (auto cold = pessimistic_cold(b1, covered, shared))
-            visit(b1, static_cast<int>(a2), static_cast<int>(b2), *cold, g[b1] + g[b2] - held_before);
+            visit(b1, static_cast<int>(a2), static_cast<int>(b2), *cold, held1 + g[b2] - held_before);
         }
       }
     }
@@ -188,6 +195,7 @@ IdleWindows PlanIdleWindows(const IdleHistory& history, const IdleWindowOptions&
   plan.fixed = false;
   plan.hold_until_us = points[pick_b1];
   plan.keep_until_us = plan.hold_until_us;
+  plan.template_until_us = std::min({o.template_keep_us, o.min_hold_us, plan.hold_until_us});
   if (pick_a2 >= 0) {
     plan.prewarm_at_us = points[static_cast<size_t>(pick_a2)];
     plan.keep_until_us = points[static_cast<size_t>(pick_b2)];

@@ -20,17 +20,28 @@
 //     in it), and a plan's departure from fixed carries significance_z
 //     standard errors. A plan that gives up part of fixed's window needs
 //     min_samples_beyond idle times beyond its first window. Allowed plans
-//     hold at most fixed's expected instance time and have a pessimistic
+//     hold at most held_factor x fixed's expected memory and have a pessimistic
 //     cold share at most (1 + max_cold_increase) x fixed's: never much
-//     worse than fixed on either axis, by construction, on the history
-//     (and with that margin for what it has not seen).
+//     worse than fixed on either axis (on memory: on the node's, with a
+//     factor above 1), by construction, on the history (and with that
+//     margin for what it has not seen).
 //  2. If some allowed plan cuts the pessimistic cold share by
 //     min_gain_fraction, cold starts come first: with best_cold the lowest,
 //     plans within (1 - cold_cut_share) of the way from best_cold back to
 //     fixed's share qualify. Otherwise every allowed plan qualifies. The
-//     qualifying plan holding the least instance time wins.
+//     qualifying plan holding the least memory wins.
 //  3. Unless it beats fixed by min_gain_fraction on cold starts or on time
 //     held, the plan is fixed's.
+// Levels: a held template (with its standby) costs template_weight
+// instances of memory and only makes extra instances start fast; for the next
+// arrival a warm instance is the better level (no start at all) and the
+// cheaper one whenever template_weight >= 1. So where the fixed policy would
+// also hold the template for template_keep_us, an adaptive plan keeps it only
+// for the first min(template_keep_us, min_hold_us, hold_until) of the idle
+// period (a burst's short pauses keep their fast scale-out), and spends the
+// memory saved on instance time. Memory held (held_us, the limit in 1) is
+// instance time plus template time x template_weight, for both plans.
+//
 // Window ends lie on bin edges (bins are 2^(1/4) wide: 19 % margin) or at
 // fixed_keep_us or min_hold_us; a first window shorter than min_hold_us is
 // not used (a plan either keeps the instance that long or unloads it at
@@ -87,16 +98,27 @@ struct IdleWindowOptions {
   double significance_z = 2;                      // >= 0
   double min_samples_beyond = 10;                 // > 0
   double max_cold_increase = 0.05;                // >= 0
+  // The template the fixed policy holds after the work ends: for how long
+  // (0 = none, not on the template path) and its memory in instances
+  // (template + standby charge / instance charge), times the share of idle
+  // periods in which the fixed policy holds one (the model was hot).
+  Micros template_keep_us = 0;  // >= 0
+  double template_weight = 0;   // >= 0
+  // Allowed plans hold at most this times fixed's memory: 1 on the model's
+  // own budget, more when the node's other models saved (keep_alive_pool.h).
+  double held_factor = 1;  // >= 1
 };
 
 struct IdleWindows {
   Micros hold_until_us = 0;                 // first window [0, hold_until]; 0 = unload at once
   std::optional<Micros> prewarm_at_us;      // second window, ready at prewarm_at (relative)
   Micros keep_until_us = 0;                 // its end (relative); = hold_until without one
+  Micros template_until_us = 0;             // the template is kept until then (relative; fixed: template_keep_us)
   bool fixed = true;                        // the reference plan was kept
   // Expected per idle period, on the history: the share of idle periods
   // that end in a cold start (the plan's pessimistic one, as in 1), and
-  // instance time held (us); the plan's and fixed's.
+  // memory held in instance-us (instances, plus the template weighted); the
+  // plan's and fixed's.
   double cold_share = 0, fixed_cold_share = 0;
   double held_us = 0, fixed_held_us = 0;
 };

@@ -160,6 +160,25 @@ TEST(IdleWindowsTest, ExponentialGapsKeepTheFixedPlan) {
   EXPECT_FALSE(w.prewarm_at_us.has_value());
 }
 
+// Levels: with the template the fixed policy would hold for 5 min (at twice
+// an instance's memory), exponential gaps get a longer warm window instead,
+// for at most fixed's memory (instances and template), and fewer cold starts.
+TEST(IdleWindowsTest, TheTemplatesMemoryBuysALongerWarmWindow) {
+  std::mt19937_64 rng(7);
+  std::exponential_distribution<double> gap(1.0 / 1800);  // mean 30 min
+  std::vector<Micros> idle;
+  for (int i = 0; i < 300; ++i) idle.push_back(static_cast<Micros>(gap(rng) * kSecond));
+  const IdleWindows w = PlanIdleWindows(
+      HistoryOf(idle), {.fixed_keep_us = 10 * kMinute, .template_keep_us = 5 * kMinute, .template_weight = 2});
+  EXPECT_FALSE(w.fixed);
+  EXPECT_GT(w.hold_until_us, 15 * kMinute) << w.hold_until_us;
+  EXPECT_EQ(w.template_until_us, kMinute);  // min_hold_us: kept through a burst's short pauses only
+  EXPECT_LT(w.cold_share, 0.9 * w.fixed_cold_share);
+  EXPECT_LE(w.held_us, w.fixed_held_us * (1 + 1e-9));
+  // Without a template to trade, the same history keeps the fixed plan.
+  EXPECT_TRUE(PlanIdleWindows(HistoryOf(idle), {.fixed_keep_us = 10 * kMinute}).fixed);
+}
+
 // Safe by construction: on whatever history, the plan's (pessimistic) cold
 // share is at most 5 % above fixed's, its time held at most fixed's, and so
 // are the outcomes of the

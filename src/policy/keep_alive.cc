@@ -129,47 +129,64 @@ void KeepAlivePolicy::OnArrival(Micros now_us) {
   plan_.reset();
 }
 
-IdlePlan KeepAlivePolicy::OnIdle(Micros now_us, Micros lead_us) {
+IdlePlan KeepAlivePolicy::OnIdle(Micros now_us, const IdleContext& context) {
   idle_since_us_ = now_us;
-  plan_ = options_.kind == KeepAliveKind::kAdaptive ? PlanAdaptive(now_us, lead_us)
+  plan_ = options_.kind == KeepAliveKind::kAdaptive ? PlanAdaptive(now_us, context)
                                                      : PlanIdlePeriod(options_, histogram_, now_us);
   return *plan_;
 }
 
-IdlePlan KeepAlivePolicy::PlanAdaptive(Micros ended_us, Micros lead_us) {
+IdlePlan KeepAlivePolicy::PlanAdaptive(Micros ended_us, const IdleContext& context) {
   IdlePlan plan = PlanIdlePeriod(options_, histogram_, ended_us);  // the fixed plan
   if (history_.weight() < options_.min_samples) {
     plan.source = PlanSource::kTooFewSamples;
     return plan;
   }
-  // Replanning is O(P^3): reuse the windows until the history or the lead moved.
-  const bool lead_moved = std::abs(lead_us - windows_lead_us_) > std::max<Micros>(kMicrosPerMilli, windows_lead_us_ / 10);
-  if (!windows_ || lead_moved || samples_since_windows_ >= std::max(1.0, history_.weight() / 16)) {
+  idle_periods_ = std::min(idle_periods_ + 1, 32.0);
+  template_share_ += ((context.fixed_holds_template ? 1.0 : 0.0) - template_share_) / idle_periods_;
+  IdleContext now_context = context;
+  now_context.template_weight = context.template_weight * template_share_;
+  // Replanning is O(P^3): reuse the windows until the history or the context moved.
+  const IdleContext& last = windows_context_;
+  const bool context_moved =
+      std::abs(context.lead_us - last.lead_us) > std::max<Micros>(kMicrosPerMilli, last.lead_us / 10) ||
+      now_context.template_keep_us != last.template_keep_us ||
+      std::abs(now_context.template_weight - last.template_weight) > 0.1 * last.template_weight ||
+      now_context.held_factor != last.held_factor;
+  if (!windows_ || context_moved || samples_since_windows_ >= std::max(1.0, history_.weight() / 16)) {
     windows_ = PlanIdleWindows(history_, {.fixed_keep_us = options_.keep_alive_us,
-                                          .lead_us = lead_us,
+                                          .lead_us = context.lead_us,
                                           .min_hold_us = options_.min_hold_us,
                                           .cold_cut_share = options_.cold_cut_share,
-                                          .min_gain_fraction = options_.min_gain_fraction});
-    windows_lead_us_ = lead_us;
+                                          .min_gain_fraction = options_.min_gain_fraction,
+                                          .template_keep_us = now_context.template_keep_us,
+                                          .template_weight = now_context.template_weight,
+                                          .held_factor = now_context.held_factor});
+    windows_context_ = now_context;
     samples_since_windows_ = 0;
   }
   const IdleWindows& w = *windows_;
   plan.cold_share = w.cold_share;
   plan.fixed_cold_share = w.fixed_cold_share;
+  plan.held_us = w.held_us;
+  plan.fixed_held_us = w.fixed_held_us;
   if (w.fixed) return plan;
   plan.source = PlanSource::kAdaptive;
   plan.unload_now = w.hold_until_us == 0;
   plan.hold_until_us = plan.keep_until_us = ended_us + w.hold_until_us;
+  plan.template_until_us = ended_us + w.template_until_us;
   if (w.prewarm_at_us) {
-    plan.prewarm_at_us = ended_us + std::max<Micros>(w.hold_until_us, *w.prewarm_at_us - windows_lead_us_);
+    plan.prewarm_at_us = ended_us + std::max<Micros>(w.hold_until_us, *w.prewarm_at_us - windows_context_.lead_us);
     plan.keep_until_us = ended_us + w.keep_until_us;
   }
   return plan;
 }
 
-bool KeepAlivePolicy::HoldsNothing(Micros now_us) const {
-  if (!plan_ || plan_->source != PlanSource::kAdaptive || now_us < plan_->hold_until_us) return false;
-  return !(plan_->prewarm_at_us && now_us >= *plan_->prewarm_at_us && now_us < plan_->keep_until_us);
+std::optional<Micros> KeepAlivePolicy::TemplateReleaseAt(Micros now_us) const {
+  if (!plan_ || plan_->source != PlanSource::kAdaptive) return std::nullopt;
+  if (now_us < plan_->template_until_us) return plan_->template_until_us;
+  const bool in_prewarm = plan_->prewarm_at_us && now_us >= *plan_->prewarm_at_us && now_us < plan_->keep_until_us;
+  return in_prewarm ? plan_->keep_until_us : now_us;
 }
 
 IdleVerdict KeepAlivePolicy::CheckIdleInstance(Micros idle_since_us, Micros now_us) const {

@@ -19,8 +19,11 @@
 //    times (idle_windows.h): keep the instance after the work ends for a
 //    while or unload it at once, and pre-warm one (lead_us ahead, the
 //    slowest start measured) for a window around the likely next arrival.
-//    On the history the plan holds at most the instance time of the fixed
-//    policy (keep_alive_us) and has a pessimistic cold share at most
+//    It chooses the level too: past its first minute idle it holds a warm
+//    instance, not the template (IdleContext, idle_windows.h: Levels).
+//    On the history the plan holds at most the memory of the fixed policy
+//    (keep_alive_us, and the template it would hold; times the node's pool
+//    factor, keep_alive_pool.h), and has a pessimistic cold share at most
 //    1.05x fixed's (idle_windows.h), and it is the fixed plan unless it beats
 //    it clearly; with fewer than min_samples idle times it is the fixed plan.
 //
@@ -102,10 +105,16 @@ struct IdlePlan {
   Micros hold_until_us = 0;             // the instances idle now stay until then (= the start: unload now)
   std::optional<Micros> prewarm_at_us;  // start one instance then (histogram, adaptive)
   Micros keep_until_us = 0;             // stop an unused instance then (the pre-warmed one, if any)
+  // Adaptive plans: the template is released then, and held again only in
+  // the pre-warm window (idle_windows.h, Levels). Other plans: unused.
+  Micros template_until_us = 0;
   PlanSource source = PlanSource::kFixed;
   // Adaptive plans: the share of idle periods expected to end cold on the
-  // history, this plan's (pessimistic, idle_windows.h) and the fixed policy's.
+  // history, this plan's (pessimistic, idle_windows.h) and the fixed policy's,
+  // and the memory each holds per idle period, in instance-us (a template
+  // weighted by its charge). All 0 with too few idle times to plan from.
   double cold_share = 0, fixed_cold_share = 0;
+  double held_us = 0, fixed_held_us = 0;
 
   bool windowed() const { return source == PlanSource::kHistogram || source == PlanSource::kAdaptive; }
 };
@@ -117,6 +126,15 @@ IdlePlan PlanIdlePeriod(const KeepAliveOptions& options, const IdleHistogram& hi
 struct IdleVerdict {
   bool stop = false;
   std::optional<Micros> next_wake_us;  // when to ask again about this instance; nullopt if stopped
+};
+
+// What the keep-alive planner is told about a model going idle (adaptive).
+struct IdleContext {
+  Micros lead_us = 0;            // how long a pre-warmed instance takes to be ready
+  Micros template_keep_us = 0;   // the template keep-alive (0: no template path)
+  double template_weight = 0;    // a template's charge (with standby) / an instance's
+  bool fixed_holds_template = false;  // the fixed policy would hold one now (the model is hot)
+  double held_factor = 1;  // the node's keep-alive pool factor (keep_alive_pool.h); >= 1
 };
 
 struct KeepAliveActions {
@@ -136,9 +154,9 @@ class KeepAlivePolicy {
   void OnArrival(Micros now_us);
   // The model has nothing in flight or queued any more: an invocation just
   // ended at now_us. Starts an idle period and returns its plan. Call once
-  // per idle period (when the model, not one instance, goes idle). lead_us:
-  // how long the instance a pre-warm starts takes to be ready (adaptive).
-  IdlePlan OnIdle(Micros now_us, Micros lead_us = 0);
+  // per idle period (when the model, not one instance, goes idle). The
+  // context only matters to the adaptive policy.
+  IdlePlan OnIdle(Micros now_us, const IdleContext& context = {});
 
   // For the keep-alive loop: should this idle instance (idle since
   // idle_since_us) stop now, and when to ask again. While the model is busy,
@@ -158,10 +176,11 @@ class KeepAlivePolicy {
   KeepAliveActions Decide(std::span<const IdleInstance> idle, int total_instances, int min_instances,
                           Micros now_us) const;
 
-  // An adaptive plan is in force and now_us is outside its windows (between
-  // them or after the last): the model should hold nothing, not even a
-  // template (template_cache.h). False for other plans and while busy.
-  bool HoldsNothing(Micros now_us) const;
+  // When the adaptive plan in force releases the model's template
+  // (template_cache.h): now_us if it does now (past its template_until_us,
+  // outside its pre-warm window), else the next such time. nullopt for other
+  // plans, while busy, and while nothing is left to release it.
+  std::optional<Micros> TemplateReleaseAt(Micros now_us) const;
 
   // The current idle period's plan; nullopt while the model is busy.
   const std::optional<IdlePlan>& plan() const { return plan_; }
@@ -170,15 +189,20 @@ class KeepAlivePolicy {
   const KeepAliveOptions& options() const { return options_; }
 
  private:
-  IdlePlan PlanAdaptive(Micros ended_us, Micros lead_us);
+  IdlePlan PlanAdaptive(Micros ended_us, const IdleContext& context);
 
   KeepAliveOptions options_;
   IdleHistogram histogram_;
   IdleHistory history_;
   // The adaptive windows last planned, reused until enough new idle times
-  // (a sixteenth of the history's weight) or another lead make them stale.
+  // (a sixteenth of the history's weight) or another context make them stale.
   std::optional<IdleWindows> windows_;
-  Micros windows_lead_us_ = 0;
+  IdleContext windows_context_;  // template_weight: times the share below
+  // The share of idle periods at whose start the fixed policy would hold a
+  // template (a running mean over the last ~32): the memory an adaptive plan
+  // may trade is that template's, on average.
+  double template_share_ = 0;
+  double idle_periods_ = 0;
   double samples_since_windows_ = 0;
   std::optional<Micros> idle_since_us_;
   std::optional<IdlePlan> plan_;

@@ -394,7 +394,7 @@ TEST(AdaptiveKeepAliveTest, PeriodicCallerIsUnloadedAndPrewarmedWithTheLead) {
   const Micros period = 900 * kMicrosPerSecond, lead = 2 * kMicrosPerSecond;
   Micros now = 0;
   CallEvery(policy, period, 12, &now);
-  const IdlePlan plan = policy.OnIdle(now, lead);
+  const IdlePlan plan = policy.OnIdle(now, {.lead_us = lead});
   ASSERT_EQ(plan.source, PlanSource::kAdaptive);
   EXPECT_TRUE(plan.unload_now);
   ASSERT_TRUE(plan.prewarm_at_us.has_value());
@@ -417,11 +417,11 @@ TEST(AdaptiveKeepAliveTest, PeriodicCallerIsUnloadedAndPrewarmedWithTheLead) {
   EXPECT_EQ(kept.next_wake_us, plan.keep_until_us);
   EXPECT_TRUE(policy.CheckIdleInstance(ready, plan.keep_until_us).stop);
   // Outside the windows the model holds nothing, not even its template.
-  EXPECT_TRUE(policy.HoldsNothing(now));
-  EXPECT_FALSE(policy.HoldsNothing(*plan.prewarm_at_us));
-  EXPECT_TRUE(policy.HoldsNothing(plan.keep_until_us));
+  EXPECT_EQ(policy.TemplateReleaseAt(now), now);
+  EXPECT_EQ(policy.TemplateReleaseAt(*plan.prewarm_at_us), plan.keep_until_us);
+  EXPECT_EQ(policy.TemplateReleaseAt(plan.keep_until_us), plan.keep_until_us);
   policy.OnArrival(plan.keep_until_us);
-  EXPECT_FALSE(policy.HoldsNothing(plan.keep_until_us));
+  EXPECT_FALSE(policy.TemplateReleaseAt(plan.keep_until_us).has_value());
 }
 
 // Drift: the caller turns from a 15 min timer to calls 5 s apart. The old

@@ -9,8 +9,9 @@
 // schedule window), or it was last wanted (a request arrived, an instance was
 // started, other than by a keep-alive pre-warm, whose lead hides its start)
 // less than template_keep_alive_s ago, and the
-// model's adaptive keep-alive plan (keep_alive.h) is not between or past its
-// windows: a plan that holds no instance holds no template either. A template
+// model's adaptive keep-alive plan (keep_alive.h) does not release it: such
+// a plan holds a warm instance or nothing instead, which serves the next
+// arrival faster for less memory (idle_windows.h, Levels). A template
 // that is not wanted is stopped; under memory pressure an unwanted or wanted
 // one may be evicted earlier (admission.h, PlanColdStart).
 //
@@ -33,7 +34,9 @@ struct TemplateCacheOptions {
 struct TemplateCacheState {
   Micros last_wanted_us = 0;  // last arrival or instance start (monotonic)
   int provisioned_floor = 0;  // min_instances in force now
-  bool keep_alive_holds_nothing = false;  // KeepAlivePolicy::HoldsNothing(now)
+  // When the model's keep-alive plan releases it (<= now: released);
+  // KeepAlivePolicy::TemplateReleaseAt(now). nullopt: the plan does not.
+  std::optional<Micros> keep_alive_release_at_us;
 };
 
 struct TemplateCacheDecision {

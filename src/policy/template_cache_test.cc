@@ -28,11 +28,16 @@ TEST(TemplateCacheTest, ProvisionedFloorHoldsForever) {
   EXPECT_FALSE(d.release_at_us.has_value());
 }
 
-TEST(TemplateCacheTest, AKeepAlivePlanHoldingNothingReleasesItUnlessAFloorHolds) {
+TEST(TemplateCacheTest, AKeepAlivePlanReleasesItEarlierUnlessAFloorHolds) {
   const TemplateCacheOptions options{.keep_alive_us = 300};
-  EXPECT_FALSE(DecideTemplate({.last_wanted_us = 100, .keep_alive_holds_nothing = true}, options, 150).hold);
+  EXPECT_FALSE(DecideTemplate({.last_wanted_us = 100, .keep_alive_release_at_us = 150}, options, 150).hold);
+  const TemplateCacheDecision later = DecideTemplate({.last_wanted_us = 100, .keep_alive_release_at_us = 200}, options, 150);
+  EXPECT_TRUE(later.hold);
+  EXPECT_EQ(later.release_at_us, 200);
+  // A plan releasing it after the cache's own time does not hold it longer.
+  EXPECT_EQ(DecideTemplate({.last_wanted_us = 100, .keep_alive_release_at_us = 900}, options, 150).release_at_us, 400);
   EXPECT_TRUE(
-      DecideTemplate({.last_wanted_us = 100, .provisioned_floor = 1, .keep_alive_holds_nothing = true}, options, 150)
+      DecideTemplate({.last_wanted_us = 100, .provisioned_floor = 1, .keep_alive_release_at_us = 150}, options, 150)
           .hold);
 }
 

@@ -42,6 +42,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
                   .eviction_order = options_.eviction_order,
                   .max_starting_templates = options_.max_starting_templates,
                   .template_admit_calls = options_.template_admit_calls,
+                  .keep_alive_pool = options_.keep_alive_pool,
                   .log = options_.scheduler_log}),
       cgroup_mover_(io) {
   run_dir_ = options_.run_dir;

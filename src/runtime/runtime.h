@@ -105,6 +105,8 @@ struct RuntimeOptions {
   int max_starting_templates = 0;
   // Calls in a row after which a template starts (sched::SchedulerOptions).
   int template_admit_calls = 1;
+  // Adaptive keep-alive plans share the node's budget (sched::SchedulerOptions).
+  bool keep_alive_pool = true;
   // Templates are forked by the zygote (sharing its initialised engine:
   // tens of ms and MB instead of ~0.6 s and ~50 MB each); false: each is a
   // process of its own (also what happens when the zygote cannot start).

@@ -186,7 +186,8 @@ Action Notice(const std::string& model, std::string event, std::string detail) {
 
 }  // namespace
 
-Scheduler::Scheduler(SchedulerOptions options) : options_(options) {}
+Scheduler::Scheduler(SchedulerOptions options)
+    : options_(options), keep_alive_pool_({.pooled = options.keep_alive_pool}) {}
 Scheduler::~Scheduler() = default;
 
 Scheduler::Model* Scheduler::Find(std::string_view model) {
@@ -553,7 +554,7 @@ Scheduler::TemplateState Scheduler::TemplateStateOf(std::string_view name) const
 policy::TemplateCacheDecision Scheduler::TemplateDecision(const Model& model, Now now) const {
   return policy::DecideTemplate({.last_wanted_us = model.template_wanted_us,
                                  .provisioned_floor = ProvisionedMinimum(model, now).min_instances,
-                                 .keep_alive_holds_nothing = model.keep_alive.HoldsNothing(now.mono_us)},
+                                 .keep_alive_release_at_us = model.keep_alive.TemplateReleaseAt(now.mono_us)},
                                 TemplateCacheOptionsFor(model.config), now.mono_us);
 }
 
@@ -766,11 +767,24 @@ void Scheduler::Pump(Model& model, Now now, Actions* out) {
   if (model.busy && model.queue.empty() && model.in_flight_requests() == 0) {
     model.busy = false;
     // A pre-warm must be ready in time: its lead is the slowest start measured
-    // (an adaptive plan releases the template between windows, so a pre-warm
-    // may start from the zygote).
-    Micros lead_us = 0;
-    for (const auto& [path, us] : model.start_to_ready_us) lead_us = std::max(lead_us, us);
-    const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us, lead_us);
+    // (an adaptive plan releases the template, so a pre-warm may start from
+    // the zygote). The template the fixed policy would hold now is memory an
+    // adaptive plan may spend on instance time instead.
+    policy::IdleContext context;
+    for (const auto& [path, us] : model.start_to_ready_us) context.lead_us = std::max(context.lead_us, us);
+    if (model.config.start_path == StartPath::kTemplate) {
+      context.template_keep_us = TemplateCacheOptionsFor(model.config).keep_alive_us;
+      context.template_weight = static_cast<double>(TemplateCharge(model, model.config.template_standby)) /
+                                static_cast<double>(std::max<int64_t>(1, InstanceCharge(model)));
+      context.fixed_holds_template = model.template_state != TemplateState::kNone ||
+                                     model.calls_in_window >= options_.template_admit_calls;
+    }
+    context.held_factor = keep_alive_pool_.factor();
+    const policy::IdlePlan plan = model.keep_alive.OnIdle(now.mono_us, context);
+    if (plan.fixed_held_us > 0) {
+      const double mb = static_cast<double>(InstanceCharge(model));
+      keep_alive_pool_.Record(plan.held_us * mb, plan.fixed_held_us * mb, now.mono_us);
+    }
     if (plan.windowed())
       out->push_back(Notice(
           model.config.name, "keep_alive_plan",

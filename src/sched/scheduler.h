@@ -38,8 +38,12 @@
 //    not an arrival an adaptive keep-alive plan timed and a warm instance
 //    took at once, which only refreshes a held one; calls only once there have been
 //    template_admit_calls of them in a row) and stops template_keep_alive_s
-//    after it was last wanted, unless a floor holds it. Instances fork from
-//    it once it is ready; before that they start from the zygote.
+//    after it was last wanted, or earlier when the model's adaptive
+//    keep-alive plan releases it, unless a floor holds it. Instances fork
+//    from it once it is ready; before that they start from the zygote.
+//  - Keep-alive: each model's policy plans its idle periods; adaptive plans
+//    share one memory budget for the node (policy/keep_alive_pool.h) unless
+//    keep_alive_pool is false.
 //  - Memory: what live instances and templates are charged stays within
 //    memory_budget_mb at every start. Charged (SchedulerOptions.memory_charge):
 //    an instance its memory_mb, a template its memory_mb plus its standby's;
@@ -79,6 +83,7 @@
 #include "policy/autoscaler.h"
 #include "policy/batching.h"
 #include "policy/keep_alive.h"
+#include "policy/keep_alive_pool.h"
 #include "policy/provisioned.h"
 #include "policy/template_cache.h"
 #include "repo/model_config.h"
@@ -252,6 +257,10 @@ struct SchedulerOptions {
   // pre-warm starts it at once). 2 keeps models called once from loading a
   // template they will not use; 1 starts one at the first call.
   int template_admit_calls = 1;
+  // The adaptive keep-alive plans of all models share one memory budget,
+  // the fixed policy's (policy/keep_alive_pool.h); false: each model keeps
+  // to its own.
+  bool keep_alive_pool = true;
   // If set, every event is appended here (for replay and differential
   // tests). Not owned; must outlive the scheduler.
   EventLog* log = nullptr;
@@ -383,6 +392,7 @@ class Scheduler {
 
   SchedulerOptions options_;
   mutable std::vector<policy::IdleInstance> idle_;  // scratch for keep-alive
+  policy::KeepAlivePool keep_alive_pool_;
   std::map<std::string, std::unique_ptr<Model>, std::less<>> models_;
   uint64_t next_instance_id_ = 1;
   int starting_templates_ = 0;  // templates in TemplateState::kStarting, all models

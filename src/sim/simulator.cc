@@ -135,6 +135,7 @@ class Sim {
                     .eviction_order = options.eviction_order,
                     .max_starting_templates = options.max_starting_templates,
                     .template_admit_calls = options.template_admit_calls,
+                    .keep_alive_pool = options.keep_alive_pool,
                     .log = options.log}) {
     models_.reserve(models.size());
     for (uint32_t m = 0; m < models.size(); ++m) {

@@ -108,6 +108,7 @@ struct SimOptions {
   policy::EvictionOrder eviction_order = policy::EvictionOrder::kLeastRecentlyUsed;
   int max_starting_templates = 0;  // thaw serve --template-starts; 0 = no limit
   int template_admit_calls = 1;    // thaw serve --template-admit-calls
+  bool keep_alive_pool = true;     // thaw serve --keep-alive-pool
   Micros start_wall_us = 0;  // wall time of virtual 0, for provisioned schedules and records
   // Every scheduler event, if set (sched::Replay reproduces the run's
   // decisions). Not owned.
