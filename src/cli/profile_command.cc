@@ -19,6 +19,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <variant>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -161,20 +162,64 @@ StatusOr<sim::ProfileFile> MeasureServed(const ProfileCommandOptions& o, const M
     stop_server();
     return Unavailable("thaw serve did not answer 200 within 120 s (its log: " + server_log + " is removed)");
   }
-  auto offsets = load::MakeArrivals({.rate_per_s = o.served_rate, .duration_s = static_cast<double>(o.served_s), .seed = 1});
-  if (!offsets.ok()) {
+  // A Poisson phase per rate, each lasting in proportion to 1/sqrt(rate),
+  // cycled kRounds times so that a slow spell of the host is spread over
+  // every rate instead of landing on one; after a warm-up at the first rate.
+  constexpr int kRounds = 4;
+  const Micros warmup_us = 2 * kMicrosPerSecond;
+  std::vector<Micros> offsets;
+  double weights = 0;
+  for (double rate : o.served_rates) weights += 1 / std::sqrt(rate);
+  Micros phase_start_us = 0;
+  auto add_phase = [&](double rate, double phase_s, uint64_t seed) -> Status {
+    auto phase = load::MakeArrivals({.rate_per_s = rate, .duration_s = phase_s, .seed = seed});
+    if (!phase.ok()) return phase.status();
+    for (Micros t : *phase) offsets.push_back(phase_start_us + t);
+    phase_start_us += std::llround(phase_s * kMicrosPerSecond);
+    return Status::Ok();
+  };
+  Status made = add_phase(o.served_rates.front(), static_cast<double>(warmup_us) / kMicrosPerSecond, 1);
+  for (int round = 0; made.ok() && round < kRounds; ++round)
+    for (size_t i = 0; made.ok() && i < o.served_rates.size(); ++i)
+      made = add_phase(o.served_rates[i], o.served_s * (1 / std::sqrt(o.served_rates[i])) / weights / kRounds,
+                       2 + round * o.served_rates.size() + i);
+  if (!made.ok()) {
     stop_server();
-    return offsets.status();
+    return made;
   }
-  load_options.warmup_us = std::min<Micros>(2 * kMicrosPerSecond, o.served_s * kMicrosPerSecond / 5);
+  load_options.warmup_us = warmup_us;
+  const Micros measured_from_wall_us = clock.WallMicros() + warmup_us;
   load::LoadGenerator generator(clock, load_options);
-  auto result = generator.Run(*offsets);
+  auto result = generator.Run(offsets);
   stop_server();
   if (!result.ok()) return result.status();
+  // The whole measurement gives the medians and the time by idle gap; the
+  // spread is each quantile's median over the rounds, as a median of runs
+  // is: a slow spell of the host in one round does not make the tail.
   sim::UsageProfileBuilder builder(config.name);
-  THAW_RETURN_IF_ERROR(metering::ReadUsageLog(usage_log, metering::kSinceBeginning,
-                                              [&](metering::UsageRecord record) { builder.Add(record); }));
-  return builder.Build();
+  std::vector<sim::UsageProfileBuilder> rounds(kRounds, sim::UsageProfileBuilder(config.name));
+  const double round_us = static_cast<double>(o.served_s) * kMicrosPerSecond / kRounds;
+  THAW_RETURN_IF_ERROR(metering::ReadUsageLog(usage_log, measured_from_wall_us, [&](metering::UsageRecord record) {
+    if (const auto* call = std::get_if<metering::InvocationRecord>(&record)) {
+      const int round = static_cast<int>(static_cast<double>(call->arrival_wall_us - measured_from_wall_us) / round_us);
+      rounds[static_cast<size_t>(std::clamp(round, 0, kRounds - 1))].Add(record);
+    }
+    builder.Add(record);
+  }));
+  auto whole = builder.Build();
+  if (!whole.ok() || whole->profile.exec_factor_by_idle_us.empty()) return whole;
+  std::vector<std::vector<double>> spreads;
+  for (const auto& round : rounds) {
+    auto part = round.Build();
+    if (!part.ok() || part->profile.exec_factor_by_idle_us.empty()) return whole;  // too few samples: the whole's
+    spreads.push_back(part->profile.exec_spread);
+  }
+  for (size_t q = 0; q < whole->profile.exec_spread.size(); ++q) {
+    std::vector<double> at;
+    for (const auto& spread : spreads) at.push_back(spread[q]);
+    whole->profile.exec_spread[q] = sim::MedianOf(at);
+  }
+  return whole;
 }
 
 }  // namespace
@@ -182,7 +227,7 @@ StatusOr<sim::ProfileFile> MeasureServed(const ProfileCommandOptions& o, const M
 std::string ProfileHelp() {
   return "  thaw profile MODEL [--repo DIR] [--request FILE] [--out FILE] [--batch-sizes 1,2,4,8,16]\n"
          "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--spread-reps N]\n"
-         "               [--gap-ms MS] [--cold-reps N] [--served-s S] [--served-rate R]\n"
+         "               [--gap-ms MS] [--cold-reps N] [--served-s S] [--served-rates R,..]\n"
          "  thaw profile MODEL --from-usage FILE [--out FILE]\n"
          "      Measure MODEL on this machine with real workers: the round trip of an\n"
          "      execution per batch size and thread count (median of --reps, 30), its\n"
@@ -191,10 +236,12 @@ std::string ProfileHelp() {
          "      simulate (default <MODEL>.profile.json). Executions are --gap-ms apart\n"
          "      (5): an instance waits idle between requests, as under real traffic,\n"
          "      and waking it is part of the round trip. Then the model is served: a thaw\n"
-         "      serve of it gets --served-s (20; 0 skips) of Poisson traffic at\n"
-         "      --served-rate (50/s) over HTTP, and the round trips its usage log shows\n"
-         "      (the HTTP side and event loop included) give the distribution and add\n"
-         "      their overhead to every batch size. A progress bar shows on a terminal.\n"
+         "      serve of it gets --served-s (60; 0 skips) of Poisson traffic over HTTP,\n"
+         "      a phase at each of --served-rates (200,50,5 per second; phases last in\n"
+         "      proportion to 1/sqrt(rate)), and the round trips its usage log shows\n"
+         "      (the HTTP side and event loop included, and how they grow with the idle\n"
+         "      gap before them) give the distribution and add their overhead to every\n"
+         "      batch size. A progress bar shows on a terminal.\n"
          "      --from-usage builds the profile from a live server's usage log instead\n"
          "      (thaw serve --usage-log): the round trips and cold starts production saw.\n";
 }
@@ -234,10 +281,17 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
     } else if (a == "--served-s") {
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), o->served_s);
       ok = err == std::errc() && end == v.data() + v.size() && o->served_s >= 0 && o->served_s <= 3600;
-    } else if (a == "--served-rate") {
-      char* end = nullptr;
-      o->served_rate = std::strtod(v.c_str(), &end);
-      ok = end == v.c_str() + v.size() && std::isfinite(o->served_rate) && o->served_rate > 0 && o->served_rate <= 10000;
+    } else if (a == "--served-rates" || a == "--served-rate") {
+      o->served_rates.clear();
+      std::stringstream in(v);
+      std::string r;
+      while (std::getline(in, r, ',')) {
+        char* end = nullptr;
+        const double rate = std::strtod(r.c_str(), &end);
+        ok = ok && !r.empty() && end == r.c_str() + r.size() && std::isfinite(rate) && rate > 0 && rate <= 10000;
+        o->served_rates.push_back(rate);
+      }
+      ok = ok && !o->served_rates.empty();
     } else if (a == "--reps" || a == "--cold-reps" || a == "--spread-reps" || a == "--gap-ms") {
       int n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -459,9 +513,11 @@ int RunProfile(const ProfileCommandOptions& o) {
   runtime.Shutdown();
   io.poll();
 
+  std::string rates_text;
+  for (double rate : o.served_rates) rates_text += (rates_text.empty() ? "" : ", ") + DecimalText(rate, 0);
   if (o.served_s > 0) {
     if (::isatty(STDERR_FILENO))  // a note for a person; nothing on stderr otherwise
-      std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << o.served_rate << " req/s ...\n";
+      std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << rates_text << " req/s ...\n";
     auto served = MeasureServed(o, *config, body.str(), clock);
     if (!served.ok()) {
       std::cerr << "thaw: measuring " << o.model << " served: " << served.status().message() << "\n";
@@ -472,16 +528,18 @@ int RunProfile(const ProfileCommandOptions& o) {
     const int64_t rows = served->profile.exec_us_by_rows.front().first;
     const Micros in_process_us = out.profile.ExecUs(rows), served_us = served->profile.ExecUs(rows);
     const Micros overhead_us = served_us - in_process_us;
+    // A noisy in-process median (above the served one) must not push larger
+    // batches below what the served request took.
     auto lift = [&](std::vector<std::pair<int64_t, Micros>>& table) {
-      for (auto& [rows, us] : table) us = std::max<Micros>(1, us + overhead_us);
+      for (auto& [r, us] : table) us = std::max<Micros>(r >= rows ? served_us : 1, us + overhead_us);
     };
     lift(out.profile.exec_us_by_rows);
     for (auto& [threads, table] : out.exec_us_by_threads) lift(table);
     out.profile.exec_spread = served->profile.exec_spread;
     out.profile.exec_cv = served->profile.exec_cv;
     out.profile.exec_factor_by_idle_us = served->profile.exec_factor_by_idle_us;
-    out.measured += " (round trips served over HTTP: " + std::to_string(o.served_s) + " s at " +
-                    DecimalText(o.served_rate, 0) + " req/s; " + std::to_string(rows) + " rows " +
+    out.measured += " (round trips served over HTTP: " + std::to_string(o.served_s) + " s at " + rates_text +
+                    " req/s; " + std::to_string(rows) + " rows " +
                     std::to_string(served_us) + " us vs " + std::to_string(in_process_us) + " us in process)";
   }
   return WriteProfile(o, out);

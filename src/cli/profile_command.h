@@ -8,11 +8,15 @@
 //  - RSS, PSS and private memory of one warm instance;
 //  - then what a request goes through when served: a `thaw serve` of the
 //    model (this binary, a temporary repository, one provisioned instance)
-//    gets --served-s of Poisson traffic at --served-rate over HTTP from the
-//    `thaw load` generator, and its usage log gives the round trips it saw
+//    gets --served-s of Poisson traffic over HTTP from the `thaw load`
+//    generator, one phase per rate of --served-rates (each phase's length
+//    in proportion to 1/sqrt(rate), so the slow phases still give enough
+//    long gaps; the phases cycled four times, after a 2 s warm-up that is
+//    not counted), and its usage log gives the round trips it saw
 //    (sim/usage_profile.h): the HTTP side and event loop, the load
 //    generator beside it, and how the time grows with the instance's idle
-//    gap before an execution (Poisson gaps cover 1 to 100 ms). Their
+//    gap before an execution (rates 200, 50 and 5/s: gaps from well under
+//    a millisecond to about a second, on a busy and on a quiet host). Their
 //    distribution and gap factors replace the in-process spread, and the
 //    difference of the medians at the request's rows is added to every
 //    batch size's median.
@@ -39,8 +43,8 @@ struct ProfileCommandOptions {
   int spread_reps = 300;  // single-row executions for the distribution (exec_spread)
   int gap_ms = 5;         // idle time between executions, as between requests of open-loop traffic
   int cold_reps = 5;
-  int served_s = 20;          // HTTP-served measurement; 0 = skip it
-  double served_rate = 50;    // requests per second while served
+  int served_s = 60;          // HTTP-served measurement, all phases; 0 = skip it
+  std::vector<double> served_rates = {200, 50, 5};  // requests per second, one phase each
 };
 
 int RunProfile(const ProfileCommandOptions& options);

@@ -20,8 +20,9 @@
 // change the thread count. exec_spread (1001 non-decreasing ratios), when
 // present, is the measured distribution the simulator draws from instead of
 // a lognormal of exec_cv. exec_factor_by_idle_us, when present, scales the
-// median by how long the instance sat idle before an execution, and the
-// spread then adds to that (ModelProfile). Unknown fields are errors naming
+// median by how long the instance sat idle before an execution (smoothed
+// over its recent idle gaps, ModelProfile::SmoothIdle), and the spread then
+// adds to that (ModelProfile). Unknown fields are errors naming
 // the field.
 // Thread safety: pure functions.
 #pragma once

@@ -34,6 +34,12 @@ double ModelProfile::SpreadAt(double q) const {
   return exec_spread[i] + (exec_spread[i + 1] - exec_spread[i]) * (x - static_cast<double>(i));
 }
 
+Micros ModelProfile::SmoothIdle(std::optional<double>* log_state, Micros gap_us) {
+  const double x = std::log(static_cast<double>(std::max<Micros>(1, gap_us)));
+  *log_state = log_state->has_value() ? kIdleSmoothing * x + (1 - kIdleSmoothing) * **log_state : x;
+  return std::llround(std::exp(**log_state));
+}
+
 double ModelProfile::IdleFactor(Micros idle_us) const {
   const auto& t = exec_factor_by_idle_us;
   if (t.empty()) return 1.0;
@@ -273,7 +279,11 @@ class Sim {
         case Action::Kind::kDispatch: {
           std::optional<Micros> recorded = options_.exec_us_of ? options_.exec_us_of(a.execution_id) : std::nullopt;
           auto& idle = idle_since_[a.instance_id];
-          const Micros idle_us = idle.busy > 0 ? 0 : now_ - idle.since_us;
+          // Busy: no idle gap. The first execution after ready is not folded
+          // in, as the usage log has no gap before it either.
+          Micros idle_us = idle.busy > 0 ? 0 : now_ - idle.since_us;
+          if (idle.busy == 0 && idle.executed) idle_us = ModelProfile::SmoothIdle(&idle.smoothed_log_us, idle_us);
+          idle.executed = true;
           ++idle.busy;
           const Micros compute_us = recorded ? *recorded : DrawExecUs(model, a.rows, idle_us);
           Push(now_ + compute_us, EventKind::kDone, m, a.instance_id, a.execution_id, compute_us);
@@ -410,6 +420,8 @@ class Sim {
   struct Idleness {
     Micros since_us = 0;  // when its last execution ended (or it became ready)
     int busy = 0;         // executions in flight
+    bool executed = false;
+    std::optional<double> smoothed_log_us;  // ModelProfile::SmoothIdle's state
   };
   std::unordered_map<uint64_t, Idleness> idle_since_;   // ready instances
   std::unordered_set<uint64_t> observed_;               // instances whose memory the scheduler was told

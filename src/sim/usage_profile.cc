@@ -66,7 +66,9 @@ void UsageProfileBuilder::Add(const metering::UsageRecord& record) {
   }
   const double round_trip = static_cast<double>(std::max<Micros>(1, r->latency_us - r->queue_us));
   round_trip_us_by_rows_[r->batch_rows].push_back(round_trip);
-  if (gap_us && *gap_us >= 0) gap_and_round_trip_by_rows_[r->batch_rows].push_back({*gap_us, round_trip});
+  if (gap_us && *gap_us >= 0)
+    gap_and_round_trip_by_rows_[r->batch_rows].push_back(
+        {ModelProfile::SmoothIdle(&smoothed_log_gap_by_instance_[r->instance_id], *gap_us), round_trip});
   ++warm_executions_;
 }
 

@@ -12,7 +12,8 @@
 // kMinSamplesPerRows times; exec_spread and exec_cv come from the row count
 // with the most samples. exec_factor_by_idle_us: for that row count, the
 // executions binned by how long their instance sat idle before them (from
-// the end of its previous execution), each bin with kMinSamplesPerRows
+// the end of its previous execution; smoothed over its recent gaps,
+// ModelProfile::SmoothIdle, as the simulator does), each bin with kMinSamplesPerRows
 // samples giving (its median gap, its median time / the overall median);
 // the spread is then of each time over its gap's median (at least two such
 // bins, else no table and the plain spread). start_us holds the median
@@ -24,6 +25,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,8 +50,10 @@ class UsageProfileBuilder {
  private:
   std::string model_;
   std::map<int64_t, std::vector<double>> round_trip_us_by_rows_;
-  // (idle gap before it, round trip) by rows, for executions after another on their instance.
+  // (smoothed idle gap before it, ModelProfile::SmoothIdle; round trip) by
+  // rows, for executions after another on their instance.
   std::map<int64_t, std::vector<std::pair<Micros, double>>> gap_and_round_trip_by_rows_;
+  std::map<uint64_t, std::optional<double>> smoothed_log_gap_by_instance_;
   std::map<std::string, std::vector<double>> init_us_by_path_;
   // Each instance's last execution's end: requests of one batch end together,
   // and the next execution's idle gap starts there.
