@@ -67,15 +67,16 @@ StatusOr<std::vector<Tensor>> RowsOf(const std::vector<Tensor>& request, int64_t
   return ConcatBatch(copies);
 }
 
-template <typename T>
-bool ParseList(const std::string& text, std::vector<T>* out) {
+// A comma-separated list of numbers, each passing `valid` (default: >= 1).
+template <typename T, typename Valid = bool (*)(T)>
+bool ParseList(const std::string& text, std::vector<T>* out, Valid valid = [](T v) { return v >= 1; }) {
   out->clear();
   std::stringstream in(text);
   std::string item;
   while (std::getline(in, item, ',')) {
     T v{};
     auto [end, err] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (err != std::errc() || end != item.data() + item.size() || v < 1) return false;
+    if (err != std::errc() || end != item.data() + item.size() || !valid(v)) return false;
     out->push_back(v);
   }
   return !out->empty();
@@ -282,16 +283,7 @@ bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOption
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), o->served_s);
       ok = err == std::errc() && end == v.data() + v.size() && o->served_s >= 0 && o->served_s <= 3600;
     } else if (a == "--served-rates" || a == "--served-rate") {
-      o->served_rates.clear();
-      std::stringstream in(v);
-      std::string r;
-      while (std::getline(in, r, ',')) {
-        char* end = nullptr;
-        const double rate = std::strtod(r.c_str(), &end);
-        ok = ok && !r.empty() && end == r.c_str() + r.size() && std::isfinite(rate) && rate > 0 && rate <= 10000;
-        o->served_rates.push_back(rate);
-      }
-      ok = ok && !o->served_rates.empty();
+      ok = ParseList(v, &o->served_rates, [](double rate) { return std::isfinite(rate) && rate > 0 && rate <= 10000; });
     } else if (a == "--reps" || a == "--cold-reps" || a == "--spread-reps" || a == "--gap-ms") {
       int n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -513,9 +505,9 @@ int RunProfile(const ProfileCommandOptions& o) {
   runtime.Shutdown();
   io.poll();
 
-  std::string rates_text;
-  for (double rate : o.served_rates) rates_text += (rates_text.empty() ? "" : ", ") + DecimalText(rate, 0);
   if (o.served_s > 0) {
+    std::string rates_text;
+    for (double rate : o.served_rates) rates_text += (rates_text.empty() ? "" : ", ") + DecimalText(rate, 0);
     if (::isatty(STDERR_FILENO))  // a note for a person; nothing on stderr otherwise
       std::cerr << "serving " << o.model << " over HTTP for " << o.served_s << " s at " << rates_text << " req/s ...\n";
     auto served = MeasureServed(o, *config, body.str(), clock);
