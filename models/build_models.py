@@ -135,7 +135,7 @@ def build_fraud(out):
     print(f"[{name}] train {len(x_tr)} samples in {train_s:.1f}s, test accuracy {acc:.4f} on {n}")
 
     common.write_config(mdir, [("features", "FP32", [-1, 30])],
-                        [("probabilities", "FP32", [-1, 2])], memory_mb=512)
+                        [("probabilities", "FP32", [-1, 2], "labels.txt")], memory_mb=512)
     write_lines(os.path.join(mdir, "labels.txt"), ["benign", "malignant"])
     common.write_json(os.path.join(mdir, "accuracy.json"), {
         "dataset": "Breast Cancer Wisconsin (diagnostic), sklearn.datasets.load_breast_cancer; "
@@ -282,8 +282,8 @@ def build_fashion(out, epochs):
     print(f"[{name}] {nparams} parameters, trained {epochs} epochs in {train_s:.0f}s, "
           f"test accuracy {acc:.4f} on {n}")
 
-    common.write_config(mdir, [("image", "FP32", [-1, 1, 28, 28])],
-                        [("logits", "FP32", [-1, 10])], memory_mb=1024)
+    common.write_config(mdir, [("image", "FP32", [-1, 1, 28, 28], "NCHW")],
+                        [("logits", "FP32", [-1, 10], "labels.txt")], memory_mb=1024)
     write_lines(os.path.join(mdir, "labels.txt"), FASHION_CLASSES)
     common.write_json(os.path.join(mdir, "accuracy.json"), {
         "dataset": "Fashion-MNIST (debian package dataset-fashion-mnist)",
@@ -548,7 +548,7 @@ def build_textenc(out, epochs):
     check_lengths(path, x_te)
 
     common.write_config(mdir, [("input_ids", "INT64", [-1, -1])],
-                        [("logits", "FP32", [-1, len(sections)])], memory_mb=1024)
+                        [("logits", "FP32", [-1, len(sections)], "labels.txt")], memory_mb=1024)
     common.write_json(os.path.join(mdir, "accuracy.json"), {
         "dataset": "Debian bookworm package descriptions (apt Packages lists), "
                    f"labelled by Section, {len(sections)} most frequent sections, "

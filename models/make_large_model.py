@@ -105,7 +105,7 @@ def main():
     print(f"[{name}] {nparams} parameters ({nparams * 4 / 1e6:.1f} MB fp32), "
           f"model.pt {os.path.getsize(path) / 1e6:.1f} MB")
 
-    common.write_config(mdir, [("image", "FP32", [-1, 3, 224, 224])],
+    common.write_config(mdir, [("image", "FP32", [-1, 3, 224, 224], "NCHW")],
                         [("logits", "FP32", [-1, 1000])], memory_mb=2048, timeout_ms=10000)
     common.write_json(os.path.join(mdir, "accuracy.json"), {
         "note": "random weights",

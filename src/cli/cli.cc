@@ -136,6 +136,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--zygote-standby") {
       if (value != "on" && value != "off") return InvalidArgument("--zygote-standby must be on or off, got '" + value + "'");
       serve->zygote_standby = value == "on";
+    } else if (name == "--strict-readiness") {
+      if (value != "on" && value != "off") return InvalidArgument("--strict-readiness must be on or off, got '" + value + "'");
+      serve->strict_readiness = value == "on";
     } else if (name == "--prepared-dir") {
       if (value.empty()) return InvalidArgument("--prepared-dir needs a directory");
       serve->prepared_dir = value;
@@ -166,6 +169,10 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
       auto port = ParsePort(value, "--admin-port");
       if (!port.ok()) return port.status();
       serve->admin_port = *port;
+    } else if (name == "--grpc-port") {
+      auto port = ParsePort(value, "--grpc-port");
+      if (!port.ok()) return port.status();
+      serve->grpc_port = *port;
     } else if (name == "--admin-host") {
       serve->admin_host = value;
       admin_host_given = true;
@@ -188,6 +195,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     }
   }
   if (admin_host_given && !serve->admin_port) return InvalidArgument("--admin-host needs --admin-port");
+  if (serve->grpc_port && *serve->grpc_port != 0 &&
+      (*serve->grpc_port == serve->port || (serve->admin_port && *serve->grpc_port == *serve->admin_port)))
+    return InvalidArgument("--grpc-port must differ from --port and --admin-port");
   if (serve->admin_port && *serve->admin_port != 0 && *serve->admin_port == serve->port &&
       serve->admin_host == serve->host)
     return InvalidArgument("--admin-port must differ from --port");
@@ -583,10 +593,10 @@ Usage:
              [--worker PATH]
              [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
              [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
-             [--zygote-standby on|off]
+             [--zygote-standby on|off] [--strict-readiness on|off]
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
              [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
-             [--offload-threads N] [--auth-tokens FILE] [--admin-port N]
+             [--offload-threads N] [--auth-tokens FILE] [--admin-port N] [--grpc-port N]
              [--admin-host ADDR] [--allowed-host NAME] [--allowed-origin ORIGIN]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
@@ -636,6 +646,9 @@ Usage:
                 ahead of demand, already in a memory cgroup, for the next
                 instance it starts; off: each such start forks then and
                 waits for the move into its cgroup
+      --strict-readiness  on (default, as Triton): /v2/health/ready is 200
+                only while every model can serve (400 naming those that
+                cannot); off: 200 once started, whatever one model's state
       --memory-limits  on (default): each instance is held to its memory_mb
                 by a memory cgroup (needs root or a delegated cgroup; the
                 startup log says whether it is enforced); off: not enforced
@@ -658,6 +671,9 @@ Usage:
                 route but /v2/health/*; FILE has one '<token> <scope>' per
                 line, scope metrics, infer or admin (each implies the ones
                 before it); '#' comments; keep it chmod 600
+      --grpc-port N  also serve the Open Inference Protocol over gRPC
+                (inference.GRPCInferenceService, Triton's port is 8001) on
+                --host:N; same models, checks, errors and tokens as REST
       --admin-port N  serve the admin routes (status, warm, config,
                 repository) only on this port, and inference only on --port
       --admin-host ADDR  address of the admin port (default 127.0.0.1)
@@ -755,7 +771,7 @@ Usage:
               (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
       Send the trace's requests to a running server at their times (open loop,
       with thaw load's generator; --time-scale compresses), then print the
-      load summary and the server's own report (/v2/models/NAME/stats, or
+      load summary and the server's own report (/v2/models/NAME/usage, or
       /v2/stats with --target), to compare with thaw simulate. With
       --target, each trace function's requests go to a model as --map
       routes them (as for simulate) with that model's request file.

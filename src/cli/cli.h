@@ -42,6 +42,7 @@ struct ServeOptions {
   std::string prepared_dir;  // prepared artifacts kept across runs; empty = per run (runtime/preparations.h)
   bool prepare = true;       // --prepare on|off: prepare models' artifacts in the background
   bool zygote_standby = true;  // --zygote-standby on|off (RuntimeOptions::zygote_standby)
+  bool strict_readiness = true;  // --strict-readiness on|off (V2HandlerOptions::strict_readiness)
   bool memory_limits = true;  // enforce memory_mb with cgroups where the kernel allows (cgroup/memory_cgroup.h)
   sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOn;  // --sandbox on|off|no-seccomp
   std::optional<sandbox::WorkerUser> worker_user;  // --worker-user; nullopt = nobody/nogroup when root
@@ -53,6 +54,7 @@ struct ServeOptions {
   int offload_threads = 2;             // decode/encode of large bodies and /status memory, off the event loop
   // Access (server/auth.h).
   std::string auth_tokens_path;     // "<token> <scope>" per line; empty = no tokens required
+  std::optional<uint16_t> grpc_port;   // the gRPC service (grpc/grpc_server.h); none = REST only
   std::optional<uint16_t> admin_port;  // a separate listener for admin routes; none = all routes on --port
   std::string admin_host = "127.0.0.1";
   std::vector<std::string> allowed_hosts;    // Host names accepted on state-changing requests

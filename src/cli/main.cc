@@ -8,6 +8,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/asio/signal_set.hpp>
+
+#include <atomic>
+#include <thread>
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 #include <cstdlib>
@@ -34,6 +37,9 @@
 #include "metering/usage_stats.h"
 #include "repo/model_config.h"
 #include "runtime/runtime.h"
+#ifdef THAW_WITH_GRPC
+#include "grpc/grpc_server.h"
+#endif
 #include "server/auth.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -98,7 +104,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
     return 2;
   }
   thaw::PrometheusMetrics metrics;
-  thaw::metering::UsageFanOut usage({&metrics, meter->get()});  // the meter keeps the record: last, so it gets it moved
+  thaw::InferenceStatistics inference_statistics;
+  thaw::metering::UsageFanOut usage({&metrics, &inference_statistics, meter->get()});  // the meter keeps the record: last, so it gets it moved
   ::signal(SIGPIPE, SIG_IGN);
   boost::asio::io_context io;
   thaw::RealClock clock;
@@ -124,7 +131,11 @@ int Serve(const thaw::cli::ServeOptions& options) {
                                              .max_starting_templates = options.node.template_starts,
                                              .template_admit_calls = options.node.template_admit_calls,
                                              .keep_alive_pool = options.node.keep_alive_pool,
-                                             .on_execution = [&](const thaw::ExecutionRecord& e) { metrics.OnExecution(e); },
+                                             .on_execution =
+                                                 [&](const thaw::ExecutionRecord& e) {
+                                                   metrics.OnExecution(e);
+                                                   inference_statistics.OnExecution(e);
+                                                 },
                                              .usage = &usage,
                                              .memory_cgroups = memory_cgroups ? &*memory_cgroups : nullptr,
                                              .sandbox = options.sandbox,
@@ -164,7 +175,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
       .model_stats_json = [&](const std::string& model) -> std::optional<std::string> {
         return usage_meter.ModelStatsJson(model, runtime.RunningInstanceRecords());
       },
-      .usage_log = [&] { return usage_meter.log_health(); }};
+      .usage_log = [&] { return usage_meter.log_health(); },
+      .inference_statistics = &inference_statistics};
   // The usage log is written in batches, once a second (backing off to 30 s
   // while writes fail), and at exit.
   boost::asio::steady_timer usage_flush(io);
@@ -203,7 +215,10 @@ int Serve(const thaw::cli::ServeOptions& options) {
     LogEvent(LogLevel::kWarning, "no_auth_on_network", LogFields({{"address", LogValue(address)}}));
     break;
   }
-  const thaw::V2HandlerOptions handler_options{.io = &io, .offload_threads = options.offload_threads};
+  const thaw::V2HandlerOptions handler_options{.io = &io,
+                                               .offload_threads = options.offload_threads,
+                                               .max_inflated_body_bytes = static_cast<size_t>(options.max_body_mb) << 20,
+                                               .strict_readiness = options.strict_readiness};
   // The HTTP limits hold on both listeners.
   auto http_options = [&](const std::string& host, uint16_t port) {
     return thaw::HttpServerOptions{.host = host,
@@ -234,6 +249,33 @@ int Serve(const thaw::cli::ServeOptions& options) {
     LogEvent(LogLevel::kInfo, "admin_listening",
              LogFields({{"address", LogValue(options.admin_host + ":" + std::to_string(admin_server->port()))}}));
   }
+  // gRPC beside REST: the main handler behind it (its routes and tokens).
+#ifdef THAW_WITH_GRPC
+  std::optional<thaw::GrpcServer> grpc_server;
+#else
+  struct NoGrpc {
+    void Shutdown() {}
+  };
+  std::optional<NoGrpc> grpc_server;
+  if (options.grpc_port) {
+    std::cerr << "thaw: --grpc-port: this build has no gRPC (built without the grpc component)\n";
+    return 2;
+  }
+#endif
+#ifdef THAW_WITH_GRPC
+  if (options.grpc_port) {
+    grpc_server.emplace(io, handler,
+                        thaw::GrpcServerOptions{.host = options.host,
+                                                .port = *options.grpc_port,
+                                                .max_message_bytes = static_cast<size_t>(options.max_body_mb) << 20});
+    if (auto started = grpc_server->Start(); !started.ok()) {
+      std::cerr << "thaw: --grpc-port: " << started.message() << "\n";
+      return 1;
+    }
+    LogEvent(LogLevel::kInfo, "grpc_listening",
+             LogFields({{"address", LogValue(options.host + ":" + std::to_string(grpc_server->port()))}}));
+  }
+#endif
   LogEvent(LogLevel::kInfo, "server_listening",
            LogFields({{"address", LogValue(options.host + ":" + std::to_string(server.port()))},
                       {"auth", access.requires_tokens() ? "tokens" : "none"},
@@ -249,6 +291,8 @@ int Serve(const thaw::cli::ServeOptions& options) {
   // accepted (new ones on open connections get 503), then stop. A second
   // signal, or kDrainLimit, stops at once.
   constexpr auto kDrainLimit = std::chrono::seconds(30);
+  std::thread grpc_shutdown;
+  std::atomic<bool> grpc_stopped = false;
   boost::asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer drain_limit(io);
   boost::asio::steady_timer flush_wait(io);
@@ -269,6 +313,9 @@ int Serve(const thaw::cli::ServeOptions& options) {
         LogEvent(LogLevel::kInfo, "server_draining", LogFields({{"signal", std::to_string(signal)}}));
         server.Stop();
         if (admin_server) admin_server->Stop();
+        // gRPC stops taking calls now; its calls in flight finish through the
+        // loop, so the wait for them runs beside it.
+        if (grpc_server) grpc_shutdown = std::thread([&] { grpc_server->Shutdown(); grpc_stopped = true; });
         // Then the requests still being decoded or encoded off the loop, on both listeners.
         runtime.Drain([&] {
           handler.Drain([&] {
@@ -284,6 +331,14 @@ int Serve(const thaw::cli::ServeOptions& options) {
       };
   stop_signals.async_wait(on_signal);
   io.run();
+  // gRPC calls that reached the loop after it stopped still need it to finish.
+  if (grpc_server && !grpc_shutdown.joinable())
+    grpc_shutdown = std::thread([&] { grpc_server->Shutdown(); grpc_stopped = true; });
+  while (grpc_shutdown.joinable() && !grpc_stopped) {
+    io.restart();
+    io.run_for(std::chrono::milliseconds(10));
+  }
+  if (grpc_shutdown.joinable()) grpc_shutdown.join();
   // Records of the last answers and of the instances Shutdown stopped.
   // Never silent: records that could not be written are counted here.
   if (thaw::Status closed = usage_meter.CloseLog(); !closed.ok()) {
@@ -595,7 +650,7 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
     return 1;
   }
   const load::LoadSummary summary = load::Summarize(*result, std::max(1e-6, arrivals->Duration() / 1e6));
-  const std::string stats_path = models.size() == 1 ? "/v2/models/" + models[0] + "/stats" : "/v2/stats";
+  const std::string stats_path = models.size() == 1 ? "/v2/models/" + models[0] + "/usage" : "/v2/stats";
   auto stats = HttpGet(options.url, stats_path);
   if (options.json) {
     std::string json;

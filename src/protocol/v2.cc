@@ -4,7 +4,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -471,8 +473,13 @@ Status ParseOutputs(const element& e, InferRequest* req) {
       if (v.get_object().get(params)) return InvalidArgument(who + ": 'parameters' must be an object");
       THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(params, who + ": parameters"));
       element b;
-      if (Field(params, "binary_data", &b) && b.get_bool().get(out.binary_data))
-        return InvalidArgument(who + ": parameters.binary_data must be a boolean");
+      if (Field(params, "binary_data", &b)) {
+        bool binary = false;
+        if (b.get_bool().get(binary)) return InvalidArgument(who + ": parameters.binary_data must be a boolean");
+        out.binary_data = binary;
+      }
+      if (Field(params, "classification", &b) && !GetNonNegativeInt(b, &out.classification))
+        return InvalidArgument(who + ": parameters.classification must be a non-negative integer");
     }
     for (const RequestedOutput& prev : req->outputs)
       if (prev.name == out.name) return InvalidArgument(who + " is requested more than once");
@@ -599,6 +606,63 @@ StatusOr<InferRequest> ParseInferRequest(std::string_view body, std::optional<si
   return req;
 }
 
+StatusOr<InferRequest> ParseRawInferRequest(const ModelConfig& model, std::string_view body) {
+  if (model.inputs.size() != 1)
+    return InvalidArgument("a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input; " +
+                           Quoted(model.name) + " has " + std::to_string(model.inputs.size()));
+  const TensorSpec& spec = model.inputs[0];
+  const std::string who = "raw binary request for input " + Quoted(spec.name);
+  Tensor t;
+  t.name = spec.name;
+  t.datatype = spec.datatype;
+  t.shape = spec.shape;
+  if (model.batching != Batching::kOff && !t.shape.empty()) t.shape[0] = 1;  // one request is one row
+  if (t.datatype == DataType::kBytes) {
+    for (int64_t& d : t.shape) {
+      if (d == -1) d = 1;
+    }
+    if (t.element_count() != 1)
+      return InvalidArgument(who + ": a BYTES input takes one element raw; its shape is " + ShapeToString(spec.shape));
+    if (body.size() > std::numeric_limits<uint32_t>::max())
+      return InvalidArgument(who + ": a BYTES element holds at most 4 GiB");
+    const uint32_t length = static_cast<uint32_t>(body.size());  // the element's 4-byte little-endian length
+    char prefix[4];
+    std::memcpy(prefix, &length, sizeof prefix);
+    t.data.assign(prefix, sizeof prefix);
+    t.data.append(body);
+  } else {
+    size_t variable = 0, variable_at = 0;
+    uint64_t fixed = DataTypeSize(t.datatype);
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (t.shape[d] == -1) {
+        ++variable;
+        variable_at = d;
+      } else {
+        fixed *= static_cast<uint64_t>(t.shape[d]);
+      }
+    }
+    if (variable > 1)
+      return InvalidArgument(who + ": its shape " + ShapeToString(t.shape) +
+                             " has more than one variable dim, so the byte count cannot tell it");
+    if (variable == 1) {
+      if (fixed == 0 || body.size() % fixed != 0)
+        return InvalidArgument(who + ": " + std::to_string(body.size()) + " bytes are not a whole number of " +
+                               std::to_string(fixed) + "-byte slices of shape " + ShapeToString(t.shape) + " of " +
+                               std::string(DataTypeName(t.datatype)));
+      t.shape[variable_at] = static_cast<int64_t>(body.size() / fixed);
+    } else if (body.size() != fixed) {
+      return InvalidArgument(who + ": " + std::to_string(body.size()) + " bytes do not match shape " +
+                             ShapeToString(t.shape) + " of " + std::string(DataTypeName(t.datatype)) + " (" +
+                             std::to_string(fixed) + " bytes)");
+    }
+    t.data.assign(body);
+  }
+  InferRequest request;
+  request.inputs.push_back(std::move(t));
+  request.binary_data_output = true;
+  return request;
+}
+
 Status ValidateInferRequest(const ModelConfig& model, InferRequest* request) {
   std::vector<Tensor> sorted(model.inputs.size());
   std::vector<bool> seen(model.inputs.size(), false);
@@ -721,7 +785,7 @@ EncodedBody EncodeInferResponse(const std::string& model_name, const InferReques
     for (const RequestedOutput& r : request.outputs)
       for (const Tensor& t : outputs)
         if (t.name == r.name) {
-          selected.emplace_back(&t, r.binary_data || request.binary_data_output);
+          selected.emplace_back(&t, r.binary_data.value_or(request.binary_data_output));
           break;
         }
   }
@@ -762,6 +826,72 @@ EncodedBody EncodeInferResponse(const std::string& model_name, const InferReques
   return result;
 }
 
+namespace {
+
+// Element i of a numeric tensor as a double.
+double ElementAsDouble(const Tensor& t, int64_t i) {
+  const char* p = t.data.data() + i * static_cast<int64_t>(DataTypeSize(t.datatype));
+  switch (t.datatype) {
+    case DataType::kBool: return Load<uint8_t>(p) ? 1 : 0;
+    case DataType::kUint8: return Load<uint8_t>(p);
+    case DataType::kUint16: return Load<uint16_t>(p);
+    case DataType::kUint32: return Load<uint32_t>(p);
+    case DataType::kUint64: return static_cast<double>(Load<uint64_t>(p));
+    case DataType::kInt8: return Load<int8_t>(p);
+    case DataType::kInt16: return Load<int16_t>(p);
+    case DataType::kInt32: return Load<int32_t>(p);
+    case DataType::kInt64: return static_cast<double>(Load<int64_t>(p));
+    case DataType::kFp16: return HalfToFloat(Load<uint16_t>(p));
+    case DataType::kFp32: return Load<float>(p);
+    case DataType::kFp64: return Load<double>(p);
+    case DataType::kBytes: return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Status ClassifyOutputs(const ModelConfig& model, const InferRequest& request, std::vector<Tensor>* outputs) {
+  for (const RequestedOutput& requested : request.outputs) {
+    if (requested.classification == 0) continue;
+    auto spec_it = std::find_if(model.outputs.begin(), model.outputs.end(),
+                                [&](const TensorSpec& spec) { return spec.name == requested.name; });
+    auto tensor_it = std::find_if(outputs->begin(), outputs->end(),
+                                  [&](const Tensor& tensor) { return tensor.name == requested.name; });
+    if (spec_it == model.outputs.end() || tensor_it == outputs->end()) continue;  // validation names unknown outputs
+    const TensorSpec& spec = *spec_it;
+    Tensor& t = *tensor_it;
+    if (t.datatype == DataType::kBytes)
+      return InvalidArgument("output " + Quoted(t.name) + ": parameters.classification needs a numeric output, not BYTES");
+    const int64_t count = t.element_count();
+    const bool per_row = !spec.shape.empty() && spec.shape[0] == -1 && !t.shape.empty() && t.shape[0] > 0;
+    const int64_t rows = per_row ? t.shape[0] : 1;
+    const int64_t classes = rows > 0 ? count / rows : 0;
+    const int64_t top = std::min<int64_t>(requested.classification, classes);
+    Tensor ranked{t.name, DataType::kBytes, per_row ? Shape{rows, top} : Shape{top}, ""};
+    std::vector<int64_t> order(static_cast<size_t>(classes));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
+      auto score = [&](int64_t c) { return ElementAsDouble(t, r * classes + c); };
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score(a) > score(b); });
+      for (int64_t i = 0; i < top; ++i) {
+        const int64_t c = order[static_cast<size_t>(i)];
+        char text[64];
+        std::snprintf(text, sizeof text, "%f:%lld", score(c), static_cast<long long>(c));
+        std::string entry = text;
+        if (c < static_cast<int64_t>(spec.labels.size())) entry += ":" + spec.labels[static_cast<size_t>(c)];
+        const uint32_t length = static_cast<uint32_t>(entry.size());
+        char prefix[4];
+        std::memcpy(prefix, &length, sizeof prefix);
+        ranked.data.append(prefix, sizeof prefix);
+        ranked.data += entry;
+      }
+    }
+    t = std::move(ranked);
+  }
+  return Status::Ok();
+}
+
 std::string EncodeError(std::string_view message) {
   std::string out;
   JsonWriter(&out).BeginObject().Field("error", message).EndObject();
@@ -788,6 +918,270 @@ std::string EncodeModelMetadata(const ModelConfig& model) {
   WriteSpecs(w, model.outputs);
   w.EndObject();
   return out;
+}
+
+namespace {
+
+// Triton's DataType enum names: TYPE_FP32, ...; BYTES is TYPE_STRING.
+std::string TritonDataType(DataType type) {
+  if (type == DataType::kBytes) return "TYPE_STRING";
+  return "TYPE_" + std::string(DataTypeName(type));
+}
+
+void WriteDims(JsonWriter& w, const Shape& shape, bool drop_batch_dim) {
+  w.BeginArray();
+  for (size_t d = drop_batch_dim ? 1 : 0; d < shape.size(); ++d) w.Int(shape[d]);
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string EncodeTritonModelConfig(const ModelConfig& model) {
+  // Batching on needs a variable dim 0 on every tensor (ValidateModelConfig):
+  // that dim is the batch, which Triton's dims leave out.
+  const bool batching = model.batching != Batching::kOff;
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Field("name", model.name).Field("platform", model.platform);
+  w.Field("backend", model.backend == "torchscript" ? "pytorch" : model.backend);
+  w.Key("version_policy").BeginObject().Key("latest").BeginObject().Field("num_versions", 1).EndObject().EndObject();
+  w.Field("max_batch_size", batching ? model.max_batch_size : 0);
+  w.Key("input").BeginArray();
+  for (const TensorSpec& spec : model.inputs) {
+    w.BeginObject().Field("name", spec.name).Field("data_type", TritonDataType(spec.datatype));
+    w.Field("format", "FORMAT_" + std::string(TensorFormatName(spec.format))).Key("dims");
+    WriteDims(w, spec.shape, batching);
+    w.Field("is_shape_tensor", false).Field("allow_ragged_batch", false).Field("optional", false).EndObject();
+  }
+  w.EndArray().Key("output").BeginArray();
+  for (const TensorSpec& spec : model.outputs) {
+    w.BeginObject().Field("name", spec.name).Field("data_type", TritonDataType(spec.datatype)).Key("dims");
+    WriteDims(w, spec.shape, batching);
+    w.Field("label_filename", spec.labels_file).Field("is_shape_tensor", false).EndObject();
+  }
+  w.EndArray();
+  if (batching) {
+    w.Key("dynamic_batching").BeginObject().Key("preferred_batch_size").BeginArray();
+    for (int size : model.preferred_batch_sizes) w.Int(size);
+    w.EndArray().Field("max_queue_delay_microseconds", model.max_queue_delay_us);
+    w.Field("preserve_ordering", false).Field("priority_levels", 0).Field("default_priority_level", 0).EndObject();
+  }
+  // Instances start on demand up to max_concurrency: that is the group's count.
+  w.Key("instance_group").BeginArray().BeginObject().Field("name", model.name + "_0").Field("kind", "KIND_CPU");
+  w.Field("count", model.max_concurrency).Key("gpus").BeginArray().EndArray().EndObject().EndArray();
+  w.Field("default_model_filename", model.model_file);
+  w.Key("parameters").BeginObject().EndObject();
+  w.EndObject();
+  return out;
+}
+
+namespace {
+
+std::optional<DataType> ParseTritonDataType(std::string_view name) {
+  if (name == "TYPE_STRING") return DataType::kBytes;
+  if (!name.starts_with("TYPE_")) return std::nullopt;
+  return ParseDataType(name.substr(5));
+}
+
+Status TritonFieldError(const std::string& source, const std::string& field, const std::string& problem) {
+  return InvalidArgument(source + ": field '" + field + "' " + problem);
+}
+
+// Triton's tensors -> thaw's specs; `batch_dim`: prepend -1 (max_batch_size > 0).
+Status ReadTritonTensors(const simdjson::dom::array& items, bool input, bool batch_dim, const std::string& source,
+                         std::vector<TensorSpec>* out) {
+  const std::string key = input ? "input" : "output";
+  size_t index = 0;
+  for (element item : items) {
+    const std::string field = key + "[" + std::to_string(index++) + "]";
+    simdjson::dom::object obj;
+    if (item.get_object().get(obj)) return TritonFieldError(source, field, "must be an object");
+    THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(obj, source + ": " + field));
+    TensorSpec spec;
+    for (auto [k, v] : obj) {
+      const std::string sub = field + "." + std::string(k);
+      if (k == "name") {
+        std::string_view name;
+        if (v.get_string().get(name) || name.empty()) return TritonFieldError(source, sub, "must be a non-empty string");
+        spec.name = std::string(name);
+      } else if (k == "data_type") {
+        std::string_view name;
+        std::optional<DataType> type;
+        if (!v.get_string().get(name)) type = ParseTritonDataType(name);
+        if (!type) return TritonFieldError(source, sub, "must be a Triton data type such as \"TYPE_FP32\"");
+        spec.datatype = *type;
+      } else if (k == "dims") {
+        simdjson::dom::array dims;
+        if (v.get_array().get(dims)) return TritonFieldError(source, sub, "must be an array of integers");
+        if (batch_dim) spec.shape.push_back(-1);
+        for (element dim : dims) {
+          int64_t d;
+          if (dim.get_int64().get(d) || d < -1 || d == 0)
+            return TritonFieldError(source, sub, "dimensions must be positive integers or -1");
+          spec.shape.push_back(d);
+        }
+      } else if (k == "format" && input) {
+        std::string_view name;
+        std::optional<TensorFormat> format;
+        if (!v.get_string().get(name) && name.starts_with("FORMAT_")) format = ParseTensorFormat(name.substr(7));
+        if (!format) return TritonFieldError(source, sub, "must be FORMAT_NONE, FORMAT_NCHW or FORMAT_NHWC");
+        spec.format = *format;
+      } else if (k == "is_shape_tensor" || k == "allow_ragged_batch" || k == "optional") {
+        bool value = true;
+        if (v.get_bool().get(value) || value)
+          return TritonFieldError(source, sub, "must be false: thaw has no shape tensors, ragged batches or optional inputs");
+      } else if (k == "label_filename" && !input) {
+        std::string_view name;
+        if (v.get_string().get(name) || name.find('/') != std::string_view::npos || name == "." || name == "..")
+          return TritonFieldError(source, sub, "must be a file name in the model directory");
+        spec.labels_file = std::string(name);  // read by the caller (LoadOutputLabels)
+      } else {
+        return TritonFieldError(source, sub, "is not supported by thaw");
+      }
+    }
+    if (spec.name.empty()) return TritonFieldError(source, field + ".name", "is required");
+    if (obj["data_type"].error()) return TritonFieldError(source, field + ".data_type", "is required");
+    if (obj["dims"].error()) return TritonFieldError(source, field + ".dims", "is required");
+    out->push_back(std::move(spec));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool LooksLikeTritonModelConfig(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  if (parser.parse(json.data(), json.size()).get_object().get(obj)) return false;
+  for (std::string_view key : {"input", "output", "max_batch_size", "instance_group", "dynamic_batching", "version_policy",
+                               "default_model_filename", "sequence_batching", "ensemble_scheduling", "optimization",
+                               "model_warmup"})
+    if (!obj[key].error()) return true;
+  return false;
+}
+
+StatusOr<ModelConfig> ApplyTritonModelConfig(const ModelConfig& base, std::string_view json, const std::string& source) {
+  simdjson::dom::parser parser;
+  element root;
+  if (auto err = parser.parse(json.data(), json.size()).get(root))
+    return InvalidArgument(source + ": malformed JSON: " + simdjson::error_message(err));
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj)) return InvalidArgument(source + ": must be a JSON object");
+  THAW_RETURN_IF_ERROR(CheckNoRepeatedKey(obj, source));
+  ModelConfig config = base;
+  int64_t max_batch_size = base.batching == Batching::kOff ? 0 : base.max_batch_size;
+  element value;
+  if (!obj["max_batch_size"].get(value)) {
+    if (value.get_int64().get(max_batch_size) || max_batch_size < 0 || max_batch_size > 1024)
+      return TritonFieldError(source, "max_batch_size", "must be an integer in [0, 1024]");
+  }
+  const bool batch_dim = max_batch_size > 0;
+  bool dynamic_batching = false;
+  for (auto [k, v] : obj) {
+    const std::string key(k);
+    if (key == "name") {
+      std::string_view name;
+      if (v.get_string().get(name) || (!name.empty() && name != base.name))
+        return TritonFieldError(source, key, "must be the model's name '" + base.name + "'");
+    } else if (key == "platform") {
+      std::string_view platform;
+      if (v.get_string().get(platform) || (platform != base.platform && platform != "pytorch_libtorch" && !platform.empty()))
+        return TritonFieldError(source, key, "must be '" + base.platform + "' or 'pytorch_libtorch': thaw runs TorchScript");
+    } else if (key == "backend") {
+      std::string_view backend;
+      if (v.get_string().get(backend) || (backend != "pytorch" && backend != base.backend && !backend.empty()))
+        return TritonFieldError(source, key, "must be 'pytorch': thaw runs TorchScript");
+    } else if (key == "max_batch_size" || key == "version_policy" || key == "parameters") {
+      // read above; one version only; no parameters thaw reads
+    } else if (key == "input" || key == "output") {
+      simdjson::dom::array items;
+      if (v.get_array().get(items)) return TritonFieldError(source, key, "must be an array");
+      std::vector<TensorSpec> specs;
+      THAW_RETURN_IF_ERROR(ReadTritonTensors(items, key == "input", batch_dim, source, &specs));
+      (key == "input" ? config.inputs : config.outputs) = std::move(specs);
+    } else if (key == "dynamic_batching") {
+      simdjson::dom::object batching;
+      if (v.get_object().get(batching)) return TritonFieldError(source, key, "must be an object");
+      dynamic_batching = true;
+      config.preferred_batch_sizes.clear();
+      for (auto [bk, bv] : batching) {
+        const std::string sub = key + "." + std::string(bk);
+        if (bk == "preferred_batch_size") {
+          simdjson::dom::array sizes;
+          if (bv.get_array().get(sizes)) return TritonFieldError(source, sub, "must be an array of integers");
+          for (element size : sizes) {
+            int64_t n;
+            if (size.get_int64().get(n) || n < 1 || n > 1024) return TritonFieldError(source, sub, "entries must be in [1, 1024]");
+            config.preferred_batch_sizes.push_back(static_cast<int>(n));
+          }
+        } else if (bk == "max_queue_delay_microseconds") {
+          if (bv.get_int64().get(config.max_queue_delay_us)) return TritonFieldError(source, sub, "must be an integer");
+        } else if (bk == "preserve_ordering") {  // each request is answered on its own
+          bool flag = true;
+          if (bv.get_bool().get(flag) || flag) return TritonFieldError(source, sub, "must be false in thaw");
+        } else if (bk == "priority_levels" || bk == "default_priority_level") {  // one level
+          int64_t level = 1;
+          if (bv.get_int64().get(level) || level != 0) return TritonFieldError(source, sub, "must be 0 in thaw");
+        } else {
+          return TritonFieldError(source, sub, "is not supported by thaw");
+        }
+      }
+    } else if (key == "instance_group") {
+      simdjson::dom::array groups;
+      if (v.get_array().get(groups)) return TritonFieldError(source, key, "must be an array");
+      int64_t count = 0;
+      size_t index = 0;
+      for (element group : groups) {
+        const std::string at = key + "[" + std::to_string(index++) + "]";
+        simdjson::dom::object g;
+        if (group.get_object().get(g)) return TritonFieldError(source, at, "must be an object");
+        int64_t n = 1;  // Triton's default count
+        for (auto [gk, gv] : g) {
+          const std::string sub = at + "." + std::string(gk);
+          if (gk == "count") {
+            if (gv.get_int64().get(n) || n < 1) return TritonFieldError(source, sub, "must be a positive integer");
+          } else if (gk == "kind") {
+            std::string_view kind;
+            if (gv.get_string().get(kind) || (kind != "KIND_CPU" && kind != "KIND_AUTO"))
+              return TritonFieldError(source, sub, "must be KIND_CPU: thaw runs on CPUs");
+          } else if (gk == "gpus") {
+            simdjson::dom::array gpus;
+            if (gv.get_array().get(gpus) || gpus.size() != 0) return TritonFieldError(source, sub, "must be empty: thaw runs on CPUs");
+          } else if (gk != "name") {
+            return TritonFieldError(source, sub, "is not supported by thaw");
+          }
+        }
+        count += n;
+      }
+      if (count < 1 || count > 1 << 20) return TritonFieldError(source, key, "must count at least one instance");
+      config.max_concurrency = static_cast<int>(count);
+      if (config.min_instances > config.max_concurrency) config.min_instances = config.max_concurrency;
+    } else if (key == "default_model_filename") {
+      std::string_view file;
+      if (v.get_string().get(file) || file.empty() || file.find('/') != std::string_view::npos)
+        return TritonFieldError(source, key, "must be a file name inside the model directory");
+      config.model_file = std::string(file);
+    } else {
+      return TritonFieldError(source, key, "is not supported by thaw");
+    }
+  }
+  // The batch dim: tensors not given keep the base's shapes, which have it
+  // when the base batches; a changed max_batch_size with unchanged tensors
+  // keeps them as they are.
+  if (dynamic_batching && !batch_dim)
+    return TritonFieldError(source, "dynamic_batching", "needs max_batch_size > 0");
+  // Batching changes only when the override says so: dynamic_batching turns
+  // it on (adaptive stays adaptive: Triton has no such mode, and a round
+  // trip of GET .../config must not change it); a max_batch_size without
+  // dynamic_batching means a batch dim but no batcher, as in Triton.
+  if (batch_dim) config.max_batch_size = static_cast<int>(max_batch_size);
+  if (dynamic_batching) {
+    if (base.batching == Batching::kOff) config.batching = Batching::kFixed;
+  } else if (!obj["max_batch_size"].error()) {
+    config.batching = Batching::kOff;
+  }
+  if (Status valid = ValidateModelConfig(config, source); !valid.ok()) return valid;
+  return config;
 }
 
 }  // namespace thaw::v2

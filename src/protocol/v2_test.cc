@@ -234,11 +234,11 @@ TEST(ParseInferRequest, RequestFields) {
   EXPECT_EQ(r.timeout_ms, 250);
   ASSERT_EQ(r.outputs.size(), 3u);
   EXPECT_EQ(r.outputs[0].name, "o1");
-  EXPECT_FALSE(r.outputs[0].binary_data);
+  EXPECT_EQ(r.outputs[0].binary_data, std::nullopt);  // not given: binary_data_output decides
   EXPECT_EQ(r.outputs[1].name, "o2");
-  EXPECT_TRUE(r.outputs[1].binary_data);
+  EXPECT_EQ(r.outputs[1].binary_data, true);
   EXPECT_EQ(r.outputs[2].name, "o3");
-  EXPECT_FALSE(r.outputs[2].binary_data);
+  EXPECT_EQ(r.outputs[2].binary_data, false);
 }
 
 // ---------------------------------------------------------------------------
@@ -506,11 +506,11 @@ TEST(EncodeInferResponse, IdAbsentAndParameters) {
 
 TEST(EncodeInferResponse, OutputSelectionInRequestOrder) {
   InferRequest req;
-  req.outputs = {{"label", false}};
+  req.outputs = {{"label", std::nullopt}};
   EXPECT_EQ(EncodeInferResponse("m", req, Outputs()).body,
             R"({"model_name":"m","model_version":"1","outputs":[)"
             R"({"name":"label","datatype":"INT64","shape":[1],"data":[2]}]})");
-  req.outputs = {{"label", false}, {"logits", false}};
+  req.outputs = {{"label", std::nullopt}, {"logits", false}};
   EXPECT_EQ(EncodeInferResponse("m", req, Outputs()).body,
             R"({"model_name":"m","model_version":"1","outputs":[)"
             R"({"name":"label","datatype":"INT64","shape":[1],"data":[2]},)"
@@ -543,13 +543,29 @@ TEST(EncodeInferResponse, BinaryOutputByRequestFlag) {
   EXPECT_EQ(e.header_length, json.size());
   EXPECT_EQ(e.body, json + Bytes<float>({0.5f, -1.f, 0.1f}) + Bytes<int64_t>({2}));
 
-  // The flag also applies to explicitly selected outputs.
-  req.outputs = {{"label", false}};
+  // The flag also applies to selected outputs that do not say otherwise.
+  req.outputs = {{"label", std::nullopt}};
   e = EncodeInferResponse("m", req, Outputs());
   EXPECT_EQ(e.body,
             std::string(R"({"model_name":"m","model_version":"1","outputs":[)"
                         R"({"name":"label","datatype":"INT64","shape":[1],"parameters":{"binary_data_size":8}}]})") +
                 Bytes<int64_t>({2}));
+
+  // An output's own binary_data: false overrides the request-wide flag.
+  req.outputs = {{"logits", false}, {"label", std::nullopt}};
+  e = EncodeInferResponse("m", req, Outputs());
+  const std::string mixed =
+      R"({"model_name":"m","model_version":"1","outputs":[)"
+      R"({"name":"logits","datatype":"FP32","shape":[1,3],"data":[0.5,-1,0.1]},)"
+      R"({"name":"label","datatype":"INT64","shape":[1],"parameters":{"binary_data_size":8}}]})";
+  EXPECT_EQ(e.header_length, mixed.size());
+  EXPECT_EQ(e.body, mixed + Bytes<int64_t>({2}));
+
+  // With every selected output set to JSON the response is plain JSON.
+  req.outputs = {{"label", false}};
+  e = EncodeInferResponse("m", req, Outputs());
+  EXPECT_EQ(e.content_type, "application/json");
+  EXPECT_FALSE(e.header_length.has_value());
 }
 
 TEST(EncodeInferResponse, BinaryRoundTripThroughParser) {
@@ -666,6 +682,205 @@ TEST(EncodeInferResponse, HugeWholeFloatsReadBack) {
   EXPECT_EQ(RoundTrip(t).data, t.data);
   Tensor f{.name = "f", .datatype = DataType::kFp32, .shape = {2}, .data = Bytes<float>({1e19f, -3.4028235e38f})};
   EXPECT_EQ(RoundTrip(f).data, f.data);
+}
+
+// ---------------------------------------------------------------------------
+// Raw binary requests (Inference-Header-Content-Length: 0)
+
+ModelConfig OneInputModel(DataType type, Shape shape, Batching batching = Batching::kOff) {
+  ModelConfig m;
+  m.name = "m";
+  m.inputs = {{"x", type, std::move(shape)}};
+  m.outputs = {{"y", DataType::kFp32, {-1, 2}}};
+  m.batching = batching;
+  return m;
+}
+
+TEST(ParseRawInferRequest, TheBodyIsTheOnlyInputAndTheVariableDimFollowsFromItsSize) {
+  const std::string three_rows = Bytes<float>({1, 2, 3, 4, 5, 6});
+  auto r = ParseRawInferRequest(OneInputModel(DataType::kFp32, {-1, 2}), three_rows);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->inputs.size(), 1u);
+  EXPECT_EQ(r->inputs[0].name, "x");
+  EXPECT_EQ(r->inputs[0].shape, (Shape{3, 2}));
+  EXPECT_EQ(r->inputs[0].data, three_rows);
+  EXPECT_TRUE(r->binary_data_output);  // every output comes back binary
+  EXPECT_TRUE(r->outputs.empty());
+  // A batching model takes one row: the batch dim is 1, another -1 is free.
+  auto batched = ParseRawInferRequest(OneInputModel(DataType::kFp32, {-1, -1}, Batching::kFixed), three_rows);
+  ASSERT_TRUE(batched.ok()) << batched.status().ToString();
+  EXPECT_EQ(batched->inputs[0].shape, (Shape{1, 6}));
+  // Fixed shapes must match exactly.
+  EXPECT_TRUE(ParseRawInferRequest(OneInputModel(DataType::kFp32, {2, 3}), three_rows).ok());
+  EXPECT_THAT(ParseRawInferRequest(OneInputModel(DataType::kFp32, {2, 2}), three_rows).status().message(),
+              HasSubstr("24 bytes do not match shape [2,2] of FP32 (16 bytes)"));
+}
+
+TEST(ParseRawInferRequest, RefusesWhatTheBytesCannotTell) {
+  EXPECT_THAT(ParseRawInferRequest(OneInputModel(DataType::kFp32, {-1, 2}), std::string(12, '\0')).status().message(),
+              HasSubstr("12 bytes are not a whole number of 8-byte slices"));
+  EXPECT_THAT(ParseRawInferRequest(OneInputModel(DataType::kFp32, {-1, -1}), std::string(8, '\0')).status().message(),
+              HasSubstr("more than one variable dim"));
+  ModelConfig two = OneInputModel(DataType::kFp32, {-1, 2});
+  two.inputs.push_back({"z", DataType::kFp32, {-1}});
+  auto refused = ParseRawInferRequest(two, std::string(8, '\0'));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("needs a model with one input; 'm' has 2"));
+}
+
+TEST(ParseRawInferRequest, ABytesInputIsOneElementOfTheBody) {
+  auto r = ParseRawInferRequest(OneInputModel(DataType::kBytes, {-1}), "caf\xc3\xa9 au lait");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->inputs[0].shape, (Shape{1}));
+  EXPECT_EQ(r->inputs[0].data, BytesElements({"caf\xc3\xa9 au lait"}));
+  EXPECT_THAT(ParseRawInferRequest(OneInputModel(DataType::kBytes, {2}), "ab").status().message(),
+              HasSubstr("a BYTES input takes one element raw"));
+}
+
+// ---------------------------------------------------------------------------
+// Triton's model configuration
+
+ModelConfig FraudConfig() {
+  ModelConfig m;
+  m.name = "fraud";
+  m.inputs = {{"features", DataType::kFp32, {-1, 30}}};
+  m.outputs = {{"probabilities", DataType::kFp32, {-1, 2}}};
+  m.max_concurrency = 2;
+  return m;
+}
+
+TEST(EncodeTritonModelConfig, BatchingOffHasMaxBatchSizeZeroAndWholeShapes) {
+  EXPECT_EQ(EncodeTritonModelConfig(FraudConfig()),
+            R"({"name":"fraud","platform":"pytorch_torchscript","backend":"pytorch",)"
+            R"("version_policy":{"latest":{"num_versions":1}},"max_batch_size":0,)"
+            R"("input":[{"name":"features","data_type":"TYPE_FP32","format":"FORMAT_NONE","dims":[-1,30],)"
+            R"("is_shape_tensor":false,"allow_ragged_batch":false,"optional":false}],)"
+            R"("output":[{"name":"probabilities","data_type":"TYPE_FP32","dims":[-1,2],"label_filename":"",)"
+            R"("is_shape_tensor":false}],)"
+            R"("instance_group":[{"name":"fraud_0","kind":"KIND_CPU","count":2,"gpus":[]}],)"
+            R"("default_model_filename":"model.pt","parameters":{}})");
+}
+
+TEST(EncodeTritonModelConfig, BatchingOnLeavesTheBatchDimOutAndShowsTheBatcher) {
+  ModelConfig m = FraudConfig();
+  m.batching = Batching::kFixed;
+  m.max_batch_size = 16;
+  m.max_queue_delay_us = 500;
+  m.preferred_batch_sizes = {4, 8};
+  m.inputs[0].format = TensorFormat::kNchw;  // only to see it written
+  m.inputs.push_back({"text", DataType::kBytes, {-1, 1}});
+  const std::string json = EncodeTritonModelConfig(m);
+  EXPECT_THAT(json, HasSubstr(R"("max_batch_size":16,)"));
+  EXPECT_THAT(json, HasSubstr(R"("format":"FORMAT_NCHW","dims":[30],)"));
+  EXPECT_THAT(json, HasSubstr(R"({"name":"text","data_type":"TYPE_STRING","format":"FORMAT_NONE","dims":[1],)"));
+  EXPECT_THAT(json, HasSubstr(R"("dims":[2],)"));
+  EXPECT_THAT(json, HasSubstr(R"("dynamic_batching":{"preferred_batch_size":[4,8],"max_queue_delay_microseconds":500,)"
+                              R"("preserve_ordering":false,"priority_levels":0,"default_priority_level":0})"));
+}
+
+TEST(ApplyTritonModelConfig, WhatGetConfigWritesReadsBackUnchanged) {
+  for (Batching batching : {Batching::kOff, Batching::kFixed, Batching::kAdaptive}) {
+    ModelConfig m = FraudConfig();
+    m.batching = batching;
+    m.max_batch_size = 8;
+    auto back = ApplyTritonModelConfig(m, EncodeTritonModelConfig(m), "load parameters.config");
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(EncodeModelConfig(*back), EncodeModelConfig(m)) << BatchingName(batching);
+  }
+}
+
+TEST(ApplyTritonModelConfig, MapsTritonsSettingsOntoThaws) {
+  auto changed = ApplyTritonModelConfig(FraudConfig(), R"({"name":"fraud","max_batch_size":32,
+      "input":[{"name":"features","data_type":"TYPE_FP32","dims":[30]}],
+      "output":[{"name":"probabilities","data_type":"TYPE_FP32","dims":[2]}],
+      "dynamic_batching":{"preferred_batch_size":[8,16],"max_queue_delay_microseconds":2000},
+      "instance_group":[{"kind":"KIND_CPU","count":2},{"count":1}],
+      "default_model_filename":"model.pt"})", "load parameters.config");
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(changed->batching, Batching::kFixed);
+  EXPECT_EQ(changed->max_batch_size, 32);
+  EXPECT_EQ(changed->max_queue_delay_us, 2000);
+  EXPECT_EQ(changed->preferred_batch_sizes, (std::vector<int>{8, 16}));
+  EXPECT_EQ(changed->max_concurrency, 3);
+  EXPECT_EQ(changed->inputs[0].shape, (Shape{-1, 30}));  // the batch dim is back
+  EXPECT_EQ(changed->outputs[0].shape, (Shape{-1, 2}));
+  // max_batch_size 0 turns batching off; only the fields given change.
+  auto off = ApplyTritonModelConfig(*changed, R"({"max_batch_size":0})", "load parameters.config");
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_EQ(off->batching, Batching::kOff);
+  EXPECT_EQ(off->max_concurrency, 3);
+}
+
+TEST(ApplyTritonModelConfig, RefusesWhatThawCannotDoNamingTheField) {
+  auto error = [](std::string_view json) {
+    auto r = ApplyTritonModelConfig(FraudConfig(), json, "load parameters.config");
+    EXPECT_FALSE(r.ok()) << json;
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_THAT(error(R"({"sequence_batching":{}})"), HasSubstr("field 'sequence_batching' is not supported by thaw"));
+  EXPECT_THAT(error(R"({"instance_group":[{"kind":"KIND_GPU","count":1}]})"), HasSubstr("instance_group[0].kind"));
+  EXPECT_THAT(error(R"({"name":"other"})"), HasSubstr("must be the model's name 'fraud'"));
+  EXPECT_THAT(error(R"({"platform":"onnxruntime_onnx"})"), HasSubstr("field 'platform'"));
+  EXPECT_THAT(error(R"({"max_batch_size":-1})"), HasSubstr("field 'max_batch_size'"));
+  EXPECT_THAT(error(R"({"dynamic_batching":{}})"), HasSubstr("needs max_batch_size > 0"));
+  EXPECT_THAT(error(R"({"input":[{"name":"features","data_type":"FP32","dims":[-1,30]}]})"),
+              HasSubstr("input[0].data_type"));
+  EXPECT_THAT(error(R"({"input":[{"name":"features","data_type":"TYPE_FP32"}]})"), HasSubstr("input[0].dims"));
+  EXPECT_THAT(error(R"({"output":[{"name":"probabilities","data_type":"TYPE_FP32","dims":[-1,2],"label_filename":"../l.txt"}]})"),
+              HasSubstr("output[0].label_filename"));
+  EXPECT_THAT(error(R"({"max_batch_size":8,"dynamic_batching":{"preferred_batch_size":[16]}})"),
+              HasSubstr("preferred_batch_sizes"));  // thaw's own check of the result
+  EXPECT_THAT(error("{"), HasSubstr("malformed JSON"));
+  EXPECT_FALSE(LooksLikeTritonModelConfig(R"({"memory_mb": 512})"));
+  EXPECT_TRUE(LooksLikeTritonModelConfig(R"({"max_batch_size": 0})"));
+  EXPECT_FALSE(LooksLikeTritonModelConfig("not json"));
+}
+
+// ---------------------------------------------------------------------------
+// Classification
+
+std::vector<std::string> Elements(const Tensor& t) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos + 4 <= t.data.size();) {
+    uint32_t len;
+    std::memcpy(&len, t.data.data() + pos, 4);
+    out.push_back(t.data.substr(pos + 4, len));
+    pos += 4 + len;
+  }
+  return out;
+}
+
+TEST(ClassifyOutputs, TopClassesPerRowWithLabels) {
+  ModelConfig m;
+  m.name = "fashion";
+  m.outputs = {{"logits", DataType::kFp32, {-1, 4}}, {"other", DataType::kInt64, {3}}};
+  m.outputs[0].labels = {"tee", "trouser", "pullover"};  // fewer labels than classes: the last has none
+  InferRequest r = MustParse(R"({"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[0]}],
+      "outputs":[{"name":"logits","parameters":{"classification":2}},{"name":"other","parameters":{"classification":5}}]})");
+  EXPECT_EQ(r.outputs[0].classification, 2);
+  std::vector<Tensor> outputs = {{"logits", DataType::kFp32, {2, 4}, Bytes<float>({0.1f, 0.7f, 0.2f, 0.7f, 3, 1, 2, 4})},
+                                 {"other", DataType::kInt64, {3}, Bytes<int64_t>({5, 9, 1})}};
+  ASSERT_TRUE(ClassifyOutputs(m, r, &outputs).ok());
+  EXPECT_EQ(outputs[0].datatype, DataType::kBytes);
+  EXPECT_EQ(outputs[0].shape, (Shape{2, 2}));
+  EXPECT_EQ(Elements(outputs[0]),
+            (std::vector<std::string>{"0.700000:1:trouser", "0.700000:3", "4.000000:3", "3.000000:0:tee"}));
+  // No batch dim in the config: ranked over every element, k capped at the count.
+  EXPECT_EQ(outputs[1].shape, (Shape{3}));
+  EXPECT_EQ(Elements(outputs[1]), (std::vector<std::string>{"9.000000:1", "5.000000:0", "1.000000:2"}));
+  EXPECT_TRUE(CheckTensorData(outputs[0]).ok());
+}
+
+TEST(ClassifyOutputs, RefusesBytesOutputsAndBadCounts) {
+  ModelConfig m;
+  m.outputs = {{"text", DataType::kBytes, {-1}}};
+  InferRequest r;
+  r.outputs = {{"text", std::nullopt, 1}};
+  std::vector<Tensor> outputs = {{"text", DataType::kBytes, {1}, BytesElements({"a"})}};
+  EXPECT_THAT(ClassifyOutputs(m, r, &outputs).message(), HasSubstr("needs a numeric output"));
+  EXPECT_EQ(ParseError(R"({"outputs":[{"name":"o","parameters":{"classification":-1}}],"inputs":[]})"),
+            "output 'o': parameters.classification must be a non-negative integer");
 }
 
 }  // namespace

@@ -160,8 +160,10 @@ Status ReadTensorSpecs(const object& obj, std::string_view key, const std::strin
     const std::string field = std::string(key) + "[" + std::to_string(index++) + "]";
     object spec_obj;
     if (item.get_object().get(spec_obj)) return FieldError(source, field, "must be an object");
-    static constexpr std::string_view kSpecKeys[] = {"name", "datatype", "shape"};
-    if (auto problem = json::FindKeyProblem(spec_obj, kSpecKeys))
+    static constexpr std::string_view kInputKeys[] = {"name", "datatype", "shape", "format"};
+    static constexpr std::string_view kOutputKeys[] = {"name", "datatype", "shape", "labels"};
+    const bool input = key == "inputs";
+    if (auto problem = input ? json::FindKeyProblem(spec_obj, kInputKeys) : json::FindKeyProblem(spec_obj, kOutputKeys))
       return FieldError(source, field + "." + std::string(problem->key),
                         problem->repeated ? "appears twice" : "unknown field");
     TensorSpec spec;
@@ -181,6 +183,28 @@ Status ReadTensorSpecs(const object& obj, std::string_view key, const std::strin
       if (dim.get_int64().get(d) || d < -1 || d == 0)
         return FieldError(source, field + ".shape", "dimensions must be positive integers or -1");
       spec.shape.push_back(d);
+    }
+    element format_value;
+    if (input && !spec_obj["format"].get(format_value)) {
+      std::string_view format;
+      if (format_value.get_string().get(format))
+        return FieldError(source, field + ".format", "must be a string: NONE, NCHW or NHWC");
+      auto parsed = ParseTensorFormat(format);
+      if (!parsed) return FieldError(source, field + ".format", "is '" + std::string(format) + "'; must be NONE, NCHW or NHWC");
+      // An image has 3 dims (C, H, W or H, W, C) after an optional batch dim.
+      if (*parsed != TensorFormat::kNone && spec.shape.size() != 3 && spec.shape.size() != 4)
+        return FieldError(source, field + ".format",
+                          std::string(TensorFormatName(*parsed)) + " needs an image shape: 3 dims, or 4 with the batch dim first; '" +
+                              spec.name + "' has shape " + ShapeToString(spec.shape));
+      spec.format = *parsed;
+    }
+    element labels_value;
+    if (!input && !spec_obj["labels"].get(labels_value)) {
+      std::string_view file;
+      if (labels_value.get_string().get(file) || file.empty() || file.find('/') != std::string_view::npos ||
+          file == "." || file == "..")
+        return FieldError(source, field + ".labels", "must be a file name in the model directory");
+      spec.labels_file = std::string(file);
     }
     out->push_back(std::move(spec));
   }
@@ -214,6 +238,21 @@ std::string_view StartLevelName(StartLevel level) {
     case StartLevel::kStandby: return "standby";
   }
   return "exec";
+}
+
+std::string_view TensorFormatName(TensorFormat format) {
+  switch (format) {
+    case TensorFormat::kNone: return "NONE";
+    case TensorFormat::kNchw: return "NCHW";
+    case TensorFormat::kNhwc: return "NHWC";
+  }
+  return "NONE";
+}
+
+std::optional<TensorFormat> ParseTensorFormat(std::string_view name) {
+  for (TensorFormat f : {TensorFormat::kNone, TensorFormat::kNchw, TensorFormat::kNhwc})
+    if (TensorFormatName(f) == name) return f;
+  return std::nullopt;
 }
 
 std::string_view StartPathName(StartPath path) {
@@ -381,7 +420,10 @@ void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
   for (const TensorSpec& spec : specs) {
     w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape").BeginArray();
     for (int64_t d : spec.shape) w.Int(d);
-    w.EndArray().EndObject();
+    w.EndArray();
+    if (spec.format != TensorFormat::kNone) w.Field("format", TensorFormatName(spec.format));
+    if (!spec.labels_file.empty()) w.Field("labels", spec.labels_file);
+    w.EndObject();
   }
   w.EndArray();
 }
@@ -474,6 +516,23 @@ StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   return config;
 }
 
+Status LoadOutputLabels(ModelConfig* config, const std::string& source) {
+  for (size_t i = 0; i < config->outputs.size(); ++i) {
+    TensorSpec& spec = config->outputs[i];
+    spec.labels.clear();
+    if (spec.labels_file.empty()) continue;
+    const std::string path = config->directory + "/" + spec.labels_file;
+    std::ifstream in(path);
+    if (!in)
+      return NotFound(source + ": field 'outputs[" + std::to_string(i) + "].labels': " + path + " cannot be read");
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      spec.labels.push_back(std::move(line));
+    }
+  }
+  return Status::Ok();
+}
+
 StatusOr<RepositoryScan> ScanRepository(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return NotFound("model repository '" + root + "' is not a directory");
@@ -481,6 +540,10 @@ StatusOr<RepositoryScan> ScanRepository(const std::string& root) {
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (!entry.is_directory() || !fs::exists(entry.path() / "config.json")) continue;
     auto config = LoadModelConfig(entry.path().string());
+    if (config.ok()) {
+      Status labels = LoadOutputLabels(&config.value(), (entry.path() / "config.json").string());
+      if (!labels.ok()) config = labels;
+    }
     if (config.ok()) {
       scan.models.push_back(std::move(config).value());
     } else {

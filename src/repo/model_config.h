@@ -19,10 +19,25 @@
 
 namespace thaw {
 
+// An image input's layout, as Triton's model configuration names it (its
+// image clients read it); none for other tensors.
+enum class TensorFormat : uint8_t { kNone, kNchw, kNhwc };
+std::string_view TensorFormatName(TensorFormat format);  // NONE, NCHW, NHWC
+std::optional<TensorFormat> ParseTensorFormat(std::string_view name);
+
 struct TensorSpec {
   std::string name;
   DataType datatype = DataType::kFp32;
   Shape shape;  // -1 marks a variable dimension (usually the batch, dim 0)
+  // Inputs only: NCHW or NHWC for an image (3 dims after the batch dim);
+  // informational, reported in the Triton model configuration.
+  TensorFormat format = TensorFormat::kNone;
+  // Outputs only: a file in the model directory with one class name per
+  // line ("labels" in config.json; Triton's label_filename), and its lines,
+  // read by ScanRepository / LoadOutputLabels (the server's concern: workers
+  // load configs without them). Used by classification.
+  std::string labels_file;
+  std::vector<std::string> labels;
 };
 
 // How a new instance of a model comes to life.
@@ -139,6 +154,10 @@ struct ModelConfig {
 // names "<file>: field '<f>': ...") or kNotFound (no config or model file).
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
+// Reads each output's labels_file (relative to config->directory) into its
+// labels. kNotFound naming the field and file if one cannot be read.
+Status LoadOutputLabels(ModelConfig* config, const std::string& source);
+
 // Parses config JSON text; `source` names the file in error messages.
 StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string& name,
                                        const std::string& directory, const std::string& source);
@@ -168,7 +187,8 @@ struct RepositoryScan {
   std::vector<RepositoryEntryError> errors;  // one per invalid model directory
 };
 
-// Loads every sub-directory of `root` that contains a config.json.
+// Loads every sub-directory of `root` that contains a config.json, with
+// its outputs' labels (a labels file that cannot be read makes it an error).
 // kNotFound if `root` is not a directory.
 StatusOr<RepositoryScan> ScanRepository(const std::string& root);
 

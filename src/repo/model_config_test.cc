@@ -140,6 +140,23 @@ TEST(ModelConfigTest, StartPaths) {
   }
 }
 
+TEST(ModelConfigTest, AnInputsImageFormatParsesAndRoundTrips) {
+  auto config = Parse(R"({"inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 3, 8, 8], "format": "NCHW"},
+                                     {"name": "hw", "datatype": "FP32", "shape": [8, 8, 3], "format": "NHWC"},
+                                     {"name": "plain", "datatype": "FP32", "shape": [-1, 4], "format": "NONE"}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->inputs[0].format, TensorFormat::kNchw);
+  EXPECT_EQ(config->inputs[1].format, TensorFormat::kNhwc);
+  EXPECT_EQ(config->inputs[2].format, TensorFormat::kNone);
+  const std::string encoded = EncodeModelConfig(*config);
+  EXPECT_NE(encoded.find(R"("format":"NCHW")"), std::string::npos) << encoded;
+  auto again = Parse(encoded);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->inputs[1].format, TensorFormat::kNhwc);
+  EXPECT_EQ(EncodeModelConfig(*again), encoded);
+}
+
 struct BadCase {
   std::string json;
   std::string field;
@@ -165,6 +182,15 @@ INSTANTIATE_TEST_SUITE_P(
     BadConfigs, ModelConfigErrorTest,
     ::testing::Values(BadCase{"{", "malformed JSON"}, BadCase{"[]", "JSON object"},
                       BadCase{With(R"("memory_mb": 64)"), "'memory_mb'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2], "format": "NCHW"}],
+                                  "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})",
+                              "'inputs[0].format': NCHW needs an image shape"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 8, 8], "format": "CHW"}],
+                                  "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})",
+                              "'inputs[0].format': is 'CHW'"},
+                      BadCase{R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+                                  "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3, 8, 8], "format": "NCHW"}]})",
+                              "'outputs[0].format': unknown field"},
                       BadCase{With(R"("memory_mb": "big")"), "'memory_mb'"},
                       BadCase{With(R"("timeout_ms": 0)"), "'timeout_ms'"},
                       BadCase{With(R"("start_timeout_ms": 0)"), "'start_timeout_ms'"},
@@ -256,6 +282,29 @@ TEST_F(RepositoryTest, BadModelsAreReportedAndGoodOnesLoad) {
   EXPECT_EQ(scan->errors[1].model, "nofile");
   EXPECT_EQ(scan->errors[1].status.code(), StatusCode::kNotFound);
   EXPECT_NE(scan->errors[1].status.message().find("model_file"), std::string::npos);
+}
+
+TEST_F(RepositoryTest, OutputLabelsAreReadWithTheModelAndAMissingFileIsAnError) {
+  constexpr std::string_view kLabelled = R"({
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3], "labels": "classes.txt"}]})";
+  AddModel("labelled", kLabelled, true);
+  std::ofstream(root_ / "labelled" / "classes.txt") << "cat\r\ndog\nbird\n";
+  AddModel("unlabelled", kLabelled, true);  // no classes.txt
+  auto scan = ScanRepository(root_.string());
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->models.size(), 1u);
+  EXPECT_EQ(scan->models[0].outputs[0].labels_file, "classes.txt");
+  EXPECT_EQ(scan->models[0].outputs[0].labels, (std::vector<std::string>{"cat", "dog", "bird"}));
+  ASSERT_EQ(scan->errors.size(), 1u);
+  EXPECT_EQ(scan->errors[0].model, "unlabelled");
+  EXPECT_EQ(scan->errors[0].status.code(), StatusCode::kNotFound);
+  EXPECT_NE(scan->errors[0].status.message().find("'outputs[0].labels'"), std::string::npos)
+      << scan->errors[0].status.message();
+  // Workers load configs without reading labels files.
+  auto worker_view = LoadModelConfig((root_ / "unlabelled").string());
+  ASSERT_TRUE(worker_view.ok()) << worker_view.status().ToString();
+  EXPECT_TRUE(worker_view->outputs[0].labels.empty());
 }
 
 TEST_F(RepositoryTest, MissingRootIsNotFound) {

@@ -1,5 +1,7 @@
 #include "server/auth.h"
 
+#include "server/header_text.h"
+
 #include <arpa/inet.h>
 #include <sys/stat.h>
 
@@ -10,24 +12,6 @@
 
 namespace thaw {
 namespace {
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) text.remove_suffix(1);
-  return text;
-}
 
 bool IsTokenChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
@@ -53,7 +37,7 @@ bool IsIpAddress(std::string_view name) {
 
 // The media type of a Content-Type value, lower-cased, without parameters.
 std::string MediaType(std::string_view content_type) {
-  return Lower(Trim(content_type.substr(0, content_type.find(';'))));
+  return AsciiLower(TrimHeaderSpace(content_type.substr(0, content_type.find(';'))));
 }
 
 AccessRefusal Refuse(int status, std::string message) {
@@ -110,9 +94,12 @@ RouteInfo ClassifyRoute(std::string_view path) {
   if (parts.size() >= 5 && parts[3] == "versions") next = 5;
   if (next + 1 < parts.size()) return admin;
   const std::string_view action = next < parts.size() ? parts[next] : "";
-  if (action.empty() || action == "ready" || action == "stats") return {RouteClass::kInfer};
+  // What Triton clients read with an inference token: metadata, readiness,
+  // statistics, the Triton model configuration; thaw's usage report.
+  if (action.empty() || action == "ready" || action == "stats" || action == "config" || action == "usage")
+    return {RouteClass::kInfer};
   if (action == "infer") return {RouteClass::kInfer, true};
-  return admin;  // status, warm, config, and anything unknown
+  return admin;  // status, warm, settings, and anything unknown
 }
 
 const std::vector<RouteExample>& RouteTable() {
@@ -126,15 +113,20 @@ const std::vector<RouteExample>& RouteTable() {
       {"GET", "/v2/models/{m}/versions/1", RouteClass::kInfer},
       {"GET", "/v2/models/{m}/ready", RouteClass::kInfer},
       {"GET", "/v2/models/{m}/versions/1/ready", RouteClass::kInfer},
+      {"GET", "/v2/models/stats", RouteClass::kInfer},
       {"GET", "/v2/models/{m}/stats", RouteClass::kInfer},
+      {"GET", "/v2/models/{m}/versions/1/stats", RouteClass::kInfer},
+      {"GET", "/v2/models/{m}/usage", RouteClass::kInfer},
+      {"GET", "/v2/models/{m}/config", RouteClass::kInfer},
+      {"GET", "/v2/models/{m}/versions/1/config", RouteClass::kInfer},
       {"POST", "/v2/models/{m}/infer", RouteClass::kInfer},
       {"POST", "/v2/models/{m}/versions/1/infer", RouteClass::kInfer},
       {"GET", "/v2/models/{m}/status", RouteClass::kAdmin},
       {"GET", "/v2/models/{m}/versions/1/status", RouteClass::kAdmin},
       {"POST", "/v2/models/{m}/warm", RouteClass::kAdmin},
-      {"GET", "/v2/models/{m}/config", RouteClass::kAdmin},
-      {"PUT", "/v2/models/{m}/config", RouteClass::kAdmin},
-      {"PUT", "/v2/models/{m}/versions/1/config", RouteClass::kAdmin},
+      {"GET", "/v2/models/{m}/settings", RouteClass::kAdmin},
+      {"PUT", "/v2/models/{m}/settings", RouteClass::kAdmin},
+      {"PUT", "/v2/models/{m}/versions/1/settings", RouteClass::kAdmin},
       {"POST", "/v2/repository/index", RouteClass::kAdmin},
       {"POST", "/v2/repository/models/{m}/load", RouteClass::kAdmin},
       {"POST", "/v2/repository/models/{m}/unload", RouteClass::kAdmin},
@@ -163,14 +155,14 @@ StatusOr<std::vector<Token>> ParseTokens(std::string_view text, const std::strin
     const size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
     text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-    line = Trim(line.substr(0, line.find('#')));
+    line = TrimHeaderSpace(line.substr(0, line.find('#')));
     const std::string where = source_name + ":" + std::to_string(line_number) + ": ";
     if (!line.empty()) {
       std::vector<std::string_view> fields;
       while (!line.empty()) {
         size_t space = line.find_first_of(" \t");
         fields.push_back(line.substr(0, space));
-        line = Trim(line.substr(space == std::string_view::npos ? line.size() : space));
+        line = TrimHeaderSpace(line.substr(space == std::string_view::npos ? line.size() : space));
       }
       if (fields.size() != 2)
         return InvalidArgument(where + "expected '<token> <scope>' (scope: metrics, infer or admin), got " +
@@ -217,16 +209,16 @@ StatusOr<std::vector<Token>> LoadTokenFile(const std::string& path, std::string*
 }
 
 std::string HostName(std::string_view host) {
-  host = Trim(host);
+  host = TrimHeaderSpace(host);
   if (host.starts_with('[')) {
     const size_t close = host.find(']');
-    return Lower(host.substr(1, close == std::string_view::npos ? host.size() - 1 : close - 1));
+    return AsciiLower(host.substr(1, close == std::string_view::npos ? host.size() - 1 : close - 1));
   }
   // One colon: name:port. More: a bare IPv6 address (not valid in Host, kept whole).
   const size_t colon = host.find(':');
   if (colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos)
     host = host.substr(0, colon);
-  return Lower(host);
+  return AsciiLower(host);
 }
 
 bool IsLoopbackAddress(std::string_view address) {
@@ -263,6 +255,14 @@ std::optional<AccessRefusal> AccessPolicy::Check(const AccessRequest& request, R
   return std::nullopt;
 }
 
+std::optional<AccessRefusal> AccessPolicy::CheckNonBrowser(std::string_view target,
+                                                           std::optional<std::string_view> authorization,
+                                                           RouteSet routes) const {
+  // Everything of Check but the browser checks (which a state-changing REST
+  // request gets after these).
+  return Check({.method = "GET", .target = target, .authorization = authorization}, routes);
+}
+
 std::optional<AccessRefusal> AccessPolicy::CheckToken(const AccessRequest& request, RouteClass route_class) const {
   if (options_.tokens.empty()) return std::nullopt;
   const Scope needed = ScopeFor(route_class);
@@ -277,11 +277,11 @@ std::optional<AccessRefusal> AccessPolicy::CheckToken(const AccessRequest& reque
     return unauthorized("this route needs a token with scope '" + std::string(ScopeName(needed)) +
                             "': send the header 'Authorization: Bearer <token>'",
                         "");
-  std::string_view value = Trim(*request.authorization);
+  std::string_view value = TrimHeaderSpace(*request.authorization);
   const size_t space = value.find(' ');
-  if (space == std::string_view::npos || !IEquals(value.substr(0, space), "Bearer"))
+  if (space == std::string_view::npos || !AsciiIEquals(value.substr(0, space), "Bearer"))
     return unauthorized("header Authorization must be 'Bearer <token>'", "invalid_request");
-  const std::string_view presented = Trim(value.substr(space + 1));
+  const std::string_view presented = TrimHeaderSpace(value.substr(space + 1));
   // Every token is compared, whether or not an earlier one matched.
   std::optional<Scope> scope;
   for (const Token& token : options_.tokens)
@@ -298,14 +298,14 @@ std::optional<AccessRefusal> AccessPolicy::CheckToken(const AccessRequest& reque
 }
 
 bool AccessPolicy::IsAllowedOrigin(std::string_view origin) const {
-  origin = Trim(origin);
+  origin = TrimHeaderSpace(origin);
   while (origin.ends_with('/')) origin.remove_suffix(1);
   return std::any_of(options_.allowed_origins.begin(), options_.allowed_origins.end(),
-                     [&](const std::string& allowed) { return IEquals(allowed, origin); });
+                     [&](const std::string& allowed) { return AsciiIEquals(allowed, origin); });
 }
 
 std::vector<std::pair<std::string, std::string>> AccessPolicy::CorsHeaders(std::string_view origin) {
-  return {{"Access-Control-Allow-Origin", std::string(Trim(origin))},
+  return {{"Access-Control-Allow-Origin", std::string(TrimHeaderSpace(origin))},
           {"Access-Control-Expose-Headers", "Inference-Header-Content-Length, Server-Timing, X-Thaw-Cold-Start"},
           {"Vary", "Origin"}};
 }
@@ -330,7 +330,7 @@ std::optional<AccessRefusal> AccessPolicy::CheckBrowser(const AccessRequest& req
                              "--allowed-host); start thaw serve with --allowed-host " + name + " to allow it");
   }
   if (request.origin) {
-    std::string origin(Trim(*request.origin));
+    std::string origin(TrimHeaderSpace(*request.origin));
     while (origin.ends_with('/')) origin.pop_back();
     if (!IsAllowedOrigin(origin))
       return Refuse(403, "header Origin: '" + origin + "' may not send " + std::string(request.method) +

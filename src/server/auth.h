@@ -8,11 +8,12 @@
 //   GET  /metrics                                   metrics
 //   GET  /v2, /v2/stats                             infer
 //   GET  /v2/models/{m}[/versions/{v}]              infer  (metadata)
-//   GET  /v2/models/{m}/ready, /v2/models/{m}/stats infer
+//   GET  /v2/models/{m}/ready, /v2/models[/{m}]/stats infer
+//   GET  /v2/models/{m}/config, /v2/models/{m}/usage  infer  (Triton's config; thaw's usage)
 //   POST /v2/models/{m}/infer                       infer
 //   GET  /v2/models/{m}/status                      admin  (shows pids and memory)
 //   POST /v2/models/{m}/warm                        admin
-//   GET|PUT /v2/models/{m}/config                   admin
+//   GET|PUT /v2/models/{m}/settings                 admin
 //   POST /v2/repository/index                       admin
 //   POST /v2/repository/models/{m}/load|unload      admin
 //   anything else                                   admin  (fails closed: a route missing here needs admin)
@@ -140,6 +141,10 @@ class AccessPolicy {
 
   // nullopt: the request may go on to its route.
   std::optional<AccessRefusal> Check(const AccessRequest& request, RouteSet routes) const;
+  // The listener and token checks of Check alone, for a protocol no browser
+  // speaks (gRPC): `target` is the REST route it stands for.
+  std::optional<AccessRefusal> CheckNonBrowser(std::string_view target, std::optional<std::string_view> authorization,
+                                               RouteSet routes) const;
 
   bool requires_tokens() const { return !options_.tokens.empty(); }
 

@@ -51,7 +51,7 @@ std::string FraudRequest() {
 // A body each route accepts (or ignores).
 std::string BodyFor(std::string_view method, std::string_view path) {
   if (path.ends_with("/infer")) return FraudRequest();
-  if (path.ends_with("/config") && method == "PUT") return R"({"keep_alive_s": 30})";
+  if (path.ends_with("/settings") && method == "PUT") return R"({"keep_alive_s": 30})";
   if (path.ends_with("/index")) return "{}";
   return "";
 }
@@ -83,7 +83,8 @@ class AuthHttpTest : public ::testing::Test {
     const Observability observability{
         .metrics = &metrics_,
         .stats_json = [] { return std::string("{}"); },
-        .model_stats_json = [](const std::string&) -> std::optional<std::string> { return "{}"; }};
+        .model_stats_json = [](const std::string&) -> std::optional<std::string> { return "{}"; },
+        .inference_statistics = &inference_statistics_};
     main_handler_ = std::make_unique<V2Handler>(*runtime_, clock_, repo, observability);
     main_handler_->SetAccess(access_.get(), admin_port ? RouteSet::kMain : RouteSet::kAll);
     main_ = std::make_unique<HttpServer>(io_, *main_handler_, clock_, HttpServerOptions{.port = 0});
@@ -175,6 +176,7 @@ class AuthHttpTest : public ::testing::Test {
   RealClock clock_;
   PrometheusMetrics metrics_;
   std::unique_ptr<Runtime> runtime_;
+  InferenceStatistics inference_statistics_;
   std::unique_ptr<AccessPolicy> access_;
   std::unique_ptr<V2Handler> main_handler_, admin_handler_;
   std::unique_ptr<HttpServer> main_, admin_;
@@ -242,7 +244,7 @@ TEST_F(AuthHttpTest, AdminRoutesOnlyOnTheAdminPortAndInferOnlyOnTheMainPort) {
   EXPECT_EQ(status_on_main.status, 404);
   EXPECT_NE(status_on_main.body.find("admin port"), std::string::npos) << status_on_main.body;
   EXPECT_EQ(Send(main_->port(), "POST", "/v2/repository/models/fraud/unload", "", admin).status, 404);
-  EXPECT_EQ(Send(main_->port(), "PUT", "/v2/models/fraud/config", R"({"keep_alive_s": 30})", admin).status, 404);
+  EXPECT_EQ(Send(main_->port(), "PUT", "/v2/models/fraud/settings", R"({"keep_alive_s": 30})", admin).status, 404);
   EXPECT_EQ(Send(admin_->port(), "GET", "/v2/models/fraud/status", "", admin).status, 200);
   Reply infer_on_admin = Send(admin_->port(), "POST", "/v2/models/fraud/infer", FraudRequest(), admin);
   EXPECT_EQ(infer_on_admin.status, 404);

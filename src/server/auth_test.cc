@@ -108,6 +108,8 @@ TEST(ClassifyRouteTest, FollowsTheHandlersPathRulesAndFailsClosed) {
   EXPECT_EQ(ClassifyRoute("//v2//models/fraud///infer?x=1").route_class, RouteClass::kInfer);
   EXPECT_TRUE(ClassifyRoute("/v2/models/fraud/infer").infer);
   EXPECT_FALSE(ClassifyRoute("/v2/models/fraud/config").infer);
+  EXPECT_EQ(ClassifyRoute("/v2/models/fraud/config").route_class, RouteClass::kInfer);  // Triton's, read-only
+  EXPECT_EQ(ClassifyRoute("/v2/models/fraud/settings").route_class, RouteClass::kAdmin);
   EXPECT_EQ(ClassifyRoute("/v2/models/status").route_class, RouteClass::kInfer);  // metadata of a model "status"
   EXPECT_EQ(ClassifyRoute("/v2/models/m/versions/7/status").route_class, RouteClass::kAdmin);
   EXPECT_EQ(ClassifyRoute("/v2/models/m/warm?instances=3").route_class, RouteClass::kAdmin);
@@ -276,7 +278,7 @@ TEST(AccessPolicyTest, OriginMustBeAllowedOnStateChangingRoutes) {
   AccessPolicy none({});
   AccessPolicy some({.allowed_origins = {"https://dash.example.com/"}});
   auto post = [](const AccessPolicy& policy, std::string_view origin) {
-    return policy.Check({.method = "PUT", .target = "/v2/models/fraud/config", .host = "localhost",
+    return policy.Check({.method = "PUT", .target = "/v2/models/fraud/settings", .host = "localhost",
                          .origin = origin, .content_type = "application/json"},
                         RouteSet::kAll);
   };
@@ -289,7 +291,7 @@ TEST(AccessPolicyTest, OriginMustBeAllowedOnStateChangingRoutes) {
   EXPECT_FALSE(post(some, "https://dash.example.com"));
   EXPECT_FALSE(post(some, "HTTPS://DASH.example.com"));
   ASSERT_TRUE(post(some, "https://dash.example.com.evil"));
-  EXPECT_FALSE(none.Check({.method = "GET", .target = "/v2/models/fraud/config", .origin = "https://attacker.example"},
+  EXPECT_FALSE(none.Check({.method = "GET", .target = "/v2/models/fraud/settings", .origin = "https://attacker.example"},
                           RouteSet::kAll));
 }
 

@@ -166,10 +166,10 @@ TEST_F(HttpServerTest, ServerMetadataAndHealth) {
   EXPECT_EQ(meta.status, 200);
   EXPECT_NE(meta.body.find("\"binary_tensor_data\""), std::string::npos) << meta.body;
   EXPECT_EQ(Send(http::verb::get, "/v2/health/live").status, 200);
-  // Ready (200) once fraud's template has loaded; 503 until then.
+  // Ready (200) once the zygote has started; 400 (the protocol's "not ready") until then.
   int ready = 0;
   for (int i = 0; i < 600 && (ready = Send(http::verb::get, "/v2/health/ready").status) != 200; ++i) {
-    EXPECT_EQ(ready, 503);
+    EXPECT_EQ(ready, 400);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(ready, 200);

@@ -104,6 +104,8 @@ StatusOr<HttpRequest> ToHttpRequest(HttpRequestParser::value_type& message) {
   request.host = header(http::field::host);
   request.origin = header(http::field::origin);
   request.content_type = header(http::field::content_type);
+  request.content_encoding = header(http::field::content_encoding);
+  request.accept_encoding = header(http::field::accept_encoding);
   request.body = std::move(message.body());
   return request;
 }

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <utility>
 
+#include "json/object_fields.h"
+#include "server/compression.h"
 #include "policy/admission.h"
 #include "protocol/v2.h"
 #include "cgroup/memory_cgroup.h"
@@ -39,15 +41,17 @@ std::string ColdStartServerTiming(const ColdStartBreakdown& c) {
 // Milliseconds as MillisText writes them (3 decimals), a JSON number.
 JsonWriter& Millis(JsonWriter& w, std::string_view key, Micros us) { return w.Key(key).Raw(MillisText(us)); }
 
+}  // namespace
+
+// The response's parameters: flat scalars only, as the protocol allows
+// (cold_start_total_ms, cold_start_spawn_ms, ...; not an object).
 std::string TimingParameters(const InvocationTiming& t) {
   std::string json;
   JsonWriter w(&json);
   w.BeginObject().Field("cold_start", t.cold_start);
   if (t.cold_start) {
     w.Field("start_path", StartPathName(t.start_path)).Field("start_level", StartLevelName(t.start_level));
-    w.Key("cold_start_ms").BeginObject();
-    for (const auto& [name, us] : ColdStartParts(t.cold)) Millis(w, name, us);
-    w.EndObject();
+    for (const auto& [name, us] : ColdStartParts(t.cold)) Millis(w, "cold_start_" + std::string(name) + "_ms", us);
   }
   Millis(w, "queue_ms", t.queue_us);
   Millis(w, "batch_wait_ms", t.batch_wait_us);
@@ -57,6 +61,8 @@ std::string TimingParameters(const InvocationTiming& t) {
   w.EndObject();
   return json;
 }
+
+namespace {
 
 // W3C Server-Timing: the same parts, so browser and curl users see them.
 std::string ServerTiming(const InvocationTiming& t) {
@@ -195,6 +201,20 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   std::string_view path = request.target;
   path = path.substr(0, path.find('?'));
   const std::vector<std::string_view> parts = SplitPath(path);
+  // Compressed bodies: infer inflates while decoding (off the loop when
+  // large); other routes' bodies are small JSON, inflated here.
+  auto coding = ParseContentEncoding(request.content_encoding);
+  if (!coding.ok()) {
+    HttpResponse response = Json(415, v2::EncodeError(coding.status().message()));
+    response.headers.emplace_back("Accept-Encoding", "gzip, deflate");
+    return respond(std::move(response));
+  }
+  if (*coding != ContentCoding::kIdentity && (parts.empty() || parts.back() != "infer")) {
+    auto body = Decompress(request.body, *coding, options_.max_inflated_body_bytes);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    request.body = std::move(body).value();
+    request.content_encoding.reset();
+  }
   const bool get = request.method == "GET" || request.method == "HEAD";
   auto method_not_allowed = [&](std::string_view allowed) {
     HttpResponse response = Json(405, v2::EncodeError(std::string(request.method) + " is not allowed on " +
@@ -222,13 +242,22 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     return respond(ErrorResponse(NotFound("no route for " + std::string(path) + "; the API is under /v2")));
   if (parts.size() == 1) {
     if (!get) return method_not_allowed("GET");
-    return respond(
-        Json(200, v2::EncodeServerMetadata(kServerName, kServerVersion, {"binary_tensor_data", "model_repository"})));
+    return respond(Json(200, v2::EncodeServerMetadata(kServerName, kServerVersion,
+                                                      {"binary_tensor_data", "classification", "model_repository",
+                                                       "model_configuration", "statistics"})));
   }
   if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
     if (!get) return method_not_allowed("GET");
+    // Not ready is a 4xx, as the protocol and Triton answer it.
     if (parts[2] == "ready" && !runtime_.Ready())
-      return respond(ErrorResponse(Unavailable("not ready: models' templates are still loading")));
+      return respond(Json(400, v2::EncodeError("not ready: the zygote is still starting")));
+    if (parts[2] == "ready" && options_.strict_readiness) {
+      if (std::vector<std::string> reasons = NotReadyModels(); !reasons.empty()) {
+        std::string message = "not ready: " + std::to_string(reasons.size()) + " model(s) cannot serve now: ";
+        for (size_t i = 0; i < reasons.size(); ++i) message += (i ? "; " : "") + reasons[i];
+        return respond(Json(400, v2::EncodeError(message)));
+      }
+    }
     if (parts[2] == "ready" && observability_.usage_log) {
       if (auto log = observability_.usage_log()) {
         std::string json;
@@ -245,8 +274,14 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   }
   if (parts[1] == "repository") {
     if (request.method != "POST") return method_not_allowed("POST");
-    if (parts.size() == 5 && parts[2] == "models" && parts[4] == "load") return Load(std::string(parts[3]), std::move(respond));
-    return respond(Repository(parts));
+    if (parts.size() == 5 && parts[2] == "models" && parts[4] == "load")
+      return Load(std::string(parts[3]), request.body, std::move(respond));
+    return respond(Repository(parts, request.body));
+  }
+  if (parts[1] == "models" && parts.size() == 3 && parts[2] == "stats") {  // every model's, Triton's
+    if (!get) return method_not_allowed("GET");
+    if (!observability_.inference_statistics) return respond(ErrorResponse(NotFound("statistics are not kept")));
+    return respond(Json(200, observability_.inference_statistics->Json(runtime_.ModelNames())));
   }
   if (parts[1] == "models" && parts.size() >= 3) {
     const std::string model(parts[2]);
@@ -261,7 +296,7 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     std::string_view action = next < parts.size() ? parts[next] : "";
     if (next + 1 < parts.size() ||
         (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm" &&
-         action != "config" && action != "stats"))
+         action != "config" && action != "settings" && action != "stats" && action != "usage"))
       return respond(ErrorResponse(NotFound("no route for " + std::string(path))));
     if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
     if (action.empty()) {
@@ -271,7 +306,8 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     if (action == "ready") {
       if (!get) return method_not_allowed("GET");
       auto status = runtime_.GetModelStatus(model);
-      if (status.ok() && !status->ready) return respond(ErrorResponse(Unavailable(status->not_ready_reason)));
+      // 4xx means "not ready" in the protocol (Triton: 400); the reason says why.
+      if (status.ok() && !status->ready) return respond(Json(400, v2::EncodeError(status->not_ready_reason)));
       return respond(Json(200, NameJson(model, "ready", true)));
     }
     if (action == "status") {
@@ -283,6 +319,11 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     }
     if (action == "stats") {
       if (!get) return method_not_allowed("GET");
+      if (!observability_.inference_statistics) return respond(ErrorResponse(NotFound("statistics are not kept")));
+      return respond(Json(200, observability_.inference_statistics->Json({model})));
+    }
+    if (action == "usage") {
+      if (!get) return method_not_allowed("GET");
       if (!observability_.model_stats_json) return respond(ErrorResponse(NotFound("usage statistics are not kept")));
       runtime_.FlushUsage();
       auto stats = observability_.model_stats_json(model);
@@ -290,9 +331,18 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
       return respond(Json(200, std::move(*stats)));
     }
     if (action == "config") {
+      if (get) return respond(Json(200, v2::EncodeTritonModelConfig(*config)));
+      HttpResponse response = Json(405, v2::EncodeError(
+          request.method + " is not allowed on " + std::string(path) +
+          ": it is Triton's read-only model configuration; change thaw's settings with PUT /v2/models/" + model +
+          "/settings"));
+      response.headers.emplace_back("Allow", "GET");
+      return respond(std::move(response));
+    }
+    if (action == "settings") {
       if (get) return respond(Json(200, EncodeModelConfig(*config)));
       if (request.method != "PUT") return method_not_allowed("GET, PUT");
-      return respond(PutConfig(model, request.body));
+      return respond(PutSettings(model, request.body));
     }
     if (request.method != "POST") return method_not_allowed("POST");
     if (action == "warm") return respond(Warm(model, request.target));
@@ -410,24 +460,53 @@ HttpResponse V2Handler::Warm(const std::string& model, std::string_view target) 
   return Json(200, std::move(json));
 }
 
-HttpResponse V2Handler::PutConfig(const std::string& model, const std::string& body) {
+HttpResponse V2Handler::PutSettings(const std::string& model, const std::string& body) {
   const ModelConfig* current = runtime_.FindModel(model);
   if (!current) return ErrorResponse(NotFound("model '" + model + "' is not loaded"));
-  auto changed = ApplySettings(*current, body, "PUT /v2/models/" + model + "/config");
+  auto changed = ApplySettings(*current, body, "PUT /v2/models/" + model + "/settings");
   if (!changed.ok()) return ErrorResponse(changed.status());
   if (Status updated = runtime_.UpdateModelConfig(changed.value()); !updated.ok()) return ErrorResponse(updated);
   return Json(200, EncodeModelConfig(*runtime_.FindModel(model)));
 }
 
-HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
+std::vector<std::string> V2Handler::NotReadyModels() const {
+  std::vector<std::string> reasons;
+  for (const std::string& name : runtime_.ModelNames()) {
+    auto status = runtime_.GetModelStatus(name);
+    if (status.ok() && !status->ready) reasons.push_back(status->not_ready_reason);
+  }
+  return reasons;
+}
+
+namespace {
+
+// The index's body: empty, or {"ready": bool} (other fields are ignored, as Triton does).
+StatusOr<bool> IndexReadyOnly(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return false;
+  simdjson::dom::parser parser;
+  auto object = json::ParseObject(parser, body, "repository index request");
+  if (!object.ok()) return object.status();
+  simdjson::dom::element ready;
+  if ((*object)["ready"].get(ready)) return false;
+  bool value = false;
+  if (ready.get_bool().get(value)) return InvalidArgument("repository index request: 'ready' must be a boolean");
+  return value;
+}
+
+}  // namespace
+
+HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts, const std::string& body) {
   if (repository_root_.empty()) return ErrorResponse(NotFound("this server has no model repository"));
   if (parts.size() == 3 && parts[2] == "index") {
+    auto ready_only = IndexReadyOnly(body);
+    if (!ready_only.ok()) return ErrorResponse(ready_only.status());
     auto scan = ScanRepository(repository_root_);
     if (!scan.ok()) return ErrorResponse(scan.status());
     std::string json;
     JsonWriter w(&json);
     w.BeginArray();
     auto entry = [&](const std::string& name, bool ready, const std::string& reason) {
+      if (*ready_only && !ready) return;
       w.BeginObject().Field("name", name).Field("version", "1").Field("state", ready ? "READY" : "UNAVAILABLE");
       w.Field("reason", reason).EndObject();
     };
@@ -471,13 +550,71 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts) {
   }()));
 }
 
-void V2Handler::Load(const std::string& model, std::function<void(HttpResponse)> respond) {
+namespace {
+
+// The load request's parameters.config, if any. Triton's other load
+// parameters (file:<path> with a model file's content) are refused: thaw
+// loads model files from the repository directory only.
+StatusOr<std::optional<std::string>> LoadConfigOverride(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return std::optional<std::string>();
+  simdjson::dom::parser parser;
+  auto object = json::ParseObject(parser, body, "load request");
+  if (!object.ok()) return object.status();
+  simdjson::dom::element parameters_value;
+  if ((*object)["parameters"].get(parameters_value)) return std::optional<std::string>();
+  simdjson::dom::object parameters;
+  if (parameters_value.get_object().get(parameters))
+    return InvalidArgument("load request: 'parameters' must be an object");
+  std::optional<std::string> config;
+  for (auto [key, value] : parameters) {
+    if (key == "config") {
+      std::string_view text;
+      if (value.get_string().get(text))
+        return InvalidArgument("load request: parameters.config must be a string holding the config's JSON");
+      config = std::string(text);
+    } else if (key.starts_with("file:")) {
+      return InvalidArgument("load request: parameters." + std::string(key) +
+                             " is not supported: thaw loads model files from the repository directory");
+    } else {
+      return InvalidArgument("load request: unknown parameter '" + std::string(key) + "' (thaw takes 'config')");
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+void V2Handler::Load(const std::string& model, const std::string& body, std::function<void(HttpResponse)> respond) {
   if (repository_root_.empty()) return respond(ErrorResponse(NotFound("this server has no model repository")));
   if (model.empty() || model.find("..") != std::string::npos || model.front() == '.')
     return respond(ErrorResponse(InvalidArgument("'" + model + "' is not a model name")));
+  auto override_text = LoadConfigOverride(body);
+  if (!override_text.ok()) return respond(ErrorResponse(override_text.status()));
   // A bad config is refused here (400/404) and the loaded version stays.
-  auto config = LoadModelConfig(repository_root_ + "/" + model);
+  const std::string directory = repository_root_ + "/" + model;
+  StatusOr<ModelConfig> config = NotFound("");
+  if (!override_text->has_value()) {
+    config = LoadModelConfig(directory);
+  } else if (v2::LooksLikeTritonModelConfig(**override_text)) {
+    // Triton's format edits the model's config.json: that must be valid.
+    auto base = LoadModelConfig(directory);
+    if (!base.ok()) return respond(ErrorResponse(base.status()));
+    config = v2::ApplyTritonModelConfig(*base, **override_text, "load parameters.config");
+  } else {
+    // thaw's format replaces config.json, as Triton's override replaces config.pbtxt.
+    if (!std::filesystem::is_directory(directory))
+      return respond(ErrorResponse(NotFound("model '" + model + "' is not in the repository")));
+    config = ParseModelConfig(**override_text, model, std::filesystem::absolute(directory).lexically_normal().string(),
+                              "load parameters.config");
+  }
   if (!config.ok()) return respond(ErrorResponse(config.status()));
+  if (override_text->has_value() && !std::filesystem::is_regular_file(config->ModelPath()))
+    return respond(ErrorResponse(NotFound("load parameters.config: field 'model_file': " + model + "/" +
+                                          config->model_file + " does not exist")));
+  if (Status labels = LoadOutputLabels(&config.value(), override_text->has_value() ? "load parameters.config"
+                                                                                   : directory + "/config.json");
+      !labels.ok())
+    return respond(ErrorResponse(labels));
   // The answer comes once the new version has loaded (or failed to): the
   // event loop keeps serving meanwhile.
   runtime_.ReloadModel(std::move(config).value(), [model, respond = std::move(respond)](Status status) {
@@ -488,31 +625,62 @@ void V2Handler::Load(const std::string& model, std::function<void(HttpResponse)>
 
 void V2Handler::Infer(const std::string& model, HttpRequest request, Respond respond) {
   const Micros arrived_us = clock_.NowMicros();
-  if (offloads() && request.body.size() >= options_.offload_min_bytes) {
+  // A raw binary request (Inference-Header-Content-Length: 0) is decoded by
+  // the model's config: a copy goes along, the pool may not read the runtime.
+  std::shared_ptr<const ModelConfig> raw_config;
+  if (request.inference_header_length == 0) {
+    const ModelConfig* config = runtime_.FindModel(model);
+    if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
+    raw_config = std::make_shared<const ModelConfig>(*config);
+  }
+  // Handle refused codings it does not know; the header lengths count the inflated body.
+  const auto parsed_coding = ParseContentEncoding(request.content_encoding);
+  const ContentCoding coding = parsed_coding.ok() ? *parsed_coding : ContentCoding::kIdentity;
+  const ContentCoding response_coding = ChooseResponseCoding(request.accept_encoding);
+  auto decode = [raw_config, coding, max_bytes = options_.max_inflated_body_bytes](HttpRequest& r) -> StatusOr<v2::InferRequest> {
+    if (coding != ContentCoding::kIdentity) {
+      auto body = Decompress(r.body, coding, max_bytes);
+      if (!body.ok()) return body.status();
+      r.body = std::move(body).value();
+    }
+    return raw_config ? v2::ParseRawInferRequest(*raw_config, r.body)
+                      : v2::ParseInferRequest(r.body, r.inference_header_length);
+  };
+  // A compressed body may inflate ~1000x: it goes off the loop from 4 KiB.
+  const size_t offload_min_bytes =
+      coding == ContentCoding::kIdentity ? options_.offload_min_bytes : std::min<size_t>(options_.offload_min_bytes, 4096);
+  if (offloads() && request.body.size() >= offload_min_bytes) {
     // Decoding grows with the body (a 200 MB JSON body takes seconds): on
     // the pool; the runtime is called back on the loop.
     auto shared_request = std::make_shared<HttpRequest>(std::move(request));
-    OffLoop([this, model, shared_request, arrived_us, respond = std::move(respond)] {
-      auto parsed = std::make_shared<StatusOr<v2::InferRequest>>(
-          v2::ParseInferRequest(shared_request->body, shared_request->inference_header_length));
+    OffLoop([this, model, shared_request, arrived_us, decode, response_coding, respond = std::move(respond)] {
+      auto parsed = std::make_shared<StatusOr<v2::InferRequest>>(decode(*shared_request));
       std::string().swap(shared_request->body);  // the text is no longer needed
-      OnLoop([this, model, parsed, arrived_us, respond] {
-        RunInfer(model, std::move(*parsed), arrived_us, respond);
+      OnLoop([this, model, parsed, arrived_us, response_coding, respond] {
+        RunInfer(model, std::move(*parsed), arrived_us, response_coding, respond);
       });
     });
     return;
   }
-  RunInfer(model, v2::ParseInferRequest(request.body, request.inference_header_length), arrived_us,
-           std::move(respond));
+  RunInfer(model, decode(request), arrived_us, response_coding, std::move(respond));
 }
 
 namespace {
 
-HttpResponse InferResponse(const std::string& model, const v2::InferRequest& request, const InferOutcome& outcome) {
+HttpResponse InferResponse(const std::string& model, const v2::InferRequest& request, const InferOutcome& outcome,
+                           ContentCoding coding) {
   v2::EncodedBody encoded = v2::EncodeInferResponse(model, request, outcome.outputs, TimingParameters(outcome.timing));
   HttpResponse response;
   response.body = std::move(encoded.body);
   response.content_type = std::move(encoded.content_type);
+  if (coding != ContentCoding::kIdentity && !response.body.empty()) {
+    // Inference-Header-Content-Length still counts the JSON before compression.
+    if (std::optional<std::string> compressed = Compress(response.body, coding)) {
+      response.body = std::move(*compressed);
+      response.headers.emplace_back("Content-Encoding", std::string(ContentCodingName(coding)));
+    }
+  }
+  response.headers.emplace_back("Vary", "Accept-Encoding");
   if (encoded.header_length)
     response.headers.emplace_back("Inference-Header-Content-Length", std::to_string(*encoded.header_length));
   response.headers.emplace_back("Server-Timing", ServerTiming(outcome.timing));
@@ -524,37 +692,81 @@ HttpResponse InferResponse(const std::string& model, const v2::InferRequest& req
 
 }  // namespace
 
-void V2Handler::RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
-                         Respond respond) {
-  if (!parsed.ok()) return respond(ErrorResponse(parsed.status()));
+void V2Handler::Execute(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
+                        ExecuteDone done) {
+  auto fail = [&done](Status status) {
+    InferOutcome outcome;
+    outcome.status = std::move(status);
+    done(nullptr, std::move(outcome));
+  };
+  if (!parsed.ok()) return fail(parsed.status());
   const ModelConfig* config = runtime_.FindModel(model);  // again: it may have been unloaded while decoding
-  if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
+  if (!config) return fail(NotFound("model '" + model + "' is not loaded"));
   Status valid = v2::ValidateInferRequest(*config, &parsed.value());
-  if (!valid.ok()) return respond(ErrorResponse(valid));
+  if (!valid.ok()) return fail(valid);
 
   // A request may shorten its deadline, never extend it past the model's cap.
   auto deadline = policy::RequestDeadline(arrived_us, config->timeout_ms, parsed->timeout_ms);
-  if (!deadline.ok()) return respond(ErrorResponse(deadline.status()));
+  if (!deadline.ok()) return fail(deadline.status());
 
   std::vector<std::string> output_names;
   for (const auto& output : parsed->outputs) output_names.push_back(output.name);
   auto shared_request = std::make_shared<v2::InferRequest>(std::move(parsed).value());
   std::vector<Tensor> inputs = std::move(shared_request->inputs);
   runtime_.Infer(model, std::move(inputs), std::move(output_names), *deadline,
-                 [this, model, shared_request, respond = std::move(respond)](InferOutcome outcome) {
-                   if (!outcome.status.ok()) return respond(ErrorResponse(outcome.status));
-                   size_t output_bytes = 0;
-                   for (const Tensor& t : outcome.outputs) output_bytes += t.data.size();
-                   if (!offloads() || output_bytes < options_.offload_min_bytes)
-                     return respond(InferResponse(model, *shared_request, outcome));
-                   // Encoding grows with the outputs (JSON text of every element): on the pool.
-                   auto shared_outcome = std::make_shared<InferOutcome>(std::move(outcome));
-                   OffLoop([this, model, shared_request, shared_outcome, respond] {
-                     auto response = std::make_shared<HttpResponse>(InferResponse(model, *shared_request, *shared_outcome));
-                     shared_outcome->outputs.clear();
-                     OnLoop([response, respond] { respond(std::move(*response)); });
-                   });
+                 [this, model, shared_request, done = std::move(done)](InferOutcome outcome) {
+                   if (outcome.status.ok()) {
+                     if (const ModelConfig* config = runtime_.FindModel(model))
+                       outcome.status = v2::ClassifyOutputs(*config, *shared_request, &outcome.outputs);
+                   }
+                   done(shared_request, std::move(outcome));
                  });
+}
+
+void V2Handler::RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
+                         ContentCoding response_coding, Respond respond) {
+  Execute(model, std::move(parsed), arrived_us,
+          [this, model, response_coding, respond = std::move(respond)](std::shared_ptr<v2::InferRequest> request,
+                                                                       InferOutcome outcome) {
+            if (!outcome.status.ok()) return respond(ErrorResponse(outcome.status));
+            size_t output_bytes = 0;
+            for (const Tensor& t : outcome.outputs) output_bytes += t.data.size();
+            if (!offloads() || output_bytes < options_.offload_min_bytes)
+              return respond(InferResponse(model, *request, outcome, response_coding));
+            // Encoding grows with the outputs (JSON text of every element): on the pool.
+            auto shared_outcome = std::make_shared<InferOutcome>(std::move(outcome));
+            OffLoop([this, model, request, shared_outcome, response_coding, respond] {
+              auto response =
+                  std::make_shared<HttpResponse>(InferResponse(model, *request, *shared_outcome, response_coding));
+              shared_outcome->outputs.clear();
+              OnLoop([response, respond] { respond(std::move(*response)); });
+            });
+          });
+}
+
+void V2Handler::InferTensors(const std::string& model, StatusOr<v2::InferRequest> request,
+                             std::optional<std::string> authorization, TensorsDone done) {
+  const Micros arrived_us = clock_.NowMicros();
+  if (access_) {
+    // The token only: browsers cannot reach this path, so Host, Origin and
+    // Content-Type (the REST route's browser checks) do not apply.
+    const std::string target = "/v2/models/" + model + "/infer";
+    if (auto refused = access_->CheckNonBrowser(target, authorization, routes_)) {
+      InferOutcome outcome;
+      outcome.status = InvalidArgument(refused->message);
+      return done({.http_status = refused->status, .outcome = std::move(outcome)});
+    }
+  }
+  if (!runtime_.FindModel(model)) {  // before the request's own errors, as the REST route answers
+    InferOutcome outcome;
+    outcome.status = NotFound("model '" + model + "' is not loaded");
+    return done({.http_status = 404, .outcome = std::move(outcome)});
+  }
+  Execute(model, std::move(request), arrived_us,
+          [done = std::move(done)](std::shared_ptr<v2::InferRequest> validated, InferOutcome outcome) {
+            const int status = outcome.status.ok() ? 200 : HttpStatusFor(outcome.status.code());
+            done({.http_status = status, .request = std::move(validated), .outcome = std::move(outcome)});
+          });
 }
 
 }  // namespace thaw

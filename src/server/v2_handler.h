@@ -11,21 +11,35 @@
 //                                             buffered (bounded), drops are counted in /metrics
 //                                             (thaw_usage_records_dropped_total) for alerting.
 //   GET  /v2/models/{m}[/versions/{v}]        model metadata
-//   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready, 503 with the reason if it cannot serve now
-//                                             (last start failed or timed out, template not ready)
-//   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors)
+//   GET  /v2/models/{m}[/versions/{v}]/ready  200 ready; 400 with the reason if it cannot serve now
+//                                             (last start failed or timed out, no zygote yet): the
+//                                             protocol's 4xx for "not ready", as Triton answers
+//   POST /v2/models/{m}[/versions/{v}]/infer  inference (JSON or binary tensors; a raw binary body
+//                                             with Inference-Header-Content-Length: 0; bodies may be
+//                                             Content-Encoding gzip or deflate, and responses are
+//                                             compressed as Accept-Encoding asks: http_server.h)
+//   GET  /v2/models/{m}[/versions/{v}]/config Triton's model configuration (v2::EncodeTritonModelConfig)
+//   GET  /v2/models/stats, /v2/models/{m}[/versions/{v}]/stats
+//                                             Triton's statistics (server/inference_statistics.h)
 //   GET  /v2/models/{m}/status                instances, template, RSS/PSS (thaw)
 //   POST /v2/models/{m}/warm?instances=N      start instances ahead of traffic (thaw)
-//   GET|PUT /v2/models/{m}/config             serverless settings, changed while serving (thaw)
+//   GET|PUT /v2/models/{m}/settings           serverless settings, changed while serving (thaw)
 //   POST /v2/repository/index                 models in the repository and their state (READY only if
-//                                             the model can serve, else UNAVAILABLE with the reason)
+//                                             the model can serve, else UNAVAILABLE with the reason);
+//                                             body {"ready": true}: only the READY ones
 //   POST /v2/repository/models/{m}/load       load (or reload) a model from the repository: answered
 //                                             once the new version has loaded and warmed up; a bad
 //                                             config is 400, a version that fails to load or to start
-//                                             within start_timeout_ms is 503 and the old one keeps serving
+//                                             within start_timeout_ms is 503 and the old one keeps serving.
+//                                             Body {"parameters": {"config": "<JSON text>"}} loads with
+//                                             that config instead of the file's (thaw's config.json
+//                                             format, or Triton's model configuration: LoadOverride)
 //   POST /v2/repository/models/{m}/unload     unload a model
-//   GET  /v2/models/{m}/stats, /v2/stats      usage and cost since start (thaw)
+//   GET  /v2/models/{m}/usage, /v2/stats      usage and cost since start (thaw)
 //   GET  /metrics                             Prometheus text format (thaw)
+// /v2/health/ready is 200 once startup has settled and every model can
+// serve (strict readiness, as Triton's default); else 400 naming the
+// models that cannot, so a probe takes the replica out of rotation.
 // Errors are {"error": "..."} with the status of the Status code (400, 404,
 // 405, 429 with Retry-After, 500, 503, 504); with SetAccess, also
 // 401/403/404/415 from access control (tokens, listeners, browser checks:
@@ -63,6 +77,8 @@
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
 #include "server/auth.h"
+#include "server/compression.h"
+#include "server/inference_statistics.h"
 #include "server/metrics.h"
 
 namespace thaw {
@@ -77,6 +93,8 @@ struct HttpRequest {
   std::optional<std::string> host;
   std::optional<std::string> origin;
   std::optional<std::string> content_type;
+  std::optional<std::string> content_encoding;  // the body's coding (server/compression.h)
+  std::optional<std::string> accept_encoding;   // codings the client takes for an infer response
 };
 
 struct HttpResponse {
@@ -88,16 +106,23 @@ struct HttpResponse {
 
 HttpResponse ErrorResponse(const Status& status);
 
+// An infer response's "parameters": a JSON object of flat scalars (how the
+// request was served: cold_start, start_path, cold_start_<part>_ms,
+// queue_ms, batch_wait_ms, compute_ms, total_ms, batch_size, ...), the same
+// for REST and gRPC.
+std::string TimingParameters(const InvocationTiming& timing);
+
 // Where the observability routes get their data; a route whose source is
 // empty answers 404. Not owned; must outlive the handler.
 struct Observability {
   PrometheusMetrics* metrics = nullptr;
   std::function<std::vector<ModelCostTotals>()> costs;  // cumulative cost per model, for /metrics
   std::function<std::string()> stats_json;             // GET /v2/stats
-  // GET /v2/models/{m}/stats; nullopt if the model has no usage yet.
+  // GET /v2/models/{m}/usage; nullopt if the model has no usage yet.
   std::function<std::optional<std::string>(const std::string& model)> model_stats_json;
   // The usage log's health for /metrics and /v2/health/ready; nullopt (or empty) without a log.
   std::function<std::optional<metering::UsageLogHealth>()> usage_log;
+  InferenceStatistics* inference_statistics = nullptr;  // GET /v2/models[/{m}]/stats (Triton's)
 };
 
 struct V2HandlerOptions {
@@ -107,6 +132,11 @@ struct V2HandlerOptions {
   int offload_threads = 2;                   // 0: everything on the loop
   size_t offload_min_bytes = 64 << 10;       // smaller bodies and outputs stay inline
   std::chrono::milliseconds memory_reading_max_age{1000};  // /status reads a process's memory at most this often
+  size_t max_inflated_body_bytes = 256u << 20;  // a compressed body may inflate to at most this (HttpServerOptions' cap)
+  // /v2/health/ready also needs every model able to serve (Triton's default,
+  // --strict-readiness); false: ready once startup has settled, whatever
+  // one model's state (for replicas whose models fail independently).
+  bool strict_readiness = true;
 };
 
 class V2Handler {
@@ -126,6 +156,23 @@ class V2Handler {
 
   void Handle(HttpRequest request, std::function<void(HttpResponse)> respond);
 
+  // The infer route's work for a request decoded elsewhere (the gRPC
+  // service): the token check of POST /v2/models/{m}/infer (no browser
+  // checks: no browser reaches it), then what that route does -- validation
+  // against the model (inputs sorted into config order), the deadline, the
+  // runtime, classification. `done` runs once, on the io_context thread;
+  // call on that thread.
+  struct TensorsResult {
+    int http_status = 200;                      // as the REST route would answer
+    std::shared_ptr<v2::InferRequest> request;  // as validated; null when refused before validation
+    InferOutcome outcome;                       // outcome.status says why when http_status != 200
+  };
+  using TensorsDone = std::function<void(TensorsResult)>;
+  // `request` may be a decoding error: it is answered after the token and
+  // model checks, in the REST route's order.
+  void InferTensors(const std::string& model, StatusOr<v2::InferRequest> request,
+                    std::optional<std::string> authorization, TensorsDone done);
+
   // Calls `done` (on the io_context thread) once no work is on the pool:
   // for a shutdown after Runtime::Drain, so that requests being decoded
   // and responses being encoded are still answered.
@@ -135,7 +182,12 @@ class V2Handler {
   using Respond = std::function<void(HttpResponse)>;
   void Infer(const std::string& model, HttpRequest request, Respond respond);
   // Validates a decoded request against the model as it is now and runs it.
-  void RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us, Respond respond);
+  void RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
+                ContentCoding response_coding, Respond respond);
+  // Validation, deadline, runtime and classification; `done` gets the
+  // validated request (null if it failed before) and the outcome.
+  using ExecuteDone = std::function<void(std::shared_ptr<v2::InferRequest>, InferOutcome)>;
+  void Execute(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us, ExecuteDone done);
   void ServeStatus(const std::string& model, bool with_memory, Respond respond);
   std::string StatusJson(const ModelStatus& status, bool with_memory);
   // Memory of `pid`, read at most once per memory_reading_max_age; any thread.
@@ -146,9 +198,11 @@ class V2Handler {
   void OnLoop(std::function<void()> work);
   bool offloads() const { return pool_ != nullptr; }
   HttpResponse Warm(const std::string& model, std::string_view target);
-  HttpResponse PutConfig(const std::string& model, const std::string& body);
-  HttpResponse Repository(const std::vector<std::string_view>& parts);
-  void Load(const std::string& model, std::function<void(HttpResponse)> respond);
+  HttpResponse PutSettings(const std::string& model, const std::string& body);
+  HttpResponse Repository(const std::vector<std::string_view>& parts, const std::string& body);
+  void Load(const std::string& model, const std::string& body, std::function<void(HttpResponse)> respond);
+  // Names of the loaded models that cannot serve now, with the reasons.
+  std::vector<std::string> NotReadyModels() const;
   // `text` with the server's absolute paths cut: "<root>/fraud/config.json" -> "fraud/config.json".
   std::string ClientText(std::string text) const;
   // Prefixes to cut, longest first, each with what replaces it.

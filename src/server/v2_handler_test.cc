@@ -155,5 +155,56 @@ TEST_F(V2HandlerOffloadTest, OffLoopErrorsAndStatusMatchInline) {
   EXPECT_NE(status.body.find("\"rss_kb\":"), std::string::npos) << status.body;
 }
 
+// Bodies compressed as Triton's clients send them, responses compressed as
+// they ask, and the raw binary body: the same outputs as plain JSON, on the
+// loop and off it.
+TEST_F(V2HandlerOffloadTest, CompressedAndRawBodiesGiveThePlainOutputs) {
+  const std::string& model = models_[0];
+  const std::string json = ReadFile(TestSourceDir() + "/examples/requests/" + model + ".json");
+  const std::string target = "/v2/models/" + model + "/infer";
+  HttpResponse plain = CallUntilServed(*inline_, {.method = "POST", .target = target, .body = json});
+  ASSERT_EQ(plain.status, 200) << plain.body.substr(0, 300);
+  auto [binary, header_length] = BinaryBody(json);
+  for (V2Handler* handler : {inline_.get(), offload_.get()}) {
+    for (ContentCoding coding : {ContentCoding::kGzip, ContentCoding::kDeflate}) {
+      const std::string name(ContentCodingName(coding));
+      HttpResponse r = Call(*handler, {.method = "POST", .target = target, .body = *Compress(json, coding),
+                                       .content_encoding = name, .accept_encoding = name});
+      ASSERT_EQ(r.status, 200) << name << ": " << r.body.substr(0, 300);
+      auto header = std::find_if(r.headers.begin(), r.headers.end(), [](auto& h) { return h.first == "Content-Encoding"; });
+      ASSERT_NE(header, r.headers.end()) << name;
+      EXPECT_EQ(header->second, name);
+      auto body = Decompress(r.body, coding, 1 << 30);
+      ASSERT_TRUE(body.ok()) << body.status().ToString();
+      EXPECT_EQ(Outputs(*body), Outputs(plain.body)) << name;
+      // Binary tensors compressed: the header length counts the inflated JSON.
+      HttpResponse b = Call(*handler, {.method = "POST", .target = target, .body = *Compress(binary, coding),
+                                       .inference_header_length = header_length, .content_encoding = name});
+      ASSERT_EQ(b.status, 200) << name << ": " << b.body.substr(0, 300);
+      EXPECT_EQ(b.content_type, "application/octet-stream");
+    }
+    HttpResponse bad = Call(*handler, {.method = "POST", .target = target, .body = json, .content_encoding = "gzip"});
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("not valid gzip"), std::string::npos) << bad.body;
+    HttpResponse br = Call(*handler, {.method = "POST", .target = target, .body = json, .content_encoding = "br"});
+    EXPECT_EQ(br.status, 415);
+    EXPECT_NE(br.body.find("'br' is not supported"), std::string::npos) << br.body;
+  }
+  // Raw: the one input's bytes as the body give the binary request's outputs.
+  auto parsed = v2::ParseInferRequest(json, std::nullopt);
+  ASSERT_TRUE(parsed.ok());
+  if (parsed->inputs.size() == 1) {
+    HttpResponse with_header = Call(
+        *inline_, {.method = "POST", .target = target, .body = binary, .inference_header_length = header_length});
+    for (V2Handler* handler : {inline_.get(), offload_.get()}) {
+      HttpResponse raw = Call(*handler, {.method = "POST", .target = target, .body = parsed->inputs[0].data,
+                                         .inference_header_length = 0});
+      ASSERT_EQ(raw.status, 200) << raw.body.substr(0, 300);
+      EXPECT_EQ(raw.content_type, "application/octet-stream");
+      EXPECT_EQ(Outputs(raw.body), Outputs(with_header.body));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace thaw

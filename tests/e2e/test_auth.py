@@ -51,13 +51,16 @@ ROUTES = [
     ("GET", "/v2/models/fraud", "infer"),
     ("GET", "/v2/models/fraud/versions/1", "infer"),
     ("GET", "/v2/models/fraud/ready", "infer"),
+    ("GET", "/v2/models/stats", "infer"),
     ("GET", "/v2/models/fraud/stats", "infer"),
+    ("GET", "/v2/models/fraud/usage", "infer"),
+    ("GET", "/v2/models/fraud/config", "infer"),
     ("POST", "/v2/models/fraud/infer", "infer"),
     ("POST", "/v2/models/fraud/versions/1/infer", "infer"),
     ("GET", "/v2/models/fraud/status", "admin"),
     ("POST", "/v2/models/fraud/warm", "admin"),
-    ("GET", "/v2/models/fraud/config", "admin"),
-    ("PUT", "/v2/models/fraud/config", "admin"),
+    ("GET", "/v2/models/fraud/settings", "admin"),
+    ("PUT", "/v2/models/fraud/settings", "admin"),
     ("POST", "/v2/repository/index", "admin"),
     ("POST", "/v2/repository/models/fraud/unload", "admin"),
     ("POST", "/v2/repository/models/fraud/load", "admin"),  # after unload: fraud is loaded again
@@ -72,7 +75,7 @@ def port_for(route_class):
 def body_for(method, path):
     if path.endswith("/infer"):
         return open(FRAUD_REQUEST).read()
-    if path.endswith("/config") and method == "PUT":
+    if path.endswith("/settings") and method == "PUT":
         return '{"keep_alive_s": 30}'
     if path.endswith("/index"):
         return "{}"

@@ -79,6 +79,7 @@ def make_repository():
     for model in ("fraud", "fashion"):
         os.makedirs(os.path.join(repo, model))
         shutil.copy(os.path.join(EXAMPLES, "models", model, "model.pt"), os.path.join(repo, model))
+        shutil.copy(os.path.join(EXAMPLES, "models", model, "labels.txt"), os.path.join(repo, model))
         config = read_json(os.path.join(EXAMPLES, "models", model, "config.json"))
         config.update({"keep_alive_s": KEEP_ALIVE_S, "timeout_ms": TIMEOUT_MS, "start_timeout_ms": START_TIMEOUT_MS,
                        "max_concurrency": 2, "stable_window_s": STABLE_WINDOW_S, "panic_window_s": PANIC_WINDOW_S})
@@ -298,7 +299,7 @@ def main():
                 if action == "put_twice":
                     for _ in range(2):  # two settings changes 0.3 s apart, mid cold start
                         settings += 1
-                        request("PUT", f"/v2/models/{model}/config",
+                        request("PUT", f"/v2/models/{model}/settings",
                                 json.dumps({"threads": 1 + settings % 2, "max_concurrency": 1 + settings % 2}))
                         time.sleep(0.3)
                 elif action in ("kill_instance", "stop_instance") and instances:
@@ -360,7 +361,7 @@ def main():
                 assert status in (503, 504), f"spin: HTTP {status} after {seconds:.1f} s: {body}"
                 assert seconds <= (START_TIMEOUT_MS + TIMEOUT_MS) / 1000 + 5, f"spin answered after {seconds:.1f} s"
             status, doc = request("GET", "/v2/models/spin/ready")
-            assert status == 503, f"a model that cannot start must not be ready: HTTP {status} {doc}"
+            assert status == 400, f"a model that cannot start must not be ready (4xx): HTTP {status} {doc}"
 
         def memory_hog_is_contained():
             if not side_answers["hog"]:

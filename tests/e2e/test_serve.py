@@ -9,6 +9,7 @@ requests under concurrency, a worker killed with SIGKILL mid-traffic, a
 request past its deadline (504), and a clean SIGTERM shutdown.
 Prints "N passed, N failed" and exits non-zero on any failure.
 """
+import gzip
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +39,7 @@ TMP = tempfile.mkdtemp(prefix="thaw_e2e_")
 
 PORT = free_port()
 BASE = f"http://127.0.0.1:{PORT}"
+GRPC_PORT = free_port()
 
 
 def curl(method, path, body=None, headers=(), base=None):
@@ -67,6 +70,12 @@ def curl(method, path, body=None, headers=(), base=None):
 def load(kind, model):
     with open(os.path.join(EXAMPLES, kind, model + ".json")) as f:
         return json.load(f)
+
+
+def cold_start_parts(params):
+    """The cold start's breakdown from a response's flat parameters: cold_start_<part>_ms -> {part: ms}."""
+    return {k[len("cold_start_"):-len("_ms")]: v for k, v in params.items()
+            if k.startswith("cold_start_") and k.endswith("_ms")}
 
 
 def flat(data):
@@ -167,7 +176,8 @@ def cold_start_breakdown():
     params = json.loads(body)["parameters"]
     assert params["cold_start"] is True, params
     assert params["start_path"] == "zygote" and params["start_level"] == "prepared", params
-    parts = params["cold_start_ms"]
+    assert all(not isinstance(v, (dict, list)) for v in params.values()), "parameters are flat scalars: " + str(params)
+    parts = cold_start_parts(params)
     for key in ["queue", "spawn", "runtime_init", "model_load", "warmup", "first_inference", "total"]:
         assert key in parts and parts[key] >= 0, parts
     assert parts["model_load"] > 0, "from the zygote the instance loads the model: " + str(parts)
@@ -176,14 +186,14 @@ def cold_start_breakdown():
     assert json.loads(body)["parameters"]["cold_start"] is False
     wait_status("textenc", lambda d: d["template_state"] == "ready", "template ready")
     # keep_alive_s 0 stops the instance after each request (the template stays: it is not a worker setting).
-    assert curl("PUT", "/v2/models/textenc/config", '{"keep_alive_s": 0}')[0] == 200
+    assert curl("PUT", "/v2/models/textenc/settings", '{"keep_alive_s": 0}')[0] == 200
     wait_status("textenc", lambda d: d["instances"] == [], "instance stopped")
-    assert curl("PUT", "/v2/models/textenc/config", '{"keep_alive_s": 600}')[0] == 200
+    assert curl("PUT", "/v2/models/textenc/settings", '{"keep_alive_s": 600}')[0] == 200
     status, headers, body = curl("POST", "/v2/models/textenc/infer", json.dumps(load("requests", "textenc")))
     params = json.loads(body)["parameters"]
     assert params["cold_start"] is True and params["start_path"] == "template", params
     assert params["start_level"] == "standby", params
-    parts = params["cold_start_ms"]
+    parts = cold_start_parts(params)
     assert parts["model_load"] == 0 and parts["warmup"] == 0, "a template's instance loads nothing: " + str(parts)
     assert headers["x-thaw-cold-start"].startswith("template;"), headers
 
@@ -286,6 +296,247 @@ def nested_data_and_output_selection():
     check_outputs("fraud", json.loads(body)["outputs"])
 
 
+def is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def triton_statistics():
+    """GET /v2/models/stats and .../{m}[/versions/1]/stats answer Triton's statistics: every field perf_analyzer
+    reads (name, version, inference_count, execution_count, and count/ns of success, queue, compute_input,
+    compute_infer, compute_output, cache_hit, cache_miss as unsigned integers), counting what was served."""
+    for _ in range(3):
+        assert curl("POST", "/v2/models/fraud/infer", json.dumps(load("requests", "fraud")))[0] == 200
+    status, _, body = curl("GET", "/v2/models/stats")
+    assert status == 200, body
+    stats = {m["name"]: m for m in json.loads(body)["model_stats"]}
+    assert set(MODELS) <= set(stats), sorted(stats)
+    for name, entry in stats.items():
+        assert entry["version"] == "1" and is_count(entry["last_inference"]), entry
+        assert is_count(entry["inference_count"]) and is_count(entry["execution_count"]), entry
+        for key in ["success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit",
+                    "cache_miss"]:
+            d = entry["inference_stats"][key]
+            assert is_count(d["count"]) and is_count(d["ns"]), (name, key, d)
+        for b in entry["batch_stats"]:
+            assert is_count(b["batch_size"]) and all(is_count(b[k]["count"]) for k in
+                                                     ["compute_input", "compute_infer", "compute_output"]), b
+    fraud = stats["fraud"]
+    rows = load("requests", "fraud")["inputs"][0]["shape"][0]
+    assert fraud["inference_stats"]["success"]["count"] >= 3 and fraud["inference_count"] >= 3 * rows, fraud
+    assert 1 <= fraud["execution_count"] <= fraud["inference_stats"]["success"]["count"], fraud
+    assert fraud["inference_stats"]["compute_infer"]["ns"] > 0 and fraud["last_inference"] > 1.6e12, fraud
+    for path in ["/v2/models/fraud/stats", "/v2/models/fraud/versions/1/stats"]:
+        status, _, body = curl("GET", path)
+        one = json.loads(body)["model_stats"]
+        assert status == 200 and len(one) == 1 and one[0]["name"] == "fraud", body
+        assert one[0]["inference_count"] >= fraud["inference_count"], (one, fraud)
+    expect_error("GET", "/v2/models/nosuchmodel/stats", None, 404, "nosuchmodel")
+
+
+def triton_model_config():
+    """GET .../config is Triton's model configuration, checked field by field; with batching on, dims leave out the
+    batch dim, and what Triton's image_client.py requires of a model holds for fashion loaded with a Triton-format
+    override (max_batch_size 8, dynamic_batching). PUT .../config is 405 pointing at .../settings."""
+    status, _, body = curl("GET", "/v2/models/fashion/config")
+    assert status == 200, body
+    config = json.loads(body)
+    assert config["name"] == "fashion" and config["backend"] == "pytorch" and isinstance(config["platform"], str)
+    assert config["max_batch_size"] == 0, "batching off: no batch dim outside dims"
+    (inp,) = config["input"]
+    assert inp == {"name": "image", "data_type": "TYPE_FP32", "format": "FORMAT_NCHW", "dims": [-1, 1, 28, 28],
+                   "is_shape_tensor": False, "allow_ragged_batch": False, "optional": False}, inp
+    (out,) = config["output"]
+    assert out["name"] == "logits" and out["data_type"] == "TYPE_FP32" and out["dims"] == [-1, 10], out
+    (group,) = config["instance_group"]
+    assert group["kind"] == "KIND_CPU" and group["count"] == 2, group
+    assert "dynamic_batching" not in config and config["version_policy"] == {"latest": {"num_versions": 1}}
+    expect_error("PUT", "/v2/models/fashion/config", "{}", 405, "/v2/models/fashion/settings")
+
+    # Edit it as a Triton user would and load it: batching on, 8 rows.
+    config["max_batch_size"] = 8
+    config["dynamic_batching"] = {"max_queue_delay_microseconds": 2000}
+    for tensor in config["input"] + config["output"]:
+        tensor["dims"] = tensor["dims"][1:]
+    load_body = json.dumps({"parameters": {"config": json.dumps(config)}})
+    status, _, body = curl("POST", "/v2/repository/models/fashion/load", load_body)
+    assert status == 200, body
+    try:
+        config = json.loads(curl("GET", "/v2/models/fashion/config")[2])
+        meta = json.loads(curl("GET", "/v2/models/fashion")[2])
+        assert config["max_batch_size"] == 8 and config["input"][0]["dims"] == [1, 28, 28], config
+        assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000, config
+        settings = json.loads(curl("GET", "/v2/models/fashion/settings")[2])
+        assert settings["batching"] == "fixed" and settings["max_batch_size"] == 8, settings
+        # image_client.py's parse_model: one input and output, FP32 output, an NCHW input whose metadata shape
+        # has 3 dims plus the batch dim when max_batch_size > 0, an output that is a vector after the batch dim.
+        assert len(meta["inputs"]) == 1 and len(meta["outputs"]) == 1 and len(config["input"]) == 1
+        assert meta["outputs"][0]["datatype"] == "FP32"
+        assert config["input"][0]["format"] in ("FORMAT_NCHW", "FORMAT_NHWC")
+        assert len(meta["inputs"][0]["shape"]) == 3 + (1 if config["max_batch_size"] > 0 else 0), meta
+        assert sum(1 for d in meta["outputs"][0]["shape"][1:] if d > 1) <= 1, meta
+        infer_json("fashion")
+    finally:
+        status, _, body = curl("POST", "/v2/repository/models/fashion/load")  # config.json again
+        assert status == 200, body
+    assert json.loads(curl("GET", "/v2/models/fashion/config")[2])["max_batch_size"] == 0
+    # thaw's own format replaces config.json until the next load; other parameters are refused.
+    own = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 30]}],
+           "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}], "memory_mb": 640}
+    status, _, body = curl("POST", "/v2/repository/models/fraud-reload/load",
+                           json.dumps({"parameters": {"config": json.dumps(own)}}))
+    assert status == 200, body
+    assert json.loads(curl("GET", "/v2/models/fraud-reload/settings")[2])["memory_mb"] == 640
+    infer_json_as("fraud-reload", "fraud")
+    expect_error("POST", "/v2/repository/models/fraud-reload/load", json.dumps({"parameters": {"file:1/model.pt": "AA=="}}),
+                 400, "file:1/model.pt")
+    expect_error("POST", "/v2/repository/models/fraud-reload/load",
+                 json.dumps({"parameters": {"config": json.dumps({"max_batch_size": 4, "sequence_batching": {}})}}),
+                 400, "sequence_batching")
+    assert curl("POST", "/v2/repository/models/fraud-reload/load")[0] == 200
+    assert json.loads(curl("GET", "/v2/models/fraud-reload/settings")[2])["memory_mb"] != 640
+
+
+def grpc_python_client():
+    """A Python gRPC client (python3-grpcio, stubs generated here from the project's .proto with protoc and
+    grpc_python_plugin) on --grpc-port: health, metadata, Triton's config and statistics, and ModelInfer with raw
+    and with typed contents matching the Python reference for fraud and fashion; errors carry gRPC codes."""
+    out = os.path.join(TMP, "grpc_stubs")
+    os.makedirs(out, exist_ok=True)
+    subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + out,
+                    "--grpc_out=" + out, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
+                    "grpc_service.proto", "model_config.proto"], check=True)
+    sys.path.insert(0, out)
+    import grpc
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
+    assert stub.ServerLive(pb.ServerLiveRequest()).live
+    meta = stub.ServerMetadata(pb.ServerMetadataRequest())
+    assert meta.name == "thaw" and "model_configuration" in meta.extensions, meta
+    assert stub.ModelReady(pb.ModelReadyRequest(name="fraud")).ready
+    assert not stub.ModelReady(pb.ModelReadyRequest(name="nosuchmodel")).ready
+    for model in ("fraud", "fashion"):
+        reference = load("requests", model)
+        (tensor,) = reference["inputs"]
+        values = flat(tensor["data"])
+        for raw in (True, False):
+            request = pb.ModelInferRequest(model_name=model, id=reference["id"])
+            inp = request.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+            if raw:
+                request.raw_input_contents.append(struct.pack("<%df" % len(values), *values))
+            else:
+                inp.contents.fp32_contents.extend(values)
+            response = stub.ModelInfer(request, timeout=60)
+            assert response.model_name == model and response.id == reference["id"], response
+            outputs = []
+            for out_tensor, data in zip(response.outputs, response.raw_output_contents):
+                n = len(data) // 4
+                outputs.append({"name": out_tensor.name, "datatype": out_tensor.datatype, "shape": list(out_tensor.shape),
+                                "data": list(struct.unpack("<%df" % n, data))})
+            check_outputs(model, outputs)
+            assert response.parameters["total_ms"].double_param > 0, response.parameters
+    config = stub.ModelConfig(pb.ModelConfigRequest(name="fashion")).config
+    assert config.name == "fashion" and config.input[0].format == 2 and list(config.input[0].dims) == [-1, 1, 28, 28], config
+    stats = stub.ModelStatistics(pb.ModelStatisticsRequest(name="fraud")).model_stats[0]
+    assert stats.name == "fraud" and stats.inference_stats.success.count >= 2 and stats.execution_count >= 1, stats
+    try:
+        stub.ModelInfer(pb.ModelInferRequest(model_name="nosuchmodel"), timeout=10)
+        raise AssertionError("an unknown model was served")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND and "nosuchmodel" in error.details(), error
+    bad = pb.ModelInferRequest(model_name="fraud")
+    bad.inputs.add(name="features", datatype="FP32", shape=[1, 29]).contents.fp32_contents.extend([0.0] * 29)
+    try:
+        stub.ModelInfer(bad, timeout=10)
+        raise AssertionError("a wrong shape was served")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape" in error.details(), error
+
+
+def classification_extension():
+    """outputs[].parameters.classification N (Triton's classification extension): the top N classes per row as
+    BYTES "score:index:label", labels from the output's labels file, the best one the reference's prediction."""
+    request = load("requests", "fashion")
+    request["outputs"] = [{"name": "logits", "parameters": {"classification": 3, "binary_data": False}}]
+    status, _, body = curl("POST", "/v2/models/fashion/infer", json.dumps(request))
+    assert status == 200, body[:300]
+    (out,) = json.loads(body)["outputs"]
+    rows = request["inputs"][0]["shape"][0]
+    assert out["datatype"] == "BYTES" and out["shape"] == [rows, 3], out
+    labels = open(os.path.join(EXAMPLES, "models", "fashion", "labels.txt")).read().split("\n")
+    predicted = load("references", "fashion")["predicted"]
+    for r in range(rows):
+        entries = [e.split(":") for e in out["data"][r * 3:(r + 1) * 3]]
+        scores = [float(e[0]) for e in entries]
+        assert scores == sorted(scores, reverse=True), entries
+        assert int(entries[0][1]) == predicted[r] and entries[0][2] == labels[predicted[r]], (entries, predicted)
+    request["outputs"] = [{"name": "logits", "parameters": {"classification": "3"}}]
+    expect_error("POST", "/v2/models/fashion/infer", json.dumps(request), 400, "classification")
+
+
+def compressed_bodies_and_raw_binary():
+    """Bodies sent gzip- and deflate-compressed with curl --data-binary give the plain request's outputs (JSON and
+    binary, Inference-Header-Content-Length counting the uncompressed JSON); curl --compressed gets a compressed
+    response; another coding is 415; a raw binary body (Inference-Header-Content-Length: 0) is the one input's
+    tensor; an output's binary_data: false overrides binary_data_output: true."""
+    request = json.dumps(load("requests", "fraud")).encode()
+    binary, header_length = to_binary(load("requests", "fraud"))
+    for coding, packed in [("gzip", gzip.compress(request)), ("deflate", zlib.compress(request))]:
+        status, _, body = curl("POST", "/v2/models/fraud/infer", packed, ["Content-Type: application/json",
+                                                                        f"Content-Encoding: {coding}"])
+        assert status == 200, f"{coding}: {body[:300]}"
+        check_outputs("fraud", json.loads(body)["outputs"])
+        packed_binary = gzip.compress(binary) if coding == "gzip" else zlib.compress(binary)
+        status, headers, body = curl("POST", "/v2/models/fraud/infer", packed_binary,
+                                     ["Content-Type: application/octet-stream", f"Content-Encoding: {coding}",
+                                      f"Inference-Header-Content-Length: {header_length}"])
+        assert status == 200 and "inference-header-content-length" in headers, f"{coding} binary: {body[:300]}"
+    # curl --compressed asks for deflate and gzip and inflates the answer itself.
+    out = subprocess.run(["curl", "-sS", "--compressed", "-D", "-", "-X", "POST", "-H", "Content-Type: application/json",
+                          "--data-binary", "@" + os.path.join(EXAMPLES, "requests", "fraud.json"),
+                          BASE + "/v2/models/fraud/infer"], check=True, capture_output=True).stdout.decode()
+    head, _, body = out.partition("\r\n\r\n")
+    assert re.search(r"^content-encoding: (gzip|deflate)\r?$", head, re.I | re.M), head
+    check_outputs("fraud", json.loads(body)["outputs"])
+    for coding, accept in [("gzip", "gzip"), ("deflate", "deflate")]:
+        status, headers, body = curl("POST", "/v2/models/fraud/infer", request, [f"Accept-Encoding: {accept}",
+                                                                                 "Content-Type: application/json"])
+        assert headers.get("content-encoding") == coding, headers
+        plain = gzip.decompress(body) if coding == "gzip" else zlib.decompress(body)
+        check_outputs("fraud", json.loads(plain)["outputs"])
+    status, headers, body = curl("POST", "/v2/models/fraud/infer", request, ["Content-Type: application/json",
+                                                                          "Content-Encoding: br"])
+    assert status == 415 and "gzip" in headers.get("accept-encoding", ""), (status, headers, body)
+    status, _, body = curl("POST", "/v2/models/fraud/infer", b"\x1f\x8b not really gzip",
+                           ["Content-Type: application/json", "Content-Encoding: gzip"])
+    assert status == 400 and "gzip" in json.loads(body)["error"], (status, body)
+
+    # Raw binary: the tensor's bytes alone.
+    tensor = load("requests", "fraud")["inputs"][0]
+    values = flat(tensor["data"])
+    raw = struct.pack("<%df" % len(values), *values)
+    status, headers, body = curl("POST", "/v2/models/fraud/infer", raw, ["Content-Type: application/octet-stream",
+                                                                      "Inference-Header-Content-Length: 0"])
+    assert status == 200, body[:300]
+    json_length = int(headers["inference-header-content-length"])
+    meta = json.loads(body[:json_length])
+    (out,) = meta["outputs"]
+    n = out["parameters"]["binary_data_size"] // 4
+    out["data"] = list(struct.unpack_from("<%df" % n, body, json_length))
+    check_outputs("fraud", [out])
+    status, _, body = curl("POST", "/v2/models/fraud/infer", raw[:-4], ["Content-Type: application/octet-stream",
+                                                                      "Inference-Header-Content-Length: 0"])
+    assert status == 400 and "not a whole number" in json.loads(body)["error"], (status, body)
+
+    # binary_data false on an output beats binary_data_output true.
+    mixed = load("requests", "fraud")
+    mixed["parameters"] = {"binary_data_output": True}
+    mixed["outputs"] = [{"name": "probabilities", "parameters": {"binary_data": False}}]
+    status, headers, body = curl("POST", "/v2/models/fraud/infer", json.dumps(mixed))
+    assert status == 200 and "inference-header-content-length" not in headers, headers
+    check_outputs("fraud", json.loads(body)["outputs"])
+
+
 def expect_error(method, path, body, code, needle):
     status, headers, response = curl(method, path, body)
     assert status == code, f"{method} {path}: HTTP {status}, expected {code}: {response[:200]}"
@@ -340,7 +591,7 @@ def input_errors():
     expect_input_error('{"parameters":{"timeout_ms":5,"timeout_ms":9000},"inputs":[%s]}' % one,
                        "parameters: key 'timeout_ms' appears more than once")
     expect_input_error('{"keep_alive_s": 30, "keep_alive_s": 60}', "'keep_alive_s': appears twice",
-                       path="/v2/models/fraud/config", method="PUT")
+                       path="/v2/models/fraud/settings", method="PUT")
     for shape, size, needle in [([1, 30], 119, "does not match shape"),
                                 ([1, 30], 2**62, "exceeds the 120 bytes"),
                                 ([2**40, 2**40], 8, "has too many elements"),
@@ -506,6 +757,7 @@ def make_repository():
     capped = os.path.join(repo, "fashion-capped")
     os.makedirs(capped)
     os.symlink(os.path.join(EXAMPLES, "models", "fashion", "model.pt"), os.path.join(capped, "model.pt"))
+    os.symlink(os.path.join(EXAMPLES, "models", "fashion", "labels.txt"), os.path.join(capped, "labels.txt"))
     with open(os.path.join(EXAMPLES, "models", "fashion", "config.json")) as f:
         config = json.load(f)
     config.update({"max_concurrency": 2, "max_queue": 8})
@@ -514,6 +766,7 @@ def make_repository():
     batched = os.path.join(repo, "fraud-batched")  # fixed batching: only a full batch of 8 rows goes at once
     os.makedirs(batched)
     os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(batched, "model.pt"))
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud", "labels.txt"), os.path.join(batched, "labels.txt"))
     with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
         config = json.load(f)
     config.update({"batching": "fixed", "max_batch_size": 8, "max_queue_delay_us": 2000000, "max_concurrency": 1})
@@ -521,7 +774,7 @@ def make_repository():
         json.dump(config, f)
     metered = os.path.join(repo, "fraud-metered")  # only the SIGTERM check sends to it
     os.makedirs(metered)
-    for name in ("model.pt", "config.json"):
+    for name in ("model.pt", "config.json", "labels.txt"):
         os.symlink(os.path.join(EXAMPLES, "models", "fraud", name), os.path.join(metered, name))
     mismatch = os.path.join(repo, "mismatch")  # fails inside torch for inputs of exactly 3 elements
     os.makedirs(mismatch)
@@ -533,6 +786,7 @@ def make_repository():
     broken = os.path.join(repo, "broken")  # a bad config must not stop the others
     os.makedirs(broken)
     os.symlink(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(broken, "model.pt"))
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud", "labels.txt"), os.path.join(broken, "labels.txt"))
     with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
         config = json.load(f)
     config["memory_mb"] = 64  # below Lambda's minimum of 128
@@ -544,6 +798,7 @@ def make_repository():
         path = os.path.join(repo, name)
         os.makedirs(path)
         shutil.copy(os.path.join(EXAMPLES, "models", "fraud", "model.pt"), os.path.join(path, "model.pt"))
+        shutil.copy(os.path.join(EXAMPLES, "models", "fraud", "labels.txt"), os.path.join(path, "labels.txt"))
         with open(os.path.join(EXAMPLES, "models", "fraud", "config.json")) as f:
             config = json.load(f)
         config.update(settings)
@@ -577,18 +832,24 @@ def wait_ready(model, seconds=60):
 
 def ready_routes_tell_the_truth():
     """A model whose start hangs: deploying starts nothing, so its first request finds out (503 once
-    start_timeout_ms passes); from then on it is not READY (route and index say why); the server is
-    ready throughout."""
+    start_timeout_ms passes); from then on it is not READY: its ready route says 400 and why, the index
+    says why (and {"ready": true} leaves it out), and the server's ready route (strict, as Triton's)
+    is 400 naming it."""
     request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
     start = time.time()
     expect_error("POST", "/v2/models/looper/infer", json.dumps(request), 503, "did not become ready within start_timeout_ms=1500")
     assert time.time() - start < 15, "the stuck start was not timed out promptly"
     status, _, body = curl("GET", "/v2/models/looper/ready")
-    assert status == 503 and "start_timeout_ms=1500" in json.loads(body)["error"], (status, body)
+    assert status == 400 and "start_timeout_ms=1500" in json.loads(body)["error"], (status, body)
     status, _, body = curl("POST", "/v2/repository/index", "{}")
     looper = {m["name"]: m for m in json.loads(body)}["looper"]
     assert looper["state"] == "UNAVAILABLE" and "start_timeout_ms=1500" in looper["reason"], looper
-    assert curl("GET", "/v2/health/ready")[0] == 200
+    status, _, body = curl("POST", "/v2/repository/index", '{"ready": true}')
+    ready_only = json.loads(body)
+    assert status == 200 and ready_only and all(m["state"] == "READY" for m in ready_only), body
+    assert "looper" not in {m["name"] for m in ready_only} and "fraud" in {m["name"] for m in ready_only}, body
+    status, _, body = curl("GET", "/v2/health/ready")
+    assert status == 400 and "looper" in json.loads(body)["error"], (status, body)
 
 
 def corrupt_reload_keeps_old_version():
@@ -616,7 +877,7 @@ def settings_change_mid_cold_start_under_load():
     load_gen = hey("fraud-wedge", ["-z", "3s", "-c", "16", "-t", "20"], request_model="fraud")
     time.sleep(0.1)
     for threads in (2, 1):
-        status, _, body = curl("PUT", "/v2/models/fraud-wedge/config", json.dumps({"threads": threads}))
+        status, _, body = curl("PUT", "/v2/models/fraud-wedge/settings", json.dumps({"threads": threads}))
         assert status == 200, body
         time.sleep(0.3)
     out, _ = load_gen.communicate(timeout=60)
@@ -635,19 +896,19 @@ def settings_change_mid_cold_start_under_load():
 
 
 def settings_api():
-    status, _, body = curl("GET", "/v2/models/fashion-capped/config")
+    status, _, body = curl("GET", "/v2/models/fashion-capped/settings")
     assert status == 200 and json.loads(body)["max_queue"] == 8, body
     infer_json_as("fashion-capped", "fashion")
     infer_json_as("fashion-capped", "fashion")  # called twice in a row: hot, so it gets its template
     before = wait_status("fashion-capped", lambda d: d["template_state"] == "ready", "template ready")["template"]["pid"]
-    status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
+    status, _, body = curl("PUT", "/v2/models/fashion-capped/settings", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
     assert status == 200, body
     config = json.loads(body)
     assert config["keep_alive_s"] == 30 and config["keep_alive_policy"] == "histogram" and config["max_queue"] == 8, config
-    assert json.loads(curl("GET", "/v2/models/fashion-capped/config")[2])["keep_alive_s"] == 30
+    assert json.loads(curl("GET", "/v2/models/fashion-capped/settings")[2])["keep_alive_s"] == 30
     # Keep-alive is the runtime's: the template stays. A field workers read replaces it.
     assert json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])["template"]["pid"] == before
-    status, _, body = curl("PUT", "/v2/models/fashion-capped/config", '{"threads": 2}')
+    status, _, body = curl("PUT", "/v2/models/fashion-capped/settings", '{"threads": 2}')
     assert status == 200 and json.loads(body)["threads"] == 2, body
     # New instances start from a new template with the new settings.
     for _ in range(100):
@@ -658,11 +919,11 @@ def settings_api():
     else:
         raise AssertionError(f"template not replaced: {doc}")
     infer_json_as("fashion-capped", "fashion")
-    expect_error("PUT", "/v2/models/fashion-capped/config", '{"inputs": []}', 400, "'inputs'")
-    expect_error("PUT", "/v2/models/fashion-capped/config", '{"memory_mb": 1}', 400, "'memory_mb'")
-    expect_error("PUT", "/v2/models/fashion-capped/config", '{"max_concurency": 1}', 400, "max_concurency")
-    expect_error("PUT", "/v2/models/fashion-capped/config", '{"keep_alive_s": ', 400, "JSON")
-    expect_error("PUT", "/v2/models/nosuchmodel/config", '{}', 404, "nosuchmodel")
+    expect_error("PUT", "/v2/models/fashion-capped/settings", '{"inputs": []}', 400, "'inputs'")
+    expect_error("PUT", "/v2/models/fashion-capped/settings", '{"memory_mb": 1}', 400, "'memory_mb'")
+    expect_error("PUT", "/v2/models/fashion-capped/settings", '{"max_concurency": 1}', 400, "max_concurency")
+    expect_error("PUT", "/v2/models/fashion-capped/settings", '{"keep_alive_s": ', 400, "JSON")
+    expect_error("PUT", "/v2/models/nosuchmodel/settings", '{}', 404, "nosuchmodel")
 
 
 def concurrent_curls_share_a_batch():
@@ -844,8 +1105,8 @@ def prometheus_metrics():
 
 
 def usage_stats():
-    """/v2/stats and /v2/models/{m}/stats report invocations, latency, GB-s and dollars."""
-    status, _, body = curl("GET", "/v2/models/fraud/stats")
+    """/v2/stats and /v2/models/{m}/usage report invocations, latency, GB-s and dollars."""
+    status, _, body = curl("GET", "/v2/models/fraud/usage")
     assert status == 200, body
     stats = json.loads(body)
     assert stats["ok"] >= 2000 and stats["latency_ms"]["p99"] > 0 and stats["usd"]["total"] > 0, stats
@@ -936,7 +1197,8 @@ def main():
         sys.exit(f"{THAW} not built; run scripts/build")
     log_path = os.path.join(TMP, "server.log")
     log = open(log_path, "w")
-    server = subprocess.Popen([THAW, "serve", "--repo", make_repository(), "--port", str(PORT), "--usage-log", USAGE_LOG],
+    server = subprocess.Popen([THAW, "serve", "--repo", make_repository(), "--port", str(PORT), "--usage-log", USAGE_LOG,
+                               "--grpc-port", str(GRPC_PORT)],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(200):
@@ -956,6 +1218,15 @@ def main():
             check(f"{model}: JSON tensors match the Python reference", lambda m=model: infer_json(m))
             check(f"{model}: binary tensors match the Python reference", lambda m=model: infer_binary(m))
         check("nested data and output selection", nested_data_and_output_selection)
+        check("Triton statistics: GET /v2/models/stats and per model, every field perf_analyzer reads",
+              triton_statistics)
+        check("Triton model configuration field by field; a Triton-format load override; PUT config is 405",
+              triton_model_config)
+        check("gzip/deflate bodies with curl --data-binary, compressed responses, raw binary, binary_data override",
+              compressed_bodies_and_raw_binary)
+        check("classification extension: top 3 classes with labels, the best the reference's", classification_extension)
+        check("gRPC: a Python client (grpcio, stubs from the project's .proto): health, metadata, config, stats, "
+              "ModelInfer raw and typed match the references, errors as gRPC codes", grpc_python_client)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
         check("input errors: ragged data, zero dims, repeated keys, bad binary sizes -> 400, no host paths",
               input_errors)
@@ -977,7 +1248,7 @@ def main():
         check("memory_mb enforced: 2 GB in a 128 MB model -> 503 naming the limit, counted; server and fraud fine",
               memory_limit)
         check("/metrics: promtool check metrics passes; every family present", prometheus_metrics)
-        check("/v2/stats and /v2/models/fraud/stats: invocations, p99, GB-s, dollars", usage_stats)
+        check("/v2/stats and /v2/models/fraud/usage: invocations, p99, GB-s, dollars", usage_stats)
 
         def clean_shutdown():
             pids = [p for m in MODELS for p in worker_pids(m, with_template=True)]

@@ -136,6 +136,7 @@ def plan_writes_a_config_the_server_loads():
     repo = path("plan-repo")
     os.makedirs(os.path.join(repo, "fraud"))
     os.symlink(os.path.join(MODELS, "fraud", "model.pt"), os.path.join(repo, "fraud", "model.pt"))
+    os.symlink(os.path.join(MODELS, "fraud", "labels.txt"), os.path.join(repo, "fraud", "labels.txt"))
     shutil.copy(path("fraud.plan.json"), os.path.join(repo, "fraud", "config.json"))
     server, base, log = serve(repo, path("plan-usage.jsonl"))
     try:
@@ -174,6 +175,7 @@ def replay_two_models_then_profile_from_usage():
     for model in ["fraud", "fashion"]:
         os.makedirs(os.path.join(repo, model))
         os.symlink(os.path.join(MODELS, model, "model.pt"), os.path.join(repo, model, "model.pt"))
+        os.symlink(os.path.join(MODELS, model, "labels.txt"), os.path.join(repo, model, "labels.txt"))
         shutil.copy(config(model), os.path.join(repo, model, "config.json"))
     trace = write_csv_trace("two.csv", TWO_MODEL_TRACE)
     usage = path("replay-usage.jsonl")

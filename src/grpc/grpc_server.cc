@@ -1,0 +1,452 @@
+#include "grpc/grpc_server.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <simdjson.h>
+
+#include <boost/asio/post.hpp>
+
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "base/json_writer.h"
+#include "base/log.h"
+#include "grpc_service.grpc.pb.h"
+#include "protocol/v2.h"
+
+namespace thaw {
+namespace {
+
+namespace pb = ::inference;
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+grpc::Status GrpcStatus(int http_status, const std::string& message) {
+  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+  switch (http_status) {
+    case 400:
+    case 408:
+    case 413:
+    case 415:
+    case 431: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case 401: code = grpc::StatusCode::UNAUTHENTICATED; break;
+    case 403: code = grpc::StatusCode::PERMISSION_DENIED; break;
+    case 404: code = grpc::StatusCode::NOT_FOUND; break;
+    case 405: code = grpc::StatusCode::UNIMPLEMENTED; break;
+    case 429: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case 503: code = grpc::StatusCode::UNAVAILABLE; break;
+    case 504: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    default: break;
+  }
+  return grpc::Status(code, message);
+}
+
+// The message of a REST error body ({"error": "..."}), else the body.
+std::string ErrorMessage(const HttpResponse& response) {
+  simdjson::dom::parser parser;
+  std::string_view message;
+  if (!parser.parse(response.body).get_object()["error"].get_string().get(message)) return std::string(message);
+  return response.body;
+}
+
+grpc::Status ErrorStatus(const HttpResponse& response) { return GrpcStatus(response.status, ErrorMessage(response)); }
+
+std::optional<std::string> Authorization(const CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+// A model name as a path segment: the REST routes take no '/', '?' or empty names.
+bool IsPathSegment(const std::string& name) {
+  return !name.empty() && name.find_first_of("/?#%") == std::string::npos && name != "." && name != "..";
+}
+
+std::string ModelPath(const std::string& name, const std::string& version) {
+  return "/v2/models/" + name + (version.empty() ? "" : "/versions/" + version);
+}
+
+template <typename Message>
+grpc::Status FromJson(const std::string& json, Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
+  if (!status.ok())
+    return grpc::Status(grpc::StatusCode::INTERNAL, "cannot convert the REST answer: " + std::string(status.message()));
+  return grpc::Status::OK;
+}
+
+// ---------------------------------------------------------------------------
+// Tensors: gRPC messages <-> thaw's Tensor (the binary extension's bytes).
+
+template <typename T, typename Repeated>
+void AppendAs(std::string* out, const Repeated& values) {
+  out->reserve(out->size() + static_cast<size_t>(values.size()) * sizeof(T));
+  for (auto value : values) {
+    const T v = static_cast<T>(value);
+    out->append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
+}
+
+template <typename T, typename Repeated>
+bool InRange(const Repeated& values) {
+  for (auto value : values)
+    if (value < std::numeric_limits<T>::min() || value > std::numeric_limits<T>::max()) return false;
+  return true;
+}
+
+// contents -> bytes for `datatype`; an error message names the field.
+std::optional<std::string> ContentsBytes(const pb::InferTensorContents& c, DataType type, std::string* data) {
+  switch (type) {
+    case DataType::kBool:
+      for (bool b : c.bool_contents()) data->push_back(b ? 1 : 0);
+      return std::nullopt;
+    case DataType::kInt8:
+      if (!InRange<int8_t>(c.int_contents())) return "int_contents has values outside INT8";
+      AppendAs<int8_t>(data, c.int_contents());
+      return std::nullopt;
+    case DataType::kInt16:
+      if (!InRange<int16_t>(c.int_contents())) return "int_contents has values outside INT16";
+      AppendAs<int16_t>(data, c.int_contents());
+      return std::nullopt;
+    case DataType::kInt32: AppendAs<int32_t>(data, c.int_contents()); return std::nullopt;
+    case DataType::kInt64: AppendAs<int64_t>(data, c.int64_contents()); return std::nullopt;
+    case DataType::kUint8:
+      if (!InRange<uint8_t>(c.uint_contents())) return "uint_contents has values outside UINT8";
+      AppendAs<uint8_t>(data, c.uint_contents());
+      return std::nullopt;
+    case DataType::kUint16:
+      if (!InRange<uint16_t>(c.uint_contents())) return "uint_contents has values outside UINT16";
+      AppendAs<uint16_t>(data, c.uint_contents());
+      return std::nullopt;
+    case DataType::kUint32: AppendAs<uint32_t>(data, c.uint_contents()); return std::nullopt;
+    case DataType::kUint64: AppendAs<uint64_t>(data, c.uint64_contents()); return std::nullopt;
+    case DataType::kFp32: AppendAs<float>(data, c.fp32_contents()); return std::nullopt;
+    case DataType::kFp64: AppendAs<double>(data, c.fp64_contents()); return std::nullopt;
+    case DataType::kFp16: return "FP16 has no typed contents; send it in raw_input_contents";
+    case DataType::kBytes:
+      for (const std::string& element : c.bytes_contents()) {
+        const uint32_t length = static_cast<uint32_t>(element.size());
+        char prefix[4];
+        std::memcpy(prefix, &length, sizeof prefix);
+        data->append(prefix, sizeof prefix);
+        data->append(element);
+      }
+      return std::nullopt;
+  }
+  return "unknown datatype";
+}
+
+StatusOr<v2::InferRequest> ToInferRequest(const pb::ModelInferRequest& message) {
+  v2::InferRequest request;
+  if (!message.id().empty()) request.id = message.id();
+  for (const auto& [key, value] : message.parameters()) {
+    if (key == "timeout_ms") {
+      if (value.parameter_choice_case() != pb::InferParameter::kInt64Param || value.int64_param() < 0)
+        return InvalidArgument("parameters.timeout_ms must be a non-negative int64_param");
+      request.timeout_ms = value.int64_param();
+    }
+  }
+  const bool raw = message.raw_input_contents_size() > 0;
+  if (raw && message.raw_input_contents_size() != message.inputs_size())
+    return InvalidArgument("raw_input_contents has " + std::to_string(message.raw_input_contents_size()) +
+                           " entries for " + std::to_string(message.inputs_size()) + " inputs");
+  if (message.inputs_size() == 0) return InvalidArgument("'inputs' must not be empty");
+  for (int i = 0; i < message.inputs_size(); ++i) {
+    const auto& input = message.inputs(i);
+    const std::string who = "input '" + input.name() + "'";
+    Tensor t;
+    t.name = input.name();
+    auto type = ParseDataType(input.datatype());
+    if (!type) return InvalidArgument(who + ": unknown datatype '" + input.datatype() + "'");
+    t.datatype = *type;
+    for (int64_t d : input.shape()) {
+      if (d < 0) return InvalidArgument(who + ": shape dims must be non-negative");
+      t.shape.push_back(d);
+    }
+    if (t.element_count() < 0) return InvalidArgument(who + ": shape " + ShapeToString(t.shape) + " is too large");
+    if (raw) {
+      if (input.has_contents()) return InvalidArgument(who + ": has contents while the request uses raw_input_contents");
+      t.data = message.raw_input_contents(i);
+    } else if (auto problem = ContentsBytes(input.contents(), t.datatype, &t.data)) {
+      return InvalidArgument(who + ": " + *problem);
+    }
+    if (Status s = CheckTensorData(t); !s.ok())
+      return InvalidArgument(who + ": " + s.message() + " (shape " + ShapeToString(t.shape) + ", " +
+                             std::string(DataTypeName(t.datatype)) + ")");
+    request.inputs.push_back(std::move(t));
+  }
+  for (const auto& output : message.outputs()) {
+    v2::RequestedOutput requested{.name = output.name()};
+    for (const auto& [key, value] : output.parameters()) {
+      if (key == "classification") {
+        if (value.parameter_choice_case() != pb::InferParameter::kInt64Param || value.int64_param() < 0)
+          return InvalidArgument("output '" + output.name() + "': parameters.classification must be a "
+                                 "non-negative int64_param");
+        requested.classification = value.int64_param();
+      }
+    }
+    request.outputs.push_back(std::move(requested));
+  }
+  return request;
+}
+
+// The flat JSON parameters (TimingParameters) as typed InferParameters.
+void SetParameters(const std::string& json, google::protobuf::Map<std::string, pb::InferParameter>* parameters) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (parser.parse(json).get_object().get(object)) return;
+  for (auto [key, value] : object) {
+    pb::InferParameter& p = (*parameters)[std::string(key)];
+    switch (value.type()) {
+      case simdjson::dom::element_type::BOOL: p.set_bool_param(bool(value)); break;
+      case simdjson::dom::element_type::INT64: p.set_int64_param(int64_t(value)); break;
+      case simdjson::dom::element_type::UINT64: p.set_uint64_param(uint64_t(value)); break;
+      case simdjson::dom::element_type::DOUBLE: p.set_double_param(double(value)); break;
+      case simdjson::dom::element_type::STRING: p.set_string_param(std::string(std::string_view(value))); break;
+      default: parameters->erase(std::string(key)); break;
+    }
+  }
+}
+
+void FillResponse(const std::string& model, const v2::InferRequest& request, InferOutcome& outcome,
+                  pb::ModelInferResponse* response) {
+  response->set_model_name(model);
+  response->set_model_version("1");
+  if (request.id) response->set_id(*request.id);
+  SetParameters(TimingParameters(outcome.timing), response->mutable_parameters());
+  auto add = [&](Tensor& t) {
+    auto* out = response->add_outputs();
+    out->set_name(t.name);
+    out->set_datatype(std::string(DataTypeName(t.datatype)));
+    for (int64_t d : t.shape) out->add_shape(d);
+    response->add_raw_output_contents(std::move(t.data));
+  };
+  // The request's outputs in its order, else every output in config order.
+  if (request.outputs.empty()) {
+    for (Tensor& t : outcome.outputs) add(t);
+    return;
+  }
+  for (const v2::RequestedOutput& r : request.outputs)
+    for (Tensor& t : outcome.outputs)
+      if (t.name == r.name) {
+        add(t);
+        break;
+      }
+}
+
+}  // namespace
+
+struct GrpcServer::Impl : public pb::GRPCInferenceService::CallbackService {
+  Impl(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options)
+      : io(io), handler(handler), options(std::move(options)) {}
+
+  // The REST route's request on the handler (on the io thread); `done` gets
+  // its response there.
+  void Rest(CallbackServerContext* context, std::string method, std::string target, std::string body,
+            std::function<void(HttpResponse)> done) {
+    HttpRequest request{.method = std::move(method), .target = std::move(target), .body = std::move(body)};
+    request.authorization = Authorization(context);
+    if (!request.body.empty()) request.content_type = "application/json";
+    boost::asio::post(io, [this, request = std::move(request), done = std::move(done)]() mutable {
+      handler.Handle(std::move(request), std::move(done));
+    });
+  }
+
+  // A REST GET whose JSON (wrapped by `wrap`) is the message.
+  template <typename Message>
+  ServerUnaryReactor* JsonCall(CallbackServerContext* context, std::string method, std::string target,
+                               std::string body, Message* message, std::string (*wrap)(std::string)) {
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, std::move(method), std::move(target), std::move(body), [reactor, message, wrap](HttpResponse r) {
+      if (r.status != 200) return reactor->Finish(ErrorStatus(r));
+      reactor->Finish(FromJson(wrap ? wrap(std::move(r.body)) : r.body, message));
+    });
+    return reactor;
+  }
+
+  ServerUnaryReactor* Finished(CallbackServerContext* context, grpc::Status status) {
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(std::move(status));
+    return reactor;
+  }
+
+  ServerUnaryReactor* ServerLive(CallbackServerContext* context, const pb::ServerLiveRequest*,
+                                 pb::ServerLiveResponse* response) override {
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, "GET", "/v2/health/live", "", [reactor, response](HttpResponse r) {
+      response->set_live(r.status == 200);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  ServerUnaryReactor* ServerReady(CallbackServerContext* context, const pb::ServerReadyRequest*,
+                                  pb::ServerReadyResponse* response) override {
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, "GET", "/v2/health/ready", "", [reactor, response](HttpResponse r) {
+      if (r.status != 200 && r.status != 400) return reactor->Finish(ErrorStatus(r));
+      response->set_ready(r.status == 200);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  ServerUnaryReactor* ModelReady(CallbackServerContext* context, const pb::ModelReadyRequest* request,
+                                 pb::ModelReadyResponse* response) override {
+    if (!IsPathSegment(request->name())) {
+      response->set_ready(false);
+      return Finished(context, grpc::Status::OK);
+    }
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, "GET", ModelPath(request->name(), request->version()) + "/ready", "",
+         [reactor, response](HttpResponse r) {
+           // Not ready and unknown are both "false", as Triton answers.
+           if (r.status != 200 && r.status != 400 && r.status != 404) return reactor->Finish(ErrorStatus(r));
+           response->set_ready(r.status == 200);
+           reactor->Finish(grpc::Status::OK);
+         });
+    return reactor;
+  }
+
+  ServerUnaryReactor* ServerMetadata(CallbackServerContext* context, const pb::ServerMetadataRequest*,
+                                     pb::ServerMetadataResponse* response) override {
+    return JsonCall(context, "GET", "/v2", "", response, nullptr);
+  }
+
+  ServerUnaryReactor* ModelMetadata(CallbackServerContext* context, const pb::ModelMetadataRequest* request,
+                                    pb::ModelMetadataResponse* response) override {
+    if (!IsPathSegment(request->name()))
+      return Finished(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
+    return JsonCall(context, "GET", ModelPath(request->name(), request->version()), "", response, nullptr);
+  }
+
+  ServerUnaryReactor* ModelConfig(CallbackServerContext* context, const pb::ModelConfigRequest* request,
+                                  pb::ModelConfigResponse* response) override {
+    if (!IsPathSegment(request->name()))
+      return Finished(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
+    return JsonCall(context, "GET", ModelPath(request->name(), request->version()) + "/config", "", response,
+                    [](std::string json) { return "{\"config\":" + json + "}"; });
+  }
+
+  ServerUnaryReactor* ModelStatistics(CallbackServerContext* context, const pb::ModelStatisticsRequest* request,
+                                      pb::ModelStatisticsResponse* response) override {
+    if (request->name().empty()) return JsonCall(context, "GET", "/v2/models/stats", "", response, nullptr);
+    if (!IsPathSegment(request->name()))
+      return Finished(context, grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
+    return JsonCall(context, "GET", ModelPath(request->name(), request->version()) + "/stats", "", response, nullptr);
+  }
+
+  ServerUnaryReactor* RepositoryIndex(CallbackServerContext* context, const pb::RepositoryIndexRequest* request,
+                                      pb::RepositoryIndexResponse* response) override {
+    return JsonCall(context, "POST", "/v2/repository/index", request->ready() ? R"({"ready":true})" : "{}", response,
+                    [](std::string json) { return "{\"models\":" + json + "}"; });
+  }
+
+  // Load and unload: the REST body from the parameters map.
+  static std::string RepositoryBody(const google::protobuf::Map<std::string, pb::ModelRepositoryParameter>& parameters) {
+    std::string json;
+    JsonWriter w(&json);
+    w.BeginObject().Key("parameters").BeginObject();
+    for (const auto& [key, value] : parameters) {
+      w.Key(key);
+      switch (value.parameter_choice_case()) {
+        case pb::ModelRepositoryParameter::kBoolParam: w.Bool(value.bool_param()); break;
+        case pb::ModelRepositoryParameter::kInt64Param: w.Int(value.int64_param()); break;
+        case pb::ModelRepositoryParameter::kStringParam: w.String(value.string_param()); break;
+        default: w.Null(); break;  // bytes (file:<path>): refused by the load route, which names the key
+      }
+    }
+    w.EndObject().EndObject();
+    return json;
+  }
+
+  ServerUnaryReactor* RepositoryModelLoad(CallbackServerContext* context, const pb::RepositoryModelLoadRequest* request,
+                                          pb::RepositoryModelLoadResponse*) override {
+    if (!IsPathSegment(request->model_name()))
+      return Finished(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                            "'" + request->model_name() + "' is not a model name"));
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, "POST", "/v2/repository/models/" + request->model_name() + "/load",
+         RepositoryBody(request->parameters()), [reactor](HttpResponse r) {
+           reactor->Finish(r.status == 200 ? grpc::Status::OK : ErrorStatus(r));
+         });
+    return reactor;
+  }
+
+  ServerUnaryReactor* RepositoryModelUnload(CallbackServerContext* context,
+                                            const pb::RepositoryModelUnloadRequest* request,
+                                            pb::RepositoryModelUnloadResponse*) override {
+    if (!IsPathSegment(request->model_name()))
+      return Finished(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                            "'" + request->model_name() + "' is not a model name"));
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    Rest(context, "POST", "/v2/repository/models/" + request->model_name() + "/unload", "",
+         [reactor](HttpResponse r) { reactor->Finish(r.status == 200 ? grpc::Status::OK : ErrorStatus(r)); });
+    return reactor;
+  }
+
+  ServerUnaryReactor* ModelInfer(CallbackServerContext* context, const pb::ModelInferRequest* request,
+                                 pb::ModelInferResponse* response) override {
+    if (!request->model_version().empty() && request->model_version() != "1")
+      return Finished(context, grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                            "model '" + request->model_name() + "' has no version '" +
+                                                request->model_version() + "'; the only version is 1"));
+    ServerUnaryReactor* reactor = context->DefaultReactor();
+    // Decoded on gRPC's thread (it grows with the data); its errors are
+    // answered after the token and model checks, as over REST.
+    auto decoded = std::make_shared<StatusOr<v2::InferRequest>>(ToInferRequest(*request));
+    boost::asio::post(io, [this, reactor, response, model = request->model_name(), authorization = Authorization(context),
+                           decoded]() mutable {
+      handler.InferTensors(model, std::move(*decoded), std::move(authorization),
+                           [reactor, response, model](V2Handler::TensorsResult result) {
+                             if (result.http_status != 200)
+                               return reactor->Finish(GrpcStatus(result.http_status, result.outcome.status.message()));
+                             FillResponse(model, *result.request, result.outcome, response);
+                             reactor->Finish(grpc::Status::OK);
+                           });
+    });
+    return reactor;
+  }
+
+  boost::asio::io_context& io;
+  V2Handler& handler;
+  GrpcServerOptions options;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+GrpcServer::GrpcServer(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options)
+    : impl_(std::make_unique<Impl>(io, handler, std::move(options))) {}
+
+GrpcServer::~GrpcServer() { Shutdown(); }
+
+Status GrpcServer::Start() {
+  grpc::ServerBuilder builder;
+  const std::string address = impl_->options.host + ":" + std::to_string(impl_->options.port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(impl_->options.max_message_bytes, INT32_MAX)));
+  builder.SetMaxSendMessageSize(INT32_MAX);
+  builder.RegisterService(impl_.get());
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || impl_->port == 0) {
+    impl_->server.reset();
+    return Unavailable("gRPC: cannot listen on " + address);
+  }
+  return Status::Ok();
+}
+
+uint16_t GrpcServer::port() const { return static_cast<uint16_t>(impl_->port); }
+
+void GrpcServer::Shutdown() {
+  if (!impl_->server) return;
+  impl_->server->Shutdown(std::chrono::system_clock::now() + impl_->options.shutdown_grace);
+  impl_->server->Wait();
+  impl_->server.reset();
+}
+
+}  // namespace thaw

@@ -1,0 +1,66 @@
+// GrpcServer: the Open Inference Protocol's gRPC service
+// (inference.GRPCInferenceService, grpc_service.proto) on its own port,
+// beside the REST server and sharing everything behind it.
+//
+// What it serves: ServerLive, ServerReady, ModelReady, ServerMetadata,
+// ModelMetadata, ModelInfer, and Triton's ModelConfig, ModelStatistics,
+// RepositoryIndex, RepositoryModelLoad, RepositoryModelUnload. Other RPCs of
+// Triton's proto (streaming, shared memory, trace, logging) answer
+// UNIMPLEMENTED.
+//
+// How: ModelInfer goes straight to V2Handler::InferTensors (the REST path's
+// validation, deadline, runtime and classification; no JSON in between),
+// tensors from raw_input_contents or typed contents and back as
+// raw_output_contents, as Triton's gRPC server answers. Every other RPC is
+// the REST route's request made on the handler (GET /v2/models/{m}/config,
+// ...) with its JSON read into the message, so the two protocols cannot
+// disagree. Access is the REST route's: the "authorization" metadata entry
+// carries the bearer token (server/auth.h), health RPCs are open.
+//
+// Errors: a gRPC status per HTTP status (400 INVALID_ARGUMENT, 401
+// UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 405 UNIMPLEMENTED,
+// 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED, else
+// INTERNAL) with the REST error's message. ServerReady and ModelReady answer
+// ready=false (not an error) where REST says 400 or 404.
+//
+// Threading: gRPC runs the RPCs on its own threads; each posts its work to
+// the io_context the runtime and handler live on, and finishes from there.
+// Start and Shutdown on one thread; Shutdown waits for RPCs in flight
+// (bounded by `shutdown_grace`), and must come before the io_context stops.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "server/v2_handler.h"
+
+namespace thaw {
+
+struct GrpcServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8001;                   // 0 picks a free port
+  size_t max_message_bytes = 256u << 20;  // a request message, as --max-body-mb for REST
+  std::chrono::milliseconds shutdown_grace{5000};
+};
+
+class GrpcServer {
+ public:
+  // `handler` and `io` must outlive the server.
+  GrpcServer(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options);
+  ~GrpcServer();
+
+  // Binds and starts serving. kUnavailable if the address cannot be bound.
+  Status Start();
+  uint16_t port() const;  // after Start
+  void Shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace thaw
