@@ -197,6 +197,56 @@ TEST(Scheduler, CrashFailsRunningRequestsAndQueuedOnesGetAFreshInstance) {
   EXPECT_TRUE(d.scheduler.LastStartError("m").empty());
 }
 
+// Instances dying under queued work (an OOM kill, then a deadline kill)
+// leave a replacement that then sits idle: keep-alive still stops it, on the
+// wakes the scheduler asks for.
+TEST(Scheduler, AnInstanceLeftByAPanicAmidKillsIsStoppedOnceThePanicEnds) {
+  Driver d;
+  ModelConfig c = Config("m");
+  c.max_concurrency = 1;
+  c.keep_alive_s = 2;
+  c.stable_window_s = 6;
+  c.panic_window_s = 2;
+  c.keep_alive_policy = KeepAlive::kAdaptive;  // the default, as the model it was seen on
+  ASSERT_TRUE(d.Add(c).ok());
+  d.deadline_us = 3'000'000;
+  ASSERT_TRUE(d.Arrive("m", 0).ok());
+  uint64_t instance = OfKind(d.Take(), Kind::kStart).at(0).instance_id;
+  d.Ready("m", instance, 100'000);
+  ASSERT_TRUE(d.Arrive("m", 200'000).ok());  // queued behind the running one
+  ASSERT_TRUE(d.Arrive("m", 300'000).ok());
+  d.Take();
+  // The running request is killed at the memory limit; the queue starts a replacement.
+  d.scheduler.InstanceGone("m", instance, GoneKind::kOom, Unavailable("memory limit"), "", d.At(1'000'000), &d.actions);
+  Actions a = d.Take();
+  ASSERT_EQ(OfKind(a, Kind::kStart).size(), 1u);
+  instance = OfKind(a, Kind::kStart)[0].instance_id;
+  d.Ready("m", instance, 1'100'000);
+  d.Take();
+  // Its request runs past the deadline: killed, and (the other still queued) replaced.
+  d.Wake("m", 3'200'000);
+  a = d.Take();
+  ASSERT_FALSE(OfKind(a, Kind::kStop).empty());
+  Micros wake = LastWake(a, kNever);
+  for (const Action& start : OfKind(a, Kind::kStart)) d.Ready("m", start.instance_id, 3'300'000);
+  Micros now = 3'300'000;
+  // Follow the scheduler: start what it starts, answer what it dispatches,
+  // wake it when it asks (the last wake asked for stands until replaced).
+  for (int step = 0; step < 200 && !d.scheduler.Instances("m").empty(); ++step) {
+    a = d.Take();
+    wake = LastWake(a, wake);
+    for (const Action& start : OfKind(a, Kind::kStart)) d.Ready("m", start.instance_id, now);
+    for (const Action& dispatch : OfKind(a, Kind::kDispatch)) d.Done("m", dispatch.instance_id, dispatch.execution_id, now);
+    if (!OfKind(a, Kind::kStart).empty() || !OfKind(a, Kind::kDispatch).empty()) continue;
+    if (wake == kNever) break;
+    now = std::max(now, wake);
+    wake = kNever;
+    d.Wake("m", now);
+  }
+  EXPECT_TRUE(d.scheduler.Instances("m").empty()) << "an idle instance was held at " << now << " us";
+  EXPECT_LT(now, 30 * kMicrosPerSecond);
+}
+
 TEST(Scheduler, FailedStartsBackOffTheProvisionedFloor) {
   Driver d;
   ModelConfig c = Config("m");
