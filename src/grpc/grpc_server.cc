@@ -129,13 +129,7 @@ std::optional<std::string> ContentsBytes(const pb::InferTensorContents& c, DataT
     case DataType::kFp64: AppendAs<double>(data, c.fp64_contents()); return std::nullopt;
     case DataType::kFp16: return "FP16 has no typed contents; send it in raw_input_contents";
     case DataType::kBytes:
-      for (const std::string& element : c.bytes_contents()) {
-        const uint32_t length = static_cast<uint32_t>(element.size());
-        char prefix[4];
-        std::memcpy(prefix, &length, sizeof prefix);
-        data->append(prefix, sizeof prefix);
-        data->append(element);
-      }
+      for (const std::string& element : c.bytes_contents()) AppendBytesElement(data, element);
       return std::nullopt;
   }
   return "unknown datatype";

@@ -274,11 +274,7 @@ Status DecodeBytes(const element& data, int64_t count, Tensor* t) {
         bad = leaf;
         return false;
       }
-      const uint32_t len = static_cast<uint32_t>(s.size());
-      char prefix[4];
-      std::memcpy(prefix, &len, 4);  // little-endian host (x86-64 / aarch64)
-      t->data.append(prefix, 4);
-      t->data.append(s);
+      AppendBytesElement(&t->data, s);
     }
     ++n;
     return true;
@@ -625,11 +621,7 @@ StatusOr<InferRequest> ParseRawInferRequest(const ModelConfig& model, std::strin
       return InvalidArgument(who + ": a BYTES input takes one element raw; its shape is " + ShapeToString(spec.shape));
     if (body.size() > std::numeric_limits<uint32_t>::max())
       return InvalidArgument(who + ": a BYTES element holds at most 4 GiB");
-    const uint32_t length = static_cast<uint32_t>(body.size());  // the element's 4-byte little-endian length
-    char prefix[4];
-    std::memcpy(prefix, &length, sizeof prefix);
-    t.data.assign(prefix, sizeof prefix);
-    t.data.append(body);
+    AppendBytesElement(&t.data, body);
   } else {
     size_t variable = 0, variable_at = 0;
     uint64_t fixed = DataTypeSize(t.datatype);
@@ -880,11 +872,7 @@ Status ClassifyOutputs(const ModelConfig& model, const InferRequest& request, st
         std::snprintf(text, sizeof text, "%f:%lld", score(c), static_cast<long long>(c));
         std::string entry = text;
         if (c < static_cast<int64_t>(spec.labels.size())) entry += ":" + spec.labels[static_cast<size_t>(c)];
-        const uint32_t length = static_cast<uint32_t>(entry.size());
-        char prefix[4];
-        std::memcpy(prefix, &length, sizeof prefix);
-        ranked.data.append(prefix, sizeof prefix);
-        ranked.data += entry;
+        AppendBytesElement(&ranked.data, entry);
       }
     }
     t = std::move(ranked);

@@ -62,6 +62,14 @@ std::string ShapeToString(const Shape& shape) {
   return s;
 }
 
+void AppendBytesElement(std::string* data, std::string_view element) {
+  const uint32_t length = static_cast<uint32_t>(element.size());
+  char prefix[4];
+  std::memcpy(prefix, &length, sizeof prefix);  // little-endian host (x86-64 / aarch64)
+  data->append(prefix, sizeof prefix);
+  data->append(element);
+}
+
 Status CheckTensorData(const Tensor& tensor) {
   const int64_t count = tensor.element_count();
   if (count < 0) return InvalidArgument("tensor '" + tensor.name + "' has an invalid shape " + ShapeToString(tensor.shape));

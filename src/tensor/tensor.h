@@ -55,6 +55,10 @@ struct Tensor {
   int64_t element_count() const { return ElementCount(shape); }
 };
 
+// Appends one BYTES element to a tensor's data: its 4-byte little-endian
+// length, then its bytes (at most 4 GiB; callers check the size).
+void AppendBytesElement(std::string* data, std::string_view element);
+
 // Checks that data holds exactly the bytes shape and datatype call for
 // (for BYTES: element_count length-prefixed strings, nothing left over).
 Status CheckTensorData(const Tensor& tensor);
