@@ -6,7 +6,6 @@
 
 #include <boost/asio/post.hpp>
 
-#include <cstring>
 #include <limits>
 #include <optional>
 #include <type_traits>
