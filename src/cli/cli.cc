@@ -224,6 +224,12 @@ Status ParseLoad(const std::vector<std::string>& args, LoadCommandOptions* load,
     } else if (name == "--request") {
       if (value.empty()) return InvalidArgument("--request needs a file name");
       load->request_path = value;
+    } else if (name == "--protocol") {
+      if (value != "http" && value != "grpc") return InvalidArgument("--protocol must be http or grpc, got '" + value + "'");
+      load->protocol = value == "grpc" ? LoadCommandOptions::Protocol::kGrpc : LoadCommandOptions::Protocol::kHttp;
+    } else if (name == "--tensors") {
+      if (value != "json" && value != "binary") return InvalidArgument("--tensors must be json or binary, got '" + value + "'");
+      load->binary_tensors = value == "binary";
     } else if (name == "--rate") {
       auto rate = ParseNumber(name, value, 0, true, 10'000'000);
       if (!rate.ok()) return rate.status();
@@ -267,6 +273,8 @@ Status ParseLoad(const std::vector<std::string>& args, LoadCommandOptions* load,
                                {!has_duration, "--duration-s"}}) {
     if (missing) return InvalidArgument(std::string("thaw load needs ") + flag + "; see 'thaw --help'");
   }
+  if (load->binary_tensors && load->protocol == LoadCommandOptions::Protocol::kGrpc)
+    return InvalidArgument("--tensors binary is for --protocol http; gRPC always sends raw_input_contents");
   if (load->rate_per_s * (load->duration_s + load->warmup_s) > static_cast<double>(load::kMaxArrivals))
     return InvalidArgument("--rate x (--duration-s + --warmup-s) asks for more than " +
                            std::to_string(load::kMaxArrivals) + " requests");
@@ -684,11 +692,18 @@ Usage:
                 (default: none)
   thaw load --url http://HOST:PORT --model NAME --request FILE --rate RPS --duration-s S
             [--arrivals poisson|constant] [--seed N] [--max-connections N] [--warmup-s S]
-            [--drain-timeout-s S] [--json FILE] [--csv FILE]
+            [--drain-timeout-s S] [--json FILE] [--csv FILE] [--protocol http|grpc]
+            [--tensors json|binary]
       Open-loop load: POST FILE to /v2/models/NAME/infer at RPS requests per
       second for S seconds, each at its scheduled time whether or not earlier
       ones were answered, and report throughput, latency percentiles (from
       the scheduled time, 2xx only), status counts and mean batch_size.
+      --protocol grpc  call ModelInfer instead (thaw serve --grpc-port; --url
+                  names that port): FILE's tensors go as raw_input_contents,
+                  all calls on one HTTP/2 connection, --max-connections caps
+                  the calls in flight; gRPC codes count as their REST status
+      --tensors binary  send FILE's tensors in the binary tensor extension
+                  (Inference-Header-Content-Length) instead of JSON
       --arrivals  poisson (default; exponential gaps from --seed, default 1)
                   or constant (exactly 1/RPS apart)
       --max-connections  keep-alive connections at most (default 256); a

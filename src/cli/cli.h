@@ -66,6 +66,9 @@ struct LoadCommandOptions {
   std::string url;            // http://host:port
   std::string model;
   std::string request_path;   // the request body, sent with every request
+  enum class Protocol { kHttp, kGrpc };
+  Protocol protocol = Protocol::kHttp;  // kGrpc: ModelInfer to the url's host:port
+  bool binary_tensors = false;  // HTTP: the request's tensors in the binary extension
   double rate_per_s = 0;
   double duration_s = 0;
   load::ArrivalProcess arrivals = load::ArrivalProcess::kPoisson;

@@ -232,6 +232,8 @@ TEST(CliTest, LoadDefaults) {
   EXPECT_DOUBLE_EQ(load.drain_timeout_s, 30);
   EXPECT_TRUE(load.json_path.empty());
   EXPECT_TRUE(load.csv_path.empty());
+  EXPECT_EQ(load.protocol, LoadCommandOptions::Protocol::kHttp);
+  EXPECT_FALSE(load.binary_tensors);
 }
 
 TEST(CliTest, LoadFlagsInBothForms) {
@@ -248,6 +250,12 @@ TEST(CliTest, LoadFlagsInBothForms) {
   EXPECT_EQ(load.json_path, "out.json");
   EXPECT_EQ(load.csv_path, "out.csv");
   EXPECT_DOUBLE_EQ(load.rate_per_s, 2500.5);  // the last one wins
+  auto grpc = ParseCommandLine(LoadArgs({"--protocol", "grpc"}));
+  ASSERT_TRUE(grpc.ok()) << grpc.status().ToString();
+  EXPECT_EQ(grpc->load.protocol, LoadCommandOptions::Protocol::kGrpc);
+  auto binary = ParseCommandLine(LoadArgs({"--tensors=binary"}));
+  ASSERT_TRUE(binary.ok()) << binary.status().ToString();
+  EXPECT_TRUE(binary->load.binary_tensors);
   EXPECT_EQ(ParseCommandLine({"load", "--help"})->kind, CommandKind::kHelp);
   EXPECT_NE(HelpText().find("thaw load"), std::string::npos);
   EXPECT_NE(HelpText().find("client_overload"), std::string::npos);
@@ -268,6 +276,9 @@ TEST(CliTest, LoadErrorsNameTheFlag) {
   expect_error(LoadArgs({"--url", "https://h:1"}), "--url");
   expect_error(LoadArgs({"--url", "http://h:1/v2"}), "--url");
   expect_error(LoadArgs({"--model", "a/b"}), "--model");
+  expect_error(LoadArgs({"--protocol", "h2"}), "--protocol");
+  expect_error(LoadArgs({"--tensors", "raw"}), "--tensors");
+  expect_error(LoadArgs({"--protocol", "grpc", "--tensors", "binary"}), "--tensors binary");
   expect_error(LoadArgs({"--rate", "0"}), "--rate");
   expect_error(LoadArgs({"--rate", "fast"}), "--rate");
   expect_error(LoadArgs({"--rate", "-3"}), "--rate");

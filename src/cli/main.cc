@@ -35,9 +35,11 @@
 #include "metering/price_sheet.h"
 #include "metering/usage_log.h"
 #include "metering/usage_stats.h"
+#include "protocol/v2.h"
 #include "repo/model_config.h"
 #include "runtime/runtime.h"
 #ifdef THAW_WITH_GRPC
+#include "grpc/grpc_load.h"
 #include "grpc/grpc_server.h"
 #endif
 #include "server/auth.h"
@@ -393,17 +395,51 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
   std::cout << "thaw load: " << load::ArrivalProcessName(options.arrivals) << " " << options.rate_per_s
             << " req/s for " << options.duration_s << " s";
   if (options.warmup_s > 0) std::cout << " after " << options.warmup_s << " s warm-up";
-  std::cout << " -> " << options.url << " model " << options.model << " (" << offsets->size() << " requests)"
+  std::cout << " -> " << options.url << (options.protocol == thaw::cli::LoadCommandOptions::Protocol::kGrpc ? " (gRPC)" : options.binary_tensors ? " (binary tensors)" : "")
+            << " model " << options.model << " (" << offsets->size() << " requests)"
             << std::endl;
   thaw::RealClock clock;
-  load::LoadGenerator generator(clock, {.url = options.url,
-                                        .model = options.model,
-                                        .body = *body,
-                                        .max_connections = options.max_connections,
-                                        .drain_timeout_s = options.drain_timeout_s,
-                                        .warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond),
-                                        .bearer_token = BearerTokenFromEnvironment()});
-  auto result = generator.Run(*offsets);
+  const thaw::Micros warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond);
+  thaw::StatusOr<load::LoadResult> result = thaw::Internal("not run");
+  std::string protocol = "http";
+  if (options.protocol == thaw::cli::LoadCommandOptions::Protocol::kGrpc) {
+    protocol = "grpc";
+#ifdef THAW_WITH_GRPC
+    thaw::GrpcLoadGenerator generator(clock, {.url = options.url,
+                                              .model = options.model,
+                                              .request_json = *body,
+                                              .max_in_flight = options.max_connections,
+                                              .drain_timeout_s = options.drain_timeout_s,
+                                              .warmup_us = warmup_us,
+                                              .bearer_token = BearerTokenFromEnvironment()});
+    result = generator.Run(*offsets);
+#else
+    result = thaw::Unavailable("--protocol grpc: this build has no gRPC (built without the grpc component)");
+#endif
+  } else {
+    std::optional<size_t> header_length;
+    if (options.binary_tensors) {
+      // The request file is JSON; the binary extension's body is made from it once.
+      auto parsed = thaw::v2::ParseInferRequest(*body, std::nullopt);
+      if (!parsed.ok()) {
+        std::cerr << "thaw: " << options.request_path << ": " << parsed.status().message() << "\n";
+        return 2;
+      }
+      thaw::v2::EncodedBody encoded = thaw::v2::EncodeBinaryInferRequest(*parsed);
+      *body = std::move(encoded.body);
+      header_length = encoded.header_length;
+      protocol = "http-binary";
+    }
+    load::LoadGenerator generator(clock, {.url = options.url,
+                                          .model = options.model,
+                                          .body = *body,
+                                          .body_header_length = header_length,
+                                          .max_connections = options.max_connections,
+                                          .drain_timeout_s = options.drain_timeout_s,
+                                          .warmup_us = warmup_us,
+                                          .bearer_token = BearerTokenFromEnvironment()});
+    result = generator.Run(*offsets);
+  }
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 1;
@@ -419,7 +455,8 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
                             .duration_s = options.duration_s,
                             .warmup_s = options.warmup_s,
                             .seed = options.seed,
-                            .max_connections = options.max_connections};
+                            .max_connections = options.max_connections,
+                            .protocol = protocol};
     if (auto written = load::WriteTextFile(options.json_path, load::SummaryJson(summary, run)); !written.ok()) {
       std::cerr << "thaw: " << written.message() << "\n";
       exit_code = 1;

@@ -23,7 +23,8 @@
 // INTERNAL) with the REST error's message. ServerReady and ModelReady answer
 // ready=false (not an error) where REST says 400 or 404.
 //
-// Threading: gRPC runs the RPCs on its own threads; each posts its work to
+// Threading: calls arrive on one thread of the server's own (a gRPC
+// completion queue, which also polls the sockets); each posts its work to
 // the io_context the runtime and handler live on, and finishes from there.
 // Start and Shutdown on one thread; Shutdown waits for RPCs in flight
 // (bounded by `shutdown_grace`), and must come before the io_context stops.

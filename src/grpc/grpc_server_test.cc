@@ -14,10 +14,13 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <future>
 #include <thread>
 
 #include "base/test_paths.h"
+#include "grpc/grpc_load.h"
 #include "grpc_service.grpc.pb.h"
 #include "server/inference_statistics.h"
 
@@ -304,6 +307,60 @@ TEST_F(GrpcServerTest, TokensAreTheRestRoutesTokens) {
   load.clear_parameters();
   status = stub_->RepositoryModelLoad(Context(kAdminToken).get(), load, &loaded);
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// thaw load --grpc's generator against the server: the JSON request file
+// becomes raw_input_contents, every scheduled call is answered, response
+// parameters are read, and the in-flight cap turns excess into client
+// overload rather than queueing it.
+TEST_F(GrpcServerTest, LoadGeneratorRunsTheScheduleOverGrpc) {
+  std::ifstream file(TestSourceDir() + "/examples/requests/fraud.json");
+  const std::string json((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(json.empty());
+  const std::string url = "http://127.0.0.1:" + std::to_string(server_->port());
+  std::vector<Micros> offsets;
+  for (int i = 0; i < 20; ++i) offsets.push_back(i * 5000);
+  GrpcLoadGenerator generator(clock_, {.url = url, .model = "fraud", .request_json = json, .warmup_us = 10000});
+  auto result = generator.Run(offsets);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->warmup_requests, 2);
+  ASSERT_EQ(result->requests.size(), 18u);
+  for (const load::RequestRecord& r : result->requests) {
+    EXPECT_EQ(r.outcome, load::Outcome::kResponse);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_GE(r.batch_size, 2);  // the request's two rows
+    EXPECT_GE(r.compute_ms, 0);
+    EXPECT_GE(r.latency_us, 0);
+  }
+  bool saw_compute = false;
+  for (const load::ParameterMean& p : result->parameters) saw_compute = saw_compute || p.name == "compute_ms";
+  EXPECT_TRUE(saw_compute);
+
+  // All due at once with one call allowed: one is sent, the rest are the
+  // client's overload, never queued.
+  GrpcLoadGenerator one(clock_, {.url = url, .model = "fraud", .request_json = json, .max_in_flight = 1});
+  auto burst = one.Run(std::vector<Micros>(6, 0));
+  ASSERT_TRUE(burst.ok()) << burst.status().ToString();
+  ASSERT_EQ(burst->requests.size(), 6u);
+  EXPECT_EQ(burst->requests[0].status, 200);
+  for (size_t i = 1; i < 6; ++i) EXPECT_EQ(burst->requests[i].outcome, load::Outcome::kClientOverload);
+
+  // Server errors arrive as the REST status of their gRPC code.
+  GrpcLoadGenerator missing(clock_, {.url = url, .model = "nosuch", .request_json = json});
+  auto not_found = missing.Run({0});
+  ASSERT_TRUE(not_found.ok());
+  EXPECT_EQ(not_found->requests.at(0).status, 404);
+
+  GrpcLoadGenerator bad(clock_, {.url = url, .model = "fraud", .request_json = "{\"inputs\": 3}"});
+  EXPECT_EQ(bad.Run({0}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(GrpcLoadGenerator, AnUnreachableServerIsUnavailable) {
+  RealClock clock;
+  GrpcLoadGenerator generator(clock, {.url = "http://127.0.0.1:1", .model = "fraud",
+                                      .request_json = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})",
+                                      .connect_timeout_s = 0.3});
+  EXPECT_EQ(generator.Run({0}).status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

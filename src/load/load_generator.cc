@@ -350,7 +350,7 @@ StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us, c
   auto url = ParseHttpUrl(options_.url);
   if (!url.ok()) return url.status();
   const std::vector<LoadTarget> targets =
-      options_.targets.empty() ? std::vector<LoadTarget>{{options_.model, options_.body}} : options_.targets;
+      options_.targets.empty() ? std::vector<LoadTarget>{{options_.model, options_.body, options_.body_header_length}} : options_.targets;
   for (const LoadTarget& target : targets)
     if (target.model.empty() || target.model.find_first_of("/?# \r\n") != std::string::npos)
       return InvalidArgument("model name '" + target.model + "' is empty or not a path segment");
@@ -381,7 +381,15 @@ StatusOr<LoadResult> LoadGenerator::Run(const std::vector<Micros>& offsets_us, c
     std::string request = "POST /v2/models/" + target.model + "/infer HTTP/1.1\r\n";
     request += "Host: " + host_header + "\r\n";
     request += "User-Agent: thaw-load\r\n";
-    request += "Content-Type: application/json\r\n";
+    if (target.header_length) {
+      if (*target.header_length > target.body.size())
+        return InvalidArgument("the inference header length " + std::to_string(*target.header_length) +
+                               " exceeds the body's " + std::to_string(target.body.size()) + " bytes");
+      request += "Content-Type: application/octet-stream\r\n";
+      request += "Inference-Header-Content-Length: " + std::to_string(*target.header_length) + "\r\n";
+    } else {
+      request += "Content-Type: application/json\r\n";
+    }
     if (!options_.bearer_token.empty()) request += "Authorization: Bearer " + options_.bearer_token + "\r\n";
     request += "Content-Length: " + std::to_string(target.body.size()) + "\r\n";
     request += "\r\n";

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,13 +57,18 @@ StatusOr<HttpUrl> ParseHttpUrl(std::string_view url);
 // A model and the request body sent to it.
 struct LoadTarget {
   std::string model;  // requests go to /v2/models/{model}/infer
-  std::string body;   // sent as application/json
+  std::string body;   // sent as application/json, or see header_length
+  // Set: `body` is the binary tensor extension's (JSON header, then tensor
+  // bytes), sent as application/octet-stream with this value as
+  // Inference-Header-Content-Length.
+  std::optional<size_t> header_length;
 };
 
 struct LoadOptions {
   std::string url;                // http://host:port
   std::string model;              // the target of every request, unless `targets` is set
   std::string body;
+  std::optional<size_t> body_header_length;  // as LoadTarget::header_length, for `body`
   std::vector<LoadTarget> targets;  // several targets: Run's target_of picks one per request
   int max_connections = 256;      // open connections at most, >= 1
   double drain_timeout_s = 30;    // wait after the last send for responses

@@ -203,6 +203,17 @@ TEST(LoadGeneratorTest, BearerTokenIsSentWhenGivenOnly) {
       << server.last_request();
 }
 
+// A binary tensor body: octet-stream with the JSON header's length.
+TEST(LoadGeneratorTest, BinaryBodyCarriesTheInferenceHeaderLength) {
+  TestServer server({});
+  const std::string body = std::string("{\"inputs\":[]}") + std::string(8, '\x01');
+  RunOrDie({.url = server.url(), .model = "fraud", .body = body, .body_header_length = 14}, Constant(100, 0.02));
+  const std::string request = server.last_request();
+  EXPECT_NE(request.find("\r\nContent-Type: application/octet-stream\r\n"), std::string::npos) << request;
+  EXPECT_NE(request.find("\r\nInference-Header-Content-Length: 14\r\n"), std::string::npos) << request;
+  EXPECT_TRUE(request.ends_with(body)) << request;
+}
+
 // Several targets: each request goes to the model, with the body, the schedule names.
 TEST(LoadGeneratorTest, EachRequestGoesToItsTarget) {
   TestServer server({});
@@ -350,6 +361,8 @@ TEST(LoadGeneratorTest, BadOptionsAreInvalidArgument) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(run({.url = "http://127.0.0.1:1", .model = "m"}, {5, 3}).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(run({.url = "http://127.0.0.1:1", .model = "m"}, {-1}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(run({.url = "http://127.0.0.1:1", .model = "m", .body = "{}", .body_header_length = 3}, {0}).code(),
+            StatusCode::kInvalidArgument);  // the header cannot be longer than the body
   // An empty schedule is a valid, empty run.
   EXPECT_TRUE(run({.url = "http://127.0.0.1:1", .model = "m"}, {}).ok());
 }

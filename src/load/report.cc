@@ -153,7 +153,8 @@ std::string SummaryJson(const LoadSummary& s, const RunInfo& run) {
   fixed("rate_per_s", run.rate_per_s, 3);
   fixed("duration_s", run.duration_s, 3);
   fixed("warmup_s", run.warmup_s, 3);
-  w.Field("seed", run.seed).Field("max_connections", run.max_connections).EndObject();
+  w.Field("seed", run.seed).Field("max_connections", run.max_connections);
+  w.Field("protocol", run.protocol).EndObject();
   fixed("schedule_duration_s", s.schedule_duration_s, 3);
   w.Field("scheduled", s.scheduled).Field("warmup_requests", s.warmup_requests).Field("sent", s.sent);
   w.Field("responses", s.responses).Field("ok_2xx", s.ok_2xx).Field("client_overload", s.client_overload);

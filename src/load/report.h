@@ -63,6 +63,7 @@ struct RunInfo {
   double warmup_s = 0;
   uint64_t seed = 0;
   int max_connections = 0;
+  std::string protocol = "http";  // http (JSON tensors), http-binary or grpc
 };
 
 std::string SummaryText(const LoadSummary& summary);

@@ -818,6 +818,45 @@ EncodedBody EncodeInferResponse(const std::string& model_name, const InferReques
   return result;
 }
 
+EncodedBody EncodeBinaryInferRequest(const InferRequest& request) {
+  EncodedBody result;
+  std::string& out = result.body;
+  JsonWriter w(&out);
+  w.BeginObject();
+  if (request.id) w.Field("id", *request.id);
+  w.Key("parameters").BeginObject().Field("binary_data_output", request.binary_data_output);
+  if (request.timeout_ms) w.Field("timeout_ms", *request.timeout_ms);
+  w.EndObject().Key("inputs").BeginArray();
+  size_t data_bytes = 0;
+  for (const Tensor& t : request.inputs) {
+    w.BeginObject().Field("name", t.name).Field("datatype", DataTypeName(t.datatype)).Key("shape");
+    WriteShape(w, t.shape);
+    w.Key("parameters").BeginObject().Field("binary_data_size", t.data.size()).EndObject().EndObject();
+    data_bytes += t.data.size();
+  }
+  w.EndArray();
+  if (!request.outputs.empty()) {
+    w.Key("outputs").BeginArray();
+    for (const RequestedOutput& o : request.outputs) {
+      w.BeginObject().Field("name", o.name);
+      if (o.binary_data || o.classification > 0) {
+        w.Key("parameters").BeginObject();
+        if (o.binary_data) w.Field("binary_data", *o.binary_data);
+        if (o.classification > 0) w.Field("classification", o.classification);
+        w.EndObject();
+      }
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  result.header_length = out.size();
+  result.content_type = "application/octet-stream";
+  out.reserve(out.size() + data_bytes);
+  for (const Tensor& t : request.inputs) out.append(t.data);
+  return result;
+}
+
 namespace {
 
 // Element i of a numeric tensor as a double.

@@ -84,6 +84,13 @@ struct EncodedBody {
 EncodedBody EncodeInferResponse(const std::string& model_name, const InferRequest& request,
                                 const std::vector<Tensor>& outputs, std::string_view parameters_json = {});
 
+// The client side of the binary tensor extension: `request` as a body whose
+// JSON header (header_length bytes) names every input with
+// parameters.binary_data_size, followed by the inputs' bytes in order. Its
+// outputs, binary_data_output, id and timeout_ms are carried over.
+// ParseInferRequest(body, header_length) reads it back to `request`.
+EncodedBody EncodeBinaryInferRequest(const InferRequest& request);
+
 // {"error": "<message>"}
 std::string EncodeError(std::string_view message);
 

@@ -81,6 +81,36 @@ TEST(ParseInferRequest, FlatFp32) {
   EXPECT_FALSE(r.timeout_ms.has_value());
 }
 
+TEST(EncodeBinaryInferRequest, ReadsBackAsTheSameRequest) {
+  InferRequest request = MustParse(
+      R"({"id":"r7","parameters":{"timeout_ms":250,"binary_data_output":true},
+          "inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"data":[1,2.5,-3,4]},
+                    {"name":"s","datatype":"BYTES","shape":[2],"data":["hi","\u00e9t\u00e9"]}],
+          "outputs":[{"name":"y","parameters":{"binary_data":false,"classification":3}},{"name":"z"}]})");
+  const EncodedBody encoded = EncodeBinaryInferRequest(request);
+  ASSERT_TRUE(encoded.header_length.has_value());
+  EXPECT_EQ(encoded.content_type, "application/octet-stream");
+  EXPECT_EQ(encoded.body.size(), *encoded.header_length + 16 + (4 + 2) + (4 + 5));
+  const InferRequest back = MustParse(encoded.body, encoded.header_length);
+  EXPECT_EQ(back.id, request.id);
+  EXPECT_EQ(back.timeout_ms, std::optional<int64_t>(250));
+  EXPECT_TRUE(back.binary_data_output);
+  ASSERT_EQ(back.inputs.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(back.inputs[i].name, request.inputs[i].name);
+    EXPECT_EQ(back.inputs[i].datatype, request.inputs[i].datatype);
+    EXPECT_EQ(back.inputs[i].shape, request.inputs[i].shape);
+    EXPECT_EQ(back.inputs[i].data, request.inputs[i].data);
+  }
+  EXPECT_EQ(back.inputs[1].data, BytesElements({"hi", "\xc3\xa9t\xc3\xa9"}));
+  ASSERT_EQ(back.outputs.size(), 2u);
+  EXPECT_EQ(back.outputs[0].name, "y");
+  EXPECT_EQ(back.outputs[0].binary_data, std::optional<bool>(false));
+  EXPECT_EQ(back.outputs[0].classification, 3);
+  EXPECT_EQ(back.outputs[1].name, "z");
+  EXPECT_FALSE(back.outputs[1].binary_data.has_value());
+}
+
 TEST(ParseInferRequest, NestedDataFlattensRowMajor) {
   const std::string flat = Bytes<int32_t>({1, 2, 3, 4, 5, 6});
   EXPECT_EQ(MustParse(OneInput("x", "[2,3]", "INT32", "[[1,2,3],[4,5,6]]")).inputs[0].data, flat);

@@ -453,6 +453,26 @@ def grpc_python_client():
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape" in error.details(), error
 
 
+def load_over_grpc_and_binary_http():
+    """thaw load --protocol grpc (open loop, ModelInfer with raw_input_contents) and --tensors binary (REST with
+    the binary tensor extension): every request 200, and the summary names the protocol."""
+    for extra, port, protocol in ((["--protocol", "grpc"], GRPC_PORT, "grpc"),
+                                  (["--tensors", "binary"], PORT, "http-binary")):
+        out = os.path.join(TMP, f"load_{protocol}.json")
+        run = subprocess.run([THAW, "load", "--url", f"http://127.0.0.1:{port}", "--model", "fraud", "--request",
+                              os.path.join(EXAMPLES, "requests", "fraud.json"), "--rate", "100", "--duration-s", "1",
+                              "--json", out] + extra, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        summary = json.load(open(out))
+        assert summary["run"]["protocol"] == protocol, summary["run"]
+        assert summary["scheduled"] > 50 and summary["status_counts"] == {"200": summary["scheduled"]}, summary
+        assert summary["batch_size"]["mean"] >= 2, summary["batch_size"]  # the request's two rows
+    bad = subprocess.run([THAW, "load", "--url", f"http://127.0.0.1:{GRPC_PORT}", "--model", "fraud", "--request",
+                          os.path.join(EXAMPLES, "requests", "fraud.json"), "--rate", "10", "--duration-s", "1",
+                          "--protocol", "grpc", "--tensors", "binary"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--tensors binary" in bad.stderr, bad.stderr
+
+
 def classification_extension():
     """outputs[].parameters.classification N (Triton's classification extension): the top N classes per row as
     BYTES "score:index:label", labels from the output's labels file, the best one the reference's prediction."""
@@ -1227,6 +1247,7 @@ def main():
         check("classification extension: top 3 classes with labels, the best the reference's", classification_extension)
         check("gRPC: a Python client (grpcio, stubs from the project's .proto): health, metadata, config, stats, "
               "ModelInfer raw and typed match the references, errors as gRPC codes", grpc_python_client)
+        check("thaw load over gRPC and with binary tensors: every request 200", load_over_grpc_and_binary_http)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
         check("input errors: ragged data, zero dims, repeated keys, bad binary sizes -> 400, no host paths",
               input_errors)
