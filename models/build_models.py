@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train the example models on real data and export them as TorchScript.
 
-    /usr/bin/python3 models/build_models.py [--only fraud|fashion|textenc] [--out examples]
+    /usr/bin/python3 models/build_models.py [--only fraud|fashion|textenc|textcls] [--out examples]
 
 For each model it writes <out>/models/<name>/{model.pt,config.json,accuracy.json}
 (plus labels.txt, and vocab.txt for textenc), a KServe v2 sample request
@@ -16,12 +16,18 @@ Data:
   fashion  Fashion-MNIST from /usr/share/datasets/fashion-mnist (IDX, gzip).
   textenc  Debian package descriptions from /var/lib/apt/lists/*_Packages*,
            labelled by their Section.
+  textcls  textenc's model (symbolic links to its files) behind a BYTES input:
+           raw text in, tokenized in the model process by the "tokenizer" of
+           its config, which is `tokenize` and `encode` below; no training.
+           Also writes src/text/testdata/words_reference.jsonl, Python's
+           words for test-set texts and hard cases, for the C++ tokenizer's test.
 """
 
 import argparse
 import collections
 import glob
 import gzip
+import json
 import lzma
 import math
 import os
@@ -568,6 +574,68 @@ def build_textenc(out, epochs):
     return acc, train_s
 
 
+# Texts whose lower-casing or splitting is easy to get wrong, beside the test set.
+HARD_TEXTS = [
+    "", "   ", "MiXeD CaSe 123abc ABC-def_ghi.jkl", "tab\tand\nnewline\r\nend",
+    "Kelvin: 5\u212a and \u212aelvin", "\u0130stanbul \u0130I i\u0307", "\u00c0\u00c9\u00ce \u00dcn\u00efcode fa\u00e7ade",
+    "emoji \U0001f600ok\U0001f600", "\u01c5 titlecase \ufb01 ligature \u00df sharp", "full-width \uff21\uff22\uff23 123",
+    "\u03a3\u03c3\u03c2 Greek, \u0414\u0436 Cyrillic", "a" * 300, "x" + "1 2 3 " * 50, "GNU/Linux C++ lib64 x86_64 UTF-8",
+]
+
+
+def build_textcls(out):
+    """textcls: textenc's files linked, a BYTES input with a tokenizer, a request of raw texts and the
+    reference computed here with the Python tokenizer the model was trained with."""
+    name = "textcls"
+    source = os.path.join(out, "models", "textenc")
+    mdir = os.path.join(out, "models", name)
+    os.makedirs(mdir, exist_ok=True)
+    for f in ("model.pt", "vocab.txt", "labels.txt"):
+        if not os.path.exists(os.path.join(source, f)):
+            raise SystemExit(f"[{name}] needs {source}/{f}: build textenc first")
+        link = os.path.join(mdir, f)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join("..", "textenc", f), link)
+    with open(os.path.join(source, "vocab.txt"), encoding="utf-8") as f:
+        vocab = f.read().split("\n")
+    if vocab and vocab[-1] == "":
+        vocab.pop()
+    index = {w: i for i, w in enumerate(vocab)}
+    with open(os.path.join(source, "labels.txt"), encoding="utf-8") as f:
+        sections = [line for line in f.read().split("\n") if line]
+    tokenizer = {"kind": "words", "vocab": "vocab.txt", "feeds": "input_ids", "begin": SPECIALS[CLS],
+                 "unknown": SPECIALS[UNK], "pad": SPECIALS[PAD], "max_tokens": TRAIN_LEN}
+    common.write_config(mdir, [("text", "BYTES", [-1], tokenizer)],
+                        [("logits", "FP32", [-1, len(sections)], "labels.txt")], memory_mb=1024)
+    with open(os.path.join(out, "requests", "textenc.txt"), encoding="utf-8") as f:
+        texts = [line for line in f.read().split("\n") if line]
+    ids = pad_batch([encode(t, index) for t in texts])
+    logits, diff, scale = common.run_saved(os.path.join(source, "model.pt"), [ids])
+    print(f"[{name}] frozen+optimized vs plain: max |diff| = {diff:.3g} (max |output| = {scale:.3g})")
+    with open(os.path.join(out, "references", "textenc.json")) as f:
+        labels = json.load(f)["labels"]
+    common.write_json(os.path.join(out, "requests", f"{name}.json"),
+                      {"id": f"{name}-1", "inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES",
+                                                      "data": texts}]}, compact=True)
+    predicted = [int(i) for i in logits.argmax(dim=1).tolist()]
+    common.write_json(os.path.join(out, "references", f"{name}.json"),
+                      {"model": name, "outputs": [common._v2_tensor("logits", logits.contiguous())],
+                       "labels": labels, "predicted": predicted, "token_ids": ids.tolist()}, compact=True)
+    print(f"[{name}] reference predicted={predicted} labels={labels}")
+
+    # The C++ tokenizer's test reads Python's words and ids for these texts.
+    _, _, test = load_text_dataset()
+    cases = HARD_TEXTS + [t for t, _ in test[:300]]
+    testdata = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "text", "testdata")
+    os.makedirs(testdata, exist_ok=True)
+    with open(os.path.join(testdata, "words_reference.jsonl"), "w", encoding="utf-8") as f:
+        for text in cases:
+            f.write(json.dumps({"text": text, "words": tokenize(text), "ids": encode(text, index)}) + "\n")
+    print(f"[{name}] wrote {len(cases)} tokenizer reference cases to {testdata}/words_reference.jsonl")
+    return None
+
+
 def check_lengths(path, seqs):
     """The saved model must take any length 1..128, and padding must not change
     the result."""
@@ -592,7 +660,7 @@ def check_lengths(path, seqs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["fraud", "fashion", "textenc"],
+    parser.add_argument("--only", choices=["fraud", "fashion", "textenc", "textcls"],
                         help="build just this model")
     parser.add_argument("--out", default=None,
                         help="examples directory (default: <repo>/examples)")
@@ -605,12 +673,16 @@ def main():
         "fraud": lambda: build_fraud(out),
         "fashion": lambda: build_fashion(out, args.fashion_epochs),
         "textenc": lambda: build_textenc(out, args.textenc_epochs),
+        "textcls": lambda: build_textcls(out),  # after textenc: it reuses textenc's files
     }
     results = {}
     for name, build in builders.items():
         if args.only in (None, name):
             results[name] = build()
-    for name, (acc, secs) in results.items():
+    for name, result in results.items():
+        if result is None:
+            continue
+        acc, secs = result
         print(f"{name}: test accuracy {acc:.4f}, training {secs:.0f}s")
 
 

@@ -53,12 +53,13 @@ def write_json(path, obj, compact=False):
 
 
 def write_config(model_dir, inputs, outputs, **overrides):
-    """inputs/outputs: lists of (name, datatype, shape); an input may add a 4th item, its format (NCHW), an
-    output its labels file (one class name per line, for the classification extension)."""
+    """inputs/outputs: lists of (name, datatype, shape); an input may add a 4th item, its format (NCHW) or its
+    tokenizer (a dict), an output its labels file (one class name per line, for the classification extension)."""
     cfg = {
         "backend": "torchscript",
         "model_file": "model.pt",
-        "inputs": [{"name": t[0], "datatype": t[1], "shape": list(t[2]), **({"format": t[3]} if len(t) > 3 else {})}
+        "inputs": [{"name": t[0], "datatype": t[1], "shape": list(t[2]),
+                    **({("tokenizer" if isinstance(t[3], dict) else "format"): t[3]} if len(t) > 3 else {})}
                    for t in inputs],
         "outputs": [{"name": t[0], "datatype": t[1], "shape": list(t[2]), **({"labels": t[3]} if len(t) > 3 else {})}
                     for t in outputs],

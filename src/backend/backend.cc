@@ -2,7 +2,10 @@
 
 #include "backend/torch_backend.h"
 
+#include <optional>
 #include <vector>
+
+#include "text/word_tokenizer.h"
 
 namespace thaw {
 namespace {
@@ -13,6 +16,10 @@ Tensor WarmupInput(const TensorSpec& spec, int64_t variable_dim) {
   t.datatype = spec.datatype;
   for (int64_t d : spec.shape) t.shape.push_back(d < 0 ? variable_dim : d);
   const size_t count = static_cast<size_t>(ElementCount(t.shape));
+  if (spec.datatype == DataType::kBytes) {  // a short text per element
+    for (size_t i = 0; i < count; ++i) AppendBytesElement(&t.data, "warm up");
+    return t;
+  }
   const size_t size = DataTypeSize(spec.datatype);
   t.data.assign(count * size, '\0');
   const bool floating = spec.datatype == DataType::kFp16 || spec.datatype == DataType::kFp32 ||
@@ -23,6 +30,50 @@ Tensor WarmupInput(const TensorSpec& spec, int64_t variable_dim) {
 }
 
 BackendFactory test_factory = nullptr;
+
+// A model with tokenized BYTES inputs: each becomes its token ids here, in
+// the model process, before the engine (which sees ConfigAfterTokenizing's
+// config) runs.
+class TokenizingBackend final : public Backend {
+ public:
+  TokenizingBackend(std::unique_ptr<Backend> engine, std::vector<std::optional<WordTokenizer>> tokenizers)
+      : engine_(std::move(engine)), tokenizers_(std::move(tokenizers)) {}
+
+  Status Run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
+    if (inputs.size() != tokenizers_.size())
+      return InvalidArgument("expected " + std::to_string(tokenizers_.size()) + " input(s), got " +
+                             std::to_string(inputs.size()));
+    std::vector<Tensor> engine_inputs;
+    engine_inputs.reserve(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!tokenizers_[i]) {
+        engine_inputs.push_back(inputs[i]);
+        continue;
+      }
+      StatusOr<Tensor> ids = tokenizers_[i]->EncodeBatch(inputs[i]);
+      if (!ids.ok()) return ids.status();
+      engine_inputs.push_back(std::move(ids).value());
+    }
+    return engine_->Run(engine_inputs, outputs);
+  }
+
+ private:
+  std::unique_ptr<Backend> engine_;
+  std::vector<std::optional<WordTokenizer>> tokenizers_;  // per input; none for inputs passed as they are
+};
+
+bool HasTokenizer(const ModelConfig& config) {
+  for (const TensorSpec& spec : config.inputs)
+    if (spec.tokenizer) return true;
+  return false;
+}
+
+StatusOr<std::unique_ptr<Backend>> CreateEngineBackend(const ModelConfig& config, const Clock& clock,
+                                                       BackendLoadTimings* timings, const BackendLoadOptions& options) {
+  if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings, options);
+  return InvalidArgument("model '" + config.name + "': unknown backend '" + config.backend +
+                         "' (supported: torchscript)");
+}
 
 }  // namespace
 
@@ -53,9 +104,22 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, cons
   BackendLoadTimings ignored;
   if (timings == nullptr) timings = &ignored;
   if (test_factory) return test_factory(config);
-  if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings, options);
-  return InvalidArgument("model '" + config.name + "': unknown backend '" + config.backend +
-                         "' (supported: torchscript)");
+  if (!HasTokenizer(config)) return CreateEngineBackend(config, clock, timings, options);
+  std::vector<std::optional<WordTokenizer>> tokenizers;
+  for (const TensorSpec& spec : config.inputs) {
+    if (!spec.tokenizer) {
+      tokenizers.emplace_back();
+      continue;
+    }
+    auto tokenizer = WordTokenizer::Load(*spec.tokenizer, config.directory);
+    if (!tokenizer.ok())
+      return Status(tokenizer.status().code(),
+                    "model '" + config.name + "' input '" + spec.name + "': " + tokenizer.status().message());
+    tokenizers.push_back(std::move(tokenizer).value());
+  }
+  auto engine = CreateEngineBackend(ConfigAfterTokenizing(config), clock, timings, options);
+  if (!engine.ok()) return engine.status();
+  return std::unique_ptr<Backend>(std::make_unique<TokenizingBackend>(std::move(engine).value(), std::move(tokenizers)));
 }
 
 Status WarmEngine() {
@@ -65,7 +129,7 @@ Status WarmEngine() {
 
 StatusOr<std::string> PrepareArtifact(const ModelConfig& config) {
   if (test_factory) return std::string();  // test backends have none
-  if (config.backend == "torchscript") return PrepareTorchScriptArtifact(config);
+  if (config.backend == "torchscript") return PrepareTorchScriptArtifact(ConfigAfterTokenizing(config));
   return InvalidArgument("backend '" + config.backend + "' has no prepared artifact");
 }
 

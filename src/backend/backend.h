@@ -12,6 +12,13 @@
 // speed. A warm-up failure (e.g. the model returns fewer outputs than the
 // config declares) fails the load with kInvalidArgument.
 //
+// Text: a BYTES input with a tokenizer in the config is turned into token
+// ids here, in the model process, before the engine runs (text/
+// word_tokenizer.h); the engine loads, prepares and warms up with
+// ConfigAfterTokenizing's config, the ids in the input's place. The
+// vocabulary is read from the config's directory at load (kNotFound if it
+// cannot be read, kInvalidArgument if it lacks the special tokens).
+//
 // Threading: Run may be called from several threads at once (an instance with
 // instance_concurrency > 1). Thread count for intra-op parallelism is set by
 // SetIntraOpThreads, per process; call it before the first Run in a process

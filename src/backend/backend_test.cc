@@ -314,6 +314,61 @@ TEST(BackendTest, PreparedArtifactsMatchReferences) {
   if (checked == 0) GTEST_SKIP() << "no example model with a request and a reference under " << SourceDir() << "/examples";
 }
 
+// textcls: a BYTES input of raw texts with a tokenizer; the backend
+// tokenizes in the model process and the engine gets the ids. The logits
+// are the Python reference's (Python's tokenizer, the textenc model), also
+// from the model's prepared artifact.
+TEST(BackendTest, TextIsTokenizedBeforeTheEngine) {
+  if (!ExampleModelPresent("textcls")) GTEST_SKIP() << "example model textcls is not present";
+  simdjson::dom::parser parser;
+  simdjson::dom::element request;
+  ASSERT_FALSE(parser.load(SourceDir() + "/examples/requests/textcls.json").get(request));
+  Tensor texts{.name = "text", .datatype = DataType::kBytes};
+  for (auto text : request["inputs"].at(0)["data"].get_array()) AppendBytesElement(&texts.data, std::string_view(text));
+  texts.shape = {static_cast<int64_t>(request["inputs"].at(0)["data"].get_array().size())};
+  const std::vector<JsonTensor> want = ReadJsonTensors(SourceDir() + "/examples/references/textcls.json", "outputs");
+  ASSERT_EQ(want.size(), 1u);
+
+  auto config = LoadModelConfig(ExampleModelDir("textcls"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  StatusOr<std::string> artifact = PrepareArtifact(*config);
+  ASSERT_TRUE(artifact.ok()) << artifact.status().ToString();
+  const std::string artifact_path = ::testing::TempDir() + "/textcls_artifact_" + std::to_string(::getpid());
+  std::ofstream(artifact_path, std::ios::binary) << *artifact;
+  for (const std::string& prepared : {std::string(), artifact_path}) {
+    SCOPED_TRACE(prepared.empty() ? "model file" : "prepared artifact");
+    RealClock clock;
+    auto backend = CreateBackend(*config, clock, nullptr, {.prepared_path = prepared});
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    ASSERT_TRUE(WarmUp(**backend, *config, 2).ok());  // as a standby warms: BYTES warm-up texts
+    std::vector<Tensor> outputs;
+    Status s = (*backend)->Run({texts}, &outputs);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(outputs.size(), 1u);
+    EXPECT_EQ(outputs[0].shape, want[0].shape);
+    const std::vector<double> got = Decode(outputs[0]);
+    ASSERT_EQ(got.size(), want[0].values.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[0].values[i], 1e-4) << i;
+    // Not texts: refused before the engine, naming the input.
+    Tensor numbers{.name = "text", .datatype = DataType::kBytes, .shape = {1, 2}};
+    AppendBytesElement(&numbers.data, "a");
+    AppendBytesElement(&numbers.data, "b");
+    s = (*backend)->Run({numbers}, &outputs);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("'text'"), std::string::npos) << s.message();
+  }
+  fs::remove(artifact_path);
+
+  // A vocabulary without the declared unknown token fails the load, naming it.
+  ModelConfig broken = *config;
+  broken.inputs[0].tokenizer->unknown_token = "[MISSING]";
+  RealClock clock;
+  auto failed = CreateBackend(broken, clock, nullptr);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(failed.status().message().find("[MISSING]"), std::string::npos) << failed.status().message();
+}
+
 // An artifact that does not load (here: not an artifact at all) is passed
 // over: the model file loads instead.
 TEST(BackendTest, UnloadablePreparedArtifactFallsBackToTheModelFile) {

@@ -149,6 +149,49 @@ Status ReadSchedule(const object& obj, const std::string& source, std::vector<Sc
   return Status::Ok();
 }
 
+bool IsFileName(std::string_view file) {
+  return !file.empty() && file.find('/') == std::string_view::npos && file != "." && file != "..";
+}
+
+// An input's "tokenizer" object, into spec.tokenizer.
+Status ReadTokenizer(element value, TensorSpec& spec, const std::string& source, const std::string& field) {
+  object obj;
+  if (value.get_object().get(obj)) return FieldError(source, field, "must be an object");
+  static constexpr std::string_view kKeys[] = {"kind", "vocab", "feeds", "begin", "unknown", "pad", "max_tokens"};
+  if (auto problem = json::FindKeyProblem(obj, kKeys))
+    return FieldError(source, field + "." + std::string(problem->key), problem->repeated ? "appears twice" : "unknown field");
+  if (spec.datatype != DataType::kBytes)
+    return FieldError(source, field, "needs a BYTES input (the texts); '" + spec.name + "' is " +
+                                         std::string(DataTypeName(spec.datatype)));
+  if (spec.shape.empty() || spec.shape.size() > 2 || (spec.shape.size() == 2 && spec.shape[1] != 1))
+    return FieldError(source, field, "needs one text per row: shape [-1] or [-1, 1]; '" + spec.name + "' has " +
+                                         ShapeToString(spec.shape));
+  TokenizerSpec t;
+  auto text = [&](std::string_view key, std::string* out, bool required) -> Status {
+    std::string_view v;
+    element e;
+    if (obj[key].get(e)) return required ? FieldError(source, field + "." + std::string(key), "is required") : Status::Ok();
+    if (e.get_string().get(v)) return FieldError(source, field + "." + std::string(key), "must be a string");
+    *out = std::string(v);
+    return Status::Ok();
+  };
+  THAW_RETURN_IF_ERROR(text("kind", &t.kind, false));
+  if (t.kind != "words") return FieldError(source, field + ".kind", "is '" + t.kind + "'; supported: words");
+  THAW_RETURN_IF_ERROR(text("vocab", &t.vocab_file, true));
+  if (!IsFileName(t.vocab_file)) return FieldError(source, field + ".vocab", "must be a file name in the model directory");
+  THAW_RETURN_IF_ERROR(text("feeds", &t.feeds, true));
+  if (t.feeds.empty()) return FieldError(source, field + ".feeds", "must name the model's input for the token ids");
+  THAW_RETURN_IF_ERROR(text("begin", &t.begin_token, false));
+  THAW_RETURN_IF_ERROR(text("unknown", &t.unknown_token, true));
+  THAW_RETURN_IF_ERROR(text("pad", &t.pad_token, true));
+  element max_tokens;
+  if (!obj["max_tokens"].get(max_tokens) &&
+      (max_tokens.get_int64().get(t.max_tokens) || t.max_tokens < 1 || t.max_tokens > 65536))
+    return FieldError(source, field + ".max_tokens", "must be an integer in [1, 65536]");
+  spec.tokenizer = std::move(t);
+  return Status::Ok();
+}
+
 Status ReadTensorSpecs(const object& obj, std::string_view key, const std::string& source,
                        std::vector<TensorSpec>* out) {
   element value;
@@ -160,7 +203,7 @@ Status ReadTensorSpecs(const object& obj, std::string_view key, const std::strin
     const std::string field = std::string(key) + "[" + std::to_string(index++) + "]";
     object spec_obj;
     if (item.get_object().get(spec_obj)) return FieldError(source, field, "must be an object");
-    static constexpr std::string_view kInputKeys[] = {"name", "datatype", "shape", "format"};
+    static constexpr std::string_view kInputKeys[] = {"name", "datatype", "shape", "format", "tokenizer"};
     static constexpr std::string_view kOutputKeys[] = {"name", "datatype", "shape", "labels"};
     const bool input = key == "inputs";
     if (auto problem = input ? json::FindKeyProblem(spec_obj, kInputKeys) : json::FindKeyProblem(spec_obj, kOutputKeys))
@@ -198,11 +241,13 @@ Status ReadTensorSpecs(const object& obj, std::string_view key, const std::strin
                               spec.name + "' has shape " + ShapeToString(spec.shape));
       spec.format = *parsed;
     }
+    element tokenizer_value;
+    if (input && !spec_obj["tokenizer"].get(tokenizer_value))
+      THAW_RETURN_IF_ERROR(ReadTokenizer(tokenizer_value, spec, source, field + ".tokenizer"));
     element labels_value;
     if (!input && !spec_obj["labels"].get(labels_value)) {
       std::string_view file;
-      if (labels_value.get_string().get(file) || file.empty() || file.find('/') != std::string_view::npos ||
-          file == "." || file == "..")
+      if (labels_value.get_string().get(file) || !IsFileName(file))
         return FieldError(source, field + ".labels", "must be a file name in the model directory");
       spec.labels_file = std::string(file);
     }
@@ -224,6 +269,15 @@ Status CheckSpecs(const std::string& source, std::string_view key, const std::ve
     for (size_t j = i + 1; j < specs.size(); ++j)
       if (specs[i].name == specs[j].name)
         return FieldError(source, key, "tensor name '" + specs[i].name + "' appears twice");
+  // A tokenized input's ids take the place of the input: their name must
+  // not be another input's.
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!specs[i].tokenizer) continue;
+    for (size_t j = 0; j < specs.size(); ++j)
+      if (j != i && specs[j].name == specs[i].tokenizer->feeds)
+        return FieldError(source, std::string(key) + "[" + std::to_string(i) + "].tokenizer.feeds",
+                          "'" + specs[j].name + "' is another input");
+  }
   return Status::Ok();
 }
 
@@ -423,6 +477,11 @@ void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
     w.EndArray();
     if (spec.format != TensorFormat::kNone) w.Field("format", TensorFormatName(spec.format));
     if (!spec.labels_file.empty()) w.Field("labels", spec.labels_file);
+    if (const auto& t = spec.tokenizer) {
+      w.Key("tokenizer").BeginObject().Field("kind", t->kind).Field("vocab", t->vocab_file).Field("feeds", t->feeds);
+      if (!t->begin_token.empty()) w.Field("begin", t->begin_token);
+      w.Field("unknown", t->unknown_token).Field("pad", t->pad_token).Field("max_tokens", t->max_tokens).EndObject();
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -513,6 +572,12 @@ StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   if (!config.ok()) return config;
   if (!fs::is_regular_file(config->ModelPath(), ec))
     return NotFound(source + ": field 'model_file': " + config->ModelPath() + " does not exist");
+  for (size_t i = 0; i < config->inputs.size(); ++i) {
+    const auto& tokenizer = config->inputs[i].tokenizer;
+    if (tokenizer && !fs::is_regular_file(config->directory + "/" + tokenizer->vocab_file, ec))
+      return NotFound(source + ": field 'inputs[" + std::to_string(i) + "].tokenizer.vocab': " + config->directory +
+                      "/" + tokenizer->vocab_file + " does not exist");
+  }
   return config;
 }
 

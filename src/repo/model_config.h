@@ -25,6 +25,24 @@ enum class TensorFormat : uint8_t { kNone, kNchw, kNhwc };
 std::string_view TensorFormatName(TensorFormat format);  // NONE, NCHW, NHWC
 std::optional<TensorFormat> ParseTensorFormat(std::string_view name);
 
+// A BYTES input that the model process turns into token ids before the
+// model runs ("tokenizer" in an input of config.json; src/text). Each row of
+// the input is one UTF-8 text; the model gets INT64 [rows, tokens] as its
+// input `feeds`, rows padded to the longest with `pad_token`.
+struct TokenizerSpec {
+  // "words": lower-cased (Unicode lower-casing, as Python's str.lower), runs
+  // of ASCII letters and digits are the words, everything else separates.
+  std::string kind = "words";
+  std::string vocab_file;     // in the model directory; line i is token id i
+  std::string feeds;          // the model's input name for the ids
+  std::string begin_token;    // put first in every row; empty = none
+  std::string unknown_token;  // for words not in the vocabulary
+  std::string pad_token;      // pads rows to the longest in the execution
+  int64_t max_tokens = 128;   // per row, begin token included; 1..65536
+
+  bool operator==(const TokenizerSpec&) const = default;
+};
+
 struct TensorSpec {
   std::string name;
   DataType datatype = DataType::kFp32;
@@ -38,6 +56,8 @@ struct TensorSpec {
   // load configs without them). Used by classification.
   std::string labels_file;
   std::vector<std::string> labels;
+  // Inputs only: a BYTES input tokenized in the model process.
+  std::optional<TokenizerSpec> tokenizer;
 };
 
 // How a new instance of a model comes to life.

@@ -157,6 +157,29 @@ TEST(ModelConfigTest, AnInputsImageFormatParsesAndRoundTrips) {
   EXPECT_EQ(EncodeModelConfig(*again), encoded);
 }
 
+TEST(ModelConfigTest, ATokenizedTextInputParsesAndRoundTrips) {
+  auto config = Parse(R"({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1],
+      "tokenizer": {"vocab": "vocab.txt", "feeds": "input_ids", "begin": "[CLS]", "unknown": "[UNK]",
+                    "pad": "[PAD]", "max_tokens": 64}}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}]})");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(config->inputs[0].tokenizer.has_value());
+  const TokenizerSpec& t = *config->inputs[0].tokenizer;
+  EXPECT_EQ(t.kind, "words");
+  EXPECT_EQ(t.vocab_file, "vocab.txt");
+  EXPECT_EQ(t.feeds, "input_ids");
+  EXPECT_EQ(t.begin_token, "[CLS]");
+  EXPECT_EQ(t.unknown_token, "[UNK]");
+  EXPECT_EQ(t.pad_token, "[PAD]");
+  EXPECT_EQ(t.max_tokens, 64);
+  const std::string encoded = EncodeModelConfig(*config);
+  auto again = Parse(encoded);
+  ASSERT_TRUE(again.ok()) << again.status().ToString() << "\n" << encoded;
+  EXPECT_EQ(EncodeModelConfig(*again), encoded);
+  ASSERT_TRUE(again->inputs[0].tokenizer.has_value());
+  EXPECT_EQ(again->inputs[0].tokenizer->max_tokens, 64);
+}
+
 struct BadCase {
   std::string json;
   std::string field;
@@ -227,6 +250,42 @@ INSTANTIATE_TEST_SUITE_P(
                                  "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}],
                                  "batching": "fixed"})",
                               "'batching': needs a variable batch dimension"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "INT64", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "unknown": "u", "pad": "p"}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer': needs a BYTES input"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1, 3],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "unknown": "u", "pad": "p"}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer': needs one text per row"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "../v.txt", "feeds": "ids", "unknown": "u", "pad": "p"}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.vocab'"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "pad": "p"}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.unknown': is required"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "unknown": "u", "pad": "p",
+                                                 "kind": "bpe"}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.kind'"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "unknown": "u", "pad": "p",
+                                                 "max_tokens": 0}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.max_tokens'"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "mask", "unknown": "u", "pad": "p"}},
+                                             {"name": "mask", "datatype": "INT64", "shape": [-1, -1]}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.feeds': 'mask' is another input"},
+                      BadCase{R"({"inputs": [{"name": "t", "datatype": "BYTES", "shape": [-1],
+                                   "tokenizer": {"vocab": "v.txt", "feeds": "ids", "unknown": "u", "pad": "p",
+                                                 "lowercase": true}}],
+                                 "outputs": [{"name": "y", "datatype": "FP32", "shape": [1]}]})",
+                              "'inputs[0].tokenizer.lowercase': unknown field"},
                       BadCase{With(R"("model_file": "../x.pt")"), "'model_file'"},
                       BadCase{With(R"("memroy_mb": 5)"), "'memroy_mb'"},
                       BadCase{With(R"("threads": 1, "threads": 2)"), "'threads': appears twice"},
@@ -305,6 +364,20 @@ TEST_F(RepositoryTest, OutputLabelsAreReadWithTheModelAndAMissingFileIsAnError) 
   auto worker_view = LoadModelConfig((root_ / "unlabelled").string());
   ASSERT_TRUE(worker_view.ok()) << worker_view.status().ToString();
   EXPECT_TRUE(worker_view->outputs[0].labels.empty());
+}
+
+TEST_F(RepositoryTest, ATokenizersVocabularyMustExist) {
+  constexpr std::string_view kText = R"({
+    "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1],
+                "tokenizer": {"vocab": "vocab.txt", "feeds": "ids", "unknown": "[UNK]", "pad": "[PAD]"}}],
+    "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]})";
+  AddModel("text", kText, true);
+  auto missing = LoadModelConfig((root_ / "text").string());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("'inputs[0].tokenizer.vocab'"), std::string::npos)
+      << missing.status().message();
+  std::ofstream(root_ / "text" / "vocab.txt") << "[PAD]\n[UNK]\n";
+  EXPECT_TRUE(LoadModelConfig((root_ / "text").string()).ok());
 }
 
 TEST_F(RepositoryTest, MissingRootIsNotFound) {

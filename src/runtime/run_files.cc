@@ -89,6 +89,25 @@ Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bo
   const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                            fs::perms::others_read | fs::perms::others_exec, ec);
+  if (snapshot_model_file) {
+    // Tokenizer vocabularies are read by workers too: copied like the model file.
+    for (const TensorSpec& spec : config.inputs) {
+      if (!spec.tokenizer) continue;
+      const fs::path source = fs::path(config.directory) / spec.tokenizer->vocab_file;
+      if (snapshots) {
+        THAW_RETURN_IF_ERROR(snapshots->Place(source.string(), (dir / spec.tokenizer->vocab_file).string()));
+        continue;
+      }
+      const fs::path target = dir / spec.tokenizer->vocab_file;
+      const fs::path staged = target.string() + ".new";
+      fs::remove(staged, ec);
+      fs::copy_file(source, staged, fs::copy_options::overwrite_existing, ec);
+      if (ec) return NotFound("cannot copy tokenizer vocabulary " + source.string() + " of model '" + config.name + "': " + ec.message());
+      fs::permissions(staged, readable, ec);
+      fs::rename(staged, target, ec);
+      if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
+    }
+  }
   if (snapshot_model_file && snapshots) {
     THAW_RETURN_IF_ERROR(snapshots->Place(config.ModelPath(), (dir / config.model_file).string()));
   } else if (snapshot_model_file) {
@@ -129,7 +148,9 @@ bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
   auto specs_equal = [](const std::vector<TensorSpec>& x, const std::vector<TensorSpec>& y) {
     if (x.size() != y.size()) return false;
     for (size_t i = 0; i < x.size(); ++i)
-      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape) return false;
+      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape ||
+          x[i].tokenizer != y[i].tokenizer)
+        return false;
     return true;
   };
   return a.backend != b.backend || a.model_file != b.model_file || a.platform != b.platform ||

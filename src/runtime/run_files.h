@@ -50,7 +50,8 @@ class ModelSnapshots {
 Status LinkStoredFile(const std::string& stored, const std::string& target);
 
 // Writes `config` as config.json in `directory` and, if asked, a snapshot of
-// the model file: through `snapshots` when given, else a plain copy.
+// the model file and of its inputs' tokenizer vocabularies: through
+// `snapshots` when given, else a plain copy.
 Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bool snapshot_model_file,
                      ModelSnapshots* snapshots = nullptr);
 

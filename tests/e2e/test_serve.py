@@ -453,6 +453,59 @@ def grpc_python_client():
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape" in error.details(), error
 
 
+def text_in():
+    """textcls: raw UTF-8 text in a BYTES input, tokenized in the model process by the config's tokenizer, gives
+    the Python reference's logits over REST JSON, the binary extension, a raw binary body and gRPC (bytes_contents
+    and raw); a text the vocabulary lacks still runs; a wrong shape is a 400 naming the input."""
+    request = load("requests", "textcls")
+    texts = request["inputs"][0]["data"]
+    status, _, body = curl("POST", "/v2/models/textcls/infer", json.dumps(request))
+    assert status == 200, body[:300]
+    check_outputs("textcls", json.loads(body)["outputs"])
+    # Binary extension: each element a 4-byte length and its UTF-8 bytes.
+    blob = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+    header = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [len(texts)],
+                                     "parameters": {"binary_data_size": len(blob)}}],
+                         "parameters": {"binary_data_output": False}}).encode()
+    status, _, body = curl("POST", "/v2/models/textcls/infer", header + blob,
+                           [f"Inference-Header-Content-Length: {len(header)}", "Content-Type: application/octet-stream"])
+    assert status == 200, body[:300]
+    check_outputs("textcls", json.loads(body)["outputs"])
+    # Raw binary body: the one text; its logits are the reference's first row.
+    status, headers, body = curl("POST", "/v2/models/textcls/infer", texts[0].encode(),
+                                 ["Inference-Header-Content-Length: 0", "Content-Type: application/octet-stream"])
+    assert status == 200, body[:300]
+    json_length = int(headers["inference-header-content-length"])
+    row = list(struct.unpack("<8f", body[json_length:json_length + 32]))
+    assert_close(row, load("references", "textcls")["outputs"][0]["data"][:8], "textcls raw row 0")
+    # Words outside the vocabulary, non-ASCII text and an empty text are texts like any other.
+    odd = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [3],
+                       "data": ["zzqx unheardofword", "Bibliothèque für Ünïcode — 😀", ""]}]}
+    status, _, body = curl("POST", "/v2/models/textcls/infer", json.dumps(odd))
+    assert status == 200 and json.loads(body)["outputs"][0]["shape"] == [3, 8], body[:300]
+    bad = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1, 2], "data": ["a", "b"]}]}
+    status, _, body = curl("POST", "/v2/models/textcls/infer", json.dumps(bad))
+    assert status == 400 and "'text'" in json.loads(body)["error"], body[:300]
+    # gRPC: typed bytes_contents and raw_input_contents.
+    sys.path.insert(0, os.path.join(TMP, "grpc_stubs"))
+    import grpc
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
+    for raw in (True, False):
+        message = pb.ModelInferRequest(model_name="textcls")
+        tensor = message.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
+        if raw:
+            message.raw_input_contents.append(blob)
+        else:
+            tensor.contents.bytes_contents.extend(t.encode() for t in texts)
+        response = stub.ModelInfer(message, timeout=60)
+        out = response.outputs[0]
+        data = response.raw_output_contents[0]
+        check_outputs("textcls", [{"name": out.name, "datatype": out.datatype, "shape": list(out.shape),
+                                   "data": list(struct.unpack("<%df" % (len(data) // 4), data))}])
+
+
 def load_over_grpc_and_binary_http():
     """thaw load --protocol grpc (open loop, ModelInfer with raw_input_contents) and --tensors binary (REST with
     the binary tensor extension): every request 200, and the summary names the protocol."""
@@ -772,7 +825,7 @@ def make_repository():
     """The example models, plus `fashion-capped` (max_concurrency 2, max_queue 8) for back-pressure."""
     repo = os.path.join(TMP, "repo")
     os.makedirs(repo)
-    for model in MODELS:
+    for model in MODELS + ["textcls"]:
         os.symlink(os.path.join(EXAMPLES, "models", model), os.path.join(repo, model))
     capped = os.path.join(repo, "fashion-capped")
     os.makedirs(capped)
@@ -1248,6 +1301,8 @@ def main():
         check("gRPC: a Python client (grpcio, stubs from the project's .proto): health, metadata, config, stats, "
               "ModelInfer raw and typed match the references, errors as gRPC codes", grpc_python_client)
         check("thaw load over gRPC and with binary tensors: every request 200", load_over_grpc_and_binary_http)
+        check("text in: textcls tokenizes raw UTF-8 in the model process; REST JSON, binary, raw and gRPC match "
+              "the Python reference", text_in)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)
         check("input errors: ragged data, zero dims, repeated keys, bad binary sizes -> 400, no host paths",
               input_errors)
