@@ -682,7 +682,9 @@ Usage:
       --grpc-port N  also serve the Open Inference Protocol over gRPC
                 (inference.GRPCInferenceService, Triton's port is 8001) on
                 --host:N; same models, checks, errors and tokens as REST
-      --admin-port N  serve the admin routes (status, warm, config,
+                (with --admin-port, its repository RPCs are refused: the
+                admin port is REST only)
+      --admin-port N  serve the admin routes (status, warm, settings,
                 repository) only on this port, and inference only on --port
       --admin-host ADDR  address of the admin port (default 127.0.0.1)
       --allowed-host NAME  (repeatable) a host name clients use in URLs, for

@@ -243,7 +243,7 @@ std::optional<AccessRefusal> AccessPolicy::Check(const AccessRequest& request, R
   const RouteInfo route = ClassifyRoute(request.target);
   const std::string path(request.target.substr(0, request.target.find('?')));
   if (routes == RouteSet::kMain && route.route_class == RouteClass::kAdmin)
-    return Refuse(404, "no route for " + path + " on this port; admin routes (status, warm, config, repository) are "
+    return Refuse(404, "no route for " + path + " on this port; admin routes (status, warm, settings, repository) are "
                        "served on the admin port");
   if (routes == RouteSet::kAdmin && route.route_class == RouteClass::kInfer)
     return Refuse(404, "no route for " + path + " on the admin port; inference and model routes are served on the "

@@ -15,6 +15,7 @@ Prints "N passed, N failed" and exits non-zero on any failure.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,9 @@ PORT = free_port()
 ADMIN_PORT = free_port()
 while ADMIN_PORT == PORT:
     ADMIN_PORT = free_port()
+GRPC_PORT = free_port()
+while GRPC_PORT in (PORT, ADMIN_PORT):
+    GRPC_PORT = free_port()
 TOKENS = {
     "admin": "e2e-admin-" + os.urandom(12).hex(),
     "infer": "e2e-infer-" + os.urandom(12).hex(),
@@ -220,6 +224,46 @@ def thaw_load_with_thaw_token():
     assert result["sent"] > 0 and result["status_counts"] == {"401": result["sent"]}, result
 
 
+def grpc_has_the_rest_access_rules():
+    """gRPC on --grpc-port: ModelInfer with the infer token over thaw load --protocol grpc (200s; 401 without);
+    with a Python client, health is open, ModelInfer needs a token, and with --admin-port the repository RPCs are
+    NOT_FOUND naming the admin port, as the REST main port answers them."""
+    summary = os.path.join(TMP, "load_grpc.json")
+    cmd = [THAW, "load", "--url", f"http://127.0.0.1:{GRPC_PORT}", "--model", "fraud", "--request", FRAUD_REQUEST,
+           "--rate", "100", "--duration-s", "1", "--json", summary, "--protocol", "grpc"]
+    env = dict(os.environ, THAW_TOKEN=TOKENS["infer"])
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
+    result = json.load(open(summary))
+    assert result["sent"] > 0 and result["status_counts"] == {"200": result["sent"]}, result
+    env.pop("THAW_TOKEN")
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
+    result = json.load(open(summary))
+    assert result["sent"] > 0 and result["status_counts"] == {"401": result["sent"]}, result
+    stubs = os.path.join(TMP, "grpc_stubs")
+    os.makedirs(stubs, exist_ok=True)
+    subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + stubs,
+                    "--grpc_out=" + stubs, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
+                    "grpc_service.proto", "model_config.proto"], check=True)
+    sys.path.insert(0, stubs)
+    import grpc
+    import grpc_service_pb2 as pb
+    import grpc_service_pb2_grpc as pb_grpc
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
+    assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
+    try:
+        stub.ModelMetadata(pb.ModelMetadataRequest(name="fraud"), timeout=10)
+        raise AssertionError("metadata without a token was served")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error
+    admin = [("authorization", "Bearer " + TOKENS["admin"])]
+    try:
+        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="fraud"), metadata=admin, timeout=10)
+        raise AssertionError("a repository RPC was served beside --admin-port")
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.NOT_FOUND and "admin port" in error.details(), error
+    assert stub.ModelReady(pb.ModelReadyRequest(name="fraud"), metadata=admin, timeout=10).ready
+
+
 def start_fails(args, needle, token_text=None):
     """thaw serve with `args` (and a token file holding token_text) exits 2 naming `needle`."""
     extra = []
@@ -304,7 +348,7 @@ def main():
     os.chmod(tokens, 0o600)
     log = open(LOG_PATH, "w")
     server = subprocess.Popen([THAW, "serve", "--repo", REPO, "--port", str(PORT), "--admin-port", str(ADMIN_PORT),
-                               "--auth-tokens", tokens, "--allowed-origin", ALLOWED_ORIGIN, "--usage-log", ""],
+                               "--grpc-port", str(GRPC_PORT), "--auth-tokens", tokens, "--allowed-origin", ALLOWED_ORIGIN, "--usage-log", ""],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         # Ready (503 until the models' templates have loaded): up to 2 min on a busy machine.
@@ -326,6 +370,8 @@ def main():
         check("hey -T application/json with a token: 200s (401 without, 415 with hey's text/plain)",
               hey_with_json_and_a_token)
         check("thaw load with THAW_TOKEN: 200s (401 without)", thaw_load_with_thaw_token)
+        check("gRPC: the REST routes' tokens; repository RPCs refused beside --admin-port, naming it",
+              grpc_has_the_rest_access_rules)
         check("bad token files stop thaw serve naming file:line, never the token", bad_token_files_stop_the_server)
         check("warnings: network address without tokens, token file readable by others", warnings_at_start)
     finally:
