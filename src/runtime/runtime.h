@@ -218,6 +218,10 @@ class Runtime {
   const std::string& run_dir() const { return run_dir_; }
   std::vector<std::string> ModelNames() const;
   StatusOr<ModelStatus> GetModelStatus(std::string_view name) const;
+  // ModelStatus::not_ready_reason alone ("" = ready), without the rest of
+  // the status: cheap enough for readiness probes over many models.
+  // kNotFound for an unknown model.
+  StatusOr<std::string> ModelNotReadyReason(std::string_view name) const;
 
   // Runs one request. `inputs` are checked against the model's config and in
   // its input order; `output_names` selects outputs (empty = all).

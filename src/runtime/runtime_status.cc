@@ -81,6 +81,12 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   return status;
 }
 
+StatusOr<std::string> Runtime::ModelNotReadyReason(std::string_view name) const {
+  auto it = models_.find(name);
+  if (it == models_.end()) return NotFound("model '" + std::string(name) + "' is not loaded");
+  return NotReadyReason(*it->second);
+}
+
 std::string Runtime::NotReadyReason(const Model& model) const {
   if (scheduler_.CanServe(model.config.name)) return "";
   const std::string& last_start_error = scheduler_.LastStartError(model.config.name);

@@ -1006,6 +1006,8 @@ TEST_P(StuckStartTest, ModelThatHangsAtWarmUpTimesOutWith503AndIsNotReady) {
   auto status = runtime_->GetModelStatus("looper");
   EXPECT_FALSE(status->ready);
   EXPECT_NE(status->not_ready_reason.find("start_timeout_ms=12000"), std::string::npos) << status->not_ready_reason;
+  EXPECT_EQ(runtime_->ModelNotReadyReason("looper").value(), status->not_ready_reason);  // the probes' shortcut
+  EXPECT_EQ(runtime_->ModelNotReadyReason("nosuch").status().code(), StatusCode::kNotFound);
   for (const auto& instance : status->instances) EXPECT_NE(instance.state, InstanceState::kIdle);
   EXPECT_TRUE(runtime_->Ready());  // a failed model does not hold the server's readiness
   if (GetParam() == StartPath::kTemplate) {

@@ -305,9 +305,9 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     }
     if (action == "ready") {
       if (!get) return method_not_allowed("GET");
-      auto status = runtime_.GetModelStatus(model);
+      auto reason = runtime_.ModelNotReadyReason(model);
       // 4xx means "not ready" in the protocol (Triton: 400); the reason says why.
-      if (status.ok() && !status->ready) return respond(Json(400, v2::EncodeError(status->not_ready_reason)));
+      if (reason.ok() && !reason->empty()) return respond(Json(400, v2::EncodeError(*reason)));
       return respond(Json(200, NameJson(model, "ready", true)));
     }
     if (action == "status") {
@@ -472,8 +472,8 @@ HttpResponse V2Handler::PutSettings(const std::string& model, const std::string&
 std::vector<std::string> V2Handler::NotReadyModels() const {
   std::vector<std::string> reasons;
   for (const std::string& name : runtime_.ModelNames()) {
-    auto status = runtime_.GetModelStatus(name);
-    if (status.ok() && !status->ready) reasons.push_back(status->not_ready_reason);
+    auto reason = runtime_.ModelNotReadyReason(name);
+    if (reason.ok() && !reason->empty()) reasons.push_back(std::move(reason).value());
   }
   return reasons;
 }
@@ -514,9 +514,9 @@ HttpResponse V2Handler::Repository(const std::vector<std::string_view>& parts, c
     // else the reason. An invalid config on disk is reported as its reason
     // while the loaded version keeps its state.
     auto loaded_entry = [&](const std::string& name, const std::string& disk_error) {
-      auto status = runtime_.GetModelStatus(name);
-      const bool ready = status.ok() && status->ready;
-      std::string reason = status.ok() ? status->not_ready_reason : status.status().message();
+      auto not_ready = runtime_.ModelNotReadyReason(name);
+      const bool ready = not_ready.ok() && not_ready->empty();
+      std::string reason = not_ready.ok() ? *not_ready : not_ready.status().message();
       if (!disk_error.empty()) reason = reason.empty() ? disk_error : reason + "; " + disk_error;
       entry(name, ready, reason);
     };
