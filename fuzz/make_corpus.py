@@ -41,7 +41,7 @@ def http(method, target, body=b"", headers=()):
 
 def main():
     seeds = {t: {} for t in ["http_request", "infer_request", "bytes_tensor", "model_config", "usage_record",
-                             "profile"]}
+                             "profile", "tokenizer"]}
     fraud = example("requests", "fraud.json").strip()
     textenc = example("requests", "textenc.json").strip()
     fashion = example("requests", "fashion.json").strip()
@@ -124,6 +124,12 @@ def main():
     s["spread"] = json.dumps({"exec_us_by_rows": {"1": 100},
                               "exec_spread": [round(0.8 + i / 500, 3) for i in range(1001)]}).encode()
     s["minimal"] = b'{"exec_us_by_rows": {"1": 100}}'
+
+    # tokenizer: byte 0 is max_tokens - 1 (low 4 bits) and "use [CLS]" (high bit); the rest is the text.
+    s = seeds["tokenizer"]
+    s["ascii"] = b"\x85GNU/Linux C++ lib64, x86_64!"
+    s["utf8"] = b"\x83" + "Kelvin 5\u212a \u0130stanbul fa\u00e7ade ".encode() + b"\xff\xfe"
+    s["bytes_tensor"] = b"\x8f" + bytes_elements(b"ab", b"x86", b"")
 
     for target, files in seeds.items():
         directory = os.path.join(CORPUS, target)

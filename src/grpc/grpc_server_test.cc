@@ -20,7 +20,9 @@
 #include <thread>
 
 #include "base/test_paths.h"
+#ifdef THAW_WITH_GRPC_LOAD
 #include "grpc/grpc_load.h"
+#endif
 #include "grpc_service.grpc.pb.h"
 #include "server/inference_statistics.h"
 
@@ -309,7 +311,8 @@ TEST_F(GrpcServerTest, TokensAreTheRestRoutesTokens) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
-// thaw load --grpc's generator against the server: the JSON request file
+#ifdef THAW_WITH_GRPC_LOAD
+// thaw load --protocol grpc's generator against the server: the JSON request file
 // becomes raw_input_contents, every scheduled call is answered, response
 // parameters are read, and the in-flight cap turns excess into client
 // overload rather than queueing it.
@@ -362,6 +365,8 @@ TEST(GrpcLoadGenerator, AnUnreachableServerIsUnavailable) {
                                       .connect_timeout_s = 0.3});
   EXPECT_EQ(generator.Run({0}).status().code(), StatusCode::kUnavailable);
 }
+
+#endif  // THAW_WITH_GRPC_LOAD
 
 }  // namespace
 }  // namespace thaw
