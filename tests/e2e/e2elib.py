@@ -1,9 +1,15 @@
 """Helpers shared by the end-to-end tests: named checks that report and go on,
-and a free local port."""
+a free local port, stopping a server, and gRPC stubs from the project's .proto."""
+import importlib
+import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 results = []  # (check name, exception or None), in run order
 
@@ -39,3 +45,17 @@ def stop_server(server, log, timeout_s=40):
         server.kill()
         server.wait()
     log.close()
+
+
+def grpc_stubs(out_dir):
+    """(grpc, messages, services) for inference.GRPCInferenceService: Python stubs generated into out_dir from
+    src/grpc/*.proto with protoc and grpc_python_plugin (python3-grpcio), once per directory."""
+    if not os.path.exists(os.path.join(out_dir, "grpc_service_pb2_grpc.py")):
+        os.makedirs(out_dir, exist_ok=True)
+        subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + out_dir,
+                        "--grpc_out=" + out_dir, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
+                        "grpc_service.proto", "model_config.proto"], check=True)
+    if out_dir not in sys.path:
+        sys.path.insert(0, out_dir)
+    return (importlib.import_module("grpc"), importlib.import_module("grpc_service_pb2"),
+            importlib.import_module("grpc_service_pb2_grpc"))

@@ -15,7 +15,6 @@ Prints "N passed, N failed" and exits non-zero on any failure.
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, results, stop_server  # noqa: E402
+from e2elib import check, failed, free_port, grpc_stubs, results, stop_server  # noqa: E402
 
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -210,44 +209,32 @@ def hey_with_json_and_a_token():
     assert status_counts(out) == {415: 200}, out
 
 
-def thaw_load_with_thaw_token():
+def load_gets(port, extra, status, token):
+    """thaw load against `port` (with `extra` flags), THAW_TOKEN set to `token` or unset: every answer `status`."""
     summary = os.path.join(TMP, "load.json")
-    cmd = [THAW, "load", "--url", f"http://127.0.0.1:{PORT}", "--model", "fraud", "--request", FRAUD_REQUEST,
-           "--rate", "100", "--duration-s", "1", "--json", summary]
-    env = dict(os.environ, THAW_TOKEN=TOKENS["infer"])
+    cmd = [THAW, "load", "--url", f"http://127.0.0.1:{port}", "--model", "fraud", "--request", FRAUD_REQUEST,
+           "--rate", "100", "--duration-s", "1", "--json", summary] + extra
+    env = dict(os.environ)
+    env.pop("THAW_TOKEN", None)
+    if token:
+        env["THAW_TOKEN"] = token
     subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
     result = json.load(open(summary))
-    assert result["sent"] > 0 and result["status_counts"] == {"200": result["sent"]}, result
-    env.pop("THAW_TOKEN")
-    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
-    result = json.load(open(summary))
-    assert result["sent"] > 0 and result["status_counts"] == {"401": result["sent"]}, result
+    assert result["sent"] > 0 and result["status_counts"] == {status: result["sent"]}, result
+
+
+def thaw_load_with_thaw_token():
+    load_gets(PORT, [], "200", TOKENS["infer"])
+    load_gets(PORT, [], "401", None)
 
 
 def grpc_has_the_rest_access_rules():
     """gRPC on --grpc-port: ModelInfer with the infer token over thaw load --protocol grpc (200s; 401 without);
     with a Python client, health is open, ModelInfer needs a token, and with --admin-port the repository RPCs are
     NOT_FOUND naming the admin port, as the REST main port answers them."""
-    summary = os.path.join(TMP, "load_grpc.json")
-    cmd = [THAW, "load", "--url", f"http://127.0.0.1:{GRPC_PORT}", "--model", "fraud", "--request", FRAUD_REQUEST,
-           "--rate", "100", "--duration-s", "1", "--json", summary, "--protocol", "grpc"]
-    env = dict(os.environ, THAW_TOKEN=TOKENS["infer"])
-    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
-    result = json.load(open(summary))
-    assert result["sent"] > 0 and result["status_counts"] == {"200": result["sent"]}, result
-    env.pop("THAW_TOKEN")
-    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
-    result = json.load(open(summary))
-    assert result["sent"] > 0 and result["status_counts"] == {"401": result["sent"]}, result
-    stubs = os.path.join(TMP, "grpc_stubs")
-    os.makedirs(stubs, exist_ok=True)
-    subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + stubs,
-                    "--grpc_out=" + stubs, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
-                    "grpc_service.proto", "model_config.proto"], check=True)
-    sys.path.insert(0, stubs)
-    import grpc
-    import grpc_service_pb2 as pb
-    import grpc_service_pb2_grpc as pb_grpc
+    load_gets(GRPC_PORT, ["--protocol", "grpc"], "200", TOKENS["infer"])
+    load_gets(GRPC_PORT, ["--protocol", "grpc"], "401", None)
+    grpc, pb, pb_grpc = grpc_stubs(os.path.join(TMP, "grpc_stubs"))
     stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
     assert stub.ServerLive(pb.ServerLiveRequest(), timeout=10).live
     try:

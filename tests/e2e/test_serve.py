@@ -27,7 +27,7 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, results  # noqa: E402
+from e2elib import check, failed, free_port, grpc_stubs, results  # noqa: E402
 
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -400,15 +400,7 @@ def grpc_python_client():
     """A Python gRPC client (python3-grpcio, stubs generated here from the project's .proto with protoc and
     grpc_python_plugin) on --grpc-port: health, metadata, Triton's config and statistics, and ModelInfer with raw
     and with typed contents matching the Python reference for fraud and fashion; errors carry gRPC codes."""
-    out = os.path.join(TMP, "grpc_stubs")
-    os.makedirs(out, exist_ok=True)
-    subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + out,
-                    "--grpc_out=" + out, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
-                    "grpc_service.proto", "model_config.proto"], check=True)
-    sys.path.insert(0, out)
-    import grpc
-    import grpc_service_pb2 as pb
-    import grpc_service_pb2_grpc as pb_grpc
+    grpc, pb, pb_grpc = grpc_stubs(os.path.join(TMP, "grpc_stubs"))
     stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
     assert stub.ServerLive(pb.ServerLiveRequest()).live
     meta = stub.ServerMetadata(pb.ServerMetadataRequest())
@@ -487,10 +479,7 @@ def text_in():
     status, _, body = curl("POST", "/v2/models/textcls/infer", json.dumps(bad))
     assert status == 400 and "'text'" in json.loads(body)["error"], body[:300]
     # gRPC: typed bytes_contents and raw_input_contents.
-    sys.path.insert(0, os.path.join(TMP, "grpc_stubs"))
-    import grpc
-    import grpc_service_pb2 as pb
-    import grpc_service_pb2_grpc as pb_grpc
+    grpc, pb, pb_grpc = grpc_stubs(os.path.join(TMP, "grpc_stubs"))
     stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
     for raw in (True, False):
         message = pb.ModelInferRequest(model_name="textcls")
