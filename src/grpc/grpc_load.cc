@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "grpc_service.grpc.pb.h"
+#include "grpc/status_codes.h"
 #include "protocol/v2.h"
 
 namespace thaw {
@@ -23,21 +24,6 @@ namespace pb = ::inference;
 using load::Outcome;
 using load::ParameterMean;
 using load::RequestRecord;
-
-int HttpStatusOf(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return 200;
-    case grpc::StatusCode::INVALID_ARGUMENT: return 400;
-    case grpc::StatusCode::UNAUTHENTICATED: return 401;
-    case grpc::StatusCode::PERMISSION_DENIED: return 403;
-    case grpc::StatusCode::NOT_FOUND: return 404;
-    case grpc::StatusCode::UNIMPLEMENTED: return 405;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return 429;
-    case grpc::StatusCode::UNAVAILABLE: return 503;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return 504;
-    default: return 500;
-  }
-}
 
 StatusOr<pb::ModelInferRequest> ToMessage(const std::string& model, const std::string& json) {
   auto parsed = v2::ParseInferRequest(json, std::nullopt);
@@ -69,17 +55,6 @@ struct Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<pb::ModelInferResponse>> reader;
 };
 
-void AddParameter(std::vector<ParameterMean>& means, const std::string& name, double value) {
-  for (ParameterMean& p : means) {
-    if (p.name == name) {
-      p.sum += value;
-      ++p.count;
-      return;
-    }
-  }
-  if (means.size() < 64) means.push_back({name, value, 1});
-}
-
 void ReadParameters(const pb::ModelInferResponse& response, RequestRecord& record, bool measured,
                     std::vector<ParameterMean>& means) {
   for (const auto& [key, value] : response.parameters()) {
@@ -93,12 +68,7 @@ void ReadParameters(const pb::ModelInferResponse& response, RequestRecord& recor
     } else {
       continue;
     }
-    if (key == "batch_size") {
-      if (number >= 0 && number <= 2e9) record.batch_size = static_cast<int32_t>(std::lround(number));
-      continue;
-    }
-    if (key == "compute_ms" && number >= 0) record.compute_ms = number;
-    if (measured) AddParameter(means, key, number);
+    load::RecordResponseParameter(key, number, measured, record, means);
   }
 }
 

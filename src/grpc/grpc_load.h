@@ -14,15 +14,14 @@
 // completion. After the last send, calls still outstanding after
 // drain_timeout_s are cancelled and recorded as kTimeout.
 //
-// Statuses: each completed call is a kResponse with the HTTP status thaw's
-// gRPC server maps to that code (OK 200, INVALID_ARGUMENT 400,
-// UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, UNIMPLEMENTED
-// 405, RESOURCE_EXHAUSTED 429, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, other
-// codes 500), so summaries read alike. gRPC does not tell a server's
-// UNAVAILABLE from a lost connection; Run therefore first waits up to
-// connect_timeout_s for the channel and returns kUnavailable if it never
-// connects. batch_size, compute_ms and the other numeric response
-// parameters are read from a successful response's parameters map.
+// Statuses: each completed call is a kResponse with the REST status of its
+// gRPC code (grpc/status_codes.h, the mapping thaw's gRPC server answers
+// with: OK 200, INVALID_ARGUMENT 400, ..., other codes 500), so summaries
+// read alike. gRPC does not tell a server's UNAVAILABLE from a lost
+// connection; Run therefore first waits up to connect_timeout_s for the
+// channel and returns kUnavailable if it never connects. Numeric response
+// parameters of a successful call are read as REST's are
+// (load::RecordResponseParameter).
 //
 // Timestamps come from the Clock given; sleeps and the completion queue
 // only wait. Thread safety: Run blocks the calling thread, which sends; one

@@ -17,10 +17,10 @@
 // disagree. Access is the REST route's: the "authorization" metadata entry
 // carries the bearer token (server/auth.h), health RPCs are open.
 //
-// Errors: a gRPC status per HTTP status (400 INVALID_ARGUMENT, 401
-// UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 405 UNIMPLEMENTED,
-// 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED, else
-// INTERNAL) with the REST error's message. ServerReady and ModelReady answer
+// Errors: a gRPC status per HTTP status (grpc/status_codes.h: 400
+// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404
+// NOT_FOUND, 405 UNIMPLEMENTED, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 504
+// DEADLINE_EXCEEDED, else INTERNAL) with the REST error's message. ServerReady and ModelReady answer
 // ready=false (not an error) where REST says 400 or 404.
 //
 // Threading: calls arrive on one thread of the server's own (a gRPC

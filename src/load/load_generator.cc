@@ -36,6 +36,24 @@ std::string_view OutcomeName(Outcome outcome) {
   return "unknown";
 }
 
+void RecordResponseParameter(std::string_view name, double value, bool measured, RequestRecord& record,
+                             std::vector<ParameterMean>& means) {
+  if (name == "batch_size") {
+    if (value >= 0 && value <= 2e9) record.batch_size = static_cast<int32_t>(std::lround(value));
+    return;
+  }
+  if (name == "compute_ms" && value >= 0) record.compute_ms = value;
+  if (!measured) return;
+  for (ParameterMean& p : means) {
+    if (p.name == name) {
+      p.sum += value;
+      ++p.count;
+      return;
+    }
+  }
+  if (means.size() < 64) means.push_back({std::string(name), value, 1});
+}
+
 StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
   const std::string quoted = "'" + std::string(url) + "'";
   constexpr std::string_view kScheme = "http://";
@@ -239,26 +257,8 @@ class Runner {
       if (value.type().get(type) || type != simdjson::ondemand::json_type::number) continue;
       double number = 0;
       if (value.get_double().get(number)) continue;
-      if (key == "batch_size") {
-        if (number >= 0 && number <= 2e9) record.batch_size = static_cast<int32_t>(std::lround(number));
-      } else if (key == "compute_ms") {
-        if (number >= 0) record.compute_ms = number;
-        if (measured) AddParameter(key, number);
-      } else if (measured) {
-        AddParameter(key, number);
-      }
+      RecordResponseParameter(key, number, measured, record, parameters_);
     }
-  }
-
-  void AddParameter(std::string_view name, double value) {
-    for (ParameterMean& p : parameters_) {
-      if (p.name == name) {
-        p.sum += value;
-        ++p.count;
-        return;
-      }
-    }
-    if (parameters_.size() < 64) parameters_.push_back({std::string(name), value, 1});
   }
 
   // A request failed on connection c. If c was a reused keep-alive

@@ -114,6 +114,13 @@ struct ParameterMean {
   int64_t count = 0;
 };
 
+// One numeric `parameters` field of a 200 response, as every generator
+// reads it: batch_size and compute_ms go to `record`; every name but
+// batch_size adds to its mean in `means` when the request is `measured`
+// (after the warm-up), at most 64 names.
+void RecordResponseParameter(std::string_view name, double value, bool measured, RequestRecord& record,
+                             std::vector<ParameterMean>& means);
+
 struct LoadResult {
   // Requests scheduled at or after warmup_us, in schedule order. Offsets are
   // still from the start of the run (warm-up included).
