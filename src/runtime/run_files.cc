@@ -89,39 +89,29 @@ Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bo
   const fs::perms readable = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                            fs::perms::others_read | fs::perms::others_exec, ec);
-  if (snapshot_model_file) {
-    // Tokenizer vocabularies are read by workers too: copied like the model file.
-    for (const TensorSpec& spec : config.inputs) {
-      if (!spec.tokenizer) continue;
-      const fs::path source = fs::path(config.directory) / spec.tokenizer->vocab_file;
-      if (snapshots) {
-        THAW_RETURN_IF_ERROR(snapshots->Place(source.string(), (dir / spec.tokenizer->vocab_file).string()));
-        continue;
-      }
-      const fs::path target = dir / spec.tokenizer->vocab_file;
-      const fs::path staged = target.string() + ".new";
-      fs::remove(staged, ec);
-      fs::copy_file(source, staged, fs::copy_options::overwrite_existing, ec);
-      if (ec) return NotFound("cannot copy tokenizer vocabulary " + source.string() + " of model '" + config.name + "': " + ec.message());
-      fs::permissions(staged, readable, ec);
-      fs::rename(staged, target, ec);
-      if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
-    }
-  }
-  if (snapshot_model_file && snapshots) {
-    THAW_RETURN_IF_ERROR(snapshots->Place(config.ModelPath(), (dir / config.model_file).string()));
-  } else if (snapshot_model_file) {
-    // A copy, not a link: editing the repository file never changes what
-    // the next template or instance loads; only a load/reload does.
-    const fs::path target = dir / config.model_file;
+  // A file workers read (`what` in errors), snapshotted into the run
+  // directory: through `snapshots`, else a copy, not a link, so editing the
+  // repository file never changes what the next template or instance
+  // loads; only a load/reload does.
+  auto place = [&](const std::string& what, const fs::path& source, const fs::path& target) -> Status {
+    if (snapshots) return snapshots->Place(source.string(), target.string());
     const fs::path staged = target.string() + ".new";
     fs::create_directories(target.parent_path(), ec);
     fs::remove(staged, ec);
-    fs::copy_file(config.ModelPath(), staged, fs::copy_options::overwrite_existing, ec);
-    if (ec) return NotFound("cannot copy model file " + config.ModelPath() + " of model '" + config.name + "': " + ec.message());
+    fs::copy_file(source, staged, fs::copy_options::overwrite_existing, ec);
+    if (ec) return NotFound("cannot copy " + what + " " + source.string() + " of model '" + config.name + "': " + ec.message());
     fs::permissions(staged, readable, ec);
     fs::rename(staged, target, ec);  // processes loading the old file keep their copy
     if (ec) return Internal("cannot write " + target.string() + ": " + ec.message());
+    return Status::Ok();
+  };
+  if (snapshot_model_file) {
+    THAW_RETURN_IF_ERROR(place("model file", config.ModelPath(), dir / config.model_file));
+    // Tokenizer vocabularies are read by workers too.
+    for (const TensorSpec& spec : config.inputs)
+      if (spec.tokenizer)
+        THAW_RETURN_IF_ERROR(place("tokenizer vocabulary", fs::path(config.directory) / spec.tokenizer->vocab_file,
+                                   dir / spec.tokenizer->vocab_file));
   }
   const fs::path path = dir / "config.json";
   const fs::path staged = dir / "config.json.new";
