@@ -709,16 +709,11 @@ void AppendJsonData(std::string* out, const Tensor& t) {
   const size_t size = DataTypeSize(t.datatype);
   out->push_back('[');
   if (t.datatype == DataType::kBytes) {
-    size_t pos = 0;
     bool first = true;
-    while (d.size() - pos >= 4) {
-      const uint32_t len = Load<uint32_t>(d.data() + pos);
-      pos += 4;
-      if (d.size() - pos < len) break;
+    for (std::string_view element : BytesElements(d)) {
       if (!first) out->push_back(',');
       first = false;
-      AppendJsonString(out, std::string_view(d).substr(pos, len));
-      pos += len;
+      AppendJsonString(out, element);
     }
     out->push_back(']');
     return;

@@ -70,6 +70,20 @@ void AppendBytesElement(std::string* data, std::string_view element) {
   data->append(element);
 }
 
+std::vector<std::string_view> BytesElements(std::string_view data) {
+  std::vector<std::string_view> elements;
+  size_t pos = 0;
+  while (data.size() - pos >= 4) {
+    uint32_t length;
+    std::memcpy(&length, data.data() + pos, 4);
+    pos += 4;
+    if (data.size() - pos < length) break;
+    elements.push_back(data.substr(pos, length));
+    pos += length;
+  }
+  return elements;
+}
+
 Status CheckTensorData(const Tensor& tensor) {
   const int64_t count = tensor.element_count();
   if (count < 0) return InvalidArgument("tensor '" + tensor.name + "' has an invalid shape " + ShapeToString(tensor.shape));

@@ -58,6 +58,9 @@ struct Tensor {
 // Appends one BYTES element to a tensor's data: its 4-byte little-endian
 // length, then its bytes (at most 4 GiB; callers check the size).
 void AppendBytesElement(std::string* data, std::string_view element);
+// The whole BYTES elements at the start of `data`, in order, as views into
+// it; reading stops at a truncated element (CheckTensorData refuses those).
+std::vector<std::string_view> BytesElements(std::string_view data);
 
 // Checks that data holds exactly the bytes shape and datatype call for
 // (for BYTES: element_count length-prefixed strings, nothing left over).

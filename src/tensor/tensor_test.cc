@@ -35,6 +35,15 @@ TEST(ShapeTest, ElementCount) {
   EXPECT_EQ(ShapeToString({1, 3, 224, 224}), "[1,3,224,224]");
 }
 
+TEST(BytesElementsTest, ReadsWhatAppendBytesElementWroteAndStopsAtATruncatedOne) {
+  std::string data;
+  for (std::string_view e : {"hi", "", "\xc3\xa9t\xc3\xa9"}) AppendBytesElement(&data, e);
+  EXPECT_EQ(BytesElements(data), (std::vector<std::string_view>{"hi", "", "\xc3\xa9t\xc3\xa9"}));
+  data.pop_back();  // the last element is now one byte short
+  EXPECT_EQ(BytesElements(data), (std::vector<std::string_view>{"hi", ""}));
+  EXPECT_TRUE(BytesElements("").empty());
+}
+
 TEST(CheckTensorDataTest, FixedSizeTypes) {
   Tensor t{"x", DataType::kFp32, {2, 3}, std::string(24, '\0')};
   EXPECT_TRUE(CheckTensorData(t).ok());

@@ -1,7 +1,6 @@
 #include "text/word_tokenizer.h"
 
 #include <algorithm>
-#include <cstring>
 #include <fstream>
 
 namespace thaw {
@@ -141,12 +140,9 @@ StatusOr<Tensor> WordTokenizer::EncodeBatch(const Tensor& texts) const {
   std::vector<std::vector<int64_t>> encoded;
   encoded.reserve(static_cast<size_t>(rows));
   size_t width = 0;
-  for (size_t pos = 0; pos < texts.data.size();) {
-    uint32_t length = 0;
-    std::memcpy(&length, texts.data.data() + pos, 4);
-    encoded.push_back(Encode(std::string_view(texts.data).substr(pos + 4, length)));
+  for (std::string_view text : BytesElements(texts.data)) {
+    encoded.push_back(Encode(text));
     width = std::max(width, encoded.back().size());
-    pos += 4 + length;
   }
   Tensor ids;
   ids.name = spec_.feeds;
