@@ -395,14 +395,14 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
   std::cout << "thaw load: " << load::ArrivalProcessName(options.arrivals) << " " << options.rate_per_s
             << " req/s for " << options.duration_s << " s";
   if (options.warmup_s > 0) std::cout << " after " << options.warmup_s << " s warm-up";
-  std::cout << " -> " << options.url << (options.protocol == thaw::cli::LoadCommandOptions::Protocol::kGrpc ? " (gRPC)" : options.binary_tensors ? " (binary tensors)" : "")
-            << " model " << options.model << " (" << offsets->size() << " requests)"
-            << std::endl;
+  const bool grpc = options.protocol == thaw::cli::LoadCommandOptions::Protocol::kGrpc;
+  std::cout << " -> " << options.url << (grpc ? " (gRPC)" : options.binary_tensors ? " (binary tensors)" : "")
+            << " model " << options.model << " (" << offsets->size() << " requests)" << std::endl;
   thaw::RealClock clock;
   const thaw::Micros warmup_us = static_cast<thaw::Micros>(options.warmup_s * thaw::kMicrosPerSecond);
   thaw::StatusOr<load::LoadResult> result = thaw::Internal("not run");
   std::string protocol = "http";
-  if (options.protocol == thaw::cli::LoadCommandOptions::Protocol::kGrpc) {
+  if (grpc) {
     protocol = "grpc";
 #ifdef THAW_WITH_GRPC
     thaw::GrpcLoadGenerator generator(clock, {.url = options.url,

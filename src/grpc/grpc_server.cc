@@ -18,6 +18,7 @@
 #include "base/json_writer.h"
 #include "base/log.h"
 #include "grpc_service.grpc.pb.h"
+#include "grpc/status_codes.h"
 #include "protocol/v2.h"
 
 namespace thaw {
@@ -26,23 +27,7 @@ namespace {
 namespace pb = ::inference;
 
 grpc::Status GrpcStatus(int http_status, const std::string& message) {
-  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
-  switch (http_status) {
-    case 400:
-    case 408:
-    case 413:
-    case 415:
-    case 431: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case 401: code = grpc::StatusCode::UNAUTHENTICATED; break;
-    case 403: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case 404: code = grpc::StatusCode::NOT_FOUND; break;
-    case 405: code = grpc::StatusCode::UNIMPLEMENTED; break;
-    case 429: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case 503: code = grpc::StatusCode::UNAVAILABLE; break;
-    case 504: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
-    default: break;
-  }
-  return grpc::Status(code, message);
+  return grpc::Status(GrpcCodeOf(http_status), message);
 }
 
 // The message of a REST error body ({"error": "..."}), else the body.
@@ -239,8 +224,9 @@ void FillResponse(const std::string& model, const v2::InferRequest& request, Inf
 // Every RPC is served with gRPC's completion-queue API on one thread of
 // ours (queue_thread), which also polls the sockets: a call costs two thread
 // hops (to the io_context and back). The callback API added its poller and
-// callback threads: on two cores it spent 2.5x REST's server CPU per fraud
-// request, with 6 context switches per call to REST's 2 (bench/protocols).
+// callback threads: at 4,000 fraud req/s on two cores it needed 2.3x REST's
+// server CPU and 6 context switches per call; this way 2.2x and about 4,
+// REST needing 2 (README, Triton and KServe clients; bench/protocols).
 
 // One call of any RPC; its address is its completion-queue tag.
 class AsyncCall {
@@ -278,10 +264,8 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
     });
   }
 
-
-
   void ServerLive(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerLiveRequest* request,
-                                 pb::ServerLiveResponse* response) {
+                  pb::ServerLiveResponse* response) {
     Rest(context, "GET", "/v2/health/live", "", [reactor, response](HttpResponse r) {
       response->set_live(r.status == 200);
       reactor->Finish(grpc::Status::OK);
@@ -289,7 +273,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void ServerReady(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerReadyRequest* request,
-                                  pb::ServerReadyResponse* response) {
+                   pb::ServerReadyResponse* response) {
     Rest(context, "GET", "/v2/health/ready", "", [reactor, response](HttpResponse r) {
       if (r.status != 200 && r.status != 400) return reactor->Finish(ErrorStatus(r));
       response->set_ready(r.status == 200);
@@ -298,7 +282,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void ModelReady(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelReadyRequest* request,
-                                 pb::ModelReadyResponse* response) {
+                  pb::ModelReadyResponse* response) {
     if (!IsPathSegment(request->name())) {
       response->set_ready(false);
       return reactor->Finish(grpc::Status::OK);
@@ -313,19 +297,19 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void ServerMetadata(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerMetadataRequest* request,
-                                     pb::ServerMetadataResponse* response) {
+                      pb::ServerMetadataResponse* response) {
     return JsonCall(reactor, context, "GET", "/v2", "", response, nullptr);
   }
 
   void ModelMetadata(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelMetadataRequest* request,
-                                    pb::ModelMetadataResponse* response) {
+                     pb::ModelMetadataResponse* response) {
     if (!IsPathSegment(request->name()))
       return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
     return JsonCall(reactor, context, "GET", ModelPath(request->name(), request->version()), "", response, nullptr);
   }
 
   void ModelConfig(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelConfigRequest* request,
-                                  pb::ModelConfigResponse* response) {
+                   pb::ModelConfigResponse* response) {
     if (!IsPathSegment(request->name()))
       return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
     return JsonCall(reactor, context, "GET", ModelPath(request->name(), request->version()) + "/config", "", response,
@@ -333,7 +317,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void ModelStatistics(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelStatisticsRequest* request,
-                                      pb::ModelStatisticsResponse* response) {
+                       pb::ModelStatisticsResponse* response) {
     if (request->name().empty()) return JsonCall(reactor, context, "GET", "/v2/models/stats", "", response, nullptr);
     if (!IsPathSegment(request->name()))
       return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
@@ -341,7 +325,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void RepositoryIndex(AsyncCall* reactor, grpc::ServerContext* context, const pb::RepositoryIndexRequest* request,
-                                      pb::RepositoryIndexResponse* response) {
+                       pb::RepositoryIndexResponse* response) {
     return JsonCall(reactor, context, "POST", "/v2/repository/index", request->ready() ? R"({"ready":true})" : "{}", response,
                     [](std::string json) { return "{\"models\":" + json + "}"; });
   }
@@ -365,7 +349,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void RepositoryModelLoad(AsyncCall* reactor, grpc::ServerContext* context, const pb::RepositoryModelLoadRequest* request,
-                                          pb::RepositoryModelLoadResponse* response) {
+                           pb::RepositoryModelLoadResponse* response) {
     if (!IsPathSegment(request->model_name()))
       return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                             "'" + request->model_name() + "' is not a model name"));
@@ -376,8 +360,8 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   }
 
   void RepositoryModelUnload(AsyncCall* reactor, grpc::ServerContext* context,
-                                            const pb::RepositoryModelUnloadRequest* request,
-                                            pb::RepositoryModelUnloadResponse* response) {
+                             const pb::RepositoryModelUnloadRequest* request,
+                             pb::RepositoryModelUnloadResponse* response) {
     if (!IsPathSegment(request->model_name()))
       return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                             "'" + request->model_name() + "' is not a model name"));
@@ -502,7 +486,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
   int port = 0;
   std::unique_ptr<grpc::ServerCompletionQueue> queue;
   std::thread queue_thread;
-  // ModelInfer calls armed or in the handler, not yet finished: Shutdown
+  // Calls (of every RPC) armed or being served, not yet finished: Shutdown
   // waits for them before the queue closes, since the io thread finishes
   // calls, and armed ones come back through the queue.
   std::atomic<int> calls_open = 0;
