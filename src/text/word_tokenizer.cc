@@ -52,14 +52,16 @@ int32_t NextCodePoint(std::string_view text, size_t& pos) {
   return cp;
 }
 
-}  // namespace
-
-std::vector<std::string> SplitWords(std::string_view text) {
-  std::vector<std::string> words;
+// Calls on_word(word) for each word of `text` in order while it returns
+// true: a caller that needs only the first words stops reading there.
+template <typename OnWord>
+void ForEachWord(std::string_view text, OnWord on_word) {
   std::string word;
   auto end_word = [&] {
-    if (!word.empty()) words.push_back(std::move(word));
+    if (word.empty()) return true;
+    const bool more = on_word(word);
     word.clear();
+    return more;
   };
   for (size_t pos = 0; pos < text.size();) {
     const int32_t cp = NextCodePoint(text, pos);
@@ -73,12 +75,22 @@ std::vector<std::string> SplitWords(std::string_view text) {
       word += 'k';
     } else if (cp == 0x130) {  // LATIN CAPITAL I WITH DOT ABOVE -> "i" + COMBINING DOT ABOVE
       word += 'i';
-      end_word();
-    } else {
-      end_word();
+      if (!end_word()) return;
+    } else if (!end_word()) {
+      return;
     }
   }
   end_word();
+}
+
+}  // namespace
+
+std::vector<std::string> SplitWords(std::string_view text) {
+  std::vector<std::string> words;
+  ForEachWord(text, [&](const std::string& word) {
+    words.push_back(word);
+    return true;
+  });
   return words;
 }
 
@@ -121,12 +133,14 @@ std::vector<int64_t> WordTokenizer::Encode(std::string_view text) const {
   std::vector<int64_t> ids;
   const size_t limit = static_cast<size_t>(spec_.max_tokens);
   if (begin_id_ >= 0) ids.push_back(begin_id_);
-  for (std::string& word : SplitWords(text)) {
-    if (ids.size() >= limit) break;
+  if (ids.size() > limit) ids.resize(limit);
+  // Words past the limit are never read: a long text costs max_tokens words.
+  ForEachWord(text, [&](const std::string& word) {
+    if (ids.size() >= limit) return false;
     auto it = ids_.find(word);
     ids.push_back(it == ids_.end() ? unknown_id_ : it->second);
-  }
-  if (ids.size() > limit) ids.resize(limit);
+    return ids.size() < limit;
+  });
   return ids;
 }
 

@@ -9,7 +9,9 @@
 // (U+212A KELVIN SIGN -> "k", U+0130 -> "i" then a separator); every other
 // character, and every byte that is not valid UTF-8, separates words. Ids:
 // the begin token (if any), then each word's vocabulary id, or the unknown
-// token's for a word not in it, cut to max_tokens.
+// token's for a word not in it, cut to max_tokens. The text is read only up
+// to the word that fills them: a long text costs the memory of its first
+// max_tokens words, not of all its words.
 //
 // Batches: EncodeBatch turns a BYTES tensor of N texts ([N] or [N, 1])
 // into INT64 [N, L], L the longest row's length, shorter rows padded with

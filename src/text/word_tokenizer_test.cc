@@ -81,6 +81,9 @@ TEST(WordTokenizer, EncodeBeginsUnknownsAndCuts) {
   EXPECT_THAT(tokenizer->Encode("Cat, dog; cow"), ElementsAre(2, 3, 4, 1));
   EXPECT_THAT(tokenizer->Encode("cat dog cat dog"), ElementsAre(2, 3, 4, 3));  // 4 tokens, [CLS] included
   EXPECT_THAT(tokenizer->Encode(""), ElementsAre(2));
+  std::string long_text;
+  for (int i = 0; i < 1000000; ++i) long_text += "dog cat ";
+  EXPECT_THAT(tokenizer->Encode(long_text), ElementsAre(2, 4, 3, 4));
   spec.begin_token.clear();
   auto no_begin = WordTokenizer::FromVocabulary(spec, {"[PAD]", "[UNK]", "cat"});
   ASSERT_TRUE(no_begin.ok());
