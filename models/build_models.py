@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train the example models on real data and export them as TorchScript.
 
-    /usr/bin/python3 models/build_models.py [--only fraud|fashion|textenc|textcls] [--out examples]
+    /usr/bin/python3 models/build_models.py [--only fraud|fraud-xgb|fashion|textenc|textcls] [--out examples]
 
 For each model it writes <out>/models/<name>/{model.pt,config.json,accuracy.json}
 (plus labels.txt, and vocab.txt for textenc), a KServe v2 sample request
@@ -13,6 +13,9 @@ same way from the saved file.
 Data:
   fraud    sklearn's bundled breast-cancer Wisconsin data (Debian packages no
            credit-card fraud data set; this stands in as a tabular risk task).
+  fraud-xgb  the same data and split as fraud, gradient-boosted trees
+           (Debian python3-xgboost 1.7, saved as UBJSON for the xgboost
+           backend); its reference is XGBoost's own prediction in Python.
   fashion  Fashion-MNIST from /usr/share/datasets/fashion-mnist (IDX, gzip).
   textenc  Debian package descriptions from /var/lib/apt/lists/*_Packages*,
            labelled by their Section.
@@ -104,19 +107,23 @@ class RiskMLP(nn.Module):
         return F.softmax(self.logits(features), dim=1)
 
 
-def build_fraud(out):
+def fraud_data():
+    """The breast-cancer data and the one split fraud and fraud-xgb share."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
-    common.seed_everything()
-    name = "fraud"
-    mdir = os.path.join(out, "models", name)
     data = load_breast_cancer()
     x = data.data.astype(np.float32)
     # sklearn: 0 = malignant, 1 = benign. Make class 1 the risk (malignant) class.
     y = (1 - data.target).astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=0.2, random_state=common.SEED, stratify=y)
+    return train_test_split(x, y, test_size=0.2, random_state=common.SEED, stratify=y)
+
+
+def build_fraud(out):
+    common.seed_everything()
+    name = "fraud"
+    mdir = os.path.join(out, "models", name)
+    x_tr, x_te, y_tr, y_te = fraud_data()
 
     t0 = time.time()
     model = RiskMLP(x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6)
@@ -155,6 +162,56 @@ def build_fraud(out):
     sel = pick_two(y_te.tolist())
     common.write_request_and_reference(
         out, name, ["features"], [xte[sel]], "probabilities", [int(y_te[i]) for i in sel])
+    return acc, train_s
+
+
+def build_fraud_xgb(out):
+    """Gradient-boosted trees on fraud's data and split; the server's xgboost
+    backend turns the positive-class probability into both classes'."""
+    import xgboost as xgb
+
+    name = "fraud-xgb"
+    mdir = os.path.join(out, "models", name)
+    os.makedirs(mdir, exist_ok=True)
+    x_tr, x_te, y_tr, y_te = fraud_data()
+    t0 = time.time()
+    params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "subsample": 0.9,
+              "colsample_bytree": 0.8, "seed": common.SEED, "nthread": 1, "eval_metric": "logloss"}
+    booster = xgb.train(params, xgb.DMatrix(x_tr, label=y_tr), num_boost_round=200)
+    train_s = time.time() - t0
+    model_path = os.path.join(mdir, "model.ubj")
+    booster.save_model(model_path)
+    saved = xgb.Booster(model_file=model_path)
+    saved.set_param({"nthread": 1})
+    p = saved.inplace_predict(x_te)
+    acc = float(((p > 0.5).astype(np.int64) == y_te).mean())
+    print(f"[{name}] {len(x_tr)} samples, 200 trees in {train_s:.1f}s, test accuracy {acc:.4f} on {len(y_te)}")
+
+    common.write_config(mdir, [("features", "FP32", [-1, 30])],
+                        [("probabilities", "FP32", [-1, 2], "labels.txt")],
+                        backend="xgboost", model_file="model.ubj", memory_mb=256)
+    write_lines(os.path.join(mdir, "labels.txt"), ["benign", "malignant"])
+    common.write_json(os.path.join(mdir, "accuracy.json"), {
+        "dataset": "Breast Cancer Wisconsin (diagnostic), sklearn.datasets.load_breast_cancer; "
+                   "stand-in for fraud data, class 1 = malignant (risk); the same split as fraud",
+        "train_samples": len(x_tr),
+        "test_samples": len(y_te),
+        "test_accuracy": round(acc, 4),
+        "trees": 200,
+        "trained_by": TRAINED_BY,
+        "seed": common.SEED,
+    })
+    # fraud's request rows, so the two engines answer the same request.
+    sel = pick_two(y_te.tolist())
+    rows = torch.from_numpy(x_te[sel])
+    positive = saved.inplace_predict(x_te[sel]).astype(np.float32)
+    probabilities = torch.from_numpy(np.stack([1 - positive, positive], axis=1))
+    common.write_json(os.path.join(out, "requests", f"{name}.json"),
+                      {"id": f"{name}-1", "inputs": [common.v2_tensor("features", rows)]}, compact=True)
+    common.write_json(os.path.join(out, "references", f"{name}.json"), {
+        "model": name, "outputs": [common.v2_tensor("probabilities", probabilities)],
+        "labels": [int(y_te[i]) for i in sel],
+        "predicted": [int(i) for i in probabilities.argmax(dim=1).tolist()]}, compact=True)
     return acc, train_s
 
 
@@ -620,7 +677,7 @@ def build_textcls(out):
                                                       "data": texts}]}, compact=True)
     predicted = [int(i) for i in logits.argmax(dim=1).tolist()]
     common.write_json(os.path.join(out, "references", f"{name}.json"),
-                      {"model": name, "outputs": [common._v2_tensor("logits", logits.contiguous())],
+                      {"model": name, "outputs": [common.v2_tensor("logits", logits.contiguous())],
                        "labels": labels, "predicted": predicted, "token_ids": ids.tolist()}, compact=True)
     print(f"[{name}] reference predicted={predicted} labels={labels}")
 
@@ -660,7 +717,7 @@ def check_lengths(path, seqs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["fraud", "fashion", "textenc", "textcls"],
+    parser.add_argument("--only", choices=["fraud", "fraud-xgb", "fashion", "textenc", "textcls"],
                         help="build just this model")
     parser.add_argument("--out", default=None,
                         help="examples directory (default: <repo>/examples)")
@@ -671,6 +728,7 @@ def main():
                                    "examples")
     builders = {
         "fraud": lambda: build_fraud(out),
+        "fraud-xgb": lambda: build_fraud_xgb(out),
         "fashion": lambda: build_fashion(out, args.fashion_epochs),
         "textenc": lambda: build_textenc(out, args.textenc_epochs),
         "textcls": lambda: build_textcls(out),  # after textenc: it reuses textenc's files

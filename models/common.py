@@ -104,7 +104,7 @@ def run_saved(model_path, inputs):
     return opt, diff, plain.abs().max().item()
 
 
-def _v2_tensor(name, tensor):
+def v2_tensor(name, tensor):
     if tensor.dtype == torch.float32:
         dt, data = "FP32", f32_list(tensor.numpy())
     elif tensor.dtype == torch.int64:
@@ -130,13 +130,13 @@ def write_request_and_reference(out_root, name, input_names, inputs, output_name
         raise SystemExit(f"[{name}] frozen output differs from plain output by {diff}")
     request = {
         "id": f"{name}-1",
-        "inputs": [_v2_tensor(n, t) for n, t in zip(input_names, inputs)],
+        "inputs": [v2_tensor(n, t) for n, t in zip(input_names, inputs)],
     }
     write_json(os.path.join(out_root, "requests", f"{name}.json"), request, compact=True)
     predicted = [int(i) for i in out.argmax(dim=1).tolist()]
     reference = {
         "model": name,
-        "outputs": [_v2_tensor(output_name, out.contiguous())],
+        "outputs": [v2_tensor(output_name, out.contiguous())],
         "labels": labels,
         "predicted": predicted,
     }

@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include "backend/torch_backend.h"
+#include "backend/xgboost_backend.h"
 
 #include <optional>
 #include <vector>
@@ -71,8 +72,9 @@ bool HasTokenizer(const ModelConfig& config) {
 StatusOr<std::unique_ptr<Backend>> CreateEngineBackend(const ModelConfig& config, const Clock& clock,
                                                        BackendLoadTimings* timings, const BackendLoadOptions& options) {
   if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings, options);
+  if (config.backend == "xgboost") return CreateXgboostBackend(config, clock, timings, options);
   return InvalidArgument("model '" + config.name + "': unknown backend '" + config.backend +
-                         "' (supported: torchscript)");
+                         "' (supported: torchscript, xgboost)");
 }
 
 }  // namespace
@@ -130,10 +132,14 @@ Status WarmEngine() {
 StatusOr<std::string> PrepareArtifact(const ModelConfig& config) {
   if (test_factory) return std::string();  // test backends have none
   if (config.backend == "torchscript") return PrepareTorchScriptArtifact(ConfigAfterTokenizing(config));
+  if (config.backend == "xgboost") return std::string();  // a booster file loads fast as it is
   return InvalidArgument("backend '" + config.backend + "' has no prepared artifact");
 }
 
-void SetIntraOpThreads(int threads) { SetTorchIntraOpThreads(threads); }
+void SetIntraOpThreads(int threads) {
+  SetTorchIntraOpThreads(threads);
+  SetXgboostThreads(threads);
+}
 
 namespace {
 

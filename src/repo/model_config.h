@@ -113,9 +113,11 @@ struct ModelConfig {
   std::string name;       // the directory name
   std::string directory;  // absolute path of the model directory
 
-  std::string backend = "torchscript";  // the only backend so far
+  std::string backend = "torchscript";  // the engine: "torchscript" or "xgboost" (src/backend)
   std::string model_file = "model.pt";  // relative to `directory`
-  std::string platform = "pytorch_torchscript";  // reported in v2 metadata
+  // Reported in v2 metadata; when the file has none, the backend's
+  // ("pytorch_torchscript", "xgboost").
+  std::string platform = "pytorch_torchscript";
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
 

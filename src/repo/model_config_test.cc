@@ -47,6 +47,28 @@ TEST(ModelConfigTest, ParsesFieldsAndKeepsDefaults) {
   EXPECT_EQ(config->ModelPath(), "/repo/m/model.pt");
 }
 
+TEST(ModelConfigTest, BackendsAndTheirPlatforms) {
+  auto torch = Parse(kMinimal);
+  ASSERT_TRUE(torch.ok());
+  EXPECT_EQ(torch->backend, "torchscript");
+  EXPECT_EQ(torch->platform, "pytorch_torchscript");
+  auto xgb = Parse(With(R"("backend": "xgboost", "model_file": "model.ubj")"));
+  ASSERT_TRUE(xgb.ok()) << xgb.status().ToString();
+  EXPECT_EQ(xgb->platform, "xgboost");  // the backend's, when the file names none
+  EXPECT_EQ(xgb->ModelPath(), "/repo/m/model.ubj");
+  auto named = Parse(With(R"("backend": "xgboost", "platform": "xgboost_ubj")"));
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ(named->platform, "xgboost_ubj");
+  auto again = Parse(EncodeModelConfig(*xgb));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->backend, "xgboost");
+  EXPECT_EQ(again->platform, "xgboost");
+  auto unknown = Parse(With(R"("backend": "tensorflow")"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("supported: torchscript, xgboost"), std::string::npos)
+      << unknown.status().message();
+}
+
 TEST(ModelConfigTest, EncodeRoundTrips) {
   auto config = Parse(kValid);
   ASSERT_TRUE(config.ok());
