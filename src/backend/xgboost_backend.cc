@@ -63,11 +63,17 @@ std::string LastError() {
 // reused). A proxy only carries the call's input, so one per thread serves
 // every booster; null if it cannot be made (XGBoost then makes its own).
 DMatrixHandle ThreadProxy() {
-  thread_local DMatrixHandle proxy = [] {
-    DMatrixHandle made = nullptr;
-    return XGProxyDMatrixCreate(&made) == 0 ? made : nullptr;
-  }();
-  return proxy;
+  struct Proxy {
+    DMatrixHandle handle = nullptr;
+    Proxy() {
+      if (XGProxyDMatrixCreate(&handle) != 0) handle = nullptr;
+    }
+    ~Proxy() {
+      if (handle) XGDMatrixFree(handle);
+    }
+  };
+  thread_local Proxy proxy;
+  return proxy.handle;
 }
 
 // How the booster's values per row become the output.

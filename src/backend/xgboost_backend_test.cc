@@ -51,13 +51,13 @@ StatusOr<std::unique_ptr<Backend>> Load(const ModelConfig& config) {
 
 Tensor Floats(std::string name, Shape shape, const std::vector<float>& values) {
   std::string bytes(values.size() * sizeof(float), '\0');
-  std::memcpy(bytes.data(), values.data(), bytes.size());
+  if (!values.empty()) std::memcpy(bytes.data(), values.data(), bytes.size());
   return Tensor{std::move(name), DataType::kFp32, std::move(shape), std::move(bytes)};
 }
 
 std::vector<float> Values(const Tensor& t) {
   std::vector<float> v(t.data.size() / sizeof(float));
-  std::memcpy(v.data(), t.data.data(), t.data.size());
+  if (!v.empty()) std::memcpy(v.data(), t.data.data(), v.size() * sizeof(float));
   return v;
 }
 
