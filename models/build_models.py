@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train the example models on real data and export them as TorchScript.
 
-    /usr/bin/python3 models/build_models.py [--only fraud|fraud-xgb|fashion|textenc|textcls] [--out examples]
+    /usr/bin/python3 models/build_models.py [--only fraud|fraud-xgb|fashion|fashion-onnx|textenc|textcls] [--out examples]
 
 For each model it writes <out>/models/<name>/{model.pt,config.json,accuracy.json}
 (plus labels.txt, and vocab.txt for textenc), a KServe v2 sample request
@@ -17,6 +17,8 @@ Data:
            (Debian python3-xgboost 1.7, saved as UBJSON for the xgboost
            backend); its reference is XGBoost's own prediction in Python.
   fashion  Fashion-MNIST from /usr/share/datasets/fashion-mnist (IDX, gzip).
+  fashion-onnx  fashion's weights as ONNX (opset 10) for the onnx backend;
+           its accuracy measured with OpenCV DNN (python3-opencv).
   textenc  Debian package descriptions from /var/lib/apt/lists/*_Packages*,
            labelled by their Section.
   textcls  textenc's model (symbolic links to its files) behind a BYTES input:
@@ -361,6 +363,70 @@ def build_fashion(out, epochs):
     common.write_request_and_reference(
         out, name, ["image"], [xe[sel]], "logits", [int(ye[i]) for i in sel])
     return acc, train_s
+
+
+def build_fashion_onnx(out):
+    """fashion's weights exported to ONNX for the onnx backend (OpenCV DNN
+    4.6): opset 10, since at opset >= 11 ReLU6 becomes a Clip with min/max
+    inputs, which OpenCV 4.6's importer rejects. Its request and reference are
+    fashion's: the served ONNX model must answer what TorchScript answers.
+    The test accuracy is measured on the 10k test set with OpenCV's DNN in
+    Python (python3-opencv) when it is installed."""
+    name = "fashion-onnx"
+    src = os.path.join(out, "models", "fashion")
+    mdir = os.path.join(out, "models", name)
+    os.makedirs(mdir, exist_ok=True)
+    scripted = torch.jit.load(os.path.join(src, "model.pt"))
+    model = FashionNet(0.0, 1.0)
+    model.load_state_dict(scripted.state_dict())  # mean and std are buffers: loaded too
+    model.eval()
+    path = os.path.join(mdir, "model.onnx")
+    t0 = time.time()
+    torch.onnx.export(model, torch.zeros(1, 1, 28, 28), path, opset_version=10, input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                      do_constant_folding=True)
+    export_s = time.time() - t0
+    x_te = read_idx(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz"))
+    y_te = read_idx(os.path.join(FASHION_DIR, "t10k-labels-idx1-ubyte.gz"))
+    images = (x_te.astype(np.float32) / 255.0)[:, None, :, :]
+    with torch.no_grad():
+        torch_logits = torch.cat([model(torch.from_numpy(images[i:i + 1000])) for i in range(0, len(images), 1000)])
+    acc = None
+    try:
+        import cv2
+        net = cv2.dnn.readNetFromONNX(path)
+        logits = []
+        for i in range(0, len(images), 1000):
+            net.setInput(images[i:i + 1000])
+            logits.append(net.forward())
+        logits = np.concatenate(logits)
+        acc = float((logits.argmax(axis=1) == y_te).mean())
+        diff = float(np.abs(logits - torch_logits.numpy()).max())
+        print(f"[{name}] OpenCV {cv2.__version__} vs TorchScript on 10k test images: max |diff| {diff:.3g}")
+    except ImportError:
+        print(f"[{name}] python3-opencv is not installed: accuracy not measured")
+    torch_acc = float((torch_logits.argmax(dim=1).numpy() == y_te).mean())
+    print(f"[{name}] exported in {export_s:.1f}s; test accuracy {acc} (OpenCV DNN), {torch_acc:.4f} (torch)")
+    common.write_config(mdir, [("image", "FP32", [-1, 1, 28, 28], "NCHW")],
+                        [("logits", "FP32", [-1, 10], "labels.txt")],
+                        backend="onnx", model_file="model.onnx", memory_mb=1024)
+    write_lines(os.path.join(mdir, "labels.txt"), FASHION_CLASSES)
+    common.write_json(os.path.join(mdir, "accuracy.json"), {
+        "dataset": "Fashion-MNIST (debian package dataset-fashion-mnist)",
+        "test_samples": len(y_te),
+        "test_accuracy": None if acc is None else round(acc, 4),
+        "measured_with": "OpenCV DNN (python3-opencv) on model.onnx",
+        "exported_from": "examples/models/fashion/model.pt, ONNX opset 10",
+        "trained_by": TRAINED_BY,
+    })
+    for kind in ("requests", "references"):
+        doc = json.load(open(os.path.join(out, kind, "fashion.json")))
+        if kind == "references":
+            doc["model"] = name
+        else:
+            doc["id"] = f"{name}-1"
+        common.write_json(os.path.join(out, kind, f"{name}.json"), doc, compact=True)
+    return acc if acc is not None else torch_acc, export_s
 
 
 # --------------------------------------------------------------------------
@@ -717,7 +783,7 @@ def check_lengths(path, seqs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["fraud", "fraud-xgb", "fashion", "textenc", "textcls"],
+    parser.add_argument("--only", choices=["fraud", "fraud-xgb", "fashion", "fashion-onnx", "textenc", "textcls"],
                         help="build just this model")
     parser.add_argument("--out", default=None,
                         help="examples directory (default: <repo>/examples)")
@@ -730,6 +796,7 @@ def main():
         "fraud": lambda: build_fraud(out),
         "fraud-xgb": lambda: build_fraud_xgb(out),
         "fashion": lambda: build_fashion(out, args.fashion_epochs),
+        "fashion-onnx": lambda: build_fashion_onnx(out),  # after fashion: its weights
         "textenc": lambda: build_textenc(out, args.textenc_epochs),
         "textcls": lambda: build_textcls(out),  # after textenc: it reuses textenc's files
     }

@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include "backend/onnx_backend.h"
 #include "backend/torch_backend.h"
 #include "backend/xgboost_backend.h"
 
@@ -73,8 +74,9 @@ StatusOr<std::unique_ptr<Backend>> CreateEngineBackend(const ModelConfig& config
                                                        BackendLoadTimings* timings, const BackendLoadOptions& options) {
   if (config.backend == "torchscript") return CreateTorchScriptBackend(config, clock, timings, options);
   if (config.backend == "xgboost") return CreateXgboostBackend(config, clock, timings, options);
+  if (config.backend == "onnx") return CreateOnnxBackend(config, clock, timings, options);
   return InvalidArgument("model '" + config.name + "': unknown backend '" + config.backend +
-                         "' (supported: torchscript, xgboost)");
+                         "' (supported: torchscript, xgboost, onnx)");
 }
 
 }  // namespace
@@ -132,86 +134,14 @@ Status WarmEngine() {
 StatusOr<std::string> PrepareArtifact(const ModelConfig& config) {
   if (test_factory) return std::string();  // test backends have none
   if (config.backend == "torchscript") return PrepareTorchScriptArtifact(ConfigAfterTokenizing(config));
-  if (config.backend == "xgboost") return std::string();  // a booster file loads fast as it is
+  if (config.backend == "xgboost" || config.backend == "onnx") return std::string();  // loaded as they are
   return InvalidArgument("backend '" + config.backend + "' has no prepared artifact");
 }
 
 void SetIntraOpThreads(int threads) {
   SetTorchIntraOpThreads(threads);
   SetXgboostThreads(threads);
-}
-
-namespace {
-
-bool StartsWithSpace(std::string_view line) { return !line.empty() && (line[0] == ' ' || line[0] == '\t'); }
-
-// "/a/b/c.py" -> "c.py" for every token that starts with '/' and has a second '/'.
-std::string CutAbsolutePaths(std::string_view text) {
-  auto ends_token = [](char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\'' || c == '"' || c == ')' || c == ',' || c == ';' ||
-           c == ':';
-  };
-  std::string out;
-  size_t i = 0;
-  while (i < text.size()) {
-    const bool starts = text[i] == '/' && (i == 0 || ends_token(text[i - 1]) || text[i - 1] == '(');
-    if (!starts) {
-      out += text[i++];
-      continue;
-    }
-    size_t end = i;
-    while (end < text.size() && !ends_token(text[end])) ++end;
-    const std::string_view token = text.substr(i, end - i);
-    const size_t last_slash = token.rfind('/');
-    if (last_slash == 0 || last_slash + 1 == token.size()) out += token;  // "/x" or a directory: keep
-    else out += token.substr(last_slash + 1);
-    i = end;
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string ClientEngineMessage(std::string_view message) {
-  std::vector<std::string_view> lines;
-  for (size_t start = 0; start <= message.size();) {
-    size_t end = message.find('\n', start);
-    if (end == std::string_view::npos) end = message.size();
-    std::string_view line = message.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    lines.push_back(line);
-    start = end + 1;
-  }
-  while (!lines.empty() && lines.back().find_first_not_of(" \t") == std::string_view::npos) lines.pop_back();
-  const bool traceback = message.find("Traceback of TorchScript") != std::string_view::npos ||
-                         message.find("The following operation failed in the TorchScript interpreter") !=
-                             std::string_view::npos;
-  size_t first = 0;
-  if (traceback) {
-    // The error follows the last (indented) code excerpt of the traceback.
-    first = lines.size();
-    while (first > 0 && !StartsWithSpace(lines[first - 1]) && !lines[first - 1].starts_with("Traceback of") &&
-           !lines[first - 1].starts_with("The following operation failed"))
-      --first;
-    if (first == lines.size()) first = 0;  // no error line after all: keep everything
-  }
-  std::string text;
-  for (size_t i = first; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    if (!text.empty()) text += '\n';
-    std::string_view line = lines[i];
-    if (traceback && line.starts_with("builtins.")) line.remove_prefix(9);
-    text += line;
-  }
-  text = CutAbsolutePaths(text);
-  constexpr size_t kMaxBytes = 1000;
-  if (text.size() > kMaxBytes) {
-    size_t cut = kMaxBytes;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // whole UTF-8 characters
-    text.resize(cut);
-    text += "...";
-  }
-  return text;
+  SetOnnxThreads(threads);
 }
 
 }  // namespace thaw

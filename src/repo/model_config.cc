@@ -369,7 +369,7 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
   config.directory = directory;
   THAW_RETURN_IF_ERROR(ReadString(obj, "backend", source, &config.backend));
   THAW_RETURN_IF_ERROR(ReadString(obj, "model_file", source, &config.model_file));
-  config.platform = config.backend == "xgboost" ? "xgboost" : "pytorch_torchscript";
+  config.platform = config.backend == "xgboost" ? "xgboost" : config.backend == "onnx" ? "onnx_opencv" : "pytorch_torchscript";
   THAW_RETURN_IF_ERROR(ReadString(obj, "platform", source, &config.platform));
   THAW_RETURN_IF_ERROR(ReadTensorSpecs(obj, "inputs", source, &config.inputs));
   THAW_RETURN_IF_ERROR(ReadTensorSpecs(obj, "outputs", source, &config.outputs));
@@ -414,8 +414,8 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 }
 
 Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
-  if (c.backend != "torchscript" && c.backend != "xgboost")
-    return FieldError(source, "backend", "unknown backend '" + c.backend + "'; supported: torchscript, xgboost");
+  if (c.backend != "torchscript" && c.backend != "xgboost" && c.backend != "onnx")
+    return FieldError(source, "backend", "unknown backend '" + c.backend + "'; supported: torchscript, xgboost, onnx");
   if (c.model_file.empty() || c.model_file.find("..") != std::string::npos || c.model_file.front() == '/')
     return FieldError(source, "model_file", "must be a file name inside the model directory");
   THAW_RETURN_IF_ERROR(CheckSpecs(source, "inputs", c.inputs));

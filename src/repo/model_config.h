@@ -113,10 +113,10 @@ struct ModelConfig {
   std::string name;       // the directory name
   std::string directory;  // absolute path of the model directory
 
-  std::string backend = "torchscript";  // the engine: "torchscript" or "xgboost" (src/backend)
+  std::string backend = "torchscript";  // the engine: "torchscript", "xgboost" or "onnx" (src/backend)
   std::string model_file = "model.pt";  // relative to `directory`
   // Reported in v2 metadata; when the file has none, the backend's
-  // ("pytorch_torchscript", "xgboost").
+  // ("pytorch_torchscript", "xgboost", "onnx_opencv").
   std::string platform = "pytorch_torchscript";
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;

@@ -65,7 +65,10 @@ TEST(ModelConfigTest, BackendsAndTheirPlatforms) {
   EXPECT_EQ(again->platform, "xgboost");
   auto unknown = Parse(With(R"("backend": "tensorflow")"));
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("supported: torchscript, xgboost"), std::string::npos)
+  auto onnx = Parse(With(R"("backend": "onnx", "model_file": "model.onnx")"));
+  ASSERT_TRUE(onnx.ok()) << onnx.status().ToString();
+  EXPECT_EQ(onnx->platform, "onnx_opencv");
+  EXPECT_NE(unknown.status().message().find("supported: torchscript, xgboost, onnx"), std::string::npos)
       << unknown.status().message();
 }
 
@@ -244,7 +247,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{With(R"("min_instances": 5)"), "'min_instances'"},
                       BadCase{With(R"("keep_alive_s": -1)"), "'keep_alive_s'"},
                       BadCase{With(R"("threads": 0)"), "'threads'"},
-                      BadCase{With(R"("backend": "onnx")"), "'backend'"},
+                      BadCase{With(R"("backend": "tensorflow")"), "'backend'"},
                       BadCase{With(R"("start_path": "snapshot")"), "'start_path'"},
                       BadCase{With(R"("template_standby": 1)"), "'template_standby'"},
                       BadCase{With(R"("keep_alive_policy": "lru")"), "'keep_alive_policy'"},

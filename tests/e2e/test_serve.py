@@ -31,7 +31,7 @@ from e2elib import check, failed, free_port, grpc_stubs, results  # noqa: E402
 
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
-MODELS = ["fraud", "fraud-xgb", "fashion", "textenc", "large"]
+MODELS = ["fraud", "fraud-xgb", "fashion", "fashion-onnx", "textenc", "large"]
 PACK = {"FP32": "f", "FP64": "d", "INT64": "q", "INT32": "i", "BOOL": "?"}
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_")
@@ -198,42 +198,42 @@ def cold_start_breakdown():
     assert headers["x-thaw-cold-start"].startswith("template;"), headers
 
 
-def xgboost_start_paths_and_isolation():
-    """fraud-xgb (XGBoost behind the same backend seam): its first call starts from the zygote and loads
-    the booster; then an instance forked from its template loads nothing; a killed instance fails only
-    its own model, and the next call starts a fresh one."""
-    doc = wait_status("fraud-xgb", lambda d: d["instances"] == [], "no instance yet")
+def engine_start_paths_and_isolation(model):
+    """A model of another engine behind the same backend seam (fraud-xgb: XGBoost; fashion-onnx: OpenCV
+    DNN): its first call starts from the zygote and loads the model; then an instance forked from its
+    template loads nothing; a killed instance fails only its own model, and the next call starts a fresh one."""
+    doc = wait_status(model, lambda d: d["instances"] == [], "no instance yet")
     assert doc["template_state"] == "none", doc
-    request = json.dumps(load("requests", "fraud-xgb"))
-    status, headers, body = curl("POST", "/v2/models/fraud-xgb/infer", request)
+    request = json.dumps(load("requests", model))
+    status, headers, body = curl("POST", f"/v2/models/{model}/infer", request)
     assert status == 200, body[:300]
     params = json.loads(body)["parameters"]
     assert params["cold_start"] is True and params["start_path"] == "zygote", params
     assert cold_start_parts(params)["model_load"] > 0, params
-    check_outputs("fraud-xgb", json.loads(body)["outputs"])
+    check_outputs(model, json.loads(body)["outputs"])
     # A second call in a row makes the model hot (thaw serve --template-admit-calls): its template starts.
-    status, _, body = curl("POST", "/v2/models/fraud-xgb/infer", request)
+    status, _, body = curl("POST", f"/v2/models/{model}/infer", request)
     assert status == 200 and json.loads(body)["parameters"]["cold_start"] is False, body[:300]
-    wait_status("fraud-xgb", lambda d: d["template_state"] == "ready", "template ready")
-    assert curl("PUT", "/v2/models/fraud-xgb/settings", '{"keep_alive_s": 0}')[0] == 200
-    wait_status("fraud-xgb", lambda d: d["instances"] == [], "instance stopped")
-    assert curl("PUT", "/v2/models/fraud-xgb/settings", '{"keep_alive_s": 600}')[0] == 200
-    status, headers, body = curl("POST", "/v2/models/fraud-xgb/infer", request)
+    wait_status(model, lambda d: d["template_state"] == "ready", "template ready")
+    assert curl("PUT", f"/v2/models/{model}/settings", '{"keep_alive_s": 0}')[0] == 200
+    wait_status(model, lambda d: d["instances"] == [], "instance stopped")
+    assert curl("PUT", f"/v2/models/{model}/settings", '{"keep_alive_s": 600}')[0] == 200
+    status, headers, body = curl("POST", f"/v2/models/{model}/infer", request)
     params = json.loads(body)["parameters"]
     assert params["cold_start"] is True and params["start_path"] == "template", params
     parts = cold_start_parts(params)
     assert parts["model_load"] == 0 and parts["warmup"] == 0, "forked from the template: " + str(parts)
-    check_outputs("fraud-xgb", json.loads(body)["outputs"])
-    pids = worker_pids("fraud-xgb")
+    check_outputs(model, json.loads(body)["outputs"])
+    pids = worker_pids(model)
     assert pids, "an instance is running"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    wait_status("fraud-xgb", lambda d: all(i["pid"] not in pids for i in d["instances"]), "killed instance gone")
+    wait_status(model, lambda d: all(i["pid"] not in pids for i in d["instances"]), "killed instance gone")
     status, _, body = curl("POST", "/v2/models/fraud/infer", json.dumps(load("requests", "fraud")))
     assert status == 200, "another model is unaffected: " + body[:200]
-    status, _, body = curl("POST", "/v2/models/fraud-xgb/infer", request)
+    status, _, body = curl("POST", f"/v2/models/{model}/infer", request)
     assert status == 200, body[:300]
-    check_outputs("fraud-xgb", json.loads(body)["outputs"])
+    check_outputs(model, json.loads(body)["outputs"])
 
 
 def status_shows_shared_memory():
@@ -1310,8 +1310,9 @@ def main():
         check("metadata and health", metadata_and_health)
         check("cold start from zero (zygote + prepared artifact), then from the template it started: breakdown, level",
               cold_start_breakdown)
-        check("fraud-xgb (XGBoost): zygote start loads the booster, template fork loads nothing, a killed "
-              "instance fails only its own model", xgboost_start_paths_and_isolation)
+        for model in ("fraud-xgb", "fashion-onnx"):
+            check(f"{model} (another engine): zygote start loads the model, template fork loads nothing, a killed "
+                  "instance fails only its own model", lambda m=model: engine_start_paths_and_isolation(m))
         check("status: instance forked from its template shares its pages (PSS < RSS)", status_shows_shared_memory)
         check("warm: POST /warm?instances=2 starts instances ahead of traffic", warm_ahead_of_traffic)
         check("workers confined (/proc): uid nobody, no_new_privs, seccomp, own namespaces, no server sockets",
