@@ -87,14 +87,6 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const ModelConfig& config, 
 namespace thaw {
 namespace {
 
-// A shape against the config's: same rank, -1 matches any size.
-bool ShapeMatches(const Shape& declared, const Shape& actual) {
-  if (declared.size() != actual.size()) return false;
-  for (size_t i = 0; i < declared.size(); ++i)
-    if (declared[i] >= 0 && declared[i] != actual[i]) return false;
-  return true;
-}
-
 class OnnxBackend final : public Backend {
  public:
   OnnxBackend(ModelConfig config, cv::dnn::Net net) : config_(std::move(config)), net_(std::move(net)) {

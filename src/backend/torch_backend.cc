@@ -87,12 +87,8 @@ std::string EngineMessage(const std::exception& e) {
   return e.what();
 }
 
-// True if every declared dim (other than -1) matches `actual`.
 bool ShapeMatches(const Shape& declared, at::IntArrayRef actual) {
-  if (declared.size() != actual.size()) return false;
-  for (size_t i = 0; i < declared.size(); ++i)
-    if (declared[i] >= 0 && declared[i] != actual[i]) return false;
-  return true;
+  return thaw::ShapeMatches(declared, std::span<const int64_t>(actual.data(), actual.size()));
 }
 
 class TorchScriptBackend final : public Backend {

@@ -668,10 +668,7 @@ Status ValidateInferRequest(const ModelConfig& model, InferRequest* request) {
     if (t.datatype != spec.datatype)
       return InvalidArgument("input " + Quoted(t.name) + ": datatype " + std::string(DataTypeName(t.datatype)) +
                              " does not match model datatype " + std::string(DataTypeName(spec.datatype)));
-    bool match = t.shape.size() == spec.shape.size();
-    for (size_t d = 0; match && d < t.shape.size(); ++d)
-      match = t.shape[d] >= 0 && (spec.shape[d] < 0 || spec.shape[d] == t.shape[d]);
-    if (!match)
+    if (!ShapeMatches(spec.shape, t.shape))
       return InvalidArgument("input " + Quoted(t.name) + ": shape " + ShapeToString(t.shape) +
                              " does not match model shape " + ShapeToString(spec.shape));
     seen[k] = true;

@@ -52,6 +52,13 @@ int64_t ElementCount(const Shape& shape) {
   return n;
 }
 
+bool ShapeMatches(const Shape& declared, std::span<const int64_t> actual) {
+  if (declared.size() != actual.size()) return false;
+  for (size_t i = 0; i < declared.size(); ++i)
+    if (actual[i] < 0 || (declared[i] >= 0 && declared[i] != actual[i])) return false;
+  return true;
+}
+
 std::string ShapeToString(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,9 @@ using Shape = std::vector<int64_t>;
 int64_t ElementCount(const Shape& shape);
 // "[1,3,224,224]"
 std::string ShapeToString(const Shape& shape);
+// Whether an actual shape fits a declared one: the same rank, no negative
+// actual dim, every declared dim other than -1 equal.
+bool ShapeMatches(const Shape& declared, std::span<const int64_t> actual);
 
 struct Tensor {
   std::string name;

@@ -35,6 +35,16 @@ TEST(ShapeTest, ElementCount) {
   EXPECT_EQ(ShapeToString({1, 3, 224, 224}), "[1,3,224,224]");
 }
 
+TEST(ShapeTest, Matches) {
+  EXPECT_TRUE(ShapeMatches({-1, 30}, Shape{2, 30}));
+  EXPECT_TRUE(ShapeMatches({-1, 30}, Shape{0, 30}));
+  EXPECT_TRUE(ShapeMatches({}, Shape{}));
+  EXPECT_FALSE(ShapeMatches({-1, 30}, Shape{2, 29}));
+  EXPECT_FALSE(ShapeMatches({-1, 30}, Shape{60}));
+  EXPECT_FALSE(ShapeMatches({-1, 30}, Shape{-1, 30}));  // an actual shape has no unknown dims
+  EXPECT_FALSE(ShapeMatches({-1}, Shape{2, 1}));
+}
+
 TEST(BytesElementsTest, ReadsWhatAppendBytesElementWroteAndStopsAtATruncatedOne) {
   std::string data;
   for (std::string_view e : {"hi", "", "\xc3\xa9t\xc3\xa9"}) AppendBytesElement(&data, e);
