@@ -1,6 +1,9 @@
 // Backend: the one narrow interface between thaw and an inference engine.
 // Nothing outside src/backend includes an engine header (torch, OpenCV,
 // XGBoost); a new engine is a new file here plus one line in CreateBackend.
+// Engines: "torchscript" (torch_backend.h), "xgboost" (xgboost_backend.h)
+// and "onnx" (onnx_backend.h, OpenCV DNN); the last two are optional at
+// build time and each says so at load when it is missing.
 //
 // Lifecycle: CreateBackend loads the model file named by the config (or its
 // prepared artifact), prepares it for inference (for TorchScript: freeze,
