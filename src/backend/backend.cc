@@ -4,6 +4,8 @@
 #include "backend/torch_backend.h"
 #include "backend/xgboost_backend.h"
 
+#include <algorithm>
+#include <atomic>
 #include <optional>
 #include <vector>
 
@@ -138,10 +140,15 @@ StatusOr<std::string> PrepareArtifact(const ModelConfig& config) {
   return InvalidArgument("backend '" + config.backend + "' has no prepared artifact");
 }
 
+namespace {
+std::atomic<int> g_intra_op_threads{1};
+}  // namespace
+
 void SetIntraOpThreads(int threads) {
+  g_intra_op_threads.store(std::max(threads, 1), std::memory_order_relaxed);
   SetTorchIntraOpThreads(threads);
-  SetXgboostThreads(threads);
-  SetOnnxThreads(threads);
 }
+
+int IntraOpThreads() { return g_intra_op_threads.load(std::memory_order_relaxed); }
 
 }  // namespace thaw

@@ -114,6 +114,11 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const ModelConfig& config, cons
 // fault in their pages and thread pool before they are given work.
 Status WarmUp(Backend& backend, const ModelConfig& config, int runs);
 
+// Checks `inputs` against the config's: their count, then each one's
+// datatype, shape (ShapeMatches) and byte size; kInvalidArgument naming the
+// input. Every engine's Run calls it first (see Backend::Run). Pure.
+Status CheckInputs(const ModelConfig& config, const std::vector<Tensor>& inputs);
+
 // For test binaries only (e.g. the isolation probe, probe_backend.h): makes
 // CreateBackend call `factory` for every model of this process instead of an
 // engine; nullptr restores the engines. Call before the first CreateBackend.
@@ -134,5 +139,8 @@ Status WarmEngine();
 
 // Sets the engine's intra-op thread count for this process.
 void SetIntraOpThreads(int threads);
+// The count SetIntraOpThreads last set in this process (at least 1); 1
+// before any call, so a template or zygote stays single-threaded.
+int IntraOpThreads();
 
 }  // namespace thaw

@@ -2,15 +2,12 @@
 // includes an OpenCV header.
 #include "backend/onnx_backend.h"
 
-#include <atomic>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace thaw {
 namespace {
-// OpenCV's thread count for this process; 1 until SetOnnxThreads.
-std::atomic<int> g_threads{1};
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '>' || s.front() == '\t')) s.remove_prefix(1);
@@ -18,8 +15,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 }  // namespace
-
-void SetOnnxThreads(int threads) { g_threads.store(threads < 1 ? 1 : threads, std::memory_order_relaxed); }
 
 // Keeps, from each line: a node's "Node [Op@domain]:(name)", an assertion's
 // condition, an "(expected: ...)" and the values after it, and a message
@@ -94,29 +89,13 @@ class OnnxBackend final : public Backend {
   }
 
   Status Run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
-    if (inputs.size() != config_.inputs.size())
-      return InvalidArgument("model '" + config_.name + "' expects " + std::to_string(config_.inputs.size()) +
-                             " input(s), got " + std::to_string(inputs.size()));
-    int64_t batch = -1;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      const Tensor& in = inputs[i];
-      const TensorSpec& spec = config_.inputs[i];
-      if (in.datatype != DataType::kFp32)
-        return InvalidArgument("input '" + spec.name + "': datatype " + std::string(DataTypeName(in.datatype)) +
-                               ", model expects FP32");
-      if (!ShapeMatches(spec.shape, in.shape))
-        return InvalidArgument("input '" + spec.name + "': shape " + ShapeToString(in.shape) +
-                               " does not match the declared shape " + ShapeToString(spec.shape));
-      if (in.data.size() != static_cast<size_t>(in.element_count()) * sizeof(float))
-        return InvalidArgument("input '" + spec.name + "': " + std::to_string(in.data.size()) + " bytes for shape " +
-                               ShapeToString(in.shape));
-      batch = in.shape.empty() ? 1 : in.shape[0];
-    }
+    THAW_RETURN_IF_ERROR(CheckInputs(config_, inputs));  // the config's inputs are FP32 (checked at load)
     outputs->clear();
-    if (batch == 0) return EmptyOutputs(outputs);
+    const bool no_rows = !inputs.empty() && !inputs.back().shape.empty() && inputs.back().shape[0] == 0;
+    if (no_rows) return EmptyOutputs(outputs);
 
     std::lock_guard lock(mu_);
-    if (const int want = g_threads.load(std::memory_order_relaxed); want != applied_threads_) {
+    if (const int want = IntraOpThreads(); want != applied_threads_) {
       cv::setNumThreads(want);
       applied_threads_ = want;
     }
@@ -191,7 +170,7 @@ StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const ModelConfig& config, 
   // The importer's reasons come back in the exception; its log lines would
   // repeat them on stderr.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-  cv::setNumThreads(g_threads.load());
+  cv::setNumThreads(IntraOpThreads());
   const Micros start = clock.NowMicros();
   cv::dnn::Net net;
   try {

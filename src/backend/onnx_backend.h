@@ -11,9 +11,9 @@
 // Shape do not); anything else fails the load with kInvalidArgument naming
 // the node and why, on one line.
 //
-// Threads: OpenCV's pool is per process: cv::setNumThreads with the
-// process's SetIntraOpThreads count (1 until set, as a template must stay
-// single-threaded for its forked children), applied before the next run.
+// Threads: OpenCV's pool is per process: cv::setNumThreads with
+// IntraOpThreads() (1 until set, as a template must stay single-threaded for
+// its forked children), applied before the next run.
 // Thread safety: a cv::dnn::Net is not safe for concurrent forward calls, so
 // Run serialises them (instance_concurrency > 1 gains nothing here).
 // Errors: as backend.h.
@@ -29,9 +29,6 @@ namespace thaw {
 // the config by a warm-up. Without OpenCV DNN built in: kUnavailable saying so.
 StatusOr<std::unique_ptr<Backend>> CreateOnnxBackend(const ModelConfig& config, const Clock& clock,
                                                      BackendLoadTimings* timings, const BackendLoadOptions& options);
-
-// The thread count for OpenCV in this process (see SetIntraOpThreads).
-void SetOnnxThreads(int threads);
 
 // Whether this build has the OpenCV DNN engine.
 bool OnnxBuiltIn();

@@ -115,31 +115,16 @@ class TorchScriptBackend final : public Backend {
 };
 
 Status TorchScriptBackend::Run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) {
-  if (inputs.size() != config_.inputs.size())
-    return InvalidArgument("model '" + config_.name + "' expects " + std::to_string(config_.inputs.size()) +
-                           " input(s), got " + std::to_string(inputs.size()));
+  // Checked here as well as by the caller: a graph after
+  // optimize_for_inference can crash the process (not throw) on a shape the
+  // model does not accept, e.g. [2,7] for a Linear(30, ...).
+  THAW_RETURN_IF_ERROR(CheckInputs(config_, inputs));
   PrepareThisThread();
 
   std::vector<c10::IValue> args;
   args.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& in = inputs[i];
-    const TensorSpec& spec = config_.inputs[i];
-    if (in.datatype != spec.datatype)
-      return InvalidArgument("input '" + spec.name + "': datatype " + std::string(DataTypeName(in.datatype)) +
-                             ", model expects " + std::string(DataTypeName(spec.datatype)));
-    // Checked here as well as by the caller: a graph after
-    // optimize_for_inference can crash the process (not throw) on a shape
-    // the model does not accept, e.g. [2,7] for a Linear(30, ...).
-    if (!ShapeMatches(spec.shape, in.shape))
-      return InvalidArgument("input '" + spec.name + "': shape " + ShapeToString(in.shape) +
-                             " does not match the declared shape " + ShapeToString(spec.shape));
-    int64_t count = in.element_count();
-    if (count < 0) return InvalidArgument("input '" + spec.name + "': invalid shape " + ShapeToString(in.shape));
-    size_t want = static_cast<size_t>(count) * DataTypeSize(in.datatype);
-    if (in.data.size() != want)
-      return InvalidArgument("input '" + spec.name + "': " + std::to_string(in.data.size()) + " bytes for shape " +
-                             ShapeToString(in.shape) + ", expected " + std::to_string(want));
     // No copy: the tensor borrows the request's bytes for the duration of the
     // call. A model that modifies its input in place would write into the
     // request, which is discarded after the call anyway.

@@ -2,19 +2,6 @@
 // XGBoost header.
 #include "backend/xgboost_backend.h"
 
-#include <atomic>
-
-namespace thaw {
-namespace {
-// Thread count for boosters of this process; 1 until SetXgboostThreads (an
-// OpenMP parent must stay single-threaded).
-std::atomic<int> g_threads{1};
-}  // namespace
-
-void SetXgboostThreads(int threads) { g_threads.store(threads < 1 ? 1 : threads, std::memory_order_relaxed); }
-
-}  // namespace thaw
-
 #if !defined(THAW_WITH_XGBOOST)
 
 namespace thaw {
@@ -33,6 +20,7 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const ModelConfig& confi
 
 #include <xgboost/c_api.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -76,6 +64,21 @@ DMatrixHandle ThreadProxy() {
   return proxy.handle;
 }
 
+// In-place prediction of `rows` rows of `features` floats at `data` (no
+// copy: the array interface names the bytes), strict shape, NaN missing, on
+// this thread's proxy. XGBoost's return code; the result is XGBoost's
+// per-thread buffer, valid until this thread's next prediction.
+int PredictDense(BoosterHandle booster, const void* data, int64_t rows, int64_t features, const bst_ulong** shape,
+                 bst_ulong* dims, const float** result) {
+  const std::string array = "{\"data\":[" + std::to_string(reinterpret_cast<uintptr_t>(data)) + ",true],\"shape\":[" +
+                            std::to_string(rows) + "," + std::to_string(features) +
+                            "],\"typestr\":\"<f4\",\"version\":3}";
+  static constexpr char kPredict[] =
+      "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,\"strict_shape\":true,"
+      "\"missing\":NaN,\"cache_id\":0}";
+  return XGBoosterPredictFromDense(booster, array.c_str(), kPredict, ThreadProxy(), shape, dims, result);
+}
+
 // How the booster's values per row become the output.
 enum class OutputForm {
   kAsIs,         // [-1, k] or [-1] (k == 1): the booster's values
@@ -84,26 +87,15 @@ enum class OutputForm {
 
 class XgboostBackend final : public Backend {
  public:
-  XgboostBackend(ModelConfig config, BoosterHandle booster, int64_t features, int64_t values_per_row, OutputForm form)
-      : config_(std::move(config)), booster_(booster), features_(features), values_per_row_(values_per_row),
-        form_(form) {}
+  XgboostBackend(ModelConfig config, BoosterHandle booster, int64_t values_per_row, OutputForm form)
+      : config_(std::move(config)), booster_(booster), values_per_row_(values_per_row), form_(form) {}
   ~XgboostBackend() override { XGBoosterFree(booster_); }
 
   Status Run(const std::vector<Tensor>& inputs, std::vector<Tensor>* outputs) override {
-    if (inputs.size() != 1)
-      return InvalidArgument("model '" + config_.name + "' expects 1 input, got " + std::to_string(inputs.size()));
+    // The config's input is FP32 [-1, the booster's features] (checked at load).
+    THAW_RETURN_IF_ERROR(CheckInputs(config_, inputs));
     const Tensor& in = inputs[0];
-    const TensorSpec& spec = config_.inputs[0];
-    if (in.datatype != DataType::kFp32)
-      return InvalidArgument("input '" + spec.name + "': datatype " + std::string(DataTypeName(in.datatype)) +
-                             ", model expects FP32");
-    if (in.shape.size() != 2 || in.shape[1] != features_ || in.shape[0] < 0)
-      return InvalidArgument("input '" + spec.name + "': shape " + ShapeToString(in.shape) + ", model expects [-1," +
-                             std::to_string(features_) + "]");
     const int64_t rows = in.shape[0];
-    if (in.data.size() != static_cast<size_t>(rows * features_) * sizeof(float))
-      return InvalidArgument("input '" + spec.name + "': " + std::to_string(in.data.size()) + " bytes for shape " +
-                             ShapeToString(in.shape));
     THAW_RETURN_IF_ERROR(ApplyThreads());
 
     outputs->clear();
@@ -116,17 +108,10 @@ class XgboostBackend final : public Backend {
       outputs->push_back(std::move(out));
       return Status::Ok();
     }
-    // The array interface names the request's bytes: no copy.
-    const std::string array = "{\"data\":[" + std::to_string(reinterpret_cast<uintptr_t>(in.data.data())) +
-                              ",true],\"shape\":[" + std::to_string(rows) + "," + std::to_string(features_) +
-                              "],\"typestr\":\"<f4\",\"version\":3}";
-    static constexpr char kPredict[] =
-        "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,\"strict_shape\":true,"
-        "\"missing\":NaN,\"cache_id\":0}";
     const bst_ulong* shape = nullptr;
     bst_ulong dims = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_, array.c_str(), kPredict, ThreadProxy(), &shape, &dims, &result) != 0)
+    if (PredictDense(booster_, in.data.data(), rows, in.shape[1], &shape, &dims, &result) != 0)
       return Internal("xgboost: " + LastError());
     if (dims != 2 || static_cast<int64_t>(shape[0]) != rows || static_cast<int64_t>(shape[1]) != values_per_row_)
       return Internal("xgboost: prediction of unexpected shape");
@@ -150,7 +135,7 @@ class XgboostBackend final : public Backend {
   // only before a process's first Run (backend.h), so the lock is
   // uncontended after that.
   Status ApplyThreads() {
-    const int want = g_threads.load(std::memory_order_relaxed);
+    const int want = IntraOpThreads();
     if (applied_threads_.load(std::memory_order_acquire) == want) return Status::Ok();
     std::lock_guard lock(threads_mu_);
     if (applied_threads_.load(std::memory_order_relaxed) == want) return Status::Ok();
@@ -162,7 +147,6 @@ class XgboostBackend final : public Backend {
 
   const ModelConfig config_;
   const BoosterHandle booster_;
-  const int64_t features_;
   const int64_t values_per_row_;  // the booster's values per row (strict shape)
   const OutputForm form_;
   std::mutex threads_mu_;
@@ -223,7 +207,7 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const ModelConfig& confi
   if (XGBoosterLoadModel(booster, path.c_str()) != 0)
     return InvalidArgument("model '" + config.name + "': cannot load " + file + " as an XGBoost model: " +
                            LastError());
-  if (XGBoosterSetParam(booster, "nthread", std::to_string(g_threads.load()).c_str()) != 0)
+  if (XGBoosterSetParam(booster, "nthread", std::to_string(IntraOpThreads()).c_str()) != 0)
     return Internal("xgboost: cannot set nthread: " + LastError());
   bst_ulong features = 0;
   if (XGBoosterGetNumFeature(booster, &features) != 0) return Internal("xgboost: " + LastError());
@@ -233,16 +217,11 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const ModelConfig& confi
                            std::to_string(features));
 
   // Values per row, from one prediction of a row of zeros (strict shape).
-  std::vector<float> zeros(features, 0.0f);
-  const std::string array = "{\"data\":[" + std::to_string(reinterpret_cast<uintptr_t>(zeros.data())) +
-                            ",true],\"shape\":[1," + std::to_string(features) + "],\"typestr\":\"<f4\",\"version\":3}";
+  const std::vector<float> zeros(features, 0.0f);
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* result = nullptr;
-  if (XGBoosterPredictFromDense(booster, array.c_str(),
-                                "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
-                                "\"strict_shape\":true,\"missing\":NaN,\"cache_id\":0}",
-                                nullptr, &shape, &dims, &result) != 0)
+  if (PredictDense(booster, zeros.data(), 1, static_cast<int64_t>(features), &shape, &dims, &result) != 0)
     return InvalidArgument("model '" + config.name + "': " + file + " cannot predict: " + LastError());
   const int64_t values_per_row = dims == 2 ? static_cast<int64_t>(shape[1]) : 0;
   const std::string objective = ObjectiveOf(booster);
@@ -261,7 +240,7 @@ StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const ModelConfig& confi
   timings->used_prepared = false;
   timings->optimized_at_load = false;
 
-  auto backend = std::make_unique<XgboostBackend>(config, booster, static_cast<int64_t>(features), values_per_row, form);
+  auto backend = std::make_unique<XgboostBackend>(config, booster, values_per_row, form);
   booster = nullptr;  // owned by the backend now
   const Micros warm_start = clock.NowMicros();
   THAW_RETURN_IF_ERROR(WarmUp(*backend, config, options.warmup_runs));

@@ -15,8 +15,8 @@
 // Anything else fails the load with kInvalidArgument naming both shapes.
 // Missing values are NaN in the input, as XGBoost's own default.
 //
-// Threads: the booster's nthread is the process's SetIntraOpThreads count
-// (1 until set), applied before the next prediction; a template or zygote
+// Threads: the booster's nthread is IntraOpThreads() (1 until
+// SetIntraOpThreads), applied before the next prediction; a template or zygote
 // therefore predicts on one thread (an OpenMP parent must stay
 // single-threaded for its forked children). Predictions are row-wise
 // independent: a batch's rows are bit-identical to the same rows sent alone.
@@ -36,9 +36,6 @@ namespace thaw {
 // Without XGBoost built in: kUnavailable saying so.
 StatusOr<std::unique_ptr<Backend>> CreateXgboostBackend(const ModelConfig& config, const Clock& clock,
                                                         BackendLoadTimings* timings, const BackendLoadOptions& options);
-
-// The thread count for this process's boosters (see SetIntraOpThreads).
-void SetXgboostThreads(int threads);
 
 // Whether this build has the XGBoost engine.
 bool XgboostBuiltIn();

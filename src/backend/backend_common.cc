@@ -1,6 +1,6 @@
-// ClientEngineMessage (backend.h): an engine's error as a client may see it.
-// No engine here, so every backend, built with its engine or without, can
-// link it.
+// The engine-free part of backend.h: ClientEngineMessage (an engine's error
+// as a client may see it) and CheckInputs. No engine here, so every backend,
+// built with its engine or without, can link it.
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +80,29 @@ std::string ClientEngineMessage(std::string_view message) {
     text += "...";
   }
   return text;
+}
+
+Status CheckInputs(const ModelConfig& config, const std::vector<Tensor>& inputs) {
+  if (inputs.size() != config.inputs.size())
+    return InvalidArgument("model '" + config.name + "' expects " + std::to_string(config.inputs.size()) +
+                           " input(s), got " + std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    const TensorSpec& spec = config.inputs[i];
+    if (in.datatype != spec.datatype)
+      return InvalidArgument("input '" + spec.name + "': datatype " + std::string(DataTypeName(in.datatype)) +
+                             ", model expects " + std::string(DataTypeName(spec.datatype)));
+    if (!ShapeMatches(spec.shape, in.shape))
+      return InvalidArgument("input '" + spec.name + "': shape " + ShapeToString(in.shape) +
+                             " does not match the declared shape " + ShapeToString(spec.shape));
+    const int64_t count = in.element_count();
+    if (count < 0) return InvalidArgument("input '" + spec.name + "': invalid shape " + ShapeToString(in.shape));
+    const size_t want = static_cast<size_t>(count) * DataTypeSize(in.datatype);
+    if (in.data.size() != want)
+      return InvalidArgument("input '" + spec.name + "': " + std::to_string(in.data.size()) + " bytes for shape " +
+                             ShapeToString(in.shape) + ", expected " + std::to_string(want));
+  }
+  return Status::Ok();
 }
 
 }  // namespace thaw
