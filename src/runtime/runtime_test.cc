@@ -188,8 +188,10 @@ TEST_F(RuntimeTest, KilledInstanceIsReplacedOnNextRequest) {
 
 TEST_F(RuntimeTest, DeadlinePassedInQueueNeverRuns) {
   ASSERT_TRUE(runtime_->AddModel(Load("fraud")).ok());
-  // A 1 ms deadline cannot survive a cold start: the request expires queued.
-  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, kMicrosPerMilli);
+  // A 100 ms deadline cannot survive this cold start (the zygote alone spends ~0.6 s
+  // loading libtorch), yet is long enough to be in the future when Infer is called on a
+  // loaded machine: the request expires queued, not at the door.
+  InferOutcome outcome = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, 100 * kMicrosPerMilli);
   EXPECT_EQ(outcome.status.code(), StatusCode::kDeadlineExceeded);
   EXPECT_NE(outcome.status.message().find("queue"), std::string::npos) << outcome.status.message();
   EXPECT_EQ(outcome.timing.instance_id, 0u);
@@ -206,7 +208,7 @@ TEST_F(RuntimeTest, LaterRequestWithEarlierDeadlineExpiresFirst) {
                     first = std::move(outcome);
                     order.push_back("first");
                   });
-  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + kMicrosPerMilli,
+  runtime_->Infer("fraud", {FloatTensor("features", {1, 30}, 1.0f)}, {}, clock_.NowMicros() + 100 * kMicrosPerMilli,
                   [&](InferOutcome outcome) {
                     second = std::move(outcome);
                     order.push_back("second");
@@ -222,8 +224,9 @@ TEST_F(RuntimeTest, RequestRunningPastDeadlineFailsAndInstanceIsReplaced) {
   ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
   InferOutcome warm = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
   ASSERT_TRUE(warm.status.ok()) << warm.status.ToString();
-  // A batch of 4000 images cannot finish in 2 ms.
-  InferOutcome slow = Run("fashion", {FloatTensor("image", {4000, 1, 28, 28}, 0.5f)}, 2 * kMicrosPerMilli);
+  // A batch of 4000 images cannot finish in 50 ms (a shorter deadline could pass
+  // before Infer is called on a loaded machine).
+  InferOutcome slow = Run("fashion", {FloatTensor("image", {4000, 1, 28, 28}, 0.5f)}, 50 * kMicrosPerMilli);
   EXPECT_EQ(slow.status.code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(slow.timing.instance_id, warm.timing.instance_id);
   EXPECT_EQ(InstanceCount("fashion"), 0);
