@@ -270,20 +270,21 @@ class FashionNet(nn.Module):
     # (expansion, out channels, repeats, first stride)
     SETTINGS = [(1, 16, 1, 1), (4, 24, 2, 2), (4, 48, 2, 2), (4, 64, 2, 1)]
 
-    def __init__(self, mean, std, num_classes=10):
+    def __init__(self, mean, std, num_classes=10, stem=16, settings=None, head=160):
+        """stem, settings and head shape smaller students (models/optimize.py); the defaults are fashion's."""
         super().__init__()
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        layers = conv_bn(1, 16, 3)
-        cin = 16
-        for t, c, n, s in self.SETTINGS:
+        layers = conv_bn(1, stem, 3)
+        cin = stem
+        for t, c, n, s in settings or self.SETTINGS:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
                 cin = c
-        layers += conv_bn(cin, 160, 1)
+        layers += conv_bn(cin, head, 1)
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(0.1)
-        self.classifier = nn.Linear(160, num_classes)
+        self.classifier = nn.Linear(head, num_classes)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = (image - self.mean) / self.std

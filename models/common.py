@@ -114,6 +114,14 @@ def v2_tensor(name, tensor):
     return {"name": name, "shape": list(tensor.shape), "datatype": dt, "data": data}
 
 
+def tensor_from_v2(t):
+    """A KServe v2 JSON input tensor (FP32 or INT64, data flat) as a torch tensor."""
+    dtype = {"FP32": torch.float32, "INT64": torch.int64}.get(t["datatype"])
+    if dtype is None:
+        raise ValueError(f"unsupported datatype {t['datatype']}")
+    return torch.tensor(t["data"], dtype=dtype).reshape(t["shape"])
+
+
 def write_request_and_reference(out_root, name, input_names, inputs, output_name,
                                 labels, tolerance=1e-5):
     """Write examples/requests/<name>.json and examples/references/<name>.json.

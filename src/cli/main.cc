@@ -27,6 +27,7 @@
 #include "cgroup/memory_cgroup.h"
 #include "cli/cli.h"
 #include "cli/profile_command.h"
+#include "cli/variants_command.h"
 #include "cli/progress.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
@@ -895,6 +896,23 @@ int main(int argc, char** argv) {
     }
     return thaw::cli::RunProfile(options);
   }
+  if (!args.empty() && (args[0] == "optimize" || args[0] == "variants")) {
+    const bool optimize = args[0] == "optimize";
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
+      std::cout << (optimize ? thaw::cli::OptimizeHelp() : thaw::cli::VariantsHelp());
+      return 0;
+    }
+    std::string error;
+    thaw::cli::OptimizeCommandOptions optimize_options;
+    thaw::cli::VariantsCommandOptions variants_options;
+    if (optimize ? !thaw::cli::ParseOptimizeArgs(rest, &optimize_options, &error)
+                 : !thaw::cli::ParseVariantsArgs(rest, &variants_options, &error)) {
+      std::cerr << "thaw: " << error << "\n";
+      return 2;
+    }
+    return optimize ? thaw::cli::RunOptimize(optimize_options) : thaw::cli::RunVariants(variants_options);
+  }
   auto command = thaw::cli::ParseCommandLine(args);
   if (!command.ok()) {
     std::cerr << "thaw: " << command.status().message() << "\n";
@@ -904,10 +922,13 @@ int main(int argc, char** argv) {
     case thaw::cli::CommandKind::kHelp:
       if (command->help_topic == "profile") {
         std::cout << thaw::cli::ProfileHelp();
+      } else if (command->help_topic == "optimize" || command->help_topic == "variants") {
+        std::cout << (command->help_topic == "optimize" ? thaw::cli::OptimizeHelp() : thaw::cli::VariantsHelp());
       } else if (!command->help_topic.empty()) {
         std::cout << thaw::cli::CommandHelp(command->help_topic);
       } else {
-        std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp();
+        std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp() << thaw::cli::OptimizeHelp()
+                  << thaw::cli::VariantsHelp();
       }
       return 0;
     case thaw::cli::CommandKind::kVersion:

@@ -1,0 +1,411 @@
+#!/usr/bin/python3
+"""Make a smaller variant of a model and measure what it costs in accuracy.
+
+    /usr/bin/python3 models/optimize.py --model-dir DIR [--method all|M[,M...]] [--out-root OUT]
+        [--epochs N] [--sparsity S] [--request REQ --references-dir REFS]
+
+`thaw optimize` runs this script. It reads DIR (model.pt, config.json, and
+the label and vocabulary files beside them) and writes each variant as a
+model directory of its own, OUT/<base>-<method> (OUT defaults to DIR's
+parent, the repository), holding model.pt, config.json, accuracy.json and
+variant.json (how it was made and what it measured); it prints progress.
+`all` (the default) makes every method that applies to the model's class.
+With --request it also writes each variant's outputs for that KServe v2
+request to REFS/<variant>.json.
+
+Methods (which model classes each applies to):
+  int8-dynamic    Linear layers to int8 weights, activations quantized per
+                  call (RiskMLP, TextEncoder). No data needed to make it.
+  int8-static     post-training static int8 (FX graph mode), calibrated on
+                  --calibration training images (FashionNet).
+  prune-magnitude global L1 magnitude pruning of conv and linear weights to
+                  --sparsity, then --epochs of fine-tuning with the mask
+                  held (FashionNet). The zeros stay dense: same file size
+                  and, on dense CPU kernels, about the same speed.
+  prune-channels  structured pruning: each inverted-residual block keeps
+                  the (1 - sparsity) share of its expansion channels with
+                  the largest BatchNorm scale, then --epochs of fine-tuning
+                  (FashionNet). The layers really shrink.
+  distill         a smaller student (one block per stage, stride 2 earlier)
+                  trained for --epochs on the teacher's softened outputs and
+                  the labels over the training set (FashionNet).
+  distill-int8    distill, then int8-static on the student (FashionNet).
+
+Every int8 model is made and measured on the onednn quantized engine, the
+one thaw's TorchScript backend selects before it loads a model (Debian's
+torch 1.13 builds onednn and qnnpack; qnnpack is slower than fp32 here).
+Accuracy is measured on the base model's held-out test split, for the
+base (again, in the same way) and for the variant, each loaded back from
+its saved file and frozen + optimized as thaw's backend does. Seeded.
+"""
+import argparse
+import copy
+import json
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import build_models as bm  # noqa: E402
+import common  # noqa: E402
+
+QUANTIZED_ENGINE = "onednn"
+METHODS = {
+    "int8-dynamic": ("RiskMLP", "TextEncoder"),
+    "int8-static": ("FashionNet",),
+    "prune-magnitude": ("FashionNet",),
+    "prune-channels": ("FashionNet",),
+    "distill": ("FashionNet",),
+    "distill-int8": ("FashionNet",),
+}
+# The distilled student: fashion's stem and head narrower, one block per stage, downsampling earlier.
+STUDENT = {"stem": 16, "settings": [(1, 16, 1, 2), (4, 24, 1, 2), (4, 48, 1, 1), (4, 64, 1, 1)], "head": 128}
+
+
+def log(msg):
+    print(f"[optimize] {msg}", flush=True)
+
+
+def read_lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
+# --------------------------------------------------------------------------
+# The base model and its data
+# --------------------------------------------------------------------------
+
+class Task:
+    """The base model as an nn.Module, and its train and test data."""
+
+    def __init__(self, model_dir):
+        self.dir = model_dir
+        self.student = None  # (module, how), once distilled
+        self.config = json.load(open(os.path.join(model_dir, "config.json")))
+        if self.config.get("backend", "torchscript") != "torchscript":
+            raise SystemExit(f"{model_dir}: optimize works on TorchScript models; this one's backend is "
+                             f"'{self.config['backend']}'")
+        self.scripted = torch.jit.load(os.path.join(model_dir, self.config.get("model_file", "model.pt")))
+        self.kind = self.scripted.original_name
+        state = self.scripted.state_dict()
+        if self.kind == "FashionNet":
+            self.module = bm.FashionNet(0.0, 1.0)
+            self.load_fashion()
+        elif self.kind == "TextEncoder":
+            vocab = read_lines(os.path.join(model_dir, "vocab.txt"))
+            self.num_classes = len(read_lines(os.path.join(model_dir, "labels.txt")))
+            self.module = bm.TextEncoder(len(vocab), self.num_classes)
+            self.load_text(vocab)
+        elif self.kind == "RiskMLP":
+            self.module = bm.RiskMLP(np.zeros(30, np.float32), np.ones(30, np.float32))
+            x_tr, x_te, y_tr, y_te = bm.fraud_data()
+            self.train = (torch.from_numpy(x_tr), torch.from_numpy(y_tr))
+            self.test_batches = [(torch.from_numpy(x_te), torch.from_numpy(y_te))]
+        else:
+            raise SystemExit(f"{model_dir}: optimize knows the example models' classes (FashionNet, TextEncoder, "
+                             f"RiskMLP) and their data; this model's class is '{self.kind}'")
+        self.module.load_state_dict(state)
+        self.module.eval()
+
+    def load_fashion(self):
+        def images(name):
+            return torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, name)).astype(np.float32) / 255.0)
+
+        xt = images("train-images-idx3-ubyte.gz").unsqueeze(1)
+        yt = torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, "train-labels-idx1-ubyte.gz")).astype(np.int64))
+        xe = images("t10k-images-idx3-ubyte.gz").unsqueeze(1)
+        ye = torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, "t10k-labels-idx1-ubyte.gz")).astype(np.int64))
+        self.train = (xt, yt)
+        self.test_batches = [(xe[i:i + 1000], ye[i:i + 1000]) for i in range(0, len(xe), 1000)]
+
+    def load_text(self, vocab):
+        index = {w: i for i, w in enumerate(vocab)}
+        _, train, test = bm.load_text_dataset()
+        x_te = [bm.encode(t, index) for t, _ in test]
+        y_te = torch.tensor([y for _, y in test], dtype=torch.int64)
+        self.train = None  # int8-dynamic needs no training data
+        self.test_batches = [(bm.pad_batch(x_te[i:i + 256]), y_te[i:i + 256]) for i in range(0, len(x_te), 256)]
+
+
+def accuracy(path, batches):
+    acc, n = bm.accuracy_of_saved(path, batches)
+    return acc, n
+
+
+# --------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------
+
+def int8_dynamic(task, args):
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(task.module), {nn.Linear}, dtype=torch.qint8), {
+        "layers": "Linear", "weights": "int8 per tensor", "activations": "quantized per call"}
+
+
+def int8_static(module, task, args):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    xt, _ = task.train
+    gen = torch.Generator().manual_seed(common.SEED)
+    idx = torch.randperm(len(xt), generator=gen)[:args.calibration]
+    prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(QUANTIZED_ENGINE), (xt[:1],))
+    with torch.no_grad():
+        for i in range(0, len(idx), 256):
+            prepared(xt[idx[i:i + 256]])
+    log(f"calibrated on {len(idx)} training images")
+    # Traced, not scripted: FX's converted module scripts poorly; the CNN has no data-dependent control flow.
+    return torch.jit.trace(convert_fx(prepared), xt[:1]), {
+        "scheme": "FX graph mode post-training static", "qconfig": f"default ({QUANTIZED_ENGINE})",
+        "calibration_images": len(idx)}
+
+
+def train_epochs(model, task, epochs, lr, loss_fn, tag):
+    """Fine-tune or train `model` on the training set with fashion's augmentation; seeded."""
+    xt, yt = task.train
+    gen = torch.Generator().manual_seed(common.SEED)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    batch = 128
+    steps = max(1, epochs * ((len(xt) + batch - 1) // batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        total = 0.0
+        for i in range(0, len(xt), batch):
+            idx = perm[i:i + batch]
+            x = bm.augment(xt[idx], gen)
+            loss = loss_fn(model, x, yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        log(f"{tag}: epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} ({time.time() - t0:.0f}s)")
+    model.eval()
+    return model
+
+
+def cross_entropy(model, x, y):
+    return F.cross_entropy(model(x), y, label_smoothing=0.05)
+
+
+def prune_magnitude(task, args):
+    import torch.nn.utils.prune as prune
+
+    model = copy.deepcopy(task.module)
+    params = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=args.sparsity)
+    train_epochs(model, task, args.epochs or 1, 1e-3, cross_entropy, "fine-tune")
+    for m, name in params:
+        prune.remove(m, name)
+    zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
+    total = sum(m.weight.numel() for m, _ in params)
+    return torch.jit.script(model), {"sparsity_target": args.sparsity, "weights_zero": round(zeros / total, 4),
+                                     "scope": "global L1 over conv and linear weights", "fine_tune_epochs": args.epochs or 1}
+
+
+def keep_channels(conv_in, bn_in, dw, bn_dw, conv_out, keep):
+    """New modules of an expansion block that keep only the hidden channels `keep`."""
+    k = len(keep)
+    expand = nn.Conv2d(conv_in.in_channels, k, 1, bias=False)
+    expand.weight.data = conv_in.weight.data[keep].clone()
+    depthwise = nn.Conv2d(k, k, dw.kernel_size, dw.stride, dw.padding, groups=k, bias=False)
+    depthwise.weight.data = dw.weight.data[keep].clone()
+    project = nn.Conv2d(k, conv_out.out_channels, 1, bias=False)
+    project.weight.data = conv_out.weight.data[:, keep].clone()
+    bns = []
+    for bn in (bn_in, bn_dw):
+        new = nn.BatchNorm2d(k)
+        for name in ("weight", "bias"):
+            getattr(new, name).data = getattr(bn, name).data[keep].clone()
+        new.running_mean.data = bn.running_mean.data[keep].clone()
+        new.running_var.data = bn.running_var.data[keep].clone()
+        bns.append(new)
+    return expand, bns[0], depthwise, bns[1], project
+
+
+def prune_channels(task, args):
+    model = copy.deepcopy(task.module)
+    before = sum(p.numel() for p in model.parameters())
+    blocks = 0
+    for m in model.modules():
+        if not isinstance(m, bm.InvertedResidual):
+            continue
+        layers = list(m.block)
+        if len(layers) != 8:  # no expansion conv (expand == 1): nothing to shrink
+            continue
+        conv_in, bn_in, act1, dw, bn_dw, act2, conv_out, bn_out = layers
+        hidden = conv_in.out_channels
+        k = max(1, round(hidden * (1 - args.sparsity)))
+        keep = torch.argsort(bn_in.weight.detach().abs(), descending=True)[:k].sort().values
+        expand, bn1, depthwise, bn2, project = keep_channels(conv_in, bn_in, dw, bn_dw, conv_out, keep)
+        m.block = nn.Sequential(expand, bn1, act1, depthwise, bn2, act2, project, bn_out)
+        blocks += 1
+    after = sum(p.numel() for p in model.parameters())
+    log(f"channels: {blocks} blocks shrunk, parameters {before} -> {after}")
+    train_epochs(model, task, args.epochs or 1, 1e-3, cross_entropy, "fine-tune")
+    return torch.jit.script(model), {"sparsity_target": args.sparsity, "blocks_shrunk": blocks,
+                                     "scope": "expansion channels of each inverted-residual block, by |BatchNorm scale|",
+                                     "fine_tune_epochs": args.epochs or 1}
+
+
+def distill_student(task, args):
+    teacher = task.module
+    student = bm.FashionNet(float(teacher.mean), float(teacher.std), **STUDENT)
+    temperature, alpha = 4.0, 0.7
+
+    def loss_fn(model, x, y):
+        with torch.no_grad():
+            soft = F.softmax(teacher(x) / temperature, dim=1)
+        logits = model(x)
+        kd = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean") * temperature ** 2
+        return alpha * kd + (1 - alpha) * F.cross_entropy(logits, y)
+
+    train_epochs(student, task, args.epochs or 3, 4e-3, loss_fn, "distill")
+    return student, {"student": {"stem": STUDENT["stem"], "settings": [list(s) for s in STUDENT["settings"]],
+                                 "head": STUDENT["head"]},
+                     "temperature": temperature, "soft_weight": alpha, "epochs": args.epochs or 3,
+                     "teacher_parameters": sum(p.numel() for p in teacher.parameters())}
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def make_variant(task, args, method):
+    """(a ScriptModule, how it was made, the quantized engine or None, its weights before any int8 packing)."""
+    base_params = count(task.module)
+    if method == "int8-dynamic":
+        q, how = int8_dynamic(task, args)
+        return torch.jit.script(q), how, QUANTIZED_ENGINE, base_params
+    if method == "int8-static":
+        m, how = int8_static(task.module, task, args)
+        return m, how, QUANTIZED_ENGINE, base_params
+    if method in ("prune-magnitude", "prune-channels"):
+        m, how = (prune_magnitude if method == "prune-magnitude" else prune_channels)(task, args)
+        return m, how, None, count(m)
+    if task.student is None:  # distill and distill-int8 share one student
+        task.student = distill_student(task, args)
+    student, how = task.student
+    if method == "distill":
+        return torch.jit.script(student), how, None, count(student)
+    m, how_q = int8_static(student, task, args)
+    return m, {**how, "int8": how_q}, QUANTIZED_ENGINE, count(student)
+
+
+# --------------------------------------------------------------------------
+
+def write_variant(task, args, method, base_acc, out_root):
+    base_dir, base_name = task.dir, os.path.basename(task.dir)
+    name = f"{base_name}-{method}"
+    out = os.path.join(out_root, name)
+    if out == base_dir:
+        raise SystemExit("the variant's directory must not be the base model's")
+    log(f"{base_name} ({task.kind}) -> {name} by {method}, into {out}")
+    common.seed_everything()
+    t0 = time.time()
+    scripted, how, engine, params = make_variant(task, args, method)
+    made_s = time.time() - t0
+    os.makedirs(out, exist_ok=True)
+    model_file = task.config.get("model_file", "model.pt")
+    path = os.path.join(out, model_file)
+    torch.jit.save(scripted, path)
+    for f in os.listdir(base_dir):  # labels, vocabulary, and whatever else the config names
+        src = os.path.join(base_dir, f)
+        if f not in (model_file, "config.json", "accuracy.json", "variant.json") and os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(out, f))
+    common.write_json(os.path.join(out, "config.json"), task.config)
+
+    acc, n = accuracy(path, task.test_batches)
+    base_info = {}
+    if os.path.exists(os.path.join(base_dir, "accuracy.json")):
+        base_info = json.load(open(os.path.join(base_dir, "accuracy.json")))
+    variant = {
+        "base": base_name,
+        "variant": name,
+        "method": method,
+        "how": how,
+        "quantized_engine": engine,
+        "dataset": base_info.get("dataset", ""),
+        "test_samples": n,
+        "test_accuracy": round(acc, 4),
+        "base_test_accuracy": round(base_acc, 4),
+        "accuracy_delta_points": round((acc - base_acc) * 100, 2),
+        "parameters": params,  # an int8 variant's are the float model's, packed
+        "base_parameters": count(task.module),
+        "file_bytes": os.path.getsize(path),
+        "base_file_bytes": os.path.getsize(os.path.join(base_dir, model_file)),
+        "made_in_s": round(made_s, 1),
+        "made_by": "thaw optimize (models/optimize.py)",
+        "seed": common.SEED,
+        "torch": torch.__version__,
+    }
+    common.write_json(os.path.join(out, "variant.json"), variant)
+    common.write_json(os.path.join(out, "accuracy.json"), {
+        "dataset": variant["dataset"], "test_samples": n, "test_accuracy": variant["test_accuracy"],
+        "trained_by": variant["made_by"], "seed": common.SEED})
+    if args.request:
+        request = json.load(open(args.request))
+        inputs = [common.tensor_from_v2(t) for t in request["inputs"]]
+        out_tensor, _, _ = common.run_saved(path, inputs)
+        output_name = task.config["outputs"][0]["name"]
+        common.write_json(os.path.join(args.references_dir, f"{name}.json"),
+                          {"model": name, "outputs": [common.v2_tensor(output_name, out_tensor.contiguous())],
+                           "predicted": [int(i) for i in out_tensor.argmax(dim=1).tolist()]})
+    log(f"{name}: test accuracy {acc:.4f} (base {base_acc:.4f}, {variant['accuracy_delta_points']:+.2f} points) "
+        f"on {n}; {params} parameters (base {variant['base_parameters']}); "
+        f"{variant['file_bytes']} bytes (base {variant['base_file_bytes']}); made in {made_s:.0f}s")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--method", default="all", help="all, or one or more of " + ", ".join(sorted(METHODS)))
+    parser.add_argument("--out-root", default=None, help="where variant directories go (default: the model's parent)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (distill: 3, pruning fine-tune: 1)")
+    parser.add_argument("--sparsity", type=float, default=0.5)
+    parser.add_argument("--calibration", type=int, default=2048)
+    parser.add_argument("--request", default=None, help="a KServe v2 request for the base model")
+    parser.add_argument("--references-dir", default=None, help="where each variant's outputs for --request go")
+    args = parser.parse_args()
+    if not 0 < args.sparsity < 1:
+        raise SystemExit(f"--sparsity must be in (0, 1), got {args.sparsity}")
+    if args.epochs is not None and args.epochs < 1:
+        raise SystemExit(f"--epochs must be >= 1, got {args.epochs}")
+    if args.calibration < 1:
+        raise SystemExit(f"--calibration must be >= 1, got {args.calibration}")
+    if (args.request is None) != (args.references_dir is None):
+        raise SystemExit("--request and --references-dir go together")
+
+    torch.backends.quantized.engine = QUANTIZED_ENGINE
+    base_dir = os.path.abspath(args.model_dir.rstrip("/"))
+    if not os.path.isfile(os.path.join(base_dir, "config.json")):
+        raise SystemExit(f"{base_dir}: no config.json; --model-dir names a model directory")
+    task = Task(base_dir)
+    applicable = [m for m, kinds in METHODS.items() if task.kind in kinds]
+    methods = applicable if args.method == "all" else args.method.split(",")
+    for m in methods:
+        if m not in METHODS:
+            raise SystemExit(f"unknown method '{m}'; the methods: {', '.join(sorted(METHODS))}")
+        if m not in applicable:
+            raise SystemExit(f"{m} applies to {', '.join(METHODS[m])} models; "
+                             f"'{os.path.basename(base_dir)}' is a {task.kind} (its methods: {', '.join(applicable)})")
+    out_root = os.path.abspath(args.out_root or os.path.dirname(base_dir))
+    log("measuring the base model's test accuracy on its held-out split ...")
+    base_acc, n = accuracy(os.path.join(base_dir, task.config.get("model_file", "model.pt")), task.test_batches)
+    log(f"{os.path.basename(base_dir)}: test accuracy {base_acc:.4f} on {n}")
+    made = [write_variant(task, args, m, base_acc, out_root) for m in methods]
+    print(json.dumps({"variant_dirs": made}))
+
+
+if __name__ == "__main__":
+    main()
