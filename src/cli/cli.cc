@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "load/load_generator.h"
+#include "sim/variant_choice.h"
 
 namespace thaw::cli {
 namespace {
@@ -481,6 +482,9 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       sim->slo_p99_ms = *slo;
     } else if (plan && name == "--out") {
       sim->out_path = value;
+    } else if (plan && name == "--accuracy-floor") {
+      if (auto floor = sim::ParseAccuracyFloor(value); !floor.ok()) return floor.status();
+      sim->accuracy_floor = value;
     } else if (plan && name == "--memory-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 128, 10240, &sim->plan_memory_mb));
     } else if (plan && name == "--max-concurrency-grid") {
@@ -764,7 +768,7 @@ Usage:
             [--max-concurrency-grid N,..] [--min-instances-grid N,..]
             [--keep-alive-grid S,..] [--template-keep-alive-grid S,..] [--threads-grid N,..]
             [--keep-alive-policies fixed,adaptive,histogram]
-            [--bill-weight W] [--host-weight W]
+            [--bill-weight W] [--host-weight W] [--accuracy-floor 0.9|base-1pt]
       Simulate your config and a grid of settings (memory_mb and so threads,
       batching, max_concurrency, provisioned instances, keep-alive policy
       and time, template keep-alive; the config's own values are always in
@@ -784,6 +788,11 @@ Usage:
       only). Also simulates your config always on, provisioned for its peak,
       for comparison. Simulations use every core. Shows progress on a
       terminal.
+      --accuracy-floor  also choose among the model's variants (thaw
+                optimize; each needs its profile.json from thaw variants
+                --measure): plan each, keep those whose test accuracy is at
+                least 0.9 (absolute) or at most 1 point below the base
+                (base-1pt), and write the cheapest meeting the target.
   thaw replay (trace flags as for simulate) --url http://HOST:PORT
               (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
       Send the trace's requests to a running server at their times (open loop,

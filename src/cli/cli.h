@@ -132,6 +132,9 @@ struct SimulateCommandOptions {
   // `thaw plan` only (same trace, profile and config flags):
   double slo_p99_ms = 0;  // required for plan
   std::string out_path;   // where the chosen config goes; empty = <model>.plan.json
+  // --accuracy-floor (sim::ParseAccuracyFloor, checked when parsed): also
+  // choose among the model's variants; empty = the model as given.
+  std::string accuracy_floor;
   // The grid (sim::PlanOptions; empty = its default), comma-separated on the
   // command line; the config's own values are always added.
   std::vector<int64_t> plan_memory_mb;        // --memory-grid

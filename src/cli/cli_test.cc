@@ -461,6 +461,10 @@ TEST(CliTest, PlanGridAndWeightFlags) {
   EXPECT_NE(with({"--memory-grid", "256,,512"}).status().message().find("--memory-grid"), std::string::npos);
   EXPECT_NE(with({"--max-concurrency-grid", "0"}).status().message().find("--max-concurrency-grid"), std::string::npos);
   EXPECT_NE(with({"--host-weight", "0", "--bill-weight", "0"}).status().message().find("both be 0"), std::string::npos);
+  EXPECT_EQ(with({"--accuracy-floor", "base-1pt"}).value().simulate.accuracy_floor, "base-1pt");
+  EXPECT_EQ(with({"--accuracy-floor", "0.9"}).value().simulate.accuracy_floor, "0.9");
+  EXPECT_TRUE(with({}).value().simulate.accuracy_floor.empty());
+  EXPECT_NE(with({"--accuracy-floor", "90"}).status().message().find("--accuracy-floor '90'"), std::string::npos);
   EXPECT_FALSE(ParseCommandLine({"simulate", "--poisson", "1", "--duration-s", "10", "--profile", "p", "--config", "c",
                                  "--memory-grid", "256"})
                    .ok());  // plan only

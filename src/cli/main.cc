@@ -51,6 +51,7 @@
 #include "sim/profile_json.h"
 #include "sim/routing.h"
 #include "sim/simulator.h"
+#include "sim/variant_choice.h"
 #include "trace/azure_trace.h"
 #include "trace/csv_trace.h"
 #include "trace/suite.h"
@@ -473,9 +474,7 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
 }
 
 // `thaw cost`: reads the usage log into UsageStats and prints the report.
-int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConfig& config,
-         const thaw::sim::ProfileFile& profile, const std::vector<thaw::sim::SimArrival>& requests,
-         const thaw::policy::PriceSheet& prices, const thaw::Clock& clock) {
+thaw::sim::PlanOptions PlanOptionsOf(const thaw::cli::SimulateCommandOptions& options) {
   namespace sim = thaw::sim;
   sim::PlanOptions plan_options{.slo_p99_ms = options.slo_p99_ms, .seed = options.seed};
   if (!options.plan_memory_mb.empty()) plan_options.memory_mb = options.plan_memory_mb;
@@ -492,6 +491,14 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   }
   plan_options.bill_weight = options.bill_weight;
   plan_options.host_weight = options.host_weight;
+  return plan_options;
+}
+
+int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConfig& config,
+         const thaw::sim::ProfileFile& profile, const std::vector<thaw::sim::SimArrival>& requests,
+         const thaw::policy::PriceSheet& prices, const thaw::Clock& clock) {
+  namespace sim = thaw::sim;
+  const sim::PlanOptions plan_options = PlanOptionsOf(options);
   const thaw::Micros started = clock.NowMicros();
   thaw::cli::ProgressBar bar(clock);
   auto result = sim::Plan(config, profile, requests, prices, plan_options,
@@ -554,6 +561,111 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
               << " cold starts: " << c.label << "\n";
   }
   if (shown == 0) std::cout << "    (none)\n";
+  return file ? 0 : 1;
+}
+
+// thaw plan --accuracy-floor: plans the model and each of its variants (in
+// its repository, each with the profile thaw variants --measure wrote), and
+// writes the best settings of the cheapest variant meeting the floor.
+int PlanVariants(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConfig& config,
+                 const thaw::sim::ProfileFile& profile, const fs::path& repo,
+                 const std::vector<thaw::sim::SimArrival>& requests, const thaw::policy::PriceSheet& prices,
+                 const thaw::Clock& clock) {
+  namespace sim = thaw::sim;
+  namespace cli = thaw::cli;
+  const sim::AccuracyFloor floor = *sim::ParseAccuracyFloor(options.accuracy_floor);
+  auto rows = cli::ReadVariants(repo, config.name);
+  if (!rows.ok()) {
+    std::cerr << "thaw: --accuracy-floor: " << rows.status().message() << "\n";
+    return 2;
+  }
+  if (std::isnan(rows->front().accuracy)) {
+    std::cerr << "thaw: --accuracy-floor: model '" << config.name << "' has no measured test accuracy ("
+              << (repo / config.name / "accuracy.json").string() << ")\n";
+    return 2;
+  }
+  // The base as given (its config and profile flags); each variant from its directory.
+  std::vector<thaw::ModelConfig> configs = {config};
+  std::vector<sim::ProfileFile> profiles = {profile};
+  for (size_t i = 1; i < rows->size(); ++i) {
+    const fs::path dir = repo / (*rows)[i].name;
+    auto variant_config = thaw::LoadModelConfig(dir.string());
+    auto variant_profile = sim::ReadProfileFile((dir / "profile.json").string());
+    if (!variant_config.ok() || !variant_profile.ok()) {
+      std::cerr << "thaw: --accuracy-floor: variant '" << (*rows)[i].name << "': "
+                << (!variant_config.ok() ? variant_config.status().message()
+                                         : variant_profile.status().message() + " (measure it: thaw variants " +
+                                               config.name + " --measure)")
+                << "\n";
+      return 2;
+    }
+    configs.push_back(std::move(*variant_config));
+    profiles.push_back(std::move(*variant_profile));
+  }
+  const sim::PlanOptions plan_options = PlanOptionsOf(options);
+  const thaw::Micros started = clock.NowMicros();
+  std::vector<sim::VariantOption> choices;
+  std::vector<std::optional<sim::Candidate>> bests;
+  int simulations = 0;
+  thaw::cli::ProgressBar bar(clock);
+  for (size_t i = 0; i < rows->size(); ++i) {
+    auto result = sim::Plan(configs[i], profiles[i], requests, prices, plan_options, [&](int done, int total) {
+      bar.Update(static_cast<int>(i) * total + done, static_cast<int>(rows->size()) * total, (*rows)[i].name);
+    });
+    if (!result.ok()) {
+      bar.Clear();
+      std::cerr << "thaw: " << (*rows)[i].name << ": " << result.status().message() << "\n";
+      return 2;
+    }
+    simulations += result->simulations;
+    std::optional<sim::Candidate> best;
+    if (result->best) best = result->candidates[*result->best];
+    choices.push_back({(*rows)[i].name, (*rows)[i].accuracy, best.has_value(), best ? best->objective : 0});
+    bests.push_back(std::move(best));
+  }
+  bar.Clear();
+  const sim::VariantChoice choice = sim::ChooseVariant(choices, floor);
+  const double minimum = floor.MinimumFor(rows->front().accuracy);
+  std::cout << "thaw plan: " << rows->size() << " variants of " << config.name << " (" << simulations
+            << " simulations) on " << requests.size() << " requests in "
+            << cli::DecimalText((clock.NowMicros() - started) / 1e6, 1) << " s; p99 target " << options.slo_p99_ms
+            << " ms; accuracy floor " << floor.ToString() << " (>= " << cli::DecimalText(minimum, 4) << ")\n\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "  %-26s %-15s %-9s %-11s %-11s %-8s %s\n", "model", "method", "accuracy",
+                "cost $", "$/1M", "p99 ms", "verdict");
+  std::cout << line;
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const auto& best = bests[i];
+    std::snprintf(line, sizeof line, "  %-26s %-15s %-9s %-11s %-11s %-8s %s\n", (*rows)[i].name.c_str(),
+                  (*rows)[i].method.c_str(), cli::DecimalText((*rows)[i].accuracy, 4).c_str(),
+                  best ? cli::DecimalText(best->objective, 6).c_str() : "-",
+                  best ? cli::DecimalText(best->dollars_per_million, 4).c_str() : "-",
+                  best ? cli::DecimalText(best->p99_ms, 2).c_str() : "-", sim::VariantVerdictName(choice.verdicts[i]));
+    std::cout << line;
+  }
+  if (!choice.chosen) {
+    std::cout << "\nNo variant meets both the accuracy floor and p99 <= " << options.slo_p99_ms << " ms.\n";
+    return 1;
+  }
+  const size_t chosen = *choice.chosen;
+  const sim::Candidate& best = *bests[chosen];
+  const std::string out = options.out_path.empty() ? best.config.name + ".plan.json" : options.out_path;
+  std::ofstream file(out, std::ios::binary | std::ios::trunc);
+  file << thaw::EncodeModelConfig(best.config);
+  if (chosen == 0) {
+    std::cout << "\nThe base model stays: no variant meeting the floor is cheaper. Its best settings: " << best.label;
+  } else {
+    std::cout << "\nVariant chosen: " << best.config.name << " (" << (*rows)[chosen].method << ", accuracy "
+              << cli::DecimalText((*rows)[chosen].accuracy, 4) << " vs " << cli::DecimalText(rows->front().accuracy, 4)
+              << "), settings: " << best.label;
+    if (bests[0])
+      std::cout << "\n  cost " << cli::PercentText(best.objective, bests[0]->objective)
+                << " of the base model's cheapest settings meeting the target (" << bests[0]->label << ")";
+    else
+      std::cout << "\n  the base model has no settings meeting the target";
+  }
+  std::cout << "\n  -> " << out << (file ? "" : " (could not be written)")
+            << " (its model directory: " << (repo / best.config.name).string() << ")\n";
   return file ? 0 : 1;
 }
 
@@ -781,6 +893,15 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   for (const trace::Arrival& a : arrivals->arrivals)
     requests.push_back({a.time_us, (*model_of_function)[a.function], options.rows_per_request});
   thaw::RealClock clock;
+  if (plan && !options.accuracy_floor.empty()) {
+    if (configs.size() != 1 || !given[0].named) {
+      std::cerr << "thaw: --accuracy-floor plans one model given by the config.json in its model directory "
+                   "(its variants are the directories beside it)\n";
+      return 2;
+    }
+    const fs::path repo = fs::absolute(options.config_paths[0]).parent_path().parent_path();
+    return PlanVariants(options, configs[0], *profile_of[0], repo, requests, *prices, clock);
+  }
   if (plan) return Plan(options, configs[0], *profile_of[0], requests, *prices, clock);
   std::vector<sim::SimModel> models;
   for (size_t i = 0; i < configs.size(); ++i) models.push_back({configs[i], profile_of[i]->ForThreads(configs[i].threads)});

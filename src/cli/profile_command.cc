@@ -316,7 +316,8 @@ int WriteProfile(const ProfileCommandOptions& o, const sim::ProfileFile& profile
     std::cerr << "thaw: cannot write " << out_path << "\n";
     return 1;
   }
-  std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::ProfileSummaryText(profile);
+  if (o.print_summary)
+    std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::ProfileSummaryText(profile);
   return 0;
 }
 

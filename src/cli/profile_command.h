@@ -45,6 +45,7 @@ struct ProfileCommandOptions {
   int cold_reps = 5;
   int served_s = 60;          // HTTP-served measurement, all phases; 0 = skip it
   std::vector<double> served_rates = {200, 50, 5};  // requests per second, one phase each
+  bool print_summary = true;  // the profile's summary on stdout once written (thaw variants prints its own table)
 };
 
 int RunProfile(const ProfileCommandOptions& options);

@@ -15,6 +15,13 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "cli/profile_command.h"
+#include "metering/usage_stats.h"
+#include "policy/pricing.h"
+#include "repo/model_config.h"
+#include "sim/profile_json.h"
+#include "sim/simulator.h"
+#include "trace/synthetic.h"
 #include "json/object_fields.h"
 
 extern char** environ;
@@ -109,10 +116,23 @@ std::string OptimizeHelp() {
 }
 
 std::string VariantsHelp() {
-  return R"(  thaw variants MODEL [--repo DIR] [--json]
+  return R"(  thaw variants MODEL [--repo DIR] [--measure] [--json]
       MODEL and its variants (directories with a variant.json naming it as
       their base, as thaw optimize writes them) side by side: method, file
       size, parameters, test accuracy and points lost against MODEL.
+      --measure         also profile each on this machine (real workers):
+                        warm round trip at 1 and 8 rows, cold start from a
+                        template and from a fresh process, private memory
+                        of a warm instance; write <model>/profile.json (for
+                        thaw plan --accuracy-floor); price a Poisson stream
+                        with each model's config in the simulator: GB-s and
+                        $ per 1 M requests; ratios against MODEL
+      --request FILE    the v2 request every variant is measured with
+                        (default: <repo>/../requests/MODEL.json)
+      --reps N          executions per batch size (default 100)
+      --cold-reps N     cold starts per start path (default 5)
+      --served-s S      thaw profile's HTTP-served phase (default 0: off)
+      --rate R --duration-s S  the priced stream (default 10 req/s, 3600 s)
 )";
 }
 
@@ -150,12 +170,31 @@ bool ParseOptimizeArgs(const std::vector<std::string>& args, OptimizeCommandOpti
 bool ParseVariantsArgs(const std::vector<std::string>& args, VariantsCommandOptions* o, std::string* error) {
   return ParseFlags(
       args, &o->model, error,
-      [&](const std::string& a, const std::string& v, bool*) {
-        if (a != "--repo") return false;
-        o->repo = v;
+      [&](const std::string& a, const std::string& v, bool* ok) {
+        auto integer = [&](int* out, int least, int most) {
+          auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), *out);
+          *ok = err == std::errc() && end == v.data() + v.size() && *out >= least && *out <= most;
+        };
+        auto number = [&](double* out, double least, double most) {
+          char* end = nullptr;
+          *out = std::strtod(v.c_str(), &end);
+          *ok = end != v.c_str() && *end == '\0' && *out >= least && *out <= most;
+        };
+        if (a == "--repo") o->repo = v;
+        else if (a == "--request") o->request_path = v;
+        else if (a == "--cold-reps") integer(&o->cold_reps, 1, 1000);
+        else if (a == "--reps") integer(&o->reps, 2, 100000);
+        else if (a == "--served-s") integer(&o->served_s, 0, 3600);
+        else if (a == "--rate") number(&o->rate_per_s, 0.001, 100000);
+        else if (a == "--duration-s") number(&o->duration_s, 1, 30 * 86400);
+        else return false;
         return true;
       },
-      [&](const std::string& a) { return a == "--json" ? (o->json = true) : false; });
+      [&](const std::string& a) {
+        if (a == "--json") return o->json = true;
+        if (a == "--measure") return o->measure = true;
+        return false;
+      });
 }
 
 int RunOptimize(const OptimizeCommandOptions& o) {
@@ -196,83 +235,202 @@ int RunOptimize(const OptimizeCommandOptions& o) {
   return 1;
 }
 
-int RunVariants(const VariantsCommandOptions& o) {
-  const fs::path repo = RepoOrDefault(o.repo);
-  const fs::path base_dir = repo / o.model;
-  if (!fs::is_regular_file(base_dir / "config.json")) {
-    std::cerr << "thaw: model '" << o.model << "' not found in " << repo.string() << "\n";
-    return 2;
-  }
-  struct Row {
-    std::string name, method;
-    double file_bytes = 0, parameters = 0, accuracy = NAN, delta_points = NAN;
-  };
-  std::vector<Row> rows;
+namespace {
+
+double Get(simdjson::dom::object obj, std::string_view key) {
+  double value = NAN;
+  return obj[key].get_double().get(value) == simdjson::SUCCESS ? value : NAN;
+}
+
+}  // namespace
+
+StatusOr<std::vector<VariantRow>> ReadVariants(const fs::path& repo, const std::string& model) {
+  const fs::path base_dir = repo / model;
+  if (!fs::is_regular_file(base_dir / "config.json"))
+    return NotFound("model '" + model + "' not found in " + repo.string());
+  std::vector<VariantRow> rows(1);
+  rows[0].name = model;
+  rows[0].method = "base";
   {
-    Row base{o.model, "base"};
     simdjson::dom::parser parser;
     const std::string text = ReadFile(base_dir / "accuracy.json");
-    if (auto obj = json::ParseObject(parser, text, (base_dir / "accuracy.json").string()); obj.ok()) {
-      double acc = 0;
-      if ((*obj)["test_accuracy"].get_double().get(acc) == simdjson::SUCCESS) base.accuracy = acc;
+    if (auto obj = json::ParseObject(parser, text, "accuracy.json"); obj.ok()) rows[0].accuracy = Get(*obj, "test_accuracy");
+    if (auto config = LoadModelConfig(base_dir.string()); config.ok()) {
+      std::error_code ec;
+      rows[0].file_bytes = static_cast<double>(fs::file_size(config->ModelPath(), ec));
     }
-    rows.push_back(base);
   }
-  std::vector<std::string> errors;
-  for (const auto& entry : fs::directory_iterator(repo)) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(repo, ec)) {
     const fs::path file = entry.path() / "variant.json";
     if (!fs::is_regular_file(file)) continue;
     simdjson::dom::parser parser;
     const std::string text = ReadFile(file);
     auto obj = json::ParseObject(parser, text, file.string());
     if (!obj.ok()) {
-      errors.push_back(obj.status().message());
+      std::cerr << "thaw: skipped " << obj.status().message() << "\n";
       continue;
     }
-    std::string_view base;
-    if ((*obj)["base"].get_string().get(base) != simdjson::SUCCESS || base != o.model) continue;
-    Row row{entry.path().filename().string()};
-    std::string_view method;
-    double value = 0;
+    std::string_view base, method;
+    if ((*obj)["base"].get_string().get(base) != simdjson::SUCCESS || base != model) continue;
+    VariantRow row;
+    row.name = entry.path().filename().string();
     if ((*obj)["method"].get_string().get(method) == simdjson::SUCCESS) row.method = method;
-    if ((*obj)["file_bytes"].get_double().get(value) == simdjson::SUCCESS) row.file_bytes = value;
-    if ((*obj)["parameters"].get_double().get(value) == simdjson::SUCCESS) row.parameters = value;
-    if ((*obj)["test_accuracy"].get_double().get(value) == simdjson::SUCCESS) row.accuracy = value;
-    if ((*obj)["base_test_accuracy"].get_double().get(value) == simdjson::SUCCESS) {
-      row.delta_points = (row.accuracy - value) * 100;
-      rows[0].accuracy = value;  // measured in the same run as the variant's
+    row.file_bytes = Get(*obj, "file_bytes");
+    row.parameters = Get(*obj, "parameters");
+    row.accuracy = Get(*obj, "test_accuracy");
+    // The base measured again in the same run as the variant, on the same split.
+    if (const double base_accuracy = Get(*obj, "base_test_accuracy"); !std::isnan(base_accuracy)) {
+      row.delta_points = (row.accuracy - base_accuracy) * 100;
+      rows[0].accuracy = base_accuracy;
     }
-    if ((*obj)["base_file_bytes"].get_double().get(value) == simdjson::SUCCESS) rows[0].file_bytes = value;
-    if ((*obj)["base_parameters"].get_double().get(value) == simdjson::SUCCESS) rows[0].parameters = value;
+    if (const double v = Get(*obj, "base_parameters"); !std::isnan(v)) rows[0].parameters = v;
     rows.push_back(row);
   }
-  std::sort(rows.begin() + 1, rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
-  for (const std::string& e : errors) std::cerr << "thaw: skipped " << e << "\n";
+  std::sort(rows.begin() + 1, rows.end(), [](const VariantRow& a, const VariantRow& b) { return a.name < b.name; });
+  return rows;
+}
+
+namespace {
+
+// Profiles `row` with real workers (writing <dir>/profile.json) and prices a Poisson stream in the simulator.
+Status Measure(const VariantsCommandOptions& o, const fs::path& repo, const std::string& request_path, VariantRow* row) {
+  auto config = LoadModelConfig((repo / row->name).string());
+  if (!config.ok()) return config.status();
+  ProfileCommandOptions p;
+  p.model = row->name;
+  p.repo = repo.string();
+  p.request_path = request_path;
+  p.out_path = (repo / row->name / "profile.json").string();
+  p.batch_sizes = {1, 8};
+  p.threads = {config->threads};
+  p.start_paths = {"exec", "template"};
+  p.reps = o.reps;
+  p.spread_reps = std::max(2, o.reps);
+  p.cold_reps = o.cold_reps;
+  p.served_s = o.served_s;
+  p.print_summary = false;
+  std::cerr << "measuring " << row->name << " ...\n";
+  if (RunProfile(p) != 0) return Internal("thaw profile " + row->name + " failed (above)");
+  auto profile = sim::ReadProfileFile(p.out_path);
+  if (!profile.ok()) return profile.status();
+  row->measured = true;
+  row->b1_ms = static_cast<double>(profile->profile.ExecUs(1)) / 1000;
+  row->b8_ms = static_cast<double>(profile->profile.ExecUs(8)) / 1000;
+  const auto& start = profile->profile.start_us;
+  auto level = [&](std::initializer_list<const char*> names) -> double {
+    for (const char* n : names)
+      if (auto it = start.find(n); it != start.end()) return static_cast<double>(it->second) / 1000;
+    return NAN;
+  };
+  row->cold_template_ms = level({"standby", "template"});
+  row->cold_exec_ms = level({"exec"});
+  auto kb = [&](const char* key) -> double {
+    auto it = profile->memory_kb.find(key);
+    return it == profile->memory_kb.end() ? NAN : static_cast<double>(it->second) / 1024;
+  };
+  row->rss_mb = kb("rss");
+  row->private_mb = kb("private");
+
+  auto trace = trace::MakePoissonTrace({.rate_per_s = o.rate_per_s, .duration_s = o.duration_s});
+  if (!trace.ok()) return trace.status();
+  std::vector<sim::SimArrival> arrivals;
+  arrivals.reserve(trace->arrivals.size());
+  for (const trace::Arrival& a : trace->arrivals) arrivals.push_back({a.time_us, 0, 1});
+  auto result = sim::Simulate({sim::SimModel{*config, profile->ForThreads(config->threads)}}, arrivals,
+                              policy::AwsLambdaX86());
+  if (!result.ok()) return result.status();
+  for (const metering::ModelUsage& m : result->report.models) {
+    if (m.model != row->name || m.ok == 0) continue;
+    const policy::UsageTotals& u = m.usage;
+    const double billed_gb_s =
+        u.on_demand_duration_gb_s + u.init_gb_s + u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s;
+    row->gb_s_per_million = billed_gb_s / static_cast<double>(m.ok) * 1e6;
+    row->usd_per_million = m.usd_per_million_ok;
+  }
+  return Status::Ok();
+}
+
+std::string Num(double v, int decimals) { return std::isnan(v) ? "?" : DecimalText(v, decimals); }
+std::string JsonNum(double v, int decimals) { return std::isnan(v) ? "null" : DecimalText(v, decimals); }
+std::string Ratio(double v, double base) {
+  return std::isnan(v) || std::isnan(base) || base <= 0 ? "?" : DecimalText(v / base, 2) + "x";
+}
+
+}  // namespace
+
+int RunVariants(const VariantsCommandOptions& o) {
+  const fs::path repo = RepoOrDefault(o.repo);
+  auto rows = ReadVariants(repo, o.model);
+  if (!rows.ok()) {
+    std::cerr << "thaw: " << rows.status().message() << "\n";
+    return 2;
+  }
+  if (o.measure) {
+    const std::string request_path =
+        o.request_path.empty() ? (repo.parent_path() / "requests" / (o.model + ".json")).string() : o.request_path;
+    if (!fs::is_regular_file(request_path)) {
+      std::cerr << "thaw: --request " << request_path << " does not exist (a KServe v2 request for " << o.model
+                << ")\n";
+      return 2;
+    }
+    for (VariantRow& row : *rows) {
+      if (Status measured = Measure(o, repo, request_path, &row); !measured.ok()) {
+        std::cerr << "thaw: " << row.name << ": " << measured.message() << "\n";
+        return 1;
+      }
+    }
+  }
+  const VariantRow& base = rows->front();
   if (o.json) {
     std::cout << "[";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
-      auto num = [](double v, int d) { return std::isnan(v) ? std::string("null") : DecimalText(v, d); };
+    for (size_t i = 0; i < rows->size(); ++i) {
+      const VariantRow& r = (*rows)[i];
       std::cout << (i ? "," : "") << "\n  {\"model\":\"" << r.name << "\",\"method\":\"" << r.method
-                << "\",\"file_bytes\":" << num(r.file_bytes, 0) << ",\"parameters\":" << num(r.parameters, 0)
-                << ",\"test_accuracy\":" << num(r.accuracy, 4)
-                << ",\"accuracy_delta_points\":" << num(i == 0 ? 0.0 : r.delta_points, 2) << "}";
+                << "\",\"file_bytes\":" << JsonNum(r.file_bytes, 0) << ",\"parameters\":" << JsonNum(r.parameters, 0)
+                << ",\"test_accuracy\":" << JsonNum(r.accuracy, 4)
+                << ",\"accuracy_delta_points\":" << JsonNum(i == 0 ? 0.0 : r.delta_points, 2);
+      if (r.measured)
+        std::cout << ",\"b1_ms\":" << JsonNum(r.b1_ms, 3) << ",\"b8_ms\":" << JsonNum(r.b8_ms, 3)
+                  << ",\"cold_template_ms\":" << JsonNum(r.cold_template_ms, 2)
+                  << ",\"cold_exec_ms\":" << JsonNum(r.cold_exec_ms, 1) << ",\"rss_mb\":" << JsonNum(r.rss_mb, 1)
+                  << ",\"private_mb\":" << JsonNum(r.private_mb, 1)
+                  << ",\"gb_s_per_million\":" << JsonNum(r.gb_s_per_million, 3)
+                  << ",\"usd_per_million\":" << JsonNum(r.usd_per_million, 4) << ",\"rate_per_s\":" << JsonNum(o.rate_per_s, 3);
+      std::cout << "}";
     }
     std::cout << "\n]\n";
     return 0;
   }
-  if (rows.size() == 1)
+  if (rows->size() == 1)
     std::cout << "no variants of '" << o.model << "' in " << repo.string() << " (make some with: thaw optimize "
               << o.model << ")\n";
-  std::printf("%-28s %-16s %11s %11s %9s %12s\n", "model", "method", "file", "parameters", "accuracy",
-              "vs base");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const Row& r = rows[i];
-    const std::string delta =
-        i == 0 ? "" : std::isnan(r.delta_points) ? "?" : (r.delta_points >= 0 ? "+" : "") + DecimalText(r.delta_points, 2) + " pt";
-    std::printf("%-28s %-16s %11s %11.0f %9s %12s\n", r.name.c_str(), r.method.c_str(), SizeText(r.file_bytes).c_str(),
-                r.parameters, std::isnan(r.accuracy) ? "?" : DecimalText(r.accuracy, 4).c_str(), delta.c_str());
+  std::printf("%-26s %-15s %10s %8s %9s", "model", "method", "file", "accuracy", "vs base");
+  if (o.measure)
+    std::printf(" %8s %8s %7s %9s %8s %8s %10s %9s %7s", "b1 ms", "b8 ms", "b1 x", "cold tpl", "cold exe",
+                "priv MB", "GB-s/1M", "$/1M", "$ x");
+  std::printf("\n");
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const VariantRow& r = (*rows)[i];
+    const std::string delta = i == 0                     ? ""
+                              : std::isnan(r.delta_points) ? "?"
+                                                           : (r.delta_points >= 0 ? "+" : "") + DecimalText(r.delta_points, 2) + " pt";
+    std::printf("%-26s %-15s %10s %8s %9s", r.name.c_str(), r.method.c_str(), SizeText(r.file_bytes).c_str(),
+                Num(r.accuracy, 4).c_str(), delta.c_str());
+    if (o.measure)
+      std::printf(" %8s %8s %7s %9s %8s %8s %10s %9s %7s", Num(r.b1_ms, 3).c_str(), Num(r.b8_ms, 3).c_str(),
+                  Ratio(r.b1_ms, base.b1_ms).c_str(), Num(r.cold_template_ms, 1).c_str(), Num(r.cold_exec_ms, 0).c_str(),
+                  Num(r.private_mb, 1).c_str(), Num(r.gb_s_per_million, 1).c_str(), Num(r.usd_per_million, 3).c_str(),
+                  Ratio(r.usd_per_million, base.usd_per_million).c_str());
+    std::printf("\n");
   }
+  if (o.measure)
+    std::cout << "\nb1/b8: round trip of one execution of 1 and 8 rows on a warm instance (median of " << o.reps
+              << "); cold: start to ready forked from the model's template, and as a fresh process (median of "
+              << o.cold_reps << "); priv MB: a warm instance's private memory; GB-s and $ per 1 M requests: a Poisson "
+              << DecimalText(o.rate_per_s, 0) << " req/s stream for " << DecimalText(o.duration_s, 0)
+              << " s simulated with each model's config and measured profile (AWS Lambda x86 prices). Profiles "
+                 "written to <model>/profile.json.\n";
   return 0;
 }
 

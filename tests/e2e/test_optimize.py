@@ -94,6 +94,34 @@ def served_variant_matches_python():
         stop_server(server, log)
 
 
+def measured_variants_feed_the_planner():
+    run = thaw("variants", "fraud", "--repo", REPO, "--measure", "--request", os.path.join(REQUESTS, "fraud.json"),
+               "--reps", "20", "--cold-reps", "2", "--rate", "10", "--duration-s", "600", "--json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {r["model"]: r for r in json.loads(run.stdout)}
+    for name in ("fraud", "fraud-int8-dynamic"):
+        r = rows[name]
+        for k in ("b1_ms", "b8_ms", "cold_template_ms", "cold_exec_ms", "private_mb", "gb_s_per_million",
+                  "usd_per_million"):
+            assert r[k] is not None and r[k] > 0, (name, k, r)
+        assert r["cold_template_ms"] < r["cold_exec_ms"], r  # a fork, not a fresh process
+        assert os.path.isfile(os.path.join(REPO, name, "profile.json")), name
+    common = ["plan", "--poisson", "10", "--duration-s", "300", "--profile", os.path.join(REPO, "fraud", "profile.json"),
+              "--config", os.path.join(REPO, "fraud", "config.json"), "--slo-p99-ms", "100",
+              "--memory-grid", "512", "--keep-alive-grid", "60", "--min-instances-grid", "0"]
+    plan = thaw(*common, "--accuracy-floor", "base-1pt", "--out", os.path.join(TMP, "plan.json"))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    lines = {line.split()[0]: line for line in plan.stdout.splitlines() if line.strip().startswith("fraud")}
+    assert "chosen" in lines["fraud"] or "chosen" in lines["fraud-int8-dynamic"], plan.stdout
+    chosen = json.load(open(os.path.join(TMP, "plan.json")))
+    assert os.path.isfile(os.path.join(TMP, "plan.json")), plan.stdout
+    assert chosen["memory_mb"] == 512, chosen
+    # A floor above every accuracy: nothing qualifies.
+    none = thaw(*common, "--accuracy-floor", "0.99", "--out", os.path.join(TMP, "none.json"))
+    assert none.returncode == 1 and "No variant meets" in none.stdout, none.stdout
+    assert none.stdout.count("below the accuracy floor") == 2, none.stdout
+
+
 def bad_requests_fail_with_a_reason():
     wrong = thaw("optimize", "fraud", "--repo", REPO, "--method", "int8-static")
     assert wrong.returncode != 0 and "int8-static applies to FashionNet" in wrong.stdout + wrong.stderr, wrong
@@ -112,6 +140,8 @@ def main():
           optimize_fraud_int8)
     check("thaw variants lists the base and its variant", variants_lists_base_and_variant)
     check("thaw serve serves the variant; its answer equals Python's from the same file", served_variant_matches_python)
+    check("thaw variants --measure profiles each variant; thaw plan --accuracy-floor chooses among them",
+          measured_variants_feed_the_planner)
     check("thaw optimize and variants refuse bad requests with a reason", bad_requests_fail_with_a_reason)
     failed_checks = failed()
     print(f"e2e optimize: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
