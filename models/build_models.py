@@ -302,6 +302,38 @@ def augment(x, gen):
     return x[:, :, 2 + dy:30 + dy, 2 + dx:30 + dx]
 
 
+def fashion_loss(model, x, y):
+    return F.cross_entropy(model(x), y, label_smoothing=0.05)
+
+
+def train_fashion(model, xt, yt, epochs, lr, loss_fn, tag):
+    """AdamW with a one-cycle schedule over augmented batches of 128, seeded;
+    loss_fn(model, x, y). fashion's training, and models/optimize.py's
+    fine-tuning and distillation."""
+    batch = 128
+    steps = epochs * math.ceil(len(xt) / batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(common.SEED)
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        total = 0.0
+        for i in range(0, len(xt), batch):
+            idx = perm[i:i + batch]
+            loss = loss_fn(model, augment(xt[idx], gen), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+    return model
+
+
 def build_fashion(out, epochs):
     common.seed_everything()
     name = "fashion"
@@ -317,27 +349,8 @@ def build_fashion(out, epochs):
 
     model = FashionNet(xt.mean().item(), xt.std().item())
     nparams = sum(p.numel() for p in model.parameters())
-    batch = 128
-    steps = epochs * math.ceil(len(xt) / batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3, total_steps=steps,
-                                                pct_start=0.15)
-    gen = torch.Generator().manual_seed(common.SEED)
     t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            loss = F.cross_entropy(model(augment(xt[idx], gen)), yt[idx], label_smoothing=0.05)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"[{name}] epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} "
-              f"({time.time() - t0:.0f}s)", flush=True)
+    train_fashion(model, xt, yt, epochs, 4e-3, fashion_loss, name)
     train_s = time.time() - t0
     model.eval()
     path = os.path.join(mdir, "model.pt")

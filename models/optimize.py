@@ -166,34 +166,9 @@ def int8_static(module, task, args):
 
 
 def train_epochs(model, task, epochs, lr, loss_fn, tag):
-    """Fine-tune or train `model` on the training set with fashion's augmentation; seeded."""
+    """Fine-tune or train `model` as fashion was trained (build_models.train_fashion); seeded."""
     xt, yt = task.train
-    gen = torch.Generator().manual_seed(common.SEED)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    batch = 128
-    steps = max(1, epochs * ((len(xt) + batch - 1) // batch))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            x = bm.augment(xt[idx], gen)
-            loss = loss_fn(model, x, yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        log(f"{tag}: epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} ({time.time() - t0:.0f}s)")
-    model.eval()
-    return model
-
-
-def cross_entropy(model, x, y):
-    return F.cross_entropy(model(x), y, label_smoothing=0.05)
+    return bm.train_fashion(model, xt, yt, epochs, lr, loss_fn, f"optimize: {tag}")
 
 
 def prune_magnitude(task, args):
@@ -202,7 +177,7 @@ def prune_magnitude(task, args):
     model = copy.deepcopy(task.module)
     params = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=args.sparsity)
-    train_epochs(model, task, args.epochs or 1, 1e-3, cross_entropy, "fine-tune")
+    train_epochs(model, task, args.epochs or 1, 1e-3, bm.fashion_loss, "fine-tune")
     for m, name in params:
         prune.remove(m, name)
     zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
@@ -250,7 +225,7 @@ def prune_channels(task, args):
         blocks += 1
     after = sum(p.numel() for p in model.parameters())
     log(f"channels: {blocks} blocks shrunk, parameters {before} -> {after}")
-    train_epochs(model, task, args.epochs or 1, 1e-3, cross_entropy, "fine-tune")
+    train_epochs(model, task, args.epochs or 1, 1e-3, bm.fashion_loss, "fine-tune")
     return torch.jit.script(model), {"sparsity_target": args.sparsity, "blocks_shrunk": blocks,
                                      "scope": "expansion channels of each inverted-residual block, by |BatchNorm scale|",
                                      "fine_tune_epochs": args.epochs or 1}
