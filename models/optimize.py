@@ -26,10 +26,13 @@ Methods (which model classes each applies to):
                   the (1 - sparsity) share of its expansion channels with
                   the largest BatchNorm scale, then --epochs of fine-tuning
                   (FashionNet). The layers really shrink.
-  distill         a smaller student (one block per stage, stride 2 earlier)
-                  trained for --epochs on the teacher's softened outputs and
-                  the labels over the training set (FashionNet).
-  distill-int8    distill, then int8-static on the student (FashionNet).
+  distill         a smaller student trained for --epochs on the teacher's
+                  softened outputs and the labels over the training set:
+                  FashionNet, one block per stage and earlier downsampling
+                  (8 epochs); TextEncoder, half the layers, started from the
+                  teacher's embeddings and every second layer (3 epochs).
+  distill-int8    distill, then int8 on the student (FashionNet static,
+                  TextEncoder dynamic).
 
 Every int8 model is made and measured on the onednn quantized engine, the
 one thaw's TorchScript backend selects before it loads a model (Debian's
@@ -61,8 +64,8 @@ METHODS = {
     "int8-static": ("FashionNet",),
     "prune-magnitude": ("FashionNet",),
     "prune-channels": ("FashionNet",),
-    "distill": ("FashionNet",),
-    "distill-int8": ("FashionNet",),
+    "distill": ("FashionNet", "TextEncoder"),
+    "distill-int8": ("FashionNet", "TextEncoder"),
 }
 # The distilled student: fashion's stem and head narrower, one block per stage, downsampling earlier.
 STUDENT = {"stem": 16, "settings": [(1, 16, 1, 2), (4, 24, 1, 2), (4, 48, 1, 1), (4, 64, 1, 1)], "head": 128}
@@ -129,7 +132,7 @@ class Task:
         _, train, test = bm.load_text_dataset()
         x_te = [bm.encode(t, index) for t, _ in test]
         y_te = torch.tensor([y for _, y in test], dtype=torch.int64)
-        self.train = None  # int8-dynamic needs no training data
+        self.train = ([bm.encode(t, index) for t, _ in train], torch.tensor([y for _, y in train], dtype=torch.int64))
         self.test_batches = [(bm.pad_batch(x_te[i:i + 256]), y_te[i:i + 256]) for i in range(0, len(x_te), 256)]
 
 
@@ -231,23 +234,74 @@ def prune_channels(task, args):
                                      "fine_tune_epochs": args.epochs or 1}
 
 
-def distill_student(task, args):
+def kd_loss(logits, teacher_logits, y, temperature, alpha):
+    soft = F.softmax(teacher_logits / temperature, dim=1)
+    kd = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean") * temperature ** 2
+    return alpha * kd + (1 - alpha) * F.cross_entropy(logits, y)
+
+
+def distill_fashion(task, args):
     teacher = task.module
     student = bm.FashionNet(float(teacher.mean), float(teacher.std), **STUDENT)
-    temperature, alpha = 4.0, 0.7
+    temperature, alpha, epochs = 4.0, 0.7, args.epochs or 8
 
     def loss_fn(model, x, y):
         with torch.no_grad():
-            soft = F.softmax(teacher(x) / temperature, dim=1)
-        logits = model(x)
-        kd = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean") * temperature ** 2
-        return alpha * kd + (1 - alpha) * F.cross_entropy(logits, y)
+            teacher_logits = teacher(x)
+        return kd_loss(model(x), teacher_logits, y, temperature, alpha)
 
-    train_epochs(student, task, args.epochs or 3, 4e-3, loss_fn, "distill")
+    train_epochs(student, task, epochs, 4e-3, loss_fn, "distill")
     return student, {"student": {"stem": STUDENT["stem"], "settings": [list(s) for s in STUDENT["settings"]],
                                  "head": STUDENT["head"]},
-                     "temperature": temperature, "soft_weight": alpha, "epochs": args.epochs or 3,
-                     "teacher_parameters": sum(p.numel() for p in teacher.parameters())}
+                     "temperature": temperature, "soft_weight": alpha, "epochs": epochs,
+                     "teacher_parameters": count(teacher)}
+
+
+def distill_text(task, args):
+    """A 2-layer student of the 4-layer encoder: the teacher's embeddings, pooling and classifier, and its
+    layers 2 and 4 as a start, then trained on the teacher's outputs and the labels."""
+    teacher = task.module
+    layers = len(teacher.layers)
+    student = bm.TextEncoder(teacher.tokens.num_embeddings, teacher.classifier.out_features, layers=layers // 2)
+    picked = {i: 2 * i + 1 for i in range(layers // 2)}
+    state = {}
+    for key, value in teacher.state_dict().items():
+        if key.startswith("layers."):
+            index = int(key.split(".")[1])
+            mine = [i for i, t in picked.items() if t == index]
+            if not mine:
+                continue
+            key = f"layers.{mine[0]}." + key.split(".", 2)[2]
+        state[key] = value
+    student.load_state_dict(state)
+    temperature, alpha, epochs, batch, lr = 2.0, 0.7, args.epochs or 3, 32, 2e-4
+    x_tr, y_tr = task.train
+    steps = epochs * ((len(x_tr) + batch - 1) // batch)
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
+    gen = torch.Generator().manual_seed(common.SEED)
+    t0 = time.time()
+    for epoch in range(epochs):
+        student.train()
+        perm = torch.randperm(len(x_tr), generator=gen).tolist()
+        total = 0.0
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            ids = bm.pad_batch([x_tr[j] for j in idx])
+            with torch.no_grad():
+                teacher_logits = teacher(ids)
+            loss = kd_loss(student(ids), teacher_logits, y_tr[idx], temperature, alpha)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        log(f"distill: epoch {epoch + 1}/{epochs} loss {total / len(x_tr):.4f} ({time.time() - t0:.0f}s)")
+    student.eval()
+    return student, {"student": {"layers": layers // 2, "initialised_from_teacher_layers": [t + 1 for t in picked.values()]},
+                     "temperature": temperature, "soft_weight": alpha, "epochs": epochs,
+                     "teacher_parameters": count(teacher)}
 
 
 def count(module):
@@ -267,11 +321,15 @@ def make_variant(task, args, method):
         m, how = (prune_magnitude if method == "prune-magnitude" else prune_channels)(task, args)
         return m, how, None, count(m)
     if task.student is None:  # distill and distill-int8 share one student
-        task.student = distill_student(task, args)
+        task.student = (distill_fashion if task.kind == "FashionNet" else distill_text)(task, args)
     student, how = task.student
     if method == "distill":
         return torch.jit.script(student), how, None, count(student)
-    m, how_q = int8_static(student, task, args)
+    if task.kind == "FashionNet":
+        m, how_q = int8_static(student, task, args)
+    else:
+        q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(student), {nn.Linear}, dtype=torch.qint8)
+        m, how_q = torch.jit.script(q), {"layers": "Linear", "weights": "int8 per tensor"}
     return m, {**how, "int8": how_q}, QUANTIZED_ENGINE, count(student)
 
 
@@ -346,7 +404,7 @@ def main():
     parser.add_argument("--method", default="all", help="all, or one or more of " + ", ".join(sorted(METHODS)))
     parser.add_argument("--out-root", default=None, help="where variant directories go (default: the model's parent)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs (distill: 3, pruning fine-tune: 1)")
+                        help="training epochs (distill: 8 for FashionNet, 3 for TextEncoder; pruning fine-tune: 1)")
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--calibration", type=int, default=2048)
     parser.add_argument("--request", default=None, help="a KServe v2 request for the base model")

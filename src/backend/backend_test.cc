@@ -303,7 +303,8 @@ TEST(BackendTest, ExamplesMatchReferences) {
 TEST(BackendTest, Int8VariantsMatchPythonAndKeepRowsAcrossBatchSizesOnTwoThreads) {
   int checked = 0;
   for (const auto& [model, base] : std::vector<std::pair<std::string, std::string>>{
-           {"fashion-int8-static", "fashion"}, {"textenc-int8-dynamic", "textenc"}}) {
+           {"fashion-int8-static", "fashion"}, {"fashion-distill-int8", "fashion"},
+           {"textenc-int8-dynamic", "textenc"}, {"textenc-distill-int8", "textenc"}}) {
     if (!ExampleModelPresent(model) || !fs::exists(SourceDir() + "/examples/references/" + model + ".json")) continue;
     SCOPED_TRACE(model);
     Loaded l = LoadExample(model);

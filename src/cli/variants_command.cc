@@ -105,7 +105,7 @@ std::string OptimizeHelp() {
         distill          a smaller student trained on the model's outputs (CNN)
         distill-int8     the student, then int8-static (CNN)
       Runs models/optimize.py on Debian's python3-torch; seeded.
-      --epochs N        training epochs (default: distill 3, fine-tune 1)
+      --epochs N        training epochs (default: distill 8 CNN, 3 encoder; fine-tune 1)
       --sparsity S      share removed by pruning, in (0, 1) (default 0.5)
       --out-root DIR    where variant directories go (default: the repository)
       --python PATH     the interpreter (default /usr/bin/python3)

@@ -36,7 +36,7 @@ struct OptimizeCommandOptions {
   std::string repo;                 // empty: the bundled examples
   std::string methods = "all";      // "all" or a comma-separated list
   std::string out_root;             // empty: the repository
-  int epochs = 0;                   // 0: the script's defaults (distill 3, pruning fine-tune 1)
+  int epochs = 0;                   // 0: the script's defaults (distill 8 CNN, 3 encoder; fine-tune 1)
   double sparsity = 0.5;            // pruning: the share of weights or channels removed
   std::string python = "/usr/bin/python3";
   std::string script;               // empty: models/optimize.py of this source tree
