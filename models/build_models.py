@@ -632,6 +632,32 @@ class TextEncoder(nn.Module):
         return self.classifier(pooled)
 
 
+def train_text(model, x_tr, y_tr, epochs, batch, opt, sched, loss_fn, tag):
+    """Seeded epochs over token-id lists x_tr, padded per batch, gradients
+    clipped at 1.0; loss_fn(model, ids, y). textenc's training and
+    models/optimize.py's distillation of it."""
+    gen = torch.Generator().manual_seed(common.SEED)
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x_tr), generator=gen).tolist()
+        total = 0.0
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            ids = pad_batch([x_tr[j] for j in idx])
+            loss = loss_fn(model, ids, y_tr[idx])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(x_tr):.4f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+    return model
+
+
 def build_textenc(out, epochs):
     common.seed_everything()
     name = "textenc"
@@ -659,24 +685,9 @@ def build_textenc(out, epochs):
                              {"params": no_decay, "weight_decay": 0.0}], lr=5e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
-    gen = torch.Generator().manual_seed(common.SEED)
     t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen).tolist()
-        total = 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            ids = pad_batch([x_tr[j] for j in idx])
-            loss = F.cross_entropy(model(ids), y_tr[idx])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"[{name}] epoch {epoch + 1}/{epochs} loss {total / len(x_tr):.4f} "
-              f"({time.time() - t0:.0f}s)", flush=True)
+    train_text(model, x_tr, y_tr, epochs, batch, opt, sched,
+               lambda m, ids, y: F.cross_entropy(m(ids), y), name)
     train_s = time.time() - t0
     model.eval()
     path = os.path.join(mdir, "model.pt")

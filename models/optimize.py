@@ -279,26 +279,13 @@ def distill_text(task, args):
     steps = epochs * ((len(x_tr) + batch - 1) // batch)
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
-    gen = torch.Generator().manual_seed(common.SEED)
-    t0 = time.time()
-    for epoch in range(epochs):
-        student.train()
-        perm = torch.randperm(len(x_tr), generator=gen).tolist()
-        total = 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            ids = bm.pad_batch([x_tr[j] for j in idx])
-            with torch.no_grad():
-                teacher_logits = teacher(ids)
-            loss = kd_loss(student(ids), teacher_logits, y_tr[idx], temperature, alpha)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        log(f"distill: epoch {epoch + 1}/{epochs} loss {total / len(x_tr):.4f} ({time.time() - t0:.0f}s)")
-    student.eval()
+
+    def loss_fn(model, ids, y):
+        with torch.no_grad():
+            teacher_logits = teacher(ids)
+        return kd_loss(model(ids), teacher_logits, y, temperature, alpha)
+
+    bm.train_text(student, x_tr, y_tr, epochs, batch, opt, sched, loss_fn, "optimize: distill")
     return student, {"student": {"layers": layers // 2, "initialised_from_teacher_layers": [t + 1 for t in picked.values()]},
                      "temperature": temperature, "soft_weight": alpha, "epochs": epochs,
                      "teacher_parameters": count(teacher)}
