@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -869,6 +870,48 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.help_topic = args[0];
   }
   return command;
+}
+
+std::string RepoOrDefault(const std::string& repo) {
+  if (!repo.empty()) return repo;
+  return std::filesystem::is_directory("examples/models") ? "examples/models" : THAW_DEFAULT_REPO;
+}
+
+bool ParseModelAndFlags(
+    const std::string& command, const std::vector<std::string>& args, std::string* model, std::string* error,
+    const std::function<bool(const std::string& flag, const std::string& value, bool* ok)>& flag,
+    const std::function<bool(const std::string& flag)>& boolean) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (!a.starts_with("--")) {
+      if (!model->empty()) {
+        *error = "unexpected argument '" + a + "'";
+        return false;
+      }
+      *model = a;
+      continue;
+    }
+    if (boolean && boolean(a)) continue;
+    if (i + 1 >= args.size()) {
+      *error = a + " needs a value";
+      return false;
+    }
+    const std::string& v = args[++i];
+    bool ok = true;
+    if (!flag(a, v, &ok)) {
+      *error = "unknown flag '" + a + "' for 'thaw " + command + "'";
+      return false;
+    }
+    if (!ok) {
+      *error = a + ": bad value '" + v + "'";
+      return false;
+    }
+  }
+  if (model->empty()) {
+    *error = "thaw " + command + " needs a MODEL";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace thaw::cli

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -168,6 +169,21 @@ struct Command {
 
 // args excludes argv[0].
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args);
+
+// The model repository a command uses: `repo` if given, else
+// ./examples/models when it exists, else the source tree's examples.
+std::string RepoOrDefault(const std::string& repo);
+
+// The loop of the commands that take one MODEL and flags with a value
+// (profile, optimize, variants): `flag(name, value, &ok)` returns false for
+// a flag it does not know and sets ok = false for a bad value; `boolean`
+// (may be empty) consumes flags without a value. False with an error:
+// "unexpected argument 'X'", "X needs a value", "unknown flag 'X' for
+// 'thaw COMMAND'", "X: bad value 'V'", "thaw COMMAND needs a MODEL".
+bool ParseModelAndFlags(
+    const std::string& command, const std::vector<std::string>& args, std::string* model, std::string* error,
+    const std::function<bool(const std::string& flag, const std::string& value, bool* ok)>& flag,
+    const std::function<bool(const std::string& flag)>& boolean = {});
 
 std::string HelpText();
 // One command's part of HelpText ("serve", "simulate", ...), with the usage

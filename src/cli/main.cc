@@ -67,17 +67,12 @@ fs::path ExecutableDir() {
   return ec ? fs::current_path() : self.parent_path();
 }
 
-std::string DefaultRepo() {
-  if (fs::is_directory("examples/models")) return "examples/models";
-  return THAW_DEFAULT_REPO;
-}
-
 int Serve(const thaw::cli::ServeOptions& options) {
   using thaw::LogEvent;
   using thaw::LogLevel;
   using thaw::LogValue;
   using thaw::LogFields;
-  const std::string repo = options.repo.empty() ? DefaultRepo() : options.repo;
+  const std::string repo = thaw::cli::RepoOrDefault(options.repo);
   const std::string worker =
       options.worker_path.empty() ? (ExecutableDir() / "thaw-worker").string() : options.worker_path;
   if (::access(worker.c_str(), X_OK) != 0) {

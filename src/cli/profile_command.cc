@@ -248,62 +248,38 @@ std::string ProfileHelp() {
 }
 
 bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* o, std::string* error) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (!a.starts_with("--")) {
-      if (!o->model.empty()) {
-        *error = "unexpected argument '" + a + "'";
-        return false;
-      }
-      o->model = a;
-      continue;
-    }
-    if (i + 1 >= args.size()) {
-      *error = a + " needs a value";
-      return false;
-    }
-    const std::string& v = args[++i];
-    bool ok = true;
+  return ParseModelAndFlags("profile", args, &o->model, error, [&](const std::string& a, const std::string& v, bool* ok) {
     if (a == "--repo") o->repo = v;
     else if (a == "--from-usage") o->usage_log_path = v;
     else if (a == "--request") o->request_path = v;
     else if (a == "--out") o->out_path = v;
     else if (a == "--worker") o->worker_path = v;
-    else if (a == "--batch-sizes") ok = ParseList(v, &o->batch_sizes);
-    else if (a == "--threads") ok = ParseList(v, &o->threads) && std::all_of(o->threads.begin(), o->threads.end(), [](int t) { return t <= 64; });
+    else if (a == "--batch-sizes") *ok = ParseList(v, &o->batch_sizes);
+    else if (a == "--threads") *ok = ParseList(v, &o->threads) && std::all_of(o->threads.begin(), o->threads.end(), [](int t) { return t <= 64; });
     else if (a == "--paths") {
       o->start_paths.clear();
       std::stringstream in(v);
       std::string p;
       while (std::getline(in, p, ',')) {
-        ok = ok && ParseStartPath(p).has_value();
+        *ok = *ok && ParseStartPath(p).has_value();
         o->start_paths.push_back(p);
       }
     } else if (a == "--served-s") {
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), o->served_s);
-      ok = err == std::errc() && end == v.data() + v.size() && o->served_s >= 0 && o->served_s <= 3600;
+      *ok = err == std::errc() && end == v.data() + v.size() && o->served_s >= 0 && o->served_s <= 3600;
     } else if (a == "--served-rates" || a == "--served-rate") {
-      ok = ParseList(v, &o->served_rates, [](double rate) { return std::isfinite(rate) && rate > 0 && rate <= 10000; });
+      *ok = ParseList(v, &o->served_rates, [](double rate) { return std::isfinite(rate) && rate > 0 && rate <= 10000; });
     } else if (a == "--reps" || a == "--cold-reps" || a == "--spread-reps" || a == "--gap-ms") {
       int n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
       const int least = a == "--gap-ms" ? 0 : a == "--spread-reps" ? 2 : 1;
-      ok = err == std::errc() && end == v.data() + v.size() && n >= least && n <= 100000;
+      *ok = err == std::errc() && end == v.data() + v.size() && n >= least && n <= 100000;
       (a == "--reps" ? o->reps : a == "--cold-reps" ? o->cold_reps : a == "--spread-reps" ? o->spread_reps : o->gap_ms) = n;
     } else {
-      *error = "unknown flag '" + a + "' for 'thaw profile'";
       return false;
     }
-    if (!ok) {
-      *error = a + ": bad value '" + v + "'";
-      return false;
-    }
-  }
-  if (o->model.empty()) {
-    *error = "thaw profile needs a MODEL";
-    return false;
-  }
-  return true;
+    return true;
+  });
 }
 
 namespace {
@@ -342,7 +318,7 @@ int ProfileFromUsage(const ProfileCommandOptions& o) {
 
 int RunProfile(const ProfileCommandOptions& o) {
   if (!o.usage_log_path.empty()) return ProfileFromUsage(o);
-  const std::string repo = o.repo.empty() ? (fs::is_directory("examples/models") ? "examples/models" : THAW_DEFAULT_REPO) : o.repo;
+  const std::string repo = RepoOrDefault(o.repo);
   auto config = LoadModelConfig(repo + "/" + o.model);
   if (!config.ok()) {
     std::cerr << "thaw: " << config.status().message() << "\n";

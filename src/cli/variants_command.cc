@@ -6,23 +6,23 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
-#include <functional>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "base/json_writer.h"
 #include "cli/cli.h"
 #include "cli/profile_command.h"
+#include "json/object_fields.h"
 #include "metering/usage_stats.h"
 #include "policy/pricing.h"
 #include "repo/model_config.h"
 #include "sim/profile_json.h"
 #include "sim/simulator.h"
 #include "trace/synthetic.h"
-#include "json/object_fields.h"
 
 extern char** environ;
 
@@ -34,53 +34,11 @@ namespace fs = std::filesystem;
 constexpr const char* kMethods[] = {"int8-dynamic", "int8-static", "prune-magnitude", "prune-channels", "distill",
                                     "distill-int8"};
 
-std::string RepoOrDefault(const std::string& repo) {
-  if (!repo.empty()) return repo;
-  return fs::is_directory("examples/models") ? "examples/models" : THAW_DEFAULT_REPO;
-}
-
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// Flags with a value; the one positional argument is the model.
-bool ParseFlags(const std::vector<std::string>& args, std::string* model, std::string* error,
-                const std::function<bool(const std::string& flag, const std::string& value, bool* ok)>& flag,
-                const std::function<bool(const std::string& flag)>& boolean = {}) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (!a.starts_with("--")) {
-      if (!model->empty()) {
-        *error = "unexpected argument '" + a + "'";
-        return false;
-      }
-      *model = a;
-      continue;
-    }
-    if (boolean && boolean(a)) continue;
-    if (i + 1 >= args.size()) {
-      *error = a + " needs a value";
-      return false;
-    }
-    const std::string& v = args[++i];
-    bool ok = true;
-    if (!flag(a, v, &ok)) {
-      *error = "unknown flag '" + a + "'";
-      return false;
-    }
-    if (!ok) {
-      *error = "bad value for " + a + ": '" + v + "'";
-      return false;
-    }
-  }
-  if (model->empty()) {
-    *error = "which model? give its name (a directory of the repository)";
-    return false;
-  }
-  return true;
 }
 
 std::string SizeText(double bytes) {
@@ -137,7 +95,7 @@ std::string VariantsHelp() {
 }
 
 bool ParseOptimizeArgs(const std::vector<std::string>& args, OptimizeCommandOptions* o, std::string* error) {
-  return ParseFlags(args, &o->model, error, [&](const std::string& a, const std::string& v, bool* ok) {
+  return ParseModelAndFlags("optimize", args, &o->model, error, [&](const std::string& a, const std::string& v, bool* ok) {
     if (a == "--repo") o->repo = v;
     else if (a == "--out-root") o->out_root = v;
     else if (a == "--python") o->python = v;
@@ -168,8 +126,8 @@ bool ParseOptimizeArgs(const std::vector<std::string>& args, OptimizeCommandOpti
 }
 
 bool ParseVariantsArgs(const std::vector<std::string>& args, VariantsCommandOptions* o, std::string* error) {
-  return ParseFlags(
-      args, &o->model, error,
+  return ParseModelAndFlags(
+      "variants", args, &o->model, error,
       [&](const std::string& a, const std::string& v, bool* ok) {
         auto integer = [&](int* out, int least, int most) {
           auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), *out);
@@ -352,7 +310,6 @@ Status Measure(const VariantsCommandOptions& o, const fs::path& repo, const std:
 }
 
 std::string Num(double v, int decimals) { return std::isnan(v) ? "?" : DecimalText(v, decimals); }
-std::string JsonNum(double v, int decimals) { return std::isnan(v) ? "null" : DecimalText(v, decimals); }
 std::string Ratio(double v, double base) {
   return std::isnan(v) || std::isnan(base) || base <= 0 ? "?" : DecimalText(v / base, 2) + "x";
 }
@@ -383,23 +340,31 @@ int RunVariants(const VariantsCommandOptions& o) {
   }
   const VariantRow& base = rows->front();
   if (o.json) {
-    std::cout << "[";
+    // As the table shows them: rounded; unknown values null.
+    auto rounded = [](double v, int decimals) {
+      const double scale = std::pow(10.0, decimals);
+      return std::round(v * scale) / scale;
+    };
+    std::string json;
+    JsonWriter w(&json);
+    w.BeginArray();
     for (size_t i = 0; i < rows->size(); ++i) {
       const VariantRow& r = (*rows)[i];
-      std::cout << (i ? "," : "") << "\n  {\"model\":\"" << r.name << "\",\"method\":\"" << r.method
-                << "\",\"file_bytes\":" << JsonNum(r.file_bytes, 0) << ",\"parameters\":" << JsonNum(r.parameters, 0)
-                << ",\"test_accuracy\":" << JsonNum(r.accuracy, 4)
-                << ",\"accuracy_delta_points\":" << JsonNum(i == 0 ? 0.0 : r.delta_points, 2);
-      if (r.measured)
-        std::cout << ",\"b1_ms\":" << JsonNum(r.b1_ms, 3) << ",\"b8_ms\":" << JsonNum(r.b8_ms, 3)
-                  << ",\"cold_template_ms\":" << JsonNum(r.cold_template_ms, 2)
-                  << ",\"cold_exec_ms\":" << JsonNum(r.cold_exec_ms, 1) << ",\"rss_mb\":" << JsonNum(r.rss_mb, 1)
-                  << ",\"private_mb\":" << JsonNum(r.private_mb, 1)
-                  << ",\"gb_s_per_million\":" << JsonNum(r.gb_s_per_million, 3)
-                  << ",\"usd_per_million\":" << JsonNum(r.usd_per_million, 4) << ",\"rate_per_s\":" << JsonNum(o.rate_per_s, 3);
-      std::cout << "}";
+      w.BeginObject().Field("model", r.name).Field("method", r.method);
+      w.Field("file_bytes", rounded(r.file_bytes, 0)).Field("parameters", rounded(r.parameters, 0));
+      w.Field("test_accuracy", rounded(r.accuracy, 4));
+      w.Field("accuracy_delta_points", i == 0 ? 0.0 : rounded(r.delta_points, 2));
+      if (r.measured) {
+        w.Field("b1_ms", rounded(r.b1_ms, 3)).Field("b8_ms", rounded(r.b8_ms, 3));
+        w.Field("cold_template_ms", rounded(r.cold_template_ms, 2)).Field("cold_exec_ms", rounded(r.cold_exec_ms, 1));
+        w.Field("rss_mb", rounded(r.rss_mb, 1)).Field("private_mb", rounded(r.private_mb, 1));
+        w.Field("gb_s_per_million", rounded(r.gb_s_per_million, 3));
+        w.Field("usd_per_million", rounded(r.usd_per_million, 4)).Field("rate_per_s", o.rate_per_s);
+      }
+      w.EndObject();
     }
-    std::cout << "\n]\n";
+    w.EndArray();
+    std::cout << json << "\n";
     return 0;
   }
   if (rows->size() == 1)
