@@ -302,8 +302,48 @@ def augment(x, gen):
     return x[:, :, 2 + dy:30 + dy, 2 + dx:30 + dx]
 
 
+def fashion_data():
+    """Fashion-MNIST's 60k training and 10k test images (N, 1, 28, 28) in [0, 1] and their labels, as
+    fashion and its variants (models/optimize.py) use them."""
+    def images(name):
+        return torch.from_numpy(read_idx(os.path.join(FASHION_DIR, name)).astype(np.float32) / 255.0).unsqueeze(1)
+
+    def labels(name):
+        return torch.from_numpy(read_idx(os.path.join(FASHION_DIR, name)).astype(np.int64))
+
+    return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
+            images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+
+
 def fashion_loss(model, x, y):
     return F.cross_entropy(model(x), y, label_smoothing=0.05)
+
+
+def run_epochs(model, count, batch, epochs, opt, sched, batch_loss, tag, clip_norm=None):
+    """Seeded epochs over `count` samples in shuffled batches: batch_loss(idx, gen)
+    gives a batch's loss (gen: the seeded generator, for augmentation); one
+    optimiser and scheduler step per batch, gradients clipped at clip_norm if
+    set. The training loop of every model here (train_fashion, train_text)."""
+    gen = torch.Generator().manual_seed(common.SEED)
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(count, generator=gen)
+        total = 0.0
+        for i in range(0, count, batch):
+            idx = perm[i:i + batch]
+            loss = batch_loss(idx, gen)
+            opt.zero_grad()
+            loss.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / count:.4f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+    return model
 
 
 def train_fashion(model, xt, yt, epochs, lr, loss_fn, tag):
@@ -314,38 +354,15 @@ def train_fashion(model, xt, yt, epochs, lr, loss_fn, tag):
     steps = epochs * math.ceil(len(xt) / batch)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    gen = torch.Generator().manual_seed(common.SEED)
-    t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        total = 0.0
-        for i in range(0, len(xt), batch):
-            idx = perm[i:i + batch]
-            loss = loss_fn(model, augment(xt[idx], gen), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(xt):.4f} "
-              f"({time.time() - t0:.0f}s)", flush=True)
-    model.eval()
-    return model
+    return run_epochs(model, len(xt), batch, epochs, opt, sched,
+                      lambda idx, gen: loss_fn(model, augment(xt[idx], gen), yt[idx]), tag)
 
 
 def build_fashion(out, epochs):
     common.seed_everything()
     name = "fashion"
     mdir = os.path.join(out, "models", name)
-    x_tr = read_idx(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz"))
-    y_tr = read_idx(os.path.join(FASHION_DIR, "train-labels-idx1-ubyte.gz"))
-    x_te = read_idx(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz"))
-    y_te = read_idx(os.path.join(FASHION_DIR, "t10k-labels-idx1-ubyte.gz"))
-    xt = torch.from_numpy(x_tr.astype(np.float32) / 255.0).unsqueeze(1)
-    yt = torch.from_numpy(y_tr.astype(np.int64))
-    xe = torch.from_numpy(x_te.astype(np.float32) / 255.0).unsqueeze(1)
-    ye = torch.from_numpy(y_te.astype(np.int64))
+    xt, yt, xe, ye = fashion_data()
 
     model = FashionNet(xt.mean().item(), xt.std().item())
     nparams = sum(p.numel() for p in model.parameters())
@@ -636,26 +653,9 @@ def train_text(model, x_tr, y_tr, epochs, batch, opt, sched, loss_fn, tag):
     """Seeded epochs over token-id lists x_tr, padded per batch, gradients
     clipped at 1.0; loss_fn(model, ids, y). textenc's training and
     models/optimize.py's distillation of it."""
-    gen = torch.Generator().manual_seed(common.SEED)
-    t0 = time.time()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=gen).tolist()
-        total = 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            ids = pad_batch([x_tr[j] for j in idx])
-            loss = loss_fn(model, ids, y_tr[idx])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"[{tag}] epoch {epoch + 1}/{epochs} loss {total / len(x_tr):.4f} "
-              f"({time.time() - t0:.0f}s)", flush=True)
-    model.eval()
-    return model
+    return run_epochs(model, len(x_tr), batch, epochs, opt, sched,
+                      lambda idx, gen: loss_fn(model, pad_batch([x_tr[j] for j in idx]), y_tr[idx]), tag,
+                      clip_norm=1.0)
 
 
 def build_textenc(out, epochs):

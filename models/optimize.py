@@ -117,13 +117,7 @@ class Task:
         self.module.eval()
 
     def load_fashion(self):
-        def images(name):
-            return torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, name)).astype(np.float32) / 255.0)
-
-        xt = images("train-images-idx3-ubyte.gz").unsqueeze(1)
-        yt = torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, "train-labels-idx1-ubyte.gz")).astype(np.int64))
-        xe = images("t10k-images-idx3-ubyte.gz").unsqueeze(1)
-        ye = torch.from_numpy(bm.read_idx(os.path.join(bm.FASHION_DIR, "t10k-labels-idx1-ubyte.gz")).astype(np.int64))
+        xt, yt, xe, ye = bm.fashion_data()
         self.train = (xt, yt)
         self.test_batches = [(xe[i:i + 1000], ye[i:i + 1000]) for i in range(0, len(xe), 1000)]
 
@@ -134,11 +128,6 @@ class Task:
         y_te = torch.tensor([y for _, y in test], dtype=torch.int64)
         self.train = ([bm.encode(t, index) for t, _ in train], torch.tensor([y for _, y in train], dtype=torch.int64))
         self.test_batches = [(bm.pad_batch(x_te[i:i + 256]), y_te[i:i + 256]) for i in range(0, len(x_te), 256)]
-
-
-def accuracy(path, batches):
-    acc, n = bm.accuracy_of_saved(path, batches)
-    return acc, n
 
 
 # --------------------------------------------------------------------------
@@ -343,7 +332,7 @@ def write_variant(task, args, method, base_acc, out_root):
             shutil.copyfile(src, os.path.join(out, f))
     common.write_json(os.path.join(out, "config.json"), task.config)
 
-    acc, n = accuracy(path, task.test_batches)
+    acc, n = bm.accuracy_of_saved(path, task.test_batches)
     base_info = {}
     if os.path.exists(os.path.join(base_dir, "accuracy.json")):
         base_info = json.load(open(os.path.join(base_dir, "accuracy.json")))
@@ -421,7 +410,7 @@ def main():
                              f"'{os.path.basename(base_dir)}' is a {task.kind} (its methods: {', '.join(applicable)})")
     out_root = os.path.abspath(args.out_root or os.path.dirname(base_dir))
     log("measuring the base model's test accuracy on its held-out split ...")
-    base_acc, n = accuracy(os.path.join(base_dir, task.config.get("model_file", "model.pt")), task.test_batches)
+    base_acc, n = bm.accuracy_of_saved(os.path.join(base_dir, task.config.get("model_file", "model.pt")), task.test_batches)
     log(f"{os.path.basename(base_dir)}: test accuracy {base_acc:.4f} on {n}")
     made = [write_variant(task, args, m, base_acc, out_root) for m in methods]
     print(json.dumps({"variant_dirs": made}))

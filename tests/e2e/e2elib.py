@@ -1,5 +1,6 @@
-"""Helpers shared by the end-to-end tests: named checks that report and go on,
-a free local port, stopping a server, and gRPC stubs from the project's .proto."""
+"""Helpers shared by the end-to-end tests: the binary and example paths, running
+the binary, named checks that report and go on, a free local port, stopping a
+server, and gRPC stubs from the project's .proto."""
 import importlib
 import os
 import shutil
@@ -10,6 +11,9 @@ import sys
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+THAW = os.path.join(ROOT, "build", "thaw")
+EXAMPLE_MODELS = os.path.join(ROOT, "examples", "models")
+EXAMPLE_REQUESTS = os.path.join(ROOT, "examples", "requests")
 
 results = []  # (check name, exception or None), in run order
 
@@ -28,6 +32,12 @@ def check(name, fn):
 
 def failed():
     return [name for name, error in results if error]
+
+
+def run_thaw(*args, cwd, timeout=300):
+    """build/thaw with args, in cwd, stdin closed; the CompletedProcess (text output captured)."""
+    return subprocess.run([THAW, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          stdin=subprocess.DEVNULL)
 
 
 def free_port():

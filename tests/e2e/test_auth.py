@@ -23,9 +23,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, grpc_stubs, results, stop_server  # noqa: E402
+from e2elib import THAW, check, failed, free_port, grpc_stubs, results, stop_server  # noqa: E402
 
-THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_auth_")
 PORT = free_port()

@@ -23,19 +23,16 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, results, stop_server  # noqa: E402
+from e2elib import (EXAMPLE_MODELS as MODELS, EXAMPLE_REQUESTS as REQUESTS, THAW, check,  # noqa: E402
+                    failed, free_port, results, run_thaw, stop_server)
 
-THAW = os.path.join(ROOT, "build", "thaw")
-MODELS = os.path.join(ROOT, "examples", "models")
-REQUESTS = os.path.join(ROOT, "examples", "requests")
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_opt_")
 REPO = os.path.join(TMP, "repo")
 REFS = os.path.join(TMP, "refs")
 
 
 def thaw(*args, timeout=600):
-    return subprocess.run([THAW, *args], capture_output=True, text=True, timeout=timeout, cwd=TMP,
-                          stdin=subprocess.DEVNULL)
+    return run_thaw(*args, cwd=TMP, timeout=timeout)
 
 
 def optimize_fraud_int8():

@@ -27,9 +27,8 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import check, failed, free_port, grpc_stubs, results  # noqa: E402
+from e2elib import THAW, check, failed, free_port, grpc_stubs, results  # noqa: E402
 
-THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLES = os.path.join(ROOT, "examples")
 MODELS = ["fraud", "fraud-xgb", "fashion", "fashion-onnx", "textenc", "large"]
 PACK = {"FP32": "f", "FP64": "d", "INT64": "q", "INT32": "i", "BOOL": "?"}
