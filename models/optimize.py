@@ -94,7 +94,11 @@ class Task:
         if self.config.get("backend", "torchscript") != "torchscript":
             raise SystemExit(f"{model_dir}: optimize works on TorchScript models; this one's backend is "
                              f"'{self.config['backend']}'")
-        self.scripted = torch.jit.load(os.path.join(model_dir, self.config.get("model_file", "model.pt")))
+        model_path = os.path.join(model_dir, self.config.get("model_file", "model.pt"))
+        try:
+            self.scripted = torch.jit.load(model_path)
+        except (RuntimeError, ValueError) as e:  # a traceback helps no one here: say which file and why
+            raise SystemExit(f"{model_path}: not a TorchScript model thaw optimize can read: {str(e).splitlines()[0]}")
         self.kind = self.scripted.original_name
         state = self.scripted.state_dict()
         if self.kind == "FashionNet":

@@ -126,6 +126,15 @@ def bad_requests_fail_with_a_reason():
     assert unknown.returncode == 2 and "--method" in unknown.stderr, unknown.stderr
     missing = thaw("optimize", "nosuch", "--repo", REPO)
     assert missing.returncode == 2 and "'nosuch' not found" in missing.stderr, missing.stderr
+    corrupt = os.path.join(REPO, "corrupt")
+    os.makedirs(corrupt)
+    shutil.copyfile(os.path.join(MODELS, "fraud", "config.json"), os.path.join(corrupt, "config.json"))
+    with open(os.path.join(corrupt, "model.pt"), "w") as f:
+        f.write("not a zip archive")
+    bad = thaw("optimize", "corrupt", "--repo", REPO)
+    assert bad.returncode == 1 and "not a TorchScript model" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr, bad.stderr
+    shutil.rmtree(corrupt)
     none = thaw("variants", "nosuch", "--repo", REPO)
     assert none.returncode == 2 and "'nosuch' not found" in none.stderr, none.stderr
 
