@@ -40,6 +40,16 @@ def run_thaw(*args, cwd, timeout=300):
                           stdin=subprocess.DEVNULL)
 
 
+def finish(label, tmp):
+    """Prints "e2e LABEL: N passed, N failed", removes tmp when all passed (kept to look at otherwise), and exits
+    non-zero on any failure."""
+    failed_checks = failed()
+    print(f"e2e {label}: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
+    if not failed_checks:
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if failed_checks else 0)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

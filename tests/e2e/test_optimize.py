@@ -24,7 +24,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (EXAMPLE_MODELS as MODELS, EXAMPLE_REQUESTS as REQUESTS, THAW, check,  # noqa: E402
-                    failed, free_port, results, run_thaw, stop_server)
+                    finish, free_port, run_thaw, stop_server)
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_opt_")
 REPO = os.path.join(TMP, "repo")
@@ -149,11 +149,7 @@ def main():
     check("thaw variants --measure profiles each variant; thaw plan --accuracy-floor chooses among them",
           measured_variants_feed_the_planner)
     check("thaw optimize and variants refuse bad requests with a reason", bad_requests_fail_with_a_reason)
-    failed_checks = failed()
-    print(f"e2e optimize: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
-    if not failed_checks:
-        shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed_checks else 0)
+    finish("optimize", TMP)
 
 
 if __name__ == "__main__":

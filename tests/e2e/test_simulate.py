@@ -22,7 +22,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2elib import (EXAMPLE_MODELS as MODELS, EXAMPLE_REQUESTS as REQUESTS, THAW, check,  # noqa: E402
-                    failed, free_port, results, run_thaw, stop_server)
+                    finish, free_port, run_thaw, stop_server)
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_sim_")
 
@@ -220,11 +220,7 @@ def main():
     check("thaw plan writes the cheapest config; thaw serve loads and serves it", plan_writes_a_config_the_server_loads)
     check("thaw replay sends a two-model trace to a live server; thaw profile --from-usage reads its usage log",
           replay_two_models_then_profile_from_usage)
-    failed_checks = failed()
-    print(f"e2e simulate: {len(results) - len(failed_checks)} passed, {len(failed_checks)} failed")
-    if not failed_checks:
-        shutil.rmtree(TMP, ignore_errors=True)
-    sys.exit(1 if failed_checks else 0)
+    finish("simulate", TMP)
 
 
 if __name__ == "__main__":
