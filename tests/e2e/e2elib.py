@@ -2,6 +2,7 @@
 the binary, named checks that report and go on, a free local port, stopping a
 server, and gRPC stubs from the project's .proto."""
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 THAW = os.path.join(ROOT, "build", "thaw")
 EXAMPLE_MODELS = os.path.join(ROOT, "examples", "models")
 EXAMPLE_REQUESTS = os.path.join(ROOT, "examples", "requests")
+EXAMPLES = os.path.join(ROOT, "examples")
 
 results = []  # (check name, exception or None), in run order
 
@@ -48,6 +50,35 @@ def finish(label, tmp):
     if not failed_checks:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(1 if failed_checks else 0)
+
+
+def load(kind, model):
+    """An example's JSON file: examples/<kind>/<model>.json (kind: requests or references)."""
+    with open(os.path.join(EXAMPLES, kind, model + ".json")) as f:
+        return json.load(f)
+
+
+def assert_close(got, want, what):
+    assert len(got) == len(want), f"{what}: {len(got)} values, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        if abs(g - w) > 1e-4 + 1e-3 * abs(w):
+            raise AssertionError(f"{what}[{i}] = {g}, reference {w}")
+
+
+def check_outputs(model, outputs):
+    """A v2 response's outputs against examples/references/<model>.json: shapes, datatypes, values within
+    1e-4 + 1e-3 relative, and each row's predicted class."""
+    ref = load("references", model)
+    by_name = {o["name"]: o for o in outputs}
+    for want in ref["outputs"]:
+        got = by_name[want["name"]]
+        assert got["shape"] == want["shape"], f"{model}: shape {got['shape']} != {want['shape']}"
+        assert got["datatype"] == want["datatype"]
+        assert_close(got["data"], want["data"], f"{model}.{want['name']}")
+        rows = want["shape"][0]
+        cols = len(want["data"]) // rows
+        argmax = [max(range(cols), key=lambda j: got["data"][r * cols + j]) for r in range(rows)]
+        assert argmax == ref["predicted"], f"{model}: predicted {argmax}, reference {ref['predicted']}"
 
 
 def free_port():

@@ -27,7 +27,7 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import THAW, check, failed, free_port, grpc_stubs, results  # noqa: E402
+from e2elib import THAW, assert_close, check, check_outputs, failed, free_port, grpc_stubs, load, results  # noqa: E402
 
 EXAMPLES = os.path.join(ROOT, "examples")
 MODELS = ["fraud", "fraud-xgb", "fashion", "fashion-onnx", "textenc", "large"]
@@ -66,11 +66,6 @@ def curl(method, path, body=None, headers=(), base=None):
         return int(status), response_headers, f.read()
 
 
-def load(kind, model):
-    with open(os.path.join(EXAMPLES, kind, model + ".json")) as f:
-        return json.load(f)
-
-
 def cold_start_parts(params):
     """The cold start's breakdown from a response's flat parameters: cold_start_<part>_ms -> {part: ms}."""
     return {k[len("cold_start_"):-len("_ms")]: v for k, v in params.items()
@@ -81,27 +76,6 @@ def flat(data):
     if isinstance(data, list):
         return [x for item in data for x in flat(item)]
     return [data]
-
-
-def assert_close(got, want, what):
-    assert len(got) == len(want), f"{what}: {len(got)} values, expected {len(want)}"
-    for i, (g, w) in enumerate(zip(got, want)):
-        if abs(g - w) > 1e-4 + 1e-3 * abs(w):
-            raise AssertionError(f"{what}[{i}] = {g}, reference {w}")
-
-
-def check_outputs(model, outputs):
-    ref = load("references", model)
-    by_name = {o["name"]: o for o in outputs}
-    for want in ref["outputs"]:
-        got = by_name[want["name"]]
-        assert got["shape"] == want["shape"], f"{model}: shape {got['shape']} != {want['shape']}"
-        assert got["datatype"] == want["datatype"]
-        assert_close(got["data"], want["data"], f"{model}.{want['name']}")
-        rows = want["shape"][0]
-        cols = len(want["data"]) // rows
-        argmax = [max(range(cols), key=lambda j: got["data"][r * cols + j]) for r in range(rows)]
-        assert argmax == ref["predicted"], f"{model}: predicted {argmax}, reference {ref['predicted']}"
 
 
 def infer_json(model):
