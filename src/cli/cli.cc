@@ -102,6 +102,14 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     THAW_RETURN_IF_ERROR(NextFlag(args, &i, &name, &value));
     if (name == "--repo") {
       serve->repo = value;
+    } else if (name == "--models") {
+      serve->models.clear();
+      for (size_t start = 0; start <= value.size();) {
+        const size_t comma = std::min(value.find(',', start), value.size());
+        if (comma == start) return InvalidArgument("--models needs model names separated by commas, got '" + value + "'");
+        serve->models.push_back(value.substr(start, comma - start));
+        start = comma + 1;
+      }
     } else if (name == "--host") {
       serve->host = value;
     } else if (name == "--port") {
@@ -600,7 +608,7 @@ std::string HelpText() {
   return R"(thaw: serverless inference for machine-learning models on one machine.
 
 Usage:
-  thaw serve [--repo DIR] [--host ADDR] [--port N] [--memory-mb N] [--memory-charge measured|configured]
+  thaw serve [--repo DIR] [--models A,B] [--host ADDR] [--port N] [--memory-mb N] [--memory-charge measured|configured]
              [--eviction lru|cheapest_restart] [--template-starts N] [--template-admit-calls N]
              [--keep-alive-pool on|off]
              [--worker PATH]
@@ -614,6 +622,10 @@ Usage:
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
                 bundled examples of this build)
+      --models  deploy only these models of the repository at start (as
+                Triton's explicit model control); the others can be loaded
+                through the repository API. A name not in the repository is
+                an error (one pod per model: thaw deploy render)
       --host    address to listen on (default 127.0.0.1)
       --port    port to listen on (default 8080; 0 picks a free one)
       --memory-mb  budget for the memory of live instances and templates
@@ -839,7 +851,7 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   Command command;
   if (args.empty() || args[0] == "--help" || args[0] == "-h") return command;
   if (args[0] == "help") {
-    if (args.size() > 1 && (args[1] == "profile" || args[1] == "optimize" || args[1] == "variants" ||
+    if (args.size() > 1 && (args[1] == "profile" || args[1] == "optimize" || args[1] == "variants" || args[1] == "deploy" ||
                             !CommandHelp(args[1]).empty()))
       command.help_topic = args[1];
     return command;

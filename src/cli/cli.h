@@ -32,6 +32,7 @@ struct NodeMemoryFlags {
 
 struct ServeOptions {
   std::string repo;         // model repository; empty = the bundled examples
+  std::vector<std::string> models;  // deploy only these at start (others stay loadable); empty = all
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   std::string worker_path;  // empty = thaw-worker beside the thaw binary

@@ -28,6 +28,7 @@
 #include "cli/cli.h"
 #include "cli/profile_command.h"
 #include "cli/variants_command.h"
+#include "cli/deploy_command.h"
 #include "cli/progress.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
@@ -83,6 +84,21 @@ int Serve(const thaw::cli::ServeOptions& options) {
   if (!scan.ok()) {
     std::cerr << "thaw: " << scan.status().message() << "\n";
     return 2;
+  }
+  if (!options.models.empty()) {  // --models: only these at start, each one in the repository (valid or not)
+    auto named = [&](const std::string& name) {
+      return std::find(options.models.begin(), options.models.end(), name) != options.models.end();
+    };
+    for (const std::string& name : options.models) {
+      const bool present = std::any_of(scan->models.begin(), scan->models.end(), [&](auto& m) { return m.name == name; }) ||
+                           std::any_of(scan->errors.begin(), scan->errors.end(), [&](auto& e) { return e.model == name; });
+      if (!present) {
+        std::cerr << "thaw: --models: no model '" << name << "' in " << repo << "\n";
+        return 2;
+      }
+    }
+    std::erase_if(scan->models, [&](const thaw::ModelConfig& m) { return !named(m.name); });
+    std::erase_if(scan->errors, [&](const thaw::RepositoryEntryError& e) { return !named(e.model); });
   }
   // Default budget: 80 % of physical memory.
   const int64_t memory_mb = options.memory_mb > 0
@@ -1029,6 +1045,20 @@ int main(int argc, char** argv) {
     }
     return optimize ? thaw::cli::RunOptimize(optimize_options) : thaw::cli::RunVariants(variants_options);
   }
+  if (!args.empty() && args[0] == "deploy") {
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (rest.empty() || std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
+      std::cout << thaw::cli::DeployHelp();
+      return rest.empty() ? 2 : 0;
+    }
+    thaw::cli::DeployCommandOptions options;
+    std::string error;
+    if (!thaw::cli::ParseDeployArgs(rest, &options, &error)) {
+      std::cerr << "thaw: " << error << "\n";
+      return 2;
+    }
+    return thaw::cli::RunDeploy(options);
+  }
   auto command = thaw::cli::ParseCommandLine(args);
   if (!command.ok()) {
     std::cerr << "thaw: " << command.status().message() << "\n";
@@ -1038,13 +1068,15 @@ int main(int argc, char** argv) {
     case thaw::cli::CommandKind::kHelp:
       if (command->help_topic == "profile") {
         std::cout << thaw::cli::ProfileHelp();
+      } else if (command->help_topic == "deploy") {
+        std::cout << thaw::cli::DeployHelp();
       } else if (command->help_topic == "optimize" || command->help_topic == "variants") {
         std::cout << (command->help_topic == "optimize" ? thaw::cli::OptimizeHelp() : thaw::cli::VariantsHelp());
       } else if (!command->help_topic.empty()) {
         std::cout << thaw::cli::CommandHelp(command->help_topic);
       } else {
         std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp() << thaw::cli::OptimizeHelp()
-                  << thaw::cli::VariantsHelp();
+                  << thaw::cli::VariantsHelp() << thaw::cli::DeployHelp();
       }
       return 0;
     case thaw::cli::CommandKind::kVersion:

@@ -1,0 +1,122 @@
+// Validates the objects `thaw deploy render` wrote against the engines' real
+// schemas, offline: Knative Services with @kubernetes-models/knative; KServe's
+// ServingRuntime and InferenceService (no schema package exists for KServe)
+// through the Kubernetes types they embed, with kubernetes-models: each
+// container, its resources and probes, inside a Pod. Then thaw's checks of
+// meaning the schemas cannot express (apiVersion/kind pairs, names, numbers
+// in range, annotations Knative reads as numbers or durations).
+//   node deploy/validate/validate.mjs DIR...   (exit 1 naming each problem)
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Service } from "@kubernetes-models/knative/serving.knative.dev/v1/Service";
+import { Pod } from "kubernetes-models/v1/Pod";
+
+const problems = [];
+let checked = 0;
+
+function schema(file, make) {
+  try {
+    make().validate();
+  } catch (e) {
+    problems.push(`${file}: schema: ${e.message}`);
+  }
+}
+
+function expect(file, ok, what) {
+  if (!ok) problems.push(`${file}: ${what}`);
+}
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const duration = /^[0-9]+(\.[0-9]+)?(s|m|h)$/;
+
+function checkAutoscaling(file, annotations) {
+  const a = (k) => annotations[`autoscaling.knative.dev/${k}`];
+  expect(file, a("metric") === "concurrency", "autoscaling metric is not concurrency");
+  for (const k of ["min-scale", "max-scale", "target"]) {
+    if (a(k) === undefined) continue;
+    expect(file, /^[0-9]+(\.[0-9]+)?$/.test(a(k)), `${k} '${a(k)}' is not a number`);
+  }
+  if (a("min-scale") !== undefined && a("max-scale") !== undefined)
+    expect(file, Number(a("min-scale")) <= Number(a("max-scale")), "min-scale > max-scale");
+  const window = a("window");
+  expect(file, duration.test(window ?? ""), `window '${window}' is not a duration`);
+  const seconds = parseFloat(window) * { s: 1, m: 60, h: 3600 }[window.slice(-1)];
+  expect(file, seconds >= 6 && seconds <= 3600, `window ${window} is outside 6s..1h`);
+  expect(file, duration.test(a("scale-to-zero-pod-retention-period") ?? ""), "retention period is not a duration");
+  const panic = Number(a("panic-window-percentage"));
+  expect(file, panic >= 1 && panic <= 100, `panic-window-percentage ${panic} is outside 1..100`);
+}
+
+function checkContainer(file, c, port) {
+  expect(file, typeof c.image === "string" && c.image.length > 0, "container without an image");
+  const mem = c.resources?.limits?.memory;
+  expect(file, mem === c.resources?.requests?.memory, "memory request != limit");
+  for (const probe of [c.readinessProbe, c.livenessProbe])
+    expect(file, probe?.httpGet?.port === port, "a probe not on the container's port");
+  expect(file, c.securityContext?.runAsNonRoot === true, "not runAsNonRoot");
+}
+
+function checkKnative(file, o) {
+  schema(file, () => new Service(o));
+  expect(file, dnsLabel.test(o.metadata?.name ?? ""), `name '${o.metadata?.name}' is not a DNS-1123 label`);
+  const t = o.spec.template;
+  checkAutoscaling(file, t.metadata.annotations);
+  const s = t.spec;
+  expect(file, Number.isInteger(s.containerConcurrency) && s.containerConcurrency >= 1, "containerConcurrency < 1");
+  expect(file, s.timeoutSeconds >= 1 && s.timeoutSeconds <= 600, `timeoutSeconds ${s.timeoutSeconds} outside 1..600`);
+  expect(file, s.containers.length === 1, "Knative takes one serving container");
+  const c = s.containers[0];
+  checkContainer(file, c, c.ports?.[0]?.containerPort);
+  const i = c.args.indexOf("--models");
+  expect(file, i >= 0 && c.args[i + 1] === o.metadata.name, "the pod does not serve its model alone (--models)");
+}
+
+function checkServingRuntime(file, o) {
+  expect(file, o.apiVersion === "serving.kserve.io/v1alpha1", `apiVersion ${o.apiVersion}`);
+  const s = o.spec;
+  expect(file, s.protocolVersions?.includes("v2"), "protocolVersions without v2");
+  expect(file, (s.supportedModelFormats ?? []).every((f) => typeof f.name === "string"), "a model format without a name");
+  expect(file, s.containers?.[0]?.name === "kserve-container", "the serving container is not kserve-container");
+  schema(file, () => new Pod({ metadata: { name: o.metadata.name }, spec: { containers: s.containers } }));
+  const c = s.containers[0];
+  checkContainer(file, { ...c, resources: { limits: {}, requests: {} } }, c.ports?.[0]?.containerPort);
+  const repo = c.args.indexOf("--repo");
+  expect(file, repo >= 0 && c.args[repo + 1] === "/mnt/models", "the runtime does not serve /mnt/models");
+  return new Set((s.supportedModelFormats ?? []).map((f) => f.name));
+}
+
+function checkInferenceService(file, o, formats) {
+  expect(file, o.apiVersion === "serving.kserve.io/v1beta1", `apiVersion ${o.apiVersion}`);
+  expect(file, dnsLabel.test(o.metadata?.name ?? ""), `name '${o.metadata?.name}' is not a DNS-1123 label`);
+  checkAutoscaling(file, o.metadata.annotations);
+  const p = o.spec.predictor;
+  for (const k of ["minReplicas", "scaleTarget", "containerConcurrency", "timeout"])
+    expect(file, Number.isInteger(p[k]) && p[k] >= 0, `predictor.${k} '${p[k]}' is not an integer >= 0`);
+  if (p.maxReplicas !== undefined) expect(file, p.minReplicas <= p.maxReplicas, "minReplicas > maxReplicas");
+  expect(file, p.scaleMetric === "concurrency", `scaleMetric ${p.scaleMetric}`);
+  const m = p.model;
+  expect(file, m.protocolVersion === "v2", "protocolVersion is not v2");
+  expect(file, m.runtime === "thaw", "runtime is not thaw");
+  expect(file, formats?.has(m.modelFormat?.name), `model format '${m.modelFormat?.name}' is not the runtime's`);
+  expect(file, /^[a-z0-9]+:\/\//.test(m.storageUri ?? ""), `storageUri '${m.storageUri}' is not a URI`);
+  // The model spec embeds a container's fields (resources, args): valid as one.
+  schema(file, () => new Pod({ metadata: { name: o.metadata.name },
+                               spec: { containers: [{ name: "kserve-container", image: "x", args: m.args,
+                                                      resources: m.resources }] } }));
+}
+
+for (const dir of process.argv.slice(2)) {
+  const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
+  const objects = files.map((f) => [join(dir, f), JSON.parse(readFileSync(join(dir, f), "utf8"))]);
+  const runtime = objects.find(([, o]) => o.kind === "ServingRuntime");
+  const formats = runtime ? checkServingRuntime(...runtime) : undefined;
+  for (const [file, o] of objects) {
+    checked++;
+    if (o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1") checkKnative(file, o);
+    else if (o.kind === "InferenceService") checkInferenceService(file, o, formats);
+    else if (o.kind !== "ServingRuntime") problems.push(`${file}: unexpected ${o.apiVersion} ${o.kind}`);
+  }
+}
+for (const p of problems) console.error(p);
+console.log(`validate: ${checked} objects, ${problems.length} problems`);
+process.exit(problems.length || checked === 0 ? 1 : 0);

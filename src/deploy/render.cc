@@ -1,0 +1,342 @@
+#include "deploy/render.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "base/json_writer.h"
+
+namespace thaw::deploy {
+namespace {
+
+constexpr int kHttpPort = 8080;
+constexpr int kGrpcPort = 8081;
+constexpr int64_t kKnativeMinWindowS = 6;     // autoscaling.knative.dev/window: 6s..1h
+constexpr int64_t kKnativeMaxWindowS = 3600;
+
+// The knobs both targets share (KServe's serverless mode runs a Knative
+// Service and passes autoscaling.knative.dev annotations through).
+constexpr std::string_view kInPod = "";
+
+const std::vector<SettingMapping>& KnativeMappings() {
+  static const std::vector<SettingMapping> table = {
+      {"backend", kInPod, "in the pod: the image holds every engine; thaw loads the model's"},
+      {"model_file", kInPod, "in the pod: the repository in the image (or mounted at /models)"},
+      {"platform", kInPod, "reported in the v2 metadata, as on one machine"},
+      {"inputs", kInPod, "in the pod: checked on every request (400 naming the tensor)"},
+      {"outputs", kInPod, "in the pod"},
+      {"memory_mb", "resources.requests/limits.memory",
+       "pod memory = --pod-overhead-mb (512: server, zygote, template, standby) + max_concurrency x memory_mb; without a "
+       "delegated cgroup in the pod thaw does not also limit each instance (its log says so)"},
+      {"timeout_ms", "timeoutSeconds", "rounded up to seconds; thaw still enforces the exact deadline"},
+      {"start_timeout_ms", kInPod, "in the pod: a start over it is killed and retried, as on one machine"},
+      {"max_concurrency", "containerConcurrency, autoscaling.knative.dev/target",
+       "instances per pod: containerConcurrency = max_concurrency x instance_concurrency (a hard cap per pod)"},
+      {"instance_concurrency", "containerConcurrency", "its factor per instance (above)"},
+      {"min_instances", "autoscaling.knative.dev/min-scale", "pods = ceil(min_instances / max_concurrency); thaw "
+       "keeps min_instances warm inside them"},
+      {"keep_alive_s", "autoscaling.knative.dev/scale-to-zero-pod-retention-period",
+       "the last pod is kept this long; inside a pod, instances still stop after keep_alive_s idle"},
+      {"max_queue", kInPod, "no per-revision cap on Knative's queue (activator, queue-proxy); thaw bounds its own "
+       "queue in the pod and answers 429 past it"},
+      {"threads", "resources.requests.cpu", "cpu = max_concurrency x threads; no cpu limit (throttling adds "
+       "latency)"},
+      {"start_path", kInPod, "in the pod: instances start from the template, zygote or exec as configured"},
+      {"template_standby", kInPod, "in the pod"},
+      {"template_keep_alive_s", kInPod, "in the pod"},
+      {"keep_alive_policy", kInPod, "Knative keeps pods for a fixed period; thaw's adaptive policy runs on the "
+       "instances in the pod"},
+      {"histogram_bin_ms", kInPod, "in the pod (histogram keep-alive)"},
+      {"histogram_range_s", kInPod, "in the pod (histogram keep-alive)"},
+      {"target_concurrency", "autoscaling.knative.dev/target",
+       "per pod: target_concurrency (0: instance_concurrency) x max_concurrency, rounded up; metric concurrency"},
+      {"stable_window_s", "autoscaling.knative.dev/window", "the same window (Knative: 6 s..1 h)"},
+      {"panic_window_s", "autoscaling.knative.dev/panic-window-percentage",
+       "100 x panic_window_s / stable_window_s (Knative: 1..100)"},
+      {"provisioned_schedule", kInPod, "no time-based min-scale in Knative; thaw raises min_instances in running "
+       "pods during a window, min-scale stays the floor"},
+      {"batching", kInPod, "in the pod: thaw's batcher, inside containerConcurrency"},
+      {"max_batch_size", kInPod, "in the pod"},
+      {"max_queue_delay_us", kInPod, "in the pod"},
+      {"preferred_batch_sizes", kInPod, "in the pod"},
+      {"slo_p99_ms", kInPod, "no latency target in Knative; thaw's adaptive batcher uses it in the pod"},
+  };
+  return table;
+}
+
+std::vector<SettingMapping> KServeMappings() {
+  std::vector<SettingMapping> table = KnativeMappings();
+  for (SettingMapping& m : table) {
+    if (m.field == "backend") {
+      m.knob = "predictor.model.modelFormat.name";
+      m.how = "torchscript: pytorch, xgboost: xgboost, onnx: onnx; the `thaw` ServingRuntime serves all three";
+    } else if (m.field == "model_file") {
+      m.knob = "predictor.model.storageUri";
+      m.how = "a repository holding the model's directory (--storage-uri), downloaded to /mnt/models";
+    } else if (m.field == "memory_mb") {
+      m.knob = "predictor.model.resources.requests/limits.memory";
+    } else if (m.field == "timeout_ms") {
+      m.knob = "predictor.timeout";
+    } else if (m.field == "max_concurrency") {
+      m.knob = "predictor.containerConcurrency, predictor.scaleTarget";
+    } else if (m.field == "instance_concurrency") {
+      m.knob = "predictor.containerConcurrency";
+    } else if (m.field == "min_instances") {
+      m.knob = "predictor.minReplicas";
+    } else if (m.field == "threads") {
+      m.knob = "predictor.model.resources.requests.cpu";
+    } else if (m.field == "target_concurrency") {
+      m.knob = "predictor.scaleTarget, predictor.scaleMetric";
+    } else if (m.field == "batching") {
+      m.how = "in the pod; KServe's batcher sidecar is not rendered (it would queue in front of thaw's batcher)";
+    }
+  }
+  return table;
+}
+
+// A DNS-1123 label: what Kubernetes object names must be.
+bool IsDnsLabel(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!std::isalnum(static_cast<unsigned char>(name.front())) || !std::isalnum(static_cast<unsigned char>(name.back())))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+// The numbers a model's pod is rendered with.
+struct PodShape {
+  int container_concurrency = 1;
+  int target = 1;
+  int min_scale = 0;
+  int64_t memory_mib = 0;
+  int cpu = 1;
+  int64_t timeout_s = 1;
+  double panic_percentage = 10;
+};
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+StatusOr<PodShape> ShapeOf(const ModelConfig& m, const RenderOptions& options) {
+  auto bad = [&](std::string_view field, const std::string& why) {
+    return InvalidArgument("model '" + m.name + "': " + std::string(field) + ": " + why);
+  };
+  if (!IsDnsLabel(m.name))
+    return bad("name", "not a DNS-1123 label (lower-case letters, digits and '-', at most 63), which Kubernetes "
+                       "object names must be; rename the model directory");
+  PodShape shape;
+  shape.container_concurrency = m.max_concurrency * m.instance_concurrency;
+  const double per_instance = m.target_concurrency > 0 ? m.target_concurrency : m.instance_concurrency;
+  shape.target = std::max(1, static_cast<int>(std::ceil(per_instance * m.max_concurrency)));
+  shape.min_scale = static_cast<int>(CeilDiv(m.min_instances, m.max_concurrency));
+  shape.memory_mib = options.pod_overhead_mb + m.max_concurrency * m.memory_mb;
+  shape.cpu = m.max_concurrency * m.threads;
+  shape.timeout_s = CeilDiv(m.timeout_ms, 1000);
+  if (shape.timeout_s > options.max_revision_timeout_s)
+    return bad("timeout_ms", std::to_string(m.timeout_ms) + " ms is over Knative's max-revision-timeout-seconds (" +
+                                 std::to_string(options.max_revision_timeout_s) +
+                                 " s); lower it or pass --max-revision-timeout-s as your cluster allows");
+  if (m.stable_window_s < kKnativeMinWindowS || m.stable_window_s > kKnativeMaxWindowS)
+    return bad("stable_window_s", std::to_string(m.stable_window_s) + " s is outside Knative's window (6..3600 s)");
+  shape.panic_percentage = std::clamp(100.0 * m.panic_window_s / m.stable_window_s, 1.0, 100.0);
+  if (options.max_scale > 0 && shape.min_scale > options.max_scale)
+    return bad("min_instances", std::to_string(m.min_instances) + " instances need " + std::to_string(shape.min_scale) +
+                                    " pods, over --max-scale " + std::to_string(options.max_scale));
+  return shape;
+}
+
+std::string NumberText(double v) {
+  std::string out;
+  AppendJsonNumber(&out, v);
+  return out;
+}
+
+void WriteAutoscalingAnnotations(JsonWriter& w, const ModelConfig& m, const PodShape& shape,
+                                 const RenderOptions& options, bool with_scale_bounds) {
+  w.Field("autoscaling.knative.dev/class", "kpa.autoscaling.knative.dev");
+  w.Field("autoscaling.knative.dev/metric", "concurrency");
+  if (with_scale_bounds) {
+    w.Field("autoscaling.knative.dev/target", std::to_string(shape.target));
+    w.Field("autoscaling.knative.dev/min-scale", std::to_string(shape.min_scale));
+    if (options.max_scale > 0) w.Field("autoscaling.knative.dev/max-scale", std::to_string(options.max_scale));
+  }
+  w.Field("autoscaling.knative.dev/scale-to-zero-pod-retention-period", std::to_string(m.keep_alive_s) + "s");
+  w.Field("autoscaling.knative.dev/window", std::to_string(m.stable_window_s) + "s");
+  w.Field("autoscaling.knative.dev/panic-window-percentage", NumberText(shape.panic_percentage));
+}
+
+void WriteResources(JsonWriter& w, const PodShape& shape) {
+  const std::string memory = std::to_string(shape.memory_mib) + "Mi";
+  w.Key("resources").BeginObject();
+  w.Key("requests").BeginObject().Field("cpu", std::to_string(shape.cpu)).Field("memory", memory).EndObject();
+  w.Key("limits").BeginObject().Field("memory", memory).EndObject();
+  w.EndObject();
+}
+
+void WriteProbes(JsonWriter& w) {
+  // The port is the container's (Knative refuses any other).
+  w.Key("readinessProbe").BeginObject().Key("httpGet").BeginObject().Field("path", "/v2/health/ready");
+  w.Field("port", kHttpPort).EndObject().Field("periodSeconds", 1).EndObject();
+  w.Key("livenessProbe").BeginObject().Key("httpGet").BeginObject().Field("path", "/v2/health/live");
+  w.Field("port", kHttpPort).EndObject().Field("periodSeconds", 10).EndObject();
+}
+
+void WriteSecurityContext(JsonWriter& w) {
+  w.Key("securityContext").BeginObject().Field("runAsNonRoot", true).Field("runAsUser", 65534);
+  w.Field("allowPrivilegeEscalation", false);
+  w.Key("capabilities").BeginObject().Key("drop").BeginArray().String("ALL").EndArray().EndObject();
+  w.EndObject();
+}
+
+void WriteLabels(JsonWriter& w, const std::string& model) {
+  w.Key("labels").BeginObject().Field("app.kubernetes.io/name", "thaw");
+  w.Field("app.kubernetes.io/component", "model").Field("thaw.dev/model", model).EndObject();
+}
+
+std::string KnativeService(const ModelConfig& m, const PodShape& shape, const RenderOptions& options) {
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("apiVersion", "serving.knative.dev/v1").Field("kind", "Service");
+  w.Key("metadata").BeginObject().Field("name", m.name).Field("namespace", options.namespace_name);
+  WriteLabels(w, m.name);
+  w.EndObject();
+  w.Key("spec").BeginObject().Key("template").BeginObject();
+  w.Key("metadata").BeginObject().Key("annotations").BeginObject();
+  WriteAutoscalingAnnotations(w, m, shape, options, true);
+  w.EndObject();
+  WriteLabels(w, m.name);
+  w.EndObject();
+  w.Key("spec").BeginObject();
+  w.Field("containerConcurrency", shape.container_concurrency);
+  w.Field("timeoutSeconds", shape.timeout_s);
+  w.Key("containers").BeginArray().BeginObject().Field("name", "thaw").Field("image", options.image);
+  w.Key("args").BeginArray();
+  for (std::string_view a : {"--repo", "/models", "--models"}) w.String(a);
+  w.String(m.name);
+  for (std::string_view a : {"--host", "0.0.0.0", "--port"}) w.String(a);
+  w.String(std::to_string(kHttpPort)).EndArray();
+  w.Key("ports").BeginArray().BeginObject().Field("name", "http1").Field("containerPort", kHttpPort).EndObject();
+  w.EndArray();
+  WriteResources(w, shape);
+  WriteProbes(w);
+  WriteSecurityContext(w);
+  w.EndObject().EndArray();
+  w.EndObject().EndObject().EndObject().EndObject();
+  out += '\n';
+  return out;
+}
+
+std::string_view KServeFormat(const ModelConfig& m) {
+  if (m.backend == "xgboost") return "xgboost";
+  if (m.backend == "onnx") return "onnx";
+  return "pytorch";
+}
+
+std::string KServeRuntime(const RenderOptions& options) {
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("apiVersion", "serving.kserve.io/v1alpha1").Field("kind", "ServingRuntime");
+  w.Key("metadata").BeginObject().Field("name", "thaw").Field("namespace", options.namespace_name);
+  w.Key("labels").BeginObject().Field("app.kubernetes.io/name", "thaw").EndObject().EndObject();
+  w.Key("spec").BeginObject();
+  w.Key("annotations").BeginObject().Field("prometheus.kserve.io/port", std::to_string(kHttpPort));
+  w.Field("prometheus.kserve.io/path", "/metrics").EndObject();
+  w.Key("supportedModelFormats").BeginArray();
+  for (std::string_view format : {"pytorch", "xgboost", "onnx"})
+    w.BeginObject().Field("name", format).Field("autoSelect", true).EndObject();
+  w.EndArray();
+  w.Key("protocolVersions").BeginArray().String("v2").String("grpc-v2").EndArray();
+  w.Key("containers").BeginArray().BeginObject().Field("name", "kserve-container").Field("image", options.image);
+  w.Key("args").BeginArray();
+  for (std::string_view a : {"--repo", "/mnt/models", "--host", "0.0.0.0", "--port"}) w.String(a);
+  w.String(std::to_string(kHttpPort)).String("--grpc-port").String(std::to_string(kGrpcPort)).EndArray();
+  w.Key("ports").BeginArray().BeginObject().Field("containerPort", kHttpPort).Field("protocol", "TCP").EndObject();
+  w.EndArray();
+  WriteProbes(w);
+  WriteSecurityContext(w);
+  w.EndObject().EndArray();
+  w.EndObject().EndObject();
+  out += '\n';
+  return out;
+}
+
+std::string KServeInferenceService(const ModelConfig& m, const PodShape& shape, const RenderOptions& options) {
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("apiVersion", "serving.kserve.io/v1beta1").Field("kind", "InferenceService");
+  w.Key("metadata").BeginObject().Field("name", m.name).Field("namespace", options.namespace_name);
+  WriteLabels(w, m.name);
+  w.Key("annotations").BeginObject().Field("serving.kserve.io/deploymentMode", "Serverless");
+  WriteAutoscalingAnnotations(w, m, shape, options, false);
+  w.EndObject().EndObject();
+  w.Key("spec").BeginObject().Key("predictor").BeginObject();
+  w.Field("minReplicas", shape.min_scale);
+  if (options.max_scale > 0) w.Field("maxReplicas", options.max_scale);
+  w.Field("scaleMetric", "concurrency").Field("scaleTarget", shape.target);
+  w.Field("containerConcurrency", shape.container_concurrency).Field("timeout", shape.timeout_s);
+  w.Key("model").BeginObject();
+  w.Key("modelFormat").BeginObject().Field("name", KServeFormat(m)).EndObject();
+  w.Field("protocolVersion", "v2").Field("runtime", "thaw").Field("storageUri", options.storage_uri);
+  w.Key("args").BeginArray().String("--models").String(m.name).EndArray();
+  WriteResources(w, shape);
+  w.EndObject();
+  w.EndObject().EndObject().EndObject();
+  out += '\n';
+  return out;
+}
+
+}  // namespace
+
+std::string_view TargetName(Target target) { return target == Target::kKnative ? "knative" : "kserve"; }
+
+std::optional<Target> ParseTarget(std::string_view name) {
+  if (name == "knative") return Target::kKnative;
+  if (name == "kserve") return Target::kKServe;
+  return std::nullopt;
+}
+
+Status Validate(const RenderOptions& options) {
+  if (options.image.empty()) return InvalidArgument("image: must not be empty");
+  if (!IsDnsLabel(options.namespace_name)) return InvalidArgument("namespace: not a DNS-1123 label");
+  if (options.max_scale < 0) return InvalidArgument("max_scale: must be >= 0");
+  if (options.pod_overhead_mb < 0) return InvalidArgument("pod_overhead_mb: must be >= 0");
+  if (options.max_revision_timeout_s < 1) return InvalidArgument("max_revision_timeout_s: must be >= 1");
+  return Status::Ok();
+}
+
+StatusOr<std::vector<RenderedFile>> Render(Target target, const std::vector<ModelConfig>& models,
+                                           const RenderOptions& options) {
+  THAW_RETURN_IF_ERROR(Validate(options));
+  if (target == Target::kKServe && options.storage_uri.empty())
+    return InvalidArgument("kserve needs a storage URI: a repository holding each model's directory "
+                           "(e.g. s3://bucket/models, pvc://name/models)");
+  std::vector<RenderedFile> files;
+  if (target == Target::kKServe) files.push_back({"servingruntime-thaw.json", KServeRuntime(options)});
+  for (const ModelConfig& m : models) {
+    auto shape = ShapeOf(m, options);
+    if (!shape.ok()) return shape.status();
+    files.push_back({m.name + ".json", target == Target::kKnative ? KnativeService(m, *shape, options)
+                                                                   : KServeInferenceService(m, *shape, options)});
+  }
+  return files;
+}
+
+std::vector<SettingMapping> Mappings(Target target) {
+  return target == Target::kKnative ? KnativeMappings() : KServeMappings();
+}
+
+std::string MappingTable(Target target) {
+  std::ostringstream out;
+  out << "| thaw setting | " << (target == Target::kKnative ? "Knative" : "KServe") << " | how |\n|---|---|---|\n";
+  for (const SettingMapping& m : Mappings(target)) {
+    out << "| `" << m.field << "` | ";
+    if (m.knob.empty())
+      out << "no equivalent";
+    else
+      out << "`" << m.knob << "`";
+    out << " | " << m.how << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace thaw::deploy
