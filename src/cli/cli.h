@@ -61,6 +61,11 @@ struct ServeOptions {
   std::string admin_host = "127.0.0.1";
   std::vector<std::string> allowed_hosts;    // Host names accepted on state-changing requests
   std::vector<std::string> allowed_origins;  // Origin values accepted on state-changing requests
+  // Lambda runtime mode (`thaw lambda`, lambda/lambda_runtime.h): events from
+  // this Runtime API (host:port) to `lambda_model`; empty = off.
+  std::string lambda_runtime_api;
+  std::string lambda_model;
+  int64_t lambda_memory_size_mb = 0;
 };
 
 // `thaw load`: an open-loop load generator (src/load).

@@ -29,6 +29,7 @@
 #include "cli/profile_command.h"
 #include "cli/variants_command.h"
 #include "cli/deploy_command.h"
+#include "lambda/lambda_runtime.h"
 #include "cli/progress.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
@@ -68,7 +69,7 @@ fs::path ExecutableDir() {
   return ec ? fs::current_path() : self.parent_path();
 }
 
-int Serve(const thaw::cli::ServeOptions& options) {
+int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us) {
   using thaw::LogEvent;
   using thaw::LogLevel;
   using thaw::LogValue;
@@ -345,7 +346,24 @@ int Serve(const thaw::cli::ServeOptions& options) {
         stop_signals.async_wait(on_signal);
       };
   stop_signals.async_wait(on_signal);
+  // Lambda runtime mode: events from the Runtime API into the same handler.
+  int exit_code = 0;
+  std::optional<thaw::lambda::RuntimeApiClient> lambda_client;
+  if (!options.lambda_runtime_api.empty()) {
+    lambda_client.emplace(io, handler, runtime, clock,
+                          thaw::lambda::RuntimeApiOptions{.endpoint = options.lambda_runtime_api,
+                                                          .model = options.lambda_model,
+                                                          .memory_size_mb = options.lambda_memory_size_mb,
+                                                          .process_start_us = process_start_us},
+                          [&](int code) {
+                            exit_code = code;
+                            server.Stop();
+                            stop_now("lambda_runtime_end");
+                          });
+    lambda_client->Start();
+  }
   io.run();
+  lambda_client.reset();
   // gRPC calls that reached the loop after it stopped still need it to finish.
   if (grpc_server && !grpc_shutdown.joinable())
     grpc_shutdown = std::thread([&] { grpc_server->Shutdown(); grpc_stopped = true; });
@@ -363,7 +381,7 @@ int Serve(const thaw::cli::ServeOptions& options) {
   LogEvent(LogLevel::kInfo, "server_stopped",
            LogFields({{"usage_records", std::to_string(usage_meter.Report().total.invocations)},
                       {"usage_log", LogValue(options.usage_log_path.empty() ? std::string("none") : options.usage_log_path)}}));
-  return 0;
+  return exit_code;
 }
 
 // The --request file's contents, or nullopt after saying why on stderr.
@@ -1013,8 +1031,68 @@ int Cost(const thaw::cli::CostCommandOptions& options) {
 
 }  // namespace
 
+// `thaw lambda [--model NAME] [serve flags]`, and `thaw serve` when
+// AWS_LAMBDA_RUNTIME_API is set (the image's entrypoint inside Lambda): serve
+// one model on loopback and take its events from the Runtime API. The model:
+// --model, else _HANDLER, else the repository's only one; the repository:
+// --repo, else $LAMBDA_TASK_ROOT/models, else $LAMBDA_TASK_ROOT.
+static int Lambda(const std::vector<std::string>& args, thaw::Micros process_start_us) {
+  const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+  if (!api || !*api) {
+    std::cerr << "thaw lambda: AWS_LAMBDA_RUNTIME_API is not set; this command is a Lambda function's bootstrap "
+                 "(README: AWS Lambda)\n";
+    return 2;
+  }
+  // Lambda's file system is read-only but for /tmp: no usage log by default.
+  std::vector<std::string> serve_args = {"serve", "--host", "127.0.0.1", "--port", "0", "--usage-log", ""};
+  std::string model;
+  bool repo_given = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--model" && i + 1 < args.size()) {
+      model = args[++i];
+      continue;
+    }
+    repo_given = repo_given || args[i] == "--repo";
+    serve_args.push_back(args[i]);
+  }
+  if (!repo_given) {
+    const char* task_root = std::getenv("LAMBDA_TASK_ROOT");
+    const fs::path root = task_root && *task_root ? task_root : ".";
+    serve_args.push_back("--repo");
+    serve_args.push_back(fs::is_directory(root / "models") ? (root / "models").string() : root.string());
+  }
+  auto command = thaw::cli::ParseCommandLine(serve_args);
+  if (!command.ok()) {
+    std::cerr << "thaw: " << command.status().message() << "\n";
+    return 2;
+  }
+  if (command->kind == thaw::cli::CommandKind::kHelp) {
+    std::cout << thaw::cli::HelpText();
+    return 0;
+  }
+  thaw::cli::ServeOptions& options = command->serve;
+  if (model.empty() && options.models.size() == 1) model = options.models[0];
+  if (const char* handler = std::getenv("_HANDLER"); model.empty() && handler) model = handler;
+  if (model.empty()) {
+    auto scan = thaw::ScanRepository(thaw::cli::RepoOrDefault(options.repo));
+    if (scan.ok() && scan->models.size() == 1) model = scan->models[0].name;
+  }
+  if (model.empty()) {
+    std::cerr << "thaw lambda: which model? pass --model NAME or set the function's handler (_HANDLER) to it\n";
+    return 2;
+  }
+  options.models = {model};
+  options.lambda_runtime_api = api;
+  options.lambda_model = model;
+  if (const char* memory = std::getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")) options.lambda_memory_size_mb = std::atoll(memory);
+  return Serve(options, process_start_us);
+}
+
 int main(int argc, char** argv) {
+  const thaw::Micros process_start_us = thaw::RealClock().NowMicros();
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "lambda" || (args[0] == "serve" && std::getenv("AWS_LAMBDA_RUNTIME_API"))))
+    return Lambda(args, process_start_us);
   if (!args.empty() && args[0] == "profile") {
     thaw::cli::ProfileCommandOptions options;
     std::string error;
@@ -1083,7 +1161,7 @@ int main(int argc, char** argv) {
       std::cout << "thaw 0.1.0\n";
       return 0;
     case thaw::cli::CommandKind::kServe:
-      return Serve(command->serve);
+      return Serve(command->serve, process_start_us);
     case thaw::cli::CommandKind::kLoad:
       return Load(command->load);
     case thaw::cli::CommandKind::kCost:
