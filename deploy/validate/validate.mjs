@@ -2,12 +2,18 @@
 // schemas, offline: Knative Services with @kubernetes-models/knative; KServe's
 // ServingRuntime and InferenceService (no schema package exists for KServe)
 // through the Kubernetes types they embed, with kubernetes-models: each
-// container, its resources and probes, inside a Pod. Then thaw's checks of
-// meaning the schemas cannot express (apiVersion/kind pairs, names, numbers
-// in range, annotations Knative reads as numbers or durations).
+// container, its resources and probes, inside a Pod; a CloudFormation
+// template's resources against CloudFormation's resource schemas as
+// @aws-cdk/aws-service-spec ships them (types, required and unknown
+// properties, allowed values; intrinsic functions taken as any value). Then
+// thaw's checks of meaning the schemas cannot express (apiVersion/kind pairs,
+// names, numbers in range, annotations Knative reads as numbers or
+// durations, Lambda's limits, Ref and GetAtt targets).
 //   node deploy/validate/validate.mjs DIR...   (exit 1 naming each problem)
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { Service } from "@kubernetes-models/knative/serving.knative.dev/v1/Service";
 import { Pod } from "kubernetes-models/v1/Pod";
 
@@ -105,12 +111,109 @@ function checkInferenceService(file, o, formats) {
                                                       resources: m.resources }] } }));
 }
 
+
+// CloudFormation: the resource schemas, loaded once when a template is seen.
+let cfnSpec;
+function cfnSchemas() {
+  if (cfnSpec) return cfnSpec;
+  const require = createRequire(import.meta.url);
+  const file = join(dirname(require.resolve("@aws-cdk/aws-service-spec/package.json")), "db.json.gz");
+  const db = JSON.parse(gunzipSync(readFileSync(file)));
+  const resources = new Map(Object.values(db.schema.resource.entities).map((r) => [r.cloudFormationType, r]));
+  const types = new Map(Object.values(db.schema.typeDefinition.entities).map((t) => [t.$id, t]));
+  return (cfnSpec = { resources, types });
+}
+
+const isIntrinsic = (v) => v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1 &&
+  (Object.keys(v)[0] === "Ref" || Object.keys(v)[0].startsWith("Fn::"));
+
+function checkCfnValue(file, where, type, value) {
+  if (isIntrinsic(value)) return;
+  const { types } = cfnSchemas();
+  const bad = (what) => problems.push(`${file}: schema: ${where} ${what}`);
+  switch (type.type) {
+    case "string":
+      if (typeof value !== "string") return bad("must be a string");
+      if (type.allowedValues && !type.allowedValues.includes(value)) bad(`must be one of ${type.allowedValues}`);
+      return;
+    case "integer":
+      return Number.isInteger(value) ? undefined : bad("must be an integer");
+    case "number":
+      return typeof value === "number" ? undefined : bad("must be a number");
+    case "boolean":
+      return typeof value === "boolean" ? undefined : bad("must be a boolean");
+    case "array":
+      if (!Array.isArray(value)) return bad("must be an array");
+      return value.forEach((v, i) => checkCfnValue(file, `${where}[${i}]`, type.element, v));
+    case "map":
+      if (typeof value !== "object" || Array.isArray(value)) return bad("must be an object");
+      return Object.entries(value).forEach(([k, v]) => checkCfnValue(file, `${where}.${k}`, type.element, v));
+    case "tag":
+      return typeof value?.Key === "string" && typeof value?.Value === "string" ? undefined : bad("must be a tag");
+    case "ref":
+      return checkCfnProperties(file, where, types.get(type.reference.$ref).properties, value);
+    default:  // json, date-time, unions: not checked further
+      return;
+  }
+}
+
+function checkCfnProperties(file, where, schema, value) {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return problems.push(`${file}: schema: ${where} must be an object`);
+  for (const [name, p] of Object.entries(schema))
+    if (p.required && !(name in value)) problems.push(`${file}: schema: ${where} lacks required ${name}`);
+  for (const [name, v] of Object.entries(value)) {
+    if (!(name in schema)) problems.push(`${file}: schema: ${where} has no property ${name}`);
+    else checkCfnValue(file, `${where}.${name}`, schema[name].type, v);
+  }
+}
+
+function checkCloudFormation(file, t) {
+  const { resources } = cfnSchemas();
+  const names = new Set([...Object.keys(t.Parameters ?? {}), ...Object.keys(t.Resources ?? {})]);
+  const refs = [];
+  const walk = (v) => {
+    if (Array.isArray(v)) return v.forEach(walk);
+    if (v && typeof v === "object") {
+      if ("Ref" in v) refs.push(v.Ref);
+      if ("Fn::GetAtt" in v) refs.push(v["Fn::GetAtt"][0]);
+      Object.values(v).forEach(walk);
+    }
+  };
+  for (const [id, r] of Object.entries(t.Resources ?? {})) {
+    checked++;
+    expect(file, /^[A-Za-z0-9]+$/.test(id), `logical id ${id} is not alphanumeric`);
+    const schema = resources.get(r.Type);
+    if (!schema) {
+      problems.push(`${file}: schema: ${id}: no resource type ${r.Type}`);
+      continue;
+    }
+    checkCfnProperties(file, `${id}.Properties`, schema.properties, r.Properties ?? {});
+    walk(r.Properties);
+    const p = r.Properties ?? {};
+    if (r.Type === "AWS::Lambda::Function") {
+      expect(file, p.MemorySize >= 128 && p.MemorySize <= 10240, `${id}: MemorySize ${p.MemorySize} outside 128..10240`);
+      expect(file, p.Timeout >= 1 && p.Timeout <= 900, `${id}: Timeout ${p.Timeout} outside 1..900`);
+      expect(file, p.ReservedConcurrentExecutions >= 1, `${id}: ReservedConcurrentExecutions < 1`);
+      const alias = Object.values(t.Resources).find((a) => a.Type === "AWS::Lambda::Alias" &&
+                                                          a.Properties.FunctionName?.Ref === id);
+      const provisioned = alias?.Properties.ProvisionedConcurrencyConfig?.ProvisionedConcurrentExecutions ?? 0;
+      expect(file, provisioned <= p.ReservedConcurrentExecutions, `${id}: provisioned over reserved concurrency`);
+    }
+  }
+  for (const ref of refs) expect(file, names.has(ref), `Ref/GetAtt to ${ref}, which the template does not define`);
+}
+
 for (const dir of process.argv.slice(2)) {
   const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
   const objects = files.map((f) => [join(dir, f), JSON.parse(readFileSync(join(dir, f), "utf8"))]);
   const runtime = objects.find(([, o]) => o.kind === "ServingRuntime");
   const formats = runtime ? checkServingRuntime(...runtime) : undefined;
   for (const [file, o] of objects) {
+    if (o.AWSTemplateFormatVersion) {
+      checkCloudFormation(file, o);
+      continue;
+    }
     checked++;
     if (o.kind === "Service" && o.apiVersion === "serving.knative.dev/v1") checkKnative(file, o);
     else if (o.kind === "InferenceService") checkInferenceService(file, o, formats);

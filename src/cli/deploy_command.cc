@@ -13,19 +13,21 @@ namespace thaw::cli {
 namespace fs = std::filesystem;
 
 std::string DeployHelp() {
-  return R"(  thaw deploy render --target knative|kserve [--repo DIR] [--models A,B] [--out DIR]
+  return R"(  thaw deploy render --target knative|kserve|lambda [--repo DIR] [--models A,B] [--out DIR]
                      [--image REF] [--namespace NS] [--max-scale N] [--pod-overhead-mb N]
                      [--max-revision-timeout-s N] [--storage-uri URI]
       Write deployment files for each model of the repository into --out
       (default ./thaw-TARGET): a Knative Service per model, or KServe's
       ServingRuntime `thaw` and an InferenceService per model (protocol v2),
       each running the image of scripts/image (--image, default
-      localhost/thaw:latest). Every setting of config.json is mapped to the
+      localhost/thaw:latest); or for lambda one CloudFormation template
+      (template.json) with a function, a function URL and, for
+      min_instances, provisioned concurrency per model. Every setting of config.json is mapped to the
       engine's knob or has none (thaw deploy mappings). --max-scale caps
       pods per model (default: the engine's); --pod-overhead-mb is the pod
       memory above max_concurrency x memory_mb (default 512); kserve needs
       --storage-uri, a repository holding the model's directory.
-  thaw deploy mappings --target knative|kserve
+  thaw deploy mappings --target knative|kserve|lambda
       The table of thaw settings and the engine's knobs (Markdown).
 )";
 }
@@ -80,7 +82,7 @@ bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions*
     return false;
   }
   if (!o->target_given) {
-    *error = "deploy " + o->action + " needs --target knative or kserve";
+    *error = "deploy " + o->action + " needs --target knative, kserve or lambda";
     return false;
   }
   if (Status valid = deploy::Validate(o->render); !valid.ok()) {

@@ -94,6 +94,47 @@ std::vector<SettingMapping> KServeMappings() {
   return table;
 }
 
+std::vector<SettingMapping> LambdaMappings() {
+  static const std::vector<SettingMapping> table = {
+      {"backend", kInPod, "in the function: the image holds every engine; thaw loads the model's"},
+      {"model_file", kInPod, "in the function's image (scripts/image copies the repository to /models)"},
+      {"platform", kInPod, "reported in the v2 metadata"},
+      {"inputs", kInPod, "checked on every event (an invocation error naming the tensor)"},
+      {"outputs", kInPod, "in the function"},
+      {"memory_mb", "MemorySize", "the same number (Lambda: 128..10240 MB, the range thaw allows); Lambda gives "
+       "CPU in proportion"},
+      {"timeout_ms", "Timeout", "rounded up to seconds (Lambda: at most 900); thaw still enforces the exact deadline"},
+      {"start_timeout_ms", kInPod, "init: a model whose first instance does not start within it is an init error"},
+      {"max_concurrency", "ReservedConcurrentExecutions", "the cap on the function's instances (execution "
+       "environments)"},
+      {"instance_concurrency", kInPod, "Lambda sends one event at a time to an execution environment"},
+      {"min_instances", "ProvisionedConcurrencyConfig", "on an alias `live` of a published version: "
+       "ProvisionedConcurrentExecutions = min_instances"},
+      {"keep_alive_s", kInPod, "Lambda decides when an idle environment is reclaimed; not configurable"},
+      {"max_queue", kInPod, "Lambda queues nothing for synchronous calls: past the reserved concurrency it throttles "
+       "(429)"},
+      {"threads", kInPod, "intra-op threads of the function's instance; Lambda's vCPUs follow MemorySize "
+       "(1 vCPU at 1769 MB)"},
+      {"start_path", kInPod, "init starts the model's first instance on this path inside the environment"},
+      {"template_standby", kInPod, "inside the environment"},
+      {"template_keep_alive_s", kInPod, "inside the environment"},
+      {"keep_alive_policy", kInPod, "Lambda keeps environments by its own policy"},
+      {"histogram_bin_ms", kInPod, "not used: Lambda keeps environments by its own policy"},
+      {"histogram_range_s", kInPod, "not used: Lambda keeps environments by its own policy"},
+      {"target_concurrency", kInPod, "Lambda scales one environment per concurrent request"},
+      {"stable_window_s", kInPod, "Lambda scales per request, with no window"},
+      {"panic_window_s", kInPod, "Lambda scales per request, with no window"},
+      {"provisioned_schedule", kInPod, "not rendered: Application Auto Scaling scheduled actions on the alias's "
+       "provisioned concurrency would carry it"},
+      {"batching", kInPod, "one event per environment at a time: nothing to batch across requests"},
+      {"max_batch_size", kInPod, "as batching"},
+      {"max_queue_delay_us", kInPod, "as batching"},
+      {"preferred_batch_sizes", kInPod, "as batching"},
+      {"slo_p99_ms", kInPod, "no latency target in Lambda"},
+  };
+  return table;
+}
+
 // A DNS-1123 label: what Kubernetes object names must be.
 bool IsDnsLabel(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
@@ -139,9 +180,6 @@ StatusOr<PodShape> ShapeOf(const ModelConfig& m, const RenderOptions& options) {
   if (m.stable_window_s < kKnativeMinWindowS || m.stable_window_s > kKnativeMaxWindowS)
     return bad("stable_window_s", std::to_string(m.stable_window_s) + " s is outside Knative's window (6..3600 s)");
   shape.panic_percentage = std::clamp(100.0 * m.panic_window_s / m.stable_window_s, 1.0, 100.0);
-  if (options.max_scale > 0 && shape.min_scale > options.max_scale)
-    return bad("min_instances", std::to_string(m.min_instances) + " instances need " + std::to_string(shape.min_scale) +
-                                    " pods, over --max-scale " + std::to_string(options.max_scale));
   return shape;
 }
 
@@ -285,13 +323,102 @@ std::string KServeInferenceService(const ModelConfig& m, const PodShape& shape, 
   return out;
 }
 
+// A CloudFormation logical id: "fashion-int8" -> "FashionInt8".
+std::string LogicalId(std::string_view model) {
+  std::string id;
+  bool upper = true;
+  for (char c : model) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) {
+      upper = true;
+      continue;
+    }
+    id += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  return id;
+}
+
+constexpr int64_t kLambdaMaxTimeoutS = 900;
+
+// One CloudFormation template for every model: a function on the image
+// (parameters ImageUri and RoleArn), its function URL (AWS_IAM), and with
+// min_instances a version and alias `live` with provisioned concurrency.
+StatusOr<std::vector<RenderedFile>> RenderLambda(const std::vector<ModelConfig>& models, const RenderOptions& options) {
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("AWSTemplateFormatVersion", "2010-09-09");
+  w.Field("Description", "thaw models as AWS Lambda functions (thaw deploy render --target lambda)");
+  w.Key("Parameters").BeginObject();
+  w.Key("ImageUri").BeginObject().Field("Type", "String").Field("Default", options.image);
+  w.Field("Description", "the thaw image (scripts/image) pushed to Amazon ECR").EndObject();
+  w.Key("RoleArn").BeginObject().Field("Type", "String");
+  w.Field("Description", "the functions' execution role (CloudWatch Logs)").EndObject();
+  w.EndObject();
+  std::vector<std::string> ids;
+  w.Key("Resources").BeginObject();
+  for (const ModelConfig& m : models) {
+    auto bad = [&](std::string_view field, const std::string& why) {
+      return InvalidArgument("model '" + m.name + "': " + std::string(field) + ": " + why);
+    };
+    const std::string id = LogicalId(m.name);
+    if (id.empty() || std::find(ids.begin(), ids.end(), id) != ids.end())
+      return bad("name", "gives the CloudFormation logical id '" + id + "', empty or another model's");
+    ids.push_back(id);
+    const int64_t timeout_s = CeilDiv(m.timeout_ms, 1000);
+    if (timeout_s > kLambdaMaxTimeoutS)
+      return bad("timeout_ms", std::to_string(m.timeout_ms) + " ms is over Lambda's 900 s");
+    if (m.min_instances > m.max_concurrency)
+      return bad("min_instances", "over max_concurrency (Lambda: provisioned <= reserved concurrency)");
+    w.Key(id + "Function").BeginObject().Field("Type", "AWS::Lambda::Function");
+    w.Key("Properties").BeginObject();
+    w.Field("PackageType", "Image");
+    w.Key("Code").BeginObject().Key("ImageUri").BeginObject().Field("Ref", "ImageUri").EndObject().EndObject();
+    w.Key("Role").BeginObject().Field("Ref", "RoleArn").EndObject();
+    w.Key("ImageConfig").BeginObject().Key("Command").BeginArray();
+    for (std::string_view a : {"--repo", "/models", "--models"}) w.String(a);
+    w.String(m.name).EndArray().EndObject();
+    w.Field("MemorySize", m.memory_mb).Field("Timeout", timeout_s);
+    w.Field("ReservedConcurrentExecutions", m.max_concurrency);
+    w.Key("Architectures").BeginArray().String("x86_64").EndArray();
+    w.Key("Tags").BeginArray().BeginObject().Field("Key", "thaw.dev/model").Field("Value", m.name).EndObject().EndArray();
+    w.EndObject().EndObject();
+    w.Key(id + "Url").BeginObject().Field("Type", "AWS::Lambda::Url").Key("Properties").BeginObject();
+    w.Field("AuthType", "AWS_IAM");
+    w.Key("TargetFunctionArn").BeginObject().Key("Fn::GetAtt").BeginArray().String(id + "Function").String("Arn");
+    w.EndArray().EndObject().EndObject().EndObject();
+    if (m.min_instances > 0) {
+      w.Key(id + "Version").BeginObject().Field("Type", "AWS::Lambda::Version").Key("Properties").BeginObject();
+      w.Key("FunctionName").BeginObject().Field("Ref", id + "Function").EndObject().EndObject().EndObject();
+      w.Key(id + "Alias").BeginObject().Field("Type", "AWS::Lambda::Alias").Key("Properties").BeginObject();
+      w.Key("FunctionName").BeginObject().Field("Ref", id + "Function").EndObject();
+      w.Key("FunctionVersion").BeginObject().Key("Fn::GetAtt").BeginArray().String(id + "Version").String("Version");
+      w.EndArray().EndObject();
+      w.Field("Name", "live");
+      w.Key("ProvisionedConcurrencyConfig").BeginObject().Field("ProvisionedConcurrentExecutions", m.min_instances);
+      w.EndObject().EndObject().EndObject();
+    }
+  }
+  w.EndObject();
+  w.EndObject();
+  out += '\n';
+  return std::vector<RenderedFile>{{"template.json", std::move(out)}};
+}
+
 }  // namespace
 
-std::string_view TargetName(Target target) { return target == Target::kKnative ? "knative" : "kserve"; }
+std::string_view TargetName(Target target) {
+  switch (target) {
+    case Target::kKnative: return "knative";
+    case Target::kKServe: return "kserve";
+    case Target::kLambda: return "lambda";
+  }
+  return "?";
+}
 
 std::optional<Target> ParseTarget(std::string_view name) {
   if (name == "knative") return Target::kKnative;
   if (name == "kserve") return Target::kKServe;
+  if (name == "lambda") return Target::kLambda;
   return std::nullopt;
 }
 
@@ -310,6 +437,7 @@ StatusOr<std::vector<RenderedFile>> Render(Target target, const std::vector<Mode
   if (target == Target::kKServe && options.storage_uri.empty())
     return InvalidArgument("kserve needs a storage URI: a repository holding each model's directory "
                            "(e.g. s3://bucket/models, pvc://name/models)");
+  if (target == Target::kLambda) return RenderLambda(models, options);
   std::vector<RenderedFile> files;
   if (target == Target::kKServe) files.push_back({"servingruntime-thaw.json", KServeRuntime(options)});
   for (const ModelConfig& m : models) {
@@ -322,12 +450,18 @@ StatusOr<std::vector<RenderedFile>> Render(Target target, const std::vector<Mode
 }
 
 std::vector<SettingMapping> Mappings(Target target) {
-  return target == Target::kKnative ? KnativeMappings() : KServeMappings();
+  switch (target) {
+    case Target::kKnative: return KnativeMappings();
+    case Target::kKServe: return KServeMappings();
+    case Target::kLambda: return LambdaMappings();
+  }
+  return {};
 }
 
 std::string MappingTable(Target target) {
   std::ostringstream out;
-  out << "| thaw setting | " << (target == Target::kKnative ? "Knative" : "KServe") << " | how |\n|---|---|---|\n";
+  const char* engine = target == Target::kKnative ? "Knative" : target == Target::kKServe ? "KServe" : "AWS Lambda (CloudFormation)";
+  out << "| thaw setting | " << engine << " | how |\n|---|---|---|\n";
   for (const SettingMapping& m : Mappings(target)) {
     out << "| `" << m.field << "` | ";
     if (m.knob.empty())

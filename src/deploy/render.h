@@ -13,6 +13,11 @@
 //    one InferenceService (v1beta1, protocolVersion v2) per model, its
 //    storageUri a repository holding the model's directory (KServe
 //    downloads it to /mnt/models, as for Triton).
+//  - lambda: one CloudFormation template (template.json) with, per model,
+//    an AWS::Lambda::Function on the image (PackageType Image; its
+//    `thaw serve` entrypoint runs in Lambda mode there, lambda/), an
+//    AWS::Lambda::Url, and for min_instances > 0 a version and an alias
+//    `live` with provisioned concurrency. Parameters: ImageUri, RoleArn.
 // Pod memory: pod_overhead_mb (server, zygote, a template and its standby)
 // + max_concurrency x memory_mb, requested and limited; CPU requested:
 // max_concurrency x threads.
@@ -20,7 +25,8 @@
 // Guarantees: a model whose values the engine cannot take is refused with
 // a status naming the model, the field and the engine's limit (a name that
 // is not a DNS-1123 label, a timeout over max_revision_timeout_s, a window
-// outside Knative's 6 s..1 h); nothing is rendered then. The schema checks
+// outside Knative's 6 s..1 h, a timeout over Lambda's 900 s); nothing is
+// rendered then. The schema checks
 // of the objects run outside (deploy/validate, npm kubernetes-models).
 // Thread safety: pure functions on values.
 #pragma once
@@ -35,8 +41,8 @@
 
 namespace thaw::deploy {
 
-enum class Target { kKnative, kKServe };
-std::string_view TargetName(Target target);  // knative, kserve
+enum class Target { kKnative, kKServe, kLambda };
+std::string_view TargetName(Target target);  // knative, kserve, lambda
 std::optional<Target> ParseTarget(std::string_view name);
 
 struct RenderOptions {

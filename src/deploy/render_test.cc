@@ -18,7 +18,7 @@ ModelConfig Model(const std::string& name) {
   m.memory_mb = 256;
   m.max_concurrency = 3;
   m.instance_concurrency = 2;
-  m.min_instances = 4;
+  m.min_instances = 3;
   m.keep_alive_s = 90;
   m.timeout_ms = 2500;
   m.threads = 2;
@@ -46,7 +46,7 @@ int64_t Int(simdjson::dom::element e, std::string_view pointer) {
 }
 
 TEST(MappingsTest, EveryConfigFieldOnceInOrderWithAKnobOrAReason) {
-  for (Target target : {Target::kKnative, Target::kKServe}) {
+  for (Target target : {Target::kKnative, Target::kKServe, Target::kLambda}) {
     const auto mappings = Mappings(target);
     ASSERT_EQ(mappings.size(), std::size(kModelConfigFields)) << TargetName(target);
     for (size_t i = 0; i < mappings.size(); ++i) {
@@ -83,7 +83,7 @@ TEST(RenderTest, KnativeServicePerModelWithThePodsNumbers) {
   EXPECT_EQ(Str(doc, "/metadata/name"), "fraud");
   const std::string a = "/spec/template/metadata/annotations/autoscaling.knative.dev~1";
   EXPECT_EQ(Str(doc, a + "metric"), "concurrency");
-  EXPECT_EQ(Str(doc, a + "min-scale"), "2");   // ceil(4 instances / 3 per pod)
+  EXPECT_EQ(Str(doc, a + "min-scale"), "1");   // ceil(3 instances / 3 per pod)
   EXPECT_EQ(Str(doc, a + "max-scale"), "10");
   EXPECT_EQ(Str(doc, a + "target"), "6");      // instance_concurrency 2 x 3 instances
   EXPECT_EQ(Str(doc, a + "scale-to-zero-pod-retention-period"), "90s");
@@ -144,7 +144,7 @@ TEST(RenderTest, KServeRuntimeFirstThenAnInferenceServicePerModel) {
     EXPECT_EQ(Str(isvc, "/spec/predictor/model/protocolVersion"), "v2");
     EXPECT_EQ(Str(isvc, "/spec/predictor/model/runtime"), "thaw");
     EXPECT_EQ(Str(isvc, "/spec/predictor/model/storageUri"), "s3://models/repo");
-    EXPECT_EQ(Int(isvc, "/spec/predictor/minReplicas"), 2);
+    EXPECT_EQ(Int(isvc, "/spec/predictor/minReplicas"), 1);
     EXPECT_EQ(Int(isvc, "/spec/predictor/scaleTarget"), 6);
     EXPECT_EQ(Str(isvc, "/spec/predictor/scaleMetric"), "concurrency");
     EXPECT_EQ(Int(isvc, "/spec/predictor/containerConcurrency"), 6);
@@ -168,15 +168,47 @@ TEST(RenderTest, ValuesTheEngineCannotTakeAreRefusedNamingModelAndField) {
   ModelConfig twitchy = Model("twitchy");
   twitchy.stable_window_s = 3;
   EXPECT_THAT(refused(Target::kKnative, twitchy, {}), HasSubstr("stable_window_s: 3 s is outside"));
-  RenderOptions capped;
-  capped.max_scale = 1;
-  EXPECT_THAT(refused(Target::kKnative, Model("floor"), capped), HasSubstr("min_instances: 4 instances need 2 pods"));
   auto no_uri = Render(Target::kKServe, {Model("ok")}, {});
   ASSERT_FALSE(no_uri.ok());
   EXPECT_THAT(no_uri.status().message(), HasSubstr("storage URI"));
   RenderOptions bad_namespace;
   bad_namespace.namespace_name = "Not_A_Label";
   EXPECT_EQ(Validate(bad_namespace).code(), StatusCode::kInvalidArgument);
+}
+
+
+TEST(RenderTest, LambdaTemplateWithAFunctionUrlAndProvisionedAliasPerModel) {
+  ModelConfig idle = Model("fraud-xgb");
+  idle.min_instances = 0;
+  auto files = Render(Target::kLambda, {Model("fraud"), idle}, {});
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].name, "template.json");
+  simdjson::dom::parser parser;
+  auto doc = Parse(parser, (*files)[0].json);
+  EXPECT_EQ(Str(doc, "/Resources/FraudFunction/Type"), "AWS::Lambda::Function");
+  EXPECT_EQ(Str(doc, "/Resources/FraudFunction/Properties/PackageType"), "Image");
+  EXPECT_EQ(Int(doc, "/Resources/FraudFunction/Properties/MemorySize"), 256);
+  EXPECT_EQ(Int(doc, "/Resources/FraudFunction/Properties/Timeout"), 3);
+  EXPECT_EQ(Int(doc, "/Resources/FraudFunction/Properties/ReservedConcurrentExecutions"), 3);
+  EXPECT_EQ(Str(doc, "/Resources/FraudFunction/Properties/ImageConfig/Command/3"), "fraud");
+  EXPECT_EQ(Str(doc, "/Resources/FraudUrl/Properties/AuthType"), "AWS_IAM");
+  EXPECT_EQ(Str(doc, "/Resources/FraudAlias/Properties/Name"), "live");
+  EXPECT_EQ(Int(doc, "/Resources/FraudAlias/Properties/ProvisionedConcurrencyConfig/ProvisionedConcurrentExecutions"), 3);
+  EXPECT_EQ(Str(doc, "/Resources/FraudXgbFunction/Type"), "AWS::Lambda::Function");
+  simdjson::dom::element unused;
+  EXPECT_NE(doc.at_pointer("/Resources/FraudXgbAlias").get(unused), simdjson::SUCCESS);  // no provisioned instances
+}
+
+TEST(RenderTest, LambdaRefusesWhatLambdaCannotTake) {
+  ModelConfig slow = Model("slow");
+  slow.timeout_ms = 901000;
+  auto files = Render(Target::kLambda, {slow}, {});
+  ASSERT_FALSE(files.ok());
+  EXPECT_THAT(files.status().message(), HasSubstr("model 'slow': timeout_ms: 901000 ms is over Lambda's 900 s"));
+  auto clash = Render(Target::kLambda, {Model("a-b"), Model("a_b")}, {});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_THAT(clash.status().message(), HasSubstr("logical id 'AB'"));
 }
 
 }  // namespace

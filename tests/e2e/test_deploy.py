@@ -1,6 +1,7 @@
-"""End-to-end test of `thaw deploy render` and `thaw deploy mappings`: the example repository rendered for Knative and
-KServe, every object validated offline against the engines' real schemas (deploy/validate: npm kubernetes-models and
-@kubernetes-models/knative, installed with `npm ci` from its lock file) plus thaw's semantic checks; the validator
+"""End-to-end test of `thaw deploy render` and `thaw deploy mappings`: the example repository rendered for Knative,
+KServe and AWS Lambda (CloudFormation), every object validated offline against the engines' real schemas
+(deploy/validate: npm kubernetes-models, @kubernetes-models/knative and @aws-cdk/aws-service-spec, installed with
+`npm ci` from its lock file) plus thaw's semantic checks; the validator
 refuses broken objects; the README's mapping tables are what `thaw deploy mappings` prints; bad arguments and values
 are clear errors with nothing written; `thaw serve --models` deploys only the named models.
 
@@ -23,7 +24,7 @@ state = {}
 
 
 def npm_ci():
-    if not os.path.isdir(os.path.join(VALIDATE, "node_modules", "@kubernetes-models", "knative")):
+    if not os.path.isdir(os.path.join(VALIDATE, "node_modules", "@aws-cdk", "aws-service-spec")):
         run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", VALIDATE], capture_output=True,
                              text=True, timeout=600)
         assert run.returncode == 0, f"npm ci failed:\n{run.stderr[-2000:]}"
@@ -43,17 +44,23 @@ def models():
     return sorted(d for d in os.listdir(EXAMPLE_MODELS) if os.path.exists(os.path.join(EXAMPLE_MODELS, d, "config.json")))
 
 
-def render_and_validate_both():
-    kn, ks = os.path.join(TMP, "knative"), os.path.join(TMP, "kserve")
+def render_and_validate_all():
+    kn, ks, lam = os.path.join(TMP, "knative"), os.path.join(TMP, "kserve"), os.path.join(TMP, "lambda")
     run = render("knative", kn, "--max-scale", "8")
     assert run.returncode == 0, run.stderr
     run = render("kserve", ks, "--storage-uri", "s3://thaw-models/examples")
     assert run.returncode == 0, run.stderr
     assert sorted(os.listdir(kn)) == sorted(m + ".json" for m in models()), os.listdir(kn)
     assert sorted(os.listdir(ks)) == sorted([m + ".json" for m in models()] + ["servingruntime-thaw.json"])
-    result = validate(kn, ks)
+    run = render("lambda", lam)
+    assert run.returncode == 0, run.stderr
+    assert os.listdir(lam) == ["template.json"], os.listdir(lam)
+    template = json.load(open(os.path.join(lam, "template.json")))
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == len(models()), len(functions)
+    result = validate(kn, ks, lam)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 2 * len(models()) + 1
+    expected = 2 * len(models()) + 1 + len(template["Resources"])
     assert f"validate: {expected} objects, 0 problems" in result.stdout, result.stdout
     fraud = json.load(open(os.path.join(kn, "fraud.json")))
     config = json.load(open(os.path.join(EXAMPLE_MODELS, "fraud", "config.json")))
@@ -63,11 +70,11 @@ def render_and_validate_both():
     assert annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] == \
         f"{config.get('keep_alive_s', 600)}s", annotations
     assert annotations["autoscaling.knative.dev/max-scale"] == "8"
-    state["dirs"] = (kn, ks)
+    state["dirs"] = (kn, ks, lam)
 
 
 def validator_refuses_broken_objects():
-    kn, ks = state["dirs"]
+    kn, ks, lam = state["dirs"]
     broken = os.path.join(TMP, "broken")
     os.makedirs(broken)
     service = json.load(open(os.path.join(kn, "fraud.json")))
@@ -85,10 +92,20 @@ def validator_refuses_broken_objects():
     i = copy.deepcopy(isvc)
     i["spec"]["predictor"]["model"]["resources"]["limits"]["memory"] = ["1Gi"]
     cases.append(("isvc-memory-list", i, "memory"))
+    template = json.load(open(os.path.join(lam, "template.json")))
+    t = copy.deepcopy(template)
+    t["Resources"]["FraudFunction"]["Properties"]["MemorySize"] = "512"
+    cases.append(("cfn-memory-text", t, "FraudFunction.Properties.MemorySize must be an integer"))
+    t = copy.deepcopy(template)
+    t["Resources"]["FraudFunction"]["Properties"]["Concurrency"] = 2
+    cases.append(("cfn-unknown-property", t, "FraudFunction.Properties has no property Concurrency"))
+    t = copy.deepcopy(template)
+    t["Resources"]["FraudFunction"]["Properties"]["Timeout"] = 1200
+    cases.append(("cfn-timeout", t, "Timeout 1200 outside 1..900"))
     for name, obj, _ in cases:
         d = os.path.join(broken, name)
         os.makedirs(d)
-        json.dump(obj, open(os.path.join(d, "fraud.json"), "w"))
+        json.dump(obj, open(os.path.join(d, "template.json" if name.startswith("cfn") else "fraud.json"), "w"))
         if name.startswith("isvc"):
             json.dump(json.load(open(os.path.join(ks, "servingruntime-thaw.json"))),
                       open(os.path.join(d, "servingruntime-thaw.json"), "w"))
@@ -100,7 +117,7 @@ def validator_refuses_broken_objects():
 
 def readme_tables_are_the_mappings():
     readme = open(os.path.join(ROOT, "README.md")).read()
-    for target in ("knative", "kserve"):
+    for target in ("knative", "kserve", "lambda"):
         run = run_thaw("deploy", "mappings", "--target", target, cwd=TMP)
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() in readme, f"README.md lacks the {target} table `thaw deploy mappings` prints"
@@ -110,8 +127,8 @@ def readme_tables_are_the_mappings():
 
 def clear_errors_and_nothing_written():
     cases = [
-        (["deploy", "render", "--out", "x"], 2, "needs --target knative or kserve"),
-        (["deploy", "render", "--target", "lambda", "--out", "x"], 2, "--target: bad value 'lambda'"),
+        (["deploy", "render", "--out", "x"], 2, "needs --target knative, kserve or lambda"),
+        (["deploy", "render", "--target", "openwhisk", "--out", "x"], 2, "--target: bad value 'openwhisk'"),
         (["deploy", "publish", "--target", "knative"], 2, "unknown action 'publish'"),
         (["deploy", "render", "--target", "kserve", "--out", "x", "--repo", EXAMPLE_MODELS], 1, "needs a storage URI"),
         (["deploy", "render", "--target", "knative", "--out", "x", "--repo", EXAMPLE_MODELS, "--models", "nope"], 1,
@@ -159,9 +176,9 @@ def serve_models_deploys_only_those():
 
 
 def main():
-    check("npm ci: kubernetes-models and @kubernetes-models/knative from deploy/validate's lock file", npm_ci)
+    check("npm ci: kubernetes-models, @kubernetes-models/knative, @aws-cdk/aws-service-spec (deploy/validate)", npm_ci)
     if state.get("npm"):
-        check("render knative and kserve for every example model; all objects validate", render_and_validate_both)
+        check("render knative, kserve and lambda for every example model; all objects validate", render_and_validate_all)
     if state.get("dirs"):
         check("the validator refuses broken objects (schema and meaning)", validator_refuses_broken_objects)
     check("README's mapping tables are `thaw deploy mappings`, every setting listed", readme_tables_are_the_mappings)
