@@ -80,6 +80,7 @@ function checkKnative(file, o) {
 function checkServingRuntime(file, o) {
   expect(file, o.apiVersion === "serving.kserve.io/v1alpha1", `apiVersion ${o.apiVersion}`);
   const s = o.spec;
+  if (s.multiModel) return checkModelMeshRuntime(file, o);
   expect(file, s.protocolVersions?.includes("v2"), "protocolVersions without v2");
   expect(file, (s.supportedModelFormats ?? []).every((f) => typeof f.name === "string"), "a model format without a name");
   expect(file, s.containers?.[0]?.name === "kserve-container", "the serving container is not kserve-container");
@@ -91,9 +92,30 @@ function checkServingRuntime(file, o) {
   return new Set((s.supportedModelFormats ?? []).map((f) => f.name));
 }
 
+// ModelMesh: one container serving the model-runtime API and inference on the endpoints it names.
+function checkModelMeshRuntime(file, o) {
+  const s = o.spec;
+  schema(file, () => new Pod({ metadata: { name: o.metadata.name }, spec: { containers: s.containers } }));
+  const port = (endpoint) => Number(/^port:([0-9]+)$/.exec(endpoint ?? "")?.[1]);
+  const c = s.containers?.[0] ?? { args: [] };
+  expect(file, port(s.grpcEndpoint) > 0 && port(s.grpcDataEndpoint) > 0, "grpcEndpoint/grpcDataEndpoint not port:N");
+  const grpc = c.args.indexOf("--grpc-port");
+  expect(file, grpc >= 0 && Number(c.args[grpc + 1]) === port(s.grpcEndpoint), "thaw's --grpc-port is not grpcEndpoint");
+  const mesh = c.args.indexOf("--modelmesh");
+  expect(file, mesh >= 0 && c.args[mesh + 1] === "on", "thaw runs without --modelmesh on");
+  expect(file, s.protocolVersions?.includes("grpc-v2"), "protocolVersions without grpc-v2");
+  return new Set((s.supportedModelFormats ?? []).map((f) => f.name));
+}
+
 function checkInferenceService(file, o, formats) {
   expect(file, o.apiVersion === "serving.kserve.io/v1beta1", `apiVersion ${o.apiVersion}`);
   expect(file, dnsLabel.test(o.metadata?.name ?? ""), `name '${o.metadata?.name}' is not a DNS-1123 label`);
+  if (o.metadata?.annotations?.["serving.kserve.io/deploymentMode"] === "ModelMesh") {
+    const m = o.spec.predictor.model;
+    expect(file, formats?.has(m.modelFormat?.name), `model format '${m.modelFormat?.name}' is not the runtime's`);
+    expect(file, /^[a-z0-9]+:\/\//.test(m.storageUri ?? ""), `storageUri '${m.storageUri}' is not a URI`);
+    return;
+  }
   checkAutoscaling(file, o.metadata.annotations);
   const p = o.spec.predictor;
   for (const k of ["minReplicas", "scaleTarget", "containerConcurrency", "timeout"])

@@ -146,6 +146,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--zygote-standby") {
       if (value != "on" && value != "off") return InvalidArgument("--zygote-standby must be on or off, got '" + value + "'");
       serve->zygote_standby = value == "on";
+    } else if (name == "--modelmesh") {
+      if (value != "on" && value != "off") return InvalidArgument("--modelmesh must be on or off, got '" + value + "'");
+      serve->modelmesh = value == "on";
     } else if (name == "--strict-readiness") {
       if (value != "on" && value != "off") return InvalidArgument("--strict-readiness must be on or off, got '" + value + "'");
       serve->strict_readiness = value == "on";
@@ -617,7 +620,7 @@ Usage:
              [--zygote-standby on|off] [--strict-readiness on|off]
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
              [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
-             [--offload-threads N] [--auth-tokens FILE] [--admin-port N] [--grpc-port N]
+             [--offload-threads N] [--auth-tokens FILE] [--admin-port N] [--grpc-port N] [--modelmesh on|off]
              [--admin-host ADDR] [--allowed-host NAME] [--allowed-origin ORIGIN]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
@@ -701,6 +704,11 @@ Usage:
                 --host:N; same models, checks, errors and tokens as REST
                 (with --admin-port, its repository RPCs are refused: the
                 admin port is REST only)
+      --modelmesh on  also serve KServe ModelMesh's model-runtime API
+                (mmesh.ModelRuntime: loadModel from a model directory,
+                unloadModel, modelSize, runtimeStatus) on the gRPC port, for
+                a ModelMesh serving runtime (default off; it loads any
+                directory the server can read: only the mesh should reach it)
       --admin-port N  serve the admin routes (status, warm, settings,
                 repository) only on this port, and inference only on --port
       --admin-host ADDR  address of the admin port (default 127.0.0.1)

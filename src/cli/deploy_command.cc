@@ -13,21 +13,25 @@ namespace thaw::cli {
 namespace fs = std::filesystem;
 
 std::string DeployHelp() {
-  return R"(  thaw deploy render --target knative|kserve|lambda [--repo DIR] [--models A,B] [--out DIR]
+  return R"(  thaw deploy render --target knative|kserve|lambda|modelmesh [--repo DIR] [--models A,B] [--out DIR]
                      [--image REF] [--namespace NS] [--max-scale N] [--pod-overhead-mb N]
-                     [--max-revision-timeout-s N] [--storage-uri URI]
+                     [--max-revision-timeout-s N] [--storage-uri URI] [--capacity-mb N]
       Write deployment files for each model of the repository into --out
       (default ./thaw-TARGET): a Knative Service per model, or KServe's
       ServingRuntime `thaw` and an InferenceService per model (protocol v2),
       each running the image of scripts/image (--image, default
       localhost/thaw:latest); or for lambda one CloudFormation template
       (template.json) with a function, a function URL and, for
-      min_instances, provisioned concurrency per model. Every setting of config.json is mapped to the
+      min_instances, provisioned concurrency per model; or for modelmesh a
+      multi-model ServingRuntime `thaw-modelmesh` (thaw --modelmesh on,
+      --capacity-mb of models per pod, default 4096) and an
+      InferenceService per model placed by ModelMesh. Every setting of config.json is mapped to the
       engine's knob or has none (thaw deploy mappings). --max-scale caps
       pods per model (default: the engine's); --pod-overhead-mb is the pod
       memory above max_concurrency x memory_mb (default 512); kserve needs
-      --storage-uri, a repository holding the model's directory.
-  thaw deploy mappings --target knative|kserve|lambda
+      --storage-uri, a repository holding the model's directory (modelmesh:
+      each model at URI/<model>).
+  thaw deploy mappings --target knative|kserve|lambda|modelmesh
       The table of thaw settings and the engine's knobs (Markdown).
 )";
 }
@@ -66,6 +70,8 @@ bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions*
       integer(&o->render.max_scale, 0, 100000);
     } else if (a == "--pod-overhead-mb") {
       integer(&o->render.pod_overhead_mb, 0, 1 << 20);
+    } else if (a == "--capacity-mb") {
+      integer(&o->render.capacity_mb, 128, 1 << 24);
     } else if (a == "--max-revision-timeout-s") {
       integer(&o->render.max_revision_timeout_s, 1, 86400);
     } else {
@@ -82,7 +88,7 @@ bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions*
     return false;
   }
   if (!o->target_given) {
-    *error = "deploy " + o->action + " needs --target knative, kserve or lambda";
+    *error = "deploy " + o->action + " needs --target knative, kserve, lambda or modelmesh";
     return false;
   }
   if (Status valid = deploy::Validate(o->render); !valid.ok()) {

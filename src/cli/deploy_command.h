@@ -1,4 +1,4 @@
-// `thaw deploy render --target knative|kserve|lambda`: writes one deployment file
+// `thaw deploy render --target knative|kserve|lambda|modelmesh`: writes the deployment files
 // per model of a repository (and KServe's ServingRuntime) into --out, from
 // each model's config.json (src/deploy/render.h says what maps to what).
 // `thaw deploy mappings --target T`: the table of thaw settings and the

@@ -278,12 +278,18 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
     return 2;
   }
 #endif
+  if (options.modelmesh && !options.grpc_port) {
+    std::cerr << "thaw: --modelmesh on serves ModelMesh's model-runtime API on the gRPC port: give --grpc-port\n";
+    return 2;
+  }
 #ifdef THAW_WITH_GRPC
   if (options.grpc_port) {
     grpc_server.emplace(io, handler,
                         thaw::GrpcServerOptions{.host = options.host,
                                                 .port = *options.grpc_port,
-                                                .max_message_bytes = static_cast<size_t>(options.max_body_mb) << 20});
+                                                .max_message_bytes = static_cast<size_t>(options.max_body_mb) << 20,
+                                                .model_runtime = options.modelmesh ? &runtime : nullptr,
+                                                .capacity_mb = memory_mb});
     if (auto started = grpc_server->Start(); !started.ok()) {
       std::cerr << "thaw: --grpc-port: " << started.message() << "\n";
       return 1;

@@ -135,6 +135,39 @@ std::vector<SettingMapping> LambdaMappings() {
   return table;
 }
 
+std::vector<SettingMapping> ModelMeshMappings() {
+  std::vector<SettingMapping> table = KServeMappings();
+  for (SettingMapping& m : table) {
+    if (m.field == "model_file") {
+      m.knob = "predictor.model.storageUri";
+      m.how = "ModelMesh's puller fetches the model's directory and calls loadModel with its local path";
+    } else if (m.field == "memory_mb") {
+      m.knob = "predictModelSize, loadModel.sizeInBytes";
+      m.how = "ModelMesh places models by size: predicted = memory_mb, loaded = what the model's instance and "
+              "template count against thaw's budget; the pod's capacity is --capacity-mb";
+    } else if (m.field == "timeout_ms") {
+      m.knob = kInPod;
+      m.how = "in the runtime: thaw enforces it per request";
+    } else if (m.field == "start_timeout_ms") {
+      m.how = "loadModel fails with DEADLINE_EXCEEDED past it and unloads the model";
+    } else if (m.field == "max_concurrency" || m.field == "instance_concurrency" || m.field == "target_concurrency" ||
+               m.field == "stable_window_s" || m.field == "panic_window_s" || m.field == "threads") {
+      m.knob = kInPod;
+      m.how = "in the runtime: thaw scales the model's instances inside the pod; ModelMesh adds copies on other pods "
+              "for hot models";
+    } else if (m.field == "min_instances") {
+      m.knob = kInPod;
+      m.how = "once ModelMesh has loaded the model on a pod, thaw keeps min_instances warm there";
+    } else if (m.field == "keep_alive_s") {
+      m.knob = kInPod;
+      m.how = "instances stop after keep_alive_s idle; the model stays loaded until ModelMesh unloads it (LRU)";
+    } else if (m.field == "max_queue") {
+      m.how = "in the runtime: 429 (RESOURCE_EXHAUSTED) past it";
+    }
+  }
+  return table;
+}
+
 // A DNS-1123 label: what Kubernetes object names must be.
 bool IsDnsLabel(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
@@ -404,6 +437,57 @@ StatusOr<std::vector<RenderedFile>> RenderLambda(const std::vector<ModelConfig>&
   return std::vector<RenderedFile>{{"template.json", std::move(out)}};
 }
 
+// ModelMesh: a multi-model ServingRuntime whose pods run thaw with the
+// model-runtime API on, and an InferenceService per model placed by the mesh.
+std::vector<RenderedFile> RenderModelMesh(const std::vector<ModelConfig>& models, const RenderOptions& options) {
+  std::vector<RenderedFile> files;
+  std::string out;
+  JsonWriter w(&out, {.indent_top_level = true});
+  w.BeginObject().Field("apiVersion", "serving.kserve.io/v1alpha1").Field("kind", "ServingRuntime");
+  w.Key("metadata").BeginObject().Field("name", "thaw-modelmesh").Field("namespace", options.namespace_name);
+  w.Key("labels").BeginObject().Field("app.kubernetes.io/name", "thaw").EndObject().EndObject();
+  w.Key("spec").BeginObject().Field("multiModel", true);
+  w.Field("grpcEndpoint", "port:" + std::to_string(kGrpcPort)).Field("grpcDataEndpoint", "port:" + std::to_string(kGrpcPort));
+  w.Key("supportedModelFormats").BeginArray();
+  for (std::string_view format : {"pytorch", "xgboost", "onnx"})
+    w.BeginObject().Field("name", format).Field("autoSelect", true).EndObject();
+  w.EndArray();
+  w.Key("protocolVersions").BeginArray().String("grpc-v2").EndArray();
+  w.Key("containers").BeginArray().BeginObject().Field("name", "thaw").Field("image", options.image);
+  w.Key("args").BeginArray();
+  for (std::string_view a : {"--repo", "/opt/thaw/empty-repository", "--host", "0.0.0.0", "--port"}) w.String(a);
+  w.String(std::to_string(kHttpPort)).String("--grpc-port").String(std::to_string(kGrpcPort));
+  w.String("--modelmesh").String("on").String("--memory-mb").String(std::to_string(options.capacity_mb)).EndArray();
+  w.Key("ports").BeginArray().BeginObject().Field("containerPort", kGrpcPort).Field("protocol", "TCP").EndObject();
+  w.EndArray();
+  PodShape shape;
+  shape.memory_mib = options.pod_overhead_mb + options.capacity_mb;
+  shape.cpu = 2;
+  WriteResources(w, shape);
+  WriteProbes(w);
+  WriteSecurityContext(w);
+  w.EndObject().EndArray();
+  w.EndObject().EndObject();
+  out += '\n';
+  files.push_back({"servingruntime-thaw-modelmesh.json", std::move(out)});
+  for (const ModelConfig& m : models) {
+    std::string isvc;
+    JsonWriter v(&isvc, {.indent_top_level = true});
+    v.BeginObject().Field("apiVersion", "serving.kserve.io/v1beta1").Field("kind", "InferenceService");
+    v.Key("metadata").BeginObject().Field("name", m.name).Field("namespace", options.namespace_name);
+    WriteLabels(v, m.name);
+    v.Key("annotations").BeginObject().Field("serving.kserve.io/deploymentMode", "ModelMesh").EndObject();
+    v.EndObject();
+    v.Key("spec").BeginObject().Key("predictor").BeginObject().Key("model").BeginObject();
+    v.Key("modelFormat").BeginObject().Field("name", KServeFormat(m)).EndObject();
+    v.Field("runtime", "thaw-modelmesh").Field("storageUri", options.storage_uri + "/" + m.name);
+    v.EndObject().EndObject().EndObject().EndObject();
+    isvc += '\n';
+    files.push_back({m.name + ".json", std::move(isvc)});
+  }
+  return files;
+}
+
 }  // namespace
 
 std::string_view TargetName(Target target) {
@@ -411,6 +495,7 @@ std::string_view TargetName(Target target) {
     case Target::kKnative: return "knative";
     case Target::kKServe: return "kserve";
     case Target::kLambda: return "lambda";
+    case Target::kModelMesh: return "modelmesh";
   }
   return "?";
 }
@@ -419,6 +504,7 @@ std::optional<Target> ParseTarget(std::string_view name) {
   if (name == "knative") return Target::kKnative;
   if (name == "kserve") return Target::kKServe;
   if (name == "lambda") return Target::kLambda;
+  if (name == "modelmesh") return Target::kModelMesh;
   return std::nullopt;
 }
 
@@ -428,16 +514,23 @@ Status Validate(const RenderOptions& options) {
   if (options.max_scale < 0) return InvalidArgument("max_scale: must be >= 0");
   if (options.pod_overhead_mb < 0) return InvalidArgument("pod_overhead_mb: must be >= 0");
   if (options.max_revision_timeout_s < 1) return InvalidArgument("max_revision_timeout_s: must be >= 1");
+  if (options.capacity_mb < 128) return InvalidArgument("capacity_mb: must be >= 128");
   return Status::Ok();
 }
 
 StatusOr<std::vector<RenderedFile>> Render(Target target, const std::vector<ModelConfig>& models,
                                            const RenderOptions& options) {
   THAW_RETURN_IF_ERROR(Validate(options));
-  if (target == Target::kKServe && options.storage_uri.empty())
+  if ((target == Target::kKServe || target == Target::kModelMesh) && options.storage_uri.empty())
     return InvalidArgument("kserve needs a storage URI: a repository holding each model's directory "
                            "(e.g. s3://bucket/models, pvc://name/models)");
   if (target == Target::kLambda) return RenderLambda(models, options);
+  if (target == Target::kModelMesh) {
+    for (const ModelConfig& m : models)
+      if (!IsDnsLabel(m.name))
+        return InvalidArgument("model '" + m.name + "': name: not a DNS-1123 label, which InferenceService names must be");
+    return RenderModelMesh(models, options);
+  }
   std::vector<RenderedFile> files;
   if (target == Target::kKServe) files.push_back({"servingruntime-thaw.json", KServeRuntime(options)});
   for (const ModelConfig& m : models) {
@@ -454,13 +547,17 @@ std::vector<SettingMapping> Mappings(Target target) {
     case Target::kKnative: return KnativeMappings();
     case Target::kKServe: return KServeMappings();
     case Target::kLambda: return LambdaMappings();
+    case Target::kModelMesh: return ModelMeshMappings();
   }
   return {};
 }
 
 std::string MappingTable(Target target) {
   std::ostringstream out;
-  const char* engine = target == Target::kKnative ? "Knative" : target == Target::kKServe ? "KServe" : "AWS Lambda (CloudFormation)";
+  const char* engine = target == Target::kKnative     ? "Knative"
+                       : target == Target::kKServe    ? "KServe"
+                       : target == Target::kModelMesh ? "KServe ModelMesh"
+                                                      : "AWS Lambda (CloudFormation)";
   out << "| thaw setting | " << engine << " | how |\n|---|---|---|\n";
   for (const SettingMapping& m : Mappings(target)) {
     out << "| `" << m.field << "` | ";

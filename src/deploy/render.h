@@ -18,6 +18,10 @@
 //    `thaw serve` entrypoint runs in Lambda mode there, lambda/), an
 //    AWS::Lambda::Url, and for min_instances > 0 a version and an alias
 //    `live` with provisioned concurrency. Parameters: ImageUri, RoleArn.
+//  - modelmesh: a multi-model ServingRuntime `thaw-modelmesh` whose pods run
+//    thaw with ModelMesh's model-runtime API (`--modelmesh on`, gRPC port
+//    8081 for both management and inference, capacity_mb of models) and an
+//    InferenceService per model in ModelMesh mode (storageUri/<model>).
 // Pod memory: pod_overhead_mb (server, zygote, a template and its standby)
 // + max_concurrency x memory_mb, requested and limited; CPU requested:
 // max_concurrency x threads.
@@ -41,8 +45,8 @@
 
 namespace thaw::deploy {
 
-enum class Target { kKnative, kKServe, kLambda };
-std::string_view TargetName(Target target);  // knative, kserve, lambda
+enum class Target { kKnative, kKServe, kLambda, kModelMesh };
+std::string_view TargetName(Target target);  // knative, kserve, lambda, modelmesh
 std::optional<Target> ParseTarget(std::string_view name);
 
 struct RenderOptions {
@@ -51,7 +55,8 @@ struct RenderOptions {
   int max_scale = 0;                      // pods per model; 0 leaves the engine's default (unbounded)
   int64_t pod_overhead_mb = 512;          // server, zygote, template and standby, above the instances
   int64_t max_revision_timeout_s = 600;   // Knative's default max-revision-timeout-seconds
-  std::string storage_uri;                // kserve: a repository holding <model>/ (required)
+  std::string storage_uri;                // kserve, modelmesh: a repository holding <model>/ (required)
+  int64_t capacity_mb = 4096;             // modelmesh: memory of models per pod (thaw's --memory-mb)
 };
 
 // InvalidArgument naming the field; the defaults are valid.

@@ -46,7 +46,7 @@ int64_t Int(simdjson::dom::element e, std::string_view pointer) {
 }
 
 TEST(MappingsTest, EveryConfigFieldOnceInOrderWithAKnobOrAReason) {
-  for (Target target : {Target::kKnative, Target::kKServe, Target::kLambda}) {
+  for (Target target : {Target::kKnative, Target::kKServe, Target::kLambda, Target::kModelMesh}) {
     const auto mappings = Mappings(target);
     ASSERT_EQ(mappings.size(), std::size(kModelConfigFields)) << TargetName(target);
     for (size_t i = 0; i < mappings.size(); ++i) {
@@ -209,6 +209,31 @@ TEST(RenderTest, LambdaRefusesWhatLambdaCannotTake) {
   auto clash = Render(Target::kLambda, {Model("a-b"), Model("a_b")}, {});
   ASSERT_FALSE(clash.ok());
   EXPECT_THAT(clash.status().message(), HasSubstr("logical id 'AB'"));
+}
+
+TEST(RenderTest, ModelMeshRuntimeWithTheModelRuntimeApiAndAnInferenceServicePerModel) {
+  RenderOptions options;
+  options.storage_uri = "s3://models/repo";
+  options.capacity_mb = 8192;
+  auto files = Render(Target::kModelMesh, {Model("fraud")}, options);
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  ASSERT_EQ(files->size(), 2u);
+  simdjson::dom::parser parser;
+  auto runtime = Parse(parser, (*files)[0].json);
+  EXPECT_EQ(Str(runtime, "/metadata/name"), "thaw-modelmesh");
+  bool multi = false;
+  EXPECT_EQ(runtime.at_pointer("/spec/multiModel").get(multi), simdjson::SUCCESS);
+  EXPECT_TRUE(multi);
+  EXPECT_EQ(Str(runtime, "/spec/grpcEndpoint"), "port:8081");
+  std::vector<std::string> args;
+  for (auto a : runtime.at_pointer("/spec/containers/0/args").get_array()) args.emplace_back(std::string_view(a));
+  EXPECT_THAT(args, ::testing::IsSupersetOf({"--modelmesh", "on", "8192"}));
+  simdjson::dom::parser p;
+  auto isvc = Parse(p, (*files)[1].json);
+  EXPECT_EQ(Str(isvc, "/metadata/annotations/serving.kserve.io~1deploymentMode"), "ModelMesh");
+  EXPECT_EQ(Str(isvc, "/spec/predictor/model/runtime"), "thaw-modelmesh");
+  EXPECT_EQ(Str(isvc, "/spec/predictor/model/storageUri"), "s3://models/repo/fraud");
+  EXPECT_FALSE(Render(Target::kModelMesh, {Model("fraud")}, {}).ok());  // no storage URI
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -12,12 +13,15 @@
 #include <mutex>
 #include <thread>
 #include <optional>
+#include <set>
 #include <type_traits>
 #include <utility>
 
 #include "base/json_writer.h"
 #include "base/log.h"
 #include "grpc_service.grpc.pb.h"
+#include "model_runtime.grpc.pb.h"
+#include "repo/model_config.h"
 #include "grpc/status_codes.h"
 #include "protocol/v2.h"
 
@@ -25,6 +29,7 @@ namespace thaw {
 namespace {
 
 namespace pb = ::inference;
+namespace mm = ::mmesh;
 
 grpc::Status GrpcStatus(int http_status, const std::string& message) {
   return grpc::Status(GrpcCodeOf(http_status), message);
@@ -238,9 +243,127 @@ class AsyncCall {
   virtual void Proceed(bool ok) = 0;
 };
 
-struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
+struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public mm::ModelRuntime::AsyncService {
   Impl(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options)
       : io(io), handler(handler), options(std::move(options)) {}
+
+  // ---- ModelMesh's model-runtime API (on the io thread; grpc_server.h) ----
+
+  static uint64_t ChargeBytes(const ModelStatus& status) {
+    return static_cast<uint64_t>(status.instance_charge_mb + status.template_charge_mb) << 20;
+  }
+
+  void MeshLoad(AsyncCall* reactor, grpc::ServerContext*, const mm::LoadModelRequest* request,
+                mm::LoadModelResponse* response) {
+    boost::asio::post(io, [this, reactor, request, response] {
+      Runtime& runtime = *options.model_runtime;
+      const std::string& id = request->modelid();
+      if (!IsPathSegment(id))
+        return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                            "modelId '" + id + "' cannot name a model (empty, or has '/', '?', '#', '%')"));
+      if (!runtime.FindModel(id)) {
+        auto config = LoadModelConfig(request->modelpath());
+        if (!config.ok())
+          return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                              "modelPath '" + request->modelpath() + "': " + config.status().message()));
+        config->name = id;
+        if (Status added = runtime.AddModel(*config); !added.ok())
+          return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, added.message()));
+        mesh_models.insert(id);
+        LogEvent(LogLevel::kInfo, "modelmesh_load",
+                 LogFields({{"model", LogValue(id)}, {"path", LogValue(request->modelpath())},
+                            {"type", LogValue(request->modeltype())}}));
+      }
+      if (auto warmed = runtime.Warm(id, 1); !warmed.ok())
+        return MeshFail(reactor, id, grpc::StatusCode::INTERNAL, warmed.status().message());
+      const int64_t polls = runtime.FindModel(id)->start_timeout_ms / 2 + 1;
+      MeshWaitLoaded(reactor, id, response, polls);
+    });
+  }
+
+  // Polls every 2 ms until an instance of `id` is up (or its start failed).
+  void MeshWaitLoaded(AsyncCall* reactor, const std::string& id, mm::LoadModelResponse* response, int64_t polls) {
+    Runtime& runtime = *options.model_runtime;
+    auto status = runtime.GetModelStatus(id);
+    if (!status.ok())
+      return reactor->Finish(grpc::Status(grpc::StatusCode::ABORTED, "model '" + id + "' was unloaded while loading"));
+    const bool up = std::any_of(status->instances.begin(), status->instances.end(), [](const InstanceStatus& i) {
+      return i.state == InstanceState::kIdle || i.state == InstanceState::kBusy;
+    });
+    if (up) {
+      response->set_sizeinbytes(ChargeBytes(*status));
+      return reactor->Finish(grpc::Status::OK);
+    }
+    if (!status->last_start_error.empty())
+      return MeshFail(reactor, id, grpc::StatusCode::INTERNAL, status->last_start_error);
+    if (polls <= 0) return MeshFail(reactor, id, grpc::StatusCode::DEADLINE_EXCEEDED, "no instance within start_timeout_ms");
+    auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(2));
+    timer->async_wait([this, timer, reactor, id, response, polls](const boost::system::error_code&) {
+      MeshWaitLoaded(reactor, id, response, polls - 1);
+    });
+  }
+
+  // A load that failed leaves nothing behind.
+  void MeshFail(AsyncCall* reactor, const std::string& id, grpc::StatusCode code, const std::string& why) {
+    (void)options.model_runtime->RemoveModel(id);
+    mesh_models.erase(id);
+    LogEvent(LogLevel::kWarning, "modelmesh_load_failed", LogFields({{"model", LogValue(id)}, {"error", LogValue(why)}}));
+    reactor->Finish(grpc::Status(code, "model '" + id + "' failed to load: " + why));
+  }
+
+  void MeshUnload(AsyncCall* reactor, grpc::ServerContext*, const mm::UnloadModelRequest* request,
+                  mm::UnloadModelResponse*) {
+    boost::asio::post(io, [this, reactor, request] {
+      const std::string& id = request->modelid();
+      if (options.model_runtime->FindModel(id)) {
+        if (Status removed = options.model_runtime->RemoveModel(id); !removed.ok())
+          return reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, removed.message()));
+        LogEvent(LogLevel::kInfo, "modelmesh_unload", LogFields({{"model", LogValue(id)}}));
+      }
+      mesh_models.erase(id);
+      reactor->Finish(grpc::Status::OK);
+    });
+  }
+
+  void MeshPredictSize(AsyncCall* reactor, grpc::ServerContext*, const mm::PredictModelSizeRequest* request,
+                       mm::PredictModelSizeResponse* response) {
+    // Reads one small file: fast, as ModelMesh asks. memory_mb bounds an instance.
+    auto config = LoadModelConfig(request->modelpath());
+    response->set_sizeinbytes(static_cast<uint64_t>(config.ok() ? config->memory_mb : thaw::ModelConfig().memory_mb) << 20);
+    reactor->Finish(grpc::Status::OK);
+  }
+
+  void MeshSize(AsyncCall* reactor, grpc::ServerContext*, const mm::ModelSizeRequest* request,
+                mm::ModelSizeResponse* response) {
+    boost::asio::post(io, [this, reactor, request, response] {
+      auto status = options.model_runtime->GetModelStatus(request->modelid());
+      if (!status.ok())
+        return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "model '" + request->modelid() + "' is not loaded"));
+      response->set_sizeinbytes(ChargeBytes(*status));
+      reactor->Finish(grpc::Status::OK);
+    });
+  }
+
+  void MeshStatus(AsyncCall* reactor, grpc::ServerContext*, const mm::RuntimeStatusRequest*,
+                  mm::RuntimeStatusResponse* response) {
+    boost::asio::post(io, [this, reactor, response] {
+      // A (re)starting mesh knows of no model here: purge what it loaded before.
+      for (const std::string& id : mesh_models) (void)options.model_runtime->RemoveModel(id);
+      mesh_models.clear();
+      response->set_status(mm::RuntimeStatusResponse::READY);
+      response->set_capacityinbytes(static_cast<uint64_t>(std::max<int64_t>(options.capacity_mb, 0)) << 20);
+      response->set_maxloadingconcurrency(1);
+      response->set_modelloadingtimeoutms(static_cast<uint32_t>(thaw::ModelConfig().start_timeout_ms));
+      response->set_defaultmodelsizeinbytes(static_cast<uint64_t>(thaw::ModelConfig().memory_mb) << 20);
+      response->set_runtimeversion("thaw-0.1.0");
+      for (const char* method : {"inference.GRPCInferenceService/ModelInfer", "inference.GRPCInferenceService/ModelMetadata",
+                                 "inference.GRPCInferenceService/ModelReady"})
+        (*response->mutable_methodinfos())[method].add_idinjectionpath(1);
+      reactor->Finish(grpc::Status::OK);
+    });
+  }
+
+  std::set<std::string> mesh_models;  // loaded through loadModel (io thread)
 
   // The REST route's request on the handler (on the io thread); `done` gets
   // its response there.
@@ -464,6 +587,13 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService {
                                                                            &Impl::RepositoryModelLoad, 1);
     Serve<pb::RepositoryModelUnloadRequest, pb::RepositoryModelUnloadResponse>(&Impl::RequestRepositoryModelUnload,
                                                                                &Impl::RepositoryModelUnload, 1);
+    if (!options.model_runtime) return;
+    Serve<mm::LoadModelRequest, mm::LoadModelResponse>(&Impl::RequestloadModel, &Impl::MeshLoad, 2);
+    Serve<mm::UnloadModelRequest, mm::UnloadModelResponse>(&Impl::RequestunloadModel, &Impl::MeshUnload, 1);
+    Serve<mm::PredictModelSizeRequest, mm::PredictModelSizeResponse>(&Impl::RequestpredictModelSize,
+                                                                     &Impl::MeshPredictSize, 1);
+    Serve<mm::ModelSizeRequest, mm::ModelSizeResponse>(&Impl::RequestmodelSize, &Impl::MeshSize, 1);
+    Serve<mm::RuntimeStatusRequest, mm::RuntimeStatusResponse>(&Impl::RequestruntimeStatus, &Impl::MeshStatus, 1);
   }
 
   void QueueLoop() {
@@ -505,7 +635,8 @@ Status GrpcServer::Start() {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(impl_->options.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(INT32_MAX);
-  builder.RegisterService(impl_.get());
+  builder.RegisterService(static_cast<pb::GRPCInferenceService::AsyncService*>(impl_.get()));
+  if (impl_->options.model_runtime) builder.RegisterService(static_cast<mm::ModelRuntime::AsyncService*>(impl_.get()));
   impl_->queue = builder.AddCompletionQueue();
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {

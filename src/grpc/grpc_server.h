@@ -23,6 +23,21 @@
 // DEADLINE_EXCEEDED, else INTERNAL) with the REST error's message. ServerReady and ModelReady answer
 // ready=false (not an error) where REST says 400 or 404.
 //
+// ModelMesh (with options.model_runtime): loadModel reads the config.json
+// in modelPath (a model directory), deploys it under the name modelId, starts
+// one instance and answers once it is idle, with sizeInBytes = what the
+// model's instance and template count against the memory budget; a config
+// that cannot be read is INVALID_ARGUMENT (nothing loaded), a model that
+// fails to start is unloaded again and INTERNAL with its error, a start
+// past the model's start_timeout_ms DEADLINE_EXCEEDED. unloadModel removes
+// it (OK if it is not loaded); predictModelSize is memory_mb from the
+// config; runtimeStatus unloads every model ModelMesh loaded (a restarted
+// mesh) and answers READY with the memory budget as capacity and the
+// inference methods (ModelInfer, ModelMetadata, ModelReady: model name
+// at field 1) ModelMesh may forward. Models loaded this way are served by
+// every route like any other. Its calls can load any model directory the
+// server can read: serve it only where the mesh alone reaches the port.
+//
 // Threading: calls arrive on one thread of the server's own (a gRPC
 // completion queue, which also polls the sockets); each posts its work to
 // the io_context the runtime and handler live on, and finishes from there.
@@ -46,6 +61,11 @@ struct GrpcServerOptions {
   uint16_t port = 8001;                   // 0 picks a free port
   size_t max_message_bytes = 256u << 20;  // a request message, as --max-body-mb for REST
   std::chrono::milliseconds shutdown_grace{5000};
+  // KServe ModelMesh's model-runtime API (mmesh.ModelRuntime,
+  // model_runtime.proto) beside the inference service, on the same port,
+  // when set (`thaw serve --modelmesh on`); it must outlive the server.
+  Runtime* model_runtime = nullptr;
+  int64_t capacity_mb = 0;  // runtimeStatus's capacity: the runtime's memory budget
 };
 
 class GrpcServer {

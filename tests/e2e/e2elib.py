@@ -100,12 +100,13 @@ def stop_server(server, log, timeout_s=40):
 
 def grpc_stubs(out_dir):
     """(grpc, messages, services) for inference.GRPCInferenceService: Python stubs generated into out_dir from
-    src/grpc/*.proto with protoc and grpc_python_plugin (python3-grpcio), once per directory."""
+    src/grpc/*.proto with protoc and grpc_python_plugin (python3-grpcio), once per directory; ModelMesh's
+    mmesh.ModelRuntime is then importlib.import_module("model_runtime_pb2") and "model_runtime_pb2_grpc"."""
     if not os.path.exists(os.path.join(out_dir, "grpc_service_pb2_grpc.py")):
         os.makedirs(out_dir, exist_ok=True)
         subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "src", "grpc"), "--python_out=" + out_dir,
                         "--grpc_out=" + out_dir, "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
-                        "grpc_service.proto", "model_config.proto"], check=True)
+                        "grpc_service.proto", "model_config.proto", "model_runtime.proto"], check=True)
     if out_dir not in sys.path:
         sys.path.insert(0, out_dir)
     return (importlib.import_module("grpc"), importlib.import_module("grpc_service_pb2"),

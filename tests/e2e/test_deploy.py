@@ -58,9 +58,14 @@ def render_and_validate_all():
     template = json.load(open(os.path.join(lam, "template.json")))
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     assert len(functions) == len(models()), len(functions)
-    result = validate(kn, ks, lam)
+    mesh = os.path.join(TMP, "modelmesh")
+    run = render("modelmesh", mesh, "--storage-uri", "s3://thaw-models/examples", "--capacity-mb", "8192")
+    assert run.returncode == 0, run.stderr
+    runtime = json.load(open(os.path.join(mesh, "servingruntime-thaw-modelmesh.json")))
+    assert runtime["spec"]["multiModel"] is True and "8192" in runtime["spec"]["containers"][0]["args"], runtime
+    result = validate(kn, ks, lam, mesh)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 2 * len(models()) + 1 + len(template["Resources"])
+    expected = 3 * len(models()) + 2 + len(template["Resources"])
     assert f"validate: {expected} objects, 0 problems" in result.stdout, result.stdout
     fraud = json.load(open(os.path.join(kn, "fraud.json")))
     config = json.load(open(os.path.join(EXAMPLE_MODELS, "fraud", "config.json")))
@@ -117,7 +122,7 @@ def validator_refuses_broken_objects():
 
 def readme_tables_are_the_mappings():
     readme = open(os.path.join(ROOT, "README.md")).read()
-    for target in ("knative", "kserve", "lambda"):
+    for target in ("knative", "kserve", "lambda", "modelmesh"):
         run = run_thaw("deploy", "mappings", "--target", target, cwd=TMP)
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() in readme, f"README.md lacks the {target} table `thaw deploy mappings` prints"
@@ -127,7 +132,7 @@ def readme_tables_are_the_mappings():
 
 def clear_errors_and_nothing_written():
     cases = [
-        (["deploy", "render", "--out", "x"], 2, "needs --target knative, kserve or lambda"),
+        (["deploy", "render", "--out", "x"], 2, "needs --target knative, kserve, lambda or modelmesh"),
         (["deploy", "render", "--target", "openwhisk", "--out", "x"], 2, "--target: bad value 'openwhisk'"),
         (["deploy", "publish", "--target", "knative"], 2, "unknown action 'publish'"),
         (["deploy", "render", "--target", "kserve", "--out", "x", "--repo", EXAMPLE_MODELS], 1, "needs a storage URI"),
@@ -178,7 +183,8 @@ def serve_models_deploys_only_those():
 def main():
     check("npm ci: kubernetes-models, @kubernetes-models/knative, @aws-cdk/aws-service-spec (deploy/validate)", npm_ci)
     if state.get("npm"):
-        check("render knative, kserve and lambda for every example model; all objects validate", render_and_validate_all)
+        check("render knative, kserve, lambda and modelmesh for every example model; all objects validate",
+              render_and_validate_all)
     if state.get("dirs"):
         check("the validator refuses broken objects (schema and meaning)", validator_refuses_broken_objects)
     check("README's mapping tables are `thaw deploy mappings`, every setting listed", readme_tables_are_the_mappings)
