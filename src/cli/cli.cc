@@ -146,6 +146,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     } else if (name == "--zygote-standby") {
       if (value != "on" && value != "off") return InvalidArgument("--zygote-standby must be on or off, got '" + value + "'");
       serve->zygote_standby = value == "on";
+    } else if (name == "--upstream") {
+      if (!value.starts_with("http://")) return InvalidArgument("--upstream must be http://host:port, got '" + value + "'");
+      serve->upstream = value;
     } else if (name == "--modelmesh") {
       if (value != "on" && value != "off") return InvalidArgument("--modelmesh must be on or off, got '" + value + "'");
       serve->modelmesh = value == "on";
@@ -621,6 +624,7 @@ Usage:
              [--worker-user NAME|UID[:GID]] [--max-body-mb N]
              [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
              [--offload-threads N] [--auth-tokens FILE] [--admin-port N] [--grpc-port N] [--modelmesh on|off]
+             [--upstream URL]
              [--admin-host ADDR] [--allowed-host NAME] [--allowed-origin ORIGIN]
       Serve every model in the repository DIR over the KServe v2 REST API.
       --repo    model repository (default: ./examples/models, else the
@@ -704,6 +708,11 @@ Usage:
                 --host:N; same models, checks, errors and tokens as REST
                 (with --admin-port, its repository RPCs are refused: the
                 admin port is REST only)
+      --upstream URL  edge offload to a central thaw (http://host:port):
+                requests for models not deployed here go there, and infer
+                requests whose predicted wait here would pass the model's
+                slo_p99_ms (or that the full queue would refuse) go there
+                instead; responses say served_by local or upstream
       --modelmesh on  also serve KServe ModelMesh's model-runtime API
                 (mmesh.ModelRuntime: loadModel from a model directory,
                 unloadModel, modelSize, runtimeStatus) on the gRPC port, for

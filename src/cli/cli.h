@@ -46,6 +46,7 @@ struct ServeOptions {
   bool zygote_standby = true;  // --zygote-standby on|off (RuntimeOptions::zygote_standby)
   bool strict_readiness = true;  // --strict-readiness on|off (V2HandlerOptions::strict_readiness)
   bool modelmesh = false;        // --modelmesh on: ModelMesh's model-runtime API on the gRPC port
+  std::string upstream;          // --upstream http://host:port: edge offload to a central thaw; empty = off
   bool memory_limits = true;  // enforce memory_mb with cgroups where the kernel allows (cgroup/memory_cgroup.h)
   sandbox::SandboxMode sandbox = sandbox::SandboxMode::kOn;  // --sandbox on|off|no-seccomp
   std::optional<sandbox::WorkerUser> worker_user;  // --worker-user; nullopt = nobody/nogroup when root

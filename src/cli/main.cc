@@ -30,6 +30,7 @@
 #include "cli/variants_command.h"
 #include "cli/deploy_command.h"
 #include "lambda/lambda_runtime.h"
+#include "server/upstream_client.h"
 #include "cli/progress.h"
 #include "load/arrivals.h"
 #include "load/load_generator.h"
@@ -231,7 +232,7 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
     LogEvent(LogLevel::kWarning, "no_auth_on_network", LogFields({{"address", LogValue(address)}}));
     break;
   }
-  const thaw::V2HandlerOptions handler_options{.io = &io,
+  thaw::V2HandlerOptions handler_options{.io = &io,
                                                .offload_threads = options.offload_threads,
                                                .max_inflated_body_bytes = static_cast<size_t>(options.max_body_mb) << 20,
                                                .strict_readiness = options.strict_readiness};
@@ -244,6 +245,16 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
                                    .idle_timeout = std::chrono::seconds(options.idle_timeout_s),
                                    .body_read_timeout = std::chrono::seconds(options.body_timeout_s)};
   };
+  std::optional<thaw::UpstreamClient> upstream;
+  if (!options.upstream.empty()) {
+    const thaw::UpstreamOptions upstream_options{.url = options.upstream};
+    if (thaw::Status valid = thaw::Validate(upstream_options); !valid.ok()) {
+      std::cerr << "thaw: " << valid.message() << "\n";
+      return 2;
+    }
+    upstream.emplace(io, clock, upstream_options);
+    handler_options.upstream = &*upstream;
+  }
   thaw::V2Handler handler(runtime, clock, repo, observability, handler_options);
   handler.SetAccess(&access, options.admin_port ? thaw::RouteSet::kMain : thaw::RouteSet::kAll);
   thaw::HttpServer server(io, handler, clock, http_options(options.host, options.port));

@@ -65,6 +65,9 @@ struct InvocationTiming {
   StartLevel start_level = StartLevel::kExec;  // and from what
   ColdStartBreakdown cold;  // when cold_start
   uint64_t instance_id = 0;
+  // With edge offload (server/upstream_client.h): "local" on the edge,
+  // "upstream" on the central server it forwarded to; empty otherwise.
+  std::string_view served_by;
 };
 
 struct InferOutcome {

@@ -106,6 +106,7 @@ StatusOr<HttpRequest> ToHttpRequest(HttpRequestParser::value_type& message) {
   request.content_type = header(http::field::content_type);
   request.content_encoding = header(http::field::content_encoding);
   request.accept_encoding = header(http::field::accept_encoding);
+  request.forwarded_by_edge = message.find(kForwardedByEdgeHeader) != message.end();
   request.body = std::move(message.body());
   return request;
 }

@@ -1,5 +1,7 @@
 #include "server/v2_handler.h"
 
+#include "server/upstream_client.h"
+
 #include "base/json_writer.h"
 
 #include <boost/asio/io_context.hpp>
@@ -58,6 +60,7 @@ std::string TimingParameters(const InvocationTiming& t) {
   Millis(w, "compute_ms", t.compute_us);
   Millis(w, "total_ms", t.total_us);
   w.Field("batch_size", t.batch_size).Field("batch_requests", t.batch_requests).Field("instance", t.instance_id);
+  if (!t.served_by.empty()) w.Field("served_by", t.served_by);
   w.EndObject();
   return json;
 }
@@ -231,6 +234,14 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
     response.body = observability_.metrics->Render(
         runtime_, observability_.costs ? observability_.costs() : std::vector<ModelCostTotals>{},
         observability_.usage_log ? observability_.usage_log() : std::nullopt);
+    if (options_.upstream) {  // edge offload: what went upstream, by model and reason
+      response.body += "# HELP thaw_upstream_requests_total Requests this edge server sent to its upstream.\n"
+                       "# TYPE thaw_upstream_requests_total counter\n";
+      for (const auto& [model, reasons] : sent_upstream_)
+        for (const auto& [reason, count] : reasons)
+          response.body += "thaw_upstream_requests_total{model=" + JsonString(model) + ",reason=" + JsonString(reason) +
+                           "} " + std::to_string(count) + "\n";
+    }
     return respond(std::move(response));
   }
   if (parts.size() == 2 && parts[0] == "v2" && parts[1] == "stats" && observability_.stats_json) {
@@ -298,6 +309,8 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
         (action != "" && action != "ready" && action != "infer" && action != "status" && action != "warm" &&
          action != "config" && action != "settings" && action != "stats" && action != "usage"))
       return respond(ErrorResponse(NotFound("no route for " + std::string(path))));
+    if (!config && options_.upstream && !request.forwarded_by_edge)  // not deployed here: the upstream answers
+      return ForwardUpstream(model, std::move(request), "not_deployed", std::move(respond));
     if (!config) return respond(ErrorResponse(NotFound("model '" + model + "' is not loaded")));
     if (action.empty()) {
       if (!get) return method_not_allowed("GET");
@@ -623,8 +636,43 @@ void V2Handler::Load(const std::string& model, const std::string& body, std::fun
   });
 }
 
+void V2Handler::ForwardUpstream(const std::string& model, HttpRequest request, std::string cause, Respond respond) {
+  ++sent_upstream_[model][cause];
+  ++offloaded_;  // a drain waits for the upstream's answer too
+  options_.upstream->Forward(request, [this, respond = std::move(respond)](HttpResponse response, Micros) {
+    respond(std::move(response));
+    if (--offloaded_ == 0 && drained_) std::exchange(drained_, nullptr)();
+  });
+}
+
+policy::OffloadObservation V2Handler::ObserveForOffload(const std::string& model) const {
+  policy::OffloadObservation o;
+  o.upstream_round_trip_us = options_.upstream->mean_round_trip_us();
+  const ModelConfig* config = runtime_.FindModel(model);
+  if (!config) {
+    o.deployed = false;
+    return o;
+  }
+  auto status = runtime_.GetModelStatus(model);
+  if (!status.ok()) return o;
+  o.slots = config->max_concurrency * config->instance_concurrency;
+  o.max_queue = config->max_queue;
+  o.queued = status->queued;
+  for (const InstanceStatus& i : status->instances) o.in_flight += i.in_flight;
+  if (auto mean = execution_mean_us_.find(model); mean != execution_mean_us_.end()) o.mean_execution_us = mean->second;
+  o.budget_us = static_cast<Micros>(std::min<double>(static_cast<double>(config->timeout_ms), config->slo_p99_ms) * 1000);
+  return o;
+}
+
 void V2Handler::Infer(const std::string& model, HttpRequest request, Respond respond) {
   const Micros arrived_us = clock_.NowMicros();
+  std::string_view served_by = request.forwarded_by_edge ? "upstream" : "";
+  if (options_.upstream && !request.forwarded_by_edge) {
+    policy::OffloadDecision decision = policy::DecideOffload(ObserveForOffload(model));
+    if (decision.target == policy::OffloadTarget::kUpstream)
+      return ForwardUpstream(model, std::move(request), std::string(decision.cause), std::move(respond));
+    served_by = "local";
+  }
   // A raw binary request (Inference-Header-Content-Length: 0) is decoded by
   // the model's config: a copy goes along, the pool may not read the runtime.
   std::shared_ptr<const ModelConfig> raw_config;
@@ -653,16 +701,16 @@ void V2Handler::Infer(const std::string& model, HttpRequest request, Respond res
     // Decoding grows with the body (a 200 MB JSON body takes seconds): on
     // the pool; the runtime is called back on the loop.
     auto shared_request = std::make_shared<HttpRequest>(std::move(request));
-    OffLoop([this, model, shared_request, arrived_us, decode, response_coding, respond = std::move(respond)] {
+    OffLoop([this, model, shared_request, arrived_us, decode, response_coding, served_by, respond = std::move(respond)] {
       auto parsed = std::make_shared<StatusOr<v2::InferRequest>>(decode(*shared_request));
       std::string().swap(shared_request->body);  // the text is no longer needed
-      OnLoop([this, model, parsed, arrived_us, response_coding, respond] {
-        RunInfer(model, std::move(*parsed), arrived_us, response_coding, respond);
+      OnLoop([this, model, parsed, arrived_us, response_coding, served_by, respond] {
+        RunInfer(model, std::move(*parsed), arrived_us, response_coding, served_by, respond);
       });
     });
     return;
   }
-  RunInfer(model, decode(request), arrived_us, response_coding, std::move(respond));
+  RunInfer(model, decode(request), arrived_us, response_coding, served_by, std::move(respond));
 }
 
 namespace {
@@ -724,11 +772,16 @@ void V2Handler::Execute(const std::string& model, StatusOr<v2::InferRequest> par
 }
 
 void V2Handler::RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
-                         ContentCoding response_coding, Respond respond) {
+                         ContentCoding response_coding, std::string_view served_by, Respond respond) {
   Execute(model, std::move(parsed), arrived_us,
-          [this, model, response_coding, respond = std::move(respond)](std::shared_ptr<v2::InferRequest> request,
-                                                                       InferOutcome outcome) {
+          [this, model, response_coding, served_by, respond = std::move(respond)](
+              std::shared_ptr<v2::InferRequest> request, InferOutcome outcome) {
             if (!outcome.status.ok()) return respond(ErrorResponse(outcome.status));
+            outcome.timing.served_by = served_by;
+            if (options_.upstream) {  // what the offload policy predicts local waits from
+              Micros& mean = execution_mean_us_[model];
+              mean = policy::UpdateMean(mean, outcome.timing.compute_us);
+            }
             size_t output_bytes = 0;
             for (const Tensor& t : outcome.outputs) output_bytes += t.data.size();
             if (!offloads() || output_bytes < options_.offload_min_bytes)

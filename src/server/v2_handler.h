@@ -73,6 +73,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "policy/offload.h"
 #include "protocol/v2.h"
 #include "runtime/process_memory.h"
 #include "runtime/runtime.h"
@@ -95,7 +96,13 @@ struct HttpRequest {
   std::optional<std::string> content_type;
   std::optional<std::string> content_encoding;  // the body's coding (server/compression.h)
   std::optional<std::string> accept_encoding;   // codings the client takes for an infer response
+  // Sent on by an edge thaw (`--upstream`, server/upstream_client.h): its
+  // response says served_by "upstream".
+  bool forwarded_by_edge = false;
 };
+
+// The header an edge thaw adds to the requests it forwards upstream.
+inline constexpr char kForwardedByEdgeHeader[] = "Thaw-Forwarded-By-Edge";
 
 struct HttpResponse {
   int status = 200;
@@ -125,6 +132,8 @@ struct Observability {
   InferenceStatistics* inference_statistics = nullptr;  // GET /v2/models[/{m}]/stats (Triton's)
 };
 
+class UpstreamClient;  // server/upstream_client.h
+
 struct V2HandlerOptions {
   // The io_context the handler runs on, where off-loop results are posted
   // back; null keeps everything on the loop.
@@ -137,6 +146,11 @@ struct V2HandlerOptions {
   // --strict-readiness); false: ready once startup has settled, whatever
   // one model's state (for replicas whose models fail independently).
   bool strict_readiness = true;
+  // Edge offload (`thaw serve --upstream URL`): models not deployed here, and
+  // infer requests the offload policy (policy/offload.h) predicts would miss
+  // their budget here or that the full queue would refuse, go to this
+  // upstream thaw; null: everything is answered here. Outlives the handler.
+  UpstreamClient* upstream = nullptr;
 };
 
 class V2Handler {
@@ -183,7 +197,10 @@ class V2Handler {
   void Infer(const std::string& model, HttpRequest request, Respond respond);
   // Validates a decoded request against the model as it is now and runs it.
   void RunInfer(const std::string& model, StatusOr<v2::InferRequest> parsed, Micros arrived_us,
-                ContentCoding response_coding, Respond respond);
+                ContentCoding response_coding, std::string_view served_by, Respond respond);
+  // Edge offload (options_.upstream): the request to the upstream, counted by cause.
+  void ForwardUpstream(const std::string& model, HttpRequest request, std::string cause, Respond respond);
+  policy::OffloadObservation ObserveForOffload(const std::string& model) const;
   // Validation, deadline, runtime and classification; `done` gets the
   // validated request (null if it failed before) and the outcome.
   using ExecuteDone = std::function<void(std::shared_ptr<v2::InferRequest>, InferOutcome)>;
@@ -215,6 +232,9 @@ class V2Handler {
   Observability observability_;
   std::vector<std::pair<std::string, std::string>> host_paths_;
   V2HandlerOptions options_;
+  // Edge offload: each model's mean execution here, and requests sent upstream by reason.
+  std::unordered_map<std::string, Micros> execution_mean_us_;
+  std::unordered_map<std::string, std::unordered_map<std::string, int64_t>> sent_upstream_;
   std::unique_ptr<boost::asio::thread_pool> pool_;
   int offloaded_ = 0;                  // OffLoop calls whose OnLoop has not run; io thread only
   std::function<void()> drained_;      // Drain's callback while waiting
