@@ -28,8 +28,8 @@ Methods (which model classes each applies to):
                   (FashionNet). The layers really shrink.
   distill         a smaller student trained for --epochs on the teacher's
                   softened outputs and the labels over the training set:
-                  FashionNet, one block per stage and earlier downsampling
-                  (8 epochs); TextEncoder, half the layers, started from the
+                  FashionNet, SmallCNN (two plain convolutions and a small
+                  dense head, 8 epochs); TextEncoder, half the layers, started from the
                   teacher's embeddings and every second layer (3 epochs).
   distill-int8    distill, then int8 on the student (FashionNet static,
                   TextEncoder dynamic).
@@ -67,8 +67,10 @@ METHODS = {
     "distill": ("FashionNet", "TextEncoder"),
     "distill-int8": ("FashionNet", "TextEncoder"),
 }
-# The distilled student: fashion's stem and head narrower, one block per stage, downsampling earlier.
-STUDENT = {"stem": 16, "settings": [(1, 16, 1, 2), (4, 24, 1, 2), (4, 48, 1, 1), (4, 64, 1, 1)], "head": 128}
+# The distilled fashion student (build_models.SmallCNN): conv 16, pool, conv 32, pool, dense 64, dense 10.
+# A narrower MobileNet-style student (one inverted-residual block per stage, 46k parameters) lost 0.32 point and ran
+# b1 at 0.59x of the teacher through thaw; this one measured 0.904 (-0.58 point) and 3.5x faster per call in Python.
+STUDENT = {"channels": (16, 32), "hidden": 64}
 
 
 def log(msg):
@@ -235,7 +237,7 @@ def kd_loss(logits, teacher_logits, y, temperature, alpha):
 
 def distill_fashion(task, args):
     teacher = task.module
-    student = bm.FashionNet(float(teacher.mean), float(teacher.std), **STUDENT)
+    student = bm.SmallCNN(float(teacher.mean), float(teacher.std), **STUDENT)
     temperature, alpha, epochs = 4.0, 0.7, args.epochs or 8
 
     def loss_fn(model, x, y):
@@ -244,8 +246,9 @@ def distill_fashion(task, args):
         return kd_loss(model(x), teacher_logits, y, temperature, alpha)
 
     train_epochs(student, task, epochs, 4e-3, loss_fn, "distill")
-    return student, {"student": {"stem": STUDENT["stem"], "settings": [list(s) for s in STUDENT["settings"]],
-                                 "head": STUDENT["head"]},
+    return student, {"student": {"architecture": "SmallCNN: conv3x3 16 + BN + ReLU + maxpool, conv3x3 32 + BN + "
+                                                 "ReLU + maxpool, dense 64 + ReLU, dense 10",
+                                 "channels": list(STUDENT["channels"]), "hidden": STUDENT["hidden"]},
                      "temperature": temperature, "soft_weight": alpha, "epochs": epochs,
                      "teacher_parameters": count(teacher)}
 
