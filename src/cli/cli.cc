@@ -435,6 +435,18 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       auto at = ParseNumber(name, value, 0, false, 4e9);
       if (!at.ok()) return at.status();
       (name == "--from-s" ? sim->from_s : sim->to_s) = *at;
+    } else if (!plan && !replay && name == "--nodes") {
+      auto n = ParseInteger<int>(name, value, 1, 1024);
+      if (!n.ok()) return n.status();
+      sim->nodes = *n;
+    } else if (!plan && !replay && name == "--node-memory-mb") {
+      auto n = ParseInteger<int64_t>(name, value, 128, int64_t{1} << 30);
+      if (!n.ok()) return n.status();
+      sim->node_memory_mb = *n;
+    } else if (!plan && !replay && name == "--copy-rate") {
+      auto r = ParseNumber(name, value, 0, true, 1e9);
+      if (!r.ok()) return r.status();
+      sim->copy_rate_per_s = *r;
     } else if (name == "--suite") {
       if (value.empty()) return InvalidArgument("--suite needs a trace name (thaw simulate --help lists them)");
       sim->suite = value;
@@ -560,8 +572,8 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     return InvalidArgument(command +
                            " needs one trace: --trace FILE, --azure FILE, --suite NAME or --poisson RATE --duration-s S");
   if (sim->to_s > 0 && sim->to_s <= sim->from_s) return InvalidArgument("--to-s must be after --from-s");
-  if (sim->per_function && sim->config_paths.size() != 1)
-    return InvalidArgument("--per-function copies one --config per trace function: give exactly one");
+  if (sim->per_function && sim->config_paths.empty())
+    return InvalidArgument("--per-function copies a --config per trace function: give one, or one per kind");
   if (sim->per_function && !sim->routes.empty()) return InvalidArgument("--per-function and --map do not go together");
   if (sim->per_function && plan) return InvalidArgument(command + " plans one model: --per-function is for thaw simulate");
   if (synthetic && sim->duration_s <= 0) return InvalidArgument("--poisson needs --duration-s");
@@ -784,8 +796,16 @@ Usage:
       --suite   a trace of the development suite (docs/trace_suite.md,
                 seeded by --seed): azure-mix, timers, bursty-inference,
                 diurnal-http, sparse-poisson, drift
-      --per-function  each trace function is its own model: a copy of the
-                one --config named after the function (one profile)
+      --per-function  each trace function is its own model named after it:
+                a copy of the --config (and its profile) whose model name is
+                the function's up to its last '-' (fraud-0042: fraud), else
+                of the first
+      --nodes N  a fleet of N machines, models placed by a ModelMesh-like
+                router (memory-bounded per --node-memory-mb, default 16384;
+                least recently used unloaded; a model above --copy-rate
+                calls/s per copy, default 20, gets another copy): each
+                machine's cold starts, p99, memory held and cost, and the
+                fleet's (sim/fleet.h)
       --from-s, --to-s  only this window of the trace (in trace seconds,
                 after --time-scale), shifted to start at 0
       --time-scale  trace seconds per simulated second (default 1)

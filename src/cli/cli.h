@@ -124,7 +124,13 @@ struct SimulateCommandOptions {
   double poisson_rate_per_s = 0; // --poisson RATE --duration-s S instead of a file
   double duration_s = 0;
   std::string suite;             // --suite NAME: a trace of the suite (trace/suite.h) instead of a file
-  bool per_function = false;     // --per-function: each trace function is its own model, a copy of the one --config
+  // --per-function: each trace function is its own model, a copy of a --config: the one whose model name is the
+  // function's name up to its last '-' ("fraud-0042": fraud), else the first.
+  bool per_function = false;
+  // --nodes N: a fleet of N machines with ModelMesh-like placement (sim/fleet.h); 0 = one machine, no router.
+  int nodes = 0;
+  int64_t node_memory_mb = 16384;  // --node-memory-mb: each machine's memory for models
+  double copy_rate_per_s = 20;     // --copy-rate: calls/s per copy above which a model gets another copy
   double from_s = 0, to_s = 0;   // --from-s/--to-s: only [from, to) of the trace, shifted to 0; to 0 = the end
   // Required, one or more (plan: one): each model's config.json (the
   // server's format) and profile; profiles pair with configs by their

@@ -54,6 +54,7 @@
 #include "sim/profile_json.h"
 #include "sim/routing.h"
 #include "sim/simulator.h"
+#include "sim/fleet.h"
 #include "sim/variant_choice.h"
 #include "trace/azure_trace.h"
 #include "trace/csv_trace.h"
@@ -864,6 +865,80 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
 }
 
 // thaw simulate, and thaw plan (the same inputs, a grid of settings).
+// thaw simulate --nodes N: the trace on a fleet of N machines (sim/fleet.h).
+int SimulateFleet(const thaw::cli::SimulateCommandOptions& options, const std::vector<thaw::sim::SimModel>& models,
+                  const std::vector<thaw::sim::SimArrival>& requests, const thaw::policy::PriceSheet& prices,
+                  const thaw::Clock& clock) {
+  namespace sim = thaw::sim;
+  using thaw::cli::DecimalText;
+  const thaw::Micros started = clock.NowMicros();
+  auto fleet = sim::SimulateFleet(models, requests, prices,
+                                  {.nodes = options.nodes,
+                                   .node_memory_mb = options.node_memory_mb,
+                                   .copy_rate_per_s = options.copy_rate_per_s,
+                                   .sim = {.seed = options.seed,
+                                           .memory_charge = options.node.memory_charge,
+                                           .eviction_order = options.node.eviction_order,
+                                           .max_starting_templates = options.node.template_starts,
+                                           .template_admit_calls = options.node.template_admit_calls,
+                                           .keep_alive_pool = options.node.keep_alive_pool}});
+  if (!fleet.ok()) {
+    std::cerr << "thaw: " << fleet.status().message() << "\n";
+    return 2;
+  }
+  const double elapsed_s = (clock.NowMicros() - started) / 1e6;
+  const auto& total = fleet->report.total;
+  if (options.json) {
+    std::string json;
+    thaw::JsonWriter w(&json);
+    w.BeginObject().Key("fleet").BeginObject().Field("nodes", options.nodes);
+    w.Field("node_memory_mb", options.node_memory_mb).Field("copy_rate_per_s", options.copy_rate_per_s);
+    w.Field("models", static_cast<int64_t>(models.size())).Field("requests", static_cast<int64_t>(requests.size()));
+    w.Field("placements", fleet->placement.placements).Field("copies_added", fleet->placement.copies_added);
+    w.Field("unloads", fleet->placement.unloads).Field("duration_s", fleet->duration_us / 1e6);
+    w.Key("per_node").BeginArray();
+    for (size_t i = 0; i < fleet->nodes.size(); ++i) {
+      const auto& n = fleet->nodes[i];
+      const auto& t = n.result.report.total;
+      w.BeginObject().Field("node", static_cast<int64_t>(i)).Field("requests", n.result.requests);
+      w.Field("placements", n.placements).Field("unloads", n.unloads).Field("cold_starts", n.result.cold_starts);
+      w.Field("rejected_429", n.result.rejected_429).Field("p50_ms", t.p50_ms).Field("p99_ms", t.p99_ms);
+      w.Field("mean_held_mb", n.mean_held_mb).Field("usd", t.bill.total_usd).Field("host_usd", t.bill.host_usd);
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    std::string report = thaw::metering::ReportJson(fleet->report);
+    std::cout << json << "," << report.substr(report.find('{') + 1);
+    return 0;
+  }
+  std::cout << "thaw simulate --nodes " << options.nodes << ": " << requests.size() << " requests to " << models.size()
+            << " models over " << DecimalText(fleet->duration_us / 1e6, 1) << " s, simulated in "
+            << DecimalText(elapsed_s, 2) << " s\n"
+            << "  router: memory-bounded at " << options.node_memory_mb << " MB per node, LRU; a copy per "
+            << DecimalText(options.copy_rate_per_s, 1) << " calls/s; " << fleet->placement.placements
+            << " placements, " << fleet->placement.copies_added << " copies added, " << fleet->placement.unloads
+            << " unloads\n\n";
+  std::cout << "  node  requests  placed  unloaded  cold starts  429    p50 ms   p99 ms   held MB   $          host $\n";
+  for (size_t i = 0; i < fleet->nodes.size(); ++i) {
+    const auto& n = fleet->nodes[i];
+    const auto& t = n.result.report.total;
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-4zu  %-8lld  %-6lld  %-8lld  %-11lld  %-5lld  %-7.2f  %-7.2f  %-8.0f  %-9.6f  %.6f\n",
+                  i, static_cast<long long>(n.result.requests), static_cast<long long>(n.placements),
+                  static_cast<long long>(n.unloads), static_cast<long long>(n.result.cold_starts),
+                  static_cast<long long>(n.result.rejected_429), t.p50_ms, t.p99_ms, n.mean_held_mb,
+                  t.bill.total_usd, t.bill.host_usd);
+    std::cout << line;
+  }
+  double held = 0;
+  for (const auto& n : fleet->nodes) held += n.mean_held_mb;
+  std::cout << "\n  fleet: " << total.invocations << " requests, " << total.cold_starts << " cold starts, p50 "
+            << DecimalText(total.p50_ms, 2) << " ms, p99 " << DecimalText(total.p99_ms, 2) << " ms, memory held "
+            << DecimalText(held, 0) << " MB (mean over the run, all nodes), $" << DecimalText(total.bill.total_usd, 6)
+            << " Lambda-style, $" << DecimalText(total.bill.host_usd, 6) << " host cost of the memory held\n";
+  return 0;
+}
+
 int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   namespace sim = thaw::sim;
   namespace trace = thaw::trace;
@@ -918,16 +993,21 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     return 2;
   }
   if (options.per_function) {
-    // One model per function, each a copy of the config under the function's name.
-    const thaw::ModelConfig base = configs[0];
-    const sim::ProfileFile* profile = profile_of[0];
+    // One model per function, each a copy of a config under the function's
+    // name: the config named as the function up to its last '-', else the first.
+    const std::vector<thaw::ModelConfig> bases = std::move(configs);
+    const std::vector<const sim::ProfileFile*> base_profiles = std::move(profile_of);
     configs.clear();
     profile_of.clear();
     for (const std::string& function : arrivals->functions) {
-      thaw::ModelConfig c = base;
+      const std::string kind = function.substr(0, function.rfind('-'));
+      size_t base = 0;
+      for (size_t i = 0; i < bases.size(); ++i)
+        if (bases[i].name == kind) base = i;
+      thaw::ModelConfig c = bases[base];
       c.name = function;
       configs.push_back(std::move(c));
-      profile_of.push_back(profile);
+      profile_of.push_back(base_profiles[base]);
     }
   }
   std::vector<std::string> model_names;
@@ -951,6 +1031,7 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   if (plan) return Plan(options, configs[0], *profile_of[0], requests, *prices, clock);
   std::vector<sim::SimModel> models;
   for (size_t i = 0; i < configs.size(); ++i) models.push_back({configs[i], profile_of[i]->ForThreads(configs[i].threads)});
+  if (options.nodes > 0) return SimulateFleet(options, models, requests, *prices, clock);
   const thaw::Micros started = clock.NowMicros();
   auto result = sim::Simulate(models, requests, *prices,
                               {.seed = options.seed,

@@ -274,7 +274,7 @@ class Sim {
           break;
         case Action::Kind::kStopTemplate: ++model.template_generation; break;
         case Action::Kind::kHeld:
-          stats_.Add(metering::UsageRecord(sched::HeldRecordOf(a, model.config().memory_mb)));
+          Record(metering::UsageRecord(sched::HeldRecordOf(a, model.config().memory_mb)));
           break;
         case Action::Kind::kDispatch: {
           std::optional<Micros> recorded = options_.exec_us_of ? options_.exec_us_of(a.execution_id) : std::nullopt;
@@ -300,7 +300,7 @@ class Sim {
           break;
         case Action::Kind::kProvisioned:
           result_.provisioned_instance_s += a.instances * (a.at_us - a.start_wall_us) / 1e6;
-          stats_.Add(metering::UsageRecord(sched::ProvisionedRecordOf(a, model.config().memory_mb)));
+          Record(metering::UsageRecord(sched::ProvisionedRecordOf(a, model.config().memory_mb)));
           break;
         case Action::Kind::kNotice: break;
       }
@@ -353,7 +353,7 @@ class Sim {
       }
       r.provisioned = done->instance.provisioned;
       r.start_path = PathOf(done->instance.id);
-      stats_.Add(metering::UsageRecord(std::move(r)));
+      Record(metering::UsageRecord(std::move(r)));
     }
   }
 
@@ -383,7 +383,7 @@ class Sim {
     } else {
       r.queue_us = r.latency_us;
     }
-    stats_.Add(metering::UsageRecord(std::move(r)));
+    Record(metering::UsageRecord(std::move(r)));
   }
 
   std::string PathOf(uint64_t instance_id) const {
@@ -399,17 +399,22 @@ class Sim {
     instance_paths_.erase(a.instance_id);
     result_.busy_instance_s += a.usage.busy_us / 1e6;
     if (!a.usage.provisioned) result_.idle_instance_s += a.usage.idle_us / 1e6;
-    stats_.Add(metering::UsageRecord(sched::InstanceRecordOf(a, model.config().memory_mb, Wall(now_))));
+    Record(metering::UsageRecord(sched::InstanceRecordOf(a, model.config().memory_mb, Wall(now_))));
   }
 
   void RecordRefused(uint32_t m, uint64_t id, int status) {
     metering::InvocationRecord r = Record(m, id, now_, status);
     r.latency_us = 0;
-    stats_.Add(metering::UsageRecord(std::move(r)));
+    Record(metering::UsageRecord(std::move(r)));
   }
 
   const policy::PriceSheet& prices_;
   SimOptions options_;
+  // Every usage record: into this run's stats, and to SimOptions::on_record.
+  void Record(metering::UsageRecord record) {
+    if (options_.on_record) options_.on_record(record);
+    stats_.Add(std::move(record));
+  }
   metering::UsageStats stats_;
   std::mt19937_64 rng_;
   sched::Scheduler scheduler_;

@@ -126,6 +126,9 @@ struct SimOptions {
   // for replaying a recorded run with its measured times.
   std::function<std::optional<Micros>(uint64_t instance_id)> start_us_of;
   std::function<std::optional<Micros>(uint64_t execution_id)> exec_us_of;
+  // Every usage record the run makes, as it makes it (sim/fleet.h merges
+  // nodes' records into one report).
+  std::function<void(const metering::UsageRecord&)> on_record;
 };
 
 struct SimResult {

@@ -100,6 +100,29 @@ def simulate_two_models():
     assert by_model(json.loads(mapped.stdout))["fraud"]["invocations"] == 360
 
 
+def simulate_fleet_per_function():
+    """--per-function names a model per trace function and takes the config of its kind (fraud-0003: fraud);
+    --nodes places them on a fleet: every request counted once, per node and in total."""
+    arrivals = sorted([(i / 50, f"fraud-{i % 12:04d}") for i in range(400)] +
+                      [(0.01 + i / 10, f"fashion-{i % 6:04d}") for i in range(60)])
+    trace = write_csv_trace("fleet.csv", arrivals)
+    args = ["simulate", "--trace", trace, "--per-function", "--profile", path("fraud.profile.json"), "--profile",
+            path("fashion.profile.json"), "--config", config("fraud"), "--config", config("fashion")]
+    run = thaw(*args, "--nodes", "3", "--node-memory-mb", "2048", "--json")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    fleet = doc["fleet"]
+    assert fleet["nodes"] == 3 and len(fleet["per_node"]) == 3, fleet
+    assert sum(n["requests"] for n in fleet["per_node"]) == 460 and doc["total"]["invocations"] == 460, fleet
+    rows = by_model(doc)
+    assert len(rows) >= 18 and rows["fashion-0005"]["invocations"] == 10, sorted(rows)
+    assert fleet["unloads"] > 0, "18 models of 512-1024 MB on 3 x 2048 MB: the router must unload some"
+    text = thaw(*args, "--nodes", "3", "--node-memory-mb", "2048")
+    assert text.returncode == 0 and "fleet: 460 requests" in text.stdout, text.stdout + text.stderr
+    bad = thaw(*args, "--nodes", "0")
+    assert bad.returncode == 2 and "--nodes" in bad.stderr, bad.stderr
+
+
 def simulate_azure_trace():
     # Two functions' per-minute counts; 60x time scale: a minute lasts a second.
     header = "HashOwner,HashApp,HashFunction,Trigger," + ",".join(str(m) for m in range(1, 1441))
@@ -215,6 +238,8 @@ def main():
         sys.exit("build/thaw is missing: run scripts/build")
     check("thaw profile measures two models: executions by rows, their spread, cold start, memory", profile_models)
     check("thaw simulate runs a two-model CSV trace, per model and in total, deterministically", simulate_two_models)
+    check("thaw simulate --per-function --nodes: models by kind placed on a fleet, every request counted once",
+          simulate_fleet_per_function)
     check("thaw simulate runs an Azure Functions 2019 file with --map; unrouted functions are errors",
           simulate_azure_trace)
     check("thaw plan writes the cheapest config; thaw serve loads and serves it", plan_writes_a_config_the_server_loads)
