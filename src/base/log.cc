@@ -21,6 +21,16 @@ std::atomic<LogLevel>& MinLevel() {
   return level;
 }
 
+// THAW_LOG_STREAM=stdout sends the lines to standard output (what container
+// runtimes call the log); anything else, or unset, standard error.
+int LogFd() {
+  static const int fd = [] {
+    const char* env = std::getenv("THAW_LOG_STREAM");
+    return env && std::string_view(env) == "stdout" ? STDOUT_FILENO : STDERR_FILENO;
+  }();
+  return fd;
+}
+
 std::string_view LevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug: return "DEBUG";
@@ -84,7 +94,7 @@ void LogEvent(LogLevel level, std::string_view event, std::string_view fields) {
   }
   line += '\n';
   // One write per line; a short write to a pipe of this size does not happen.
-  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  ssize_t ignored = ::write(LogFd(), line.data(), line.size());
   (void)ignored;
 }
 

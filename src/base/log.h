@@ -1,4 +1,5 @@
-// One-line structured logging to stderr: `<time> <level> <event> key=value ...`.
+// One-line structured logging to stderr (stdout with THAW_LOG_STREAM=stdout,
+// read once per process, inherited by workers): `<time> <level> <event> key=value ...`.
 // Each call writes one line with a single write(2), so lines from several
 // processes (server and workers) do not interleave.
 // Thread safety: safe from any thread.

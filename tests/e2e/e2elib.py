@@ -81,6 +81,14 @@ def check_outputs(model, outputs):
         assert argmax == ref["predicted"], f"{model}: predicted {argmax}, reference {ref['predicted']}"
 
 
+def npm_ci(package_dir, installed_module):
+    """`npm ci` in package_dir (its package-lock.json) unless node_modules/<installed_module> is there already."""
+    if not os.path.isdir(os.path.join(package_dir, "node_modules", installed_module)):
+        run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", package_dir], capture_output=True,
+                             text=True, timeout=600)
+        assert run.returncode == 0, f"npm ci in {package_dir} failed:\n{run.stderr[-2000:]}"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

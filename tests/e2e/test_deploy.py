@@ -16,18 +16,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import EXAMPLE_MODELS, ROOT, THAW, check, finish, free_port, run_thaw  # noqa: E402
+from e2elib import EXAMPLE_MODELS, ROOT, THAW, check, finish, free_port, npm_ci, run_thaw  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_deploy_")
 VALIDATE = os.path.join(ROOT, "deploy", "validate")
 state = {}
 
 
-def npm_ci():
-    if not os.path.isdir(os.path.join(VALIDATE, "node_modules", "@aws-cdk", "aws-service-spec")):
-        run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", VALIDATE], capture_output=True,
-                             text=True, timeout=600)
-        assert run.returncode == 0, f"npm ci failed:\n{run.stderr[-2000:]}"
+def install_npm_packages():
+    npm_ci(VALIDATE, "@aws-cdk/aws-service-spec")
     state["npm"] = True
 
 
@@ -181,7 +178,8 @@ def serve_models_deploys_only_those():
 
 
 def main():
-    check("npm ci: kubernetes-models, @kubernetes-models/knative, @aws-cdk/aws-service-spec (deploy/validate)", npm_ci)
+    check("npm ci: kubernetes-models, @kubernetes-models/knative, @aws-cdk/aws-service-spec (deploy/validate)",
+          install_npm_packages)
     if state.get("npm"):
         check("render knative, kserve, lambda and modelmesh for every example model; all objects validate",
               render_and_validate_all)

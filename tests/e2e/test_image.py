@@ -98,7 +98,8 @@ def start_container():
         except (ValueError, subprocess.TimeoutExpired):
             pass
         time.sleep(0.2)
-    raise AssertionError("not ready within 60 s:\n" + podman("logs", NAME, check_rc=False).stderr[-3000:])
+    logs = podman("logs", NAME, check_rc=False)
+    raise AssertionError("not ready within 60 s:\n" + (logs.stdout + logs.stderr)[-3000:])
 
 
 def runs_as_nobody():
@@ -140,37 +141,55 @@ def grpc_server_ready():
         assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
 
 
+def accepted_by_server(model):
+    """Requests of `model` the server holds now: queued or running on an instance."""
+    status, body = curl(f"/v2/models/{model}/status?memory=false", timeout_s=10)
+    if status != 200:
+        return 0
+    doc = json.loads(body)
+    return doc["queued"] + sum(i["in_flight"] for i in doc["instances"])
+
+
 def sigterm_drains_accepted_request():
-    """Six requests to `large` at once (two run, four queue: ~1 s of work) are accepted, then `podman stop`
-    sends SIGTERM: every one is answered 200, at least one of them after the signal, and the container exits 0;
-    the log (thaw's stderr, the container's log stream) shows it listening, draining and stopping drained."""
+    """Twelve requests to `large` at once (two run, the rest queue: ~1 s of work); once the server holds every
+    one not yet answered, `podman stop` sends SIGTERM: every one is answered 200, at least one after the signal,
+    and the container exits 0; the log (on stdout: THAW_LOG_STREAM=stdout in the image) shows it listening,
+    draining and stopping drained."""
     body = json.dumps(load("requests", "large"))
+    count = 12
     answers = []
 
     def request():
         status, text = curl("/v2/models/large/infer", body)
         answers.append((status, text, time.monotonic()))
 
-    clients = [threading.Thread(target=request) for _ in range(6)]
+    clients = [threading.Thread(target=request) for _ in range(count)]
     for c in clients:
         c.start()
-    time.sleep(0.15)
+    # SIGTERM only once the server has accepted every request still unanswered (a request that reaches the
+    # server after the signal gets 503, as it should).
+    deadline = time.monotonic() + 30
+    while len(answers) + accepted_by_server("large") < count:
+        assert time.monotonic() < deadline, f"the server holds {accepted_by_server('large')} of {count} requests"
+        time.sleep(0.005)
     signalled = time.monotonic()
     stop = podman("stop", "-t", "30", NAME, timeout=60)
     for c in clients:
         c.join(60)
     state["running"] = False
-    assert [a[0] for a in answers] == [200] * 6, [(a[0], a[1][:200]) for a in answers]
+    assert [a[0] for a in answers] == [200] * count, [(a[0], a[1][:200]) for a in answers]
     for _, text, _ in answers:
         check_outputs("large", json.loads(text)["outputs"])
     after = sum(1 for a in answers if a[2] > signalled)
     assert after >= 1, "every request was answered before SIGTERM: nothing was drained"
     code = podman("inspect", "--format", "{{.State.ExitCode}}", NAME).stdout.strip()
-    logs = podman("logs", NAME).stderr
+    logs = podman("logs", NAME)
+    assert "server_listening" not in logs.stderr, "the image logs to stderr, not stdout"
+    logs = logs.stdout
     assert code == "0", f"exit code {code} ({stop.stderr})\n{logs[-2000:]}"
     for event in ("server_listening", "server_draining", "how=drained"):
         assert event in logs, f"no {event} in the container's log:\n{logs[-2000:]}"
-    print(f"  {after} of 6 requests answered after SIGTERM", flush=True)
+    print(f"  {after} of {count} requests answered after SIGTERM", flush=True)
 
 
 def main():
@@ -183,7 +202,7 @@ def main():
         check("health probes /v2/health/live, /v2/health/ready and /v2 answer 200", health_probes)
         check("every example model: metadata, infer matching its Python reference, ready", metadata_and_infer_every_model)
         check("gRPC ServerReady on the container's gRPC port", grpc_server_ready)
-        check("podman stop: SIGTERM drains the accepted request, exit 0, log on the container's stream",
+        check("podman stop: SIGTERM drains the accepted requests, exit 0, the log on stdout",
               sigterm_drains_accepted_request)
     podman("rm", "-f", NAME, check_rc=False)
     podman("rmi", TAG, check_rc=False)  # ~700 MB; scripts/image builds it again in ~45 s

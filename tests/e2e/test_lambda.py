@@ -15,18 +15,15 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import EXAMPLE_MODELS, THAW, check, check_outputs, finish, load  # noqa: E402
+from e2elib import EXAMPLE_MODELS, THAW, check, check_outputs, finish, load, npm_ci  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="thaw_e2e_lambda_")
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lambda")
 state = {}
 
 
-def npm_ci():
-    if not os.path.isdir(os.path.join(DRIVER, "node_modules", "@vercel", "fun")):
-        run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", DRIVER], capture_output=True,
-                             text=True, timeout=600)
-        assert run.returncode == 0, f"npm ci failed:\n{run.stderr[-2000:]}"
+def install_npm_packages():
+    npm_ci(DRIVER, "@vercel/fun")
     state["npm"] = True
 
 
@@ -124,7 +121,7 @@ def init_error():
 
 
 def main():
-    check("npm ci: @vercel/fun from tests/e2e/lambda's lock file", npm_ci)
+    check("npm ci: @vercel/fun from tests/e2e/lambda's lock file", install_npm_packages)
     if state.get("npm"):
         check("init, then v2 payloads, HTTP events (2.0 and 1.0) and errors through the Runtime API; one REPORT "
               "line each, Init Duration on the first", round_trips)
