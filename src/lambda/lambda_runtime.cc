@@ -202,6 +202,8 @@ Reply ReplyFor(const HttpResponse& response, bool http_event) {
 std::string ReportLine(std::string_view request_id, double duration_ms, int64_t memory_size_mb,
                        int64_t max_memory_used_mb, std::optional<double> init_ms) {
   char buffer[256];
+  // Billed from the duration as printed (two decimals), so the line agrees with itself.
+  duration_ms = std::round(duration_ms * 100) / 100;
   const int64_t billed = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(duration_ms)));
   std::snprintf(buffer, sizeof buffer, "\tDuration: %.2f ms\tBilled Duration: %lld ms\tMemory Size: %lld MB\tMax Memory Used: %lld MB",
                 duration_ms, static_cast<long long>(billed), static_cast<long long>(memory_size_mb),

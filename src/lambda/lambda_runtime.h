@@ -58,8 +58,8 @@ std::string ErrorPayload(std::string_view type, std::string_view message);
 
 // Lambda's REPORT line: "REPORT RequestId: ID\tDuration: 1.23 ms\tBilled
 // Duration: 2 ms\tMemory Size: 512 MB\tMax Memory Used: 80 MB" and
-// "\tInit Duration: 45.67 ms" when init_ms is given. Billed: rounded up to
-// whole ms, at least 1.
+// "\tInit Duration: 45.67 ms" when init_ms is given. Billed: the duration as
+// printed, rounded up to whole ms, at least 1.
 std::string ReportLine(std::string_view request_id, double duration_ms, int64_t memory_size_mb,
                        int64_t max_memory_used_mb, std::optional<double> init_ms);
 

@@ -81,6 +81,8 @@ TEST(ReportTest, LambdasReportLine) {
   EXPECT_EQ(ReportLine("abc", 1.234, 512, 80, std::nullopt),
             "REPORT RequestId: abc\tDuration: 1.23 ms\tBilled Duration: 2 ms\tMemory Size: 512 MB\tMax Memory Used: 80 MB");
   EXPECT_THAT(ReportLine("abc", 0.2, 512, 80, 45.678), HasSubstr("Billed Duration: 1 ms"));
+  // Billed agrees with the duration printed: 2.004 prints as 2.00 and bills 2 ms.
+  EXPECT_THAT(ReportLine("abc", 2.004, 512, 80, std::nullopt), HasSubstr("Duration: 2.00 ms\tBilled Duration: 2 ms"));
   EXPECT_THAT(ReportLine("abc", 0.2, 512, 80, 45.678), HasSubstr("\tInit Duration: 45.68 ms"));
 }
 
