@@ -103,13 +103,9 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
     if (name == "--repo") {
       serve->repo = value;
     } else if (name == "--models") {
-      serve->models.clear();
-      for (size_t start = 0; start <= value.size();) {
-        const size_t comma = std::min(value.find(',', start), value.size());
-        if (comma == start) return InvalidArgument("--models needs model names separated by commas, got '" + value + "'");
-        serve->models.push_back(value.substr(start, comma - start));
-        start = comma + 1;
-      }
+      serve->models = SplitCommas(value);
+      for (const std::string& model : serve->models)
+        if (model.empty()) return InvalidArgument("--models needs model names separated by commas, got '" + value + "'");
     } else if (name == "--host") {
       serve->host = value;
     } else if (name == "--port") {
@@ -402,13 +398,10 @@ Status ParseCost(const std::vector<std::string>& args, CostCommandOptions* cost,
 template <typename Int>
 Status ParseIntegerList(const std::string& flag, const std::string& text, Int min, Int max, std::vector<Int>* out) {
   out->clear();
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    auto n = ParseInteger<Int>(flag, text.substr(start, comma - start), min, max);
+  for (const std::string& piece : SplitCommas(text)) {
+    auto n = ParseInteger<Int>(flag, piece, min, max);
     if (!n.ok()) return n.status();
     out->push_back(*n);
-    start = comma + 1;
   }
   return Status::Ok();
 }
@@ -523,15 +516,10 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     } else if (plan && name == "--threads-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int>(name, value, 1, 64, &sim->plan_threads));
     } else if (plan && name == "--keep-alive-policies") {
-      sim->plan_keep_alive_policies.clear();
-      for (size_t start = 0; start <= value.size();) {
-        const size_t comma = std::min(value.find(',', start), value.size());
-        const std::string policy = value.substr(start, comma - start);
+      sim->plan_keep_alive_policies = SplitCommas(value);
+      for (const std::string& policy : sim->plan_keep_alive_policies)
         if (policy != "fixed" && policy != "adaptive" && policy != "histogram")
           return InvalidArgument("--keep-alive-policies takes fixed, adaptive and histogram, got '" + policy + "'");
-        sim->plan_keep_alive_policies.push_back(policy);
-        start = comma + 1;
-      }
     } else if (plan && name == "--template-keep-alive-grid") {
       THAW_RETURN_IF_ERROR(ParseIntegerList<int64_t>(name, value, 0, 86400, &sim->plan_template_keep_alive_s));
     } else if (plan && (name == "--bill-weight" || name == "--host-weight")) {
@@ -919,6 +907,16 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
     command.help_topic = args[0];
   }
   return command;
+}
+
+std::vector<std::string> SplitCommas(std::string_view text) {
+  std::vector<std::string> pieces;
+  for (size_t start = 0; start <= text.size();) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    pieces.emplace_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return pieces;
 }
 
 std::string RepoOrDefault(const std::string& repo) {

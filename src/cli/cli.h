@@ -181,6 +181,10 @@ struct Command {
   SimulateCommandOptions simulate;
 };
 
+// "a,b,,c" -> {"a", "b", "", "c"}: every piece, empty ones too (callers
+// refuse them with their flag's message); "" -> {""}.
+std::vector<std::string> SplitCommas(std::string_view text);
+
 // args excludes argv[0].
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args);
 

@@ -53,13 +53,8 @@ bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions*
     } else if (a == "--out") {
       o->out = v;
     } else if (a == "--models") {
-      o->models.clear();
-      for (size_t start = 0; start <= v.size();) {
-        const size_t comma = std::min(v.find(',', start), v.size());
-        *ok = *ok && comma > start;
-        o->models.push_back(v.substr(start, comma - start));
-        start = comma + 1;
-      }
+      o->models = SplitCommas(v);
+      *ok = std::none_of(o->models.begin(), o->models.end(), [](const std::string& m) { return m.empty(); });
     } else if (a == "--image") {
       o->render.image = v;
     } else if (a == "--namespace") {
