@@ -134,19 +134,4 @@ StatusOr<std::string> MakeRunDirectory(const std::optional<sandbox::WorkerUser>&
   return std::string(pattern);
 }
 
-bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b) {
-  auto specs_equal = [](const std::vector<TensorSpec>& x, const std::vector<TensorSpec>& y) {
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i)
-      if (x[i].name != y[i].name || x[i].datatype != y[i].datatype || x[i].shape != y[i].shape ||
-          x[i].tokenizer != y[i].tokenizer)
-        return false;
-    return true;
-  };
-  return a.backend != b.backend || a.model_file != b.model_file || a.platform != b.platform ||
-         !specs_equal(a.inputs, b.inputs) || !specs_equal(a.outputs, b.outputs) || a.memory_mb != b.memory_mb ||
-         a.threads != b.threads || a.instance_concurrency != b.instance_concurrency || a.start_path != b.start_path ||
-         a.template_standby != b.template_standby;
-}
-
 }  // namespace thaw

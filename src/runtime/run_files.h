@@ -58,11 +58,5 @@ Status WriteRunFiles(const std::string& directory, const ModelConfig& config, bo
 // A fresh /tmp/thaw-run-XXXXXX, readable by `workers` (mode 0750, their group).
 StatusOr<std::string> MakeRunDirectory(const std::optional<sandbox::WorkerUser>& workers);
 
-// Whether workers started under `a` and under `b` differ: fields a worker
-// reads (src/worker: the model, its tensors and warm-up, threads, how many
-// requests it runs at once, its standby, its start path) and memory_mb (its
-// size). Other settings (keep-alive, queue, scaling, batching, timeouts) are
-// the runtime's alone and change without touching a worker.
-bool WorkersDiffer(const ModelConfig& a, const ModelConfig& b);
 
 }  // namespace thaw

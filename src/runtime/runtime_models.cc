@@ -9,6 +9,7 @@
 #include "runtime/run_files.h"
 #include "runtime/runtime_internal.h"
 #include "settings/policy_options.h"
+#include "settings/setting_changes.h"
 
 namespace thaw {
 
@@ -40,8 +41,10 @@ Status Runtime::AddModel(ModelConfig config) {
   // first model that forks; a template starts when the scheduler wants it.
   if (ref.config.start_path != StartPath::kExec) spawners_->Zygote();
   Carry();
-  if (options_.prepare)
+  if (options_.prepare) {
+    ref.preparing = true;  // before Request: a store hit reports at once
     preparations_->Request(ref.config.name, ref.run_directory, ref.config.model_file, ref.config.start_timeout_ms);
+  }
   return Status::Ok();
 }
 
@@ -52,12 +55,18 @@ Status Runtime::UpdateModelConfig(ModelConfig config) {
   Model& model = *it->second;
   config.directory = model.config.directory;
   const bool new_workers = WorkersDiffer(model.config, config);
+  std::string changed;
+  for (std::string_view field : ChangedFields(model.config, config)) {
+    if (!changed.empty()) changed += ',';
+    changed += field;
+  }
   model.config = std::move(config);
   // The model file snapshot stays: only a load/reload takes a new one.
   Status written = WriteRunDirectory(model, /*snapshot_model_file=*/false);
   ApplySettings(model, new_workers, "config_changed");
   LogEvent(LogLevel::kInfo, "model_config_changed",
-           LogFields({{"model", model.config.name}, {"workers_replaced", new_workers ? "true" : "false"}}));
+           LogFields({{"model", model.config.name}, {"changed", changed},
+                      {"workers_replaced", new_workers ? "true" : "false"}}));
   Carry();
   return written;
 }
@@ -119,10 +128,12 @@ void Runtime::FinishValidation(const std::string& name, Status status) {
       status = WriteRunDirectory(model, /*snapshot_model_file=*/false);
       model.prepared = false;
       if (options_.prepare) {
+        model.preparing = true;
         preparations_->Request(model.config.name, model.run_directory, model.config.model_file,
                                model.config.start_timeout_ms);
       } else {
         preparations_->Forget(model.config.name);
+        model.preparing = false;
       }
       ApplySettings(model, /*new_workers=*/true, "reloaded");
       Carry();
