@@ -466,7 +466,7 @@ int RunProfile(const ProfileCommandOptions& o) {
       if (result->timing.cold_start) {
         const ColdStartBreakdown& b = result->timing.cold;
         starts[std::string(StartLevelName(result->timing.start_level))].push_back(
-            static_cast<double>(b.spawn_us + b.runtime_init_us + b.model_load_us + b.warmup_us));
+            static_cast<double>(b.init_us));
       }
       if (c.start_path == StartPath::kTemplate && r == 0) {
         // The template the first request asked for: its start to ready.

@@ -35,18 +35,27 @@ struct ExecutionRecord {
 };
 
 // Where the time of a cold start went. The parts follow one another:
-// queue (waiting for the spawn and, once ready, for dispatch), spawn
-// (posix_spawn, or asking a spawner to fork, until the process runs),
-// runtime_init (exec: the dynamic loader and libtorch's static init before
-// main(); all paths: setup in main() or after fork), model_load, warmup, and
-// the first inference itself.
+// queue (before the start was decided and, once ready, until dispatch),
+// spawner_wait (a fork asked of a template or zygote still loading waits
+// for it to be ready), spawn (posix_spawn, or the spawner's fork, until the
+// process runs), runtime_init (exec: the dynamic loader and libtorch's
+// static init before main(); all paths: setup in main() or after fork),
+// model_load, warmup, attach (the worker's Ready until the runtime can
+// dispatch to it: reading the frame, its memory cgroup move), and the first
+// inference itself.
+// init_us is the whole start, from the decision to start the instance until
+// it could run the request (spawner_wait through attach): what the
+// cold-start metric observes and the usage record bills as init.
 struct ColdStartBreakdown {
   Micros queue_us = 0;
+  Micros spawner_wait_us = 0;
   Micros spawn_us = 0;
   Micros runtime_init_us = 0;
   Micros model_load_us = 0;
   Micros warmup_us = 0;
+  Micros attach_us = 0;
   Micros first_inference_us = 0;
+  Micros init_us = 0;   // spawner_wait + spawn + runtime_init + model_load + warmup + attach
   Micros total_us = 0;  // the request's whole latency inside the server
 };
 
@@ -79,9 +88,9 @@ struct InferOutcome {
 using InferCallback = std::function<void(InferOutcome)>;
 
 // The parts of a cold start in order, named as responses, headers and logs
-// name them (queue, spawn, runtime_init, model_load, warmup,
-// first_inference, total).
-std::array<std::pair<std::string_view, Micros>, 7> ColdStartParts(const ColdStartBreakdown& cold);
+// name them (queue, spawner_wait, spawn, runtime_init, model_load, warmup,
+// attach, first_inference, then the sums init and total).
+std::array<std::pair<std::string_view, Micros>, 10> ColdStartParts(const ColdStartBreakdown& cold);
 
 // One instance's start as the runtime saw it (its clock) and as the worker
 // reported it in its Ready message.
@@ -89,8 +98,9 @@ struct StartTimes {
   StartPath path = StartPath::kExec;
   StartLevel level = StartLevel::kExec;
   Micros spawn_start_us = 0;  // the runtime asked for it
+  Micros spawner_wait_us = 0; // fork: how long its spawner was still loading after spawn_start_us
   Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
-  Micros ready_us = 0;        // the runtime got its Ready
+  Micros ready_us = 0;        // the runtime could dispatch to it (its Ready read, moved into its cgroup)
   Micros worker_started_us = 0;  // main() (exec) or the fork, on the worker's clock
   Micros runtime_init_us = 0;
   Micros model_load_us = 0;

@@ -101,6 +101,7 @@ Runtime::Runtime(asio::io_context& io, const Clock& clock, RuntimeOptions option
         auto it = models_.find(name);
         if (it == models_.end()) return;
         it->second->prepared = status.ok() && made;
+        it->second->preparing = false;
         // A model file the engine cannot load is the model's start error
         // now, not at its first request.
         if (status.code() == StatusCode::kInvalidArgument) scheduler_.SetStartError(name, status.message());
@@ -287,6 +288,8 @@ void Runtime::Launch(Model& model, uint64_t instance_id, StartPath path, bool pr
   instance->spawn_done_us = launched->spawn_done_us;
   instance->cgroup_dir = launched->cgroup_dir;
   instance->forked_by = launched->forked_by;
+  if (auto spawner = launched->forked_by.lock(); spawner && !spawner->ready && !spawner->gone)
+    instance->asked_unready_spawner = true;
   instance->channel = std::make_shared<InstanceChannel>(io_, launched->fd);
   model.instances.emplace(instance->id, instance);
   LogEvent(LogLevel::kInfo, "instance_start",
@@ -461,6 +464,8 @@ void Runtime::OnFrame(Model& model, Instance& instance, ipc::MessageType type, c
         // A forked instance is known by its pid only from here on.
         if (instance.pid == 0) instance.pid = ready->pid;
         if (instance.start_path != StartPath::kExec) instance.spawn_done_us = ready->started_us;
+        if (auto spawner = instance.forked_by.lock(); spawner && instance.asked_unready_spawner && spawner->ready)
+          instance.spawner_wait_us = std::max<Micros>(0, spawner->ready_at_us - instance.spawn_start_us);
       }
       instance.ready_reported = true;
       MoveToCgroup(model, instance);  // if its Forked did not already
@@ -529,6 +534,7 @@ void Runtime::OnResponse(Model& model, Instance& instance, const std::string& pa
        .start = {.path = instance.start_path,
                  .level = static_cast<StartLevel>(ready.start_level),
                  .spawn_start_us = instance.spawn_start_us,
+                 .spawner_wait_us = instance.spawner_wait_us,
                  .spawn_done_us = instance.spawn_done_us,
                  .ready_us = done->instance.ready_us,
                  .worker_started_us = ready.started_us,

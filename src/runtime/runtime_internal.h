@@ -39,6 +39,10 @@ struct Runtime::Instance {
   StartPath start_path = StartPath::kExec;
   Micros spawn_start_us = 0;  // Launch
   Micros spawn_done_us = 0;   // exec: posix_spawn returned; fork: the child runs
+  // Forked: its template or zygote was still loading when it was asked for
+  // (the fork waited in Spawner::waiting until then); 0 if it was not.
+  Micros spawner_wait_us = 0;
+  bool asked_unready_spawner = false;
   ipc::ReadyMessage ready_message;
   std::weak_ptr<Spawner> forked_by;    // the template or zygote asked to fork it
   std::string cgroup_dir;   // its memory cgroup; empty if memory is not enforced
@@ -68,6 +72,9 @@ struct Runtime::Model {
   std::string run_directory;
   bool removed = false;  // unloaded; kept only until its callbacks drain
   bool prepared = false;  // its run directory has its prepared artifact
+  // A preparation was asked for and has not reported (Preparations::Events::done):
+  // an instance started now would load and freeze the model file itself.
+  bool preparing = false;
   std::map<uint64_t, std::shared_ptr<Instance>> instances;  // processes, by the scheduler's ids
   boost::asio::steady_timer timer;
   Micros wake_us = sched::kNever;        // when the scheduler wants Wake

@@ -166,17 +166,19 @@ void Spawners::Read(std::shared_ptr<Spawner> spawner) {
           } else if ((*frame)->type == ipc::MessageType::kReady) {
             auto ready = ipc::DecodeReady((*frame)->payload);
             spawner->ready = true;
+            spawner->ready_at_us = clock_.NowMicros();
             spawner->start_timer.cancel();
             if (is_template && spawner->pid > 0) ::setpriority(PRIO_PROCESS, static_cast<id_t>(spawner->pid), 0);
+            if (ready.ok()) spawner->sandbox = ready->sandbox;
+            // Logged here only (not by the worker), before what its readiness sets off.
+            LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
+                     LogFields({{"model", name}, {"pid", std::to_string(spawner->pid)},
+                                {"start_ms", ready.ok() ? MillisText(spawner->ready_at_us - ready->started_us) : "?"},
+                                {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
+                                {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
             // The template loaded and warmed the model: it can start.
             if (is_template) events_.template_ready(spawner->owner);
             if (!is_template && events_.zygote_ready) events_.zygote_ready();
-            if (ready.ok()) spawner->sandbox = ready->sandbox;
-            LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
-                     LogFields({{"model", name}, {"pid", std::to_string(spawner->pid)},
-                                {"start_ms", ready.ok() ? MillisText(clock_.NowMicros() - ready->started_us) : "?"},
-                                {"load_ms", ready.ok() ? MillisText(ready->model_load_us) : "?"},
-                                {"warmup_ms", ready.ok() ? MillisText(ready->warmup_us) : "?"}}));
             std::vector<Spawner::Waiting> waiting = std::move(spawner->waiting);
             spawner->waiting.clear();
             for (auto& w : waiting) Fork(*spawner, w.model_dir, w.child_fd, w.prepare, w.as_template);

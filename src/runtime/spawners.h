@@ -50,6 +50,7 @@ struct Spawner : std::enable_shared_from_this<Spawner> {
   std::string owner;  // the template's model; empty for the zygote
   pid_t pid = 0;      // 0 until a template forked by the zygote reports it (Forked)
   bool ready = false;
+  Micros ready_at_us = 0;  // when its Ready was read; forks asked for before waited until then
   bool gone = false;
   boost::asio::local::stream_protocol::socket socket;
   ipc::FrameReader reader;

@@ -504,9 +504,8 @@ int RunSpawner(const WorkerOptions& options) {
   }
   Status sent = ipc::WriteAll(control, ipc::Encode(template_ready));
   if (!sent.ok()) return kWorkerExitInitError;
-  LogEvent(LogLevel::kInfo, is_template ? "template_ready" : "zygote_ready",
-           LogFields({{"pid", pid}, {"model", LogValue(name)}, {"model_load_us", std::to_string(template_ready.model_load_us)},
-                      {"warmup_us", std::to_string(template_ready.warmup_us)}}));
+  // The server logs template_ready / zygote_ready once it reads this (with
+  // the start time it saw); logging here too printed every start twice.
 
   // Forked instances are reaped automatically; the server watches them
   // through their sockets.
@@ -661,10 +660,6 @@ int RunSpawner(const WorkerOptions& options) {
       StatusOr<LoadedModel> loaded = LoadModel(template_dir, 1, clock, &template_ready);
       if (!loaded.ok()) ::_exit(InitFailed(instance_fd, name, loaded.status()));
       if (!ipc::WriteAll(instance_fd, ipc::Encode(template_ready)).ok()) ::_exit(kWorkerExitOk);
-      LogEvent(LogLevel::kInfo, "template_ready",
-               LogFields({{"pid", pid}, {"model", LogValue(name)}, {"from", "zygote"},
-                          {"model_load_us", std::to_string(template_ready.model_load_us)},
-                          {"warmup_us", std::to_string(template_ready.warmup_us)}}));
       preloaded = std::move(loaded).value();
       control = instance_fd;
       is_template = true;
