@@ -190,13 +190,17 @@ struct ModelStatus {
   std::optional<SpawnerStatus> spawner;  // the template or zygote this model forks from
   int queued = 0;
   std::string last_start_error;  // empty if the last start succeeded
-  // Whether a request can be served: a ready instance, or nothing failed and
-  // (template/zygote path) the spawner is ready. Else the reason.
+  // Whether a request can be served now at the model's normal cold start: a
+  // ready instance, or nothing failed, its prepared artifact is not being
+  // made and (template/zygote path) the spawner is ready. Else the reason:
+  // "... is preparing ...", "... the zygote is not ready yet", "... cannot
+  // start: <error>".
   bool ready = false;
   std::string not_ready_reason;
   // Template path: the template cache's state (none, starting, ready).
   std::string template_state = "none";
   bool prepared = false;  // its prepared artifact is in place
+  bool preparing = false;  // its artifact is being made (not ready until it is, or failed)
   // What one instance and its template count against memory_budget_mb now.
   int64_t instance_charge_mb = 0;
   int64_t template_charge_mb = 0;
@@ -252,8 +256,9 @@ class Runtime {
 
   // True once the zygote (started with the first model that forks) has been
   // ready, or failed, or none is needed (latched: later loads and restarts
-  // do not clear it). Deploying starts nothing per model, so this is the
-  // server's whole startup. For the server's readiness probe.
+  // do not clear it). Deploying starts no instance, but each model's
+  // prepared artifact is made in the background: a strict readiness probe
+  // also asks ModelNotReadyReason of every model ("preparing" until made).
   bool Ready();
 
   // Unloads a model: its queued requests fail with kUnavailable, its

@@ -57,6 +57,7 @@ StatusOr<ModelStatus> Runtime::GetModelStatus(std::string_view name) const {
   status.not_ready_reason = NotReadyReason(model);
   status.ready = status.not_ready_reason.empty();
   status.prepared = model.prepared;
+  status.preparing = model.preparing;
   status.instance_charge_mb = scheduler_.InstanceChargeMb(model.config.name);
   status.template_charge_mb = scheduler_.TemplateChargeMb(model.config.name);
   switch (scheduler_.TemplateStateOf(model.config.name)) {
@@ -88,9 +89,15 @@ StatusOr<std::string> Runtime::ModelNotReadyReason(std::string_view name) const 
 }
 
 std::string Runtime::NotReadyReason(const Model& model) const {
-  if (scheduler_.CanServe(model.config.name)) return "";
   const std::string& last_start_error = scheduler_.LastStartError(model.config.name);
-  if (!last_start_error.empty()) return "model '" + model.config.name + "' cannot start: " + last_start_error;
+  if (!last_start_error.empty() && !scheduler_.CanServe(model.config.name))
+    return "model '" + model.config.name + "' cannot start: " + last_start_error;
+  // Ready means a request now gets the model's normal cold start: while its
+  // artifact is being prepared, an instance would load and freeze the model
+  // file itself (seconds for a large model) instead of loading the artifact.
+  if (model.preparing && !scheduler_.CanServe(model.config.name))
+    return "model '" + model.config.name + "' is preparing: its prepared artifact is being made";
+  if (scheduler_.CanServe(model.config.name)) return "";
   if (model.config.start_path == StartPath::kExec) return "";  // nothing failed: a request starts an instance
   // A template is a cache: without one, instances start from the zygote.
   const Spawner* own = spawners_->TemplateOf(model.config.name);

@@ -1233,6 +1233,43 @@ TEST_F(RuntimeTest, RuntimeOnlySettingsKeepTheTemplateAndWarmInstances) {
   EXPECT_EQ(runtime_->GetModelStatus("fraud")->spawner->pid, template_pid);
 }
 
+TEST_F(RuntimeTest, NotReadyWhilePreparingThenTheFirstRequestIsANormalColdStart) {
+  ASSERT_TRUE(runtime_->AddModel(Load("fashion")).ok());
+  // Its artifact is being made (a fresh store): a request now would load
+  // and freeze the model file itself.
+  auto reason = runtime_->ModelNotReadyReason("fashion");
+  ASSERT_TRUE(reason.ok());
+  EXPECT_NE(reason->find("is preparing"), std::string::npos) << *reason;
+  EXPECT_TRUE(runtime_->GetModelStatus("fashion")->preparing);
+  RunUntil([&] { return runtime_->ModelNotReadyReason("fashion").value().empty(); });
+  auto status = runtime_->GetModelStatus("fashion");
+  EXPECT_TRUE(status->prepared);
+  EXPECT_FALSE(status->preparing);
+  InferOutcome first = Run("fashion", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_TRUE(first.timing.cold_start);
+  EXPECT_EQ(first.timing.start_level, StartLevel::kPrepared);
+  EXPECT_EQ(first.timing.cold.spawner_wait_us, 0);  // the zygote was ready
+  const ColdStartBreakdown& c = first.timing.cold;
+  EXPECT_EQ(c.spawner_wait_us + c.spawn_us + c.runtime_init_us + c.model_load_us + c.warmup_us + c.attach_us, c.init_us);
+}
+
+TEST_F(RuntimeTest, AForkAskedOfAZygoteStillStartingShowsTheWaitAsItsOwnPart) {
+  RuntimeOptions options{BuildDir() + "/thaw-worker"};
+  options.prepare = false;
+  runtime_ = std::make_unique<Runtime>(io_, clock_, options);
+  ModelConfig config = Load("fraud");
+  config.start_path = StartPath::kZygote;
+  ASSERT_TRUE(runtime_->AddModel(config).ok());
+  EXPECT_NE(runtime_->ModelNotReadyReason("fraud").value().find("zygote is not ready"), std::string::npos);
+  InferOutcome first = Run("fraud", {FloatTensor("features", {1, 30}, 1.0f)});  // sent before the zygote is ready
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  ASSERT_TRUE(first.timing.cold_start);
+  const ColdStartBreakdown& c = first.timing.cold;
+  EXPECT_GT(c.spawner_wait_us, 0);
+  EXPECT_EQ(c.spawner_wait_us + c.spawn_us + c.runtime_init_us + c.model_load_us + c.warmup_us + c.attach_us, c.init_us);
+}
+
 TEST_F(RuntimeTest, RunDirectoryHoldsACopySoRepositoryEditsNeedAReload) {
   ModelConfig config = Load("fraud");
   config.start_path = StartPath::kExec;

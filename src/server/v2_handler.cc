@@ -3,6 +3,7 @@
 #include "server/upstream_client.h"
 
 #include "base/json_writer.h"
+#include "base/log.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -11,6 +12,8 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -38,6 +41,12 @@ std::string ColdStartServerTiming(const ColdStartBreakdown& c) {
     out += MillisText(us);
   }
   return out;
+}
+
+// A file's whole text; empty if it cannot be read.
+std::string FileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return in ? std::string(std::istreambuf_iterator<char>(in), {}) : std::string();
 }
 
 // Milliseconds as MillisText writes them (3 decimals), a JSON number.
@@ -259,15 +268,23 @@ void V2Handler::Handle(HttpRequest request, std::function<void(HttpResponse)> re
   }
   if (parts[1] == "health" && parts.size() == 3 && (parts[2] == "live" || parts[2] == "ready")) {
     if (!get) return method_not_allowed("GET");
-    // Not ready is a 4xx, as the protocol and Triton answer it.
-    if (parts[2] == "ready" && !runtime_.Ready())
-      return respond(Json(400, v2::EncodeError("not ready: the zygote is still starting")));
-    if (parts[2] == "ready" && options_.strict_readiness) {
-      if (std::vector<std::string> reasons = NotReadyModels(); !reasons.empty()) {
-        std::string message = "not ready: " + std::to_string(reasons.size()) + " model(s) cannot serve now: ";
-        for (size_t i = 0; i < reasons.size(); ++i) message += (i ? "; " : "") + reasons[i];
-        return respond(Json(400, v2::EncodeError(message)));
+    // Not ready is a 4xx, as the protocol and Triton answer it; the body
+    // says why: {"error": "...", "models": [{"name", "reason"}...]}.
+    const bool settled = parts[2] != "ready" || runtime_.Ready();
+    std::vector<NotReadyModel> not_ready;
+    if (parts[2] == "ready" && options_.strict_readiness) not_ready = NotReadyModels();
+    if (!settled || !not_ready.empty()) {
+      std::string message = settled ? "not ready: " : "not ready: the zygote is still starting";
+      if (!not_ready.empty()) {
+        message += (settled ? "" : "; ") + std::to_string(not_ready.size()) + " model(s) cannot serve now: ";
+        for (size_t i = 0; i < not_ready.size(); ++i) message += (i ? "; " : "") + not_ready[i].reason;
       }
+      std::string json;
+      JsonWriter w(&json);
+      w.BeginObject().Field("error", message).Key("models").BeginArray();
+      for (const NotReadyModel& m : not_ready) w.BeginObject().Field("name", m.name).Field("reason", m.reason).EndObject();
+      w.EndArray().EndObject();
+      return respond(Json(400, std::move(json)));
     }
     if (parts[2] == "ready" && observability_.usage_log) {
       if (auto log = observability_.usage_log()) {
@@ -424,6 +441,7 @@ std::string V2Handler::StatusJson(const ModelStatus& status_value, bool with_mem
   w.Field("cost_per_row_us", tenth(status->batching.cost_per_row_us));
   w.Field("arrival_rows_per_s", tenth(status->batching.arrival_rows_per_s)).EndObject();
   w.Field("template_state", status->template_state).Field("prepared", status->prepared);
+  w.Field("preparing", status->preparing);
   w.Key("memory_charge_mb").BeginObject().Field("instance", status->instance_charge_mb);
   w.Field("template", status->template_charge_mb).EndObject();
   w.Key("last_start_error");
@@ -479,16 +497,21 @@ HttpResponse V2Handler::PutSettings(const std::string& model, const std::string&
   auto changed = ApplySettings(*current, body, "PUT /v2/models/" + model + "/settings");
   if (!changed.ok()) return ErrorResponse(changed.status());
   if (Status updated = runtime_.UpdateModelConfig(changed.value()); !updated.ok()) return ErrorResponse(updated);
+  if (!repository_root_.empty()) {
+    auto [history, first] = put_settings_.try_emplace(model);
+    if (first) history->second.config_json_at_put = FileText(current->directory + "/config.json");
+    history->second.bodies.push_back(body);
+  }
   return Json(200, EncodeModelConfig(*runtime_.FindModel(model)));
 }
 
-std::vector<std::string> V2Handler::NotReadyModels() const {
-  std::vector<std::string> reasons;
+std::vector<V2Handler::NotReadyModel> V2Handler::NotReadyModels() const {
+  std::vector<NotReadyModel> not_ready;
   for (const std::string& name : runtime_.ModelNames()) {
     auto reason = runtime_.ModelNotReadyReason(name);
-    if (reason.ok() && !reason->empty()) reasons.push_back(std::move(reason).value());
+    if (reason.ok() && !reason->empty()) not_ready.push_back({name, std::move(reason).value()});
   }
-  return reasons;
+  return not_ready;
 }
 
 namespace {
@@ -621,6 +644,31 @@ void V2Handler::Load(const std::string& model, const std::string& body, std::fun
                               "load parameters.config");
   }
   if (!config.ok()) return respond(ErrorResponse(config.status()));
+  if (auto history = put_settings_.find(model); history != put_settings_.end()) {
+    // Settings changed by PUT stay unless the file changed since (or this load brings its own config).
+    std::string reset_reason;
+    if (override_text->has_value()) {
+      reset_reason = "the load carries its own config";
+    } else if (history->second.config_json_at_put.empty() ||
+               FileText(directory + "/config.json") != history->second.config_json_at_put) {
+      reset_reason = "config.json changed since the settings were PUT";
+    } else {
+      StatusOr<ModelConfig> replayed = config;
+      for (const std::string& put : history->second.bodies) {
+        replayed = ApplySettings(*replayed, put, "PUT /v2/models/" + model + "/settings (replayed on load)");
+        if (!replayed.ok()) break;
+      }
+      if (replayed.ok()) config = std::move(replayed);
+      else reset_reason = "replaying them failed: " + replayed.status().message();
+    }
+    if (reset_reason.empty()) {
+      LogEvent(LogLevel::kInfo, "model_settings_kept",
+               LogFields({{"model", model}, {"puts", std::to_string(history->second.bodies.size())}}));
+    } else {
+      LogEvent(LogLevel::kWarning, "model_settings_reset", LogFields({{"model", model}, {"reason", LogValue(reset_reason)}}));
+      put_settings_.erase(history);
+    }
+  }
   if (override_text->has_value() && !std::filesystem::is_regular_file(config->ModelPath()))
     return respond(ErrorResponse(NotFound("load parameters.config: field 'model_file': " + model + "/" +
                                           config->model_file + " does not exist")));

@@ -1,8 +1,10 @@
 // V2Handler: the KServe v2 REST routes, independent of the HTTP library.
 //   GET  /v2                                  server metadata
-//   GET  /v2/health/live, /v2/health/ready    200 when live / ready (ready: every model's
-//                                             template or zygote loaded or failed, Runtime::Ready,
-//                                             else 503); ready's body carries the
+//   GET  /v2/health/live, /v2/health/ready    200 when live / ready (ready: the zygote settled,
+//                                             Runtime::Ready, and with strict_readiness every model
+//                                             able to serve at its normal cold start: none preparing,
+//                                             none failed; else 400 with {"error", "models": [{"name",
+//                                             "reason"}]}); ready's body carries the
 //                                             usage log's health: {"ready":true,"usage_log":{"ok":..,
 //                                             "error":..,"buffered":N,"dropped":N,"write_errors":N}}.
 //                                             A failing usage log does not make ready 503: taking
@@ -23,7 +25,13 @@
 //                                             Triton's statistics (server/inference_statistics.h)
 //   GET  /v2/models/{m}/status                instances, template, RSS/PSS (thaw)
 //   POST /v2/models/{m}/warm?instances=N      start instances ahead of traffic (thaw)
-//   GET|PUT /v2/models/{m}/settings           serverless settings, changed while serving (thaw)
+//   GET|PUT /v2/models/{m}/settings           serverless settings, changed while serving (thaw):
+//                                             a PUT restarts only what its fields need
+//                                             (settings/setting_changes.h). PUT changes survive a
+//                                             repository load of the model as long as its config.json
+//                                             is what it was at the (first) PUT; if the file changed
+//                                             since, or the load carries its own config, the load's
+//                                             config wins and the log says so (model_settings_reset).
 //   POST /v2/repository/index                 models in the repository and their state (READY only if
 //                                             the model can serve, else UNAVAILABLE with the reason);
 //                                             body {"ready": true}: only the READY ones
@@ -142,8 +150,10 @@ struct V2HandlerOptions {
   size_t offload_min_bytes = 64 << 10;       // smaller bodies and outputs stay inline
   std::chrono::milliseconds memory_reading_max_age{1000};  // /status reads a process's memory at most this often
   size_t max_inflated_body_bytes = 256u << 20;  // a compressed body may inflate to at most this (HttpServerOptions' cap)
-  // /v2/health/ready also needs every model able to serve (Triton's default,
-  // --strict-readiness); false: ready once startup has settled, whatever
+  // /v2/health/ready also needs every model able to serve now at its normal
+  // cold start (Triton's default, --strict-readiness): none preparing its
+  // artifact, none whose start failed; else 400 with {"error", "models":
+  // [{"name", "reason"}]}. false: ready once startup has settled, whatever
   // one model's state (for replicas whose models fail independently).
   bool strict_readiness = true;
   // Edge offload (`thaw serve --upstream URL`): models not deployed here, and
@@ -218,8 +228,12 @@ class V2Handler {
   HttpResponse PutSettings(const std::string& model, const std::string& body);
   HttpResponse Repository(const std::vector<std::string_view>& parts, const std::string& body);
   void Load(const std::string& model, const std::string& body, std::function<void(HttpResponse)> respond);
-  // Names of the loaded models that cannot serve now, with the reasons.
-  std::vector<std::string> NotReadyModels() const;
+  // Every loaded model that is not ready now, with why (Runtime::ModelNotReadyReason).
+  struct NotReadyModel {
+    std::string name;
+    std::string reason;
+  };
+  std::vector<NotReadyModel> NotReadyModels() const;
   // `text` with the server's absolute paths cut: "<root>/fraud/config.json" -> "fraud/config.json".
   std::string ClientText(std::string text) const;
   // Prefixes to cut, longest first, each with what replaces it.
@@ -229,6 +243,13 @@ class V2Handler {
   Runtime& runtime_;
   const Clock& clock_;
   std::string repository_root_;
+  // PUT settings bodies per model, replayed on a repository load while the
+  // model's config.json is still the text it was at the first of them.
+  struct PutSettingsHistory {
+    std::string config_json_at_put;  // empty: the file could not be read then
+    std::vector<std::string> bodies;  // in the order applied
+  };
+  std::unordered_map<std::string, PutSettingsHistory> put_settings_;
   Observability observability_;
   std::vector<std::pair<std::string, std::string>> host_paths_;
   V2HandlerOptions options_;

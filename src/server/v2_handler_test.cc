@@ -121,6 +121,24 @@ class V2HandlerOffloadTest : public ::testing::Test {
   std::thread thread_;
 };
 
+TEST_F(V2HandlerOffloadTest, ReadyOnlyOnceEveryModelCanServeAndTheBodyListsTheOthers) {
+  // Just deployed: artifacts are being made (one at a time) and the zygote starts.
+  HttpResponse ready = Call(*inline_, {.method = "GET", .target = "/v2/health/ready"});
+  ASSERT_EQ(ready.status, 400) << ready.body;
+  const std::string last = models_.back();  // prepared last
+  EXPECT_NE(ready.body.find("\"models\":["), std::string::npos) << ready.body;
+  EXPECT_NE(ready.body.find("{\"name\":\"" + last + "\",\"reason\":"), std::string::npos) << ready.body;
+  HttpResponse model_ready = Call(*inline_, {.method = "GET", .target = "/v2/models/" + last + "/ready"});
+  EXPECT_EQ(model_ready.status, 400) << model_ready.body;
+  for (int i = 0; i < 1200 && ready.status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ready = Call(*inline_, {.method = "GET", .target = "/v2/health/ready"});
+  }
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  for (const std::string& model : models_)
+    EXPECT_EQ(Call(*inline_, {.method = "GET", .target = "/v2/models/" + model + "/ready"}).status, 200) << model;
+}
+
 TEST_F(V2HandlerOffloadTest, OffLoopDecodeAndEncodeGiveTheInlineResponses) {
   for (const std::string& model : models_) {
     const std::string json = ReadFile(TestSourceDir() + "/examples/requests/" + model + ".json");

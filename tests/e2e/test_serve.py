@@ -151,7 +151,8 @@ def cold_start_breakdown():
     assert params["start_path"] == "zygote" and params["start_level"] == "prepared", params
     assert all(not isinstance(v, (dict, list)) for v in params.values()), "parameters are flat scalars: " + str(params)
     parts = cold_start_parts(params)
-    for key in ["queue", "spawn", "runtime_init", "model_load", "warmup", "first_inference", "total"]:
+    for key in ["queue", "spawner_wait", "spawn", "runtime_init", "model_load", "warmup", "attach", "first_inference",
+                "init", "total"]:
         assert key in parts and parts[key] >= 0, parts
     assert parts["model_load"] > 0, "from the zygote the instance loads the model: " + str(parts)
     assert headers["x-thaw-cold-start"].startswith("zygote;"), headers
@@ -169,6 +170,9 @@ def cold_start_breakdown():
     parts = cold_start_parts(params)
     assert parts["model_load"] == 0 and parts["warmup"] == 0, "a template's instance loads nothing: " + str(parts)
     assert headers["x-thaw-cold-start"].startswith("template;"), headers
+    log = open(os.path.join(TMP, "server.log")).read()
+    assert len(re.findall(r"template_ready model=textenc ", log)) == 1, "template_ready logged once per template"
+    assert len(re.findall(r" zygote_ready ", log)) == 1, "zygote_ready logged once"
 
 
 def engine_start_paths_and_isolation(model):
@@ -710,11 +714,27 @@ def no_host_paths_in_bodies():
 def metadata_and_health():
     status, _, body = curl("GET", "/v2")
     assert status == 200 and "binary_tensor_data" in json.loads(body)["extensions"]
-    # Ready once every model's template has loaded (or failed): wait for it.
+    # Right after start `large` (100 MB) is still being prepared: not ready, and the body says which and why.
+    status, _, body = curl("GET", "/v2/health/ready")
+    assert status == 400, f"ready while large prepares: HTTP {status} {body[:300]}"
+    not_ready = {m["name"]: m["reason"] for m in json.loads(body)["models"]}
+    assert "large" in not_ready and ("preparing" in not_ready["large"] or "zygote" in not_ready["large"]), not_ready
+    status, _, body = curl("GET", "/v2/models/large/ready")
+    assert status == 400 and "large" in json.loads(body)["error"], (status, body)
+    # Ready once every model's artifact is prepared (or failed) and the zygote is up: wait for it.
     for _ in range(1200):
         if curl("GET", "/v2/health/ready")[0] == 200:
             break
         time.sleep(0.1)
+    # The first request after ready is a normal cold start: from the zygote with the prepared artifact, no wait.
+    status, _, body = curl("POST", "/v2/models/large/infer", json.dumps(load("requests", "large")))
+    assert status == 200, body[:300]
+    params = json.loads(body)["parameters"]
+    assert params["cold_start"] and params["start_level"] == "prepared", params
+    parts = cold_start_parts(params)
+    assert parts["spawner_wait"] == 0, parts
+    whole = sum(parts[p] for p in ("spawner_wait", "spawn", "runtime_init", "model_load", "warmup", "attach"))
+    assert abs(whole - parts["init"]) < 0.01, parts  # init is the whole start, its parts add up to it
     for path in ["/v2/health/live", "/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in MODELS]:
         status, _, body = curl("GET", path)
         assert status == 200, f"{path}: HTTP {status}"
@@ -991,6 +1011,29 @@ def settings_api():
         time.sleep(0.1)
     else:
         raise AssertionError(f"template not replaced: {doc}")
+    infer_json_as("fashion-capped", "fashion")
+    # PUT settings survive a repository load while config.json is unchanged...
+    status, _, body = curl("POST", "/v2/repository/models/fashion-capped/load")
+    assert status == 200, body
+    settings = json.loads(curl("GET", "/v2/models/fashion-capped/settings")[2])
+    assert settings["keep_alive_s"] == 30 and settings["threads"] == 2 and settings["max_queue"] == 8, settings
+    # ...and the file wins once it changed since (the log says so).
+    config_path = os.path.join(TMP, "repo", "fashion-capped", "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["max_queue"] = 9
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    status, _, body = curl("POST", "/v2/repository/models/fashion-capped/load")
+    assert status == 200, body
+    settings = json.loads(curl("GET", "/v2/models/fashion-capped/settings")[2])
+    assert settings["keep_alive_s"] == 600 and settings["threads"] == 1 and settings["max_queue"] == 9, settings
+    assert "model_settings_reset model=fashion-capped" in open(os.path.join(TMP, "server.log")).read()
+    config["max_queue"] = 8
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    assert curl("POST", "/v2/repository/models/fashion-capped/load")[0] == 200
+    wait_ready("fashion-capped")
     infer_json_as("fashion-capped", "fashion")
     expect_error("PUT", "/v2/models/fashion-capped/settings", '{"inputs": []}', 400, "'inputs'")
     expect_error("PUT", "/v2/models/fashion-capped/settings", '{"memory_mb": 1}', 400, "'memory_mb'")
