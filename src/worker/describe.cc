@@ -24,17 +24,18 @@ StatusOr<TensorSpec> ParseInputArg(std::string_view text) {
   if (!type) return InvalidArgument("--input '" + std::string(text) + "': unknown datatype");
   spec.datatype = *type;
   std::string_view dims = text.substr(dims_at + 1);
-  while (!dims.empty()) {
+  if (dims.empty()) return spec;  // a scalar
+  while (true) {
     const size_t x = dims.find('x');
     const std::string_view part = dims.substr(0, x);
     int64_t dim = 0;
     auto [end, err] = std::from_chars(part.data(), part.data() + part.size(), dim);
-    if (err != std::errc() || end != part.data() + part.size() || dim < 0)
+    if (part.empty() || err != std::errc() || end != part.data() + part.size() || dim < 0)
       return InvalidArgument("--input '" + std::string(text) + "': bad dimension '" + std::string(part) + "'");
     spec.shape.push_back(dim);
-    dims = x == std::string_view::npos ? std::string_view() : dims.substr(x + 1);
+    if (x == std::string_view::npos) return spec;
+    dims = dims.substr(x + 1);
   }
-  return spec;
 }
 
 void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
