@@ -272,7 +272,8 @@ std::string SampleRequestJson(const std::vector<TensorSpec>& inputs) {
 
 std::string NextSteps(const std::string& repo, const std::string& name) {
   const std::string request = (fs::path(repo) / name / "request.json").string();
-  return "Next:\n  thaw serve --repo " + repo + "\n  curl -s -d @" + request + " http://127.0.0.1:8080/v2/models/" +
+  return "Next:\n  thaw serve --repo " + repo + "\n  curl -s -H 'Content-Type: application/json' -d @" + request +
+         " http://127.0.0.1:8080/v2/models/" +
          name + "/infer\n  thaw load --help   (a load test; docs/own-model.md)\n";
 }
 

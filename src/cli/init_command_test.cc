@@ -114,7 +114,7 @@ TEST(InitCommandTest, SampleRequestFillsOneRow) {
 TEST(InitCommandTest, NextStepsNameTheRepoAndModel) {
   const std::string steps = NextSteps("my-repo", "mlp");
   EXPECT_NE(steps.find("thaw serve --repo my-repo\n"), std::string::npos) << steps;
-  EXPECT_NE(steps.find("curl -s -d @my-repo/mlp/request.json http://127.0.0.1:8080/v2/models/mlp/infer"),
+  EXPECT_NE(steps.find("curl -s -H 'Content-Type: application/json' -d @my-repo/mlp/request.json http://127.0.0.1:8080/v2/models/mlp/infer"),
             std::string::npos)
       << steps;
 }
