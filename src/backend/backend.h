@@ -162,8 +162,8 @@ struct ModelFileDescription {
 // Loads `path` as TorchScript and describes it. `example_inputs` (name,
 // datatype, shape with no -1) stand for forward's arguments in order; empty:
 // each input's datatype is FP32 and its shape is read from the frozen graph
-// where the input's first use is a linear layer ([-1, in_features]); other
-// inputs are "no_shape". A dim 0 of the example equal in every input and
+// where the input reaches a linear layer first, directly or through
+// element-wise ops ([-1, in_features]); other inputs are "no_shape". A dim 0 of the example equal in every input and
 // output becomes -1 (the batch). Never throws.
 ModelFileDescription DescribeTorchScriptFile(const std::string& path, const std::vector<TensorSpec>& example_inputs);
 

@@ -22,6 +22,7 @@
 #include <fstream>
 #include <cerrno>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -452,15 +453,31 @@ int64_t NumberAfter(const std::string& text, std::string_view marker) {
   return n;
 }
 
-// [-1, in_features] when `input`'s first use in `graph` is a linear layer
-// with a constant weight (a frozen MLP's first layer); nullopt otherwise.
-std::optional<Shape> ShapeFromFirstLinear(torch::jit::Value* input) {
+// [-1, in_features] when `input` reaches a linear layer with a constant
+// weight (a frozen MLP's first layer) first, directly or through
+// element-wise ops that keep its shape (a standardisation, an activation);
+// nullopt otherwise. The example call that follows checks the guess.
+std::optional<Shape> ShapeFromFirstLinear(torch::jit::Value* input, int depth = 0) {
+  static const std::set<std::string> kElementwise = {"aten::sub", "aten::div",  "aten::mul",     "aten::add",
+                                                     "aten::relu", "aten::tanh", "aten::sigmoid", "aten::dropout",
+                                                     "aten::neg", "aten::clamp"};
+  if (depth > 8) return std::nullopt;
   for (const torch::jit::Use& use : input->uses()) {
     torch::jit::Node* node = use.user;
-    if (node->kind() != c10::Symbol::fromQualString("aten::linear") || use.offset != 0) continue;
-    std::optional<c10::IValue> weight = torch::jit::toIValue(node->input(1));
-    if (weight && weight->isTensor() && weight->toTensor().dim() == 2)
-      return Shape{-1, weight->toTensor().size(1)};
+    if (use.offset != 0) continue;
+    const std::string kind = node->kind().toQualString();
+    if (kind == "aten::linear") {
+      std::optional<c10::IValue> weight = torch::jit::toIValue(node->input(1));
+      if (weight && weight->isTensor() && weight->toTensor().dim() == 2) return Shape{-1, weight->toTensor().size(1)};
+    } else if (kElementwise.count(kind) != 0 && node->outputs().size() == 1) {
+      bool keeps_shape = true;  // other tensor operands at most 1-d: broadcasting keeps the input's shape
+      for (size_t i = 1; i < node->inputs().size(); ++i) {
+        std::optional<c10::IValue> operand = torch::jit::toIValue(node->input(i));
+        if (!operand || (operand->isTensor() && operand->toTensor().dim() > 1)) keeps_shape = false;
+      }
+      if (keeps_shape)
+        if (std::optional<Shape> shape = ShapeFromFirstLinear(node->output(), depth + 1)) return shape;
+    }
   }
   return std::nullopt;
 }

@@ -37,8 +37,9 @@ std::string InitHelp() {
       --example-input  a JSON file with one call's inputs, as a KServe v2
                 request: {"inputs": [{"name": "x", "datatype": "FP32",
                 "shape": [1, 4]}, ...]} in forward's order ("data" is
-                ignored). Needed unless each input feeds a linear layer
-                first (the shape is then read from its weight); a dim 0
+                ignored). Needed unless each input reaches a linear layer
+                first, maybe through element-wise ops such as a
+                standardisation (its shape is then read from the weight); a dim 0
                 shared by every input and output becomes the batch (-1)
       --force   replace the files of an existing DIR/N
 )";
@@ -225,7 +226,7 @@ std::string ProblemMessage(const std::string& model_file, const InitDescription&
   if (d.problem == "no_shape") {
     if (!d.message.empty()) return model_file + ": " + d.message + "; thaw passes each input to forward as a Tensor";
     return model_file + ": the shape of input '" + d.input +
-           "' cannot be read from the graph (only a first linear layer gives one): give --example-input FILE "
+           "' cannot be read from the graph (only an input that reaches a linear layer first gives one): give --example-input FILE "
            "with one call's inputs, e.g. {\"inputs\": [{\"name\": \"" + d.input +
            "\", \"datatype\": \"FP32\", \"shape\": [1, ...]}]}";
   }
