@@ -137,6 +137,36 @@ std::string ClientEngineMessage(std::string_view engine_message);
 // Single-threaded when SetIntraOpThreads(1) came first.
 Status WarmEngine();
 
+// What `thaw init` learns of a TorchScript file (DescribeTorchScriptFile).
+// `problem` empty: it loads here, `inputs` are forward's arguments in order
+// and `outputs` what one call on the inputs' shapes returned (output__0,
+// output__1, ... in the order of its tuple or list; the backend maps
+// outputs by position). Otherwise nothing else but the fields it names:
+//   "missing"          no readable file (engine_message says why)
+//   "newer_format"     the zip's version record (file_version) is newer than
+//                      this libtorch reads (max_file_version)
+//   "not_torchscript"  a torch.save archive (data.pkl, no code) or not a zip
+//   "load"             torch::jit::load failed otherwise (engine_message)
+//   "no_shape"         input `input` has no shape to be read from the graph
+//   "run"              the example call failed (engine_message)
+struct ModelFileDescription {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  std::string problem;
+  std::string engine_message;
+  int64_t file_version = 0;
+  int64_t max_file_version = 0;
+  std::string input;
+};
+
+// Loads `path` as TorchScript and describes it. `example_inputs` (name,
+// datatype, shape with no -1) stand for forward's arguments in order; empty:
+// each input's datatype is FP32 and its shape is read from the frozen graph
+// where the input reaches a linear layer first, directly or through
+// element-wise ops ([-1, in_features]); other inputs are "no_shape". A dim 0 of the example equal in every input and
+// output becomes -1 (the batch). Never throws.
+ModelFileDescription DescribeTorchScriptFile(const std::string& path, const std::vector<TensorSpec>& example_inputs);
+
 // Sets the engine's intra-op thread count for this process.
 void SetIntraOpThreads(int threads);
 // The count SetIntraOpThreads last set in this process (at least 1); 1

@@ -662,3 +662,80 @@ TEST(BackendTest, SetIntraOpThreadsAllowsRepeatedCalls) {
 
 }  // namespace
 }  // namespace thaw
+
+// ---- DescribeTorchScriptFile (thaw init) ---------------------------------
+
+namespace thaw {
+namespace {
+
+TEST(DescribeTorchScriptFileTest, ShapesFromAFirstLinearLayerThroughStandardisation) {
+  SKIP_WITHOUT_EXAMPLE("fraud");
+  // fraud's forward: (features - mean) / std, then a Linear(30, 64), ...; two classes out.
+  ModelFileDescription d = DescribeTorchScriptFile(ExampleModelDir("fraud") + "/model.pt", {});
+  ASSERT_EQ(d.problem, "") << d.engine_message;
+  ASSERT_EQ(d.inputs.size(), 1u);
+  EXPECT_EQ(d.inputs[0].name, "features");
+  EXPECT_EQ(d.inputs[0].datatype, DataType::kFp32);
+  EXPECT_EQ(d.inputs[0].shape, (Shape{-1, 30}));
+  ASSERT_EQ(d.outputs.size(), 1u);
+  EXPECT_EQ(d.outputs[0].name, "output__0");
+  EXPECT_EQ(d.outputs[0].shape, (Shape{-1, 2}));
+}
+
+TEST(DescribeTorchScriptFileTest, ConvolutionNeedsAnExample) {
+  SKIP_WITHOUT_EXAMPLE("fashion");
+  const std::string path = ExampleModelDir("fashion") + "/model.pt";
+  ModelFileDescription d = DescribeTorchScriptFile(path, {});
+  EXPECT_EQ(d.problem, "no_shape");
+  EXPECT_EQ(d.input, "image");
+  EXPECT_TRUE(d.inputs.empty());
+
+  TensorSpec image{.name = "image", .datatype = DataType::kFp32, .shape = {1, 1, 28, 28}};
+  d = DescribeTorchScriptFile(path, {image});
+  ASSERT_EQ(d.problem, "") << d.engine_message;
+  EXPECT_EQ(d.inputs[0].shape, (Shape{-1, 1, 28, 28}));
+  EXPECT_EQ(d.outputs[0].shape, (Shape{-1, 10}));
+
+  image.shape = {1, 3, 28, 28};  // the wrong channel count: the example call fails
+  d = DescribeTorchScriptFile(path, {image});
+  EXPECT_EQ(d.problem, "run");
+  EXPECT_FALSE(d.engine_message.empty());
+  d = DescribeTorchScriptFile(path, {image, image});
+  EXPECT_EQ(d.problem, "run");
+  EXPECT_NE(d.engine_message.find("the example has 2 input(s), forward takes 1"), std::string::npos);
+}
+
+// tuple_model: forward(x, ids) -> (linear(x), ids * 2, x > 0).
+TEST(DescribeTorchScriptFileTest, TupleOutputsAreNumberedWithTheirDatatypes) {
+  const std::string path = SourceDir() + "/src/backend/testdata/tuple_model.pt";
+  ModelFileDescription d = DescribeTorchScriptFile(path, {});
+  EXPECT_EQ(d.problem, "no_shape");  // x feeds a linear layer, ids does not
+  EXPECT_EQ(d.input, "ids");
+
+  d = DescribeTorchScriptFile(path, {TensorSpec{.name = "x", .datatype = DataType::kFp32, .shape = {2, 4}},
+                                     TensorSpec{.name = "ids", .datatype = DataType::kInt64, .shape = {2, 3}}});
+  ASSERT_EQ(d.problem, "") << d.engine_message;
+  ASSERT_EQ(d.inputs.size(), 2u);
+  EXPECT_EQ(d.inputs[1].name, "ids");
+  EXPECT_EQ(d.inputs[1].shape, (Shape{-1, 3}));
+  ASSERT_EQ(d.outputs.size(), 3u);
+  const DataType types[] = {DataType::kFp32, DataType::kInt64, DataType::kBool};
+  const Shape shapes[] = {{-1, 2}, {-1, 3}, {-1, 4}};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(d.outputs[i].name, "output__" + std::to_string(i));
+    EXPECT_EQ(d.outputs[i].datatype, types[i]);
+    EXPECT_EQ(d.outputs[i].shape, shapes[i]);
+  }
+}
+
+TEST(DescribeTorchScriptFileTest, MissingAndNonTorchScriptFiles) {
+  EXPECT_EQ(DescribeTorchScriptFile("/nonexistent/model.pt", {}).problem, "missing");
+  const std::string text = ::testing::TempDir() + "/not_a_model.pt";
+  std::ofstream(text) << "just text, not a zip archive";
+  ModelFileDescription d = DescribeTorchScriptFile(text, {});
+  EXPECT_EQ(d.problem, "not_torchscript");
+  EXPECT_NE(d.engine_message.find("not a zip archive"), std::string::npos) << d.engine_message;
+}
+
+}  // namespace
+}  // namespace thaw

@@ -11,13 +11,18 @@
 #include <torch/csrc/jit/passes/frozen_linear_transpose.h>
 #include <torch/csrc/jit/serialization/flatbuffer_serializer_jit.h>
 #include <torch/script.h>
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/versions.h>
 
 #include <algorithm>
 #include <atomic>
 #include <sstream>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <cerrno>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -427,6 +432,185 @@ StatusOr<std::unique_ptr<Backend>> CreateTorchScriptBackend(const ModelConfig& c
   timings->used_prepared = prepared;
   timings->optimized_at_load = optimize;
   return std::unique_ptr<Backend>(std::move(backend));
+}
+
+namespace {
+
+std::optional<DataType> ThawType(at::ScalarType type) {
+  for (DataType t : {DataType::kBool, DataType::kUint8, DataType::kInt8, DataType::kInt16, DataType::kInt32,
+                     DataType::kInt64, DataType::kFp16, DataType::kFp32, DataType::kFp64})
+    if (TorchType(t) == type) return t;
+  return std::nullopt;
+}
+
+// The first number after `marker` in `text`; 0 if none.
+int64_t NumberAfter(const std::string& text, std::string_view marker) {
+  size_t at = text.find(marker);
+  if (at == std::string::npos) return 0;
+  at += marker.size();
+  int64_t n = 0;
+  while (at < text.size() && text[at] >= '0' && text[at] <= '9') n = n * 10 + (text[at++] - '0');
+  return n;
+}
+
+// [-1, in_features] when `input` reaches a linear layer with a constant
+// weight (a frozen MLP's first layer) first, directly or through
+// element-wise ops that keep its shape (a standardisation, an activation);
+// nullopt otherwise. The example call that follows checks the guess.
+std::optional<Shape> ShapeFromFirstLinear(torch::jit::Value* input, int depth = 0) {
+  static const std::set<std::string> kElementwise = {"aten::sub", "aten::div",  "aten::mul",     "aten::add",
+                                                     "aten::relu", "aten::tanh", "aten::sigmoid", "aten::dropout",
+                                                     "aten::neg", "aten::clamp"};
+  if (depth > 8) return std::nullopt;
+  for (const torch::jit::Use& use : input->uses()) {
+    torch::jit::Node* node = use.user;
+    if (use.offset != 0) continue;
+    const std::string kind = node->kind().toQualString();
+    if (kind == "aten::linear") {
+      std::optional<c10::IValue> weight = torch::jit::toIValue(node->input(1));
+      if (weight && weight->isTensor() && weight->toTensor().dim() == 2) return Shape{-1, weight->toTensor().size(1)};
+    } else if (kElementwise.count(kind) != 0 && node->outputs().size() == 1) {
+      bool keeps_shape = true;  // other tensor operands at most 1-d: broadcasting keeps the input's shape
+      for (size_t i = 1; i < node->inputs().size(); ++i) {
+        std::optional<c10::IValue> operand = torch::jit::toIValue(node->input(i));
+        if (!operand || (operand->isTensor() && operand->toTensor().dim() > 1)) keeps_shape = false;
+      }
+      if (keeps_shape)
+        if (std::optional<Shape> shape = ShapeFromFirstLinear(node->output(), depth + 1)) return shape;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ModelFileDescription DescribeTorchScriptFile(const std::string& path, const std::vector<TensorSpec>& example_inputs) {
+  ModelFileDescription d;
+  auto fail = [&](const char* problem, std::string message) {
+    d.inputs.clear();
+    d.outputs.clear();
+    d.problem = problem;
+    d.engine_message = std::move(message);
+    return d;
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return fail("missing", std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return fail("missing", "not a regular file");
+  PrepareThisThread();
+  // What kind of file this is, before torch::jit::load's less telling errors.
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord("constants.pkl") && !reader.hasRecord("bytecode.pkl") && reader.hasRecord("data.pkl"))
+      return fail("not_torchscript", "a torch.save archive: data.pkl without TorchScript code");
+  } catch (const std::exception& e) {
+    const std::string message = EngineMessage(e);
+    if (message.find("Attempted to read a PyTorch file with version") != std::string::npos) {
+      fail("newer_format", ClientEngineMessage(message));
+      d.file_version = NumberAfter(message, "with version ");
+      d.max_file_version = static_cast<int64_t>(caffe2::serialize::kMaxSupportedFileFormatVersion);
+      return d;
+    }
+    // Not a zip archive: a flatbuffer module loads below; anything else
+    // (a legacy torch.save pickle) is no TorchScript.
+    std::ifstream file(path, std::ios::binary);
+    char magic[8] = {};
+    file.read(magic, sizeof magic);
+    if (std::string_view(magic + 4, 4) != "PTMF")
+      return fail("not_torchscript", "not a zip archive (" + ClientEngineMessage(message) + ")");
+  }
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path);
+    module.eval();
+  } catch (const std::exception& e) {
+    return fail("load", ClientEngineMessage(EngineMessage(e)));
+  }
+  try {
+    torch::jit::Module frozen = torch::jit::freeze(module);
+    std::shared_ptr<torch::jit::Graph> graph = frozen.get_method("forward").graph();
+    const c10::FunctionSchema& schema = module.get_method("forward").function().getSchema();
+    for (size_t i = 1; i < schema.arguments().size(); ++i) {  // 0 is self
+      const c10::Argument& argument = schema.arguments()[i];
+      TensorSpec spec;
+      spec.name = argument.name();
+      if (!argument.type()->isSubtypeOf(*c10::TensorType::get())) {
+        d.input = spec.name;
+        return fail("no_shape", "forward's argument '" + spec.name + "' is a " + argument.type()->str() +
+                                     ", not a Tensor");
+      }
+      if (!example_inputs.empty()) {
+        if (example_inputs.size() != schema.arguments().size() - 1)
+          return fail("run", "the example has " + std::to_string(example_inputs.size()) +
+                                 " input(s), forward takes " + std::to_string(schema.arguments().size() - 1));
+        spec.datatype = example_inputs[i - 1].datatype;
+        spec.shape = example_inputs[i - 1].shape;
+      } else {
+        std::optional<Shape> shape =
+            i < graph->inputs().size() ? ShapeFromFirstLinear(graph->inputs()[i]) : std::nullopt;
+        if (!shape) {
+          d.input = spec.name;
+          return fail("no_shape", "");
+        }
+        spec.shape = *shape;
+      }
+      d.inputs.push_back(std::move(spec));
+    }
+    // One call; -1 dims (the batch) as 2 rows.
+    constexpr int64_t kRows = 2;
+    std::vector<c10::IValue> args;
+    for (const TensorSpec& spec : d.inputs) {
+      std::vector<int64_t> dims = spec.shape;
+      for (int64_t& dim : dims)
+        if (dim < 0) dim = kRows;
+      std::optional<at::ScalarType> type = TorchType(spec.datatype);
+      if (!type) return fail("run", "input '" + spec.name + "': datatype " + std::string(DataTypeName(spec.datatype)) +
+                                        " is not one the torchscript backend takes");
+      args.emplace_back(at::isIntegralType(*type, true) ? at::ones(dims, *type) : at::zeros(dims, *type));
+    }
+    c10::InferenceMode guard;
+    c10::IValue result = module.forward(std::move(args));
+    std::vector<at::Tensor> tensors;
+    if (result.isTensor()) {
+      tensors.push_back(result.toTensor());
+    } else if (result.isTuple()) {
+      for (const c10::IValue& v : result.toTupleRef().elements()) {
+        if (!v.isTensor()) return fail("run", "forward returned a tuple containing " + v.tagKind() + "; thaw serves Tensors");
+        tensors.push_back(v.toTensor());
+      }
+    } else if (result.isTensorList()) {
+      tensors = result.toTensorVector();
+    } else {
+      return fail("run", "forward returned " + result.tagKind() + "; thaw serves a Tensor or a tuple/list of Tensors");
+    }
+    // The batch dim: 0 of every input, and of every output that has the same size.
+    std::optional<int64_t> batch;
+    bool batched = !d.inputs.empty();
+    for (const TensorSpec& spec : d.inputs) {
+      if (spec.shape.empty()) { batched = false; break; }
+      const int64_t rows = spec.shape[0] < 0 ? kRows : spec.shape[0];
+      if (batch && *batch != rows) batched = false;
+      batch = rows;
+    }
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      std::optional<DataType> type = ThawType(tensors[i].scalar_type());
+      if (!type)
+        return fail("run", "output " + std::to_string(i) + " has dtype " +
+                               std::string(c10::toString(tensors[i].scalar_type())) + ", which thaw cannot return");
+      TensorSpec spec;
+      spec.name = "output__" + std::to_string(i);
+      spec.datatype = *type;
+      spec.shape = tensors[i].sizes().vec();
+      if (spec.shape.empty() || spec.shape[0] != batch.value_or(-1)) batched = false;
+      d.outputs.push_back(std::move(spec));
+    }
+    if (batched) {
+      for (TensorSpec& spec : d.inputs) spec.shape[0] = -1;
+      for (TensorSpec& spec : d.outputs) spec.shape[0] = -1;
+    }
+    return d;
+  } catch (const std::exception& e) {
+    return fail("run", ClientEngineMessage(EngineMessage(e)));
+  }
 }
 
 void SetTorchIntraOpThreads(int threads) {

@@ -876,7 +876,7 @@ StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   Command command;
   if (args.empty() || args[0] == "--help" || args[0] == "-h") return command;
   if (args[0] == "help") {
-    if (args.size() > 1 && (args[1] == "profile" || args[1] == "optimize" || args[1] == "variants" || args[1] == "deploy" ||
+    if (args.size() > 1 && (args[1] == "init" || args[1] == "profile" || args[1] == "optimize" || args[1] == "variants" || args[1] == "deploy" ||
                             !CommandHelp(args[1]).empty()))
       command.help_topic = args[1];
     return command;

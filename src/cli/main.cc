@@ -29,6 +29,7 @@
 #include "cli/profile_command.h"
 #include "cli/variants_command.h"
 #include "cli/deploy_command.h"
+#include "cli/init_command.h"
 #include "lambda/lambda_runtime.h"
 #include "server/upstream_client.h"
 #include "cli/progress.h"
@@ -1221,6 +1222,20 @@ int main(int argc, char** argv) {
     }
     return optimize ? thaw::cli::RunOptimize(optimize_options) : thaw::cli::RunVariants(variants_options);
   }
+  if (!args.empty() && args[0] == "init") {
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (rest.empty() || std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
+      std::cout << thaw::cli::InitHelp();
+      return rest.empty() ? 2 : 0;
+    }
+    thaw::cli::InitCommandOptions options;
+    std::string error;
+    if (!thaw::cli::ParseInitArgs(rest, &options, &error)) {
+      std::cerr << "thaw: " << error << "\n";
+      return 2;
+    }
+    return thaw::cli::RunInit(options);
+  }
   if (!args.empty() && args[0] == "deploy") {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (rest.empty() || std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
@@ -1242,7 +1257,9 @@ int main(int argc, char** argv) {
   }
   switch (command->kind) {
     case thaw::cli::CommandKind::kHelp:
-      if (command->help_topic == "profile") {
+      if (command->help_topic == "init") {
+        std::cout << thaw::cli::InitHelp();
+      } else if (command->help_topic == "profile") {
         std::cout << thaw::cli::ProfileHelp();
       } else if (command->help_topic == "deploy") {
         std::cout << thaw::cli::DeployHelp();
@@ -1251,7 +1268,7 @@ int main(int argc, char** argv) {
       } else if (!command->help_topic.empty()) {
         std::cout << thaw::cli::CommandHelp(command->help_topic);
       } else {
-        std::cout << thaw::cli::HelpText() << thaw::cli::ProfileHelp() << thaw::cli::OptimizeHelp()
+        std::cout << thaw::cli::HelpText() << thaw::cli::InitHelp() << thaw::cli::ProfileHelp() << thaw::cli::OptimizeHelp()
                   << thaw::cli::VariantsHelp() << thaw::cli::DeployHelp();
       }
       return 0;

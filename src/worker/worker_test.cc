@@ -20,6 +20,7 @@
 
 #include "base/test_paths.h"
 #include "ipc/messages.h"
+#include "worker/describe.h"
 
 namespace thaw {
 namespace {
@@ -414,6 +415,41 @@ TEST(WorkerProcessTest, UndecodableRequestExits2) {
   std::memcpy(frame.data(), &len, 4);
   ASSERT_TRUE(ipc::WriteAll(w.fd(), frame).ok());
   EXPECT_EQ(w.WaitForExit(), kWorkerExitProtocolError);
+}
+
+}  // namespace
+}  // namespace thaw
+
+// ---- thaw-worker --describe's command line --------------------------------
+
+namespace thaw {
+namespace {
+
+TEST(DescribeArgsTest, ParsesExampleInputs) {
+  const char* a[] = {"w", "--describe", "/m/net.pt", "--input", "x:FP32:2x4", "--input", "a:b:INT64:3", "--input", "s:FP64:"};
+  auto args = ParseDescribeArgs(9, a);
+  ASSERT_TRUE(args.ok()) << args.status().ToString();
+  EXPECT_EQ(args->model_file, "/m/net.pt");
+  ASSERT_EQ(args->example_inputs.size(), 3u);
+  EXPECT_EQ(args->example_inputs[0].shape, (Shape{2, 4}));
+  EXPECT_EQ(args->example_inputs[1].name, "a:b");  // split at the last two colons
+  EXPECT_EQ(args->example_inputs[1].datatype, DataType::kInt64);
+  EXPECT_EQ(args->example_inputs[1].shape, (Shape{3}));
+  EXPECT_TRUE(args->example_inputs[2].shape.empty());  // a scalar
+}
+
+TEST(DescribeArgsTest, Rejects) {
+  auto error = [](std::vector<const char*> argv) {
+    auto args = ParseDescribeArgs(static_cast<int>(argv.size()), argv.data());
+    EXPECT_FALSE(args.ok());
+    return args.status().message();
+  };
+  EXPECT_NE(error({"w", "--describe"}).find("--describe FILE"), std::string::npos);
+  EXPECT_NE(error({"w", "--describe", "m.pt", "--input", "x:FP33:2"}).find("unknown datatype"), std::string::npos);
+  EXPECT_NE(error({"w", "--describe", "m.pt", "--input", "x:FP32:2x"}).find("bad dimension ''"), std::string::npos);
+  EXPECT_NE(error({"w", "--describe", "m.pt", "--input", "x:FP32:-1"}).find("bad dimension '-1'"), std::string::npos);
+  EXPECT_NE(error({"w", "--describe", "m.pt", "--input", "xFP32"}).find("NAME:DATATYPE:DIMS"), std::string::npos);
+  EXPECT_NE(error({"w", "--describe", "m.pt", "--input"}).find("unexpected argument '--input'"), std::string::npos);
 }
 
 }  // namespace
