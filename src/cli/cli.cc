@@ -470,6 +470,9 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       sim->profile_paths.push_back(value);
     } else if (name == "--config") {
       sim->config_paths.push_back(value);
+    } else if (!replay && name == "--start-times-from") {
+      if (value.empty()) return InvalidArgument("--start-times-from needs a profile file");
+      sim->start_times_from_paths.push_back(value);
     } else if (replay && name == "--target") {
       const size_t eq = value.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == value.size())
@@ -766,7 +769,7 @@ Usage:
       --json    print JSON instead of the table
   thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
                  | --suite NAME | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
-                [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--from-s S] [--to-s S]
+                [--start-times-from FILE]... [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--from-s S] [--to-s S]
                 [--prices NAME|FILE] [--seed N] [--json]
                 [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
                 [--template-starts N] [--template-admit-calls N] [--keep-alive-pool on|off]
@@ -798,6 +801,11 @@ Usage:
                 after --time-scale), shifted to start at 0
       --time-scale  trace seconds per simulated second (default 1)
       --rows    rows (dim 0) per request, as in the requests replayed (default 1)
+      --start-times-from  a measured profile (thaw profile MODEL) whose
+                start times fill those the --profile of the same model lacks:
+                one from thaw profile --from-usage has only the start paths
+                its server used, and a config whose start path its profile
+                has no time for is refused
       --memory-mb, --memory-charge, --eviction, --template-starts,
       --template-admit-calls, --keep-alive-pool  as for thaw serve (default budget: unlimited); measured charges come
                 from the profiles' memory_kb (cgroup_peak, else private)

@@ -137,6 +137,9 @@ struct SimulateCommandOptions {
   // "model" field, or by being the only one.
   std::vector<std::string> profile_paths;
   std::vector<std::string> config_paths;
+  // --start-times-from FILE: a measured profile whose start_us fill the entries
+  // the --profile of the same model lacks (one from thaw profile --from-usage).
+  std::vector<std::string> start_times_from_paths;
   std::vector<std::string> routes;  // --map FUNCTION=MODEL: which model a trace function calls
   std::string prices = "aws-x86";
   uint64_t seed = 1;

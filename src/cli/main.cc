@@ -973,10 +973,36 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     }
     profiles.push_back(std::move(*profile));
   }
+  for (const std::string& path : options.start_times_from_paths) {
+    auto measured = sim::ReadProfileFile(path);
+    if (!measured.ok()) {
+      std::cerr << "thaw: --start-times-from: " << measured.status().message() << "\n";
+      return 2;
+    }
+    bool used = false;
+    for (sim::ProfileFile& profile : profiles)
+      if (profile.model == measured->model) {
+        sim::BorrowStartTimes(&profile, *measured);
+        used = true;
+      }
+    if (!used) {
+      std::cerr << "thaw: --start-times-from: " << path << " measured model '" << measured->model
+                << "', and no --profile is of that model\n";
+      return 2;
+    }
+  }
   auto pairs = sim::PairProfiles(given, profiles);
   if (!pairs.ok()) {
     std::cerr << "thaw: --profile: " << pairs.status().message() << "\n";
     return 2;
+  }
+  for (size_t i = 0; i < given.size(); ++i) {
+    std::string source = options.profile_paths[(*pairs)[i]];
+    if (!options.start_times_from_paths.empty()) source += " (after --start-times-from)";
+    if (thaw::Status has = sim::CheckStartTimes(profiles[(*pairs)[i]], given[i].config, source); !has.ok()) {
+      std::cerr << "thaw: --profile: " << has.message() << "\n";
+      return 2;
+    }
   }
   std::vector<thaw::ModelConfig> configs;
   std::vector<const sim::ProfileFile*> profile_of;

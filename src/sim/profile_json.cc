@@ -229,6 +229,41 @@ std::string ProfileSummaryText(const ProfileFile& profile) {
   return out.str();
 }
 
+std::vector<std::string> StartKeysFor(const ModelConfig& config) {
+  switch (config.start_path) {
+    case StartPath::kExec: return {"exec"};
+    case StartPath::kZygote: return {"prepared", "zygote"};
+    case StartPath::kTemplate:
+      if (config.template_standby) return {"standby", "template"};
+      return {"template"};
+  }
+  return {};
+}
+
+Status CheckStartTimes(const ProfileFile& profile, const ModelConfig& config, const std::string& source) {
+  const std::vector<std::string> keys = StartKeysFor(config);
+  for (const std::string& key : keys)
+    if (profile.profile.start_us.count(key)) return Status::Ok();
+  std::string has;
+  for (const auto& [key, us] : profile.profile.start_us) has += (has.empty() ? "" : ", ") + key;
+  std::string wanted;
+  for (const std::string& key : keys) wanted += (wanted.empty() ? "" : " or ") + key;
+  const std::string path(StartPathName(config.start_path));
+  return InvalidArgument(
+      "profile " + source + " (model '" + profile.model + "') has no start time for start path '" + path +
+      "' of config '" + config.name + "' (start_us needs " + wanted + "; it has " + (has.empty() ? "none" : has) +
+      "). A profile from `thaw profile --from-usage` holds only the starts its server made: measure them with "
+      "`thaw profile " + profile.model + " --paths " + path + " --out measured.json` and add `--start-times-from "
+      "measured.json`, or simulate the start path that server ran");
+}
+
+std::vector<std::string> BorrowStartTimes(ProfileFile* profile, const ProfileFile& measured) {
+  std::vector<std::string> filled;
+  for (const auto& [key, us] : measured.profile.start_us)
+    if (profile->profile.start_us.emplace(key, us).second) filled.push_back(key);
+  return filled;
+}
+
 StatusOr<std::vector<size_t>> PairProfiles(std::vector<GivenConfig>& configs, const std::vector<ProfileFile>& profiles) {
   std::vector<size_t> pairs;
   for (GivenConfig& given : configs) {

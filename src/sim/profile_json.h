@@ -60,6 +60,24 @@ std::string EncodeProfile(const ProfileFile& profile);
 // (not its 1,001 points), start times by level and memory.
 std::string ProfileSummaryText(const ProfileFile& profile);
 
+// The profile's start_us keys the simulator reads for instances of a
+// config's start path, the first found winning (Simulate's fallbacks): exec
+// {"exec"}; zygote {"prepared", "zygote"}; template {"standby", "template"}
+// with a standby, else {"template"}.
+std::vector<std::string> StartKeysFor(const ModelConfig& config);
+
+// Ok when the profile has a start time for `config`'s start path
+// (StartKeysFor). Otherwise kInvalidArgument naming the start path, the
+// profile (`source`, its model) and the keys it does have, and how to get the
+// missing time: a profile from `thaw profile --from-usage` holds only the
+// starts its server made. Without this check the simulator would start such
+// instances in 0 us, and report cold starts that cost nothing.
+Status CheckStartTimes(const ProfileFile& profile, const ModelConfig& config, const std::string& source);
+
+// Fills the start_us entries `profile` lacks (template_start included) from
+// `measured`; entries it has are kept. Returns the keys it filled.
+std::vector<std::string> BorrowStartTimes(ProfileFile* profile, const ProfileFile& measured);
+
 // A config file given to thaw simulate or plan, and whether its model's name
 // is known: from its model directory (the folder holds its model_file, as in
 // a repository), or not (a config.json elsewhere, e.g. "cfg/config.json").

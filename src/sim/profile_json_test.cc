@@ -169,5 +169,53 @@ TEST(ProfileJsonTest, RepeatedKeysInsideTablesAreErrors) {
   EXPECT_NE(starts.status().message().find("'exec' appears twice"), std::string::npos) << starts.status().message();
 }
 
+ModelConfig ConfigWithPath(StartPath path, bool standby = true) {
+  ModelConfig c;
+  c.name = "fraud";
+  c.start_path = path;
+  c.template_standby = standby;
+  return c;
+}
+
+TEST(StartTimesTest, AProfileWithoutTheConfigsStartPathIsRefusedNamingPathProfileAndFix) {
+  // What `thaw profile --from-usage` gives after a template-path server: template and zygote starts only.
+  auto from_usage = ParseProfile(R"({"model": "fraud", "exec_us_by_rows": {"1": 100},
+                                     "start_us": {"template": 1200, "zygote": 65000}})", "live.json");
+  ASSERT_TRUE(from_usage.ok()) << from_usage.status().ToString();
+  const Status exec = CheckStartTimes(*from_usage, ConfigWithPath(StartPath::kExec), "live.json");
+  EXPECT_EQ(exec.code(), StatusCode::kInvalidArgument);
+  for (const char* part : {"live.json", "'exec'", "model 'fraud'", "template, zygote", "--start-times-from",
+                           "thaw profile fraud --paths exec"})
+    EXPECT_NE(exec.message().find(part), std::string::npos) << part << " not in: " << exec.message();
+  EXPECT_TRUE(CheckStartTimes(*from_usage, ConfigWithPath(StartPath::kZygote), "live.json").ok());
+  EXPECT_TRUE(CheckStartTimes(*from_usage, ConfigWithPath(StartPath::kTemplate), "live.json").ok());
+  EXPECT_TRUE(CheckStartTimes(*from_usage, ConfigWithPath(StartPath::kTemplate, false), "live.json").ok());
+
+  // A measured template profile has standby and prepared: a standby config has its time, one without does not.
+  ProfileFile measured;
+  measured.model = "fraud";
+  measured.profile.start_us = {{"prepared", 7000}, {"standby", 300}, {"template_start", 90000}};
+  EXPECT_TRUE(CheckStartTimes(measured, ConfigWithPath(StartPath::kTemplate), "m.json").ok());
+  EXPECT_TRUE(CheckStartTimes(measured, ConfigWithPath(StartPath::kZygote), "m.json").ok());
+  EXPECT_FALSE(CheckStartTimes(measured, ConfigWithPath(StartPath::kTemplate, false), "m.json").ok());
+  ProfileFile none;
+  none.model = "fraud";
+  const Status empty = CheckStartTimes(none, ConfigWithPath(StartPath::kZygote), "none.json");
+  EXPECT_NE(empty.message().find("prepared or zygote; it has none"), std::string::npos) << empty.message();
+}
+
+TEST(StartTimesTest, BorrowingFillsOnlyWhatIsMissing) {
+  ProfileFile live;
+  live.model = "fraud";
+  live.profile.start_us = {{"template", 1500}, {"zygote", 70000}};
+  ProfileFile measured;
+  measured.model = "fraud";
+  measured.profile.start_us = {{"exec", 470000}, {"template", 1200}, {"template_start", 90000}};
+  EXPECT_EQ(BorrowStartTimes(&live, measured), (std::vector<std::string>{"exec", "template_start"}));
+  EXPECT_EQ(live.profile.start_us, (std::map<std::string, Micros>{
+                                       {"exec", 470000}, {"template", 1500}, {"template_start", 90000}, {"zygote", 70000}}));
+  EXPECT_TRUE(CheckStartTimes(live, ConfigWithPath(StartPath::kExec), "live.json").ok());
+}
+
 }  // namespace
 }  // namespace thaw::sim

@@ -51,6 +51,14 @@ double CoefficientOfVariation(const std::vector<double>& samples) {
 }
 
 void UsageProfileBuilder::Add(const metering::UsageRecord& record) {
+  // Every instance that got ready (busy or idle for a while) is a start, whether or not a request waited
+  // for it (pre-warmed, scaled out ahead); the start a cold request reports is kept when there is one.
+  if (const auto* instance = std::get_if<metering::InstanceRecord>(&record)) {
+    if (instance->model == model_ && instance->instance_id != 0 && !instance->start_path.empty() &&
+        instance->init_us > 0 && instance->busy_us + instance->idle_us > 0)
+      init_by_instance_.emplace(instance->instance_id, std::make_pair(instance->start_path, instance->init_us));
+    return;
+  }
   const auto* r = std::get_if<metering::InvocationRecord>(&record);
   if (!r || r->model != model_ || r->http_status != 200 || r->batch_rows < 1 || r->instance_id == 0) return;
   const Micros end_wall_us = r->arrival_wall_us + r->latency_us;
@@ -61,7 +69,7 @@ void UsageProfileBuilder::Add(const metering::UsageRecord& record) {
       last_end == 0 ? std::nullopt : std::optional<Micros>(r->arrival_wall_us + r->queue_us - last_end);
   last_end = end_wall_us;
   if (r->cold_start) {
-    init_us_by_path_[r->start_path].push_back(static_cast<double>(r->init_us));
+    if (!r->start_path.empty()) init_by_instance_.insert_or_assign(r->instance_id, std::make_pair(r->start_path, r->init_us));
     return;
   }
   const double round_trip = static_cast<double>(std::max<Micros>(1, r->latency_us - r->queue_us));
@@ -120,8 +128,10 @@ StatusOr<ProfileFile> UsageProfileBuilder::Build() const {
       out.profile.exec_spread = Quantiles(excess, 1.0);  // two bins of kMinSamplesPerRows: enough samples
     }
   }
-  for (const auto& [path, samples] : init_us_by_path_)
-    if (!path.empty()) out.profile.start_us[path] = std::llround(MedianOf(samples));
+  std::map<std::string, std::vector<double>> init_us_by_path;
+  for (const auto& [instance, path_and_init] : init_by_instance_)
+    init_us_by_path[path_and_init.first].push_back(static_cast<double>(path_and_init.second));
+  for (const auto& [path, samples] : init_us_by_path) out.profile.start_us[path] = std::llround(MedianOf(samples));
   if (Status valid = out.profile.Validate(); !valid.ok()) return valid;
   return out;
 }

@@ -16,9 +16,14 @@
 // ModelProfile::SmoothIdle, as the simulator does), each bin with kMinSamplesPerRows
 // samples giving (its median gap, its median time / the overall median);
 // the spread is then of each time over its gap's median (at least two such
-// bins, else no table and the plain spread). start_us holds the median
-// init_us of cold starts per start path. Threads and memory are not in the
-// log and are left out.
+// bins, else no table and the plain spread). start_us holds, per start path
+// the log shows ("exec", "zygote", "template"), the median start to ready of
+// its instances: every instance that got ready (InstanceRecord, so starts no
+// request waited for count too), with the init_us of a cold request in place
+// of its instance's when there is one. Paths the server never started from
+// are absent, and so is template_start (the log has no template's start to
+// ready): CheckStartTimes (profile_json.h) refuses a config needing a missing
+// path. Threads and memory are not in the log and are left out.
 //
 // Errors: kInvalidArgument when no row count has enough warm samples for the
 // model. Thread safety: a value type fed from one thread.
@@ -54,7 +59,8 @@ class UsageProfileBuilder {
   // rows, for executions after another on their instance.
   std::map<int64_t, std::vector<std::pair<Micros, double>>> gap_and_round_trip_by_rows_;
   std::map<uint64_t, std::optional<double>> smoothed_log_gap_by_instance_;
-  std::map<std::string, std::vector<double>> init_us_by_path_;
+  // Start path and start to ready by instance: one sample per started instance.
+  std::map<uint64_t, std::pair<std::string, Micros>> init_by_instance_;
   // Each instance's last execution's end: requests of one batch end together,
   // and the next execution's idle gap starts there.
   std::map<uint64_t, Micros> last_end_wall_us_by_instance_;

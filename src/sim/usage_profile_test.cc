@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
+#include <string>
 
 namespace thaw::sim {
 namespace {
@@ -53,6 +55,43 @@ TEST(UsageProfileTest, RoundTripsByRowsWithTheirSpread) {
   EXPECT_NEAR(profile->profile.exec_spread.front(), 100.0 / 150, 1e-9);
   EXPECT_NEAR(profile->profile.exec_spread.back(), 199.0 / 150, 1e-9);
   EXPECT_EQ(profile->profile.start_us.at("template"), 2500);
+}
+
+metering::InstanceRecord Instance(uint64_t id, const std::string& path, Micros init_us, Micros busy_us, Micros idle_us) {
+  metering::InstanceRecord r;
+  r.model = "fraud";
+  r.instance_id = id;
+  r.start_path = path;
+  r.init_us = init_us;
+  r.busy_us = busy_us;
+  r.idle_us = idle_us;
+  return r;
+}
+
+TEST(UsageProfileTest, StartTimesOfEveryInstanceThatGotReadyByPath) {
+  UsageProfileBuilder builder("fraud");
+  for (int i = 0; i < 30; ++i) builder.Add(Warm(1, i * 10'000, 0, 100));
+  // Instance 2 served a cold request (init 2500) and then stopped (its record: 2700): the request's time counts.
+  metering::InvocationRecord cold = Warm(2, 1'000'000, 0, 3000);
+  cold.cold_start = true;
+  cold.init_us = 2500;
+  builder.Add(cold);
+  builder.Add(Instance(2, "template", 2700, 3000, 600'000'000));
+  // Pre-warmed from the zygote, no request waited for them: 60, 80 and 70 ms.
+  builder.Add(Instance(3, "zygote", 60'000, 0, 1'000'000));
+  builder.Add(Instance(4, "zygote", 80'000, 500, 1'000'000));
+  builder.Add(Instance(5, "zygote", 70'000, 0, 2'000'000));
+  // Never got ready (its whole life is init), another model's, no path: not starts.
+  builder.Add(Instance(6, "exec", 900'000, 0, 0));
+  metering::InstanceRecord other = Instance(7, "exec", 400'000, 0, 1000);
+  other.model = "fashion";
+  builder.Add(other);
+  builder.Add(Instance(8, "", 5000, 0, 1000));
+
+  auto profile = builder.Build();
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->profile.start_us, (std::map<std::string, Micros>{{"template", 2500}, {"zygote", 70'000}}));
+  EXPECT_EQ(builder.warm_executions(), 30);
 }
 
 TEST(UsageProfileTest, TooFewSamplesIsAnErrorNamingTheModel) {
