@@ -54,6 +54,12 @@ def cmdline(pid):
         return []
 
 
+def shown_path(path):
+    """`path` as a script prints it: relative to the checkout when inside it, else absolute (never ../../tmp/...)."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

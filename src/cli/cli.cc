@@ -4,11 +4,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <string_view>
 
+#include "cli/commands.h"
 #include "load/load_generator.h"
 #include "sim/variant_choice.h"
 
@@ -57,7 +59,7 @@ Status NextFlag(const std::vector<std::string>& args, size_t* i, std::string* na
     *name = flag;
     *value = args[++*i];
   } else {
-    return InvalidArgument("unexpected argument '" + flag + "'; see 'thaw --help'");
+    return InvalidArgument("unexpected argument '" + flag + "'; see 'thaw " + args[0] + " --help'");
   }
   return Status::Ok();
 }
@@ -203,7 +205,7 @@ Status ParseServe(const std::vector<std::string>& args, ServeOptions* serve, boo
                                "optional port, no path), got '" + value + "'");
       serve->allowed_origins.push_back(value);
     } else {
-      return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw --help'");
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw serve'; see 'thaw serve --help'");
     }
   }
   if (admin_host_given && !serve->admin_port) return InvalidArgument("--admin-host needs --admin-port");
@@ -277,13 +279,13 @@ Status ParseLoad(const std::vector<std::string>& args, LoadCommandOptions* load,
     } else if (name == "--csv") {
       load->csv_path = value;
     } else {
-      return InvalidArgument("unknown flag '" + name + "' for 'thaw load'; see 'thaw --help'");
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw load'; see 'thaw load --help'");
     }
   }
   for (auto [missing, flag] : {std::pair{load->url.empty(), "--url"}, {load->model.empty(), "--model"},
                                {load->request_path.empty(), "--request"}, {!has_rate, "--rate"},
                                {!has_duration, "--duration-s"}}) {
-    if (missing) return InvalidArgument(std::string("thaw load needs ") + flag + "; see 'thaw --help'");
+    if (missing) return InvalidArgument(std::string("thaw load needs ") + flag + "; see 'thaw load --help'");
   }
   if (load->binary_tensors && load->protocol == LoadCommandOptions::Protocol::kGrpc)
     return InvalidArgument("--tensors binary is for --protocol http; gRPC always sends raw_input_contents");
@@ -388,7 +390,7 @@ Status ParseCost(const std::vector<std::string>& args, CostCommandOptions* cost,
       if (value.empty()) return InvalidArgument("--prices needs aws-x86, aws-arm64 or a price sheet file");
       cost->prices = value;
     } else {
-      return InvalidArgument("unknown flag '" + name + "' for 'thaw cost'; see 'thaw --help'");
+      return InvalidArgument("unknown flag '" + name + "' for 'thaw cost'; see 'thaw cost --help'");
     }
   }
   return Status::Ok();
@@ -495,7 +497,7 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     } else if (auto node = replay ? StatusOr<bool>(false) : ParseNodeMemoryFlag(name, value, &sim->node);
                !node.ok() || *node) {
       if (!node.ok()) return node.status();
-    } else if (!replay && name == "--rows") {
+    } else if (name == "--rows") {
       auto rows = ParseInteger<int64_t>(name, value, 1, 1 << 20);
       if (!rows.ok()) return rows.status();
       sim->rows_per_request = *rows;
@@ -542,7 +544,7 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
       if (!n.ok()) return n.status();
       sim->max_connections = *n;
     } else {
-      return InvalidArgument("unknown flag '" + name + "' for '" + command + "'; see 'thaw --help'");
+      return InvalidArgument("unknown flag '" + name + "' for '" + command + "'; see '" + command + " --help'");
     }
   }
   if (replay) {
@@ -550,6 +552,8 @@ Status ParseSimulate(const std::vector<std::string>& args, SimulateCommandOption
     if (sim->url.empty() || (one_model ? sim->model.empty() || sim->request_path.empty() || !sim->targets.empty()
                                        : sim->targets.empty()))
       return InvalidArgument(command + " needs --url, and --model with --request, or --target MODEL=FILE per model");
+    if (sim->profile_paths.empty() != sim->config_paths.empty())
+      return InvalidArgument(command + " compares with a simulation given --profile and --config both, or neither");
   } else {
     if (sim->profile_paths.empty()) return InvalidArgument(command + " needs --profile FILE");
     if (sim->config_paths.empty()) return InvalidArgument(command + " needs --config FILE");
@@ -613,260 +617,6 @@ Micros SinceWallUs(const Since& since, Micros now_wall_us) {
   return std::numeric_limits<Micros>::min();
 }
 
-std::string HelpText() {
-  return R"(thaw: serverless inference for machine-learning models on one machine.
-
-Usage:
-  thaw serve [--repo DIR] [--models A,B] [--host ADDR] [--port N] [--memory-mb N] [--memory-charge measured|configured]
-             [--eviction lru|cheapest_restart] [--template-starts N] [--template-admit-calls N]
-             [--keep-alive-pool on|off]
-             [--worker PATH]
-             [--usage-log FILE] [--usage-log-buffer-mb N] [--prices NAME|FILE]
-             [--memory-limits on|off] [--sandbox on|off|no-seccomp] [--prepare on|off] [--prepared-dir DIR]
-             [--zygote-standby on|off] [--strict-readiness on|off]
-             [--worker-user NAME|UID[:GID]] [--max-body-mb N]
-             [--max-buffered-body-mb N] [--body-timeout-s S] [--idle-timeout-s S]
-             [--offload-threads N] [--auth-tokens FILE] [--admin-port N] [--grpc-port N] [--modelmesh on|off]
-             [--upstream URL]
-             [--admin-host ADDR] [--allowed-host NAME] [--allowed-origin ORIGIN]
-      Serve every model in the repository DIR over the KServe v2 REST API.
-      --repo    model repository (default: ./examples/models, else the
-                bundled examples of this build)
-      --models  deploy only these models of the repository at start (as
-                Triton's explicit model control); the others can be loaded
-                through the repository API. A name not in the repository is
-                an error (one pod per model: thaw deploy render)
-      --host    address to listen on (default 127.0.0.1)
-      --port    port to listen on (default 8080; 0 picks a free one)
-      --memory-mb  budget for the memory of live instances and templates
-                (default: 80 % of RAM); a start over it first stops idle
-                instances and templates of other models (--eviction), else
-                gets 503
-      --memory-charge  what an instance or template counts against it:
-                measured (default: its model's highest memory cgroup peak
-                + 25 %, at most memory_mb; memory_mb until measured or
-                without --memory-limits) or configured (memory_mb; a
-                template with its standby twice)
-      --eviction  whom a start stops first: lru (default: least recently
-                used) or cheapest_restart (the model whose start measured
-                fastest)
-      --template-starts  templates loading at once, all models (default 1;
-                0: no limit); a template wanted beyond it waits, its model's
-                instances start from the zygote meanwhile
-      --template-admit-calls  a model's template starts once it has been
-                called N times in a row, each within template_keep_alive_s
-                of the last (default 2: a model called once loads no
-                template; 1: at the first call); a provisioned floor or a
-                pre-warm starts it at once
-      --keep-alive-pool  on (default): the adaptive keep-alive plans of all
-                models share one memory budget, what fixed keep-alive would
-                hold for them all, so memory one model's plan saves can keep
-                a busier model warm longer; off: each model keeps within
-                its own
-      --worker  the thaw-worker executable (default: beside thaw)
-      --usage-log  append usage records (invocations, instances, provisioned
-                intervals) to FILE as JSON lines (default thaw-usage.jsonl;
-                --usage-log '' keeps none)
-      --usage-log-buffer-mb  records kept in memory while the usage log
-                cannot be written (default 16); past it new records are
-                dropped and counted (thaw_usage_records_dropped_total)
-      --prices  price sheet for /v2/stats: aws-x86 (default), aws-arm64
-                (AWS Lambda, US East) or a price sheet file (prices/README.md)
-      --prepare  on (default): after deploy, prepare each model once (frozen,
-                by content hash) in the background, so an instance started from
-                the zygote loads that; off: it loads and freezes the model file
-      --prepared-dir  keep models' prepared artifacts in DIR across runs
-                (default: made again each run)
-      --zygote-standby  on (default): the zygote keeps one child forked
-                ahead of demand, already in a memory cgroup, for the next
-                instance it starts; off: each such start forks then and
-                waits for the move into its cgroup
-      --strict-readiness  on (default, as Triton): /v2/health/ready is 200
-                only while every model can serve (400 naming those that
-                cannot); off: 200 once started, whatever one model's state
-      --memory-limits  on (default): each instance is held to its memory_mb
-                by a memory cgroup (needs root or a delegated cgroup; the
-                startup log says whether it is enforced); off: not enforced
-      --sandbox  confine workers (default on): only their own socket, an
-                unprivileged uid, no_new_privs, a seccomp filter, no network,
-                a read-only file system but their run directory; 'off' for
-                debugging, 'no-seccomp' to measure the filter's cost
-      --worker-user  the user (and group) workers run as (default when root:
-                nobody:nogroup; a server that is not root keeps its own)
-      --max-body-mb  largest request body (default 256; larger: 413)
-      --max-buffered-body-mb  bytes of all request bodies still arriving
-                (default 512); the request that passes it gets 503
-      --body-timeout-s  a body not complete this long after its header gets
-                408 and the connection closes (default 30)
-      --idle-timeout-s  keep-alive connections idle this long close (default 300)
-      --offload-threads  threads that decode and encode large bodies (over
-                64 KiB) and read /status memory, off the event loop (default 2;
-                0: all on the event loop)
-      --auth-tokens FILE  require 'Authorization: Bearer <token>' on every
-                route but /v2/health/*; FILE has one '<token> <scope>' per
-                line, scope metrics, infer or admin (each implies the ones
-                before it); '#' comments; keep it chmod 600
-      --grpc-port N  also serve the Open Inference Protocol over gRPC
-                (inference.GRPCInferenceService, Triton's port is 8001) on
-                --host:N; same models, checks, errors and tokens as REST
-                (with --admin-port, its repository RPCs are refused: the
-                admin port is REST only)
-      --upstream URL  edge offload to a central thaw (http://host:port):
-                requests for models not deployed here go there, and infer
-                requests whose predicted wait here would pass the model's
-                slo_p99_ms (or that the full queue would refuse) go there
-                instead; responses say served_by local or upstream
-      --modelmesh on  also serve KServe ModelMesh's model-runtime API
-                (mmesh.ModelRuntime: loadModel from a model directory,
-                unloadModel, modelSize, runtimeStatus) on the gRPC port, for
-                a ModelMesh serving runtime (default off; it loads any
-                directory the server can read: only the mesh should reach it)
-      --admin-port N  serve the admin routes (status, warm, settings,
-                repository) only on this port, and inference only on --port
-      --admin-host ADDR  address of the admin port (default 127.0.0.1)
-      --allowed-host NAME  (repeatable) a host name clients use in URLs, for
-                POST/PUT requests (IP addresses and localhost always pass)
-      --allowed-origin ORIGIN  (repeatable) a browser origin such as
-                https://dash.example.com that may send POST/PUT requests
-                (default: none)
-  thaw load --url http://HOST:PORT --model NAME --request FILE --rate RPS --duration-s S
-            [--arrivals poisson|constant] [--seed N] [--max-connections N] [--warmup-s S]
-            [--drain-timeout-s S] [--json FILE] [--csv FILE] [--protocol http|grpc]
-            [--tensors json|binary]
-      Open-loop load: POST FILE to /v2/models/NAME/infer at RPS requests per
-      second for S seconds, each at its scheduled time whether or not earlier
-      ones were answered, and report throughput, latency percentiles (from
-      the scheduled time, 2xx only), status counts and mean batch_size.
-      --protocol grpc  call ModelInfer instead (thaw serve --grpc-port; --url
-                  names that port): FILE's tensors go as raw_input_contents,
-                  all calls on one HTTP/2 connection, --max-connections caps
-                  the calls in flight; gRPC codes count as their REST status
-      --tensors binary  send FILE's tensors in the binary tensor extension
-                  (Inference-Header-Content-Length) instead of JSON
-      --arrivals  poisson (default; exponential gaps from --seed, default 1)
-                  or constant (exactly 1/RPS apart)
-      --max-connections  keep-alive connections at most (default 256); a
-                  request due when all are busy is not sent and counted as
-                  client_overload: then the generator, not the server, was
-                  the limit
-      --warmup-s  send at the same rate for S seconds first; not reported
-      --drain-timeout-s  after the last send, wait this long for responses
-                  (default 30); the rest count as timeouts
-      --json FILE  write the summary as JSON;  --csv FILE  one row per
-                  request: offset_us,latency_us,status,batch_size,outcome,send_lateness_us
-  thaw cost [--usage-log FILE] [--since WHEN] [--prices NAME|FILE] [--json]
-      What the usage in the usage log would cost on a serverless provider:
-      per model and in total, invocations, 2xx, cold starts, p50/p90/p99
-      latency of 2xx, mean batch rows, GB-s (on-demand, init, provisioned,
-      idle-warm), dollars and dollars per 1 M 2xx inferences; then memory
-      held in GB-s (busy, idle-warm, provisioned, template, standby, zygote:
-      the platform's row) and its host cost, next to the dollars, not in them.
-      --usage-log  the log written by thaw serve (default thaw-usage.jsonl)
-      --since   only usage from WHEN on: an ISO-8601 UTC time
-                (2026-11-28T20:00:00Z) or a duration before now (30s, 15m,
-                2h, 7d); default: everything
-      --prices  aws-x86 (default), aws-arm64 or a price sheet file
-      --json    print JSON instead of the table
-  thaw simulate (--trace FILE | --azure FILE [--azure-top N] [--spread uniform|poisson]
-                 | --suite NAME | --poisson RATE --duration-s S) (--profile FILE --config FILE)...
-                [--start-times-from FILE]... [--map FUNCTION=MODEL]... [--per-function] [--time-scale X] [--from-s S] [--to-s S]
-                [--prices NAME|FILE] [--seed N] [--json]
-                [--memory-mb N] [--memory-charge measured|configured] [--eviction lru|cheapest_restart]
-                [--template-starts N] [--template-admit-calls N] [--keep-alive-pool on|off]
-      Run a trace through the server's own policies in virtual time (each
-      model of a --config, with the times of its --profile, written by
-      thaw profile) and report what thaw cost reports, per model and in
-      total, plus cold starts, 429s, 504s and instance-seconds.
-      Deterministic per seed.
-      --map     which model a trace function (CSV model column, Azure
-                function) calls: explicit --map, else the model of the same
-                name, else --map '*=MODEL', else the only model
-      --trace   plain CSV: timestamp_s[,model] per line
-      --azure   Azure Functions 2019 invocations_per_function file; its
-                --azure-top N busiest functions (default 1)
-      --suite   a trace of the development suite (docs/trace_suite.md,
-                seeded by --seed): azure-mix, timers, bursty-inference,
-                diurnal-http, sparse-poisson, drift
-      --per-function  each trace function is its own model named after it:
-                a copy of the --config (and its profile) whose model name is
-                the function's up to its last '-' (fraud-0042: fraud), else
-                of the first
-      --nodes N  a fleet of N machines, models placed by a ModelMesh-like
-                router (memory-bounded per --node-memory-mb, default 16384;
-                least recently used unloaded; a model above --copy-rate
-                calls/s per copy, default 20, gets another copy): each
-                machine's cold starts, p99, memory held and cost, and the
-                fleet's (sim/fleet.h)
-      --from-s, --to-s  only this window of the trace (in trace seconds,
-                after --time-scale), shifted to start at 0
-      --time-scale  trace seconds per simulated second (default 1)
-      --rows    rows (dim 0) per request, as in the requests replayed (default 1)
-      --start-times-from  a measured profile (thaw profile MODEL) whose
-                start times fill those the --profile of the same model lacks:
-                one from thaw profile --from-usage has only the start paths
-                its server used, and a config whose start path its profile
-                has no time for is refused
-      --memory-mb, --memory-charge, --eviction, --template-starts,
-      --template-admit-calls, --keep-alive-pool  as for thaw serve (default budget: unlimited); measured charges come
-                from the profiles' memory_kb (cgroup_peak, else private)
-  thaw plan (trace flags as for simulate) --profile FILE --config FILE --slo-p99-ms X
-            [--out FILE] [--prices NAME|FILE] [--seed N] [--memory-grid MB,..]
-            [--max-concurrency-grid N,..] [--min-instances-grid N,..]
-            [--keep-alive-grid S,..] [--template-keep-alive-grid S,..] [--threads-grid N,..]
-            [--keep-alive-policies fixed,adaptive,histogram]
-            [--bill-weight W] [--host-weight W] [--accuracy-floor 0.9|base-1pt]
-      Simulate your config and a grid of settings (memory_mb and so threads,
-      batching, max_concurrency, provisioned instances, keep-alive policy
-      and time, template keep-alive; the config's own values are always in
-      it) on the trace,
-      print the Pareto front of cost vs p99, your config, the cheapest
-      meeting the p99 target and the next best, and write the cheapest as a
-      config.json thaw serve accepts (--out, default <model>.plan.json).
-      Cost = bill weight x the Lambda-style bill + host weight x the host
-      cost of the memory held (both 1 by default; 0 leaves one out).
-      Defaults: --memory-grid 128,256,512,1024,1769,3538 (sizes below the
-      profile's measured RSS + 25 % are skipped), --max-concurrency-grid 1
-      (and the config's, and twice it), --min-instances-grid 0,1,2,4,
-      --keep-alive-grid 0,10,60,600 (fixed; adaptive against 600 s and
-      the config's), --keep-alive-policies fixed,adaptive (histogram too if
-      named), --threads-grid: the profile's thread counts (each up to one
-      per 1,769 MB), --template-keep-alive-grid 60,300 (template path
-      only). Also simulates your config always on, provisioned for its peak,
-      for comparison. Simulations use every core. Shows progress on a
-      terminal.
-      --accuracy-floor  also choose among the model's variants (thaw
-                optimize; each needs its profile.json from thaw variants
-                --measure): plan each, keep those whose test accuracy is at
-                least 0.9 (absolute) or at most 1 point below the base
-                (base-1pt), and write the cheapest meeting the target.
-  thaw replay (trace flags as for simulate) --url http://HOST:PORT
-              (--model NAME --request FILE | (--target MODEL=FILE)... [--map FUNCTION=MODEL]...)
-      Send the trace's requests to a running server at their times (open loop,
-      with thaw load's generator; --time-scale compresses), then print the
-      load summary and the server's own report (/v2/models/NAME/usage, or
-      /v2/stats with --target), to compare with thaw simulate. With
-      --target, each trace function's requests go to a model as --map
-      routes them (as for simulate) with that model's request file.
-      Use a fresh server: stats count from its start.
-  thaw version      print the version
-  thaw --help       print this help
-
-Logs go to stderr, one line per event; THAW_LOG_LEVEL=debug|info|warning|error.
-thaw load and thaw replay send THAW_TOKEN, if set, as 'Authorization: Bearer'
-(for a server started with --auth-tokens).
-)";
-}
-
-std::string CommandHelp(std::string_view command) {
-  const std::string help = HelpText();
-  const std::string start = "\n  thaw " + std::string(command) + " ";
-  const size_t begin = help.find(start);
-  if (command.empty() || begin == std::string::npos) return "";
-  size_t end = help.find("\n  thaw ", begin + start.size());
-  if (end == std::string::npos) end = help.find("\n\n", begin + start.size());
-  return "Usage:" + help.substr(begin, end == std::string::npos ? std::string::npos : end - begin) + "\n";
-}
-
 std::string PercentText(double part, double whole) {
   if (whole == 0) return "0 %";
   const double percent = 100.0 * part / whole;
@@ -880,23 +630,59 @@ std::string DecimalText(double value, int decimals) {
   return text;
 }
 
+std::string DefaultUsageLogPath(const std::function<const char*(const char*)>& getenv) {
+  auto set = [&getenv](const char* name) -> std::string {
+    const char* value = getenv(name);
+    return value == nullptr ? "" : value;
+  };
+  if (std::string dir = set("THAW_STATE_DIR"); !dir.empty()) return (std::filesystem::path(dir) / "usage.jsonl").string();
+  if (std::string dir = set("XDG_STATE_HOME"); !dir.empty())
+    return (std::filesystem::path(dir) / "thaw" / "usage.jsonl").string();
+  if (std::string home = set("HOME"); !home.empty())
+    return (std::filesystem::path(home) / ".local" / "state" / "thaw" / "usage.jsonl").string();
+  return "/tmp/thaw-state/usage.jsonl";
+}
+
+std::string DefaultUsageLogPath() {
+  return DefaultUsageLogPath([](const char* name) -> const char* { return std::getenv(name); });
+}
+
+bool AsksForHelp(const std::vector<std::string>& args) {
+  if (args.empty() || IsHelp(args[0]) || args[0] == "help") return true;
+  return FindCommand(args[0]) != nullptr && std::any_of(args.begin() + 1, args.end(), IsHelp);
+}
+
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args) {
   Command command;
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") return command;
+  if (args.empty() || IsHelp(args[0])) return command;
   if (args[0] == "help") {
-    if (args.size() > 1 && (args[1] == "init" || args[1] == "profile" || args[1] == "optimize" || args[1] == "variants" || args[1] == "deploy" ||
-                            !CommandHelp(args[1]).empty()))
+    if (args.size() > 2) return InvalidArgument("thaw help takes one COMMAND; see 'thaw --help'");
+    if (args.size() == 2) {
+      if (FindCommand(args[1]) == nullptr) return InvalidArgument("unknown command '" + args[1] + "'; see 'thaw --help'");
       command.help_topic = args[1];
+    }
     return command;
   }
-  if (args[0] == "version" || args[0] == "--version") {
+  if (args[0] == "--version") {
+    command.kind = CommandKind::kVersion;
+    return command;
+  }
+  if (FindCommand(args[0]) != nullptr && std::any_of(args.begin() + 1, args.end(), IsHelp)) {
+    command.help_topic = args[0];
+    return command;
+  }
+  if (args[0] == "version") {
+    if (args.size() > 1) return InvalidArgument("unexpected argument '" + args[1] + "'; see 'thaw version --help'");
     command.kind = CommandKind::kVersion;
     return command;
   }
   if (args[0] != "serve" && args[0] != "load" && args[0] != "cost" && args[0] != "simulate" && args[0] != "plan" &&
-      args[0] != "replay")
+      args[0] != "replay") {
+    if (args[0].starts_with("-")) return InvalidArgument("unknown flag '" + args[0] + "'; see 'thaw --help'");
     return InvalidArgument("unknown command '" + args[0] + "'; see 'thaw --help'");
+  }
   bool help = false;
+  command.serve.usage_log_path = command.cost.usage_log_path = DefaultUsageLogPath();
   if (args[0] == "serve") {
     command.kind = CommandKind::kServe;
     THAW_RETURN_IF_ERROR(ParseServe(args, &command.serve, &help));
@@ -954,7 +740,7 @@ bool ParseModelAndFlags(
     const std::string& v = args[++i];
     bool ok = true;
     if (!flag(a, v, &ok)) {
-      *error = "unknown flag '" + a + "' for 'thaw " + command + "'";
+      *error = "unknown flag '" + a + "' for 'thaw " + command + "'; see 'thaw " + command + " --help'";
       return false;
     }
     if (!ok) {

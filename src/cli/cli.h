@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "cli/commands.h"
 #include "load/arrivals.h"
 #include "sandbox/sandbox.h"
 #include "sched/scheduler.h"
@@ -38,7 +39,7 @@ struct ServeOptions {
   std::string worker_path;  // empty = thaw-worker beside the thaw binary
   int64_t memory_mb = 0;    // node memory budget for instances and templates; 0 = 80 % of RAM
   NodeMemoryFlags node;     // --memory-charge, --eviction, --template-starts, --template-admit-calls
-  std::string usage_log_path = "thaw-usage.jsonl";  // usage records as JSON lines; empty = keep no log
+  std::string usage_log_path;  // usage records as JSON lines; ParseCommandLine's default: DefaultUsageLogPath(); empty = keep no log
   int64_t usage_log_buffer_mb = 16;  // records kept in memory while the log cannot be written; >= 1
   std::string prices = "aws-x86";  // price sheet for /stats: aws-x86, aws-arm64 or a file (metering/price_sheet.h)
   std::string prepared_dir;  // prepared artifacts kept across runs; empty = per run (runtime/preparations.h)
@@ -108,7 +109,7 @@ Micros SinceWallUs(const Since& since, Micros now_wall_us);
 
 // `thaw cost`: a cost report from the usage log (src/metering).
 struct CostCommandOptions {
-  std::string usage_log_path = "thaw-usage.jsonl";
+  std::string usage_log_path;  // ParseCommandLine's default: DefaultUsageLogPath(), where thaw serve writes
   Since since;
   std::string prices = "aws-x86";  // a built-in sheet name or a price sheet file
   bool json = false;               // JSON instead of the table
@@ -188,7 +189,23 @@ struct Command {
 // refuse them with their flag's message); "" -> {""}.
 std::vector<std::string> SplitCommas(std::string_view text);
 
-// args excludes argv[0].
+// True when args ask for help: none, --help/-h, "help [CMD]", or a command
+// of Commands() with --help/-h among its flags. ParseCommandLine then gives
+// kHelp (or an error for "help NOT-A-COMMAND").
+bool AsksForHelp(const std::vector<std::string>& args);
+
+// Where thaw serve keeps its usage log unless --usage-log says otherwise,
+// and where thaw cost reads it: $THAW_STATE_DIR/usage.jsonl, else
+// $XDG_STATE_HOME/thaw/usage.jsonl, else $HOME/.local/state/thaw/usage.jsonl,
+// else /tmp/thaw-state/usage.jsonl (never the current directory, which is
+// often a checkout). Empty variables count as unset. `getenv` is the
+// environment to read (a test passes its own).
+std::string DefaultUsageLogPath(const std::function<const char*(const char*)>& getenv);
+std::string DefaultUsageLogPath();  // of this process's environment
+
+// args excludes argv[0]. Parses serve, load, cost, simulate, plan, replay,
+// version and every help request; other commands (profile, deploy, ...)
+// are main's. Errors name the flag or command and the help to read.
 StatusOr<Command> ParseCommandLine(const std::vector<std::string>& args);
 
 // The model repository a command uses: `repo` if given, else
@@ -205,11 +222,6 @@ bool ParseModelAndFlags(
     const std::string& command, const std::vector<std::string>& args, std::string* model, std::string* error,
     const std::function<bool(const std::string& flag, const std::string& value, bool* ok)>& flag,
     const std::function<bool(const std::string& flag)>& boolean = {});
-
-std::string HelpText();
-// One command's part of HelpText ("serve", "simulate", ...), with the usage
-// line; empty for a command HelpText does not describe.
-std::string CommandHelp(std::string_view command);
 
 // `part` of `whole` as a percentage with two decimals ("16.67 %"); "< 0.01 %"
 // for a nonzero share below that, "0 %" when whole is 0.

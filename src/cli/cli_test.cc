@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <limits>
+#include <map>
 
 namespace thaw::cli {
 namespace {
@@ -12,6 +15,68 @@ TEST(CliTest, NoArgumentsOrHelpPrintsHelp) {
   EXPECT_EQ(ParseCommandLine({"--help"})->kind, CommandKind::kHelp);
   EXPECT_EQ(ParseCommandLine({"serve", "--help"})->kind, CommandKind::kHelp);
   EXPECT_NE(HelpText().find("thaw serve"), std::string::npos);
+}
+
+// thaw --help is an overview: one line per command of the table, not their flags.
+TEST(CliTest, OverviewListsEveryCommandOnOneLine) {
+  const std::string overview = HelpText();
+  for (const CommandDoc& command : Commands()) {
+    SCOPED_TRACE(std::string(command.name));
+    EXPECT_NE(overview.find("\n  " + std::string(command.name) + " "), std::string::npos) << overview;
+    EXPECT_NE(overview.find(std::string(command.summary)), std::string::npos);
+    EXPECT_EQ(std::string(command.summary).find('\n'), std::string::npos);
+    EXPECT_EQ(FindCommand(command.name), &command);
+  }
+  EXPECT_NE(overview.find("thaw CMD --help"), std::string::npos);
+  EXPECT_EQ(overview.find("--auth-tokens"), std::string::npos);   // serve's flags are in thaw serve --help
+  EXPECT_EQ(overview.find("--slo-p99-ms"), std::string::npos);
+  EXPECT_LT(std::count(overview.begin(), overview.end(), '\n'), 25);
+  EXPECT_EQ(FindCommand("nonsense"), nullptr);
+}
+
+// Every command of the table, those main parses too, answers --help and help CMD with its own help.
+TEST(CliTest, EveryCommandHasItsOwnHelp) {
+  for (const CommandDoc& command : Commands()) {
+    const std::string name(command.name);
+    SCOPED_TRACE(name);
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {name, "--help"}, {name, "-h"}, {"help", name}, {name, "--repo", "x", "--help"}}) {
+      EXPECT_TRUE(AsksForHelp(args));
+      auto parsed = ParseCommandLine(args);
+      ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+      EXPECT_EQ(parsed->kind, CommandKind::kHelp);
+      EXPECT_EQ(parsed->help_topic, name);
+    }
+    const std::string help = CommandHelp(name);
+    EXPECT_TRUE(help.starts_with("Usage:\n  thaw " + name)) << help;
+    for (const CommandDoc& other : Commands()) {
+      if (other.name != command.name) {
+        EXPECT_EQ(help.find("\n  thaw " + std::string(other.name) + " "), std::string::npos) << other.name;
+      }
+    }
+  }
+  EXPECT_NE(CommandHelp("profile").find("--batch-sizes"), std::string::npos);
+  EXPECT_NE(CommandHelp("deploy").find("thaw deploy mappings"), std::string::npos);
+  EXPECT_FALSE(AsksForHelp({"serve", "--port", "1"}));
+  EXPECT_FALSE(AsksForHelp({"nonsense", "--help"}));  // an error, not help
+}
+
+// Unknown commands and flags are named, with the help to read.
+TEST(CliTest, UnknownCommandOrFlagPointsToTheRightHelp) {
+  auto unknown = ParseCommandLine({"simulat"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "unknown command 'simulat'; see 'thaw --help'");
+  EXPECT_EQ(ParseCommandLine({"--bogus"}).status().message(), "unknown flag '--bogus'; see 'thaw --help'");
+  EXPECT_EQ(ParseCommandLine({"help", "nonsense"}).status().message(), "unknown command 'nonsense'; see 'thaw --help'");
+  EXPECT_EQ(ParseCommandLine({"serve", "--bogus", "1"}).status().message(),
+            "unknown flag '--bogus' for 'thaw serve'; see 'thaw serve --help'");
+  EXPECT_EQ(ParseCommandLine({"replay", "--bogus", "1"}).status().message(),
+            "unknown flag '--bogus' for 'thaw replay'; see 'thaw replay --help'");
+  EXPECT_EQ(ParseCommandLine({"cost", "stray"}).status().message(), "unexpected argument 'stray'; see 'thaw cost --help'");
+  std::string model, error;
+  EXPECT_FALSE(ParseModelAndFlags("profile", {"m", "--bogus", "1"}, &model, &error,
+                                  [](const std::string&, const std::string&, bool*) { return false; }));
+  EXPECT_EQ(error, "unknown flag '--bogus' for 'thaw profile'; see 'thaw profile --help'");
 }
 
 // "thaw simulate --help" and "thaw help simulate" give that command's help only.
@@ -33,7 +98,6 @@ TEST(CliTest, CommandHelpIsThatCommandsPart) {
   EXPECT_NE(CommandHelp("replay").find("--target"), std::string::npos);
   EXPECT_EQ(CommandHelp("replay").find("thaw version"), std::string::npos);
   EXPECT_EQ(CommandHelp("nonsense"), "");
-  EXPECT_EQ(ParseCommandLine({"help", "nonsense"})->help_topic, "");
   EXPECT_EQ(ParseCommandLine({"help", "profile"})->help_topic, "profile");
   EXPECT_EQ(ParseCommandLine({"--help"})->help_topic, "");
 }
@@ -56,7 +120,8 @@ TEST(CliTest, ServeDefaults) {
   EXPECT_EQ(command->serve.port, 8080);
   EXPECT_EQ(command->serve.host, "127.0.0.1");
   EXPECT_TRUE(command->serve.repo.empty());
-  EXPECT_EQ(command->serve.usage_log_path, "thaw-usage.jsonl");
+  EXPECT_EQ(command->serve.usage_log_path, DefaultUsageLogPath());
+  EXPECT_TRUE(std::filesystem::path(DefaultUsageLogPath()).is_absolute()) << DefaultUsageLogPath();
   EXPECT_EQ(command->serve.prices, "aws-x86");
   EXPECT_EQ(command->serve.sandbox, sandbox::SandboxMode::kOn);
   EXPECT_FALSE(command->serve.worker_user.has_value());
@@ -74,7 +139,7 @@ TEST(CliTest, ServeSandboxFlags) {
   EXPECT_NE(ParseCommandLine({"serve", "--sandbox=maybe"}).status().message().find("--sandbox"), std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--worker-user=no-such-user-thaw"}).status().message().find("--worker-user"),
             std::string::npos);
-  EXPECT_NE(HelpText().find("--worker-user"), std::string::npos);
+  EXPECT_NE(CommandHelp("serve").find("--worker-user"), std::string::npos);
 }
 
 TEST(CliTest, ServePreparationFlags) {
@@ -95,7 +160,7 @@ TEST(CliTest, ServePreparationFlags) {
   EXPECT_NE(ParseCommandLine({"serve", "--prepare=later"}).status().message().find("--prepare must be on or off"),
             std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--prepared-dir="}).status().message().find("--prepared-dir"), std::string::npos);
-  EXPECT_NE(HelpText().find("--prepared-dir"), std::string::npos);
+  EXPECT_NE(CommandHelp("serve").find("--prepared-dir"), std::string::npos);
 }
 
 TEST(CliTest, ServeMemoryBudgetFlags) {
@@ -123,7 +188,7 @@ TEST(CliTest, ServeMemoryBudgetFlags) {
   EXPECT_FALSE(ParseCommandLine({"serve", "--template-admit-calls", "0"}).ok());
   EXPECT_FALSE(ParseCommandLine({"serve", "--template-starts", "-1"}).ok());
   for (const char* flag : {"--memory-charge", "--eviction", "--template-starts", "--template-admit-calls"})
-    EXPECT_NE(HelpText().find(flag), std::string::npos) << flag;
+    EXPECT_NE(CommandHelp("serve").find(flag), std::string::npos) << flag;
 }
 
 TEST(CliTest, ServeUsageLogBuffer) {
@@ -152,7 +217,7 @@ TEST(CliTest, ServeUsageLogAndPrices) {
   EXPECT_NE(ParseCommandLine({"serve", "--prices="}).status().message().find("--prices"), std::string::npos);
   EXPECT_NE(ParseCommandLine({"serve", "--usage-log"}).status().message().find("--usage-log needs a value"),
             std::string::npos);
-  EXPECT_NE(HelpText().find("--usage-log"), std::string::npos);
+  EXPECT_NE(CommandHelp("serve").find("--usage-log"), std::string::npos);
 }
 
 TEST(CliTest, ServeFlagsInBothForms) {
@@ -193,8 +258,8 @@ TEST(CliTest, ServeAccessFlags) {
   EXPECT_NE(message({"serve", "--allowed-host", "http://x/"}).find("--allowed-host"), std::string::npos);
   for (std::string origin : {"dash.example.com", "https://dash.example.com/", "https://x.com/path", "https://", "*"})
     EXPECT_NE(message({"serve", "--allowed-origin", origin}).find("--allowed-origin"), std::string::npos) << origin;
-  EXPECT_NE(HelpText().find("--auth-tokens"), std::string::npos);
-  EXPECT_NE(HelpText().find("THAW_TOKEN"), std::string::npos);
+  EXPECT_NE(CommandHelp("serve").find("--auth-tokens"), std::string::npos);
+  EXPECT_NE(CommandHelp("load").find("THAW_TOKEN"), std::string::npos);
 }
 
 TEST(CliTest, ErrorsNameTheProblem) {
@@ -257,8 +322,8 @@ TEST(CliTest, LoadFlagsInBothForms) {
   ASSERT_TRUE(binary.ok()) << binary.status().ToString();
   EXPECT_TRUE(binary->load.binary_tensors);
   EXPECT_EQ(ParseCommandLine({"load", "--help"})->kind, CommandKind::kHelp);
-  EXPECT_NE(HelpText().find("thaw load"), std::string::npos);
-  EXPECT_NE(HelpText().find("client_overload"), std::string::npos);
+  EXPECT_NE(CommandHelp("load").find("thaw load"), std::string::npos);
+  EXPECT_NE(CommandHelp("load").find("client_overload"), std::string::npos);
 }
 
 TEST(CliTest, LoadErrorsNameTheFlag) {
@@ -297,17 +362,31 @@ TEST(CliTest, LoadErrorsNameTheFlag) {
 
 constexpr Micros kNov28 = 1'795'896'000 * kMicrosPerSecond;  // 2026-11-28T20:00:00Z
 
+// The default usage log is in a state directory, never the current one.
+TEST(CliTest, DefaultUsageLogIsInTheStateDirectory) {
+  auto with = [](std::map<std::string, std::string> env) {
+    return DefaultUsageLogPath([&env](const char* name) -> const char* {
+      auto found = env.find(name);
+      return found == env.end() ? nullptr : found->second.c_str();
+    });
+  };
+  EXPECT_EQ(with({{"THAW_STATE_DIR", "/srv/thaw"}, {"XDG_STATE_HOME", "/x"}, {"HOME", "/home/a"}}), "/srv/thaw/usage.jsonl");
+  EXPECT_EQ(with({{"THAW_STATE_DIR", ""}, {"XDG_STATE_HOME", "/x"}, {"HOME", "/home/a"}}), "/x/thaw/usage.jsonl");
+  EXPECT_EQ(with({{"HOME", "/home/a"}}), "/home/a/.local/state/thaw/usage.jsonl");
+  EXPECT_EQ(with({}), "/tmp/thaw-state/usage.jsonl");
+}
+
 TEST(CliTest, CostDefaults) {
   auto command = ParseCommandLine({"cost"});
   ASSERT_TRUE(command.ok()) << command.status().ToString();
   EXPECT_EQ(command->kind, CommandKind::kCost);
-  EXPECT_EQ(command->cost.usage_log_path, "thaw-usage.jsonl");
+  EXPECT_EQ(command->cost.usage_log_path, DefaultUsageLogPath());  // where serve writes
   EXPECT_EQ(command->cost.since.kind, Since::Kind::kAll);
   EXPECT_EQ(command->cost.prices, "aws-x86");
   EXPECT_FALSE(command->cost.json);
   EXPECT_EQ(SinceWallUs(command->cost.since, kNov28), std::numeric_limits<Micros>::min());
   EXPECT_EQ(ParseCommandLine({"cost", "--help"})->kind, CommandKind::kHelp);
-  EXPECT_NE(HelpText().find("thaw cost"), std::string::npos);
+  EXPECT_NE(CommandHelp("cost").find("thaw cost"), std::string::npos);
 }
 
 TEST(CliTest, CostFlagsInBothForms) {

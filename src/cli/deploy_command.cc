@@ -12,30 +12,6 @@
 namespace thaw::cli {
 namespace fs = std::filesystem;
 
-std::string DeployHelp() {
-  return R"(  thaw deploy render --target knative|kserve|lambda|modelmesh [--repo DIR] [--models A,B] [--out DIR]
-                     [--image REF] [--namespace NS] [--max-scale N] [--pod-overhead-mb N]
-                     [--max-revision-timeout-s N] [--storage-uri URI] [--capacity-mb N]
-      Write deployment files for each model of the repository into --out
-      (default ./thaw-TARGET): a Knative Service per model, or KServe's
-      ServingRuntime `thaw` and an InferenceService per model (protocol v2),
-      each running the image of scripts/image (--image, default
-      localhost/thaw:latest); or for lambda one CloudFormation template
-      (template.json) with a function, a function URL and, for
-      min_instances, provisioned concurrency per model; or for modelmesh a
-      multi-model ServingRuntime `thaw-modelmesh` (thaw --modelmesh on,
-      --capacity-mb of models per pod, default 4096) and an
-      InferenceService per model placed by ModelMesh. Every setting of config.json is mapped to the
-      engine's knob or has none (thaw deploy mappings). --max-scale caps
-      pods per model (default: the engine's); --pod-overhead-mb is the pod
-      memory above max_concurrency x memory_mb (default 512); kserve needs
-      --storage-uri, a repository holding the model's directory (modelmesh:
-      each model at URI/<model>).
-  thaw deploy mappings --target knative|kserve|lambda|modelmesh
-      The table of thaw settings and the engine's knobs (Markdown).
-)";
-}
-
 bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions* o, std::string* error) {
   const bool parsed = ParseModelAndFlags("deploy", args, &o->action, error,
                                          [&](const std::string& a, const std::string& v, bool* ok) {

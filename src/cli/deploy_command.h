@@ -25,7 +25,6 @@ struct DeployCommandOptions {
   deploy::RenderOptions render;
 };
 
-std::string DeployHelp();
 // Arguments after `deploy`; false with an error naming the flag.
 bool ParseDeployArgs(const std::vector<std::string>& args, DeployCommandOptions* options, std::string* error);
 int RunDeploy(const DeployCommandOptions& options);

@@ -21,6 +21,7 @@
 #include <optional>
 #include <sstream>
 
+#include "base/format.h"
 #include "base/json_writer.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -112,6 +113,11 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
   if (!prices.ok()) {
     std::cerr << "thaw: --prices: " << prices.status().message() << "\n";
     return 2;
+  }
+  if (const fs::path log_dir = fs::path(options.usage_log_path).parent_path();
+      !options.usage_log_path.empty() && !log_dir.empty()) {
+    std::error_code ignored;  // a directory that cannot be made fails the open below, naming the path
+    fs::create_directories(log_dir, ignored);
   }
   // Small writes: one large write every few seconds would stall the event loop for milliseconds.
   auto meter = thaw::metering::Meter::Create(
@@ -315,6 +321,8 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
            LogFields({{"address", LogValue(options.host + ":" + std::to_string(server.port()))},
                       {"auth", access.requires_tokens() ? "tokens" : "none"},
                       {"repo", LogValue(fs::absolute(repo).string())},
+                      {"usage_log", LogValue(options.usage_log_path.empty() ? std::string("none")
+                                                                           : fs::absolute(options.usage_log_path).string())},
                       {"models", std::to_string(scan->models.size())}, {"invalid", std::to_string(scan->errors.size())},
                       {"memory_budget_mb", std::to_string(memory_mb)},
                       {"memory_charge", std::string(thaw::sched::MemoryChargeName(memory_charge))},
@@ -496,7 +504,8 @@ int Load(const thaw::cli::LoadCommandOptions& options) {
   }
   const load::LoadSummary summary = load::Summarize(*result, options.duration_s);
   std::cout << load::SummaryText(summary);
-  int exit_code = 0;
+  int exit_code = load::LoadExitCode(summary);
+  if (exit_code != 0) std::cerr << "thaw: " << load::NoSuccessReason(summary) << " (" << options.url << ")\n";
   if (!options.json_path.empty()) {
     const load::RunInfo run{.url = options.url,
                             .model = options.model,
@@ -564,8 +573,9 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
             << "/GB-h)\n\nPareto front (cost vs p99, no 429/504):\n";
   char line[640];
   auto print_row = [&](const sim::Candidate& c, const char* note) {
-    std::snprintf(line, sizeof(line), "  %-11.6f %-11.6f %-11.6f %-8.2f %-7lld %s%s%s\n", c.objective, c.dollars,
-                  c.host_dollars, c.p99_ms, static_cast<long long>(c.cold_starts), c.label.c_str(),
+    std::snprintf(line, sizeof(line), "  %-11s %-11s %-11s %-8s %-7lld %s%s%s\n", thaw::SignificantText(c.objective, 4).c_str(),
+                  thaw::SignificantText(c.dollars, 4).c_str(), thaw::SignificantText(c.host_dollars, 4).c_str(),
+                  thaw::SignificantText(c.p99_ms, 3).c_str(), static_cast<long long>(c.cold_starts), c.label.c_str(),
                   c.meets_slo ? "" : "  (misses target)", note);
     std::cout << line;
   };
@@ -589,8 +599,9 @@ int Plan(const thaw::cli::SimulateCommandOptions& options, const thaw::ModelConf
   const std::string out = options.out_path.empty() ? config.name + ".plan.json" : options.out_path;
   std::ofstream file(out, std::ios::binary | std::ios::trunc);
   file << thaw::EncodeModelConfig(best.config);
-  std::cout << "\nCheapest meeting the target: " << best.label << "\n  cost $" << best.objective << " (bill $"
-            << best.dollars << ", host $" << best.host_dollars << "), p99 " << best.p99_ms << " ms, "
+  std::cout << "\nCheapest meeting the target: " << best.label << "\n  cost $" << thaw::SignificantText(best.objective, 4)
+            << " (bill $" << thaw::SignificantText(best.dollars, 4) << ", host $"
+            << thaw::SignificantText(best.host_dollars, 4) << "), p99 " << thaw::SignificantText(best.p99_ms, 3) << " ms, "
             << best.cold_starts << " cold starts -> " << out << (file ? "" : " (could not be written)") << "\n";
   if (input.meets_slo && input.objective > 0)
     std::cout << "  against your config: " << thaw::cli::PercentText(best.objective, input.objective) << " of its cost\n";
@@ -686,8 +697,8 @@ int PlanVariants(const thaw::cli::SimulateCommandOptions& options, const thaw::M
     const auto& best = bests[i];
     std::snprintf(line, sizeof line, "  %-26s %-15s %-9s %-11s %-11s %-8s %s\n", (*rows)[i].name.c_str(),
                   (*rows)[i].method.c_str(), cli::DecimalText((*rows)[i].accuracy, 4).c_str(),
-                  best ? cli::DecimalText(best->objective, 6).c_str() : "-",
-                  best ? cli::DecimalText(best->dollars_per_million, 4).c_str() : "-",
+                  best ? thaw::SignificantText(best->objective, 4).c_str() : "-",
+                  best ? thaw::SignificantText(best->dollars_per_million, 4).c_str() : "-",
                   best ? cli::DecimalText(best->p99_ms, 2).c_str() : "-", sim::VariantVerdictName(choice.verdicts[i]));
     std::cout << line;
   }
@@ -793,8 +804,17 @@ std::optional<std::vector<uint32_t>> ModelOfFunction(const thaw::trace::Trace& t
   return *model_of_function;
 }
 
+int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan, thaw::metering::UsageReport* report_out);
+
 int Replay(const thaw::cli::SimulateCommandOptions& options) {
   namespace load = thaw::load;
+  // With --profile and --config, the simulation of the same trace first: bad inputs fail before any request.
+  std::optional<thaw::metering::UsageReport> simulated;
+  if (!options.profile_paths.empty()) {
+    thaw::metering::UsageReport report;
+    if (int failed = Simulate(options, /*plan=*/false, &report); failed != 0) return failed;
+    simulated = std::move(report);
+  }
   auto arrivals = LoadTrace(options);
   if (!arrivals.ok()) {
     std::cerr << "thaw: trace: " << arrivals.status().message() << "\n";
@@ -856,13 +876,30 @@ int Replay(const thaw::cli::SimulateCommandOptions& options) {
     w.BeginObject().Key("load").Raw(load::SummaryJson(summary, {.url = options.url,
                                                                  .model = models.size() == 1 ? models[0] : label,
                                                                  .arrivals = "trace"}));
-    w.Key("server").Raw(stats.ok() ? std::string_view(*stats) : std::string_view("null")).EndObject();
+    w.Key("server").Raw(stats.ok() ? std::string_view(*stats) : std::string_view("null"));
+    if (simulated) w.Key("simulated").Raw(thaw::metering::ReportJson(*simulated));
+    w.EndObject();
     std::cout << json << "\n";
-  } else {
-    std::cout << load::SummaryText(summary) << "\nserver report (" << stats_path << "):\n"
-              << (stats.ok() ? *stats : stats.status().message()) << "\n";
+    return stats.ok() ? 0 : 1;
   }
-  return stats.ok() ? 0 : 1;
+  std::cout << load::SummaryText(summary) << "\nserver report (" << options.url << stats_path << "):\n";
+  if (!stats.ok()) {
+    std::cout << stats.status().message() << "\n";
+    return 1;
+  }
+  // The table thaw simulate and thaw cost print, from the server's JSON.
+  auto replayed = thaw::metering::ParseReportJson(*stats, stats_path);
+  if (!replayed.ok()) {
+    std::cerr << "thaw: " << replayed.status().message() << "\n";
+    return 1;
+  }
+  std::cout << thaw::metering::ReportTable(*replayed);
+  if (simulated) {
+    std::cout << "\nsimulated (--profile, --config) vs replayed, same trace:\n"
+              << thaw::metering::CompareReportsTable(*simulated, *replayed);
+    std::cout << "\nsimulated report:\n" << thaw::metering::ReportTable(*simulated);
+  }
+  return 0;
 }
 
 // thaw simulate, and thaw plan (the same inputs, a grid of settings).
@@ -924,23 +961,26 @@ int SimulateFleet(const thaw::cli::SimulateCommandOptions& options, const std::v
     const auto& n = fleet->nodes[i];
     const auto& t = n.result.report.total;
     char line[256];
-    std::snprintf(line, sizeof line, "  %-4zu  %-8lld  %-6lld  %-8lld  %-11lld  %-5lld  %-7.2f  %-7.2f  %-8.0f  %-9.6f  %.6f\n",
+    std::snprintf(line, sizeof line, "  %-4zu  %-8lld  %-6lld  %-8lld  %-11lld  %-5lld  %-7.2f  %-7.2f  %-8.0f  %-9s  %s\n",
                   i, static_cast<long long>(n.result.requests), static_cast<long long>(n.placements),
                   static_cast<long long>(n.unloads), static_cast<long long>(n.result.cold_starts),
                   static_cast<long long>(n.result.rejected_429), t.p50_ms, t.p99_ms, n.mean_held_mb,
-                  t.bill.total_usd, t.bill.host_usd);
+                  thaw::SignificantText(t.bill.total_usd, 4).c_str(), thaw::SignificantText(t.bill.host_usd, 4).c_str());
     std::cout << line;
   }
   double held = 0;
   for (const auto& n : fleet->nodes) held += n.mean_held_mb;
   std::cout << "\n  fleet: " << total.invocations << " requests, " << total.cold_starts << " cold starts, p50 "
             << DecimalText(total.p50_ms, 2) << " ms, p99 " << DecimalText(total.p99_ms, 2) << " ms, memory held "
-            << DecimalText(held, 0) << " MB (mean over the run, all nodes), $" << DecimalText(total.bill.total_usd, 6)
-            << " Lambda-style, $" << DecimalText(total.bill.host_usd, 6) << " host cost of the memory held\n";
+            << DecimalText(held, 0) << " MB (mean over the run, all nodes), $" << thaw::SignificantText(total.bill.total_usd, 4)
+            << " Lambda-style, $" << thaw::SignificantText(total.bill.host_usd, 4) << " host cost of the memory held\n";
   return 0;
 }
 
-int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
+// report_out set: simulate one machine (no plan, no fleet), store the report
+// there and print nothing but errors (thaw replay compares it with the server's).
+int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan,
+             thaw::metering::UsageReport* report_out = nullptr) {
   namespace sim = thaw::sim;
   namespace trace = thaw::trace;
   auto prices = thaw::metering::LoadPriceSheet(options.prices);
@@ -1046,7 +1086,7 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   for (const trace::Arrival& a : arrivals->arrivals)
     requests.push_back({a.time_us, (*model_of_function)[a.function], options.rows_per_request});
   thaw::RealClock clock;
-  if (plan && !options.accuracy_floor.empty()) {
+  if (plan && report_out == nullptr && !options.accuracy_floor.empty()) {
     if (configs.size() != 1 || !given[0].named) {
       std::cerr << "thaw: --accuracy-floor plans one model given by the config.json in its model directory "
                    "(its variants are the directories beside it)\n";
@@ -1055,10 +1095,10 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
     const fs::path repo = fs::absolute(options.config_paths[0]).parent_path().parent_path();
     return PlanVariants(options, configs[0], *profile_of[0], repo, requests, *prices, clock);
   }
-  if (plan) return Plan(options, configs[0], *profile_of[0], requests, *prices, clock);
+  if (plan && report_out == nullptr) return Plan(options, configs[0], *profile_of[0], requests, *prices, clock);
   std::vector<sim::SimModel> models;
   for (size_t i = 0; i < configs.size(); ++i) models.push_back({configs[i], profile_of[i]->ForThreads(configs[i].threads)});
-  if (options.nodes > 0) return SimulateFleet(options, models, requests, *prices, clock);
+  if (options.nodes > 0 && report_out == nullptr) return SimulateFleet(options, models, requests, *prices, clock);
   const thaw::Micros started = clock.NowMicros();
   auto result = sim::Simulate(models, requests, *prices,
                               {.seed = options.seed,
@@ -1073,6 +1113,10 @@ int Simulate(const thaw::cli::SimulateCommandOptions& options, bool plan) {
   if (!result.ok()) {
     std::cerr << "thaw: " << result.status().message() << "\n";
     return 2;
+  }
+  if (report_out != nullptr) {
+    *report_out = std::move(result->report);
+    return 0;
   }
   if (options.json) {
     // The report as thaw cost --json gives it, after what only a simulation knows.
@@ -1192,7 +1236,7 @@ static int Lambda(const std::vector<std::string>& args, thaw::Micros process_sta
     return 2;
   }
   if (command->kind == thaw::cli::CommandKind::kHelp) {
-    std::cout << thaw::cli::HelpText();
+    std::cout << thaw::cli::CommandHelp("serve");
     return 0;
   }
   thaw::cli::ServeOptions& options = command->serve;
@@ -1218,13 +1262,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "lambda" || (args[0] == "serve" && std::getenv("AWS_LAMBDA_RUNTIME_API"))))
     return Lambda(args, process_start_us);
+  if (thaw::cli::AsksForHelp(args)) {
+    auto command = thaw::cli::ParseCommandLine(args);
+    if (!command.ok()) {
+      std::cerr << "thaw: " << command.status().message() << "\n";
+      return 2;
+    }
+    std::cout << (command->help_topic.empty() ? thaw::cli::HelpText() : thaw::cli::CommandHelp(command->help_topic));
+    return 0;
+  }
   if (!args.empty() && args[0] == "profile") {
     thaw::cli::ProfileCommandOptions options;
     std::string error;
-    if (std::any_of(args.begin() + 1, args.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
-      std::cout << thaw::cli::ProfileHelp();
-      return 0;
-    }
     if (!thaw::cli::ParseProfileArgs({args.begin() + 1, args.end()}, &options, &error)) {
       std::cerr << "thaw: " << error << "\n";
       return 2;
@@ -1234,10 +1283,6 @@ int main(int argc, char** argv) {
   if (!args.empty() && (args[0] == "optimize" || args[0] == "variants")) {
     const bool optimize = args[0] == "optimize";
     const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
-      std::cout << (optimize ? thaw::cli::OptimizeHelp() : thaw::cli::VariantsHelp());
-      return 0;
-    }
     std::string error;
     thaw::cli::OptimizeCommandOptions optimize_options;
     thaw::cli::VariantsCommandOptions variants_options;
@@ -1250,9 +1295,9 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "init") {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (rest.empty() || std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
-      std::cout << thaw::cli::InitHelp();
-      return rest.empty() ? 2 : 0;
+    if (rest.empty()) {
+      std::cerr << thaw::cli::CommandHelp("init");
+      return 2;
     }
     thaw::cli::InitCommandOptions options;
     std::string error;
@@ -1264,9 +1309,9 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "deploy") {
     const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (rest.empty() || std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a == "--help" || a == "-h"; })) {
-      std::cout << thaw::cli::DeployHelp();
-      return rest.empty() ? 2 : 0;
+    if (rest.empty()) {
+      std::cerr << thaw::cli::CommandHelp("deploy");
+      return 2;
     }
     thaw::cli::DeployCommandOptions options;
     std::string error;
@@ -1283,20 +1328,7 @@ int main(int argc, char** argv) {
   }
   switch (command->kind) {
     case thaw::cli::CommandKind::kHelp:
-      if (command->help_topic == "init") {
-        std::cout << thaw::cli::InitHelp();
-      } else if (command->help_topic == "profile") {
-        std::cout << thaw::cli::ProfileHelp();
-      } else if (command->help_topic == "deploy") {
-        std::cout << thaw::cli::DeployHelp();
-      } else if (command->help_topic == "optimize" || command->help_topic == "variants") {
-        std::cout << (command->help_topic == "optimize" ? thaw::cli::OptimizeHelp() : thaw::cli::VariantsHelp());
-      } else if (!command->help_topic.empty()) {
-        std::cout << thaw::cli::CommandHelp(command->help_topic);
-      } else {
-        std::cout << thaw::cli::HelpText() << thaw::cli::InitHelp() << thaw::cli::ProfileHelp() << thaw::cli::OptimizeHelp()
-                  << thaw::cli::VariantsHelp() << thaw::cli::DeployHelp();
-      }
+      std::cout << (command->help_topic.empty() ? thaw::cli::HelpText() : thaw::cli::CommandHelp(command->help_topic));
       return 0;
     case thaw::cli::CommandKind::kVersion:
       std::cout << "thaw 0.1.0\n";

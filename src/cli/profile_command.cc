@@ -225,28 +225,6 @@ StatusOr<sim::ProfileFile> MeasureServed(const ProfileCommandOptions& o, const M
 
 }  // namespace
 
-std::string ProfileHelp() {
-  return "  thaw profile MODEL [--repo DIR] [--request FILE] [--out FILE] [--batch-sizes 1,2,4,8,16]\n"
-         "               [--threads 1,2] [--paths exec,zygote,template] [--reps N] [--spread-reps N]\n"
-         "               [--gap-ms MS] [--cold-reps N] [--served-s S] [--served-rates R,..]\n"
-         "  thaw profile MODEL --from-usage FILE [--out FILE]\n"
-         "      Measure MODEL on this machine with real workers: the round trip of an\n"
-         "      execution per batch size and thread count (median of --reps, 30), its\n"
-         "      distribution (--spread-reps single-row executions, 300), the cold start\n"
-         "      per start path, and a warm instance's memory; write a profile for thaw\n"
-         "      simulate (default <MODEL>.profile.json). Executions are --gap-ms apart\n"
-         "      (5): an instance waits idle between requests, as under real traffic,\n"
-         "      and waking it is part of the round trip. Then the model is served: a thaw\n"
-         "      serve of it gets --served-s (60; 0 skips) of Poisson traffic over HTTP,\n"
-         "      a phase at each of --served-rates (200,50,5 per second; phases last in\n"
-         "      proportion to 1/sqrt(rate)), and the round trips its usage log shows\n"
-         "      (the HTTP side and event loop included, and how they grow with the idle\n"
-         "      gap before them) give the distribution and add their overhead to every\n"
-         "      batch size. A progress bar shows on a terminal.\n"
-         "      --from-usage builds the profile from a live server's usage log instead\n"
-         "      (thaw serve --usage-log): the round trips and cold starts production saw.\n";
-}
-
 bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* o, std::string* error) {
   return ParseModelAndFlags("profile", args, &o->model, error, [&](const std::string& a, const std::string& v, bool* ok) {
     if (a == "--repo") o->repo = v;
@@ -286,6 +264,11 @@ namespace {
 
 int WriteProfile(const ProfileCommandOptions& o, const sim::ProfileFile& profile) {
   const std::string out_path = o.out_path.empty() ? o.model + ".profile.json" : o.out_path;
+  if (out_path == "-") {  // the JSON on stdout, for a pipe; the summary to stderr
+    std::cout << sim::EncodeProfile(profile) << std::flush;
+    if (o.print_summary) std::cerr << "thaw profile " << o.model << ":\n" << sim::ProfileSummaryText(profile);
+    return std::cout ? 0 : 1;
+  }
   std::ofstream file(out_path, std::ios::binary | std::ios::trunc);
   file << sim::EncodeProfile(profile);
   if (!file) {
@@ -293,7 +276,9 @@ int WriteProfile(const ProfileCommandOptions& o, const sim::ProfileFile& profile
     return 1;
   }
   if (o.print_summary)
-    std::cout << "thaw profile " << o.model << " -> " << out_path << "\n" << sim::ProfileSummaryText(profile);
+    std::cout << "thaw profile " << o.model << ":\n"
+              << sim::ProfileSummaryText(profile) << "wrote " << fs::absolute(out_path).string()
+              << " (for thaw simulate --profile)\n";
   return 0;
 }
 

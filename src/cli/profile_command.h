@@ -49,7 +49,6 @@ struct ProfileCommandOptions {
 };
 
 int RunProfile(const ProfileCommandOptions& options);
-std::string ProfileHelp();
 // Parses the arguments after "profile" (args excludes "thaw" and "profile");
 // false with an error naming the flag.
 bool ParseProfileArgs(const std::vector<std::string>& args, ProfileCommandOptions* options, std::string* error);

@@ -48,52 +48,6 @@ std::string SizeText(double bytes) {
 
 }  // namespace
 
-std::string OptimizeHelp() {
-  return R"(  thaw optimize MODEL [--repo DIR] [--method all|M[,M...]] [--epochs N] [--sparsity S]
-      Make smaller variants of MODEL, each a model directory of its own,
-      <repo>/<MODEL>-<method>, with variant.json: how it was made, its file
-      size and parameters, and its test accuracy beside the base's, both
-      measured on the base's held-out test split. Methods (all: those that
-      apply to the model):
-        int8-dynamic     int8 Linear weights (MLP, text encoder)
-        int8-static      post-training static int8, calibrated (CNN)
-        prune-magnitude  global L1 pruning to --sparsity + fine-tune (CNN)
-        prune-channels   structured: drops --sparsity of each block's
-                         expansion channels + fine-tune (CNN)
-        distill          a smaller student trained on the model's outputs (CNN)
-        distill-int8     the student, then int8-static (CNN)
-      Runs models/optimize.py on Debian's python3-torch; seeded.
-      --epochs N        training epochs (default: distill 8 CNN, 3 encoder; fine-tune 1)
-      --sparsity S      share removed by pruning, in (0, 1) (default 0.5)
-      --out-root DIR    where variant directories go (default: the repository)
-      --python PATH     the interpreter (default /usr/bin/python3)
-      --request FILE --references-dir DIR
-                        also write each variant's outputs for this v2 request
-                        to DIR/<variant>.json
-)";
-}
-
-std::string VariantsHelp() {
-  return R"(  thaw variants MODEL [--repo DIR] [--measure] [--json]
-      MODEL and its variants (directories with a variant.json naming it as
-      their base, as thaw optimize writes them) side by side: method, file
-      size, parameters, test accuracy and points lost against MODEL.
-      --measure         also profile each on this machine (real workers):
-                        warm round trip at 1 and 8 rows, cold start from a
-                        template and from a fresh process, private memory
-                        of a warm instance; write <model>/profile.json (for
-                        thaw plan --accuracy-floor); price a Poisson stream
-                        with each model's config in the simulator: GB-s and
-                        $ per 1 M requests; ratios against MODEL
-      --request FILE    the v2 request every variant is measured with
-                        (default: <repo>/../requests/MODEL.json)
-      --reps N          executions per batch size (default 100)
-      --cold-reps N     cold starts per start path (default 5)
-      --served-s S      thaw profile's HTTP-served phase (default 0: off)
-      --rate R --duration-s S  the priced stream (default 10 req/s, 3600 s)
-)";
-}
-
 bool ParseOptimizeArgs(const std::vector<std::string>& args, OptimizeCommandOptions* o, std::string* error) {
   return ParseModelAndFlags("optimize", args, &o->model, error, [&](const std::string& a, const std::string& v, bool* ok) {
     if (a == "--repo") o->repo = v;

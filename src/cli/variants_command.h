@@ -74,8 +74,6 @@ struct VariantRow {
 // names `model` as its base, by name. kNotFound without the base's config.
 StatusOr<std::vector<VariantRow>> ReadVariants(const std::filesystem::path& repo, const std::string& model);
 
-std::string OptimizeHelp();
-std::string VariantsHelp();
 // Arguments after the command word; false with an error naming the flag.
 bool ParseOptimizeArgs(const std::vector<std::string>& args, OptimizeCommandOptions* options, std::string* error);
 bool ParseVariantsArgs(const std::vector<std::string>& args, VariantsCommandOptions* options, std::string* error);

@@ -36,10 +36,24 @@ std::string_view OutcomeName(Outcome outcome) {
   return "unknown";
 }
 
+std::string_view ErrorCauseName(ErrorCause cause) {
+  switch (cause) {
+    case ErrorCause::kNone: return "none";
+    case ErrorCause::kConnectionRefused: return "connection refused";
+    case ErrorCause::kConnectionReset: return "connection reset";
+    case ErrorCause::kOther: return "other error";
+  }
+  return "unknown";
+}
+
 void RecordResponseParameter(std::string_view name, double value, bool measured, RequestRecord& record,
                              std::vector<ParameterMean>& means) {
   if (name == "batch_size") {
     if (value >= 0 && value <= 2e9) record.batch_size = static_cast<int32_t>(std::lround(value));
+    return;
+  }
+  if (name == "instance") {
+    if (value >= 0 && value <= 9e15) record.instance = std::llround(value);
     return;
   }
   if (name == "compute_ms" && value >= 0) record.compute_ms = value;
@@ -194,7 +208,7 @@ class Runner {
     c->buffer.clear();
     asio::async_connect(c->socket, endpoints_, [this, c](const boost::system::error_code& ec, const tcp::endpoint&) {
       if (expired_) return;
-      if (ec) return Fail(c);
+      if (ec) return Fail(c, ec);
       boost::system::error_code ignored;
       c->socket.set_option(tcp::no_delay(true), ignored);
       Send(c);
@@ -275,10 +289,19 @@ class Runner {
       return Connect(c);
     }
     records_[c->request].outcome = Outcome::kError;
+    records_[c->request].error = CauseOf(ec);
     c->busy = false;
     --outstanding_;
     closed_.push_back(c);
     MaybeDone();
+  }
+
+  static ErrorCause CauseOf(const boost::system::error_code& ec) {
+    if (ec == asio::error::connection_refused) return ErrorCause::kConnectionRefused;
+    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe || ec == asio::error::eof ||
+        ec == http::error::end_of_stream || ec == asio::error::connection_aborted)
+      return ErrorCause::kConnectionReset;
+    return ErrorCause::kOther;
   }
 
   void Close(Connection* c) {

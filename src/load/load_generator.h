@@ -94,6 +94,16 @@ enum class Outcome : uint8_t {
 
 std::string_view OutcomeName(Outcome outcome);
 
+// Why a kError request failed: what the socket said, for reports by cause.
+enum class ErrorCause : uint8_t {
+  kNone,               // not a kError
+  kConnectionRefused,  // nothing listens at the url (server down, wrong port)
+  kConnectionReset,    // the server reset or closed the connection mid-request
+  kOther,              // anything else: a malformed response, a too large body, ...
+};
+
+std::string_view ErrorCauseName(ErrorCause cause);
+
 struct RequestRecord {
   Micros offset_us = 0;           // scheduled time, from the start of the run
   Micros send_lateness_us = -1;   // when the generator dispatched it - scheduled; -1: not sent
@@ -104,6 +114,10 @@ struct RequestRecord {
   // parameters.compute_ms of a 200 response (-1: absent): with batch_size,
   // what an execution is billed (rounded up per execution, shared by its rows).
   double compute_ms = -1;
+  // parameters.instance of a 200 response (the id of the instance that ran
+  // it; -1: absent): reports count distinct ids, an average means nothing.
+  int64_t instance = -1;
+  ErrorCause error = ErrorCause::kNone;  // set for kError
 };
 
 // The mean of one numeric field of `parameters` over the 200 responses that
@@ -115,8 +129,8 @@ struct ParameterMean {
 };
 
 // One numeric `parameters` field of a 200 response, as every generator
-// reads it: batch_size and compute_ms go to `record`; every name but
-// batch_size adds to its mean in `means` when the request is `measured`
+// reads it: batch_size, compute_ms and instance go to `record`; every name
+// but batch_size and instance adds to its mean in `means` when the request is `measured`
 // (after the warm-up), at most 64 names.
 void RecordResponseParameter(std::string_view name, double value, bool measured, RequestRecord& record,
                              std::vector<ParameterMean>& means);

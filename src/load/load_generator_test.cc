@@ -345,8 +345,13 @@ TEST(LoadGeneratorTest, RefusedConnectionsAreErrors) {
   LoadResult result = RunOrDie({.url = "http://127.0.0.1:" + std::to_string(port), .model = "m", .body = "{}"},
                                Constant(1000, 0.005));
   ASSERT_EQ(result.requests.size(), 5u);
-  for (const RequestRecord& r : result.requests) EXPECT_EQ(r.outcome, Outcome::kError);
-  EXPECT_EQ(Summarize(result, 0.005).errors, 5);
+  for (const RequestRecord& r : result.requests) {
+    EXPECT_EQ(r.outcome, Outcome::kError);
+    EXPECT_EQ(r.error, ErrorCause::kConnectionRefused);
+  }
+  const LoadSummary summary = Summarize(result, 0.005);
+  EXPECT_EQ(summary.errors, 5);
+  EXPECT_EQ(LoadExitCode(summary), 1);
 }
 
 TEST(LoadGeneratorTest, BadOptionsAreInvalidArgument) {

@@ -6,7 +6,9 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 
+#include "base/format.h"
 #include "base/json_writer.h"
 
 namespace thaw::load {
@@ -65,6 +67,8 @@ LoadSummary Summarize(const LoadResult& result, double schedule_duration_s) {
   Micros first_send = 0, last_ok = 0;
   bool any_sent = false, any_ok = false;
   double batch_sum = 0;
+  int64_t refused = 0, reset = 0, other_errors = 0;
+  std::set<int64_t> instances;
   for (const RequestRecord& r : result.requests) {
     if (r.send_lateness_us >= 0) {
       ++s.sent;
@@ -83,6 +87,7 @@ LoadSummary Summarize(const LoadResult& result, double schedule_duration_s) {
           const Micros done_at = r.offset_us + r.latency_us;
           last_ok = any_ok ? std::max(last_ok, done_at) : done_at;
           any_ok = true;
+          if (r.instance >= 0) instances.insert(r.instance);
         }
         if (r.batch_size >= 0) {
           ++s.batch_size_responses;
@@ -92,9 +97,28 @@ LoadSummary Summarize(const LoadResult& result, double schedule_duration_s) {
       }
       case Outcome::kClientOverload: ++s.client_overload; break;
       case Outcome::kTimeout: ++s.timeouts; break;
-      case Outcome::kError: ++s.errors; break;
+      case Outcome::kError:
+        ++s.errors;
+        if (r.error == ErrorCause::kConnectionRefused) ++refused;
+        else if (r.error == ErrorCause::kConnectionReset) ++reset;
+        else ++other_errors;
+        break;
     }
   }
+  auto fail = [&s](std::string key, std::string label, int64_t count) {
+    if (count > 0) s.failures.push_back({std::move(key), std::move(label), count});
+  };
+  fail("connection_refused", "connection refused", refused);
+  fail("connection_reset", "connection reset", reset);
+  fail("timeout", "timeout", s.timeouts);
+  fail("http_429", "HTTP 429", statuses.count(429) ? statuses[429] : 0);
+  fail("http_503", "HTTP 503", statuses.count(503) ? statuses[503] : 0);
+  for (const auto& [status, count] : statuses)
+    if ((status < 200 || status >= 300) && status != 429 && status != 503)
+      fail("http_" + std::to_string(status), "HTTP " + std::to_string(status), count);
+  fail("client_overload", "client overload", s.client_overload);
+  fail("other_error", "other error", other_errors);
+  s.distinct_instances = static_cast<int64_t>(instances.size());
   s.status_counts.assign(statuses.begin(), statuses.end());
   if (schedule_duration_s > 0) s.offered_rate_per_s = static_cast<double>(s.scheduled) / schedule_duration_s;
   if (any_ok && last_ok > first_send)
@@ -127,7 +151,10 @@ std::string SummaryText(const LoadSummary& s) {
     statuses += (statuses.empty() ? "" : "  ") + std::to_string(status) + ": " + std::to_string(count);
   line("status", statuses.empty() ? "(no responses)" : statuses);
   line("client_overload", std::to_string(s.client_overload) + (s.client_overload > 0 ? "  <-- generator-limited" : ""));
-  line("timeouts", std::to_string(s.timeouts) + "   errors " + std::to_string(s.errors));
+  std::string failures;
+  for (const LoadSummary::Failure& f : s.failures)
+    failures += (failures.empty() ? "" : "  ") + f.label + " " + std::to_string(f.count);
+  line("failures", failures.empty() ? "none" : failures);
   const Percentiles& l = s.latency;
   line("latency (ms)", "p50 " + Fixed(l.p50_ms, 3) + "  p90 " + Fixed(l.p90_ms, 3) + "  p99 " + Fixed(l.p99_ms, 3) +
                            "  p99.9 " + Fixed(l.p999_ms, 3) + "  max " + Fixed(l.max_ms, 3) + "  (" +
@@ -138,12 +165,29 @@ std::string SummaryText(const LoadSummary& s) {
                                                 : "(not reported)");
   std::string params;
   for (const ParameterMean& p : s.parameters)
-    if (p.count > 0) params += (params.empty() ? "" : "  ") + p.name + " " + Fixed(p.sum / static_cast<double>(p.count), 3);
+    if (p.count > 0) params += (params.empty() ? "" : "  ") + p.name + " " + SignificantText(p.sum / static_cast<double>(p.count), 3);
   if (!params.empty()) line("server (mean)", params);
+  if (s.distinct_instances > 0)
+    line("instances", std::to_string(s.distinct_instances) + " distinct  (ids in 2xx responses)");
   line("connections", std::to_string(s.connections_opened) + " opened" +
                           (s.stale_retries > 0 ? ", " + std::to_string(s.stale_retries) + " stale resends" : ""));
   return out;
 }
+
+std::string NoSuccessReason(const LoadSummary& s) {
+  if (s.ok_2xx > 0 || s.scheduled == 0) return "";
+  std::string causes;
+  bool refused = false;
+  for (const LoadSummary::Failure& f : s.failures) {
+    causes += (causes.empty() ? "" : ", ") + f.label + " " + std::to_string(f.count);
+    refused = refused || f.key == "connection_refused";
+  }
+  return "no request succeeded: " + std::to_string(s.scheduled) + " of " + std::to_string(s.scheduled) +
+         " failed" + (causes.empty() ? "" : ": " + causes) +
+         (refused ? " (is a server listening at the url?)" : "");
+}
+
+int LoadExitCode(const LoadSummary& summary) { return NoSuccessReason(summary).empty() ? 0 : 1; }
 
 std::string SummaryJson(const LoadSummary& s, const RunInfo& run) {
   std::string j;
@@ -169,7 +213,9 @@ std::string SummaryJson(const LoadSummary& s, const RunInfo& run) {
   WritePercentiles(w, s.send_lateness);
   w.Key("batch_size").BeginObject().Field("responses", s.batch_size_responses);
   fixed("mean", s.mean_batch_size, 4);
-  w.EndObject().Key("parameter_means").BeginObject();
+  w.EndObject().Key("failures").BeginObject();
+  for (const LoadSummary::Failure& f : s.failures) w.Field(f.key, f.count);
+  w.EndObject().Field("distinct_instances", s.distinct_instances).Key("parameter_means").BeginObject();
   for (const ParameterMean& p : s.parameters) {
     if (p.count == 0) continue;
     w.Key(p.name).BeginObject();

@@ -47,6 +47,17 @@ struct LoadSummary {
   int64_t connections_opened = 0;
   int64_t stale_retries = 0;
   std::vector<ParameterMean> parameters;
+  // Requests that did not get a 2xx, by cause, causes with a count only, in
+  // this order: connection_refused, connection_reset, timeout, http_429,
+  // http_503, http_<status> (other statuses, ascending), client_overload,
+  // other_error.
+  struct Failure {
+    std::string key;    // as above; the JSON key
+    std::string label;  // for people: "connection refused", "HTTP 429", ...
+    int64_t count = 0;
+  };
+  std::vector<Failure> failures;
+  int64_t distinct_instances = 0;  // instance ids seen in 2xx responses (parameters.instance)
 };
 
 // schedule_duration_s: how long the measured schedule lasts (for the offered
@@ -67,6 +78,14 @@ struct RunInfo {
 };
 
 std::string SummaryText(const LoadSummary& summary);
+// Why the run counts as failed: "" when a request got a 2xx or none was
+// scheduled; else a sentence naming the failures by cause ("no request
+// succeeded: 6 of 6 failed: connection refused 6 (is a server listening at
+// the url?)").
+std::string NoSuccessReason(const LoadSummary& summary);
+// thaw load's exit status for a run that completed: 1 when NoSuccessReason
+// is not empty, else 0.
+int LoadExitCode(const LoadSummary& summary);
 std::string SummaryJson(const LoadSummary& summary, const RunInfo& run);
 // One row per measured request:
 // offset_us,latency_us,status,batch_size,outcome,send_lateness_us

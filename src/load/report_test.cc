@@ -48,7 +48,7 @@ TEST(ReportTest, CountsRatesAndPercentiles) {
   const std::string text = SummaryText(s);
   EXPECT_NE(text.find("WARNING: 1 requests were not sent"), std::string::npos) << text;
   EXPECT_NE(text.find("2xx only"), std::string::npos) << text;
-  EXPECT_NE(text.find("queue_ms 2.500"), std::string::npos) << text;
+  EXPECT_NE(text.find("queue_ms 2.50"), std::string::npos) << text;
 
   const std::string json = SummaryJson(s, {.url = "http://h:1", .model = "m\"x", .arrivals = "poisson", .rate_per_s = 52});
   EXPECT_NE(json.find("\"client_overload\":1"), std::string::npos) << json;
@@ -56,6 +56,64 @@ TEST(ReportTest, CountsRatesAndPercentiles) {
   EXPECT_NE(json.find("\"p99_ms\":99.000"), std::string::npos) << json;
   EXPECT_NE(json.find("\"model\":\"m\\\"x\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"queue_ms\":{\"mean\":2.500000,\"count\":4}"), std::string::npos) << json;
+}
+
+TEST(ReportTest, FailuresByCauseAndDistinctInstances) {
+  LoadResult result;
+  RequestRecord ok = Ok(0, 1000);
+  for (int64_t instance : {2, 3, 2, 4, 3}) {
+    ok.instance = instance;
+    result.requests.push_back(ok);
+  }
+  auto error = [](ErrorCause cause) {
+    return RequestRecord{.offset_us = 0, .send_lateness_us = 1, .outcome = Outcome::kError, .error = cause};
+  };
+  auto status = [](int code) {
+    return RequestRecord{.offset_us = 0, .send_lateness_us = 1, .latency_us = 5, .outcome = Outcome::kResponse, .status = code};
+  };
+  for (RequestRecord r : {error(ErrorCause::kConnectionRefused), error(ErrorCause::kConnectionRefused),
+                          error(ErrorCause::kConnectionReset), error(ErrorCause::kOther), status(429), status(503),
+                          status(503), status(500), status(404)})
+    result.requests.push_back(r);
+  result.requests.push_back({.offset_us = 0, .send_lateness_us = 1, .outcome = Outcome::kTimeout});
+
+  const LoadSummary s = Summarize(result, 1.0);
+  EXPECT_EQ(s.distinct_instances, 3);
+  std::vector<std::pair<std::string, int64_t>> failures;
+  for (const LoadSummary::Failure& f : s.failures) failures.emplace_back(f.key, f.count);
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"connection_refused", 2}, {"connection_reset", 1}, {"timeout", 1}, {"http_429", 1},
+      {"http_503", 2},           {"http_404", 1},         {"http_500", 1}, {"other_error", 1}};
+  EXPECT_EQ(failures, expected);
+  const std::string text = SummaryText(s);
+  EXPECT_NE(text.find("failures          connection refused 2  connection reset 1  timeout 1  HTTP 429 1  HTTP 503 2"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("instances         3 distinct"), std::string::npos) << text;
+  EXPECT_EQ(text.find("instance 2."), std::string::npos) << text;
+  const std::string json = SummaryJson(s, {});
+  EXPECT_NE(json.find("\"failures\":{\"connection_refused\":2,\"connection_reset\":1,\"timeout\":1,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"distinct_instances\":3"), std::string::npos) << json;
+  // Some 2xx: the run counts as done, whatever failed beside.
+  EXPECT_EQ(NoSuccessReason(s), "");
+  EXPECT_EQ(LoadExitCode(s), 0);
+}
+
+TEST(ReportTest, NoSuccessExitsOneAndSaysWhy) {
+  LoadResult result;
+  for (int i = 0; i < 6; ++i)
+    result.requests.push_back({.offset_us = i, .send_lateness_us = 1, .outcome = Outcome::kError,
+                               .error = ErrorCause::kConnectionRefused});
+  const LoadSummary refused = Summarize(result, 1.0);
+  EXPECT_EQ(LoadExitCode(refused), 1);
+  EXPECT_EQ(NoSuccessReason(refused),
+            "no request succeeded: 6 of 6 failed: connection refused 6 (is a server listening at the url?)");
+
+  LoadResult overloaded;
+  overloaded.requests.push_back({.offset_us = 0, .send_lateness_us = 1, .latency_us = 5, .outcome = Outcome::kResponse, .status = 429});
+  EXPECT_EQ(LoadExitCode(Summarize(overloaded, 1.0)), 1);
+  EXPECT_EQ(NoSuccessReason(Summarize(overloaded, 1.0)), "no request succeeded: 1 of 1 failed: HTTP 429 1");
+  // Nothing scheduled is not a failure of the server.
+  EXPECT_EQ(LoadExitCode(Summarize(LoadResult{}, 1.0)), 0);
 }
 
 TEST(ReportTest, EmptyResultHasZeroes) {

@@ -1,11 +1,15 @@
 #include "metering/usage_stats.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <set>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <variant>
 
+#include "base/format.h"
 #include "metering/price_sheet.h"
 #include "metering/usage_json.h"
 #include "metering/usage_log.h"
@@ -40,11 +44,9 @@ std::string Num(double value) {
   return buf;
 }
 
-std::string Fixed(double value, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
-  return buf;
-}
+// A number in the text table: 4 significant digits, never "0.00000000".
+std::string Sig(double value) { return SignificantText(value, 4); }
+
 
 // A row's fields, in the object `w` has open.
 void RowFields(JsonWriter& w, const ModelUsage& row) {
@@ -385,6 +387,104 @@ std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& pri
   return j + "\n";
 }
 
+namespace {
+
+double NumberAt(simdjson::dom::element parent, std::string_view key) {
+  double value = 0;
+  if (parent[key].get_double().get(value) || !std::isfinite(value)) return 0;
+  return value;
+}
+
+int64_t IntegerAt(simdjson::dom::element parent, std::string_view key) { return std::llround(NumberAt(parent, key)); }
+
+ModelUsage RowOf(simdjson::dom::element row) {
+  ModelUsage m;
+  std::string_view name;
+  if (!row["model"].get_string().get(name)) m.model = std::string(name);
+  m.invocations = IntegerAt(row, "invocations");
+  m.ok = IntegerAt(row, "ok");
+  simdjson::dom::object statuses;
+  if (!row["status_counts"].get_object().get(statuses))
+    for (auto [key, value] : statuses) {
+      int64_t count = 0;
+      if (value.get_int64().get(count)) continue;
+      m.status_counts.emplace_back(std::atoi(std::string(key).c_str()), count);
+    }
+  std::sort(m.status_counts.begin(), m.status_counts.end());
+  m.cold_starts = IntegerAt(row, "cold_starts");
+  simdjson::dom::element latency;
+  if (!row["latency_ms"].get(latency)) {
+    m.latency_count = IntegerAt(latency, "count");
+    m.p50_ms = NumberAt(latency, "p50");
+    m.p90_ms = NumberAt(latency, "p90");
+    m.p99_ms = NumberAt(latency, "p99");
+  }
+  m.mean_batch_rows = NumberAt(row, "mean_batch_rows");
+  m.instances_stopped = IntegerAt(row, "instances_stopped");
+  m.usage.requests = IntegerAt(row, "billed_requests");
+  simdjson::dom::element part;
+  if (!row["gb_s"].get(part)) {
+    m.usage.on_demand_duration_gb_s = NumberAt(part, "on_demand_duration");
+    m.usage.init_gb_s = NumberAt(part, "init");
+    m.usage.provisioned_capacity_gb_s = NumberAt(part, "provisioned_capacity");
+    m.usage.provisioned_duration_gb_s = NumberAt(part, "provisioned_duration");
+    m.usage.idle_warm_gb_s = NumberAt(part, "idle_warm");
+  }
+  if (!row["usd"].get(part)) {
+    m.bill.request_usd = NumberAt(part, "requests");
+    m.bill.on_demand_duration_usd = NumberAt(part, "on_demand_duration");
+    m.bill.init_usd = NumberAt(part, "init");
+    m.bill.provisioned_capacity_usd = NumberAt(part, "provisioned_capacity");
+    m.bill.provisioned_duration_usd = NumberAt(part, "provisioned_duration");
+    m.bill.total_usd = NumberAt(part, "total");
+  }
+  m.usd_per_million_ok = NumberAt(row, "usd_per_million_ok");
+  if (!row["held_gb_s"].get(part)) {
+    m.usage.held.busy_gb_s = NumberAt(part, "busy");
+    m.usage.held.idle_warm_gb_s = NumberAt(part, "idle_warm");
+    m.usage.held.provisioned_gb_s = NumberAt(part, "provisioned");
+    m.usage.held.template_gb_s = NumberAt(part, "template");
+    m.usage.held.standby_gb_s = NumberAt(part, "standby");
+    m.usage.held.zygote_gb_s = NumberAt(part, "zygote");
+  }
+  m.bill.host_usd = NumberAt(row, "host_usd");
+  m.host_usd_per_million_ok = NumberAt(row, "host_usd_per_million_ok");
+  return m;
+}
+
+}  // namespace
+
+StatusOr<UsageReport> ParseReportJson(std::string_view json, const std::string& source) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(simdjson::padded_string(json)).get(doc) || !doc.is_object())
+    return InvalidArgument(source + ": not a usage report (a JSON object)");
+  UsageReport report;
+  simdjson::dom::element prices;
+  if (!doc["prices"].get(prices)) {
+    if (auto sheet = ParsePriceSheet(simdjson::to_string(prices), source + " prices"); sheet.ok()) report.prices = *sheet;
+  }
+  report.granularity_us = static_cast<Micros>(std::llround(NumberAt(doc, "granularity_ms") * kMicrosPerMilli));
+  simdjson::dom::array models;
+  if (!doc["models"].get_array().get(models)) {
+    report.records = IntegerAt(doc, "records");
+    report.from_wall_us = IntegerAt(doc, "from_wall_us");
+    report.to_wall_us = IntegerAt(doc, "to_wall_us");
+    for (simdjson::dom::element row : models) report.models.push_back(RowOf(row));
+    simdjson::dom::element total;
+    if (doc["total"].get(total)) return InvalidArgument(source + ": usage report without 'total'");
+    report.total = RowOf(total);
+  } else if (doc["invocations"].is_int64() || doc["invocations"].is_double()) {
+    report.total = RowOf(doc);  // one model's row
+    report.models.push_back(report.total);
+    report.total.model = "";
+    report.records = -1;
+  } else {
+    return InvalidArgument(source + ": not a usage report (no 'models' or 'invocations')");
+  }
+  return report;
+}
+
 std::string WallTimeText(Micros wall_us) {
   const Micros seconds = wall_us >= 0 ? wall_us / kMicrosPerSecond : -((-wall_us + kMicrosPerSecond - 1) / kMicrosPerSecond);
   const int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
@@ -401,13 +501,15 @@ std::string WallTimeText(Micros wall_us) {
 
 std::string ReportTable(const UsageReport& report) {
   std::string out = "prices " + report.prices.name + " (" + GranularityMs(report.granularity_us) +
-                    " ms granularity, init " + (report.prices.bill_init ? "billed" : "not billed") + "); " +
-                    std::to_string(report.records) + " records";
+                    " ms granularity, init " + (report.prices.bill_init ? "billed" : "not billed") + ")" +
+                    (report.records >= 0 ? "; " + std::to_string(report.records) + " records" : "");
+  // Before 2001 a "wall" time is a virtual one whose origin was not kept: shown from 0, never as 1970.
+  constexpr Micros kEarliestWallUs = Micros{978307200} * kMicrosPerSecond;
   if (report.records > 0 && report.virtual_origin_wall_us) {
-    char span[96];
-    std::snprintf(span, sizeof span, ", simulated %.1f s to %.1f s", (report.from_wall_us - *report.virtual_origin_wall_us) / 1e6,
-                  (report.to_wall_us - *report.virtual_origin_wall_us) / 1e6);
-    out += span;
+    out += ", simulated " + OffsetText(report.from_wall_us - *report.virtual_origin_wall_us) + " to " +
+           OffsetText(report.to_wall_us - *report.virtual_origin_wall_us);
+  } else if (report.records > 0 && report.from_wall_us < kEarliestWallUs) {
+    out += ", " + OffsetText(report.from_wall_us) + " to " + OffsetText(report.to_wall_us) + " (trace time)";
   } else if (report.records > 0) {
     out += ", " + WallTimeText(report.from_wall_us) + " to " + WallTimeText(report.to_wall_us);
   }
@@ -427,18 +529,18 @@ std::string ReportTable(const UsageReport& report) {
   auto add_row = [&](const ModelUsage& row, const std::string& name) {
     const policy::UsageTotals& u = row.usage;
     out += billed.Line({name, std::to_string(row.invocations), std::to_string(row.ok), std::to_string(row.cold_starts),
-                        Fixed(row.p50_ms, 3), Fixed(row.p90_ms, 3), Fixed(row.p99_ms, 3), Fixed(row.mean_batch_rows, 2),
-                        Fixed(u.on_demand_duration_gb_s, 4), Fixed(u.init_gb_s, 4),
-                        Fixed(u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s, 4), Fixed(u.idle_warm_gb_s, 4),
-                        Fixed(row.bill.total_usd, 8), Fixed(row.usd_per_million_ok, 4)});
+                        Sig(row.p50_ms), Sig(row.p90_ms), Sig(row.p99_ms), Sig(row.mean_batch_rows),
+                        Sig(u.on_demand_duration_gb_s), Sig(u.init_gb_s),
+                        Sig(u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s), Sig(u.idle_warm_gb_s),
+                        Sig(row.bill.total_usd), Sig(row.usd_per_million_ok)});
   };
   for (const ModelUsage& row : report.models) add_row(row, row.model);
   add_row(report.total, "total");
   const policy::Bill& b = report.total.bill;
-  out += "total $: requests " + Fixed(b.request_usd, 8) + " (" + std::to_string(report.total.usage.requests) +
-         ")  on-demand duration " + Fixed(b.on_demand_duration_usd, 8) + "  init " + Fixed(b.init_usd, 8) +
-         "  provisioned capacity " + Fixed(b.provisioned_capacity_usd, 8) + "  provisioned duration " +
-         Fixed(b.provisioned_duration_usd, 8) + "  = " + Fixed(b.total_usd, 8) + "\n";
+  out += "total $: requests " + Sig(b.request_usd) + " (" + std::to_string(report.total.usage.requests) +
+         ")  on-demand duration " + Sig(b.on_demand_duration_usd) + "  init " + Sig(b.init_usd) +
+         "  provisioned capacity " + Sig(b.provisioned_capacity_usd) + "  provisioned duration " +
+         Sig(b.provisioned_duration_usd) + "  = " + Sig(b.total_usd) + "\n";
   out += "(idle-warm GB-s: on-demand instances kept alive without work; not billed by this price sheet)\n";
 
   // Memory held and what the host would cost for it: a second bill, beside the first.
@@ -449,16 +551,73 @@ std::string ReportTable(const UsageReport& report) {
   out += held.Header();
   auto add_held = [&](const ModelUsage& row, const std::string& name) {
     const policy::HeldMemory& h = row.usage.held;
-    out += held.Line({name, Fixed(h.busy_gb_s, 4), Fixed(h.idle_warm_gb_s, 4), Fixed(h.provisioned_gb_s, 4),
-                      Fixed(h.template_gb_s, 4), Fixed(h.standby_gb_s, 4), Fixed(h.zygote_gb_s, 4),
-                      Fixed(h.total_gb_s(), 4), Fixed(row.bill.host_usd, 8), Fixed(row.host_usd_per_million_ok, 4)});
+    out += held.Line({name, Sig(h.busy_gb_s), Sig(h.idle_warm_gb_s), Sig(h.provisioned_gb_s),
+                      Sig(h.template_gb_s), Sig(h.standby_gb_s), Sig(h.zygote_gb_s),
+                      Sig(h.total_gb_s()), Sig(row.bill.host_usd), Sig(row.host_usd_per_million_ok)});
   };
   for (const ModelUsage& row : report.models) add_held(row, row.model);
   add_held(report.total, "total");
   const double held_gb_s = report.total.usage.held.total_gb_s();
-  out += "host $: " + Fixed(held_gb_s, 4) + " GB-s held = " + Fixed(held_gb_s / 3600, 6) + " GB-hours x $" +
-         Num(report.prices.host_usd_per_gb_hour) + " per GB-hour = " + Fixed(b.host_usd, 8) +
+  out += "host $: " + Sig(held_gb_s) + " GB-s held = " + Sig(held_gb_s / 3600) + " GB-hours x $" +
+         Num(report.prices.host_usd_per_gb_hour) + " per GB-hour = " + Sig(b.host_usd) +
          " (the host's cost of the memory held; not in total $)\n";
+  return out;
+}
+
+std::string CompareReportsTable(const UsageReport& simulated, const UsageReport& replayed) {
+  std::vector<std::string> names;
+  for (const UsageReport* report : {&simulated, &replayed})
+    for (const ModelUsage& row : report->models)
+      if (std::find(names.begin(), names.end(), row.model) == names.end()) names.push_back(row.model);
+  auto find = [](const UsageReport& report, const std::string& name) -> const ModelUsage* {
+    for (const ModelUsage& row : report.models)
+      if (row.model == name) return &row;
+    return nullptr;
+  };
+  size_t model_width = 5;
+  for (const std::string& name : names) model_width = std::max(model_width, name.size());
+  TextTable table({{"model", model_width}, {"", 16}, {"simulated", 11}, {"replayed", 11}, {"difference", 11}, {"", 9}});
+  std::string out = table.Header();
+  auto add = [&](const std::string& name, const ModelUsage* sim, const ModelUsage* live) {
+    const ModelUsage none;
+    const ModelUsage& a = sim ? *sim : none;
+    const ModelUsage& b = live ? *live : none;
+    auto billed = [](const policy::UsageTotals& u) {
+      return u.on_demand_duration_gb_s + u.init_gb_s + u.provisioned_capacity_gb_s + u.provisioned_duration_gb_s;
+    };
+    struct Metric {
+      const char* what;
+      double simulated, replayed;
+      bool count;  // printed as a whole number
+    };
+    const Metric metrics[] = {
+        {"invocations", static_cast<double>(a.invocations), static_cast<double>(b.invocations), true},
+        {"2xx", static_cast<double>(a.ok), static_cast<double>(b.ok), true},
+        {"cold starts", static_cast<double>(a.cold_starts), static_cast<double>(b.cold_starts), true},
+        {"p50 ms", a.p50_ms, b.p50_ms, false},
+        {"p99 ms", a.p99_ms, b.p99_ms, false},
+        {"billed GB-s", billed(a.usage), billed(b.usage), false},
+        {"$", a.bill.total_usd, b.bill.total_usd, false},
+        {"held GB-s", a.usage.held.total_gb_s(), b.usage.held.total_gb_s(), false},
+    };
+    bool first = true;
+    for (const Metric& m : metrics) {
+      auto text = [&m](double value) { return m.count ? std::to_string(std::llround(value)) : Sig(value); };
+      const double x = m.simulated, y = m.replayed;
+      const std::string sign = y >= x ? "+" : "";
+      std::string difference = "-", percent;
+      if (sim && live) {
+        difference = sign + text(y - x);
+        if (x != 0) percent = sign + SignificantText(100 * (y - x) / x, 2) + " %";
+      }
+      std::string line = table.Line({first ? name : "", m.what, sim ? text(x) : "-", live ? text(y) : "-", difference, percent});
+      line.erase(line.find_last_not_of(" \n") + 1);
+      out += line + "\n";
+      first = false;
+    }
+  };
+  for (const std::string& name : names) add(name, find(simulated, name), find(replayed, name));
+  if (names.size() != 1) add("total", &simulated.total, &replayed.total);
   return out;
 }
 

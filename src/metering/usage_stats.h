@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/status.h"
 #include "metering/usage.h"
 #include "policy/pricing.h"
 
@@ -96,7 +97,7 @@ struct ModelUsage {
 struct UsageReport {
   policy::PriceSheet prices;
   Micros granularity_us = 0;     // the rounding applied to the GB-s
-  int64_t records = 0;
+  int64_t records = 0;            // -1: not known (ParseReportJson of one model's row)
   Micros from_wall_us = 0;       // earliest start of a record; 0 with no records
   Micros to_wall_us = 0;         // latest end of a record
   // Set for a simulation's report: its records are in virtual time, this
@@ -166,12 +167,26 @@ class UsageStats {
 // Lambda-style bill; "host_usd" the host cost of "held_gb_s", not in
 // "usd"."total". One line, ending in a newline.
 std::string ReportJson(const UsageReport& report);
+// The report back from ReportJson's text, or from ModelReportJson's (one
+// model: that row as the only model and as the total), e.g. a server's
+// /v2/stats or /v2/models/{m}/usage, so a client prints it with
+// ReportTable. Fields it does not know are ignored; a missing number is 0.
+// Errors: kInvalidArgument naming `source` when the text is not such JSON.
+StatusOr<UsageReport> ParseReportJson(std::string_view json, const std::string& source);
 // One model: its row with "prices" and "granularity_ms" added.
 std::string ModelReportJson(const ModelUsage& row, const policy::PriceSheet& prices, Micros granularity_us);
 // For people: a header, one line per model, the total, and the dollars per
 // component of the total; then memory held, one line per model and the
 // total, and the host cost.
 std::string ReportTable(const UsageReport& report);
+
+// Two reports of the same trace side by side (thaw replay with --profile
+// and --config: what the simulator predicted and what the live server
+// measured): per model of either (by name) and the total, invocations, 2xx,
+// cold starts, p50 and p99 of 2xx, billed GB-s, $ and memory held, each
+// with the difference (replayed - simulated) and, where the simulated value
+// is not 0, that difference in percent of it.
+std::string CompareReportsTable(const UsageReport& simulated, const UsageReport& replayed);
 
 // "YYYY-MM-DDTHH:MM:SSZ" for wall-clock microseconds since the Unix epoch.
 std::string WallTimeText(Micros wall_us);

@@ -313,10 +313,13 @@ TEST(UsageStatsTest, VirtualTimeShowsAsSecondsNotDates) {
   stats.Add(InstanceRecord{.model = "fraud", .memory_mb = 512, .start_wall_us = 40'216'729,
                            .stop_wall_us = 196'020'246, .idle_us = 0});
   UsageReport report = stats.Report(policy::PriceSheet{});
-  EXPECT_NE(ReportTable(report).find("1970-01-01"), std::string::npos);  // wall time, as thaw cost shows it
+  // Without its origin, a time before 2001 cannot be a wall time: from 0, as trace time.
+  EXPECT_NE(ReportTable(report).find(", +00:00:40.216 to +00:03:16.020 (trace time)"), std::string::npos)
+      << ReportTable(report);
+  EXPECT_EQ(ReportTable(report).find("1970"), std::string::npos) << ReportTable(report);
   report.virtual_origin_wall_us = 0;
   const std::string table = ReportTable(report);
-  EXPECT_NE(table.find("simulated 40.2 s to 196.0 s"), std::string::npos) << table;
+  EXPECT_NE(table.find("simulated +00:00:40.216 to +00:03:16.020"), std::string::npos) << table;
   EXPECT_EQ(table.find("1970"), std::string::npos) << table;
   simdjson::dom::parser parser;
   simdjson::dom::element root;
@@ -401,16 +404,17 @@ TEST(UsageStatsTest, TableShowsMemoryHeldAndTheHostCostBesideTheBill) {
                        "      host $ host $/1M 2xx\n"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("\nfraud         21.0000   120.0000    300.0000   300.0000    60.0000     0.0000    801.0000 "
-                       "  0.00183980      919.8984\n"),
+  // Significant digits, not fixed decimals: 0 and 120.0, never 0.0000 or 0.00183980.
+  EXPECT_NE(table.find("\nfraud           21.00      120.0       300.0      300.0      60.00          0       801.0 "
+                       "    0.001840         919.9\n"),
             std::string::npos)
       << table;
-  EXPECT_NE(table.find("\n(platform)     0.0000     0.0000      0.0000     0.0000     0.0000   900.0000    900.0000 "
-                       "  0.00206719        0.0000\n"),
+  EXPECT_NE(table.find("\n(platform)          0          0           0          0          0      900.0       900.0 "
+                       "    0.002067             0\n"),
             std::string::npos)
       << table;
   // 5301 GB-s = 1.4725 GB-hours x $0.00826875 = $0.012175734375.
-  EXPECT_NE(table.find("host $: 5301.0000 GB-s held = 1.472500 GB-hours x $0.00826875 per GB-hour = 0.01217573 "
+  EXPECT_NE(table.find("host $: 5301 GB-s held = 1.472 GB-hours x $0.00826875 per GB-hour = 0.01218 "
                        "(the host's cost of the memory held; not in total $)\n"),
             std::string::npos)
       << table;
@@ -430,6 +434,61 @@ TEST(UsageStatsTest, TableHasARowPerModelAndTheTotal) {
   EXPECT_NE(table.find("\nfashion "), std::string::npos) << table;
   EXPECT_NE(table.find("\ntotal "), std::string::npos) << table;
   EXPECT_NE(table.find("total $: requests"), std::string::npos) << table;
+}
+
+// A client (thaw replay) prints a server's JSON report with the same table as thaw cost.
+TEST(UsageStatsTest, ReportJsonParsesBackToTheSameTable) {
+  UsageStats stats = HeldExample();
+  stats.Add(Ok("fashion", 2500));
+  const UsageReport report = stats.Report(policy::PriceSheet{});
+  auto parsed = ParseReportJson(ReportJson(report), "/v2/stats");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(ReportTable(*parsed), ReportTable(report));
+
+  // One model's row (/v2/models/fraud/usage): that model and the total, the record count unknown.
+  const ModelUsage& fraud = report.models[1];
+  ASSERT_EQ(fraud.model, "fraud");
+  auto one = ParseReportJson(ModelReportJson(fraud, report.prices, report.granularity_us), "usage");
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_EQ(one->models.size(), 1u);
+  EXPECT_EQ(one->models[0].model, "fraud");
+  EXPECT_EQ(one->total.invocations, fraud.invocations);
+  EXPECT_DOUBLE_EQ(one->total.bill.total_usd, fraud.bill.total_usd);
+  EXPECT_EQ(ReportTable(*one).find("records"), std::string::npos) << ReportTable(*one);
+
+  EXPECT_EQ(ParseReportJson("[1]", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseReportJson("{\"a\":1}", "x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(ParseReportJson("not json", "/v2/stats").status().message().find("/v2/stats"), std::string::npos);
+}
+
+// Simulated and replayed side by side: the difference and its share of the simulated value.
+TEST(UsageStatsTest, CompareReportsShowsDifferences) {
+  UsageReport simulated, replayed;
+  ModelUsage a;
+  a.model = "fraud";
+  a.invocations = 100;
+  a.ok = 100;
+  a.cold_starts = 4;
+  a.p99_ms = 20;
+  ModelUsage b = a;
+  b.cold_starts = 5;
+  b.p99_ms = 25;
+  simulated.models = {a};
+  replayed.models = {b};
+  ModelUsage only_live;
+  only_live.model = "fashion";
+  only_live.invocations = 3;
+  replayed.models.push_back(only_live);
+  const std::string table = CompareReportsTable(simulated, replayed);
+  EXPECT_NE(table.find("\nfraud        invocations         100         100          +0      +0 %\n"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("\n             cold starts           4           5          +1     +25 %\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\n                  p99 ms       20.00       25.00      +5.000     +25 %\n"), std::string::npos) << table;
+  // Nothing simulated: no percentage.
+  EXPECT_NE(table.find("\n                  p50 ms           0           0          +0\n"), std::string::npos) << table;
+  // A model only one side has: "-" for the other, no difference.
+  EXPECT_NE(table.find("\nfashion      invocations           -           3           -\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("\ntotal "), std::string::npos) << table;
 }
 
 TEST(UsageStatsTest, WallTimeText) {

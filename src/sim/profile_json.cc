@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <optional>
 #include <sstream>
 
+#include "base/format.h"
 #include "base/json_writer.h"
 #include "json/object_fields.h"
 
@@ -196,37 +199,36 @@ std::string EncodeProfile(const ProfileFile& p) {
 
 std::string ProfileSummaryText(const ProfileFile& profile) {
   const ModelProfile& p = profile.profile;
-  std::ostringstream out;
-  out.setf(std::ios::fixed);
-  out.precision(1);
-  out << "  execution (round trip) by rows:";
-  for (const auto& [rows, us] : p.exec_us_by_rows) out << " " << rows << "=" << us << " us";
-  out << "\n";
-  if (!p.exec_spread.empty()) {
-    out.precision(2);
-    out << "  spread (" << p.exec_spread.size() << " points, time / median): p50 " << p.SpreadAt(0.5) << ", p90 "
-        << p.SpreadAt(0.9) << ", p99 " << p.SpreadAt(0.99) << ", p99.9 " << p.SpreadAt(0.999) << ", max "
-        << p.SpreadAt(1.0) << "\n";
-  } else {
-    out.precision(3);
-    out << "  execution CV " << p.exec_cv << "\n";
+  // p99 of a batch size: its median times the spread's (or a lognormal's, without one) 0.99 ratio.
+  const double p99_ratio = !p.exec_spread.empty() ? p.SpreadAt(0.99) : std::exp(2.326 * std::sqrt(std::log1p(p.exec_cv * p.exec_cv)));
+  std::string out = "  rows   p50 ms   p99 ms   (one execution's round trip; p99 from the " +
+                    std::string(p.exec_spread.empty() ? "execution CV" : "measured spread") + ")\n";
+  for (const auto& [rows, us] : p.exec_us_by_rows) {
+    char line[96];
+    std::snprintf(line, sizeof line, "  %4lld %8s %8s\n", static_cast<long long>(rows), SignificantText(us / 1000.0).c_str(),
+                  SignificantText(us * p99_ratio / 1000.0).c_str());
+    out += line;
   }
+  if (!p.exec_spread.empty())
+    out += "  spread (" + std::to_string(p.exec_spread.size()) + " points, time / median): p50 " +
+           SignificantText(p.SpreadAt(0.5)) + ", p90 " + SignificantText(p.SpreadAt(0.9)) + ", p99 " +
+           SignificantText(p.SpreadAt(0.99)) + ", p99.9 " + SignificantText(p.SpreadAt(0.999)) + ", max " +
+           SignificantText(p.SpreadAt(1.0)) + "\n";
   if (!p.exec_factor_by_idle_us.empty()) {
-    out.precision(2);
-    out << "  time by idle gap before it (x median):";
-    for (const auto& [gap, factor] : p.exec_factor_by_idle_us) out << " " << gap / 1000.0 << " ms " << factor;
-    out << "\n";
+    out += "  time by idle gap before it (x median):";
+    for (const auto& [gap, factor] : p.exec_factor_by_idle_us)
+      out += " " + SignificantText(gap / 1000.0) + " ms " + SignificantText(factor);
+    out += "\n";
   }
-  out.precision(1);
-  out << "  start to ready:";
-  for (const auto& [level, us] : p.start_us) out << " " << level << " " << us / 1000.0 << " ms";
-  out << "\n";
+  out += "  start to ready:";
+  for (const auto& [level, us] : p.start_us) out += " " + level + " " + SignificantText(us / 1000.0) + " ms";
+  out += "\n";
   if (!profile.memory_kb.empty()) {
-    out << "  memory (KiB):";
-    for (const auto& [kind, kb] : profile.memory_kb) out << " " << kind << " " << kb;
-    out << "\n";
+    out += "  memory (MB):";
+    for (const auto& [kind, kb] : profile.memory_kb) out += " " + kind + " " + SignificantText(kb / 1024.0);
+    out += "\n";
   }
-  return out.str();
+  return out;
 }
 
 std::vector<std::string> StartKeysFor(const ModelConfig& config) {

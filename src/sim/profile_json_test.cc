@@ -79,10 +79,13 @@ TEST(ProfileJsonTest, SummaryIsShortAndShowsTheSpreadsQuantiles) {
   EXPECT_NE(text.find("1001 points"), std::string::npos) << text;
   EXPECT_NE(text.find("p50 1.00"), std::string::npos) << text;
   EXPECT_NE(text.find("max 4.00"), std::string::npos) << text;
-  EXPECT_NE(text.find("8=300 us"), std::string::npos) << text;
-  EXPECT_NE(text.find("exec 471.5 ms"), std::string::npos) << text;
-  EXPECT_NE(text.find("cgroup_peak 2048"), std::string::npos) << text;
+  // Per batch size: the median and the p99 the spread gives (x 4.00 past its 990th point).
+  EXPECT_NE(text.find("\n     1    0.100    0.400\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n     8    0.300     1.20\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("exec 472 ms"), std::string::npos) << text;
+  EXPECT_NE(text.find("memory (MB): cgroup_peak 2.00"), std::string::npos) << text;
   EXPECT_EQ(text.find("exec_spread"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0.000000"), std::string::npos) << text;
 }
 
 ProfileFile ProfileOf(const std::string& model) {

@@ -239,7 +239,8 @@ def main():
     rng = random.Random(SEED)
     repo = make_repository()
     log = open(os.path.join(TMP, "server.log"), "w")
-    server = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(PORT)],
+    server = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(PORT), "--usage-log",
+                               os.path.join(TMP, "usage.jsonl")],
                               stdout=log, stderr=subprocess.STDOUT)
     actions = []  # what the chaos loop did, for the failure report
     unloaded = {}  # model -> (unloaded at, loaded again at)

@@ -530,6 +530,23 @@ def load_over_grpc_and_binary_http():
     assert bad.returncode == 2 and "--tensors binary" in bad.stderr, bad.stderr
 
 
+def load_against_a_closed_port():
+    """thaw load where nothing listens: exit 1, the failures counted as connection refused, and stderr says
+    that no request succeeded."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    out = os.path.join(TMP, "load_refused.json")
+    run = subprocess.run([THAW, "load", "--url", f"http://127.0.0.1:{closed}", "--model", "fraud", "--request",
+                          os.path.join(EXAMPLES, "requests", "fraud.json"), "--rate", "20", "--duration-s", "0.3",
+                          "--json", out], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, (run.returncode, run.stdout, run.stderr)
+    assert re.search(r"failures +connection refused \d+", run.stdout), run.stdout
+    assert "no request succeeded" in run.stderr and "connection refused" in run.stderr, run.stderr
+    summary = json.load(open(out))
+    assert summary["ok_2xx"] == 0 and summary["failures"]["connection_refused"] == summary["scheduled"] > 0, summary
+
+
 def classification_extension():
     """outputs[].parameters.classification N (Triton's classification extension): the top N classes per row as
     BYTES "score:index:label", labels from the output's labels file, the best one the reference's prediction."""
@@ -1347,6 +1364,7 @@ def main():
         check("gRPC: a Python client (grpcio, stubs from the project's .proto): health, metadata, config, stats, "
               "ModelInfer raw and typed match the references, errors as gRPC codes", grpc_python_client)
         check("thaw load over gRPC and with binary tensors: every request 200", load_over_grpc_and_binary_http)
+        check("thaw load against a closed port: exit 1, connection refused counted", load_against_a_closed_port)
         check("text in: textcls tokenizes raw UTF-8 in the model process; REST JSON, binary, raw and gRPC match "
               "the Python reference", text_in)
         check("errors: 404 unknown model, 400 bad bodies, 405 wrong method", errors)

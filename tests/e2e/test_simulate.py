@@ -14,6 +14,7 @@ Prints "N passed, N failed" and exits non-zero on any failure.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -213,6 +214,24 @@ def replay_two_models_then_profile_from_usage():
     assert replay["load"]["ok_2xx"] == 360, replay["load"]
     live = by_model(replay["server"])
     assert live["fraud"]["ok"] == 300 and live["fashion"]["ok"] == 60, live
+
+    # Text: the server's report as the table thaw simulate prints; with --profile and --config the simulation of
+    # the same trace beside it (a fresh server: its stats count from its start).
+    server, base, log = serve(repo, path("replay-usage-2.jsonl"))
+    try:
+        text = thaw("replay", "--trace", trace, "--url", base, "--target", f"fraud={REQUESTS}/fraud.json",
+                    "--target", f"fashion={REQUESTS}/fashion.json", "--profile", path("fraud.profile.json"),
+                    "--config", config("fraud"), "--profile", path("fashion.profile.json"), "--config",
+                    config("fashion"), "--rows", str(rows_of("fraud")))
+    finally:
+        stop(server, log)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert "--- latency of 2xx, ms ---" in out and "--- memory held, GB-s ---" in out, out
+    assert "simulated (--profile, --config) vs replayed" in out, out
+    assert re.search(r"\nfraud +invocations +300 +300 +\+0 ", out), out
+    assert re.search(r"\nfashion +invocations +60 +60 +\+0 ", out), out
+    assert "1970" not in out and '{"' not in out and "0.000000" not in out, out
 
     calibrated = path("fraud.calibrated.json")
     run = thaw("profile", "fraud", "--from-usage", usage, "--out", calibrated)
