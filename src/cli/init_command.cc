@@ -149,15 +149,6 @@ StatusOr<std::vector<TensorSpec>> ReadSpecs(simdjson::dom::object object, std::s
   return specs;
 }
 
-void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
-  w.BeginArray();
-  for (const TensorSpec& spec : specs) {
-    w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape").BeginArray();
-    for (int64_t dim : spec.shape) w.Int(dim);
-    w.EndArray().EndObject();
-  }
-  w.EndArray();
-}
 
 std::string SpecList(const std::vector<TensorSpec>& specs) {
   std::string out;
@@ -240,9 +231,9 @@ std::string InitConfigJson(const InitDescription& d) {
   std::string out;
   JsonWriter w(&out, {.indent_top_level = true});
   w.BeginObject().Key("inputs");
-  WriteSpecs(w, d.inputs);
+  WriteTensorSpecs(w, d.inputs);
   w.Key("outputs");
-  WriteSpecs(w, d.outputs);
+  WriteTensorSpecs(w, d.outputs);
   w.EndObject();
   return out + "\n";
 }

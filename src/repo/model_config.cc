@@ -468,9 +468,7 @@ Status ValidateModelConfig(const ModelConfig& c, const std::string& source) {
   return Status::Ok();
 }
 
-namespace {
-
-void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
+void WriteTensorSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
   w.BeginArray();
   for (const TensorSpec& spec : specs) {
     w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape").BeginArray();
@@ -488,16 +486,15 @@ void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
   w.EndArray();
 }
 
-}  // namespace
 
 std::string EncodeModelConfig(const ModelConfig& c) {
   std::string out;
   JsonWriter w(&out, {.indent_top_level = true});
   w.BeginObject().Field("backend", c.backend).Field("model_file", c.model_file).Field("platform", c.platform);
   w.Key("inputs");
-  WriteSpecs(w, c.inputs);
+  WriteTensorSpecs(w, c.inputs);
   w.Key("outputs");
-  WriteSpecs(w, c.outputs);
+  WriteTensorSpecs(w, c.outputs);
   w.Field("memory_mb", c.memory_mb).Field("timeout_ms", c.timeout_ms).Field("start_timeout_ms", c.start_timeout_ms);
   w.Field("max_concurrency", c.max_concurrency).Field("instance_concurrency", c.instance_concurrency);
   w.Field("min_instances", c.min_instances).Field("keep_alive_s", c.keep_alive_s).Field("max_queue", c.max_queue);

@@ -19,6 +19,8 @@
 
 namespace thaw {
 
+class JsonWriter;  // base/json_writer.h
+
 // An image input's layout, as Triton's model configuration names it (its
 // image clients read it); none for other tensors.
 enum class TensorFormat : uint8_t { kNone, kNchw, kNhwc };
@@ -187,6 +189,10 @@ StatusOr<ModelConfig> ParseModelConfig(std::string_view json, const std::string&
 // The config as config.json text (every field, defaults included);
 // ParseModelConfig reads it back to an equal config.
 std::string EncodeModelConfig(const ModelConfig& config);
+
+// Writes `specs` as config.json's "inputs"/"outputs" array (name, datatype,
+// shape, and format, labels, tokenizer where set) at `w`'s current position.
+void WriteTensorSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs);
 
 // Applies a JSON object of serverless settings (memory_mb, timeout_ms,
 // max_concurrency, ..., as in config.json) to `current` and validates the

@@ -38,16 +38,6 @@ StatusOr<TensorSpec> ParseInputArg(std::string_view text) {
   }
 }
 
-void WriteSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs) {
-  w.BeginArray();
-  for (const TensorSpec& spec : specs) {
-    w.BeginObject().Field("name", spec.name).Field("datatype", DataTypeName(spec.datatype)).Key("shape").BeginArray();
-    for (int64_t dim : spec.shape) w.Int(dim);
-    w.EndArray().EndObject();
-  }
-  w.EndArray();
-}
-
 }  // namespace
 
 StatusOr<DescribeArgs> ParseDescribeArgs(int argc, const char* const* argv) {
@@ -73,9 +63,9 @@ int RunDescribe(const DescribeArgs& args) {
   w.BeginObject();
   if (d.problem.empty()) {
     w.Key("inputs");
-    WriteSpecs(w, d.inputs);
+    WriteTensorSpecs(w, d.inputs);
     w.Key("outputs");
-    WriteSpecs(w, d.outputs);
+    WriteTensorSpecs(w, d.outputs);
   } else {
     w.Field("problem", d.problem).Field("message", d.engine_message);
     w.Key("file_version").Int(d.file_version).Key("max_file_version").Int(d.max_file_version);

@@ -1010,14 +1010,20 @@ def settings_api():
     assert status == 200 and json.loads(body)["max_queue"] == 8, body
     infer_json_as("fashion-capped", "fashion")
     infer_json_as("fashion-capped", "fashion")  # called twice in a row: hot, so it gets its template
-    before = wait_status("fashion-capped", lambda d: d["template_state"] == "ready", "template ready")["template"]["pid"]
+    warmed = wait_status("fashion-capped", lambda d: d["template_state"] == "ready", "template ready")
+    before = warmed["template"]["pid"]
+    warm_pids = sorted(i["pid"] for i in warmed["instances"])
+    assert warm_pids, warmed
     status, _, body = curl("PUT", "/v2/models/fashion-capped/settings", '{"keep_alive_s": 30, "keep_alive_policy": "histogram"}')
     assert status == 200, body
     config = json.loads(body)
     assert config["keep_alive_s"] == 30 and config["keep_alive_policy"] == "histogram" and config["max_queue"] == 8, config
     assert json.loads(curl("GET", "/v2/models/fashion-capped/settings")[2])["keep_alive_s"] == 30
     # Keep-alive is the runtime's: the template stays. A field workers read replaces it.
-    assert json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])["template"]["pid"] == before
+    after = json.loads(curl("GET", "/v2/models/fashion-capped/status")[2])
+    assert after["template"]["pid"] == before, after
+    # ...and the just-warmed instances keep running: a keep-alive change restarts nothing.
+    assert sorted(i["pid"] for i in after["instances"]) == warm_pids, (warm_pids, after)
     status, _, body = curl("PUT", "/v2/models/fashion-capped/settings", '{"threads": 2}')
     assert status == 200 and json.loads(body)["threads"] == 2, body
     # New instances start from a new template with the new settings.
