@@ -217,7 +217,12 @@ def load_gets(port, extra, status, token):
     env.pop("THAW_TOKEN", None)
     if token:
         env["THAW_TOKEN"] = token
-    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    # thaw load exits 1 when no request succeeded, saying why.
+    want_exit = 0 if status.startswith("2") else 1
+    assert run.returncode == want_exit, (run.returncode, run.stderr)
+    if want_exit:
+        assert "no request succeeded" in run.stderr, run.stderr
     result = json.load(open(summary))
     assert result["sent"] > 0 and result["status_counts"] == {status: result["sent"]}, result
 
