@@ -2,7 +2,7 @@
 KServe and AWS Lambda (CloudFormation), every object validated offline against the engines' real schemas
 (deploy/validate: npm kubernetes-models, @kubernetes-models/knative and @aws-cdk/aws-service-spec, installed with
 `npm ci` from its lock file) plus thaw's semantic checks; the validator
-refuses broken objects; the README's mapping tables are what `thaw deploy mappings` prints; bad arguments and values
+refuses broken objects; docs/deploy.md's mapping tables are what `thaw deploy mappings` prints; bad arguments and values
 are clear errors with nothing written; `thaw serve --models` deploys only the named models.
 
 Run: /usr/bin/python3 tests/e2e/test_deploy.py"""
@@ -117,12 +117,12 @@ def validator_refuses_broken_objects():
         assert expected in result.stderr, f"{name}: expected '{expected}' in\n{result.stderr}"
 
 
-def readme_tables_are_the_mappings():
-    readme = open(os.path.join(ROOT, "README.md")).read()
+def deploy_doc_tables_are_the_mappings():
+    readme = open(os.path.join(ROOT, "docs", "deploy.md")).read()
     for target in ("knative", "kserve", "lambda", "modelmesh"):
         run = run_thaw("deploy", "mappings", "--target", target, cwd=TMP)
         assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() in readme, f"README.md lacks the {target} table `thaw deploy mappings` prints"
+        assert run.stdout.strip() in readme, f"docs/deploy.md lacks the {target} table `thaw deploy mappings` prints"
         rows = [line for line in run.stdout.splitlines() if line.startswith("| `")]
         assert len(rows) == 29, f"{target}: {len(rows)} settings"
 
@@ -185,7 +185,7 @@ def main():
               render_and_validate_all)
     if state.get("dirs"):
         check("the validator refuses broken objects (schema and meaning)", validator_refuses_broken_objects)
-    check("README's mapping tables are `thaw deploy mappings`, every setting listed", readme_tables_are_the_mappings)
+    check("docs/deploy.md's mapping tables are `thaw deploy mappings`, every setting listed", deploy_doc_tables_are_the_mappings)
     check("bad arguments and values: clear errors, exit 2 / 1, nothing written", clear_errors_and_nothing_written)
     check("thaw serve --models deploys only the named models; an unknown name is an error",
           serve_models_deploys_only_those)
