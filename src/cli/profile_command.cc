@@ -412,6 +412,13 @@ int RunProfile(const ProfileCommandOptions& o) {
             out.memory_kb["template_cgroup_peak"] = *peak / 1024;
       }
     }
+    // Its artifact, prepared in the background from this model's run directory,
+    // is shared by content with the models measured next: let it finish before
+    // removing the directory (or the next models' preparation fails).
+    RunUntil(io, clock, [&] {
+      auto s = runtime.GetModelStatus(c.name);
+      return !s.ok() || c.start_path == StartPath::kExec || !s->preparing;
+    });
     (void)runtime.RemoveModel(c.name);
   }
 
