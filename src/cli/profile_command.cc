@@ -413,8 +413,8 @@ int RunProfile(const ProfileCommandOptions& o) {
       }
     }
     // Its artifact, prepared in the background from this model's run directory,
-    // is shared by content with the models measured next: let it finish before
-    // removing the directory (or the next models' preparation fails).
+    // is shared by content with the models measured next: let it finish, or
+    // removing the directory makes the runtime prepare it again from theirs.
     RunUntil(io, clock, [&] {
       auto s = runtime.GetModelStatus(c.name);
       return !s.ok() || c.start_path == StartPath::kExec || !s->preparing;

@@ -62,7 +62,7 @@ void Preparations::Request(const std::string& model, const std::string& run_dire
       job.waiters.push_back(std::move(waiter));
       return;
     }
-  queue_.push_back({*key, run_directory, timeout_ms, {std::move(waiter)}});
+  queue_.push_back({*key, timeout_ms, {std::move(waiter)}, ""});
   RunNext();
 }
 
@@ -72,7 +72,34 @@ void Preparations::Forget(const std::string& model) {
   };
   for (Job& job : queue_) drop(job);
   std::erase_if(queue_, [](const Job& job) { return job.waiters.empty(); });
-  if (running_) drop(*running_);  // it finishes for nobody (or for the others with that content)
+  if (!running_) return;
+  drop(*running_);
+  if (running_->source_model != model) return;  // it finishes for the others with that content
+  // Its source directory is about to go: prepare again from a remaining
+  // waiter's, first in line; or not at all if nobody else waits.
+  std::unique_ptr<Job> job = StopRunning(/*kill_child=*/true);
+  std::error_code ignored;
+  fs::remove(StorePath(job->key) + ".new", ignored);
+  artifact_bytes_ = 0;
+  staged_.clear();
+  LogEvent(LogLevel::kInfo, "model_prepare_restarted",
+           LogFields({{"key", job->key.substr(0, 16)}, {"removed", model},
+                      {"models", std::to_string(job->waiters.size())}}));
+  if (!job->waiters.empty()) queue_.push_front(std::move(*job));
+  RunNext();
+}
+
+std::unique_ptr<Preparations::Job> Preparations::StopRunning(bool kill_child) {
+  std::unique_ptr<Job> job = std::move(running_);
+  timer_.cancel();
+  // Without a pid yet, the child ends when it finds its socket closed.
+  if (kill_child && running_pid_ > 0) ::kill(running_pid_, SIGKILL);
+  running_pid_ = 0;
+  channel_->Close();
+  // The channel may be the caller: release it once this handler returns.
+  boost::asio::post(io_, [channel = std::move(channel_)]() {});
+  if (staged_.is_open()) staged_.close();
+  return job;
 }
 
 void Preparations::RunNext() {
@@ -86,6 +113,8 @@ void Preparations::RunNext() {
   }
   running_ = std::make_unique<Job>(std::move(queue_.front()));
   queue_.pop_front();
+  running_->source_model = running_->waiters.front().model;
+  const std::string source_dir = running_->waiters.front().run_directory;
   running_since_us_ = clock_.NowMicros();
   running_pid_ = 0;
   timer_.expires_after(std::chrono::milliseconds(running_->timeout_ms));
@@ -100,7 +129,7 @@ void Preparations::RunNext() {
     return;
   }
   channel_ = std::make_shared<InstanceChannel>(io_, fds[0]);
-  spawners_.Fork(*zygote, running_->source_dir, fds[1], /*prepare=*/true);  // closes fds[1]
+  spawners_.Fork(*zygote, source_dir, fds[1], /*prepare=*/true);  // closes fds[1]
   channel_->Start({
       .frame =
           [this](ipc::MessageType type, const std::string& payload) {
@@ -137,19 +166,11 @@ void Preparations::RunNext() {
 
 void Preparations::Finish(const Status& status) {
   if (!running_) return;
-  std::unique_ptr<Job> job = std::move(running_);
-  timer_.cancel();
-  running_pid_ = 0;
-  channel_->Close();
-  // The channel may be the caller: release it once this handler returns.
-  boost::asio::post(io_, [channel = std::move(channel_)]() {});
+  std::unique_ptr<Job> job = StopRunning(/*kill_child=*/false);  // it has finished, or was killed
   Status result = status;
   const bool none = status.ok() && artifact_bytes_ == 0;  // the backend has no artifact
   const std::string staged = StorePath(job->key) + ".new";
-  if (staged_.is_open()) {
-    staged_.close();
-    if (!staged_ && result.ok()) result = Internal("cannot write " + staged);
-  }
+  if (!staged_ && result.ok()) result = Internal("cannot write " + staged);
   std::error_code ec;
   if (result.ok() && !none) {
     fs::rename(staged, StorePath(job->key), ec);

@@ -12,7 +12,8 @@
 // content hash; it is written by the server, never by a worker.
 // Errors: a job that fails (the model does not load, the child dies) reports
 // its error for every model waiting on it; the models still start, from
-// their model file.
+// their model file. A model unloaded while its directory is the running
+// job's source restarts the job for the others (it does not fail them).
 // Threading: the io_context's thread only.
 #pragma once
 
@@ -56,6 +57,10 @@ class Preparations {
   void Request(const std::string& model, const std::string& run_directory, const std::string& model_file,
                int64_t timeout_ms);
   // The model was unloaded or reloaded: a pending request for it is dropped.
+  // A running job that prepares from this model's run directory (which the
+  // caller is about to remove or replace) is stopped, and started again from
+  // another waiting model's directory if any remain: a model sharing the
+  // content never fails because another one went away.
   void Forget(const std::string& model);
   // Jobs queued or running.
   size_t pending() const { return queue_.size() + (running_ ? 1 : 0); }
@@ -67,12 +72,15 @@ class Preparations {
   };
   struct Job {
     std::string key;
-    std::string source_dir;  // the run directory the child prepares from
     int64_t timeout_ms = 0;
-    std::vector<Waiter> waiters;
+    std::vector<Waiter> waiters;  // the first one's run directory is the source, once running
+    std::string source_model;     // whose run directory the running child prepares from
   };
   void RunNext();
   void Finish(const Status& status);
+  // Ends the running job's channel, deadline and staged file (and its child
+  // if `kill_child`), without reporting to its waiters; returns the job.
+  std::unique_ptr<Job> StopRunning(bool kill_child);
   Status Link(const std::string& key, const std::string& run_directory) const;
   std::string StorePath(const std::string& key) const {
     return store_dir_ + "/" + key + ".v" + std::to_string(kPreparedArtifactFormat);

@@ -1254,6 +1254,25 @@ TEST_F(RuntimeTest, NotReadyWhilePreparingThenTheFirstRequestIsANormalColdStart)
   EXPECT_EQ(c.spawner_wait_us + c.spawn_us + c.runtime_init_us + c.model_load_us + c.warmup_us + c.attach_us, c.init_us);
 }
 
+TEST_F(RuntimeTest, RemovingTheModelAnArtifactIsPreparedFromLeavesItToTheOthersWithThatContent) {
+  // Two models with one model file share one preparation, which runs from
+  // the first one's run directory; removing the first deletes that directory.
+  ModelConfig first = Load("fashion");
+  first.name = "fashion-a";
+  ModelConfig second = Load("fashion");
+  second.name = "fashion-b";
+  ASSERT_TRUE(runtime_->AddModel(Deploy(first)).ok());
+  ASSERT_TRUE(runtime_->AddModel(Deploy(second)).ok());
+  ASSERT_TRUE(runtime_->GetModelStatus("fashion-b")->preparing);
+  ASSERT_TRUE(runtime_->RemoveModel("fashion-a").ok());
+  RunUntil([&] { return !runtime_->GetModelStatus("fashion-b")->preparing; });
+  EXPECT_TRUE(runtime_->GetModelStatus("fashion-b")->prepared);
+  EXPECT_EQ(runtime_->ModelNotReadyReason("fashion-b").value(), "");
+  InferOutcome out = Run("fashion-b", {FloatTensor("image", {1, 1, 28, 28}, 0.5f)});
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.timing.start_level, StartLevel::kPrepared);
+}
+
 TEST_F(RuntimeTest, AForkAskedOfAZygoteStillStartingShowsTheWaitAsItsOwnPart) {
   RuntimeOptions options{BuildDir() + "/thaw-worker"};
   options.prepare = false;
