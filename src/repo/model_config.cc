@@ -532,14 +532,14 @@ StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view
   simdjson::padded_string current_text(encoded);
   object base;
   if (current_parser.parse(current_text).get_object().get(base)) return Internal("cannot re-read the current config");
-  static constexpr std::string_view kFixed[] = {"backend", "model_file", "platform", "inputs", "outputs"};
   std::vector<std::string_view> seen;
   for (auto field : patch) {
     // The merge below would silently take one of a repeated key's values.
     if (std::find(seen.begin(), seen.end(), field.key) != seen.end())
       return FieldError(source, field.key, "appears twice");
     seen.push_back(field.key);
-    if (std::find(std::begin(kFixed), std::end(kFixed), field.key) != std::end(kFixed))
+    if (std::find(std::begin(kModelIdentityFields), std::end(kModelIdentityFields), field.key) !=
+        std::end(kModelIdentityFields))
       return FieldError(source, field.key, "defines the model and cannot change while serving; edit config.json and load the model again");
     element ignored;
     if (base[field.key].get(ignored)) return FieldError(source, field.key, "unknown field");

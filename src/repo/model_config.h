@@ -83,6 +83,9 @@ inline constexpr char kPreparedArtifactFile[] = "thaw-prepared.pt";
 // Every field config.json may have (others are an error); README's config
 // table lists each of them.
 extern const std::string_view kModelConfigFields[29];
+// The fields that define the model itself: ApplySettings refuses them, and
+// settings/setting_changes.h classes exactly these as kModelIdentity.
+inline constexpr std::string_view kModelIdentityFields[] = {"backend", "model_file", "platform", "inputs", "outputs"};
 // The kind of bytes PrepareArtifact makes; part of an artifact's name in the
 // store, so a store never hands out an artifact of an older kind.
 inline constexpr int kPreparedArtifactFormat = 3;  // 3: flatbuffer, linear weights transposed unless a CNN
@@ -196,8 +199,8 @@ void WriteTensorSpecs(JsonWriter& w, const std::vector<TensorSpec>& specs);
 
 // Applies a JSON object of serverless settings (memory_mb, timeout_ms,
 // max_concurrency, ..., as in config.json) to `current` and validates the
-// result like a config file. Fields that define the model itself (backend,
-// model_file, platform, inputs, outputs) cannot change this way: kInvalidArgument
+// result like a config file. Fields that define the model itself
+// (kModelIdentityFields) cannot change this way: kInvalidArgument
 // naming the field, as for an unknown field or a bad value.
 StatusOr<ModelConfig> ApplySettings(const ModelConfig& current, std::string_view settings_json,
                                     const std::string& source);

@@ -11,7 +11,8 @@
 //    template they fork from (it loaded the config, its memory cgroup and its
 //    standby's are sized from memory_mb). A model with no template (exec or
 //    zygote path, or a cold one) restarts only its instances.
-//  - kModelIdentity: the model itself (engine, file, tensors, platform):
+//  - kModelIdentity: the model itself (engine, file, tensors, platform),
+//    exactly repo's kModelIdentityFields (the unit test holds them equal):
 //    PUT refuses them (ApplySettings); a repository load replaces the
 //    version after proving it (Runtime::ReloadModel), new workers as above.
 //

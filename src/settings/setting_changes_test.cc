@@ -16,6 +16,15 @@ TEST(SettingChanges, EveryConfigFieldHasAClass) {
   EXPECT_FALSE(SettingChangeOf("no_such_field").has_value());
 }
 
+// The fields a PUT refuses (repo's ApplySettings) are exactly the model's
+// identity here: a field in one list and not the other fails.
+TEST(SettingChanges, ModelIdentityIsWhatApplySettingsRefuses) {
+  const std::set<std::string_view> refused(std::begin(kModelIdentityFields), std::end(kModelIdentityFields));
+  for (std::string_view field : kModelConfigFields)
+    EXPECT_EQ(SettingChangeOf(field) == SettingChange::kModelIdentity, refused.contains(field)) << field;
+  for (std::string_view field : refused) EXPECT_TRUE(SettingChangeOf(field).has_value()) << field;
+}
+
 TEST(SettingChanges, RuntimeSettingsAreLiveWorkerSettingsAreNot) {
   for (std::string_view field : {"keep_alive_s", "keep_alive_policy", "max_queue", "max_concurrency", "min_instances",
                                  "timeout_ms", "start_timeout_ms", "batching", "max_batch_size", "max_queue_delay_us",
