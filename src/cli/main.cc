@@ -125,7 +125,10 @@ int Serve(const thaw::cli::ServeOptions& options, thaw::Micros process_start_us)
        .usage_log_path = options.usage_log_path,
        .log = {.flush_at_bytes = 64 << 10, .max_buffer_bytes = static_cast<size_t>(options.usage_log_buffer_mb) << 20}});
   if (!meter.ok()) {
-    std::cerr << "thaw: --usage-log: " << meter.status().message() << "\n";
+    std::cerr << "thaw: --usage-log: " << meter.status().message();
+    if (options.usage_log_path == thaw::cli::DefaultUsageLogPath())
+      std::cerr << " (the default state directory: set THAW_STATE_DIR to a writable directory, or give --usage-log FILE)";
+    std::cerr << "\n";
     return 2;
   }
   thaw::PrometheusMetrics metrics;

@@ -1330,6 +1330,42 @@ def usage_log_on_a_full_disk():
     assert lost and int(lost.group(1)) >= 4800, f"loss not reported at exit: {text[-800:]}"
 
 
+def default_usage_log_location():
+    """Without --usage-log the log goes to $THAW_STATE_DIR/usage.jsonl; a default directory that cannot be made
+    stops the server (exit 2) with the path and the variable to set."""
+    repo = os.path.join(TMP, "repo-state")
+    os.makedirs(repo)
+    os.symlink(os.path.join(EXAMPLES, "models", "fraud"), os.path.join(repo, "fraud"))
+    env = {k: v for k, v in os.environ.items() if k not in ("THAW_STATE_DIR", "XDG_STATE_HOME")}
+    port = free_port()
+    refused = subprocess.run([THAW, "serve", "--repo", repo, "--port", str(port)], capture_output=True, text=True,
+                             timeout=60, env=dict(env, HOME="/proc/no-home"))
+    assert refused.returncode == 2, f"exit {refused.returncode}: {refused.stderr[-600:]}"
+    assert "/proc/no-home/.local/state/thaw/usage.jsonl" in refused.stderr, refused.stderr[-600:]
+    assert "THAW_STATE_DIR" in refused.stderr, refused.stderr[-600:]
+    state_dir = os.path.join(TMP, "state")
+    served = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=dict(env, THAW_STATE_DIR=state_dir))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(400):
+            try:
+                if curl("GET", "/v2/health/live", base=base)[0] == 200:
+                    break
+            except subprocess.CalledProcessError:
+                time.sleep(0.05)
+        status, _, _ = curl("POST", "/v2/models/fraud/infer", json.dumps(load("requests", "fraud")).encode(), base=base)
+        assert status == 200, status
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(timeout=60) == 0
+    finally:
+        if served.poll() is None:
+            served.kill()
+            served.wait()
+    with open(os.path.join(state_dir, "usage.jsonl")) as f:
+        assert any('"fraud"' in line for line in f), "no fraud record in $THAW_STATE_DIR/usage.jsonl"
+
+
 def main():
     global server
     if not os.access(THAW, os.X_OK):
@@ -1447,6 +1483,8 @@ def main():
         check("thaw cost on the usage log equals a bill computed by hand from AWS prices", cost_equals_hand_bill)
         check("--usage-log /dev/full: requests served, drops counted in /metrics and ready, loss reported at exit",
               usage_log_on_a_full_disk)
+        check("without --usage-log the log goes to $THAW_STATE_DIR; an unwritable default stops the server naming it",
+              default_usage_log_location)
     finally:
         if server.poll() is None:
             server.kill()
