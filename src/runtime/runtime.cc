@@ -660,9 +660,11 @@ void Runtime::Shutdown() {
   RecordZygoteHeld();
   spawners_->Shutdown();
   while (!validations_.empty()) validations_.begin()->second->check->Cancel(Unavailable("server is shutting down"));
-  // Reap the processes just killed (templates, the zygote, exec instances),
-  // bounded, as a kill takes a moment.
-  processes_.Stop(500 * kMicrosPerMilli);
+  // Reap the processes just killed (templates, the zygote, exec instances)
+  // and remove their cgroups; it returns as soon as they are gone. The bound
+  // is generous because a kill can take seconds to complete (a large process
+  // under load, or built with AddressSanitizer: CI saw 500 ms run out).
+  processes_.Stop(5 * kMicrosPerSecond);
 }
 
 }  // namespace thaw

@@ -276,7 +276,9 @@ class Runtime {
   void Drain(std::function<void()> drained);
 
   // Fails queued and in-flight requests with kUnavailable and kills every
-  // instance. Idempotent.
+  // instance, then waits (at most 5 s, returning as soon as they are gone)
+  // for the killed processes to be reaped and their cgroups removed.
+  // Idempotent.
   void Shutdown();
 
   // Closes the provisioned and held-memory intervals open now (and reopens

@@ -9,6 +9,7 @@ requests under concurrency, a worker killed with SIGKILL mid-traffic, a
 request past its deadline (504), and a clean SIGTERM shutdown.
 Prints "N passed, N failed" and exits non-zero on any failure.
 """
+import contextlib
 import gzip
 import json
 import math
@@ -1277,6 +1278,28 @@ def hand_bill(path):
     return bill
 
 
+@contextlib.contextmanager
+def second_server(args, **popen):
+    """A thaw serve of its own (thaw serve ARGS); killed on the way out if still running."""
+    proc = subprocess.Popen([THAW, "serve"] + args, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_live(base=None, tries=200):
+    """Polls /v2/health/live every 50 ms until it answers 200 (at most `tries` times)."""
+    for _ in range(tries):
+        try:
+            if curl("GET", "/v2/health/live", base=base)[0] == 200:
+                return
+        except subprocess.CalledProcessError:
+            time.sleep(0.05)
+
+
 def usage_log_on_a_full_disk():
     repo = os.path.join(TMP, "repo-full")
     os.makedirs(repo)
@@ -1284,16 +1307,10 @@ def usage_log_on_a_full_disk():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = os.path.join(TMP, "server-full.log")
-    with open(log_path, "w") as log:
-        full = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(port), "--usage-log", "/dev/full",
-                                 "--usage-log-buffer-mb", "1"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(200):
-            try:
-                if curl("GET", "/v2/health/live", base=base)[0] == 200:
-                    break
-            except subprocess.CalledProcessError:
-                time.sleep(0.05)
+    with open(log_path, "w") as log, second_server(["--repo", repo, "--port", str(port), "--usage-log", "/dev/full",
+                                                   "--usage-log-buffer-mb", "1"], stdout=log,
+                                                  stderr=subprocess.STDOUT) as full:
+        wait_live(base)
         # 1 MB holds about 3,000 records: 4,800 requests (300 per connection) must overflow it.
         request = os.path.join(TMP, "hey_full.json")
         with open(request, "w") as f:
@@ -1319,10 +1336,6 @@ def usage_log_on_a_full_disk():
         assert_no_host_paths(body, "ready")
         full.send_signal(signal.SIGTERM)
         assert full.wait(timeout=60) == 0
-    finally:
-        if full.poll() is None:
-            full.kill()
-            full.wait()
     text = open(log_path).read()
     assert text.count("usage_log_error") == 1, "a failure streak is logged once"
     assert "usage_log_dropping" in text, "first drop not logged"
@@ -1344,24 +1357,14 @@ def default_usage_log_location():
     assert "/proc/no-home/.local/state/thaw/usage.jsonl" in refused.stderr, refused.stderr[-600:]
     assert "THAW_STATE_DIR" in refused.stderr, refused.stderr[-600:]
     state_dir = os.path.join(TMP, "state")
-    served = subprocess.Popen([THAW, "serve", "--repo", repo, "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=dict(env, THAW_STATE_DIR=state_dir))
-    try:
+    with second_server(["--repo", repo, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=dict(env, THAW_STATE_DIR=state_dir)) as served:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(400):
-            try:
-                if curl("GET", "/v2/health/live", base=base)[0] == 200:
-                    break
-            except subprocess.CalledProcessError:
-                time.sleep(0.05)
+        wait_live(base, tries=400)
         status, _, _ = curl("POST", "/v2/models/fraud/infer", json.dumps(load("requests", "fraud")).encode(), base=base)
         assert status == 200, status
         served.send_signal(signal.SIGTERM)
         assert served.wait(timeout=60) == 0
-    finally:
-        if served.poll() is None:
-            served.kill()
-            served.wait()
     with open(os.path.join(state_dir, "usage.jsonl")) as f:
         assert any('"fraud"' in line for line in f), "no fraud record in $THAW_STATE_DIR/usage.jsonl"
 
@@ -1376,12 +1379,7 @@ def main():
                                "--grpc-port", str(GRPC_PORT)],
                               stdout=log, stderr=subprocess.STDOUT)
     try:
-        for _ in range(200):
-            try:
-                if curl("GET", "/v2/health/live")[0] == 200:
-                    break
-            except subprocess.CalledProcessError:
-                time.sleep(0.05)
+        wait_live()
         check("metadata and health", metadata_and_health)
         check("cold start from zero (zygote + prepared artifact), then from the template it started: breakdown, level",
               cold_start_breakdown)
