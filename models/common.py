@@ -14,6 +14,10 @@ import torch
 
 SEED = 0
 
+# The quantized engine int8 variants are made and run on: the one the C++
+# backend selects on x86 (src/backend/torch_backend.cc).
+QUANTIZED_ENGINE = "onednn"
+
 # Server-side settings shared by every example model; per-model overrides are
 # passed to write_config().
 DEFAULT_CONFIG = {

@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-QUANTIZED_ENGINE = "onednn"  # the one the backend selects on x86 (torch_backend.cc)
 
 
 def main():
@@ -31,7 +30,7 @@ def main():
     parser.add_argument("--out", required=True, help="directory for MODEL.json")
     parser.add_argument("pairs", nargs="+", metavar="MODEL=REQUEST")
     args = parser.parse_args()
-    torch.backends.quantized.engine = QUANTIZED_ENGINE
+    torch.backends.quantized.engine = common.QUANTIZED_ENGINE
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     for pair in args.pairs:

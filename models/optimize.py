@@ -58,7 +58,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build_models as bm  # noqa: E402
 import common  # noqa: E402
 
-QUANTIZED_ENGINE = "onednn"
 METHODS = {
     "int8-dynamic": ("RiskMLP", "TextEncoder"),
     "int8-static": ("FashionNet",),
@@ -152,14 +151,14 @@ def int8_static(module, task, args):
     xt, _ = task.train
     gen = torch.Generator().manual_seed(common.SEED)
     idx = torch.randperm(len(xt), generator=gen)[:args.calibration]
-    prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(QUANTIZED_ENGINE), (xt[:1],))
+    prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(common.QUANTIZED_ENGINE), (xt[:1],))
     with torch.no_grad():
         for i in range(0, len(idx), 256):
             prepared(xt[idx[i:i + 256]])
     log(f"calibrated on {len(idx)} training images")
     # Traced, not scripted: FX's converted module scripts poorly; the CNN has no data-dependent control flow.
     return torch.jit.trace(convert_fx(prepared), xt[:1]), {
-        "scheme": "FX graph mode post-training static", "qconfig": f"default ({QUANTIZED_ENGINE})",
+        "scheme": "FX graph mode post-training static", "qconfig": f"default ({common.QUANTIZED_ENGINE})",
         "calibration_images": len(idx)}
 
 
@@ -296,10 +295,10 @@ def make_variant(task, args, method):
     base_params = count(task.module)
     if method == "int8-dynamic":
         q, how = int8_dynamic(task, args)
-        return torch.jit.script(q), how, QUANTIZED_ENGINE, base_params
+        return torch.jit.script(q), how, common.QUANTIZED_ENGINE, base_params
     if method == "int8-static":
         m, how = int8_static(task.module, task, args)
-        return m, how, QUANTIZED_ENGINE, base_params
+        return m, how, common.QUANTIZED_ENGINE, base_params
     if method in ("prune-magnitude", "prune-channels"):
         m, how = (prune_magnitude if method == "prune-magnitude" else prune_channels)(task, args)
         return m, how, None, count(m)
@@ -313,7 +312,7 @@ def make_variant(task, args, method):
     else:
         q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(student), {nn.Linear}, dtype=torch.qint8)
         m, how_q = torch.jit.script(q), {"layers": "Linear", "weights": "int8 per tensor"}
-    return m, {**how, "int8": how_q}, QUANTIZED_ENGINE, count(student)
+    return m, {**how, "int8": how_q}, common.QUANTIZED_ENGINE, count(student)
 
 
 # --------------------------------------------------------------------------
@@ -402,7 +401,7 @@ def main():
     if (args.request is None) != (args.references_dir is None):
         raise SystemExit("--request and --references-dir go together")
 
-    torch.backends.quantized.engine = QUANTIZED_ENGINE
+    torch.backends.quantized.engine = common.QUANTIZED_ENGINE
     base_dir = os.path.abspath(args.model_dir.rstrip("/"))
     if not os.path.isfile(os.path.join(base_dir, "config.json")):
         raise SystemExit(f"{base_dir}: no config.json; --model-dir names a model directory")
