@@ -417,7 +417,7 @@ int RunProfile(const ProfileCommandOptions& o) {
     // removing the directory makes the runtime prepare it again from theirs.
     RunUntil(io, clock, [&] {
       auto s = runtime.GetModelStatus(c.name);
-      return !s.ok() || c.start_path == StartPath::kExec || !s->preparing;
+      return !s.ok() || !s->preparing;
     });
     (void)runtime.RemoveModel(c.name);
   }
