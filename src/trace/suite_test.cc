@@ -8,8 +8,6 @@
 namespace thaw::trace {
 namespace {
 
-constexpr double kDay = 86400;
-
 std::map<uint32_t, std::vector<Micros>> TimesByFunction(const Trace& t) {
   std::map<uint32_t, std::vector<Micros>> out;
   for (const Arrival& a : t.arrivals) out[a.function].push_back(a.time_us);
