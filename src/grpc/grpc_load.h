@@ -6,27 +6,31 @@
 // What is sent: the KServe v2 JSON request given (the REST load's request
 // file) converted once to a ModelInferRequest whose tensors travel in
 // raw_input_contents, as Triton's clients and perf_analyzer send them. All
-// calls share one channel (one HTTP/2 connection, multiplexed).
+// calls share one HTTP/2 connection (multiplexed streams, libnghttp2), the
+// gRPC framing written here: the same bytes any gRPC client puts on the
+// wire, at the REST generator's cost per request (libgrpc's client took
+// about twice its CPU, which on a shared machine the server lost).
 //
 // Open loop, as the REST generator: a request is sent at its scheduled time
 // while fewer than max_in_flight calls are outstanding, else it is recorded
 // as kClientOverload. Latency runs from the scheduled time to the call's
 // completion. After the last send, calls still outstanding after
-// drain_timeout_s are cancelled and recorded as kTimeout.
+// drain_timeout_s are abandoned (the connection closes) and recorded as
+// kTimeout.
 //
 // Statuses: each completed call is a kResponse with the REST status of its
 // gRPC code (grpc/status_codes.h, the mapping thaw's gRPC server answers
 // with: OK 200, INVALID_ARGUMENT 400, ..., other codes 500), so summaries
-// read alike. gRPC does not tell a server's UNAVAILABLE from a lost
-// connection; Run therefore first waits up to connect_timeout_s for the
-// channel and returns kUnavailable if it never connects. Numeric response
-// parameters of a successful call are read as REST's are
+// read alike; an answer without grpc-status is its HTTP status (or 500).
+// Run first connects, retrying for up to connect_timeout_s, and returns
+// kUnavailable if it never does; a connection lost later makes the calls
+// out and every later one kError (kConnectionReset), without reconnecting.
+// Numeric response parameters of a successful call are read as REST's are
 // (load::RecordResponseParameter).
 //
-// Timestamps come from the Clock given; sleeps and the completion queue
-// only wait. Thread safety: Run blocks the calling thread, which sends; one
-// more thread of its own takes completions (besides gRPC's I/O threads).
-// One Run at a time.
+// Timestamps come from the Clock given; timers and the connect retry's
+// sleep only wait. Thread safety: Run blocks the calling thread, which does
+// everything (one io_context, no other thread). One Run at a time.
 // Errors: kInvalidArgument for bad options, a request that does not parse or
 // an unsorted schedule; kUnavailable if the server cannot be reached.
 #pragma once

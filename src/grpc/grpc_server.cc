@@ -1,26 +1,23 @@
 #include "grpc/grpc_server.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <grpcpp/grpcpp.h>
 #include <simdjson.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <atomic>
-#include <condition_variable>
+#include <functional>
 #include <limits>
-#include <mutex>
-#include <thread>
 #include <optional>
 #include <set>
-#include <type_traits>
+#include <unordered_map>
 #include <utility>
 
 #include "base/json_writer.h"
 #include "base/log.h"
-#include "grpc_service.grpc.pb.h"
-#include "model_runtime.grpc.pb.h"
+#include "grpc/grpc_transport.h"
+#include "grpc_service.pb.h"
+#include "model_runtime.pb.h"
 #include "repo/model_config.h"
 #include "grpc/status_codes.h"
 #include "protocol/v2.h"
@@ -31,8 +28,8 @@ namespace {
 namespace pb = ::inference;
 namespace mm = ::mmesh;
 
-grpc::Status GrpcStatus(int http_status, const std::string& message) {
-  return grpc::Status(GrpcCodeOf(http_status), message);
+GrpcCallStatus GrpcStatus(int http_status, const std::string& message) {
+  return GrpcCallStatus(GrpcCodeOf(http_status), message);
 }
 
 // The message of a REST error body ({"error": "..."}), else the body.
@@ -43,14 +40,7 @@ std::string ErrorMessage(const HttpResponse& response) {
   return response.body;
 }
 
-grpc::Status ErrorStatus(const HttpResponse& response) { return GrpcStatus(response.status, ErrorMessage(response)); }
-
-std::optional<std::string> Authorization(const grpc::ServerContextBase* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return std::nullopt;
-  return std::string(it->second.data(), it->second.size());
-}
+GrpcCallStatus ErrorStatus(const HttpResponse& response) { return GrpcStatus(response.status, ErrorMessage(response)); }
 
 // A model name as a path segment: the REST routes take no '/', '?' or empty names.
 bool IsPathSegment(const std::string& name) {
@@ -62,13 +52,13 @@ std::string ModelPath(const std::string& name, const std::string& version) {
 }
 
 template <typename Message>
-grpc::Status FromJson(const std::string& json, Message* message) {
+GrpcCallStatus FromJson(const std::string& json, Message* message) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;
   auto status = google::protobuf::util::JsonStringToMessage(json, message, options);
   if (!status.ok())
-    return grpc::Status(grpc::StatusCode::INTERNAL, "cannot convert the REST answer: " + std::string(status.message()));
-  return grpc::Status::OK;
+    return GrpcCallStatus(GrpcCode::kInternal, "cannot convert the REST answer: " + std::string(status.message()));
+  return GrpcCallStatus{};
 }
 
 // ---------------------------------------------------------------------------
@@ -226,24 +216,14 @@ void FillResponse(const std::string& model, const v2::InferRequest& request, Inf
 
 }  // namespace
 
-// Every RPC is served with gRPC's completion-queue API on one thread of
-// ours (queue_thread), which also polls the sockets: a call costs two thread
-// hops (to the io_context and back). The callback API added its poller and
-// callback threads: at 4,000 fraud req/s on two cores it needed 2.3x REST's
-// server CPU and 6 context switches per call; this way 2.2x and about 4,
-// REST needing 2 (README, Triton and KServe clients; bench/protocols).
-
-// One call of any RPC; its address is its completion-queue tag.
+// One call of any RPC: answered once, from the io thread.
 class AsyncCall {
  public:
   virtual ~AsyncCall() = default;
-  // Answers the call; any thread, once.
-  virtual void Finish(grpc::Status status) = 0;
-  // Its tag came off the queue (on the queue thread).
-  virtual void Proceed(bool ok) = 0;
+  virtual void Finish(GrpcCallStatus status) = 0;
 };
 
-struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public mm::ModelRuntime::AsyncService {
+struct GrpcServer::Impl {
   Impl(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options)
       : io(io), handler(handler), options(std::move(options)) {}
 
@@ -253,29 +233,29 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
     return static_cast<uint64_t>(status.instance_charge_mb + status.template_charge_mb) << 20;
   }
 
-  void MeshLoad(AsyncCall* reactor, grpc::ServerContext*, const mm::LoadModelRequest* request,
+  void MeshLoad(AsyncCall* reactor, const GrpcCall&, const mm::LoadModelRequest* request,
                 mm::LoadModelResponse* response) {
     boost::asio::post(io, [this, reactor, request, response] {
       Runtime& runtime = *options.model_runtime;
       const std::string& id = request->modelid();
       if (!IsPathSegment(id))
-        return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+        return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
                                             "modelId '" + id + "' cannot name a model (empty, or has '/', '?', '#', '%')"));
       if (!runtime.FindModel(id)) {
         auto config = LoadModelConfig(request->modelpath());
         if (!config.ok())
-          return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+          return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
                                               "modelPath '" + request->modelpath() + "': " + config.status().message()));
         config->name = id;
         if (Status added = runtime.AddModel(*config); !added.ok())
-          return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, added.message()));
+          return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument, added.message()));
         mesh_models.insert(id);
         LogEvent(LogLevel::kInfo, "modelmesh_load",
                  LogFields({{"model", LogValue(id)}, {"path", LogValue(request->modelpath())},
                             {"type", LogValue(request->modeltype())}}));
       }
       if (auto warmed = runtime.Warm(id, 1); !warmed.ok())
-        return MeshFail(reactor, id, grpc::StatusCode::INTERNAL, warmed.status().message());
+        return MeshFail(reactor, id, GrpcCode::kInternal, warmed.status().message());
       const int64_t polls = runtime.FindModel(id)->start_timeout_ms / 2 + 1;
       MeshWaitLoaded(reactor, id, response, polls);
     });
@@ -286,17 +266,17 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
     Runtime& runtime = *options.model_runtime;
     auto status = runtime.GetModelStatus(id);
     if (!status.ok())
-      return reactor->Finish(grpc::Status(grpc::StatusCode::ABORTED, "model '" + id + "' was unloaded while loading"));
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kAborted, "model '" + id + "' was unloaded while loading"));
     const bool up = std::any_of(status->instances.begin(), status->instances.end(), [](const InstanceStatus& i) {
       return i.state == InstanceState::kIdle || i.state == InstanceState::kBusy;
     });
     if (up) {
       response->set_sizeinbytes(ChargeBytes(*status));
-      return reactor->Finish(grpc::Status::OK);
+      return reactor->Finish(GrpcCallStatus{});
     }
     if (!status->last_start_error.empty())
-      return MeshFail(reactor, id, grpc::StatusCode::INTERNAL, status->last_start_error);
-    if (polls <= 0) return MeshFail(reactor, id, grpc::StatusCode::DEADLINE_EXCEEDED, "no instance within start_timeout_ms");
+      return MeshFail(reactor, id, GrpcCode::kInternal, status->last_start_error);
+    if (polls <= 0) return MeshFail(reactor, id, GrpcCode::kDeadlineExceeded, "no instance within start_timeout_ms");
     auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(2));
     timer->async_wait([this, timer, reactor, id, response, polls](const boost::system::error_code&) {
       MeshWaitLoaded(reactor, id, response, polls - 1);
@@ -304,47 +284,47 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
   }
 
   // A load that failed leaves nothing behind.
-  void MeshFail(AsyncCall* reactor, const std::string& id, grpc::StatusCode code, const std::string& why) {
+  void MeshFail(AsyncCall* reactor, const std::string& id, GrpcCode code, const std::string& why) {
     (void)options.model_runtime->RemoveModel(id);
     mesh_models.erase(id);
     LogEvent(LogLevel::kWarning, "modelmesh_load_failed", LogFields({{"model", LogValue(id)}, {"error", LogValue(why)}}));
-    reactor->Finish(grpc::Status(code, "model '" + id + "' failed to load: " + why));
+    reactor->Finish(GrpcCallStatus(code, "model '" + id + "' failed to load: " + why));
   }
 
-  void MeshUnload(AsyncCall* reactor, grpc::ServerContext*, const mm::UnloadModelRequest* request,
+  void MeshUnload(AsyncCall* reactor, const GrpcCall&, const mm::UnloadModelRequest* request,
                   mm::UnloadModelResponse*) {
     boost::asio::post(io, [this, reactor, request] {
       const std::string& id = request->modelid();
       if (options.model_runtime->FindModel(id)) {
         if (Status removed = options.model_runtime->RemoveModel(id); !removed.ok())
-          return reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, removed.message()));
+          return reactor->Finish(GrpcCallStatus(GrpcCode::kInternal, removed.message()));
         LogEvent(LogLevel::kInfo, "modelmesh_unload", LogFields({{"model", LogValue(id)}}));
       }
       mesh_models.erase(id);
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(GrpcCallStatus{});
     });
   }
 
-  void MeshPredictSize(AsyncCall* reactor, grpc::ServerContext*, const mm::PredictModelSizeRequest* request,
+  void MeshPredictSize(AsyncCall* reactor, const GrpcCall&, const mm::PredictModelSizeRequest* request,
                        mm::PredictModelSizeResponse* response) {
     // Reads one small file: fast, as ModelMesh asks. memory_mb bounds an instance.
     auto config = LoadModelConfig(request->modelpath());
     response->set_sizeinbytes(static_cast<uint64_t>(config.ok() ? config->memory_mb : thaw::ModelConfig().memory_mb) << 20);
-    reactor->Finish(grpc::Status::OK);
+    reactor->Finish(GrpcCallStatus{});
   }
 
-  void MeshSize(AsyncCall* reactor, grpc::ServerContext*, const mm::ModelSizeRequest* request,
+  void MeshSize(AsyncCall* reactor, const GrpcCall&, const mm::ModelSizeRequest* request,
                 mm::ModelSizeResponse* response) {
     boost::asio::post(io, [this, reactor, request, response] {
       auto status = options.model_runtime->GetModelStatus(request->modelid());
       if (!status.ok())
-        return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "model '" + request->modelid() + "' is not loaded"));
+        return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "model '" + request->modelid() + "' is not loaded"));
       response->set_sizeinbytes(ChargeBytes(*status));
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(GrpcCallStatus{});
     });
   }
 
-  void MeshStatus(AsyncCall* reactor, grpc::ServerContext*, const mm::RuntimeStatusRequest*,
+  void MeshStatus(AsyncCall* reactor, const GrpcCall&, const mm::RuntimeStatusRequest*,
                   mm::RuntimeStatusResponse* response) {
     boost::asio::post(io, [this, reactor, response] {
       // A (re)starting mesh knows of no model here: purge what it loaded before.
@@ -359,7 +339,7 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
       for (const char* method : {"inference.GRPCInferenceService/ModelInfer", "inference.GRPCInferenceService/ModelMetadata",
                                  "inference.GRPCInferenceService/ModelReady"})
         (*response->mutable_methodinfos())[method].add_idinjectionpath(1);
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(GrpcCallStatus{});
     });
   }
 
@@ -367,89 +347,87 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
 
   // The REST route's request on the handler (on the io thread); `done` gets
   // its response there.
-  void Rest(grpc::ServerContext* context, std::string method, std::string target, std::string body,
+  void Rest(const GrpcCall& call, std::string method, std::string target, std::string body,
             std::function<void(HttpResponse)> done) {
     HttpRequest request{.method = std::move(method), .target = std::move(target), .body = std::move(body)};
-    request.authorization = Authorization(context);
+    request.authorization = call.authorization;
     if (!request.body.empty()) request.content_type = "application/json";
-    boost::asio::post(io, [this, request = std::move(request), done = std::move(done)]() mutable {
-      handler.Handle(std::move(request), std::move(done));
-    });
+    handler.Handle(std::move(request), std::move(done));
   }
 
   // A REST GET whose JSON (wrapped by `wrap`) is the message.
   template <typename Message>
-  void JsonCall(AsyncCall* reactor, grpc::ServerContext* context, std::string method, std::string target,
+  void JsonCall(AsyncCall* reactor, const GrpcCall& call, std::string method, std::string target,
                 std::string body, Message* message, std::string (*wrap)(std::string)) {
-    Rest(context, std::move(method), std::move(target), std::move(body), [reactor, message, wrap](HttpResponse r) {
+    Rest(call, std::move(method), std::move(target), std::move(body), [reactor, message, wrap](HttpResponse r) {
       if (r.status != 200) return reactor->Finish(ErrorStatus(r));
       reactor->Finish(FromJson(wrap ? wrap(std::move(r.body)) : r.body, message));
     });
   }
 
-  void ServerLive(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerLiveRequest* request,
+  void ServerLive(AsyncCall* reactor, const GrpcCall& call, const pb::ServerLiveRequest* request,
                   pb::ServerLiveResponse* response) {
-    Rest(context, "GET", "/v2/health/live", "", [reactor, response](HttpResponse r) {
+    Rest(call, "GET", "/v2/health/live", "", [reactor, response](HttpResponse r) {
       response->set_live(r.status == 200);
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(GrpcCallStatus{});
     });
   }
 
-  void ServerReady(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerReadyRequest* request,
+  void ServerReady(AsyncCall* reactor, const GrpcCall& call, const pb::ServerReadyRequest* request,
                    pb::ServerReadyResponse* response) {
-    Rest(context, "GET", "/v2/health/ready", "", [reactor, response](HttpResponse r) {
+    Rest(call, "GET", "/v2/health/ready", "", [reactor, response](HttpResponse r) {
       if (r.status != 200 && r.status != 400) return reactor->Finish(ErrorStatus(r));
       response->set_ready(r.status == 200);
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(GrpcCallStatus{});
     });
   }
 
-  void ModelReady(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelReadyRequest* request,
+  void ModelReady(AsyncCall* reactor, const GrpcCall& call, const pb::ModelReadyRequest* request,
                   pb::ModelReadyResponse* response) {
     if (!IsPathSegment(request->name())) {
       response->set_ready(false);
-      return reactor->Finish(grpc::Status::OK);
+      return reactor->Finish(GrpcCallStatus{});
     }
-    Rest(context, "GET", ModelPath(request->name(), request->version()) + "/ready", "",
+    Rest(call, "GET", ModelPath(request->name(), request->version()) + "/ready", "",
          [reactor, response](HttpResponse r) {
            // Not ready and unknown are both "false", as Triton answers.
            if (r.status != 200 && r.status != 400 && r.status != 404) return reactor->Finish(ErrorStatus(r));
            response->set_ready(r.status == 200);
-           reactor->Finish(grpc::Status::OK);
+           reactor->Finish(GrpcCallStatus{});
          });
   }
 
-  void ServerMetadata(AsyncCall* reactor, grpc::ServerContext* context, const pb::ServerMetadataRequest* request,
+  void ServerMetadata(AsyncCall* reactor, const GrpcCall& call, const pb::ServerMetadataRequest* request,
                       pb::ServerMetadataResponse* response) {
-    return JsonCall(reactor, context, "GET", "/v2", "", response, nullptr);
+    return JsonCall(reactor, call, "GET", "/v2", "", response, nullptr);
   }
 
-  void ModelMetadata(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelMetadataRequest* request,
+  void ModelMetadata(AsyncCall* reactor, const GrpcCall& call, const pb::ModelMetadataRequest* request,
                      pb::ModelMetadataResponse* response) {
     if (!IsPathSegment(request->name()))
-      return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
-    return JsonCall(reactor, context, "GET", ModelPath(request->name(), request->version()), "", response, nullptr);
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "no model '" + request->name() + "'"));
+    return JsonCall(reactor, call, "GET", ModelPath(request->name(), request->version()), "", response, nullptr);
   }
 
-  void ModelConfig(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelConfigRequest* request,
+  void ModelConfig(AsyncCall* reactor, const GrpcCall& call, const pb::ModelConfigRequest* request,
                    pb::ModelConfigResponse* response) {
     if (!IsPathSegment(request->name()))
-      return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
-    return JsonCall(reactor, context, "GET", ModelPath(request->name(), request->version()) + "/config", "", response,
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "no model '" + request->name() + "'"));
+    return JsonCall(reactor, call, "GET", ModelPath(request->name(), request->version()) + "/config", "", response,
                     [](std::string json) { return "{\"config\":" + json + "}"; });
   }
 
-  void ModelStatistics(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelStatisticsRequest* request,
+  void ModelStatistics(AsyncCall* reactor, const GrpcCall& call, const pb::ModelStatisticsRequest* request,
                        pb::ModelStatisticsResponse* response) {
-    if (request->name().empty()) return JsonCall(reactor, context, "GET", "/v2/models/stats", "", response, nullptr);
+    if (request->name().empty()) return JsonCall(reactor, call, "GET", "/v2/models/stats", "", response, nullptr);
     if (!IsPathSegment(request->name()))
-      return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no model '" + request->name() + "'"));
-    return JsonCall(reactor, context, "GET", ModelPath(request->name(), request->version()) + "/stats", "", response, nullptr);
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "no model '" + request->name() + "'"));
+    return JsonCall(reactor, call, "GET", ModelPath(request->name(), request->version()) + "/stats", "", response, nullptr);
   }
 
-  void RepositoryIndex(AsyncCall* reactor, grpc::ServerContext* context, const pb::RepositoryIndexRequest* request,
+  void RepositoryIndex(AsyncCall* reactor, const GrpcCall& call, const pb::RepositoryIndexRequest* request,
                        pb::RepositoryIndexResponse* response) {
-    return JsonCall(reactor, context, "POST", "/v2/repository/index", request->ready() ? R"({"ready":true})" : "{}", response,
+    return JsonCall(reactor, call, "POST", "/v2/repository/index", request->ready() ? R"({"ready":true})" : "{}", response,
                     [](std::string json) { return "{\"models\":" + json + "}"; });
   }
 
@@ -471,204 +449,146 @@ struct GrpcServer::Impl : public pb::GRPCInferenceService::AsyncService, public 
     return json;
   }
 
-  void RepositoryModelLoad(AsyncCall* reactor, grpc::ServerContext* context, const pb::RepositoryModelLoadRequest* request,
+  void RepositoryModelLoad(AsyncCall* reactor, const GrpcCall& call, const pb::RepositoryModelLoadRequest* request,
                            pb::RepositoryModelLoadResponse* response) {
     if (!IsPathSegment(request->model_name()))
-      return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
                                             "'" + request->model_name() + "' is not a model name"));
-    Rest(context, "POST", "/v2/repository/models/" + request->model_name() + "/load",
+    Rest(call, "POST", "/v2/repository/models/" + request->model_name() + "/load",
          RepositoryBody(request->parameters()), [reactor](HttpResponse r) {
-           reactor->Finish(r.status == 200 ? grpc::Status::OK : ErrorStatus(r));
+           reactor->Finish(r.status == 200 ? GrpcCallStatus{} : ErrorStatus(r));
          });
   }
 
-  void RepositoryModelUnload(AsyncCall* reactor, grpc::ServerContext* context,
+  void RepositoryModelUnload(AsyncCall* reactor, const GrpcCall& call,
                              const pb::RepositoryModelUnloadRequest* request,
                              pb::RepositoryModelUnloadResponse* response) {
     if (!IsPathSegment(request->model_name()))
-      return reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
                                             "'" + request->model_name() + "' is not a model name"));
-    Rest(context, "POST", "/v2/repository/models/" + request->model_name() + "/unload", "",
-         [reactor](HttpResponse r) { reactor->Finish(r.status == 200 ? grpc::Status::OK : ErrorStatus(r)); });
+    Rest(call, "POST", "/v2/repository/models/" + request->model_name() + "/unload", "",
+         [reactor](HttpResponse r) { reactor->Finish(r.status == 200 ? GrpcCallStatus{} : ErrorStatus(r)); });
   }
 
-  void ModelInfer(AsyncCall* reactor, grpc::ServerContext* context, const pb::ModelInferRequest* request,
+  void ModelInfer(AsyncCall* reactor, const GrpcCall& call, const pb::ModelInferRequest* request,
                   pb::ModelInferResponse* response) {
     if (!request->model_version().empty() && request->model_version() != "1")
-      return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound,
                                           "model '" + request->model_name() + "' has no version '" +
                                               request->model_version() + "'; the only version is 1"));
-    // Decoded on the queue thread (it grows with the data); its errors are
-    // answered after the token and model checks, as over REST.
-    auto decoded = std::make_shared<StatusOr<v2::InferRequest>>(ToInferRequest(*request));
-    boost::asio::post(io, [this, reactor, request, response, authorization = Authorization(context), decoded]() mutable {
-      handler.InferTensors(request->model_name(), std::move(*decoded), std::move(authorization),
-                           [reactor, request, response](V2Handler::TensorsResult result) {
-                             if (result.http_status != 200)
-                               return reactor->Finish(GrpcStatus(result.http_status, result.outcome.status.message()));
-                             FillResponse(request->model_name(), *result.request, result.outcome, response);
-                             reactor->Finish(grpc::Status::OK);
-                           });
-    });
+    // Its decoding errors are answered after the token and model checks, as over REST.
+    handler.InferTensors(request->model_name(), ToInferRequest(*request), call.authorization,
+                         [reactor, request, response](V2Handler::TensorsResult result) {
+                           if (result.http_status != 200)
+                             return reactor->Finish(GrpcStatus(result.http_status, result.outcome.status.message()));
+                           FillResponse(request->model_name(), *result.request, result.outcome, response);
+                           reactor->Finish(GrpcCallStatus{});
+                         });
   }
 
-  // A unary RPC's call: armed on the queue with `arm` (the service's
-  // RequestX), served by `serve` (one of the handlers above).
+  // A unary RPC's call: its request parsed from the message, served by
+  // `serve` (one of the handlers above), its response sent on Finish.
   template <typename Request, typename Response>
   class UnaryCall final : public AsyncCall {
    public:
-    using Arm = void (Impl::*)(grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Response>*,
-                               grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
-    using Serve = void (Impl::*)(AsyncCall*, grpc::ServerContext*, const Request*, Response*);
+    using Serve = void (Impl::*)(AsyncCall*, const GrpcCall&, const Request*, Response*);
 
-    // Arms a call: the queue hands it back when a client makes one.
-    static void Await(Impl& impl, Arm arm, Serve serve) {
-      ++impl.calls_open;
-      auto* call = new UnaryCall(impl, arm, serve);
-      (impl.*arm)(&call->context_, &call->request_, &call->responder_, impl.queue.get(), impl.queue.get(), call);
+    static void Start(Impl& impl, Serve serve, GrpcCall call, GrpcResponder responder) {
+      auto* self = new UnaryCall(std::move(call), std::move(responder));
+      if (!self->request_.ParseFromString(self->call_.message))
+        return self->Finish(GrpcCallStatus{GrpcCode::kInvalidArgument,
+                                           "the request is not a valid " + self->request_.GetTypeName() + " message"});
+      std::string().swap(self->call_.message);
+      (impl.*serve)(self, self->call_, &self->request_, &self->response_);
     }
 
-    void Proceed(bool ok) override {
-      if (finishing_) {  // answered
-        delete this;
-        return;
-      }
-      if (!ok) {  // the server is shutting down: an armed call that never came
-        Impl& impl = impl_;
-        delete this;
-        impl.CloseCall();
-        return;
-      }
-      Await(impl_, arm_, serve_);  // the next call of this RPC
-      (impl_.*serve_)(this, &context_, &request_, &response_);
-    }
-
-    void Finish(grpc::Status status) override {
-      Impl& impl = impl_;
-      finishing_ = true;
-      responder_.Finish(response_, status, this);  // `this` may be gone from here on
-      impl.CloseCall();
+    void Finish(GrpcCallStatus status) override {
+      responder_.Finish(status, &response_);
+      delete this;
     }
 
    private:
-    UnaryCall(Impl& impl, Arm arm, Serve serve) : impl_(impl), arm_(arm), serve_(serve) {}
+    UnaryCall(GrpcCall call, GrpcResponder responder) : call_(std::move(call)), responder_(std::move(responder)) {}
 
-    Impl& impl_;
-    Arm arm_;
-    Serve serve_;
-    bool finishing_ = false;
-    grpc::ServerContext context_;
+    GrpcCall call_;
+    GrpcResponder responder_;
     Request request_;
     Response response_;
-    grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
   };
 
   template <typename Request, typename Response>
-  void Serve(typename UnaryCall<Request, Response>::Arm arm,
-             typename UnaryCall<Request, Response>::Serve serve, int armed) {
-    for (int i = 0; i < armed; ++i) UnaryCall<Request, Response>::Await(*this, arm, serve);
+  void Route(const char* method, typename UnaryCall<Request, Response>::Serve serve) {
+    routes[method] = [this, serve](GrpcCall call, GrpcResponder responder) {
+      UnaryCall<Request, Response>::Start(*this, serve, std::move(call), std::move(responder));
+    };
   }
 
-  void ServeAll() {
-    // Infer calls armed several at once, so a burst does not wait for re-arming.
-    Serve<pb::ModelInferRequest, pb::ModelInferResponse>(&Impl::RequestModelInfer, &Impl::ModelInfer, 8);
-    Serve<pb::ServerLiveRequest, pb::ServerLiveResponse>(&Impl::RequestServerLive, &Impl::ServerLive, 1);
-    Serve<pb::ServerReadyRequest, pb::ServerReadyResponse>(&Impl::RequestServerReady, &Impl::ServerReady, 1);
-    Serve<pb::ModelReadyRequest, pb::ModelReadyResponse>(&Impl::RequestModelReady, &Impl::ModelReady, 1);
-    Serve<pb::ServerMetadataRequest, pb::ServerMetadataResponse>(&Impl::RequestServerMetadata,
-                                                                 &Impl::ServerMetadata, 1);
-    Serve<pb::ModelMetadataRequest, pb::ModelMetadataResponse>(&Impl::RequestModelMetadata, &Impl::ModelMetadata, 1);
-    Serve<pb::ModelConfigRequest, pb::ModelConfigResponse>(&Impl::RequestModelConfig, &Impl::ModelConfig, 1);
-    Serve<pb::ModelStatisticsRequest, pb::ModelStatisticsResponse>(&Impl::RequestModelStatistics,
-                                                                   &Impl::ModelStatistics, 1);
-    Serve<pb::RepositoryIndexRequest, pb::RepositoryIndexResponse>(&Impl::RequestRepositoryIndex,
-                                                                   &Impl::RepositoryIndex, 1);
-    Serve<pb::RepositoryModelLoadRequest, pb::RepositoryModelLoadResponse>(&Impl::RequestRepositoryModelLoad,
-                                                                           &Impl::RepositoryModelLoad, 1);
-    Serve<pb::RepositoryModelUnloadRequest, pb::RepositoryModelUnloadResponse>(&Impl::RequestRepositoryModelUnload,
-                                                                               &Impl::RepositoryModelUnload, 1);
+  void RouteAll() {
+    constexpr const char* kInference = "/inference.GRPCInferenceService/";
+    auto name = [&](const char* method) { return std::string(kInference) + method; };
+    Route<pb::ModelInferRequest, pb::ModelInferResponse>(name("ModelInfer").c_str(), &Impl::ModelInfer);
+    Route<pb::ServerLiveRequest, pb::ServerLiveResponse>(name("ServerLive").c_str(), &Impl::ServerLive);
+    Route<pb::ServerReadyRequest, pb::ServerReadyResponse>(name("ServerReady").c_str(), &Impl::ServerReady);
+    Route<pb::ModelReadyRequest, pb::ModelReadyResponse>(name("ModelReady").c_str(), &Impl::ModelReady);
+    Route<pb::ServerMetadataRequest, pb::ServerMetadataResponse>(name("ServerMetadata").c_str(), &Impl::ServerMetadata);
+    Route<pb::ModelMetadataRequest, pb::ModelMetadataResponse>(name("ModelMetadata").c_str(), &Impl::ModelMetadata);
+    Route<pb::ModelConfigRequest, pb::ModelConfigResponse>(name("ModelConfig").c_str(), &Impl::ModelConfig);
+    Route<pb::ModelStatisticsRequest, pb::ModelStatisticsResponse>(name("ModelStatistics").c_str(),
+                                                                   &Impl::ModelStatistics);
+    Route<pb::RepositoryIndexRequest, pb::RepositoryIndexResponse>(name("RepositoryIndex").c_str(),
+                                                                   &Impl::RepositoryIndex);
+    Route<pb::RepositoryModelLoadRequest, pb::RepositoryModelLoadResponse>(name("RepositoryModelLoad").c_str(),
+                                                                           &Impl::RepositoryModelLoad);
+    Route<pb::RepositoryModelUnloadRequest, pb::RepositoryModelUnloadResponse>(name("RepositoryModelUnload").c_str(),
+                                                                               &Impl::RepositoryModelUnload);
     if (!options.model_runtime) return;
-    Serve<mm::LoadModelRequest, mm::LoadModelResponse>(&Impl::RequestloadModel, &Impl::MeshLoad, 2);
-    Serve<mm::UnloadModelRequest, mm::UnloadModelResponse>(&Impl::RequestunloadModel, &Impl::MeshUnload, 1);
-    Serve<mm::PredictModelSizeRequest, mm::PredictModelSizeResponse>(&Impl::RequestpredictModelSize,
-                                                                     &Impl::MeshPredictSize, 1);
-    Serve<mm::ModelSizeRequest, mm::ModelSizeResponse>(&Impl::RequestmodelSize, &Impl::MeshSize, 1);
-    Serve<mm::RuntimeStatusRequest, mm::RuntimeStatusResponse>(&Impl::RequestruntimeStatus, &Impl::MeshStatus, 1);
+    Route<mm::LoadModelRequest, mm::LoadModelResponse>("/mmesh.ModelRuntime/loadModel", &Impl::MeshLoad);
+    Route<mm::UnloadModelRequest, mm::UnloadModelResponse>("/mmesh.ModelRuntime/unloadModel", &Impl::MeshUnload);
+    Route<mm::PredictModelSizeRequest, mm::PredictModelSizeResponse>("/mmesh.ModelRuntime/predictModelSize",
+                                                                     &Impl::MeshPredictSize);
+    Route<mm::ModelSizeRequest, mm::ModelSizeResponse>("/mmesh.ModelRuntime/modelSize", &Impl::MeshSize);
+    Route<mm::RuntimeStatusRequest, mm::RuntimeStatusResponse>("/mmesh.ModelRuntime/runtimeStatus", &Impl::MeshStatus);
   }
 
-  void QueueLoop() {
-    void* tag = nullptr;
-    bool ok = false;
-    while (queue->Next(&tag, &ok)) static_cast<AsyncCall*>(tag)->Proceed(ok);
-  }
-
-  void CloseCall() {
-    if (--calls_open == 0) {
-      std::lock_guard lock(drain_mu);
-      drained.notify_all();
-    }
+  void Dispatch(GrpcCall call, GrpcResponder responder) {
+    auto route = routes.find(call.method);
+    if (route == routes.end())
+      return responder.Finish({GrpcCode::kUnimplemented, "no method '" + call.method + "' on this server"}, nullptr);
+    route->second(std::move(call), std::move(responder));
   }
 
   boost::asio::io_context& io;
   V2Handler& handler;
   GrpcServerOptions options;
-  std::unique_ptr<grpc::Server> server;
-  int port = 0;
-  std::unique_ptr<grpc::ServerCompletionQueue> queue;
-  std::thread queue_thread;
-  // Calls (of every RPC) armed or being served, not yet finished: Shutdown
-  // waits for them before the queue closes, since the io thread finishes
-  // calls, and armed ones come back through the queue.
-  std::atomic<int> calls_open = 0;
-  std::mutex drain_mu;
-  std::condition_variable drained;
+  std::unordered_map<std::string, std::function<void(GrpcCall, GrpcResponder)>> routes;
+  std::optional<GrpcTransport> transport;
 };
 
 GrpcServer::GrpcServer(boost::asio::io_context& io, V2Handler& handler, GrpcServerOptions options)
     : impl_(std::make_unique<Impl>(io, handler, std::move(options))) {}
 
-GrpcServer::~GrpcServer() { Shutdown(); }
+GrpcServer::~GrpcServer() = default;
 
 Status GrpcServer::Start() {
-  grpc::ServerBuilder builder;
-  const std::string address = impl_->options.host + ":" + std::to_string(impl_->options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<size_t>(impl_->options.max_message_bytes, INT32_MAX)));
-  builder.SetMaxSendMessageSize(INT32_MAX);
-  builder.RegisterService(static_cast<pb::GRPCInferenceService::AsyncService*>(impl_.get()));
-  if (impl_->options.model_runtime) builder.RegisterService(static_cast<mm::ModelRuntime::AsyncService*>(impl_.get()));
-  impl_->queue = builder.AddCompletionQueue();
-  impl_->server = builder.BuildAndStart();
-  if (!impl_->server || impl_->port == 0) {
-    impl_->server.reset();
-    impl_->queue->Shutdown();
-    void* tag = nullptr;
-    bool ok = false;
-    while (impl_->queue->Next(&tag, &ok)) static_cast<AsyncCall*>(tag)->Proceed(false);
-    impl_->queue.reset();
-    return Unavailable("gRPC: cannot listen on " + address);
+  impl_->RouteAll();
+  impl_->transport.emplace(impl_->io,
+                           GrpcTransportOptions{.host = impl_->options.host,
+                                                .port = impl_->options.port,
+                                                .max_message_bytes = impl_->options.max_message_bytes},
+                           [impl = impl_.get()](GrpcCall call, GrpcResponder responder) {
+                             impl->Dispatch(std::move(call), std::move(responder));
+                           });
+  if (Status started = impl_->transport->Start(); !started.ok()) {
+    impl_->transport.reset();
+    return Unavailable("gRPC: " + started.message());
   }
-  impl_->ServeAll();
-  impl_->queue_thread = std::thread([this] { impl_->QueueLoop(); });
   return Status::Ok();
 }
 
-uint16_t GrpcServer::port() const { return static_cast<uint16_t>(impl_->port); }
+uint16_t GrpcServer::port() const { return impl_->transport ? impl_->transport->port() : 0; }
 
 void GrpcServer::Shutdown() {
-  if (!impl_->server) return;
-  impl_->server->Shutdown(std::chrono::system_clock::now() + impl_->options.shutdown_grace);
-  {
-    // Armed calls come back (not ok) through the queue and close.
-    // The runtime answers every request it took (its timeout bounds this);
-    // only then may the queue close under the io thread's Finish calls.
-    std::unique_lock lock(impl_->drain_mu);
-    impl_->drained.wait(lock, [this] { return impl_->calls_open == 0; });
-  }
-  impl_->queue->Shutdown();
-  impl_->queue_thread.join();
-  impl_->server->Wait();
-  impl_->server.reset();
+  if (impl_->transport) impl_->transport->Shutdown();
 }
 
 }  // namespace thaw

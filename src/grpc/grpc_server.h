@@ -8,14 +8,18 @@
 // Triton's proto (streaming, shared memory, trace, logging) answer
 // UNIMPLEMENTED.
 //
-// How: ModelInfer goes straight to V2Handler::InferTensors (the REST path's
+// How: the calls arrive over HTTP/2 (grpc/grpc_transport.h: libnghttp2 on
+// the io_context the runtime and handler live on, no thread of its own).
+// ModelInfer goes straight to V2Handler::InferTensors (the REST path's
 // validation, deadline, runtime and classification; no JSON in between),
 // tensors from raw_input_contents or typed contents and back as
 // raw_output_contents, as Triton's gRPC server answers. Every other RPC is
 // the REST route's request made on the handler (GET /v2/models/{m}/config,
 // ...) with its JSON read into the message, so the two protocols cannot
 // disagree. Access is the REST route's: the "authorization" metadata entry
-// carries the bearer token (server/auth.h), health RPCs are open.
+// carries the bearer token (server/auth.h), health RPCs are open. Request
+// messages may be compressed (grpc-encoding gzip or deflate); a method not
+// listed here is UNIMPLEMENTED.
 //
 // Errors: a gRPC status per HTTP status (grpc/status_codes.h: 400
 // INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404
@@ -38,11 +42,12 @@
 // every route like any other. Its calls can load any model directory the
 // server can read: serve it only where the mesh alone reaches the port.
 //
-// Threading: calls arrive on one thread of the server's own (a gRPC
-// completion queue, which also polls the sockets); each posts its work to
-// the io_context the runtime and handler live on, and finishes from there.
-// Start and Shutdown on one thread; Shutdown waits for RPCs in flight
-// (bounded by `shutdown_grace`), and must come before the io_context stops.
+// Threading: Start, and every call, on the io_context's thread (Start may
+// also come before the io_context runs). Shutdown from another thread while
+// the io_context runs: it stops taking calls and waits for those in flight
+// (the runtime's timeouts bound them); idempotent. Destroying the server
+// without Shutdown stops accepting and refuses calls on open connections
+// (UNAVAILABLE), but must not happen with calls in flight.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -60,7 +65,6 @@ struct GrpcServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8001;                   // 0 picks a free port
   size_t max_message_bytes = 256u << 20;  // a request message, as --max-body-mb for REST
-  std::chrono::milliseconds shutdown_grace{5000};
   // KServe ModelMesh's model-runtime API (mmesh.ModelRuntime,
   // model_runtime.proto) beside the inference service, on the same port,
   // when set (`thaw serve --modelmesh on`); it must outlive the server.

@@ -24,6 +24,7 @@
 #include "grpc/grpc_load.h"
 #endif
 #include "grpc_service.grpc.pb.h"
+#include "model_runtime.grpc.pb.h"
 #include "server/inference_statistics.h"
 
 namespace thaw {
@@ -271,6 +272,50 @@ TEST_F(GrpcServerTest, BadRequestsGetTheRestErrorsAsGrpcCodes) {
   pb::ModelInferRequest version = FraudRequest(true);
   version.set_model_version("7");
   EXPECT_EQ(stub_->ModelInfer(Context().get(), version, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// The HTTP/2 transport's own answers: compressed messages are inflated, a
+// method it does not serve is UNIMPLEMENTED, a message over the limit
+// (on the wire or once inflated) RESOURCE_EXHAUSTED.
+TEST_F(GrpcServerTest, CompressedMessagesLimitsAndUnknownMethods) {
+  pb::ModelInferResponse plain;
+  ASSERT_TRUE(stub_->ModelInfer(Context().get(), FraudRequest(true), &plain).ok());
+  for (grpc_compression_algorithm algorithm : {GRPC_COMPRESS_GZIP, GRPC_COMPRESS_DEFLATE}) {
+    auto context = Context();
+    context->set_compression_algorithm(algorithm);
+    pb::ModelInferResponse compressed;
+    grpc::Status status = stub_->ModelInfer(context.get(), FraudRequest(true), &compressed);
+    ASSERT_TRUE(status.ok()) << algorithm << ": " << status.error_message();
+    EXPECT_EQ(compressed.raw_output_contents(0), plain.raw_output_contents(0)) << algorithm;
+  }
+
+  // ModelMesh's service is not on a server started without it.
+  auto mesh = mmesh::ModelRuntime::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  mmesh::RuntimeStatusResponse runtime_status;
+  EXPECT_EQ(mesh->runtimeStatus(Context().get(), {}, &runtime_status).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+
+  // A second server with a 2 KiB message limit, on the same loop.
+  GrpcServer small(io_, *handler_, GrpcServerOptions{.port = 0, .max_message_bytes = 2048});
+  std::promise<Status> started;
+  asio::post(io_, [&] { started.set_value(small.Start()); });
+  ASSERT_TRUE(started.get_future().get().ok());
+  auto small_stub = pb::GRPCInferenceService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(small.port()), grpc::InsecureChannelCredentials()));
+  pb::ModelInferResponse response;
+  EXPECT_TRUE(small_stub->ModelInfer(Context().get(), FraudRequest(true, 2), &response).ok());  // 240 bytes of tensor
+  grpc::Status status = small_stub->ModelInfer(Context().get(), FraudRequest(true, 40), &response);  // 4,800
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("2048"), std::string::npos) << status.error_message();
+  // Compressed under the limit, inflated over it.
+  pb::ModelInferRequest zeros = FraudRequest(true, 40);
+  zeros.mutable_raw_input_contents(0)->assign(40 * 30 * 4, '\0');
+  auto context = Context();
+  context->set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  status = small_stub->ModelInfer(context.get(), zeros, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("inflates to more than 2048"), std::string::npos) << status.error_message();
+  small.Shutdown();
 }
 
 TEST_F(GrpcServerTest, TokensAreTheRestRoutesTokens) {

@@ -415,7 +415,8 @@ def triton_model_config():
 def grpc_python_client():
     """A Python gRPC client (python3-grpcio, stubs generated here from the project's .proto with protoc and
     grpc_python_plugin) on --grpc-port: health, metadata, Triton's config and statistics, and ModelInfer with raw
-    and with typed contents matching the Python reference for fraud and fashion; errors carry gRPC codes."""
+    and with typed contents matching the Python reference for fraud and fashion, compressed or not; errors carry
+    gRPC codes."""
     grpc, pb, pb_grpc = grpc_stubs(os.path.join(TMP, "grpc_stubs"))
     stub = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{GRPC_PORT}"))
     assert stub.ServerLive(pb.ServerLiveRequest()).live
@@ -459,6 +460,24 @@ def grpc_python_client():
         raise AssertionError("a wrong shape was served")
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "shape" in error.details(), error
+    # Compressed request messages (grpc-encoding gzip and deflate) give the same answer.
+    reference = load("requests", "fraud")
+    (tensor,) = reference["inputs"]
+    request = pb.ModelInferRequest(model_name="fraud")
+    request.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+    request.raw_input_contents.append(struct.pack("<%df" % len(flat(tensor["data"])), *flat(tensor["data"])))
+    plain = stub.ModelInfer(request, timeout=60).raw_output_contents
+    for compression in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+        assert stub.ModelInfer(request, timeout=60, compression=compression).raw_output_contents == plain, compression
+    # Not gRPC (curl over HTTP/2): a content-type other than application/grpc is HTTP 415; a method thaw does not
+    # serve is UNIMPLEMENTED (12) in trailers-only headers.
+    message = request.SerializeToString()
+    framed = b"\0" + struct.pack(">I", len(message)) + message
+    for content_type, expect in (("application/json", "HTTP/2 415"), ("application/grpc", "grpc-status: 12")):
+        out = subprocess.run(["curl", "-s", "-i", "--http2-prior-knowledge", "-H", f"content-type: {content_type}",
+                              "--data-binary", "@-", f"http://127.0.0.1:{GRPC_PORT}/inference.GRPCInferenceService/"
+                              "ModelStreamInfer"], input=framed, capture_output=True, timeout=10).stdout
+        assert expect.encode() in out, (content_type, out[:300])
 
 
 def text_in():
