@@ -1,5 +1,6 @@
 #include "grpc/grpc_load.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/message_lite.h>
 #include <nghttp2/nghttp2.h>
 
@@ -122,11 +123,19 @@ class Runner {
     nghttp2_session_callbacks_set_on_header_callback(callbacks, &OnHeader);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &OnStreamClose);
-    const int created = nghttp2_session_client_new(&session_, callbacks, this);
+    nghttp2_option* option = nullptr;
+    if (nghttp2_option_new(&option) != 0) {
+      nghttp2_session_callbacks_del(callbacks);
+      return Internal("nghttp2: out of memory");
+    }
+    nghttp2_option_set_no_closed_streams(option, 1);  // no priorities: nothing to keep them for
+    const int created = nghttp2_session_client_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (created != 0) return Internal("nghttp2: cannot start a session");
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kWindow)},
-                                               {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+                                               {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                               {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1}};
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kWindow);
     return Status::Ok();
@@ -277,13 +286,18 @@ class Runner {
     record.status = stream.grpc_status >= 0 ? HttpStatusOf(stream.grpc_status)
                                             : (stream.http_status != 200 ? stream.http_status : 500);
     if (stream.grpc_status != 0) return;
-    pb::ModelInferResponse response;
+    // On an arena in a block of the runner's: no allocation per field.
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.initial_block = arena_block_.data();
+    arena_options.initial_block_size = arena_block_.size();
+    google::protobuf::Arena arena(arena_options);
+    auto* response = google::protobuf::Arena::CreateMessage<pb::ModelInferResponse>(&arena);
     if (stream.body.size() < kPrefixBytes ||
-        !response.ParseFromArray(stream.body.data() + kPrefixBytes, static_cast<int>(stream.body.size() - kPrefixBytes))) {
+        !response->ParseFromArray(stream.body.data() + kPrefixBytes, static_cast<int>(stream.body.size() - kPrefixBytes))) {
       record.status = 500;
       return;
     }
-    ReadParameters(response, record, stream.index >= warmup_count_, means_);
+    ReadParameters(*response, record, stream.index >= warmup_count_, means_);
   }
 
   static Runner& Of(void* user_data) { return *static_cast<Runner*>(user_data); }
@@ -344,6 +358,7 @@ class Runner {
   asio::steady_timer drain_timer_;
   nghttp2_session* session_ = nullptr;
   std::array<uint8_t, 64 << 10> read_buffer_;
+  alignas(8) std::array<char, 8192> arena_block_;
   std::string out_;
   bool writing_ = false;
   bool closed_ = false;

@@ -118,13 +118,23 @@ struct Connection : std::enable_shared_from_this<Connection> {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &OnData);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &OnFrame);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &OnStreamClose);
-    const int created = nghttp2_session_server_new(&session, callbacks, this);
+    // No stream priorities (gRPC uses none): closed streams are freed at
+    // once, no priority tree is kept.
+    nghttp2_option* option = nullptr;
+    if (nghttp2_option_new(&option) != 0) {
+      nghttp2_session_callbacks_del(callbacks);
+      return false;
+    }
+    nghttp2_option_set_no_closed_streams(option, 1);
+    const int created = nghttp2_session_server_new2(&session, callbacks, this, option);
+    nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (created != 0) return false;
     const nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, kMaxFrameBytes},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
     if (nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow) != 0) return false;
@@ -297,12 +307,12 @@ struct Connection : std::enable_shared_from_this<Connection> {
     auto it = Of(user_data).streams.find(frame->hd.stream_id);
     if (it == Of(user_data).streams.end()) return 0;
     const std::string_view key(reinterpret_cast<const char*>(name), name_length);
-    std::string text(reinterpret_cast<const char*>(value), value_length);
+    const std::string_view text(reinterpret_cast<const char*>(value), value_length);
     Stream& stream = it->second;
-    if (key == ":path") stream.method = std::move(text);
-    else if (key == "content-type") stream.content_type = std::move(text);
-    else if (key == "authorization") stream.authorization = std::move(text);
-    else if (key == "grpc-encoding") stream.encoding = std::move(text);
+    if (key == ":path") stream.method = text;
+    else if (key == "content-type") stream.content_type = text;
+    else if (key == "authorization") stream.authorization = std::string(text);
+    else if (key == "grpc-encoding") stream.encoding = text;
     return 0;
   }
 

@@ -49,27 +49,48 @@ std::string FileText(const std::string& path) {
   return in ? std::string(std::istreambuf_iterator<char>(in), {}) : std::string();
 }
 
-// Milliseconds as MillisText writes them (3 decimals), a JSON number.
-JsonWriter& Millis(JsonWriter& w, std::string_view key, Micros us) { return w.Key(key).Raw(MillisText(us)); }
-
 }  // namespace
 
 // The response's parameters: flat scalars only, as the protocol allows
 // (cold_start_total_ms, cold_start_spawn_ms, ...; not an object).
+std::vector<ResponseParameter> TimingParameterList(const InvocationTiming& t) {
+  using P = ResponseParameter;
+  std::vector<P> list;
+  list.reserve(16);
+  list.push_back({"cold_start", t.cold_start});
+  if (t.cold_start) {
+    list.push_back({"start_path", StartPathName(t.start_path)});
+    list.push_back({"start_level", StartLevelName(t.start_level)});
+    for (const auto& [name, us] : ColdStartParts(t.cold))
+      list.push_back({"cold_start_" + std::string(name) + "_ms", P::Millis{us}});
+  }
+  list.push_back({"queue_ms", P::Millis{t.queue_us}});
+  list.push_back({"batch_wait_ms", P::Millis{t.batch_wait_us}});
+  list.push_back({"compute_ms", P::Millis{t.compute_us}});
+  list.push_back({"total_ms", P::Millis{t.total_us}});
+  list.push_back({"batch_size", int64_t{t.batch_size}});
+  list.push_back({"batch_requests", int64_t{t.batch_requests}});
+  list.push_back({"instance", static_cast<int64_t>(t.instance_id)});
+  if (!t.served_by.empty()) list.push_back({"served_by", t.served_by});
+  return list;
+}
+
 std::string TimingParameters(const InvocationTiming& t) {
   std::string json;
   JsonWriter w(&json);
-  w.BeginObject().Field("cold_start", t.cold_start);
-  if (t.cold_start) {
-    w.Field("start_path", StartPathName(t.start_path)).Field("start_level", StartLevelName(t.start_level));
-    for (const auto& [name, us] : ColdStartParts(t.cold)) Millis(w, "cold_start_" + std::string(name) + "_ms", us);
+  w.BeginObject();
+  for (const ResponseParameter& p : TimingParameterList(t)) {
+    w.Key(p.name);
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, ResponseParameter::Millis>) w.Raw(MillisText(v.us));
+          else if constexpr (std::is_same_v<V, std::string_view>) w.String(v);
+          else if constexpr (std::is_same_v<V, bool>) w.Bool(v);
+          else w.Int(v);
+        },
+        p.value);
   }
-  Millis(w, "queue_ms", t.queue_us);
-  Millis(w, "batch_wait_ms", t.batch_wait_us);
-  Millis(w, "compute_ms", t.compute_us);
-  Millis(w, "total_ms", t.total_us);
-  w.Field("batch_size", t.batch_size).Field("batch_requests", t.batch_requests).Field("instance", t.instance_id);
-  if (!t.served_by.empty()) w.Field("served_by", t.served_by);
   w.EndObject();
   return json;
 }

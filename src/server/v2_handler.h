@@ -78,6 +78,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "base/clock.h"
@@ -121,10 +122,18 @@ struct HttpResponse {
 
 HttpResponse ErrorResponse(const Status& status);
 
-// An infer response's "parameters": a JSON object of flat scalars (how the
-// request was served: cold_start, start_path, cold_start_<part>_ms,
-// queue_ms, batch_wait_ms, compute_ms, total_ms, batch_size, ...), the same
-// for REST and gRPC.
+// An infer response's "parameters": flat scalars saying how the request was
+// served (cold_start, start_path, cold_start_<part>_ms, queue_ms,
+// batch_wait_ms, compute_ms, total_ms, batch_size, ...), one list for REST
+// (TimingParameters, a JSON object) and gRPC (typed InferParameters).
+struct ResponseParameter {
+  struct Millis {
+    Micros us;  // written as milliseconds with 3 decimals (a double over gRPC)
+  };
+  std::string name;
+  std::variant<bool, int64_t, std::string_view, Millis> value;
+};
+std::vector<ResponseParameter> TimingParameterList(const InvocationTiming& timing);
 std::string TimingParameters(const InvocationTiming& timing);
 
 // Where the observability routes get their data; a route whose source is
