@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "grpc/grpc_wire.h"
 #include "grpc/status_codes.h"
 #include "grpc_service.pb.h"
 #include "protocol/v2.h"
@@ -33,7 +34,7 @@ using load::Outcome;
 using load::ParameterMean;
 using load::RequestRecord;
 
-constexpr size_t kPrefixBytes = 5;
+constexpr size_t kPrefixBytes = kGrpcPrefixBytes;
 constexpr int32_t kWindow = 1 << 30;
 
 StatusOr<pb::ModelInferRequest> ToMessage(const std::string& model, const std::string& json) {
@@ -75,12 +76,6 @@ void ReadParameters(const pb::ModelInferResponse& response, RequestRecord& recor
   }
 }
 
-
-nghttp2_nv Header(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
-}
 
 // One Run on one HTTP/2 connection. Single-threaded: everything happens in
 // handlers of its own io_context, as the REST generator's.
@@ -206,13 +201,13 @@ class Runner {
     stream->index = i;
     std::array<nghttp2_nv, 8> headers;
     size_t n = 0;
-    headers[n++] = Header(":method", "POST");
-    headers[n++] = Header(":scheme", "http");
-    headers[n++] = Header(":path", "/inference.GRPCInferenceService/ModelInfer");
-    headers[n++] = Header(":authority", authority_);
-    headers[n++] = Header("content-type", "application/grpc");
-    headers[n++] = Header("te", "trailers");
-    if (!authorization_.empty()) headers[n++] = Header("authorization", authorization_);
+    headers[n++] = Http2Header(":method", "POST");
+    headers[n++] = Http2Header(":scheme", "http");
+    headers[n++] = Http2Header(":path", "/inference.GRPCInferenceService/ModelInfer");
+    headers[n++] = Http2Header(":authority", authority_);
+    headers[n++] = Http2Header("content-type", "application/grpc");
+    headers[n++] = Http2Header("te", "trailers");
+    if (!authorization_.empty()) headers[n++] = Http2Header("authorization", authorization_);
     nghttp2_data_provider data{.source = {.ptr = stream.get()}, .read_callback = &ReadRequest};
     const int32_t id = nghttp2_submit_request(session_, nullptr, headers.data(), n, &data, this);
     if (id < 0) {
@@ -236,13 +231,7 @@ class Runner {
   void Flush() {
     if (writing_ || closed_) return;
     out_.clear();
-    for (;;) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) return Lost();
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    if (!TakeOutgoing(session_, &out_)) return Lost();
     if (out_.empty()) return;
     writing_ = true;
     asio::async_write(socket_, asio::buffer(out_), [this](boost::system::error_code ec, size_t) {
@@ -386,10 +375,8 @@ StatusOr<load::LoadResult> GrpcLoadGenerator::Run(const std::vector<Micros>& off
       return InvalidArgument("schedule offset " + std::to_string(i) + " is negative or out of order");
   auto message = ToMessage(options_.model, options_.request_json);
   if (!message.ok()) return message.status();
-  const size_t size = message->ByteSizeLong();
-  std::string framed(kPrefixBytes + size, '\0');
-  for (int b = 0; b < 4; ++b) framed[1 + b] = static_cast<char>((size >> (24 - 8 * b)) & 0xff);
-  message->SerializeToArray(framed.data() + kPrefixBytes, static_cast<int>(size));
+  auto framed = FramedGrpcMessage(*message);
+  if (!framed) return InvalidArgument("the request cannot be serialized as a ModelInferRequest");
 
   const bool ipv6 = url->host.find(':') != std::string::npos;
   const std::string authority = (ipv6 ? "[" + url->host + "]" : url->host) + ":" + std::to_string(url->port);
@@ -401,7 +388,7 @@ StatusOr<load::LoadResult> GrpcLoadGenerator::Run(const std::vector<Micros>& off
   const size_t warmup_count = static_cast<size_t>(
       std::lower_bound(offsets_us.begin(), offsets_us.end(), options_.warmup_us) - offsets_us.begin());
   // Large (it holds the io_context and a read buffer): off the stack.
-  auto runner = std::make_unique<Runner>(clock_, options_, offsets_us, std::move(framed), authority, warmup_count);
+  auto runner = std::make_unique<Runner>(clock_, options_, offsets_us, std::move(*framed), authority, warmup_count);
   if (Status connected = runner->Connect(endpoints); !connected.ok())
     return Unavailable("cannot connect to " + authority + " over gRPC: " + connected.message());
   return runner->Run();

@@ -4,7 +4,6 @@
 #include <google/protobuf/util/json_util.h>
 #include <simdjson.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <functional>
@@ -236,30 +235,28 @@ struct GrpcServer::Impl {
 
   void MeshLoad(AsyncCall* reactor, const GrpcCall&, const mm::LoadModelRequest* request,
                 mm::LoadModelResponse* response) {
-    boost::asio::post(io, [this, reactor, request, response] {
-      Runtime& runtime = *options.model_runtime;
-      const std::string& id = request->modelid();
-      if (!IsPathSegment(id))
+    Runtime& runtime = *options.model_runtime;
+    const std::string& id = request->modelid();
+    if (!IsPathSegment(id))
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
+                                          "modelId '" + id + "' cannot name a model (empty, or has '/', '?', '#', '%')"));
+    if (!runtime.FindModel(id)) {
+      auto config = LoadModelConfig(request->modelpath());
+      if (!config.ok())
         return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
-                                            "modelId '" + id + "' cannot name a model (empty, or has '/', '?', '#', '%')"));
-      if (!runtime.FindModel(id)) {
-        auto config = LoadModelConfig(request->modelpath());
-        if (!config.ok())
-          return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument,
-                                              "modelPath '" + request->modelpath() + "': " + config.status().message()));
-        config->name = id;
-        if (Status added = runtime.AddModel(*config); !added.ok())
-          return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument, added.message()));
-        mesh_models.insert(id);
-        LogEvent(LogLevel::kInfo, "modelmesh_load",
-                 LogFields({{"model", LogValue(id)}, {"path", LogValue(request->modelpath())},
-                            {"type", LogValue(request->modeltype())}}));
-      }
-      if (auto warmed = runtime.Warm(id, 1); !warmed.ok())
-        return MeshFail(reactor, id, GrpcCode::kInternal, warmed.status().message());
-      const int64_t polls = runtime.FindModel(id)->start_timeout_ms / 2 + 1;
-      MeshWaitLoaded(reactor, id, response, polls);
-    });
+                                            "modelPath '" + request->modelpath() + "': " + config.status().message()));
+      config->name = id;
+      if (Status added = runtime.AddModel(*config); !added.ok())
+        return reactor->Finish(GrpcCallStatus(GrpcCode::kInvalidArgument, added.message()));
+      mesh_models.insert(id);
+      LogEvent(LogLevel::kInfo, "modelmesh_load",
+               LogFields({{"model", LogValue(id)}, {"path", LogValue(request->modelpath())},
+                          {"type", LogValue(request->modeltype())}}));
+    }
+    if (auto warmed = runtime.Warm(id, 1); !warmed.ok())
+      return MeshFail(reactor, id, GrpcCode::kInternal, warmed.status().message());
+    const int64_t polls = runtime.FindModel(id)->start_timeout_ms / 2 + 1;
+    MeshWaitLoaded(reactor, id, response, polls);
   }
 
   // Polls every 2 ms until an instance of `id` is up (or its start failed).
@@ -294,16 +291,14 @@ struct GrpcServer::Impl {
 
   void MeshUnload(AsyncCall* reactor, const GrpcCall&, const mm::UnloadModelRequest* request,
                   mm::UnloadModelResponse*) {
-    boost::asio::post(io, [this, reactor, request] {
-      const std::string& id = request->modelid();
-      if (options.model_runtime->FindModel(id)) {
-        if (Status removed = options.model_runtime->RemoveModel(id); !removed.ok())
-          return reactor->Finish(GrpcCallStatus(GrpcCode::kInternal, removed.message()));
-        LogEvent(LogLevel::kInfo, "modelmesh_unload", LogFields({{"model", LogValue(id)}}));
-      }
-      mesh_models.erase(id);
-      reactor->Finish(GrpcCallStatus{});
-    });
+    const std::string& id = request->modelid();
+    if (options.model_runtime->FindModel(id)) {
+      if (Status removed = options.model_runtime->RemoveModel(id); !removed.ok())
+        return reactor->Finish(GrpcCallStatus(GrpcCode::kInternal, removed.message()));
+      LogEvent(LogLevel::kInfo, "modelmesh_unload", LogFields({{"model", LogValue(id)}}));
+    }
+    mesh_models.erase(id);
+    reactor->Finish(GrpcCallStatus{});
   }
 
   void MeshPredictSize(AsyncCall* reactor, const GrpcCall&, const mm::PredictModelSizeRequest* request,
@@ -316,32 +311,28 @@ struct GrpcServer::Impl {
 
   void MeshSize(AsyncCall* reactor, const GrpcCall&, const mm::ModelSizeRequest* request,
                 mm::ModelSizeResponse* response) {
-    boost::asio::post(io, [this, reactor, request, response] {
-      auto status = options.model_runtime->GetModelStatus(request->modelid());
-      if (!status.ok())
-        return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "model '" + request->modelid() + "' is not loaded"));
-      response->set_sizeinbytes(ChargeBytes(*status));
-      reactor->Finish(GrpcCallStatus{});
-    });
+    auto status = options.model_runtime->GetModelStatus(request->modelid());
+    if (!status.ok())
+      return reactor->Finish(GrpcCallStatus(GrpcCode::kNotFound, "model '" + request->modelid() + "' is not loaded"));
+    response->set_sizeinbytes(ChargeBytes(*status));
+    reactor->Finish(GrpcCallStatus{});
   }
 
   void MeshStatus(AsyncCall* reactor, const GrpcCall&, const mm::RuntimeStatusRequest*,
                   mm::RuntimeStatusResponse* response) {
-    boost::asio::post(io, [this, reactor, response] {
-      // A (re)starting mesh knows of no model here: purge what it loaded before.
-      for (const std::string& id : mesh_models) (void)options.model_runtime->RemoveModel(id);
-      mesh_models.clear();
-      response->set_status(mm::RuntimeStatusResponse::READY);
-      response->set_capacityinbytes(static_cast<uint64_t>(std::max<int64_t>(options.capacity_mb, 0)) << 20);
-      response->set_maxloadingconcurrency(1);
-      response->set_modelloadingtimeoutms(static_cast<uint32_t>(thaw::ModelConfig().start_timeout_ms));
-      response->set_defaultmodelsizeinbytes(static_cast<uint64_t>(thaw::ModelConfig().memory_mb) << 20);
-      response->set_runtimeversion("thaw-0.1.0");
-      for (const char* method : {"inference.GRPCInferenceService/ModelInfer", "inference.GRPCInferenceService/ModelMetadata",
-                                 "inference.GRPCInferenceService/ModelReady"})
-        (*response->mutable_methodinfos())[method].add_idinjectionpath(1);
-      reactor->Finish(GrpcCallStatus{});
-    });
+    // A (re)starting mesh knows of no model here: purge what it loaded before.
+    for (const std::string& id : mesh_models) (void)options.model_runtime->RemoveModel(id);
+    mesh_models.clear();
+    response->set_status(mm::RuntimeStatusResponse::READY);
+    response->set_capacityinbytes(static_cast<uint64_t>(std::max<int64_t>(options.capacity_mb, 0)) << 20);
+    response->set_maxloadingconcurrency(1);
+    response->set_modelloadingtimeoutms(static_cast<uint32_t>(thaw::ModelConfig().start_timeout_ms));
+    response->set_defaultmodelsizeinbytes(static_cast<uint64_t>(thaw::ModelConfig().memory_mb) << 20);
+    response->set_runtimeversion("thaw-0.1.0");
+    for (const char* method : {"inference.GRPCInferenceService/ModelInfer", "inference.GRPCInferenceService/ModelMetadata",
+                               "inference.GRPCInferenceService/ModelReady"})
+      (*response->mutable_methodinfos())[method].add_idinjectionpath(1);
+    reactor->Finish(GrpcCallStatus{});
   }
 
   std::set<std::string> mesh_models;  // loaded through loadModel (io thread)

@@ -1,8 +1,6 @@
 #include "grpc/grpc_transport.h"
 
 #include <fcntl.h>
-#include <google/protobuf/message_lite.h>
-#include <nghttp2/nghttp2.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "grpc/grpc_wire.h"
 #include "server/compression.h"
 
 namespace thaw {
@@ -30,7 +29,7 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-constexpr size_t kPrefixBytes = 5;  // compressed flag + big-endian length
+constexpr size_t kPrefixBytes = kGrpcPrefixBytes;
 constexpr size_t kReadBytes = 64 << 10;
 constexpr int32_t kStreamWindow = 16 << 20;
 constexpr int32_t kConnectionWindow = 256 << 20;
@@ -54,11 +53,7 @@ std::string PercentEncode(std::string_view message) {
   return out;
 }
 
-nghttp2_nv Header(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
-}
+constexpr std::string_view kAcceptEncoding = "identity,deflate,gzip";
 
 }  // namespace
 
@@ -97,10 +92,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
     std::string body;
     bool too_large = false;
     bool dispatched = false;
-    // The answer being sent: the framed message, then trailers.
+    // The answer being sent: the framed message, then grpc-status 0.
     std::string response;
     size_t sent = 0;
-    std::vector<std::pair<std::string, std::string>> trailers;
   };
 
   Connection(std::shared_ptr<Hub> hub, tcp::socket socket) : hub(std::move(hub)), socket(std::move(socket)) {}
@@ -230,9 +224,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
     } else {
       Stream& stream = it->second;
       stream.response = std::move(framed);
-      stream.trailers = {{"grpc-status", "0"}};
-      const nghttp2_nv headers[] = {Header(":status", "200"), Header("content-type", "application/grpc"),
-                                    Header("grpc-accept-encoding", "identity,deflate,gzip")};
+      const nghttp2_nv headers[] = {Http2Header(":status", "200"), Http2Header("content-type", "application/grpc"),
+                                    Http2Header("grpc-accept-encoding", kAcceptEncoding)};
       nghttp2_data_provider data{.source = {.ptr = &stream}, .read_callback = &ReadResponse};
       (void)nghttp2_submit_response(session, id, headers, std::size(headers), &data);
     }
@@ -243,15 +236,15 @@ struct Connection : std::enable_shared_from_this<Connection> {
   void SubmitStatus(int32_t id, const GrpcCallStatus& status, bool accept_encoding) {
     const std::string code = std::to_string(static_cast<int>(status.code));
     const std::string message = PercentEncode(status.message);
-    std::vector<nghttp2_nv> headers = {Header(":status", "200"), Header("content-type", "application/grpc"),
-                                       Header("grpc-status", code)};
-    if (!message.empty()) headers.push_back(Header("grpc-message", message));
-    if (accept_encoding) headers.push_back(Header("grpc-accept-encoding", "identity,deflate,gzip"));
+    std::vector<nghttp2_nv> headers = {Http2Header(":status", "200"), Http2Header("content-type", "application/grpc"),
+                                       Http2Header("grpc-status", code)};
+    if (!message.empty()) headers.push_back(Http2Header("grpc-message", message));
+    if (accept_encoding) headers.push_back(Http2Header("grpc-accept-encoding", kAcceptEncoding));
     (void)nghttp2_submit_response(session, id, headers.data(), headers.size(), nullptr);
   }
 
   void SubmitHttpError(int32_t id, std::string_view http_status) {
-    const nghttp2_nv headers[] = {Header(":status", http_status), Header("content-type", "text/plain")};
+    const nghttp2_nv headers[] = {Http2Header(":status", http_status), Http2Header("content-type", "text/plain")};
     (void)nghttp2_submit_response(session, id, headers, std::size(headers), nullptr);
   }
 
@@ -259,13 +252,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   void Flush() {
     if (writing || closed) return;
     out.clear();
-    for (;;) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session, &data);
-      if (n < 0) return Close();
-      if (n == 0) break;
-      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    if (!TakeOutgoing(session, &out)) return Close();
     if (out.empty()) {
       if (close_when_written || (!nghttp2_session_want_read(session) && !nghttp2_session_want_write(session))) Close();
       return;
@@ -351,9 +338,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
     stream.sent += n;
     if (stream.sent == stream.response.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      std::vector<nghttp2_nv> trailers;
-      for (const auto& [name, value] : stream.trailers) trailers.push_back(Header(name, value));
-      if (nghttp2_submit_trailer(session, stream_id, trailers.data(), trailers.size()) != 0)
+      const nghttp2_nv trailers[] = {Http2Header("grpc-status", "0")};
+      if (nghttp2_submit_trailer(session, stream_id, trailers, std::size(trailers)) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     return static_cast<ssize_t>(n);
@@ -418,23 +404,14 @@ GrpcResponder::GrpcResponder(std::shared_ptr<Hub> hub, std::weak_ptr<Connection>
 void GrpcResponder::Finish(const GrpcCallStatus& status, const google::protobuf::MessageLite* response) {
   if (!hub_) return;
   if (auto connection = connection_.lock()) {
-    std::string framed;
-    if (status.ok() && response) {
-      const size_t size = response->ByteSizeLong();
-      framed.resize(grpc_transport_internal::kPrefixBytes + size);
-      framed[0] = 0;
-      framed[1] = static_cast<char>((size >> 24) & 0xff);
-      framed[2] = static_cast<char>((size >> 16) & 0xff);
-      framed[3] = static_cast<char>((size >> 8) & 0xff);
-      framed[4] = static_cast<char>(size & 0xff);
-      if (!response->SerializeToArray(framed.data() + grpc_transport_internal::kPrefixBytes, static_cast<int>(size))) {
-        connection->Answer(stream_id_, {GrpcCode::kInternal, "cannot serialize the response"}, {});
-        framed.clear();
-      } else {
-        connection->Answer(stream_id_, status, std::move(framed));
-      }
+    if (!status.ok()) {
+      connection->Answer(stream_id_, status, {});
+    } else if (!response) {
+      connection->Answer(stream_id_, {GrpcCode::kInternal, "no response"}, {});
+    } else if (auto framed = FramedGrpcMessage(*response)) {
+      connection->Answer(stream_id_, status, std::move(*framed));
     } else {
-      connection->Answer(stream_id_, status.ok() ? GrpcCallStatus{GrpcCode::kInternal, "no response"} : status, {});
+      connection->Answer(stream_id_, {GrpcCode::kInternal, "cannot serialize the response"}, {});
     }
   }
   auto hub = std::move(hub_);
